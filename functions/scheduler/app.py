@@ -1,0 +1,27 @@
+"""Scheduler Lambda: plans a run and sends one SQS message per chunk."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from aurora_replication import scheduler
+from aurora_replication.config import load_settings
+from aurora_replication.services import Services
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+services = Services.from_settings(load_settings())
+
+
+@logger.inject_lambda_context(log_event=True)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    summary = scheduler.schedule(event, services)
+    logger.append_keys(run_id=summary["run_id"])
+    chunks = sum(t.get("chunks", 0) for t in summary["tables"].values())
+    metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=chunks)
+    return summary

@@ -1,0 +1,55 @@
+"""Worker Lambda: copies the chunks of an SQS batch, reporting partial batch failures."""
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from aurora_replication import worker
+from aurora_replication.config import load_settings
+from aurora_replication.models import ChunkMessage
+from aurora_replication.services import Services
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+processor = BatchProcessor(event_type=EventType.SQS)
+settings = load_settings()
+services = Services.from_settings(settings)
+idempotency = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=24 * 3600)
+persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr="pk", sort_key_attr="sk")
+
+
+@idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
+def handle_once(work: dict[str, Any]) -> dict[str, Any]:
+    """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id)."""
+    return worker.handle(ChunkMessage.model_validate(work["message"]), services)
+
+
+@tracer.capture_method
+def record_handler(record: SQSRecord) -> dict[str, Any]:
+    message = worker.parse_message(record.body)
+    logger.append_keys(run_id=message.run_id, table=message.plan.table, chunk=message.chunk_id, step=message.kind)
+    if settings.idempotency_enabled:
+        result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
+    else:
+        result = worker.handle(message, services)
+    metrics.add_metric(name="RowsCopied", unit=MetricUnit.Count, value=int(result.get("rows", 0) or 0))
+    return result
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    idempotency.register_lambda_context(context)
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

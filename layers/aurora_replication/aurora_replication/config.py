@@ -1,0 +1,45 @@
+"""Settings from environment variables, validated once at cold start."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aurora_replication.models import BadInputError, describe_validation_error
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    state_table: str = Field(alias="STATE_TABLE", min_length=1)
+    chunk_queue_url: str = Field(alias="CHUNK_QUEUE_URL", min_length=1)
+    dlq_url: str = Field(default="", alias="DLQ_URL")
+    source_secret_arn: str = Field(alias="SOURCE_SECRET_ARN", min_length=1)
+    target_secret_arn: str = Field(alias="TARGET_SECRET_ARN", min_length=1)
+    default_mode: Literal["full", "incremental", "auto"] = Field(default="auto", alias="DEFAULT_MODE")
+    default_chunk_rows: int = Field(default=100_000, alias="DEFAULT_CHUNK_ROWS", ge=1, le=10_000_000)
+    small_chunk_rows: int = Field(default=1_000, alias="SMALL_CHUNK_ROWS", ge=0, le=100_000)
+    stage_name: str = Field(default="AURORA_REPLICATION_STAGE", alias="STAGE_NAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
+    zero_date_policy: Literal["null"] = Field(default="null", alias="ZERO_DATE_POLICY")
+    watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
+    lease_seconds: int = Field(default=3600, alias="LEASE_SECONDS", ge=60)
+    min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
+    secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
+    idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")
+    work_dir: str = Field(default="/tmp", alias="WORK_DIR")
+
+
+@lru_cache(maxsize=1)
+def load_settings() -> Settings:
+    return settings_from(dict(os.environ))
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    try:
+        return Settings.model_validate(env)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("environment", e)) from None

@@ -1,0 +1,47 @@
+"""Lexicographic key-range predicates (``lower < key <= upper``), dialect-neutral.
+
+Row-value comparisons are spelled out as OR-chains, which MySQL's range optimiser uses with the
+key index and which every SQL engine accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+Quote = Callable[[str], str]
+
+
+def _lexicographic(key: Sequence[str], quote: Quote, strict_last: str, placeholder: str) -> str:
+    ors = []
+    for i, col in enumerate(key):
+        ands = [f"{quote(k)} = {placeholder}" for k in key[:i]]
+        op = strict_last if i == len(key) - 1 else strict_last[0]
+        ands.append(f"{quote(col)} {op} {placeholder}")
+        ors.append("(" + " AND ".join(ands) + ")")
+    return "(" + " OR ".join(ors) + ")"
+
+
+def _params(bound: Sequence[object]) -> list[object]:
+    params: list[object] = []
+    for i in range(len(bound)):
+        params.extend(bound[: i + 1])
+    return params
+
+
+def range_predicate(
+    key: Sequence[str],
+    lower: Sequence[object] | None,
+    upper: Sequence[object] | None,
+    quote: Quote,
+    placeholder: str = "%s",
+) -> tuple[str, list[object]]:
+    """SQL text and parameters for ``lower < key <= upper`` (either bound may be open)."""
+    parts: list[str] = []
+    params: list[object] = []
+    if lower is not None:
+        parts.append(_lexicographic(key, quote, ">", placeholder))
+        params.extend(_params(lower))
+    if upper is not None:
+        parts.append(_lexicographic(key, quote, "<=", placeholder))
+        params.extend(_params(upper))
+    return (" AND ".join(parts) or "1 = 1"), params

@@ -1,0 +1,99 @@
+"""Launcher for the fakesnow Snowflake emulator used by the local stack and the tests.
+
+Run as ``python -m aurora_replication.local.snowflake_emulator --port P --db-path DIR``.
+It differs from ``fakesnow -s`` in two ways, both documented in the README:
+
+* every connection shares one instance persisted under ``--db-path``, so state survives
+  between local runs and several workers see the same tables;
+* NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
+* staged CSV is read as text, so column types come from the table, as in Snowflake.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+
+def _patch_null_timestamps() -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    import fakesnow.arrow as fs_arrow
+
+    original = fs_arrow.timestamp_to_sf_struct
+
+    def timestamp_to_sf_struct(ts: Any) -> Any:
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original(ts)
+        if ts.null_count == 0:
+            return struct
+        fields = [struct.type.field(i) for i in range(struct.type.num_fields)]
+        return pa.StructArray.from_arrays(
+            [struct.field(i) for i in range(len(fields))], fields=fields, mask=pc.is_null(ts)
+        )
+
+    fs_arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
+
+
+def _patch_csv_types() -> None:
+    """Read staged CSV as text and let the target column types convert it, as Snowflake does.
+
+    The emulator otherwise lets DuckDB guess each column's type from a sample, which turns the
+    string '007' into the number 7.
+    """
+    from fakesnow import copy_into
+
+    original = copy_into.ReadCSV.read_expression
+
+    def read_expression(self: Any, url: str) -> Any:
+        expr = original(self, url)
+        expr.append("expressions", self.make_eq("all_varchar", True))
+        return expr
+
+    copy_into.ReadCSV.read_expression = read_expression  # type: ignore[method-assign]
+
+    # DuckDB names CSV columns column0..column9, but column00..column10 once there are more than
+    # ten: the emulator always says column{i}, so a COPY of 11+ columns fails. Pad the names.
+    from sqlglot import exp
+
+    original_inserts = copy_into._inserts
+
+    def _inserts(expr: Any, params: Any, urls: Any, parquet_info: Any = None) -> Any:
+        inserts = original_inserts(expr, params, urls, parquet_info)
+        width = len(str(max(len(expr.this.expressions) - 1, 0)))
+        for insert in inserts:
+            for col in insert.find_all(exp.Column):
+                name = col.name
+                if name.startswith("column") and name[6:].isdigit():
+                    col.set("this", exp.Identifier(this=f"column{int(name[6:]):0{width}d}"))
+        return inserts
+
+    copy_into._inserts = _inserts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--db-path", required=True, help="directory where databases persist")
+    args = parser.parse_args(argv)
+
+    import uvicorn
+
+    import fakesnow.server as fs_server
+    from fakesnow.instance import FakeSnow
+
+    _patch_null_timestamps()
+    _patch_csv_types()
+    os.makedirs(args.db_path, exist_ok=True)
+    fs_server.shared_fs = FakeSnow(db_path=args.db_path)
+    server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))
+    server.run()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,86 @@
+"""Reads ``template.yaml`` so the local stack builds the same queues, table and settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _CfnLoader(yaml.SafeLoader):
+    pass
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+class Template:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - safe loader subclass
+
+    def resource(self, name: str) -> dict[str, Any]:
+        return dict(self.doc["Resources"][name].get("Properties", {}))
+
+    def resolve(self, value: Any) -> Any:
+        """Literals as they are; ``!Ref Parameter`` to the parameter's default; anything else None."""
+        if isinstance(value, dict) and set(value) == {"Ref"}:
+            param = self.doc.get("Parameters", {}).get(value["Ref"])
+            return None if param is None else param.get("Default")
+        if isinstance(value, dict):
+            return None
+        return value
+
+    def queue_attributes(self, name: str) -> dict[str, str]:
+        props = self.resource(name)
+        attrs = {}
+        for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
+            if key in props:
+                attrs[key] = str(self.resolve(props[key]))
+        return attrs
+
+    def max_receive_count(self, queue: str) -> int:
+        return int(self.resource(queue)["RedrivePolicy"]["maxReceiveCount"])
+
+    def dead_letter_queue_of(self, queue: str) -> str:
+        target = self.resource(queue)["RedrivePolicy"]["deadLetterTargetArn"]
+        return str(target["Fn::GetAtt"][0])
+
+    def table_definition(self, name: str) -> dict[str, Any]:
+        props = self.resource(name)
+        return {
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": "PAY_PER_REQUEST",
+        }
+
+    def sqs_event(self, function: str) -> dict[str, Any]:
+        for event in self.resource(function).get("Events", {}).values():
+            if event.get("Type") == "SQS":
+                return dict(event["Properties"])
+        raise KeyError(f"{function} has no SQS event in {self.path}")
+
+    def function_timeout(self, function: str) -> int:
+        props = self.resource(function)
+        return int(self.resolve(props.get("Timeout", self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3))))
+
+    def function_dir(self, function: str) -> Path:
+        return self.path.parent / str(self.resource(function)["CodeUri"])
+
+    def literal_environment(self) -> dict[str, str]:
+        env = self.doc.get("Globals", {}).get("Function", {}).get("Environment", {}).get("Variables", {})
+        return {k: str(v) for k, v in env.items() if not isinstance(v, dict)}

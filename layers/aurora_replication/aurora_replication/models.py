@@ -1,0 +1,153 @@
+"""Validated shapes of everything that crosses a boundary: run requests, table plans, messages."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from aurora_replication.identifiers import InvalidIdentifierError, validate_identifier
+
+RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+Mode = Literal["full", "incremental", "auto"]
+ResolvedMode = Literal["full", "incremental"]
+KeyValue = str
+
+
+class BadInputError(ValueError):
+    """Input (a run request, a chunk message, a setting) that was rejected before any write."""
+
+
+def describe_validation_error(what: str, error: ValidationError) -> str:
+    parts = []
+    for e in error.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        parts.append(f"{loc}: {e['msg']}")
+    return f"invalid {what}: " + "; ".join(parts)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RunRequest(_Strict):
+    """What the scheduler is asked to do (the EventBridge Scheduler payload)."""
+
+    tables: list[str] = Field(min_length=1)
+    mode: Mode = "auto"
+    chunk_rows: int | None = Field(default=None, ge=1, le=10_000_000)
+    run_id: str | None = None
+    watermark_columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("tables", mode="before")
+    @classmethod
+    def _split_tables(cls, v: object) -> object:
+        if isinstance(v, str):
+            v = [t.strip() for t in v.split(",") if t.strip()]
+        return v
+
+    @field_validator("tables")
+    @classmethod
+    def _valid_tables(cls, v: list[str]) -> list[str]:
+        if "*" in v and len(v) > 1:
+            raise ValueError("'*' means every table and cannot be combined with table names")
+        seen: set[str] = set()
+        for name in v:
+            if name != "*":
+                try:
+                    validate_identifier(name, "table name")
+                except InvalidIdentifierError as e:
+                    raise ValueError(str(e)) from None
+            if name in seen:
+                raise ValueError(f"table {name!r} is listed twice")
+            seen.add(name)
+        return v
+
+    @field_validator("run_id")
+    @classmethod
+    def _valid_run_id(cls, v: str | None) -> str | None:
+        if v is not None and not RUN_ID_PATTERN.match(v):
+            raise ValueError("run_id must be 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+        return v
+
+    @field_validator("watermark_columns")
+    @classmethod
+    def _valid_watermarks(cls, v: dict[str, str]) -> dict[str, str]:
+        for table, column in v.items():
+            try:
+                validate_identifier(table, "table name")
+                validate_identifier(column, "watermark column")
+            except InvalidIdentifierError as e:
+                raise ValueError(str(e)) from None
+        return v
+
+
+class Column(_Strict):
+    name: str
+    kind: str
+    snowflake_type: str
+    target: str
+
+
+class TablePlan(_Strict):
+    """One table of one run: what to copy and how."""
+
+    table: str
+    target_table: str
+    columns: list[Column] = Field(min_length=1)
+    key: list[str] = Field(default_factory=list)
+    watermark: str | None = None
+    mode: ResolvedMode
+    notes: list[str] = Field(default_factory=list)
+
+    def column(self, name: str) -> Column:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+class ChunkMessage(_Strict):
+    """One SQS message: a chunk to copy, or the finalise step of a table (``kind``)."""
+
+    kind: Literal["chunk", "finalise"] = "chunk"
+    run_id: str
+    chunk_id: int = Field(ge=0)
+    chunk_count: int = Field(ge=0)
+    plan: TablePlan
+    lower: list[KeyValue] | None = None
+    upper: list[KeyValue] | None = None
+    window_from: str | None = None
+    window_to: str | None = None
+
+    @field_validator("run_id")
+    @classmethod
+    def _valid_run_id(cls, v: str) -> str:
+        if not RUN_ID_PATTERN.match(v):
+            raise ValueError("run_id must be 1-64 letters, digits, '-' or '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChunkMessage:
+        names = [c.name for c in self.plan.columns]
+        for n in [self.plan.table, *names]:
+            validate_identifier(n)
+        for k in self.plan.key:
+            if k not in names:
+                raise ValueError(f"key column {k!r} is not among the table's columns")
+        nkey = len(self.plan.key)
+        for label, bound in (("lower", self.lower), ("upper", self.upper)):
+            if bound is not None and len(bound) != nkey:
+                raise ValueError(f"{label} bound has {len(bound)} values but the key has {nkey} columns")
+        if (self.lower is not None or self.upper is not None) and not nkey:
+            raise ValueError("a table without a key is copied as one chunk without bounds")
+        if self.kind == "chunk" and self.chunk_id >= max(self.chunk_count, 1):
+            raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
+        if self.plan.mode == "incremental" and (not self.plan.watermark or not self.plan.key):
+            raise ValueError("incremental mode needs a key and a watermark column")
+        return self
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.plan.table}:{self.kind}:{self.chunk_id}"

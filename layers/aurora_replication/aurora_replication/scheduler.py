@@ -1,0 +1,159 @@
+"""The scheduler's work: validate the run request, plan every table, record the run, send chunks.
+
+Everything that can fail on bad input (unknown table, unsupported type, missing watermark)
+fails during planning, before anything is written to DynamoDB or SQS.
+"""
+
+from __future__ import annotations
+
+import secrets as pysecrets
+import time
+from decimal import Decimal
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from aurora_replication import source
+from aurora_replication.models import BadInputError, ChunkMessage, RunRequest, TablePlan, describe_validation_error
+from aurora_replication.services import Services
+
+logger = Logger(child=True)
+
+
+@dataclass
+class PlannedTable:
+    plan: TablePlan
+    bounds: list[tuple[list[str] | None, list[str] | None]]
+    window: tuple[str | None, str | None] | None
+    plan_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+
+def parse_request(event: Any, default_mode: str) -> RunRequest:
+    if not isinstance(event, dict):
+        raise BadInputError(f"run request must be a JSON object, got {type(event).__name__}")
+    payload = dict(event)
+    payload.setdefault("mode", default_mode)
+    try:
+        return RunRequest.model_validate(payload)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("run request", e)) from None
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
+
+
+def plan_table(conn: Any, services: Services, database: str, table: str, request: RunRequest) -> PlannedTable:
+    started = time.perf_counter()
+    s = services.settings
+    plan = source.discover_table(
+        conn, database, table, identifier_case=s.identifier_case, watermark=request.watermark_columns.get(table)
+    )
+    stored = services.state.get_watermark(table) if plan.watermark else None
+    mode = request.mode
+    notes = list(plan.notes)
+    if mode == "incremental" and (not plan.watermark or not plan.key):
+        missing = "a watermark column" if not plan.watermark else "a primary key or unique key"
+        raise BadInputError(
+            f"table {table!r} has no {missing}, so it cannot be copied incrementally; "
+            "use mode 'full' or 'auto', or name a watermark column in watermark_columns"
+        )
+    if mode == "auto":
+        mode = "incremental" if plan.watermark and plan.key and stored is not None else "full"
+        if mode == "full":
+            notes.append(
+                f"table {table!r}: full copy (auto mode: "
+                + ("no watermark column" if not plan.watermark else "no key" if not plan.key else "first run")
+                + ")"
+            )
+    plan = plan.model_copy(update={"mode": mode, "notes": notes})
+    window: tuple[str | None, str | None] | None = None
+    hi = source.max_watermark(conn, table, plan.watermark) if plan.watermark else None
+    if mode == "incremental":
+        window = (source.window_start(conn, plan, stored, s.watermark_overlap_seconds), hi)
+    else:
+        window = (None, hi)
+    chunk_rows = request.chunk_rows or s.default_chunk_rows
+    bounds = [] if source.is_empty(conn, table) else source.chunk_bounds(conn, table, plan.key, chunk_rows)
+    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes)
+
+
+def schedule(event: Any, services: Services) -> dict[str, Any]:
+    s = services.settings
+    request = parse_request(event, s.default_mode)
+    run_id = request.run_id or new_run_id()
+    conn = services.mysql()
+    try:
+        database = services.mysql_settings().dbname
+        available = source.list_tables(conn, database)
+        if request.tables == ["*"]:
+            names = available
+            if not names:
+                raise BadInputError(f"database {database!r} has no tables to replicate")
+        else:
+            unknown = [t for t in request.tables if t not in available]
+            if unknown:
+                raise BadInputError(
+                    f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
+                    f"available: {', '.join(available[:20]) or '(none)'}"
+                )
+            names = request.tables
+        planned = [plan_table(conn, services, database, t, request) for t in names]
+    finally:
+        conn.close()
+
+    # planning succeeded for every table: now write
+    services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
+    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for p in planned:
+        table = p.plan.table
+        for note in p.notes:
+            logger.info(note, extra={"run_id": run_id, "table": table})
+        ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)
+        if not ok:
+            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0)
+            logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
+            summary["tables"][table] = {"status": "declined", "reason": reason}
+            continue
+        chunk_count = len(p.bounds)
+        services.state.record_table(
+            run_id,
+            table,
+            status="running",
+            mode=p.plan.mode,
+            plan=p.plan.model_dump(mode="json"),
+            chunk_count=chunk_count,
+            window_from=p.window[0] if p.window else None,
+            window_to=p.window[1] if p.window else None,
+            plan_seconds=str(round(p.plan_seconds, 3)),
+            notes=p.notes,
+            started_at=Decimal(str(round(time.time(), 3))),
+        )
+        messages = [
+            ChunkMessage(
+                kind="chunk",
+                run_id=run_id,
+                chunk_id=i,
+                chunk_count=chunk_count,
+                plan=p.plan,
+                lower=lo,
+                upper=hi,
+                window_from=p.window[0] if p.window and p.plan.mode == "incremental" else None,
+                window_to=p.window[1] if p.window and p.plan.mode == "incremental" else None,
+            )
+            for i, (lo, hi) in enumerate(p.bounds)
+        ]
+        if not messages:  # empty table: nothing to copy, only the finalise step
+            messages = [ChunkMessage(kind="finalise", run_id=run_id, chunk_id=0, chunk_count=0, plan=p.plan)]
+        services.send_messages([m.model_dump_json() for m in messages])
+        summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
+        logger.info(
+            "table planned",
+            extra={"run_id": run_id, "table": table, "mode": p.plan.mode, "chunks": chunk_count,
+                   "plan_seconds": round(p.plan_seconds, 3)},
+        )
+    services.state.finish_run_if_complete(run_id)
+    return summary

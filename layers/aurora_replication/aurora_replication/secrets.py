@@ -1,0 +1,90 @@
+"""Connection settings from Secrets Manager, read through Powertools Parameters with caching.
+
+After an authentication failure the caller re-reads once with ``force=True`` (rotation).
+Nothing here is ever logged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.utilities import parameters
+
+from aurora_replication.models import BadInputError
+
+LOOPBACK = ("127.", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class MySQLSettings:
+    host: str
+    port: int
+    username: str
+    password: str = field(repr=False)
+    dbname: str
+    tls: bool
+
+    @classmethod
+    def from_secret(cls, s: dict[str, Any]) -> MySQLSettings:
+        missing = [k for k in ("host", "username", "password", "dbname") if not s.get(k)]
+        if missing:
+            raise BadInputError(f"source secret lacks {', '.join(missing)}; it must have the RDS shape")
+        host = str(s["host"])
+        tls = bool(s.get("tls", not host.startswith(LOOPBACK)))
+        return cls(host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls)
+
+
+@dataclass(frozen=True)
+class SnowflakeSettings:
+    account: str
+    user: str
+    database: str
+    schema: str
+    password: str | None = field(default=None, repr=False)
+    private_key: str | None = field(default=None, repr=False)
+    role: str | None = None
+    warehouse: str | None = None
+    host: str | None = None
+    port: int | None = None
+    protocol: str | None = None
+
+    @classmethod
+    def from_secret(cls, s: dict[str, Any]) -> SnowflakeSettings:
+        missing = [k for k in ("account", "user", "database", "schema") if not s.get(k)]
+        if missing:
+            raise BadInputError(f"target secret lacks {', '.join(missing)}")
+        if not s.get("password") and not s.get("private_key"):
+            raise BadInputError("target secret needs a password or a private_key")
+        return cls(
+            account=str(s["account"]),
+            user=str(s["user"]),
+            database=str(s["database"]),
+            schema=str(s["schema"]),
+            password=s.get("password"),
+            private_key=s.get("private_key"),
+            role=s.get("role"),
+            warehouse=s.get("warehouse"),
+            host=s.get("host"),
+            port=int(s["port"]) if s.get("port") else None,
+            protocol=s.get("protocol"),
+        )
+
+    @property
+    def is_emulator(self) -> bool:
+        return bool(self.host) and str(self.host).startswith(LOOPBACK)
+
+
+def read_secret(arn: str, max_age: int, force: bool = False) -> dict[str, Any]:
+    value = parameters.get_secret(arn, transform="json", max_age=max_age, force_fetch=force)
+    if not isinstance(value, dict):
+        raise BadInputError(f"secret {arn} must hold a JSON object")
+    return value
+
+
+def mysql_settings(arn: str, max_age: int, force: bool = False) -> MySQLSettings:
+    return MySQLSettings.from_secret(read_secret(arn, max_age, force))
+
+
+def snowflake_settings(arn: str, max_age: int, force: bool = False) -> SnowflakeSettings:
+    return SnowflakeSettings.from_secret(read_secret(arn, max_age, force))

@@ -1,0 +1,60 @@
+"""The clients a handler needs, built once per container from the validated settings."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from aurora_replication import secrets, source, target
+from aurora_replication.config import Settings
+from aurora_replication.state import StateStore
+
+
+def _no_fault(step: str) -> None:
+    """Production does nothing at step boundaries; fault tests inject crashes here."""
+
+
+@dataclass
+class Services:
+    settings: Settings
+    state: StateStore
+    sqs: Any
+    fault: Callable[[str], None] = field(default=_no_fault)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Services:
+        return cls(settings=settings, state=StateStore(settings.state_table), sqs=boto3.client("sqs"))
+
+    def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
+        return secrets.mysql_settings(self.settings.source_secret_arn, self.settings.secret_max_age_seconds, force)
+
+    def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
+        return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)
+
+    def mysql(self) -> Any:
+        return source.connect_with_rotation(self.mysql_settings)
+
+    def snowflake(self) -> Any:
+        return target.connect_with_rotation(self.snowflake_settings)
+
+    def send_messages(self, bodies: list[str]) -> None:
+        """Send in batches of ten; a partly failed batch is resent until every entry is accepted."""
+        for i in range(0, len(bodies), 10):
+            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
+            for _attempt in range(5):
+                resp = self.sqs.send_message_batch(QueueUrl=self.settings.chunk_queue_url, Entries=entries)
+                failed = {f["Id"] for f in resp.get("Failed", [])}
+                entries = [e for e in entries if e["Id"] in failed]
+                if not entries:
+                    break
+            if entries:
+                raise RuntimeError(f"SQS refused {len(entries)} chunk messages after 5 attempts")
+
+
+def mysql_database(services: Services) -> str:
+    return services.mysql_settings().dbname
+
+

@@ -1,0 +1,88 @@
+"""The staging file: gzip-compressed CSV that Snowflake's COPY reads without loss.
+
+Format (matching ``snowflake_sql.CSV_FILE_FORMAT``): comma-separated, NULL written as an unquoted
+``\\N``, every text value enclosed in double quotes with inner quotes doubled (so commas,
+newlines, backslashes and the empty string survive), numbers and dates unquoted. The last field
+is the chunk id, which lets a retry delete exactly what an earlier attempt of the chunk loaded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from aurora_replication import typemap
+from aurora_replication.models import TablePlan
+
+NULL = "\\N"
+Encoder = Callable[[Any], str]
+
+
+def _text(v: Any) -> str:
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8")
+    return '"' + v.replace('"', '""') + '"'
+
+
+def _raw(v: Any) -> str:
+    return v.decode("ascii") if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def _date(v: Any) -> str:
+    s = _raw(v)
+    return NULL if typemap.is_zero_date(s) else s
+
+
+_ENCODERS: dict[str, Encoder] = {
+    typemap.TEXT: _text,
+    typemap.JSON: _text,
+    typemap.TIME: _raw,
+    typemap.DATE: _date,
+    typemap.DATETIME: _date,
+}
+
+
+def encoders(plan: TablePlan) -> list[Encoder]:
+    return [_ENCODERS.get(c.kind, _raw) for c in plan.columns]
+
+
+def encode_value(enc: Encoder, v: Any) -> str:
+    return NULL if v is None else enc(v)
+
+
+def bound_value(kind: str, v: Any) -> Any:
+    """A value as bound into a multi-row INSERT (the small-chunk path): text, or None."""
+    if v is None:
+        return None
+    if isinstance(v, (bytes, bytearray)):
+        v = bytes(v).decode("utf-8")
+    if kind in (typemap.DATE, typemap.DATETIME) and typemap.is_zero_date(v):
+        return None
+    return v
+
+
+@dataclass
+class StagedFile:
+    path: str
+    rows: int
+    bytes: int
+
+
+def write_csv_gz(path: str, plan: TablePlan, rows: Iterable[tuple[Any, ...]], chunk_id: int) -> StagedFile:
+    encs = encoders(plan)
+    tail = f",{chunk_id}\n"
+    count = 0
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="") as f:
+        buf: list[str] = []
+        for row in rows:
+            buf.append(",".join([NULL if v is None else e(v) for e, v in zip(encs, row)]) + tail)
+            count += 1
+            if len(buf) >= 5000:
+                f.write("".join(buf))
+                buf.clear()
+        f.write("".join(buf))
+    return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))

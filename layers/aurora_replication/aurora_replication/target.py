@@ -1,0 +1,148 @@
+"""Everything that talks to Snowflake: connections and the load, merge, publish and checksum steps."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import snowflake.connector
+from snowflake.connector import SnowflakeConnection
+
+from aurora_replication import snowflake_sql as sql
+from aurora_replication.models import TablePlan
+from aurora_replication.secrets import SnowflakeSettings
+from aurora_replication.source import checksum_columns, fold_hashes
+
+# the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
+logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
+
+AUTH_ERRNOS = {390100, 390144, 394304, 390318}
+INSERT_BATCH_ROWS = 500
+
+
+def _private_key_der(pem: str) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(pem.encode(), password=None)
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+
+
+def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
+    kwargs: dict[str, Any] = {
+        "account": settings.account,
+        "user": settings.user,
+        "database": settings.database,
+        "schema": settings.schema,
+        "login_timeout": 30,
+        "network_timeout": 600,
+        "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": "aurora-snowflake-replication"},
+    }
+    for name in ("role", "warehouse", "host", "port", "protocol"):
+        if getattr(settings, name):
+            kwargs[name] = getattr(settings, name)
+    if settings.private_key:
+        kwargs["private_key"] = _private_key_der(settings.private_key)
+    else:
+        kwargs["password"] = settings.password
+    return snowflake.connector.connect(**kwargs)
+
+
+def connect_with_rotation(get_settings: Callable[[bool], SnowflakeSettings]) -> SnowflakeConnection:
+    try:
+        return connect(get_settings(False))
+    except snowflake.connector.errors.DatabaseError as e:
+        if getattr(e, "errno", None) in AUTH_ERRNOS:
+            return connect(get_settings(True))
+        raise
+
+
+def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+    cur = conn.cursor()
+    try:
+        cur.execute(statement, tuple(params) if params is not None else None)
+        try:
+            return list(cur.fetchall())
+        except snowflake.connector.errors.InterfaceError:
+            return []
+    finally:
+        cur.close()
+
+
+class Target:
+    """The Snowflake side of one worker: stage, load tables, target tables."""
+
+    def __init__(self, conn: SnowflakeConnection, stage: str) -> None:
+        self.conn = conn
+        self.stage = stage
+        self._stage_ready = False
+
+    def ensure_stage(self) -> None:
+        if not self._stage_ready:
+            execute(self.conn, sql.create_stage(self.stage))
+            self._stage_ready = True
+
+    def ensure_load_table(self, plan: TablePlan, run_id: str) -> str:
+        name = sql.load_table_name(plan, run_id)
+        execute(self.conn, sql.create_load_table(plan, name))
+        return name
+
+    def ensure_target_table(self, plan: TablePlan) -> None:
+        execute(self.conn, sql.create_target_table(plan))
+
+    def put(self, local_path: str, path: str) -> None:
+        self.ensure_stage()
+        execute(self.conn, sql.put_file(local_path, self.stage, path))
+
+    def _in_transaction(self, steps: Callable[[], None]) -> None:
+        execute(self.conn, "BEGIN")
+        try:
+            steps()
+        except BaseException:
+            execute(self.conn, "ROLLBACK")
+            raise
+        execute(self.conn, "COMMIT")
+
+    def load_file(self, plan: TablePlan, load_table: str, chunk_id: int, path: str) -> None:
+        """Replace the chunk's rows in the load table with the staged file, atomically."""
+
+        def steps() -> None:
+            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
+            execute(self.conn, sql.copy_into(plan, load_table, self.stage, path))
+
+        self._in_transaction(steps)
+
+    def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, rows: list[list[Any]]) -> None:
+        """The small-chunk path: multi-row INSERTs of bound values, atomically with the delete."""
+
+        def steps() -> None:
+            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
+            for i in range(0, len(rows), INSERT_BATCH_ROWS):
+                batch = rows[i : i + INSERT_BATCH_ROWS]
+                params = [v for row in batch for v in (*row, chunk_id)]
+                execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
+
+        self._in_transaction(steps)
+
+    def merge_chunk(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
+        execute(self.conn, sql.merge_chunk(plan, load_table), [chunk_id])
+
+    def publish(self, plan: TablePlan, load_table: str) -> None:
+        execute(self.conn, sql.publish(plan, load_table))
+
+    def drop(self, table: str) -> None:
+        execute(self.conn, sql.drop_table(table))
+
+    def exists(self, table: str) -> bool:
+        rows = execute(self.conn, sql.table_exists(), [table])
+        return bool(rows and rows[0][0])
+
+    def checksum(self, plan: TablePlan, table: str) -> tuple[int, str]:
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan)))
+            return fold_hashes(str(r[0]) for r in cur)
+        finally:
+            cur.close()

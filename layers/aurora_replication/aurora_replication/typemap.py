@@ -1,0 +1,108 @@
+"""MySQL to Snowflake type mapping: the one table of the README, in code.
+
+Each column gets a ``kind`` that says how its value is extracted from MySQL (as text), written
+to the staging file and compared in validation, and the Snowflake type it is stored as.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# kinds
+INTEGER = "integer"
+DECIMAL = "decimal"
+FLOAT = "float"
+BIT = "bit"
+TEXT = "text"
+BINARY = "binary"
+JSON = "json"
+DATE = "date"
+DATETIME = "datetime"
+TIME = "time"
+YEAR = "year"
+
+NUMERIC_KINDS = frozenset({INTEGER, DECIMAL, FLOAT, BIT, YEAR})
+
+_INT_DIGITS = {
+    # data_type: (signed digits, unsigned digits)
+    "tinyint": (3, 3),
+    "smallint": (5, 5),
+    "mediumint": (7, 8),
+    "int": (10, 10),
+    "integer": (10, 10),
+    "bigint": (19, 20),
+}
+_TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
+_BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+
+
+class UnsupportedTypeError(ValueError):
+    """A MySQL column type this tool cannot replicate without loss."""
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    kind: str
+    snowflake_type: str
+
+
+def map_column(
+    name: str,
+    data_type: str,
+    column_type: str,
+    numeric_precision: int | None = None,
+    numeric_scale: int | None = None,
+    datetime_precision: int | None = None,
+    is_json: bool = False,
+) -> ColumnType:
+    """Map one column from its ``information_schema.COLUMNS`` fields."""
+    dt = data_type.lower()
+    ct = column_type.lower()
+    if is_json or dt == "json":
+        return ColumnType(JSON, "VARIANT")
+    if dt in _INT_DIGITS:
+        signed, unsigned = _INT_DIGITS[dt]
+        digits = unsigned if "unsigned" in ct else signed
+        if dt == "tinyint" and ct.startswith("tinyint(1)"):
+            # MySQL's BOOLEAN is TINYINT(1), which can still hold -128..255: keep it a number
+            return ColumnType(INTEGER, "NUMBER(3,0)")
+        return ColumnType(INTEGER, f"NUMBER({digits},0)")
+    if dt in ("decimal", "numeric"):
+        p = int(numeric_precision or 10)
+        s = int(numeric_scale or 0)
+        if p > 38:
+            # Snowflake NUMBER holds 38 digits; the exact text keeps every digit
+            return ColumnType(TEXT, "VARCHAR")
+        return ColumnType(DECIMAL, f"NUMBER({p},{s})")
+    if dt in ("float", "double", "real"):
+        return ColumnType(FLOAT, "FLOAT")
+    if dt == "bit":
+        return ColumnType(BIT, "NUMBER(20,0)")
+    if dt == "year":
+        return ColumnType(YEAR, "NUMBER(4,0)")
+    if dt == "date":
+        return ColumnType(DATE, "DATE")
+    if dt in ("datetime", "timestamp"):
+        p = int(datetime_precision or 0)
+        return ColumnType(DATETIME, f"TIMESTAMP_NTZ({p})")
+    if dt == "time":
+        # Snowflake TIME holds 00:00:00-23:59:59; MySQL TIME spans -838:59:59..838:59:59
+        return ColumnType(TIME, "VARCHAR")
+    if dt in _TEXT_TYPES:
+        return ColumnType(TEXT, "VARCHAR")
+    if dt in _BINARY_TYPES:
+        return ColumnType(BINARY, "BINARY")
+    raise UnsupportedTypeError(
+        f"column {name!r} has MySQL type {column_type!r}, which has no lossless Snowflake mapping yet; "
+        "exclude the table or cast the column in a view"
+    )
+
+
+def is_zero_date(value: str) -> bool:
+    """MySQL zero or partial-zero dates ('0000-00-00', '2024-00-10 ...') that no other database accepts."""
+    return value[:4] == "0000" or value[5:7] == "00" or value[8:10] == "00"
+
+
+def plan_types(columns: list[dict[str, Any]]) -> list[ColumnType]:
+    return [map_column(**c) for c in columns]

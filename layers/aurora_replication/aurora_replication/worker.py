@@ -1,0 +1,164 @@
+"""The worker's work: copy one chunk (extract, stage, load, merge, mark done) or finalise a table.
+
+Every step is safe to repeat: a chunk's rows in the load table are deleted and reloaded in one
+transaction, tagged with the chunk id; MERGE on the key is idempotent; marking done adds to a
+set; publishing replaces the target from the complete load table; the finalise step is sent by
+whichever worker sees the set complete, as often as that happens, and does nothing once done.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from pydantic import ValidationError
+
+from aurora_replication import source, staging
+from aurora_replication.models import BadInputError, ChunkMessage, describe_validation_error
+from aurora_replication.services import Services
+from aurora_replication.snowflake_sql import load_table_name
+from aurora_replication.target import Target
+
+logger = Logger(child=True)
+
+
+def parse_message(body: str) -> ChunkMessage:
+    try:
+        return ChunkMessage.model_validate(json.loads(body))
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"chunk message is not JSON: {e}") from None
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("chunk message", e)) from None
+
+
+def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
+    if message.kind == "finalise":
+        return finalise(message, services)
+    return copy_chunk(message, services)
+
+
+def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    started = time.perf_counter()
+    plan = msg.plan
+    s = services.settings
+    table_state = services.state.get_table(msg.run_id, plan.table)
+    if not table_state:
+        raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}; the message is stale or forged")
+    if table_state.get("status") in ("published", "failed"):
+        logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": plan.table})
+        return {"rows": 0, "skipped": True}
+
+    window = (msg.window_from, msg.window_to) if plan.mode == "incremental" else None
+    query, params = source.chunk_query(plan, msg.lower, msg.upper, window)
+    mysql = services.mysql()
+    sf = services.snowflake()
+    try:
+        tgt = Target(sf, s.stage_name)
+        load_table = tgt.ensure_load_table(plan, msg.run_id)
+        rows_iter = source.stream_rows(mysql, query, params)
+        head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
+        if len(head) <= s.small_chunk_rows:
+            kinds = [c.kind for c in plan.columns]
+            rows = [[staging.bound_value(k, v) for k, v in zip(kinds, r)] for r in head]
+            services.fault("extracted")
+            tgt.load_rows(plan, load_table, msg.chunk_id, rows)
+            nrows, nbytes = len(rows), 0
+            services.fault("copied")
+        else:
+            path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
+            local = os.path.join(s.work_dir, "aurora-replication", path_key, "data.csv.gz")
+            staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id)
+            services.fault("extracted")
+            try:
+                tgt.put(local, path_key)
+                services.fault("staged")
+                tgt.load_file(plan, load_table, msg.chunk_id, path_key)
+                services.fault("copied")
+            finally:
+                os.remove(local)
+            nrows, nbytes = staged.rows, staged.bytes
+        if plan.mode == "incremental":
+            tgt.ensure_target_table(plan)
+            tgt.merge_chunk(plan, load_table, msg.chunk_id)
+            services.fault("merged")
+    finally:
+        mysql.close()
+        sf.close()
+
+    seconds = time.perf_counter() - started
+    done, count = services.state.mark_chunk_done(msg.run_id, plan.table, msg.chunk_id, nrows, seconds)
+    services.fault("marked_done")
+    logger.info(
+        "chunk copied",
+        extra={"run_id": msg.run_id, "table": plan.table, "chunk": msg.chunk_id, "rows": nrows, "bytes": nbytes,
+               "seconds": round(seconds, 3), "done": done, "of": count},
+    )
+    if done >= count:
+        final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)
+        services.send_messages([final.model_dump_json()])
+    return {"rows": nrows, "bytes": nbytes, "done": done, "of": count}
+
+
+def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    """Validate the table against the source, publish it (full) or commit the watermark (incremental)."""
+    plan = msg.plan
+    s = services.settings
+    state = services.state.get_table(msg.run_id, plan.table)
+    if not state:
+        raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
+    if state.get("status") in ("published", "failed"):
+        return {"status": state["status"], "repeat": True}
+    done = len(state.get("done", set()))
+    if done < int(state.get("chunk_count", 0)):
+        raise RuntimeError(f"finalise of {plan.table!r} arrived with {done}/{state['chunk_count']} chunks done; retrying")
+
+    mysql = services.mysql()
+    sf = services.snowflake()
+    try:
+        tgt = Target(sf, s.stage_name)
+        # never re-create a load table a concurrent finaliser already published and dropped
+        load_table = tgt.ensure_load_table(plan, msg.run_id) if msg.chunk_count == 0 else load_table_name(plan, msg.run_id)
+        src_count, src_sum = source.table_checksum(mysql, plan)
+        checked = load_table if plan.mode == "full" else plan.target_table
+        if plan.mode == "incremental":
+            tgt.ensure_target_table(plan)
+        tgt_count, tgt_sum = tgt.checksum(plan, checked)
+        valid = src_count == tgt_count and src_sum == tgt_sum
+        result = {
+            "source_rows": src_count,
+            "target_rows": tgt_count,
+            "source_checksum": src_sum,
+            "target_checksum": tgt_sum,
+            "validation": "ok" if valid else "mismatch",
+        }
+        if not valid:
+            hint = (
+                " (rows deleted in MySQL are not seen by incremental runs; run a full copy)"
+                if plan.mode == "incremental" and tgt_count > src_count
+                else " (the source changed during the run, or rows were lost; rerun the table)"
+            )
+            logger.error("validation failed" + hint, extra={"run_id": msg.run_id, "table": plan.table, **result})
+            services.state.set_table_status(msg.run_id, plan.table, "failed", reason="validation mismatch" + hint,
+                                            **result)
+        else:
+            if plan.mode == "full":
+                tgt.publish(plan, load_table)
+                services.fault("published")
+            window_to = state.get("window_to")
+            if plan.watermark and window_to is not None:
+                services.state.set_watermark(plan.table, str(window_to), msg.run_id)
+            services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(),
+                                            **result)
+            tgt.drop(load_table)  # a failed table keeps its load table for inspection
+    finally:
+        mysql.close()
+        sf.close()
+    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
+    services.state.set_last_run(plan.table, msg.run_id, {"status": "published" if valid else "failed", **result})
+    services.state.finish_run_if_complete(msg.run_id)
+    logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, **result})
+    return result
