@@ -69,8 +69,20 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
 
 def print_summary(outcome: Any, title: str = "") -> None:
     rows = summary_rows(outcome)
-    cols = ["table", "mode", "status", "chunks", "rows", "seconds", "rows_per_s", "source_rows", "target_rows",
-            "source_checksum", "target_checksum", "validation"]
+    cols = [
+        "table",
+        "mode",
+        "status",
+        "chunks",
+        "rows",
+        "seconds",
+        "rows_per_s",
+        "source_rows",
+        "target_rows",
+        "source_checksum",
+        "target_checksum",
+        "validation",
+    ]
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) if rows else len(c) for c in cols}
     if title:
         print(title)
@@ -78,8 +90,10 @@ def print_summary(outcome: Any, title: str = "") -> None:
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
     verdict = "OK" if outcome.ok else "FAILED"
-    print(f"run {outcome.run_id}: {verdict} in {outcome.seconds:.1f} s"
-          + (f"; {outcome.dlq_messages} message(s) in the dead-letter queue" if outcome.dlq_messages else ""))
+    print(
+        f"run {outcome.run_id}: {verdict} in {outcome.seconds:.1f} s"
+        + (f"; {outcome.dlq_messages} message(s) in the dead-letter queue" if outcome.dlq_messages else "")
+    )
 
 
 def _stack(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> Any:
@@ -127,6 +141,10 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         if function == "WorkerFunction":
             _seed_ledger_for(event)
         result = stack.invoke(function, event)
+    except Exception as e:  # what Lambda would report as the invocation's error
+        print(json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}, indent=2))
+        print(f"handler logs: {stack.log_path}", file=sys.stderr)
+        return 1
     finally:
         stack.stop()
     print(json.dumps(result, indent=2, default=str))
@@ -147,9 +165,15 @@ def _seed_ledger_for(event: dict[str, Any]) -> None:
             continue  # the handler reports it
         if not state.get_table(msg.run_id, msg.plan.table):
             state.create_run(msg.run_id, msg.plan.mode, [msg.plan.table], {"sample": True})
-            state.record_table(msg.run_id, msg.plan.table, status="running", mode=msg.plan.mode,
-                               plan=msg.plan.model_dump(mode="json"), chunk_count=msg.chunk_count,
-                               window_to=msg.window_to)
+            state.record_table(
+                msg.run_id,
+                msg.plan.table,
+                status="running",
+                mode=msg.plan.mode,
+                plan=msg.plan.model_dump(mode="json"),
+                chunk_count=msg.chunk_count,
+                window_to=msg.window_to,
+            )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -201,8 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="replicate tables through the real handlers over the local stack")
     r.add_argument("--source", required=True, help="mysql://USER:PASSWORD@HOST:PORT/DATABASE")
-    r.add_argument("--target", required=True,
-                   help="snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA[?host=H&port=P&protocol=http]")
+    r.add_argument(
+        "--target",
+        required=True,
+        help="snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA[?host=H&port=P&protocol=http]",
+    )
     r.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
     r.add_argument("--mode", default="auto", choices=["full", "incremental", "auto"])
     r.add_argument("--workers", type=int, default=2)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import secrets as pysecrets
 import time
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -56,7 +56,7 @@ def plan_table(conn: Any, services: Services, database: str, table: str, request
     mode = request.mode
     notes = list(plan.notes)
     if mode == "incremental" and (not plan.watermark or not plan.key):
-        missing = "a watermark column" if not plan.watermark else "a primary key or unique key"
+        missing = "watermark column" if not plan.watermark else "primary key or unique key"
         raise BadInputError(
             f"table {table!r} has no {missing}, so it cannot be copied incrementally; "
             "use mode 'full' or 'auto', or name a watermark column in watermark_columns"
@@ -152,8 +152,13 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
         logger.info(
             "table planned",
-            extra={"run_id": run_id, "table": table, "mode": p.plan.mode, "chunks": chunk_count,
-                   "plan_seconds": round(p.plan_seconds, 3)},
+            extra={
+                "run_id": run_id,
+                "table": table,
+                "mode": p.plan.mode,
+                "chunks": chunk_count,
+                "plan_seconds": round(p.plan_seconds, 3),
+            },
         )
     services.state.finish_run_if_complete(run_id)
     return summary

@@ -56,5 +56,3 @@ class Services:
 
 def mysql_database(services: Services) -> str:
     return services.mysql_settings().dbname
-
-

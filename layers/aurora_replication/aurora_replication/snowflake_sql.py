@@ -12,6 +12,7 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
 
 CHUNK_COLUMN = "_ASR_CHUNK"
+ATTEMPT_COLUMN = "_ASR_ATTEMPT"
 CSV_FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
     "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ('\\\\N') EMPTY_FIELD_AS_NULL = FALSE COMPRESSION = GZIP)"
@@ -38,7 +39,10 @@ def create_stage(stage: str) -> str:
 
 def create_load_table(plan: TablePlan, name: str) -> str:
     cols = ", ".join(f"{q(c.target)} {staging_type(c)}" for c in plan.columns)
-    return f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} ({cols}, {q(CHUNK_COLUMN)} NUMBER(10,0))"
+    return (
+        f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} "
+        f"({cols}, {q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
+    )
 
 
 def create_target_table(plan: TablePlan) -> str:
@@ -46,12 +50,16 @@ def create_target_table(plan: TablePlan) -> str:
     return f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} ({cols})"
 
 
-def stage_location(stage: str, path: str) -> str:
+def stage_location(stage: str, path: str, file: str = "") -> str:
     """``@STAGE/path/``: the stage name is validated as a plain identifier (``STAGE_NAME``) and the path
     is built from safe characters only (``source.stage_path_component``, run ids, chunk ids)."""
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", stage) or not re.fullmatch(r"[A-Za-z0-9_/-]+", path):
-        raise ValueError(f"unsafe stage location {stage!r}/{path!r}")
-    return f"@{stage.upper()}/{path}/"
+    if (
+        not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", stage)
+        or not re.fullmatch(r"[A-Za-z0-9_/-]+", path)
+        or not re.fullmatch(r"[A-Za-z0-9_.-]*", file)
+    ):
+        raise ValueError(f"unsafe stage location {stage!r}/{path!r}/{file!r}")
+    return f"@{stage.upper()}/{path}/{file}"
 
 
 def put_file(local_path: str, stage: str, path: str) -> str:
@@ -59,20 +67,29 @@ def put_file(local_path: str, stage: str, path: str) -> str:
 
 
 def _load_columns(plan: TablePlan) -> str:
-    return ", ".join([q(c.target) for c in plan.columns] + [q(CHUNK_COLUMN)])
+    return ", ".join([q(c.target) for c in plan.columns] + [q(CHUNK_COLUMN), q(ATTEMPT_COLUMN)])
 
 
-def copy_into(plan: TablePlan, table: str, stage: str, path: str) -> str:
-    """COPY the chunk's file; FORCE because the chunk's old rows were deleted in the same transaction."""
+# Every attempt at a chunk tags its rows with its attempt id. Readers of a load table take one
+# attempt per chunk (the latest), so a chunk loaded twice by racing duplicates still counts once.
+ONE_ATTEMPT_PER_CHUNK = f"QUALIFY {q(ATTEMPT_COLUMN)} = MAX({q(ATTEMPT_COLUMN)}) OVER (PARTITION BY {q(CHUNK_COLUMN)})"
+
+
+def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> str:
+    """COPY one attempt's file of a chunk.
+
+    FORCE, because the chunk's earlier rows were deleted in the same transaction (a retry must
+    load again even if the load history has the file); PURGE removes the loaded file.
+    """
     return (
-        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {stage_location(stage, path)} "
-        f"{CSV_FILE_FORMAT} FORCE = TRUE"
+        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {stage_location(stage, path, file)} "
+        f"{CSV_FILE_FORMAT} FORCE = TRUE PURGE = TRUE"
     )
 
 
 def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
     """One multi-row INSERT of bound values (the small-chunk path)."""
-    row = "(" + ", ".join(["%s"] * (len(plan.columns) + 1)) + ")"
+    row = "(" + ", ".join(["%s"] * (len(plan.columns) + 2)) + ")"
     return f"INSERT INTO {q(table)} ({_load_columns(plan)}) VALUES " + ", ".join([row] * nrows)
 
 
@@ -90,7 +107,7 @@ def _typed(c: Column, alias: str = "") -> str:
 def publish(plan: TablePlan, load_table: str) -> str:
     """Replace the target in one atomic step with the fully loaded copy."""
     cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
-    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} AS SELECT {cols} FROM {q(load_table)}"
+    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} AS SELECT {cols} FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
 
 
 def merge_chunk(plan: TablePlan, load_table: str) -> str:
@@ -101,7 +118,7 @@ def merge_chunk(plan: TablePlan, load_table: str) -> str:
     non_key = [c for c in plan.columns if c.target not in keys]
     sql = (
         f"MERGE INTO {q(plan.target_table)} t USING (SELECT {cols} FROM {q(load_table)} "
-        f"WHERE {q(CHUNK_COLUMN)} = %s) s ON {on}"
+        f"WHERE {q(CHUNK_COLUMN)} = %s AND {q(ATTEMPT_COLUMN)} = %s) s ON {on}"
     )
     if non_key:
         sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{q(c.target)} = s.{q(c.target)}" for c in non_key)
@@ -129,7 +146,8 @@ def _canonical(c: Column) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
-def checksum_query(plan: TablePlan, table: str, checksum_columns: list[Column]) -> str:
+def checksum_query(plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False) -> str:
     """Per-row MD5 of the same canonical text ``source.checksum_query`` builds in MySQL."""
     parts = [f"COALESCE({_canonical(c)}, CHR(30))" for c in checksum_columns] or ["''"]
-    return f"SELECT MD5(CONCAT_WS(CHR(31), {', '.join(parts)})) FROM {q(table)}"
+    sql = f"SELECT MD5(CONCAT_WS(CHR(31), {', '.join(parts)})) FROM {q(table)}"
+    return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql

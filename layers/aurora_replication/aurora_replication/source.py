@@ -23,7 +23,7 @@ WATERMARK_NAMES = ("updated_at", "modified_at", "last_modified", "last_updated",
 FETCH_BATCH = 5000
 Row = tuple[Any, ...]
 # parameters are still escaped by type; results are never converted (text stays text, exactly)
-ENCODERS_ONLY = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
+ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
 
 
 def mysql_ident(name: str) -> str:
@@ -226,7 +226,9 @@ def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str
     return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
-def window_start(conn: pymysql.Connection[Any], plan: TablePlan, stored: str | None, overlap_seconds: int) -> str | None:
+def window_start(
+    conn: pymysql.Connection[Any], plan: TablePlan, stored: str | None, overlap_seconds: int
+) -> str | None:
     """The lower edge of an incremental window: the stored watermark less the overlap for late commits."""
     if stored is None or not plan.watermark:
         return stored
@@ -281,7 +283,16 @@ def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object
 # ---- validation ------------------------------------------------------------------------------
 
 CHECKSUM_KINDS = frozenset(
-    {typemap.INTEGER, typemap.DECIMAL, typemap.BIT, typemap.YEAR, typemap.TEXT, typemap.TIME, typemap.DATE, typemap.DATETIME}
+    {
+        typemap.INTEGER,
+        typemap.DECIMAL,
+        typemap.BIT,
+        typemap.YEAR,
+        typemap.TEXT,
+        typemap.TIME,
+        typemap.DATE,
+        typemap.DATETIME,
+    }
 )
 
 
@@ -299,7 +310,9 @@ def _canonical_expr(c: Column) -> str:
         return f"CASE WHEN {zero} THEN NULL ELSE DATE_FORMAT({q}, '%%Y-%%m-%%d') END"
     if c.kind == typemap.DATETIME:
         # microseconds since the epoch: the one spelling both engines print identically
-        return f"CASE WHEN {zero} THEN NULL ELSE CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {q}) AS CHAR) END"
+        return (
+            f"CASE WHEN {zero} THEN NULL ELSE CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {q}) AS CHAR) END"
+        )
     if c.kind == typemap.TEXT:
         return q
     return f"CAST({q} AS CHAR)"
@@ -327,4 +340,4 @@ def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int,
 def stage_path_component(name: str) -> str:
     """A stage-path-safe, unique spelling of a table name."""
     safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40]
-    return f"{safe}_{hashlib.sha1(name.encode()).hexdigest()[:8]}"
+    return f"{safe}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"

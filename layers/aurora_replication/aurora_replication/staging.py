@@ -3,7 +3,8 @@
 Format (matching ``snowflake_sql.CSV_FILE_FORMAT``): comma-separated, NULL written as an unquoted
 ``\\N``, every text value enclosed in double quotes with inner quotes doubled (so commas,
 newlines, backslashes and the empty string survive), numbers and dates unquoted. The last field
-is the chunk id, which lets a retry delete exactly what an earlier attempt of the chunk loaded.
+two fields are the chunk id and the attempt id, which let a retry delete exactly what an earlier
+attempt loaded, and readers count one attempt per chunk.
 """
 
 from __future__ import annotations
@@ -71,15 +72,17 @@ class StagedFile:
     bytes: int
 
 
-def write_csv_gz(path: str, plan: TablePlan, rows: Iterable[tuple[Any, ...]], chunk_id: int) -> StagedFile:
+def write_csv_gz(
+    path: str, plan: TablePlan, rows: Iterable[tuple[Any, ...]], chunk_id: int, attempt: str
+) -> StagedFile:
     encs = encoders(plan)
-    tail = f",{chunk_id}\n"
+    tail = f",{chunk_id},{attempt}\n"
     count = 0
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="") as f:
         buf: list[str] = []
         for row in rows:
-            buf.append(",".join([NULL if v is None else e(v) for e, v in zip(encs, row)]) + tail)
+            buf.append(",".join([NULL if v is None else e(v) for e, v in zip(encs, row, strict=True)]) + tail)
             count += 1
             if len(buf) >= 5000:
                 f.write("".join(buf))

@@ -105,29 +105,31 @@ class Target:
             raise
         execute(self.conn, "COMMIT")
 
-    def load_file(self, plan: TablePlan, load_table: str, chunk_id: int, path: str) -> None:
+    def load_file(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> None:
         """Replace the chunk's rows in the load table with the staged file, atomically."""
 
         def steps() -> None:
             execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
-            execute(self.conn, sql.copy_into(plan, load_table, self.stage, path))
+            execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
 
         self._in_transaction(steps)
 
-    def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, rows: list[list[Any]]) -> None:
+    def load_rows(
+        self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]
+    ) -> None:
         """The small-chunk path: multi-row INSERTs of bound values, atomically with the delete."""
 
         def steps() -> None:
             execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
             for i in range(0, len(rows), INSERT_BATCH_ROWS):
                 batch = rows[i : i + INSERT_BATCH_ROWS]
-                params = [v for row in batch for v in (*row, chunk_id)]
+                params = [v for row in batch for v in (*row, chunk_id, attempt)]
                 execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
 
         self._in_transaction(steps)
 
-    def merge_chunk(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
-        execute(self.conn, sql.merge_chunk(plan, load_table), [chunk_id])
+    def merge_chunk(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str) -> None:
+        execute(self.conn, sql.merge_chunk(plan, load_table), [chunk_id, attempt])
 
     def publish(self, plan: TablePlan, load_table: str) -> None:
         execute(self.conn, sql.publish(plan, load_table))
@@ -139,10 +141,10 @@ class Target:
         rows = execute(self.conn, sql.table_exists(), [table])
         return bool(rows and rows[0][0])
 
-    def checksum(self, plan: TablePlan, table: str) -> tuple[int, str]:
+    def checksum(self, plan: TablePlan, table: str, load_table: bool = False) -> tuple[int, str]:
         cur = self.conn.cursor()
         try:
-            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan)))
+            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan), load_table))
             return fold_hashes(str(r[0]) for r in cur)
         finally:
             cur.close()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import secrets
 import time
 from typing import Any
 
@@ -33,6 +34,11 @@ def parse_message(body: str) -> ChunkMessage:
         raise BadInputError(f"chunk message is not JSON: {e}") from None
     except ValidationError as e:
         raise BadInputError(describe_validation_error("chunk message", e)) from None
+
+
+def new_attempt_id() -> str:
+    """Sortable and unique: the time of the attempt, then randomness."""
+    return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
 
 
 def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -59,31 +65,33 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     try:
         tgt = Target(sf, s.stage_name)
         load_table = tgt.ensure_load_table(plan, msg.run_id)
+        attempt = new_attempt_id()
         rows_iter = source.stream_rows(mysql, query, params)
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
             kinds = [c.kind for c in plan.columns]
-            rows = [[staging.bound_value(k, v) for k, v in zip(kinds, r)] for r in head]
+            rows = [[staging.bound_value(k, v) for k, v in zip(kinds, r, strict=True)] for r in head]
             services.fault("extracted")
-            tgt.load_rows(plan, load_table, msg.chunk_id, rows)
+            tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
             nrows, nbytes = len(rows), 0
             services.fault("copied")
         else:
             path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
-            local = os.path.join(s.work_dir, "aurora-replication", path_key, "data.csv.gz")
-            staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id)
+            file = f"data-{attempt}.csv.gz"
+            local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
+            staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
             services.fault("extracted")
             try:
                 tgt.put(local, path_key)
                 services.fault("staged")
-                tgt.load_file(plan, load_table, msg.chunk_id, path_key)
+                tgt.load_file(plan, load_table, msg.chunk_id, path_key, file)
                 services.fault("copied")
             finally:
                 os.remove(local)
             nrows, nbytes = staged.rows, staged.bytes
         if plan.mode == "incremental":
             tgt.ensure_target_table(plan)
-            tgt.merge_chunk(plan, load_table, msg.chunk_id)
+            tgt.merge_chunk(plan, load_table, msg.chunk_id, attempt)
             services.fault("merged")
     finally:
         mysql.close()
@@ -94,8 +102,16 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     services.fault("marked_done")
     logger.info(
         "chunk copied",
-        extra={"run_id": msg.run_id, "table": plan.table, "chunk": msg.chunk_id, "rows": nrows, "bytes": nbytes,
-               "seconds": round(seconds, 3), "done": done, "of": count},
+        extra={
+            "run_id": msg.run_id,
+            "table": plan.table,
+            "chunk": msg.chunk_id,
+            "rows": nrows,
+            "bytes": nbytes,
+            "seconds": round(seconds, 3),
+            "done": done,
+            "of": count,
+        },
     )
     if done >= count:
         final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)
@@ -114,19 +130,23 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return {"status": state["status"], "repeat": True}
     done = len(state.get("done", set()))
     if done < int(state.get("chunk_count", 0)):
-        raise RuntimeError(f"finalise of {plan.table!r} arrived with {done}/{state['chunk_count']} chunks done; retrying")
+        raise RuntimeError(
+            f"finalise of {plan.table!r} arrived with {done}/{state['chunk_count']} chunks done; retrying"
+        )
 
     mysql = services.mysql()
     sf = services.snowflake()
     try:
         tgt = Target(sf, s.stage_name)
         # never re-create a load table a concurrent finaliser already published and dropped
-        load_table = tgt.ensure_load_table(plan, msg.run_id) if msg.chunk_count == 0 else load_table_name(plan, msg.run_id)
+        load_table = (
+            tgt.ensure_load_table(plan, msg.run_id) if msg.chunk_count == 0 else load_table_name(plan, msg.run_id)
+        )
         src_count, src_sum = source.table_checksum(mysql, plan)
         checked = load_table if plan.mode == "full" else plan.target_table
         if plan.mode == "incremental":
             tgt.ensure_target_table(plan)
-        tgt_count, tgt_sum = tgt.checksum(plan, checked)
+        tgt_count, tgt_sum = tgt.checksum(plan, checked, load_table=plan.mode == "full")
         valid = src_count == tgt_count and src_sum == tgt_sum
         result = {
             "source_rows": src_count,
@@ -142,8 +162,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 else " (the source changed during the run, or rows were lost; rerun the table)"
             )
             logger.error("validation failed" + hint, extra={"run_id": msg.run_id, "table": plan.table, **result})
-            services.state.set_table_status(msg.run_id, plan.table, "failed", reason="validation mismatch" + hint,
-                                            **result)
+            services.state.set_table_status(
+                msg.run_id, plan.table, "failed", reason="validation mismatch" + hint, **result
+            )
         else:
             if plan.mode == "full":
                 tgt.publish(plan, load_table)
@@ -151,8 +172,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             window_to = state.get("window_to")
             if plan.watermark and window_to is not None:
                 services.state.set_watermark(plan.table, str(window_to), msg.run_id)
-            services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(),
-                                            **result)
+            services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
             tgt.drop(load_table)  # a failed table keeps its load table for inspection
     finally:
         mysql.close()

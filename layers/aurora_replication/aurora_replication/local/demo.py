@@ -53,9 +53,15 @@ SCHEMA = [
 ]
 
 COUNTRIES = [
-    ("DE", "Deutschland", "Europe"), ("FR", "France", "Europe"), ("JP", "日本", "Asia"),
-    ("BR", "Brasil", "Americas"), ("NG", "Nigeria", "Africa"), ("AU", "Australia", "Oceania"),
-    ("US", "United States", "Americas"), ("IN", "भारत", "Asia"), ("ES", "España", "Europe"),
+    ("DE", "Deutschland", "Europe"),
+    ("FR", "France", "Europe"),
+    ("JP", "日本", "Asia"),
+    ("BR", "Brasil", "Americas"),
+    ("NG", "Nigeria", "Africa"),
+    ("AU", "Australia", "Oceania"),
+    ("US", "United States", "Americas"),
+    ("IN", "भारत", "Asia"),
+    ("ES", "España", "Europe"),
     ("CI", "Côte d'Ivoire", "Africa"),
 ]
 

@@ -83,16 +83,32 @@ class MariaDB:
         fresh = not (self.datadir / "mysql").exists()
         if fresh:
             subprocess.run(
-                [install, f"--datadir={self.datadir}", "--auth-root-authentication-method=normal",
-                 "--skip-test-db", *( ["--user=root"] if os.geteuid() == 0 else [])],
-                check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    install,
+                    f"--datadir={self.datadir}",
+                    "--auth-root-authentication-method=normal",
+                    "--skip-test-db",
+                    *(["--user=root"] if os.geteuid() == 0 else []),
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
         self.port = self.port or free_port()
         log = open(self.base / "mariadb.log", "ab")  # noqa: SIM115 - lives with the server
-        args = [server, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
-                "--bind-address=127.0.0.1", f"--socket={self.base / 'mysqld.sock'}",
-                f"--pid-file={self.base / 'mysqld.pid'}", "--innodb-buffer-pool-size=256M",
-                "--innodb-flush-log-at-trx-commit=2", "--skip-log-bin", "--max-connections=200"]
+        args = [
+            server,
+            "--no-defaults",
+            f"--datadir={self.datadir}",
+            f"--port={self.port}",
+            "--bind-address=127.0.0.1",
+            f"--socket={self.base / 'mysqld.sock'}",
+            f"--pid-file={self.base / 'mysqld.pid'}",
+            "--innodb-buffer-pool-size=256M",
+            "--innodb-flush-log-at-trx-commit=2",
+            "--skip-log-bin",
+            "--max-connections=200",
+        ]
         if os.geteuid() == 0:
             args.append("--user=root")
         proc = subprocess.Popen(args, stdout=log, stderr=log, start_new_session=True)
@@ -110,8 +126,9 @@ class MariaDB:
 
     def _alive(self, port: int) -> bool:
         try:
-            pymysql.connect(host="127.0.0.1", port=port, user=self.user, password=self.password,
-                            connect_timeout=2).close()
+            pymysql.connect(
+                host="127.0.0.1", port=port, user=self.user, password=self.password, connect_timeout=2
+            ).close()
             return True
         except pymysql.err.MySQLError:
             return False
@@ -120,8 +137,15 @@ class MariaDB:
         return f"mysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
     def connect(self, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
-        return pymysql.connect(host="127.0.0.1", port=self.port, user=self.user, password=self.password,
-                               database=database or self.database, charset="utf8mb4", autocommit=True)
+        return pymysql.connect(
+            host="127.0.0.1",
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            database=database or self.database,
+            charset="utf8mb4",
+            autocommit=True,
+        )
 
     def stop(self) -> None:
         pid_file = self.base / "mysqld.pid"
@@ -153,9 +177,18 @@ class SnowflakeEmulator:
         self.port = self.port or free_port()
         log = open(self.base / "emulator.log", "ab")  # noqa: SIM115 - lives with the server
         proc = subprocess.Popen(
-            [sys.executable, "-m", "aurora_replication.local.snowflake_emulator", "--port", str(self.port),
-             "--db-path", str(self.base / "db")],
-            stdout=log, stderr=log, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "aurora_replication.local.snowflake_emulator",
+                "--port",
+                str(self.port),
+                "--db-path",
+                str(self.base / "db"),
+            ],
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
         )
         (self.base / "pid").write_text(str(proc.pid))
         wait_for_port(self.port, 60, "Snowflake emulator", proc)

@@ -17,10 +17,9 @@ from typing import Any
 
 
 def _patch_null_timestamps() -> None:
+    import fakesnow.arrow as fs_arrow
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    import fakesnow.arrow as fs_arrow
 
     original = fs_arrow.timestamp_to_sf_struct
 
@@ -81,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--db-path", required=True, help="directory where databases persist")
     args = parser.parse_args(argv)
 
-    import uvicorn
-
     import fakesnow.server as fs_server
+    import uvicorn
     from fakesnow.instance import FakeSnow
 
     _patch_null_timestamps()

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import logging
 import json
+import logging
 import os
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,7 +124,9 @@ class LocalStack:
         self.log: Any = sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a")  # noqa: SIM115
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self, source_secret: dict[str, Any], target_secret: dict[str, Any], env: dict[str, str] | None = None) -> None:
+    def start(
+        self, source_secret: dict[str, Any], target_secret: dict[str, Any], env: dict[str, str] | None = None
+    ) -> None:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -131,6 +134,9 @@ class LocalStack:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         endpoint = f"http://127.0.0.1:{port}"
+        # moto keeps its backends per process: start from nothing, as a fresh account would
+        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
+        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - loopback http
         os.environ.update(
             {
                 "AWS_ENDPOINT_URL": endpoint,
@@ -150,7 +156,9 @@ class LocalStack:
         secrets = boto3.client("secretsmanager")
 
         dlq_name = self.template.dead_letter_queue_of("ChunkQueue")
-        dlq_url = self.sqs.create_queue(QueueName="chunk-dlq", Attributes=self.template.queue_attributes(dlq_name))["QueueUrl"]
+        dlq_url = self.sqs.create_queue(QueueName="chunk-dlq", Attributes=self.template.queue_attributes(dlq_name))[
+            "QueueUrl"
+        ]
         dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         attrs = self.template.queue_attributes("ChunkQueue")
         attrs["RedrivePolicy"] = json.dumps(
@@ -174,9 +182,12 @@ class LocalStack:
                 **(env or {}),
             }
         )
+        from aws_lambda_powertools.utilities.parameters import base as parameters_base
+
         from aurora_replication.config import load_settings
 
         load_settings.cache_clear()
+        parameters_base.DEFAULT_PROVIDERS.clear()  # their clients point at an earlier endpoint
 
     def stop(self) -> None:
         if self.server is not None:
@@ -210,6 +221,9 @@ class LocalStack:
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
         """A fresh import of the function's app.py: one per simulated Lambda container."""
+        return self.load_module(function).lambda_handler  # type: ignore[no-any-return]
+
+    def load_module(self, function: str) -> ModuleType:
         path = self.template.function_dir(function) / "app.py"
         self._modules += 1
         spec = importlib.util.spec_from_file_location(f"_asr_{function}_{self._modules}", path)
@@ -218,7 +232,7 @@ class LocalStack:
         # Powertools loggers bind to sys.stdout when created: point them at the handlers' log file
         with contextlib.redirect_stdout(self.log):
             spec.loader.exec_module(module)
-        return module.lambda_handler  # type: ignore[no-any-return]
+        return module
 
     def invoke(self, function: str, event: Any) -> Any:
         handler = self.handlers.get(function) or self.load_handler(function)
@@ -237,18 +251,28 @@ class LocalStack:
         workers: int,
         stop: threading.Event,
         retry_delay: int = 1,
-        on_batch: Callable[[], None] | None = None,
+        fault: Callable[[str], None] | None = None,
     ) -> list[threading.Thread]:
+        """Worker threads, each with its own copy of the handler module (a Lambda container each)."""
         batch_size = int(self.template.resolve(self.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
         timeout = self.template.function_timeout("WorkerFunction")
-        handlers = [self.load_handler("WorkerFunction") for _ in range(workers)]
+        def container() -> Callable[..., Any]:
+            module = self.load_module("WorkerFunction")
+            if fault is not None:
+                module.services.fault = fault
+            return module.lambda_handler  # type: ignore[no-any-return]
+
+        handlers = [container() for _ in range(workers)]
 
         def poll(handler: Callable[..., Any]) -> None:
             sqs = boto3.client("sqs")
             while not stop.is_set():
                 msgs = sqs.receive_message(
-                    QueueUrl=self.queue_url, MaxNumberOfMessages=batch_size, WaitTimeSeconds=1,
-                    AttributeNames=["All"], MessageAttributeNames=["All"],
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                    MessageAttributeNames=["All"],
                 ).get("Messages", [])
                 if not msgs:
                     continue
@@ -259,25 +283,36 @@ class LocalStack:
                 except Exception as e:  # the whole invocation failed: every message returns
                     print(f"worker invocation failed: {type(e).__name__}: {e}", file=self.log, flush=True)
                     failed = {m["MessageId"] for m in msgs}
+                except BaseException as e:  # noqa: B036 - the container died: Lambda starts a new one
+                    if isinstance(e, KeyboardInterrupt):
+                        raise
+                    print(f"worker container died: {type(e).__name__}: {e}", file=self.log, flush=True)
+                    failed = {m["MessageId"] for m in msgs}
+                    handler = container()
                 for m in msgs:
                     if m["MessageId"] in failed:
                         # Lambda leaves a failed message invisible for the rest of its visibility
-                        # timeout; locally it returns after retry_delay so retries happen in seconds
+                        # timeout; locally it returns sooner, backing off as receives add up
+                        receives = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
                         sqs.change_message_visibility(
-                            QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=retry_delay
+                            QueueUrl=self.queue_url,
+                            ReceiptHandle=m["ReceiptHandle"],
+                            VisibilityTimeout=min(retry_delay * 2 ** (receives - 1), 60),
                         )
                     else:
                         sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-                if on_batch:
-                    on_batch()
 
-        threads = [threading.Thread(target=poll, args=(h,), name=f"worker-{i}", daemon=True) for i, h in enumerate(handlers)]
+        threads = [
+            threading.Thread(target=poll, args=(h,), name=f"worker-{i}", daemon=True) for i, h in enumerate(handlers)
+        ]
         for t in threads:
             t.start()
         return threads
 
     def _record(self, m: dict[str, Any]) -> dict[str, Any]:
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
         return {
             "messageId": m["MessageId"],
             "receiptHandle": m["ReceiptHandle"],
@@ -297,18 +332,36 @@ class LocalStack:
         progress: Callable[[dict[str, Any]], None] | None = None,
         idle_timeout: float = 20.0,
         retry_delay: int = 1,
+        fault: Callable[[str], None] | None = None,
+        timeout: float = 6 * 3600,
     ) -> RunOutcome:
-        from aurora_replication.state import StateStore
-
+        """Invoke the scheduler with ``request``, then drain the queue until the run is finished."""
         started = time.monotonic()
         summary = self.invoke("SchedulerFunction", request)
-        run_id = summary["run_id"]
+        return self.drain(summary["run_id"], workers, progress, idle_timeout, retry_delay, fault, started, timeout)
+
+    def drain(
+        self,
+        run_id: str,
+        workers: int = 2,
+        progress: Callable[[dict[str, Any]], None] | None = None,
+        idle_timeout: float = 20.0,
+        retry_delay: int = 1,
+        fault: Callable[[str], None] | None = None,
+        started: float | None = None,
+        timeout: float = 6 * 3600,
+    ) -> RunOutcome:
+        """Poll the queue with worker threads until every table of the run is finished, or nothing is left."""
+        from aurora_replication.state import StateStore
+
+        started = started or time.monotonic()
         state = StateStore(self.table_name)
         stop = threading.Event()
-        threads = self.drive_workers(workers, stop, retry_delay=retry_delay)
+        threads = self.drive_workers(workers, stop, retry_delay=retry_delay, fault=fault)
         idle_since: float | None = None
+        deadline = time.monotonic() + timeout
         try:
-            while True:
+            while time.monotonic() < deadline:
                 run = state.get_run(run_id)
                 if progress:
                     progress(run)

@@ -47,7 +47,7 @@ class Template:
 
     def queue_attributes(self, name: str) -> dict[str, str]:
         props = self.resource(name)
-        attrs = {}
+        attrs: dict[str, str] = {}
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
             if key in props:
                 attrs[key] = str(self.resolve(props[key]))
@@ -76,7 +76,9 @@ class Template:
 
     def function_timeout(self, function: str) -> int:
         props = self.resource(function)
-        return int(self.resolve(props.get("Timeout", self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3))))
+        return int(
+            self.resolve(props.get("Timeout", self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3)))
+        )
 
     def function_dir(self, function: str) -> Path:
         return self.path.parent / str(self.resource(function)["CodeUri"])

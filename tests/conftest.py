@@ -1,0 +1,106 @@
+"""Session-wide real servers: MariaDB and the Snowflake emulator, started once on loopback."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pymysql
+import pytest
+import snowflake.connector
+
+from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+from aurora_replication.local.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[1]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MariaDB, SnowflakeEmulator]]:
+    base = tmp_path_factory.mktemp("servers")
+    db = MariaDB(base / "mariadb").start()
+    sf = SnowflakeEmulator(base / "snowflake").start()
+    yield db, sf
+    db.stop()
+    sf.stop()
+
+
+class Env:
+    """One test's isolated world: its own MySQL database, Snowflake schema and local stack."""
+
+    def __init__(self, db: MariaDB, sf: SnowflakeEmulator, home: Path) -> None:
+        n = next(_counter)
+        self.db = db
+        self.sf = sf
+        self.database = f"t{os.getpid()}_{n}"
+        self.schema = f"S{os.getpid()}_{n}"
+        self.home = home
+        admin = db.connect()
+        with admin.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{self.database}` CHARACTER SET utf8mb4")
+        admin.close()
+        self.mysql = db.connect(self.database)
+        self.stack: LocalStack | None = None
+
+    @property
+    def source_url(self) -> str:
+        return f"mysql://{self.db.user}:{self.db.password}@127.0.0.1:{self.db.port}/{self.database}"
+
+    @property
+    def target_url(self) -> str:
+        return f"snowflake://fake:snow@emulator/ANALYTICS/{self.schema}?host=127.0.0.1&port={self.sf.port}&protocol=http"
+
+    def sql(self, *statements: str) -> None:
+        with self.mysql.cursor() as cur:
+            for s in statements:
+                cur.execute(s)
+
+    def start_stack(self, env: dict[str, str] | None = None) -> LocalStack:
+        from aurora_replication.local.stack import parse_source_url, parse_target_url
+
+        self.stack = LocalStack(self.home, ROOT / "template.yaml")
+        self.stack.start(parse_source_url(self.source_url), parse_target_url(self.target_url), env)
+        return self.stack
+
+    def snowflake(self) -> snowflake.connector.SnowflakeConnection:
+        return snowflake.connector.connect(
+            user="fake", password="snow", account="emulator", host="127.0.0.1", port=self.sf.port,
+            protocol="http", database="ANALYTICS", schema=self.schema,
+        )
+
+    def close(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+        self.mysql.close()
+
+
+@pytest.fixture
+def env(servers: tuple[MariaDB, SnowflakeEmulator], tmp_path: Path) -> Iterator[Env]:
+    e = Env(*servers, tmp_path)
+    saved = dict(os.environ)
+    yield e
+    e.close()
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def mysql_rows(env: Env, table: str, order_by: str) -> list[tuple[object, ...]]:
+    conn = pymysql.connect(host="127.0.0.1", port=env.db.port, user=env.db.user, password=env.db.password,
+                           database=env.database, charset="utf8mb4", init_command="SET time_zone = '+00:00'")
+    with conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM `{table}` ORDER BY {order_by}")
+        rows = list(cur.fetchall())
+    conn.close()
+    return rows
+
+
+def snowflake_rows(env: Env, table: str, order_by: str) -> list[tuple[object, ...]]:
+    conn = env.snowflake()
+    cur = conn.cursor()
+    cur.execute(f'SELECT * FROM "{table}" ORDER BY {order_by}')
+    rows = list(cur.fetchall())
+    conn.close()
+    return rows

@@ -1,0 +1,246 @@
+"""The pipeline end to end through the real handlers: MariaDB -> moto SQS/DynamoDB -> Snowflake emulator."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+
+from compare import assert_same
+
+SCHEMA = [
+    """CREATE TABLE orders (
+        id BIGINT UNSIGNED NOT NULL PRIMARY KEY, customer VARCHAR(100) NOT NULL, total DECIMAL(12,2) NOT NULL,
+        ratio DOUBLE NULL, note TEXT NULL, tags JSON NULL, placed DATE NULL, created DATETIME(6) NOT NULL,
+        updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))""",
+    """CREATE TABLE `lines` (order_id INT NOT NULL, line_no SMALLINT NOT NULL, sku VARCHAR(20) NOT NULL,
+        qty INT NOT NULL, PRIMARY KEY (order_id, line_no))""",
+    "CREATE TABLE codes (code VARCHAR(10) NOT NULL PRIMARY KEY, label VARCHAR(50) NULL)",
+    "CREATE TABLE events (at DATETIME NOT NULL, what VARCHAR(20) NOT NULL)",
+    "CREATE TABLE empty_one (id INT PRIMARY KEY, v VARCHAR(5))",
+]
+
+
+def seed(env) -> None:
+    env.sql(*SCHEMA)
+    env.sql(
+        """INSERT INTO orders (id, customer, total, ratio, note, tags, placed, created, updated_at)
+        SELECT seq * seq, CONCAT('cust ', seq, IF(seq % 3 = 0, ' 😀', '')), seq * 1.25, IF(seq % 4 = 0, NULL, seq / 7),
+               CASE seq % 5 WHEN 0 THEN NULL WHEN 1 THEN '' WHEN 2 THEN 'a,b "c"\\nnext line' WHEN 3 THEN 'back\\\\slash'
+                    ELSE '007' END,
+               IF(seq % 2 = 0, JSON_OBJECT('n', seq, 'big', 12345678901234567), NULL),
+               IF(seq % 6 = 0, NULL, '2024-02-29'), '2024-01-01 00:00:00.000001' + INTERVAL seq SECOND,
+               '2024-03-01' + INTERVAL seq MINUTE
+        FROM seq_1_to_137""",
+        "INSERT INTO `lines` SELECT 1 + seq DIV 4, seq % 4, CONCAT('SKU', seq), seq FROM seq_1_to_90",
+        "INSERT INTO codes VALUES ('a', 'lower'), ('B', 'upper'), ('b2', NULL), ('Z', ''), ('aa', 'x'), ('zz', 'y')",
+        "INSERT INTO events VALUES ('2024-01-01 00:00:00', 'dup'), ('2024-01-01 00:00:00', 'dup'), ('2024-01-02', 'x')",
+    )
+
+
+TABLES = ["orders", "lines", "codes", "events", "empty_one"]
+
+
+def table_states(outcome):
+    return outcome.run["table_states"]
+
+
+def test_full_replication_of_several_tables_row_by_row(env):
+    seed(env)
+    stack = env.start_stack()
+    outcome = stack.run({"tables": "*", "mode": "full", "chunk_rows": 7}, workers=3)
+    states = table_states(outcome)
+    assert outcome.ok, states
+    assert int(states["orders"]["chunk_count"]) == 20  # 137 rows in keyset chunks of 7
+    assert int(states["codes"]["chunk_count"]) == 1
+    assert int(states["events"]["chunk_count"]) == 1  # no key: one chunk
+    assert int(states["empty_one"]["chunk_count"]) == 0
+    for table in TABLES:
+        assert_same(env, table)
+        assert states[table]["validation"] == "ok"
+    assert assert_same(env, "events") == 3  # duplicates of a keyless table are kept
+
+
+def test_incremental_copies_inserts_and_updates(env):
+    seed(env)
+    stack = env.start_stack()
+    first = stack.run({"tables": "orders,lines", "mode": "full", "chunk_rows": 50}, workers=2)
+    assert first.ok
+    env.sql(
+        "UPDATE orders SET total = total + 100, note = 'changed' WHERE id % 7 = 0",
+        "INSERT INTO orders (id, customer, total, created) VALUES (99999, 'new one', 1.00, '2025-01-01')",
+    )
+    second = stack.run({"tables": "orders", "mode": "auto", "chunk_rows": 50}, workers=2)
+    state = table_states(second)["orders"]
+    assert second.ok, state
+    assert state["mode"] == "incremental"
+    copied = sum(int(v) for v in state["chunk_rows"].values())
+    assert 20 <= copied < 137, copied  # the changed rows, not the table
+    assert_same(env, "orders")
+
+
+def test_incremental_state_persists_between_local_runs(env):
+    seed(env)
+    env.start_stack().run({"tables": "orders", "mode": "full"}, workers=1)
+    env.stack.stop()
+    env.sql("UPDATE orders SET customer = 'later' WHERE id = 4")
+    stack = env.start_stack()
+    outcome = stack.run({"tables": "orders", "mode": "auto"}, workers=1)
+    state = table_states(outcome)["orders"]
+    assert outcome.ok and state["mode"] == "incremental"
+    assert_same(env, "orders")
+
+
+def _duplicate_queue(stack, copies: int) -> int:
+    sqs = boto3.client("sqs")
+    bodies = []
+    while True:
+        msgs = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        new = [m for m in msgs if m["Body"] not in bodies]
+        if not new:
+            break
+        bodies.extend(m["Body"] for m in new)
+    for body in bodies:
+        for _ in range(copies - 1):
+            sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
+    return len(bodies)
+
+
+@pytest.mark.parametrize(
+    "mode, idempotency, workers",
+    [
+        ("full", "true", 3),  # concurrent duplicates: the idempotency utility is the first guard
+        ("incremental", "true", 3),
+        ("full", "false", 1),  # without it, every step is still safe to repeat
+        ("incremental", "false", 1),
+    ],
+)
+def test_every_message_delivered_twice_leaves_target_identical(env, mode, idempotency, workers):
+    seed(env)
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": idempotency})
+    if mode == "incremental":
+        assert stack.run({"tables": "orders", "mode": "full", "chunk_rows": 40}, workers=2).ok
+        env.sql("UPDATE orders SET total = total * 2 WHERE id % 3 = 0")
+    summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": mode, "chunk_rows": 40})
+    assert _duplicate_queue(stack, 2) == 4
+    outcome = stack.drain(summary["run_id"], workers=workers)
+    state = table_states(outcome)["orders"]
+    assert outcome.ok, {k: state.get(k) for k in ("status", "reason", "source_rows", "target_rows", "chunk_rows")}
+    assert_same(env, "orders")
+
+
+@pytest.mark.parametrize("mode", ["full", "incremental"])
+def test_worker_dies_after_copy_before_marking_done(env, mode):
+    seed(env)
+    # a dead worker cleans nothing up; recovery must not need the idempotency record
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    if mode == "incremental":
+        assert stack.run({"tables": "orders", "mode": "full"}, workers=1).ok
+        env.sql("UPDATE orders SET total = total * 3 WHERE id % 2 = 0")
+    crashed: set[str] = set()
+
+    def crash_once_after_copy(step: str) -> None:
+        import threading
+
+        key = threading.current_thread().name + step
+        if step == "copied" and len(crashed) < 3 and key not in crashed:
+            crashed.add(key)
+            raise SystemExit("simulated worker death after COPY")  # not an Exception: nothing catches it
+
+    outcome = stack.run(
+        {"tables": "orders", "mode": mode, "chunk_rows": 30}, workers=2, fault=crash_once_after_copy, timeout=120
+    )
+    assert crashed
+    assert outcome.ok, table_states(outcome)
+    assert_same(env, "orders")
+
+
+def test_unknown_table_is_rejected_and_nothing_is_written(env):
+    seed(env)
+    stack = env.start_stack()
+    with pytest.raises(Exception, match="unknown table.*'nope'"):
+        stack.invoke("SchedulerFunction", {"tables": "orders,nope", "mode": "full"})
+    items = boto3.client("dynamodb").scan(TableName=stack.table_name)["Items"]
+    assert [i for i in items if not i["pk"]["S"].startswith("idempotency#")] == []
+    assert stack.queue_depth(stack.queue_url) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"tables": [], "mode": "full"}, "tables"),
+        ({"tables": "orders", "mode": "sideways"}, "mode"),
+        ({"tables": "orders", "chunk_rows": 0}, "chunk_rows"),
+        ({"tables": "orders`; DROP TABLE x", "mode": "full"}, "unknown table"),
+        ({"tables": "orders", "colour": "red"}, "colour"),
+        ({"tables": "*,orders"}, "cannot be combined"),
+    ],
+)
+def test_invalid_run_requests_get_clear_errors(env, request_, message):
+    seed(env)
+    stack = env.start_stack()
+    with pytest.raises(Exception, match=message):
+        stack.invoke("SchedulerFunction", request_)
+    assert stack.queue_depth(stack.queue_url) == (0, 0)
+
+
+def test_incremental_without_watermark_is_refused(env):
+    seed(env)
+    stack = env.start_stack()
+    with pytest.raises(Exception, match="no watermark column"):
+        stack.invoke("SchedulerFunction", {"tables": "codes", "mode": "incremental"})
+
+
+def test_malformed_message_ends_in_the_dead_letter_queue(env):
+    seed(env)
+    stack = env.start_stack()
+    sqs = boto3.client("sqs")
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody='{"kind": "chunk", "run_id": "x"}')
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody="not json at all")
+    import threading
+    import time
+
+    stop = threading.Event()
+    threads = stack.drive_workers(1, stop, retry_delay=0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and sum(stack.queue_depth(stack.dlq_url)) < 2:
+        time.sleep(0.2)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert sum(stack.queue_depth(stack.dlq_url)) == 2
+    assert stack.queue_depth(stack.queue_url) == (0, 0)
+    log = stack.log_path.read_text()
+    assert "invalid chunk message" in log and "not JSON" in log
+
+
+def test_second_scheduler_for_a_leased_table_declines_with_reason(env):
+    seed(env)
+    stack = env.start_stack()
+    first = stack.invoke("SchedulerFunction", {"tables": "codes", "mode": "full"})
+    second = stack.invoke("SchedulerFunction", {"tables": "codes", "mode": "full"})
+    assert first["tables"]["codes"]["status"] == "running"
+    assert second["tables"]["codes"]["status"] == "declined"
+    assert "leased by run " + first["run_id"] in second["tables"]["codes"]["reason"]
+
+
+def test_sample_events_run_with_replicate_invoke(env, capsys):
+    from aurora_replication import cli
+
+    seed(env)
+    env.sql("CREATE TABLE countries (code CHAR(2) NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL, "
+            "continent ENUM('Africa','Americas','Asia','Europe','Oceania') NOT NULL)",
+            "INSERT INTO countries VALUES ('JP', '日本', 'Asia')",
+            "CREATE TABLE customers (id INT PRIMARY KEY)")
+    base = ["--home", str(env.home), "invoke"]
+    urls = ["--source", env.source_url, "--target", env.target_url]
+    assert cli.main([*base, "scheduler", "events/scheduler.json", *urls]) == 0
+    assert cli.main([*base, "scheduler", "events/scheduler-full-orders.json", *urls]) == 0
+    assert cli.main([*base, "worker", "events/worker.json", *urls]) == 0
+    out = capsys.readouterr().out
+    assert '"batchItemFailures": []' in out
+    assert cli.main([*base, "worker", "events/worker-malformed.json", *urls]) == 1
+    assert "invalid chunk message" in capsys.readouterr().out
+    for path in ("events/scheduler.json", "events/worker.json"):
+        json.loads(open(path).read())
