@@ -1,0 +1,38 @@
+"""`sam build` output: every function with its layers fits Lambda's 250 MB unzipped limit."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / ".aws-sam" / "build"
+LIMIT = 250 * 1024 * 1024
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+
+
+@pytest.fixture(scope="module")
+def build() -> Path:
+    if not (BUILD / "template.yaml").exists():
+        sam = ROOT / ".venv-sam" / "bin" / "sam"
+        if not sam.exists() and not shutil.which("sam"):
+            pytest.fail("SAM CLI is missing: run `make sam` (make test does)")
+        subprocess.run([str(sam) if sam.exists() else "sam", "build"], cwd=ROOT, check=True,
+                       env={**os.environ, "SAM_CLI_TELEMETRY": "0"})
+    return BUILD
+
+
+def test_each_function_with_its_layer_is_under_the_unzipped_limit(build: Path):
+    layer = _size(build / "ReplicationLayer")
+    assert (build / "ReplicationLayer" / "python" / "aurora_replication" / "worker.py").exists()
+    assert (build / "ReplicationLayer" / "python" / "snowflake" / "connector").is_dir()
+    for function in ("SchedulerFunction", "WorkerFunction"):
+        total = _size(build / function) + layer
+        assert total < LIMIT, f"{function} with its layer is {total / 2**20:.0f} MB unzipped"

@@ -1,0 +1,88 @@
+"""Run request and chunk message validation; the template's promises about queues and concurrency."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from aurora_replication.config import settings_from
+from aurora_replication.local.template import Template
+from aurora_replication.models import BadInputError, ChunkMessage
+from aurora_replication.scheduler import parse_request
+from aurora_replication.worker import parse_message
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_run_request_accepts_names_lists_and_star():
+    assert parse_request({"tables": "a, b"}, "auto").tables == ["a", "b"]
+    assert parse_request({"tables": ["*"], "mode": "full"}, "auto").mode == "full"
+    assert parse_request({"tables": "x"}, "incremental").mode == "incremental"
+
+
+@pytest.mark.parametrize(
+    "event, fragment",
+    [
+        ([], "JSON object"),
+        ({}, "tables"),
+        ({"tables": "a,a"}, "listed twice"),
+        ({"tables": "a", "run_id": "../etc"}, "run_id"),
+        ({"tables": "a", "watermark_columns": {"a": "x\x00"}}, "control character"),
+        ({"tables": "a", "chunk_rows": -5}, "chunk_rows"),
+    ],
+)
+def test_bad_run_requests_name_what_is_wrong(event, fragment):
+    with pytest.raises(BadInputError, match=fragment):
+        parse_request(event, "auto")
+
+
+def test_chunk_message_bounds_must_match_the_key():
+    body = {
+        "run_id": "r1", "chunk_id": 0, "chunk_count": 1, "lower": ["1", "2"],
+        "plan": {"table": "t", "target_table": "T", "key": ["id"], "mode": "full",
+                 "columns": [{"name": "id", "kind": "integer", "snowflake_type": "NUMBER(10,0)", "target": "ID"}]},
+    }
+    import json
+
+    with pytest.raises(BadInputError, match="lower bound has 2 values but the key has 1"):
+        parse_message(json.dumps(body))
+    body["lower"] = ["1"]
+    assert isinstance(parse_message(json.dumps(body)), ChunkMessage)
+    with pytest.raises(BadInputError, match="not JSON"):
+        parse_message("{")
+
+
+def test_settings_are_validated_with_clear_errors():
+    env = {"STATE_TABLE": "t", "CHUNK_QUEUE_URL": "q", "SOURCE_SECRET_ARN": "s", "TARGET_SECRET_ARN": "t"}
+    assert settings_from(env).default_chunk_rows == 100_000
+    with pytest.raises(BadInputError, match="DEFAULT_CHUNK_ROWS"):
+        settings_from({**env, "DEFAULT_CHUNK_ROWS": "0"})
+    with pytest.raises(BadInputError, match="STATE_TABLE"):
+        settings_from({k: v for k, v in env.items() if k != "STATE_TABLE"})
+
+
+def test_template_queue_and_concurrency_promises():
+    t = Template(ROOT / "template.yaml")
+    worker_timeout = t.function_timeout("WorkerFunction")
+    assert int(t.queue_attributes("ChunkQueue")["VisibilityTimeout"]) >= 6 * worker_timeout
+    assert t.max_receive_count("ChunkQueue") >= 5
+    dlq = t.dead_letter_queue_of("ChunkQueue")
+    assert int(t.queue_attributes(dlq)["MessageRetentionPeriod"]) == 14 * 24 * 3600
+    event = t.sqs_event("WorkerFunction")
+    assert event["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert event["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerMaximumConcurrency"}
+    params = t.doc["Parameters"]
+    assert t.resource("WorkerFunction")["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+    assert params["WorkerReservedConcurrency"]["Default"] >= params["WorkerMaximumConcurrency"]["Default"]
+    table = t.resource("StateTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["TimeToLiveSpecification"]["Enabled"] is True
+    schedule = t.resource("SchedulerFunction")["Events"]["Schedule"]
+    assert schedule["Type"] == "ScheduleV2"
+    assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
+    layer = t.doc["Resources"]["ReplicationLayer"]
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    glob = t.doc["Globals"]["Function"]
+    assert glob["Tracing"] == "Active" and "POWERTOOLS_SERVICE_NAME" in glob["Environment"]["Variables"]

@@ -1,0 +1,117 @@
+"""Pure builders and encoders, tested as text without any database."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from aurora_replication import snowflake_sql, source, staging, typemap
+from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, snowflake_ident, target_name
+from aurora_replication.keyset import range_predicate
+from aurora_replication.models import Column, TablePlan
+
+
+def plan(mode: str = "full", key: list[str] | None = None) -> TablePlan:
+    return TablePlan(
+        table="order items",
+        target_table="ORDER ITEMS",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(20,0)", target="ID"),
+            Column(name="line", kind="integer", snowflake_type="NUMBER(5,0)", target="LINE"),
+            Column(name='na"me', kind="text", snowflake_type="VARCHAR", target='NA"ME'),
+            Column(name="doc", kind="json", snowflake_type="VARIANT", target="DOC"),
+            Column(name="at", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="AT"),
+        ],
+        key=key if key is not None else ["id", "line"],
+        watermark="at",
+        mode=mode,  # type: ignore[arg-type]
+    )
+
+
+def test_identifiers_are_quoted_with_the_quote_doubled():
+    assert mysql_ident("we`ird") == "`we``ird`"
+    assert snowflake_ident('we"ird') == '"we""ird"'
+    assert target_name("Order", "upper") == "ORDER"
+    assert target_name("Order", "preserve") == "Order"
+    for bad in ["", "a\x00b", "x" * 65, " lead"]:
+        with pytest.raises(InvalidIdentifierError):
+            mysql_ident(bad)
+
+
+def test_range_predicate_is_lexicographic_with_bound_values():
+    sql, params = range_predicate(["a", "b"], ["1", "x"], ["5", "y"], mysql_ident)
+    assert sql == (
+        "((`a` > %s) OR (`a` = %s AND `b` > %s)) AND ((`a` < %s) OR (`a` = %s AND `b` <= %s))"
+    )
+    assert params == ["1", "1", "x", "5", "5", "y"]
+    assert range_predicate(["a"], None, None, mysql_ident) == ("1 = 1", [])
+
+
+def test_chunk_query_adds_the_watermark_window():
+    sql, params = source.chunk_query(plan("incremental"), ["3", "1"], None, ("2024-01-01", "2024-02-01"))
+    assert sql.endswith("AND `at` > %s AND (`at` <= %s)")
+    assert params[-2:] == ["2024-01-01", "2024-02-01"]
+    first, _ = source.chunk_query(plan("incremental"), None, None, (None, "2024-02-01"))
+    assert "`at` IS NULL" in first  # a first incremental run also takes rows without a watermark
+
+
+def test_merge_joins_on_every_key_column_and_parses_json():
+    sql = snowflake_sql.merge_chunk(plan("incremental"), "_ASR_INC_r1_ORDER ITEMS")
+    assert 'ON t."ID" = s."ID" AND t."LINE" = s."LINE"' in sql
+    assert 'PARSE_JSON("DOC") AS "DOC"' in sql
+    assert '"_ASR_CHUNK" = %s AND "_ASR_ATTEMPT" = %s' in sql
+    assert 'UPDATE SET t."NA""ME" = s."NA""ME"' in sql
+    assert 't."ID" = s."ID",' not in sql.split("UPDATE SET")[1]  # keys are not updated
+
+
+def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
+    sql = snowflake_sql.publish(plan(), "_ASR_FULL_r1_ORDER ITEMS")
+    assert sql.startswith('CREATE OR REPLACE TABLE "ORDER ITEMS" AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"')
+    assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
+    assert sql.endswith('QUALIFY "_ASR_ATTEMPT" = MAX("_ASR_ATTEMPT") OVER (PARTITION BY "_ASR_CHUNK")')
+
+
+def test_copy_reads_one_file_with_a_lossless_csv_format():
+    sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", "data-1.csv.gz")
+    assert "FROM @MY_STAGE/order_items_1/r1/0/data-1.csv.gz" in sql
+    assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ('\\\\N')" in sql
+    assert "EMPTY_FIELD_AS_NULL = FALSE" in sql and "FORCE = TRUE" in sql
+    with pytest.raises(ValueError):
+        snowflake_sql.stage_location("S", "a'; DROP", "x")
+
+
+def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
+    p = plan()
+    rows = [("1", "2", 'a "q", b\nc\\d', '{"k": 1}', "2024-01-01 00:00:00.5"), ("2", "3", "", None, "0000-00-00 00:00:00")]
+    staged = staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, rows, 7, "att")
+    text = gzip.open(staged.path, "rt", encoding="utf-8").read()
+    assert staged.rows == 2
+    assert text == (
+        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n'
+        '2,3,"",\\N,\\N,7,att\n'
+    )
+
+
+def test_type_mapping_is_lossless_for_common_types():
+    m = typemap.map_column
+    assert m("a", "bigint", "bigint(20) unsigned").snowflake_type == "NUMBER(20,0)"
+    assert m("a", "bigint", "bigint(20)").snowflake_type == "NUMBER(19,0)"
+    assert m("a", "decimal", "decimal(65,30)", 65, 30).snowflake_type == "VARCHAR"
+    assert m("a", "decimal", "decimal(12,2)", 12, 2).snowflake_type == "NUMBER(12,2)"
+    assert m("a", "datetime", "datetime(3)", datetime_precision=3).snowflake_type == "TIMESTAMP_NTZ(3)"
+    assert m("a", "longtext", "longtext", is_json=True).snowflake_type == "VARIANT"
+    assert m("a", "json", "json").kind == typemap.JSON
+    assert m("a", "time", "time(6)").snowflake_type == "VARCHAR"
+    assert m("a", "varbinary", "varbinary(10)").snowflake_type == "BINARY"
+    with pytest.raises(typemap.UnsupportedTypeError, match="column 'g'"):
+        m("g", "geometry", "geometry")
+
+
+def test_checksum_queries_use_the_same_canonical_columns_on_both_sides():
+    p = plan()
+    mysql_sql = source.checksum_query(p)
+    sf_sql = snowflake_sql.checksum_query(p, "T", source.checksum_columns(p))
+    assert [c.name for c in source.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
+    assert "TIMESTAMPDIFF(MICROSECOND" in mysql_sql and "DATE_PART(EPOCH_MICROSECOND" in sf_sql
+    assert source.fold_hashes(["0" * 31 + "1", "f" * 32]) == source.fold_hashes(["f" * 32, "0" * 31 + "1"])
