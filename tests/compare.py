@@ -16,6 +16,8 @@ from aurora_replication.identifiers import target_name
 def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
     if v is None:
         return None
+    if kind == typemap.BINARY:
+        return bytes(v) if isinstance(v, (bytes, bytearray)) else bytes.fromhex(v)
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode()
     if kind in (typemap.INTEGER, typemap.BIT, typemap.YEAR):

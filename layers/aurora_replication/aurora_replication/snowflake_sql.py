@@ -88,9 +88,18 @@ def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> 
 
 
 def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
-    """One multi-row INSERT of bound values (the small-chunk path)."""
-    row = "(" + ", ".join(["%s"] * (len(plan.columns) + 2)) + ")"
-    return f"INSERT INTO {q(table)} ({_load_columns(plan)}) VALUES " + ", ".join([row] * nrows)
+    """One multi-row INSERT of bound values (the small-chunk path); binary values travel as hex."""
+    exprs = [
+        f"TO_BINARY(column{i}, 'HEX')" if c.kind == typemap.BINARY else f"column{i}"
+        for i, c in enumerate(plan.columns, start=1)
+    ]
+    n = len(plan.columns)
+    exprs += [f"column{n + 1}", f"column{n + 2}"]
+    row = "(" + ", ".join(["%s"] * (n + 2)) + ")"
+    return (
+        f"INSERT INTO {q(table)} ({_load_columns(plan)}) SELECT {', '.join(exprs)} FROM VALUES "
+        + ", ".join([row] * nrows)
+    )
 
 
 def delete_chunk(table: str) -> str:

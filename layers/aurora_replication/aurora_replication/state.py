@@ -53,7 +53,7 @@ class StateStore:
         except ClientError as e:
             if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}).get("Item", {})
+        item: dict[str, Any] = dict(self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}).get("Item", {}))
         holder = item.get("run_id", "?")
         until = int(item.get("expires_at", 0))
         return False, (
@@ -104,7 +104,7 @@ class StateStore:
             ExpressionAttributeValues={":c": {str(chunk_id)}, ":rows": rows, ":secs": Decimal(str(round(seconds, 3)))},
             ReturnValues="ALL_NEW",
         )
-        item = resp["Attributes"]
+        item: dict[str, Any] = dict(resp["Attributes"])
         return len(item.get("done", set())), int(item["chunk_count"])
 
     def get_table(self, run_id: str, table: str) -> dict[str, Any]:

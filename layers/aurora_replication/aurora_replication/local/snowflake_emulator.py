@@ -6,13 +6,15 @@ It differs from ``fakesnow -s`` in two ways, both documented in the README:
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
-* staged CSV is read as text, so column types come from the table, as in Snowflake.
+* staged CSV is read as text, so column types come from the table, as in Snowflake;
+* quoted CSV fields are never NULL, and hex text loaded into BINARY columns is decoded, as in Snowflake.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import threading
 from typing import Any
 
 
@@ -50,6 +52,9 @@ def _patch_csv_types() -> None:
     def read_expression(self: Any, url: str) -> Any:
         expr = original(self, url)
         expr.append("expressions", self.make_eq("all_varchar", True))
+        # Snowflake applies NULL_IF and EMPTY_FIELD_AS_NULL to unenclosed fields only: a quoted
+        # "" is the empty string and a quoted "\N" is text, never NULL
+        expr.append("expressions", self.make_eq("allow_quoted_nulls", False))
         return expr
 
     copy_into.ReadCSV.read_expression = read_expression  # type: ignore[method-assign]
@@ -60,17 +65,47 @@ def _patch_csv_types() -> None:
 
     original_inserts = copy_into._inserts
 
+    # COPY of CSV text into a BINARY column decodes it as hex (BINARY_FORMAT's default) in
+    # Snowflake; the emulator stores the hex text itself. Decode it for BLOB columns.
+    context = threading.local()
+    original_copy = copy_into.copy_into
+
+    def copy_into_with_context(duck_conn: Any, current_database: Any, current_schema: Any, expr: Any, *a: Any, **k: Any) -> Any:
+        context.duck_conn, context.schema = duck_conn, current_schema
+        return original_copy(duck_conn, current_database, current_schema, expr, *a, **k)
+
+    def _binary_columns(table: Any) -> set[str]:
+        duck = getattr(context, "duck_conn", None)
+        if duck is None:
+            return set()
+        rows = duck.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = ? "
+            "AND data_type = 'BLOB'",
+            [table.name, table.db or context.schema],
+        ).fetchall()
+        return {r[0] for r in rows}
+
     def _inserts(expr: Any, params: Any, urls: Any, parquet_info: Any = None) -> Any:
         inserts = original_inserts(expr, params, urls, parquet_info)
-        width = len(str(max(len(expr.this.expressions) - 1, 0)))
+        targets = [c.name for c in expr.this.expressions]
+        width = len(str(max(len(targets) - 1, 0)))
+        binary = _binary_columns(expr.this.this if targets else expr.this) if targets else set()
         for insert in inserts:
-            for col in insert.find_all(exp.Column):
+            for col in list(insert.find_all(exp.Column)):
                 name = col.name
                 if name.startswith("column") and name[6:].isdigit():
-                    col.set("this", exp.Identifier(this=f"column{int(name[6:]):0{width}d}"))
+                    i = int(name[6:])
+                    col.set("this", exp.Identifier(this=f"column{i:0{width}d}"))
+                    if i < len(targets) and targets[i] in binary:
+                        col.replace(exp.func("unhex", col.copy()))
         return inserts
 
     copy_into._inserts = _inserts
+    copy_into.copy_into = copy_into_with_context
+    import fakesnow.cursor as fs_cursor
+
+    if getattr(fs_cursor, "copy_into", None) is original_copy:
+        fs_cursor.copy_into = copy_into_with_context
 
 
 def main(argv: list[str] | None = None) -> int:

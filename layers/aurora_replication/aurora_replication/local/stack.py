@@ -309,7 +309,7 @@ class LocalStack:
             t.start()
         return threads
 
-    def _record(self, m: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, m: Any) -> dict[str, Any]:
         arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
         ]
