@@ -15,9 +15,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from aurora_replication import source
+from aurora_replication import evolution, source, target
 from aurora_replication.models import BadInputError, ChunkMessage, RunRequest, TablePlan, describe_validation_error
 from aurora_replication.services import Services
+from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
 
@@ -29,6 +30,28 @@ class PlannedTable:
     window: tuple[str | None, str | None] | None
     plan_seconds: float
     notes: list[str] = field(default_factory=list)
+    alters: list[str] = field(default_factory=list)
+
+
+class TargetColumns:
+    """The target's columns per table, from one lazily opened Snowflake connection."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.conn: Any = None
+
+    def __call__(self, target_table: str) -> list[tuple[Any, ...]]:
+        if self.conn is None:
+            self.conn = self.services.snowflake()
+        return target.execute(self.conn, evolution.TARGET_COLUMNS_SQL, [target_table])
+
+    def execute(self, statements: list[str]) -> None:
+        for statement in statements:
+            target.execute(self.conn, statement)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
 
 
 def parse_request(event: Any, default_mode: str) -> RunRequest:
@@ -46,7 +69,9 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
 
 
-def plan_table(conn: Any, services: Services, database: str, table: str, request: RunRequest) -> PlannedTable:
+def plan_table(
+    conn: Any, services: Services, database: str, table: str, request: RunRequest, target_columns: TargetColumns
+) -> PlannedTable:
     started = time.perf_counter()
     s = services.settings
     plan = source.discover_table(
@@ -69,6 +94,18 @@ def plan_table(conn: Any, services: Services, database: str, table: str, request
                 + ("no watermark column" if not plan.watermark else "no key" if not plan.key else "first run")
                 + ")"
             )
+    alters: list[str] = []
+    if mode == "incremental":
+        existing = target_columns(plan.target_table)
+        change = evolution.diff(plan, existing) if existing else None
+        if change is not None and change.conflicts:
+            if request.mode == "incremental":
+                raise BadInputError(f"table {table!r}: " + "; ".join(change.conflicts))
+            mode = "full"
+            notes.append(f"table {table!r}: full copy (auto mode: {'; '.join(change.conflicts)})")
+        elif change is not None:
+            alters = evolution.alter_statements(plan, change)
+            notes.extend(change.describe(table))
     plan = plan.model_copy(update={"mode": mode, "notes": notes})
     window: tuple[str | None, str | None] | None = None
     hi = source.max_watermark(conn, table, plan.watermark) if plan.watermark else None
@@ -78,13 +115,22 @@ def plan_table(conn: Any, services: Services, database: str, table: str, request
         window = (None, hi)
     chunk_rows = request.chunk_rows or s.default_chunk_rows
     bounds = [] if source.is_empty(conn, table) else source.chunk_bounds(conn, table, plan.key, chunk_rows)
-    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes)
+    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
 
 def schedule(event: Any, services: Services) -> dict[str, Any]:
     s = services.settings
     request = parse_request(event, s.default_mode)
     run_id = request.run_id or new_run_id()
+    target_columns = TargetColumns(services)
+    try:
+        return _schedule(request, run_id, services, target_columns)
+    finally:
+        target_columns.close()
+
+
+def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
+    s = services.settings
     conn = services.mysql()
     try:
         database = services.mysql_settings().dbname
@@ -101,13 +147,25 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
                     f"available: {', '.join(available[:20]) or '(none)'}"
                 )
             names = request.tables
-        planned = [plan_table(conn, services, database, t, request) for t in names]
+        planned: list[PlannedTable] = []
+        failed: dict[str, str] = {}
+        for t in names:
+            try:
+                planned.append(plan_table(conn, services, database, t, request, target_columns))
+            except (BadInputError, UnsupportedTypeError) as e:
+                failed[t] = str(e)  # this table stops; the others go on
+        if not planned:
+            raise BadInputError("; ".join(failed.values()))
     finally:
         conn.close()
 
     # planning succeeded for every table: now write
     services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for table, reason in failed.items():
+        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
+        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0)
+        summary["tables"][table] = {"status": "failed", "reason": reason}
     for p in planned:
         table = p.plan.table
         for note in p.notes:
@@ -118,6 +176,7 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
             logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
             summary["tables"][table] = {"status": "declined", "reason": reason}
             continue
+        target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
         chunk_count = len(p.bounds)
         services.state.record_table(
             run_id,

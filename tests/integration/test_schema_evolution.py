@@ -1,0 +1,78 @@
+"""Columns added, widened, dropped or changed in MySQL between incremental runs."""
+
+from __future__ import annotations
+
+from compare import assert_same
+
+
+def _columns(env, table: str) -> dict[str, tuple[str, object, object]]:
+    conn = env.snowflake()
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s", (table,)
+    )
+    rows = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
+    conn.close()
+    return rows
+
+
+def _seed(env) -> None:
+    env.sql(
+        """CREATE TABLE acct (id INT PRIMARY KEY, n INT NOT NULL, label VARCHAR(20), legacy VARCHAR(10),
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))""",
+        "INSERT INTO acct (id, n, label, legacy, updated_at) SELECT seq, seq, CONCAT('l', seq), 'old', "
+        "'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_30",
+        """CREATE TABLE other (id INT PRIMARY KEY, v VARCHAR(10),
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))""",
+        "INSERT INTO other (id, v, updated_at) VALUES (1, 'a', '2024-01-01'), (2, 'b', '2024-01-01')",
+    )
+
+
+def test_added_widened_and_dropped_columns_follow_into_snowflake(env):
+    _seed(env)
+    stack = env.start_stack()
+    assert stack.run({"tables": "acct", "mode": "full"}, workers=1).ok
+    env.sql(
+        "ALTER TABLE acct ADD COLUMN score DECIMAL(10,2) NULL",
+        "ALTER TABLE acct MODIFY n BIGINT NOT NULL",
+        "ALTER TABLE acct DROP COLUMN legacy",
+        "UPDATE acct SET score = 9.5, n = 9000000000 WHERE id <= 3",
+        "INSERT INTO acct (id, n, label, score) VALUES (31, 5, 'new', 1.25)",
+    )
+    outcome = stack.run({"tables": "acct", "mode": "incremental"}, workers=1)
+    state = outcome.run["table_states"]["acct"]
+    assert outcome.ok, state
+    notes = " ".join(state["notes"])
+    assert "'score' added" in notes and "'n' widened" in notes and "'LEGACY'" in notes
+    cols = _columns(env, "ACCT")
+    assert cols["SCORE"] == ("NUMBER", 10, 2)
+    assert cols["N"][:2] == ("NUMBER", 19)
+    assert "LEGACY" in cols  # kept
+    assert_same(env, "acct")
+    conn = env.snowflake()
+    cur = conn.cursor()
+    cur.execute('SELECT "ID", "SCORE", "LEGACY" FROM "ACCT" WHERE "ID" IN (10, 31) ORDER BY "ID"')
+    rows = cur.fetchall()
+    assert [(r[0], r[2]) for r in rows] == [(10, "old"), (31, None)]  # the dropped column: kept, NULL for new rows
+    assert rows[0][1] is None and str(rows[1][1]) == "1.25"  # the added column: NULL for old rows
+    cur.execute('SELECT COUNT(*) FROM "ACCT" WHERE "LEGACY" IS NULL')
+    assert cur.fetchone()[0] == 1
+    conn.close()
+
+
+def test_unsafe_change_stops_that_table_and_the_others_go_on(env):
+    _seed(env)
+    stack = env.start_stack()
+    assert stack.run({"tables": "acct,other", "mode": "full"}, workers=1).ok
+    env.sql("UPDATE acct SET label = id", "ALTER TABLE acct MODIFY label INT NULL", "UPDATE other SET v = 'changed' WHERE id = 1")
+    outcome = stack.run({"tables": "acct,other", "mode": "incremental"}, workers=1)
+    states = outcome.run["table_states"]
+    assert states["acct"]["status"] == "failed"
+    assert "column 'label' is TEXT in Snowflake" in states["acct"]["reason"]
+    assert states["other"]["status"] == "published"
+    assert_same(env, "other")
+    # auto mode copies such a table in full instead
+    auto = stack.run({"tables": "acct", "mode": "auto"}, workers=1)
+    assert auto.ok and auto.run["table_states"]["acct"]["mode"] == "full"
+    assert_same(env, "acct")
