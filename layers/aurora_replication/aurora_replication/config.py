@@ -31,6 +31,8 @@ class Settings(BaseModel):
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")
     work_dir: str = Field(default="/tmp", alias="WORK_DIR")
+    table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
+    transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
 
 
 @lru_cache(maxsize=1)

@@ -31,6 +31,26 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class TableOptions(_Strict):
+    """Per-table transformation settings (see ``transforms.py`` and the README)."""
+
+    exclude: list[str] = Field(default_factory=list)
+    rename: dict[str, str] = Field(default_factory=dict)
+    mask: dict[str, Literal["sha256", "md5"]] = Field(default_factory=dict)
+    cast: dict[str, str] = Field(default_factory=dict)
+    where: str | None = Field(default=None, max_length=2000)
+    transform: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+
+    @model_validator(mode="after")
+    def _names(self) -> TableOptions:
+        for name in [*self.exclude, *self.rename, *self.rename.values(), *self.mask, *self.cast]:
+            try:
+                validate_identifier(name, "column name")
+            except InvalidIdentifierError as e:
+                raise ValueError(str(e)) from None
+        return self
+
+
 class RunRequest(_Strict):
     """What the scheduler is asked to do (the EventBridge Scheduler payload)."""
 
@@ -39,6 +59,7 @@ class RunRequest(_Strict):
     chunk_rows: int | None = Field(default=None, ge=1, le=10_000_000)
     run_id: str | None = None
     watermark_columns: dict[str, str] = Field(default_factory=dict)
+    table_options: dict[str, TableOptions] = Field(default_factory=dict)
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -88,6 +109,8 @@ class Column(_Strict):
     kind: str
     snowflake_type: str
     target: str
+    source_expr: str | None = None  # a masked column's MySQL expression (built by transforms, never user text)
+    checksum: bool = True  # False for cast columns, whose text differs between the engines
 
 
 class TablePlan(_Strict):
@@ -100,12 +123,32 @@ class TablePlan(_Strict):
     watermark: str | None = None
     mode: ResolvedMode
     notes: list[str] = Field(default_factory=list)
+    where: str | None = None
+    transform: str | None = None
 
     def column(self, name: str) -> Column:
         for c in self.columns:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+
+def _check_generated_sql(plan: TablePlan) -> None:
+    """A message is data from a queue: re-check every SQL fragment it carries before it is used."""
+    from aurora_replication.identifiers import mysql_ident
+    from aurora_replication.transforms import MASKS, safe_predicate
+
+    for c in plan.columns:
+        if c.source_expr is not None and c.source_expr not in {m.format(mysql_ident(c.name)) for m in MASKS.values()}:
+            raise ValueError(f"column {c.name!r} carries an unexpected source expression")
+    if plan.where is not None:
+        # the scheduler wrote the predicate in the canonical form safe_predicate produces
+        try:
+            rebuilt = safe_predicate(plan.where, None)
+        except BadInputError as e:
+            raise ValueError(str(e)) from None
+        if rebuilt != plan.where:
+            raise ValueError("the where predicate is not in the form the scheduler writes")
 
 
 class ChunkMessage(_Strict):
@@ -133,6 +176,7 @@ class ChunkMessage(_Strict):
         names = [c.name for c in self.plan.columns]
         for n in [self.plan.table, *names]:
             validate_identifier(n)
+        _check_generated_sql(self.plan)
         for k in self.plan.key:
             if k not in names:
                 raise ValueError(f"key column {k!r} is not among the table's columns")

@@ -15,8 +15,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from aurora_replication import evolution, source, target
-from aurora_replication.models import BadInputError, ChunkMessage, RunRequest, TablePlan, describe_validation_error
+from aurora_replication import evolution, source, target, transforms
+from aurora_replication.models import (
+    BadInputError,
+    ChunkMessage,
+    RunRequest,
+    TableOptions,
+    TablePlan,
+    describe_validation_error,
+)
 from aurora_replication.services import Services
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -70,13 +77,20 @@ def new_run_id() -> str:
 
 
 def plan_table(
-    conn: Any, services: Services, database: str, table: str, request: RunRequest, target_columns: TargetColumns
+    conn: Any,
+    services: Services,
+    database: str,
+    table: str,
+    request: RunRequest,
+    target_columns: TargetColumns,
+    options: dict[str, TableOptions],
 ) -> PlannedTable:
     started = time.perf_counter()
     s = services.settings
     plan = source.discover_table(
         conn, database, table, identifier_case=s.identifier_case, watermark=request.watermark_columns.get(table)
     )
+    plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
     stored = services.state.get_watermark(table) if plan.watermark else None
     mode = request.mode
     notes = list(plan.notes)
@@ -147,11 +161,15 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
                     f"available: {', '.join(available[:20]) or '(none)'}"
                 )
             names = request.tables
+        options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
+        strangers = [t for t in options if t not in available]
+        if strangers:
+            raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
         planned: list[PlannedTable] = []
         failed: dict[str, str] = {}
         for t in names:
             try:
-                planned.append(plan_table(conn, services, database, t, request, target_columns))
+                planned.append(plan_table(conn, services, database, t, request, target_columns, options))
             except (BadInputError, UnsupportedTypeError) as e:
                 failed[t] = str(e)  # this table stops; the others go on
         if not planned:

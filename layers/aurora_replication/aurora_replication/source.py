@@ -240,6 +240,8 @@ def window_start(
 
 
 def _select_expr(c: Column) -> str:
+    if c.source_expr:
+        return c.source_expr.replace("%", "%%")
     q = mysql_ident(c.name)
     if c.kind == typemap.BINARY:
         return f"HEX({q})"
@@ -265,6 +267,8 @@ def chunk_query(
         if hi is not None:
             where += f" AND ({wm} <= %s" + (f" OR {wm} IS NULL)" if lo is None else ")")
             params.append(hi)
+    if plan.where:
+        where += f" AND ({plan.where.replace('%', '%%')})"
     cols = ", ".join(_select_expr(c) for c in plan.columns)
     return f"SELECT {cols} FROM {mysql_ident(plan.table)} WHERE {where}", params
 
@@ -298,10 +302,12 @@ CHECKSUM_KINDS = frozenset(
 
 def checksum_columns(plan: TablePlan) -> list[Column]:
     """Columns whose canonical text both engines produce identically (floats, JSON and binary are counted only)."""
-    return [c for c in plan.columns if c.kind in CHECKSUM_KINDS]
+    return [c for c in plan.columns if c.checksum and c.kind in CHECKSUM_KINDS]
 
 
 def _canonical_expr(c: Column) -> str:
+    if c.source_expr:
+        return _select_expr(c)
     q = mysql_ident(c.name)
     zero = f"YEAR({q}) = 0 OR MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0"
     if c.kind == typemap.BIT:
@@ -320,7 +326,8 @@ def _canonical_expr(c: Column) -> str:
 
 def checksum_query(plan: TablePlan) -> str:
     parts = [f"COALESCE({_canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan)] or ["''"]
-    return f"SELECT MD5(CONCAT_WS(CHAR(31), {', '.join(parts)})) FROM {mysql_ident(plan.table)}"
+    where = f" WHERE {plan.where.replace('%', '%%')}" if plan.where else ""
+    return f"SELECT MD5(CONCAT_WS(CHAR(31), {', '.join(parts)})) FROM {mysql_ident(plan.table)}{where}"
 
 
 def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:

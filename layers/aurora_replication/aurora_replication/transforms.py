@@ -1,0 +1,188 @@
+"""Per-table transformation hooks: exclude, rename, mask, cast, filter, and registered Python functions.
+
+Options come from the run request (``table_options``) or a JSON file named by the
+``TABLE_OPTIONS_FILE`` environment variable (the request wins). Every name is checked against the
+table's columns; a ``where`` predicate is parsed into tokens and rebuilt from them with quoted
+identifiers and re-quoted literals, so nothing the user wrote reaches SQL unchecked.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from aurora_replication.identifiers import mysql_ident, target_name
+from aurora_replication.models import BadInputError, Column, TableOptions, TablePlan
+
+Row = tuple[Any, ...]
+Transform = Callable[[Iterable[Row], TablePlan], Iterable[Row]]
+_REGISTRY: dict[str, Transform] = {}
+
+MASKS = {"sha256": "SHA2({}, 256)", "md5": "MD5({})"}
+CAST_TYPE = re.compile(
+    r"^(VARCHAR(\(\d{1,8}\))?|NUMBER\(\d{1,2},\d{1,2}\)|FLOAT|BOOLEAN|DATE|TIMESTAMP_NTZ(\([0-9]\))?|VARIANT|BINARY)$"
+)
+
+
+def register(name: str) -> Callable[[Transform], Transform]:
+    """Register ``fn(rows, plan) -> rows`` under ``name``; rows are tuples in the plan's column order.
+
+    Example (a module listed in ``TRANSFORM_MODULES``)::
+
+        from aurora_replication.transforms import register
+
+        @register("lowercase_emails")
+        def lowercase_emails(rows, plan):
+            i = [c.name for c in plan.columns].index("email")
+            for row in rows:
+                yield row[:i] + (row[i].lower() if row[i] is not None else None,) + row[i + 1 :]
+    """
+
+    def decorate(fn: Transform) -> Transform:
+        _REGISTRY[name] = fn
+        return fn
+
+    return decorate
+
+
+def load_transform_modules(spec: str | None = None) -> None:
+    for module in filter(None, (m.strip() for m in (spec or os.environ.get("TRANSFORM_MODULES", "")).split(","))):
+        importlib.import_module(module)
+
+
+def registered(name: str) -> Transform:
+    load_transform_modules()
+    if name not in _REGISTRY:
+        raise BadInputError(
+            f"no transform named {name!r} is registered; list its module in TRANSFORM_MODULES "
+            f"(registered: {', '.join(sorted(_REGISTRY)) or 'none'})"
+        )
+    return _REGISTRY[name]
+
+
+def options_from_file(path: str | None) -> dict[str, TableOptions]:
+    if not path:
+        return {}
+    try:
+        raw = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, json.JSONDecodeError) as e:
+        raise BadInputError(f"TABLE_OPTIONS_FILE {path!r} cannot be read as JSON: {e}") from None
+    return {t: TableOptions.model_validate(o) for t, o in raw.items()}
+
+
+# ---- WHERE predicates -------------------------------------------------------------------------
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>-?\d+(?:\.\d+)?)|(?P<str>'(?:[^'\\]|'')*')|(?P<bq>`(?:[^`]|``)+`)"
+    r"|(?P<op><=|>=|<>|!=|=|<|>|\(|\)|,)|(?P<word>[A-Za-z_][A-Za-z0-9_$]*))"
+)
+_KEYWORDS = {"AND", "OR", "NOT", "IS", "NULL", "IN", "BETWEEN", "LIKE", "TRUE", "FALSE"}
+
+
+def safe_predicate(predicate: str, columns: Iterable[str] | None) -> str:
+    """Rebuild a WHERE predicate from validated tokens, or raise BadInputError naming the problem.
+
+    ``columns`` limits the identifiers to the table's columns; None accepts any (still quoted), which
+    is how a worker re-checks a predicate the scheduler already rebuilt.
+    """
+    names = None if columns is None else {c.lower(): c for c in columns}
+    out: list[str] = []
+    pos = 0
+    depth = 0
+    text = predicate.strip()
+    if not text:
+        raise BadInputError("where predicate is empty")
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise BadInputError(f"where predicate {predicate!r}: unexpected text at {text[pos:pos + 15]!r}")
+        pos = m.end()
+        if m.group("num"):
+            out.append(m.group("num"))
+        elif m.group("str"):
+            inner = m.group("str")[1:-1].replace("''", "'")
+            out.append("'" + inner.replace("'", "''") + "'")
+        elif m.group("op"):
+            op = m.group("op")
+            depth += op == "("
+            depth -= op == ")"
+            if depth < 0:
+                raise BadInputError(f"where predicate {predicate!r}: unbalanced parentheses")
+            out.append(op)
+        else:
+            word = m.group("bq")[1:-1].replace("``", "`") if m.group("bq") else m.group("word")
+            if not m.group("bq") and word.upper() in _KEYWORDS:
+                out.append(word.upper())
+            elif names is None:
+                out.append(mysql_ident(word))
+            elif word.lower() in names:
+                out.append(mysql_ident(names[word.lower()]))
+            else:
+                raise BadInputError(
+                    f"where predicate {predicate!r}: {word!r} is not a column of the table or an allowed keyword "
+                    f"({', '.join(sorted(_KEYWORDS))}); functions and subqueries are not allowed"
+                )
+    if depth:
+        raise BadInputError(f"where predicate {predicate!r}: unbalanced parentheses")
+    return " ".join(out)
+
+
+# ---- applying options to a plan ---------------------------------------------------------------
+
+def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case: str) -> TablePlan:
+    if options is None:
+        return plan
+    table = plan.table
+    by_name = {c.name: c for c in plan.columns}
+
+    def known(col: str, what: str) -> Column:
+        if col not in by_name:
+            raise BadInputError(f"table {table!r}: {what} names column {col!r}, which the table does not have")
+        return by_name[col]
+
+    protected = set(plan.key) | ({plan.watermark} if plan.watermark else set())
+    for col in options.exclude:
+        known(col, "exclude")
+        if col in protected:
+            raise BadInputError(f"table {table!r}: column {col!r} is a key or the watermark and cannot be excluded")
+    for col in options.mask:
+        known(col, "mask")
+        if col in protected:
+            raise BadInputError(f"table {table!r}: column {col!r} is a key or the watermark and cannot be masked")
+    columns: list[Column] = []
+    for c in plan.columns:
+        if c.name in options.exclude:
+            continue
+        update: dict[str, Any] = {}
+        if c.name in options.rename:
+            update["target"] = target_name(options.rename[c.name], identifier_case)
+        if c.name in options.mask:
+            update.update(kind="text", snowflake_type="VARCHAR",
+                          source_expr=MASKS[options.mask[c.name]].format(mysql_ident(c.name)))
+        if c.name in options.cast:
+            cast = options.cast[c.name].upper().replace(" ", "")
+            if not CAST_TYPE.match(cast):
+                raise BadInputError(f"table {table!r}: cast of {c.name!r} to {options.cast[c.name]!r} is not a supported "
+                                    "Snowflake type (VARCHAR, NUMBER(p,s), FLOAT, BOOLEAN, DATE, TIMESTAMP_NTZ(p), VARIANT, BINARY)")
+            update.update(snowflake_type=cast, checksum=False)
+        columns.append(c.model_copy(update=update))
+    for col in options.rename:
+        known(col, "rename")
+    for col in options.cast:
+        known(col, "cast")
+    targets = [c.target for c in columns]
+    if len(set(targets)) != len(targets):
+        raise BadInputError(f"table {table!r}: renames make two columns share a Snowflake name")
+    if not columns:
+        raise BadInputError(f"table {table!r}: every column is excluded")
+    where = safe_predicate(options.where, by_name) if options.where else None
+    if options.transform:
+        registered(options.transform)
+    notes = list(plan.notes)
+    if options.transform:
+        notes.append(f"table {table!r}: rows pass through Python transform {options.transform!r}; validated by count only")
+    return plan.model_copy(update={"columns": columns, "where": where, "transform": options.transform, "notes": notes})
