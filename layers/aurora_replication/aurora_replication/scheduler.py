@@ -16,6 +16,7 @@ from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
 from aurora_replication import evolution, source, target, transforms
+from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
     BadInputError,
     ChunkMessage,
@@ -161,6 +162,14 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
                     f"available: {', '.join(available[:20]) or '(none)'}"
                 )
             names = request.tables
+        seen: dict[str, str] = {}
+        for t in names:
+            other = seen.setdefault(target_name(t, s.identifier_case), t)
+            if other != t:
+                raise BadInputError(
+                    f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
+                    "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
+                )
         options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
         strangers = [t for t in options if t not in available]
         if strangers:
