@@ -242,5 +242,11 @@ def test_sample_events_run_with_replicate_invoke(env, capsys):
     assert '"batchItemFailures": []' in out
     assert cli.main([*base, "worker", "events/worker-malformed.json", *urls]) == 1
     assert "invalid chunk message" in capsys.readouterr().out
+    assert cli.main([*base, "health", "events/health.json", *urls]) == 0
+    assert '"checks"' in capsys.readouterr().out
+    assert cli.main([*base, "health", "events/health-function-url.json", *urls]) == 0
+    assert '"statusCode"' in capsys.readouterr().out
+    assert cli.main(["--home", str(env.home), "status", *urls]) in (0, 1)
+    assert "dead_letter_queue" in capsys.readouterr().out
     for path in ("events/scheduler.json", "events/worker.json"):
         json.loads(open(path).read())

@@ -12,7 +12,7 @@ from typing import Any
 from aurora_replication.models import BadInputError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
-FUNCTIONS = {"scheduler": "SchedulerFunction", "worker": "WorkerFunction"}
+FUNCTIONS = {"scheduler": "SchedulerFunction", "worker": "WorkerFunction", "health": "HealthFunction"}
 
 
 class Progress:
@@ -210,6 +210,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def print_status(result: dict[str, Any]) -> None:
+    print(f"{'check':<20} {'ok':<4} detail")
+    for name, check in result["checks"].items():
+        print(f"{name:<20} {'yes' if check['ok'] else 'NO':<4} {check.get('detail', '')}")
+    tables = result["checks"].get("replication", {}).get("tables", {})
+    if tables:
+        print(f"\n{'table':<24} {'status':<10} {'last run':<28} {'rows':>10} {'lag s':>8}  watermark")
+        for name, t in sorted(tables.items()):
+            print(f"{name:<24} {str(t.get('status', '-')):<10} {str(t.get('last_run', '-')):<28} "
+                  f"{str(t.get('rows', '-')):>10} {str(t.get('lag_seconds', '-')):>8}  {t.get('watermark', '-')}")
+    print("\nHEALTHY" if result["healthy"] else f"\nUNHEALTHY: {', '.join(result['failing'])}")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    source, target = args.source, args.target
+    if not source or not target:
+        local_source, local_target = _local_endpoints(args.home)
+        source, target = source or local_source, target or local_target
+    stack = _stack(args.home, source, target)
+    try:
+        result = stack.invoke("HealthFunction", {})
+    finally:
+        stack.stop()
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        print_status(result)
+    return 0 if result["healthy"] else 1
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from aurora_replication.local.services import MariaDB, SnowflakeEmulator
 
@@ -248,6 +278,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--rows", type=int, default=200_000, help="orders in the sample dataset")
     d.add_argument("--workers", type=int, default=2)
     d.set_defaults(func=cmd_demo)
+
+    st = sub.add_parser("status", help="the health report (connectivity, queues, last run and lag per table)")
+    st.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
+    st.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    st.add_argument("--json", action="store_true", help="print the report as JSON")
+    st.set_defaults(func=cmd_status)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")
     s.set_defaults(func=cmd_stop)

@@ -1,0 +1,35 @@
+"""Health-check Lambda: a Function URL (IAM auth) answering 200 or 503, or a direct invoke."""
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from aurora_replication import health
+from aurora_replication.config import load_settings
+from aurora_replication.services import Services
+
+logger = Logger()
+tracer = Tracer()
+app = LambdaFunctionUrlResolver()
+services = Services.from_settings(load_settings())
+
+
+@app.get("/")
+@tracer.capture_method
+def get_health() -> Response:
+    result = health.report(services)
+    return Response(status_code=200 if result["healthy"] else 503, content_type=content_types.APPLICATION_JSON,
+                    body=result)
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "requestContext" in event:  # through the Function URL
+        return app.resolve(event, context)
+    result = health.report(services)  # direct invoke
+    if not result["healthy"]:
+        logger.warning("unhealthy", extra={"failing": result["failing"]})
+    return result

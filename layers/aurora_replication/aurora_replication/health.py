@@ -1,0 +1,159 @@
+"""The health report: connectivity, queues, last run and lag per table, stalled runs.
+
+Each check runs with its own timeout and reports ``ok`` and a detail; the report is healthy when
+every check is ok. Nothing secret is ever part of it: errors are reduced to their type and a
+message that names no password (connection errors from the drivers carry host and port only).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr
+
+from aurora_replication.services import Services
+from aurora_replication.state import _plain
+
+STALL_SECONDS = 3600
+
+
+def _redact(text: str, secrets: list[str]) -> str:
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+def _mysql(services: Services) -> dict[str, Any]:
+    conn = services.mysql()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            version = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return {"detail": f"connected ({version})"}
+
+
+def _snowflake(services: Services) -> dict[str, Any]:
+    conn = services.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT CURRENT_VERSION()")
+        version = cur.fetchone()[0]
+    finally:
+        conn.close()
+    return {"detail": f"connected ({version})"}
+
+
+def _dynamodb(services: Services) -> dict[str, Any]:
+    services.state.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
+    return {"detail": "reachable"}
+
+
+def _queue_depth(services: Services, url: str) -> tuple[int, int]:
+    a = services.sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _queue(services: Services) -> dict[str, Any]:
+    visible, inflight = _queue_depth(services, services.settings.chunk_queue_url)
+    return {"detail": f"{visible} waiting, {inflight} in flight", "waiting": visible, "in_flight": inflight}
+
+
+def _dlq(services: Services) -> dict[str, Any]:
+    url = services.settings.dlq_url
+    if not url:
+        return {"detail": "no DLQ_URL configured"}
+    visible, inflight = _queue_depth(services, url)
+    depth = visible + inflight
+    oldest = None
+    if depth:
+        msgs = services.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["SentTimestamp"]
+        ).get("Messages", [])
+        if msgs:
+            oldest = int(time.time() - min(int(m["Attributes"]["SentTimestamp"]) for m in msgs) / 1000)
+    result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest}
+    result["detail"] = "empty" if not depth else f"{depth} message(s), oldest {oldest} s: fix the cause, then redrive"
+    if depth:
+        result["ok"] = False
+    return result
+
+
+def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
+    now = time.time()
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").is_in(["LAST_RUN", "WATERMARK"]) | Attr("sk").eq("RUN")}
+    while True:
+        resp = services.state.table.scan(**kwargs)
+        items.extend(_plain(i) for i in resp["Items"])
+        if "LastEvaluatedKey" not in resp:
+            break
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+    tables: dict[str, dict[str, Any]] = {}
+    stalled = []
+    for item in items:
+        if item["sk"] == "RUN":
+            updated = float(item.get("created_at", now))
+            if item.get("status") == "running" and now - updated > stall_seconds:
+                stalled.append({"run_id": item["pk"][4:], "running_for_seconds": int(now - updated)})
+            continue
+        t = tables.setdefault(item["pk"][6:], {})
+        if item["sk"] == "WATERMARK":
+            t["watermark"] = item.get("value")
+        else:
+            t.update(last_run=item.get("run_id"), status=item.get("status"), at=item.get("at"),
+                     rows=item.get("target_rows"), validation=item.get("validation"))
+            if item.get("at"):
+                t["lag_seconds"] = int(now - float(item["at"]))
+    failed = [name for name, t in tables.items() if t.get("status") == "failed"]
+    result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
+    problems = []
+    if failed:
+        problems.append(f"last run failed for {', '.join(sorted(failed))}")
+    if stalled:
+        problems.append(f"{len(stalled)} run(s) stalled for more than {stall_seconds} s")
+    result["detail"] = "; ".join(problems) or f"{len(tables)} table(s) replicated"
+    if problems:
+        result["ok"] = False
+    return result
+
+
+def report(services: Services, timeout: float = 10.0, stall_seconds: int = STALL_SECONDS) -> dict[str, Any]:
+    checks: dict[str, Callable[[], dict[str, Any]]] = {
+        "mysql": lambda: _mysql(services),
+        "snowflake": lambda: _snowflake(services),
+        "dynamodb": lambda: _dynamodb(services),
+        "queue": lambda: _queue(services),
+        "dead_letter_queue": lambda: _dlq(services),
+        "replication": lambda: _tables(services, stall_seconds),
+    }
+    secrets: list[str] = []
+    try:
+        secrets = [services.mysql_settings().password, services.snowflake_settings().password or ""]
+    except Exception:  # noqa: BLE001 - the connectivity checks report it
+        pass
+    results: dict[str, dict[str, Any]] = {}
+    pool = ThreadPoolExecutor(max_workers=len(checks))
+    futures = {name: pool.submit(fn) for name, fn in checks.items()}
+    deadline = time.monotonic() + timeout
+    for name, future in futures.items():
+        started = time.monotonic()
+        try:
+            result = future.result(timeout=max(deadline - started, 0.01))
+            result.setdefault("ok", True)
+        except FutureTimeout:
+            result = {"ok": False, "detail": f"no answer within {timeout:.0f} s"}
+        except Exception as e:  # noqa: BLE001 - every failure becomes a named, failing check
+            result = {"ok": False, "detail": _redact(f"{type(e).__name__}: {e}", secrets)[:500]}
+        results[name] = result
+    pool.shutdown(wait=False, cancel_futures=True)
+    failing = [name for name, r in results.items() if not r["ok"]]
+    return {"healthy": not failing, "failing": failing, "checks": results, "checked_at": int(time.time())}
