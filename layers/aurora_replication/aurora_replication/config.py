@@ -24,7 +24,7 @@ class Settings(BaseModel):
     small_chunk_rows: int = Field(default=1_000, alias="SMALL_CHUNK_ROWS", ge=0, le=100_000)
     stage_name: str = Field(default="AURORA_REPLICATION_STAGE", alias="STAGE_NAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
-    zero_date_policy: Literal["null"] = Field(default="null", alias="ZERO_DATE_POLICY")
+    zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")
     watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
     lease_seconds: int = Field(default=3600, alias="LEASE_SECONDS", ge=60)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)

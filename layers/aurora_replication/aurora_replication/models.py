@@ -125,6 +125,7 @@ class TablePlan(_Strict):
     notes: list[str] = Field(default_factory=list)
     where: str | None = None
     transform: str | None = None
+    zero_dates: Literal["null", "fail"] = "null"
 
     def column(self, name: str) -> Column:
         for c in self.columns:

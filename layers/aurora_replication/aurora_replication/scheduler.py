@@ -121,7 +121,7 @@ def plan_table(
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
-    plan = plan.model_copy(update={"mode": mode, "notes": notes})
+    plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     window: tuple[str | None, str | None] | None = None
     hi = source.max_watermark(conn, table, plan.watermark) if plan.watermark else None
     if mode == "incremental":

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication import typemap
-from aurora_replication.models import TablePlan
+from aurora_replication.models import BadInputError, TablePlan
 
 NULL = "\\N"
 Encoder = Callable[[Any], str]
@@ -37,6 +37,19 @@ def _date(v: Any) -> str:
     return NULL if typemap.is_zero_date(s) else s
 
 
+class ZeroDateError(BadInputError):
+    """A zero date met under ZERO_DATE_POLICY=fail."""
+
+
+def _date_or_fail(v: Any) -> str:
+    s = _raw(v)
+    if typemap.is_zero_date(s):
+        raise ZeroDateError(
+            f"zero date {s!r} found and ZERO_DATE_POLICY=fail; fix the row in MySQL or use ZERO_DATE_POLICY=null"
+        )
+    return s
+
+
 _ENCODERS: dict[str, Encoder] = {
     typemap.TEXT: _text,
     typemap.JSON: _text,
@@ -47,21 +60,24 @@ _ENCODERS: dict[str, Encoder] = {
 
 
 def encoders(plan: TablePlan) -> list[Encoder]:
-    return [_ENCODERS.get(c.kind, _raw) for c in plan.columns]
+    encs = [_ENCODERS.get(c.kind, _raw) for c in plan.columns]
+    if plan.zero_dates == "fail":
+        encs = [_date_or_fail if e is _date else e for e in encs]
+    return encs
 
 
 def encode_value(enc: Encoder, v: Any) -> str:
     return NULL if v is None else enc(v)
 
 
-def bound_value(kind: str, v: Any) -> Any:
+def bound_value(kind: str, v: Any, zero_dates: str = "null") -> Any:
     """A value as bound into a multi-row INSERT (the small-chunk path): text, or None."""
     if v is None:
         return None
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode("utf-8")
     if kind in (typemap.DATE, typemap.DATETIME) and typemap.is_zero_date(v):
-        return None
+        return _date_or_fail(v) if zero_dates == "fail" else None
     return v
 
 

@@ -73,7 +73,7 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
             kinds = [c.kind for c in plan.columns]
-            rows = [[staging.bound_value(k, v) for k, v in zip(kinds, r, strict=True)] for r in head]
+            rows = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
             services.fault("extracted")
             tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
             nrows, nbytes = len(rows), 0
