@@ -140,7 +140,7 @@ def test_worker_dies_after_copy_before_marking_done(env, mode):
         env.sql("UPDATE orders SET total = total * 3 WHERE id % 2 = 0")
     crashed: set[str] = set()
 
-    def crash_once_after_copy(step: str) -> None:
+    def crash_once_after_copy(step: str, message=None) -> None:
         import threading
 
         key = threading.current_thread().name + step

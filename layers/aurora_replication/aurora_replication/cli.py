@@ -240,6 +240,30 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if result["healthy"] else 1
 
 
+def cmd_redrive(args: argparse.Namespace) -> int:
+    """Move dead-lettered messages back and, locally, drive workers until their runs finish."""
+    from aurora_replication.redrive import redrive
+
+    source, target = args.source, args.target
+    if not source or not target:
+        local_source, local_target = _local_endpoints(args.home)
+        source, target = source or local_source, target or local_target
+    stack = _stack(args.home, source, target)
+    ok = True
+    try:
+        moved = redrive(stack.sqs, stack.dlq_url, stack.queue_url)
+        print(f"redrive ({moved['method']}): {moved['moved']} message(s) moved back to the chunk queue")
+        for run_id in moved["run_ids"]:
+            progress = Progress()
+            outcome = stack.drain(run_id, workers=args.workers, progress=progress)
+            progress.close()
+            print_summary(outcome, f"\n== run {run_id} after redrive ==")
+            ok = ok and outcome.ok
+    finally:
+        stack.stop()
+    return 0 if ok else 1
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from aurora_replication.local.services import MariaDB, SnowflakeEmulator
 
@@ -284,6 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
     st.add_argument("--json", action="store_true", help="print the report as JSON")
     st.set_defaults(func=cmd_status)
+
+    rd = sub.add_parser("redrive", help="move dead-lettered chunk messages back to the queue and finish their runs")
+    rd.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
+    rd.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    rd.add_argument("--workers", type=int, default=2)
+    rd.set_defaults(func=cmd_redrive)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")
     s.set_defaults(func=cmd_stop)

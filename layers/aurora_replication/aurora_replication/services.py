@@ -13,7 +13,7 @@ from aurora_replication.config import Settings
 from aurora_replication.state import StateStore
 
 
-def _no_fault(step: str) -> None:
+def _no_fault(step: str, message: Any = None) -> None:
     """Production does nothing at step boundaries; fault tests inject crashes here."""
 
 
@@ -22,7 +22,7 @@ class Services:
     settings: Settings
     state: StateStore
     sqs: Any
-    fault: Callable[[str], None] = field(default=_no_fault)
+    fault: Callable[[str, Any], None] = field(default=_no_fault)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:

@@ -74,35 +74,35 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         if len(head) <= s.small_chunk_rows:
             kinds = [c.kind for c in plan.columns]
             rows = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
-            services.fault("extracted")
+            services.fault("extracted", msg)
             tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
             nrows, nbytes = len(rows), 0
-            services.fault("copied")
+            services.fault("copied", msg)
         else:
             path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
             file = f"data-{attempt}.csv.gz"
             local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
             staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
-            services.fault("extracted")
+            services.fault("extracted", msg)
             try:
                 tgt.put(local, path_key)
-                services.fault("staged")
+                services.fault("staged", msg)
                 tgt.load_file(plan, load_table, msg.chunk_id, path_key, file)
-                services.fault("copied")
+                services.fault("copied", msg)
             finally:
                 os.remove(local)
             nrows, nbytes = staged.rows, staged.bytes
         if plan.mode == "incremental":
             tgt.ensure_target_table(plan)
             tgt.merge_chunk(plan, load_table, msg.chunk_id, attempt)
-            services.fault("merged")
+            services.fault("merged", msg)
     finally:
         mysql.close()
         sf.close()
 
     seconds = time.perf_counter() - started
     done, count = services.state.mark_chunk_done(msg.run_id, plan.table, msg.chunk_id, nrows, seconds)
-    services.fault("marked_done")
+    services.fault("marked_done", msg)
     logger.info(
         "chunk copied",
         extra={
@@ -171,7 +171,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         else:
             if plan.mode == "full":
                 tgt.publish(plan, load_table)
-                services.fault("published")
+                services.fault("published", msg)
             window_to = state.get("window_to")
             if plan.watermark and window_to is not None:
                 services.state.set_watermark(plan.table, str(window_to), msg.run_id)

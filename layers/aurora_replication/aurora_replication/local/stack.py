@@ -206,17 +206,25 @@ class LocalStack:
         items: list[dict[str, Any]] = []
         for page in self.dynamodb.get_paginator("scan").paginate(TableName=self.table_name):
             items.extend(i for i in page["Items"] if not i["pk"]["S"].startswith("idempotency#"))
+        dead: list[str] = []
+        while msgs := self.sqs.receive_message(
+            QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=300
+        ).get("Messages", []):
+            dead.extend(m["Body"] for m in msgs)
         tmp = self._state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(items))
+        tmp.write_text(json.dumps({"items": items, "dead_letters": dead}))
         tmp.replace(self._state_file)
 
     def _load_state(self) -> None:
         if not self._state_file.exists():
             return
-        for item in json.loads(self._state_file.read_text()):
+        saved = json.loads(self._state_file.read_text())
+        for item in saved.get("items", []):
             if item["pk"]["S"].startswith("TABLE#") and item["sk"]["S"] == "LEASE":
                 continue  # leases belong to processes that are gone
             self.dynamodb.put_item(TableName=self.table_name, Item=item)
+        for body in saved.get("dead_letters", []):  # the DLQ outlives the process, as in AWS
+            self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=body)
 
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
@@ -251,7 +259,7 @@ class LocalStack:
         workers: int,
         stop: threading.Event,
         retry_delay: int = 1,
-        fault: Callable[[str], None] | None = None,
+        fault: Callable[[str, Any], None] | None = None,
     ) -> list[threading.Thread]:
         """Worker threads, each with its own copy of the handler module (a Lambda container each)."""
         batch_size = int(self.template.resolve(self.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
@@ -332,7 +340,7 @@ class LocalStack:
         progress: Callable[[dict[str, Any]], None] | None = None,
         idle_timeout: float = 20.0,
         retry_delay: int = 1,
-        fault: Callable[[str], None] | None = None,
+        fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
     ) -> RunOutcome:
         """Invoke the scheduler with ``request``, then drain the queue until the run is finished."""
@@ -347,7 +355,7 @@ class LocalStack:
         progress: Callable[[dict[str, Any]], None] | None = None,
         idle_timeout: float = 20.0,
         retry_delay: int = 1,
-        fault: Callable[[str], None] | None = None,
+        fault: Callable[[str, Any], None] | None = None,
         started: float | None = None,
         timeout: float = 6 * 3600,
     ) -> RunOutcome:

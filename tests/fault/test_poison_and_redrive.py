@@ -1,0 +1,53 @@
+"""A chunk that fails every time ends in the DLQ, the rest completes, and redrive finishes the run."""
+
+from __future__ import annotations
+
+from aurora_replication import cli
+from aurora_replication.redrive import redrive
+
+
+def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
+    env.sql("CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))",
+            "INSERT INTO p SELECT seq, CONCAT('v', seq) FROM seq_1_to_40",
+            "CREATE TABLE q (id INT PRIMARY KEY)", "INSERT INTO q VALUES (1), (2)")
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    broken = {"on": True}
+
+    def poison(step, message=None):
+        if broken["on"] and step == "extracted" and message.plan.table == "p" and message.chunk_id == 2:
+            raise RuntimeError("simulated: chunk 2 of p cannot be loaded")
+
+    first = stack.run({"tables": "p,q", "mode": "full", "chunk_rows": 10}, workers=2, fault=poison, idle_timeout=2, retry_delay=0)
+    states = first.run["table_states"]
+    assert first.dlq_messages == 1 and not first.ok
+    assert states["q"]["status"] == "published"  # the rest of the run completed
+    assert states["p"]["status"] == "running" and len(states["p"]["done"]) == int(states["p"]["chunk_count"]) - 1
+    health = stack.invoke("HealthFunction", {})
+    assert "dead_letter_queue" in health["failing"]
+
+    broken["on"] = False  # the cause is fixed
+    moved = redrive(stack.sqs, stack.dlq_url, stack.queue_url)
+    assert moved["moved"] == 1 and moved["run_ids"] == [first.run_id]
+    finished = stack.drain(first.run_id, workers=1)
+    assert finished.ok, finished.run["table_states"]
+    from compare import assert_same
+
+    assert assert_same(env, "p") == 40
+
+
+def test_dead_letters_persist_locally_and_replicate_redrive_finishes(env, capsys):
+    env.sql("CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO p SELECT seq, 'x' FROM seq_1_to_30")
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+
+    def poison(step, message=None):
+        if step == "extracted" and message.chunk_id == 0:
+            raise RuntimeError("simulated poison")
+
+    first = stack.run({"tables": "p", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0)
+    assert first.dlq_messages == 1
+    stack.stop()
+    env.stack = None
+    urls = ["--source", env.source_url, "--target", env.target_url]
+    assert cli.main(["--home", str(env.home), "redrive", *urls, "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 message(s) moved back" in out and "OK" in out
