@@ -51,3 +51,38 @@ def test_dead_letters_persist_locally_and_replicate_redrive_finishes(env, capsys
     assert cli.main(["--home", str(env.home), "redrive", *urls, "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 message(s) moved back" in out and "OK" in out
+
+
+def test_transient_mysql_error_is_retried_in_place(env):
+    import pymysql
+
+    env.sql("CREATE TABLE r (id INT PRIMARY KEY)", "INSERT INTO r SELECT seq FROM seq_1_to_20")
+    stack = env.start_stack({"RETRY_BASE_SECONDS": "0.05"})
+    failures = {"left": 2}
+
+    def lose_connection(step, message=None):
+        if step == "extracted" and failures["left"]:
+            failures["left"] -= 1
+            raise pymysql.err.OperationalError(2013, "Lost connection to MySQL server during query")
+
+    outcome = stack.run({"tables": "r", "mode": "full"}, workers=1, fault=lose_connection)
+    assert outcome.ok and failures["left"] == 0
+    assert outcome.dlq_messages == 0
+    assert "transient OperationalError, retrying" in stack.log_path.read_text()
+
+
+def test_non_transient_error_is_not_retried_in_place():
+    from aurora_replication.models import BadInputError
+    from aurora_replication.retry import call_with_retries, is_transient
+
+    calls = {"n": 0}
+
+    def bad():
+        calls["n"] += 1
+        raise BadInputError("no")
+
+    import pytest
+
+    with pytest.raises(BadInputError):
+        call_with_retries(bad, 5, 0.01, 0.01, "test")
+    assert calls["n"] == 1 and not is_transient(ValueError("x"))

@@ -31,6 +31,9 @@ class Settings(BaseModel):
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")
     work_dir: str = Field(default="/tmp", alias="WORK_DIR")
+    retry_attempts: int = Field(default=4, alias="RETRY_ATTEMPTS", ge=1, le=20)
+    retry_base_seconds: float = Field(default=0.5, alias="RETRY_BASE_SECONDS", gt=0, le=60)
+    retry_max_seconds: float = Field(default=20.0, alias="RETRY_MAX_SECONDS", gt=0, le=900)
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
 

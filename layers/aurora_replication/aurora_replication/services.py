@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 
-from aurora_replication import secrets, source, target
+from aurora_replication import retry, secrets, source, target
 from aurora_replication.config import Settings
 from aurora_replication.state import StateStore
 
@@ -26,7 +26,12 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        return cls(settings=settings, state=StateStore(settings.state_table), sqs=boto3.client("sqs"))
+        config = retry.boto_config(settings.retry_attempts)
+        return cls(
+            settings=settings,
+            state=StateStore(settings.state_table, boto3.resource("dynamodb", config=config)),
+            sqs=boto3.client("sqs", config=config),
+        )
 
     def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
         return secrets.mysql_settings(self.settings.source_secret_arn, self.settings.secret_max_age_seconds, force)
@@ -34,11 +39,15 @@ class Services:
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
         return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)
 
+    def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
+        s = self.settings
+        return retry.call_with_retries(fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what)
+
     def mysql(self) -> Any:
-        return source.connect_with_rotation(self.mysql_settings)
+        return self.with_retries(lambda: source.connect_with_rotation(self.mysql_settings), "MySQL connect")
 
     def snowflake(self) -> Any:
-        return target.connect_with_rotation(self.snowflake_settings)
+        return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
 
     def send_messages(self, bodies: list[str]) -> None:
         """Send in batches of ten; a partly failed batch is resent until every entry is accepted."""

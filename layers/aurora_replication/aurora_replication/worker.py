@@ -43,9 +43,10 @@ def new_attempt_id() -> str:
 
 
 def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
+    """One message, retried in place on transient errors (every step is safe to repeat)."""
     if message.kind == "finalise":
-        return finalise(message, services)
-    return copy_chunk(message, services)
+        return services.with_retries(lambda: finalise(message, services), "finalise")
+    return services.with_retries(lambda: copy_chunk(message, services), "chunk")
 
 
 def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
