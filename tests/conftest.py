@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import os
+
+# as in Lambda, the service name is set before any module creates its logger
+os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "aurora-snowflake-replication")
 from collections.abc import Iterator
 from pathlib import Path
 

@@ -17,7 +17,7 @@ from aurora_replication.models import Column, TablePlan
 
 # Snowflake's information_schema data_type for each type family we create
 _FAMILY = {"NUMBER": "NUMBER", "VARCHAR": "TEXT", "FLOAT": "FLOAT", "DATE": "DATE", "TIMESTAMP_NTZ": "TIMESTAMP_NTZ",
-           "BINARY": "BINARY", "VARIANT": "VARIANT"}
+           "BINARY": "BINARY", "VARIANT": "VARIANT", "BOOLEAN": "BOOLEAN"}
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
 

@@ -186,7 +186,9 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     finally:
         conn.close()
 
-    # planning succeeded for every table: now write
+    # planning succeeded: now write
+    if services.state.get_run(run_id).get("sk"):
+        raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
     services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     for table, reason in failed.items():

@@ -31,7 +31,8 @@ class MySQLSettings:
         if missing:
             raise BadInputError(f"source secret lacks {', '.join(missing)}; it must have the RDS shape")
         host = str(s["host"])
-        tls = bool(s.get("tls", not host.startswith(LOOPBACK)))
+        raw_tls = s.get("tls", not host.startswith(LOOPBACK))
+        tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
         return cls(host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls)
 
 

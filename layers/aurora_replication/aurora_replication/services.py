@@ -62,6 +62,3 @@ class Services:
             if entries:
                 raise RuntimeError(f"SQS refused {len(entries)} chunk messages after 5 attempts")
 
-
-def mysql_database(services: Services) -> str:
-    return services.mysql_settings().dbname

@@ -2,7 +2,7 @@
 
 Format (matching ``snowflake_sql.CSV_FILE_FORMAT``): comma-separated, NULL written as an unquoted
 ``\\N``, every text value enclosed in double quotes with inner quotes doubled (so commas,
-newlines, backslashes and the empty string survive), numbers and dates unquoted. The last field
+newlines, backslashes and the empty string survive), numbers and dates unquoted. The last
 two fields are the chunk id and the attempt id, which let a retry delete exactly what an earlier
 attempt loaded, and readers count one attempt per chunk.
 """

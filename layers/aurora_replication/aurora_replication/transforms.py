@@ -184,5 +184,5 @@ def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case
         registered(options.transform)
     notes = list(plan.notes)
     if options.transform:
-        notes.append(f"table {table!r}: rows pass through Python transform {options.transform!r}; validated by count only")
+        notes.append(f"table {table!r}: rows pass through Python transform {options.transform!r}; not compared with the source")
     return plan.model_copy(update={"columns": columns, "where": where, "transform": options.transform, "notes": notes})

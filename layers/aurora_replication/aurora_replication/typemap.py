@@ -95,7 +95,7 @@ def map_column(
         return ColumnType(BINARY, "BINARY")
     raise UnsupportedTypeError(
         f"column {name!r} has MySQL type {column_type!r}, which has no lossless Snowflake mapping yet; "
-        "exclude the table or cast the column in a view"
+        "exclude the column (table_options exclude) or the table"
     )
 
 

@@ -219,6 +219,8 @@ class LocalStack:
         if not self._state_file.exists():
             return
         saved = json.loads(self._state_file.read_text())
+        if isinstance(saved, list):  # the format of earlier versions: items only
+            saved = {"items": saved}
         for item in saved.get("items", []):
             if item["pk"]["S"].startswith("TABLE#") and item["sk"]["S"] == "LEASE":
                 continue  # leases belong to processes that are gone
@@ -237,7 +239,12 @@ class LocalStack:
         spec = importlib.util.spec_from_file_location(f"_asr_{function}_{self._modules}", path)
         assert spec and spec.loader
         module: ModuleType = importlib.util.module_from_spec(spec)
-        # Powertools loggers bind to sys.stdout when created: point them at the handlers' log file
+        # Powertools loggers bind to sys.stdout when first created: point them at this stack's log file
+        # (a logger configured by an earlier stack in this process keeps its handler: retarget it)
+        service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "service_undefined"))
+        for handler in service.handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is not self.log:
+                handler.setStream(self.log)
         with contextlib.redirect_stdout(self.log):
             spec.loader.exec_module(module)
         return module
@@ -391,5 +398,28 @@ class LocalStack:
         run = state.get_run(run_id)
         if progress:
             progress(run)
-        dlq = sum(self.queue_depth(self.dlq_url))
-        return RunOutcome(run_id=run_id, run=run, seconds=time.monotonic() - started, dlq_messages=dlq)
+        return RunOutcome(run_id=run_id, run=run, seconds=time.monotonic() - started,
+                          dlq_messages=self.dead_letters(run_id))
+
+    def dead_letters(self, run_id: str) -> int:
+        """How many messages of ``run_id`` are in the DLQ (peeked; they stay there)."""
+        seen: dict[str, str] = {}
+        receipts: list[str] = []
+        for _ in range(100):
+            msgs = self.sqs.receive_message(
+                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
+            ).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                seen[m["MessageId"]] = m["Body"]
+                receipts.append(m["ReceiptHandle"])
+        for receipt in receipts:  # visible again at once, for a redrive or the health check
+            self.sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        count = 0
+        for body in seen.values():
+            try:
+                count += json.loads(body).get("run_id") == run_id
+            except (ValueError, AttributeError):
+                continue
+        return count
