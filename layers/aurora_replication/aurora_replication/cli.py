@@ -129,13 +129,18 @@ def _local_endpoints(home: Path) -> tuple[str, str]:
     return db.url(), sf.url()
 
 
+def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
+    """The URLs given, or the local MariaDB and emulator of the demo for those left out."""
+    if args.source and args.target:
+        return args.source, args.target
+    local_source, local_target = _local_endpoints(args.home)
+    return args.source or local_source, args.target or local_target
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
     function = FUNCTIONS.get(args.function.lower(), args.function)
     event = json.loads(Path(args.event).read_text())
-    source, target = args.source, args.target
-    if not source or not target:
-        local_source, local_target = _local_endpoints(args.home)
-        source, target = source or local_source, target or local_target
+    source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
         if function == "WorkerFunction":
@@ -224,10 +229,7 @@ def print_status(result: dict[str, Any]) -> None:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    source, target = args.source, args.target
-    if not source or not target:
-        local_source, local_target = _local_endpoints(args.home)
-        source, target = source or local_source, target or local_target
+    source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
         result = stack.invoke("HealthFunction", {})
@@ -244,10 +246,7 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     """Move dead-lettered messages back and, locally, drive workers until their runs finish."""
     from aurora_replication.redrive import redrive
 
-    source, target = args.source, args.target
-    if not source or not target:
-        local_source, local_target = _local_endpoints(args.home)
-        source, target = source or local_source, target or local_target
+    source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     ok = True
     try:
