@@ -1,0 +1,85 @@
+"""A worker killed at every step boundary, then redelivery: the target ends equal to the source."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from compare import assert_same
+
+FULL_STEPS = ["extracted", "staged", "copied", "marked_done", "published", "after_handler"]
+INCREMENTAL_STEPS = ["extracted", "staged", "copied", "merged", "marked_done", "after_handler"]
+
+
+def _seed(env) -> None:
+    env.sql(
+        """CREATE TABLE orders (id INT PRIMARY KEY, total DECIMAL(10,2), note VARCHAR(20),
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))""",
+        "INSERT INTO orders (id, total, note, updated_at) SELECT seq, seq * 2.5, CONCAT('n', seq), "
+        "'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_120",
+    )
+
+
+def _crash_once_per_thread_at(step_to_kill: str):
+    crashed: set[str] = set()
+
+    def fault(step: str, message=None) -> None:
+        key = threading.current_thread().name
+        if step == step_to_kill and key not in crashed and len(crashed) < 2:
+            crashed.add(key)
+            raise SystemExit(f"simulated worker death at {step}")  # nothing below catches it
+
+    return fault, crashed
+
+
+@pytest.mark.parametrize(
+    "mode, step",
+    [("full", s) for s in FULL_STEPS] + [("incremental", s) for s in INCREMENTAL_STEPS],
+)
+def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
+    _seed(env)
+    # a dead worker cleans nothing up; recovery must not need the idempotency record
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "SMALL_CHUNK_ROWS": "0"})
+    if mode == "incremental":
+        assert stack.run({"tables": "orders", "mode": "full"}, workers=1).ok
+        env.sql("UPDATE orders SET total = total * 3, note = 'changed' WHERE id % 2 = 0")
+    if step == "after_handler":
+        # the handler finished but the container died before the event source deleted the message
+        fault, crashed = None, {"redelivered"}
+        summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": mode, "chunk_rows": 30})
+        import boto3
+
+        sqs = boto3.client("sqs")
+        first = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=1)["Messages"][0]
+        worker = stack.load_handler("WorkerFunction")
+        from aurora_replication.local.stack import LocalContext
+
+        worker({"Records": [stack._record(first)]}, LocalContext("WorkerFunction", 900))
+        sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0)
+        outcome = stack.drain(summary["run_id"], workers=2, timeout=120)
+    else:
+        fault, crashed = _crash_once_per_thread_at(step)
+        outcome = stack.run({"tables": "orders", "mode": mode, "chunk_rows": 30}, workers=2, fault=fault, timeout=120)
+    assert crashed
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "orders") == 120
+
+
+@pytest.mark.parametrize("copies", [2, 3])
+def test_every_message_delivered_several_times_to_concurrent_workers(env, copies):
+    import boto3
+
+    _seed(env)
+    stack = env.start_stack()
+    summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": "full", "chunk_rows": 25})
+    sqs = boto3.client("sqs")
+    bodies = []
+    while msgs := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+        bodies.extend(m["Body"] for m in msgs)
+    for body in bodies:
+        for _ in range(copies):
+            sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
+    outcome = stack.drain(summary["run_id"], workers=3, timeout=180)
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "orders") == 120
