@@ -50,6 +50,11 @@ unit: setup
 test: setup sam mariadb lint build
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
+# bench/run.py --quick for 100,000 rows; see docs/performance.md
+BENCH_ARGS ?=
+bench: setup mariadb
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+
 stop: setup
 	$(VENV)/bin/replicate stop
 

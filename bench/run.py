@@ -1,0 +1,845 @@
+"""`make bench`: how fast the project copies one table, measured against a ceiling and a peer.
+
+Run from the project directory with the project's venv:
+
+    .venv/bin/python bench/run.py                # 1,000,000 rows (the size the targets speak of)
+    .venv/bin/python bench/run.py --quick        # 100,000 rows
+    .venv/bin/python bench/run.py --rows 250000 --profile --out bench-results/250k.json
+
+What it measures, one table (`bench.orders`, 10 columns of mixed types, built once and cached):
+
+* ceiling: the `mariadb --quick` client dumping the table to /dev/null (best of two runs);
+* this project, end to end over the local stack (moto, the real handlers, MariaDB, the Snowflake
+  emulator), full mode with 1 and with 2 workers: the wall time of `LocalStack.run()`;
+* the peer: dlt's sql_database source (pyarrow backend) into DuckDB, in a venv of its own;
+* an incremental run after 1,000 rows changed, planning time, and the peak resident memory of
+  the process that runs the local stack for several chunk sizes.
+
+Every stack run happens in a fresh child process (this file again, with --child), so runs do not
+share interpreter state and each child's peak memory is its own. The servers live under
+.local/bench and are stopped at the end (unless --keep-servers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = Path(".local/bench")
+DATABASE = "bench"
+TABLE = "orders"
+FULL_CHUNK_ROWS = 200_000
+MEMORY_CHUNKS = (50_000, 200_000, 1_000_000)
+CHANGED_ROWS = 1_000
+
+# the targets of the issue
+TARGET_CEILING_RATIO = 0.5
+TARGET_PEER_RATIO = 5.0
+TARGET_INCREMENTAL_SECONDS = 5.0
+TARGET_PLAN_SECONDS = 1.0
+TARGET_MEMORY_GROWTH = 0.20
+TARGET_MEMORY_MB = 256.0
+
+DDL = f"""CREATE TABLE `{TABLE}` (
+    id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
+    customer_id INT NOT NULL,
+    email VARCHAR(120) NOT NULL,
+    total DECIMAL(12,2) NOT NULL,
+    discount DOUBLE NULL,
+    placed_at DATETIME(6) NOT NULL,
+    ship_date DATE NULL,
+    status ENUM('new','paid','shipped','cancelled','returned') NOT NULL,
+    note TEXT NULL,
+    updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6),
+    KEY ix_orders_updated_at (updated_at)
+) ENGINE=InnoDB CHARACTER SET utf8mb4"""
+
+FILL = """INSERT INTO `{table}` (id, customer_id, email, total, discount, placed_at, ship_date, status, note, updated_at)
+SELECT seq,
+       1 + (seq * 7919) % 50000,
+       CONCAT('customer', (seq * 7919) % 50000, '@example.com'),
+       ROUND((seq * 104729 % 10000000) / 100, 2),
+       IF(seq % 5 = 0, NULL, (seq % 1000) / 7e0),
+       TIMESTAMP('2021-01-01') + INTERVAL (seq * 31) SECOND + INTERVAL (seq % 1000000) MICROSECOND,
+       IF(seq % 4 = 0, NULL, DATE('2021-01-01') + INTERVAL (seq % 1400) DAY),
+       ELT(1 + seq % 5, 'new', 'paid', 'shipped', 'cancelled', 'returned'),
+       CASE seq % 6
+            WHEN 0 THEN NULL
+            WHEN 1 THEN ''
+            WHEN 2 THEN CONCAT('Gift wrap, "fragile", leave at door ', seq)
+            WHEN 3 THEN CONCAT('Zustellung an Nachbarn 🚚 — Größe M ', seq)
+            WHEN 4 THEN REPEAT('lorem ipsum dolor ', 1 + seq % 8)
+            ELSE CONCAT('line one\\nline two\\twith tab ', seq)
+       END,
+       TIMESTAMP('2024-01-01') + INTERVAL (seq * 2) SECOND
+FROM seq_1_to_{rows}"""
+
+DLT_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    import dlt
+    from dlt.sources.sql_database import sql_table
+
+    url, duck_path, pipelines_dir, out = sys.argv[1:5]
+    source = sql_table(credentials=url, table="orders", backend="pyarrow")
+    pipeline = dlt.pipeline(
+        pipeline_name="bench_orders",
+        destination=dlt.destinations.duckdb(duck_path),
+        dataset_name="bench",
+        pipelines_dir=pipelines_dir,
+    )
+    started = time.perf_counter()
+    info = pipeline.run(source, write_disposition="replace")
+    seconds = time.perf_counter() - started
+    with pipeline.sql_client() as client:
+        rows = client.execute_sql("SELECT COUNT(*) FROM orders")[0][0]
+    json.dump({"seconds": seconds, "rows": int(rows), "dlt_version": dlt.__version__,
+               "failed_jobs": bool(info.has_failed_jobs)}, open(out, "w"))
+    """
+)
+
+
+# ---- small helpers ----------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def maxrss_mb() -> float:
+    """Peak resident set size of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def jsonable(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return int(v) if v == v.to_integral_value() else float(v)
+    if isinstance(v, dict):
+        return {str(k): jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, set, frozenset)):
+        items = [jsonable(x) for x in v]
+        return sorted(items, key=str) if isinstance(v, (set, frozenset)) else items
+    return v
+
+
+def copied_rows(table_state: dict[str, Any]) -> int:
+    return sum(int(v) for v in (table_state.get("chunk_rows") or {}).values())
+
+
+def run_child(spec: dict[str, Any], label: str, extra_args: list[str] | None = None) -> dict[str, Any]:
+    """Run this file with --child SPEC in a fresh interpreter; its result comes back through a file."""
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "out.json"
+        spec = {**spec, "out": str(out_file)}
+        spec_file.write_text(json.dumps(spec))
+        cmd = [sys.executable, *(extra_args or []), str(Path(__file__).resolve()), "--child", str(spec_file)]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0 or not out_file.exists():
+            tail = (proc.stderr or proc.stdout or "").strip().splitlines()[-15:]
+            raise RuntimeError(f"{label}: child exited {proc.returncode}:\n" + "\n".join(tail))
+        return dict(json.loads(out_file.read_text()))
+
+
+# ---- the child: one local stack in a process of its own ---------------------------------------
+
+
+def child(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    if spec.get("kind") == "profile":
+        result = child_profile(spec)
+    else:
+        result = child_stack(spec)
+    Path(spec["out"]).write_text(json.dumps(jsonable(result)))
+    return 0
+
+
+def _fresh_stack(spec: dict[str, Any]) -> Any:
+    from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
+
+    home = Path(spec["home"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "state.json").unlink(missing_ok=True)  # fresh state: no watermarks, no run history
+    (home / "logs" / "handlers.log").unlink(missing_ok=True)  # this run's log only
+    shutil.rmtree(home / "work", ignore_errors=True)
+    stack = LocalStack(home)
+    stack.start(parse_source_url(spec["source"]), parse_target_url(spec["target"]), spec.get("env") or None)
+    return stack
+
+
+def _execute_source(url: str, statements: list[str]) -> list[int]:
+    import pymysql
+
+    from aurora_replication.local.stack import parse_source_url
+
+    s = parse_source_url(url)
+    conn = pymysql.connect(
+        host=s["host"],
+        port=s["port"],
+        user=s["username"],
+        password=s["password"],
+        database=s["dbname"],
+        autocommit=True,
+    )
+    counts = []
+    try:
+        with conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+                counts.append(cur.rowcount)
+    finally:
+        conn.close()
+    return counts
+
+
+def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
+    stack = _fresh_stack(spec)
+    rss_started = maxrss_mb()
+    steps = []
+    try:
+        for step in spec["steps"]:
+            changed = _execute_source(spec["source"], step.get("before_sql", []))
+            started = time.perf_counter()
+            outcome = stack.run(step["request"], workers=int(spec["workers"]))
+            seconds = time.perf_counter() - started
+            table_state = outcome.run.get("table_states", {}).get(TABLE, {})
+            steps.append(
+                {
+                    "name": step["name"],
+                    "changed_rows": changed,
+                    "seconds": seconds,
+                    "ok": outcome.ok,
+                    "dlq_messages": outcome.dlq_messages,
+                    "rows": copied_rows(table_state),
+                    # from the table's started_at (scheduler) to finished_at (finaliser), without the
+                    # local driver's polling at either end
+                    "table_seconds": float(table_state.get("finished_at") or 0)
+                    - float(table_state.get("started_at") or 0),
+                    "table_state": {k: v for k, v in table_state.items() if k != "plan"},
+                }
+            )
+    finally:
+        stack.stop()
+    return {"steps": steps, "maxrss_mb_after_start": rss_started, "maxrss_mb": maxrss_mb()}
+
+
+class PhaseTimer:
+    """Wall time (and growth of the process's peak memory) per phase, from wrappers around the
+    functions that do each step; the profile child installs them before any handler is loaded."""
+
+    CHUNK_READ = "MySQL: read + decode the chunk (pymysql)"
+    CSV = "CSV encode + gzip write (staging.write_csv_gz less the MySQL read)"
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.calls: dict[str, int] = {}
+        self.peak_growth_mb: dict[str, float] = {}
+        self.in_checksum = False
+        self.in_csv = False
+        self.csv_read = 0.0
+
+    def add(self, name: str, seconds: float, rss_before: float | None = None) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+        self.calls[name] = self.calls.get(name, 0) + 1
+        if rss_before is not None and maxrss_mb() > rss_before:
+            self.peak_growth_mb[name] = self.peak_growth_mb.get(name, 0.0) + maxrss_mb() - rss_before
+
+    def timed(self, name: str, fn: Any) -> Any:
+        def wrapper(*a: Any, **k: Any) -> Any:
+            rss, started = maxrss_mb(), time.perf_counter()
+            try:
+                return fn(*a, **k)
+            finally:
+                self.add(name, time.perf_counter() - started, rss)
+
+        return wrapper
+
+    def install(self) -> None:
+        from aurora_replication import source, staging
+        from aurora_replication import target as target_mod
+
+        timer = self
+        original_stream, original_csv, original_checksum = (
+            source.stream_rows,
+            staging.write_csv_gz,
+            source.table_checksum,
+        )
+
+        def stream_rows(*a: Any, **k: Any) -> Any:
+            gen = original_stream(*a, **k)
+            counted = not timer.in_checksum  # the checksum's rows are timed with the checksum
+            total = 0.0
+            try:
+                while True:
+                    started = time.perf_counter()
+                    try:
+                        row = next(gen)
+                    except StopIteration:
+                        total += time.perf_counter() - started
+                        return
+                    total += time.perf_counter() - started
+                    yield row
+            finally:
+                if counted:
+                    timer.add(timer.CHUNK_READ, total)
+                    if timer.in_csv:
+                        timer.csv_read += total
+
+        def write_csv_gz(*a: Any, **k: Any) -> Any:
+            timer.in_csv = True
+            rss, started = maxrss_mb(), time.perf_counter()
+            try:
+                return original_csv(*a, **k)
+            finally:
+                timer.in_csv = False
+                timer.add("_csv_total", time.perf_counter() - started, rss)
+
+        def table_checksum(*a: Any, **k: Any) -> Any:
+            timer.in_checksum = True
+            try:
+                return timed_checksum(*a, **k)
+            finally:
+                timer.in_checksum = False
+
+        timed_checksum = self.timed("validation: MySQL checksum (MD5 per row, folded in Python)", original_checksum)
+        source.stream_rows = stream_rows  # type: ignore[assignment]
+        staging.write_csv_gz = write_csv_gz  # type: ignore[assignment]
+        source.table_checksum = table_checksum  # type: ignore[assignment]
+        T = target_mod.Target
+        for attr, name in (
+            ("put", "PUT the gzip file to the stage (emulator)"),
+            ("load_file", "COPY INTO the load table (DELETE + COPY, emulator)"),
+            ("load_rows", "small-chunk INSERT (emulator)"),
+            ("merge_chunk", "MERGE into the target (emulator)"),
+            ("ensure_load_table", "CREATE load table (emulator)"),
+            ("ensure_target_table", "CREATE target table IF NOT EXISTS (emulator)"),
+            ("checksum", "validation: emulator checksum (every row's MD5 fetched, folded in Python)"),
+            ("publish", "publish: CREATE OR REPLACE ... CLONE (emulator)"),
+            ("drop", "DROP load table (emulator)"),
+        ):
+            setattr(T, attr, self.timed(name, getattr(T, attr)))
+        target_mod.connect = self.timed("connect to the emulator", target_mod.connect)
+        source.connect = self.timed("connect to MySQL", source.connect)
+
+    def result(self, total: float) -> dict[str, Any]:
+        seconds = dict(self.seconds)
+        growth = dict(self.peak_growth_mb)
+        csv_total = seconds.pop("_csv_total", 0.0)
+        if "_csv_total" in growth:
+            growth[f"{self.CHUNK_READ} / {self.CSV}"] = growth.pop("_csv_total")
+        seconds[self.CSV] = csv_total - self.csv_read
+        seconds["everything else (DynamoDB/SQS in moto, Powertools, idempotency, polling)"] = total - sum(
+            seconds.values()
+        )
+        calls = {k: v for k, v in self.calls.items() if k != "_csv_total"}
+        return {"total_seconds": total, "phases": seconds, "calls": calls, "peak_growth_mb": growth}
+
+
+def drive_in_main_thread(stack: Any, request: dict[str, Any], timer: PhaseTimer) -> tuple[str, float]:
+    """The scheduler, then one worker polling the queue, all in this thread (cProfile sees only it)."""
+    from aurora_replication.state import StateStore
+
+    batch = int(stack.template.resolve(stack.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
+    state = StateStore(stack.table_name)
+    started = time.perf_counter()
+    summary = timer.timed("scheduler: plan + record + enqueue", stack.invoke)("SchedulerFunction", request)
+    run_id = summary["run_id"]
+    deadline = time.monotonic() + 3600
+    while time.monotonic() < deadline:
+        states = state.get_run(run_id).get("table_states", {})
+        if states and all(t.get("status") in ("published", "failed", "declined") for t in states.values()):
+            break
+        msgs = stack.sqs.receive_message(
+            QueueUrl=stack.queue_url,
+            MaxNumberOfMessages=batch,
+            WaitTimeSeconds=1,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        ).get("Messages", [])
+        if not msgs:
+            continue
+        result = stack.invoke("WorkerFunction", {"Records": [stack._record(m) for m in msgs]}) or {}
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for m in msgs:
+            if m["MessageId"] not in failed:
+                stack.sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    return run_id, time.perf_counter() - started
+
+
+def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
+    """Runs (a full one, then an incremental one) with one worker driven from the main thread,
+    timing each phase; with spec["cprofile"] (a directory) each run is also under cProfile."""
+    from aurora_replication.state import StateStore
+
+    timer = PhaseTimer()
+    timer.install()
+    stack = _fresh_stack(spec)
+    results = []
+    try:
+        for step in spec["steps"]:
+            timer.__init__()  # type: ignore[misc]  # each step counts on its own
+            changed = _execute_source(spec["source"], step.get("before_sql", []))
+            rss_before = maxrss_mb()
+            profiler = None
+            if spec.get("cprofile"):
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            run_id, total = drive_in_main_thread(stack, step["request"], timer)
+            pstats_file = None
+            if profiler is not None:
+                profiler.disable()
+                pstats_file = str(Path(spec["cprofile"]) / f"profile-{step['name']}.pstats")
+                profiler.dump_stats(pstats_file)
+            table_state = StateStore(stack.table_name).get_run(run_id).get("table_states", {}).get(TABLE, {})
+            results.append(
+                {
+                    "name": step["name"],
+                    "changed_rows": changed,
+                    **timer.result(total),
+                    "status": table_state.get("status"),
+                    "validation": table_state.get("validation"),
+                    "rows": copied_rows(table_state),
+                    "maxrss_mb_before": rss_before,
+                    "maxrss_mb_after": maxrss_mb(),
+                    "pstats": pstats_file,
+                }
+            )
+    finally:
+        stack.stop()
+    return {"steps": results}
+
+
+# ---- the parent: servers, table, measurements --------------------------------------------------
+
+
+def build_table(db: Any, rows: int) -> dict[str, Any]:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS `{DATABASE}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{DATABASE}`")
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+                (DATABASE, TABLE),
+            )
+            columns = int(cur.fetchone()[0])  # type: ignore[index]
+            existing = -1
+            if columns == 10:
+                cur.execute(f"SELECT COUNT(*) FROM `{TABLE}`")
+                existing = int(cur.fetchone()[0])  # type: ignore[index]
+            if existing == rows:
+                log(f"table {DATABASE}.{TABLE} has {rows:,} rows already (cached)")
+                return {"built": False, "seconds": 0.0}
+            log(f"building {DATABASE}.{TABLE} with {rows:,} rows (once; cached under {BENCH})...")
+            started = time.perf_counter()
+            cur.execute(f"DROP TABLE IF EXISTS `{TABLE}`")
+            cur.execute(DDL)
+            cur.execute(FILL.format(table=TABLE, rows=int(rows)))
+            cur.execute(f"ANALYZE TABLE `{TABLE}`")
+            cur.fetchall()
+            seconds = time.perf_counter() - started
+            log(f"  built in {seconds:.1f} s")
+            return {"built": True, "seconds": seconds}
+    finally:
+        conn.close()
+
+
+def measure_ceiling(db: Any, rows: int, tries: int = 2) -> dict[str, Any]:
+    client = shutil.which("mariadb") or shutil.which("mysql")
+    if not client:
+        return {"available": False, "reason": "neither the mariadb nor the mysql client is on PATH"}
+    cmd = [
+        client,
+        "--quick",
+        "--batch",
+        "--skip-column-names",
+        "-h",
+        "127.0.0.1",
+        "-P",
+        str(db.port),
+        "-u",
+        db.user,
+        DATABASE,
+        "-e",
+        f"SELECT * FROM `{TABLE}`",
+    ]
+    env = {**os.environ, "MYSQL_PWD": db.password}
+    times = []
+    for _ in range(tries):
+        started = time.perf_counter()
+        with open(os.devnull, "wb") as null:
+            subprocess.run(cmd, stdout=null, check=True, env=env)
+        times.append(time.perf_counter() - started)
+    return {"available": True, "client": client, "seconds": min(times), "all_seconds": times, "rows": rows}
+
+
+def ensure_dlt_venv() -> tuple[Path | None, str]:
+    venv = BENCH / "dlt-venv"
+    python = venv / "bin" / "python"
+    marker = venv / ".installed"
+    if marker.exists() and python.exists():
+        return python, ""
+    log(f"installing dlt into {venv} (once)...")
+    try:
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, text=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "--upgrade", "pip"], check=True, capture_output=True, text=True
+        )
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "dlt[duckdb,sql_database]", "pyarrow", "sqlalchemy", "pymysql"],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        subprocess.run([str(python), "-c", "import dlt, duckdb, pyarrow, sqlalchemy, pymysql"], check=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
+        detail = getattr(e, "stderr", "") or str(e)
+        reason = "installing dlt failed: " + (str(detail).strip().splitlines() or ["?"])[-1]
+        return None, reason
+    marker.touch()
+    return python, ""
+
+
+def measure_dlt(db: Any, rows: int) -> dict[str, Any]:
+    python, reason = ensure_dlt_venv()
+    if python is None:
+        return {"available": False, "reason": reason}
+    with tempfile.TemporaryDirectory(prefix="bench-dlt-") as tmp:
+        script, out = Path(tmp) / "dlt_bench.py", Path(tmp) / "out.json"
+        script.write_text(DLT_SCRIPT)
+        # the DuckDB file must not be named like the dataset ("bench"): DuckDB then finds the
+        # catalog and the schema ambiguous and dlt's load step fails
+        url = f"mysql+pymysql://{db.user}:{db.password}@127.0.0.1:{db.port}/{DATABASE}"
+        env = {**os.environ, "RUNTIME__DLTHUB_TELEMETRY": "false", "RUNTIME__LOG_LEVEL": "WARNING"}
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [str(python), str(script), url, str(Path(tmp) / "peer.duckdb"), str(Path(tmp) / "pipelines"), str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+        wall = time.perf_counter() - started
+        if proc.returncode != 0 or not out.exists():
+            lines = (proc.stderr or proc.stdout).strip().splitlines()
+            errors = [line for line in lines if "Error" in line or "Exception" in line] or lines[-1:]
+            return {"available": False, "reason": f"dlt run failed (exit {proc.returncode}): " + errors[-1][:300]}
+        result = json.loads(out.read_text())
+    ok = result["rows"] == rows and not result["failed_jobs"]
+    return {"available": True, "ok": ok, "process_seconds": wall, **result}
+
+
+def stack_spec(db: Any, sf: Any, name: str, schema: str, workers: int, steps: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "kind": "stack",
+        "home": str((BENCH / name).resolve()),
+        "source": db.url(),
+        "target": sf.url("ANALYTICS", schema),
+        "workers": workers,
+        "steps": steps,
+    }
+
+
+def change_rows_sql(rows: int) -> str:
+    every = max(rows // CHANGED_ROWS, 1)
+    return f"UPDATE `{TABLE}` SET updated_at = NOW(6) WHERE id % {every} = 0 LIMIT {CHANGED_ROWS}"
+
+
+def top_functions(pstats_file: str, n: int = 25) -> list[dict[str, Any]]:
+    import pstats
+
+    stats = pstats.Stats(pstats_file).stats  # type: ignore[attr-defined]
+    rows = []
+    for (filename, line, name), (_cc, nc, tt, ct, _callers) in stats.items():
+        short = filename.split("site-packages/")[-1].replace(str(ROOT) + "/", "")
+        rows.append({"function": f"{short}:{line}({name})", "ncalls": nc, "tottime": tt, "cumtime": ct})
+    rows.sort(key=lambda r: -r["tottime"])
+    return rows[:n]
+
+
+def rate(rows: int, seconds: float | None) -> float | None:
+    return rows / seconds if seconds else None
+
+
+def fmt(v: float | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="benchmark: this project vs the mariadb client and dlt")
+    p.add_argument("--rows", type=int, default=1_000_000, help="rows in the orders table (default 1,000,000)")
+    p.add_argument("--quick", action="store_true", help="100,000 rows")
+    p.add_argument("--out", default="bench-results/results.json", help="where to write the results as JSON")
+    p.add_argument("--no-peer", action="store_true", help="skip dlt")
+    p.add_argument("--profile", action="store_true", help="also time the phases of a one-worker run (and cProfile it)")
+    p.add_argument("--keep-servers", action="store_true", help="leave MariaDB and the emulator running")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    os.chdir(ROOT)
+    if args.child:
+        return child(args.child)
+    rows = 100_000 if args.quick else args.rows
+    if rows < CHANGED_ROWS:
+        p.error(f"--rows must be at least {CHANGED_ROWS}")
+
+    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+
+    started_all = time.perf_counter()
+    log("starting MariaDB and the Snowflake emulator under .local/bench...")
+    db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
+    sf = SnowflakeEmulator(BENCH / "snowflake").start()
+    results: dict[str, Any] = {
+        "rows": rows,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+    }
+    try:
+        results["table"] = build_table(db, rows)
+        with db.connect(DATABASE) as conn, conn.cursor() as cur:
+            cur.execute("SELECT VERSION()")
+            results["machine"]["mariadb"] = cur.fetchone()[0]
+
+        log("ceiling: mariadb --quick to /dev/null...")
+        results["ceiling"] = measure_ceiling(db, rows)
+
+        full = {"tables": TABLE, "mode": "full", "chunk_rows": FULL_CHUNK_ROWS}
+        incremental = {"tables": TABLE, "mode": "incremental", "chunk_rows": FULL_CHUNK_ROWS}
+        log("this project, 1 worker: full run, then an incremental run after 1,000 changed rows...")
+        one = run_child(
+            stack_spec(
+                db,
+                sf,
+                "stack-1",
+                "BENCH1",
+                1,
+                [
+                    {"name": "full", "request": full},
+                    {"name": "incremental", "request": incremental, "before_sql": [change_rows_sql(rows)]},
+                ],
+            ),
+            "1 worker",
+        )
+        results["one_worker"] = one["steps"][0]
+        results["incremental"] = one["steps"][1]
+        results["planning"] = {"plan_seconds": float(one["steps"][0]["table_state"].get("plan_seconds", "nan"))}
+
+        log("this project, 2 workers: full run...")
+        two = run_child(stack_spec(db, sf, "stack-2", "BENCH2", 2, [{"name": "full", "request": full}]), "2 workers")
+        results["two_workers"] = two["steps"][0]
+
+        if args.no_peer:
+            results["peer"] = {"available": False, "reason": "skipped (--no-peer)"}
+        else:
+            log("peer: dlt sql_database (pyarrow backend) into DuckDB...")
+            results["peer"] = measure_dlt(db, rows)
+
+        memory = []
+        for chunk in sorted({min(c, rows) for c in MEMORY_CHUNKS}):
+            log(f"memory: one full run, 1 worker, chunk_rows={chunk:,}...")
+            req = {"tables": TABLE, "mode": "full", "chunk_rows": chunk}
+            m = run_child(
+                stack_spec(db, sf, f"mem-{chunk}", f"BENCHMEM{chunk}", 1, [{"name": "full", "request": req}]), "memory"
+            )
+            memory.append(
+                {
+                    "chunk_rows": chunk,
+                    "maxrss_mb": m["maxrss_mb"],
+                    "maxrss_mb_after_start": m["maxrss_mb_after_start"],
+                    "seconds": m["steps"][0]["seconds"],
+                    "ok": m["steps"][0]["ok"],
+                }
+            )
+        results["memory"] = memory
+
+        if args.profile:
+            out_dir = Path(args.out).resolve().parent
+            out_dir.mkdir(parents=True, exist_ok=True)
+            spec = {
+                "kind": "profile",
+                "home": str((BENCH / "profile").resolve()),
+                "source": db.url(),
+                "target": sf.url("ANALYTICS", "BENCHPROF"),
+                "steps": [
+                    {"name": "full", "request": full},
+                    {"name": "incremental", "request": incremental, "before_sql": [change_rows_sql(rows)]},
+                ],
+            }
+            log("profile: phase timers, one worker driven from the main thread (full, then incremental)...")
+            results["profile"] = run_child(spec, "profile")
+            log("profile: the same runs under cProfile...")
+            prof = run_child({**spec, "cprofile": str(out_dir)}, "cprofile")
+            results["profile"]["cprofile"] = [
+                {
+                    "name": step["name"],
+                    "seconds_under_profiler": step["total_seconds"],
+                    "pstats": step["pstats"],
+                    "top_tottime": top_functions(step["pstats"]),
+                }
+                for step in prof["steps"]
+            ]
+    finally:
+        if not args.keep_servers:
+            sf.stop()
+            db.stop()
+    results["bench_seconds"] = time.perf_counter() - started_all
+    report(results)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(jsonable(results), indent=2) + "\n")
+    print(f"\nresults written to {out}")
+    return 0 if all(r.get("ok") for r in (results["one_worker"], results["two_workers"], results["incremental"])) else 1
+
+
+def report(r: dict[str, Any]) -> None:
+    rows = r["rows"]
+    ceiling = r["ceiling"]
+    ceil_rate = rate(rows, ceiling.get("seconds")) if ceiling.get("available") else None
+    peer = r["peer"]
+    lines: list[tuple[str, float | None, float | None, str]] = []
+
+    def add(name: str, seconds: float | None, n: int, note: str = "") -> None:
+        rr = rate(n, seconds)
+        lines.append((name, seconds, rr, note))
+
+    add("ceiling: mariadb --quick > /dev/null", ceiling.get("seconds"), rows, "best of 2")
+    one, two, inc = r["one_worker"], r["two_workers"], r["incremental"]
+    for label, res in (("1 worker", one), ("2 workers", two)):
+        note = ("ok" if res["ok"] else "FAILED") + f"; table {res['table_seconds']:.2f} s start to publish"
+        add(f"project, full, {label}", res["seconds"], rows, note)
+    if peer.get("available"):
+        add(
+            "peer: dlt sql_database pyarrow -> duckdb",
+            peer["seconds"],
+            rows,
+            "ok" if peer["ok"] else "row count differs",
+        )
+    else:
+        lines.append(("peer: dlt", None, None, "unavailable: " + peer.get("reason", "?")))
+    add(
+        f"project, incremental, {CHANGED_ROWS:,} changed rows",
+        inc["seconds"],
+        inc["rows"],
+        f"{inc['rows']:,} rows copied (changed + watermark overlap); table {inc['table_seconds']:.2f} s",
+    )
+    lines.append(("planning (plan_seconds, full run)", r["planning"]["plan_seconds"], None, ""))
+
+    print(f"\n== {rows:,} rows, {r['machine']['cpus']} CPUs, MariaDB {r['machine'].get('mariadb', '?')} ==")
+    print(f"{'measure':<45} {'seconds':>9} {'rows/s':>10} {'x ceiling':>9}  note")
+    for name, seconds, rr, note in lines:
+        ratio = rr / ceil_rate if rr and ceil_rate else None
+        print(f"{name:<45} {fmt(seconds, '9.2f')} {fmt(rr, '10,.0f')} {fmt(ratio, '9.2f')}  {note}")
+
+    print("\npeak resident memory of the process running the local stack (handlers + moto + boto3, one process):")
+    print(f"{'chunk_rows':>10} {'peak MB':>8} {'MB after start':>15} {'seconds':>8}")
+    for m in r["memory"]:
+        print(f"{m['chunk_rows']:>10,} {m['maxrss_mb']:>8.1f} {m['maxrss_mb_after_start']:>15.1f} {m['seconds']:>8.2f}")
+
+    one_rate = rate(rows, one["seconds"])
+    two_rate = rate(rows, two["seconds"])
+    peer_rate = rate(rows, peer.get("seconds")) if peer.get("available") else None
+    mem = r["memory"]
+    mem_small, mem_big = mem[0], mem[-1]
+    mem_ratio = mem_big["maxrss_mb"] / mem_small["maxrss_mb"]
+    ratios = {
+        "1 worker / ceiling": one_rate / ceil_rate if one_rate and ceil_rate else None,
+        "1 worker / dlt": one_rate / peer_rate if one_rate and peer_rate else None,
+        "2 workers / 1 worker": two_rate / one_rate if two_rate and one_rate else None,
+        f"memory {mem_big['chunk_rows']:,} / {mem_small['chunk_rows']:,} chunk": mem_ratio,
+    }
+    print("\nratios:")
+    for k, v in ratios.items():
+        print(f"  {k:<32} {fmt(v, '.2f')}")
+
+    biggest_mem = max(m["maxrss_mb"] for m in mem)
+    capped = mem_big["chunk_rows"] < max(MEMORY_CHUNKS)
+    targets = [
+        (
+            f"1 worker >= {TARGET_CEILING_RATIO} x ceiling",
+            ratios["1 worker / ceiling"],
+            lambda v: v >= TARGET_CEILING_RATIO,
+            "x",
+        ),
+        (f"1 worker >= {TARGET_PEER_RATIO:g} x dlt", ratios["1 worker / dlt"], lambda v: v >= TARGET_PEER_RATIO, "x"),
+        (
+            f"incremental of {CHANGED_ROWS:,} rows < {TARGET_INCREMENTAL_SECONDS:g} s",
+            inc["seconds"],
+            lambda v: v < TARGET_INCREMENTAL_SECONDS,
+            "s",
+        ),
+        (
+            f"planning < {TARGET_PLAN_SECONDS:g} s",
+            r["planning"]["plan_seconds"],
+            lambda v: v < TARGET_PLAN_SECONDS,
+            "s",
+        ),
+        (
+            f"memory flat within {TARGET_MEMORY_GROWTH:.0%} (50k -> {mem_big['chunk_rows']:,}"
+            + (", capped at table size" if capped else "")
+            + ")",
+            mem_ratio - 1,
+            lambda v: v <= TARGET_MEMORY_GROWTH,
+            "growth",
+        ),
+        (f"memory < {TARGET_MEMORY_MB:g} MB", biggest_mem, lambda v: v < TARGET_MEMORY_MB, "MB"),
+    ]
+    print("\ntargets (issue 6):")
+    verdicts = []
+    for name, value, test, unit in targets:
+        if value is None or value != value:
+            verdict, shown = "not measured", "-"
+        else:
+            verdict = "met" if test(value) else "NOT MET"
+            shown = f"{value:+.0%}" if unit == "growth" else f"{value:.2f} {unit}" if unit != "x" else f"{value:.2f} x"
+        verdicts.append({"target": name, "value": value, "verdict": verdict})
+        print(f"  {verdict:<12} {name:<60} measured {shown}")
+    r["ratios"] = ratios
+    r["targets"] = verdicts
+
+    prof = r.get("profile")
+    if prof:
+        for step in prof["steps"]:
+            total = step["total_seconds"]
+            print(
+                f"\nphases of the {step['name']} run, 1 worker driven from the main thread "
+                f"({total:.2f} s, {step['rows']:,} rows, {step['validation']}):"
+            )
+            for name, seconds in sorted(step["phases"].items(), key=lambda kv: -kv[1]):
+                if seconds >= 0.005:
+                    print(f"  {seconds:8.2f} s  {seconds / total:6.1%}  {name}")
+            growth = {k: v for k, v in step["peak_growth_mb"].items() if v >= 1}
+            if growth:
+                print("  raised the peak resident memory: " + ", ".join(f"{k} +{v:.0f} MB" for k, v in growth.items()))
+        for c in prof.get("cprofile", []):
+            print(
+                f"\ncProfile, {c['name']} run ({c['seconds_under_profiler']:.2f} s under the profiler): {c['pstats']}"
+            )
+            for f in c["top_tottime"][:12]:
+                print(
+                    f"  {f['tottime']:8.2f} s tottime {f['cumtime']:8.2f} s cumtime {f['ncalls']:>10}  {f['function']}"
+                )
+    print(f"\nbench took {r['bench_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
