@@ -24,6 +24,7 @@ def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
     assert states["p"]["status"] == "running" and len(states["p"]["done"]) == int(states["p"]["chunk_count"]) - 1
     health = stack.invoke("HealthFunction", {})
     assert "dead_letter_queue" in health["failing"]
+    assert health["checks"]["dead_letter_queue"]["tables"] == [f"p (run {first.run_id})"]
 
     broken["on"] = False  # the cause is fixed
     moved = redrive(stack.sqs, stack.dlq_url, stack.queue_url)

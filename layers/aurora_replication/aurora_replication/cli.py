@@ -48,11 +48,14 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
         started = float(t.get("started_at") or 0)
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = max(finished - started, 0.001) if started else 0.0
+        status = t.get("status", "?")
+        if status == "running" and outcome.dlq_messages:
+            status = "failed (chunks in the DLQ)"
         rows.append(
             {
                 "table": name,
                 "mode": t.get("mode", "-"),
-                "status": t.get("status", "?"),
+                "status": status,
                 "chunks": int(t.get("chunk_count", 0)),
                 "rows": copied,
                 "seconds": round(seconds, 2),

@@ -7,6 +7,7 @@ message that names no password (connection errors from the drivers carry host an
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -67,6 +68,26 @@ def _queue(services: Services) -> dict[str, Any]:
     return {"detail": f"{visible} waiting, {inflight} in flight", "waiting": visible, "in_flight": inflight}
 
 
+def _peek(services: Services, url: str, limit: int = 100) -> tuple[list[int], list[str]]:
+    """Sent times and bodies of up to ``limit`` messages, left in the queue and visible again."""
+    sent: list[int] = []
+    bodies: list[str] = []
+    receipts: list[str] = []
+    while len(bodies) < limit:
+        msgs = services.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, AttributeNames=["SentTimestamp"]
+        ).get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            sent.append(int(m["Attributes"]["SentTimestamp"]))
+            bodies.append(m["Body"])
+            receipts.append(m["ReceiptHandle"])
+    for receipt in receipts:
+        services.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    return sent, bodies
+
+
 def _dlq(services: Services) -> dict[str, Any]:
     url = services.settings.dlq_url
     if not url:
@@ -74,14 +95,21 @@ def _dlq(services: Services) -> dict[str, Any]:
     visible, inflight = _queue_depth(services, url)
     depth = visible + inflight
     oldest = None
+    tables: set[str] = set()
     if depth:
-        msgs = services.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, AttributeNames=["SentTimestamp"]
-        ).get("Messages", [])
-        if msgs:
-            oldest = int(time.time() - min(int(m["Attributes"]["SentTimestamp"]) for m in msgs) / 1000)
-    result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest}
-    result["detail"] = "empty" if not depth else f"{depth} message(s), oldest {oldest} s: fix the cause, then redrive"
+        sent, bodies = _peek(services, url)
+        oldest = int(time.time() - min(sent) / 1000) if sent else None
+        for body in bodies:
+            try:
+                tables.add(f"{json.loads(body)['plan']['table']} (run {json.loads(body)['run_id']})")
+            except (ValueError, KeyError, TypeError):
+                tables.add("(unreadable message)")
+    result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest, "tables": sorted(tables)}
+    result["detail"] = (
+        "empty"
+        if not depth
+        else f"{depth} message(s), oldest {oldest} s, of {', '.join(sorted(tables)) or '?'}: fix the cause, then redrive"
+    )
     if depth:
         result["ok"] = False
     return result
