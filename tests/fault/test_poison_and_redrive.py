@@ -87,3 +87,20 @@ def test_non_transient_error_is_not_retried_in_place():
     with pytest.raises(BadInputError):
         call_with_retries(bad, 5, 0.01, 0.01, "test")
     assert calls["n"] == 1 and not is_transient(ValueError("x"))
+
+
+def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
+    env.sql("CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(5))", "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
+            "CREATE TABLE b (id INT PRIMARY KEY)", "INSERT INTO b VALUES (1)")
+    stack = env.start_stack()
+    assert stack.run({"tables": "a,b", "mode": "full"}, workers=1).ok
+    stack.stop()
+    env.stack = None
+    urls = ["--source", env.source_url, "--target", env.target_url]
+    assert cli.main(["--home", str(env.home), "validate", *urls]) == 0
+    assert capsys.readouterr().out.count(" ok") == 2
+    env.sql("UPDATE a SET v = 'z' WHERE id = 2", "INSERT INTO b VALUES (2)")
+    assert cli.main(["--home", str(env.home), "validate", *urls]) == 1
+    out = capsys.readouterr().out
+    assert "checksum differs" in out and "count differs" in out
+    assert cli.main(["--home", str(env.home), "validate", "--tables", "nope", *urls]) == 2

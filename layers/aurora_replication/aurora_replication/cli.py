@@ -266,6 +266,28 @@ def cmd_redrive(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Compare every table (or the ones named) in MySQL and Snowflake now, and print a report."""
+    from aurora_replication.config import load_settings
+    from aurora_replication.models import RunRequest
+    from aurora_replication.services import Services
+    from aurora_replication.validate import validate_tables
+
+    tables = RunRequest(tables=args.tables).tables  # the same validation as a run request
+    source, target = _endpoints(args)
+    stack = _stack(args.home, source, target)
+    try:
+        report = validate_tables(Services.from_settings(load_settings()), tables)
+    finally:
+        stack.stop()
+    cols = ["table", "target", "source_rows", "target_rows", "source_checksum", "target_checksum", "result"]
+    widths = {c: max(len(c), *(len(str(r[c])) for r in report)) for c in cols}
+    print("  ".join(c.ljust(widths[c]) for c in cols))
+    for r in report:
+        print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    return 0 if all(r["result"] == "ok" for r in report) else 1
+
+
 def cmd_stop(args: argparse.Namespace) -> int:
     from aurora_replication.local.services import MariaDB, SnowflakeEmulator
 
@@ -316,6 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     rd.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
     rd.add_argument("--workers", type=int, default=2)
     rd.set_defaults(func=cmd_redrive)
+
+    v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
+    v.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
+    v.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    v.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
+    v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")
     s.set_defaults(func=cmd_stop)
