@@ -296,6 +296,11 @@ def cmd_stop(args: argparse.Namespace) -> int:
     return 0
 
 
+def _endpoint_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
+    parser.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="replicate", description=__doc__)
     p.add_argument("--home", type=Path, default=DEFAULT_HOME, help="local state directory (default: .local)")
@@ -318,8 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("invoke", help="run one handler with a sample event, as `sam local invoke -e` would")
     i.add_argument("function", help="scheduler | worker (or the template's logical id)")
     i.add_argument("event", help="path to the event JSON, e.g. events/scheduler.json")
-    i.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
-    i.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    _endpoint_options(i)
     i.set_defaults(func=cmd_invoke)
 
     d = sub.add_parser("demo", help="start MariaDB and the emulator, load sample data, run full then incremental")
@@ -328,20 +332,17 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_demo)
 
     st = sub.add_parser("status", help="the health report (connectivity, queues, last run and lag per table)")
-    st.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
-    st.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    _endpoint_options(st)
     st.add_argument("--json", action="store_true", help="print the report as JSON")
     st.set_defaults(func=cmd_status)
 
     rd = sub.add_parser("redrive", help="move dead-lettered chunk messages back to the queue and finish their runs")
-    rd.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
-    rd.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    _endpoint_options(rd)
     rd.add_argument("--workers", type=int, default=2)
     rd.set_defaults(func=cmd_redrive)
 
     v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
-    v.add_argument("--source", help="source URL (default: the local MariaDB of the demo)")
-    v.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
+    _endpoint_options(v)
     v.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
     v.set_defaults(func=cmd_validate)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
+from aurora_replication.redrive import peek
 from aurora_replication.services import Services
 from aurora_replication.state import _plain
 
@@ -68,26 +69,6 @@ def _queue(services: Services) -> dict[str, Any]:
     return {"detail": f"{visible} waiting, {inflight} in flight", "waiting": visible, "in_flight": inflight}
 
 
-def _peek(services: Services, url: str, limit: int = 100) -> tuple[list[int], list[str]]:
-    """Sent times and bodies of up to ``limit`` messages, left in the queue and visible again."""
-    sent: list[int] = []
-    bodies: list[str] = []
-    receipts: list[str] = []
-    while len(bodies) < limit:
-        msgs = services.sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=30, AttributeNames=["SentTimestamp"]
-        ).get("Messages", [])
-        if not msgs:
-            break
-        for m in msgs:
-            sent.append(int(m["Attributes"]["SentTimestamp"]))
-            bodies.append(m["Body"])
-            receipts.append(m["ReceiptHandle"])
-    for receipt in receipts:
-        services.sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
-    return sent, bodies
-
-
 def _dlq(services: Services) -> dict[str, Any]:
     url = services.settings.dlq_url
     if not url:
@@ -97,9 +78,10 @@ def _dlq(services: Services) -> dict[str, Any]:
     oldest = None
     tables: set[str] = set()
     if depth:
-        sent, bodies = _peek(services, url)
+        msgs = peek(services.sqs, url, limit=100)
+        sent = [int(m["Attributes"]["SentTimestamp"]) for m in msgs]
         oldest = int(time.time() - min(sent) / 1000) if sent else None
-        for body in bodies:
+        for body in (m["Body"] for m in msgs):
             try:
                 tables.add(f"{json.loads(body)['plan']['table']} (run {json.loads(body)['run_id']})")
             except (ValueError, KeyError, TypeError):

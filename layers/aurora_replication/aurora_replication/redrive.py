@@ -12,6 +12,25 @@ def _arn(sqs: Any, url: str) -> str:
     return str(sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"])
 
 
+def peek(sqs: Any, url: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Up to ``limit`` messages (with their SentTimestamp), left in the queue and visible again at once."""
+    seen: dict[str, dict[str, Any]] = {}
+    receipts: list[str] = []
+    while len(seen) < limit:
+        msgs = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30,
+            AttributeNames=["SentTimestamp"],
+        ).get("Messages", [])
+        if not msgs:
+            break
+        for m in msgs:
+            seen[m["MessageId"]] = m
+            receipts.append(m["ReceiptHandle"])
+    for receipt in receipts:
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
+    return list(seen.values())
+
+
 def redrive(sqs: Any, dlq_url: str, queue_url: str) -> dict[str, Any]:
     """Start SQS's own message move task; where it is not available (the local stack), move the
     messages by receive, send, delete. Returns how it was done and the run ids it moved."""

@@ -165,6 +165,9 @@ class LocalStack:
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.template.max_receive_count("ChunkQueue")}
         )
         self.queue_url = self.sqs.create_queue(QueueName="chunks", Attributes=attrs)["QueueUrl"]
+        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
         self.dlq_url = dlq_url
         self.table_name = "replication-state"
         self.dynamodb.create_table(TableName=self.table_name, **self.template.table_definition("StateTable"))
@@ -325,9 +328,7 @@ class LocalStack:
         return threads
 
     def _record(self, m: Any) -> dict[str, Any]:
-        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
+        arn = self.queue_arn
         return {
             "messageId": m["MessageId"],
             "receiptHandle": m["ReceiptHandle"],
@@ -403,21 +404,11 @@ class LocalStack:
 
     def dead_letters(self, run_id: str) -> int:
         """How many messages of ``run_id`` are in the DLQ (peeked; they stay there)."""
-        seen: dict[str, str] = {}
-        receipts: list[str] = []
-        for _ in range(100):
-            msgs = self.sqs.receive_message(
-                QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30
-            ).get("Messages", [])
-            if not msgs:
-                break
-            for m in msgs:
-                seen[m["MessageId"]] = m["Body"]
-                receipts.append(m["ReceiptHandle"])
-        for receipt in receipts:  # visible again at once, for a redrive or the health check
-            self.sqs.change_message_visibility(QueueUrl=self.dlq_url, ReceiptHandle=receipt, VisibilityTimeout=0)
+        from aurora_replication.redrive import peek
+
+        bodies = [m["Body"] for m in peek(self.sqs, self.dlq_url)]
         count = 0
-        for body in seen.values():
+        for body in bodies:
             try:
                 count += json.loads(body).get("run_id") == run_id
             except (ValueError, AttributeError):
