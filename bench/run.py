@@ -364,11 +364,12 @@ def drive_in_main_thread(stack: Any, request: dict[str, Any], timer: PhaseTimer)
         msgs = stack.sqs.receive_message(
             QueueUrl=stack.queue_url,
             MaxNumberOfMessages=batch,
-            WaitTimeSeconds=1,
+            WaitTimeSeconds=0,  # the local moto serves one request at a time: poll, don't wait
             AttributeNames=["All"],
             MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not msgs:
+            time.sleep(0.1)
             continue
         result = stack.invoke("WorkerFunction", {"Records": [stack._record(m) for m in msgs]}) or {}
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}

@@ -127,11 +127,11 @@ class LocalStack:
     def start(
         self, source_secret: dict[str, Any], target_secret: dict[str, Any], env: dict[str, str] | None = None
     ) -> None:
-        from moto.server import ThreadedMotoServer
+        from aurora_replication.local.moto_server import SerialisedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         port = free_port()
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server = SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
         endpoint = f"http://127.0.0.1:{port}"
         # moto keeps its backends per process: start from nothing, as a fresh account would
@@ -288,11 +288,12 @@ class LocalStack:
                 msgs = sqs.receive_message(
                     QueueUrl=self.queue_url,
                     MaxNumberOfMessages=batch_size,
-                    WaitTimeSeconds=1,
+                    WaitTimeSeconds=0,  # the local moto serves one request at a time: poll, don't wait
                     AttributeNames=["All"],
                     MessageAttributeNames=["All"],
                 ).get("Messages", [])
                 if not msgs:
+                    stop.wait(0.2)
                     continue
                 event = {"Records": [self._record(m) for m in msgs]}
                 try:

@@ -1,0 +1,60 @@
+"""The local stack keeps the atomicity AWS promises, so fault tests measure our code, not moto's races."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import boto3
+
+from aurora_replication.local.stack import LocalStack
+from aurora_replication.state import StateStore
+
+ROOT = Path(__file__).resolve().parents[2]
+TABLES = 150
+WORKERS = 4
+
+
+def test_chunks_marked_done_at_the_same_moment_are_all_kept(tmp_path: Path) -> None:
+    """The first chunks of a table often finish together. moto alone can lose one of two concurrent
+    ``ADD done`` updates that create the set (each builds a new set); DynamoDB never does, and the
+    local stack must not either, or a run would wait for a chunk it already copied."""
+    stack = LocalStack(tmp_path / "home", ROOT / "template.yaml")
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads (moto's among them) as often as possible
+    stack.start({"host": "127.0.0.1", "username": "u", "password": "p", "dbname": "d"}, {"account": "a"})
+    try:
+        state = StateStore(stack.table_name)
+        for t in range(TABLES):
+            state.record_table("r1", f"t{t}", status="running", chunk_count=WORKERS, started_at=1)
+        barrier = threading.Barrier(WORKERS)
+        session_lock = threading.Lock()
+        errors: list[BaseException] = []
+
+        def worker(chunk: int) -> None:
+            with session_lock:  # boto3's default session is not safe to build clients from concurrently
+                own = StateStore(stack.table_name, boto3.session.Session().resource("dynamodb"))
+            try:
+                for t in range(TABLES):
+                    barrier.wait(timeout=30)
+                    own.mark_chunk_done("r1", f"t{t}", chunk, rows=1, seconds=0.01)
+            except BaseException as e:  # surfaced below: a thread's exception does not fail the test
+                errors.append(e)
+                barrier.abort()
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in range(WORKERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors
+        lost = {
+            f"t{t}": WORKERS - len(item.get("done", set()))
+            for t in range(TABLES)
+            if len((item := state.get_table("r1", f"t{t}")).get("done", set())) != WORKERS
+        }
+        assert not lost, f"chunk marks lost: {lost}"
+    finally:
+        sys.setswitchinterval(interval)
+        stack.stop()
