@@ -274,7 +274,7 @@ class PhaseTimer:
         original_stream, original_csv, original_checksum = (
             source.stream_rows,
             staging.write_csv_gz,
-            source.table_checksum,
+            source.range_checksums,
         )
 
         def stream_rows(*a: Any, **k: Any) -> Any:
@@ -313,10 +313,12 @@ class PhaseTimer:
             finally:
                 timer.in_checksum = False
 
-        timed_checksum = self.timed("validation: MySQL checksum (MD5 per row, folded in Python)", original_checksum)
+        timed_checksum = self.timed(
+            "validation: MySQL checksums per chunk range (MD5 per row, folded in Python)", original_checksum
+        )
         source.stream_rows = stream_rows  # type: ignore[assignment]
         staging.write_csv_gz = write_csv_gz  # type: ignore[assignment]
-        source.table_checksum = table_checksum  # type: ignore[assignment]
+        source.range_checksums = table_checksum  # type: ignore[assignment]
         T = target_mod.Target
         for attr, name in (
             ("put", "PUT the gzip file to the stage (emulator)"),

@@ -1,9 +1,10 @@
 """Worker Lambda: copies the chunks of an SQS batch, reporting partial batch failures."""
 
+import os
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
@@ -26,6 +27,20 @@ metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 settings = load_settings()
 services = Services.from_settings(settings)
+
+
+def put_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
+    """Step durations carry a Step dimension (their own EMF record); the rest go with the invocation's."""
+    if step is None:
+        metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
+        return
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        return  # single_metric flushes at once, whatever the setting
+    with single_metric(name=name, unit=MetricUnit(unit), value=value, default_dimensions=metrics.default_dimensions) as m:
+        m.add_dimension(name="Step", value=step)
+
+
+services.metric = put_metric
 idempotency = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr="pk", sort_key_attr="sk")
 
@@ -44,7 +59,6 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
         result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
     else:
         result = worker.handle(message, services)
-    metrics.add_metric(name="RowsCopied", unit=MetricUnit.Count, value=int(result.get("rows", 0) or 0))
     return result
 
 

@@ -103,4 +103,6 @@ def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
     assert cli.main(["--home", str(env.home), "validate", *urls]) == 1
     out = capsys.readouterr().out
     assert "checksum differs" in out and "count differs" in out
+    assert "a: differs in -inf < key <= +inf" in out  # one range: the tables are smaller than a chunk
+    assert "b: differs in -inf < key <= +inf" in out
     assert cli.main(["--home", str(env.home), "validate", "--tables", "nope", *urls]) == 2

@@ -86,3 +86,36 @@ def test_template_queue_and_concurrency_promises():
     assert layer["Metadata"]["BuildMethod"] == "python3.12"
     glob = t.doc["Globals"]["Function"]
     assert glob["Tracing"] == "Active" and "POWERTOOLS_SERVICE_NAME" in glob["Environment"]["Variables"]
+
+
+def test_sample_scheduler_events_are_valid_requests():
+    import json
+    from pathlib import Path
+
+    from aurora_replication.models import RUN_ID_PATTERN, RunRequest
+
+    events = sorted((Path(__file__).resolve().parents[2] / "events").glob("scheduler*.json"))
+    assert len(events) >= 4
+    for path in events:
+        body = json.loads(path.read_text())
+        if "resume_run" in body:
+            assert set(body) == {"resume_run"} and RUN_ID_PATTERN.match(body["resume_run"])
+        else:
+            RunRequest.model_validate(body)
+
+
+def test_heal_rounds_have_their_own_idempotency_keys():
+    from aurora_replication.chunks import chunk_messages, finalise_message
+    from aurora_replication.models import Column, TablePlan
+
+    p = TablePlan(table="t", target_table="T", key=["id"], watermark="u", mode="incremental",
+                  columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+                           Column(name="u", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="U")])
+    bounds = [(None, ["10"]), (["10"], ["20"]), (["20"], None)]
+    first = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"))
+    heal = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"), ids=[1], round=1, whole_range=True)
+    assert [m.chunk_id for m in first] == [0, 1, 2] and [m.chunk_id for m in heal] == [1]
+    assert first[1].window_from == "2024-01-01" and heal[0].window_from is None and heal[0].whole_range
+    assert heal[0].lower == ["10"] and heal[0].upper == ["20"]
+    assert first[1].idempotency_key != heal[0].idempotency_key
+    assert finalise_message("r1", p, 3, 1).idempotency_key == "r1:t:finalise:0:1"

@@ -115,3 +115,52 @@ def test_checksum_queries_use_the_same_canonical_columns_on_both_sides():
     assert [c.name for c in source.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
     assert "TIMESTAMPDIFF(MICROSECOND" in mysql_sql and "DATE_PART(EPOCH_MICROSECOND" in sf_sql
     assert source.fold_hashes(["0" * 31 + "1", "f" * 32]) == source.fold_hashes(["f" * 32, "0" * 31 + "1"])
+
+
+# ---- validation that heals, reconcile --------------------------------------------------------
+
+
+def test_target_range_needs_a_key_that_orders_alike_in_both_engines():
+    p = plan("incremental")
+    where, params = snowflake_sql.target_range(p, ["1", "2"], ["3", "4"], alias="t.")
+    assert where == (
+        '((t."ID" > %s) OR (t."ID" = %s AND t."LINE" > %s)) AND ((t."ID" < %s) OR (t."ID" = %s AND t."LINE" <= %s))'
+    )
+    assert params == ["1", "1", "2", "3", "3", "4"]
+    text_key = plan("incremental", key=['na"me'])
+    assert not snowflake_sql.order_safe(text_key)
+    with pytest.raises(ValueError, match="does not order alike"):
+        snowflake_sql.target_range(text_key, ["a"], None)
+
+
+def test_delete_missing_in_range_binds_every_value_and_matches_on_the_key():
+    p = plan("incremental")
+    where, _ = snowflake_sql.target_range(p, ["1", "2"], None, alias="t.")
+    sql = snowflake_sql.delete_missing_in_range(p, "_ASR_INC_r1_ORDER ITEMS", where)
+    assert sql.startswith('DELETE FROM "ORDER ITEMS" t WHERE ((t."ID" > %s)')
+    assert 'NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM "_ASR_INC_r1_ORDER ITEMS" WHERE "_ASR_CHUNK" = %s' in sql
+    assert 's."ID" = t."ID" AND s."LINE" = t."LINE"' in sql
+    assert sql.count("%s") == 3 + 2
+
+
+def test_reconcile_statements_take_one_attempt_per_chunk_of_the_keys_table():
+    p = plan("reconcile")
+    assert snowflake_sql.load_table_name(p, "r1") == "_ASR_KEYS_r1_ORDER ITEMS"
+    delete = snowflake_sql.reconcile_delete(p, "_ASR_KEYS_r1_ORDER ITEMS")
+    assert delete.startswith('DELETE FROM "ORDER ITEMS" t WHERE NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM')
+    assert snowflake_sql.ONE_ATTEMPT_PER_CHUNK in delete
+    mark = snowflake_sql.reconcile_mark(p, "K")
+    assert mark.startswith('UPDATE "ORDER ITEMS" t SET "_ASR_DELETED_AT" = SYSDATE() WHERE t."_ASR_DELETED_AT" IS NULL AND NOT EXISTS')
+    unmark = snowflake_sql.reconcile_unmark(p, "K")
+    assert 'SET "_ASR_DELETED_AT" = NULL' in unmark and " AND EXISTS (" in unmark and "NOT EXISTS" not in unmark
+    assert snowflake_sql.add_deleted_column(p) == (
+        'ALTER TABLE "ORDER ITEMS" ADD COLUMN IF NOT EXISTS "_ASR_DELETED_AT" TIMESTAMP_NTZ'
+    )
+
+
+def test_range_checksums_add_up_to_the_table():
+    parts = [source.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa"]), source.fold_hashes(["10" * 16])]
+    assert source.add_checksums(parts) == source.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa", "10" * 16])
+    where, params = range_predicate(["id"], ["5"], ["9"], mysql_ident)
+    sql = source.checksum_query(plan(), where)
+    assert sql.endswith("FROM `order items` WHERE ((`id` > %s)) AND ((`id` <= %s))") and params == ["5", "9"]

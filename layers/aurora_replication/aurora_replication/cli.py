@@ -124,6 +124,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if outcome.ok else 1
 
 
+def cmd_resume(args: argparse.Namespace) -> int:
+    """Send again the missing chunks (or finalise steps) of a stalled run and drive it to its end."""
+    source, target = _endpoints(args)
+    stack = _stack(args.home, source, target)
+    try:
+        progress = Progress()
+        outcome = stack.run({"resume_run": args.run_id}, workers=args.workers, progress=progress)
+        progress.close()
+    finally:
+        stack.stop()
+    print_summary(outcome, f"== run {args.run_id} after resume ==")
+    return 0 if outcome.ok else 1
+
+
 def _local_endpoints(home: Path) -> tuple[str, str]:
     from aurora_replication.local.services import MariaDB, SnowflakeEmulator
 
@@ -228,6 +242,12 @@ def print_status(result: dict[str, Any]) -> None:
         for name, t in sorted(tables.items()):
             print(f"{name:<24} {str(t.get('status', '-')):<10} {str(t.get('last_run', '-')):<28} "
                   f"{str(t.get('rows', '-')):>10} {str(t.get('lag_seconds', '-')):>8}  {t.get('watermark', '-')}")
+    stalled = result["checks"].get("replication", {}).get("stalled_runs", [])
+    if stalled:
+        print(f"\n{'stalled run':<28} {'table':<24} {'chunks done':>12} {'idle s':>8}  resume with")
+        for x in stalled:
+            print(f"{x['run_id']:<28} {str(x['table']):<24} {x['chunks_done']:>5} of {x['chunks']:<5} "
+                  f"{x['idle_seconds']:>8}  replicate resume {x['run_id']}")
     print("\nHEALTHY" if result["healthy"] else f"\nUNHEALTHY: {', '.join(result['failing'])}")
 
 
@@ -285,6 +305,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in report:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    for r in report:
+        for key_range in r.get("differing_ranges", []):
+            print(f"{r['table']}: differs in {key_range}")
     return 0 if all(r["result"] == "ok" for r in report) else 1
 
 
@@ -314,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA[?host=H&port=P&protocol=http]",
     )
     r.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
-    r.add_argument("--mode", default="auto", choices=["full", "incremental", "auto"])
+    r.add_argument("--mode", default="auto", choices=["full", "incremental", "auto", "reconcile"],
+                   help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL")
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--chunk-rows", type=int, default=None)
     r.add_argument("--json", help="also write the summary to this file as JSON")
@@ -340,6 +364,12 @@ def build_parser() -> argparse.ArgumentParser:
     _endpoint_options(rd)
     rd.add_argument("--workers", type=int, default=2)
     rd.set_defaults(func=cmd_redrive)
+
+    rs = sub.add_parser("resume", help="resume a stalled run: send its missing chunks again, not the done ones")
+    rs.add_argument("run_id")
+    _endpoint_options(rs)
+    rs.add_argument("--workers", type=int, default=2)
+    rs.set_defaults(func=cmd_resume)
 
     v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
     _endpoint_options(v)

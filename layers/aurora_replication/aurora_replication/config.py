@@ -35,6 +35,12 @@ class Settings(BaseModel):
     retry_attempts: int = Field(default=4, alias="RETRY_ATTEMPTS", ge=1, le=20)
     retry_base_seconds: float = Field(default=0.5, alias="RETRY_BASE_SECONDS", gt=0, le=60)
     retry_max_seconds: float = Field(default=20.0, alias="RETRY_MAX_SECONDS", gt=0, le=900)
+    # validation that heals: how many rounds of re-copying the chunks whose ranges differ
+    heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
+    # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
+    stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
+    # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
+    reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
 

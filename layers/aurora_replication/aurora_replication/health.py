@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.conditions import Attr
@@ -20,7 +21,7 @@ from aurora_replication.redrive import peek
 from aurora_replication.services import Services
 from aurora_replication.state import _plain
 
-STALL_SECONDS = 3600
+STALL_SECONDS = 1800
 
 
 def _redact(text: str, secrets: list[str]) -> str:
@@ -97,10 +98,20 @@ def _dlq(services: Services) -> dict[str, Any]:
     return result
 
 
+def _watermark_lag(value: Any, now: float) -> int | None:
+    """Seconds between now and a watermark that is a point in time (UTC); None for other watermarks."""
+    try:
+        moment = datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return max(int(now - moment.timestamp()), 0)
+
+
 def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     now = time.time()
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").is_in(["LAST_RUN", "WATERMARK"]) | Attr("sk").eq("RUN")}
+    running = Attr("sk").begins_with("TABLE#") & Attr("status").eq("running")
+    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").is_in(["LAST_RUN", "WATERMARK"]) | running}
     while True:
         resp = services.state.table.scan(**kwargs)
         items.extend(_plain(i) for i in resp["Items"])
@@ -110,33 +121,51 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     tables: dict[str, dict[str, Any]] = {}
     stalled = []
     for item in items:
-        if item["sk"] == "RUN":
-            updated = float(item.get("created_at", now))
-            if item.get("status") == "running" and now - updated > stall_seconds:
-                stalled.append({"run_id": item["pk"][4:], "running_for_seconds": int(now - updated)})
+        if item["sk"].startswith("TABLE#"):  # a table of a run still in progress
+            progress = float(item.get("progress_at") or item.get("created_at") or now)
+            if now - progress > stall_seconds:
+                run_id = item["pk"][4:]
+                stalled.append({
+                    "run_id": run_id,
+                    "table": item.get("table"),
+                    "chunks_done": len(item.get("done", set()) or ()),
+                    "chunks": int(item.get("chunk_count", 0)),
+                    "idle_seconds": int(now - progress),
+                    "resume": {"resume_run": run_id},
+                })
             continue
         t = tables.setdefault(item["pk"][6:], {})
         if item["sk"] == "WATERMARK":
             t["watermark"] = item.get("value")
+            lag = _watermark_lag(item.get("value"), now)
+            if lag is not None:
+                t["lag_seconds"] = lag
         else:
             t.update(last_run=item.get("run_id"), status=item.get("status"), at=item.get("at"),
                      rows=item.get("target_rows"), validation=item.get("validation"))
             if item.get("at"):
-                t["lag_seconds"] = int(now - float(item["at"]))
+                t["since_last_run_seconds"] = int(now - float(item["at"]))
+    for t in tables.values():
+        t.setdefault("lag_seconds", t.get("since_last_run_seconds"))
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
     problems = []
     if failed:
         problems.append(f"last run failed for {', '.join(sorted(failed))}")
     if stalled:
-        problems.append(f"{len(stalled)} run(s) stalled for more than {stall_seconds} s")
+        names = ", ".join(sorted({f"{x['table']} (run {x['run_id']})" for x in stalled}))
+        problems.append(
+            f"no progress for more than {stall_seconds} s: {names}; "
+            "resume with `replicate resume RUN_ID` or the scheduler event {\"resume_run\": RUN_ID}"
+        )
     result["detail"] = "; ".join(problems) or f"{len(tables)} table(s) replicated"
     if problems:
         result["ok"] = False
     return result
 
 
-def report(services: Services, timeout: float = 10.0, stall_seconds: int = STALL_SECONDS) -> dict[str, Any]:
+def report(services: Services, timeout: float = 10.0, stall_seconds: int | None = None) -> dict[str, Any]:
+    stall_seconds = services.settings.stall_seconds if stall_seconds is None else stall_seconds
     checks: dict[str, Callable[[], dict[str, Any]]] = {
         "mysql": lambda: _mysql(services),
         "snowflake": lambda: _snowflake(services),

@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from aurora_replication.identifiers import InvalidIdentifierError, validate_identifier
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-Mode = Literal["full", "incremental", "auto"]
-ResolvedMode = Literal["full", "incremental"]
+Mode = Literal["full", "incremental", "auto", "reconcile"]
+ResolvedMode = Literal["full", "incremental", "reconcile"]
 KeyValue = str
 
 
@@ -164,6 +164,10 @@ class ChunkMessage(_Strict):
     upper: list[KeyValue] | None = None
     window_from: str | None = None
     window_to: str | None = None
+    # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
+    round: int = Field(default=0, ge=0, le=100)
+    # a re-copy of an incremental chunk: the whole key range, and rows gone from MySQL deleted in it
+    whole_range: bool = False
 
     @field_validator("run_id")
     @classmethod
@@ -191,8 +195,12 @@ class ChunkMessage(_Strict):
             raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
         if self.plan.mode == "incremental" and (not self.plan.watermark or not self.plan.key):
             raise ValueError("incremental mode needs a key and a watermark column")
+        if self.plan.mode == "reconcile" and not self.plan.key:
+            raise ValueError("reconcile mode needs a key")
+        if self.whole_range and self.plan.mode != "incremental":
+            raise ValueError("whole_range applies to incremental chunks only")
         return self
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.run_id}:{self.plan.table}:{self.kind}:{self.chunk_id}"
+        return f"{self.run_id}:{self.plan.table}:{self.kind}:{self.chunk_id}:{self.round}"

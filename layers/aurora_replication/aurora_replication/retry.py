@@ -13,7 +13,7 @@ import pymysql
 import snowflake.connector.errors as sf_errors
 from aws_lambda_powertools import Logger
 from botocore.config import Config
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 logger = Logger(child=True)
 
@@ -30,15 +30,27 @@ def is_transient(error: BaseException) -> bool:
     return False
 
 
-def call_with_retries[T](fn: Callable[[], T], attempts: int, base: float, maximum: float, what: str) -> T:
+def call_with_retries[T](
+    fn: Callable[[], T],
+    attempts: int,
+    base: float,
+    maximum: float,
+    what: str,
+    on_retry: Callable[[], None] | None = None,
+) -> T:
+    def before_sleep(state: RetryCallState) -> None:
+        logger.warning(
+            "%s: transient %s, retrying (attempt %d of %d)", what,
+            type(state.outcome.exception()).__name__ if state.outcome else "error", state.attempt_number, attempts
+        )
+        if on_retry is not None:
+            on_retry()
+
     retrying = Retrying(
         retry=retry_if_exception(is_transient),
         stop=stop_after_attempt(max(attempts, 1)),
-        wait=wait_exponential_jitter(initial=base, max=maximum),
-        before_sleep=lambda state: logger.warning(
-            "%s: transient %s, retrying (attempt %d of %d)", what,
-            type(state.outcome.exception()).__name__ if state.outcome else "error", state.attempt_number, attempts
-        ),
+        wait=wait_exponential_jitter(multiplier=base, max=maximum),
+        before_sleep=before_sleep,
         reraise=True,
     )
     return retrying(fn)

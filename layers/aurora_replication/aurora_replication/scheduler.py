@@ -15,11 +15,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from aurora_replication import evolution, source, target, transforms
+from aurora_replication import evolution, resume, source, target, transforms
+from aurora_replication.chunks import chunk_messages, finalise_message
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
     BadInputError,
-    ChunkMessage,
     RunRequest,
     TableOptions,
     TablePlan,
@@ -101,6 +101,16 @@ def plan_table(
             f"table {table!r} has no {missing}, so it cannot be copied incrementally; "
             "use mode 'full' or 'auto', or name a watermark column in watermark_columns"
         )
+    if mode == "reconcile":
+        if not plan.key:
+            raise BadInputError(
+                f"table {table!r} has no primary key or unique key, so deleted rows cannot be matched; "
+                "replicate it with mode 'full' instead"
+            )
+        if not target_columns(plan.target_table):
+            raise BadInputError(
+                f"table {table!r} has no target table {plan.target_table!r} to reconcile yet; run a full copy first"
+            )
     if mode == "auto":
         mode = "incremental" if plan.watermark and plan.key and stored is not None else "full"
         if mode == "full":
@@ -135,6 +145,10 @@ def plan_table(
 
 def schedule(event: Any, services: Services) -> dict[str, Any]:
     s = services.settings
+    if isinstance(event, dict) and "resume_run" in event:
+        if set(event) != {"resume_run"}:
+            raise BadInputError("a resume request has one field, resume_run: the id of the run to resume")
+        return resume.resume(event["resume_run"], services)
     request = parse_request(event, s.default_mode)
     run_id = request.run_id or new_run_id()
     target_columns = TargetColumns(services)
@@ -220,22 +234,11 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
             notes=p.notes,
             started_at=Decimal(str(round(time.time(), 3))),
         )
-        messages = [
-            ChunkMessage(
-                kind="chunk",
-                run_id=run_id,
-                chunk_id=i,
-                chunk_count=chunk_count,
-                plan=p.plan,
-                lower=lo,
-                upper=hi,
-                window_from=p.window[0] if p.window and p.plan.mode == "incremental" else None,
-                window_to=p.window[1] if p.window and p.plan.mode == "incremental" else None,
-            )
-            for i, (lo, hi) in enumerate(p.bounds)
-        ]
+        services.state.save_bounds(run_id, table, p.bounds)
+        window = p.window if p.plan.mode == "incremental" else None
+        messages = chunk_messages(run_id, p.plan, p.bounds, window)
         if not messages:  # empty table: nothing to copy, only the finalise step
-            messages = [ChunkMessage(kind="finalise", run_id=run_id, chunk_id=0, chunk_count=0, plan=p.plan)]
+            messages = [finalise_message(run_id, p.plan, 0)]
         services.send_messages([m.model_dump_json() for m in messages])
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
         logger.info(

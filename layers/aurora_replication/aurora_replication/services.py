@@ -17,12 +17,18 @@ def _no_fault(step: str, message: Any = None) -> None:
     """Production does nothing at step boundaries; fault tests inject crashes here."""
 
 
+def _no_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
+    """Without a handler's metrics (the CLI, tests) a metric goes nowhere."""
+
+
 @dataclass
 class Services:
     settings: Settings
     state: StateStore
     sqs: Any
     fault: Callable[[str, Any], None] = field(default=_no_fault)
+    # (name, value, unit, step): the handler points it at Powertools Metrics
+    metric: Callable[..., None] = field(default=_no_metric)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -41,7 +47,9 @@ class Services:
 
     def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
         s = self.settings
-        return retry.call_with_retries(fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what)
+        return retry.call_with_retries(
+            fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what, lambda: self.metric("Retries", 1)
+        )
 
     def mysql(self) -> Any:
         return self.with_retries(lambda: source.connect_with_rotation(self.mysql_settings), "MySQL connect")

@@ -6,13 +6,19 @@ Identifiers are quoted by ``snowflake_ident``; values are bound (``%s``), never 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from aurora_replication import typemap
 from aurora_replication.identifiers import snowflake_ident as q
+from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 
 CHUNK_COLUMN = "_ASR_CHUNK"
 ATTEMPT_COLUMN = "_ASR_ATTEMPT"
+DELETED_COLUMN = "_ASR_DELETED_AT"
+# key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
+# (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
+ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
 CSV_FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
     "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ('\\\\N') EMPTY_FIELD_AS_NULL = FALSE COMPRESSION = GZIP)"
@@ -29,7 +35,7 @@ def staging_type(c: Column) -> str:
 
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
-    prefix = "_ASR_FULL_" if plan.mode == "full" else "_ASR_INC_"
+    prefix = {"full": "_ASR_FULL_", "incremental": "_ASR_INC_", "reconcile": "_ASR_KEYS_"}[plan.mode]
     return f"{prefix}{run_id}_{plan.target_table}"
 
 
@@ -155,8 +161,97 @@ def _canonical(c: Column) -> str:
     return f"CAST({ref} AS VARCHAR)"
 
 
-def checksum_query(plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False) -> str:
-    """Per-row MD5 of the same canonical text ``source.checksum_query`` builds in MySQL."""
+def _row_md5(checksum_columns: list[Column]) -> str:
     parts = [f"COALESCE({_canonical(c)}, CHR(30))" for c in checksum_columns] or ["''"]
-    sql = f"SELECT MD5(CONCAT_WS(CHR(31), {', '.join(parts)})) FROM {q(table)}"
+    return f"MD5(CONCAT_WS(CHR(31), {', '.join(parts)}))"
+
+
+def checksum_query(
+    plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False, where: str = ""
+) -> str:
+    """Per-row MD5 of the same canonical text ``source.checksum_query`` builds in MySQL."""
+    sql = f"SELECT {_row_md5(checksum_columns)} FROM {q(table)}"
+    if where:
+        sql += f" WHERE {where}"
     return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql
+
+
+def checksum_by_chunk_query(table: str, checksum_columns: list[Column]) -> str:
+    """Per-row MD5 with the chunk each row was loaded by (a load table, one attempt per chunk)."""
+    return f"SELECT {q(CHUNK_COLUMN)}, {_row_md5(checksum_columns)} FROM {q(table)} {ONE_ATTEMPT_PER_CHUNK}"
+
+
+def order_safe(plan: TablePlan) -> bool:
+    """Whether a key range means the same rows in Snowflake as in MySQL."""
+    return bool(plan.key) and all(plan.column(k).kind in ORDER_SAFE_KINDS for k in plan.key)
+
+
+def target_range(
+    plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None, alias: str = ""
+) -> tuple[str, list[object]]:
+    """``lower < key <= upper`` on the target's key columns (only for ``order_safe`` plans)."""
+    if not order_safe(plan) and (lower is not None or upper is not None):
+        raise ValueError(f"table {plan.table!r}: its key does not order alike in both engines")
+    keys = [plan.column(k).target for k in plan.key]
+    return range_predicate(keys, lower, upper, lambda k: alias + q(k))
+
+
+def in_keys(plan: TablePlan, source: str, source_filter: str = "") -> str:
+    """``EXISTS`` a row with the same key in ``source`` (for the target aliased ``t``)."""
+    keys = sorted({plan.column(k).target for k in plan.key})
+    match = " AND ".join(f"s.{q(k)} = t.{q(k)}" for k in keys)
+    inner = f"SELECT {', '.join(q(k) for k in keys)} FROM {q(source)}"
+    inner += f" WHERE {source_filter}" if source_filter else f" {ONE_ATTEMPT_PER_CHUNK}"
+    return f"EXISTS (SELECT 1 FROM ({inner}) s WHERE {match})"
+
+
+def not_in_keys(plan: TablePlan, source: str, source_filter: str = "") -> str:
+    return "NOT " + in_keys(plan, source, source_filter)
+
+
+def delete_missing_in_range(plan: TablePlan, load_table: str, range_sql: str) -> str:
+    """Delete the target's rows in one key range that the chunk's fresh whole-range copy lacks
+    (rows deleted in MySQL); params: the range's, then chunk id and attempt id."""
+    chunk = f"{q(CHUNK_COLUMN)} = %s AND {q(ATTEMPT_COLUMN)} = %s"
+    return f"DELETE FROM {q(plan.target_table)} t WHERE {range_sql} AND {not_in_keys(plan, load_table, chunk)}"
+
+
+def reconcile_delete(plan: TablePlan, keys_table: str) -> str:
+    """Delete the target's rows whose key MySQL no longer has (the keys table holds every source key)."""
+    return f"DELETE FROM {q(plan.target_table)} t WHERE {not_in_keys(plan, keys_table)}"
+
+
+def add_deleted_column(plan: TablePlan) -> str:
+    return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(DELETED_COLUMN)} TIMESTAMP_NTZ"
+
+
+def reconcile_mark(plan: TablePlan, keys_table: str) -> str:
+    """Mark (instead of delete) the target's rows whose key MySQL no longer has."""
+    return (
+        f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = SYSDATE() "
+        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {not_in_keys(plan, keys_table)}"
+    )
+
+
+def reconcile_unmark(plan: TablePlan, keys_table: str) -> str:
+    """Clear the mark of rows that exist in MySQL again."""
+    return (
+        f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = NULL "
+        f"WHERE t.{q(DELETED_COLUMN)} IS NOT NULL AND {in_keys(plan, keys_table)}"
+    )
+
+
+def count_marked(plan: TablePlan) -> str:
+    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {q(DELETED_COLUMN)} IS NOT NULL"
+
+
+def column_exists() -> str:
+    return (
+        "SELECT COUNT(*) FROM information_schema.columns "
+        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s AND column_name = %s"
+    )
+
+
+def unmarked() -> str:
+    """The target's rows that reconcile has not marked as deleted in MySQL."""
+    return f"{q(DELETED_COLUMN)} IS NULL"

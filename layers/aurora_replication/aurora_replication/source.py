@@ -324,9 +324,13 @@ def _canonical_expr(c: Column) -> str:
     return f"CAST({q} AS CHAR)"
 
 
-def checksum_query(plan: TablePlan) -> str:
+def checksum_query(plan: TablePlan, key_range: str = "") -> str:
+    """Per-row MD5 of each row's canonical text; ``key_range`` (from ``range_predicate``) limits the rows."""
     parts = [f"COALESCE({_canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan)] or ["''"]
-    where = f" WHERE {plan.where.replace('%', '%%')}" if plan.where else ""
+    conditions = [key_range] if key_range else []
+    if plan.where:
+        conditions.append(f"({plan.where.replace('%', '%%')})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"SELECT MD5(CONCAT_WS(CHAR(31), {', '.join(parts)})) FROM {mysql_ident(plan.table)}{where}"
 
 
@@ -342,6 +346,23 @@ def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
 
 def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int, str]:
     return fold_hashes(str(r[0]) for r in stream_rows(conn, checksum_query(plan), []))
+
+
+def range_checksums(
+    conn: pymysql.Connection[Any], plan: TablePlan, bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]]
+) -> list[tuple[int, str]]:
+    """Row count and checksum of every chunk's key range (one index range scan each)."""
+    out = []
+    for lower, upper in bounds:
+        where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
+        out.append(fold_hashes(str(r[0]) for r in stream_rows(conn, checksum_query(plan, where), params)))
+    return out
+
+
+def add_checksums(parts: Sequence[tuple[int, str]]) -> tuple[int, str]:
+    """The table's count and checksum from its chunks' (the fold is a sum, so it adds up)."""
+    total = sum(int(h, 16) for _, h in parts) & 0xFFFFFFFFFFFFFFFF
+    return sum(c for c, _ in parts), f"{total:016x}"
 
 
 def stage_path_component(name: str) -> str:

@@ -2,7 +2,10 @@
 
 Items:
   RUN#<run>   / RUN              run: mode, tables, created_at, status
-  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, done (string set), rows per chunk, status
+  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, done (string set), rows per chunk, status,
+                                 progress_at (last chunk done), heal_round (validation re-copies so far)
+  RUN#<run>   / BOUNDS#<table>#<page>  the key range of each chunk (pages of BOUNDS_PAGE chunks), for healing
+                                 and for resuming a stalled run
   TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
   TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
   TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check)
@@ -10,6 +13,7 @@ Items:
 
 from __future__ import annotations
 
+import json
 import time
 from decimal import Decimal
 from typing import Any
@@ -18,6 +22,8 @@ import boto3
 from botocore.exceptions import ClientError
 
 TERMINAL = {"published", "failed", "declined"}
+BOUNDS_PAGE = 250
+Bounds = tuple[list[str] | None, list[str] | None]
 
 
 def _now() -> int:
@@ -89,23 +95,102 @@ class StateStore:
         )
 
     def record_table(self, run_id: str, table: str, **fields: Any) -> None:
-        item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": _now(), **fields}
+        now = _now()
+        item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        item.setdefault("progress_at", now)
+        item.setdefault("heal_round", 0)
         item.setdefault("chunk_rows", {})
         item.setdefault("chunk_seconds", {})
         self.table.put_item(Item=item)
 
-    def mark_chunk_done(self, run_id: str, table: str, chunk_id: int, rows: int, seconds: float) -> tuple[int, int]:
-        """Idempotently add the chunk to the done set; returns (done, chunk_count)."""
+    def mark_chunk_done(
+        self, run_id: str, table: str, chunk_id: int, rows: int, seconds: float
+    ) -> tuple[int, int, int]:
+        """Idempotently add the chunk to the done set; returns (done, chunk_count, heal round)."""
         resp = self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-            UpdateExpression="ADD done :c SET chunk_rows.#cid = :rows, chunk_seconds.#cid = :secs",
+            UpdateExpression="ADD done :c SET chunk_rows.#cid = :rows, chunk_seconds.#cid = :secs, progress_at = :now",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#cid": str(chunk_id)},
-            ExpressionAttributeValues={":c": {str(chunk_id)}, ":rows": rows, ":secs": Decimal(str(round(seconds, 3)))},
+            ExpressionAttributeValues={
+                ":c": {str(chunk_id)},
+                ":rows": rows,
+                ":secs": Decimal(str(round(seconds, 3))),
+                ":now": _now(),
+            },
             ReturnValues="ALL_NEW",
         )
         item: dict[str, Any] = dict(resp["Attributes"])
-        return len(item.get("done", set())), int(item["chunk_count"])
+        return len(item.get("done", set())), int(item["chunk_count"]), int(item.get("heal_round", 0))
+
+    def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
+        """The chunks' key ranges, in pages that stay far below DynamoDB's 400 KB item limit."""
+        with self.table.batch_writer() as batch:
+            for page, start in enumerate(range(0, len(bounds), BOUNDS_PAGE)):
+                batch.put_item(
+                    Item={
+                        "pk": f"RUN#{run_id}",
+                        "sk": f"BOUNDS#{table}#{page:06d}",
+                        "first": start,
+                        "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
+                    }
+                )
+
+    def get_bounds(self, run_id: str, table: str) -> list[Bounds]:
+        bounds: list[Bounds] = []
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": {":pk": f"RUN#{run_id}", ":prefix": f"BOUNDS#{table}#"},
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = self.table.query(**kwargs)
+            for item in sorted(resp["Items"], key=lambda i: str(i["sk"])):
+                bounds.extend((lo, hi) for lo, hi in json.loads(str(item["bounds"])))
+            if "LastEvaluatedKey" not in resp:
+                return bounds
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def reopen_chunks(self, run_id: str, table: str, chunk_ids: list[int], expected_round: int, **fields: Any) -> bool:
+        """Take ``chunk_ids`` out of the done set to copy them again, moving the table to the next heal
+        round. Only one finaliser of a round wins (conditional on the round); returns whether it was us."""
+        names = {"#s": "status"}
+        values: dict[str, Any] = {
+            ":ids": {str(c) for c in chunk_ids},
+            ":expected": expected_round,
+            ":next": expected_round + 1,
+            ":now": _now(),
+            ":pub": "published",
+            ":failed": "failed",
+        }
+        sets = ["heal_round = :next", "progress_at = :now"]
+        for i, (k, v) in enumerate(fields.items()):
+            names[f"#f{i}"] = k
+            values[f":f{i}"] = v
+            sets.append(f"#f{i} = :f{i}")
+        try:
+            self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+                UpdateExpression="DELETE done :ids SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
+                "(attribute_not_exists(heal_round) OR heal_round = :expected)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def touch_table(self, run_id: str, table: str) -> None:
+        """Record progress without a chunk (a resume, a heal): the stall clock starts again."""
+        self.table.update_item(
+            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            UpdateExpression="SET progress_at = :now",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":now": _now()},
+        )
 
     def get_table(self, run_id: str, table: str) -> dict[str, Any]:
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"}, ConsistentRead=True)
@@ -152,7 +237,7 @@ class StateStore:
         for item in items:
             if item["sk"] == "RUN":
                 run = _plain(item)
-            else:
+            elif str(item["sk"]).startswith("TABLE#"):
                 tables[item["table"]] = _plain(item)
         run["table_states"] = tables
         return run

@@ -141,10 +141,57 @@ class Target:
         rows = execute(self.conn, sql.table_exists(), [table])
         return bool(rows and rows[0][0])
 
-    def checksum(self, plan: TablePlan, table: str, load_table: bool = False) -> tuple[int, str]:
+    def checksum(
+        self,
+        plan: TablePlan,
+        table: str,
+        load_table: bool = False,
+        where: str = "",
+        params: Sequence[object] = (),
+    ) -> tuple[int, str]:
         cur = self.conn.cursor()
         try:
-            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan), load_table))
+            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan), load_table, where), tuple(params) or None)
             return fold_hashes(str(r[0]) for r in cur)
         finally:
             cur.close()
+
+    def has_column(self, table: str, column: str) -> bool:
+        rows = execute(self.conn, sql.column_exists(), [table, column])
+        return bool(rows and rows[0][0])
+
+    def checksums_by_chunk(self, plan: TablePlan, load_table: str) -> dict[int, tuple[int, str]]:
+        """Count and checksum of each chunk's rows in a load table, in one scan."""
+        hashes: dict[int, list[str]] = {}
+        cur = self.conn.cursor()
+        try:
+            cur.execute(sql.checksum_by_chunk_query(load_table, checksum_columns(plan)))
+            for chunk, h in cur:
+                hashes.setdefault(int(chunk), []).append(str(h))
+        finally:
+            cur.close()
+        return {chunk: fold_hashes(hs) for chunk, hs in hashes.items()}
+
+    def range_checksum(
+        self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None
+    ) -> tuple[int, str]:
+        where, params = sql.target_range(plan, lower, upper)
+        return self.checksum(plan, plan.target_table, where=where, params=params)
+
+    def delete_missing_in_range(
+        self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str,
+        lower: Sequence[object] | None, upper: Sequence[object] | None,
+    ) -> None:
+        where, params = sql.target_range(plan, lower, upper, alias="t.")
+        execute(self.conn, sql.delete_missing_in_range(plan, load_table, where), [*params, chunk_id, attempt])
+
+    def reconcile(self, plan: TablePlan, keys_table: str, action: str) -> int:
+        """Delete (or mark) the target's rows whose key is not among the keys copied from MySQL;
+        returns how many rows were deleted or newly marked."""
+        if action == "mark":
+            execute(self.conn, sql.add_deleted_column(plan))
+            rows = execute(self.conn, sql.reconcile_mark(plan, keys_table))
+            execute(self.conn, sql.reconcile_unmark(plan, keys_table))
+        else:
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table))
+        return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0

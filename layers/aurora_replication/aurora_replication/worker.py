@@ -19,10 +19,11 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from pydantic import ValidationError
 
-from aurora_replication import source, staging, transforms
+from aurora_replication import source, staging, transforms, validate
+from aurora_replication.chunks import chunk_messages, finalise_message
 from aurora_replication.models import BadInputError, ChunkMessage, describe_validation_error
 from aurora_replication.services import Services
-from aurora_replication.snowflake_sql import load_table_name
+from aurora_replication.snowflake_sql import load_table_name, order_safe
 from aurora_replication.target import Target
 
 logger = Logger(child=True)
@@ -49,6 +50,19 @@ def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
     return services.with_retries(lambda: copy_chunk(message, services), "chunk")
 
 
+class _StepClock:
+    """Seconds spent in each step of a chunk (for the ChunkSeconds metric, one per step)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, step: str) -> None:
+        now = time.perf_counter()
+        self.laps[step] = self.laps.get(step, 0.0) + now - self._last
+        self._last = now
+
+
 def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     started = time.perf_counter()
     plan = msg.plan
@@ -60,7 +74,9 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True}
 
-    window = (msg.window_from, msg.window_to) if plan.mode == "incremental" else None
+    if plan.mode == "reconcile":  # only the keys: the finaliser matches them against the target's
+        plan = plan.model_copy(update={"columns": [plan.column(k) for k in plan.key], "transform": None})
+    window = (msg.window_from, msg.window_to) if plan.mode == "incremental" and not msg.whole_range else None
     query, params = source.chunk_query(plan, msg.lower, msg.upper, window)
     mysql = services.mysql()
     sf = services.snowflake()
@@ -71,12 +87,15 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         rows_iter: Iterator[tuple[Any, ...]] = source.stream_rows(mysql, query, params)
         if plan.transform:
             rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
+        clock = _StepClock()
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
             kinds = [c.kind for c in plan.columns]
             rows = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
+            clock.lap("extract")
             services.fault("extracted", msg)
             tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
+            clock.lap("copy")
             nrows, nbytes = len(rows), 0
             services.fault("copied", msg)
         else:
@@ -84,11 +103,14 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             file = f"data-{attempt}.csv.gz"
             local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
             staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
+            clock.lap("extract")
             services.fault("extracted", msg)
             try:
                 tgt.put(local, path_key)
+                clock.lap("stage")
                 services.fault("staged", msg)
                 tgt.load_file(plan, load_table, msg.chunk_id, path_key, file)
+                clock.lap("copy")
                 services.fault("copied", msg)
             finally:
                 os.remove(local)
@@ -96,13 +118,21 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         if plan.mode == "incremental":
             tgt.ensure_target_table(plan)
             tgt.merge_chunk(plan, load_table, msg.chunk_id, attempt)
+            if msg.whole_range and order_safe(plan) and s.reconcile_action == "delete":
+                tgt.delete_missing_in_range(plan, load_table, msg.chunk_id, attempt, msg.lower, msg.upper)
+            clock.lap("merge")
             services.fault("merged", msg)
     finally:
         mysql.close()
         sf.close()
 
     seconds = time.perf_counter() - started
-    done, count = services.state.mark_chunk_done(msg.run_id, plan.table, msg.chunk_id, nrows, seconds)
+    for step, step_seconds in clock.laps.items():
+        services.metric("ChunkSeconds", step_seconds, "Seconds", step)
+    services.metric("RowsCopied", nrows)
+    services.metric("BytesStaged", nbytes, "Bytes")
+    services.metric("ChunksCopied", 1)
+    done, count, heal_round = services.state.mark_chunk_done(msg.run_id, plan.table, msg.chunk_id, nrows, seconds)
     services.fault("marked_done", msg)
     logger.info(
         "chunk copied",
@@ -118,13 +148,15 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         },
     )
     if done >= count:
-        final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)
+        final = finalise_message(msg.run_id, msg.plan, count, heal_round)
         services.send_messages([final.model_dump_json()])
     return {"rows": nrows, "bytes": nbytes, "done": done, "of": count}
 
 
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
-    """Validate the table against the source, publish it (full) or commit the watermark (incremental)."""
+    """Validate the table against the source range by range; re-copy the ranges that differ (bounded
+    rounds), then publish it (full) or commit the watermark (incremental). Reconcile mode first
+    deletes (or marks) the target's rows whose key MySQL no longer has."""
     plan = msg.plan
     s = services.settings
     state = services.state.get_table(msg.run_id, plan.table)
@@ -132,6 +164,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     if state.get("status") in ("published", "failed"):
         return {"status": state["status"], "repeat": True}
+    heal_round = int(state.get("heal_round", 0))
+    if msg.round < heal_round:
+        return {"status": "stale", "round": msg.round, "current_round": heal_round}
     done = len(state.get("done", set()))
     if done < int(state.get("chunk_count", 0)):
         raise RuntimeError(
@@ -143,38 +178,46 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     try:
         tgt = Target(sf, s.stage_name)
         # never re-create a load table a concurrent finaliser already published and dropped
+        key_plan = plan.model_copy(update={"columns": [plan.column(k) for k in plan.key]})
         load_table = (
-            tgt.ensure_load_table(plan, msg.run_id) if msg.chunk_count == 0 else load_table_name(plan, msg.run_id)
+            tgt.ensure_load_table(key_plan if plan.mode == "reconcile" else plan, msg.run_id)
+            if msg.chunk_count == 0
+            else load_table_name(plan, msg.run_id)
         )
-        src_count, src_sum = source.table_checksum(mysql, plan)
-        checked = load_table if plan.mode == "full" else plan.target_table
-        if plan.mode == "incremental":
-            tgt.ensure_target_table(plan)
-        tgt_count, tgt_sum = tgt.checksum(plan, checked, load_table=plan.mode == "full")
-        valid = (src_count == tgt_count and src_sum == tgt_sum) or bool(plan.transform)
-        result = {
-            "source_rows": src_count,
-            "target_rows": tgt_count,
-            "source_checksum": src_sum,
-            "target_checksum": tgt_sum,
-            "validation": ("not compared (python transform)" if plan.transform else "ok") if valid else "mismatch",
-        }
+        removed = None
+        if plan.mode == "reconcile":
+            removed = tgt.reconcile(plan, load_table, s.reconcile_action)
+            services.fault("reconciled", msg)
+        bounds = services.state.get_bounds(msg.run_id, plan.table) if msg.chunk_count else []
+        check = validate.compare(mysql, tgt, plan, load_table, bounds)
+        result: dict[str, Any] = check.summary()
+        if removed is not None:
+            result["reconciled_rows"] = removed
+            result["reconcile_action"] = s.reconcile_action
+        if plan.transform:
+            check.differing = []
+            result["validation"] = "not compared (python transform)"
+        if check.differing and heal_round < s.heal_attempts and plan.mode != "reconcile" and bounds:
+            return _heal(msg, services, plan, bounds, check, heal_round, result)
+        valid = not check.differing
         if not valid:
             hint = (
-                " (rows deleted in MySQL are not seen by incremental runs; run a full copy)"
-                if plan.mode == "incremental" and tgt_count > src_count
-                else " (the source changed during the run, or rows were lost; rerun the table)"
+                " (rows deleted in MySQL are not seen by incremental runs; run a reconcile or a full copy)"
+                if plan.mode == "incremental" and check.target_rows > check.source_rows
+                else f" (still different after {heal_round} re-copies: the source changes faster than it is copied, "
+                "or rows were lost; rerun the table)"
             )
             logger.error("validation failed" + hint, extra={"run_id": msg.run_id, "table": plan.table, **result})
             services.state.set_table_status(
                 msg.run_id, plan.table, "failed", reason="validation mismatch" + hint, **result
             )
+            services.metric("ValidationFailures", 1)
         else:
             if plan.mode == "full":
                 tgt.publish(plan, load_table)
                 services.fault("published", msg)
             window_to = state.get("window_to")
-            if plan.watermark and window_to is not None:
+            if plan.mode in ("full", "incremental") and plan.watermark and window_to is not None:
                 services.state.set_watermark(plan.table, str(window_to), msg.run_id)
             services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
             tgt.drop(load_table)  # a failed table keeps its load table for inspection
@@ -186,3 +229,32 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     services.state.finish_run_if_complete(msg.run_id)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return result
+
+
+def _heal(
+    msg: ChunkMessage,
+    services: Services,
+    plan: Any,
+    bounds: list[Any],
+    check: validate.Comparison,
+    heal_round: int,
+    result: dict[str, Any],
+) -> dict[str, Any]:
+    """Copy again exactly the chunks whose ranges differ (incremental: their whole ranges)."""
+    ranges = [{"chunk": c, "lower": bounds[c][0], "upper": bounds[c][1]} for c in check.differing]
+    whole_range = plan.mode == "incremental"
+    won = services.state.reopen_chunks(
+        msg.run_id, plan.table, check.differing, heal_round,
+        whole_range=whole_range, last_mismatch=json.dumps(ranges[:50], default=str)[:20000],
+    )
+    if won:  # one finaliser of the round re-enqueues; a duplicate of it does nothing
+        messages = chunk_messages(
+            msg.run_id, plan, bounds, None, ids=check.differing, round=heal_round + 1, whole_range=whole_range
+        )
+        services.send_messages([m.model_dump_json() for m in messages])
+    logger.warning(
+        "validation found differing ranges; copying them again",
+        extra={"run_id": msg.run_id, "table": plan.table, "round": heal_round + 1, "ranges": ranges[:20],
+               "differing_chunks": len(check.differing), **result},
+    )
+    return {"status": "healing", "round": heal_round + 1, "chunks": check.differing, **result}

@@ -1,0 +1,43 @@
+"""The chunk messages of a table: built once by the scheduler, again for a heal round or a resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.state import Bounds
+
+
+def chunk_messages(
+    run_id: str,
+    plan: TablePlan,
+    bounds: list[Bounds],
+    window: tuple[str | None, str | None] | None,
+    ids: Iterable[int] | None = None,
+    round: int = 0,
+    whole_range: bool = False,
+) -> list[ChunkMessage]:
+    """One message per chunk id in ``ids`` (every chunk by default). ``whole_range`` re-copies an
+    incremental chunk's whole key range instead of its watermark window."""
+    wanted = range(len(bounds)) if ids is None else sorted(set(ids))
+    incremental = plan.mode == "incremental"
+    return [
+        ChunkMessage(
+            kind="chunk",
+            run_id=run_id,
+            chunk_id=i,
+            chunk_count=len(bounds),
+            plan=plan,
+            lower=bounds[i][0],
+            upper=bounds[i][1],
+            window_from=window[0] if window and incremental and not whole_range else None,
+            window_to=window[1] if window and incremental and not whole_range else None,
+            round=round,
+            whole_range=whole_range and incremental,
+        )
+        for i in wanted
+    ]
+
+
+def finalise_message(run_id: str, plan: TablePlan, chunk_count: int, round: int = 0) -> ChunkMessage:
+    return ChunkMessage(kind="finalise", run_id=run_id, chunk_id=0, chunk_count=chunk_count, plan=plan, round=round)

@@ -1,0 +1,64 @@
+"""Resume a stalled run: send again what is missing, never what is done.
+
+A run stalls when messages are lost for good (a queue purged, messages expired, a DLQ emptied by
+hand) or a table's finalise step never came. For every table of the run that is still running,
+the chunks missing from its done set are sent again, from the key ranges the scheduler stored;
+a table whose chunks are all done gets its finalise step. Chunks already done are not copied
+again. Sending a chunk that is in fact still in flight is harmless: every step is idempotent.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from aurora_replication.chunks import chunk_messages, finalise_message
+from aurora_replication.models import RUN_ID_PATTERN, BadInputError, ChunkMessage, TablePlan
+from aurora_replication.services import Services
+
+logger = Logger(child=True)
+
+
+def resume(run_id: str, services: Services) -> dict[str, Any]:
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise BadInputError("resume_run must be a run id (1-64 letters, digits, '-' or '_')")
+    run = services.state.get_run(run_id)
+    if not run.get("sk"):
+        raise BadInputError(f"run {run_id!r} does not exist; `replicate status` lists recent runs")
+    summary: dict[str, Any] = {"run_id": run_id, "resumed": True, "tables": {}}
+    s = services.settings
+    for table, t in sorted(run.get("table_states", {}).items()):
+        if t.get("status") != "running":
+            summary["tables"][table] = {"status": t.get("status"), "sent": 0}
+            continue
+        plan = TablePlan.model_validate(t["plan"])
+        ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)  # renews our own lease
+        if not ok:
+            summary["tables"][table] = {"status": "running", "sent": 0, "reason": reason}
+            continue
+        count = int(t.get("chunk_count", 0))
+        done = {int(c) for c in t.get("done", set())}
+        round_ = int(t.get("heal_round", 0))
+        missing = [i for i in range(count) if i not in done]
+        messages: list[ChunkMessage]
+        if missing:
+            bounds = services.state.get_bounds(run_id, table)
+            if len(bounds) != count:
+                raise BadInputError(
+                    f"run {run_id!r} table {table!r}: {len(bounds)} stored chunk ranges for {count} chunks; "
+                    "the run predates resumable runs: start a new run instead"
+                )
+            window = (t.get("window_from"), t.get("window_to"))
+            messages = chunk_messages(
+                run_id, plan, bounds, window, ids=missing, round=round_, whole_range=bool(t.get("whole_range"))
+            )
+        else:
+            messages = [finalise_message(run_id, plan, count, round_)]
+        services.send_messages([m.model_dump_json() for m in messages])
+        services.state.touch_table(run_id, table)
+        sent = {"status": "running", "sent": len(messages), "missing_chunks": missing, "done": len(done), "of": count}
+        summary["tables"][table] = sent
+        logger.info("table resumed", extra={"run_id": run_id, "table": table, **{k: v for k, v in sent.items()
+                                                                               if k != "missing_chunks"}})
+    return summary

@@ -1,0 +1,164 @@
+"""Validation that heals: ranges that differ are named and copied again, exactly those, in bounded
+rounds; reconcile removes what MySQL deleted; a stalled run resumes without re-copying done chunks."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import boto3
+
+from aurora_replication.local.stack import LocalStack
+from aurora_replication.state import StateStore
+from compare import assert_same
+
+ROWS = 200
+CHUNK = 40  # chunks 0..4 hold ids 1-40, 41-80, 81-120, 121-160, 161-200; chunk 5 is the open end
+
+
+def _seed(env) -> None:
+    env.sql(
+        """CREATE TABLE acct (id INT PRIMARY KEY, balance DECIMAL(12,2) NOT NULL, name VARCHAR(30),
+           updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))""",
+        f"INSERT INTO acct (id, balance, name, updated_at) SELECT seq, seq * 1.5, CONCAT('n', seq), "
+        f"'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{ROWS}",
+    )
+
+
+class Recorder:
+    """Counts the extractions per (round, chunk); runs ``action`` the first ``times`` a chunk is marked done."""
+
+    def __init__(self, env, chunk: int, statements: list[str], times: int = 1) -> None:
+        self.env, self.chunk, self.statements, self.times = env, chunk, statements, times
+        self.extracted: Counter[int] = Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, step: str, msg=None) -> None:
+        if msg is None or msg.kind != "chunk":
+            return
+        with self.lock:
+            if step == "extracted":
+                self.extracted[msg.chunk_id] += 1
+            if step == "marked_done" and msg.chunk_id == self.chunk and self.times > 0:
+                self.times -= 1
+                conn = self.env.db.connect(self.env.database)  # the source changes after the chunk was copied
+                with conn.cursor() as cur:
+                    for s in self.statements:
+                        cur.execute(s)
+                conn.close()
+
+
+def _table(stack: LocalStack, run_id: str) -> dict:
+    return StateStore(stack.table_name).get_table(run_id, "acct")
+
+
+def test_full_copy_recopies_exactly_the_range_that_changed_during_the_run(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    rec = Recorder(env, 2, ["UPDATE acct SET balance = -1, name = 'late' WHERE id IN (85, 90)"])
+    outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    t = _table(stack, outcome.run_id)
+    assert t["heal_round"] == 1
+    assert '"chunk": 2' in t["last_mismatch"]
+    assert rec.extracted[2] == 2  # the differing range was copied again...
+    assert all(n == 1 for c, n in rec.extracted.items() if c != 2)  # ...and nothing else
+    assert assert_same(env, "acct") == ROWS
+
+
+def test_incremental_heals_a_range_with_a_row_deleted_in_mysql(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    assert stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1).ok
+    # an incremental run cannot see a delete; the validation finds its range and re-copies it whole
+    env.sql("DELETE FROM acct WHERE id = 130", "UPDATE acct SET name = 'changed' WHERE id = 10")
+    rec = Recorder(env, -1, [])
+    outcome = stack.run({"tables": "acct", "mode": "incremental", "chunk_rows": CHUNK}, workers=1, fault=rec,
+                        timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    t = _table(stack, outcome.run_id)
+    assert t["heal_round"] == 1 and '"chunk": 3' in t["last_mismatch"]
+    assert rec.extracted[3] == 2 and rec.extracted[0] == 1
+    assert assert_same(env, "acct") == ROWS - 1
+
+
+def test_healing_is_bounded_and_names_the_ranges(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "HEAL_ATTEMPTS": "2"})
+    # the source changes again every time the chunk is copied: it can never match
+    rec = Recorder(env, 1, ["UPDATE acct SET balance = balance + 1 WHERE id = 50"], times=10)
+    outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120)
+    assert not outcome.ok
+    t = _table(stack, outcome.run_id)
+    assert t["status"] == "failed" and t["heal_round"] == 2
+    assert "still different after 2 re-copies" in t["reason"]
+    assert t["differing_chunks"] == [1]
+    assert rec.extracted[1] == 3 and rec.extracted[0] == 1
+
+
+def test_reconcile_deletes_rows_gone_from_mysql(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    assert stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1).ok
+    env.sql("DELETE FROM acct WHERE id IN (3, 77, 150, 199)")
+    outcome = stack.run({"tables": "acct", "mode": "reconcile", "chunk_rows": CHUNK}, workers=2, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    t = _table(stack, outcome.run_id)
+    assert t["reconciled_rows"] == 4 and t["validation"] == "ok"
+    assert assert_same(env, "acct") == ROWS - 4
+
+
+def test_reconcile_can_mark_instead_of_delete(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "RECONCILE_ACTION": "mark"})
+    assert stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1).ok
+    env.sql("DELETE FROM acct WHERE id IN (5, 6)")
+    outcome = stack.run({"tables": "acct", "mode": "reconcile", "chunk_rows": CHUNK}, workers=1, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    cur = env.snowflake().cursor()
+    cur.execute('SELECT "ID" FROM "ACCT" WHERE "_ASR_DELETED_AT" IS NOT NULL ORDER BY 1')
+    assert [int(r[0]) for r in cur.fetchall()] == [5, 6]
+    cur.execute('SELECT COUNT(*) FROM "ACCT"')
+    assert cur.fetchone()[0] == ROWS
+    # the row comes back in MySQL: the next reconcile clears its mark
+    env.sql("INSERT INTO acct (id, balance, name, updated_at) VALUES (5, 7.5, 'n5', '2024-01-01 00:00:05')")
+    assert stack.run({"tables": "acct", "mode": "reconcile", "chunk_rows": CHUNK}, workers=1, timeout=120).ok
+    cur.execute('SELECT "ID" FROM "ACCT" WHERE "_ASR_DELETED_AT" IS NOT NULL')
+    assert [int(r[0]) for r in cur.fetchall()] == [6]
+
+
+def test_stalled_run_is_reported_and_resumes_without_recopying_done_chunks(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    summary = stack.invoke("SchedulerFunction", {"tables": "acct", "mode": "full", "chunk_rows": CHUNK})
+    run_id = summary["run_id"]
+    sqs = boto3.client("sqs")
+    lost = None
+    while lost is None:  # a message lost for good (a purge, an expiry): the run cannot finish by itself
+        for m in sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get("Messages", []):
+            if lost is None and '"chunk_id":2,' in m["Body"]:
+                lost = m
+                sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"],
+                                              VisibilityTimeout=0)
+    first = Recorder(env, -1, [])
+    outcome = stack.drain(run_id, workers=2, fault=first, idle_timeout=2, timeout=120)
+    assert not outcome.ok and outcome.run["table_states"]["acct"]["status"] == "running"
+    assert 2 not in first.extracted and len(first.extracted) == 5
+
+    # the health check names it once it has been idle longer than STALL_SECONDS
+    from aurora_replication import health
+    from aurora_replication.config import load_settings
+    from aurora_replication.services import Services
+
+    report = health.report(Services.from_settings(load_settings()), stall_seconds=0)
+    stalled = report["checks"]["replication"]["stalled_runs"]
+    assert [(x["run_id"], x["table"], x["chunks_done"], x["chunks"]) for x in stalled] == [(run_id, "acct", 5, 6)]
+    assert not report["healthy"] and "resume" in report["checks"]["replication"]["detail"]
+
+    again = Recorder(env, -1, [])
+    outcome = stack.run({"resume_run": run_id}, workers=2, fault=again, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    assert dict(again.extracted) == {2: 1}  # only the missing chunk was copied
+    assert assert_same(env, "acct") == ROWS
