@@ -1,7 +1,7 @@
 """Worker Lambda: copies the chunks of an SQS batch, reporting partial batch failures."""
 
-import os
 import json
+import os
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
