@@ -75,7 +75,8 @@ def test_account_names_and_passwords_are_bound_literals():
     assert rendered(my.set_password_sql("app_clone", "10.0.%", "s3cr!t")) == (
         "ALTER USER 'app_clone'@'10.0.%' IDENTIFIED BY 's3cr!t'"
     )
-    assert rendered(my.set_own_password_sql("a'b")) == "ALTER USER CURRENT_USER() IDENTIFIED BY 'a\\'b'"
+    assert rendered(my.set_own_password_sql("a'b", "8.0.39")) == "ALTER USER CURRENT_USER() IDENTIFIED BY 'a\\'b'"
+    assert rendered(my.set_own_password_sql("a'b", "10.11.6-MariaDB-0+deb12u1")) == "SET PASSWORD = PASSWORD('a\\'b')"
     assert rendered(my.show_grants_sql("app", "%")) == "SHOW GRANTS FOR 'app'@'%'"
     assert rendered(my.account_hosts_sql("app")) == "SELECT Host FROM mysql.user WHERE User = 'app' ORDER BY Host"
 

@@ -89,7 +89,10 @@ def set_password_sql(user: str, host: str, password: str) -> Statement:
     return "ALTER USER %s@%s IDENTIFIED BY %s", (validate_user(user), validate_host(host), password)
 
 
-def set_own_password_sql(password: str) -> Statement:
+def set_own_password_sql(password: str, server_version: str) -> Statement:
+    """MySQL (5.7.6+, Aurora) lets a user ALTER USER itself; MariaDB wants CREATE USER for that, so SET PASSWORD."""
+    if "mariadb" in server_version.lower():
+        return "SET PASSWORD = PASSWORD(%s)", (password,)
     return "ALTER USER CURRENT_USER() IDENTIFIED BY %s", (password,)
 
 
@@ -286,7 +289,8 @@ class SingleUser(_MySQLStrategy):
             except LoginFailed:
                 continue
             try:
-                ex.execute(*set_own_password_sql(str(pending["password"])))
+                version = str(ex.execute("SELECT VERSION()")[0][0])
+                ex.execute(*set_own_password_sql(str(pending["password"]), version))
             finally:
                 ex.close()
             return
