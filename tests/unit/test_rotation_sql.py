@@ -197,3 +197,15 @@ def test_new_key_pair_is_pkcs8_rsa_2048_and_matches_its_public_key():
     assert sf.public_key_of(pem) == public
     assert sf.validate_public_key(public) == public
     assert sf.fingerprint(public).startswith("SHA256:")
+
+
+def test_sample_events_are_valid_rotation_events():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    steps = set()
+    for path in sorted((root / "events").glob("rotation-*.json")):
+        import json
+
+        steps.add(parse_event(json.loads(path.read_text())).step)
+    assert steps == {"createSecret", "setSecret", "testSecret", "finishSecret"}
