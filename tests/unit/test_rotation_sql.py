@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import json
+from pathlib import Path
 
 import pymysql.converters
 import pytest
@@ -11,10 +13,12 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from aurora_replication import rotation_mysql as my
 from aurora_replication import rotation_snowflake as sf
+from aurora_replication.local.template import Template
 from aurora_replication.models import BadInputError
 from aurora_replication.rotation import PASSWORD_EXCLUDE, RotationError, parse_event, secret_kind
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:replication/source-AbCdEf"
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "3f9c1a52-7e4b-4b8e-9d35-1c2a7f0e6b11"
 
 
@@ -200,12 +204,24 @@ def test_new_key_pair_is_pkcs8_rsa_2048_and_matches_its_public_key():
 
 
 def test_sample_events_are_valid_rotation_events():
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parents[2]
-    steps = set()
-    for path in sorted((root / "events").glob("rotation-*.json")):
-        import json
-
-        steps.add(parse_event(json.loads(path.read_text())).step)
+    steps = {parse_event(json.loads(p.read_text())).step for p in (ROOT / "events").glob("rotation-*.json")}
     assert steps == {"createSecret", "setSecret", "testSecret", "finishSecret"}
+
+
+def test_template_rotation_is_least_privilege_and_switchable():
+    t = Template(ROOT / "template.yaml")
+    fn = t.doc["Resources"]["RotationFunction"]
+    assert fn["Condition"] == "RotateAny" and fn["Properties"]["CodeUri"] == "functions/rotation/"
+    statements = fn["Properties"]["Policies"][0]["Statement"]
+    assert statements[0]["Resource"] == [{"Ref": "SourceSecretArn"}, {"Ref": "TargetSecretArn"}]
+    assert "secretsmanager:UpdateSecretVersionStage" in statements[0]["Action"]
+    assert statements[1] == {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}
+    for name, secret, condition in (("SourceSecretRotationSchedule", "SourceSecretArn", "RotateSource"),
+                                    ("TargetSecretRotationSchedule", "TargetSecretArn", "RotateTarget")):
+        schedule = t.doc["Resources"][name]
+        assert schedule["Condition"] == condition
+        assert schedule["Properties"]["SecretId"] == {"Ref": secret}
+        assert schedule["Properties"]["RotationRules"] == {"ScheduleExpression": {"Ref": "RotationScheduleExpression"}}
+    permission = t.resource("RotationFunctionInvokePermission")
+    assert permission["Principal"] == "secretsmanager.amazonaws.com"
+    assert t.doc["Parameters"]["RotateSourceSecret"]["Default"] == "false"
