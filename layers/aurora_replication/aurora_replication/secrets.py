@@ -77,7 +77,9 @@ class SnowflakeSettings:
 
 
 def read_secret(arn: str, max_age: int, force: bool = False) -> dict[str, Any]:
-    value = parameters.get_secret(arn, transform="json", max_age=max_age, force_fetch=force)
+    # AWSCURRENT is Secrets Manager's default; said explicitly because moto (5.2) keeps serving the
+    # version a secret was created with after a rotation moved AWSCURRENT with UpdateSecretVersionStage
+    value = parameters.get_secret(arn, transform="json", max_age=max_age, force_fetch=force, VersionStage="AWSCURRENT")
     if not isinstance(value, dict):
         raise BadInputError(f"secret {arn} must hold a JSON object")
     return value

@@ -1,0 +1,233 @@
+"""Secrets Manager rotation: the four steps for the MySQL source and the Snowflake target secrets.
+
+Secrets Manager calls the rotation function four times per rotation with
+``{"SecretId", "ClientRequestToken", "Step"}``; the token is the id of the new version, which
+Secrets Manager has already staged as ``AWSPENDING`` (without a value):
+
+- ``createSecret``: store the new credentials as the value of that version (``AWSPENDING``);
+- ``setSecret``: make the database accept them (a user's password, a Snowflake public key);
+- ``testSecret``: log in with them;
+- ``finishSecret``: move ``AWSCURRENT`` to the new version (Secrets Manager moves
+  ``AWSPREVIOUS`` to the version it came from).
+
+Every step may be retried and is safe to repeat. Which credentials a secret holds, and how they
+are changed, is the business of one strategy per kind of secret (``rotation_mysql``,
+``rotation_snowflake``); this module validates the event, keeps the stage bookkeeping and
+dispatches. As in AWS's reference rotation functions, a step for a version that is already
+``AWSCURRENT`` does nothing, and a token that is not staged ``AWSPENDING`` is refused.
+Nothing secret is ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from aws_lambda_powertools import Logger
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from aurora_replication.models import BadInputError, describe_validation_error
+
+logger = Logger(child=True)
+
+Step = Literal["createSecret", "setSecret", "testSecret", "finishSecret"]
+SECRET_ARN = re.compile(r"^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[A-Za-z0-9/_+=.@-]{1,512}$")
+# characters that never need escaping in a connection URL, a SQL literal or a shell word
+PASSWORD_EXCLUDE = "\"#$%&'+,/:;<=>?@[\\]^`{|}~"
+
+
+class RotationError(RuntimeError):
+    """A rotation step that cannot go on; the message names the secret and what to fix."""
+
+
+class RotationEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    secret_id: str = Field(alias="SecretId", pattern=SECRET_ARN.pattern)
+    token: str = Field(alias="ClientRequestToken", pattern=r"^[A-Za-z0-9-]{32,64}$")
+    step: Step = Field(alias="Step")
+
+
+def parse_event(event: object) -> RotationEvent:
+    if not isinstance(event, dict):
+        raise BadInputError(f"rotation event must be a JSON object, got {type(event).__name__}")
+    try:
+        return RotationEvent.model_validate(event)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("rotation event", e)) from None
+
+
+class RotationSettings(BaseModel):
+    """The rotation function's environment, validated once at cold start."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    mysql_strategy: Literal["", "alternating-users", "single-user"] = Field(default="", alias="ROTATION_MYSQL_STRATEGY")
+    password_length: int = Field(default=32, alias="ROTATION_PASSWORD_LENGTH", ge=16, le=128)
+    unset_previous_key: bool = Field(default=False, alias="ROTATION_SNOWFLAKE_UNSET_PREVIOUS_KEY")
+
+
+def rotation_settings(env: dict[str, str]) -> RotationSettings:
+    try:
+        return RotationSettings.model_validate(env)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("environment", e)) from None
+
+
+class SecretStore:
+    """The Secrets Manager calls rotation needs, over a boto3 ``secretsmanager`` client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def describe(self, arn: str) -> dict[str, Any]:
+        return dict(self.client.describe_secret(SecretId=arn))
+
+    def value(self, arn: str, *, stage: str | None = None, version: str | None = None) -> dict[str, Any] | None:
+        """The JSON object of one version; None when the version has no value (yet)."""
+        kwargs: dict[str, str] = {"SecretId": arn}
+        if stage:
+            kwargs["VersionStage"] = stage
+        if version:
+            kwargs["VersionId"] = version
+        try:
+            resp = self.client.get_secret_value(**kwargs)
+        except self.client.exceptions.ResourceNotFoundException:
+            return None
+        return _json_object(resp.get("SecretString"), arn)
+
+    def put_pending(self, arn: str, token: str, value: dict[str, Any]) -> None:
+        self.client.put_secret_value(
+            SecretId=arn, ClientRequestToken=token, SecretString=json.dumps(value), VersionStages=["AWSPENDING"]
+        )
+
+    def random_password(self, length: int) -> str:
+        resp = self.client.get_random_password(
+            PasswordLength=length, ExcludeCharacters=PASSWORD_EXCLUDE, RequireEachIncludedType=True
+        )
+        return str(resp["RandomPassword"])
+
+    def move_current(self, arn: str, token: str, from_version: str) -> None:
+        self.client.update_secret_version_stage(
+            SecretId=arn, VersionStage="AWSCURRENT", MoveToVersionId=token, RemoveFromVersionId=from_version
+        )
+
+    def clear_pending(self, arn: str, token: str) -> None:
+        """Take ``AWSPENDING`` off the finished version, so the next rotation starts clean."""
+        self.client.update_secret_version_stage(SecretId=arn, VersionStage="AWSPENDING", RemoveFromVersionId=token)
+
+
+def _json_object(text: object, arn: str) -> dict[str, Any]:
+    try:
+        value = json.loads(str(text))
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise RotationError(f"secret {arn} must hold a JSON object")
+    return value
+
+
+class Strategy(Protocol):
+    """How one kind of secret is rotated; each method must be safe to repeat."""
+
+    def create(self, current: dict[str, Any]) -> dict[str, Any]:
+        """The value of the new version, from the current one."""
+        ...
+
+    def set(self, current: dict[str, Any], pending: dict[str, Any], previous: dict[str, Any] | None) -> None:
+        """Make the database accept the pending credentials."""
+        ...
+
+    def test(self, pending: dict[str, Any]) -> None:
+        """Log in with the pending credentials; raise if that fails."""
+        ...
+
+    def finish(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        """After ``AWSCURRENT`` moved from ``old`` to ``new``."""
+        ...
+
+
+def secret_kind(value: dict[str, Any]) -> Literal["mysql", "snowflake"]:
+    if value.get("account"):
+        return "snowflake"
+    if value.get("host") and value.get("username"):
+        return "mysql"
+    raise RotationError(
+        "cannot tell which database the secret is for: a MySQL secret has host and username (RDS shape), "
+        "a Snowflake secret has account and user"
+    )
+
+
+@dataclass
+class Rotation:
+    """Runs one step of one rotation event; the strategies come from ``strategy_for``."""
+
+    store: SecretStore
+    settings: RotationSettings
+    mysql_connect: Any = None
+    snowflake_connect: Any = None
+
+    def strategy_for(self, current: dict[str, Any]) -> Strategy:
+        if secret_kind(current) == "mysql":
+            from aurora_replication import rotation_mysql
+
+            return rotation_mysql.strategy(current, self.store, self.settings, self.mysql_connect)
+        from aurora_replication import rotation_snowflake
+
+        return rotation_snowflake.strategy(current, self.store, self.settings, self.snowflake_connect)
+
+    def handle(self, raw_event: object) -> dict[str, str]:
+        event = parse_event(raw_event)
+        arn, token, step = event.secret_id, event.token, event.step
+        meta = self.store.describe(arn)
+        if not meta.get("RotationEnabled", False):
+            raise RotationError(f"secret {arn} does not have rotation enabled; enable it (a rotation schedule) first")
+        versions: dict[str, list[str]] = meta.get("VersionIdsToStages", {})
+        if token not in versions:
+            raise RotationError(f"version {token} of secret {arn} has no stage; it is not part of a rotation")
+        if "AWSCURRENT" in versions[token]:
+            if step == "finishSecret" and "AWSPENDING" in versions[token]:
+                self.store.clear_pending(arn, token)
+            logger.info("rotation: version already AWSCURRENT, nothing to do", extra={"step": step})
+            return {"step": step, "result": "already current"}
+        if "AWSPENDING" not in versions[token]:
+            raise RotationError(f"version {token} of secret {arn} is not staged AWSPENDING; it cannot be rotated to")
+        current_version = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
+        if current_version is None:
+            raise RotationError(f"secret {arn} has no AWSCURRENT version")
+        current = self.store.value(arn, stage="AWSCURRENT")
+        if current is None:
+            raise RotationError(f"secret {arn} has no value staged AWSCURRENT")
+        strategy = self.strategy_for(current)
+
+        if step == "createSecret":
+            if self.store.value(arn, version=token, stage="AWSPENDING") is not None:
+                logger.info("rotation: pending version already has a value", extra={"step": step})
+                return {"step": step, "result": "already created"}
+            self.store.put_pending(arn, token, strategy.create(current))
+            logger.info("rotation: pending version created", extra={"step": step})
+            return {"step": step, "result": "created"}
+
+        pending = self.store.value(arn, version=token, stage="AWSPENDING")
+        if pending is None:
+            raise RotationError(f"version {token} of secret {arn} has no value; createSecret must run first")
+        if step == "setSecret":
+            previous = self.store.value(arn, stage="AWSPREVIOUS") if _has_stage(versions, "AWSPREVIOUS") else None
+            strategy.set(current, pending, previous)
+            logger.info("rotation: pending credentials set in the database", extra={"step": step})
+            return {"step": step, "result": "set"}
+        if step == "testSecret":
+            strategy.test(pending)
+            logger.info("rotation: pending credentials work", extra={"step": step})
+            return {"step": step, "result": "tested"}
+        self.store.move_current(arn, token, current_version)
+        self.store.clear_pending(arn, token)
+        strategy.finish(current, pending)
+        logger.info("rotation: AWSCURRENT moved to the new version", extra={"step": step})
+        return {"step": step, "result": "finished"}
+
+
+def _has_stage(versions: dict[str, list[str]], stage: str) -> bool:
+    return any(stage in stages for stages in versions.values())
