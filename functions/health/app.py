@@ -1,4 +1,7 @@
-"""Health-check Lambda: a Function URL (IAM auth) answering 200 or 503, or a direct invoke."""
+"""Health-check Lambda: a Function URL (IAM auth) answering 200 or 503, or a direct invoke.
+
+Either way the report's lag, stalled-run and dead-letter gauges are published as metrics.
+"""
 
 from typing import Any
 
@@ -6,7 +9,7 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication import health
+from aurora_replication import health, health_metrics
 from aurora_replication.config import load_settings
 from aurora_replication.services import Services
 
@@ -20,6 +23,7 @@ services = Services.from_settings(load_settings())
 @tracer.capture_method
 def get_health() -> Response:
     result = health.report(services)
+    health_metrics.publish(result)
     return Response(status_code=200 if result["healthy"] else 503, content_type=content_types.APPLICATION_JSON,
                     body=result)
 
@@ -29,7 +33,8 @@ def get_health() -> Response:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "requestContext" in event:  # through the Function URL
         return app.resolve(event, context)
-    result = health.report(services)  # direct invoke
+    result = health.report(services)  # direct invoke, e.g. the HealthCheckSchedule
+    health_metrics.publish(result)
     if not result["healthy"]:
         logger.warning("unhealthy", extra={"failing": result["failing"]})
     return result

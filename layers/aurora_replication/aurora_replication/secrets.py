@@ -6,8 +6,10 @@ Nothing here is ever logged.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 from aws_lambda_powertools.utilities import parameters
 
@@ -18,12 +20,23 @@ LOOPBACK = ("127.", "localhost", "::1")
 
 @dataclass(frozen=True)
 class MySQLSettings:
+    """The source connection. With ``tls`` the server certificate is verified against ``ca_bundle``.
+
+    ``ca_bundle`` is a PEM file of trusted CAs: ``MYSQL_CA_BUNDLE`` when set, else the RDS global
+    bundle packaged in the layer (``aurora_replication/certs/rds-global-bundle.pem``, fetched by
+    ``make ca-bundle``); the value ``system`` means the system CA store instead.
+    """
+
     host: str
     port: int
     username: str
     password: str = field(repr=False)
     dbname: str
     tls: bool
+    ca_bundle: str = ""
+
+    PACKAGED_CA_BUNDLE: ClassVar[Path] = Path(__file__).resolve().parent / "certs" / "rds-global-bundle.pem"
+    SYSTEM_CA_STORE: ClassVar[str] = "system"
 
     @classmethod
     def from_secret(cls, s: dict[str, Any]) -> MySQLSettings:
@@ -33,7 +46,9 @@ class MySQLSettings:
         host = str(s["host"])
         raw_tls = s.get("tls", not host.startswith(LOOPBACK))
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
-        return cls(host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls)
+        ca_bundle = os.environ.get("MYSQL_CA_BUNDLE", "").strip() or str(cls.PACKAGED_CA_BUNDLE)
+        return cls(host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls,
+                   ca_bundle)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -32,8 +33,27 @@ def mysql_ident(name: str) -> str:
 
 
 def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connection[Any]:
-    """A connection that returns every value as text (no client-side conversion), in UTC."""
-    ssl_ctx = ssl.create_default_context() if settings.tls else None
+    """A connection that returns every value as text (no client-side conversion), in UTC.
+
+    With TLS (the default except for loopback hosts) the server's certificate must chain to the
+    CA bundle (the RDS global bundle unless ``MYSQL_CA_BUNDLE`` says otherwise) and name the host.
+    """
+    ssl_ctx: ssl.SSLContext | None = None
+    if settings.tls:
+        bundle = settings.ca_bundle or str(MySQLSettings.PACKAGED_CA_BUNDLE)
+        if bundle == MySQLSettings.SYSTEM_CA_STORE:
+            ssl_ctx = ssl.create_default_context()
+        elif not os.path.isfile(bundle):
+            raise BadInputError(
+                f"MySQL TLS CA bundle {bundle!r} does not exist: run `make ca-bundle` before `sam build` (it puts "
+                "the RDS global bundle into the layer), or set MYSQL_CA_BUNDLE to a PEM file (`system` for the "
+                "system CA store), or set \"tls\": false in the source secret"
+            )
+        else:
+            ssl_ctx = ssl.create_default_context(cafile=bundle)
+        ssl_ctx.check_hostname = True
+        ssl_ctx.verify_mode = ssl.CERT_REQUIRED
+        ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     return pymysql.connect(
         host=settings.host,
         port=settings.port,

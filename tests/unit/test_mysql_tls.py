@@ -1,0 +1,117 @@
+"""TLS to MySQL: verified against the CA bundle with host name checking; off for loopback or `tls: false`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import ssl
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from aurora_replication import source
+from aurora_replication.models import BadInputError
+from aurora_replication.secrets import MySQLSettings
+
+SECRET = {"host": "shop.cluster-abc.eu-west-1.rds.amazonaws.com", "username": "u", "password": "pw-123456",
+          "dbname": "shop"}
+
+
+def _write_ca(path: Path, common_name: str) -> Path:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """pymysql.connect replaced by a recorder: connect() builds its arguments, no server is needed."""
+    calls: dict[str, Any] = {}
+
+    def fake_connect(**kwargs: Any) -> str:
+        calls.update(kwargs)
+        return "connection"
+
+    monkeypatch.setattr(source.pymysql, "connect", fake_connect)
+    return calls
+
+
+def test_tls_verifies_against_the_configured_bundle_with_host_name_checking(tmp_path, monkeypatch, captured):
+    bundle = _write_ca(tmp_path / "bundle.pem", "Test RDS Root CA")
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
+    settings = MySQLSettings.from_secret(SECRET)
+    assert settings.tls and settings.ca_bundle == str(bundle)
+
+    assert source.connect(settings) == "connection"
+    ctx = captured["ssl"]
+    assert isinstance(ctx, ssl.SSLContext)
+    assert ctx.check_hostname is True
+    assert ctx.verify_mode == ssl.CERT_REQUIRED
+    assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
+    # exactly the bundle's CA is trusted, not the system store
+    subjects = [dict(rdn[0] for rdn in c["subject"]) for c in ctx.get_ca_certs()]
+    assert subjects == [{"commonName": "Test RDS Root CA"}]
+    assert captured["host"] == SECRET["host"]
+
+
+def test_default_bundle_is_the_one_packaged_in_the_layer(monkeypatch):
+    monkeypatch.delenv("MYSQL_CA_BUNDLE", raising=False)
+    settings = MySQLSettings.from_secret(SECRET)
+    expected = Path(source.__file__).resolve().parent / "certs" / "rds-global-bundle.pem"
+    assert Path(settings.ca_bundle) == expected
+
+
+def test_missing_bundle_is_an_error_that_names_the_file_and_the_fix(tmp_path, monkeypatch, captured):
+    missing = tmp_path / "nope.pem"
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(missing))
+    with pytest.raises(BadInputError, match=r"nope\.pem.*make ca-bundle"):
+        source.connect(MySQLSettings.from_secret(SECRET))
+    assert captured == {}  # never connected without verification
+
+
+def test_system_store_on_request(monkeypatch, captured):
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", "system")
+    source.connect(MySQLSettings.from_secret(SECRET))
+    ctx = captured["ssl"]
+    assert ctx.check_hostname is True and ctx.verify_mode == ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        {**SECRET, "host": "127.0.0.1"},
+        {**SECRET, "host": "localhost"},
+        {**SECRET, "tls": False},
+        {**SECRET, "tls": "false"},
+    ],
+)
+def test_loopback_or_tls_false_connects_without_tls(secret, tmp_path, monkeypatch, captured):
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(tmp_path / "absent.pem"))  # not needed, so not checked
+    settings = MySQLSettings.from_secret(secret)
+    assert settings.tls is False
+    source.connect(settings)
+    assert captured["ssl"] is None
+
+
+def test_loopback_with_tls_true_still_verifies(tmp_path, monkeypatch, captured):
+    bundle = _write_ca(tmp_path / "bundle.pem", "Local CA")
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
+    source.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}))
+    assert isinstance(captured["ssl"], ssl.SSLContext) and captured["ssl"].check_hostname is True

@@ -1,0 +1,116 @@
+"""The template's hardening promises: tags, encryption, alarms wired to the topic, safe deployments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aurora_replication.local.template import Template
+
+ROOT = Path(__file__).resolve().parents[2]
+TAGS = {"project", "environment", "team", "cost-centre"}
+# CloudFormation types without a Tags property (or tagged only through the stack's tags)
+UNTAGGABLE = {"AWS::Serverless::LayerVersion", "AWS::SNS::Subscription", "AWS::CloudWatch::Dashboard",
+              "AWS::Lambda::Permission", "AWS::SecretsManager::RotationSchedule"}
+
+
+def _template() -> Template:
+    return Template(ROOT / "template.yaml")
+
+
+def test_every_taggable_resource_has_the_cost_allocation_tags():
+    t = _template()
+    assert TAGS <= set(t.doc["Globals"]["Function"]["Tags"])
+    for name, res in t.doc["Resources"].items():
+        if res["Type"] in UNTAGGABLE or res["Type"] == "AWS::Serverless::Function":
+            continue
+        keys = {tag["Key"] for tag in res["Properties"].get("Tags", [])}
+        assert TAGS <= keys, f"{name} lacks tags {TAGS - keys}"
+
+
+def test_queues_table_and_topic_are_encrypted_with_the_cmk_when_given():
+    t = _template()
+    cmk = {"Fn::If": ["UseCmk", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    for name, res in t.doc["Resources"].items():
+        if res["Type"] == "AWS::SQS::Queue":
+            assert res["Properties"]["KmsMasterKeyId"] == cmk, name
+            assert res["Properties"]["SqsManagedSseEnabled"] == {"Fn::If": ["UseCmk", {"Ref": "AWS::NoValue"}, True]}
+    sse = t.resource("StateTable")["SSESpecification"]
+    assert sse["SSEEnabled"] is True and sse["SSEType"] == "KMS" and sse["KMSMasterKeyId"] == cmk
+    topic = t.resource("AlarmTopic")
+    assert topic["KmsMasterKeyId"] == {"Fn::If": ["UseCmk", {"Ref": "KmsKeyArn"}, {"Ref": "AlarmTopicKey"}]}
+
+
+def test_every_alarm_notifies_the_topic():
+    t = _template()
+    alarms = {n: r for n, r in t.doc["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert {"DeadLetterAlarm", "WorkerErrorsAlarm", "WorkerThrottlesAlarm", "OldestChunkMessageAlarm",
+            "ReplicationLagAlarm", "StalledRunsAlarm"} <= set(alarms)
+    for name, alarm in alarms.items():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
+
+
+def test_worker_and_scheduler_deploy_through_an_alias_that_alarms_roll_back():
+    t = _template()
+    for function, alarms in (("WorkerFunction", {"WorkerErrorsAlarm", "WorkerThrottlesAlarm"}),
+                             ("SchedulerFunction", {"SchedulerErrorsAlarm"})):
+        props = t.resource(function)
+        assert props["AutoPublishAlias"] == "live"
+        pref = props["DeploymentPreference"]
+        assert pref["Type"] == {"Ref": "DeploymentType"}
+        assert {a["Ref"] for a in pref["Alarms"]} == alarms
+        for alarm in alarms:  # the alarms watch the alias that receives the new version's traffic
+            dims = {d["Name"]: d["Value"] for d in t.resource(alarm)["Dimensions"]}
+            assert dims["Resource"] == {"Fn::Sub": f"${{{function}}}:live"}
+
+
+def test_every_function_runs_in_the_vpc_when_subnets_are_given():
+    t = _template()
+    vpc = t.doc["Globals"]["Function"]["VpcConfig"]
+    assert vpc["Fn::If"][0] == "UseVpc"
+    for name, res in t.doc["Resources"].items():
+        if res["Type"] == "AWS::Serverless::Function":
+            assert "VpcConfig" not in res["Properties"], f"{name} overrides the VPC configuration"
+    assert t.doc["Resources"]["VpcFlowLog"]["Condition"] == "HasVpcId"
+
+
+# actions without resource-level permissions, where IAM requires Resource "*"
+WILDCARD_ONLY_ACTIONS = {"secretsmanager:GetRandomPassword"}
+
+
+def _statements(policy):
+    """Statements of one entry of a function's Policies, through Fn::If at either level."""
+    if isinstance(policy, dict) and "Fn::If" in policy:
+        for branch in policy["Fn::If"][1:]:
+            yield from _statements(branch)
+        return
+    if not isinstance(policy, dict) or "Statement" not in policy:
+        return  # a SAM policy template (DynamoDBCrudPolicy, ...) or AWS::NoValue
+    for statement in policy["Statement"]:
+        if "Fn::If" in statement:
+            yield from (b for b in statement["Fn::If"][1:] if isinstance(b, dict) and "Effect" in b)
+        else:
+            yield statement
+
+
+def test_inline_policies_name_resources_not_wildcards():
+    t = _template()
+    checked = 0
+    for name, res in t.doc["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        for policy in res["Properties"].get("Policies", []):
+            for statement in _statements(policy):
+                checked += 1
+                resources = statement["Resource"]
+                resources = resources if isinstance(resources, list) else [resources]
+                actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+                if "*" in resources:
+                    assert set(actions) <= WILDCARD_ONLY_ACTIONS, f"{name}: {statement}"
+    assert checked >= 6  # the secrets and KMS statements of three functions at least
+
+
+def test_statement_walker_sees_conditional_statements():
+    policy = {"Statement": [{"Effect": "Allow", "Action": "a:B", "Resource": "arn:x"},
+                            {"Fn::If": ["C", {"Effect": "Allow", "Action": "a:C", "Resource": "*"},
+                                        {"Ref": "AWS::NoValue"}]}]}
+    assert [s["Action"] for s in _statements({"Fn::If": ["C", policy, {"Ref": "AWS::NoValue"}]})] == ["a:B", "a:C"]
