@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
 from aurora_replication import evolution, resume, source, target, transforms
@@ -29,6 +29,7 @@ from aurora_replication.services import Services
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
+tracer = Tracer()
 
 
 @dataclass
@@ -77,6 +78,7 @@ def new_run_id() -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
 
 
+@tracer.capture_method(capture_response=False)  # the X-Ray subsegment `## plan_table`, per table
 def plan_table(
     conn: Any,
     services: Services,

@@ -14,9 +14,10 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
 from aurora_replication import source, staging, transforms, validate
@@ -27,6 +28,7 @@ from aurora_replication.snowflake_sql import load_table_name, order_safe
 from aurora_replication.target import Target
 
 logger = Logger(child=True)
+tracer = Tracer()
 
 
 def parse_message(body: str) -> ChunkMessage:
@@ -50,17 +52,19 @@ def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
     return services.with_retries(lambda: copy_chunk(message, services), "chunk")
 
 
-class _StepClock:
-    """Seconds spent in each step of a chunk (for the ChunkSeconds metric, one per step)."""
+class _Steps:
+    """Each step of a chunk is an X-Ray subsegment (``## extract``, ``## stage``, ...) and a duration
+    (the ChunkSeconds metric, one per step)."""
 
     def __init__(self) -> None:
         self.laps: dict[str, float] = {}
-        self._last = time.perf_counter()
 
-    def lap(self, step: str) -> None:
-        now = time.perf_counter()
-        self.laps[step] = self.laps.get(step, 0.0) + now - self._last
-        self._last = now
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        with tracer.provider.in_subsegment(name=f"## {step}"):
+            yield
+        self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
 
 
 def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -87,48 +91,51 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         rows_iter: Iterator[tuple[Any, ...]] = source.stream_rows(mysql, query, params)
         if plan.transform:
             rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
-        clock = _StepClock()
-        head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
-        if len(head) <= s.small_chunk_rows:
-            kinds = [c.kind for c in plan.columns]
-            rows = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
-            clock.lap("extract")
-            services.fault("extracted", msg)
-            tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
-            clock.lap("copy")
+        step = _Steps()
+        with step("extract"):
+            head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
+            small = len(head) <= s.small_chunk_rows
+            if small:
+                kinds = [c.kind for c in plan.columns]
+                rows = [
+                    [staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head
+                ]
+            else:
+                path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
+                file = f"data-{attempt}.csv.gz"
+                local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
+                staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
+        services.fault("extracted", msg)
+        if small:
+            with step("copy"):
+                tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
             nrows, nbytes = len(rows), 0
             services.fault("copied", msg)
         else:
-            path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
-            file = f"data-{attempt}.csv.gz"
-            local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
-            staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
-            clock.lap("extract")
-            services.fault("extracted", msg)
             try:
-                tgt.put(local, path_key)
-                clock.lap("stage")
+                with step("stage"):
+                    tgt.put(local, path_key)
                 services.fault("staged", msg)
-                tgt.load_file(plan, load_table, msg.chunk_id, path_key, file)
-                clock.lap("copy")
+                with step("copy"):
+                    tgt.load_file(plan, load_table, msg.chunk_id, path_key, file)
                 services.fault("copied", msg)
             finally:
                 os.remove(local)
             nrows, nbytes = staged.rows, staged.bytes
         if plan.mode == "incremental":
-            tgt.ensure_target_table(plan)
-            tgt.merge_chunk(plan, load_table, msg.chunk_id, attempt)
-            if msg.whole_range and order_safe(plan) and s.reconcile_action == "delete":
-                tgt.delete_missing_in_range(plan, load_table, msg.chunk_id, attempt, msg.lower, msg.upper)
-            clock.lap("merge")
+            with step("merge"):
+                tgt.ensure_target_table(plan)
+                tgt.merge_chunk(plan, load_table, msg.chunk_id, attempt)
+                if msg.whole_range and order_safe(plan) and s.reconcile_action == "delete":
+                    tgt.delete_missing_in_range(plan, load_table, msg.chunk_id, attempt, msg.lower, msg.upper)
             services.fault("merged", msg)
     finally:
         mysql.close()
         sf.close()
 
     seconds = time.perf_counter() - started
-    for step, step_seconds in clock.laps.items():
-        services.metric("ChunkSeconds", step_seconds, "Seconds", step)
+    for name, step_seconds in step.laps.items():
+        services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     services.metric("RowsCopied", nrows)
     services.metric("BytesStaged", nbytes, "Bytes")
     services.metric("ChunksCopied", 1)
@@ -185,11 +192,14 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             else load_table_name(plan, msg.run_id)
         )
         removed = None
+        step = _Steps()
         if plan.mode == "reconcile":
-            removed = tgt.reconcile(plan, load_table, s.reconcile_action)
+            with step("reconcile"):
+                removed = tgt.reconcile(plan, load_table, s.reconcile_action)
             services.fault("reconciled", msg)
         bounds = services.state.get_bounds(msg.run_id, plan.table) if msg.chunk_count else []
-        check = validate.compare(mysql, tgt, plan, load_table, bounds)
+        with step("validate"):
+            check = validate.compare(mysql, tgt, plan, load_table, bounds)
         result: dict[str, Any] = check.summary()
         if removed is not None:
             result["reconciled_rows"] = removed
@@ -214,7 +224,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             services.metric("ValidationFailures", 1)
         else:
             if plan.mode == "full":
-                tgt.publish(plan, load_table)
+                with step("publish"):
+                    tgt.publish(plan, load_table)
                 services.fault("published", msg)
             window_to = state.get("window_to")
             if plan.mode in ("full", "incremental") and plan.watermark and window_to is not None:
@@ -227,6 +238,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     services.state.set_last_run(plan.table, msg.run_id, {"status": "published" if valid else "failed", **result})
     services.state.finish_run_if_complete(msg.run_id)
+    for name, step_seconds in step.laps.items():
+        services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return result
 
