@@ -53,6 +53,15 @@ def handle_once(work: dict[str, Any]) -> dict[str, Any]:
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> dict[str, Any]:
+    try:
+        return handle_record(record)
+    except Exception as e:
+        receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
+        worker.record_final_failure(record.body, receives, e, services)
+        raise
+
+
+def handle_record(record: SQSRecord) -> dict[str, Any]:
     message = worker.parse_message(record.body)
     logger.append_keys(run_id=message.run_id, table=message.plan.table, chunk=message.chunk_id, step=message.kind)
     if settings.idempotency_enabled:

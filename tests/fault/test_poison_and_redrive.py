@@ -106,3 +106,33 @@ def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
     assert "a: differs in -inf < key <= +inf" in out  # one range: the tables are smaller than a chunk
     assert "b: differs in -inf < key <= +inf" in out
     assert cli.main(["--home", str(env.home), "validate", "--tables", "nope", *urls]) == 2
+
+
+def test_a_dead_lettered_chunk_fails_its_table_in_the_ledger_until_redrive(env):
+    from aurora_replication.state import StateStore
+
+    env.sql("CREATE TABLE d (id INT PRIMARY KEY)", "INSERT INTO d SELECT seq FROM seq_1_to_30")
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    broken = {"on": True}
+
+    def poison(step, message=None):
+        if broken["on"] and step == "extracted" and message.chunk_id == 1:
+            raise RuntimeError("simulated: chunk 1 cannot be loaded")
+
+    first = stack.run({"tables": "d", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2,
+                      retry_delay=0)
+    t = StateStore(stack.table_name).get_table(first.run_id, "d")
+    assert t["dead_lettered"] == {"1"}
+    assert "chunk 1 moved to the dead-letter queue after 5 receives: RuntimeError: simulated" in t["last_error"]
+    from aurora_replication.cli import summary_rows
+
+    assert summary_rows(first)[0]["status"] == "failed (chunks in the DLQ)"
+    health = stack.invoke("HealthFunction", {})
+    replication = health["checks"]["replication"]
+    assert not replication["ok"] and replication["dead_lettered"] == [f"d (run {first.run_id}, chunk 1 in the DLQ)"]
+
+    broken["on"] = False
+    redrive(stack.sqs, stack.dlq_url, stack.queue_url)
+    assert stack.drain(first.run_id, workers=1).ok
+    t = StateStore(stack.table_name).get_table(first.run_id, "d")
+    assert not t.get("dead_lettered") and t["status"] == "published"

@@ -49,7 +49,7 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = max(finished - started, 0.001) if started else 0.0
         status = t.get("status", "?")
-        if status == "running" and outcome.dlq_messages:
+        if status == "running" and (t.get("dead_lettered") or outcome.dlq_messages):
             status = "failed (chunks in the DLQ)"
         rows.append(
             {

@@ -36,6 +36,9 @@ class Settings(BaseModel):
     retry_base_seconds: float = Field(default=0.5, alias="RETRY_BASE_SECONDS", gt=0, le=60)
     retry_max_seconds: float = Field(default=20.0, alias="RETRY_MAX_SECONDS", gt=0, le=900)
     # validation that heals: how many rounds of re-copying the chunks whose ranges differ
+    # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
+    # goes to the DLQ, and its table is reported failed until a redrive copies it
+    max_receive_count: int = Field(default=5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)

@@ -120,8 +120,12 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
         kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
     tables: dict[str, dict[str, Any]] = {}
     stalled = []
+    dead: list[str] = []
     for item in items:
         if item["sk"].startswith("TABLE#"):  # a table of a run still in progress
+            if item.get("dead_lettered"):
+                chunks = ", ".join(sorted(item["dead_lettered"], key=int))
+                dead.append(f"{item.get('table')} (run {item['pk'][4:]}, chunk {chunks} in the DLQ)")
             progress = float(item.get("progress_at") or item.get("created_at") or now)
             if now - progress > stall_seconds:
                 run_id = item["pk"][4:]
@@ -149,9 +153,12 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
         t.setdefault("lag_seconds", t.get("since_last_run_seconds"))
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
+    result["dead_lettered"] = sorted(dead)
     problems = []
     if failed:
         problems.append(f"last run failed for {', '.join(sorted(failed))}")
+    if dead:
+        problems.append(f"failed: {'; '.join(sorted(dead))}: fix the cause, then redrive")
     if stalled:
         names = ", ".join(sorted({f"{x['table']} (run {x['run_id']})" for x in stalled}))
         problems.append(

@@ -109,7 +109,8 @@ class StateStore:
         """Idempotently add the chunk to the done set; returns (done, chunk_count, heal round)."""
         resp = self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-            UpdateExpression="ADD done :c SET chunk_rows.#cid = :rows, chunk_seconds.#cid = :secs, progress_at = :now",
+            UpdateExpression="ADD done :c DELETE dead_lettered :c "
+            "SET chunk_rows.#cid = :rows, chunk_seconds.#cid = :secs, progress_at = :now",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeNames={"#cid": str(chunk_id)},
             ExpressionAttributeValues={
@@ -122,6 +123,16 @@ class StateStore:
         )
         item: dict[str, Any] = dict(resp["Attributes"])
         return len(item.get("done", set())), int(item["chunk_count"]), int(item.get("heal_round", 0))
+
+    def mark_dead_lettered(self, run_id: str, table: str, chunk_id: int, error: str) -> None:
+        """The chunk failed its last receive and is going to the DLQ: the table is reported failed
+        (``dead_lettered``) until a redrive copies the chunk (``mark_chunk_done`` clears it)."""
+        self.table.update_item(
+            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            UpdateExpression="ADD dead_lettered :c SET last_error = :e",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":c": {str(chunk_id)}, ":e": error[:1000]},
+        )
 
     def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
         """The chunks' key ranges, in pages that stay far below DynamoDB's 400 KB item limit."""

@@ -40,6 +40,27 @@ def parse_message(body: str) -> ChunkMessage:
         raise BadInputError(describe_validation_error("chunk message", e)) from None
 
 
+def record_final_failure(body: str, receive_count: int, error: BaseException, services: Services) -> bool:
+    """Called when a message failed: on its last receive (the queue's maxReceiveCount) it moves to the
+    DLQ, so its table is marked dead-lettered, which the run summary and the health check report as
+    failed. Returns whether it was marked. A message that does not parse names no table."""
+    if receive_count < services.settings.max_receive_count:
+        return False
+    try:
+        msg = parse_message(body)
+    except BadInputError:
+        return False
+    what = f"{msg.kind} {msg.chunk_id}" if msg.kind == "chunk" else "finalise"
+    reason = f"{what} moved to the dead-letter queue after {receive_count} receives: {type(error).__name__}: {error}"
+    try:
+        services.state.mark_dead_lettered(msg.run_id, msg.plan.table, msg.chunk_id, reason)
+    except Exception:  # noqa: BLE001 - the message still fails; marking is a report, not a step
+        logger.exception("could not mark the table dead-lettered", extra={"run_id": msg.run_id})
+        return False
+    logger.error(reason, extra={"run_id": msg.run_id, "table": msg.plan.table, "chunk": msg.chunk_id})
+    return True
+
+
 def new_attempt_id() -> str:
     """Sortable and unique: the time of the attempt, then randomness."""
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
