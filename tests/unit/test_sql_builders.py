@@ -67,7 +67,7 @@ def test_merge_joins_on_every_key_column_and_parses_json():
 
 def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
     sql = snowflake_sql.publish(plan(), "_ASR_FULL_r1_ORDER ITEMS")
-    assert sql.startswith('CREATE OR REPLACE TABLE "ORDER ITEMS" AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"')
+    assert sql.startswith('CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"')
     assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
     assert sql.endswith('QUALIFY "_ASR_ATTEMPT" = MAX("_ASR_ATTEMPT") OVER (PARTITION BY "_ASR_CHUNK")')
 

@@ -120,9 +120,9 @@ def _typed(c: Column, alias: str = "") -> str:
 
 
 def publish(plan: TablePlan, load_table: str) -> str:
-    """Replace the target in one atomic step with the fully loaded copy."""
+    """Replace the target in one atomic step with the fully loaded copy, keeping its grants."""
     cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
-    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} AS SELECT {cols} FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
+    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
 
 
 def merge_chunk(plan: TablePlan, load_table: str) -> str:
