@@ -115,3 +115,22 @@ def test_loopback_with_tls_true_still_verifies(tmp_path, monkeypatch, captured):
     monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
     source.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}))
     assert isinstance(captured["ssl"], ssl.SSLContext) and captured["ssl"].check_hostname is True
+
+
+def test_the_packaged_bundle_holds_only_amazon_rds_root_cas():
+    import re
+
+    from cryptography import x509
+
+    from aurora_replication.secrets import MySQLSettings
+
+    pem = MySQLSettings.PACKAGED_CA_BUNDLE.read_text()
+    blocks = re.findall(r"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", pem, re.S)
+    assert len(blocks) >= 20
+    for block in blocks:
+        cert = x509.load_pem_x509_certificate(block.encode())
+        assert cert.subject == cert.issuer  # self-signed roots
+        assert "Amazon RDS" in cert.subject.rfc4514_string() and "Root CA" in cert.subject.rfc4514_string()
+    import ssl
+
+    assert len(ssl.create_default_context(cafile=str(MySQLSettings.PACKAGED_CA_BUNDLE)).get_ca_certs()) == len(blocks)
