@@ -12,7 +12,12 @@ from typing import Any
 from aurora_replication.models import BadInputError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
-FUNCTIONS = {"scheduler": "SchedulerFunction", "worker": "WorkerFunction", "health": "HealthFunction"}
+FUNCTIONS = {
+    "scheduler": "SchedulerFunction",
+    "worker": "WorkerFunction",
+    "health": "HealthFunction",
+    "rotation": "RotationFunction",
+}
 
 
 class Progress:
@@ -162,6 +167,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     try:
         if function == "WorkerFunction":
             _seed_ledger_for(event)
+        if function == "RotationFunction":
+            event = _start_local_rotation(event)
         result = stack.invoke(function, event)
     except Exception as e:  # what Lambda would report as the invocation's error
         print(json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}, indent=2))
@@ -171,6 +178,42 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         stack.stop()
     print(json.dumps(result, indent=2, default=str))
     return 0
+
+
+def _start_local_rotation(event: dict[str, Any]) -> dict[str, Any]:
+    """A sample rotation event names a secret in some AWS account: point it at the local secret of
+    the same name (``replication/source`` or ``replication/target``) and, for ``createSecret``,
+    start the rotation as Secrets Manager does (rotation enabled, the token staged AWSPENDING;
+    moto cannot invoke the function itself, which is the error ignored here)."""
+    import boto3
+    from botocore.exceptions import ClientError
+
+    secret_id = str(event.get("SecretId", ""))
+    name = secret_id.split(":secret:", 1)[-1]
+    if ":secret:" in secret_id and len(name) > 7 and name[-7] == "-":
+        name = name[:-7]  # the six random characters AWS appends to a secret's ARN
+    sm = boto3.client("secretsmanager")
+    try:
+        arn = sm.describe_secret(SecretId=name)["ARN"]
+    except ClientError:
+        raise BadInputError(
+            f"no local secret named {name!r}; the local stack has replication/source and replication/target"
+        ) from None
+    token = str(event.get("ClientRequestToken", ""))
+    if event.get("Step") == "createSecret" and token not in sm.describe_secret(SecretId=arn).get(
+        "VersionIdsToStages", {}
+    ):
+        try:
+            sm.rotate_secret(
+                SecretId=arn,
+                ClientRequestToken=token,
+                RotationLambdaARN="arn:aws:lambda:us-east-1:123456789012:function:local-rotation",
+                RotationRules={"AutomaticallyAfterDays": 30},
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ResourceNotFoundException":
+                raise
+    return {**event, "SecretId": arn}
 
 
 def _seed_ledger_for(event: dict[str, Any]) -> None:
