@@ -31,11 +31,11 @@ services = Services.from_settings(settings)
 
 def put_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
     """Step durations carry a Step dimension (their own EMF record); the rest go with the invocation's."""
+    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
+        return  # single_metric would flush at once, and a disabled flush never empties the set
     if step is None:
         metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
         return
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-        return  # single_metric flushes at once, whatever the setting
     with single_metric(name=name, unit=MetricUnit(unit), value=value, default_dimensions=metrics.default_dimensions) as m:
         m.add_dimension(name="Step", value=step)
 

@@ -19,6 +19,9 @@ def test_worker_publishes_rows_chunks_and_seconds_per_step(env, capsys):
         "CREATE TABLE m (id INT PRIMARY KEY, v VARCHAR(10))",
         "INSERT INTO m SELECT seq, CONCAT('v', seq) FROM seq_1_to_500",
     )
+    from aws_lambda_powertools import Metrics
+
+    Metrics().clear_metrics()  # Powertools keeps one metric set per process: start from an empty one
     stack = env.start_stack({"POWERTOOLS_METRICS_DISABLED": "false", "SMALL_CHUNK_ROWS": "100"})
     capsys.readouterr()
     # chunks of 200, 200, 100 rows: two staged files and one small chunk loaded by INSERT

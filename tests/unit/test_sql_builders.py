@@ -164,3 +164,25 @@ def test_range_checksums_add_up_to_the_table():
     where, params = range_predicate(["id"], ["5"], ["9"], mysql_ident)
     sql = source.checksum_query(plan(), where)
     assert sql.endswith("FROM `order items` WHERE ((`id` > %s)) AND ((`id` <= %s))") and params == ["5", "9"]
+
+
+def test_checksums_fold_inside_both_databases_to_the_same_sum():
+    import hashlib
+
+    rows = ["a", "b\x1fc", "é😀", ""]
+    hashes = [hashlib.md5(r.encode()).hexdigest() for r in rows]  # noqa: S324 - a checksum, not security
+    high = sum(int(h[:8], 16) for h in hashes)
+    low = sum(int(h[8:16], 16) for h in hashes)
+    assert source.fold_sums(str(len(rows)), str(high), str(low)) == source.fold_hashes(hashes)
+    assert source.fold_sums(0, None, None) == source.fold_hashes([])
+    p = plan()
+    mysql_sql = source.checksum_aggregate_query(p, "`id` > %s")
+    assert mysql_sql.startswith("SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(CHAR(31), ")
+    assert mysql_sql.endswith("FROM `order items` WHERE `id` > %s")
+    sf_sql = snowflake_sql.checksum_aggregate_query(p, "_ASR_FULL_r_T", source.checksum_columns(p), load_table=True)
+    assert sf_sql.startswith(
+        """SELECT COUNT(*), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 1, 8), 'XXXXXXXX')), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 9, 8), 'XXXXXXXX')) FROM (SELECT MD5("""
+    )
+    assert sf_sql.endswith(snowflake_sql.ONE_ATTEMPT_PER_CHUNK + ")")
+    by_chunk = snowflake_sql.checksum_by_chunk_query("L", source.checksum_columns(p))
+    assert by_chunk.startswith('SELECT "_ASR_CHUNK", COUNT(*), SUM(') and by_chunk.endswith('GROUP BY "_ASR_CHUNK"')

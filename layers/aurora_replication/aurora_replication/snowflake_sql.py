@@ -176,9 +176,36 @@ def checksum_query(
     return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql
 
 
+HASH_COLUMN = "_ASR_HASH"
+# the two 32-bit halves of the first 64 bits of a row's MD5, summed (fits NUMBER(38,0) exactly)
+_FOLD = (
+    f"COUNT(*), SUM(TO_NUMBER(SUBSTR({q(HASH_COLUMN)}, 1, 8), 'XXXXXXXX')), "
+    f"SUM(TO_NUMBER(SUBSTR({q(HASH_COLUMN)}, 9, 8), 'XXXXXXXX'))"
+)
+
+
+def checksum_aggregate_query(
+    plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False, where: str = ""
+) -> str:
+    """Count and checksum folded inside Snowflake (one row), as ``source.checksum_aggregate_query``
+    folds them inside MySQL."""
+    inner = f"SELECT {_row_md5(checksum_columns)} AS {q(HASH_COLUMN)} FROM {q(table)}"
+    if where:
+        inner += f" WHERE {where}"
+    if load_table:
+        inner = inner.replace(" FROM ", f", {q(CHUNK_COLUMN)}, {q(ATTEMPT_COLUMN)} FROM ", 1)
+        inner += f" {ONE_ATTEMPT_PER_CHUNK}"
+    return f"SELECT {_FOLD} FROM ({inner})"
+
+
 def checksum_by_chunk_query(table: str, checksum_columns: list[Column]) -> str:
-    """Per-row MD5 with the chunk each row was loaded by (a load table, one attempt per chunk)."""
-    return f"SELECT {q(CHUNK_COLUMN)}, {_row_md5(checksum_columns)} FROM {q(table)} {ONE_ATTEMPT_PER_CHUNK}"
+    """Count and checksum of each chunk's rows in a load table (one attempt per chunk), folded inside
+    Snowflake: one row per chunk."""
+    inner = (
+        f"SELECT {q(CHUNK_COLUMN)}, {_row_md5(checksum_columns)} AS {q(HASH_COLUMN)} FROM {q(table)} "
+        f"{ONE_ATTEMPT_PER_CHUNK}"
+    )
+    return f"SELECT {q(CHUNK_COLUMN)}, {_FOLD} FROM ({inner}) GROUP BY {q(CHUNK_COLUMN)}"
 
 
 def order_safe(plan: TablePlan) -> bool:

@@ -12,7 +12,7 @@ from snowflake.connector import SnowflakeConnection
 from aurora_replication import snowflake_sql as sql
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.source import checksum_columns, fold_hashes
+from aurora_replication.source import checksum_columns, fold_sums
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
@@ -149,12 +149,8 @@ class Target:
         where: str = "",
         params: Sequence[object] = (),
     ) -> tuple[int, str]:
-        cur = self.conn.cursor()
-        try:
-            cur.execute(sql.checksum_query(plan, table, checksum_columns(plan), load_table, where), tuple(params) or None)
-            return fold_hashes(str(r[0]) for r in cur)
-        finally:
-            cur.close()
+        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan), load_table, where)
+        return fold_sums(*execute(self.conn, statement, params or None)[0])
 
     def has_column(self, table: str, column: str) -> bool:
         rows = execute(self.conn, sql.column_exists(), [table, column])
@@ -162,15 +158,8 @@ class Target:
 
     def checksums_by_chunk(self, plan: TablePlan, load_table: str) -> dict[int, tuple[int, str]]:
         """Count and checksum of each chunk's rows in a load table, in one scan."""
-        hashes: dict[int, list[str]] = {}
-        cur = self.conn.cursor()
-        try:
-            cur.execute(sql.checksum_by_chunk_query(load_table, checksum_columns(plan)))
-            for chunk, h in cur:
-                hashes.setdefault(int(chunk), []).append(str(h))
-        finally:
-            cur.close()
-        return {chunk: fold_hashes(hs) for chunk, hs in hashes.items()}
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan)))
+        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
     def range_checksum(
         self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None

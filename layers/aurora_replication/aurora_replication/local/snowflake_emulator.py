@@ -108,6 +108,36 @@ def _patch_csv_types() -> None:
         fs_cursor.copy_into = copy_into_with_context
 
 
+def _patch_hex_to_number() -> None:
+    """``TO_NUMBER(text, 'XXXXXXXX')`` (hexadecimal digits) is valid Snowflake that fakesnow does
+    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it)."""
+    import re
+
+    import sqlglot
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from sqlglot import exp
+
+    original = FakeSnowflakeCursor._transform
+    if getattr(original, "_asr_hex", False):
+        return
+
+    def replace(node: Any) -> Any:
+        fmt = node.args.get("format") if isinstance(node, exp.ToNumber) else None
+        if isinstance(fmt, exp.Literal) and re.fullmatch(r"X{1,15}", str(fmt.this)):
+            spelled = sqlglot.parse_one("CAST('0x' || __asr_arg AS BIGINT)", read="duckdb")
+            placeholder = spelled.find(exp.Column)
+            assert placeholder is not None
+            placeholder.replace(node.this.copy())
+            return spelled
+        return node
+
+    def _transform(self: Any, expression: Any, params: Any) -> Any:
+        return original(self, expression.transform(replace, copy=False), params)
+
+    _transform._asr_hex = True  # type: ignore[attr-defined]
+    FakeSnowflakeCursor._transform = _transform  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -121,6 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _patch_null_timestamps()
     _patch_csv_types()
+    _patch_hex_to_number()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))
