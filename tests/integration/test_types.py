@@ -42,11 +42,15 @@ ROWS = [
 ]
 
 
-@pytest.mark.parametrize("small_chunk_rows", ["0", "1000"], ids=["put-copy", "multi-row-insert"])
+@pytest.mark.parametrize(
+    "small_chunk_rows, extract",
+    [("0", "server"), ("0", "python"), ("1000", "server")],
+    ids=["put-copy-server-lines", "put-copy-python-values", "multi-row-insert"],
+)
 @pytest.mark.parametrize("mode", ["full", "incremental"])
-def test_edge_values_read_back_equal(env, small_chunk_rows, mode):
+def test_edge_values_read_back_equal(env, small_chunk_rows, extract, mode):
     env.sql(EDGE_TABLE, "INSERT INTO edge VALUES " + ", ".join(ROWS))
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "EXTRACT_FORMAT": extract})
     request = {"tables": "edge", "mode": "full", "chunk_rows": 2}
     if mode == "incremental":
         # incremental by an integer watermark: the id
@@ -58,14 +62,15 @@ def test_edge_values_read_back_equal(env, small_chunk_rows, mode):
     assert assert_same(env, "edge") == (5 if mode == "incremental" else 4)
 
 
-def test_zero_dates_become_null(env):
+@pytest.mark.parametrize("small_chunk_rows", ["0", "200"], ids=["server-lines", "multi-row-insert"])
+def test_zero_dates_become_null(env, small_chunk_rows):
     env.sql(
         "SET SESSION sql_mode = ''",
         "CREATE TABLE z (id INT PRIMARY KEY, d DATE, dt DATETIME)",
         "INSERT INTO z VALUES (1, '0000-00-00', '0000-00-00 00:00:00'), (2, '2024-00-10', '2024-05-00 10:00:00'), "
         "(3, '2024-05-05', '2024-05-05 05:05:05')",
     )
-    outcome = env.start_stack().run({"tables": "z", "mode": "full"}, workers=1)
+    outcome = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows}).run({"tables": "z", "mode": "full"}, workers=1)
     assert outcome.ok, outcome.run["table_states"]
     conn = env.snowflake()
     cur = conn.cursor()
@@ -86,3 +91,30 @@ def test_zero_dates_fail_the_chunk_under_the_fail_policy(env):
     assert not outcome.ok
     assert outcome.dlq_messages == 1  # retried, then parked in the DLQ: never silently dropped
     assert "ZERO_DATE_POLICY=fail" in stack.log_path.read_text()
+
+
+def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env):
+    """MySQL returns NULL for a formatted line longer than max_allowed_packet: the worker notices and
+    encodes that chunk in Python instead, so the long value arrives whole. (Quotes double in the line,
+    not in the checksum's input, which stays under the limit.)"""
+    env.sql(
+        "CREATE TABLE big (id INT PRIMARY KEY, t TEXT)",
+        """INSERT INTO big VALUES (1, REPEAT('"', 700)), (2, 'short'), (3, NULL)""",
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    summary = stack.invoke("SchedulerFunction", {"tables": "big", "mode": "full"})
+    admin = env.db.connect()
+    with admin.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_allowed_packet")
+        before = cur.fetchone()[0]
+        cur.execute("SET GLOBAL max_allowed_packet = 1024")  # new connections (the worker's) get it
+    try:
+        outcome = stack.drain(summary["run_id"], workers=1, timeout=120)
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"SET GLOBAL max_allowed_packet = {int(before)}")
+        admin.close()
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "big") == 3
+    log = stack.log_path.read_text()
+    assert "longer than max_allowed_packet" in log

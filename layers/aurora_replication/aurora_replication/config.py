@@ -35,6 +35,9 @@ class Settings(BaseModel):
     retry_attempts: int = Field(default=4, alias="RETRY_ATTEMPTS", ge=1, le=20)
     retry_base_seconds: float = Field(default=0.5, alias="RETRY_BASE_SECONDS", gt=0, le=60)
     retry_max_seconds: float = Field(default=20.0, alias="RETRY_MAX_SECONDS", gt=0, le=900)
+    # server: MySQL formats each row as one staging-file line (fast); python: the worker encodes each
+    # value (used anyway for Python transforms, ZERO_DATE_POLICY=fail and rows over max_allowed_packet)
+    extract_format: Literal["server", "python"] = Field(default="server", alias="EXTRACT_FORMAT")
     # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
     # goes to the DLQ, and its table is reported failed until a redrive copies it

@@ -270,6 +270,40 @@ def _select_expr(c: Column) -> str:
     return q
 
 
+# the staging file's NULL, \\N, spelled without a backslash escape (NO_BACKSLASH_ESCAPES may be on)
+_CSV_NULL = "CONCAT(CHAR(92 USING ascii), 'N')"
+
+
+def _csv_field(c: Column) -> str:
+    """One column as its staging-file field, spelled by MySQL exactly as ``staging`` spells it in
+    Python: NULL as an unquoted ``\\N``, text and JSON double-quoted with quotes doubled, zero dates
+    as NULL, binary as hex, BIT as a number, everything else as MySQL's own text of the value."""
+    value = _select_expr(c)
+    null = f"{value} IS NULL"
+    expr = value
+    if c.kind in (typemap.TEXT, typemap.JSON):
+        expr = f"CONCAT('\"', REPLACE({value}, '\"', '\"\"'), '\"')"
+    elif c.kind in (typemap.DATE, typemap.DATETIME) and not c.source_expr:
+        null += f" OR YEAR({value}) = 0 OR MONTH({value}) = 0 OR DAYOFMONTH({value}) = 0"
+    # a value whose formatting overflows max_allowed_packet becomes NULL, and so does the whole
+    # line (CONCAT): the worker then encodes the chunk value by value instead
+    return f"CASE WHEN {null} THEN {_CSV_NULL} ELSE {expr} END"
+
+
+def line_query(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None = None,
+) -> tuple[str, list[object]]:
+    """``chunk_query`` with each row formatted by the server as one staging-file line (without the
+    chunk and attempt fields): the worker then only writes and compresses text."""
+    query, params = chunk_query(plan, lower, upper, window)
+    where = query[query.index(" FROM ") :]
+    fields = ", ',', ".join(_csv_field(c) for c in plan.columns)
+    return f"SELECT CONCAT({fields}){where}", params
+
+
 def chunk_query(
     plan: TablePlan,
     lower: list[str] | None,
@@ -362,8 +396,18 @@ def checksum_aggregate_query(plan: TablePlan, key_range: str = "") -> str:
     rest = per_row[per_row.index(" FROM ") :]
     return (
         f"SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING({md5}, 1, 8), 16, 10) AS UNSIGNED)), "
-        f"SUM(CAST(CONV(SUBSTRING({md5}, 9, 8), 16, 10) AS UNSIGNED)){rest}"
+        f"SUM(CAST(CONV(SUBSTRING({md5}, 9, 8), 16, 10) AS UNSIGNED)), COUNT({md5}){rest}"
     )
+
+
+def _checked_fold(plan: TablePlan, count: Any, high: Any, low: Any, hashed: Any) -> tuple[int, str]:
+    if int(count or 0) != int(hashed or 0):
+        raise RuntimeError(
+            f"table {plan.table!r}: {int(count or 0) - int(hashed or 0)} row(s) are longer than MySQL's "
+            "max_allowed_packet, so MySQL cannot checksum them (CONCAT returns NULL); raise max_allowed_packet "
+            "(the DB parameter group) above the longest row"
+        )
+    return fold_sums(count, high, low)
 
 
 def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:
@@ -383,7 +427,7 @@ def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
 
 
 def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int, str]:
-    return fold_sums(*_query(conn, checksum_aggregate_query(plan))[0])
+    return _checked_fold(plan, *_query(conn, checksum_aggregate_query(plan))[0])
 
 
 def range_checksums(
@@ -393,7 +437,7 @@ def range_checksums(
     out = []
     for lower, upper in bounds:
         where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
-        out.append(fold_sums(*_query(conn, checksum_aggregate_query(plan, where), params)[0]))
+        out.append(_checked_fold(plan, *_query(conn, checksum_aggregate_query(plan, where), params)[0]))
     return out
 
 

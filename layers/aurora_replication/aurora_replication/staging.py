@@ -81,6 +81,30 @@ def bound_value(kind: str, v: Any, zero_dates: str = "null") -> Any:
     return v
 
 
+class LineTooLongError(RuntimeError):
+    """The server returned NULL for a formatted line: the row is longer than max_allowed_packet."""
+
+
+def write_lines_gz(path: str, lines: Iterable[tuple[Any, ...]], chunk_id: int, attempt: str) -> StagedFile:
+    """The staging file from lines the server formatted (``source.line_query``): only the chunk and
+    attempt fields are added here."""
+    tail = f",{chunk_id},{attempt}\n"
+    count = 0
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="") as f:
+        buf: list[str] = []
+        for (line,) in lines:
+            if line is None:
+                raise LineTooLongError("MySQL returned no line for a row (longer than max_allowed_packet?)")
+            buf.append((line if type(line) is str else bytes(line).decode("utf-8")) + tail)
+            count += 1
+            if len(buf) >= 5000:
+                f.write("".join(buf))
+                buf.clear()
+        f.write("".join(buf))
+    return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))
+
+
 @dataclass
 class StagedFile:
     path: str

@@ -88,6 +88,42 @@ class _Steps:
         self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
 
 
+def _extract(
+    mysql: Any,
+    plan: Any,
+    msg: ChunkMessage,
+    window: tuple[str | None, str | None] | None,
+    attempt: str,
+    local: str,
+    s: Any,
+) -> tuple[list[list[Any]] | None, staging.StagedFile | None]:
+    """The chunk's rows as bound values (at most SMALL_CHUNK_ROWS rows: the INSERT path), or the
+    staged file written to ``local``. With EXTRACT_FORMAT=server MySQL formats every row as a line of
+    the file; a small chunk, a Python transform, ZERO_DATE_POLICY=fail or a row longer than
+    max_allowed_packet take the per-value path instead."""
+    if s.extract_format == "server" and not plan.transform and plan.zero_dates == "null":
+        query, params = source.line_query(plan, msg.lower, msg.upper, window)
+        lines = source.stream_rows(mysql, query, params)
+        head = list(itertools.islice(lines, s.small_chunk_rows + 1))
+        if len(head) > s.small_chunk_rows:
+            try:
+                return None, staging.write_lines_gz(local, itertools.chain(head, lines), msg.chunk_id, attempt)
+            except staging.LineTooLongError as e:
+                lines.close()
+                if os.path.exists(local):
+                    os.remove(local)
+                logger.warning(f"{e}; encoding the chunk value by value", extra={"chunk": msg.chunk_id})
+    query, params = source.chunk_query(plan, msg.lower, msg.upper, window)
+    rows_iter: Iterator[tuple[Any, ...]] = source.stream_rows(mysql, query, params)
+    if plan.transform:
+        rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
+    head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
+    if len(head) <= s.small_chunk_rows:
+        kinds = [c.kind for c in plan.columns]
+        return [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head], None
+    return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
+
+
 def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     started = time.perf_counter()
     plan = msg.plan
@@ -102,32 +138,20 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if plan.mode == "reconcile":  # only the keys: the finaliser matches them against the target's
         plan = plan.model_copy(update={"columns": [plan.column(k) for k in plan.key], "transform": None})
     window = (msg.window_from, msg.window_to) if plan.mode == "incremental" and not msg.whole_range else None
-    query, params = source.chunk_query(plan, msg.lower, msg.upper, window)
     mysql = services.mysql()
     sf = services.snowflake()
     try:
         tgt = Target(sf, s.stage_name)
         load_table = tgt.ensure_load_table(plan, msg.run_id)
         attempt = new_attempt_id()
-        rows_iter: Iterator[tuple[Any, ...]] = source.stream_rows(mysql, query, params)
-        if plan.transform:
-            rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
+        path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
+        file = f"data-{attempt}.csv.gz"
+        local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
         step = _Steps()
         with step("extract"):
-            head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
-            small = len(head) <= s.small_chunk_rows
-            if small:
-                kinds = [c.kind for c in plan.columns]
-                rows = [
-                    [staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head
-                ]
-            else:
-                path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
-                file = f"data-{attempt}.csv.gz"
-                local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
-                staged = staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
+            rows, staged = _extract(mysql, plan, msg, window, attempt, local, s)
         services.fault("extracted", msg)
-        if small:
+        if rows is not None:
             with step("copy"):
                 tgt.load_rows(plan, load_table, msg.chunk_id, attempt, rows)
             nrows, nbytes = len(rows), 0
@@ -142,6 +166,7 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 services.fault("copied", msg)
             finally:
                 os.remove(local)
+            assert staged is not None
             nrows, nbytes = staged.rows, staged.bytes
         if plan.mode == "incremental":
             with step("merge"):
