@@ -186,3 +186,14 @@ def test_checksums_fold_inside_both_databases_to_the_same_sum():
     assert sf_sql.endswith(snowflake_sql.ONE_ATTEMPT_PER_CHUNK + ")")
     by_chunk = snowflake_sql.checksum_by_chunk_query("L", source.checksum_columns(p))
     assert by_chunk.startswith('SELECT "_ASR_CHUNK", COUNT(*), SUM(') and by_chunk.endswith('GROUP BY "_ASR_CHUNK"')
+
+
+def test_chunk_size_adapts_to_the_row_width():
+    mb64 = 64 * 1024 * 1024
+    narrow = source.adaptive_chunk_rows(40, mb64, 100_000)
+    wide = source.adaptive_chunk_rows(4_000, mb64, 100_000)
+    assert narrow == 1_677_721 and wide == 16_777  # about 64 MB of table data either way
+    assert narrow * 40 <= mb64 < (narrow + 1) * 40
+    assert source.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
+    assert source.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
+    assert source.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and source.adaptive_chunk_rows(10**9, mb64, 5) == 1_000

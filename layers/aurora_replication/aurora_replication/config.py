@@ -21,6 +21,9 @@ class Settings(BaseModel):
     target_secret_arn: str = Field(alias="TARGET_SECRET_ARN", min_length=1)
     default_mode: Literal["full", "incremental", "auto"] = Field(default="auto", alias="DEFAULT_MODE")
     default_chunk_rows: int = Field(default=100_000, alias="DEFAULT_CHUNK_ROWS", ge=1, le=10_000_000)
+    # rows per chunk when a request gives none: about this many MB of table data per chunk, from
+    # the table's average row length (0: always DEFAULT_CHUNK_ROWS, which is also the fallback)
+    chunk_target_mb: int = Field(default=64, alias="CHUNK_TARGET_MB", ge=0, le=4096)
     small_chunk_rows: int = Field(default=200, alias="SMALL_CHUNK_ROWS", ge=0, le=100_000)
     stage_name: str = Field(default="AURORA_REPLICATION_STAGE", alias="STAGE_NAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")

@@ -133,6 +133,15 @@ def plan_table(
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
+    chunk_rows = request.chunk_rows
+    if not chunk_rows:
+        row_bytes = source.avg_row_length(conn, database, table)
+        chunk_rows = source.adaptive_chunk_rows(row_bytes, s.chunk_target_mb * 1024 * 1024, s.default_chunk_rows)
+        if row_bytes and s.chunk_target_mb:
+            notes.append(
+                f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
+                f"CHUNK_TARGET_MB={s.chunk_target_mb})"
+            )
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     window: tuple[str | None, str | None] | None = None
     hi = source.max_watermark(conn, table, plan.watermark) if plan.watermark else None
@@ -140,7 +149,6 @@ def plan_table(
         window = (source.window_start(conn, plan, stored, s.watermark_overlap_seconds), hi)
     else:
         window = (None, hi)
-    chunk_rows = request.chunk_rows or s.default_chunk_rows
     bounds = [] if source.is_empty(conn, table) else source.chunk_bounds(conn, table, plan.key, chunk_rows)
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 

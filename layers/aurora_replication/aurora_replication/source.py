@@ -213,6 +213,25 @@ def _pick_watermark(table: str, columns: list[Column], on_update: list[str], req
     return None
 
 
+def avg_row_length(conn: pymysql.Connection[Any], database: str, table: str) -> int:
+    """InnoDB's estimate of a row's size in bytes (0 when unknown, e.g. a table never analysed)."""
+    rows = _query(
+        conn,
+        "SELECT AVG_ROW_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s",
+        [database, table],
+    )
+    return int(rows[0][0] or 0) if rows else 0
+
+
+def adaptive_chunk_rows(avg_row_bytes: int, target_bytes: int, fallback: int) -> int:
+    """Rows per chunk so that a chunk holds about ``target_bytes`` of table data: wide rows get
+    fewer rows per chunk, narrow rows more (1,000 to 10,000,000); ``fallback`` when the row size is
+    unknown or the target is 0 (off)."""
+    if avg_row_bytes <= 0 or target_bytes <= 0:
+        return fallback
+    return max(1_000, min(10_000_000, target_bytes // avg_row_bytes))
+
+
 def is_empty(conn: pymysql.Connection[Any], table: str) -> bool:
     return not _query(conn, f"SELECT 1 FROM {mysql_ident(table)} LIMIT 1")
 
