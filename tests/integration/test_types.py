@@ -118,3 +118,27 @@ def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env):
     assert assert_same(env, "big") == 3
     log = stack.log_path.read_text()
     assert "longer than max_allowed_packet" in log
+
+
+def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
+    from aurora_replication import source
+
+    env.sql("CREATE TABLE huge (id INT PRIMARY KEY, t TEXT)", "INSERT INTO huge VALUES (1, REPEAT('x', 2000)), (2, 'a')")
+    plan = source.discover_table(env.mysql, env.database, "huge")
+    admin = env.db.connect()
+    with admin.cursor() as cur:
+        cur.execute("SELECT @@GLOBAL.max_allowed_packet")
+        before = cur.fetchone()[0]
+        cur.execute("SET GLOBAL max_allowed_packet = 1024")
+    try:
+        conn = env.db.connect(env.database)
+        with pytest.raises(RuntimeError, match="longer than MySQL's max_allowed_packet"):
+            source.table_checksum(conn, plan)
+        conn.close()
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"SET GLOBAL max_allowed_packet = {int(before)}")
+        admin.close()
+    conn = env.db.connect(env.database)
+    assert source.table_checksum(conn, plan)[0] == 2
+    conn.close()

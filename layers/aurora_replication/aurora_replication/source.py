@@ -408,25 +408,34 @@ def checksum_query(plan: TablePlan, key_range: str = "") -> str:
 
 
 def checksum_aggregate_query(plan: TablePlan, key_range: str = "") -> str:
-    """Count and checksum folded inside MySQL: the sums of the two 32-bit halves of the first 64 bits
-    of each row's MD5 (exact: SUM of integers is a DECIMAL), so one row comes back, not one per row."""
+    """Count and checksum folded inside MySQL: the sum of the first 64 bits of each row's MD5 (exact:
+    SUM of integers is a DECIMAL), so one row comes back, not one per row; one MD5 per row."""
     per_row = checksum_query(plan, key_range)
     md5 = per_row[len("SELECT ") : per_row.index(" FROM ")]
     rest = per_row[per_row.index(" FROM ") :]
-    return (
-        f"SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING({md5}, 1, 8), 16, 10) AS UNSIGNED)), "
-        f"SUM(CAST(CONV(SUBSTRING({md5}, 9, 8), 16, 10) AS UNSIGNED)), COUNT({md5}){rest}"
-    )
+    return f"SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED)){rest}"
 
 
-def _checked_fold(plan: TablePlan, count: Any, high: Any, low: Any, hashed: Any) -> tuple[int, str]:
-    if int(count or 0) != int(hashed or 0):
-        raise RuntimeError(
-            f"table {plan.table!r}: {int(count or 0) - int(hashed or 0)} row(s) are longer than MySQL's "
-            "max_allowed_packet, so MySQL cannot checksum them (CONCAT returns NULL); raise max_allowed_packet "
-            "(the DB parameter group) above the longest row"
-        )
-    return fold_sums(count, high, low)
+ER_WARN_ALLOWED_PACKET_OVERFLOWED = 1301
+
+
+def _aggregate_checksum(
+    conn: pymysql.Connection[Any], plan: TablePlan, sql: str, params: Sequence[object]
+) -> tuple[int, str]:
+    """Run ``checksum_aggregate_query``; a row whose text overflows max_allowed_packet hashes to NULL
+    (MySQL warns 1301) and would be left out of the sum: that is an error that says so."""
+    with conn.cursor() as cur:
+        cur.execute(sql, tuple(params))
+        count, total = cur.fetchone()
+        if cur.warning_count:
+            cur.execute("SHOW WARNINGS")
+            if any(int(w[1]) == ER_WARN_ALLOWED_PACKET_OVERFLOWED for w in cur.fetchall()):
+                raise RuntimeError(
+                    f"table {plan.table!r} has rows longer than MySQL's max_allowed_packet, so MySQL cannot "
+                    "checksum them (CONCAT returns NULL); raise max_allowed_packet (the DB parameter group) "
+                    "above the longest row"
+                )
+    return int(count or 0), f"{int(total or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:
@@ -446,7 +455,7 @@ def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
 
 
 def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int, str]:
-    return _checked_fold(plan, *_query(conn, checksum_aggregate_query(plan))[0])
+    return _aggregate_checksum(conn, plan, checksum_aggregate_query(plan), [])
 
 
 def range_checksums(
@@ -456,7 +465,7 @@ def range_checksums(
     out = []
     for lower, upper in bounds:
         where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
-        out.append(_checked_fold(plan, *_query(conn, checksum_aggregate_query(plan, where), params)[0]))
+        out.append(_aggregate_checksum(conn, plan, checksum_aggregate_query(plan, where), params))
     return out
 
 
