@@ -257,14 +257,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ok = True
     try:
         progress = Progress()
-        full = stack.run({"tables": "*", "mode": "full"}, workers=args.workers, progress=progress)
+        sizing = {"chunk_rows": args.chunk_rows} if args.chunk_rows else {}
+        full = stack.run({"tables": "*", "mode": "full", **sizing}, workers=args.workers, progress=progress)
         progress.close()
         print_summary(full, "\n== full replication ==")
         ok = ok and full.ok
         changed = demo.change_some_rows(conn, args.rows)
         print(f"\nchanged source rows: {changed['updated']} updated, {changed['inserted']} inserted", file=sys.stderr)
         progress = Progress()
-        inc = stack.run({"tables": "*", "mode": "auto"}, workers=args.workers, progress=progress)
+        inc = stack.run({"tables": "*", "mode": "auto", **sizing}, workers=args.workers, progress=progress)
         progress.close()
         print_summary(inc, "\n== incremental replication (auto mode) ==")
         ok = ok and inc.ok
@@ -396,6 +397,9 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="start MariaDB and the emulator, load sample data, run full then incremental")
     d.add_argument("--rows", type=int, default=200_000, help="orders in the sample dataset")
     d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--chunk-rows", type=int, default=50_000,
+                   help="rows per chunk (default 50000, so the workers share the big tables; 0: sized from "
+                        "each table's row width, CHUNK_TARGET_MB)")
     d.set_defaults(func=cmd_demo)
 
     st = sub.add_parser("status", help="the health report (connectivity, queues, last run and lag per table)")
