@@ -29,10 +29,15 @@ settings = load_settings()
 services = Services.from_settings(settings)
 
 
+# read once per container: single_metric flushes at once whatever the setting, and a disabled
+# flush never empties Powertools' metric set
+METRICS_DISABLED = os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true"
+
+
 def put_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
     """Step durations carry a Step dimension (their own EMF record); the rest go with the invocation's."""
-    if os.environ.get("POWERTOOLS_METRICS_DISABLED", "").lower() == "true":
-        return  # single_metric would flush at once, and a disabled flush never empties the set
+    if METRICS_DISABLED:
+        return
     if step is None:
         metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
         return

@@ -31,26 +31,24 @@ def _redact(text: str, secrets: list[str]) -> str:
     return text
 
 
-def _mysql(services: Services) -> dict[str, Any]:
-    conn = services.mysql()
+def _connected(conn: Any, version_query: str) -> dict[str, Any]:
+    """One cheap query on a fresh connection (MySQL or Snowflake), then close it."""
     try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT VERSION()")
-            version = cur.fetchone()[0]
+        cur = conn.cursor()
+        cur.execute(version_query)
+        version = cur.fetchone()[0]
+        cur.close()
     finally:
         conn.close()
     return {"detail": f"connected ({version})"}
+
+
+def _mysql(services: Services) -> dict[str, Any]:
+    return _connected(services.mysql(), "SELECT VERSION()")
 
 
 def _snowflake(services: Services) -> dict[str, Any]:
-    conn = services.snowflake()
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT CURRENT_VERSION()")
-        version = cur.fetchone()[0]
-    finally:
-        conn.close()
-    return {"detail": f"connected ({version})"}
+    return _connected(services.snowflake(), "SELECT CURRENT_VERSION()")
 
 
 def _dynamodb(services: Services) -> dict[str, Any]:

@@ -133,6 +133,10 @@ class TablePlan(_Strict):
                 return c
         raise KeyError(name)
 
+    def keys_only(self) -> TablePlan:
+        """The plan of a reconcile run's chunks: the key columns only, no Python transform."""
+        return self.model_copy(update={"columns": [self.column(k) for k in self.key], "transform": None})
+
 
 def _check_generated_sql(plan: TablePlan) -> None:
     """A message is data from a queue: re-check every SQL fragment it carries before it is used."""

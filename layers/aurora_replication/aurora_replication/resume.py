@@ -57,8 +57,7 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
             messages = [finalise_message(run_id, plan, count, round_)]
         services.send_messages([m.model_dump_json() for m in messages])
         services.state.touch_table(run_id, table)
-        sent = {"status": "running", "sent": len(messages), "missing_chunks": missing, "done": len(done), "of": count}
-        summary["tables"][table] = sent
-        logger.info("table resumed", extra={"run_id": run_id, "table": table, **{k: v for k, v in sent.items()
-                                                                               if k != "missing_chunks"}})
+        counts = {"sent": len(messages), "done": len(done), "of": count}
+        summary["tables"][table] = {"status": "running", "missing_chunks": missing, **counts}
+        logger.info("table resumed", extra={"run_id": run_id, "table": table, **counts})
     return summary

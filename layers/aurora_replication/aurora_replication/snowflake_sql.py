@@ -14,6 +14,7 @@ from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 
 CHUNK_COLUMN = "_ASR_CHUNK"
+HASH_COLUMN = "_ASR_HASH"
 ATTEMPT_COLUMN = "_ASR_ATTEMPT"
 DELETED_COLUMN = "_ASR_DELETED_AT"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
@@ -169,14 +170,21 @@ def _row_md5(checksum_columns: list[Column]) -> str:
 def checksum_query(
     plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False, where: str = ""
 ) -> str:
-    """Per-row MD5 of the same canonical text ``source.checksum_query`` builds in MySQL."""
-    sql = f"SELECT {_row_md5(checksum_columns)} FROM {q(table)}"
+    """Per-row MD5 (as ``_ASR_HASH``) of the same canonical text ``source.checksum_query`` builds in
+    MySQL; a load table gives one attempt per chunk."""
+    return _hashed_rows(table, checksum_columns, load_table, where)
+
+
+def _hashed_rows(
+    table: str, checksum_columns: list[Column], load_table: bool, where: str = "", extra_columns: tuple[str, ...] = ()
+) -> str:
+    select = ", ".join([*(q(c) for c in extra_columns), f"{_row_md5(checksum_columns)} AS {q(HASH_COLUMN)}"])
+    sql = f"SELECT {select} FROM {q(table)}"
     if where:
         sql += f" WHERE {where}"
     return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql
 
 
-HASH_COLUMN = "_ASR_HASH"
 # the two 32-bit halves of the first 64 bits of a row's MD5, summed (fits NUMBER(38,0) exactly)
 _FOLD = (
     f"COUNT(*), SUM(TO_NUMBER(SUBSTR({q(HASH_COLUMN)}, 1, 8), 'XXXXXXXX')), "
@@ -189,22 +197,13 @@ def checksum_aggregate_query(
 ) -> str:
     """Count and checksum folded inside Snowflake (one row), as ``source.checksum_aggregate_query``
     folds them inside MySQL."""
-    inner = f"SELECT {_row_md5(checksum_columns)} AS {q(HASH_COLUMN)} FROM {q(table)}"
-    if where:
-        inner += f" WHERE {where}"
-    if load_table:
-        inner = inner.replace(" FROM ", f", {q(CHUNK_COLUMN)}, {q(ATTEMPT_COLUMN)} FROM ", 1)
-        inner += f" {ONE_ATTEMPT_PER_CHUNK}"
-    return f"SELECT {_FOLD} FROM ({inner})"
+    return f"SELECT {_FOLD} FROM ({checksum_query(plan, table, checksum_columns, load_table, where)})"
 
 
 def checksum_by_chunk_query(table: str, checksum_columns: list[Column]) -> str:
     """Count and checksum of each chunk's rows in a load table (one attempt per chunk), folded inside
     Snowflake: one row per chunk."""
-    inner = (
-        f"SELECT {q(CHUNK_COLUMN)}, {_row_md5(checksum_columns)} AS {q(HASH_COLUMN)} FROM {q(table)} "
-        f"{ONE_ATTEMPT_PER_CHUNK}"
-    )
+    inner = _hashed_rows(table, checksum_columns, load_table=True, extra_columns=(CHUNK_COLUMN,))
     return f"SELECT {q(CHUNK_COLUMN)}, {_FOLD} FROM ({inner}) GROUP BY {q(CHUNK_COLUMN)}"
 
 

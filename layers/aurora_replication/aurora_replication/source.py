@@ -317,10 +317,9 @@ def line_query(
 ) -> tuple[str, list[object]]:
     """``chunk_query`` with each row formatted by the server as one staging-file line (without the
     chunk and attempt fields): the worker then only writes and compresses text."""
-    query, params = chunk_query(plan, lower, upper, window)
-    where = query[query.index(" FROM ") :]
+    source, params = _chunk_source(plan, lower, upper, window)
     fields = ", ',', ".join(_csv_field(c) for c in plan.columns)
-    return f"SELECT CONCAT({fields}){where}", params
+    return f"SELECT CONCAT({fields}) {source}", params
 
 
 def chunk_query(
@@ -330,6 +329,17 @@ def chunk_query(
     window: tuple[str | None, str | None] | None = None,
 ) -> tuple[str, list[object]]:
     """The SELECT that extracts one chunk (and, in incremental mode, one watermark window)."""
+    source, params = _chunk_source(plan, lower, upper, window)
+    return f"SELECT {', '.join(_select_expr(c) for c in plan.columns)} {source}", params
+
+
+def _chunk_source(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None,
+) -> tuple[str, list[object]]:
+    """``FROM table WHERE ...`` of one chunk: its key range, watermark window and row filter."""
     where, params = range_predicate(plan.key, lower, upper, mysql_ident)
     if window is not None and plan.watermark:
         wm = mysql_ident(plan.watermark)
@@ -342,8 +352,7 @@ def chunk_query(
             params.append(hi)
     if plan.where:
         where += f" AND ({plan.where.replace('%', '%%')})"
-    cols = ", ".join(_select_expr(c) for c in plan.columns)
-    return f"SELECT {cols} FROM {mysql_ident(plan.table)} WHERE {where}", params
+    return f"FROM {mysql_ident(plan.table)} WHERE {where}", params
 
 
 def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object]) -> Iterator[Row]:
@@ -397,23 +406,29 @@ def _canonical_expr(c: Column) -> str:
     return f"CAST({q} AS CHAR)"
 
 
-def checksum_query(plan: TablePlan, key_range: str = "") -> str:
-    """Per-row MD5 of each row's canonical text; ``key_range`` (from ``range_predicate``) limits the rows."""
+def _row_md5(plan: TablePlan) -> str:
     parts = [f"COALESCE({_canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan)] or ["''"]
+    return f"MD5(CONCAT_WS(CHAR(31), {', '.join(parts)}))"
+
+
+def _checksum_source(plan: TablePlan, key_range: str) -> str:
     conditions = [key_range] if key_range else []
     if plan.where:
         conditions.append(f"({plan.where.replace('%', '%%')})")
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    return f"SELECT MD5(CONCAT_WS(CHAR(31), {', '.join(parts)})) FROM {mysql_ident(plan.table)}{where}"
+    return f"FROM {mysql_ident(plan.table)}{where}"
+
+
+def checksum_query(plan: TablePlan, key_range: str = "") -> str:
+    """Per-row MD5 of each row's canonical text; ``key_range`` (from ``range_predicate``) limits the rows."""
+    return f"SELECT {_row_md5(plan)} {_checksum_source(plan, key_range)}"
 
 
 def checksum_aggregate_query(plan: TablePlan, key_range: str = "") -> str:
     """Count and checksum folded inside MySQL: the sum of the first 64 bits of each row's MD5 (exact:
     SUM of integers is a DECIMAL), so one row comes back, not one per row; one MD5 per row."""
-    per_row = checksum_query(plan, key_range)
-    md5 = per_row[len("SELECT ") : per_row.index(" FROM ")]
-    rest = per_row[per_row.index(" FROM ") :]
-    return f"SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED)){rest}"
+    folded = f"SUM(CAST(CONV(SUBSTRING({_row_md5(plan)}, 1, 16), 16, 10) AS UNSIGNED))"
+    return f"SELECT COUNT(*), {folded} {_checksum_source(plan, key_range)}"
 
 
 ER_WARN_ALLOWED_PACKET_OVERFLOWED = 1301

@@ -10,8 +10,9 @@ attempt loaded, and readers count one attempt per chunk.
 from __future__ import annotations
 
 import gzip
+import itertools
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,24 +86,16 @@ class LineTooLongError(RuntimeError):
     """The server returned NULL for a formatted line: the row is longer than max_allowed_packet."""
 
 
+def _server_line(line: Any) -> str:
+    if line is None:
+        raise LineTooLongError("MySQL returned no line for a row (longer than max_allowed_packet?)")
+    return line if type(line) is str else bytes(line).decode("utf-8")
+
+
 def write_lines_gz(path: str, lines: Iterable[tuple[Any, ...]], chunk_id: int, attempt: str) -> StagedFile:
     """The staging file from lines the server formatted (``source.line_query``): only the chunk and
     attempt fields are added here."""
-    tail = f",{chunk_id},{attempt}\n"
-    count = 0
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="") as f:
-        buf: list[str] = []
-        for (line,) in lines:
-            if line is None:
-                raise LineTooLongError("MySQL returned no line for a row (longer than max_allowed_packet?)")
-            buf.append((line if type(line) is str else bytes(line).decode("utf-8")) + tail)
-            count += 1
-            if len(buf) >= 5000:
-                f.write("".join(buf))
-                buf.clear()
-        f.write("".join(buf))
-    return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))
+    return _write_gz(path, (_server_line(line) for (line,) in lines), chunk_id, attempt)
 
 
 @dataclass
@@ -118,24 +111,25 @@ def write_csv_gz(
     # the hot loop: values arrive as text from the unconverted cursor, so plain columns pass as
     # they are and only text, JSON and date columns go through an encoder
     encs: list[Encoder | None] = [None if e is _raw else e for e in encoders(plan)]
+    lines = (
+        ",".join(
+            [
+                NULL if v is None else (v if e is None and type(v) is str else e(v) if e else _raw(v))
+                for e, v in zip(encs, row, strict=True)
+            ]
+        )
+        for row in rows
+    )
+    return _write_gz(path, lines, chunk_id, attempt)
+
+
+def _write_gz(path: str, lines: Iterator[str], chunk_id: int, attempt: str) -> StagedFile:
+    """Write ``lines`` with the chunk and attempt fields appended, gzip level 1, in batches."""
     tail = f",{chunk_id},{attempt}\n"
     count = 0
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with gzip.open(path, "wt", encoding="utf-8", compresslevel=1, newline="") as f:
-        buf: list[str] = []
-        for row in rows:
-            buf.append(
-                ",".join(
-                    [
-                        NULL if v is None else (v if e is None and type(v) is str else e(v) if e else _raw(v))
-                        for e, v in zip(encs, row, strict=True)
-                    ]
-                )
-                + tail
-            )
-            count += 1
-            if len(buf) >= 5000:
-                f.write("".join(buf))
-                buf.clear()
-        f.write("".join(buf))
+        while batch := list(itertools.islice(lines, 5000)):
+            f.write(tail.join(batch) + tail)
+            count += len(batch)
     return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))

@@ -42,6 +42,14 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def _set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str, Any], sets: list[str]) -> None:
+    """Add ``SET #fN = :fN`` clauses for arbitrary attribute names (floats as Decimal, as boto3 needs)."""
+    for i, (k, v) in enumerate(fields.items()):
+        names[f"#f{i}"] = k
+        values[f":f{i}"] = Decimal(str(v)) if isinstance(v, float) else v
+        sets.append(f"#f{i} = :f{i}")
+
+
 class StateStore:
     def __init__(self, table_name: str, resource: Any = None) -> None:
         self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
@@ -148,18 +156,23 @@ class StateStore:
                 )
 
     def get_bounds(self, run_id: str, table: str) -> list[Bounds]:
+        pages = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":prefix": f"BOUNDS#{table}#"},
+        )
         bounds: list[Bounds] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": f"RUN#{run_id}", ":prefix": f"BOUNDS#{table}#"},
-            "ConsistentRead": True,
-        }
+        for item in sorted(pages, key=lambda i: str(i["sk"])):
+            bounds.extend((lo, hi) for lo, hi in json.loads(str(item["bounds"])))
+        return bounds
+
+    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every item of a (consistent) query, across pages."""
+        items: list[dict[str, Any]] = []
         while True:
-            resp = self.table.query(**kwargs)
-            for item in sorted(resp["Items"], key=lambda i: str(i["sk"])):
-                bounds.extend((lo, hi) for lo, hi in json.loads(str(item["bounds"])))
+            resp = self.table.query(ConsistentRead=True, **kwargs)
+            items.extend(resp["Items"])
             if "LastEvaluatedKey" not in resp:
-                return bounds
+                return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def reopen_chunks(self, run_id: str, table: str, chunk_ids: list[int], expected_round: int, **fields: Any) -> bool:
@@ -175,16 +188,26 @@ class StateStore:
             ":failed": "failed",
         }
         sets = ["heal_round = :next", "progress_at = :now"]
-        for i, (k, v) in enumerate(fields.items()):
-            names[f"#f{i}"] = k
-            values[f":f{i}"] = v
-            sets.append(f"#f{i} = :f{i}")
+        _set_fields(fields, names, values, sets)
+        return self._update_if(
+            run_id,
+            table,
+            "DELETE done :ids SET " + ", ".join(sets),
+            "attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
+            "(attribute_not_exists(heal_round) OR heal_round = :expected)",
+            names,
+            values,
+        )
+
+    def _update_if(
+        self, run_id: str, table: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
+    ) -> bool:
+        """A conditional update of a run's table item; False when the condition does not hold."""
         try:
             self.table.update_item(
                 Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-                UpdateExpression="DELETE done :ids SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
-                "(attribute_not_exists(heal_round) OR heal_round = :expected)",
+                UpdateExpression=update,
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
@@ -212,37 +235,17 @@ class StateStore:
         names = {"#s": "status", "#t": "updated_at"}
         values: dict[str, Any] = {":s": status, ":t": _now(), ":pub": "published", ":failed": "failed"}
         sets = ["#s = :s", "#t = :t"]
-        for i, (k, v) in enumerate(fields.items()):
-            names[f"#f{i}"] = k
-            values[f":f{i}"] = Decimal(str(v)) if isinstance(v, float) else v
-            sets.append(f"#f{i} = :f{i}")
-        try:
-            self.table.update_item(
-                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_exists(pk) AND NOT #s IN (:pub, :failed)",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
+        _set_fields(fields, names, values, sets)
+        return self._update_if(
+            run_id, table, "SET " + ", ".join(sets), "attribute_exists(pk) AND NOT #s IN (:pub, :failed)", names, values
+        )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": f"RUN#{run_id}"},
-            "ConsistentRead": True,
-        }
-        while True:
-            resp = self.table.query(**kwargs)
-            items.extend(resp["Items"])
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        # "RUN" and "TABLE#..." sort after "BOUNDS#...": the chunk ranges are not read here
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND sk >= :run",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":run": "RUN"},
+        )
         run: dict[str, Any] = {}
         tables: dict[str, dict[str, Any]] = {}
         for item in items:

@@ -62,9 +62,7 @@ def compare(mysql: Any, tgt: Target, plan: TablePlan, load_table: str, bounds: l
     tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table, where=live)
     if (src_count, src_sum) == (tgt_count, tgt_sum):
         return Comparison(src_count, tgt_count, src_sum, tgt_sum)
-    if plan.mode == "reconcile" or not bounds:
-        return Comparison(src_count, tgt_count, src_sum, tgt_sum, list(range(len(ranges))), "whole table")
-    if not sql.order_safe(plan) or marked:
+    if plan.mode == "reconcile" or not bounds or not sql.order_safe(plan) or marked:
         return Comparison(src_count, tgt_count, src_sum, tgt_sum, list(range(len(ranges))), "whole table")
     differing = [i for i, (lo, hi) in enumerate(ranges) if tgt.range_checksum(plan, lo, hi) != src[i]]
     if not differing:  # the ranges agree but the table does not: rows outside every range

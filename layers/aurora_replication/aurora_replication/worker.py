@@ -22,9 +22,11 @@ from pydantic import ValidationError
 
 from aurora_replication import source, staging, transforms, validate
 from aurora_replication.chunks import chunk_messages, finalise_message
-from aurora_replication.models import BadInputError, ChunkMessage, describe_validation_error
+from aurora_replication.config import Settings
+from aurora_replication.models import BadInputError, ChunkMessage, TablePlan, describe_validation_error
 from aurora_replication.services import Services
 from aurora_replication.snowflake_sql import load_table_name, order_safe
+from aurora_replication.state import Bounds
 from aurora_replication.target import Target
 
 logger = Logger(child=True)
@@ -90,12 +92,12 @@ class _Steps:
 
 def _extract(
     mysql: Any,
-    plan: Any,
+    plan: TablePlan,
     msg: ChunkMessage,
     window: tuple[str | None, str | None] | None,
     attempt: str,
     local: str,
-    s: Any,
+    s: Settings,
 ) -> tuple[list[list[Any]] | None, staging.StagedFile | None]:
     """The chunk's rows as bound values (at most SMALL_CHUNK_ROWS rows: the INSERT path), or the
     staged file written to ``local``. With EXTRACT_FORMAT=server MySQL formats every row as a line of
@@ -136,7 +138,7 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return {"rows": 0, "skipped": True}
 
     if plan.mode == "reconcile":  # only the keys: the finaliser matches them against the target's
-        plan = plan.model_copy(update={"columns": [plan.column(k) for k in plan.key], "transform": None})
+        plan = plan.keys_only()
     window = (msg.window_from, msg.window_to) if plan.mode == "incremental" and not msg.whole_range else None
     mysql = services.mysql()
     sf = services.snowflake()
@@ -231,9 +233,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     try:
         tgt = Target(sf, s.stage_name)
         # never re-create a load table a concurrent finaliser already published and dropped
-        key_plan = plan.model_copy(update={"columns": [plan.column(k) for k in plan.key]})
         load_table = (
-            tgt.ensure_load_table(key_plan if plan.mode == "reconcile" else plan, msg.run_id)
+            tgt.ensure_load_table(plan.keys_only() if plan.mode == "reconcile" else plan, msg.run_id)
             if msg.chunk_count == 0
             else load_table_name(plan, msg.run_id)
         )
@@ -293,8 +294,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
 def _heal(
     msg: ChunkMessage,
     services: Services,
-    plan: Any,
-    bounds: list[Any],
+    plan: TablePlan,
+    bounds: list[Bounds],
     check: validate.Comparison,
     heal_round: int,
     result: dict[str, Any],

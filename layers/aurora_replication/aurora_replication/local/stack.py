@@ -285,13 +285,7 @@ class LocalStack:
         def poll(handler: Callable[..., Any]) -> None:
             sqs = boto3.client("sqs")
             while not stop.is_set():
-                msgs = sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=batch_size,
-                    WaitTimeSeconds=0,  # the local moto serves one request at a time: poll, don't wait
-                    AttributeNames=["All"],
-                    MessageAttributeNames=["All"],
-                ).get("Messages", [])
+                msgs = self.receive(batch_size, sqs)
                 if not msgs:
                     stop.wait(0.2)
                     continue
@@ -327,6 +321,19 @@ class LocalStack:
         for t in threads:
             t.start()
         return threads
+
+    def receive(self, max_messages: int, sqs: Any = None) -> list[dict[str, Any]]:
+        """Chunk messages with their attributes, as the event source mapping receives them. The local
+        moto serves one request at a time, so this polls and never waits."""
+        return list(
+            (sqs or self.sqs).receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=max_messages,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+        )
 
     def _record(self, m: Any) -> dict[str, Any]:
         arn = self.queue_arn
