@@ -267,15 +267,17 @@ class PhaseTimer:
         return wrapper
 
     def install(self) -> None:
-        from aurora_replication import source, staging
-        from aurora_replication import target as target_mod
+        from aurora_replication.pipeline import staging
+        from aurora_replication.source import connect as source_connect
+        from aurora_replication.source import read as source_read
+        from aurora_replication.target import client as target_mod
 
         timer = self
         original_lines = staging.write_lines_gz
         original_stream, original_csv, original_checksum = (
-            source.stream_rows,
+            source_read.stream_rows,
             staging.write_csv_gz,
-            source.range_checksums,
+            source_read.range_checksums,
         )
 
         def stream_rows(*a: Any, **k: Any) -> Any:
@@ -322,10 +324,10 @@ class PhaseTimer:
         timed_checksum = self.timed(
             "validation: MySQL checksums per chunk range (one MD5 per row, summed inside MySQL)", original_checksum
         )
-        source.stream_rows = stream_rows  # type: ignore[assignment]
+        source_read.stream_rows = stream_rows  # type: ignore[assignment]
         staging.write_csv_gz = staging_file(original_csv)  # type: ignore[assignment]
         staging.write_lines_gz = staging_file(original_lines)  # type: ignore[assignment]
-        source.range_checksums = table_checksum  # type: ignore[assignment]
+        source_read.range_checksums = table_checksum  # type: ignore[assignment]
         T = target_mod.Target
         for attr, name in (
             ("put", "PUT the gzip file to the stage (emulator)"),
@@ -342,7 +344,7 @@ class PhaseTimer:
         ):
             setattr(T, attr, self.timed(name, getattr(T, attr)))
         target_mod.connect = self.timed("connect to the emulator", target_mod.connect)
-        source.connect = self.timed("connect to MySQL", source.connect)
+        source_connect.connect = self.timed("connect to MySQL", source_connect.connect)
 
     def result(self, total: float) -> dict[str, Any]:
         seconds = dict(self.seconds)

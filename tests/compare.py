@@ -9,8 +9,11 @@ from typing import Any
 
 import pymysql
 
-from aurora_replication import source, typemap
+from aurora_replication import typemap
 from aurora_replication.identifiers import target_name
+from aurora_replication.source import connect as source_connect
+from aurora_replication.source import discover as source_discover
+from aurora_replication.source import sql as source_sql
 
 
 def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
@@ -40,14 +43,14 @@ def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
 
 
 def fetch_pair(conn_mysql: Any, database: str, sf_conn: Any, table: str, case: str = "upper") -> tuple[list[Any], list[Any]]:
-    plan = source.discover_table(conn_mysql, database, table, identifier_case=case)
+    plan = source_discover.discover_table(conn_mysql, database, table, identifier_case=case)
     kinds = [c.kind for c in plan.columns]
     raw = pymysql.connect(host=conn_mysql.host, port=conn_mysql.port, user=conn_mysql.user,
                           password=conn_mysql.password, database=database, charset="utf8mb4",
-                          conv=source.ENCODERS_ONLY, init_command="SET time_zone = '+00:00'")
-    cols = ", ".join(source._select_expr(c) for c in plan.columns)
+                          conv=source_connect.ENCODERS_ONLY, init_command="SET time_zone = '+00:00'")
+    cols = ", ".join(source_sql._select_expr(c) for c in plan.columns)
     with raw.cursor() as cur:
-        cur.execute(f"SELECT {cols} FROM {source.mysql_ident(table)}")
+        cur.execute(f"SELECT {cols} FROM {source_sql.mysql_ident(table)}")
         mysql_rows = [tuple(_norm(k, v, True) for k, v in zip(kinds, r, strict=True)) for r in cur.fetchall()]
     raw.close()
     cur = sf_conn.cursor()

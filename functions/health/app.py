@@ -9,8 +9,8 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.event_handler import LambdaFunctionUrlResolver, Response, content_types
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication import health, health_metrics
 from aurora_replication.config import load_settings
+from aurora_replication.ops import health, health_metrics
 from aurora_replication.services import Services
 
 logger = Logger()

@@ -7,7 +7,8 @@ import boto3
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication.rotation import Rotation, SecretStore, rotation_settings
+from aurora_replication.rotation.base import SecretStore, rotation_settings
+from aurora_replication.rotation.dispatch import Rotation
 
 logger = Logger()
 tracer = Tracer()

@@ -6,8 +6,8 @@ from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication import scheduler
 from aurora_replication.config import load_settings
+from aurora_replication.pipeline import scheduler
 from aurora_replication.services import Services
 
 logger = Logger()

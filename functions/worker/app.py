@@ -16,9 +16,9 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication import worker
 from aurora_replication.config import load_settings
 from aurora_replication.models import ChunkMessage
+from aurora_replication.pipeline import worker
 from aurora_replication.services import Services
 
 logger = Logger()

@@ -148,8 +148,8 @@ def test_stalled_run_is_reported_and_resumes_without_recopying_done_chunks(env):
     assert 2 not in first.extracted and len(first.extracted) == 5
 
     # the health check names it once it has been idle longer than STALL_SECONDS
-    from aurora_replication import health
     from aurora_replication.config import load_settings
+    from aurora_replication.ops import health
     from aurora_replication.services import Services
 
     report = health.report(Services.from_settings(load_settings()), stall_seconds=0)

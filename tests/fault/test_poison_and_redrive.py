@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from aurora_replication import cli
-from aurora_replication.redrive import redrive
+from aurora_replication.ops.redrive import redrive
 
 
 def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
@@ -73,7 +73,7 @@ def test_transient_mysql_error_is_retried_in_place(env):
 
 
 def test_non_transient_error_is_not_retried_in_place():
-    from aurora_replication.models import BadInputError
+    from aurora_replication.errors import BadInputError
     from aurora_replication.retry import call_with_retries, is_transient
 
     calls = {"n": 0}

@@ -1,6 +1,6 @@
 """A transform module as a user would write one, registered through TRANSFORM_MODULES."""
 
-from aurora_replication.transforms import register
+from aurora_replication.pipeline.transforms import register
 
 
 @register("shout_names")

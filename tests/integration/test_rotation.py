@@ -18,12 +18,14 @@ import pymysql
 import pytest
 from moto import mock_aws
 
-from aurora_replication import rotation_snowflake as sf
-from aurora_replication import secrets, source
-from aurora_replication.models import BadInputError
-from aurora_replication.rotation import Rotation, RotationError, RotationSettings, SecretStore
-from aurora_replication.rotation_mysql import LoginFailed
+from aurora_replication import secrets
+from aurora_replication.errors import BadInputError
+from aurora_replication.rotation import snowflake as sf
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
+from aurora_replication.rotation.dispatch import Rotation
+from aurora_replication.rotation.mysql import LoginFailed
 from aurora_replication.secrets import MySQLSettings, SnowflakeSettings
+from aurora_replication.source import connect as source_connect
 
 pytestmark = pytest.mark.integration
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -55,9 +57,9 @@ def value(sm: Any, arn: str, stage: str = "AWSCURRENT") -> dict[str, Any]:
 
 def can_login(secret: dict[str, Any]) -> bool:
     try:
-        conn = source.connect(MySQLSettings.from_secret(secret))
+        conn = source_connect.connect(MySQLSettings.from_secret(secret))
     except pymysql.err.OperationalError as e:
-        assert e.args[0] in source.AUTH_ERRORS
+        assert e.args[0] in source_connect.AUTH_ERRORS
         return False
     with conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM rotated")
@@ -148,7 +150,7 @@ def test_alternating_users_rotate_and_the_user_of_two_rotations_ago_loses_its_pa
         calls.append(force)
         return secrets.mysql_settings(w.arn, 3600, force)
 
-    conn = source.connect_with_rotation(settings)
+    conn = source_connect.connect_with_rotation(settings)
     assert calls == [False, True]
     with conn.cursor() as cur:
         cur.execute("SELECT CURRENT_USER()")

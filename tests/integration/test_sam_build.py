@@ -31,7 +31,7 @@ def build() -> Path:
 
 def test_each_function_with_its_layer_is_under_the_unzipped_limit(build: Path):
     layer = _size(build / "ReplicationLayer")
-    assert (build / "ReplicationLayer" / "python" / "aurora_replication" / "worker.py").exists()
+    assert (build / "ReplicationLayer" / "python" / "aurora_replication" / "pipeline" / "worker.py").exists()
     assert (build / "ReplicationLayer" / "python" / "snowflake" / "connector").is_dir()
     for function in ("SchedulerFunction", "WorkerFunction"):
         total = _size(build / function) + layer

@@ -121,10 +121,11 @@ def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env):
 
 
 def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
-    from aurora_replication import source
+    from aurora_replication.source import discover as source_discover
+    from aurora_replication.source import read as source_read
 
     env.sql("CREATE TABLE huge (id INT PRIMARY KEY, t TEXT)", "INSERT INTO huge VALUES (1, REPEAT('x', 2000)), (2, 'a')")
-    plan = source.discover_table(env.mysql, env.database, "huge")
+    plan = source_discover.discover_table(env.mysql, env.database, "huge")
     admin = env.db.connect()
     with admin.cursor() as cur:
         cur.execute("SELECT @@GLOBAL.max_allowed_packet")
@@ -133,12 +134,12 @@ def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
     try:
         conn = env.db.connect(env.database)
         with pytest.raises(RuntimeError, match="longer than MySQL's max_allowed_packet"):
-            source.table_checksum(conn, plan)
+            source_read.table_checksum(conn, plan)
         conn.close()
     finally:
         with admin.cursor() as cur:
             cur.execute(f"SET GLOBAL max_allowed_packet = {int(before)}")
         admin.close()
     conn = env.db.connect(env.database)
-    assert source.table_checksum(conn, plan)[0] == 2
+    assert source_read.table_checksum(conn, plan)[0] == 2
     conn.close()

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from aurora_replication.health_metrics import gauges, publish
+from aurora_replication.ops.health_metrics import gauges, publish
 
 
 def _report(**checks):

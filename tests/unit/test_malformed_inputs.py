@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aurora_replication.models import BadInputError
-from aurora_replication.scheduler import parse_request
-from aurora_replication.worker import parse_message
+from aurora_replication.errors import BadInputError
+from aurora_replication.pipeline.scheduler import parse_request
+from aurora_replication.pipeline.worker import parse_message
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from aurora_replication.config import settings_from
+from aurora_replication.errors import BadInputError
 from aurora_replication.local.template import Template
-from aurora_replication.models import BadInputError, ChunkMessage
-from aurora_replication.scheduler import parse_request
-from aurora_replication.worker import parse_message
+from aurora_replication.models import ChunkMessage
+from aurora_replication.pipeline.scheduler import parse_request
+from aurora_replication.pipeline.worker import parse_message
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,8 +106,8 @@ def test_sample_scheduler_events_are_valid_requests():
 
 
 def test_heal_rounds_have_their_own_idempotency_keys():
-    from aurora_replication.chunks import chunk_messages, finalise_message
     from aurora_replication.models import Column, TablePlan
+    from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 
     p = TablePlan(table="t", target_table="T", key=["id"], watermark="u", mode="incremental",
                   columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),

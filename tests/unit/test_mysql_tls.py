@@ -13,9 +13,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aurora_replication import source
-from aurora_replication.models import BadInputError
+from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source import connect as source_connect
 
 SECRET = {"host": "shop.cluster-abc.eu-west-1.rds.amazonaws.com", "username": "u", "password": "pw-123456",
           "dbname": "shop"}
@@ -49,7 +49,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         calls.update(kwargs)
         return "connection"
 
-    monkeypatch.setattr(source.pymysql, "connect", fake_connect)
+    monkeypatch.setattr(source_connect.pymysql, "connect", fake_connect)
     return calls
 
 
@@ -59,7 +59,7 @@ def test_tls_verifies_against_the_configured_bundle_with_host_name_checking(tmp_
     settings = MySQLSettings.from_secret(SECRET)
     assert settings.tls and settings.ca_bundle == str(bundle)
 
-    assert source.connect(settings) == "connection"
+    assert source_connect.connect(settings) == "connection"
     ctx = captured["ssl"]
     assert isinstance(ctx, ssl.SSLContext)
     assert ctx.check_hostname is True
@@ -74,7 +74,7 @@ def test_tls_verifies_against_the_configured_bundle_with_host_name_checking(tmp_
 def test_default_bundle_is_the_one_packaged_in_the_layer(monkeypatch):
     monkeypatch.delenv("MYSQL_CA_BUNDLE", raising=False)
     settings = MySQLSettings.from_secret(SECRET)
-    expected = Path(source.__file__).resolve().parent / "certs" / "rds-global-bundle.pem"
+    expected = Path(source_connect.__file__).resolve().parents[1] / "certs" / "rds-global-bundle.pem"
     assert Path(settings.ca_bundle) == expected
 
 
@@ -82,13 +82,13 @@ def test_missing_bundle_is_an_error_that_names_the_file_and_the_fix(tmp_path, mo
     missing = tmp_path / "nope.pem"
     monkeypatch.setenv("MYSQL_CA_BUNDLE", str(missing))
     with pytest.raises(BadInputError, match=r"nope\.pem.*make ca-bundle"):
-        source.connect(MySQLSettings.from_secret(SECRET))
+        source_connect.connect(MySQLSettings.from_secret(SECRET))
     assert captured == {}  # never connected without verification
 
 
 def test_system_store_on_request(monkeypatch, captured):
     monkeypatch.setenv("MYSQL_CA_BUNDLE", "system")
-    source.connect(MySQLSettings.from_secret(SECRET))
+    source_connect.connect(MySQLSettings.from_secret(SECRET))
     ctx = captured["ssl"]
     assert ctx.check_hostname is True and ctx.verify_mode == ssl.CERT_REQUIRED
 
@@ -106,14 +106,14 @@ def test_loopback_or_tls_false_connects_without_tls(secret, tmp_path, monkeypatc
     monkeypatch.setenv("MYSQL_CA_BUNDLE", str(tmp_path / "absent.pem"))  # not needed, so not checked
     settings = MySQLSettings.from_secret(secret)
     assert settings.tls is False
-    source.connect(settings)
+    source_connect.connect(settings)
     assert captured["ssl"] is None
 
 
 def test_loopback_with_tls_true_still_verifies(tmp_path, monkeypatch, captured):
     bundle = _write_ca(tmp_path / "bundle.pem", "Local CA")
     monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
-    source.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}))
+    source_connect.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}))
     assert isinstance(captured["ssl"], ssl.SSLContext) and captured["ssl"].check_hostname is True
 
 

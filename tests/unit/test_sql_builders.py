@@ -6,10 +6,13 @@ import gzip
 
 import pytest
 
-from aurora_replication import snowflake_sql, source, staging, typemap
+from aurora_replication import checksums, typemap
 from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, snowflake_ident, target_name
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.pipeline import chunks, staging
+from aurora_replication.source import sql as source_sql
+from aurora_replication.target import sql as snowflake_sql
 
 
 def plan(mode: str = "full", key: list[str] | None = None) -> TablePlan:
@@ -49,10 +52,10 @@ def test_range_predicate_is_lexicographic_with_bound_values():
 
 
 def test_chunk_query_adds_the_watermark_window():
-    sql, params = source.chunk_query(plan("incremental"), ["3", "1"], None, ("2024-01-01", "2024-02-01"))
+    sql, params = source_sql.chunk_query(plan("incremental"), ["3", "1"], None, ("2024-01-01", "2024-02-01"))
     assert sql.endswith("AND `at` > %s AND (`at` <= %s)")
     assert params[-2:] == ["2024-01-01", "2024-02-01"]
-    first, _ = source.chunk_query(plan("incremental"), None, None, (None, "2024-02-01"))
+    first, _ = source_sql.chunk_query(plan("incremental"), None, None, (None, "2024-02-01"))
     assert "`at` IS NULL" in first  # a first incremental run also takes rows without a watermark
 
 
@@ -110,11 +113,11 @@ def test_type_mapping_is_lossless_for_common_types():
 
 def test_checksum_queries_use_the_same_canonical_columns_on_both_sides():
     p = plan()
-    mysql_sql = source.checksum_query(p)
-    sf_sql = snowflake_sql.checksum_query(p, "T", source.checksum_columns(p))
-    assert [c.name for c in source.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
+    mysql_sql = source_sql.checksum_query(p)
+    sf_sql = snowflake_sql.checksum_query(p, "T", checksums.checksum_columns(p))
+    assert [c.name for c in checksums.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
     assert "TIMESTAMPDIFF(MICROSECOND" in mysql_sql and "DATE_PART(EPOCH_MICROSECOND" in sf_sql
-    assert source.fold_hashes(["0" * 31 + "1", "f" * 32]) == source.fold_hashes(["f" * 32, "0" * 31 + "1"])
+    assert checksums.fold_hashes(["0" * 31 + "1", "f" * 32]) == checksums.fold_hashes(["f" * 32, "0" * 31 + "1"])
 
 
 # ---- validation that heals, reconcile --------------------------------------------------------
@@ -159,10 +162,10 @@ def test_reconcile_statements_take_one_attempt_per_chunk_of_the_keys_table():
 
 
 def test_range_checksums_add_up_to_the_table():
-    parts = [source.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa"]), source.fold_hashes(["10" * 16])]
-    assert source.add_checksums(parts) == source.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa", "10" * 16])
+    parts = [checksums.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa"]), checksums.fold_hashes(["10" * 16])]
+    assert checksums.add_checksums(parts) == checksums.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa", "10" * 16])
     where, params = range_predicate(["id"], ["5"], ["9"], mysql_ident)
-    sql = source.checksum_query(plan(), where)
+    sql = source_sql.checksum_query(plan(), where)
     assert sql.endswith("FROM `order items` WHERE ((`id` > %s)) AND ((`id` <= %s))") and params == ["5", "9"]
 
 
@@ -173,27 +176,27 @@ def test_checksums_fold_inside_both_databases_to_the_same_sum():
     hashes = [hashlib.md5(r.encode()).hexdigest() for r in rows]  # noqa: S324 - a checksum, not security
     high = sum(int(h[:8], 16) for h in hashes)
     low = sum(int(h[8:16], 16) for h in hashes)
-    assert source.fold_sums(str(len(rows)), str(high), str(low)) == source.fold_hashes(hashes)
-    assert source.fold_sums(0, None, None) == source.fold_hashes([])
+    assert checksums.fold_sums(str(len(rows)), str(high), str(low)) == checksums.fold_hashes(hashes)
+    assert checksums.fold_sums(0, None, None) == checksums.fold_hashes([])
     p = plan()
-    mysql_sql = source.checksum_aggregate_query(p, "`id` > %s")
+    mysql_sql = source_sql.checksum_aggregate_query(p, "`id` > %s")
     assert mysql_sql.startswith("SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(CHAR(31), ")
     assert mysql_sql.endswith("FROM `order items` WHERE `id` > %s")
-    sf_sql = snowflake_sql.checksum_aggregate_query(p, "_ASR_FULL_r_T", source.checksum_columns(p), load_table=True)
+    sf_sql = snowflake_sql.checksum_aggregate_query(p, "_ASR_FULL_r_T", checksums.checksum_columns(p), load_table=True)
     assert sf_sql.startswith(
         """SELECT COUNT(*), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 1, 8), 'XXXXXXXX')), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 9, 8), 'XXXXXXXX')) FROM (SELECT MD5("""
     )
     assert sf_sql.endswith(snowflake_sql.ONE_ATTEMPT_PER_CHUNK + ")")
-    by_chunk = snowflake_sql.checksum_by_chunk_query("L", source.checksum_columns(p))
+    by_chunk = snowflake_sql.checksum_by_chunk_query("L", checksums.checksum_columns(p))
     assert by_chunk.startswith('SELECT "_ASR_CHUNK", COUNT(*), SUM(') and by_chunk.endswith('GROUP BY "_ASR_CHUNK"')
 
 
 def test_chunk_size_adapts_to_the_row_width():
     mb64 = 64 * 1024 * 1024
-    narrow = source.adaptive_chunk_rows(40, mb64, 100_000)
-    wide = source.adaptive_chunk_rows(4_000, mb64, 100_000)
+    narrow = chunks.adaptive_chunk_rows(40, mb64, 100_000)
+    wide = chunks.adaptive_chunk_rows(4_000, mb64, 100_000)
     assert narrow == 1_677_721 and wide == 16_777  # about 64 MB of table data either way
     assert narrow * 40 <= mb64 < (narrow + 1) * 40
-    assert source.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
-    assert source.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
-    assert source.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and source.adaptive_chunk_rows(10**9, mb64, 5) == 1_000
+    assert chunks.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
+    assert chunks.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
+    assert chunks.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and chunks.adaptive_chunk_rows(10**9, mb64, 5) == 1_000

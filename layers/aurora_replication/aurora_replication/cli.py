@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aurora_replication.models import BadInputError
+from aurora_replication.errors import BadInputError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
 FUNCTIONS = {
@@ -219,8 +219,8 @@ def _start_local_rotation(event: dict[str, Any]) -> dict[str, Any]:
 def _seed_ledger_for(event: dict[str, Any]) -> None:
     """A sample worker event names a run the local ledger has never seen: record it as the scheduler would."""
     from aurora_replication.config import load_settings
+    from aurora_replication.pipeline.worker import parse_message
     from aurora_replication.state import StateStore
-    from aurora_replication.worker import parse_message
 
     state = StateStore(load_settings().state_table)
     for record in event.get("Records", []):
@@ -311,7 +311,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_redrive(args: argparse.Namespace) -> int:
     """Move dead-lettered messages back and, locally, drive workers until their runs finish."""
-    from aurora_replication.redrive import redrive
+    from aurora_replication.ops.redrive import redrive
 
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
@@ -334,8 +334,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Compare every table (or the ones named) in MySQL and Snowflake now, and print a report."""
     from aurora_replication.config import load_settings
     from aurora_replication.models import RunRequest
+    from aurora_replication.pipeline.validate import validate_tables
     from aurora_replication.services import Services
-    from aurora_replication.validate import validate_tables
 
     tables = RunRequest(tables=args.tables).tables  # the same validation as a run request
     source, target = _endpoints(args)

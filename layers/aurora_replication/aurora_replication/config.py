@@ -8,7 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aurora_replication.models import BadInputError, describe_validation_error
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import describe_validation_error
 
 
 class Settings(BaseModel):

@@ -7,16 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from aurora_replication.identifiers import InvalidIdentifierError, validate_identifier
+from aurora_replication.errors import BadInputError
+from aurora_replication.generated_sql import MASKS, safe_predicate
+from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, validate_identifier
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 Mode = Literal["full", "incremental", "auto", "reconcile"]
 ResolvedMode = Literal["full", "incremental", "reconcile"]
 KeyValue = str
-
-
-class BadInputError(ValueError):
-    """Input (a run request, a chunk message, a setting) that was rejected before any write."""
 
 
 def describe_validation_error(what: str, error: ValidationError) -> str:
@@ -140,9 +138,6 @@ class TablePlan(_Strict):
 
 def _check_generated_sql(plan: TablePlan) -> None:
     """A message is data from a queue: re-check every SQL fragment it carries before it is used."""
-    from aurora_replication.identifiers import mysql_ident
-    from aurora_replication.transforms import MASKS, safe_predicate
-
     for c in plan.columns:
         if c.source_expr is not None and c.source_expr not in {m.format(mysql_ident(c.name)) for m in MASKS.values()}:
             raise ValueError(f"column {c.name!r} carries an unexpected source expression")

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from aws_lambda_powertools.utilities import parameters
 
-from aurora_replication.models import BadInputError
+from aurora_replication.errors import BadInputError
 
 LOOPBACK = ("127.", "localhost", "::1")
 

@@ -8,9 +8,11 @@ from typing import Any
 
 import boto3
 
-from aurora_replication import retry, secrets, source, target
+from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
+from aurora_replication.source import connect as source_connect
 from aurora_replication.state import StateStore
+from aurora_replication.target import client as target
 
 
 def _no_fault(step: str, message: Any = None) -> None:
@@ -52,7 +54,7 @@ class Services:
         )
 
     def mysql(self) -> Any:
-        return self.with_retries(lambda: source.connect_with_rotation(self.mysql_settings), "MySQL connect")
+        return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
 
     def snowflake(self) -> Any:
         return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")

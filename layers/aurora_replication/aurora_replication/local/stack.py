@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 
+from aurora_replication.errors import BadInputError
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
-from aurora_replication.models import BadInputError
 
 REGION = "us-east-1"
 TERMINAL = {"published", "failed", "declined"}
@@ -412,7 +412,7 @@ class LocalStack:
 
     def dead_letters(self, run_id: str) -> int:
         """How many messages of ``run_id`` are in the DLQ (peeked; they stay there)."""
-        from aurora_replication.redrive import peek
+        from aurora_replication.ops.redrive import peek
 
         bodies = [m["Body"] for m in peek(self.sqs, self.dlq_url)]
         count = 0

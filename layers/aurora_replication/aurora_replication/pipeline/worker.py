@@ -20,14 +20,17 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
-from aurora_replication import source, staging, transforms, validate
-from aurora_replication.chunks import chunk_messages, finalise_message
 from aurora_replication.config import Settings
-from aurora_replication.models import BadInputError, ChunkMessage, TablePlan, describe_validation_error
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import ChunkMessage, TablePlan, describe_validation_error
+from aurora_replication.pipeline import staging, transforms, validate
+from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
-from aurora_replication.snowflake_sql import load_table_name, order_safe
+from aurora_replication.source import read as source_read
+from aurora_replication.source import sql as source_sql
 from aurora_replication.state import Bounds
-from aurora_replication.target import Target
+from aurora_replication.target.client import Target
+from aurora_replication.target.sql import load_table_name, order_safe
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -104,8 +107,8 @@ def _extract(
     the file; a small chunk, a Python transform, ZERO_DATE_POLICY=fail or a row longer than
     max_allowed_packet take the per-value path instead."""
     if s.extract_format == "server" and not plan.transform and plan.zero_dates == "null":
-        query, params = source.line_query(plan, msg.lower, msg.upper, window)
-        lines = source.stream_rows(mysql, query, params)
+        query, params = source_sql.line_query(plan, msg.lower, msg.upper, window)
+        lines = source_read.stream_rows(mysql, query, params)
         head = list(itertools.islice(lines, s.small_chunk_rows + 1))
         if len(head) > s.small_chunk_rows:
             try:
@@ -115,8 +118,8 @@ def _extract(
                 if os.path.exists(local):
                     os.remove(local)
                 logger.warning(f"{e}; encoding the chunk value by value", extra={"chunk": msg.chunk_id})
-    query, params = source.chunk_query(plan, msg.lower, msg.upper, window)
-    rows_iter: Iterator[tuple[Any, ...]] = source.stream_rows(mysql, query, params)
+    query, params = source_sql.chunk_query(plan, msg.lower, msg.upper, window)
+    rows_iter: Iterator[tuple[Any, ...]] = source_read.stream_rows(mysql, query, params)
     if plan.transform:
         rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
     head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
@@ -146,7 +149,7 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         tgt = Target(sf, s.stage_name)
         load_table = tgt.ensure_load_table(plan, msg.run_id)
         attempt = new_attempt_id()
-        path_key = f"{source.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
+        path_key = f"{staging.stage_path_component(plan.table)}/{msg.run_id}/{msg.chunk_id}"
         file = f"data-{attempt}.csv.gz"
         local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
         step = _Steps()

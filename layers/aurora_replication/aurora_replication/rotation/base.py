@@ -11,9 +11,10 @@ Secrets Manager has already staged as ``AWSPENDING`` (without a value):
   ``AWSPREVIOUS`` to the version it came from).
 
 Every step may be retried and is safe to repeat. Which credentials a secret holds, and how they
-are changed, is the business of one strategy per kind of secret (``rotation_mysql``,
-``rotation_snowflake``); this module validates the event, keeps the stage bookkeeping and
-dispatches. As in AWS's reference rotation functions, a step for a version that is already
+are changed, is the business of one strategy per kind of secret (``rotation.mysql``,
+``rotation.snowflake``); ``rotation.dispatch`` validates the event, keeps the stage bookkeeping
+and dispatches; this module holds what they share (the event, the settings, the secret
+store). As in AWS's reference rotation functions, a step for a version that is already
 ``AWSCURRENT`` does nothing, and a token that is not staged ``AWSPENDING`` is refused.
 Nothing secret is ever logged.
 """
@@ -22,13 +23,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aurora_replication.models import BadInputError, describe_validation_error
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import describe_validation_error
 
 logger = Logger(child=True)
 
@@ -158,76 +159,3 @@ def secret_kind(value: dict[str, Any]) -> Literal["mysql", "snowflake"]:
         "cannot tell which database the secret is for: a MySQL secret has host and username (RDS shape), "
         "a Snowflake secret has account and user"
     )
-
-
-@dataclass
-class Rotation:
-    """Runs one step of one rotation event; the strategies come from ``strategy_for``."""
-
-    store: SecretStore
-    settings: RotationSettings
-    mysql_connect: Any = None
-    snowflake_connect: Any = None
-
-    def strategy_for(self, current: dict[str, Any]) -> Strategy:
-        if secret_kind(current) == "mysql":
-            from aurora_replication import rotation_mysql
-
-            return rotation_mysql.strategy(current, self.store, self.settings, self.mysql_connect)
-        from aurora_replication import rotation_snowflake
-
-        return rotation_snowflake.strategy(current, self.store, self.settings, self.snowflake_connect)
-
-    def handle(self, raw_event: object) -> dict[str, str]:
-        event = parse_event(raw_event)
-        arn, token, step = event.secret_id, event.token, event.step
-        meta = self.store.describe(arn)
-        if not meta.get("RotationEnabled", False):
-            raise RotationError(f"secret {arn} does not have rotation enabled; enable it (a rotation schedule) first")
-        versions: dict[str, list[str]] = meta.get("VersionIdsToStages", {})
-        if token not in versions:
-            raise RotationError(f"version {token} of secret {arn} has no stage; it is not part of a rotation")
-        if "AWSCURRENT" in versions[token]:
-            if step == "finishSecret" and "AWSPENDING" in versions[token]:
-                self.store.clear_pending(arn, token)
-            logger.info("rotation: version already AWSCURRENT, nothing to do", extra={"step": step})
-            return {"step": step, "result": "already current"}
-        if "AWSPENDING" not in versions[token]:
-            raise RotationError(f"version {token} of secret {arn} is not staged AWSPENDING; it cannot be rotated to")
-        current_version = next((v for v, stages in versions.items() if "AWSCURRENT" in stages), None)
-        if current_version is None:
-            raise RotationError(f"secret {arn} has no AWSCURRENT version")
-        current = self.store.value(arn, stage="AWSCURRENT")
-        if current is None:
-            raise RotationError(f"secret {arn} has no value staged AWSCURRENT")
-        strategy = self.strategy_for(current)
-
-        if step == "createSecret":
-            if self.store.value(arn, version=token, stage="AWSPENDING") is not None:
-                logger.info("rotation: pending version already has a value", extra={"step": step})
-                return {"step": step, "result": "already created"}
-            self.store.put_pending(arn, token, strategy.create(current))
-            logger.info("rotation: pending version created", extra={"step": step})
-            return {"step": step, "result": "created"}
-
-        pending = self.store.value(arn, version=token, stage="AWSPENDING")
-        if pending is None:
-            raise RotationError(f"version {token} of secret {arn} has no value; createSecret must run first")
-        if step == "setSecret":
-            previous = self.store.value(arn, stage="AWSPREVIOUS") if _has_stage(versions, "AWSPREVIOUS") else None
-            strategy.set(current, pending, previous)
-            logger.info("rotation: pending credentials set in the database", extra={"step": step})
-            return {"step": step, "result": "set"}
-        if step == "testSecret":
-            strategy.test(pending)
-            logger.info("rotation: pending credentials work", extra={"step": step})
-            return {"step": step, "result": "tested"}
-        self.store.move_current(arn, token, current_version)
-        self.store.clear_pending(arn, token)
-        strategy.finish(current, pending)
-        logger.info("rotation: AWSCURRENT moved to the new version", extra={"step": step})
-        return {"step": step, "result": "finished"}
-
-
-def _has_stage(versions: dict[str, list[str]], stage: str) -> bool:
-    return any(stage in stages for stages in versions.values())

@@ -41,3 +41,12 @@ def chunk_messages(
 
 def finalise_message(run_id: str, plan: TablePlan, chunk_count: int, round: int = 0) -> ChunkMessage:
     return ChunkMessage(kind="finalise", run_id=run_id, chunk_id=0, chunk_count=chunk_count, plan=plan, round=round)
+
+
+def adaptive_chunk_rows(avg_row_bytes: int, target_bytes: int, fallback: int) -> int:
+    """Rows per chunk so that a chunk holds about ``target_bytes`` of table data: wide rows get
+    fewer rows per chunk, narrow rows more (1,000 to 10,000,000); ``fallback`` when the row size is
+    unknown or the target is 0 (off)."""
+    if avg_row_bytes <= 0 or target_bytes <= 0:
+        return fallback
+    return max(1_000, min(10_000_000, target_bytes // avg_row_bytes))

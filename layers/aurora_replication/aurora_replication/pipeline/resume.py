@@ -13,8 +13,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication.chunks import chunk_messages, finalise_message
-from aurora_replication.models import RUN_ID_PATTERN, BadInputError, ChunkMessage, TablePlan
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
+from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 
 logger = Logger(child=True)

@@ -9,10 +9,10 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
-from aurora_replication import snowflake_sql as sql
+from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.source import checksum_columns, fold_sums
+from aurora_replication.target import sql
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)

@@ -15,8 +15,6 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
-from aurora_replication import evolution, resume, source, target, transforms
-from aurora_replication.chunks import chunk_messages, finalise_message
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
     BadInputError,
@@ -25,7 +23,13 @@ from aurora_replication.models import (
     TablePlan,
     describe_validation_error,
 )
+from aurora_replication.pipeline import chunks, resume, transforms
+from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
+from aurora_replication.source import discover as source_discover
+from aurora_replication.source import read as source_read
+from aurora_replication.target import client as target
+from aurora_replication.target import evolution
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -90,7 +94,7 @@ def plan_table(
 ) -> PlannedTable:
     started = time.perf_counter()
     s = services.settings
-    plan = source.discover_table(
+    plan = source_discover.discover_table(
         conn, database, table, identifier_case=s.identifier_case, watermark=request.watermark_columns.get(table)
     )
     plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
@@ -135,8 +139,8 @@ def plan_table(
             notes.extend(change.describe(table))
     chunk_rows = request.chunk_rows
     if not chunk_rows:
-        row_bytes = source.avg_row_length(conn, database, table)
-        chunk_rows = source.adaptive_chunk_rows(row_bytes, s.chunk_target_mb * 1024 * 1024, s.default_chunk_rows)
+        row_bytes = source_discover.avg_row_length(conn, database, table)
+        chunk_rows = chunks.adaptive_chunk_rows(row_bytes, s.chunk_target_mb * 1024 * 1024, s.default_chunk_rows)
         if row_bytes and s.chunk_target_mb:
             notes.append(
                 f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
@@ -144,12 +148,12 @@ def plan_table(
             )
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     window: tuple[str | None, str | None] | None = None
-    hi = source.max_watermark(conn, table, plan.watermark) if plan.watermark else None
+    hi = source_read.max_watermark(conn, table, plan.watermark) if plan.watermark else None
     if mode == "incremental":
-        window = (source.window_start(conn, plan, stored, s.watermark_overlap_seconds), hi)
+        window = (source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds), hi)
     else:
         window = (None, hi)
-    bounds = [] if source.is_empty(conn, table) else source.chunk_bounds(conn, table, plan.key, chunk_rows)
+    bounds = [] if source_read.is_empty(conn, table) else source_read.chunk_bounds(conn, table, plan.key, chunk_rows)
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
 
@@ -173,7 +177,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     conn = services.mysql()
     try:
         database = services.mysql_settings().dbname
-        available = source.list_tables(conn, database)
+        available = source_discover.list_tables(conn, database)
         if request.tables == ["*"]:
             names = available
             if not names:

@@ -10,12 +10,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aurora_replication import snowflake_sql as sql
-from aurora_replication import source, transforms
-from aurora_replication.models import BadInputError, TablePlan
+from aurora_replication import checksums
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import TablePlan
+from aurora_replication.pipeline import transforms
 from aurora_replication.services import Services
+from aurora_replication.source import discover as source_discover
+from aurora_replication.source import read as source_read
 from aurora_replication.state import Bounds
-from aurora_replication.target import Target
+from aurora_replication.target import sql
+from aurora_replication.target.client import Target
 
 EMPTY = (0, "0000000000000000")
 
@@ -49,12 +53,12 @@ def compare(mysql: Any, tgt: Target, plan: TablePlan, load_table: str, bounds: l
     otherwise every range counts as differing. Reconcile runs compare the whole table.
     """
     ranges = bounds or [(None, None)]
-    src = source.range_checksums(mysql, plan, ranges)
-    src_count, src_sum = source.add_checksums(src)
+    src = source_read.range_checksums(mysql, plan, ranges)
+    src_count, src_sum = checksums.add_checksums(src)
     if plan.mode == "full":
         by_chunk = tgt.checksums_by_chunk(plan, load_table)
         differing = [i for i in range(len(ranges)) if src[i] != by_chunk.get(i, EMPTY)]
-        tgt_count, tgt_sum = source.add_checksums(list(by_chunk.values()))
+        tgt_count, tgt_sum = checksums.add_checksums(list(by_chunk.values()))
         return Comparison(src_count, tgt_count, src_sum, tgt_sum, differing)
     tgt.ensure_target_table(plan)
     marked = tgt.has_column(plan.target_table, sql.DELETED_COLUMN)
@@ -72,8 +76,8 @@ def compare(mysql: Any, tgt: Target, plan: TablePlan, load_table: str, bounds: l
 
 def differing_ranges(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int = 20) -> list[str]:
     """The key ranges (``lower < key <= upper``) whose count or checksum differ, as text."""
-    bounds = source.chunk_bounds(mysql, plan.table, plan.key, chunk_rows)
-    src = source.range_checksums(mysql, plan, bounds)
+    bounds = source_read.chunk_bounds(mysql, plan.table, plan.key, chunk_rows)
+    src = source_read.range_checksums(mysql, plan, bounds)
     out = []
     for (lo, hi), expected in zip(bounds, src, strict=True):
         if tgt.range_checksum(plan, lo, hi) != expected:
@@ -89,7 +93,7 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
     sf = services.snowflake()
     try:
         database = services.mysql_settings().dbname
-        available = source.list_tables(mysql, database)
+        available = source_discover.list_tables(mysql, database)
         names = available if tables == ["*"] else tables
         unknown = [t for t in names if t not in available]
         if unknown:
@@ -98,10 +102,10 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
         tgt = Target(sf, s.stage_name)
         report = []
         for table in names:
-            plan = source.discover_table(mysql, database, table, identifier_case=s.identifier_case)
+            plan = source_discover.discover_table(mysql, database, table, identifier_case=s.identifier_case)
             plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
             row: dict[str, Any] = {"table": table, "target": plan.target_table}
-            src_count, src_sum = source.table_checksum(mysql, plan)
+            src_count, src_sum = source_read.table_checksum(mysql, plan)
             row.update(source_rows=src_count, source_checksum=src_sum)
             if not tgt.exists(plan.target_table):
                 row.update(target_rows="-", target_checksum="-", result="missing in Snowflake")

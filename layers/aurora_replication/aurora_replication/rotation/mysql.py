@@ -24,8 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aurora_replication.rotation import RotationError, RotationSettings, SecretStore
+import pymysql
+
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source import connect as source_connect
 
 CLONE_SUFFIX = "_clone"
 MAX_USER_LENGTH = 80  # MariaDB; MySQL 8 allows 32 and says so itself
@@ -181,14 +184,10 @@ class PyMySQLExecutor:
 
 def pymysql_connect(settings: MySQLSettings) -> Executor:
     """A connection as ``settings`` (TLS per the secret); ``LoginFailed`` when the password is refused."""
-    import pymysql
-
-    from aurora_replication import source
-
     try:
-        return PyMySQLExecutor(source.connect(settings, read_timeout=60))
+        return PyMySQLExecutor(source_connect.connect(settings, read_timeout=60))
     except pymysql.err.OperationalError as e:
-        if e.args and e.args[0] in source.AUTH_ERRORS:
+        if e.args and e.args[0] in source_connect.AUTH_ERRORS:
             raise LoginFailed(f"MySQL refused user {settings.username!r} on {settings.host}") from None
         raise
 

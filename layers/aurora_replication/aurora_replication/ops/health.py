@@ -17,7 +17,7 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Attr
 
-from aurora_replication.redrive import peek
+from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 from aurora_replication.state import _plain
 

@@ -10,6 +10,7 @@ attempt loaded, and readers count one attempt per chunk.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import itertools
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication import typemap
-from aurora_replication.models import BadInputError, TablePlan
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import TablePlan
 
 NULL = "\\N"
 Encoder = Callable[[Any], str]
@@ -133,3 +135,9 @@ def _write_gz(path: str, lines: Iterator[str], chunk_id: int, attempt: str) -> S
             f.write(tail.join(batch) + tail)
             count += len(batch)
     return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))
+
+
+def stage_path_component(name: str) -> str:
+    """A stage-path-safe, unique spelling of a table name."""
+    safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40]
+    return f"{safe}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"

@@ -29,8 +29,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aurora_replication.identifiers import InvalidIdentifierError, snowflake_ident
-from aurora_replication.rotation import RotationError, RotationSettings, SecretStore
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
 from aurora_replication.secrets import SnowflakeSettings
+from aurora_replication.target import client as target
 
 SLOTS = {1: "RSA_PUBLIC_KEY", 2: "RSA_PUBLIC_KEY_2"}
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
@@ -144,8 +145,6 @@ class ConnectorExecutor:
     conn: Any
 
     def execute(self, sql: str) -> list[tuple[Any, ...]]:
-        from aurora_replication import target
-
         return target.execute(self.conn, sql)
 
     def close(self) -> None:
@@ -153,8 +152,6 @@ class ConnectorExecutor:
 
 
 def connector_connect(settings: SnowflakeSettings) -> Executor:
-    from aurora_replication import target
-
     return ConnectorExecutor(target.connect(settings))
 
 

@@ -1,0 +1,56 @@
+"""The checksum both engines share: which columns it covers and how per-row hashes fold.
+
+Each row's canonical text (built per engine in ``source.sql`` and ``target.sql``) is hashed with
+MD5; the first 64 bits of the hashes are summed, so the checksum of a key range is independent of
+row order and the checksums of ranges add up to the table's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from aurora_replication import typemap
+from aurora_replication.models import Column, TablePlan
+
+EMPTY = (0, "0000000000000000")
+
+CHECKSUM_KINDS = frozenset(
+    {
+        typemap.INTEGER,
+        typemap.DECIMAL,
+        typemap.BIT,
+        typemap.YEAR,
+        typemap.TEXT,
+        typemap.TIME,
+        typemap.DATE,
+        typemap.DATETIME,
+    }
+)
+
+
+def checksum_columns(plan: TablePlan) -> list[Column]:
+    """Columns whose canonical text both engines produce identically (floats, JSON and binary are counted only)."""
+    return [c for c in plan.columns if c.checksum and c.kind in CHECKSUM_KINDS]
+
+
+def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:
+    """The ``fold_hashes`` result from the in-database sums of the 32-bit halves."""
+    total = ((int(high or 0) << 32) + int(low or 0)) & 0xFFFFFFFFFFFFFFFF
+    return int(count or 0), f"{total:016x}"
+
+
+def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
+    """Row count and an order-independent checksum from per-row MD5 hex digests."""
+    total = 0
+    count = 0
+    for h in hashes:
+        total = (total + int(h[:16], 16)) & 0xFFFFFFFFFFFFFFFF
+        count += 1
+    return count, f"{total:016x}"
+
+
+def add_checksums(parts: Sequence[tuple[int, str]]) -> tuple[int, str]:
+    """The table's count and checksum from its chunks' (the fold is a sum, so it adds up)."""
+    total = sum(int(h, 16) for _, h in parts) & 0xFFFFFFFFFFFFFFFF
+    return sum(c for c, _ in parts), f"{total:016x}"

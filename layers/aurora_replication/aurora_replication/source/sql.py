@@ -1,0 +1,156 @@
+"""Pure builders of the MySQL statements, from a table plan. No connection here.
+
+Identifiers are quoted by ``mysql_ident`` (with ``%`` doubled, as pymysql %-formats the text);
+values are bound (``%s``), never pasted.
+"""
+
+from __future__ import annotations
+
+from aurora_replication import typemap
+from aurora_replication.checksums import checksum_columns
+from aurora_replication.identifiers import mysql_ident as _mysql_ident
+from aurora_replication.keyset import range_predicate
+from aurora_replication.models import Column, TablePlan
+
+
+def mysql_ident(name: str) -> str:
+    """A quoted identifier safe inside pymysql's %-formatted query text (``%`` doubled)."""
+    return _mysql_ident(name).replace("%", "%%")
+
+
+def is_empty_query(table: str) -> str:
+    return f"SELECT 1 FROM {mysql_ident(table)} LIMIT 1"
+
+
+def max_query(table: str, column: str) -> str:
+    return f"SELECT MAX({mysql_ident(column)}) FROM {mysql_ident(table)}"
+
+
+def bound_probe_query(table: str, key: list[str], lower: list[str] | None, offset: int) -> tuple[str, list[object]]:
+    """The key of the row ``offset`` rows past ``lower`` in key order (one index probe)."""
+    cols = ", ".join(mysql_ident(k) for k in key)
+    where, params = range_predicate(key, lower, None, mysql_ident)
+    return f"SELECT {cols} FROM {mysql_ident(table)} WHERE {where} ORDER BY {cols} LIMIT 1 OFFSET {int(offset)}", params
+
+
+def _select_expr(c: Column) -> str:
+    if c.source_expr:
+        return c.source_expr.replace("%", "%%")
+    q = mysql_ident(c.name)
+    if c.kind == typemap.BINARY:
+        return f"HEX({q})"
+    if c.kind == typemap.BIT:
+        return f"CAST({q} AS UNSIGNED)"
+    return q
+
+
+# the staging file's NULL, \\N, spelled without a backslash escape (NO_BACKSLASH_ESCAPES may be on)
+_CSV_NULL = "CONCAT(CHAR(92 USING ascii), 'N')"
+
+
+def _csv_field(c: Column) -> str:
+    """One column as its staging-file field, spelled by MySQL exactly as ``staging`` spells it in
+    Python: NULL as an unquoted ``\\N``, text and JSON double-quoted with quotes doubled, zero dates
+    as NULL, binary as hex, BIT as a number, everything else as MySQL's own text of the value."""
+    value = _select_expr(c)
+    null = f"{value} IS NULL"
+    expr = value
+    if c.kind in (typemap.TEXT, typemap.JSON):
+        expr = f"CONCAT('\"', REPLACE({value}, '\"', '\"\"'), '\"')"
+    elif c.kind in (typemap.DATE, typemap.DATETIME) and not c.source_expr:
+        null += f" OR YEAR({value}) = 0 OR MONTH({value}) = 0 OR DAYOFMONTH({value}) = 0"
+    # a value whose formatting overflows max_allowed_packet becomes NULL, and so does the whole
+    # line (CONCAT): the worker then encodes the chunk value by value instead
+    return f"CASE WHEN {null} THEN {_CSV_NULL} ELSE {expr} END"
+
+
+def line_query(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None = None,
+) -> tuple[str, list[object]]:
+    """``chunk_query`` with each row formatted by the server as one staging-file line (without the
+    chunk and attempt fields): the worker then only writes and compresses text."""
+    source, params = _chunk_source(plan, lower, upper, window)
+    fields = ", ',', ".join(_csv_field(c) for c in plan.columns)
+    return f"SELECT CONCAT({fields}) {source}", params
+
+
+def chunk_query(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None = None,
+) -> tuple[str, list[object]]:
+    """The SELECT that extracts one chunk (and, in incremental mode, one watermark window)."""
+    source, params = _chunk_source(plan, lower, upper, window)
+    return f"SELECT {', '.join(_select_expr(c) for c in plan.columns)} {source}", params
+
+
+def _chunk_source(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None,
+) -> tuple[str, list[object]]:
+    """``FROM table WHERE ...`` of one chunk: its key range, watermark window and row filter."""
+    where, params = range_predicate(plan.key, lower, upper, mysql_ident)
+    if window is not None and plan.watermark:
+        wm = mysql_ident(plan.watermark)
+        lo, hi = window
+        if lo is not None:
+            where += f" AND {wm} > %s"
+            params.append(lo)
+        if hi is not None:
+            where += f" AND ({wm} <= %s" + (f" OR {wm} IS NULL)" if lo is None else ")")
+            params.append(hi)
+    if plan.where:
+        where += f" AND ({plan.where.replace('%', '%%')})"
+    return f"FROM {mysql_ident(plan.table)} WHERE {where}", params
+
+
+# ---- validation ------------------------------------------------------------------------------
+
+def _canonical_expr(c: Column) -> str:
+    if c.source_expr:
+        return _select_expr(c)
+    q = mysql_ident(c.name)
+    zero = f"YEAR({q}) = 0 OR MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0"
+    if c.kind == typemap.BIT:
+        return f"CAST(CAST({q} AS UNSIGNED) AS CHAR)"
+    if c.kind == typemap.DATE:
+        return f"CASE WHEN {zero} THEN NULL ELSE DATE_FORMAT({q}, '%%Y-%%m-%%d') END"
+    if c.kind == typemap.DATETIME:
+        # microseconds since the epoch: the one spelling both engines print identically
+        return (
+            f"CASE WHEN {zero} THEN NULL ELSE CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {q}) AS CHAR) END"
+        )
+    if c.kind == typemap.TEXT:
+        return q
+    return f"CAST({q} AS CHAR)"
+
+
+def _row_md5(plan: TablePlan) -> str:
+    parts = [f"COALESCE({_canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan)] or ["''"]
+    return f"MD5(CONCAT_WS(CHAR(31), {', '.join(parts)}))"
+
+
+def _checksum_source(plan: TablePlan, key_range: str) -> str:
+    conditions = [key_range] if key_range else []
+    if plan.where:
+        conditions.append(f"({plan.where.replace('%', '%%')})")
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+    return f"FROM {mysql_ident(plan.table)}{where}"
+
+
+def checksum_query(plan: TablePlan, key_range: str = "") -> str:
+    """Per-row MD5 of each row's canonical text; ``key_range`` (from ``range_predicate``) limits the rows."""
+    return f"SELECT {_row_md5(plan)} {_checksum_source(plan, key_range)}"
+
+
+def checksum_aggregate_query(plan: TablePlan, key_range: str = "") -> str:
+    """Count and checksum folded inside MySQL: the sum of the first 64 bits of each row's MD5 (exact:
+    SUM of integers is a DECIMAL), so one row comes back, not one per row; one MD5 per row."""
+    folded = f"SUM(CAST(CONV(SUBSTRING({_row_md5(plan)}, 1, 16), 16, 10) AS UNSIGNED))"
+    return f"SELECT COUNT(*), {folded} {_checksum_source(plan, key_range)}"

@@ -1,0 +1,126 @@
+"""The package's import graph: no cycles, and no module imports a higher layer.
+
+Imports inside functions count too: hiding an import in a function does not remove the dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "aurora_replication" / "aurora_replication"
+
+# lower numbers are lower layers; a module may import its own layer or lower ones
+LAYERS: dict[str, int] = {
+    "errors": 0,
+    "identifiers": 0,
+    "keyset": 0,
+    "typemap": 0,
+    "generated_sql": 1,
+    "models": 2,
+    "config": 3,
+    "checksums": 3,
+    "secrets": 3,
+    "retry": 3,
+    "source": 4,
+    "target": 4,
+    "state": 4,
+    "services": 5,
+    "pipeline": 6,
+    "ops": 7,
+    "rotation": 7,
+    "local": 8,
+    "cli": 9,
+}
+# sibling boxes that must not know each other
+SEPARATE = [("source", "target"), ("source", "state"), ("target", "state"), ("ops", "rotation")]
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports_of(path: Path, modules: set[str]) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("aurora_replication"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("aurora_replication"):
+            for a in node.names:
+                sub = f"{node.module}.{a.name}"
+                found.add(sub if sub in modules else node.module)
+    return {m for m in found if m in modules}
+
+
+def graph() -> dict[str, set[str]]:
+    paths = {module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(paths)
+    return {name: imports_of(path, modules) - {name} for name, path in paths.items()}
+
+
+def box(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def test_every_module_has_a_layer() -> None:
+    missing = sorted({box(m) for m in graph() if box(m) and box(m) not in LAYERS})
+    assert not missing, f"add these to LAYERS: {missing}"
+
+
+def test_no_import_cycles() -> None:
+    g = graph()
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for dep in sorted(g[node]):
+            if state.get(dep) == 1:
+                cycle = stack[stack.index(dep) :] + [dep]
+                pytest.fail("import cycle: " + " -> ".join(cycle))
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(g):
+        if node not in state:
+            visit(node)
+
+
+def test_no_module_imports_a_higher_layer() -> None:
+    wrong = []
+    for module, deps in graph().items():
+        if not box(module):
+            continue
+        for dep in deps:
+            if box(dep) and LAYERS[box(dep)] > LAYERS[box(module)]:
+                wrong.append(f"{module} (layer {LAYERS[box(module)]}) imports {dep} (layer {LAYERS[box(dep)]})")
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_separate_boxes_do_not_import_each_other() -> None:
+    wrong = [
+        f"{module} imports {dep}"
+        for module, deps in graph().items()
+        for dep in deps
+        for a, b in SEPARATE
+        if {box(module), box(dep)} == {a, b}
+    ]
+    assert not wrong, "\n".join(sorted(wrong))
+
+
+def test_the_graph_is_real() -> None:
+    """The checks above would pass on an empty graph: make sure it holds the known edges."""
+    g = graph()
+    assert "aurora_replication.models" in g["aurora_replication.pipeline.worker"]
+    assert "aurora_replication.source.sql" in g["aurora_replication.source.read"]
