@@ -69,6 +69,7 @@ demo: setup mariadb
 
 lint: setup sam
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(SAMVENV)/bin/sam validate --lint
 

@@ -42,12 +42,21 @@ def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
     return str(v)
 
 
-def fetch_pair(conn_mysql: Any, database: str, sf_conn: Any, table: str, case: str = "upper") -> tuple[list[Any], list[Any]]:
+def fetch_pair(
+    conn_mysql: Any, database: str, sf_conn: Any, table: str, case: str = "upper"
+) -> tuple[list[Any], list[Any]]:
     plan = source_discover.discover_table(conn_mysql, database, table, identifier_case=case)
     kinds = [c.kind for c in plan.columns]
-    raw = pymysql.connect(host=conn_mysql.host, port=conn_mysql.port, user=conn_mysql.user,
-                          password=conn_mysql.password, database=database, charset="utf8mb4",
-                          conv=source_connect.ENCODERS_ONLY, init_command="SET time_zone = '+00:00'")
+    raw = pymysql.connect(
+        host=conn_mysql.host,
+        port=conn_mysql.port,
+        user=conn_mysql.user,
+        password=conn_mysql.password,
+        database=database,
+        charset="utf8mb4",
+        conv=source_connect.ENCODERS_ONLY,
+        init_command="SET time_zone = '+00:00'",
+    )
     cols = ", ".join(source_sql._select_expr(c) for c in plan.columns)
     with raw.cursor() as cur:
         cur.execute(f"SELECT {cols} FROM {source_sql.mysql_ident(table)}")

@@ -54,7 +54,9 @@ class Env:
 
     @property
     def target_url(self) -> str:
-        return f"snowflake://fake:snow@emulator/ANALYTICS/{self.schema}?host=127.0.0.1&port={self.sf.port}&protocol=http"
+        return (
+            f"snowflake://fake:snow@emulator/ANALYTICS/{self.schema}?host=127.0.0.1&port={self.sf.port}&protocol=http"
+        )
 
     def sql(self, *statements: str) -> None:
         with self.mysql.cursor() as cur:
@@ -70,8 +72,14 @@ class Env:
 
     def snowflake(self) -> snowflake.connector.SnowflakeConnection:
         return snowflake.connector.connect(
-            user="fake", password="snow", account="emulator", host="127.0.0.1", port=self.sf.port,
-            protocol="http", database="ANALYTICS", schema=self.schema,
+            user="fake",
+            password="snow",
+            account="emulator",
+            host="127.0.0.1",
+            port=self.sf.port,
+            protocol="http",
+            database="ANALYTICS",
+            schema=self.schema,
         )
 
     def close(self) -> None:
@@ -91,8 +99,15 @@ def env(servers: tuple[MariaDB, SnowflakeEmulator], tmp_path: Path) -> Iterator[
 
 
 def mysql_rows(env: Env, table: str, order_by: str) -> list[tuple[object, ...]]:
-    conn = pymysql.connect(host="127.0.0.1", port=env.db.port, user=env.db.user, password=env.db.password,
-                           database=env.database, charset="utf8mb4", init_command="SET time_zone = '+00:00'")
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        port=env.db.port,
+        user=env.db.user,
+        password=env.db.password,
+        database=env.database,
+        charset="utf8mb4",
+        init_command="SET time_zone = '+00:00'",
+    )
     with conn.cursor() as cur:
         cur.execute(f"SELECT * FROM `{table}` ORDER BY {order_by}")
         rows = list(cur.fetchall())

@@ -24,8 +24,9 @@ services = Services.from_settings(load_settings())
 def get_health() -> Response:
     result = health.report(services)
     health_metrics.publish(result)
-    return Response(status_code=200 if result["healthy"] else 503, content_type=content_types.APPLICATION_JSON,
-                    body=result)
+    return Response(
+        status_code=200 if result["healthy"] else 503, content_type=content_types.APPLICATION_JSON, body=result
+    )
 
 
 @logger.inject_lambda_context

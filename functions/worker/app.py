@@ -41,7 +41,9 @@ def put_metric(name: str, value: float, unit: str = "Count", step: str | None = 
     if step is None:
         metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
         return
-    with single_metric(name=name, unit=MetricUnit(unit), value=value, default_dimensions=metrics.default_dimensions) as m:
+    with single_metric(
+        name=name, unit=MetricUnit(unit), value=value, default_dimensions=metrics.default_dimensions
+    ) as m:
         m.add_dimension(name="Step", value=step)
 
 

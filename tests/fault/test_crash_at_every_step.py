@@ -56,7 +56,9 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
         from aurora_replication.local.stack import LocalContext
 
         worker({"Records": [stack._record(first)]}, LocalContext("WorkerFunction", 900))
-        sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0)
+        sqs.change_message_visibility(
+            QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
+        )
         outcome = stack.drain(summary["run_id"], workers=2, timeout=120)
     else:
         fault, crashed = _crash_once_per_thread_at(step)
@@ -75,7 +77,9 @@ def test_every_message_delivered_several_times_to_concurrent_workers(env, copies
     summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": "full", "chunk_rows": 25})
     sqs = boto3.client("sqs")
     bodies = []
-    while msgs := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60).get("Messages", []):
+    while msgs := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60).get(
+        "Messages", []
+    ):
         bodies.extend(m["Body"] for m in msgs)
     for body in bodies:
         for _ in range(copies):

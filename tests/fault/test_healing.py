@@ -73,8 +73,9 @@ def test_incremental_heals_a_range_with_a_row_deleted_in_mysql(env):
     # an incremental run cannot see a delete; the validation finds its range and re-copies it whole
     env.sql("DELETE FROM acct WHERE id = 130", "UPDATE acct SET name = 'changed' WHERE id = 10")
     rec = Recorder(env, -1, [])
-    outcome = stack.run({"tables": "acct", "mode": "incremental", "chunk_rows": CHUNK}, workers=1, fault=rec,
-                        timeout=120)
+    outcome = stack.run(
+        {"tables": "acct", "mode": "incremental", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120
+    )
     assert outcome.ok, outcome.run["table_states"]
     t = _table(stack, outcome.run_id)
     assert t["heal_round"] == 1 and '"chunk": 3' in t["last_mismatch"]
@@ -140,8 +141,9 @@ def test_stalled_run_is_reported_and_resumes_without_recopying_done_chunks(env):
                 lost = m
                 sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
             else:
-                sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"],
-                                              VisibilityTimeout=0)
+                sqs.change_message_visibility(
+                    QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
     first = Recorder(env, -1, [])
     outcome = stack.drain(run_id, workers=2, fault=first, idle_timeout=2, timeout=120)
     assert not outcome.ok and outcome.run["table_states"]["acct"]["status"] == "running"

@@ -7,9 +7,12 @@ from aurora_replication.ops.redrive import redrive
 
 
 def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
-    env.sql("CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))",
-            "INSERT INTO p SELECT seq, CONCAT('v', seq) FROM seq_1_to_40",
-            "CREATE TABLE q (id INT PRIMARY KEY)", "INSERT INTO q VALUES (1), (2)")
+    env.sql(
+        "CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))",
+        "INSERT INTO p SELECT seq, CONCAT('v', seq) FROM seq_1_to_40",
+        "CREATE TABLE q (id INT PRIMARY KEY)",
+        "INSERT INTO q VALUES (1), (2)",
+    )
     stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
     broken = {"on": True}
 
@@ -17,7 +20,9 @@ def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
         if broken["on"] and step == "extracted" and message.plan.table == "p" and message.chunk_id == 2:
             raise RuntimeError("simulated: chunk 2 of p cannot be loaded")
 
-    first = stack.run({"tables": "p,q", "mode": "full", "chunk_rows": 10}, workers=2, fault=poison, idle_timeout=2, retry_delay=0)
+    first = stack.run(
+        {"tables": "p,q", "mode": "full", "chunk_rows": 10}, workers=2, fault=poison, idle_timeout=2, retry_delay=0
+    )
     states = first.run["table_states"]
     assert first.dlq_messages == 1 and not first.ok
     assert states["q"]["status"] == "published"  # the rest of the run completed
@@ -44,7 +49,9 @@ def test_dead_letters_persist_locally_and_replicate_redrive_finishes(env, capsys
         if step == "extracted" and message.chunk_id == 0:
             raise RuntimeError("simulated poison")
 
-    first = stack.run({"tables": "p", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0)
+    first = stack.run(
+        {"tables": "p", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0
+    )
     assert first.dlq_messages == 1
     stack.stop()
     env.stack = None
@@ -90,8 +97,12 @@ def test_non_transient_error_is_not_retried_in_place():
 
 
 def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
-    env.sql("CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(5))", "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
-            "CREATE TABLE b (id INT PRIMARY KEY)", "INSERT INTO b VALUES (1)")
+    env.sql(
+        "CREATE TABLE a (id INT PRIMARY KEY, v VARCHAR(5))",
+        "INSERT INTO a VALUES (1, 'x'), (2, 'y')",
+        "CREATE TABLE b (id INT PRIMARY KEY)",
+        "INSERT INTO b VALUES (1)",
+    )
     stack = env.start_stack()
     assert stack.run({"tables": "a,b", "mode": "full"}, workers=1).ok
     stack.stop()
@@ -119,8 +130,9 @@ def test_a_dead_lettered_chunk_fails_its_table_in_the_ledger_until_redrive(env):
         if broken["on"] and step == "extracted" and message.chunk_id == 1:
             raise RuntimeError("simulated: chunk 1 cannot be loaded")
 
-    first = stack.run({"tables": "d", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2,
-                      retry_delay=0)
+    first = stack.run(
+        {"tables": "d", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0
+    )
     t = StateStore(stack.table_name).get_table(first.run_id, "d")
     assert t["dead_lettered"] == {"1"}
     assert "chunk 1 moved to the dead-letter queue after 5 receives: RuntimeError: simulated" in t["last_error"]

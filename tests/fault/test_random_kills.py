@@ -17,9 +17,29 @@ TABLES = ("acct", "ledger", "tags")
 
 def _replicate(env, mode: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "aurora_replication.cli", "--home", str(env.home), "run", "--source", env.source_url,
-         "--target", env.target_url, "--tables", "*", "--mode", mode, "--workers", "2", "--chunk-rows", "40"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "aurora_replication.cli",
+            "--home",
+            str(env.home),
+            "run",
+            "--source",
+            env.source_url,
+            "--target",
+            env.target_url,
+            "--tables",
+            "*",
+            "--mode",
+            mode,
+            "--workers",
+            "2",
+            "--chunk-rows",
+            "40",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 

@@ -42,8 +42,14 @@ def test_exclude_rename_mask_cast_and_where(env):
     state = outcome.run["table_states"]["people"]
     assert outcome.ok, state
     rows = _select(env, 'SELECT * FROM "PEOPLE" ORDER BY "ID"')
-    cols = [r[0] for r in _select(env, "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                                      "CURRENT_SCHEMA() AND table_name = 'PEOPLE' ORDER BY ordinal_position")]
+    cols = [
+        r[0]
+        for r in _select(
+            env,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "CURRENT_SCHEMA() AND table_name = 'PEOPLE' ORDER BY ordinal_position",
+        )
+    ]
     assert cols == ["ID", "EMAIL", "FULL_NAME", "STATUS", "BALANCE"]
     sha = hashlib.sha256(b"d%x@example.com").hexdigest()
     assert [r[0] for r in rows] == [1, 3, 4]

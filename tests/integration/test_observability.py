@@ -33,7 +33,9 @@ def test_worker_publishes_rows_chunks_and_seconds_per_step(env, capsys):
         names = {m["Name"] for d in r["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
         if "ChunkSeconds" in names:
             steps[r["Step"]] = steps.get(r["Step"], 0) + 1
-            assert min(r["ChunkSeconds"]) >= 0 and ["Step", "service"] in r["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            assert (
+                min(r["ChunkSeconds"]) >= 0 and ["Step", "service"] in r["_aws"]["CloudWatchMetrics"][0]["Dimensions"]
+            )
         if "RowsCopied" in names:
             rows += sum(r["RowsCopied"]) if isinstance(r["RowsCopied"], list) else r["RowsCopied"]
         if "ChunksCopied" in names:

@@ -96,7 +96,9 @@ def _duplicate_queue(stack, copies: int) -> int:
     sqs = boto3.client("sqs")
     bodies = []
     while True:
-        msgs = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get("Messages", [])
+        msgs = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0).get(
+            "Messages", []
+        )
         new = [m for m in msgs if m["Body"] not in bodies]
         if not new:
             break
@@ -203,10 +205,12 @@ def test_sample_events_run_with_replicate_invoke(env, capsys):
     from aurora_replication import cli
 
     seed(env)
-    env.sql("CREATE TABLE countries (code CHAR(2) NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL, "
-            "continent ENUM('Africa','Americas','Asia','Europe','Oceania') NOT NULL)",
-            "INSERT INTO countries VALUES ('JP', '日本', 'Asia')",
-            "CREATE TABLE customers (id INT PRIMARY KEY)")
+    env.sql(
+        "CREATE TABLE countries (code CHAR(2) NOT NULL PRIMARY KEY, name VARCHAR(100) NOT NULL, "
+        "continent ENUM('Africa','Americas','Asia','Europe','Oceania') NOT NULL)",
+        "INSERT INTO countries VALUES ('JP', '日本', 'Asia')",
+        "CREATE TABLE customers (id INT PRIMARY KEY)",
+    )
     base = ["--home", str(env.home), "invoke"]
     urls = ["--source", env.source_url, "--target", env.target_url]
     assert cli.main([*base, "scheduler", "events/scheduler.json", *urls]) == 0

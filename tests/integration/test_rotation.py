@@ -41,8 +41,12 @@ def stages(sm: Any, arn: str) -> dict[str, list[str]]:
 def start_rotation(sm: Any, arn: str) -> str:
     token = str(uuid.uuid4())
     with pytest.raises(sm.exceptions.ResourceNotFoundException):
-        sm.rotate_secret(SecretId=arn, ClientRequestToken=token, RotationLambdaARN=NO_SUCH_FUNCTION,
-                         RotationRules={"AutomaticallyAfterDays": 30})
+        sm.rotate_secret(
+            SecretId=arn,
+            ClientRequestToken=token,
+            RotationLambdaARN=NO_SUCH_FUNCTION,
+            RotationRules={"AutomaticallyAfterDays": 30},
+        )
     assert stages(sm, arn)[token] == ["AWSPENDING"]
     return token
 
@@ -88,10 +92,16 @@ class MySQLWorld:
         self.stack = env.start_stack()
         self.sm = boto3.client("secretsmanager")
         common = {"engine": "mysql", "host": "127.0.0.1", "port": env.db.port, "dbname": env.database}
-        master = self.sm.create_secret(Name=f"rot/{self.admin}",
-                                       SecretString=json.dumps({**common, "username": self.admin,
-                                                                "password": "admin-pw"}))["ARN"]
-        first = {**common, "username": self.base, "password": "first-pw", **({"masterarn": master} if masterarn else {})}
+        master = self.sm.create_secret(
+            Name=f"rot/{self.admin}",
+            SecretString=json.dumps({**common, "username": self.admin, "password": "admin-pw"}),
+        )["ARN"]
+        first = {
+            **common,
+            "username": self.base,
+            "password": "first-pw",
+            **({"masterarn": master} if masterarn else {}),
+        }
         self.arn = self.sm.create_secret(Name=f"rot/{self.base}", SecretString=json.dumps(first))["ARN"]
         self.first_version = next(iter(stages(self.sm, self.arn)))
 
@@ -259,11 +269,11 @@ class FakeSnowflake:
                 return [(1,)]
             target = f'ALTER USER "{self.db.user.upper()}" '
             assert sql.startswith(target), sql
-            if m := re.fullmatch(r"SET RSA_PUBLIC_KEY(_2)? = '([A-Za-z0-9+/=]+)'", sql[len(target):]):
+            if m := re.fullmatch(r"SET RSA_PUBLIC_KEY(_2)? = '([A-Za-z0-9+/=]+)'", sql[len(target) :]):
                 self.db.slots[2 if m.group(1) else 1] = m.group(2)
-            elif m := re.fullmatch(r"UNSET RSA_PUBLIC_KEY(_2)?", sql[len(target):]):
+            elif m := re.fullmatch(r"UNSET RSA_PUBLIC_KEY(_2)?", sql[len(target) :]):
                 self.db.slots[2 if m.group(1) else 1] = None
-            elif m := re.fullmatch(r"SET PASSWORD = '([^']+)'", sql[len(target):]):
+            elif m := re.fullmatch(r"SET PASSWORD = '([^']+)'", sql[len(target) :]):
                 self.db.password = m.group(1)
             else:
                 raise AssertionError(sql)
@@ -273,8 +283,14 @@ class FakeSnowflake:
             pass
 
 
-SNOWFLAKE = {"account": "myorg-acct", "user": "replicator", "database": "ANALYTICS", "schema": "REPLICA",
-             "role": "REPLICATION", "warehouse": "LOAD_WH"}
+SNOWFLAKE = {
+    "account": "myorg-acct",
+    "user": "replicator",
+    "database": "ANALYTICS",
+    "schema": "REPLICA",
+    "role": "REPLICATION",
+    "warehouse": "LOAD_WH",
+}
 
 
 @pytest.fixture
@@ -287,8 +303,10 @@ def moto_sm(monkeypatch):
 
 
 def snowflake_world(sm: Any, fake_secret: dict[str, Any], unset: bool = False) -> tuple[str, Rotation]:
-    admin = sm.create_secret(Name="rot/sf-admin", SecretString=json.dumps({"user": "SECADMIN", "password": "admin-pw",
-                                                                           "role": "SECURITYADMIN"}))["ARN"]
+    admin = sm.create_secret(
+        Name="rot/sf-admin",
+        SecretString=json.dumps({"user": "SECADMIN", "password": "admin-pw", "role": "SECURITYADMIN"}),
+    )["ARN"]
     arn = sm.create_secret(Name="rot/sf", SecretString=json.dumps({**fake_secret, "adminarn": admin}))["ARN"]
     return arn, Rotation(SecretStore(sm), RotationSettings(ROTATION_SNOWFLAKE_UNSET_PREVIOUS_KEY=unset))
 
@@ -333,7 +351,8 @@ def test_snowflake_key_pair_alternates_slots_and_keeps_the_current_key_working(m
     assert not db.can_login(first) and db.can_login(pending) and db.can_login(second)
     assert stages(sm, arn) == {token1: ["AWSPREVIOUS"], token2: ["AWSCURRENT"]}
     assert [s for _, s in db.statements if s.startswith("ALTER")][1].startswith(
-        'ALTER USER "REPLICATOR" SET RSA_PUBLIC_KEY = ')
+        'ALTER USER "REPLICATOR" SET RSA_PUBLIC_KEY = '
+    )
     assert value(sm, arn, "AWSPREVIOUS") == pending
 
 
@@ -382,8 +401,16 @@ def test_snowflake_password_fallback_as_the_user_itself(moto_sm):
 def test_snowflake_test_step_logs_in_to_the_emulator_with_the_generated_key(env):
     """The emulator does not check keys, but the real connector must load the PEM and sign with it."""
     pem, _ = sf.new_key_pair()
-    pending = {"account": "emulator", "user": "fake", "database": "ANALYTICS", "schema": env.schema,
-               "host": "127.0.0.1", "port": env.sf.port, "protocol": "http", "private_key": pem}
+    pending = {
+        "account": "emulator",
+        "user": "fake",
+        "database": "ANALYTICS",
+        "schema": env.schema,
+        "host": "127.0.0.1",
+        "port": env.sf.port,
+        "protocol": "http",
+        "private_key": pem,
+    }
     strategy = sf.strategy(pending, SecretStore(None), RotationSettings(), None)
     assert isinstance(strategy, sf.KeyPair)
     strategy.test(pending)  # raises if the connector cannot use the key

@@ -24,8 +24,12 @@ def build() -> Path:
         sam = ROOT / ".venv-sam" / "bin" / "sam"
         if not sam.exists() and not shutil.which("sam"):
             pytest.fail("SAM CLI is missing: run `make sam` (make test does)")
-        subprocess.run([str(sam) if sam.exists() else "sam", "build"], cwd=ROOT, check=True,
-                       env={**os.environ, "SAM_CLI_TELEMETRY": "0"})
+        subprocess.run(
+            [str(sam) if sam.exists() else "sam", "build"],
+            cwd=ROOT,
+            check=True,
+            env={**os.environ, "SAM_CLI_TELEMETRY": "0"},
+        )
     return BUILD
 
 

@@ -14,7 +14,7 @@ def test_rotation_create_secret_sample_runs_against_the_local_secret(env, capsys
     urls = ["--source", env.source_url, "--target", env.target_url]
     assert cli.main(["--home", str(env.home), "invoke", "rotation", str(EVENTS / "rotation-create.json"), *urls]) == 0
     out = capsys.readouterr().out
-    assert json.loads(out[out.index("{"):]) == {"step": "createSecret", "result": "created"}
+    assert json.loads(out[out.index("{") :]) == {"step": "createSecret", "result": "created"}
     assert env.db.password not in out  # neither the current nor the new password is printed
 
 

@@ -10,7 +10,8 @@ def _columns(env, table: str) -> dict[str, tuple[str, object, object]]:
     cur = conn.cursor()
     cur.execute(
         "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
-        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s", (table,)
+        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s",
+        (table,),
     )
     rows = {r[0]: tuple(r[1:]) for r in cur.fetchall()}
     conn.close()
@@ -65,7 +66,11 @@ def test_unsafe_change_stops_that_table_and_the_others_go_on(env):
     _seed(env)
     stack = env.start_stack()
     assert stack.run({"tables": "acct,other", "mode": "full"}, workers=1).ok
-    env.sql("UPDATE acct SET label = id", "ALTER TABLE acct MODIFY label INT NULL", "UPDATE other SET v = 'changed' WHERE id = 1")
+    env.sql(
+        "UPDATE acct SET label = id",
+        "ALTER TABLE acct MODIFY label INT NULL",
+        "UPDATE other SET v = 'changed' WHERE id = 1",
+    )
     outcome = stack.run({"tables": "acct,other", "mode": "incremental"}, workers=1)
     states = outcome.run["table_states"]
     assert states["acct"]["status"] == "failed"

@@ -124,7 +124,9 @@ def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
     from aurora_replication.source import discover as source_discover
     from aurora_replication.source import read as source_read
 
-    env.sql("CREATE TABLE huge (id INT PRIMARY KEY, t TEXT)", "INSERT INTO huge VALUES (1, REPEAT('x', 2000)), (2, 'a')")
+    env.sql(
+        "CREATE TABLE huge (id INT PRIMARY KEY, t TEXT)", "INSERT INTO huge VALUES (1, REPEAT('x', 2000)), (2, 'a')"
+    )
     plan = source_discover.discover_table(env.mysql, env.database, "huge")
     admin = env.db.connect()
     with admin.cursor() as cur:

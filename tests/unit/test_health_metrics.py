@@ -12,8 +12,13 @@ from aurora_replication.ops.health_metrics import gauges, publish
 def _report(**checks):
     base = {
         "mysql": {"ok": True, "detail": "connected (8.0)"},
-        "dead_letter_queue": {"ok": False, "depth": 3, "oldest_age_seconds": 420, "tables": ["orders (run r1)"],
-                              "detail": "3 message(s)"},
+        "dead_letter_queue": {
+            "ok": False,
+            "depth": 3,
+            "oldest_age_seconds": 420,
+            "tables": ["orders (run r1)"],
+            "detail": "3 message(s)",
+        },
         "replication": {
             "ok": False,
             "tables": {
@@ -21,8 +26,10 @@ def _report(**checks):
                 "customers": {"last_run": "r1", "status": "failed", "at": 1795762000, "lag_seconds": 120},
                 "audit_log": {"watermark": "42"},  # never finished a run: no lag to report
             },
-            "stalled_runs": [{"run_id": "r0", "running_for_seconds": 7200}, {"run_id": "r2",
-                                                                              "running_for_seconds": 3700}],
+            "stalled_runs": [
+                {"run_id": "r0", "running_for_seconds": 7200},
+                {"run_id": "r2", "running_for_seconds": 3700},
+            ],
             "detail": "...",
         },
     }
@@ -62,8 +69,10 @@ def test_no_stalled_information_at_all_publishes_zero():
 
 
 def test_a_failed_check_without_data_is_not_published_as_zero():
-    report = _report(replication={"ok": False, "detail": "no answer within 10 s"},
-                     dead_letter_queue={"ok": False, "detail": "AccessDenied"})
+    report = _report(
+        replication={"ok": False, "detail": "no answer within 10 s"},
+        dead_letter_queue={"ok": False, "detail": "AccessDenied"},
+    )
     names = {name for name, _ in _by_name(gauges(report))}
     assert names == {"FailingChecks"}
 
@@ -85,7 +94,7 @@ def test_publish_prints_one_emf_line_per_gauge_with_service_and_table_dimensions
     lag = {entry["table"]: entry["ReplicationLagSeconds"] for entry, _ in by_metric["ReplicationLagSeconds"]}
     assert lag == {"orders": [900.0], "customers": [120.0]}
     assert all(dims == ["service", "table"] for _, dims in by_metric["ReplicationLagSeconds"])
-    (max_line, max_dims), = by_metric["MaxReplicationLagSeconds"]
+    ((max_line, max_dims),) = by_metric["MaxReplicationLagSeconds"]
     assert max_dims == ["service"] and max_line["MaxReplicationLagSeconds"] == [900.0]
     assert by_metric["StalledRuns"][0][0]["StalledRuns"] == [2.0]
 

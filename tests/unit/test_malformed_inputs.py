@@ -57,8 +57,12 @@ messages = st.one_of(
     st.text(max_size=50),
     json_values.map(json.dumps),
     st.fixed_dictionaries(
-        {"run_id": st.one_of(st.text(max_size=70), json_values), "chunk_id": json_values,
-         "chunk_count": json_values, "plan": json_values},
+        {
+            "run_id": st.one_of(st.text(max_size=70), json_values),
+            "chunk_id": json_values,
+            "chunk_count": json_values,
+            "plan": json_values,
+        },
         optional={"kind": json_values, "lower": json_values, "upper": json_values},
     ).map(json.dumps),
 )

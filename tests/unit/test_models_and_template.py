@@ -40,9 +40,17 @@ def test_bad_run_requests_name_what_is_wrong(event, fragment):
 
 def test_chunk_message_bounds_must_match_the_key():
     body = {
-        "run_id": "r1", "chunk_id": 0, "chunk_count": 1, "lower": ["1", "2"],
-        "plan": {"table": "t", "target_table": "T", "key": ["id"], "mode": "full",
-                 "columns": [{"name": "id", "kind": "integer", "snowflake_type": "NUMBER(10,0)", "target": "ID"}]},
+        "run_id": "r1",
+        "chunk_id": 0,
+        "chunk_count": 1,
+        "lower": ["1", "2"],
+        "plan": {
+            "table": "t",
+            "target_table": "T",
+            "key": ["id"],
+            "mode": "full",
+            "columns": [{"name": "id", "kind": "integer", "snowflake_type": "NUMBER(10,0)", "target": "ID"}],
+        },
     }
     import json
 
@@ -109,9 +117,17 @@ def test_heal_rounds_have_their_own_idempotency_keys():
     from aurora_replication.models import Column, TablePlan
     from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 
-    p = TablePlan(table="t", target_table="T", key=["id"], watermark="u", mode="incremental",
-                  columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-                           Column(name="u", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="U")])
+    p = TablePlan(
+        table="t",
+        target_table="T",
+        key=["id"],
+        watermark="u",
+        mode="incremental",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="u", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="U"),
+        ],
+    )
     bounds = [(None, ["10"]), (["10"], ["20"]), (["20"], None)]
     first = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"))
     heal = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"), ids=[1], round=1, whole_range=True)

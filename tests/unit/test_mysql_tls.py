@@ -17,8 +17,12 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import connect as source_connect
 
-SECRET = {"host": "shop.cluster-abc.eu-west-1.rds.amazonaws.com", "username": "u", "password": "pw-123456",
-          "dbname": "shop"}
+SECRET = {
+    "host": "shop.cluster-abc.eu-west-1.rds.amazonaws.com",
+    "username": "u",
+    "password": "pw-123456",
+    "dbname": "shop",
+}
 
 
 def _write_ca(path: Path, common_name: str) -> Path:

@@ -93,13 +93,17 @@ def test_account_names_and_passwords_are_bound_literals():
         ("GRANT USAGE ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*A4B6157319038724E3560894F7F932C8886EBFCF'", None),
         ("GRANT RELOAD ON *.* TO `app`@`%` IDENTIFIED BY PASSWORD '*A4B6'", "GRANT RELOAD ON *.* TO 'app_clone'@'%'"),
         # MySQL 5.7: single quotes; grant option kept
-        ("GRANT SELECT ON `shop`.`orders` TO 'app'@'%' WITH GRANT OPTION",
-         "GRANT SELECT ON `shop`.`orders` TO 'app_clone'@'%' WITH GRANT OPTION"),
+        (
+            "GRANT SELECT ON `shop`.`orders` TO 'app'@'%' WITH GRANT OPTION",
+            "GRANT SELECT ON `shop`.`orders` TO 'app_clone'@'%' WITH GRANT OPTION",
+        ),
         # a database name with % and the word TO inside quotes
         ("GRANT SELECT ON `my%db TO x`.* TO `app`@`%`", "GRANT SELECT ON `my%db TO x`.* TO 'app_clone'@'%'"),
         # column privileges
-        ("GRANT SELECT (`id`, `name`) ON `shop`.`t` TO `app`@`%`",
-         "GRANT SELECT (`id`, `name`) ON `shop`.`t` TO 'app_clone'@'%'"),
+        (
+            "GRANT SELECT (`id`, `name`) ON `shop`.`t` TO `app`@`%`",
+            "GRANT SELECT (`id`, `name`) ON `shop`.`t` TO 'app_clone'@'%'",
+        ),
         # roles (MySQL 8 and MariaDB) and MariaDB's default role line
         ("GRANT `reader`@`%` TO `app`@`%`", "GRANT `reader`@`%` TO 'app_clone'@'%'"),
         ("GRANT `reader` TO `app`@`%` WITH ADMIN OPTION", "GRANT `reader` TO 'app_clone'@'%' WITH ADMIN OPTION"),
@@ -216,8 +220,10 @@ def test_template_rotation_is_least_privilege_and_switchable():
     assert statements[0]["Resource"] == [{"Ref": "SourceSecretArn"}, {"Ref": "TargetSecretArn"}]
     assert "secretsmanager:UpdateSecretVersionStage" in statements[0]["Action"]
     assert statements[1] == {"Effect": "Allow", "Action": "secretsmanager:GetRandomPassword", "Resource": "*"}
-    for name, secret, condition in (("SourceSecretRotationSchedule", "SourceSecretArn", "RotateSource"),
-                                    ("TargetSecretRotationSchedule", "TargetSecretArn", "RotateTarget")):
+    for name, secret, condition in (
+        ("SourceSecretRotationSchedule", "SourceSecretArn", "RotateSource"),
+        ("TargetSecretRotationSchedule", "TargetSecretArn", "RotateTarget"),
+    ):
         schedule = t.doc["Resources"][name]
         assert schedule["Condition"] == condition
         assert schedule["Properties"]["SecretId"] == {"Ref": secret}

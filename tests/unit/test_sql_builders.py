@@ -44,9 +44,7 @@ def test_identifiers_are_quoted_with_the_quote_doubled():
 
 def test_range_predicate_is_lexicographic_with_bound_values():
     sql, params = range_predicate(["a", "b"], ["1", "x"], ["5", "y"], mysql_ident)
-    assert sql == (
-        "((`a` > %s) OR (`a` = %s AND `b` > %s)) AND ((`a` < %s) OR (`a` = %s AND `b` <= %s))"
-    )
+    assert sql == ("((`a` > %s) OR (`a` = %s AND `b` > %s)) AND ((`a` < %s) OR (`a` = %s AND `b` <= %s))")
     assert params == ["1", "1", "x", "5", "5", "y"]
     assert range_predicate(["a"], None, None, mysql_ident) == ("1 = 1", [])
 
@@ -70,7 +68,9 @@ def test_merge_joins_on_every_key_column_and_parses_json():
 
 def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
     sql = snowflake_sql.publish(plan(), "_ASR_FULL_r1_ORDER ITEMS")
-    assert sql.startswith('CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"')
+    assert sql.startswith(
+        'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
+    )
     assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
     assert sql.endswith('QUALIFY "_ASR_ATTEMPT" = MAX("_ASR_ATTEMPT") OVER (PARTITION BY "_ASR_CHUNK")')
 
@@ -86,14 +86,14 @@ def test_copy_reads_one_file_with_a_lossless_csv_format():
 
 def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
     p = plan()
-    rows = [("1", "2", 'a "q", b\nc\\d', '{"k": 1}', "2024-01-01 00:00:00.5"), ("2", "3", "", None, "0000-00-00 00:00:00")]
+    rows = [
+        ("1", "2", 'a "q", b\nc\\d', '{"k": 1}', "2024-01-01 00:00:00.5"),
+        ("2", "3", "", None, "0000-00-00 00:00:00"),
+    ]
     staged = staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, rows, 7, "att")
     text = gzip.open(staged.path, "rt", encoding="utf-8").read()
     assert staged.rows == 2
-    assert text == (
-        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n'
-        '2,3,"",\\N,\\N,7,att\n'
-    )
+    assert text == ('1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n2,3,"",\\N,\\N,7,att\n')
 
 
 def test_type_mapping_is_lossless_for_common_types():
@@ -141,7 +141,9 @@ def test_delete_missing_in_range_binds_every_value_and_matches_on_the_key():
     where, _ = snowflake_sql.target_range(p, ["1", "2"], None, alias="t.")
     sql = snowflake_sql.delete_missing_in_range(p, "_ASR_INC_r1_ORDER ITEMS", where)
     assert sql.startswith('DELETE FROM "ORDER ITEMS" t WHERE ((t."ID" > %s)')
-    assert 'NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM "_ASR_INC_r1_ORDER ITEMS" WHERE "_ASR_CHUNK" = %s' in sql
+    assert (
+        'NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM "_ASR_INC_r1_ORDER ITEMS" WHERE "_ASR_CHUNK" = %s' in sql
+    )
     assert 's."ID" = t."ID" AND s."LINE" = t."LINE"' in sql
     assert sql.count("%s") == 3 + 2
 
@@ -153,7 +155,9 @@ def test_reconcile_statements_take_one_attempt_per_chunk_of_the_keys_table():
     assert delete.startswith('DELETE FROM "ORDER ITEMS" t WHERE NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM')
     assert snowflake_sql.ONE_ATTEMPT_PER_CHUNK in delete
     mark = snowflake_sql.reconcile_mark(p, "K")
-    assert mark.startswith('UPDATE "ORDER ITEMS" t SET "_ASR_DELETED_AT" = SYSDATE() WHERE t."_ASR_DELETED_AT" IS NULL AND NOT EXISTS')
+    assert mark.startswith(
+        'UPDATE "ORDER ITEMS" t SET "_ASR_DELETED_AT" = SYSDATE() WHERE t."_ASR_DELETED_AT" IS NULL AND NOT EXISTS'
+    )
     unmark = snowflake_sql.reconcile_unmark(p, "K")
     assert 'SET "_ASR_DELETED_AT" = NULL' in unmark and " AND EXISTS (" in unmark and "NOT EXISTS" not in unmark
     assert snowflake_sql.add_deleted_column(p) == (
@@ -162,8 +166,13 @@ def test_reconcile_statements_take_one_attempt_per_chunk_of_the_keys_table():
 
 
 def test_range_checksums_add_up_to_the_table():
-    parts = [checksums.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa"]), checksums.fold_hashes(["10" * 16])]
-    assert checksums.add_checksums(parts) == checksums.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa", "10" * 16])
+    parts = [
+        checksums.fold_hashes(["ffffffffffffffff0000", "0000000000000001aaaa"]),
+        checksums.fold_hashes(["10" * 16]),
+    ]
+    assert checksums.add_checksums(parts) == checksums.fold_hashes(
+        ["ffffffffffffffff0000", "0000000000000001aaaa", "10" * 16]
+    )
     where, params = range_predicate(["id"], ["5"], ["9"], mysql_ident)
     sql = source_sql.checksum_query(plan(), where)
     assert sql.endswith("FROM `order items` WHERE ((`id` > %s)) AND ((`id` <= %s))") and params == ["5", "9"]

@@ -9,8 +9,13 @@ from aurora_replication.local.template import Template
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"project", "environment", "team", "cost-centre"}
 # CloudFormation types without a Tags property (or tagged only through the stack's tags)
-UNTAGGABLE = {"AWS::Serverless::LayerVersion", "AWS::SNS::Subscription", "AWS::CloudWatch::Dashboard",
-              "AWS::Lambda::Permission", "AWS::SecretsManager::RotationSchedule"}
+UNTAGGABLE = {
+    "AWS::Serverless::LayerVersion",
+    "AWS::SNS::Subscription",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::Lambda::Permission",
+    "AWS::SecretsManager::RotationSchedule",
+}
 
 
 def _template() -> Template:
@@ -43,16 +48,24 @@ def test_queues_table_and_topic_are_encrypted_with_the_cmk_when_given():
 def test_every_alarm_notifies_the_topic():
     t = _template()
     alarms = {n: r for n, r in t.doc["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert {"DeadLetterAlarm", "WorkerErrorsAlarm", "WorkerThrottlesAlarm", "OldestChunkMessageAlarm",
-            "ReplicationLagAlarm", "StalledRunsAlarm"} <= set(alarms)
+    assert {
+        "DeadLetterAlarm",
+        "WorkerErrorsAlarm",
+        "WorkerThrottlesAlarm",
+        "OldestChunkMessageAlarm",
+        "ReplicationLagAlarm",
+        "StalledRunsAlarm",
+    } <= set(alarms)
     for name, alarm in alarms.items():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}], name
 
 
 def test_worker_and_scheduler_deploy_through_an_alias_that_alarms_roll_back():
     t = _template()
-    for function, alarms in (("WorkerFunction", {"WorkerErrorsAlarm", "WorkerThrottlesAlarm"}),
-                             ("SchedulerFunction", {"SchedulerErrorsAlarm"})):
+    for function, alarms in (
+        ("WorkerFunction", {"WorkerErrorsAlarm", "WorkerThrottlesAlarm"}),
+        ("SchedulerFunction", {"SchedulerErrorsAlarm"}),
+    ):
         props = t.resource(function)
         assert props["AutoPublishAlias"] == "live"
         pref = props["DeploymentPreference"]
@@ -110,7 +123,10 @@ def test_inline_policies_name_resources_not_wildcards():
 
 
 def test_statement_walker_sees_conditional_statements():
-    policy = {"Statement": [{"Effect": "Allow", "Action": "a:B", "Resource": "arn:x"},
-                            {"Fn::If": ["C", {"Effect": "Allow", "Action": "a:C", "Resource": "*"},
-                                        {"Ref": "AWS::NoValue"}]}]}
+    policy = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "a:B", "Resource": "arn:x"},
+            {"Fn::If": ["C", {"Effect": "Allow", "Action": "a:C", "Resource": "*"}, {"Ref": "AWS::NoValue"}]},
+        ]
+    }
     assert [s["Action"] for s in _statements({"Fn::If": ["C", policy, {"Ref": "AWS::NoValue"}]})] == ["a:B", "a:C"]

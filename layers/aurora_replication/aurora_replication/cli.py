@@ -35,7 +35,8 @@ class Progress:
         finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined"))
         width = 30
         filled = int(width * done / total) if total else width
-        line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} chunks  {rows:,} rows  {finished}/{len(states)} tables"
+        bar = f"[{'#' * filled}{'.' * (width - filled)}]"
+        line = f"{bar} {done}/{total} chunks  {rows:,} rows  {finished}/{len(states)} tables"
         if line != self.last:
             self.stream.write("\r" + line)
             self.stream.flush()
@@ -284,14 +285,18 @@ def print_status(result: dict[str, Any]) -> None:
     if tables:
         print(f"\n{'table':<24} {'status':<10} {'last run':<28} {'rows':>10} {'lag s':>8}  watermark")
         for name, t in sorted(tables.items()):
-            print(f"{name:<24} {str(t.get('status', '-')):<10} {str(t.get('last_run', '-')):<28} "
-                  f"{str(t.get('rows', '-')):>10} {str(t.get('lag_seconds', '-')):>8}  {t.get('watermark', '-')}")
+            print(
+                f"{name:<24} {str(t.get('status', '-')):<10} {str(t.get('last_run', '-')):<28} "
+                f"{str(t.get('rows', '-')):>10} {str(t.get('lag_seconds', '-')):>8}  {t.get('watermark', '-')}"
+            )
     stalled = result["checks"].get("replication", {}).get("stalled_runs", [])
     if stalled:
         print(f"\n{'stalled run':<28} {'table':<24} {'chunks done':>12} {'idle s':>8}  resume with")
         for x in stalled:
-            print(f"{x['run_id']:<28} {str(x['table']):<24} {x['chunks_done']:>5} of {x['chunks']:<5} "
-                  f"{x['idle_seconds']:>8}  replicate resume {x['run_id']}")
+            print(
+                f"{x['run_id']:<28} {str(x['table']):<24} {x['chunks_done']:>5} of {x['chunks']:<5} "
+                f"{x['idle_seconds']:>8}  replicate resume {x['run_id']}"
+            )
     print("\nHEALTHY" if result["healthy"] else f"\nUNHEALTHY: {', '.join(result['failing'])}")
 
 
@@ -381,8 +386,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA[?host=H&port=P&protocol=http]",
     )
     r.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
-    r.add_argument("--mode", default="auto", choices=["full", "incremental", "auto", "reconcile"],
-                   help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL")
+    r.add_argument(
+        "--mode",
+        default="auto",
+        choices=["full", "incremental", "auto", "reconcile"],
+        help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL",
+    )
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--chunk-rows", type=int, default=None)
     r.add_argument("--json", help="also write the summary to this file as JSON")
@@ -397,9 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="start MariaDB and the emulator, load sample data, run full then incremental")
     d.add_argument("--rows", type=int, default=200_000, help="orders in the sample dataset")
     d.add_argument("--workers", type=int, default=2)
-    d.add_argument("--chunk-rows", type=int, default=50_000,
-                   help="rows per chunk (default 50000, so the workers share the big tables; 0: sized from "
-                        "each table's row width, CHUNK_TARGET_MB)")
+    d.add_argument(
+        "--chunk-rows",
+        type=int,
+        default=50_000,
+        help="rows per chunk (default 50000, so the workers share the big tables; 0: sized from "
+        "each table's row width, CHUNK_TARGET_MB)",
+    )
     d.set_defaults(func=cmd_demo)
 
     st = sub.add_parser("status", help="the health report (connectivity, queues, last run and lag per table)")

@@ -41,7 +41,7 @@ def safe_predicate(predicate: str, columns: Iterable[str] | None) -> str:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m or m.end() == pos:
-            raise BadInputError(f"where predicate {predicate!r}: unexpected text at {text[pos:pos + 15]!r}")
+            raise BadInputError(f"where predicate {predicate!r}: unexpected text at {text[pos : pos + 15]!r}")
         pos = m.end()
         if m.group("num"):
             out.append(m.group("num"))

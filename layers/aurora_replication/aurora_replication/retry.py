@@ -40,8 +40,11 @@ def call_with_retries[T](
 ) -> T:
     def before_sleep(state: RetryCallState) -> None:
         logger.warning(
-            "%s: transient %s, retrying (attempt %d of %d)", what,
-            type(state.outcome.exception()).__name__ if state.outcome else "error", state.attempt_number, attempts
+            "%s: transient %s, retrying (attempt %d of %d)",
+            what,
+            type(state.outcome.exception()).__name__ if state.outcome else "error",
+            state.attempt_number,
+            attempts,
         )
         if on_retry is not None:
             on_retry()
@@ -59,5 +62,3 @@ def call_with_retries[T](
 def boto_config(attempts: int) -> Config:
     """Throttling and 5xx from DynamoDB and SQS: botocore's standard retry mode (backoff with jitter)."""
     return Config(retries={"mode": "standard", "max_attempts": max(attempts, 1)})
-
-

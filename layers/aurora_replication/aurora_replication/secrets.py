@@ -47,8 +47,9 @@ class MySQLSettings:
         raw_tls = s.get("tls", not host.startswith(LOOPBACK))
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
         ca_bundle = os.environ.get("MYSQL_CA_BUNDLE", "").strip() or str(cls.PACKAGED_CA_BUNDLE)
-        return cls(host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls,
-                   ca_bundle)
+        return cls(
+            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, ca_bundle
+        )
 
 
 @dataclass(frozen=True)

@@ -71,4 +71,3 @@ class Services:
                     break
             if entries:
                 raise RuntimeError(f"SQS refused {len(entries)} chunk messages after 5 attempts")
-

@@ -71,7 +71,8 @@ class StateStore:
         holder = item.get("run_id", "?")
         until = int(item.get("expires_at", 0))
         return False, (
-            f"table {table!r} is leased by run {holder} until {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
+            f"table {table!r} is leased by run {holder} until "
+            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
             "(a run in progress, or the minimum interval between runs)"
         )
 

@@ -70,7 +70,9 @@ def _patch_csv_types() -> None:
     context = threading.local()
     original_copy = copy_into.copy_into
 
-    def copy_into_with_context(duck_conn: Any, current_database: Any, current_schema: Any, expr: Any, *a: Any, **k: Any) -> Any:
+    def copy_into_with_context(
+        duck_conn: Any, current_database: Any, current_schema: Any, expr: Any, *a: Any, **k: Any
+    ) -> Any:
         context.duck_conn, context.schema = duck_conn, current_schema
         return original_copy(duck_conn, current_database, current_schema, expr, *a, **k)
 

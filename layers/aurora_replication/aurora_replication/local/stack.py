@@ -274,6 +274,7 @@ class LocalStack:
         """Worker threads, each with its own copy of the handler module (a Lambda container each)."""
         batch_size = int(self.template.resolve(self.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
         timeout = self.template.function_timeout("WorkerFunction")
+
         def container() -> Callable[..., Any]:
             module = self.load_module("WorkerFunction")
             if fault is not None:
@@ -326,13 +327,15 @@ class LocalStack:
         """Chunk messages with their attributes, as the event source mapping receives them. The local
         moto serves one request at a time, so this polls and never waits."""
         return list(
-            (sqs or self.sqs).receive_message(
+            (sqs or self.sqs)
+            .receive_message(
                 QueueUrl=self.queue_url,
                 MaxNumberOfMessages=max_messages,
                 WaitTimeSeconds=0,
                 AttributeNames=["All"],
                 MessageAttributeNames=["All"],
-            ).get("Messages", [])
+            )
+            .get("Messages", [])
         )
 
     def _record(self, m: Any) -> dict[str, Any]:
@@ -407,8 +410,9 @@ class LocalStack:
         run = state.get_run(run_id)
         if progress:
             progress(run)
-        return RunOutcome(run_id=run_id, run=run, seconds=time.monotonic() - started,
-                          dlq_messages=self.dead_letters(run_id))
+        return RunOutcome(
+            run_id=run_id, run=run, seconds=time.monotonic() - started, dlq_messages=self.dead_letters(run_id)
+        )
 
     def dead_letters(self, run_id: str) -> int:
         """How many messages of ``run_id`` are in the DLQ (peeked; they stay there)."""

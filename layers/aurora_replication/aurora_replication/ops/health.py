@@ -89,7 +89,8 @@ def _dlq(services: Services) -> dict[str, Any]:
     result["detail"] = (
         "empty"
         if not depth
-        else f"{depth} message(s), oldest {oldest} s, of {', '.join(sorted(tables)) or '?'}: fix the cause, then redrive"
+        else f"{depth} message(s), oldest {oldest} s, of {', '.join(sorted(tables)) or '?'}: "
+        "fix the cause, then redrive"
     )
     if depth:
         result["ok"] = False
@@ -127,14 +128,16 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
             progress = float(item.get("progress_at") or item.get("created_at") or now)
             if now - progress > stall_seconds:
                 run_id = item["pk"][4:]
-                stalled.append({
-                    "run_id": run_id,
-                    "table": item.get("table"),
-                    "chunks_done": len(item.get("done", set()) or ()),
-                    "chunks": int(item.get("chunk_count", 0)),
-                    "idle_seconds": int(now - progress),
-                    "resume": {"resume_run": run_id},
-                })
+                stalled.append(
+                    {
+                        "run_id": run_id,
+                        "table": item.get("table"),
+                        "chunks_done": len(item.get("done", set()) or ()),
+                        "chunks": int(item.get("chunk_count", 0)),
+                        "idle_seconds": int(now - progress),
+                        "resume": {"resume_run": run_id},
+                    }
+                )
             continue
         t = tables.setdefault(item["pk"][6:], {})
         if item["sk"] == "WATERMARK":
@@ -143,8 +146,13 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
             if lag is not None:
                 t["lag_seconds"] = lag
         else:
-            t.update(last_run=item.get("run_id"), status=item.get("status"), at=item.get("at"),
-                     rows=item.get("target_rows"), validation=item.get("validation"))
+            t.update(
+                last_run=item.get("run_id"),
+                status=item.get("status"),
+                at=item.get("at"),
+                rows=item.get("target_rows"),
+                validation=item.get("validation"),
+            )
             if item.get("at"):
                 t["since_last_run_seconds"] = int(now - float(item["at"]))
     for t in tables.values():
@@ -161,7 +169,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
         names = ", ".join(sorted({f"{x['table']} (run {x['run_id']})" for x in stalled}))
         problems.append(
             f"no progress for more than {stall_seconds} s: {names}; "
-            "resume with `replicate resume RUN_ID` or the scheduler event {\"resume_run\": RUN_ID}"
+            'resume with `replicate resume RUN_ID` or the scheduler event {"resume_run": RUN_ID}'
         )
     result["detail"] = "; ".join(problems) or f"{len(tables)} table(s) replicated"
     if problems:

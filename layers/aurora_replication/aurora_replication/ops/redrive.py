@@ -18,7 +18,10 @@ def peek(sqs: Any, url: str, limit: int = 1000) -> list[dict[str, Any]]:
     receipts: list[str] = []
     while len(seen) < limit:
         msgs = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=30,
+            QueueUrl=url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=30,
             AttributeNames=["SentTimestamp"],
         ).get("Messages", [])
         if not msgs:
@@ -47,8 +50,9 @@ def redrive(sqs: Any, dlq_url: str, queue_url: str) -> dict[str, Any]:
     moved = 0
     run_ids: set[str] = set()
     while True:
-        msgs = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                   VisibilityTimeout=60).get("Messages", [])
+        msgs = sqs.receive_message(
+            QueueUrl=dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=0, VisibilityTimeout=60
+        ).get("Messages", [])
         if not msgs:
             break
         for m in msgs:

@@ -77,6 +77,7 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
 
 # ---- applying options to a plan ---------------------------------------------------------------
 
+
 def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case: str) -> TablePlan:
     if options is None:
         return plan
@@ -105,13 +106,18 @@ def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case
         if c.name in options.rename:
             update["target"] = target_name(options.rename[c.name], identifier_case)
         if c.name in options.mask:
-            update.update(kind="text", snowflake_type="VARCHAR",
-                          source_expr=MASKS[options.mask[c.name]].format(mysql_ident(c.name)))
+            update.update(
+                kind="text",
+                snowflake_type="VARCHAR",
+                source_expr=MASKS[options.mask[c.name]].format(mysql_ident(c.name)),
+            )
         if c.name in options.cast:
             cast = options.cast[c.name].upper().replace(" ", "")
             if not CAST_TYPE.match(cast):
-                raise BadInputError(f"table {table!r}: cast of {c.name!r} to {options.cast[c.name]!r} is not a supported "
-                                    "Snowflake type (VARCHAR, NUMBER(p,s), FLOAT, BOOLEAN, DATE, TIMESTAMP_NTZ(p), VARIANT, BINARY)")
+                raise BadInputError(
+                    f"table {table!r}: cast of {c.name!r} to {options.cast[c.name]!r} is not a supported "
+                    "Snowflake type (VARCHAR, NUMBER(p,s), FLOAT, BOOLEAN, DATE, TIMESTAMP_NTZ(p), VARIANT, BINARY)"
+                )
             update.update(snowflake_type=cast, checksum=False)
         columns.append(c.model_copy(update=update))
     for col in options.rename:
@@ -128,5 +134,7 @@ def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case
         registered(options.transform)
     notes = list(plan.notes)
     if options.transform:
-        notes.append(f"table {table!r}: rows pass through Python transform {options.transform!r}; not compared with the source")
+        notes.append(
+            f"table {table!r}: rows pass through Python transform {options.transform!r}; not compared with the source"
+        )
     return plan.model_copy(update={"columns": columns, "where": where, "transform": options.transform, "notes": notes})

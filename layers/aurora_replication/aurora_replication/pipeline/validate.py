@@ -112,8 +112,11 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
             else:
                 tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table)
                 same = (src_count, src_sum) == (tgt_count, tgt_sum)
-                row.update(target_rows=tgt_count, target_checksum=tgt_sum,
-                           result="ok" if same else ("count differs" if src_count != tgt_count else "checksum differs"))
+                row.update(
+                    target_rows=tgt_count,
+                    target_checksum=tgt_sum,
+                    result="ok" if same else ("count differs" if src_count != tgt_count else "checksum differs"),
+                )
                 if not same and sql.order_safe(plan):
                     row["differing_ranges"] = differing_ranges(mysql, tgt, plan, s.default_chunk_rows)
             report.append(row)

@@ -307,8 +307,12 @@ def _heal(
     ranges = [{"chunk": c, "lower": bounds[c][0], "upper": bounds[c][1]} for c in check.differing]
     whole_range = plan.mode == "incremental"
     won = services.state.reopen_chunks(
-        msg.run_id, plan.table, check.differing, heal_round,
-        whole_range=whole_range, last_mismatch=json.dumps(ranges[:50], default=str)[:20000],
+        msg.run_id,
+        plan.table,
+        check.differing,
+        heal_round,
+        whole_range=whole_range,
+        last_mismatch=json.dumps(ranges[:50], default=str)[:20000],
     )
     if won:  # one finaliser of the round re-enqueues; a duplicate of it does nothing
         messages = chunk_messages(
@@ -317,7 +321,13 @@ def _heal(
         services.send_messages([m.model_dump_json() for m in messages])
     logger.warning(
         "validation found differing ranges; copying them again",
-        extra={"run_id": msg.run_id, "table": plan.table, "round": heal_round + 1, "ranges": ranges[:20],
-               "differing_chunks": len(check.differing), **result},
+        extra={
+            "run_id": msg.run_id,
+            "table": plan.table,
+            "round": heal_round + 1,
+            "ranges": ranges[:20],
+            "differing_chunks": len(check.differing),
+            **result,
+        },
     )
     return {"status": "healing", "round": heal_round + 1, "chunks": check.differing, **result}

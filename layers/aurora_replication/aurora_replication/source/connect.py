@@ -33,7 +33,7 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
             raise BadInputError(
                 f"MySQL TLS CA bundle {bundle!r} does not exist: run `make ca-bundle` before `sam build` (it puts "
                 "the RDS global bundle into the layer), or set MYSQL_CA_BUNDLE to a PEM file (`system` for the "
-                "system CA store), or set \"tls\": false in the source secret"
+                'system CA store), or set "tls": false in the source secret'
             )
         else:
             ssl_ctx = ssl.create_default_context(cafile=bundle)

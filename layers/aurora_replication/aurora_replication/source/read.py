@@ -103,7 +103,9 @@ def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int,
 
 
 def range_checksums(
-    conn: pymysql.Connection[Any], plan: TablePlan, bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]]
+    conn: pymysql.Connection[Any],
+    plan: TablePlan,
+    bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
 ) -> list[tuple[int, str]]:
     """Row count and checksum of every chunk's key range (one index range scan each)."""
     out = []

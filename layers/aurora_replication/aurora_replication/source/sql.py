@@ -112,6 +112,7 @@ def _chunk_source(
 
 # ---- validation ------------------------------------------------------------------------------
 
+
 def _canonical_expr(c: Column) -> str:
     if c.source_expr:
         return _select_expr(c)

@@ -114,9 +114,7 @@ class Target:
 
         self._in_transaction(steps)
 
-    def load_rows(
-        self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]
-    ) -> None:
+    def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]) -> None:
         """The small-chunk path: multi-row INSERTs of bound values, atomically with the delete."""
 
         def steps() -> None:
@@ -168,8 +166,13 @@ class Target:
         return self.checksum(plan, plan.target_table, where=where, params=params)
 
     def delete_missing_in_range(
-        self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str,
-        lower: Sequence[object] | None, upper: Sequence[object] | None,
+        self,
+        plan: TablePlan,
+        load_table: str,
+        chunk_id: int,
+        attempt: str,
+        lower: Sequence[object] | None,
+        upper: Sequence[object] | None,
     ) -> None:
         where, params = sql.target_range(plan, lower, upper, alias="t.")
         execute(self.conn, sql.delete_missing_in_range(plan, load_table, where), [*params, chunk_id, attempt])

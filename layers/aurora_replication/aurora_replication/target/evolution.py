@@ -16,8 +16,16 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
 
 # Snowflake's information_schema data_type for each type family we create
-_FAMILY = {"NUMBER": "NUMBER", "VARCHAR": "TEXT", "FLOAT": "FLOAT", "DATE": "DATE", "TIMESTAMP_NTZ": "TIMESTAMP_NTZ",
-           "BINARY": "BINARY", "VARIANT": "VARIANT", "BOOLEAN": "BOOLEAN"}
+_FAMILY = {
+    "NUMBER": "NUMBER",
+    "VARCHAR": "TEXT",
+    "FLOAT": "FLOAT",
+    "DATE": "DATE",
+    "TIMESTAMP_NTZ": "TIMESTAMP_NTZ",
+    "BINARY": "BINARY",
+    "VARIANT": "VARIANT",
+    "BOOLEAN": "BOOLEAN",
+}
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
 
@@ -29,8 +37,13 @@ class SchemaChange:
     conflicts: list[str] = field(default_factory=list)
 
     def describe(self, table: str) -> list[str]:
-        notes = [f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {c.snowflake_type}" for c in self.add]
-        notes += [f"table {table!r}: column {c.name!r} widened from {old} to {c.snowflake_type}" for c, old in self.widen]
+        notes = [
+            f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {c.snowflake_type}"
+            for c in self.add
+        ]
+        notes += [
+            f"table {table!r}: column {c.name!r} widened from {old} to {c.snowflake_type}" for c, old in self.widen
+        ]
         notes += [
             f"table {table!r}: column {name!r} no longer exists in MySQL; kept in Snowflake, NULL for new rows"
             for name in self.kept_in_target
@@ -78,7 +91,9 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
 def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
     table = q(plan.target_table)
     stmts = [f"ALTER TABLE {table} ADD COLUMN {q(c.target)} {c.snowflake_type}" for c in change.add]
-    stmts += [f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen]
+    stmts += [
+        f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
+    ]
     return stmts
 
 

@@ -103,9 +103,8 @@ def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
     n = len(plan.columns)
     exprs += [f"column{n + 1}", f"column{n + 2}"]
     row = "(" + ", ".join(["%s"] * (n + 2)) + ")"
-    return (
-        f"INSERT INTO {q(table)} ({_load_columns(plan)}) SELECT {', '.join(exprs)} FROM VALUES "
-        + ", ".join([row] * nrows)
+    return f"INSERT INTO {q(table)} ({_load_columns(plan)}) SELECT {', '.join(exprs)} FROM VALUES " + ", ".join(
+        [row] * nrows
     )
 
 
@@ -123,7 +122,10 @@ def _typed(c: Column, alias: str = "") -> str:
 def publish(plan: TablePlan, load_table: str) -> str:
     """Replace the target in one atomic step with the fully loaded copy, keeping its grants."""
     cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
-    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
+    return (
+        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} "
+        f"FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
+    )
 
 
 def merge_chunk(plan: TablePlan, load_table: str) -> str:
