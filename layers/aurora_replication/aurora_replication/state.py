@@ -373,7 +373,7 @@ class StateStore:
         for key in ("started_at", "created_at"):
             if item.get(key) is not None:
                 return float(item[key])
-        run = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {}
+        run: dict[str, Any] = _plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
         return float(run["created_at"]) if run.get("created_at") is not None else None
 
     def catalog(self) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
+from aurora_replication.errors import EndpointError
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 
@@ -219,6 +220,8 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
             result.setdefault("ok", True)
         except FutureTimeout:
             result = {"ok": False, "detail": f"no answer within {timeout:.0f} s"}
+        except EndpointError as e:  # one line naming what was tried and what to check
+            result = {"ok": False, "detail": _redact(str(e), secrets)[:1000], "failure": e.kind}
         except Exception as e:  # noqa: BLE001 - every failure becomes a named, failing check
             result = {"ok": False, "detail": _redact(f"{type(e).__name__}: {e}", secrets)[:500]}
         results[name] = result
