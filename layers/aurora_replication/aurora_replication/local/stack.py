@@ -144,7 +144,8 @@ class _QuietTerminal:
 
     def __init__(self, log: Any) -> None:
         self.log = log
-        self.stdout: Any = None
+        self.stdout: Any = sys.stdout  # kept after uninstall: a logger bound to this router still writes
+        self.installed = False
         self._showwarning: Any = None
         self._handler = logging.StreamHandler(log)
         self._handler.setLevel(logging.WARNING)
@@ -152,7 +153,7 @@ class _QuietTerminal:
 
     # the file-like object that replaces sys.stdout
     def write(self, text: str) -> int:
-        target = self.log if getattr(self._local, "handler", False) else self.stdout
+        target = self.log if self.installed and getattr(self._local, "handler", False) else self.stdout
         return int(target.write(text) or 0)
 
     def flush(self) -> None:
@@ -179,20 +180,23 @@ class _QuietTerminal:
     def install(self) -> None:
         if self.log is sys.stdout:  # REPLICATE_LOG_STDOUT: everything on stdout, nothing to route
             return
+        if self.installed:
+            return
         self.stdout = sys.stdout
+        self.installed = True
         sys.stdout = self  # type: ignore[assignment]
         self._showwarning = warnings.showwarning
         warnings.showwarning = self._warn
         logging.getLogger().addHandler(self._handler)
 
     def uninstall(self) -> None:
-        if self.stdout is None:
+        if not self.installed:
             return
+        self.installed = False
         if sys.stdout is self:
             sys.stdout = self.stdout
         warnings.showwarning = self._showwarning
         logging.getLogger().removeHandler(self._handler)
-        self.stdout = None
 
 
 class LocalStack:
@@ -340,7 +344,7 @@ class LocalStack:
         for handler in service.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is not self.log:
                 handler.setStream(self.log)
-        routed = self.quiet.stdout is not None  # the terminal router is in place: route by thread
+        routed = self.quiet.installed  # the terminal router is in place: route by thread
         with self.quiet.handler_output(), contextlib.redirect_stdout(sys.stdout if routed else self.log):
             spec.loader.exec_module(module)
         return module

@@ -205,7 +205,7 @@ def _where_time_went(attempts: list[dict[str, Any]]) -> str:
         out.append(f'<text x="110" y="{y + 14}" class="lane">{escape(step)}</text>')
         out.append(f'<rect x="120" y="{y}" width="{max(w, 1):.1f}" height="18" fill="{COLOURS.get(step, "#888")}"/>')
         out.append(
-            f'<text x="{126 + w:.1f}" y="{y + 14}" class="tick" text-anchor="start">'
+            f'<text x="{126 + w:.1f}" y="{y + 14}" class="val">'
             f"{_fmt_seconds(totals[step])} ({100 * totals[step] / whole:.0f} %)</text>"
         )
     out.append("</svg>")
@@ -239,7 +239,8 @@ font-variant-numeric:tabular-nums} td.notes{max-width:420px;color:#444;font-size
 .verdict.ok{background:#dafbe1} .verdict.bad{background:#ffebe9}
 svg text{font:11px system-ui,sans-serif;fill:#333} .tick{text-anchor:middle;fill:#666}
 .lane{text-anchor:end} .grid{stroke:#eceef1} .lanesep{stroke:#f3f4f6}
-.label{fill:#fff;font-weight:600;pointer-events:none} .attempt{cursor:pointer}
+.label{fill:#1d2430;font-weight:600;pointer-events:none;paint-order:stroke;stroke:#fff;stroke-width:3px}
+.val{text-anchor:start;fill:#333} .attempt{cursor:pointer}
 .failmark{fill:url(#hatch);stroke:#c62828;stroke-width:2}
 .attempt.retried rect:first-of-type{stroke:#333;stroke-dasharray:3 2}
 .attempt.dim{opacity:.25} .legend span{display:inline-block;margin-right:14px}
@@ -271,7 +272,8 @@ def render(run_id: str, run: dict[str, Any], attempts: list[dict[str, Any]]) -> 
     finished = run.get("finished_at")
     duration = _fmt_seconds(float(finished) - float(started)) if started and finished else "-"
     retried = sum(1 for a in attempts if a.get("status") == "failed")
-    legend = "".join(f'<span><i style="background:{COLOURS[s]}"></i>{s}</span>' for s in [*STEPS, "other"])
+    legend = "".join(f'<span><i style="background:{COLOURS[s]}"></i>{s}</span>' for s in STEPS)
+    legend += f'<span><i style="background:{COLOURS["other"]}"></i>other (connect, ledger, send)</span>'
     title = f"Run {escape(run_id)}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -67,6 +67,8 @@ def timed(fn: Callable[[ChunkMessage, Services], dict[str, Any]], msg: ChunkMess
     finally:
         _current.reset(token)
     status = "skipped" if result.get("skipped") or result.get("repeat") else str(result.get("status") or "ok")
+    if msg.kind == "finalise" and status == "ok":  # a finalise that ended the table: published, or not valid
+        status = "invalid" if str(result.get("validation", "")).startswith("mismatch") else "published"
     _record(services, msg, attempt, {"status": status, "rows": result.get("rows")})
     return result
 
