@@ -154,11 +154,14 @@ class _QuietTerminal:
     # the file-like object that replaces sys.stdout
     def write(self, text: str) -> int:
         target = self.log if self.installed and getattr(self._local, "handler", False) else self.stdout
+        if getattr(target, "closed", False):  # a stream of a stack (or a captured test output) that is gone
+            target = sys.__stdout__
         return int(target.write(text) or 0)
 
     def flush(self) -> None:
-        self.log.flush()
-        self.stdout.flush()
+        for stream in (self.log, self.stdout):
+            if not getattr(stream, "closed", False):
+                stream.flush()
 
     def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno ... of the real stdout
         return getattr(self.stdout, name)
