@@ -327,7 +327,7 @@ def human_age(seconds: Any) -> str:
     if not isinstance(seconds, int | float):
         return "-"
     s = float(seconds)
-    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600), (3 * 31536000, "days", 86400)):
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600), (31536000, "days", 86400)):
         if s < limit:
             return f"{s / size:.0f} {unit}" if unit in ("s", "min") else f"{s / size:.1f} {unit}"
     return f"{s / 31536000:.1f} years"

@@ -57,7 +57,8 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
         read_timeout=CONNECT_TIMEOUT,
         init_command="SET time_zone = '+00:00'",
     )
-    conn._read_timeout = read_timeout  # type: ignore[attr-defined]  # applied to the socket before each read
+    if isinstance(conn, pymysql.connections.Connection):  # the read timeout of queries, set before each read
+        conn._read_timeout = read_timeout  # type: ignore[attr-defined]
     return conn
 
 
