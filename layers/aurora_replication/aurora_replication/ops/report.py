@@ -72,6 +72,10 @@ def _tick_step(span: float) -> float:
     return next(m * magnitude for m in (1, 2, 5, 10) if m * magnitude >= raw)
 
 
+def _count(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else escape(str(value or "-"))
+
+
 def _chunk_label(a: dict[str, Any]) -> str:
     return f"{a.get('table')} {'finalise' if a.get('chunk') == 'final' else '#' + str(a.get('chunk'))}"
 
@@ -104,8 +108,7 @@ def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
             f'<td class="{css}">{escape(status)}</td>'
             f"<td class=num>{len(t.get('done') or ())}/{int(t.get('chunk_count', 0))}</td>"
             f"<td class=num>{copied:,}</td>"
-            f"<td class=num>{escape(str(t.get('source_rows', '-')))}</td>"
-            f"<td class=num>{escape(str(t.get('target_rows', '-')))}</td>"
+            f"<td class=num>{_count(t.get('source_rows'))}</td><td class=num>{_count(t.get('target_rows'))}</td>"
             f"<td>{escape(str(t.get('validation', '-')))}</td><td class=num>{seconds}</td>"
             f"<td class=notes>{'<br>'.join(escape(n) for n in notes) or '-'}</td>"
             "</tr>"
