@@ -42,7 +42,8 @@ class Services:
         )
 
     def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
-        return secrets.mysql_settings(self.settings.source_secret_arn, self.settings.secret_max_age_seconds, force)
+        s = self.settings
+        return secrets.mysql_settings(s.source_secret_arn, s.secret_max_age_seconds, force, s.mysql_ca_bundle)
 
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
         return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)

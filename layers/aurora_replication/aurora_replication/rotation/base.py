@@ -68,6 +68,8 @@ class RotationSettings(BaseModel):
     mysql_strategy: Literal["", "alternating-users", "single-user"] = Field(default="", alias="ROTATION_MYSQL_STRATEGY")
     password_length: int = Field(default=32, alias="ROTATION_PASSWORD_LENGTH", ge=16, le=128)
     unset_previous_key: bool = Field(default=False, alias="ROTATION_SNOWFLAKE_UNSET_PREVIOUS_KEY")
+    # the CAs MySQL TLS trusts, as for the other functions (config.Settings.mysql_ca_bundle)
+    mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
 
 
 def rotation_settings(env: dict[str, str]) -> RotationSettings:
