@@ -234,7 +234,7 @@ class LocalStack:
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
         """A fresh import of the function's app.py: one per simulated Lambda container."""
-        return self.load_module(function).lambda_handler  # type: ignore[no-any-return]
+        return self.load_module(function).lambda_handler
 
     def load_module(self, function: str) -> ModuleType:
         path = self.template.function_dir(function) / "app.py"
@@ -279,7 +279,7 @@ class LocalStack:
             module = self.load_module("WorkerFunction")
             if fault is not None:
                 module.services.fault = fault
-            return module.lambda_handler  # type: ignore[no-any-return]
+            return module.lambda_handler
 
         handlers = [container() for _ in range(workers)]
 

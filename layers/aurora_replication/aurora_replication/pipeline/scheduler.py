@@ -15,14 +15,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
+from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
-from aurora_replication.models import (
-    BadInputError,
-    RunRequest,
-    TableOptions,
-    TablePlan,
-    describe_validation_error,
-)
+from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
 from aurora_replication.pipeline import chunks, resume, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pymysql
 
-from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore, Strategy
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import connect as source_connect
 
@@ -299,7 +299,7 @@ class SingleUser(_MySQLStrategy):
 
 def strategy(
     current: dict[str, Any], store: SecretStore, settings: RotationSettings, connect: Connect | None
-) -> _MySQLStrategy:
+) -> Strategy:
     name = str(current.get("rotation_strategy") or settings.mysql_strategy or "")
     if not name:
         name = "alternating-users" if current.get("masterarn") else "single-user"
