@@ -87,10 +87,6 @@ class SnowflakeSettings:
             protocol=s.get("protocol"),
         )
 
-    @property
-    def is_emulator(self) -> bool:
-        return bool(self.host) and str(self.host).startswith(LOOPBACK)
-
 
 def read_secret(arn: str, max_age: int, force: bool = False) -> dict[str, Any]:
     # AWSCURRENT is Secrets Manager's default; said explicitly because moto (5.2) keeps serving the

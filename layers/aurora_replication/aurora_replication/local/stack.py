@@ -15,7 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -101,7 +101,6 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
-    table_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

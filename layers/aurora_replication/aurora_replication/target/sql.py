@@ -269,10 +269,6 @@ def reconcile_unmark(plan: TablePlan, keys_table: str) -> str:
     )
 
 
-def count_marked(plan: TablePlan) -> str:
-    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {q(DELETED_COLUMN)} IS NOT NULL"
-
-
 def target_columns() -> str:
     """A table's columns as ``(name, data_type, precision, scale)`` in order (bind the table name);
     what ``evolution.diff`` compares the plan with."""
