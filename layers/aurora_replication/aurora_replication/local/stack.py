@@ -249,6 +249,11 @@ class LocalStack:
                 handler.setStream(self.log)
         with contextlib.redirect_stdout(self.log):
             spec.loader.exec_module(module)
+        # a new container reads POWERTOOLS_LOG_LEVEL; a logger configured by an earlier stack keeps its
+        # level unless it is set again
+        level = os.environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
+        if level in logging.getLevelNamesMapping():
+            service.setLevel(level)
         return module
 
     def invoke(self, function: str, event: Any) -> Any:
