@@ -1,4 +1,4 @@
-"""MySQL to Snowflake type mapping: the one table of the README, in code.
+"""MySQL to Snowflake type mapping: the one table of docs/types.md, in code.
 
 Each column gets a ``kind`` that says how its value is extracted from MySQL (as text), written
 to the staging file and compared in validation, and the Snowflake type it is stored as.
