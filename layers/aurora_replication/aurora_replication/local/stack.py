@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -123,7 +123,6 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
-    table_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -187,7 +186,7 @@ class _QuietTerminal:
             return
         self.stdout = sys.stdout
         self.installed = True
-        sys.stdout = self  # type: ignore[assignment]
+        sys.stdout = self
         self._showwarning = warnings.showwarning
         warnings.showwarning = self._warn
         logging.getLogger().addHandler(self._handler)
@@ -333,7 +332,7 @@ class LocalStack:
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
         """A fresh import of the function's app.py: one per simulated Lambda container."""
-        return self.load_module(function).lambda_handler  # type: ignore[no-any-return]
+        return self.load_module(function).lambda_handler
 
     def load_module(self, function: str) -> ModuleType:
         path = self.template.function_dir(function) / "app.py"
@@ -350,6 +349,11 @@ class LocalStack:
         routed = self.quiet.installed  # the terminal router is in place: route by thread
         with self.quiet.handler_output(), contextlib.redirect_stdout(sys.stdout if routed else self.log):
             spec.loader.exec_module(module)
+        # a new container reads POWERTOOLS_LOG_LEVEL; a logger configured by an earlier stack keeps its
+        # level unless it is set again
+        level = os.environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
+        if level in logging.getLevelNamesMapping():
+            service.setLevel(level)
         return module
 
     def invoke(self, function: str, event: Any) -> Any:
@@ -380,7 +384,7 @@ class LocalStack:
             module = self.load_module("WorkerFunction")
             if fault is not None:
                 module.services.fault = fault
-            return module.lambda_handler  # type: ignore[no-any-return]
+            return module.lambda_handler
 
         handlers = [container() for _ in range(workers)]
 
