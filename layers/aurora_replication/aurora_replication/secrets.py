@@ -40,7 +40,8 @@ class MySQLSettings:
 
     @classmethod
     def from_secret(cls, s: dict[str, Any], ca_bundle: str = "") -> MySQLSettings:
-        missing = [k for k in ("host", "username", "password", "dbname") if not s.get(k)]
+        # an empty password is a MySQL user without one (legitimate on a local server); an absent key is not
+        missing = [k for k in ("host", "username", "dbname") if not s.get(k)] + (["password"] * ("password" not in s))
         if missing:
             raise BadInputError(f"source secret lacks {', '.join(missing)}; it must have the RDS shape")
         host = str(s["host"])
@@ -48,7 +49,7 @@ class MySQLSettings:
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
         bundle = ca_bundle.strip() or str(cls.PACKAGED_CA_BUNDLE)
         return cls(
-            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, bundle
+            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"] or ""), str(s["dbname"]), tls, bundle
         )
 
 

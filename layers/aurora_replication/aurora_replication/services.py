@@ -59,10 +59,43 @@ class Services:
         )
 
     def mysql(self) -> Any:
-        return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
+        try:
+            return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
+        except Exception as e:
+            described = self.endpoint_error(e, "source")
+            if described is e:
+                raise
+            raise described from e
 
     def snowflake(self) -> Any:
-        return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
+        try:
+            return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
+        except Exception as e:
+            described = self.endpoint_error(e, "target")
+            if described is e:
+                raise
+            raise described from e
+
+    def describe(self, error: Exception) -> Exception:
+        """``endpoint_error`` for an error of either driver (an EndpointError, or the error itself)."""
+        module = type(error).__module__
+        if module.startswith("pymysql"):
+            return self.endpoint_error(error, "source")
+        if module.startswith("snowflake.connector"):
+            return self.endpoint_error(error, "target")
+        return error
+
+    def endpoint_error(self, error: Exception, side: str) -> Exception:
+        """A failure of the source or target as an EndpointError a person can act on (host, port, user,
+        database and what to check; never the password), or the error itself when it is not one of those."""
+        try:
+            if side == "source":
+                described = source_connect.describe_failure(error, self.mysql_settings())
+            else:
+                described = target.describe_failure(error, self.snowflake_settings())
+        except Exception:  # noqa: BLE001 - the settings themselves failed: the original error says more
+            return error
+        return described or error
 
     def send_messages(self, bodies: list[str]) -> None:
         """Send in batches of ten; a partly failed batch is resent until every entry is accepted."""

@@ -9,6 +9,15 @@ Items:
   TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
   TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
   TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check)
+
+Operator's view (health check and run report; see the section at the end of the class):
+  CATALOG     / TABLE#<t>        one item per replicated table: its latest run, last finished run, freshness
+                                 (``source_as_of``) and watermark; the health check queries this partition
+                                 instead of scanning the table. Refreshed by every run; ``expiration`` (TTL)
+                                 drops a table no run has touched for CATALOG_TTL_SECONDS
+  RUN#<run>   / CHUNK#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
+                                 start, steps with their offsets and durations, rows, error; for the run
+                                 report. ``expiration`` after TIMELINE_TTL_SECONDS
 """
 
 from __future__ import annotations
@@ -22,6 +31,11 @@ import boto3
 from botocore.exceptions import ClientError
 
 TERMINAL = {"published", "failed", "declined"}
+# the operator's view (catalog and timeline items): how long DynamoDB keeps them (the table's TTL
+# attribute is ``expiration``; DynamoDB deletes an expired item within days, not at once)
+CATALOG_TTL_SECONDS = 90 * 24 * 3600
+TIMELINE_TTL_SECONDS = 35 * 24 * 3600
+CATALOG_PK = "CATALOG"
 BOUNDS_PAGE = 250
 Bounds = tuple[list[str] | None, list[str] | None]
 
@@ -63,6 +77,7 @@ class StateStore:
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
                 ExpressionAttributeValues={":now": now, ":run": run_id},
             )
+            self.note_table_started(table, run_id, now)  # catalog (operator's view)
             return True, ""
         except ClientError as e:
             if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -280,6 +295,119 @@ class StateStore:
         self.table.put_item(
             Item={"pk": f"TABLE#{table}", "sk": "WATERMARK", "value": value, "run_id": run_id, "updated_at": _now()}
         )
+        self.note_watermark(table, value, run_id)  # catalog (operator's view)
 
     def set_last_run(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
         self.table.put_item(Item={"pk": f"TABLE#{table}", "sk": "LAST_RUN", "run_id": run_id, "at": _now(), **summary})
+        self.note_table_finished(table, run_id, summary)  # catalog (operator's view)
+
+    # ---- the operator's view: table catalog and chunk timeline -------------------------------
+    # Additive and separate from the run ledger above. The health check reads the catalog (one
+    # query of one partition) and the ledger item of each table's run in progress, never the whole
+    # table; the run report reads one run's attempt items. Every item here carries ``expiration``.
+
+    def ping(self) -> None:
+        """One cheap read that proves the state table answers (the health check's DynamoDB check)."""
+        self.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
+
+    def _note(
+        self, table: str, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
+    ) -> bool:
+        """Upsert the table's catalog item (refreshing its TTL); False when ``condition`` does not hold."""
+        names = {"#table": "table", "#exp": "expiration"}
+        vals: dict[str, Any] = {":table": table, ":exp": _now() + CATALOG_TTL_SECONDS, **(values or {})}
+        sets = ["#table = :table", "#exp = :exp"]
+        _set_fields(fields, names, vals, sets)
+        kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+        try:
+            self.table.update_item(
+                Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=vals,
+                **kwargs,
+            )
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def note_table_started(self, table: str, run_id: str, at: float | None = None) -> None:
+        """A run took the table's lease: it is the table's run in progress until it finishes."""
+        self._note(table, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
+
+    def note_watermark(self, table: str, value: str, run_id: str) -> None:
+        self._note(table, {"watermark": value, "watermark_run": run_id, "watermark_at": _now()})
+
+    def note_table_finished(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
+        """The table's run finished (published or failed). A published (validated) run moves the
+        table's freshness to the oldest source state it copied: ``summary['source_as_of']`` when the
+        finaliser knows it, else the moment the table's run started (after planning, before any chunk
+        read its snapshot: a lower bound)."""
+        status = summary.get("status")
+        fields = {"last_run": run_id, "last_status": status, "last_at": _now()}
+        for key in ("source_rows", "target_rows", "validation", "reason"):
+            if summary.get(key) is not None:
+                fields[key] = summary[key]
+        self._note(table, fields)
+        if status == "published":
+            as_of = summary.get("source_as_of") or self.run_started_at(run_id, table)
+            if as_of is not None:
+                self.note_fresh(table, float(as_of), run_id)
+
+    def note_fresh(self, table: str, source_as_of: float, run_id: str) -> bool:
+        """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness
+        only moves forward (an older run finishing late does not move it back)."""
+        return self._note(
+            table,
+            {"source_as_of": Decimal(str(round(source_as_of, 3))), "fresh_run": run_id},
+            "attribute_not_exists(source_as_of) OR source_as_of < :asof",
+            {":asof": Decimal(str(round(source_as_of, 3)))},
+        )
+
+    def run_started_at(self, run_id: str, table: str) -> float | None:
+        """When the table's part of a run started (``started_at``, else the table's or the run's
+        ``created_at``): every chunk of it read its snapshot later."""
+        item = self.get_table(run_id, table)
+        for key in ("started_at", "created_at"):
+            if item.get(key) is not None:
+                return float(item[key])
+        run: dict[str, Any] = _plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
+        return float(run["created_at"]) if run.get("created_at") is not None else None
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every catalogued table (one query of the CATALOG partition), each with ``current``: the
+        ledger item of its run in progress (empty when its latest run has finished)."""
+        items = [
+            _plain(i)
+            for i in self._query_all(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+                ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            )
+        ]
+        for item in items:
+            run_id = item.get("run_id")
+            item["current"] = self.get_table(run_id, item["table"]) if run_id and run_id != item.get("last_run") else {}
+        return items
+
+    def record_attempt(self, run_id: str, table: str, attempt: dict[str, Any]) -> None:
+        """One attempt of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``)."""
+        item = {
+            key: Decimal(str(round(v, 3))) if isinstance(v, float) else v for key, v in attempt.items() if v is not None
+        }
+        item.update(
+            pk=f"RUN#{run_id}",
+            sk=f"CHUNK#{table}#{attempt['chunk']}#{attempt['attempt']}",
+            table=table,
+            expiration=_now() + TIMELINE_TTL_SECONDS,
+        )
+        self.table.put_item(Item=item)
+
+    def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of the run's chunks and finalise steps."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":c": "CHUNK#"},
+        )
+        return [_plain(i) for i in items]

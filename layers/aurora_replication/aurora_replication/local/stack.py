@@ -14,7 +14,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -43,17 +44,38 @@ def find_template(start: Path | None = None) -> Path:
 
 
 def parse_source_url(url: str) -> dict[str, Any]:
+    """A ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?tls=true|false]`` URL as an RDS-shaped secret (no
+    password: a user without one). TLS follows the secret's rule (on, except for loopback hosts) unless
+    ``tls`` says otherwise."""
+    shape = "mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?tls=true]"
     u = urlparse(url)
     if u.scheme not in ("mysql", "mariadb") or not u.hostname or not u.path.strip("/"):
-        raise BadInputError("source must look like mysql://USER:PASSWORD@HOST:PORT/DATABASE")
-    return {
+        raise BadInputError(f"source must look like {shape}, got {_without_password(url)!r}")
+    if not u.username:
+        raise BadInputError(f"source URL names no user: {shape}")
+    try:
+        port = u.port or 3306
+    except ValueError:
+        raise BadInputError(f"source URL has an invalid port: {_without_password(url)!r}") from None
+    secret: dict[str, Any] = {
         "engine": "mysql",
         "host": u.hostname,
-        "port": u.port or 3306,
-        "username": unquote(u.username or ""),
+        "port": port,
+        "username": unquote(u.username),
         "password": unquote(u.password or ""),
         "dbname": unquote(u.path.strip("/")),
     }
+    tls = parse_qs(u.query).get("tls")
+    if tls:
+        secret["tls"] = tls[0]
+    return secret
+
+
+def _without_password(url: str) -> str:
+    u = urlparse(url)
+    if u.password is None:
+        return url
+    return u._replace(netloc=u.netloc.replace(f":{u.password}@", ":***@", 1)).geturl()
 
 
 def parse_target_url(url: str) -> dict[str, Any]:
@@ -108,6 +130,77 @@ class RunOutcome:
         return bool(states) and all(t.get("status") == "published" for t in states.values()) and not self.dlq_messages
 
 
+class _QuietTerminal:
+    """While a stack runs, what the handlers print (EMF metric lines, Powertools log lines), library
+    warnings (``warnings.warn``) and library log records go to the stack's log file, as they would
+    go to CloudWatch Logs; the terminal keeps what the CLI itself prints (progress bar, summary).
+
+    Output is routed by thread: the main thread between handler calls and any other code keeps the
+    real stdout; a thread inside ``handler_output()`` (an invocation, a worker thread) writes to the log.
+    """
+
+    _local = threading.local()
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.stdout: Any = sys.stdout  # kept after uninstall: a logger bound to this router still writes
+        self.installed = False
+        self._showwarning: Any = None
+        self._handler = logging.StreamHandler(log)
+        self._handler.setLevel(logging.WARNING)
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    # the file-like object that replaces sys.stdout
+    def write(self, text: str) -> int:
+        target = self.log if self.installed and getattr(self._local, "handler", False) else self.stdout
+        if getattr(target, "closed", False):  # a stream of a stack (or a captured test output) that is gone
+            target = sys.__stdout__
+        return int(target.write(text) or 0)
+
+    def flush(self) -> None:
+        for stream in (self.log, self.stdout):
+            if not getattr(stream, "closed", False):
+                stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno ... of the real stdout
+        return getattr(self.stdout, name)
+
+    @contextlib.contextmanager
+    def handler_output(self) -> Iterator[None]:
+        previous = getattr(self._local, "handler", False)
+        self._local.handler = True
+        try:
+            yield
+        finally:
+            self._local.handler = previous
+
+    def _warn(
+        self, message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        self.log.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    def install(self) -> None:
+        if self.log is sys.stdout:  # REPLICATE_LOG_STDOUT: everything on stdout, nothing to route
+            return
+        if self.installed:
+            return
+        self.stdout = sys.stdout
+        self.installed = True
+        sys.stdout = self
+        self._showwarning = warnings.showwarning
+        warnings.showwarning = self._warn
+        logging.getLogger().addHandler(self._handler)
+
+    def uninstall(self) -> None:
+        if not self.installed:
+            return
+        self.installed = False
+        if sys.stdout is self:
+            sys.stdout = self.stdout
+        warnings.showwarning = self._showwarning
+        logging.getLogger().removeHandler(self._handler)
+
+
 class LocalStack:
     """moto in-process on a loopback port, with resources created from the template."""
 
@@ -120,7 +213,11 @@ class LocalStack:
         self._modules = 0
         self.log_path = self.home / "logs" / "handlers.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log: Any = sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a")  # noqa: SIM115
+        # line-buffered: the CLI's own log records and the handlers' lines interleave whole
+        self.log: Any = (
+            sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a", buffering=1)  # noqa: SIM115
+        )
+        self.quiet = _QuietTerminal(self.log)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(
@@ -129,6 +226,7 @@ class LocalStack:
         from aurora_replication.local.moto_server import SerialisedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.quiet.install()
         port = free_port()
         self.server = SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
@@ -196,6 +294,7 @@ class LocalStack:
             self._save_state()
             self.server.stop()
             self.server = None
+        self.quiet.uninstall()
         if self.log is not sys.stdout:
             self.log.flush()
 
@@ -247,7 +346,8 @@ class LocalStack:
         for handler in service.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is not self.log:
                 handler.setStream(self.log)
-        with contextlib.redirect_stdout(self.log):
+        routed = self.quiet.installed  # the terminal router is in place: route by thread
+        with self.quiet.handler_output(), contextlib.redirect_stdout(sys.stdout if routed else self.log):
             spec.loader.exec_module(module)
         # a new container reads POWERTOOLS_LOG_LEVEL; a logger configured by an earlier stack keeps its
         # level unless it is set again
@@ -259,7 +359,8 @@ class LocalStack:
     def invoke(self, function: str, event: Any) -> Any:
         handler = self.handlers.get(function) or self.load_handler(function)
         self.handlers[function] = handler
-        return handler(event, LocalContext(function, self.template.function_timeout(function)))
+        with self.quiet.handler_output():
+            return handler(event, LocalContext(function, self.template.function_timeout(function)))
 
     # ---- the event source mapping --------------------------------------------------------
     def queue_depth(self, url: str) -> tuple[int, int]:
@@ -288,6 +389,10 @@ class LocalStack:
         handlers = [container() for _ in range(workers)]
 
         def poll(handler: Callable[..., Any]) -> None:
+            with self.quiet.handler_output():
+                _poll(handler)
+
+        def _poll(handler: Callable[..., Any]) -> None:
             sqs = boto3.client("sqs")
             while not stop.is_set():
                 msgs = self.receive(batch_size, sqs)

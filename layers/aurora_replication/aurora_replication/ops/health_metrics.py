@@ -3,7 +3,9 @@
 The health function runs on a schedule (``HealthCheckSchedule``) and on Function URL calls; each
 run turns its report into gauges that the template's alarms and dashboard read:
 
-- ``ReplicationLagSeconds`` (dimension ``table``): seconds since the table's last run finished;
+- ``ReplicationLagSeconds`` (dimension ``table``): the table's freshness, now minus ``source_as_of``
+  (the newest state of the source the target is known to reflect: the snapshot of its last
+  validated run), not the age of its newest row; a table never validated publishes none;
 - ``MaxReplicationLagSeconds``: the largest of those (what ``ReplicationLagAlarm`` watches);
 - ``StalledRuns``: runs still ``running`` after the stall limit;
 - ``DeadLetterMessages``: messages in the chunk dead-letter queue;

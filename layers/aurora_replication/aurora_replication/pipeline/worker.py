@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, TablePlan, describe_validation_error
-from aurora_replication.pipeline import staging, transforms, validate
+from aurora_replication.pipeline import staging, timeline, transforms, validate
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
@@ -73,9 +73,10 @@ def new_attempt_id() -> str:
 
 def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
+    # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":
-        return services.with_retries(lambda: finalise(message, services), "finalise")
-    return services.with_retries(lambda: copy_chunk(message, services), "chunk")
+        return services.with_retries(lambda: timeline.timed(finalise, message, services), "finalise")
+    return services.with_retries(lambda: timeline.timed(copy_chunk, message, services), "chunk")
 
 
 class _Steps:
@@ -91,6 +92,7 @@ class _Steps:
         with tracer.provider.in_subsegment(name=f"## {step}"):
             yield
         self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
+        timeline.lap(step, started, time.perf_counter() - started)  # the run report's timeline
 
 
 def _extract(

@@ -10,6 +10,7 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
 from aurora_replication.checksums import checksum_columns, fold_sums
+from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target import sql
@@ -57,6 +58,86 @@ def connect_with_rotation(get_settings: Callable[[bool], SnowflakeSettings]) -> 
         if getattr(e, "errno", None) in AUTH_ERRNOS:
             return connect(get_settings(True))
         raise
+
+
+# Snowflake's codes (the connector's ``errno``): login (39xxxx), SQL (00xxxx), the connector's own (25xxxx)
+LOGIN_MISSING = {390189, 390201}  # the requested role / warehouse (or database) does not exist or is not granted
+SQL_MISSING = {2003, 2043, 606}  # object does not exist or not authorized; no active warehouse
+SQL_GRANTS = {3001}  # insufficient privileges
+
+
+def describe_failure(error: BaseException, settings: SnowflakeSettings) -> EndpointError | None:
+    """The failure of a login or statement as one line naming what was tried and what to check, for the
+    errors a person can fix (network, TLS, credentials, grants, a missing database or warehouse)."""
+    host = settings.host or f"{settings.account}.snowflakecomputing.com"
+    port = settings.port or 443
+    named = [f"database {settings.database!r}", f"schema {settings.schema!r}"]
+    named += [f"{k} {getattr(settings, k)!r}" for k in ("warehouse", "role") if getattr(settings, k)]
+    auth = "key pair" if settings.private_key else "password"
+    tried = f"at {host}:{port} (account {settings.account!r}) as user {settings.user!r} ({auth}), {', '.join(named)}"
+    where = "the target secret (TARGET_SECRET_ARN), or the --target URL locally"
+    code = getattr(error, "errno", None)
+    says = str(getattr(error, "raw_msg", None) or error).strip()
+
+    def fail(kind: str, cause: str, check: str) -> EndpointError:
+        return EndpointError("Snowflake target", tried, kind, cause, check)
+
+    if not isinstance(error, snowflake.connector.errors.Error):
+        return None
+    if code in AUTH_ERRNOS:
+        what = "the private key and the public key set on the user (RSA_PUBLIC_KEY)" if settings.private_key else ""
+        return fail("auth", f"login refused ({says})", f"the user name and {what or 'password'} in {where}")
+    if code in LOGIN_MISSING or code in SQL_MISSING:
+        return fail(
+            "missing",
+            f"{says}",
+            f"that the database, schema and warehouse in {where} exist and that the role is granted USAGE on them",
+        )
+    if code in SQL_GRANTS:
+        return fail(
+            "grants",
+            f"missing privilege ({says})",
+            "the grants of the role: USAGE on the warehouse, database and schema, CREATE TABLE and CREATE STAGE on "
+            "the schema (see docs/configuration.md)",
+        )
+    found = network_cause(error)
+    if found is None and isinstance(error, snowflake.connector.errors.OperationalError) and code == 250001:
+        found = ("unreachable", says)
+    if found is None:
+        return None
+    kind, cause = found
+    checks = {
+        "unknown_host": f"the account identifier (or host) in {where}",
+        "unreachable": "that the functions can reach Snowflake over HTTPS (port 443): a NAT gateway or PrivateLink "
+        "from a VPC, egress rules, and the account identifier",
+        "timeout": "outbound HTTPS from the functions (NAT gateway, egress rules, Snowflake network policy)",
+        "tls": "that nothing between the functions and Snowflake intercepts TLS (a proxy), and the host name",
+    }
+    return fail(kind, cause, checks[kind])
+
+
+def check_session(conn: SnowflakeConnection, settings: SnowflakeSettings) -> None:
+    """The session uses the database, schema and warehouse the settings name. Without the connector's
+    ``validate_default_parameters`` Snowflake does not refuse a login whose database, schema or
+    warehouse does not exist or is not granted: the session then has none, and CURRENT_DATABASE(),
+    CURRENT_SCHEMA() or CURRENT_WAREHOUSE() return NULL."""
+    wanted = {"database": "CURRENT_DATABASE()", "schema": "CURRENT_SCHEMA()"}
+    if settings.warehouse:
+        wanted["warehouse"] = "CURRENT_WAREHOUSE()"
+    row = execute(conn, "SELECT " + ", ".join(wanted.values()))[0]
+    absent = [name for name, value in zip(wanted, row, strict=True) if value is None]
+    if absent:
+        failure = describe_failure(
+            snowflake.connector.errors.ProgrammingError(
+                msg=f"the session has no current {' or '.join(absent)}: "
+                + ", ".join(f"{n} {getattr(settings, n)!r}" for n in absent)
+                + " does not exist or is not authorized",
+                errno=2003,
+            ),
+            settings,
+        )
+        assert failure is not None
+        raise failure
 
 
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
