@@ -5,19 +5,23 @@ table costs a few statements per chunk, not a read of its rows.
 How (docs/architecture.md, "Planning chunk bounds", says why and what it costs):
 
 * ``EXPLAIN SELECT 1 FROM t FORCE INDEX (key) WHERE lower < key <= upper`` gives InnoDB's
-  records_in_range estimate of the range (two dives, nothing read);
-* ``SELECT key ... WHERE ... ORDER BY key DESC LIMIT 1`` is one dive that returns a real key;
+  records_in_range estimate of the range (two dives, nothing read); a hundred ranges go in one
+  EXPLAIN of a UNION ALL;
+* ``SELECT key ... WHERE ... ORDER BY key DESC LIMIT 1`` is one dive that returns a real key
+  (a hundred per UNION ALL statement too);
 * a range whose estimate is above the target is cut: candidate values are interpolated between
   the first and the last key in it, on the first key column where those two differ (integers,
   decimals, dates, datetimes and times by arithmetic; strings in the rank space of the
-  collation's own character weights), and each candidate is snapped to the last real key at or
-  below it, strictly above the previous cut. The cuts are therefore real keys, strictly
-  increasing in the server's own comparison, whatever the collation: the ranges partition the
-  key space exactly however good or bad the candidates are; candidates decide only balance;
+  collation's own character weights); each candidate is snapped to the last real key at or
+  below it inside the range, and the distinct keys found are put in order by the server
+  (``ORDER BY`` of a point lookup of each). The cuts are therefore real keys strictly inside
+  the range, strictly increasing in the server's own comparison, whatever the collation: the
+  ranges partition the key space exactly however good or bad the candidates are, and the
+  candidates decide only the balance;
 * a composite key is cut on its leading column, and on the next one only where the first and
-  last key of a range share the leading value (one value holding more than a chunk);
-* pieces small enough are merged back to the target, estimates calibrated against the table's
-  row estimate (InnoDB doubles estimates of ranges that span more than a few pages).
+  the last key of a range share the leading value (one value holding more than a chunk);
+* estimates are calibrated against the table's row estimate (InnoDB doubles estimates of
+  ranges that span more than 10 pages), and small adjacent pieces are merged.
 
 Small tables (by the row estimate) and single ranges that candidates cannot cut are walked
 exactly with ``LIMIT 1 OFFSET n`` (which reads the rows it skips); a key MySQL cannot
@@ -54,6 +58,7 @@ ROOT_MARGIN = 1.25  # the first cut aims at chunk_rows / ROOT_MARGIN rows per pi
 SMALL_PIECE = 0.25  # pieces estimated below this share of a chunk weigh as exact counts when merged
 # InnoDB returns this constant when the tree changed under its two dives four times in a row
 SUSPECT_ESTIMATE = 10
+BATCH = 100  # estimates or dives per statement
 
 
 @dataclass
@@ -104,12 +109,13 @@ class _Arithmetic:
         out = [low] if include_low else []
         if hi <= lo:
             return out
-        seen = {lo}
+        seen = {low}
         for i in range(1, k):
-            v = lo + (hi - lo) * i // k
-            if v not in seen:
-                seen.add(v)
-                out.append(self._decode(v, low, high))
+            text = self._decode(lo + (hi - lo) * i // k, low, high)
+            # decoding is monotonic, not one to one (codes past a month's end name a real day)
+            if text not in seen and lo < self._encode(text, low, high) < hi:
+                seen.add(text)
+                out.append(text)
         return out
 
 
@@ -135,12 +141,24 @@ def _date_code(text: str) -> int:
     return y * 416 + m * 32 + d
 
 
-def _date_text(code: int) -> str:
+def _date_parts(code: int) -> tuple[str, str]:
+    """The date of a code, and how it was moved to a real one: forward to a year's first day
+    ("start"), back to a month's last day ("end"), or not at all ("")."""
     y, rest = divmod(code, 416)
     m, d = divmod(rest, 32)
-    m = min(max(m, 1), 12)
-    d = min(max(d, 1), calendar.monthrange(max(y, 1), m)[1])
-    return f"{y:04d}-{m:02d}-{d:02d}"
+    moved = ""
+    if m == 0:  # before January: the year's first day keeps the order
+        m, d, moved = 1, 1, "start"
+    elif d == 0:
+        d, moved = 1, "start"
+    last = calendar.monthrange(max(y, 1), m)[1]
+    if d > last:
+        d, moved = last, "end"
+    return f"{y:04d}-{m:02d}-{d:02d}", moved
+
+
+def _date_text(code: int) -> str:
+    return _date_parts(code)[0]
 
 
 def _clock_micros(text: str) -> int:
@@ -169,7 +187,10 @@ def _datetime_encode(v: str, _low: str, _high: str) -> int:
 
 def _datetime_decode(n: int, _low: str, _high: str) -> str:
     day, micros = divmod(n, DAY_MICROS)
-    return f"{_date_text(day)} {_clock_text(micros)}"
+    date, moved = _date_parts(day)
+    # a day moved to a real one takes that day's first or last instant: the order is kept
+    micros = {"start": 0, "end": DAY_MICROS - 1}.get(moved, micros)
+    return f"{date} {_clock_text(micros)}"
 
 
 INTEGERS = _Arithmetic(_int_encode, lambda n, _lo, _hi: str(n))
@@ -287,18 +308,22 @@ class _Planner:
             cur.execute(statement, tuple(params))
             return list(cur.fetchall())
 
-    def explain(self, statement: str, params: Sequence[object] = ()) -> tuple[int, str]:
-        """``rows`` and ``type`` of a one-table EXPLAIN (MariaDB and MySQL 8 print both)."""
+    def explain(self, statement: str, params: Sequence[object] = ()) -> dict[int, tuple[int, str]]:
+        """``rows`` and ``type`` by select ``id`` of an EXPLAIN (MariaDB and MySQL 8 print both)."""
         self.stats.statements += 1
         with self.conn.cursor() as cur:
             cur.execute(statement, tuple(params))
             names = [str(d[0]).lower() for d in cur.description or ()]
             found = list(cur.fetchall())
-        if not found or "rows" not in names:
-            return 0, ""
-        row = found[0]
-        kind = row[names.index("type")] if "type" in names else ""
-        return int(row[names.index("rows")] or 0), str(kind or "")
+        if "rows" not in names or "id" not in names:
+            return {}
+        rows, ident = names.index("rows"), names.index("id")
+        kind = names.index("type") if "type" in names else None
+        return {
+            int(r[ident]): (int(r[rows] or 0), str(r[kind] or "") if kind is not None else "")
+            for r in found
+            if r[ident] is not None  # MySQL's <unionN,M> result row
+        }
 
     def key_of(self, rows: list[tuple[Any, ...]]) -> Bound | None:
         return [_text(v) for v in rows[0]] if rows else None
@@ -307,14 +332,23 @@ class _Planner:
         statement, params = sql.edge_key_query(self.table, self.index, self.key, last=last, **where)
         return self.key_of(self.rows(statement, params))
 
-    def estimate(self, lower: Bound | None, upper: Bound | None) -> int:
-        statement, params = sql.range_estimate_query(self.table, self.index, self.key, lower, upper)
-        n, kind = self.explain(statement, params)
-        if (lower is not None or upper is not None) and kind.lower() not in ("range", ""):
-            raise _NotRangeScannable(kind)
-        if n == SUSPECT_ESTIMATE:  # maybe InnoDB's "the tree changed under me": ask once more
-            n, _ = self.explain(statement, params)
-        return n
+    def estimates(self, ranges: Sequence[Range]) -> list[int]:
+        """The records_in_range estimate of each range, a hundred ranges per EXPLAIN."""
+        out: list[int] = []
+        for i in range(0, len(ranges), BATCH):
+            batch = ranges[i : i + BATCH]
+            found = self.explain(*sql.range_estimate_query(self.table, self.index, self.key, batch))
+            for n, (lower, upper) in enumerate(batch, start=1):
+                rows, kind = found.get(n, (0, ""))
+                if (lower is not None or upper is not None) and kind.lower() not in ("range", ""):
+                    raise _NotRangeScannable(kind or "unknown")
+                out.append(rows)
+        for i, n in enumerate(out):
+            if n == SUSPECT_ESTIMATE:  # maybe InnoDB's "the tree changed under me": ask once more
+                out[i] = self.explain(*sql.range_estimate_query(self.table, self.index, self.key, [ranges[i]])).get(
+                    1, (n, "")
+                )[0]
+        return out
 
     # discovery
 
@@ -360,7 +394,7 @@ class _Planner:
     # planning
 
     def table_rows(self) -> int:
-        return self.explain(sql.row_estimate_query(self.table, self.index))[0]
+        return self.explain(sql.row_estimate_query(self.table, self.index)).get(1, (0, ""))[0]
 
     def walk(
         self, lower: Bound | None, upper: Bound | None, max_probes: int | None = None
@@ -413,14 +447,15 @@ class _Planner:
 
     def plan_estimated(self, lower: Bound | None, rows: int) -> list[Range]:
         self.max_key = self.edge(last=True)
-        if self.max_key is None or self.edge(last=False, after=lower) is None:
+        if self.max_key is None:
             return [(lower, None)]
         rows = max(rows, 1)
         self.leaves = []
         # the first cut aims a little below chunk_rows per piece, so that most pieces need no second cut
         cuts = self.cut(lower, None, min(max(math.ceil(ROOT_MARGIN * rows / self.chunk_rows), 2), MAX_ROOT_PIECES))
         edges = [lower, *cuts, None]
-        pieces = [(a, b, self.estimate(a, b)) for a, b in zip(edges, edges[1:], strict=False)]
+        ranges = list(zip(edges, edges[1:], strict=False))
+        pieces = [(a, b, e) for (a, b), e in zip(ranges, self.estimates(ranges), strict=True)]
         # what one row weighs in estimates (about 2 for ranges over more than 10 pages); capped
         # estimates (half the table) make it look lighter, never heavier
         self.factor = self.calibrate(sum(e for _, _, e in pieces), rows)
@@ -449,8 +484,9 @@ class _Planner:
             self.walk_range(lo, hi)
             return
         edges = [lo, *cuts, hi]
-        for a, b in zip(edges, edges[1:], strict=False):
-            self.split(a, b, self.estimate(a, b), depth + 1)
+        ranges = list(zip(edges, edges[1:], strict=False))
+        for (a, b), e in zip(ranges, self.estimates(ranges), strict=True):
+            self.split(a, b, e, depth + 1)
 
     def cut(self, lo: Bound | None, hi: Bound | None, pieces: int) -> list[Bound]:
         """Real keys strictly inside ``(lo, hi)``, strictly increasing, near ``pieces`` even cuts."""
@@ -471,14 +507,19 @@ class _Planner:
         # on a leading column of a composite key, the first candidate is the first key's own value:
         # its cut separates the rest of that value's rows from the next values
         candidates = domain.candidates(low[level], high[level], pieces, include_low=level < len(self.key) - 1)
-        cuts: list[Bound] = []
-        previous = lo
-        for c in candidates:
-            found = self.edge(last=True, after=previous, before=hi, at_most=[*prefix, c])
-            if found is not None:
-                cuts.append(found)
-                previous = found
-        return cuts
+        # each candidate snapped to the last real key at or below it inside the range (one dive
+        # each, a hundred per statement), then the distinct keys put in order by the server itself
+        found: dict[tuple[str, ...], None] = {}
+        for i in range(0, len(candidates), BATCH):
+            bounds = [[*prefix, c] for c in candidates[i : i + BATCH]]
+            statement, params = sql.last_keys_query(
+                self.table, self.index, self.key, after=lo, before=hi, at_most=bounds
+            )
+            found.update((tuple(_text(v) for v in row), None) for row in self.rows(statement, params))
+        if len(found) <= 1:
+            return [list(k) for k in found]
+        statement, params = sql.ordered_keys_query(self.table, self.index, self.key, list(found))
+        return [[_text(v) for v in row] for row in self.rows(statement, params)]
 
     def walk_range(self, lo: Bound | None, hi: Bound | None) -> None:
         """A range that candidates could not cut: walked exactly (reads its rows)."""

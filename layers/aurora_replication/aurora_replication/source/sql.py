@@ -81,12 +81,21 @@ def row_estimate_query(table: str, index: str | None) -> str:
 
 
 def range_estimate_query(
-    table: str, index: str | None, key: list[str], lower: Sequence[object] | None, upper: Sequence[object] | None
+    table: str,
+    index: str | None,
+    key: list[str],
+    ranges: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
 ) -> tuple[str, list[object]]:
-    """EXPLAIN of ``lower < key <= upper``: its ``rows`` is the storage engine's records_in_range
-    estimate (two index dives); nothing is read."""
-    where, params = range_predicate(key, lower, upper, mysql_ident)
-    return f"EXPLAIN SELECT 1 FROM {mysql_ident(table)}{index_hint(index)} WHERE {where}", params
+    """EXPLAIN of one ``SELECT`` per range ``lower < key <= upper``, joined by UNION ALL: the
+    ``rows`` of the n-th (``id`` n) is the storage engine's records_in_range estimate of the n-th
+    range (two index dives each); nothing is read. One statement for many ranges."""
+    selects: list[str] = []
+    params: list[object] = []
+    for lower, upper in ranges:
+        where, values = range_predicate(key, lower, upper, mysql_ident)
+        selects.append(f"SELECT 1 FROM {mysql_ident(table)}{index_hint(index)} WHERE {where}")
+        params.extend(values)
+    return "EXPLAIN " + " UNION ALL ".join(selects), params
 
 
 def edge_key_query(
@@ -105,6 +114,43 @@ def edge_key_query(
     order = ", ".join(f"{mysql_ident(k)}{' DESC' if last else ''}" for k in key)
     where, params = key_range_predicate(key, after=after, before=before, at_most=at_most, at_least=at_least)
     return f"SELECT {cols} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} ORDER BY {order} LIMIT 1", params
+
+
+def last_keys_query(
+    table: str,
+    index: str | None,
+    key: list[str],
+    *,
+    after: Sequence[object] | None,
+    before: Sequence[object] | None,
+    at_most: Sequence[Sequence[object]],
+) -> tuple[str, list[object]]:
+    """For each prefix bound in ``at_most``, the last key in ``after < key < before`` at or below
+    it (``edge_key_query``), joined by UNION ALL: one statement, one dive per bound."""
+    selects: list[str] = []
+    params: list[object] = []
+    for bound in at_most:
+        text, values = edge_key_query(table, index, key, last=True, after=after, before=before, at_most=bound)
+        selects.append(f"({text})")
+        params.extend(values)
+    return " UNION ALL ".join(selects), params
+
+
+def ordered_keys_query(
+    table: str, index: str | None, key: list[str], keys: Sequence[Sequence[object]]
+) -> tuple[str, list[object]]:
+    """The given keys that exist, in the server's key order (one point lookup each)."""
+    cols = ", ".join(mysql_ident(k) for k in key)
+    params: list[object] = []
+    if len(key) == 1:
+        where = f"{mysql_ident(key[0])} IN ({', '.join(['%s'] * len(keys))})"
+        params.extend(k[0] for k in keys)
+    else:
+        point = "(" + " AND ".join(f"{mysql_ident(k)} = %s" for k in key) + ")"
+        where = " OR ".join([point] * len(keys))
+        for k in keys:
+            params.extend(k)
+    return f"SELECT {cols} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} ORDER BY {cols}", params
 
 
 def key_columns_query() -> str:
