@@ -432,11 +432,13 @@ class _Planner:
             walked, lower, done = self.walk(None, None, max_probes=2 * SMALL_TABLE_ROWS // self.chunk_rows + 2)
             if done:
                 return walked
-            # the estimate was stale: the estimates take over where the walk stopped
-            total = max(total, 2 * SMALL_TABLE_ROWS)
+            self.stats.notes.append(
+                f"table {self.table!r}: its row estimate ({total:,}) is stale (more than {self.stats.rows_walked:,} "
+                "rows); the estimates plan the rest uncalibrated (chunks at most chunk_rows, maybe smaller)"
+            )
         self.stats.method = "estimates" if not walked else "walk, then estimates"
         try:
-            return walked + self.plan_estimated(lower, total - self.stats.rows_walked)
+            return walked + self.plan_estimated(lower, total if not walked else None)
         except _NotRangeScannable as e:
             self.stats.method = "walk"
             self.stats.notes.append(
@@ -445,19 +447,21 @@ class _Planner:
             )
             return walked + self.walk(lower, None)[0]
 
-    def plan_estimated(self, lower: Bound | None, rows: int) -> list[Range]:
+    def plan_estimated(self, lower: Bound | None, rows: int | None) -> list[Range]:
+        """Bounds from ``lower`` on; ``rows`` is the table's row estimate, None when it is known to be
+        wrong (then estimates are not calibrated: chunks hold at most chunk_rows rows, maybe fewer)."""
         self.max_key = self.edge(last=True)
         if self.max_key is None:
             return [(lower, None)]
-        rows = max(rows, 1)
         self.leaves = []
         # the first cut aims a little below chunk_rows per piece, so that most pieces need no second cut
-        cuts = self.cut(lower, None, min(max(math.ceil(ROOT_MARGIN * rows / self.chunk_rows), 2), MAX_ROOT_PIECES))
+        root = math.ceil(ROOT_MARGIN * rows / self.chunk_rows) if rows else 2
+        cuts = self.cut(lower, None, min(max(root, 2), MAX_ROOT_PIECES))
         edges = [lower, *cuts, None]
         ranges = list(zip(edges, edges[1:], strict=False))
         pieces = [(a, b, e) for (a, b), e in zip(ranges, self.estimates(ranges), strict=True)]
-        # what one row weighs in estimates (about 2 for ranges over more than 10 pages); capped
-        # estimates (half the table) make it look lighter, never heavier
+        # what one row weighs in estimates (about 2 for ranges over more than 10 pages of a tree of
+        # three levels or more); capped estimates (half the table) make it look lighter, never heavier
         self.factor = self.calibrate(sum(e for _, _, e in pieces), rows)
         self.target = self.factor * self.chunk_rows
         for a, b, e in pieces:
@@ -465,12 +469,16 @@ class _Planner:
         self.stats.pieces = len(self.leaves)
         estimated = [n for _, n, exact in self.leaves if not exact]
         exact_rows = sum(n for _, n, exact in self.leaves if exact)
-        if estimated:
+        if estimated and rows is not None:
             self.factor = self.calibrate(sum(estimated), rows - exact_rows)
         return self.merge(lower)
 
     @staticmethod
-    def calibrate(estimated: int, rows: int) -> float:
+    def calibrate(estimated: int, rows: int | None) -> float:
+        """Estimate per row, within what InnoDB can do; the lowest (no chunk larger than asked) when
+        the row count is unknown."""
+        if rows is None:
+            return MIN_CALIBRATION
         return min(max(estimated / max(rows, 1), MIN_CALIBRATION), MAX_CALIBRATION)
 
     def split(self, lo: Bound | None, hi: Bound | None, est: int, depth: int) -> None:
