@@ -11,7 +11,7 @@ import pymysql.cursors
 from aurora_replication import typemap
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import TablePlan
-from aurora_replication.source import sql
+from aurora_replication.source import bounds, sql
 from aurora_replication.source.sql import mysql_ident
 
 FETCH_BATCH = 5000
@@ -29,22 +29,16 @@ def is_empty(conn: pymysql.Connection[Any], table: str) -> bool:
 
 
 def chunk_bounds(
-    conn: pymysql.Connection[Any], table: str, key: list[str], chunk_rows: int
+    conn: pymysql.Connection[Any],
+    table: str,
+    key: list[str],
+    chunk_rows: int,
+    *,
+    stats: bounds.PlanStats | None = None,
 ) -> list[tuple[list[str] | None, list[str] | None]]:
-    """Key ranges of about ``chunk_rows`` rows, found by walking the key index (one probe per chunk)."""
-    if not key:
-        return [(None, None)]
-    bounds: list[tuple[list[str] | None, list[str] | None]] = []
-    lower: list[str] | None = None
-    while True:
-        statement, params = sql.bound_probe_query(table, key, lower, int(chunk_rows) - 1)
-        rows = query(conn, statement, params)
-        if not rows:
-            bounds.append((lower, None))
-            return bounds
-        upper = [str(v) for v in rows[0]]
-        bounds.append((lower, upper))
-        lower = upper
+    """Key ranges of about ``chunk_rows`` rows covering the whole key space, planned from index
+    estimates and dives (``source.bounds``): a few statements per chunk, not a read of the rows."""
+    return bounds.plan_bounds(conn, table, key, chunk_rows, stats)
 
 
 def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str | None:
