@@ -234,7 +234,7 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
         "host": settings.host,
         "port": settings.port,
         "user": settings.username,
-        "passwd": settings.password,
+        "password": settings.password,
         "connect_timeout": 10,
         "read_timeout": 120,
     }
@@ -263,8 +263,15 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
     )
 
 
-def _image(spec: TableSpec, values: dict[str, Any]) -> list[str | None]:
-    return [to_text(c, values.get(c.name)) for c in spec.columns]
+EMPTY_SET = "empty set"  # pymysqlreplication.constants.NONE_SOURCE.EMPTY_SET: a SET holding no member
+
+
+def _image(spec: TableSpec, values: dict[str, Any], none_sources: dict[str, str]) -> list[str | None]:
+    """A row image as MySQL's text per column; the library reads an empty SET as None, MySQL as ''."""
+    return [
+        "" if values.get(c.name) is None and none_sources.get(c.name) == EMPTY_SET else to_text(c, values.get(c.name))
+        for c in spec.columns
+    ]
 
 
 def _unknown_columns(spec: TableSpec, names: list[str]) -> list[str]:
@@ -389,14 +396,15 @@ def _changes(event: Any, here: Position, spec: TableSpec, key_index: list[int]) 
     for i, row in enumerate(event.rows):
         pos = here.key(i)
         if isinstance(event, UpdateRowsEvent):
-            before, after = _image(spec, row["before_values"]), _image(spec, row["after_values"])
+            before = _image(spec, row["before_values"], row.get("before_none_sources") or {})
+            after = _image(spec, row["after_values"], row.get("after_none_sources") or {})
             if [before[k] for k in key_index] != [after[k] for k in key_index]:
                 yield RowChange("D", pos, before)
             yield RowChange("U", pos, after)
         elif isinstance(event, DeleteRowsEvent):
-            yield RowChange("D", pos, _image(spec, row["values"]))
+            yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}))
         else:
-            yield RowChange("U", pos, _image(spec, row["values"]))
+            yield RowChange("U", pos, _image(spec, row["values"], row.get("none_sources") or {}))
 
 
 def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> dict[str, ColumnFacts]:
