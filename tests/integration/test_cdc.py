@@ -50,3 +50,80 @@ def test_initial_copy_then_changes_deletes_and_key_changes(env):
     third = _cdc(stack)  # nothing new: an empty window, the position stays
     assert third.ok and third.run["table_states"]["items"]["changes"] == 0
     assert_same(env, "items")
+
+
+class BoundedWriter(threading.Thread):
+    """Inserts, updates, deletes and key changes on loopback: at most ``rate`` statements a second, for
+    at most ``seconds``; it stops by itself."""
+
+    def __init__(self, env, seconds: float = 8.0, rate: float = 40.0, first_id: int = 10_000) -> None:
+        super().__init__(daemon=True)
+        self.env, self.seconds, self.rate, self.next_id = env, seconds, rate, first_id
+        self.counts = {"insert": 0, "update": 0, "delete": 0, "key": 0}
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        rnd = random.Random(13)
+        conn = self.env.db.connect(self.env.database)
+        deadline = time.monotonic() + self.seconds
+        try:
+            with conn.cursor() as cur:
+                while time.monotonic() < deadline:
+                    op = rnd.choice(["insert", "update", "update", "delete", "key"])
+                    target = rnd.randint(1, 250)
+                    if op == "insert":
+                        self.next_id += 1
+                        cur.execute(
+                            "INSERT INTO items (id, name, qty, tag, flags, doc) VALUES (%s, %s, %s, 'b', 'y', %s)",
+                            (self.next_id, f"w{self.next_id}", rnd.randint(0, 9), '{"w": true}'),
+                        )
+                    elif op == "update":
+                        cur.execute(
+                            "UPDATE items SET qty = %s, name = CONCAT(name, '+') WHERE id = %s",
+                            (rnd.randint(0, 999), target),
+                        )
+                    elif op == "delete":
+                        cur.execute("DELETE FROM items WHERE id = %s", (target,))
+                    else:
+                        self.next_id += 1
+                        cur.execute("UPDATE items SET id = %s WHERE id = %s", (self.next_id, target))
+                    self.counts[op] += 1
+                    time.sleep(1.0 / self.rate)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.error = e
+        finally:
+            conn.close()
+
+
+def test_changes_while_a_writer_runs_then_exact_without_reconcile(env):
+    _seed(env, 300)
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    writer = BoundedWriter(env, seconds=8, rate=40)
+    writer.start()
+    runs = 0
+    while writer.is_alive() or runs < 2:
+        outcome = _cdc(stack)
+        assert outcome.ok, outcome.run["table_states"]
+        runs += 1
+    writer.join()
+    assert writer.error is None, writer.error
+    assert all(writer.counts.values()), writer.counts
+    final = _cdc(stack)
+    assert final.ok, final.run["table_states"]
+    assert_same(env, "items")
+
+
+def test_mark_deletes_keeps_deleted_rows_marked(env):
+    _seed(env, 50)
+    stack = env.start_stack({"RECONCILE_ACTION": "mark"})
+    assert _cdc(stack).ok
+    env.sql("DELETE FROM items WHERE id <= 5", "INSERT INTO items (id, name) VALUES (3, 'back')")
+    assert _cdc(stack).ok
+    sf = env.snowflake()
+    cur = sf.cursor()
+    cur.execute('SELECT "ID", "_ASR_DELETED_AT" IS NOT NULL FROM "ITEMS" WHERE "ID" <= 5 ORDER BY 1')
+    assert cur.fetchall() == [(1, True), (2, True), (3, False), (4, True), (5, True)]
+    cur.execute('SELECT COUNT(*) FROM "ITEMS" WHERE "_ASR_DELETED_AT" IS NULL')
+    assert cur.fetchone()[0] == 46
+    sf.close()
