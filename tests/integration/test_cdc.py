@@ -127,3 +127,73 @@ def test_mark_deletes_keeps_deleted_rows_marked(env):
     cur.execute('SELECT COUNT(*) FROM "ITEMS" WHERE "_ASR_DELETED_AT" IS NULL')
     assert cur.fetchone()[0] == 46
     sf.close()
+
+
+def test_schema_changes_between_runs(env):
+    _seed(env, 40)
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    env.sql(
+        "UPDATE items SET qty = 1 WHERE id = 1",
+        "ALTER TABLE items ADD COLUMN note VARCHAR(30) NULL, MODIFY qty BIGINT",
+        "UPDATE items SET note = 'after ddl', qty = 9000000000 WHERE id = 2",
+        "INSERT INTO items (id, name, note) VALUES (100, 'new', 'n')",
+    )
+    outcome = _cdc(stack)
+    assert outcome.ok, outcome.run["table_states"]
+    assert any("NOTE" in n for n in outcome.run["table_states"]["items"]["notes"])
+    assert_same(env, "items")
+    # a column added with a default: the rows no event touched hold it in MySQL only
+    env.sql("ALTER TABLE items ADD COLUMN region CHAR(2) NOT NULL DEFAULT 'EU'", "UPDATE items SET qty = 3 WHERE id = 3")
+    stopped = _cdc(stack)
+    t = stopped.run["table_states"]["items"]
+    assert t["status"] == "failed" and "'region' was added" in t["reason"] and "--resnapshot" in t["reason"]
+    again = _cdc(stack)
+    assert again.run["table_states"]["items"]["status"] == "failed"  # stays stopped until re-snapshot
+    fixed = _cdc(stack, resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    env.sql("UPDATE items SET region = 'US' WHERE id = 4")
+    assert _cdc(stack).ok
+    assert_same(env, "items")
+
+
+def test_truncate_in_the_binlog_stops_the_table(env):
+    _seed(env, 20)
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    env.sql("TRUNCATE TABLE items")
+    t = _cdc(stack).run["table_states"]["items"]
+    assert t["status"] == "failed" and "TRUNCATE" in t["reason"] and "--resnapshot" in t["reason"]
+
+
+def test_position_older_than_the_retained_binlogs(env):
+    _seed(env, 30)
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    env.sql("UPDATE items SET qty = 0 WHERE id = 1")
+    health = stack.invoke("HealthFunction", {})["checks"]["cdc"]
+    assert health["ok"] and health["tables"]["items"]["status"] == "snapshot"
+    with env.mysql.cursor() as cur:
+        deadline = time.monotonic() + 60
+        while True:  # MariaDB keeps a binlog until its InnoDB checkpoint has passed: rotate and purge until gone
+            cur.execute("FLUSH BINARY LOGS")
+            cur.execute("SHOW MASTER STATUS")
+            current = cur.fetchone()[0]
+            cur.execute(f"PURGE BINARY LOGS TO '{current}'")
+            cur.execute("SHOW BINARY LOGS")
+            if [r[0] for r in cur.fetchall()] == [current] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    health = stack.invoke("HealthFunction", {})["checks"]["cdc"]
+    assert not health["ok"], health
+    assert "re-snapshot" in health["detail"] and health["tables"]["items"]["retained"] is False
+    outcome = _cdc(stack)
+    t = outcome.run["table_states"]["items"]
+    assert t["status"] == "failed" and "older than the oldest binlog" in t["reason"]
+    assert _cdc(stack, resnapshot=True).ok
+    env.sql("DELETE FROM items WHERE id = 2")
+    assert _cdc(stack).ok
+    assert_same(env, "items")
+    health = stack.invoke("HealthFunction", {})["checks"]["cdc"]
+    assert health["ok"], health
+    assert health["tables"]["items"]["cdc_lag_seconds"] >= 0

@@ -99,8 +99,8 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
     for c in added:
         if not c.nullable or c.default is not None:
             problems.append(
-                f"column {c.name!r} was added with "
-                + ("NOT NULL" if not c.nullable else f"the default {c.default!r}")
+                f"column {c.name!r} was added "
+                + ("NOT NULL" if not c.nullable else f"with the default {c.default!r}")
                 + ": the rows no change touched hold that value in MySQL but no binlog event carries it"
             )
     if added and dropped:
@@ -238,16 +238,18 @@ def schedule(
         files = binlog.binlog_files(conn)
         planned: list[CdcTable] = []
         failed: dict[str, str] = {}
+        stopped: set[str] = set()
         for t in names:
             try:
                 args = (request, target_columns, options, plan_table, files, cdc)
                 planned.append(plan_cdc_table(conn, services, database, t, *args))
             except StopTableError as e:
                 cdc.stop(t, str(e).split("; re-snapshot")[0])
-                failed[t] = str(e)
+                failed[t] = f"{e}; {resnapshot_fix(t)}" if "re-snapshot the table" not in str(e) else str(e)
+                stopped.add(t)
             except (BadInputError, UnsupportedTypeError) as e:
                 failed[t] = str(e)
-        if not planned and failed:
+        if not planned and failed and not stopped:  # a stopped table is recorded as failed, in a run
             raise BadInputError("; ".join(failed.values()))
         stop_at = binlog.current_position(conn)
     finally:
