@@ -6,8 +6,6 @@ import random
 import threading
 import time
 
-import pytest
-
 from compare import assert_same
 
 
@@ -144,7 +142,9 @@ def test_schema_changes_between_runs(env):
     assert any("NOTE" in n for n in outcome.run["table_states"]["items"]["notes"])
     assert_same(env, "items")
     # a column added with a default: the rows no event touched hold it in MySQL only
-    env.sql("ALTER TABLE items ADD COLUMN region CHAR(2) NOT NULL DEFAULT 'EU'", "UPDATE items SET qty = 3 WHERE id = 3")
+    env.sql(
+        "ALTER TABLE items ADD COLUMN region CHAR(2) NOT NULL DEFAULT 'EU'", "UPDATE items SET qty = 3 WHERE id = 3"
+    )
     stopped = _cdc(stack)
     t = stopped.run["table_states"]["items"]
     assert t["status"] == "failed" and "'region' was added" in t["reason"] and "--resnapshot" in t["reason"]
