@@ -71,8 +71,11 @@ def float32_text(value: float) -> str:
     packed = struct.pack("<f", value)
     for digits in range(1, 10):
         text = f"{value:.{digits}g}"
-        if struct.pack("<f", float(text)) == packed:
-            return text
+        try:
+            if struct.pack("<f", float(text)) == packed:
+                return text
+        except OverflowError:  # rounded past FLOAT's largest value: more digits are needed
+            continue
     return repr(value)
 
 
