@@ -158,6 +158,5 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     status = "published" if committed else "failed"
     services.state.set_last_run(plan.table, msg.run_id, {"status": status, "mode": "cdc", **result})
     services.state.finish_run_if_complete(msg.run_id)
-    services.metric("CdcLagSeconds", max(time.time() - caught_up_at, 0.0), "Seconds")
     logger.info("cdc window committed", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return {"status": status, **result}
