@@ -53,6 +53,11 @@ def check(services: Services) -> dict[str, Any]:
                 f"{name}: its binlog position {position} is gone (oldest binlog {files[0][0] if files else '-'}): "
                 "re-snapshot it (mode cdc with resnapshot)"
             )
+        elif retention == 0:
+            problems.append(
+                f"{name}: Aurora's 'binlog retention hours' is not set (NULL: binlogs are purged lazily, usually "
+                f"within a day), so its position may be purged before the next run: {RETENTION_FIX}"
+            )
         elif retention is not None:
             left = retention - (now - float(item.get("position_at") or now))
             t["retention_left_seconds"] = int(left)
