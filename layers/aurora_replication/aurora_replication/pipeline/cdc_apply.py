@@ -136,7 +136,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "upserts": int(t.get("upserts", 0)),
         "deletes": int(t.get("deletes", 0)),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
-        "validation": "not compared (cdc window: the source moves on; `replicate validate` compares)",
+        "validation": "not compared (cdc window; `replicate validate` compares)",
     }
     if not committed:
         reason = (
