@@ -134,3 +134,16 @@ def test_batch_names_are_deterministic_and_messages_carry_them():
     assert (
         is_stale({"position_key": end}, end) and not is_stale({"position_key": start}, end) and not is_stale(None, end)
     )
+
+
+def test_cdc_lag_gauges_from_the_health_report():
+    from aurora_replication.ops.health_metrics import gauges
+
+    report = {
+        "checks": {"cdc": {"tables": {"a": {"cdc_lag_seconds": 30}, "b": {"cdc_lag_seconds": 90}, "c": {}}}},
+        "failing": [],
+    }
+    found = {(g.name, tuple(g.dimensions.items())): g.value for g in gauges(report)}
+    assert found[("CdcLagSeconds", (("table", "a"),))] == 30
+    assert found[("MaxCdcLagSeconds", ())] == 90
+    assert not any(name == "CdcLagSeconds" and dims == (("table", "c"),) for name, dims in found)

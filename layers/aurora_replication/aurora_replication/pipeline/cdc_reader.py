@@ -265,6 +265,12 @@ def schedule(
         summary["tables"][table] = {"status": "failed", "reason": reason}
     streaming: list[CdcTable] = []
     for p in planned:
+        if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
+            state = cdc.get(p.table) or {}
+            reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
+            services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
+            summary["tables"][p.table] = {"status": "declined", "reason": reason}
+            continue
         ok, reason = services.state.acquire_lease(p.table, run_id, s.lease_seconds)
         if not ok:
             services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
@@ -332,11 +338,20 @@ def read_and_send(
 ) -> dict[str, Any]:
     """Read one bounded window for ``tables``, stage each table's batches, define the window, send."""
     s = services.settings
+    tables = [p for p in tables if p.spec is not None]
     specs = {p.table: p.spec for p in tables if p.spec is not None}
     started = time.time()
-    window = binlog.read_window(
-        services.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
-    )
+    try:
+        window = binlog.read_window(
+            services.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
+        )
+    except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
+        reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
+        for p in tables:
+            services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+            services.state.release_lease(p.table, run_id, 0)
+        services.state.finish_run_if_complete(run_id)
+        raise
     services.fault("cdc_window_read", window)
     read_at = started if window.reached_end else float(window.newest_event_at or started)
     logger.info(
