@@ -197,3 +197,19 @@ def test_position_older_than_the_retained_binlogs(env):
     health = stack.invoke("HealthFunction", {})["checks"]["cdc"]
     assert health["ok"], health
     assert health["tables"]["items"]["cdc_lag_seconds"] >= 0
+
+
+def test_tables_at_different_positions_share_one_window(env):
+    _seed(env, 30)
+    env.sql("CREATE TABLE other (k VARCHAR(10) PRIMARY KEY, v INT)", "INSERT INTO other VALUES ('a', 1), ('b', 2)")
+    stack = env.start_stack()
+    assert _cdc(stack, "items").ok
+    env.sql("UPDATE items SET qty = 99 WHERE id = 1", "UPDATE other SET v = 10 WHERE k = 'a'")
+    both = _cdc(stack, "items,other")  # items applies its change; other takes its initial copy
+    assert both.ok, both.run["table_states"]
+    assert both.run["table_states"]["other"]["mode"] == "full"
+    env.sql("DELETE FROM other WHERE k = 'b'", "INSERT INTO other VALUES ('c', 3)", "DELETE FROM items WHERE id = 2")
+    again = _cdc(stack, "items,other")
+    assert again.ok, again.run["table_states"]
+    assert assert_same(env, "other") == 2
+    assert_same(env, "items")

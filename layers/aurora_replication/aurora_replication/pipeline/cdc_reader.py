@@ -383,7 +383,10 @@ def read_and_send(
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
             assert p.position is not None
-            start, end = p.position.key(), window.end.key()
+            # a table whose position lies past where the window stopped (its budget ran out first) gets
+            # an empty window that leaves its position where it is
+            window_end = window.end if window.end.key() >= p.position.key() else p.position
+            start, end = p.position.key(), window_end.key()
             if sf is None and changes:
                 sf = Target(services.snowflake(), s.stage_name)
             batches = _stage_batches(p, changes, start, end, services, sf)
@@ -391,7 +394,7 @@ def read_and_send(
             defined = cdc.define_window(
                 run_id,
                 p.table,
-                cdc_to=window.end.to_dict(),
+                cdc_to=window_end.to_dict(),
                 batches=[b.model_dump(mode="json") for b in batches],
                 chunk_count=len(batches),
                 window_read_at=Decimal(str(round(read_at, 3))),
