@@ -25,8 +25,7 @@ from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.services import Services
 from aurora_replication.target import cdc_sql
-from aurora_replication.target.client import Target, execute
-from aurora_replication.target.sql import drop_table
+from aurora_replication.target.client import Target
 
 logger = Logger(child=True)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
@@ -76,12 +75,9 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     try:
         tgt = Target(sf, s.stage_name)
         load = cdc_sql.load_table_name(plan, msg.run_id)
-        execute(sf, cdc_sql.create_load_table(plan, load))
         with step("copy"):
-            tgt.ensure_stage()
-            execute(sf, cdc_sql.copy_batch(plan, load, s.stage_name, batch.path, batch.file))
+            loaded = tgt.load_changes(plan, load, msg.chunk_id, batch.path, batch.file)
         services.fault("copied", msg)
-        loaded = int(execute(sf, cdc_sql.count_batch(load), [msg.chunk_id])[0][0])
         if loaded != batch.rows:
             raise RuntimeError(
                 f"batch {msg.chunk_id} of table {plan.table!r} has {loaded} of its {batch.rows} changes in the load "
@@ -89,15 +85,11 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 "is fixed, or re-snapshot the table"
             )
         with step("merge"):
-            tgt.ensure_target_table(plan)
-            execute(sf, cdc_sql.add_position_column(plan))
+            tgt.prepare_changes(plan, s.reconcile_action)
             if s.reconcile_action == "delete":
-                execute(sf, cdc_sql.create_tombstone_table(plan))
-                execute(sf, cdc_sql.merge_tombstones(plan, load), [msg.chunk_id])
+                tgt.merge_tombstones(plan, load, msg.chunk_id)
                 services.fault("tombstoned", msg)
-            else:
-                execute(sf, cdc_sql.add_deleted_column(plan))
-            execute(sf, cdc_sql.merge_changes(plan, load, s.reconcile_action), [msg.chunk_id])
+            tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
         services.fault("merged", msg)
     finally:
         sf.close()
@@ -147,10 +139,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     else:
         sf = services.snowflake()
         try:
+            tgt = Target(sf, s.stage_name)
             if s.reconcile_action == "delete":
-                execute(sf, cdc_sql.create_tombstone_table(plan))
-                execute(sf, cdc_sql.prune_tombstones(plan), [-TOMBSTONE_SECONDS])
-            execute(sf, drop_table(cdc_sql.load_table_name(plan, msg.run_id)))
+                tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
+            tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
         finally:
             sf.close()
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)

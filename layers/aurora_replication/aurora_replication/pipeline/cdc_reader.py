@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
@@ -132,7 +132,7 @@ def plan_cdc_table(
 ) -> CdcTable:
     s = services.settings
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
-    plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
+    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
     if plan.where or plan.transform or any(c.source_expr for c in plan.columns):
         raise BadInputError(
             f"table {table!r}: its table options (where, mask or transform) are applied by MySQL or to whole rows, "
@@ -423,11 +423,7 @@ def _stage_batches(
         part = changes[i : i + s.cdc_batch_rows]
         file = f"batch-{i // s.cdc_batch_rows:05d}.csv.gz"
         local = os.path.join(s.work_dir, "aurora-replication", path, file)
-        lines = (
-            (",".join([*(staging.encode_value(e, v) for e, v in zip(encs, c.values, strict=True)), c.op, c.pos]),)
-            for c in part
-        )
-        staged = staging.write_lines_gz(local, lines, i // s.cdc_batch_rows, "cdc")
+        staged = staging.write_lines_gz(local, _lines(encs, part), i // s.cdc_batch_rows, "cdc")
         try:
             assert sf is not None
             sf.put(local, path)
@@ -437,6 +433,13 @@ def _stage_batches(
         services.fault("cdc_batch_staged", batch)
         batches.append(batch)
     return batches
+
+
+def _lines(encs: list[staging.Encoder], changes: list[binlog.RowChange]) -> Iterator[tuple[str]]:
+    """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
+    for c in changes:
+        fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]
+        yield (",".join([*fields, c.op, c.pos]),)
 
 
 def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
