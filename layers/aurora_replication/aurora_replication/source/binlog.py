@@ -396,10 +396,10 @@ def _changes(event: Any, here: Position, spec: TableSpec, key_index: list[int]) 
     for i, row in enumerate(event.rows):
         pos = here.key(i)
         if isinstance(event, UpdateRowsEvent):
-            before = _image(spec, row["before_values"], row.get("before_none_sources") or {})
             after = _image(spec, row["after_values"], row.get("after_none_sources") or {})
-            if [before[k] for k in key_index] != [after[k] for k in key_index]:
-                yield RowChange("D", pos, before)
+            old_key = [to_text(spec.columns[k], row["before_values"].get(spec.columns[k].name)) for k in key_index]
+            if old_key != [after[k] for k in key_index]:  # the key changed: the old key is deleted
+                yield RowChange("D", pos, _image(spec, row["before_values"], row.get("before_none_sources") or {}))
             yield RowChange("U", pos, after)
         elif isinstance(event, DeleteRowsEvent):
             yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}))
