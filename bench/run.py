@@ -15,7 +15,10 @@ What it measures, one table (`bench.orders`, 10 columns of mixed types, built on
 * the peer: dlt's sql_database source (pyarrow backend) into DuckDB, in a venv of its own;
 * planning the chunk bounds of tables of 1M and 10M rows (and the old OFFSET walk, for comparison);
 * an incremental run after 1,000 rows changed, planning time, and the peak resident memory of
-  the process that runs the local stack for several chunk sizes.
+  the process that runs the local stack for several chunk sizes;
+* change data capture: a cdc run after 1,000 and after 100,000 changed rows (updates that move the
+  watermark, so an incremental run sees them too), against incremental runs of the same changes
+  (``--no-cdc`` skips it).
 
 Every stack run happens in a fresh child process (this file again, with --child), so runs do not
 share interpreter state and each child's peak memory is its own. The servers live under
@@ -773,6 +776,15 @@ def stack_spec(db: Any, sf: Any, name: str, schema: str, workers: int, steps: li
     }
 
 
+CDC_CHANGES = (1_000, 100_000)
+
+
+def change_n_sql(rows: int, n: int) -> str:
+    """``n`` rows updated (their watermark moves too, so both modes see them)."""
+    every = max(rows // n, 1)
+    return f"UPDATE `{TABLE}` SET updated_at = NOW(6), total = total + 1 WHERE id % {every} = 0 LIMIT {n}"
+
+
 def change_rows_sql(rows: int) -> str:
     every = max(rows // CHANGED_ROWS, 1)
     return f"UPDATE `{TABLE}` SET updated_at = NOW(6) WHERE id % {every} = 0 LIMIT {CHANGED_ROWS}"
@@ -811,6 +823,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only measure planning (chunk bounds) at 1M and 10M rows: MariaDB only, no emulator, no copy",
     )
+    p.add_argument("--no-cdc", action="store_true", help="skip the cdc against incremental runs")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.chdir(ROOT)
@@ -870,6 +883,11 @@ def main(argv: list[str] | None = None) -> int:
         log("this project, 2 workers: full run...")
         two = run_child(stack_spec(db, sf, "stack-2", "BENCH2", 2, [{"name": "full", "request": full}]), "2 workers")
         results["two_workers"] = two["steps"][0]
+
+        if args.no_cdc:
+            results["cdc"] = {"available": False, "reason": "skipped (--no-cdc)"}
+        else:
+            results["cdc"] = measure_cdc(db, sf, rows)
 
         if args.no_peer:
             results["peer"] = {"available": False, "reason": "skipped (--no-peer)"}
@@ -933,7 +951,28 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(jsonable(results), indent=2) + "\n")
     print(f"\nresults written to {out}")
-    return 0 if all(r.get("ok") for r in (results["one_worker"], results["two_workers"], results["incremental"])) else 1
+    cdc_ok = results["cdc"].get("ok", True)
+    return (
+        0
+        if cdc_ok and all(r.get("ok") for r in (results["one_worker"], results["two_workers"], results["incremental"]))
+        else 1
+    )
+
+
+def measure_cdc(db: Any, sf: Any, rows: int) -> dict[str, Any]:
+    """A cdc run and an incremental run of the same changes (1,000, then 100,000 rows), 2 workers each,
+    each mode in a child of its own after its own initial copy."""
+    sizes = [n for n in CDC_CHANGES if n <= rows]
+    out: dict[str, Any] = {"available": True, "changes": sizes}
+    for mode, first in (("cdc", "cdc"), ("incremental", "full")):
+        request = {"tables": TABLE, "mode": mode, "chunk_rows": FULL_CHUNK_ROWS}
+        steps = [{"name": "initial", "request": {**request, "mode": first}}]
+        steps += [{"name": f"{n}", "request": request, "before_sql": [change_n_sql(rows, n)]} for n in sizes]
+        log(f"{mode}: initial copy, then runs after {', '.join(f'{n:,}' for n in sizes)} changed rows...")
+        res = run_child(stack_spec(db, sf, f"vs-{mode}", f"BENCHVS{mode.upper()}", 2, steps), mode)
+        out[mode] = {step["name"]: step for step in res["steps"]}
+    out["ok"] = all(step["ok"] for mode in ("cdc", "incremental") for step in out[mode].values())
+    return out
 
 
 def planning_only(out: str, keep_servers: bool) -> int:
@@ -989,6 +1028,14 @@ def report(r: dict[str, Any]) -> None:
         f"{inc['rows']:,} rows copied (changed + watermark overlap); table {inc['table_seconds']:.2f} s",
     )
     lines.append(("planning (plan_seconds, full run)", r["planning"]["plan_seconds"], None, ""))
+    cdc = r.get("cdc", {})
+    for n in cdc.get("changes", []) if cdc.get("available") else []:
+        for mode in ("cdc", "incremental"):
+            step = cdc[mode][str(n)]
+            note = (
+                "ok" if step["ok"] else "FAILED"
+            ) + f"; {step['rows']:,} rows applied; table {step['table_seconds']:.2f} s"
+            add(f"project, {mode}, {n:,} changed rows", step["seconds"], n, note)
 
     print(f"\n== {rows:,} rows, {r['machine']['cpus']} CPUs, MariaDB {r['machine'].get('mariadb', '?')} ==")
     print(f"{'measure':<45} {'seconds':>9} {'rows/s':>10} {'x ceiling':>9}  note")

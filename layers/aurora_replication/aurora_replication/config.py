@@ -51,6 +51,14 @@ class Settings(BaseModel):
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
+    # change data capture (cdc mode): one binlog window per run, bounded in time and bytes; the server
+    # id the reader presents to MySQL (unique among the server's replicas); rows per staged batch
+    cdc_max_seconds: float = Field(default=120.0, alias="CDC_MAX_SECONDS", gt=0, le=840)
+    cdc_max_bytes: int = Field(default=64 * 1024 * 1024, alias="CDC_MAX_BYTES", ge=1024)
+    cdc_batch_rows: int = Field(default=100_000, alias="CDC_BATCH_ROWS", ge=1, le=10_000_000)
+    cdc_server_id: int = Field(default=4_236_001, alias="CDC_SERVER_ID", ge=1, le=4_294_967_295)
+    # health: warn when a stored position is this close (fraction of the retention) to being purged
+    cdc_retention_warn_fraction: float = Field(default=0.25, alias="CDC_RETENTION_WARN_FRACTION", ge=0, le=1)
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
     # comma-separated modules whose @register(...) Python transforms the scheduler checks and the worker runs
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")

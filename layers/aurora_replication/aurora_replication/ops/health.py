@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aurora_replication.errors import EndpointError
+from aurora_replication.ops import cdc_health
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 
@@ -203,6 +204,7 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
         "queue": lambda: _queue(services),
         "dead_letter_queue": lambda: _dlq(services),
         "replication": lambda: _tables(services, stall_seconds),
+        "cdc": lambda: cdc_health.check(services),  # cdc integration point (ops/cdc_health.py)
     }
     secrets: list[str] = []
     try:

@@ -15,6 +15,7 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
+from aurora_replication.pipeline import cdc_reader
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 
@@ -37,6 +38,10 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
         ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)  # renews our own lease
         if not ok:
             summary["tables"][table] = {"status": "running", "sent": 0, "reason": reason}
+            continue
+        if plan.mode == "cdc":  # cdc integration point: re-read an undefined window, or resend its batches
+            summary["tables"][table] = cdc_reader.resume_table(run_id, table, t, services)
+            services.state.touch_table(run_id, table)
             continue
         count = int(t.get("chunk_count", 0))
         done = {int(c) for c in t.get("done", set())}

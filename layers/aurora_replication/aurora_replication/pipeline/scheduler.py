@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
-from aurora_replication.pipeline import chunks, resume, transforms
+from aurora_replication.pipeline import cdc_reader, chunks, resume, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
@@ -165,9 +165,44 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     run_id = request.run_id or new_run_id()
     target_columns = TargetColumns(services)
     try:
+        if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
+            return cdc_reader.schedule(request, run_id, services, target_columns, resolve_tables, plan_table)
         return _schedule(request, run_id, services, target_columns)
     finally:
         target_columns.close()
+
+
+def resolve_tables(
+    conn: Any, services: Services, database: str, request: RunRequest
+) -> tuple[list[str], dict[str, TableOptions]]:
+    """The request's table names (``*``: every table) and their options, checked against the database."""
+    s = services.settings
+    available = source_discover.list_tables(conn, database)
+    if request.tables == ["*"]:
+        names = available
+        if not names:
+            raise BadInputError(f"database {database!r} has no tables to replicate")
+    else:
+        unknown = [t for t in request.tables if t not in available]
+        if unknown:
+            raise BadInputError(
+                f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
+                f"available: {', '.join(available[:20]) or '(none)'}"
+            )
+        names = request.tables
+    seen: dict[str, str] = {}
+    for t in names:
+        other = seen.setdefault(target_name(t, s.identifier_case), t)
+        if other != t:
+            raise BadInputError(
+                f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
+                "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
+            )
+    options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
+    strangers = [t for t in options if t not in available]
+    if strangers:
+        raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
+    return names, options
 
 
 def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
@@ -175,31 +210,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     conn = services.mysql()
     try:
         database = services.mysql_settings().dbname
-        available = source_discover.list_tables(conn, database)
-        if request.tables == ["*"]:
-            names = available
-            if not names:
-                raise BadInputError(f"database {database!r} has no tables to replicate")
-        else:
-            unknown = [t for t in request.tables if t not in available]
-            if unknown:
-                raise BadInputError(
-                    f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
-                    f"available: {', '.join(available[:20]) or '(none)'}"
-                )
-            names = request.tables
-        seen: dict[str, str] = {}
-        for t in names:
-            other = seen.setdefault(target_name(t, s.identifier_case), t)
-            if other != t:
-                raise BadInputError(
-                    f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
-                    "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
-                )
-        options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
-        strangers = [t for t in options if t not in available]
-        if strangers:
-            raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
+        names, options = resolve_tables(conn, services, database, request)
         planned: list[PlannedTable] = []
         failed: dict[str, str] = {}
         for t in names:

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, TablePlan, describe_validation_error
-from aurora_replication.pipeline import staging, timeline, transforms, validate
+from aurora_replication.pipeline import cdc_apply, staging, timeline, transforms, validate
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
@@ -73,6 +73,8 @@ def new_attempt_id() -> str:
 
 def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
+    if message.plan.mode == "cdc":  # cdc integration point: a batch of binlog changes, or its window's commit
+        return services.with_retries(lambda: cdc_apply.handle(message, services), "cdc")
     # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":
         return services.with_retries(lambda: timeline.timed(finalise, message, services), "finalise")

@@ -13,7 +13,7 @@ from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import sql
+from aurora_replication.target import cdc_sql, sql
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
@@ -280,3 +280,32 @@ class Target:
         else:
             rows = execute(self.conn, sql.reconcile_delete(plan, keys_table))
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
+
+    # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
+    def load_changes(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> int:
+        """COPY a staged batch of changes into the run's load table (a repeat loads nothing more);
+        returns how many distinct changes of the batch the load table holds."""
+        execute(self.conn, cdc_sql.create_load_table(plan, load_table))
+        self.ensure_stage()
+        execute(self.conn, cdc_sql.copy_batch(plan, load_table, self.stage, path, file))
+        return int(execute(self.conn, cdc_sql.count_batch(load_table), [chunk_id])[0][0])
+
+    def prepare_changes(self, plan: TablePlan, action: str) -> None:
+        """The target's hidden columns (``_ASR_POS``; ``_ASR_DELETED_AT`` when deletes are marked) and,
+        when deletes delete, the tombstone table."""
+        self.ensure_target_table(plan)
+        execute(self.conn, cdc_sql.add_position_column(plan))
+        if action == "delete":
+            execute(self.conn, cdc_sql.create_tombstone_table(plan))
+        else:
+            execute(self.conn, cdc_sql.add_deleted_column(plan))
+
+    def merge_tombstones(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
+        execute(self.conn, cdc_sql.merge_tombstones(plan, load_table), [chunk_id])
+
+    def merge_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> None:
+        execute(self.conn, cdc_sql.merge_changes(plan, load_table, action), [chunk_id])
+
+    def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
+        execute(self.conn, cdc_sql.create_tombstone_table(plan))
+        execute(self.conn, cdc_sql.prune_tombstones(plan), [-older_than_seconds])
