@@ -19,7 +19,8 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    # as CloudFormation reads the short forms: !Ref and !Condition keep their names, the rest are Fn::
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {name: value}
