@@ -20,6 +20,10 @@ class Settings(BaseModel):
     dlq_url: str = Field(default="", alias="DLQ_URL")
     source_secret_arn: str = Field(alias="SOURCE_SECRET_ARN", min_length=1)
     target_secret_arn: str = Field(alias="TARGET_SECRET_ARN", min_length=1)
+    # where the source secret has no host, port or dbname (an RDS-managed secret): see secrets.py
+    source_host: str = Field(default="", alias="SOURCE_HOST")
+    source_port: str = Field(default="", alias="SOURCE_PORT", pattern=r"^[0-9]{0,5}$")
+    source_dbname: str = Field(default="", alias="SOURCE_DBNAME")
     default_mode: Literal["full", "incremental", "auto"] = Field(default="auto", alias="DEFAULT_MODE")
     default_chunk_rows: int = Field(default=100_000, alias="DEFAULT_CHUNK_ROWS", ge=1, le=10_000_000)
     # rows per chunk when a request gives none: about this many MB of table data per chunk, from
@@ -53,6 +57,11 @@ class Settings(BaseModel):
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
+
+    @property
+    def source_fallback(self) -> dict[str, str]:
+        """``MySQLSettings.from_secret``'s fallback: the source connection fields set here."""
+        return {"host": self.source_host, "port": self.source_port, "dbname": self.source_dbname}
 
 
 @lru_cache(maxsize=1)

@@ -193,8 +193,8 @@ def pymysql_connect(settings: MySQLSettings) -> Executor:
 
 
 # ---- the strategies -----------------------------------------------------------------------
-def _settings(secret: dict[str, Any], **overrides: Any) -> MySQLSettings:
-    return MySQLSettings.from_secret({**secret, **overrides})
+def _settings(secret: dict[str, Any], fallback: dict[str, str] | None = None, **overrides: Any) -> MySQLSettings:
+    return MySQLSettings.from_secret({**secret, **overrides}, fallback)
 
 
 def _works(connect: Connect, settings: MySQLSettings) -> bool:
@@ -213,7 +213,7 @@ class _MySQLStrategy:
     connect: Connect = field(default=pymysql_connect)
 
     def test(self, pending: dict[str, Any]) -> None:
-        ex = self.connect(_settings(pending))
+        ex = self.connect(_settings(pending, self.settings.source_fallback))
         try:
             rows = ex.execute("SELECT 1")
             if [tuple(str(v) for v in r) for r in rows] != [("1",)]:
@@ -237,7 +237,8 @@ class AlternatingUsers(_MySQLStrategy):
         }
 
     def set(self, current: dict[str, Any], pending: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        if _works(self.connect, _settings(pending)):
+        fallback = self.settings.source_fallback
+        if _works(self.connect, _settings(pending, fallback)):
             return  # set already (a retried step)
         cur_user, new_user = str(current["username"]), str(pending["username"])
         if new_user != alternate_user(cur_user):
@@ -249,6 +250,7 @@ class AlternatingUsers(_MySQLStrategy):
         # the master logs in to the same server as the rotated user, unless its secret says otherwise
         master_settings = _settings(
             current,
+            {k: v for k, v in fallback.items() if k not in master},  # the master's own endpoint wins
             **{k: master[k] for k in ("host", "port", "tls") if k in master},
             username=master["username"],
             password=master["password"],
@@ -279,12 +281,13 @@ class SingleUser(_MySQLStrategy):
     def set(self, current: dict[str, Any], pending: dict[str, Any], previous: dict[str, Any] | None) -> None:
         if str(pending["username"]) != str(current["username"]):
             raise RotationError("single-user rotation: the pending secret names another user than the current one")
-        if _works(self.connect, _settings(pending)):
+        fallback = self.settings.source_fallback
+        if _works(self.connect, _settings(pending, fallback)):
             return
         candidates = [current] + ([previous] if previous and previous.get("username") == current["username"] else [])
         for secret in candidates:
             try:
-                ex = self.connect(_settings(pending, password=secret["password"]))
+                ex = self.connect(_settings(pending, fallback, password=secret["password"]))
             except LoginFailed:
                 continue
             try:
