@@ -178,7 +178,7 @@ def test_malformed_message_ends_in_the_dead_letter_queue(env):
     import time
 
     stop = threading.Event()
-    threads = stack.drive_workers(1, stop, retry_delay=0)
+    threads = stack.drive_workers(1, stop)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and sum(stack.queue_depth(stack.dlq_url)) < 2:
         time.sleep(0.2)

@@ -34,7 +34,8 @@ class Settings(BaseModel):
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
     zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")
     watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
-    # longer than a chunk's retries take (the queue's visibility timeout is 5400 s)
+    # longer than a chunk's retries take (five receives with REDELIVERY_* backoff: minutes; a crashed
+    # invocation's message waits out the queue's 5400 s visibility timeout)
     lease_seconds: int = Field(default=21600, alias="LEASE_SECONDS", ge=60)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
@@ -50,6 +51,10 @@ class Settings(BaseModel):
     # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
     # goes to the DLQ, and its table is reported failed until a redrive copies it
     max_receive_count: int = Field(default=5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # a failed chunk comes back after this many seconds, doubling per receive up to the maximum
+    # (pipeline/redelivery.py); 0: at once
+    redelivery_base_seconds: int = Field(default=30, alias="REDELIVERY_BASE_SECONDS", ge=0, le=43200)
+    redelivery_max_seconds: int = Field(default=900, alias="REDELIVERY_MAX_SECONDS", ge=0, le=43200)
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)

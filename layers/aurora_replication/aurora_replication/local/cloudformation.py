@@ -21,7 +21,7 @@ The local stack runs its handlers against the resources such a stack made (``loc
 
 from __future__ import annotations
 
-import copy
+import ast
 import io
 import json
 import re
@@ -88,7 +88,13 @@ def translator_available() -> bool:
 def translate(template: Path, parameters: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The CloudFormation template SAM's transform makes of ``template`` (a fresh copy each call)."""
     key = json.dumps(sorted((parameters or {}).items()))
-    return copy.deepcopy(_translate(str(template.resolve()), template.stat().st_mtime_ns, key))
+    return _copy(_translate(str(template.resolve()), template.stat().st_mtime_ns, key))
+
+
+def _copy(doc: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of a JSON document (much faster than copy.deepcopy)."""
+    copied: dict[str, Any] = json.loads(json.dumps(doc))
+    return copied
 
 
 @lru_cache(maxsize=8)
@@ -97,7 +103,7 @@ def _translate(path: str, mtime: int, parameters_json: str) -> dict[str, Any]:
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    doc = copy.deepcopy(Template(Path(path)).doc)
+    doc = _copy(Template(Path(path)).doc)
     for name, resource in doc.get("Resources", {}).items():
         props = resource.setdefault("Properties", {})
         # as `sam package` leaves them: the code of each function and layer in S3
@@ -107,8 +113,8 @@ def _translate(path: str, mtime: int, parameters_json: str) -> dict[str, Any]:
             props["ContentUri"] = f"s3://{ARTIFACT_BUCKET}/{name}.zip"
     translator = Translator(None, Parser(), boto_session=boto3.session.Session(region_name=REGION))
     values = dict(json.loads(parameters_json))
-    result: dict[str, Any] = translator.translate(doc, parameter_values=values, get_managed_policy_map=dict)
-    return result
+    # plain JSON: the translator's own dict and str subclasses are slow to copy
+    return _copy(translator.translate(doc, parameter_values=values, get_managed_policy_map=dict))
 
 
 # ---- 2. functions where CloudFormation allows them -----------------------------------------
@@ -355,7 +361,15 @@ class Stack:
     outputs: dict[str, str]
     physical: dict[str, str]
     not_created: dict[str, str]
-    template: dict[str, Any]
+    template: dict[str, Any]  # what moto was given
+    resolved: dict[str, Any]  # the whole template for these parameters (what CloudFormation would create)
+    parameters: dict[str, Any] = field(default_factory=dict)  # every parameter's value, defaults included
+
+    def value(self, node: Any) -> Any:
+        """A property's value where it is a literal or a ``Ref`` to a parameter (else None)."""
+        if isinstance(node, dict):
+            return self.parameters.get(node["Ref"]) if set(node) == {"Ref"} else None
+        return node
 
 
 def moto_supported_types() -> set[str]:
@@ -412,7 +426,7 @@ def create_in_moto(session: Any, template: Path, parameters: Mapping[str, str], 
     if problems:
         raise RehearsalError("CloudFormation would reject the template: " + "; ".join(problems))
     resolved = resolve(translated, given)
-    doc = copy.deepcopy(resolved.doc)
+    doc = _copy(resolved.doc)
     not_created = leave_out_unsupported(doc, moto_supported_types())
     not_created.update({name: "its condition is false for these parameters" for name in resolved.left_out})
 
@@ -450,11 +464,21 @@ def create_in_moto(session: Any, template: Path, parameters: Mapping[str, str], 
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
     }
-    # moto's CloudFormation ignores ManagedPolicyArns: give each role its AWS managed policies' documents
+    # moto's CloudFormation ignores ManagedPolicyArns: give each role its AWS managed policies'
+    # documents; and it stores inline policies as objects, which its IAM checks cannot read: put
+    # them again, as the JSON text IAM keeps (resolved by CloudFormation: moto's role policy shows it)
     iam = session.client("iam")
     for name, body in doc["Resources"].items():
         if body["Type"] != "AWS::IAM::Role":
             continue
+        for policy_name in iam.list_role_policies(RoleName=physical[name])["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=physical[name], PolicyName=policy_name)["PolicyDocument"]
+            if isinstance(document, str):  # moto answers with the object's repr
+                document = ast.literal_eval(document)
+            # SAM's policies leave Version out (IAM then reads 2008-10-17, which differs from 2012-10-17
+            # only in policy variables, used nowhere here); moto's PutRolePolicy insists on one
+            document.setdefault("Version", "2012-10-17")
+            iam.put_role_policy(RoleName=physical[name], PolicyName=policy_name, PolicyDocument=json.dumps(document))
         for arn in body.get("Properties", {}).get("ManagedPolicyArns", []):
             policy = arn.rsplit("/", 1)[-1]
             data = _aws_managed_policies().get(policy)
@@ -463,7 +487,7 @@ def create_in_moto(session: Any, template: Path, parameters: Mapping[str, str], 
             iam.put_role_policy(
                 RoleName=physical[name], PolicyName=f"aws-managed-{policy}", PolicyDocument=json.dumps(data["Document"])
             )
-    return Stack(stack_name, outputs, physical, not_created, doc)
+    return Stack(stack_name, outputs, physical, not_created, doc, resolved.doc, resolved.parameters)
 
 
 @lru_cache(maxsize=1)

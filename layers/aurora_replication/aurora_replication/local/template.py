@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +31,16 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+@lru_cache(maxsize=8)
+def _parse(path: str, mtime_ns: int) -> str:
+    """The template as JSON text, parsed once per version of the file (pure-Python YAML is slow)."""
+    return json.dumps(yaml.load(Path(path).read_text(), Loader=_CfnLoader))  # noqa: S506 - safe loader subclass
+
+
 class Template:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - safe loader subclass
+        self.doc: dict[str, Any] = json.loads(_parse(str(path.resolve()), path.stat().st_mtime_ns))
 
     def resource(self, name: str) -> dict[str, Any]:
         return dict(self.doc["Resources"][name].get("Properties", {}))
