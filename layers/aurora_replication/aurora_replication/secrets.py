@@ -12,7 +12,6 @@ it is; a secret and a setting that disagree are an error, never a silent choice.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,8 @@ LOOPBACK = ("127.", "localhost", "::1")
 class MySQLSettings:
     """The source connection. With ``tls`` the server certificate is verified against ``ca_bundle``.
 
-    ``ca_bundle`` is a PEM file of trusted CAs: ``MYSQL_CA_BUNDLE`` when set, else the RDS global
+    ``ca_bundle`` is a PEM file of trusted CAs: the ``MYSQL_CA_BUNDLE`` setting when set (the caller
+    passes it from ``config.Settings`` or the rotation function's settings), else the RDS global
     bundle packaged in the layer (``aurora_replication/certs/rds-global-bundle.pem``, fetched by
     ``make ca-bundle``); the value ``system`` means the system CA store instead.
     """
@@ -49,7 +49,9 @@ class MySQLSettings:
     SYSTEM_CA_STORE: ClassVar[str] = "system"
 
     @classmethod
-    def from_secret(cls, secret: dict[str, Any], fallback: Mapping[str, object] | None = None) -> MySQLSettings:
+    def from_secret(
+        cls, secret: dict[str, Any], ca_bundle: str = "", fallback: Mapping[str, object] | None = None
+    ) -> MySQLSettings:
         """``fallback`` gives ``host``, ``port`` and ``dbname`` where the secret has none (the values
         of SOURCE_HOST, SOURCE_PORT, SOURCE_DBNAME; empty means not set)."""
         s = dict(secret)
@@ -73,9 +75,9 @@ class MySQLSettings:
         host = str(s["host"])
         raw_tls = s.get("tls", not host.startswith(LOOPBACK))
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
-        ca_bundle = os.environ.get("MYSQL_CA_BUNDLE", "").strip() or str(cls.PACKAGED_CA_BUNDLE)
+        bundle = ca_bundle.strip() or str(cls.PACKAGED_CA_BUNDLE)
         return cls(
-            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, ca_bundle
+            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, bundle
         )
 
 
@@ -114,10 +116,6 @@ class SnowflakeSettings:
             protocol=s.get("protocol"),
         )
 
-    @property
-    def is_emulator(self) -> bool:
-        return bool(self.host) and str(self.host).startswith(LOOPBACK)
-
 
 def read_secret(
     arn: str, max_age: int, force: bool = False, provider: parameters.SecretsProvider | None = None
@@ -141,10 +139,11 @@ def mysql_settings(
     arn: str,
     max_age: int,
     force: bool = False,
+    ca_bundle: str = "",
     provider: parameters.SecretsProvider | None = None,
     fallback: Mapping[str, object] | None = None,
 ) -> MySQLSettings:
-    return MySQLSettings.from_secret(read_secret(arn, max_age, force, provider), fallback)
+    return MySQLSettings.from_secret(read_secret(arn, max_age, force, provider), ca_bundle, fallback)
 
 
 def snowflake_settings(
