@@ -49,20 +49,26 @@ def after_failure(receipt_handle: str, receive_count: int, error: BaseException,
     delay = delay_seconds(
         receive_count, s.redelivery_base_seconds, s.redelivery_max_seconds, isinstance(error, BadInputError) or last
     )
+    # the error is logged here: a partial batch failure is not an invocation error, which Lambda
+    # would have logged itself
+    what: dict[str, Any] = {"receive": receive_count, "of": s.max_receive_count, "redelivery_seconds": delay}
+    failure = f"{type(error).__name__}: {error}"
+    services.metric("FailedAttempts", 1)
     try:
         services.sqs.change_message_visibility(
             QueueUrl=s.chunk_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
         )
     except (ClientError, BotoCoreError) as e:
+        what["redelivery_seconds"] = None
         logger.warning(
-            "could not schedule the redelivery; the message returns after the queue's visibility timeout",
-            extra={"error": f"{type(e).__name__}: {e}"},
+            f"failed: {failure}; the redelivery could not be scheduled ({type(e).__name__}: {e}), so the "
+            "message returns after the queue's visibility timeout",
+            extra=what,
+            exc_info=error,
         )
         return None
-    what: dict[str, Any] = {"receive": receive_count, "of": s.max_receive_count, "redelivery_seconds": delay}
     if last:
-        logger.warning("failed on its last receive: the message moves to the dead-letter queue", extra=what)
+        logger.warning(f"failed on its last receive, to the dead-letter queue: {failure}", extra=what, exc_info=error)
     else:
-        logger.warning(f"failed: {type(error).__name__}; retried in {delay} s", extra=what)
-    services.metric("FailedAttempts", 1)
+        logger.warning(f"failed, retried in {delay} s: {failure}", extra=what, exc_info=error)
     return delay
