@@ -58,3 +58,17 @@ def test_chunks_marked_done_at_the_same_moment_are_all_kept(tmp_path: Path) -> N
     finally:
         sys.setswitchinterval(interval)
         stack.stop()
+
+
+def test_without_sams_translator_the_stack_reads_the_template_and_says_so(env, monkeypatch) -> None:
+    """The fallback (no aws-sam-translator, or REPLICATE_STACK_FROM_TEMPLATE): queues and table from a
+    reading of the template, no roles, IAM not enforced, and the log says which it was."""
+    monkeypatch.setenv("REPLICATE_STACK_FROM_TEMPLATE", "1")
+    env.sql("CREATE TABLE f (id INT PRIMARY KEY)", "INSERT INTO f VALUES (1), (2), (3)")
+    stack = env.start_stack()
+    assert stack.provisioned_by == "template" and stack.cloudformation is None
+    assert stack.event_source.batch_size == 1 and stack.event_source.report_batch_item_failures
+    attrs = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["VisibilityTimeout"])
+    assert attrs["Attributes"]["VisibilityTimeout"] == "5400"
+    assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
+    assert "no roles, IAM not enforced" in stack.log_path.read_text()

@@ -209,3 +209,14 @@ def test_chunk_size_adapts_to_the_row_width():
     assert chunks.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
     assert chunks.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
     assert chunks.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and chunks.adaptive_chunk_rows(10**9, mb64, 5) == 1_000
+
+
+def test_statements_with_bound_values_keep_percent_signs_in_names_and_strings():
+    from aurora_replication.target.client import bindable
+
+    statement = 'DELETE FROM "growth%" WHERE "id%s" = %s AND "a""%" = \'50%\' AND "x" = \'it\\\'s %s\''
+    bound = bindable(statement)
+    # what the connector does with it: statement % values
+    assert bound % ("7",) == statement.replace(" = %s AND", " = 7 AND", 1)
+    assert bindable("SELECT %s, %s") == "SELECT %s, %s"
+    assert bindable("SELECT 10 % 3 WHERE x = %s") == "SELECT 10 %% 3 WHERE x = %s"

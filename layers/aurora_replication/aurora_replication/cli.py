@@ -227,6 +227,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
     print(json.dumps(result, indent=2, default=str))
+    if isinstance(result, dict) and result.get("batchItemFailures"):  # records failed: their errors are logged
+        print(f"records failed; their errors are in the handler logs: {stack.log_path}", file=sys.stderr)
+        return 1
     return 0
 
 

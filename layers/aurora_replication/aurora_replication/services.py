@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
@@ -35,22 +36,34 @@ class Services:
     fault: Callable[[str, Any], None] = field(default=_no_fault)
     # (name, value, unit, step): the handler points it at Powertools Metrics
     metric: Callable[..., None] = field(default=_no_metric)
+    # reads and caches the two secrets; None: Powertools' process-wide default provider
+    secrets_provider: SecretsProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
+        """Every AWS client is made here, at cold start: with the credentials the function has then."""
         config = retry.boto_config(settings.retry_attempts)
         return cls(
             settings=settings,
             state=StateStore(settings.state_table, boto3.resource("dynamodb", config=config)),
             sqs=boto3.client("sqs", config=config),
+            secrets_provider=SecretsProvider(boto_config=config),
         )
 
     def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
         s = self.settings
-        return secrets.mysql_settings(s.source_secret_arn, s.secret_max_age_seconds, force, s.mysql_ca_bundle)
+        return secrets.mysql_settings(
+            s.source_secret_arn,
+            s.secret_max_age_seconds,
+            force,
+            s.mysql_ca_bundle,
+            provider=self.secrets_provider,
+            fallback=s.source_fallback,
+        )
 
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
-        return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)
+        s = self.settings
+        return secrets.snowflake_settings(s.target_secret_arn, s.secret_max_age_seconds, force, self.secrets_provider)
 
     def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
         s = self.settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,6 +32,27 @@ def _private_key_der(pem: str) -> bytes:
     )
 
 
+def cache_options(work_dir: str | None = None) -> dict[str, Any]:
+    """The connector's file caches, said explicitly: in Lambda only /tmp is writable.
+
+    No credential cache (key pair or password logins never need one: it holds SSO and MFA tokens),
+    and the CRL cache, when revocation lists are checked, under ``work_dir``. The OCSP caches are
+    set by environment variables the connector reads when it is imported (SF_OCSP_RESPONSE_CACHE_DIR
+    and SF_TEMPORARY_CREDENTIAL_CACHE_DIR, in the template); where the home directory cannot be
+    written the connector keeps its OCSP validation cache in memory. Options the installed connector
+    does not know are left out.
+    """
+    from snowflake.connector.connection import DEFAULT_CONFIGURATION
+
+    base = os.path.join(work_dir or os.environ.get("WORK_DIR") or "/tmp", "snowflake")
+    options: dict[str, Any] = {
+        "client_store_temporary_credential": False,
+        "client_request_mfa_token": False,
+        "crl_cache_dir": os.path.join(base, "crls"),
+    }
+    return {k: v for k, v in options.items() if k in DEFAULT_CONFIGURATION}
+
+
 def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
     kwargs: dict[str, Any] = {
         "account": settings.account,
@@ -40,6 +62,7 @@ def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
         "login_timeout": 30,
         "network_timeout": 600,
         "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": "aurora-snowflake-replication"},
+        **cache_options(),
     }
     for name in ("role", "warehouse", "host", "port", "protocol"):
         if getattr(settings, name):
@@ -140,10 +163,44 @@ def check_session(conn: SnowflakeConnection, settings: SnowflakeSettings) -> Non
         raise failure
 
 
+def bindable(statement: str) -> str:
+    """``statement`` ready for the connector's client-side binding, which %-formats the whole text
+    when values are given: every ``%`` that is not a ``%s`` placeholder is doubled. Placeholders are
+    only ever outside quotes; a ``%`` in a quoted name or string (a table called ``growth%``, a
+    column ``a%sb``) is always literal."""
+    out: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(statement):
+        ch = statement[i]
+        if quote is not None:
+            if ch == "\\" and quote == "'" and i + 1 < len(statement):  # an escaped character in a string
+                out.append(statement[i : i + 2].replace("%", "%%"))
+                i += 2
+                continue
+            if ch == quote:
+                quote = None  # a doubled quote closes and reopens: same result
+            out.append("%%" if ch == "%" else ch)
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "%" and statement.startswith("%s", i):
+            out.append("%s")
+            i += 2
+            continue
+        else:
+            out.append("%%" if ch == "%" else ch)
+        i += 1
+    return "".join(out)
+
+
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector)."""
     cur = conn.cursor()
+    values = tuple(params) if params is not None else ()
     try:
-        cur.execute(statement, tuple(params) if params is not None else None)
+        # the connector formats the statement only when there are values; then every literal % doubles
+        cur.execute(bindable(statement) if values else statement, values or None)
         try:
             return list(cur.fetchall())
         except snowflake.connector.errors.InterfaceError:
