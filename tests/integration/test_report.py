@@ -38,7 +38,7 @@ def test_report_of_a_run_with_a_retried_and_a_dead_lettered_chunk(env, browser, 
         "CREATE TABLE q (id INT PRIMARY KEY)",
         "INSERT INTO q SELECT seq FROM seq_1_to_5",
     )
-    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "SMALL_CHUNK_ROWS": "50"})
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "SMALL_CHUNK_ROWS": "50", "REDELIVERY_BASE_SECONDS": "0"})
     failed_once: set[int] = set()
 
     def faults(step, message=None):
@@ -50,9 +50,7 @@ def test_report_of_a_run_with_a_retried_and_a_dead_lettered_chunk(env, browser, 
         if message.plan.table == "q":
             raise RuntimeError("simulated: q cannot be loaded")
 
-    outcome = stack.run(
-        {"tables": "p,q", "mode": "full", "chunk_rows": 100}, workers=2, fault=faults, idle_timeout=2, retry_delay=0
-    )
+    outcome = stack.run({"tables": "p,q", "mode": "full", "chunk_rows": 100}, workers=2, fault=faults, idle_timeout=2)
     assert outcome.run["table_states"]["p"]["status"] == "published" and outcome.dlq_messages == 1
     attempts = StateStore(stack.table_name).get_attempts(outcome.run_id)
     by_chunk = {(a["table"], str(a["chunk"])): [] for a in attempts}

@@ -56,17 +56,10 @@ class CdcState:
         return out
 
     def all(self) -> dict[str, dict[str, Any]]:
-        from boto3.dynamodb.conditions import Attr
-
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").eq("CDC")}
-        while True:
-            resp = self.table.scan(**kwargs)
-            items.extend(resp["Items"])
-            if "LastEvaluatedKey" not in resp:
-                break
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
-        return {str(i["pk"])[6:]: _plain(i) for i in items}
+        """The cdc state of every table that has one: the catalog names the tables (one query, no
+        scan: every cdc run takes a lease, which catalogues its table), then one read each."""
+        found = {name: self.get(name) for name in self.store.catalogued_tables()}
+        return {name: item for name, item in found.items() if item is not None}
 
     def start_snapshot(self, table: str, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
         """Record the position before the initial copy (replacing whatever was there)."""

@@ -376,6 +376,16 @@ class StateStore:
         run: dict[str, Any] = _plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
         return float(run["created_at"]) if run.get("created_at") is not None else None
 
+    def catalogued_tables(self) -> list[str]:
+        """The names of every catalogued table (one query of the CATALOG partition)."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            ProjectionExpression="#t",
+            ExpressionAttributeNames={"#t": "table"},
+        )
+        return sorted(str(i["table"]) for i in items if i.get("table"))
+
     def catalog(self) -> list[dict[str, Any]]:
         """Every catalogued table (one query of the CATALOG partition), each with ``current``: the
         ledger item of its run in progress (empty when its latest run has finished)."""
