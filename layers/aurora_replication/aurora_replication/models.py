@@ -165,8 +165,6 @@ class ChunkMessage(_Strict):
     window_to: str | None = None
     # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
     round: int = Field(default=0, ge=0, le=100)
-    # a re-copy of an incremental chunk: the whole key range, and rows gone from MySQL deleted in it
-    whole_range: bool = False
 
     @field_validator("run_id")
     @classmethod
@@ -196,8 +194,6 @@ class ChunkMessage(_Strict):
             raise ValueError("incremental mode needs a key and a watermark column")
         if self.plan.mode == "reconcile" and not self.plan.key:
             raise ValueError("reconcile mode needs a key")
-        if self.whole_range and self.plan.mode != "incremental":
-            raise ValueError("whole_range applies to incremental chunks only")
         return self
 
     @property

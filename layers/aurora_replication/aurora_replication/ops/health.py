@@ -132,7 +132,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
                     {
                         "run_id": run_id,
                         "table": item.get("table"),
-                        "chunks_done": len(item.get("done", set()) or ()),
+                        "chunks_done": min(int(item.get("done_count", 0)), int(item.get("chunk_count", 0))),
                         "chunks": int(item.get("chunk_count", 0)),
                         "idle_seconds": int(now - progress),
                         "resume": {"resume_run": run_id},
