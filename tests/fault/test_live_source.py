@@ -141,7 +141,7 @@ def test_planted_corruption_is_caught_and_healed_on_a_live_table(env):
             assert corrupt.done == 1
             assert outcome.ok, t
             assert t["heal_round"] == 1 and '"chunk": 3' in t["last_mismatch"], statement  # found and copied again
-            assert "(120,)" in t["last_mismatch"]  # named by its key range
+            assert "('120',) < key <= ('160',)" in t["last_mismatch"]  # named by its key range
         corrupt = Corrupt(env, 3, CHANGED_ROW)
         outcome = stack.run(
             {"tables": "acct", "mode": "incremental", "chunk_rows": CHUNK}, workers=2, fault=corrupt, timeout=300
@@ -170,7 +170,7 @@ def test_corruption_that_persists_fails_the_table_naming_chunk_and_range(env):
     assert not outcome.ok and t["status"] == "failed" and t["heal_round"] == 2
     assert corrupt.done == 3  # the first copy and two re-copies
     assert t["differing_chunks"] == [2]
-    assert "chunk 2 ((80,) < key <= (120,))" in t["reason"] and "0 rows" in t["reason"]
+    assert "chunk 2 (('80',) < key <= ('120',))" in t["reason"] and "0 rows" in t["reason"]
     # the published target was left as it was: the failed run did not publish
     conn = env.snowflake()
     assert conn.cursor().execute('SELECT COUNT(*) FROM "ACCT"').fetchone()[0] == ROWS
