@@ -1,4 +1,4 @@
-"""MySQL to Snowflake type mapping: the one table of the README, in code.
+"""MySQL to Snowflake type mapping: the one table of docs/types.md, in code.
 
 Each column gets a ``kind`` that says how its value is extracted from MySQL (as text), written
 to the staging file and compared in validation, and the Snowflake type it is stored as.
@@ -7,7 +7,6 @@ to the staging file and compared in validation, and the Snowflake type it is sto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 # kinds
 INTEGER = "integer"
@@ -22,7 +21,6 @@ DATETIME = "datetime"
 TIME = "time"
 YEAR = "year"
 
-NUMERIC_KINDS = frozenset({INTEGER, DECIMAL, FLOAT, BIT, YEAR})
 
 _INT_DIGITS = {
     # data_type: (signed digits, unsigned digits)
@@ -102,7 +100,3 @@ def map_column(
 def is_zero_date(value: str) -> bool:
     """MySQL zero or partial-zero dates ('0000-00-00', '2024-00-10 ...') that no other database accepts."""
     return value[:4] == "0000" or value[5:7] == "00" or value[8:10] == "00"
-
-
-def plan_types(columns: list[dict[str, Any]]) -> list[ColumnType]:
-    return [map_column(**c) for c in columns]

@@ -69,10 +69,6 @@ def encoders(plan: TablePlan) -> list[Encoder]:
     return encs
 
 
-def encode_value(enc: Encoder, v: Any) -> str:
-    return NULL if v is None else enc(v)
-
-
 def bound_value(kind: str, v: Any, zero_dates: str = "null") -> Any:
     """A value as bound into a multi-row INSERT (the small-chunk path): text, or None."""
     if v is None:

@@ -108,7 +108,7 @@ def _extract(
     stream = source_read.stream_rows(mysql, query, params)
     rows_iter: Iterator[tuple[Any, ...]] = stream
     if plan.transform:
-        rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
+        rows_iter = iter(transforms.registered(plan.transform, s.transform_modules)(rows_iter, plan))
     try:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:

@@ -4,7 +4,7 @@ checksums of chunks and key ranges."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -129,7 +129,7 @@ def window_start(
     return stored
 
 
-def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object]) -> Iterator[Row]:
+def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object]) -> Generator[Row]:
     """Rows from an unbuffered cursor: memory stays flat whatever the chunk size."""
     cur = conn.cursor(pymysql.cursors.SSCursor)
     try:
