@@ -73,9 +73,7 @@ class Writer:
                     roll = self.rng.random()
                     if roll < 0.25:
                         top += 1
-                        cur.execute(
-                            f"INSERT INTO {t} (id, balance, name) VALUES (%s, %s, %s)", (top, n, f"new{n}")
-                        )
+                        cur.execute(f"INSERT INTO {t} (id, balance, name) VALUES (%s, %s, %s)", (top, n, f"new{n}"))
                         self.done["insert"] += 1
                     elif self.deletes and roll < 0.35:
                         cur.execute(f"DELETE FROM {t} WHERE id = %s", (self.rng.randint(1, top),))
@@ -83,9 +81,7 @@ class Writer:
                     else:
                         # across the whole key range, the top (the open-ended last chunk) included
                         key = top - self.rng.randint(0, 5) if roll > 0.9 else self.rng.randint(1, top)
-                        cur.execute(
-                            f"UPDATE {t} SET balance = balance + 1, name = %s WHERE id = %s", (f"w{n}", key)
-                        )
+                        cur.execute(f"UPDATE {t} SET balance = balance + 1, name = %s WHERE id = %s", (f"w{n}", key))
                         self.done["update"] += cur.rowcount
                     conn.commit()
                     self._stop.wait(self.interval)

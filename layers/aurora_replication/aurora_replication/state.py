@@ -217,8 +217,7 @@ class StateStore:
         return [
             i
             for i in range(count)
-            if i not in chunks
-            or int(chunks[i].get("round", -1)) < min(int(chunks[i].get("need_round", 0)), heal_round)
+            if i not in chunks or int(chunks[i].get("round", -1)) < min(int(chunks[i].get("need_round", 0)), heal_round)
         ]
 
     def mark_dead_lettered(self, run_id: str, table: str, chunk_id: int, error: str) -> None:
