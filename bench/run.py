@@ -159,7 +159,7 @@ def jsonable(v: Any) -> Any:
 
 
 def copied_rows(table_state: dict[str, Any]) -> int:
-    return sum(int(v) for v in (table_state.get("chunk_rows") or {}).values())
+    return int(table_state.get("rows_copied") or 0)
 
 
 def run_child(spec: dict[str, Any], label: str, extra_args: list[str] | None = None) -> dict[str, Any]:
@@ -250,6 +250,8 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                     # local driver's polling at either end
                     "table_seconds": float(table_state.get("finished_at") or 0)
                     - float(table_state.get("started_at") or 0),
+                    # the finaliser's invocation that validated and committed the table (ledger + load table)
+                    "finalise_seconds": float(table_state.get("finalise_seconds") or 0),
                     "table_state": {k: v for k, v in table_state.items() if k != "plan"},
                 }
             )
@@ -300,7 +302,7 @@ class PhaseTimer:
         original_stream, original_csv, original_checksum = (
             source_read.stream_rows,
             staging.write_csv_gz,
-            source_read.range_checksums,
+            source_read.chunk_checksum,
         )
 
         def stream_rows(*a: Any, **k: Any) -> Any:
@@ -345,22 +347,24 @@ class PhaseTimer:
                 timer.in_checksum = False
 
         timed_checksum = self.timed(
-            "validation: MySQL checksums per chunk range (one MD5 per row, summed inside MySQL)", original_checksum
+            "MySQL: checksum of each chunk in its snapshot (one MD5 per row, summed inside MySQL)", original_checksum
         )
         source_read.stream_rows = stream_rows  # type: ignore[assignment]
         staging.write_csv_gz = staging_file(original_csv)  # type: ignore[assignment]
         staging.write_lines_gz = staging_file(original_lines)  # type: ignore[assignment]
-        source_read.range_checksums = table_checksum  # type: ignore[assignment]
+        source_read.chunk_checksum = table_checksum  # type: ignore[assignment]
         T = target_mod.Target
         for attr, name in (
             ("put", "PUT the gzip file to the stage (emulator)"),
-            ("load_file", "COPY INTO the load table (DELETE + COPY, emulator)"),
+            ("load_file", "COPY INTO the load table (emulator)"),
             ("load_rows", "small-chunk INSERT (emulator)"),
-            ("merge_chunk", "MERGE into the target (emulator)"),
+            ("merge_validated", "MERGE the validated chunks into the target (emulator)"),
+            ("merged_checksum", "validation: emulator checksum of the merged rows (summed inside the emulator)"),
+            ("record_attempts", "finaliser: write the validated attempts (emulator)"),
             ("ensure_load_table", "CREATE load table (emulator)"),
             ("ensure_target_table", "CREATE target table IF NOT EXISTS (emulator)"),
             ("checksum", "validation: emulator checksum (summed inside the emulator)"),
-            ("checksums_by_chunk", "validation: emulator checksums per chunk (summed inside the emulator)"),
+            ("checksums_of_attempts", "validation: emulator checksums per chunk (summed inside the emulator)"),
             ("range_checksum", "validation: emulator checksum of one key range (summed inside the emulator)"),
             ("publish", "publish: CREATE OR REPLACE TABLE ... COPY GRANTS AS SELECT (emulator)"),
             ("drop", "DROP load table (emulator)"),
@@ -1036,6 +1040,10 @@ def report(r: dict[str, Any]) -> None:
                 "ok" if step["ok"] else "FAILED"
             ) + f"; {step['rows']:,} rows applied; table {step['table_seconds']:.2f} s"
             add(f"project, {mode}, {n:,} changed rows", step["seconds"], n, note)
+    for label, res in (("full, 1 worker", one), ("full, 2 workers", two), ("incremental", inc)):
+        chunks = int(res.get("table_state", {}).get("chunk_count") or 0)
+        note = f"{chunks} chunks: ledger + one grouped checksum of the load table, then commit; no MySQL"
+        lines.append((f"finaliser per table ({label})", res.get("finalise_seconds"), None, note))
 
     print(f"\n== {rows:,} rows, {r['machine']['cpus']} CPUs, MariaDB {r['machine'].get('mariadb', '?')} ==")
     print(f"{'measure':<45} {'seconds':>9} {'rows/s':>10} {'x ceiling':>9}  note")

@@ -24,7 +24,7 @@ def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
     states = first.run["table_states"]
     assert first.dlq_messages == 1 and not first.ok
     assert states["q"]["status"] == "published"  # the rest of the run completed
-    assert states["p"]["status"] == "running" and len(states["p"]["done"]) == int(states["p"]["chunk_count"]) - 1
+    assert states["p"]["status"] == "running" and states["p"]["done_count"] == int(states["p"]["chunk_count"]) - 1
     health = stack.invoke("HealthFunction", {})
     assert "dead_letter_queue" in health["failing"]
     assert health["checks"]["dead_letter_queue"]["tables"] == [f"p (run {first.run_id})"]

@@ -45,8 +45,8 @@ class Progress:
     def __call__(self, run: dict[str, Any]) -> None:
         states = run.get("table_states", {}).values()
         total = sum(int(t.get("chunk_count", 0)) for t in states)
-        done = sum(len(t.get("done", ())) for t in states)
-        rows = sum(sum(int(v) for v in t.get("chunk_rows", {}).values()) for t in states)
+        done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
+        rows = sum(int(t.get("rows_copied", 0)) for t in states)
         finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined"))
         width = 30
         filled = int(width * done / total) if total else width
@@ -65,7 +65,7 @@ class Progress:
 def summary_rows(outcome: Any) -> list[dict[str, Any]]:
     rows = []
     for name, t in sorted(outcome.run.get("table_states", {}).items()):
-        copied = sum(int(v) for v in t.get("chunk_rows", {}).values())
+        copied = int(t.get("rows_copied", 0))
         started = float(t.get("started_at") or 0)
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = max(finished - started, 0.001) if started else 0.0

@@ -178,8 +178,6 @@ class ChunkMessage(_Strict):
     window_to: str | None = None
     # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
     round: int = Field(default=0, ge=0, le=100)
-    # a re-copy of an incremental chunk: the whole key range, and rows gone from MySQL deleted in it
-    whole_range: bool = False
     # cdc mode: the staged batch of changes this chunk applies
     batch: ChangeBatch | None = None
 
@@ -211,8 +209,6 @@ class ChunkMessage(_Strict):
             raise ValueError("incremental mode needs a key and a watermark column")
         if self.plan.mode == "reconcile" and not self.plan.key:
             raise ValueError("reconcile mode needs a key")
-        if self.whole_range and self.plan.mode != "incremental":
-            raise ValueError("whole_range applies to incremental chunks only")
         if self.plan.mode == "cdc" and not self.plan.key:
             raise ValueError("cdc mode needs a key")
         if (self.batch is not None) != (self.plan.mode == "cdc" and self.kind == "chunk"):

@@ -164,7 +164,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
                 {
                     "run_id": run_id,
                     "table": name,
-                    "chunks_done": len(current.get("done", set()) or ()),
+                    "chunks_done": min(int(current.get("done_count", 0)), int(current.get("chunk_count", 0))),
                     "chunks": int(current.get("chunk_count", 0)),
                     "idle_seconds": int(now - progress),
                     "resume": {"resume_run": run_id},

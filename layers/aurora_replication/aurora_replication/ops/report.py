@@ -83,7 +83,7 @@ def _chunk_label(a: dict[str, Any]) -> str:
 def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
     rows = []
     for name, t in sorted(run.get("table_states", {}).items()):
-        copied = sum(int(v) for v in (t.get("chunk_rows") or {}).values())
+        copied = int(t.get("rows_copied") or 0)
         status = str(t.get("status", "?"))
         dead = sorted(t.get("dead_lettered") or (), key=lambda c: int(c))
         if dead:
@@ -270,7 +270,7 @@ SCRIPT = """
 def render(run_id: str, run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
     states = run.get("table_states", {})
     ok = bool(states) and all(t.get("status") == "published" for t in states.values())
-    rows = sum(sum(int(v) for v in (t.get("chunk_rows") or {}).values()) for t in states.values())
+    rows = sum(int(t.get("rows_copied") or 0) for t in states.values())
     started = run.get("created_at")
     finished = run.get("finished_at")
     duration = _fmt_seconds(float(finished) - float(started)) if started and finished else "-"

@@ -97,7 +97,10 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     for name, lap in step.laps.items():
         services.metric("ChunkSeconds", lap, "Seconds", name)
     services.metric("CdcChangesApplied", batch.rows)
-    done, count, _round = services.state.mark_chunk_done(msg.run_id, plan.table, msg.chunk_id, batch.rows, seconds)
+    count = msg.chunk_count
+    _recorded, done = services.state.mark_chunk_done(
+        msg.run_id, plan.table, msg.chunk_id, msg.round, {"rows": batch.rows, "seconds": seconds}
+    )
     services.fault("marked_done", msg)
     logger.info(
         "cdc batch applied",
@@ -113,10 +116,12 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     t = _table_state(msg, services)
     if t.get("status") in ("published", "failed"):
         return {"status": t["status"], "repeat": True}
-    done = len(t.get("done", set()))
-    if t.get("cdc_to") is None or done < int(t.get("chunk_count", 0)):
+    count = int(t.get("chunk_count", 0))
+    applied = services.state.get_chunks(msg.run_id, plan.table)
+    missing = services.state.outstanding(applied, count, 0)
+    if t.get("cdc_to") is None or missing:
         raise RuntimeError(
-            f"finalise of {plan.table!r} arrived with {done}/{t.get('chunk_count', 0)} batches applied; retrying"
+            f"finalise of {plan.table!r} arrived with {count - len(missing)}/{count} batches applied; retrying"
         )
     cdc = CdcState(services.state)
     caught_up_at = float(t.get("window_read_at") or time.time())
@@ -124,7 +129,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     committed = cdc.advance(plan.table, t["cdc_from"], t["cdc_to"], msg.run_id, caught_up_at, newest)
     services.fault("committed", msg)
     result: dict[str, Any] = {
-        "changes": sum(int(v) for v in (t.get("chunk_rows") or {}).values()),
+        "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
         "upserts": int(t.get("upserts", 0)),
         "deletes": int(t.get("deletes", 0)),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",

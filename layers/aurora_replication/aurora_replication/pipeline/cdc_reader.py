@@ -448,11 +448,11 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     t = services.state.get_table(run_id, table)
     plan = TablePlan.model_validate(t["plan"])
     batches = [ChangeBatch.model_validate(b) for b in t.get("batches", [])]
-    done = {int(c) for c in t.get("done", set())}
+    missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
     messages = [
         ChunkMessage(kind="chunk", run_id=run_id, chunk_id=i, chunk_count=len(batches), plan=plan, batch=b, round=0)
         for i, b in enumerate(batches)
-        if i not in done
+        if i in missing
     ]
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]

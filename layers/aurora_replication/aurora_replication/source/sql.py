@@ -21,6 +21,18 @@ def mysql_ident(name: str) -> str:
     return _mysql_ident(name).replace("%", "%%")
 
 
+# one chunk, one consistent view: its rows and its checksum are read in the same snapshot
+SNAPSHOT_ISOLATION = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"
+START_SNAPSHOT = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"
+# the server's clock (epoch seconds), read just before the snapshot starts: every change committed
+# before this instant is in the snapshot
+SERVER_CLOCK = "SELECT UNIX_TIMESTAMP(NOW(6))"
+# MySQL: the GTIDs executed before the snapshot (a lower bound of what it holds)
+SERVER_CLOCK_AND_GTIDS = "SELECT UNIX_TIMESTAMP(NOW(6)), @@global.gtid_executed"
+# MariaDB: the binlog position of the snapshot itself (empty without a binlog)
+SNAPSHOT_BINLOG_POSITION = "SHOW STATUS LIKE 'binlog_snapshot_%'"
+
+
 def is_empty_query(table: str) -> str:
     return f"SELECT 1 FROM {mysql_ident(table)} LIMIT 1"
 
@@ -232,13 +244,14 @@ def chunk_query(
     return f"SELECT {', '.join(_select_expr(c) for c in plan.columns)} {source}", params
 
 
-def _chunk_source(
+def chunk_predicate(
     plan: TablePlan,
     lower: list[str] | None,
     upper: list[str] | None,
-    window: tuple[str | None, str | None] | None,
+    window: tuple[str | None, str | None] | None = None,
 ) -> tuple[str, list[object]]:
-    """``FROM table WHERE ...`` of one chunk: its key range, watermark window and row filter."""
+    """The rows of one chunk: its key range and (incremental) watermark window, without the table's
+    row filter (``plan.where``, which the chunk and checksum queries add themselves)."""
     where, params = range_predicate(plan.key, lower, upper, mysql_ident)
     if window is not None and plan.watermark:
         wm = mysql_ident(plan.watermark)
@@ -249,6 +262,17 @@ def _chunk_source(
         if hi is not None:
             where += f" AND ({wm} <= %s" + (f" OR {wm} IS NULL)" if lo is None else ")")
             params.append(hi)
+    return where, params
+
+
+def _chunk_source(
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None,
+) -> tuple[str, list[object]]:
+    """``FROM table WHERE ...`` of one chunk: its key range, watermark window and row filter."""
+    where, params = chunk_predicate(plan, lower, upper, window)
     if plan.where:
         where += f" AND ({plan.where.replace('%', '%%')})"
     return f"FROM {mysql_ident(plan.table)} WHERE {where}", params

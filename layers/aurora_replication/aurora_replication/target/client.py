@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import snowflake.connector
@@ -21,6 +22,7 @@ logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
 
 AUTH_ERRNOS = {390100, 390144, 394304, 390318}
 INSERT_BATCH_ROWS = 500
+ATTEMPT_BATCH_ROWS = 1000
 
 
 def _private_key_der(pem: str) -> bytes:
@@ -234,41 +236,60 @@ class Target:
         self.ensure_stage()
         execute(self.conn, sql.put_file(local_path, self.stage, path))
 
-    def _in_transaction(self, steps: Callable[[], None]) -> None:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN`` ... ``COMMIT`` around the block; ``ROLLBACK`` when it raises. DML only: a DDL
+        statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            steps()
+            yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise
         execute(self.conn, "COMMIT")
 
-    def load_file(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> None:
-        """Replace the chunk's rows in the load table with the staged file, atomically."""
-
-        def steps() -> None:
-            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
-            execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
-
-        self._in_transaction(steps)
+    def load_file(self, plan: TablePlan, load_table: str, path: str, file: str) -> None:
+        """COPY one attempt's staged file into the load table (its rows carry the chunk and attempt
+        ids). Nothing is deleted: earlier attempts stay, unread, since readers pick attempts by id."""
+        execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
 
     def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]) -> None:
-        """The small-chunk path: multi-row INSERTs of bound values, atomically with the delete."""
+        """The small-chunk path: multi-row INSERTs of bound values, tagged with the chunk and attempt.
+        An attempt interrupted half way leaves rows no ledger entry names."""
+        for i in range(0, len(rows), INSERT_BATCH_ROWS):
+            batch = rows[i : i + INSERT_BATCH_ROWS]
+            params = [v for row in batch for v in (*row, chunk_id, attempt)]
+            execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
 
-        def steps() -> None:
-            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
-            for i in range(0, len(rows), INSERT_BATCH_ROWS):
-                batch = rows[i : i + INSERT_BATCH_ROWS]
-                params = [v for row in batch for v in (*row, chunk_id, attempt)]
-                execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
+    def record_attempts(self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]) -> str:
+        """Write the (chunk, attempt) pairs of one finaliser's view of the ledger under ``token``;
+        returns the attempts table every later read of the load table joins."""
+        name = sql.attempts_table_name(plan, run_id)
+        execute(self.conn, sql.create_attempts_table(name))
+        for i in range(0, len(pairs), ATTEMPT_BATCH_ROWS):
+            batch = pairs[i : i + ATTEMPT_BATCH_ROWS]
+            params = [v for chunk, attempt in batch for v in (token, chunk, attempt)]
+            execute(self.conn, sql.insert_attempts(name, len(batch)), params)
+        return name
 
-        self._in_transaction(steps)
+    def checksums_of_attempts(
+        self, plan: TablePlan, load_table: str, attempts_table: str, token: str
+    ) -> dict[int, tuple[int, str]]:
+        """Count and checksum of each chunk's validated attempt in the load table, in one scan."""
+        where = sql.validated(load_table, attempts_table)
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan), where), [token])
+        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
-    def merge_chunk(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str) -> None:
-        execute(self.conn, sql.merge_chunk(plan, load_table), [chunk_id, attempt])
+    def merge_validated(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        execute(self.conn, sql.merge_validated(plan, load_table, attempts_table), [token])
 
-    def publish(self, plan: TablePlan, load_table: str) -> None:
-        execute(self.conn, sql.publish(plan, load_table))
+    def merged_checksum(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> tuple[int, str]:
+        """Count and checksum of the target's rows whose key the validated attempts carry."""
+        where = sql.merged_rows(plan, load_table, attempts_table)
+        return self.checksum(plan, plan.target_table, where=where, params=[token])
+
+    def publish(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        execute(self.conn, sql.publish(plan, load_table, attempts_table), [token])
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -304,39 +325,27 @@ class Target:
     def close(self) -> None:
         self.conn.close()
 
-    def checksums_by_chunk(self, plan: TablePlan, load_table: str) -> dict[int, tuple[int, str]]:
-        """Count and checksum of each chunk's rows in a load table, in one scan."""
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan)))
-        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
-
     def range_checksum(
         self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None
     ) -> tuple[int, str]:
         where, params = sql.target_range(plan, lower, upper)
         return self.checksum(plan, plan.target_table, where=where, params=params)
 
-    def delete_missing_in_range(
-        self,
-        plan: TablePlan,
-        load_table: str,
-        chunk_id: int,
-        attempt: str,
-        lower: Sequence[object] | None,
-        upper: Sequence[object] | None,
-    ) -> None:
-        where, params = sql.target_range(plan, lower, upper, alias="t.")
-        execute(self.conn, sql.delete_missing_in_range(plan, load_table, where), [*params, chunk_id, attempt])
-
-    def reconcile(self, plan: TablePlan, keys_table: str, action: str) -> int:
-        """Delete (or mark) the target's rows whose key is not among the keys copied from MySQL;
-        returns how many rows were deleted or newly marked."""
+    def reconcile(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str, action: str) -> int:
+        """Delete (or mark) the target's rows whose key is not among the validated keys read from
+        MySQL; returns how many rows were deleted or newly marked."""
         if action == "mark":
             execute(self.conn, sql.add_deleted_column(plan))
-            rows = execute(self.conn, sql.reconcile_mark(plan, keys_table))
-            execute(self.conn, sql.reconcile_unmark(plan, keys_table))
+            with self.transaction():
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts_table), [token])
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts_table), [token])
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table))
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts_table), [token])
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
+
+    def keys_missing(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str) -> int:
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts_table), [token])
+        return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
     def load_changes(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> int:
