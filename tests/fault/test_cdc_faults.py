@@ -65,7 +65,7 @@ def _crash_once_per_thread_at(step_to_kill: str):
 @pytest.mark.parametrize("step", APPLY_STEPS)
 def test_worker_killed_at_each_step_of_applying_a_batch(env, step):
     _seed(env)
-    stack = env.start_stack(ENV)
+    stack = env.start_stack(ENV, visibility_timeout=5)
     assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
     _change(env)
     end = _server_end(env)
@@ -80,7 +80,7 @@ def test_worker_killed_at_each_step_of_applying_a_batch(env, step):
 
 def test_batches_delivered_twice_out_of_order_and_a_stale_window_again(env):
     _seed(env)
-    stack = env.start_stack(ENV)
+    stack = env.start_stack(ENV, visibility_timeout=5)
     assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
     _change(env, 0)
     sqs = boto3.client("sqs")
@@ -113,7 +113,7 @@ def test_reader_killed_mid_window_then_resumed(env, step, nth):
     from aurora_replication.local.stack import LocalContext
 
     _seed(env)
-    stack = env.start_stack(ENV)
+    stack = env.start_stack(ENV, visibility_timeout=5)
     assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
     before = _position(env)
     _change(env)
