@@ -82,6 +82,38 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
     assert assert_same(env, "orders") == 120
 
 
+@pytest.mark.parametrize(
+    "mode, step",
+    [("full", "copied"), ("full", "marked_done"), ("full", "published"), ("incremental", "merged")],
+)
+def test_small_chunks_finalised_in_the_last_chunks_invocation_survive_a_kill_at_each_step(env, mode, step):
+    """Small chunks (the INSERT path): the worker that completes the table finalises it in the same
+    invocation, on its warm connections. Killed there, its chunk message comes back, is copied again
+    and finalises the table."""
+    _seed(env)
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"}, visibility_timeout=5)
+    if mode == "incremental":
+        assert stack.run({"tables": "orders", "mode": "full"}, workers=1).ok
+        env.sql("UPDATE orders SET total = total * 3, note = 'changed' WHERE id % 2 = 0")
+    fault, crashed = _crash_once_per_thread_at(step)
+    outcome = stack.run({"tables": "orders", "mode": mode, "chunk_rows": 30}, workers=2, fault=fault, timeout=120)
+    assert crashed, f"no worker reached step {step!r}, so none was killed there"
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "orders") == 120
+    assert outcome.run["table_states"]["orders"]["chunk_count"] > 1
+    # the finalise that published ran inside a chunk's invocation (its attempt within the chunk's)
+    from aurora_replication.state import StateStore
+
+    attempts = StateStore(stack.table_name, stack.session.resource("dynamodb")).get_attempts(outcome.run_id)
+    final = [a for a in attempts if a["chunk"] == "final" and a["status"] == "published"]
+    chunks = [a for a in attempts if a["kind"] == "chunk"]
+    assert final, attempts
+    for f in final:
+        assert any(
+            c["worker"] == f["worker"] and c["start"] <= f["start"] <= c["start"] + c["seconds"] for c in chunks
+        ), (f, chunks)
+
+
 @pytest.mark.parametrize("copies", [2, 3])
 def test_every_message_delivered_several_times_to_concurrent_workers(env, copies):
     import boto3

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,40 @@ from aurora_replication.target import client as target
 if TYPE_CHECKING:  # boto3-stubs, a dev dependency
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
+
+
+# Warm connections (``Services.source`` and ``Services.target``): a container keeps one connection to
+# each side between messages. One that has been idle longer than PING_AFTER_SECONDS is pinged before
+# it is handed out again, one older than MAX_AGE_SECONDS is closed and replaced (a Snowflake session
+# expires after hours without use; a MySQL server drops an idle one after its wait_timeout; a rotated
+# secret's new credentials are picked up by the next connect), and one whose use raised is closed.
+PING_AFTER_SECONDS = 5.0
+MAX_AGE_SECONDS = 900.0
+
+
+@dataclass
+class _Warm:
+    conn: Any
+    opened: float
+    used: float
+    busy: bool = False
+
+
+def _ping_mysql(conn: Any) -> None:
+    conn.ping(reconnect=False)
+
+
+def _ping_snowflake(conn: Any) -> None:
+    if conn.is_closed():
+        raise ConnectionError("the Snowflake connection is closed")
+    target.execute(conn, "SELECT 1")
+
+
+def _close_quietly(conn: Any) -> None:
+    try:
+        conn.close()
+    except Exception:  # noqa: BLE001 - a connection that cannot even close is gone already
+        pass
 
 
 def _no_fault(step: str, message: Any = None) -> None:
@@ -38,6 +74,9 @@ class Services:
     metric: Callable[..., None] = field(default=_no_metric)
     # reads and caches the two secrets; None: Powertools' process-wide default provider
     secrets_provider: SecretsProvider | None = None
+    # the container's warm connections ("source", "target") and what DDL it ran (Target.ready)
+    warm: dict[str, _Warm] = field(default_factory=dict)
+    ddl_done: set[str] = field(default_factory=set)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -88,6 +127,63 @@ class Services:
             if described is e:
                 raise
             raise described from e
+
+    @contextmanager
+    def source(self) -> Iterator[Any]:
+        """A MySQL connection for one message: the container's warm one when it still answers, else a
+        new one (``mysql``: retries, a re-read secret after a failed login). It stays open for the
+        next message unless the block raises, which closes it."""
+        with self._warm_connection("source", self.mysql, _ping_mysql) as conn:
+            yield conn
+
+    @contextmanager
+    def target(self) -> Iterator[Any]:
+        """A Snowflake connection for one message, kept warm as ``source`` keeps MySQL's."""
+        with self._warm_connection("target", self.snowflake, _ping_snowflake) as conn:
+            yield conn
+
+    @contextmanager
+    def _warm_connection(self, side: str, connect: Callable[[], Any], ping: Callable[[Any], None]) -> Iterator[Any]:
+        now = time.monotonic()
+        warm = self.warm.get(side)
+        if warm is not None and warm.busy:  # used re-entrantly: this use gets a connection of its own
+            conn = connect()
+            try:
+                yield conn
+            finally:
+                _close_quietly(conn)
+            return
+        if warm is not None and now - warm.opened > MAX_AGE_SECONDS:
+            self.drop_connections(side)
+            warm = None
+        if warm is not None and now - warm.used > PING_AFTER_SECONDS:
+            try:
+                ping(warm.conn)
+            except Exception:  # noqa: BLE001 - it does not answer: open a new one
+                self.drop_connections(side)
+                warm = None
+        if warm is None:
+            warm = _Warm(connect(), now, now)
+            self.warm[side] = warm
+            self.metric("ConnectionsOpened", 1)
+        else:
+            self.metric("ConnectionsReused", 1)
+        warm.busy = True
+        try:
+            yield warm.conn
+        except BaseException:
+            warm.busy = False
+            self.drop_connections(side)
+            raise
+        warm.busy = False
+        warm.used = time.monotonic()
+
+    def drop_connections(self, *sides: str) -> None:
+        """Close and forget the warm connections of ``sides`` (all when none is named)."""
+        for side in sides or tuple(self.warm):
+            warm = self.warm.pop(side, None)
+            if warm is not None:
+                _close_quietly(warm.conn)
 
     def describe(self, error: Exception) -> Exception:
         """``endpoint_error`` for an error of either driver (an EndpointError, or the error itself)."""

@@ -3,7 +3,8 @@
 Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
 items, 80 BOUNDS pages and one TABLE item with counters):
   RUN#<run>   / RUN              run: mode, tables, created_at, status
-  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, status, window, done_count (chunk
+  RUN#<run>   / PLAN#<table>     the table's plan (its columns, key, watermark, options), written once
+  RUN#<run>   / TABLE#<table>    table of a run: chunk_count, status, window, done_count (chunk
                                  completions counted in the current heal round; may run past chunk_count
                                  after a redelivery, never short of it), rows_copied, progress_at (last
                                  chunk done), heal_round (validation re-copies so far), the validation result
@@ -138,14 +139,44 @@ class StateStore:
             }
         )
 
-    def record_table(self, run_id: str, table: str, **fields: Any) -> None:
+    @staticmethod
+    def table_items(run_id: str, table: str, plan: dict[str, Any] | None = None, **fields: Any) -> list[dict[str, Any]]:
+        """The TABLE item of a run's table and, apart from it, its PLAN item (``record_table`` writes
+        them; ``put_items`` writes many). The plan (every column) lives in an item of its own, read
+        only by ``get_run``: the TABLE item, updated by every chunk, stays small, and so do the
+        write units of each update and the reads of the run's statuses."""
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
         item.setdefault("progress_at", now)
         item.setdefault("heal_round", 0)
         item.setdefault("done_count", 0)
         item.setdefault("rows_copied", 0)
-        self.table.put_item(Item=item)
+        if plan is None:
+            return [item]
+        item["watermark_column"] = plan.get("watermark")
+        return [item, {"pk": f"RUN#{run_id}", "sk": f"PLAN#{table}", "table": table, "plan": plan}]
+
+    def record_table(self, run_id: str, table: str, **fields: Any) -> None:
+        items = self.table_items(run_id, table, **fields)
+        if len(items) == 1:
+            self.table.put_item(Item=items[0])
+        else:
+            self.put_items(items)
+
+    def get_plans(self, run_id: str) -> dict[str, dict[str, Any]]:
+        """The plan of every table of the run (the PLAN items), by table."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":p": "PLAN#"},
+        )
+        return {str(i["table"]): _plain(i["plan"]) for i in items if "plan" in i}
+
+    def put_items(self, items: list[dict[str, Any]]) -> None:
+        """Unconditional puts in batches of 25 (BatchWriteItem; unprocessed items are retried by boto3's
+        batch writer): the scheduler writes the TABLE and BOUNDS items of many tables this way."""
+        with self.table.batch_writer() as batch:
+            for item in items:
+                batch.put_item(Item=item)
 
     def _chunk_key(self, run_id: str, table: str, chunk_id: int) -> dict[str, str]:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
@@ -245,18 +276,21 @@ class StateStore:
             ExpressionAttributeValues={":c": {str(chunk_id)}, ":e": error[:1000]},
         )
 
-    def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
+    @staticmethod
+    def bounds_items(run_id: str, table: str, bounds: list[Bounds]) -> list[dict[str, Any]]:
         """The chunks' key ranges, in pages that stay far below DynamoDB's 400 KB item limit."""
-        with self.table.batch_writer() as batch:
-            for page, start in enumerate(range(0, len(bounds), BOUNDS_PAGE)):
-                batch.put_item(
-                    Item={
-                        "pk": f"RUN#{run_id}",
-                        "sk": f"BOUNDS#{table}#{page:06d}",
-                        "first": start,
-                        "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
-                    }
-                )
+        return [
+            {
+                "pk": f"RUN#{run_id}",
+                "sk": f"BOUNDS#{table}#{page:06d}",
+                "first": start,
+                "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
+            }
+            for page, start in enumerate(range(0, len(bounds), BOUNDS_PAGE))
+        ]
+
+    def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
+        self.put_items(self.bounds_items(run_id, table, bounds))
 
     def get_bounds(self, run_id: str, table: str) -> list[Bounds]:
         pages = self._query_all(
@@ -373,15 +407,40 @@ class StateStore:
                 run = _plain(item)
             elif str(item["sk"]).startswith("TABLE#"):
                 tables[item["table"]] = _plain(item)
+        plans = self.get_plans(run_id) if tables else {}
+        for name, state in tables.items():
+            if name in plans:
+                state.setdefault("plan", plans[name])
         run["table_states"] = tables
         return run
 
+    def table_statuses(self, run_id: str) -> dict[str, str]:
+        """The status of each table of the run: its TABLE items' ``status`` only (a projection), not
+        their plans, so the cost of the check each finished table makes stays small with many tables."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":t": "TABLE#"},
+            ProjectionExpression="#tb, #s",
+            ExpressionAttributeNames={"#tb": "table", "#s": "status"},
+        )
+        return {str(i["table"]): str(i.get("status", "")) for i in items if "table" in i}
+
+    def run_status(self, run_id: str) -> str | None:
+        """The RUN item's status (``running``, then ``succeeded`` or ``failed`` once every table is
+        finished; ``finish_run_if_complete`` sets it): one small read."""
+        item = self.table.get_item(
+            Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+            ConsistentRead=True,
+            ProjectionExpression="#s",
+            ExpressionAttributeNames={"#s": "status"},
+        ).get("Item")
+        return None if not item else str(item.get("status"))
+
     def finish_run_if_complete(self, run_id: str) -> bool:
-        run = self.get_run(run_id)
-        states = run.get("table_states", {})
-        if not states or any(t.get("status") not in TERMINAL for t in states.values()):
+        states = self.table_statuses(run_id)
+        if not states or any(status not in TERMINAL for status in states.values()):
             return False
-        status = "succeeded" if all(t.get("status") in ("published", "declined") for t in states.values()) else "failed"
+        status = "succeeded" if all(s in ("published", "declined") for s in states.values()) else "failed"
         self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
             UpdateExpression="SET #s = :s, finished_at = :t",

@@ -30,6 +30,7 @@ from aurora_replication.local.template import Template
 
 REGION = "us-east-1"
 TERMINAL = {"published", "failed", "declined"}
+PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -754,13 +755,25 @@ class LocalStack:
         idle_since: float | None = None
         deadline = time.monotonic() + timeout
         try:
+            shown = depth_at = checked_at = 0.0
             while time.monotonic() < deadline:
-                run = state.get_run(run_id)
-                if progress:
-                    progress(run)
-                states = run.get("table_states", {})
-                if states and all(t.get("status") in TERMINAL for t in states.values()):
+                # the run's status (one item), and now and then the tables' statuses (a projection):
+                # the whole run, with every table's plan, is a large query that moto serves while
+                # every worker waits for it
+                if progress and time.monotonic() - shown >= PROGRESS_SECONDS:
+                    progress(state.get_run(run_id))
+                    shown = time.monotonic()
+                if state.run_status(run_id) in ("succeeded", "failed"):
                     break
+                if time.monotonic() - checked_at >= 2.0:  # a finaliser that died before it marked the run
+                    checked_at = time.monotonic()
+                    statuses = state.table_statuses(run_id)
+                    if statuses and all(status in TERMINAL for status in statuses.values()):
+                        break
+                time.sleep(0.25)
+                if time.monotonic() - depth_at < 1.0:  # the idle check needs no more than a look a second
+                    continue
+                depth_at = time.monotonic()
                 visible, inflight = self.queue_depth(self.queue_url)
                 if visible + inflight == 0:
                     idle_since = idle_since or time.monotonic()
@@ -768,7 +781,6 @@ class LocalStack:
                         break  # nothing left to deliver: the rest is in the DLQ
                 else:
                     idle_since = None
-                time.sleep(0.25)
         finally:
             stop.set()
             for t in threads:

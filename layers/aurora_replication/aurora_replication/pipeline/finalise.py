@@ -136,6 +136,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     if state.get("status") in ("published", "failed"):
+        services.state.finish_run_if_complete(msg.run_id)  # a finaliser that died after the status did not
         return {"status": state["status"], "repeat": True}
     heal_round = int(state.get("heal_round", 0))
     if msg.round < heal_round:
@@ -155,9 +156,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     unit = mode.unit_plan(plan)
     compared = mode.compared(unit)
     step = Steps(tracer)
-    sf = services.snowflake()
-    try:
-        tgt = Target(sf, s.stage_name)
+    with services.target() as sf:  # the container's warm connection (services.py)
+        tgt = Target(sf, s.stage_name, services.ddl_done)
         # never re-create a load table a concurrent finaliser already published and dropped
         load_table = tgt.ensure_load_table(unit, msg.run_id) if count == 0 else load_table_name(unit, msg.run_id)
         token = f"{msg.round}-{secrets.token_hex(8)}"
@@ -196,8 +196,6 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 tgt.drop(attempts_table)
-    finally:
-        sf.close()
     services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     services.state.set_last_run(plan.table, msg.run_id, {"status": status, **result})
     services.state.finish_run_if_complete(msg.run_id)

@@ -29,6 +29,7 @@ from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
 tracer = Tracer()
+FLUSH_MESSAGES = 1000  # the scheduler sends its batched messages at least this often
 
 
 @dataclass
@@ -216,6 +217,17 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
         services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0)
         summary["tables"][table] = {"status": "failed", "reason": reason}
+    # every table's records in batches, then its messages (a worker must find its table's record):
+    # a few calls for a run of many small tables rather than a few per table
+    items: list[dict[str, Any]] = []
+    bodies: list[str] = []
+
+    def flush() -> None:
+        services.state.put_items(items)
+        services.send_messages(bodies)
+        items.clear()
+        bodies.clear()
+
     for p in planned:
         table = p.plan.table
         for note in p.notes:
@@ -228,24 +240,28 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
             continue
         target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
         chunk_count = len(p.bounds)
-        services.state.record_table(
-            run_id,
-            table,
-            status="running",
-            mode=p.plan.mode,
-            plan=p.plan.model_dump(mode="json"),
-            chunk_count=chunk_count,
-            window_from=p.window[0] if p.window else None,
-            window_to=p.window[1] if p.window else None,
-            plan_seconds=str(round(p.plan_seconds, 3)),
-            notes=p.notes,
-            started_at=Decimal(str(round(time.time(), 3))),
+        items += services.state.bounds_items(run_id, table, p.bounds)
+        items.extend(
+            services.state.table_items(
+                run_id,
+                table,
+                status="running",
+                mode=p.plan.mode,
+                plan=p.plan.model_dump(mode="json"),
+                chunk_count=chunk_count,
+                window_from=p.window[0] if p.window else None,
+                window_to=p.window[1] if p.window else None,
+                plan_seconds=str(round(p.plan_seconds, 3)),
+                notes=p.notes,
+                started_at=Decimal(str(round(time.time(), 3))),
+            )
         )
-        services.state.save_bounds(run_id, table, p.bounds)
         messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
         if not messages:  # empty table: nothing to copy, only the finalise step
             messages = [finalise_message(run_id, p.plan, 0)]
-        services.send_messages([m.model_dump_json() for m in messages])
+        bodies += [m.model_dump_json() for m in messages]
+        if len(bodies) >= FLUSH_MESSAGES:
+            flush()
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
         logger.info(
             "table planned",
@@ -257,5 +273,6 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
                 "plan_seconds": round(p.plan_seconds, 3),
             },
         )
+    flush()
     services.state.finish_run_if_complete(run_id)
     return summary

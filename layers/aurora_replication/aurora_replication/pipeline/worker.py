@@ -139,44 +139,44 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     mode = modes.get(msg.plan.mode)
     plan = mode.unit_plan(msg.plan)
     window = mode.selection(msg)
-    mysql = services.mysql()
-    sf = services.snowflake()
     step = Steps(tracer)
-    try:
-        tgt = Target(sf, s.stage_name)
-        load_table = tgt.ensure_load_table(plan, msg.run_id)
-        attempt = new_attempt_id()
-        path_key = f"{staging.stage_path_component(table)}/{msg.run_id}/{msg.chunk_id}"
-        file = f"data-{attempt}.csv.gz"
-        local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
-        source: tuple[int, str] | None = None
-        with source_read.snapshot(mysql) as snap:
-            with step("extract"):
-                rows, staged = _extract(mysql, plan, msg, window, attempt, local, s)
-            if mode.compared(plan):
-                with step("checksum"):
-                    source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
-        services.fault("extracted", msg)
-        if rows is not None:
-            with step("copy"):
-                mode.load(tgt, plan, load_table, msg.chunk_id, attempt, rows, None)
-            nrows, nbytes = len(rows), 0
-            services.fault("copied", msg)
-        else:
-            assert staged is not None
-            try:
-                with step("stage"):
-                    tgt.put(local, path_key)
-                services.fault("staged", msg)
+    # the container's warm connections (services.py); a block that raises closes them
+    with services.source() as mysql, services.target() as sf:
+        tgt = Target(sf, s.stage_name, services.ddl_done)
+        try:
+            load_table = tgt.ensure_load_table(plan, msg.run_id)
+            attempt = new_attempt_id()
+            path_key = f"{staging.stage_path_component(table)}/{msg.run_id}/{msg.chunk_id}"
+            file = f"data-{attempt}.csv.gz"
+            local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
+            source: tuple[int, str] | None = None
+            with source_read.snapshot(mysql) as snap:
+                with step("extract"):
+                    rows, staged = _extract(mysql, plan, msg, window, attempt, local, s)
+                if mode.compared(plan):
+                    with step("checksum"):
+                        source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
+            services.fault("extracted", msg)
+            if rows is not None:
                 with step("copy"):
-                    mode.load(tgt, plan, load_table, msg.chunk_id, attempt, None, (path_key, file))
+                    mode.load(tgt, plan, load_table, msg.chunk_id, attempt, rows, None)
+                nrows, nbytes = len(rows), 0
                 services.fault("copied", msg)
-            finally:
-                os.remove(local)
-            nrows, nbytes = staged.rows, staged.bytes
-    finally:
-        mysql.close()
-        sf.close()
+            else:
+                assert staged is not None
+                try:
+                    with step("stage"):
+                        tgt.put(local, path_key)
+                    services.fault("staged", msg)
+                    with step("copy"):
+                        mode.load(tgt, plan, load_table, msg.chunk_id, attempt, None, (path_key, file))
+                    services.fault("copied", msg)
+                finally:
+                    os.remove(local)
+                nrows, nbytes = staged.rows, staged.bytes
+        except BaseException:
+            services.ddl_done.clear()  # what failed may be a load table that is gone: create it again
+            raise
 
     seconds = time.perf_counter() - started
     for name, step_seconds in step.laps.items():
@@ -212,7 +212,14 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             "of": msg.chunk_count,
         },
     )
+    result: dict[str, Any] = {"rows": nrows, "bytes": nbytes, "done": done, "of": msg.chunk_count, "recorded": recorded}
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
-        services.send_messages([final.model_dump_json()])
-    return {"rows": nrows, "bytes": nbytes, "done": done, "of": msg.chunk_count, "recorded": recorded}
+        if rows is not None:
+            # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
+            # instead of one more message and invocation. If it fails, this chunk's message fails and
+            # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
+            result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+        else:
+            services.send_messages([final.model_dump_json()])
+    return result

@@ -214,19 +214,26 @@ def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] 
 class Target:
     """The Snowflake side of one worker: stage, load tables, target tables."""
 
-    def __init__(self, conn: SnowflakeConnection, stage: str) -> None:
+    def __init__(self, conn: SnowflakeConnection, stage: str, ready: set[str] | None = None) -> None:
+        """``ready``: the objects already created (stage, load tables), shared by the Targets of one
+        container so that a run's DDL runs once per table, not once per chunk; a container that has
+        not seen them (a cold one) creates them, ``IF NOT EXISTS``."""
         self.conn = conn
         self.stage = stage
-        self._stage_ready = False
+        self.ready = ready if ready is not None else set()
 
     def ensure_stage(self) -> None:
-        if not self._stage_ready:
+        key = f"stage:{self.stage}"
+        if key not in self.ready:
             execute(self.conn, sql.create_stage(self.stage))
-            self._stage_ready = True
+            self.ready.add(key)
 
     def ensure_load_table(self, plan: TablePlan, run_id: str) -> str:
         name = sql.load_table_name(plan, run_id)
-        execute(self.conn, sql.create_load_table(plan, name))
+        key = f"table:{name}"
+        if key not in self.ready:
+            execute(self.conn, sql.create_load_table(plan, name))
+            self.ready.add(key)
         return name
 
     def ensure_target_table(self, plan: TablePlan) -> None:
@@ -293,6 +300,7 @@ class Target:
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
+        self.ready.discard(f"table:{table}")
 
     def exists(self, table: str) -> bool:
         rows = execute(self.conn, sql.table_exists(), [table])

@@ -24,7 +24,7 @@ class Full(SyncMode):
         return {}
 
     def watermark(self, table_state: dict[str, Any]) -> str | None:
-        if not table_state.get("plan", {}).get("watermark"):
+        if not (table_state.get("watermark_column") or table_state.get("plan", {}).get("watermark")):
             return None
         value = table_state.get("window_to")
         return None if value is None else str(value)
