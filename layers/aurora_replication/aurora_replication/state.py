@@ -163,6 +163,16 @@ class StateStore:
         else:
             self.put_items(items)
 
+    def get_plan(self, run_id: str, table: str, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The table's plan in the run: its PLAN item (or, in a ledger written before plans had items of
+        their own, the TABLE item's ``plan``)."""
+        if table_state and "plan" in table_state:
+            return dict(table_state["plan"])
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"PLAN#{table}"}, ConsistentRead=True)
+        if "Item" not in item:
+            raise KeyError(f"run {run_id} has no plan of table {table!r}")
+        return dict(_plain(item["Item"]["plan"]))
+
     def get_plans(self, run_id: str) -> dict[str, dict[str, Any]]:
         """The plan of every table of the run (the PLAN items), by table."""
         items = self._query_all(

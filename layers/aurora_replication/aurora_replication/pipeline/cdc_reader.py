@@ -446,7 +446,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     """Send the defined window's batches that are not applied yet (all of them the first time), or its
     finalise step when there are none left."""
     t = services.state.get_table(run_id, table)
-    plan = TablePlan.model_validate(t["plan"])
+    plan = TablePlan.model_validate(services.state.get_plan(run_id, table, t))
     batches = [ChangeBatch.model_validate(b) for b in t.get("batches", [])]
     missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
     messages = [
