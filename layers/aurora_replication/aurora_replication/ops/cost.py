@@ -21,7 +21,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from aurora_replication.config import Settings
+from aurora_replication import cost_ledger
+from aurora_replication.config import Settings, settings_from
 from aurora_replication.ops.health_metrics import Gauge
 
 SERVICES = ("Lambda", "SQS", "DynamoDB", "Snowflake")
@@ -52,6 +53,15 @@ HISTORY_SIZES = {
     "6X-LARGE": "X6LARGE",
 }
 IDLE_MODES = ("incremental", "cdc")
+PRICE_FIELDS = (
+    "price_lambda_gb_second",
+    "price_lambda_million_requests",
+    "price_sqs_million_requests",
+    "price_dynamodb_million_reads",
+    "price_dynamodb_million_writes",
+    "price_snowflake_credit",
+    "snowflake_warehouse_size",
+)
 
 
 @dataclass(frozen=True)
@@ -63,6 +73,15 @@ class Prices:
     dynamodb_million_writes: float
     snowflake_credit: float
     warehouse_credits_per_hour: float
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> Prices:
+        """The prices the PRICE_* and SNOWFLAKE_WAREHOUSE_SIZE variables of ``env`` name (Settings'
+        defaults for the others), without the rest of the settings (the CLI, a report)."""
+        aliases = [str(Settings.model_fields[name].alias) for name in PRICE_FIELDS]
+        given = {alias: env[alias] for alias in aliases if alias in env}
+        required = {"STATE_TABLE": "-", "CHUNK_QUEUE_URL": "-", "SOURCE_SECRET_ARN": "-", "TARGET_SECRET_ARN": "-"}
+        return cls.from_settings(settings_from({**required, **given}))
 
     @classmethod
     def from_settings(cls, s: Settings) -> Prices:
@@ -142,6 +161,38 @@ def table_cost(figures: Mapping[str, Any], prices: Prices, mode: str | None, row
     if figures.get("reconciled_from"):
         out["reconciled_from"] = figures["reconciled_from"]
     out["nothing_changed"] = nothing_changed(mode, rows_moved, est.total)
+    return out
+
+
+def run_costs(run: Mapping[str, Any], figures: Mapping[str, Mapping[str, Any]], prices: Prices) -> dict[str, Any]:
+    """``table_cost`` of each table of a run (``StateStore.get_run`` and ``cost_ledger.get_figures``)."""
+    states = run.get("table_states", {})
+    out = {}
+    for name, f in sorted(figures.items()):
+        t = states.get(name, {})
+        out[name] = table_cost(f, prices, t.get("mode"), int(t.get("rows_copied") or 0))
+    return out
+
+
+def last_run_costs(state: Any, last_runs: Mapping[str, str], prices: Prices) -> dict[str, dict[str, Any]]:
+    """The cost of each table's last run (``last_runs``: table -> run id), for the health report: two
+    queries per distinct run (its table items and its cost items), never a scan."""
+    by_run: dict[str, list[str]] = {}
+    for table, run_id in last_runs.items():
+        by_run.setdefault(run_id, []).append(table)
+    out: dict[str, dict[str, Any]] = {}
+    for run_id, tables in sorted(by_run.items()):
+        costs = run_costs(state.get_run(run_id), cost_ledger.get_figures(state.table, run_id), prices)
+        for table in tables:
+            if table in costs:
+                c = costs[table]
+                out[table] = {
+                    "run": run_id,
+                    "estimated_cost": c["estimated_cost"],
+                    "by_service": c["by_service"],
+                    "snowflake_basis": c["snowflake_basis"],
+                    "nothing_changed": c["nothing_changed"],
+                }
     return out
 
 
