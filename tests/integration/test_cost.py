@@ -65,3 +65,45 @@ def test_a_run_records_plausible_cost_figures_per_table(env, monkeypatch):
     assert {"chunk", "stage", "copy", "validate", "publish"} <= steps, steps
     tag_changes = [text for _, text in statements if text.startswith("ALTER SESSION SET QUERY_TAG")]
     assert tag_changes and all(json.loads(tag)["run"] == outcome.run_id for tag, _ in statements)
+
+
+def test_an_incremental_run_that_moved_nothing_is_flagged_everywhere(env, monkeypatch, capsys):
+    from aurora_replication import cli
+    from aurora_replication.config import load_settings
+    from aurora_replication.ops import cost_reconcile, report
+    from aurora_replication.services import Services
+
+    env.sql(
+        "CREATE TABLE quiet (id INT PRIMARY KEY, v VARCHAR(10), "
+        "updated TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+        "INSERT INTO quiet (id, v, updated) SELECT seq, 'v', '2020-01-01 00:00:00' FROM seq_1_to_20",
+    )
+    stack = env.start_stack({"WATERMARK_OVERLAP_SECONDS": "0"})
+    assert stack.run({"tables": "quiet", "mode": "full"}, workers=1).ok
+    statements: list[tuple[str, str]] = []
+    monkeypatch.setattr(meter, "_recorder", statements)
+    second = stack.run({"tables": "quiet", "mode": "auto"}, workers=1)
+    state = second.run["table_states"]["quiet"]
+    assert second.ok and state["mode"] == "incremental" and int(state["rows_copied"]) == 0, state
+    # planning an incremental run looks at the target's columns: tagged with its table and step
+    assert any(json.loads(t) == {**json.loads(t), "table": "quiet", "step": "plan"} for t, _ in statements)
+
+    c = cli.table_costs(second)["quiet"]
+    assert c["nothing_changed"] and c["estimated_cost"] > 0 and c["figures"]["snowflake_statements"] > 0
+    cli.print_summary(second)
+    out = capsys.readouterr().out
+    assert "est_cost" in out.splitlines()[0] and "nothing changed: quiet moved no rows" in out
+
+    page = report.build(StateStore(stack.table_name), second.run_id)
+    assert '<table id="cost">' in page and "nothing changed" in page
+
+    health = stack.invoke("HealthFunction", {})["checks"]["replication"]
+    assert health["nothing_changed"] == ["quiet"]
+    assert health["tables"]["quiet"]["cost"]["run"] == second.run_id
+
+    # the emulator has no SNOWFLAKE.ACCOUNT_USAGE views: the reconciliation says so and records nothing
+    load_settings.cache_clear()
+    services = Services.from_settings(load_settings())
+    r = cost_reconcile.reconcile(second.run_id, services)
+    assert not r.available and r.detail.startswith("not available"), r.detail
+    assert "snowflake_credits_attributed" not in cost_ledger.get_figures(services.state.table, second.run_id)["quiet"]
