@@ -375,3 +375,16 @@ def test_the_reconciliation_records_attributed_credits_and_falls_back_to_query_h
     nothing = cost_reconcile.reconcile("r1", services, conn=RecordingConnection())  # type: ignore[arg-type]
     assert not nothing.available and nothing.detail.startswith("not yet available")
     assert tagging  # the module every statement passes through
+
+
+def test_the_tag_does_not_move_inside_an_explicit_transaction():
+    conn = RecordingConnection()
+    with meter.metered("worker", "r1", "orders", "reconcile"):
+        t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
+        with t.transaction():
+            with meter.scope(step="other"):
+                target.execute(conn, "UPDATE x SET a = 1")
+        target.execute(conn, "SELECT 1")
+    sent = [s for s, _ in conn.statements]
+    assert sent[0].startswith("ALTER SESSION") and sent[1] == "BEGIN" and sent[2] == "UPDATE x SET a = 1"
+    assert sent[3] == "COMMIT" and sent[4] == "SELECT 1"  # the same tag throughout: no ALTER at all after

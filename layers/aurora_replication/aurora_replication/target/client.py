@@ -249,7 +249,8 @@ class Target:
         statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            yield
+            with tagging.held(self.conn):  # no ALTER SESSION inside the transaction
+                yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise

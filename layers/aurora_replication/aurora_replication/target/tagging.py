@@ -10,12 +10,31 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aurora_replication import meter
 from aurora_replication.target import cost_sql
 
 _session_tags: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+# connections inside an explicit transaction, which should hold only DML and queries (Snowflake's
+# "Transactions"): the tag is not moved there; the statements keep the tag the transaction began with
+_in_transaction: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@contextmanager
+def held(conn: Any) -> Iterator[None]:
+    """Within the block (an explicit transaction) the session's tag stays as it is."""
+    try:
+        _in_transaction.add(conn)
+    except TypeError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        _in_transaction.discard(conn)
 
 
 def _current(conn: Any) -> str:
@@ -35,8 +54,14 @@ def _remember(conn: Any, tag: str) -> None:
 def before(conn: Any) -> str:
     """Set the session's QUERY_TAG for the work in scope when it differs; returns the tag in force."""
     wanted = meter.current_tag() or meter.APP_TAG
-    if _current(conn) == wanted:
+    current = _current(conn)
+    if current == wanted:
         return wanted
+    try:
+        if conn in _in_transaction:
+            return current
+    except TypeError:
+        pass
     statement = cost_sql.set_query_tag(wanted)
     started = time.perf_counter()
     cur = conn.cursor()
