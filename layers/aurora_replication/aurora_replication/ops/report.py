@@ -125,11 +125,13 @@ def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = _fmt_seconds(finished - started) if started and finished > started else "-"
         css = "ok" if status == "published" else "bad" if "fail" in status else "warn"
+        # chunks done: the ledger's done_count (it may pass the count after a redelivery, never fall short)
+        count = int(t.get("chunk_count", 0))
         rows.append(
             "<tr>"
             f"<td>{escape(name)}</td><td>{escape(str(t.get('mode', '-')))}</td>"
             f'<td class="{css}">{escape(status)}</td>'
-            f"<td class=num>{len(t.get('done') or ())}/{int(t.get('chunk_count', 0))}</td>"
+            f"<td class=num>{min(int(t.get('done_count') or 0), count)}/{count}</td>"
             f"<td class=num>{copied:,}</td>"
             f"<td class=num>{_count(t.get('source_rows'))}</td><td class=num>{_count(t.get('target_rows'))}</td>"
             f"<td>{escape(str(t.get('validation', '-')))}</td><td class=num>{seconds}</td>"
