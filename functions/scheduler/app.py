@@ -28,8 +28,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         with invocation.unit():
             summary = scheduler.schedule(event, services)
     # the invocation's cost, shared among the tables it planned (docs/cost.md)
-    figures = invocation.figures(tables={0: sorted(summary.get("tables", {}))})
-    cost.publish(cost.cost_gauges(metering.settle(services, figures), prices))
+    spent = invocation.settle(services, tables={0: sorted(summary.get("tables", {}))})
+    cost.publish(cost.cost_gauges(spent, prices))
     logger.append_keys(run_id=summary["run_id"])
     chunks = sum(t.get("chunks", 0) for t in summary["tables"].values())
     metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=chunks)

@@ -103,5 +103,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItem
     finally:
         # the batch's GB-seconds and the event source mapping's receive and delete, by table
         records = len(event.get("Records") or [])
-        figures = invocation.figures(sqs_requests=2.0 if records else 0.0, received=records)
-        cost.publish(cost.cost_gauges(metering.settle(services, figures), prices))
+        spent = invocation.settle(services, sqs_requests=2.0 if records else 0.0, received=records)
+        cost.publish(cost.cost_gauges(spent, prices))

@@ -127,6 +127,21 @@ class Invocation:
     def unit(self) -> _Unit:
         return _Unit(self)
 
+    def settle(
+        self,
+        services: Services,
+        sqs_requests: float = 0.0,
+        received: int = 0,
+        tables: dict[int, list[str]] | None = None,
+    ) -> dict[str, dict[str, float]]:
+        """``figures`` added to the ledger (``settle``); returns them by table. Never raises: what the
+        invocation cost is a report, and the work it measured stands whatever happens to it."""
+        try:
+            return settle(services, self.figures(sqs_requests, received, tables))
+        except Exception:  # noqa: BLE001
+            logger.warning("could not settle the invocation's cost", exc_info=True)
+            return {}
+
     def figures(
         self, sqs_requests: float = 0.0, received: int = 0, tables: dict[int, list[str]] | None = None
     ) -> dict[str, dict[str, dict[str, float]]]:
