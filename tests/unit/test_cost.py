@@ -388,3 +388,15 @@ def test_the_tag_does_not_move_inside_an_explicit_transaction():
     sent = [s for s, _ in conn.statements]
     assert sent[0].startswith("ALTER SESSION") and sent[1] == "BEGIN" and sent[2] == "UPDATE x SET a = 1"
     assert sent[3] == "COMMIT" and sent[4] == "SELECT 1"  # the same tag throughout: no ALTER at all after
+
+
+def test_estimated_cost_is_one_emf_record_per_table_and_service(capsys, monkeypatch):
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "aurora-snowflake-replication")
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    cost.publish(cost.cost_gauges({"orders": {"sqs_requests": 3.0}}, PRICES), namespace="AuroraSnowflakeReplication")
+    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert line["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["table", "Service", "service"]]
+    assert line["table"] == "orders" and line["Service"] == "SQS" and line["EstimatedCost"] == [pytest.approx(1.2e-6)]
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    cost.publish(cost.cost_gauges({"orders": {"sqs_requests": 3.0}}, PRICES))
+    assert capsys.readouterr().out == ""
