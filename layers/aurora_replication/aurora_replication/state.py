@@ -21,11 +21,15 @@ items, 80 BOUNDS pages and one TABLE item with counters):
 Operator's view (health check and run report; see the section at the end of the class):
   CATALOG     / TABLE#<t>        one item per replicated table: its latest run, last finished run, freshness
                                  (``source_as_of``) and watermark; the health check queries this partition
-                                 instead of scanning the table. Refreshed by every run; ``expiration`` (TTL)
-                                 drops a table no run has touched for CATALOG_TTL_SECONDS
+                                 instead of scanning the table
   RUN#<run>   / ATTEMPT#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
-                                 start, steps with their offsets and durations, rows, error; for the run
-                                 report. ``expiration`` after TIMELINE_TTL_SECONDS
+                                 start, steps with their offsets and durations, rows, error; for the run report
+
+Retention: every item of a run's partition (``RUN#<run>``: RUN, TABLE, CHUNK, BOUNDS, ATTEMPT) carries
+``expiration`` (the table's TTL attribute), ``run_retention_seconds`` after it was written (RUN_RETENTION_DAYS,
+30 days by default: long enough to resume a stalled run and to audit or report on it). The items a table's
+next run depends on (LEASE, WATERMARK, LAST_RUN, CDC) and the catalog never expire: there is one of each per
+table, so they do not grow with the number of runs.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ import boto3
 from botocore.exceptions import ClientError
 
 TERMINAL = {"published", "failed", "declined"}
-# the operator's view (catalog and timeline items): how long DynamoDB keeps them (the table's TTL
-# attribute is ``expiration``; DynamoDB deletes an expired item within days, not at once)
-CATALOG_TTL_SECONDS = 90 * 24 * 3600
-TIMELINE_TTL_SECONDS = 35 * 24 * 3600
+# how long DynamoDB keeps a run's items (the table's TTL attribute is ``EXPIRATION``; DynamoDB deletes an
+# expired item within a few days of its time, not at once); Settings.run_retention_days overrides it
+EXPIRATION = "expiration"
+RUN_RETENTION_SECONDS = 30 * 24 * 3600
 CATALOG_PK = "CATALOG"
 BOUNDS_PAGE = 250
 Bounds = tuple[list[str] | None, list[str] | None]
@@ -85,8 +89,15 @@ def _set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str,
 
 
 class StateStore:
-    def __init__(self, table_name: str, resource: Any = None) -> None:
+    def __init__(
+        self, table_name: str, resource: Any = None, run_retention_seconds: int = RUN_RETENTION_SECONDS
+    ) -> None:
         self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        self.run_retention_seconds = run_retention_seconds
+
+    def _expires(self) -> int:
+        """The ``expiration`` (epoch seconds) of a run's item written now."""
+        return _now() + self.run_retention_seconds
 
     # ---- leases ----------------------------------------------------------------------------
     def acquire_lease(self, table: str, run_id: str, seconds: int) -> tuple[bool, str]:
@@ -135,12 +146,14 @@ class StateStore:
                 "request": request,
                 "created_at": _now(),
                 "status": "running",
+                EXPIRATION: self._expires(),
             }
         )
 
     def record_table(self, run_id: str, table: str, **fields: Any) -> None:
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        item[EXPIRATION] = self._expires()
         item.setdefault("progress_at", now)
         item.setdefault("heal_round", 0)
         item.setdefault("done_count", 0)
@@ -162,9 +175,9 @@ class StateStore:
            So done_count can pass chunk_count, never stay short of it; the finaliser checks every
            CHUNK item before it trusts the count.
         Returns done_count -1 when the table has moved to another heal round (a stale message)."""
-        names = {"#rd": "round"}
-        values: dict[str, Any] = {":r": round, ":now": _now()}
-        sets = ["#rd = :r", "done_at = :now"]
+        names = {"#rd": "round", "#exp": EXPIRATION}
+        values: dict[str, Any] = {":r": round, ":now": _now(), ":exp": self._expires()}
+        sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
         _set_fields({k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}, names, values, sets)
         values[":table"] = table
         values[":chunk"] = chunk_id
@@ -255,6 +268,7 @@ class StateStore:
                         "sk": f"BOUNDS#{table}#{page:06d}",
                         "first": start,
                         "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
+                        EXPIRATION: self._expires(),
                     }
                 )
 
@@ -291,9 +305,10 @@ class StateStore:
             try:
                 self.table.update_item(
                     Key=self._chunk_key(run_id, table, c),
-                    UpdateExpression="SET need_round = :n",
+                    UpdateExpression="SET need_round = :n, #exp = :exp",  # may create the item
                     ConditionExpression="attribute_not_exists(need_round) OR need_round < :n",
-                    ExpressionAttributeValues={":n": nxt},
+                    ExpressionAttributeNames={"#exp": EXPIRATION},
+                    ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
                 )
             except ClientError as e:  # already asked (a repeat of this finaliser)
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -411,7 +426,7 @@ class StateStore:
     # ---- the operator's view: table catalog and chunk timeline -------------------------------
     # Additive and separate from the run ledger above. The health check reads the catalog (one
     # query of one partition) and the ledger item of each table's run in progress, never the whole
-    # table; the run report reads one run's attempt items. Every item here carries ``expiration``.
+    # table; the run report reads one run's attempt items (which expire with the run).
 
     def ping(self) -> None:
         """One cheap read that proves the state table answers (the health check's DynamoDB check)."""
@@ -420,16 +435,18 @@ class StateStore:
     def _note(
         self, table: str, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
     ) -> bool:
-        """Upsert the table's catalog item (refreshing its TTL); False when ``condition`` does not hold."""
-        names = {"#table": "table", "#exp": "expiration"}
-        vals: dict[str, Any] = {":table": table, ":exp": _now() + CATALOG_TTL_SECONDS, **(values or {})}
-        sets = ["#table = :table", "#exp = :exp"]
+        """Upsert the table's catalog item; False when ``condition`` does not hold. The catalog never
+        expires (an ``expiration`` left by an older version is removed): a table whose runs stopped must
+        stay in the health check, growing stale, rather than drop out of it."""
+        names = {"#table": "table", "#exp": EXPIRATION}
+        vals: dict[str, Any] = {":table": table, **(values or {})}
+        sets = ["#table = :table"]
         _set_fields(fields, names, vals, sets)
         kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
         try:
             self.table.update_item(
                 Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE #exp",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=vals,
                 **kwargs,
@@ -517,7 +534,7 @@ class StateStore:
             pk=f"RUN#{run_id}",
             sk=f"ATTEMPT#{table}#{attempt['chunk']}#{attempt['attempt']}",
             table=table,
-            expiration=_now() + TIMELINE_TTL_SECONDS,
+            expiration=self._expires(),
         )
         self.table.put_item(Item=item)
 
