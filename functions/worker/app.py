@@ -17,7 +17,6 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
-from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline import redelivery, worker
 from aurora_replication.services import Services
 
@@ -58,7 +57,7 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
 def handle_once(work: dict[str, Any]) -> dict[str, Any]:
     """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id)."""
-    return worker.handle(ChunkMessage.model_validate(work["message"]), services)
+    return worker.handle(worker.parse_message(work["message"]), services)
 
 
 @tracer.capture_method
@@ -74,7 +73,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 def handle_record(record: SQSRecord) -> dict[str, Any]:
     message = worker.parse_message(record.body)
-    logger.append_keys(run_id=message.run_id, table=message.plan.table, chunk=message.chunk_id, step=message.kind)
+    logger.append_keys(run_id=message.run_id, table=message.table, chunk=message.chunk_id, step=message.kind)
     if settings.idempotency_enabled:
         result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
     else:

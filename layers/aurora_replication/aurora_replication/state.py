@@ -11,8 +11,9 @@ items, 80 BOUNDS pages and one TABLE item with counters):
                                  snapshot it was read in (snapshot_at, source_position) and that snapshot's
                                  source_rows and source_checksum, its rows, bytes, seconds; round (the heal
                                  round it was copied in), need_round (the round a heal asked it to be copied in)
-  RUN#<run>   / BOUNDS#<table>#<page>  the key range of each chunk (pages of BOUNDS_PAGE chunks), for healing
-                                 and for resuming a stalled run
+  RUN#<run>   / BOUNDS#<table>#<first chunk id>  the key range of each chunk, in pages of at most BOUNDS_PAGE
+                                 chunks and BOUNDS_PAGE_BYTES: a worker reads its chunk's range from its page (the
+                                 message names only the chunk), the finaliser all of them for healing and resuming
   TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
   TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
   TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check), with
@@ -120,6 +121,23 @@ class StateStore:
             f"table {table!r} is leased by run {holder} until "
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
             "(a run in progress, or the minimum interval between runs)"
+        )
+
+    def lease_holder(self, table: str) -> str | None:
+        """The run holding the table's lease (or last holding it), if any."""
+        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}, ConsistentRead=True).get("Item")
+        return str(item["run_id"]) if item and item.get("run_id") else None
+
+    def claim_auto_resume(self, run_id: str, table: str) -> bool:
+        """Mark the running table of a stalled run as resumed automatically; only the first claim wins
+        (``auto_resumed_at``), so a scheduler resumes a run's table once, never in a loop."""
+        return self._update_if(
+            run_id,
+            table,
+            "SET auto_resumed_at = :now, progress_at = :now",
+            "attribute_exists(pk) AND #s = :running AND attribute_not_exists(auto_resumed_at)",
+            {"#s": "status"},
+            {":now": _now(), ":running": "running"},
         )
 
     def release_lease(self, table: str, run_id: str, hold_seconds: int) -> None:
@@ -259,18 +277,52 @@ class StateStore:
         )
 
     def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
-        """The chunks' key ranges, in pages that stay far below DynamoDB's 400 KB item limit."""
+        """The chunks' key ranges, in pages of at most BOUNDS_PAGE chunks and BOUNDS_PAGE_BYTES of JSON,
+        each keyed by its first chunk id."""
+        pages: list[tuple[int, list[str]]] = []
+        size = 0
+        for i, b in enumerate(bounds):
+            text = json.dumps(b, separators=(",", ":"))
+            if not pages or len(pages[-1][1]) >= BOUNDS_PAGE or size + len(text) > BOUNDS_PAGE_BYTES:
+                pages.append((i, []))
+                size = 0
+            pages[-1][1].append(text)
+            size += len(text) + 1
         with self.table.batch_writer() as batch:
-            for page, start in enumerate(range(0, len(bounds), BOUNDS_PAGE)):
+            for first, texts in pages:
                 batch.put_item(
                     Item={
                         "pk": f"RUN#{run_id}",
-                        "sk": f"BOUNDS#{table}#{page:06d}",
-                        "first": start,
-                        "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
+                        "sk": f"BOUNDS#{table}#{first:06d}",
+                        "first": first,
+                        "bounds": "[" + ",".join(texts) + "]",
                         EXPIRATION: self._expires(),
                     }
                 )
+
+    def get_chunk_bounds(self, run_id: str, table: str, chunk_id: int) -> Bounds | None:
+        """One chunk's key range, from the one page that holds it (None: the run saved no range for it)."""
+        prefix = f"BOUNDS#{table}#"
+        resp = self.table.query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":lo": prefix, ":hi": f"{prefix}{chunk_id:06d}"},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        for item in resp["Items"]:
+            if not str(item["sk"])[len(prefix) :].isdigit():  # another table whose name continues with '#'
+                break
+            page = json.loads(str(item["bounds"]))
+            at = chunk_id - int(str(item["first"]))
+            if 0 <= at < len(page):
+                lo, hi = page[at]
+                return lo, hi
+            return None
+        else:
+            return None
+        bounds = self.get_bounds(run_id, table)
+        return bounds[chunk_id] if chunk_id < len(bounds) else None
 
     def get_bounds(self, run_id: str, table: str) -> list[Bounds]:
         pages = self._query_all(

@@ -107,7 +107,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
     )
     if done >= count:
-        services.send_messages([finalise_message(msg.run_id, plan, count).model_dump_json()])
+        services.send_messages([finalise_message(msg.run_id, plan, count).body()])
     return {"rows": batch.rows, "done": done, "of": count}
 
 

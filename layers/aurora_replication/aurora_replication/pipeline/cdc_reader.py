@@ -324,7 +324,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
-    services.send_messages([m.model_dump_json() for m in messages])
+    services.send_messages([m.body() for m in messages])
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -457,7 +457,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]
     for m in messages:
-        services.send_messages([m.model_dump_json()])
+        services.send_messages([m.body()])
         services.fault("cdc_batch_sent", m)
     return {
         "status": "running",
