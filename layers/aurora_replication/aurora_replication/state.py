@@ -50,6 +50,9 @@ EXPIRATION = "expiration"
 RUN_RETENTION_SECONDS = 30 * 24 * 3600
 CATALOG_PK = "CATALOG"
 BOUNDS_PAGE = 250
+# a page of bounds stays far below DynamoDB's 400 KB item limit however wide the key (InnoDB keys are at
+# most 3072 bytes, a bound's JSON a few times that)
+BOUNDS_PAGE_BYTES = 256 * 1024
 Bounds = tuple[list[str] | None, list[str] | None]
 # the chunk's fields a worker records with its completion (written once per heal round: the first
 # completed attempt of the round wins, so the pair (attempt, checksum) never mixes two attempts)
