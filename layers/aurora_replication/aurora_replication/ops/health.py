@@ -86,7 +86,9 @@ def _dlq(services: Services) -> dict[str, Any]:
         oldest = int(time.time() - min(sent) / 1000) if sent else None
         for body in (m["Body"] for m in msgs):
             try:
-                tables.add(f"{json.loads(body)['plan']['table']} (run {json.loads(body)['run_id']})")
+                data = json.loads(body)  # a reference names its table; a whole message, its plan does
+                table = data["table"] if "table" in data else data["plan"]["table"]
+                tables.add(f"{table} (run {data['run_id']})")
             except (ValueError, KeyError, TypeError):
                 tables.add("(unreadable message)")
     result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest, "tables": sorted(tables)}
