@@ -13,7 +13,7 @@ the earliest stored position to the server's end. Each table's changes of the wi
 change per key) are written as batch files with deterministic names (table, window start and end,
 batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_state.define_window``,
 the commit point of the window's definition) and sent through the chunk queue, one message per
-batch. Workers apply them (``cdc_apply``); the finaliser advances the position.
+batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
 A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
 run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transform are refused

@@ -24,8 +24,8 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error
-from aurora_replication.pipeline import cdc_apply, modes, staging, timeline, transforms
 from aurora_replication.pipeline import finalise as finaliser
+from aurora_replication.pipeline import modes, staging, timeline, transforms
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -115,8 +115,9 @@ def new_attempt_id() -> str:
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
     message = services.with_retries(lambda: hydrate(received, services), "read the plan")
-    if message.plan.mode == "cdc":  # cdc integration point: a batch of binlog changes, or its window's commit
-        return services.with_retries(lambda: cdc_apply.handle(message, services), "cdc")
+    mode = modes.get(message.plan.mode)
+    if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
+        return services.with_retries(lambda: mode.handle(message, services), mode.name)
     # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":
         return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
