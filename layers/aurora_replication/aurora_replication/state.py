@@ -43,6 +43,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from aurora_replication.meter import MeteredTable
+
 TERMINAL = {"published", "failed", "declined"}
 # how long DynamoDB keeps a run's items (the table's TTL attribute is ``EXPIRATION``; DynamoDB deletes an
 # expired item within a few days of its time, not at once); Settings.run_retention_days overrides it
@@ -96,7 +98,8 @@ class StateStore:
     def __init__(
         self, table_name: str, resource: Any = None, run_retention_seconds: int = RUN_RETENTION_SECONDS
     ) -> None:
-        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        # every item call asks for and counts its consumed capacity (docs/cost.md)
+        self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
         self.run_retention_seconds = run_retention_seconds
 
     def _expires(self) -> int:
