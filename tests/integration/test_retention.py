@@ -48,5 +48,5 @@ def test_run_items_carry_the_ttl_attribute_and_state_items_do_not(env) -> None:
             assert state_module.EXPIRATION not in item, f"{pk}/{sk} would expire but a later run needs it"
             assert pk == "CATALOG" or sk in PERSISTENT, (pk, sk)
     # every kind of a run's item was seen (and so checked), for both runs
-    assert {"RUN", "TABLE", "CHUNK", "BOUNDS", "ATTEMPT"} <= set(kinds), kinds
+    assert {"RUN", "TABLE", "CHUNK", "BOUNDS", "ATTEMPT", "COST"} <= set(kinds), kinds
     assert kinds["RUN"] == 2 and kinds["CHUNK"] >= 7

@@ -208,6 +208,8 @@ def _patch_insert_overwrite_locks() -> None:
         return original(self, command, *args, **kwargs)
 
     FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+
+
 def _patch_query_tag() -> None:
     """``ALTER SESSION SET QUERY_TAG = '<string>'`` sets a session parameter Snowflake documents (a
     string of up to 2,000 characters) that the emulator does not know: accept exactly that form, a
