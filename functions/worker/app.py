@@ -18,7 +18,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication import meter
 from aurora_replication.config import load_settings
-from aurora_replication.models import ChunkMessage
 from aurora_replication.ops import cost
 from aurora_replication.pipeline import metering, redelivery, worker
 from aurora_replication.services import Services
@@ -62,7 +61,7 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
 def handle_once(work: dict[str, Any]) -> dict[str, Any]:
     """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id)."""
-    return worker.handle(ChunkMessage.model_validate(work["message"]), services)
+    return worker.handle(worker.parse_message(work["message"]), services)
 
 
 @tracer.capture_method
@@ -80,8 +79,8 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
 
 def handle_record(record: SQSRecord) -> dict[str, Any]:
     message = worker.parse_message(record.body)
-    meter.set_unit(message.run_id, message.plan.table, message.kind)
-    logger.append_keys(run_id=message.run_id, table=message.plan.table, chunk=message.chunk_id, step=message.kind)
+    meter.set_unit(message.run_id, message.table, message.kind)
+    logger.append_keys(run_id=message.run_id, table=message.table, chunk=message.chunk_id, step=message.kind)
     if settings.idempotency_enabled:
         result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
     else:

@@ -9,8 +9,8 @@ import pytest
 
 from aurora_replication import typemap
 from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
-from aurora_replication.pipeline.cdc_apply import is_stale
 from aurora_replication.pipeline.cdc_reader import batch_path, schema_problems
+from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, float32_text, to_text
 from aurora_replication.target import cdc_sql
@@ -147,3 +147,12 @@ def test_cdc_lag_gauges_from_the_health_report():
     assert found[("CdcLagSeconds", (("table", "a"),))] == 30
     assert found[("MaxCdcLagSeconds", ())] == 90
     assert not any(name == "CdcLagSeconds" and dims == (("table", "c"),) for name, dims in found)
+
+
+def test_cdc_is_a_sync_mode_that_applies_its_own_units():
+    from aurora_replication.pipeline import modes
+    from aurora_replication.pipeline.modes import cdc
+
+    assert modes.get("cdc") is modes.MODES["cdc"] and isinstance(modes.get("cdc"), cdc.Cdc)
+    assert [name for name, m in sorted(modes.MODES.items()) if m.applies_units] == ["cdc"]
+    assert modes.get("cdc").commit_step == "merge"

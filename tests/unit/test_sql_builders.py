@@ -87,6 +87,15 @@ def test_publish_takes_the_validated_attempts_and_casts_every_column():
     assert "MAX(" not in sql  # never "the latest attempt": a late duplicate must not be published
 
 
+def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
+    p = plan()
+    sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
+    assert sql.startswith('INSERT OVERWRITE INTO "ORDER ITEMS" ("ID", "LINE", "NA""ME", "DOC", "AT") SELECT CAST(')
+    assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
+    assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
+    assert sql.count("%s") == 1 and "CREATE" not in sql and "MAX(" not in sql
+
+
 def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
     p = plan()
     where = snowflake_sql.validated("L", "_ASR_OK_r1_ORDER ITEMS")

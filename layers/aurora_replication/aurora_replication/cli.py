@@ -352,6 +352,7 @@ def _start_local_rotation(event: dict[str, Any]) -> dict[str, Any]:
 def _seed_ledger_for(event: dict[str, Any]) -> None:
     """A sample worker event names a run the local ledger has never seen: record it as the scheduler would."""
     from aurora_replication.config import load_settings
+    from aurora_replication.models import ChunkMessage
     from aurora_replication.pipeline.worker import parse_message
     from aurora_replication.state import StateStore
 
@@ -361,6 +362,8 @@ def _seed_ledger_for(event: dict[str, Any]) -> None:
             msg = parse_message(record["body"])
         except (BadInputError, KeyError):
             continue  # the handler reports it
+        if not isinstance(msg, ChunkMessage):
+            continue  # a reference: its run is in the ledger or nowhere
         if not state.get_table(msg.run_id, msg.plan.table):
             state.create_run(msg.run_id, msg.plan.mode, [msg.plan.table], {"sample": True})
             state.record_table(

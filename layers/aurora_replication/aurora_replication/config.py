@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import describe_validation_error
@@ -58,6 +58,9 @@ class Settings(BaseModel):
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
+    # how long a run's ledger items (run, tables, chunks, bounds, attempts) stay in the state table
+    # (DynamoDB TTL); longer than a run's lease, so that a run in progress never loses its ledger
+    run_retention_days: int = Field(default=30, alias="RUN_RETENTION_DAYS", ge=1, le=3650)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     # change data capture (cdc mode): one binlog window per run, bounded in time and bytes; the server
@@ -86,6 +89,19 @@ class Settings(BaseModel):
     snowflake_warehouse_size: Literal[
         "XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE"
     ] = Field(default="XSMALL", alias="SNOWFLAKE_WAREHOUSE_SIZE")
+
+    @model_validator(mode="after")
+    def _retention_outlasts_lease(self) -> Settings:
+        if self.run_retention_days * 86400 <= self.lease_seconds:
+            raise ValueError(
+                f"RUN_RETENTION_DAYS={self.run_retention_days} would let a run's ledger expire before its lease "
+                f"(LEASE_SECONDS={self.lease_seconds}) does; keep the retention longer than the lease"
+            )
+        return self
+
+    @property
+    def run_retention_seconds(self) -> int:
+        return self.run_retention_days * 86400
 
     @property
     def source_fallback(self) -> dict[str, str]:

@@ -4,8 +4,8 @@
 Every unit of work adds what it spent, whether it succeeded, failed, or was a duplicate of work
 already done (a redelivered message, an in-place retry): the money was spent either way, so it
 counts. The later Snowflake reconciliation *sets* ``snowflake_credits_attributed`` (and when and
-from which view), so running it twice does not double it. ``expiration`` (TTL) matches the run
-timeline's.
+from which view), so running it twice does not double it. ``expiration`` (TTL) is the run's retention
+(``RUN_RETENTION_DAYS``), like the rest of its ledger.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 COST_PREFIX = "COST#"
-TTL_SECONDS = 35 * 24 * 3600
+TTL_SECONDS = 30 * 24 * 3600  # the default RUN_RETENTION_DAYS
 
 
 def _key(run_id: str, table: str) -> dict[str, str]:
@@ -26,13 +26,15 @@ def _number(v: float) -> Decimal:
     return Decimal(str(round(float(v), 9)))
 
 
-def add_figures(ddb_table: Any, run_id: str, table: str, figures: dict[str, float]) -> None:
+def add_figures(
+    ddb_table: Any, run_id: str, table: str, figures: dict[str, float], ttl_seconds: int = TTL_SECONDS
+) -> None:
     """Add ``figures`` to the table's counters in the run (one UpdateItem)."""
     figures = {k: v for k, v in figures.items() if v}
     if not figures:
         return
     names = {"#tb": "table", "#exp": "expiration"}
-    values: dict[str, Any] = {":tb": table, ":exp": int(time.time()) + TTL_SECONDS, ":now": int(time.time())}
+    values: dict[str, Any] = {":tb": table, ":exp": int(time.time()) + ttl_seconds, ":now": int(time.time())}
     adds = []
     for i, (k, v) in enumerate(sorted(figures.items())):
         names[f"#c{i}"] = k

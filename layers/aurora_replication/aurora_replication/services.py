@@ -54,7 +54,9 @@ class Services:
         config = retry.boto_config(settings.retry_attempts)
         return cls(
             settings=settings,
-            state=StateStore(settings.state_table, boto3.resource("dynamodb", config=config)),
+            state=StateStore(
+                settings.state_table, boto3.resource("dynamodb", config=config), settings.run_retention_seconds
+            ),
             sqs=boto3.client("sqs", config=config),
             secrets_provider=SecretsProvider(boto_config=config),
         )

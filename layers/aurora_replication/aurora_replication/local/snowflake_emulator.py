@@ -8,6 +8,7 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake;
 * quoted CSV fields are never NULL, and hex text loaded into BINARY columns is decoded, as in Snowflake;
+* ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake.
 * ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does.
 """
 
@@ -141,6 +142,74 @@ def _patch_hex_to_number() -> None:
     FakeSnowflakeCursor._transform = _transform  # type: ignore[method-assign]
 
 
+def _patch_insert_overwrite_locks() -> None:
+    """``INSERT OVERWRITE`` locks its table until the transaction ends, and truncates the rows committed
+    when it runs, as in Snowflake (DML takes the table's lock; a statement sees what was committed before
+    it began: *Transactions*, "Resource locking" and "Isolation level"). The emulator turns it into a
+    DELETE and an INSERT in DuckDB, whose snapshot is the transaction's start and which sees no conflict
+    when the table was empty: two concurrent overwrites would both insert. Here a second overwrite waits
+    for the first's transaction; if that one committed after the waiting transaction began, the waiting
+    statement fails (Snowflake would instead truncate the newer rows; failing is stricter, never more
+    lenient) and its caller's retry finds the work done."""
+    import re
+
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from snowflake.connector.errors import ProgrammingError
+
+    guard = threading.Lock()
+    table_locks: dict[str, threading.Lock] = {}
+    committed_at: dict[str, int] = {}  # table -> sequence number of the last overwrite committed
+    sessions: dict[int, dict[str, Any]] = {}  # id(connection) -> {"begin": seq, "held": [tables]}
+    seq = [0]
+    overwrite = re.compile(r'^\s*INSERT\s+OVERWRITE\s+INTO\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$.]*)', re.I)
+    original = FakeSnowflakeCursor.execute
+
+    def _end(session: dict[str, Any], commit: bool) -> None:
+        with guard:
+            seq[0] += 1
+            for table in session["held"]:
+                if commit:
+                    committed_at[table] = seq[0]
+                table_locks[table].release()
+            session["held"] = []
+            session["begin"] = None
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        session = sessions.setdefault(id(self._conn), {"begin": None, "held": []})
+        word = command.strip().split(None, 1)[0].upper().rstrip(";") if command.strip() else ""
+        if word in ("BEGIN", "START"):
+            with guard:
+                session["begin"] = seq[0]
+        elif word in ("COMMIT", "ROLLBACK"):
+            try:
+                return original(self, command, *args, **kwargs)
+            finally:
+                _end(session, word == "COMMIT")
+        match = overwrite.match(command)
+        if match:
+            table = match.group(1).upper() if not match.group(1).startswith('"') else match.group(1)
+            with guard:
+                lock = table_locks.setdefault(table, threading.Lock())
+            if table not in session["held"]:
+                lock.acquire()
+                session["held"].append(table)
+            began = session["begin"]
+            if began is not None and committed_at.get(table, -1) > began:
+                raise ProgrammingError(
+                    msg=f"table {table} was overwritten by a transaction that committed after this one began; "
+                    "roll back and retry",
+                    errno=625,
+                )
+            if began is None:  # autocommit: the statement is its own transaction
+                try:
+                    return original(self, command, *args, **kwargs)
+                finally:
+                    _end(session, True)
+        return original(self, command, *args, **kwargs)
+
+    FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+
+
 def _patch_query_tag() -> None:
     """``ALTER SESSION SET QUERY_TAG = '<string>'`` sets a session parameter Snowflake documents (a
     string of up to 2,000 characters) that the emulator does not know: accept exactly that form, a
@@ -185,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_null_timestamps()
     _patch_csv_types()
     _patch_hex_to_number()
+    _patch_insert_overwrite_locks()
     _patch_query_tag()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)

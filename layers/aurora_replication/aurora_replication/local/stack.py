@@ -414,6 +414,9 @@ class LocalStack:
         self.session.client("dynamodb").create_table(
             TableName=self.table_name, **self.template.table_definition("StateTable")
         )
+        ttl = self.template.resource("StateTable").get("TimeToLiveSpecification")
+        if ttl:
+            self.session.client("dynamodb").update_time_to_live(TableName=self.table_name, TimeToLiveSpecification=ttl)
         env = {
             **self.template.literal_environment(),
             "STATE_TABLE": self.table_name,
@@ -548,6 +551,8 @@ class LocalStack:
         for item in saved.get("items", []):
             if item["pk"]["S"].startswith("TABLE#") and item["sk"]["S"] == "LEASE":
                 continue  # leases belong to processes that are gone
+            if "expiration" in item and int(item["expiration"]["N"]) < time.time():
+                continue  # past its TTL: DynamoDB would have deleted it by now
             self.dynamodb.put_item(TableName=self.table_name, Item=item)
         for body in saved.get("dead_letters", []):  # the DLQ outlives the process, as in AWS
             self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=body)

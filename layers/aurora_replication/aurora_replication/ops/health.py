@@ -86,7 +86,9 @@ def _dlq(services: Services) -> dict[str, Any]:
         oldest = int(time.time() - min(sent) / 1000) if sent else None
         for body in (m["Body"] for m in msgs):
             try:
-                tables.add(f"{json.loads(body)['plan']['table']} (run {json.loads(body)['run_id']})")
+                data = json.loads(body)  # a reference names its table; a whole message, its plan does
+                table = data["table"] if "table" in data else data["plan"]["table"]
+                tables.add(f"{table} (run {data['run_id']})")
             except (ValueError, KeyError, TypeError):
                 tables.add("(unreadable message)")
     result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest, "tables": sorted(tables)}
@@ -183,6 +185,8 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
                     "chunks": int(current.get("chunk_count", 0)),
                     "idle_seconds": int(now - progress),
                     "resume": {"resume_run": run_id},
+                    # resumed once by a scheduler that found it stalled; stalled again since: not retried
+                    **({"auto_resumed_at": current["auto_resumed_at"]} if current.get("auto_resumed_at") else {}),
                 }
             )
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
@@ -195,7 +199,16 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     if dead:
         problems.append(f"failed: {'; '.join(sorted(dead))}: fix the cause, then redrive")
     if stalled:
-        names = ", ".join(sorted({f"{x['table']} (run {x['run_id']})" for x in stalled}))
+        names = ", ".join(
+            sorted(
+                {
+                    f"{x['table']} (run {x['run_id']}"
+                    + (", stalled again after an automatic resume" if x.get("auto_resumed_at") else "")
+                    + ")"
+                    for x in stalled
+                }
+            )
+        )
         problems.append(
             f"no progress for more than {stall_seconds} s: {names}; "
             'resume with `replicate resume RUN_ID` or the scheduler event {"resume_run": RUN_ID}'

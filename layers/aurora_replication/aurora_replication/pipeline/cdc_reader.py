@@ -13,7 +13,7 @@ the earliest stored position to the server's end. Each table's changes of the wi
 change per key) are written as batch files with deterministic names (table, window start and end,
 batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_state.define_window``,
 the commit point of the window's definition) and sent through the chunk queue, one message per
-batch. Workers apply them (``cdc_apply``); the finaliser advances the position.
+batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
 A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
 run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transform are refused
@@ -328,7 +328,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
-    services.send_messages([m.model_dump_json() for m in messages])
+    services.send_messages([m.body() for m in messages])
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -462,7 +462,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]
     for m in messages:
-        services.send_messages([m.model_dump_json()])
+        services.send_messages([m.body()])
         services.fault("cdc_batch_sent", m)
     return {
         "status": "running",

@@ -260,7 +260,7 @@ def _heal(
     if won:  # one finaliser of the round re-enqueues; a duplicate of it does nothing
         planned = (state.get("window_from"), state.get("window_to"))
         messages = chunk_messages(msg.run_id, plan, bounds, planned, ids=ids, round=heal_round + 1)
-        services.send_messages([m.model_dump_json() for m in messages])
+        services.send_messages([m.body() for m in messages])
     logger.warning(
         "chunks differ from their snapshots; copying them again",
         extra={

@@ -104,7 +104,9 @@ def settle(services: Services, figures: dict[str, dict[str, dict[str, float]]]) 
     for run_id, tables in figures.items():
         for table, counters in tables.items():
             try:
-                cost_ledger.add_figures(services.state.table, run_id, table, counters)
+                cost_ledger.add_figures(
+                    services.state.table, run_id, table, counters, services.state.run_retention_seconds
+                )
             except Exception:  # noqa: BLE001 - cost is a report
                 logger.warning("could not record the cost figures", extra={"run_id": run_id, "table": table})
                 continue

@@ -228,9 +228,13 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
             logger.info(note, extra={"run_id": run_id, "table": table})
         ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)
         if not ok:
-            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0)
+            # a lease held by a stalled run: resume that run's table once instead of only declining
+            resumed = resume.auto_resume(table, services)
+            extra = {k: resumed[k] for k in ("resumed_run", "resumed")} if resumed else {}
+            reason = resumed["reason"] if resumed else reason
+            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0, **extra)
             logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
-            summary["tables"][table] = {"status": "declined", "reason": reason}
+            summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
             continue
         target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
         chunk_count = len(p.bounds)
@@ -251,7 +255,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
         if not messages:  # empty table: nothing to copy, only the finalise step
             messages = [finalise_message(run_id, p.plan, 0)]
-        services.send_messages([m.model_dump_json() for m in messages])
+        services.send_messages([m.body() for m in messages])
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
         logger.info(
             "table planned",

@@ -297,7 +297,14 @@ class Target:
         return self.checksum(plan, plan.target_table, where=where, params=[token])
 
     def publish(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot do."""
         execute(self.conn, sql.publish(plan, load_table, attempts_table), [token])
+
+    def overwrite(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
+        and leaves the old contents; the table object and everything attached to it stay."""
+        with self.transaction():
+            execute(self.conn, sql.overwrite(plan, load_table, attempts_table), [token])
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))

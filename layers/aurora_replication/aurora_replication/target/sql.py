@@ -149,12 +149,29 @@ def _typed(c: Column, alias: str = "") -> str:
     return ref
 
 
-def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
-    """Replace the target in one atomic step with the validated attempts of the load table, keeping
-    its grants (param: the finaliser's token)."""
-    cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+def _published_columns(plan: TablePlan) -> str:
+    return ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+
+
+def overwrite(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """Replace the target's rows with the validated attempts of the load table (param: the finaliser's
+    token). The table object stays: its grants, comment, clustering key, tags, policies, streams and
+    time travel (Snowflake: "OVERWRITE ... does not affect the access control privileges on the table"
+    and "can be processed within the scope of the current transaction"). Columns the plan does not
+    name (dropped in MySQL, or a hidden ``_ASR_`` column) are NULL in every row."""
+    cols = ", ".join(q(c.target) for c in plan.columns)
     return (
-        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} "
+        f"INSERT OVERWRITE INTO {q(plan.target_table)} ({cols}) SELECT {_published_columns(plan)} "
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+    )
+
+
+def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """Recreate the target from the validated attempts of the load table, keeping only its grants
+    (param: the finaliser's token): for a column type Snowflake cannot change in place; otherwise
+    ``overwrite``, which keeps the table object."""
+    return (
+        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {_published_columns(plan)} "
         f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
     )
 
