@@ -78,8 +78,9 @@ def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
 def test_copy_reads_one_file_with_a_lossless_csv_format():
     sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", "data-1.csv.gz")
     assert "FROM @MY_STAGE/order_items_1/r1/0/data-1.csv.gz" in sql
-    assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ('\\\\N')" in sql
-    assert "EMPTY_FIELD_AS_NULL = FALSE" in sql and "FORCE = TRUE" in sql
+    # NULL is an empty unquoted field, "" the empty string, and no text is ever read as NULL
+    assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ()" in sql
+    assert "EMPTY_FIELD_AS_NULL = TRUE" in sql and "FORCE = TRUE" in sql
     with pytest.raises(ValueError):
         snowflake_sql.stage_location("S", "a'; DROP", "x")
 
@@ -89,11 +90,16 @@ def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
     rows = [
         ("1", "2", 'a "q", b\nc\\d', '{"k": 1}', "2024-01-01 00:00:00.5"),
         ("2", "3", "", None, "0000-00-00 00:00:00"),
+        ("3", "4", "\\N", "null", None),
     ]
     staged = staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, rows, 7, "att")
     text = gzip.open(staged.path, "rt", encoding="utf-8").read()
-    assert staged.rows == 2
-    assert text == ('1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n2,3,"",\\N,\\N,7,att\n')
+    assert staged.rows == 3
+    assert text == (
+        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n'
+        '2,3,"",,,7,att\n'  # the empty string is "", NULL and the zero date are empty fields
+        '3,4,"\\N","null",,7,att\n'  # text that looks like NULL is quoted text
+    )
 
 
 def test_type_mapping_is_lossless_for_common_types():
@@ -107,15 +113,25 @@ def test_type_mapping_is_lossless_for_common_types():
     assert m("a", "json", "json").kind == typemap.JSON
     assert m("a", "time", "time(6)").snowflake_type == "VARCHAR"
     assert m("a", "varbinary", "varbinary(10)").snowflake_type == "BINARY"
-    with pytest.raises(typemap.UnsupportedTypeError, match="column 'g'"):
-        m("g", "geometry", "geometry")
+    # the types MySQL lets grow past Snowflake's default sizes are declared at Snowflake's maximum
+    assert m("a", "longtext", "longtext").snowflake_type == "VARCHAR(134217728)"
+    assert m("a", "mediumtext", "mediumtext").snowflake_type == "VARCHAR"
+    assert m("a", "longblob", "longblob").snowflake_type == "BINARY(67108864)"
+    assert m("a", "mediumblob", "mediumblob").snowflake_type == "BINARY(67108864)"
+    assert m("g", "geometry", "geometry") == typemap.ColumnType(typemap.SPATIAL, "BINARY(67108864)")
+    assert m("g", "point", "point").kind == typemap.SPATIAL
+    with pytest.raises(typemap.UnsupportedTypeError, match="column 'v'"):
+        m("v", "vector", "vector(3)")
 
 
 def test_checksum_queries_use_the_same_canonical_columns_on_both_sides():
     p = plan()
     mysql_sql = source_sql.checksum_query(p)
     sf_sql = snowflake_sql.checksum_query(p, "T", checksums.checksum_columns(p))
-    assert [c.name for c in checksums.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
+    # JSON only where Snowflake holds it as MySQL's text (a load table)
+    assert [c.name for c in checksums.checksum_columns(p)] == ["id", "line", 'na"me', "at"]
+    assert [c.name for c in checksums.checksum_columns(p, json_text=True)] == ["id", "line", 'na"me', "doc", "at"]
+    assert [c.name for c in checksums.unchecked_columns(p)] == ["doc"]
     assert "TIMESTAMPDIFF(MICROSECOND" in mysql_sql and "DATE_PART(EPOCH_MICROSECOND" in sf_sql
     assert checksums.fold_hashes(["0" * 31 + "1", "f" * 32]) == checksums.fold_hashes(["f" * 32, "0" * 31 + "1"])
 

@@ -7,7 +7,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in the README:
   between local runs and several workers see the same tables;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake;
-* quoted CSV fields are never NULL, and hex text loaded into BINARY columns is decoded, as in Snowflake.
+* an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
+  columns is decoded, as in Snowflake.
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ def _patch_csv_types() -> None:
     def read_expression(self: Any, url: str) -> Any:
         expr = original(self, url)
         expr.append("expressions", self.make_eq("all_varchar", True))
-        # Snowflake applies NULL_IF and EMPTY_FIELD_AS_NULL to unenclosed fields only: a quoted
-        # "" is the empty string and a quoted "\N" is text, never NULL
+        # EMPTY_FIELD_AS_NULL turns an empty field, "two successive delimiters", into NULL
+        # (CREATE FILE FORMAT); an enclosed "" is not one: it is the empty string. DuckDB's default
+        # reads "" as its null string too. (The staging files use NULL_IF = (), so no other text
+        # is ever NULL, and nothing relies on how NULL_IF treats enclosed fields.)
         expr.append("expressions", self.make_eq("allow_quoted_nulls", False))
         return expr
 

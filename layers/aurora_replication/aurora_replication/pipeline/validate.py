@@ -53,10 +53,12 @@ def compare(mysql: Any, tgt: Target, plan: TablePlan, load_table: str, bounds: l
     otherwise every range counts as differing. Reconcile runs compare the whole table.
     """
     ranges = bounds or [(None, None)]
-    src = source_read.range_checksums(mysql, plan, ranges)
+    # (fidelity) a full copy is compared in its load table, which holds JSON as MySQL's text
+    json_text = plan.mode == "full"
+    src = source_read.range_checksums(mysql, plan, ranges, json_text=json_text)
     src_count, src_sum = checksums.add_checksums(src)
     if plan.mode == "full":
-        by_chunk = tgt.checksums_by_chunk(plan, load_table)
+        by_chunk = tgt.checksums_by_chunk(plan, load_table, json_text=json_text)
         differing = [i for i in range(len(ranges)) if src[i] != by_chunk.get(i, EMPTY)]
         tgt_count, tgt_sum = checksums.add_checksums(list(by_chunk.values()))
         return Comparison(src_count, tgt_count, src_sum, tgt_sum, differing)

@@ -98,18 +98,21 @@ def _aggregate_checksum(
     return int(count or 0), f"{int(total or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int, str]:
-    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan), [])
+def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan, json_text: bool = False) -> tuple[int, str]:
+    """``json_text``: include JSON columns (the Snowflake side is a load table, see ``checksums``)."""
+    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, json_text=json_text), [])
 
 
 def range_checksums(
     conn: pymysql.Connection[Any],
     plan: TablePlan,
     bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
+    json_text: bool = False,
 ) -> list[tuple[int, str]]:
-    """Row count and checksum of every chunk's key range (one index range scan each)."""
+    """Row count and checksum of every chunk's key range (one index range scan each); ``json_text``
+    includes JSON columns (the Snowflake side is a load table, see ``checksums``)."""
     out = []
     for lower, upper in bounds:
         where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
-        out.append(_aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where), params))
+        out.append(_aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text), params))
     return out

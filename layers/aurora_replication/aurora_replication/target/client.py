@@ -146,17 +146,22 @@ class Target:
         load_table: bool = False,
         where: str = "",
         params: Sequence[object] = (),
+        json_text: bool = False,
     ) -> tuple[int, str]:
-        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan), load_table, where)
+        """``json_text``: include JSON columns (only where ``table`` holds them as text: a load table)."""
+        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan, json_text), load_table, where)
         return fold_sums(*execute(self.conn, statement, params or None)[0])
 
     def has_column(self, table: str, column: str) -> bool:
         rows = execute(self.conn, sql.column_exists(), [table, column])
         return bool(rows and rows[0][0])
 
-    def checksums_by_chunk(self, plan: TablePlan, load_table: str) -> dict[int, tuple[int, str]]:
-        """Count and checksum of each chunk's rows in a load table, in one scan."""
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan)))
+    def checksums_by_chunk(
+        self, plan: TablePlan, load_table: str, json_text: bool = False
+    ) -> dict[int, tuple[int, str]]:
+        """Count and checksum of each chunk's rows in a load table, in one scan (``json_text``: JSON
+        columns included, as the load table holds them as MySQL's text)."""
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan, json_text)))
         return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
     def range_checksum(
