@@ -5,6 +5,7 @@ It differs from ``fakesnow -s`` in these ways, both documented in the README:
 
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;
+* ``TO_NUMBER(x, 'XX..')`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
@@ -115,7 +116,8 @@ def _patch_csv_types() -> None:
 
 def _patch_hex_to_number() -> None:
     """``TO_NUMBER(text, 'XXXXXXXX')`` (hexadecimal digits) is valid Snowflake that fakesnow does
-    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it)."""
+    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it).
+    ``BINARY(n)`` likewise: DuckDB's BLOB takes no length."""
     import re
 
     import sqlglot
@@ -127,6 +129,14 @@ def _patch_hex_to_number() -> None:
         return
 
     def replace(node: Any) -> Any:
+        if (
+            isinstance(node, exp.DataType)
+            and node.this in (exp.DataType.Type.BINARY, exp.DataType.Type.VARBINARY)
+            and node.expressions
+        ):
+            # BINARY(n) is valid Snowflake (n up to 64 MB); DuckDB's BLOB takes no length (and DuckDB
+            # enforces no VARCHAR length either), so the length is dropped rather than the statement
+            return exp.DataType(this=node.this)
         fmt = node.args.get("format") if isinstance(node, exp.ToNumber) else None
         if isinstance(fmt, exp.Literal) and re.fullmatch(r"X{1,15}", str(fmt.this)):
             spelled = sqlglot.parse_one("CAST('0x' || __asr_arg AS BIGINT)", read="duckdb")

@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, TablePlan, describe_validation_error
-from aurora_replication.pipeline import staging, transforms, validate
+from aurora_replication.pipeline import diagnose, staging, transforms, validate
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
@@ -265,6 +265,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 if plan.mode == "incremental" and check.target_rows > check.source_rows
                 else f" (still different after {heal_round} re-copies: the source changes faster than it is copied, "
                 "or rows were lost; rerun the table)"
+            )
+            # (fidelity) name the rows and columns that differ, for the ledger and the log
+            result["differences"] = diagnose.name_chunk_differences(
+                mysql, tgt, plan, load_table, bounds, check.differing
             )
             logger.error("validation failed" + hint, extra={"run_id": msg.run_id, "table": plan.table, **result})
             services.state.set_table_status(
