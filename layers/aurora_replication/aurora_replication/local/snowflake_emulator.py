@@ -6,6 +6,7 @@ It differs from ``fakesnow -s`` in these ways, both documented in the README:
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;
 * ``TO_NUMBER(x, 'XX..')`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
+* an explicit NUMBER(38,0) keeps 38 digits (fakesnow stores it as a 64-bit integer);
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
@@ -153,6 +154,30 @@ def _patch_hex_to_number() -> None:
     FakeSnowflakeCursor._transform = _transform  # type: ignore[method-assign]
 
 
+def _patch_number_38() -> None:
+    """An explicit NUMBER(38,0) holds 38 digits in Snowflake; fakesnow stores it as a 64-bit BIGINT,
+    so a DECIMAL(38,0) value past 2^63 fails to load. Keep an explicit NUMBER(38,0) a DECIMAL(38,0)
+    (DuckDB's is exact to 38 digits); bare NUMBER and INT stay BIGINT as fakesnow has them."""
+    import fakesnow.transforms as fs_transforms
+    from sqlglot import exp
+
+    original = fs_transforms.integer_precision
+    if getattr(original, "_asr_number_38", False):
+        return
+
+    def integer_precision(expression: Any) -> Any:
+        if (
+            isinstance(expression, exp.DataType)
+            and expression.this == exp.DataType.Type.DECIMAL
+            and expression.expressions
+        ):
+            return expression
+        return original(expression)
+
+    integer_precision._asr_number_38 = True  # type: ignore[attr-defined]
+    fs_transforms.integer_precision = integer_precision
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -167,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_null_timestamps()
     _patch_csv_types()
     _patch_hex_to_number()
+    _patch_number_38()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))

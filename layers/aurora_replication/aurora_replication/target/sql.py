@@ -155,6 +155,7 @@ def table_exists() -> str:
     return "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s"
 
 
+_NUMBER_TYPE = re.compile(r"NUMBER\((\d+),(\d+)\)")
 TWO_52 = 4503599627370496
 TWO_53 = 9007199254740992
 
@@ -187,7 +188,16 @@ def canonical(c: Column, alias: str = "") -> str:
         return f"HEX_ENCODE({ref})"
     if c.kind == typemap.FLOAT:
         return _float_canonical(ref)
-    return f"CAST({ref} AS VARCHAR)"
+    text = f"CAST({ref} AS VARCHAR)"
+    m = _NUMBER_TYPE.fullmatch(c.snowflake_type)
+    if c.kind == typemap.DECIMAL and m and m.group(1) == m.group(2):
+        # NUMBER(p,p) has no integer digits: MySQL prints 0.5 as '0.5', and the leading zero is
+        # put back wherever an engine leaves it out ('.5'), so only digits are compared
+        return (
+            f"CASE WHEN LEFT({text}, 1) = '.' THEN '0' || {text} "
+            f"WHEN LEFT({text}, 2) = '-.' THEN '-0' || SUBSTR({text}, 2) ELSE {text} END"
+        )
+    return text
 
 
 def _md5_of(parts: list[str]) -> str:
