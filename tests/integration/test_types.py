@@ -145,3 +145,21 @@ def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
     conn = env.db.connect(env.database)
     assert source_read.table_checksum(conn, plan)[0] == 2
     conn.close()
+
+
+@pytest.mark.parametrize("small_chunk_rows", ["0", "200"], ids=["server-lines", "multi-row-insert"])
+def test_a_value_longer_than_snowflake_holds_is_named_not_a_cryptic_load_error(env, monkeypatch, small_chunk_rows):
+    """Snowflake's VARCHAR holds 128 MB: a LONGTEXT value beyond that fails its chunk with an error that
+    names the table, row key and column (the limit is lowered here: 128 MB rows do not fit a test)."""
+    from aurora_replication import typemap
+
+    monkeypatch.setattr(typemap, "VARCHAR_MAX_BYTES", 1000)
+    env.sql(
+        "CREATE TABLE docs (id INT PRIMARY KEY, body LONGTEXT, note TEXT)",
+        "INSERT INTO docs VALUES (1, REPEAT('a', 1000), REPEAT('b', 2000)), (2, REPEAT('é', 501), 'x'), (3, NULL, NULL)",
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows})
+    outcome = stack.run({"tables": "docs", "mode": "full"}, workers=1, idle_timeout=2, retry_delay=0)
+    assert not outcome.ok and outcome.dlq_messages == 1
+    error = outcome.run["table_states"]["docs"]["last_error"]
+    assert "table 'docs', row id='2': column 'body' holds 1,002 bytes, more than Snowflake's VARCHAR holds" in error

@@ -225,3 +225,72 @@ def test_chunk_size_adapts_to_the_row_width():
     assert chunks.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
     assert chunks.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
     assert chunks.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and chunks.adaptive_chunk_rows(10**9, mb64, 5) == 1_000
+
+
+def test_a_value_longer_than_snowflake_holds_is_named_by_table_row_and_column(tmp_path, monkeypatch):
+    monkeypatch.setattr(typemap, "VARCHAR_MAX_BYTES", 10)
+    p = TablePlan(
+        table="docs",
+        target_table="DOCS",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="body", kind="text", snowflake_type=typemap.VARCHAR_MAX, target="BODY"),
+            Column(name="note", kind="text", snowflake_type="VARCHAR", target="NOTE"),
+        ],
+        key=["id"],
+        mode="full",
+    )
+    fits = [("1", "é" * 5, "x" * 50)]  # 10 bytes; a MEDIUMTEXT-sized column is never checked
+    assert staging.bound_rows(p, fits) == [["1", "é" * 5, "x" * 50]]
+    too_long = [*fits, ("2", "é" * 6, None)]  # 12 bytes in UTF-8
+    match = r"table 'docs', row id='2': column 'body' holds 12 bytes, more than Snowflake's VARCHAR holds \(10 bytes\)"
+    with pytest.raises(staging.ValueTooLargeError, match=match):
+        staging.bound_rows(p, too_long)
+    with pytest.raises(staging.ValueTooLargeError, match=match):
+        staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, too_long, 0, "a")
+    # MySQL's formatted line of such a row is NULL, so the worker re-encodes the chunk in Python
+    assert "WHEN LENGTH(CONVERT(`body` USING utf8mb4)) > 10 THEN NULL" in source_sql.line_query(p, None, None)[0]
+    assert "LENGTH(CONVERT(`note`" not in source_sql.line_query(p, None, None)[0]
+
+
+def test_every_kind_has_one_canonical_spelling_in_each_engine():
+    kinds = {
+        "integer": "NUMBER(10,0)",
+        "decimal": "NUMBER(10,10)",
+        "float": "FLOAT",
+        "bit": "NUMBER(20,0)",
+        "year": "NUMBER(4,0)",
+        "text": "VARCHAR",
+        "binary": "BINARY",
+        "spatial": typemap.BINARY_MAX,
+        "time": "VARCHAR",
+        "date": "DATE",
+        "datetime": "TIMESTAMP_NTZ(6)",
+        "json": "VARIANT",
+    }
+    cols = [Column(name=k, kind=k, snowflake_type=t, target=k.upper()) for k, t in kinds.items()]
+    p = TablePlan(table="t", target_table="T", columns=cols, key=["integer"], mode="full")
+    assert {c.kind for c in checksums.checksum_columns(p, json_text=True)} == set(kinds)  # every column checked
+    mysql = {c.kind: source_sql.canonical_expr(c) for c in cols}
+    snowflake = {c.kind: snowflake_sql.canonical(c) for c in cols}
+    assert mysql["year"] == "CAST(CAST(`year` AS UNSIGNED) AS CHAR)"  # YEAR 0 is '0', not '0000'
+    assert mysql["text"] == "CONCAT(CHAR_LENGTH(CONVERT(`text` USING utf8mb4)), ':', CONVERT(`text` USING utf8mb4))"
+    assert snowflake["text"] == """LENGTH("TEXT") || ':' || "TEXT\""""
+    assert mysql["binary"] == "HEX(`binary`)" and snowflake["binary"] == 'HEX_ENCODE("BINARY")'
+    assert "LOG2(ABS((`float` + 0e0)))" in mysql["float"] and 'LOG(2, ABS("FLOAT"))' in snowflake["float"]
+    assert "'0' || " in snowflake["decimal"]  # NUMBER(p,p): the leading zero put back where it is left out
+    assert source_sql.key_md5(p) == "MD5(CONCAT_WS(CHAR(31), CAST(`integer` AS CHAR)))"
+    assert snowflake_sql.key_md5(p) == 'MD5(CONCAT_WS(CHR(31), CAST("INTEGER" AS VARCHAR)))'
+
+
+def test_the_float_spelling_is_the_exact_double():
+    """``m'p'e`` with |x| = m * 2^(e-52) and 2^52 <= m < 2^53, subnormals included, spells each double once."""
+    import math
+
+    from aurora_replication.pipeline import diagnose
+
+    for x in [0.1, -1.5, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 3.4028234663852886e38, 1e22]:
+        m, e = math.frexp(abs(x))  # |x| = m * 2^e, 0.5 <= m < 1
+        mantissa = int(m * 2**53)
+        assert 2**52 <= mantissa < 2**53 and mantissa == m * 2**53
+        assert diagnose.float_of_canonical(("-" if x < 0 else "") + f"{mantissa}p{e - 1}") == x
