@@ -60,7 +60,7 @@ def test_chunk_query_adds_the_watermark_window():
 def test_merge_joins_on_every_key_column_and_parses_json():
     sql = snowflake_sql.merge_chunk(plan("incremental"), "_ASR_INC_r1_ORDER ITEMS")
     assert 'ON t."ID" = s."ID" AND t."LINE" = s."LINE"' in sql
-    assert 'PARSE_JSON("DOC") AS "DOC"' in sql
+    assert 'PARSE_JSON("DOC", \'d\') AS "DOC"' in sql  # a duplicate key keeps its last value
     assert '"_ASR_CHUNK" = %s AND "_ASR_ATTEMPT" = %s' in sql
     assert 'UPDATE SET t."NA""ME" = s."NA""ME"' in sql
     assert 't."ID" = s."ID",' not in sql.split("UPDATE SET")[1]  # keys are not updated
@@ -71,7 +71,7 @@ def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
     assert sql.startswith(
         'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
     )
-    assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
+    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
     assert sql.endswith('QUALIFY "_ASR_ATTEMPT" = MAX("_ASR_ATTEMPT") OVER (PARTITION BY "_ASR_CHUNK")')
 
 

@@ -117,7 +117,9 @@ def delete_chunk(table: str) -> str:
 def _typed(c: Column, alias: str = "") -> str:
     ref = f"{alias}{q(c.target)}"
     if c.kind == typemap.JSON:
-        return f"PARSE_JSON({ref})"
+        # 'd': a duplicate key keeps its last value, as MySQL 8's JSON type does; by default
+        # PARSE_JSON rejects the document (MariaDB stores JSON text with duplicates as written)
+        return f"PARSE_JSON({ref}, 'd')"
     return ref
 
 
