@@ -128,7 +128,7 @@ unicode_text = st.text(
 )
 column("c", "CHAR(20)", st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=20))
 column("vc", "VARCHAR(100)", unicode_text)
-column("tx", "TEXT", st.one_of(st.sampled_from(["", "NULL", "\\N", "null", '""']), unicode_text))
+column("tx", "TEXT", st.one_of(st.sampled_from(["", "NULL", "\\N", "null", '""', "costs $US", "$$x$$"]), unicode_text))
 column("lt", "LONGTEXT", unicode_text)
 # MySQL's latin1 is Windows-1252, with its five unassigned bytes mapped to the C1 controls
 LATIN1 = bytes(range(256)).decode("cp1252", errors="ignore") + "\x81\x8d\x8f\x90\x9d"

@@ -7,6 +7,7 @@ It differs from ``fakesnow -s`` in these ways, both documented in the README:
   between local runs and several workers see the same tables;
 * ``TO_NUMBER(x, 'XX..')`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
 * an explicit NUMBER(38,0) keeps 38 digits (fakesnow stores it as a 64-bit integer);
+* ``$name`` inside a string literal is text, not a session variable;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
@@ -178,6 +179,32 @@ def _patch_number_38() -> None:
     fs_transforms.integer_precision = integer_precision
 
 
+def _patch_variables_in_literals() -> None:
+    """Snowflake substitutes session variables (``$name``) in SQL, never inside a string literal or a
+    quoted identifier; fakesnow searches the whole text, so a bound value such as ``'costs $US'``
+    fails with ``Session variable '$US' does not exist``. Substitute outside literals only."""
+    import re
+
+    from fakesnow.variables import Variables
+
+    original = Variables.inline_variables
+    if getattr(original, "_asr_literals", False):
+        return
+    quoted = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|\$\$.*?\$\$", re.DOTALL)
+
+    def inline_variables(self: Any, sql: str) -> str:
+        parts, pos = [], 0
+        for m in quoted.finditer(sql):
+            parts.append(original(self, sql[pos : m.start()]))
+            parts.append(m.group())
+            pos = m.end()
+        parts.append(original(self, sql[pos:]))
+        return "".join(parts)
+
+    inline_variables._asr_literals = True  # type: ignore[attr-defined]
+    Variables.inline_variables = inline_variables  # type: ignore[method-assign]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -193,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_csv_types()
     _patch_hex_to_number()
     _patch_number_38()
+    _patch_variables_in_literals()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))
