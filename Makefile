@@ -14,7 +14,7 @@ PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(dir $(PY)):$(PATH)
 
-.PHONY: setup sam scan-tools scan ca-bundle deploy mariadb demo test unit integration lint build bench clean stop
+.PHONY: setup sam scan-tools scan ca-bundle deploy mariadb demo test unit integration lint requirements build bench clean stop
 
 $(VENV)/.installed: pyproject.toml layers/aurora_replication/requirements.txt
 	@test -n "$(PY)" || { echo "Python 3.12 is needed (Lambda's runtime): install it, e.g. pyenv install 3.12"; exit 1; }
@@ -71,13 +71,22 @@ lint: setup sam
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/python tools/layer_requirements.py --check
 	$(SAMVENV)/bin/sam validate --lint
+
+# the layer's requirements.txt from pyproject.toml's dependencies (edit those, then run this)
+requirements: setup
+	$(VENV)/bin/python tools/layer_requirements.py
 
 build: sam
 	$(SAMVENV)/bin/sam build --parallel
 
 unit: setup
-	$(VENV)/bin/pytest -q tests/unit
+	$(VENV)/bin/pytest -q -m "not integration and not fault"
+
+# the tests that start MariaDB, moto and the emulator (markers set by directory in tests/conftest.py)
+integration: setup mariadb
+	$(VENV)/bin/pytest -q -m "integration or fault"
 
 test: setup sam mariadb lint scan build
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests

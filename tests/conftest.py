@@ -19,6 +19,18 @@ from aurora_replication.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
+# a test's marker is its directory's: pytest -m "not integration and not fault" runs the unit tests only
+MARKERS_BY_DIRECTORY = {"integration": pytest.mark.integration, "fault": pytest.mark.fault}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        path = Path(str(item.path)).resolve()
+        if tests in path.parents:
+            marker = MARKERS_BY_DIRECTORY.get(path.relative_to(tests).parts[0])
+            if marker is not None:
+                item.add_marker(marker)
 
 
 @pytest.fixture(scope="session")

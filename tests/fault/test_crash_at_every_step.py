@@ -46,12 +46,14 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
         env.sql("UPDATE orders SET total = total * 3, note = 'changed' WHERE id % 2 = 0")
     if step == "after_handler":
         # the handler finished but the container died before the event source deleted the message
-        fault, crashed = None, {"redelivered"}
         summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": mode, "chunk_rows": 30})
+        import json
+
         import boto3
 
         sqs = boto3.client("sqs")
         first = sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=1)["Messages"][0]
+        first_chunk = json.loads(first["Body"])["chunk_id"]
         worker = stack.load_handler("WorkerFunction")
         from aurora_replication.local.stack import LocalContext
 
@@ -59,11 +61,19 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
         sqs.change_message_visibility(
             QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=0
         )
-        outcome = stack.drain(summary["run_id"], workers=2, timeout=120)
+        done_again: list[int] = []
+
+        def record_done(step: str, message=None) -> None:
+            if step == "marked_done":
+                done_again.append(message.chunk_id)
+
+        outcome = stack.drain(summary["run_id"], workers=2, timeout=120, fault=record_done)
+        # the message the first worker handled came back and was copied again
+        assert done_again.count(first_chunk) == 1, done_again
     else:
         fault, crashed = _crash_once_per_thread_at(step)
         outcome = stack.run({"tables": "orders", "mode": mode, "chunk_rows": 30}, workers=2, fault=fault, timeout=120)
-    assert crashed
+        assert crashed, f"no worker reached step {step!r}, so none was killed there"
     assert outcome.ok, outcome.run["table_states"]
     assert assert_same(env, "orders") == 120
 

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 from pathlib import Path
 
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+
+from aurora_replication.errors import BadInputError
 from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -17,13 +24,20 @@ def test_logs_of_a_full_run_hold_no_secret(env, capsys):
     env.stack = stack
     stack.start(parse_source_url(env.source_url), parse_target_url(target_url), {"POWERTOOLS_LOG_LEVEL": "DEBUG"})
     assert stack.run({"tables": "s", "mode": "full"}, workers=1).ok
-    # and a failing one: an unknown table and a poison message are logged with their errors
-    try:
+    # and failing ones: an unknown table, and a message that does not validate; Lambda writes the
+    # error of a failed invocation to the function's log, so their texts are scanned too
+    with pytest.raises(BadInputError, match="unknown table") as refused:
         stack.invoke("SchedulerFunction", {"tables": "nope"})
-    except Exception:
-        pass
+    with pytest.raises(BatchProcessingError) as poisoned:  # every record of the batch failed
+        stack.invoke("WorkerFunction", json.loads((ROOT / "events" / "worker-malformed.json").read_text()))
     stack.stop()
-    logs = stack.log_path.read_text() + capsys.readouterr().out + capsys.readouterr().err
-    assert "chunk copied" in logs  # the logs are really there
+    captured = capsys.readouterr()  # once: a second call returns only what was written after the first
+    errors = [str(refused.value), str(poisoned.value), *(str(e) for e in poisoned.value.child_exceptions)]
+    logs = "\n".join([stack.log_path.read_text(), captured.out, captured.err, *errors])
+    # what is scanned is really there: the handlers logged at DEBUG, the copy, the refused request, the poison's error
+    assert logging.getLogger(os.environ["POWERTOOLS_SERVICE_NAME"]).getEffectiveLevel() == logging.DEBUG
+    assert "chunk copied" in logs
+    assert '"nope"' in logs
+    assert "invalid chunk message" in logs
     for secret in (env.db.password, TARGET_PASSWORD, env.source_url, target_url):
         assert secret not in logs

@@ -27,7 +27,6 @@ from aurora_replication.rotation.mysql import LoginFailed
 from aurora_replication.secrets import MySQLSettings, SnowflakeSettings
 from aurora_replication.source import connect as source_connect
 
-pytestmark = pytest.mark.integration
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 NO_SUCH_FUNCTION = "arn:aws:lambda:us-east-1:123456789012:function:not-in-moto"
 

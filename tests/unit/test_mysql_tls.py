@@ -13,8 +13,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from aurora_replication import secrets
+from aurora_replication.config import settings_from
 from aurora_replication.errors import BadInputError
+from aurora_replication.rotation import mysql as rotation_mysql
+from aurora_replication.rotation.base import rotation_settings
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.services import Services
 from aurora_replication.source import connect as source_connect
 
 SECRET = {
@@ -44,6 +49,24 @@ def _write_ca(path: Path, common_name: str) -> Path:
     return path
 
 
+REQUIRED_ENV = {
+    "STATE_TABLE": "t",
+    "CHUNK_QUEUE_URL": "q",
+    "SOURCE_SECRET_ARN": "arn:source",
+    "TARGET_SECRET_ARN": "arn:target",
+}
+
+
+def _settings_through_the_environment(monkeypatch: pytest.MonkeyPatch, bundle: str | None) -> MySQLSettings:
+    """The way a function gets them: the environment validated by config.Settings, the secret read
+    by Services (Secrets Manager replaced by the secret above)."""
+    env = dict(REQUIRED_ENV)
+    if bundle is not None:
+        env["MYSQL_CA_BUNDLE"] = bundle
+    monkeypatch.setattr(secrets, "read_secret", lambda arn, max_age, force=False: dict(SECRET))
+    return Services(settings=settings_from(env), state=None, sqs=None).mysql_settings()  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """pymysql.connect replaced by a recorder: connect() builds its arguments, no server is needed."""
@@ -59,8 +82,7 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_tls_verifies_against_the_configured_bundle_with_host_name_checking(tmp_path, monkeypatch, captured):
     bundle = _write_ca(tmp_path / "bundle.pem", "Test RDS Root CA")
-    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
-    settings = MySQLSettings.from_secret(SECRET)
+    settings = _settings_through_the_environment(monkeypatch, str(bundle))
     assert settings.tls and settings.ca_bundle == str(bundle)
 
     assert source_connect.connect(settings) == "connection"
@@ -76,23 +98,46 @@ def test_tls_verifies_against_the_configured_bundle_with_host_name_checking(tmp_
 
 
 def test_default_bundle_is_the_one_packaged_in_the_layer(monkeypatch):
-    monkeypatch.delenv("MYSQL_CA_BUNDLE", raising=False)
-    settings = MySQLSettings.from_secret(SECRET)
     expected = Path(source_connect.__file__).resolve().parents[1] / "certs" / "rds-global-bundle.pem"
-    assert Path(settings.ca_bundle) == expected
+    assert Path(_settings_through_the_environment(monkeypatch, None).ca_bundle) == expected
+    assert Path(_settings_through_the_environment(monkeypatch, "  ").ca_bundle) == expected
+
+
+def test_the_bundle_comes_only_through_the_validated_settings(tmp_path, monkeypatch):
+    """MYSQL_CA_BUNDLE is read once, by config.Settings, not looked up in os.environ elsewhere."""
+    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(tmp_path / "elsewhere.pem"))
+    assert MySQLSettings.from_secret(SECRET).ca_bundle == str(MySQLSettings.PACKAGED_CA_BUNDLE)
+    assert MySQLSettings.from_secret(SECRET, "system").ca_bundle == "system"
+
+
+def test_rotation_connects_with_the_bundle_of_its_settings(tmp_path):
+    """The rotation function validates its own environment (RotationSettings); its MySQL logins
+    trust the same MYSQL_CA_BUNDLE."""
+    bundle = str(tmp_path / "rotation.pem")
+    seen: list[MySQLSettings] = []
+
+    class Refused(Exception):
+        pass
+
+    def connect(settings: MySQLSettings) -> Any:
+        seen.append(settings)
+        raise Refused
+
+    strategy = rotation_mysql.SingleUser(None, rotation_settings({"MYSQL_CA_BUNDLE": bundle}), connect)  # type: ignore[arg-type]
+    with pytest.raises(Refused):
+        strategy.test(dict(SECRET))
+    assert [s.ca_bundle for s in seen] == [bundle]
 
 
 def test_missing_bundle_is_an_error_that_names_the_file_and_the_fix(tmp_path, monkeypatch, captured):
     missing = tmp_path / "nope.pem"
-    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(missing))
     with pytest.raises(BadInputError, match=r"nope\.pem.*make ca-bundle"):
-        source_connect.connect(MySQLSettings.from_secret(SECRET))
+        source_connect.connect(MySQLSettings.from_secret(SECRET, str(missing)))
     assert captured == {}  # never connected without verification
 
 
 def test_system_store_on_request(monkeypatch, captured):
-    monkeypatch.setenv("MYSQL_CA_BUNDLE", "system")
-    source_connect.connect(MySQLSettings.from_secret(SECRET))
+    source_connect.connect(_settings_through_the_environment(monkeypatch, "system"))
     ctx = captured["ssl"]
     assert ctx.check_hostname is True and ctx.verify_mode == ssl.CERT_REQUIRED
 
@@ -107,8 +152,7 @@ def test_system_store_on_request(monkeypatch, captured):
     ],
 )
 def test_loopback_or_tls_false_connects_without_tls(secret, tmp_path, monkeypatch, captured):
-    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(tmp_path / "absent.pem"))  # not needed, so not checked
-    settings = MySQLSettings.from_secret(secret)
+    settings = MySQLSettings.from_secret(secret, str(tmp_path / "absent.pem"))  # not needed, so not checked
     assert settings.tls is False
     source_connect.connect(settings)
     assert captured["ssl"] is None
@@ -116,8 +160,7 @@ def test_loopback_or_tls_false_connects_without_tls(secret, tmp_path, monkeypatc
 
 def test_loopback_with_tls_true_still_verifies(tmp_path, monkeypatch, captured):
     bundle = _write_ca(tmp_path / "bundle.pem", "Local CA")
-    monkeypatch.setenv("MYSQL_CA_BUNDLE", str(bundle))
-    source_connect.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}))
+    source_connect.connect(MySQLSettings.from_secret({**SECRET, "host": "127.0.0.1", "tls": True}, str(bundle)))
     assert isinstance(captured["ssl"], ssl.SSLContext) and captured["ssl"].check_hostname is True
 
 

@@ -60,7 +60,10 @@ def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:
 
 
 def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
-    """Row count and an order-independent checksum from per-row MD5 hex digests."""
+    """Row count and an order-independent checksum from per-row MD5 hex digests.
+
+    The reference definition of the fold, in Python: the product folds inside each database
+    (``fold_sums`` of the SQL sums of 32-bit halves), and the unit tests check that both give this."""
     total = 0
     count = 0
     for h in hashes:

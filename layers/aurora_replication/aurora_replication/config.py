@@ -42,17 +42,20 @@ class Settings(BaseModel):
     # server: MySQL formats each row as one staging-file line (fast); python: the worker encodes each
     # value (used anyway for Python transforms, ZERO_DATE_POLICY=fail and rows over max_allowed_packet)
     extract_format: Literal["server", "python"] = Field(default="server", alias="EXTRACT_FORMAT")
-    # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
     # goes to the DLQ, and its table is reported failed until a redrive copies it
     max_receive_count: int = Field(default=5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
+    # comma-separated modules whose @register(...) Python transforms the scheduler checks and the worker runs
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
+    # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer
+    mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
 
 
 @lru_cache(maxsize=1)

@@ -42,7 +42,7 @@ def snowflake_ident(name: str) -> str:
 
 
 def target_name(name: str, case: str = "upper") -> str:
-    """The Snowflake name for a MySQL table or column (the naming rule in the README).
+    """The Snowflake name for a MySQL table or column (the naming rule of docs/types.md).
 
     ``upper`` (default) upper-cases the name so it can be queried unquoted when it is a plain
     word; ``preserve`` keeps it exactly. Either way the name is always quoted in SQL.

@@ -30,7 +30,7 @@ class _Strict(BaseModel):
 
 
 class TableOptions(_Strict):
-    """Per-table transformation settings (see ``transforms.py`` and the README)."""
+    """Per-table transformation settings (see ``pipeline/transforms.py`` and docs/run-requests.md)."""
 
     exclude: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict)

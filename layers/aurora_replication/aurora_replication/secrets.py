@@ -6,7 +6,6 @@ Nothing here is ever logged.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,7 +21,8 @@ LOOPBACK = ("127.", "localhost", "::1")
 class MySQLSettings:
     """The source connection. With ``tls`` the server certificate is verified against ``ca_bundle``.
 
-    ``ca_bundle`` is a PEM file of trusted CAs: ``MYSQL_CA_BUNDLE`` when set, else the RDS global
+    ``ca_bundle`` is a PEM file of trusted CAs: the ``MYSQL_CA_BUNDLE`` setting when set (the caller
+    passes it from ``config.Settings`` or the rotation function's settings), else the RDS global
     bundle packaged in the layer (``aurora_replication/certs/rds-global-bundle.pem``, fetched by
     ``make ca-bundle``); the value ``system`` means the system CA store instead.
     """
@@ -39,16 +39,16 @@ class MySQLSettings:
     SYSTEM_CA_STORE: ClassVar[str] = "system"
 
     @classmethod
-    def from_secret(cls, s: dict[str, Any]) -> MySQLSettings:
+    def from_secret(cls, s: dict[str, Any], ca_bundle: str = "") -> MySQLSettings:
         missing = [k for k in ("host", "username", "password", "dbname") if not s.get(k)]
         if missing:
             raise BadInputError(f"source secret lacks {', '.join(missing)}; it must have the RDS shape")
         host = str(s["host"])
         raw_tls = s.get("tls", not host.startswith(LOOPBACK))
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
-        ca_bundle = os.environ.get("MYSQL_CA_BUNDLE", "").strip() or str(cls.PACKAGED_CA_BUNDLE)
+        bundle = ca_bundle.strip() or str(cls.PACKAGED_CA_BUNDLE)
         return cls(
-            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, ca_bundle
+            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"]), str(s["dbname"]), tls, bundle
         )
 
 
@@ -87,10 +87,6 @@ class SnowflakeSettings:
             protocol=s.get("protocol"),
         )
 
-    @property
-    def is_emulator(self) -> bool:
-        return bool(self.host) and str(self.host).startswith(LOOPBACK)
-
 
 def read_secret(arn: str, max_age: int, force: bool = False) -> dict[str, Any]:
     # AWSCURRENT is Secrets Manager's default; said explicitly because moto (5.2) keeps serving the
@@ -101,8 +97,8 @@ def read_secret(arn: str, max_age: int, force: bool = False) -> dict[str, Any]:
     return value
 
 
-def mysql_settings(arn: str, max_age: int, force: bool = False) -> MySQLSettings:
-    return MySQLSettings.from_secret(read_secret(arn, max_age, force))
+def mysql_settings(arn: str, max_age: int, force: bool = False, ca_bundle: str = "") -> MySQLSettings:
+    return MySQLSettings.from_secret(read_secret(arn, max_age, force), ca_bundle)
 
 
 def snowflake_settings(arn: str, max_age: int, force: bool = False) -> SnowflakeSettings:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
@@ -13,6 +13,10 @@ from aurora_replication.config import Settings
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import StateStore
 from aurora_replication.target import client as target
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
 
 
 def _no_fault(step: str, message: Any = None) -> None:
@@ -27,7 +31,7 @@ def _no_metric(name: str, value: float, unit: str = "Count", step: str | None = 
 class Services:
     settings: Settings
     state: StateStore
-    sqs: Any
+    sqs: SQSClient
     fault: Callable[[str, Any], None] = field(default=_no_fault)
     # (name, value, unit, step): the handler points it at Powertools Metrics
     metric: Callable[..., None] = field(default=_no_metric)
@@ -42,7 +46,8 @@ class Services:
         )
 
     def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
-        return secrets.mysql_settings(self.settings.source_secret_arn, self.settings.secret_max_age_seconds, force)
+        s = self.settings
+        return secrets.mysql_settings(s.source_secret_arn, s.secret_max_age_seconds, force, s.mysql_ca_bundle)
 
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
         return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)
@@ -62,7 +67,9 @@ class Services:
     def send_messages(self, bodies: list[str]) -> None:
         """Send in batches of ten; a partly failed batch is resent until every entry is accepted."""
         for i in range(0, len(bodies), 10):
-            entries = [{"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])]
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
+                {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])
+            ]
             for _attempt in range(5):
                 resp = self.sqs.send_message_batch(QueueUrl=self.settings.chunk_queue_url, Entries=entries)
                 failed = {f["Id"] for f in resp.get("Failed", [])}

@@ -7,7 +7,6 @@ to the staging file and compared in validation, and the Snowflake type it is sto
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 # kinds
 INTEGER = "integer"
@@ -23,7 +22,6 @@ TIME = "time"
 YEAR = "year"
 SPATIAL = "spatial"  # GEOMETRY, POINT, POLYGON, ...: copied as (E)WKB into BINARY
 
-NUMERIC_KINDS = frozenset({INTEGER, DECIMAL, FLOAT, BIT, YEAR})
 
 _INT_DIGITS = {
     # data_type: (signed digits, unsigned digits)
@@ -141,7 +139,3 @@ def value_limit(kind: str, snowflake_type: str) -> int | None:
 def is_zero_date(value: str) -> bool:
     """MySQL zero or partial-zero dates ('0000-00-00', '2024-00-10 ...') that no other database accepts."""
     return value[:4] == "0000" or value[5:7] == "00" or value[8:10] == "00"
-
-
-def plan_types(columns: list[dict[str, Any]]) -> list[ColumnType]:
-    return [map_column(**c) for c in columns]

@@ -136,7 +136,7 @@ class MariaDB:
     def url(self) -> str:
         return f"mysql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
 
-    def connect(self, database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
+    def connect(self, database: str | None = None) -> pymysql.Connection:
         return pymysql.connect(
             host="127.0.0.1",
             port=self.port,

@@ -1,7 +1,7 @@
 """Launcher for the fakesnow Snowflake emulator used by the local stack and the tests.
 
 Run as ``python -m aurora_replication.local.snowflake_emulator --port P --db-path DIR``.
-It differs from ``fakesnow -s`` in these ways, both documented in the README:
+It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;

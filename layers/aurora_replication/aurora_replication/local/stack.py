@@ -15,7 +15,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -101,7 +101,6 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
-    table_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -234,7 +233,7 @@ class LocalStack:
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
         """A fresh import of the function's app.py: one per simulated Lambda container."""
-        return self.load_module(function).lambda_handler  # type: ignore[no-any-return]
+        return self.load_module(function).lambda_handler
 
     def load_module(self, function: str) -> ModuleType:
         path = self.template.function_dir(function) / "app.py"
@@ -250,6 +249,11 @@ class LocalStack:
                 handler.setStream(self.log)
         with contextlib.redirect_stdout(self.log):
             spec.loader.exec_module(module)
+        # a new container reads POWERTOOLS_LOG_LEVEL; a logger configured by an earlier stack keeps its
+        # level unless it is set again
+        level = os.environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
+        if level in logging.getLevelNamesMapping():
+            service.setLevel(level)
         return module
 
     def invoke(self, function: str, event: Any) -> Any:
@@ -279,7 +283,7 @@ class LocalStack:
             module = self.load_module("WorkerFunction")
             if fault is not None:
                 module.services.fault = fault
-            return module.lambda_handler  # type: ignore[no-any-return]
+            return module.lambda_handler
 
         handlers = [container() for _ in range(workers)]
 

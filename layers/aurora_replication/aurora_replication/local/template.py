@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency: the attribute names SQS accepts
+    from mypy_boto3_sqs.literals import QueueAttributeNameType
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -45,9 +48,10 @@ class Template:
             return None
         return value
 
-    def queue_attributes(self, name: str) -> dict[str, str]:
+    def queue_attributes(self, name: str) -> dict[QueueAttributeNameType, str]:
         props = self.resource(name)
-        attrs: dict[str, str] = {}
+        attrs: dict[QueueAttributeNameType, str] = {}
+        key: QueueAttributeNameType
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
             if key in props:
                 attrs[key] = str(self.resolve(props[key]))

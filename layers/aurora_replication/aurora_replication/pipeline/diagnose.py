@@ -107,6 +107,7 @@ def _selection(
     if not plan.key:
         raise BadInputError(f"table {plan.table!r} has no key: its differing rows cannot be named")
     mysql_where, mysql_params = range_predicate(plan.key, lower, upper, mysql_ident)
+    sf_params: list[object]
     if chunk is not None:  # a load table: the chunk's rows, whatever the key's order
         sf_where, sf_params = target_sql.chunk_filter(), [chunk]
     elif lower is None and upper is None:

@@ -15,14 +15,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
+from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
-from aurora_replication.models import (
-    BadInputError,
-    RunRequest,
-    TableOptions,
-    TablePlan,
-    describe_validation_error,
-)
+from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
 from aurora_replication.pipeline import chunks, resume, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
@@ -47,24 +42,27 @@ class PlannedTable:
 
 
 class TargetColumns:
-    """The target's columns per table, from one lazily opened Snowflake connection."""
+    """The target's columns per table, through one lazily opened ``target.Target``."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.conn: Any = None
+        self.target: target.Target | None = None
+
+    def _target(self) -> target.Target:
+        if self.target is None:
+            self.target = target.Target(self.services.snowflake(), self.services.settings.stage_name)
+        return self.target
 
     def __call__(self, target_table: str) -> list[tuple[Any, ...]]:
-        if self.conn is None:
-            self.conn = self.services.snowflake()
-        return target.execute(self.conn, evolution.TARGET_COLUMNS_SQL, [target_table])
+        return self._target().columns(target_table)
 
     def execute(self, statements: list[str]) -> None:
-        for statement in statements:
-            target.execute(self.conn, statement)
+        if statements:
+            self._target().alter(statements)
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
+        if self.target is not None:
+            self.target.close()
 
 
 def parse_request(event: Any, default_mode: str) -> RunRequest:
@@ -97,7 +95,7 @@ def plan_table(
     plan = source_discover.discover_table(
         conn, database, table, identifier_case=s.identifier_case, watermark=request.watermark_columns.get(table)
     )
-    plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
+    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
     stored = services.state.get_watermark(table) if plan.watermark else None
     mode = request.mode
     notes = list(plan.notes)

@@ -80,10 +80,6 @@ def encoders(plan: TablePlan) -> list[Encoder]:
     return encs
 
 
-def encode_value(enc: Encoder, v: Any) -> str:
-    return NULL if v is None else enc(v)
-
-
 class ValueTooLargeError(BadInputError):
     """A value longer than Snowflake can hold (``typemap.value_limit``)."""
 

@@ -1,16 +1,17 @@
 """Per-table transformation hooks: exclude, rename, mask, cast, filter, and registered Python functions.
 
 Options come from the run request (``table_options``) or a JSON file named by the
-``TABLE_OPTIONS_FILE`` environment variable (the request wins). Every name is checked against the
-table's columns; a ``where`` predicate is parsed into tokens and rebuilt from them with quoted
-identifiers and re-quoted literals, so nothing the user wrote reaches SQL unchecked.
+``TABLE_OPTIONS_FILE`` setting (the request wins); Python transforms are registered by the
+modules the ``TRANSFORM_MODULES`` setting names. Both settings come from ``config.Settings``.
+Every name is checked against the table's columns; a ``where`` predicate is parsed into tokens
+and rebuilt from them with quoted identifiers and re-quoted literals, so nothing the user wrote
+reaches SQL unchecked.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
-import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -50,13 +51,15 @@ def register(name: str) -> Callable[[Transform], Transform]:
     return decorate
 
 
-def load_transform_modules(spec: str | None = None) -> None:
-    for module in filter(None, (m.strip() for m in (spec or os.environ.get("TRANSFORM_MODULES", "")).split(","))):
+def load_transform_modules(modules: str) -> None:
+    """Import each module of the comma-separated ``modules`` (the ``TRANSFORM_MODULES`` setting)."""
+    for module in filter(None, (m.strip() for m in modules.split(","))):
         importlib.import_module(module)
 
 
-def registered(name: str) -> Transform:
-    load_transform_modules()
+def registered(name: str, modules: str) -> Transform:
+    """The transform registered as ``name``, once the ``modules`` that register transforms are imported."""
+    load_transform_modules(modules)
     if name not in _REGISTRY:
         raise BadInputError(
             f"no transform named {name!r} is registered; list its module in TRANSFORM_MODULES "
@@ -78,7 +81,11 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
 # ---- applying options to a plan ---------------------------------------------------------------
 
 
-def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case: str) -> TablePlan:
+def apply_options(
+    plan: TablePlan, options: TableOptions | None, identifier_case: str, *, transform_modules: str
+) -> TablePlan:
+    """The plan with ``options`` applied and checked; a ``transform`` must be registered by a module
+    of ``transform_modules``."""
     if options is None:
         return plan
     table = plan.table
@@ -131,7 +138,7 @@ def apply_options(plan: TablePlan, options: TableOptions | None, identifier_case
         raise BadInputError(f"table {table!r}: every column is excluded")
     where = safe_predicate(options.where, by_name) if options.where else None
     if options.transform:
-        registered(options.transform)
+        registered(options.transform, transform_modules)
     notes = list(plan.notes)
     if options.transform:
         notes.append(

@@ -138,7 +138,9 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
         report = []
         for table in names:
             plan = source_discover.discover_table(mysql, database, table, identifier_case=s.identifier_case)
-            plan = transforms.apply_options(plan, options.get(table), s.identifier_case)
+            plan = transforms.apply_options(
+                plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules
+            )
             row: dict[str, Any] = {"table": table, "target": plan.target_table}
             src_count, src_sum = source_read.table_checksum(mysql, plan)
             row.update(source_rows=src_count, source_checksum=src_sum)

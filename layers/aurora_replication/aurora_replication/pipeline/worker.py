@@ -121,7 +121,7 @@ def _extract(
     query, params = source_sql.chunk_query(plan, msg.lower, msg.upper, window)
     rows_iter: Iterator[tuple[Any, ...]] = source_read.stream_rows(mysql, query, params)
     if plan.transform:
-        rows_iter = iter(transforms.registered(plan.transform)(rows_iter, plan))
+        rows_iter = iter(transforms.registered(plan.transform, s.transform_modules)(rows_iter, plan))
     head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
     if len(head) <= s.small_chunk_rows:
         return staging.bound_rows(plan, head), None  # (fidelity) names a value longer than Snowflake holds

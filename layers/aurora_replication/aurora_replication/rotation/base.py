@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import describe_validation_error
+
+if TYPE_CHECKING:  # boto3-stubs, a dev dependency
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = Logger(child=True)
 
@@ -68,6 +71,8 @@ class RotationSettings(BaseModel):
     mysql_strategy: Literal["", "alternating-users", "single-user"] = Field(default="", alias="ROTATION_MYSQL_STRATEGY")
     password_length: int = Field(default=32, alias="ROTATION_PASSWORD_LENGTH", ge=16, le=128)
     unset_previous_key: bool = Field(default=False, alias="ROTATION_SNOWFLAKE_UNSET_PREVIOUS_KEY")
+    # the CAs MySQL TLS trusts, as for the other functions (config.Settings.mysql_ca_bundle)
+    mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
 
 
 def rotation_settings(env: dict[str, str]) -> RotationSettings:
@@ -80,7 +85,7 @@ def rotation_settings(env: dict[str, str]) -> RotationSettings:
 class SecretStore:
     """The Secrets Manager calls rotation needs, over a boto3 ``secretsmanager`` client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: SecretsManagerClient) -> None:
         self.client = client
 
     def describe(self, arn: str) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import pymysql
 
-from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore, Strategy
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import connect as source_connect
 
@@ -193,10 +193,6 @@ def pymysql_connect(settings: MySQLSettings) -> Executor:
 
 
 # ---- the strategies -----------------------------------------------------------------------
-def _settings(secret: dict[str, Any], **overrides: Any) -> MySQLSettings:
-    return MySQLSettings.from_secret({**secret, **overrides})
-
-
 def _works(connect: Connect, settings: MySQLSettings) -> bool:
     try:
         ex = connect(settings)
@@ -212,8 +208,11 @@ class _MySQLStrategy:
     settings: RotationSettings
     connect: Connect = field(default=pymysql_connect)
 
+    def _settings(self, secret: dict[str, Any], **overrides: Any) -> MySQLSettings:
+        return MySQLSettings.from_secret({**secret, **overrides}, self.settings.mysql_ca_bundle)
+
     def test(self, pending: dict[str, Any]) -> None:
-        ex = self.connect(_settings(pending))
+        ex = self.connect(self._settings(pending))
         try:
             rows = ex.execute("SELECT 1")
             if [tuple(str(v) for v in r) for r in rows] != [("1",)]:
@@ -237,7 +236,7 @@ class AlternatingUsers(_MySQLStrategy):
         }
 
     def set(self, current: dict[str, Any], pending: dict[str, Any], previous: dict[str, Any] | None) -> None:
-        if _works(self.connect, _settings(pending)):
+        if _works(self.connect, self._settings(pending)):
             return  # set already (a retried step)
         cur_user, new_user = str(current["username"]), str(pending["username"])
         if new_user != alternate_user(cur_user):
@@ -247,7 +246,7 @@ class AlternatingUsers(_MySQLStrategy):
         if not master or not master.get("username") or not master.get("password"):
             raise RotationError(f"master secret {master_arn or '(masterarn missing)'} lacks username or password")
         # the master logs in to the same server as the rotated user, unless its secret says otherwise
-        master_settings = _settings(
+        master_settings = self._settings(
             current,
             **{k: master[k] for k in ("host", "port", "tls") if k in master},
             username=master["username"],
@@ -279,12 +278,12 @@ class SingleUser(_MySQLStrategy):
     def set(self, current: dict[str, Any], pending: dict[str, Any], previous: dict[str, Any] | None) -> None:
         if str(pending["username"]) != str(current["username"]):
             raise RotationError("single-user rotation: the pending secret names another user than the current one")
-        if _works(self.connect, _settings(pending)):
+        if _works(self.connect, self._settings(pending)):
             return
         candidates = [current] + ([previous] if previous and previous.get("username") == current["username"] else [])
         for secret in candidates:
             try:
-                ex = self.connect(_settings(pending, password=secret["password"]))
+                ex = self.connect(self._settings(pending, password=secret["password"]))
             except LoginFailed:
                 continue
             try:
@@ -300,7 +299,7 @@ class SingleUser(_MySQLStrategy):
 
 def strategy(
     current: dict[str, Any], store: SecretStore, settings: RotationSettings, connect: Connect | None
-) -> _MySQLStrategy:
+) -> Strategy:
     name = str(current.get("rotation_strategy") or settings.mysql_strategy or "")
     if not name:
         name = "alternating-users" if current.get("masterarn") else "single-user"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aurora_replication.identifiers import InvalidIdentifierError, snowflake_ident
-from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore
+from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore, Strategy
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target import client as target
 
@@ -66,7 +66,7 @@ def user_ident(user: str) -> str:
 def slot_parameter(slot: object) -> str:
     if slot not in SLOTS:
         raise RotationError(f"public_key_slot must be 1 or 2, got {slot!r}")
-    return SLOTS[slot]  # type: ignore[index]
+    return SLOTS[slot]
 
 
 def validate_public_key(body: str) -> str:
@@ -236,7 +236,7 @@ class Password(_SnowflakeStrategy):
 
 def strategy(
     current: dict[str, Any], store: SecretStore, settings: RotationSettings, connect: Connect | None
-) -> _SnowflakeStrategy:
+) -> Strategy:
     if str(current.get("user") or "") == "":
         raise RotationError("Snowflake secret lacks user")
     if current.get("private_key"):

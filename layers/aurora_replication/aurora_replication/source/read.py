@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
 import pymysql
@@ -65,7 +65,7 @@ def window_start(
     return stored
 
 
-def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object]) -> Iterator[Row]:
+def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object]) -> Generator[Row]:
     """Rows from an unbuffered cursor: memory stays flat whatever the chunk size."""
     cur = conn.cursor(pymysql.cursors.SSCursor)
     try:

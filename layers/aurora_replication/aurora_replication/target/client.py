@@ -156,6 +156,18 @@ class Target:
         rows = execute(self.conn, sql.column_exists(), [table, column])
         return bool(rows and rows[0][0])
 
+    def columns(self, table: str) -> list[tuple[Any, ...]]:
+        """The target table's columns, ``(name, data_type, precision, scale)``; empty if it does not exist."""
+        return execute(self.conn, sql.target_columns(), [table])
+
+    def alter(self, statements: Sequence[str]) -> None:
+        """Schema evolution: the ``ALTER TABLE`` statements of ``evolution.alter_statements``, in order."""
+        for statement in statements:
+            execute(self.conn, statement)
+
+    def close(self) -> None:
+        self.conn.close()
+
     def checksums_by_chunk(
         self, plan: TablePlan, load_table: str, json_text: bool = False
     ) -> dict[int, tuple[int, str]]:

@@ -95,9 +95,3 @@ def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
         f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
     ]
     return stmts
-
-
-TARGET_COLUMNS_SQL = (
-    "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
-    "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s ORDER BY ordinal_position"
-)

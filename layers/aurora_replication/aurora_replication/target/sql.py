@@ -315,8 +315,13 @@ def reconcile_unmark(plan: TablePlan, keys_table: str) -> str:
     )
 
 
-def count_marked(plan: TablePlan) -> str:
-    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {q(DELETED_COLUMN)} IS NOT NULL"
+def target_columns() -> str:
+    """A table's columns as ``(name, data_type, precision, scale)`` in order (bind the table name);
+    what ``evolution.diff`` compares the plan with."""
+    return (
+        "SELECT column_name, data_type, numeric_precision, numeric_scale FROM information_schema.columns "
+        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s ORDER BY ordinal_position"
+    )
 
 
 def column_exists() -> str:
