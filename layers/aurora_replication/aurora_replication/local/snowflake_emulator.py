@@ -61,6 +61,15 @@ def _patch_csv_types() -> None:
         # reads "" as its null string too. (The staging files use NULL_IF = (), so no other text
         # is ever NULL, and nothing relies on how NULL_IF treats enclosed fields.)
         expr.append("expressions", self.make_eq("allow_quoted_nulls", False))
+        # the dialect is the file format's, never guessed: DuckDB sniffs the delimiter when it is
+        # the default ',', and gives up on files whose quoted text is full of '|', ';' or tabs.
+        # An enclosed quote is doubled (FIELD_OPTIONALLY_ENCLOSED_BY), and a record may be as long
+        # as Snowflake's values are (DuckDB stops at 2 MB by default).
+        if not self.sep or self.sep == ",":  # another separator is already passed as sep (an alias)
+            expr.append("expressions", self.make_eq("delim", ","))
+        if self.quote:
+            expr.append("expressions", self.make_eq("escape", self.quote))
+        expr.append("expressions", self.make_eq("max_line_size", 512 * 1024 * 1024))
         return expr
 
     copy_into.ReadCSV.read_expression = read_expression  # type: ignore[method-assign]
