@@ -14,7 +14,7 @@ PIP_QUIET := 2>&1 | grep -v "is ignored: it is neither" || true
 export SAM_CLI_TELEMETRY := 0
 export PATH := $(dir $(PY)):$(PATH)
 
-.PHONY: setup sam scan-tools scan ca-bundle deploy mariadb demo test unit integration lint requirements build bench clean stop
+.PHONY: setup sam scan-tools scan ca-bundle deploy mariadb browser demo test unit integration lint requirements build bench clean stop
 
 $(VENV)/.installed: pyproject.toml layers/aurora_replication/requirements.txt
 	@test -n "$(PY)" || { echo "Python 3.12 is needed (Lambda's runtime): install it, e.g. pyenv install 3.12"; exit 1; }
@@ -64,6 +64,13 @@ deploy: sam
 mariadb: setup
 	$(VENV)/bin/python -c "from aurora_replication.local.services import ensure_mariadb_installed as e; print('MariaDB:', e()[0])"
 
+# headless Chromium and ChromeDriver (Debian's packages) for the run report's browser test
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  echo "installing Debian's chromium and chromium-driver (the run report's browser test)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; }
+	@chromium --version 2>/dev/null | head -1
+
 demo: setup mariadb
 	$(VENV)/bin/replicate demo
 
@@ -88,7 +95,7 @@ unit: setup
 integration: setup mariadb
 	$(VENV)/bin/pytest -q -m "integration or fault"
 
-test: setup sam mariadb lint scan build
+test: setup sam mariadb browser lint scan build
 	$(VENV)/bin/pytest -q -p no:cacheprovider tests
 
 # bench/run.py --quick for 100,000 rows; see docs/performance.md

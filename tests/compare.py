@@ -59,7 +59,8 @@ def fetch_pair(
     )
     cols = ", ".join(source_sql._select_expr(c) for c in plan.columns)
     with raw.cursor() as cur:
-        cur.execute(f"SELECT {cols} FROM {source_sql.mysql_ident(table)}")
+        # the source builders double % for pymysql's formatting, which needs arguments (none here) to apply
+        cur.execute(f"SELECT {cols} FROM {source_sql.mysql_ident(table)}", ())
         mysql_rows = [tuple(_norm(k, v, True) for k, v in zip(kinds, r, strict=True)) for r in cur.fetchall()]
     raw.close()
     cur = sf_conn.cursor()

@@ -75,11 +75,18 @@ class Env:
             for s in statements:
                 cur.execute(s)
 
-    def start_stack(self, env: dict[str, str] | None = None) -> LocalStack:
+    def start_stack(
+        self,
+        env: dict[str, str] | None = None,
+        source_secret: dict | None = None,
+        template: Path | None = None,
+        **options,
+    ) -> LocalStack:
+        """The local stack; ``options`` go to ``LocalStack`` (parameters, enforce_iam, ambient, visibility_timeout)."""
         from aurora_replication.local.stack import parse_source_url, parse_target_url
 
-        self.stack = LocalStack(self.home, ROOT / "template.yaml")
-        self.stack.start(parse_source_url(self.source_url), parse_target_url(self.target_url), env)
+        self.stack = LocalStack(self.home, template or ROOT / "template.yaml", **options)
+        self.stack.start(source_secret or parse_source_url(self.source_url), parse_target_url(self.target_url), env)
         return self.stack
 
     def snowflake(self) -> snowflake.connector.SnowflakeConnection:

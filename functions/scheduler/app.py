@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
+from aurora_replication.ops import preflight
 from aurora_replication.pipeline import scheduler
 from aurora_replication.services import Services
 
@@ -20,7 +21,9 @@ services = Services.from_settings(load_settings())
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    summary = scheduler.schedule(event, services)
+    with preflight.actionable_errors(services, logger):
+        preflight.check_endpoints(services)  # a run that cannot start writes nothing
+        summary = scheduler.schedule(event, services)
     logger.append_keys(run_id=summary["run_id"])
     chunks = sum(t.get("chunks", 0) for t in summary["tables"].values())
     metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=chunks)

@@ -18,13 +18,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
 from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline import worker
+from aurora_replication.pipeline import redelivery, worker
 from aurora_replication.services import Services
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-processor = BatchProcessor(event_type=EventType.SQS)
+# a failed chunk is a partial batch failure, redelivered with backoff (pipeline/redelivery.py), never a
+# failed invocation: with BatchSize 1 the default would raise for every failed record, counting as
+# a Lambda error (WorkerErrorsAlarm, a canary's rollback) for what is an expected retry
+processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 settings = load_settings()
 services = Services.from_settings(settings)
 
@@ -65,6 +68,7 @@ def record_handler(record: SQSRecord) -> dict[str, Any]:
     except Exception as e:
         receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
         worker.record_final_failure(record.body, receives, e, services)
+        redelivery.after_failure(record.receipt_handle, receives, e, services)
         raise
 
 

@@ -52,25 +52,26 @@ def _table(stack: LocalStack, run_id: str) -> dict:
     return StateStore(stack.table_name).get_table(run_id, "acct")
 
 
-def test_full_copy_recopies_exactly_the_range_that_changed_during_the_run(env):
+def test_a_source_change_after_a_chunks_snapshot_is_lag_not_a_mismatch(env):
     _seed(env)
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
     rec = Recorder(env, 2, ["UPDATE acct SET balance = -1, name = 'late' WHERE id IN (85, 90)"])
     outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120)
     assert outcome.ok, outcome.run["table_states"]
     t = _table(stack, outcome.run_id)
-    assert t["heal_round"] == 1
-    assert '"chunk": 2' in t["last_mismatch"]
-    assert rec.extracted[2] == 2  # the differing range was copied again...
-    assert all(n == 1 for c, n in rec.extracted.items() if c != 2)  # ...and nothing else
-    assert assert_same(env, "acct") == ROWS
+    assert t["heal_round"] == 0 and t["validation"] == "ok"  # chunk 2 matched the snapshot it read
+    assert all(n == 1 for n in rec.extracted.values()) and len(rec.extracted) == 6  # nothing copied twice
+    conn = env.snowflake()
+    assert conn.cursor().execute('SELECT "NAME" FROM "ACCT" WHERE "ID" = 85').fetchone()[0] == "n85"  # lag...
+    conn.close()
+    assert stack.run({"tables": "acct", "mode": "incremental", "chunk_rows": CHUNK}, workers=1).ok
+    assert assert_same(env, "acct") == ROWS  # ...carried by the next incremental run
 
 
-def test_incremental_heals_a_range_with_a_row_deleted_in_mysql(env):
+def test_incremental_leaves_deletes_to_reconcile(env):
     _seed(env)
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
     assert stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1).ok
-    # an incremental run cannot see a delete; the validation finds its range and re-copies it whole
     env.sql("DELETE FROM acct WHERE id = 130", "UPDATE acct SET name = 'changed' WHERE id = 10")
     rec = Recorder(env, -1, [])
     outcome = stack.run(
@@ -78,23 +79,59 @@ def test_incremental_heals_a_range_with_a_row_deleted_in_mysql(env):
     )
     assert outcome.ok, outcome.run["table_states"]
     t = _table(stack, outcome.run_id)
-    assert t["heal_round"] == 1 and '"chunk": 3' in t["last_mismatch"]
-    assert rec.extracted[3] == 2 and rec.extracted[0] == 1
+    assert t["heal_round"] == 0 and int(t["merged_rows"]) == int(t["source_rows"]) >= 1
+    conn = env.snowflake()
+    cur = conn.cursor()
+    assert cur.execute('SELECT "NAME" FROM "ACCT" WHERE "ID" = 10').fetchone()[0] == "changed"
+    assert cur.execute('SELECT COUNT(*) FROM "ACCT" WHERE "ID" = 130').fetchone()[0] == 1  # not seen by incremental
+    conn.close()
+    assert stack.run({"tables": "acct", "mode": "reconcile", "chunk_rows": CHUNK}, workers=1, timeout=120).ok
     assert assert_same(env, "acct") == ROWS - 1
+
+
+class LoadTableCorruption(Recorder):
+    """Counts extractions like ``Recorder``, and after each copy of ``chunk`` (``times`` times) changes
+    a row of it in the load table behind the pipeline's back."""
+
+    def __call__(self, step: str, msg=None) -> None:
+        super().__call__(step, msg)
+        if step == "copied" and msg is not None and msg.kind == "chunk" and msg.chunk_id == self.chunk:
+            with self.lock:
+                if self.times <= 0:
+                    return
+                self.times -= 1
+            conn = self.env.snowflake()
+            conn.cursor().execute(
+                f'UPDATE "_ASR_FULL_{msg.run_id}_ACCT" SET "BALANCE" = -1 WHERE "ID" = 50 AND "_ASR_CHUNK" = 1'
+            )
+            conn.close()
 
 
 def test_healing_is_bounded_and_names_the_ranges(env):
     _seed(env)
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "HEAL_ATTEMPTS": "2"})
-    # the source changes again every time the chunk is copied: it can never match
-    rec = Recorder(env, 1, ["UPDATE acct SET balance = balance + 1 WHERE id = 50"], times=10)
+    # every copy of chunk 1 is changed in Snowflake after it loads: it can never match its snapshot
+    rec = LoadTableCorruption(env, 1, [], times=10)
     outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120)
     assert not outcome.ok
     t = _table(stack, outcome.run_id)
     assert t["status"] == "failed" and t["heal_round"] == 2
-    assert "still different after 2 re-copies" in t["reason"]
+    assert "still differ from their own snapshots after 2 re-copies" in t["reason"]
+    assert "chunk 1 (('40',) < key <= ('80',))" in t["reason"]
     assert t["differing_chunks"] == [1]
-    assert rec.extracted[1] == 3 and rec.extracted[0] == 1
+    assert rec.extracted[1] == 3 and rec.extracted[0] == 1  # exactly the differing chunk, twice more
+
+
+def test_a_healed_chunk_is_copied_again_and_nothing_else(env):
+    _seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    rec = LoadTableCorruption(env, 1, [], times=1)
+    outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": CHUNK}, workers=1, fault=rec, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    t = _table(stack, outcome.run_id)
+    assert t["heal_round"] == 1 and '"chunk": 1' in t["last_mismatch"]
+    assert rec.extracted[1] == 2 and all(n == 1 for c, n in rec.extracted.items() if c != 1)
+    assert assert_same(env, "acct") == ROWS
 
 
 def test_reconcile_deletes_rows_gone_from_mysql(env):
@@ -105,7 +142,7 @@ def test_reconcile_deletes_rows_gone_from_mysql(env):
     outcome = stack.run({"tables": "acct", "mode": "reconcile", "chunk_rows": CHUNK}, workers=2, timeout=120)
     assert outcome.ok, outcome.run["table_states"]
     t = _table(stack, outcome.run_id)
-    assert t["reconciled_rows"] == 4 and t["validation"] == "ok"
+    assert t["reconciled_rows"] == 4 and t["validation"] == "ok" and t["keys_missing_in_target"] == 0
     assert assert_same(env, "acct") == ROWS - 4
 
 

@@ -13,20 +13,18 @@ def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
         "CREATE TABLE q (id INT PRIMARY KEY)",
         "INSERT INTO q VALUES (1), (2)",
     )
-    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "REDELIVERY_BASE_SECONDS": "0"})
     broken = {"on": True}
 
     def poison(step, message=None):
         if broken["on"] and step == "extracted" and message.plan.table == "p" and message.chunk_id == 2:
             raise RuntimeError("simulated: chunk 2 of p cannot be loaded")
 
-    first = stack.run(
-        {"tables": "p,q", "mode": "full", "chunk_rows": 10}, workers=2, fault=poison, idle_timeout=2, retry_delay=0
-    )
+    first = stack.run({"tables": "p,q", "mode": "full", "chunk_rows": 10}, workers=2, fault=poison, idle_timeout=2)
     states = first.run["table_states"]
     assert first.dlq_messages == 1 and not first.ok
     assert states["q"]["status"] == "published"  # the rest of the run completed
-    assert states["p"]["status"] == "running" and len(states["p"]["done"]) == int(states["p"]["chunk_count"]) - 1
+    assert states["p"]["status"] == "running" and states["p"]["done_count"] == int(states["p"]["chunk_count"]) - 1
     health = stack.invoke("HealthFunction", {})
     assert "dead_letter_queue" in health["failing"]
     assert health["checks"]["dead_letter_queue"]["tables"] == [f"p (run {first.run_id})"]
@@ -43,15 +41,13 @@ def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
 
 def test_dead_letters_persist_locally_and_replicate_redrive_finishes(env, capsys):
     env.sql("CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO p SELECT seq, 'x' FROM seq_1_to_30")
-    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "REDELIVERY_BASE_SECONDS": "0"})
 
     def poison(step, message=None):
         if step == "extracted" and message.chunk_id == 0:
             raise RuntimeError("simulated poison")
 
-    first = stack.run(
-        {"tables": "p", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0
-    )
+    first = stack.run({"tables": "p", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2)
     assert first.dlq_messages == 1
     stack.stop()
     env.stack = None
@@ -126,16 +122,14 @@ def test_a_dead_lettered_chunk_fails_its_table_in_the_ledger_until_redrive(env):
     from aurora_replication.state import StateStore
 
     env.sql("CREATE TABLE d (id INT PRIMARY KEY)", "INSERT INTO d SELECT seq FROM seq_1_to_30")
-    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false"})
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "REDELIVERY_BASE_SECONDS": "0"})
     broken = {"on": True}
 
     def poison(step, message=None):
         if broken["on"] and step == "extracted" and message.chunk_id == 1:
             raise RuntimeError("simulated: chunk 1 cannot be loaded")
 
-    first = stack.run(
-        {"tables": "d", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2, retry_delay=0
-    )
+    first = stack.run({"tables": "d", "mode": "full", "chunk_rows": 10}, workers=1, fault=poison, idle_timeout=2)
     t = StateStore(stack.table_name).get_table(first.run_id, "d")
     assert t["dead_lettered"] == {"1"}
     assert "chunk 1 moved to the dead-letter queue after 5 receives: RuntimeError: simulated" in t["last_error"]

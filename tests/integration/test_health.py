@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime
 
 import boto3
+
+from aurora_replication.local.stack import LocalContext
 
 
 def test_healthy_after_a_run_and_never_shows_a_secret(env):
@@ -38,3 +42,57 @@ def test_unhealthy_names_the_failing_checks(env):
     assert set(body["failing"]) == {"mysql", "dead_letter_queue"}
     assert "redrive" in body["checks"]["dead_letter_queue"]["detail"]
     assert secret["password"] not in response["body"]
+
+
+class _NoScan:
+    """The state table as the health check sees it, refusing Scan (it must query what it needs)."""
+
+    def __init__(self, table):
+        self._table = table
+
+    def scan(self, **kwargs):
+        raise AssertionError("the health check scanned the state table")
+
+    def __getattr__(self, name):
+        return getattr(self._table, name)
+
+
+def test_a_quiet_table_just_validated_is_fresh_and_health_never_scans(env):
+    """Lag is freshness (the age of the newest source state the target reflects), not the age of the
+    newest row: a table whose rows last changed years ago, validated a moment ago, lags by seconds."""
+    env.sql(
+        "CREATE TABLE quiet (id INT PRIMARY KEY, v VARCHAR(5), updated_at DATETIME NOT NULL)",
+        "INSERT INTO quiet VALUES (1, 'a', '2021-03-01 10:00:00'), (2, 'b', '2021-03-02 10:00:00')",
+    )
+    stack = env.start_stack()
+    module = stack.load_module("HealthFunction")
+    module.services.state.table = _NoScan(module.services.state.table)
+    for mode in ("full", "auto"):  # a full copy, then an incremental run that finds nothing new
+        before = time.time()
+        assert stack.run({"tables": "quiet", "mode": mode}, workers=1).ok
+        result = module.lambda_handler({}, LocalContext("HealthFunction", 30))
+        assert result["healthy"], result
+        table = result["checks"]["replication"]["tables"]["quiet"]
+        assert table["status"] == "published"
+        assert 0 <= table["lag_seconds"] <= time.time() - before + 1, table
+        as_of = datetime.fromisoformat(table["source_as_of"].replace("Z", "+00:00")).timestamp()
+        assert before - 1 <= as_of <= time.time()
+        assert table["newest_row_age_seconds"] > 3 * 365 * 24 * 3600  # the newest row is old: not the lag
+    assert "stalest quiet" in result["checks"]["replication"]["detail"]
+
+
+def test_a_failed_run_keeps_the_freshness_of_the_last_validated_one(env):
+    env.sql("CREATE TABLE f (id INT PRIMARY KEY, v VARCHAR(5))", "INSERT INTO f VALUES (1, 'a')")
+    stack = env.start_stack()
+    assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
+    first = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["f"]
+    from aurora_replication.state import StateStore
+
+    state = StateStore(stack.table_name)
+    state.note_table_finished("f", "later-run", {"status": "failed", "validation": "mismatch in 1 range(s)"})
+    report = stack.invoke("HealthFunction", {})
+    table = report["checks"]["replication"]["tables"]["f"]
+    assert table["status"] == "failed" and table["last_run"] == "later-run"
+    assert table["source_as_of"] == first["source_as_of"] and table["fresh_run"] == first["fresh_run"]
+    assert table["lag_seconds"] >= first["lag_seconds"]
+    assert "replication" in report["failing"]

@@ -30,3 +30,28 @@ def test_odd_identifiers_full_and_incremental(env):
     cur.execute('SELECT COUNT(*) FROM "ORDER DETAILS" WHERE "MIXED CASE" = \'changed\'')
     assert cur.fetchone()[0] == 5
     conn.close()
+
+
+def test_percent_signs_in_table_and_column_names_full_and_incremental(env):
+    """The Snowflake connector %-formats a statement that has bound values: a `%` in a quoted name
+    must arrive as one `%` (and `%s` in a name is not a placeholder). Small chunks take the INSERT
+    path with bound rows, large ones COPY; both, and the MERGE, DELETE and checksum statements."""
+    env.sql(
+        """CREATE TABLE `growth%` (`id%s` INT PRIMARY KEY, `rate%` DECIMAL(5,2), `50% off` VARCHAR(20),
+           `updated_at` DATETIME(6) NOT NULL)""",
+        "INSERT INTO `growth%` SELECT seq, seq / 4, CONCAT(seq, '%'), '2024-01-01' + INTERVAL seq SECOND "
+        "FROM seq_1_to_30",
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "5"})  # chunks of 10: the COPY path; the reconcile: INSERT
+    outcome = stack.run({"tables": "growth%", "mode": "full", "chunk_rows": 10}, workers=2)
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "growth%") == 30
+    env.sql("UPDATE `growth%` SET `rate%` = 99, updated_at = NOW(6) WHERE `id%s` <= 3")
+    again = stack.run({"tables": "growth%", "mode": "incremental"}, workers=1)  # 3 rows: bound INSERTs + MERGE
+    assert again.ok, again.run["table_states"]
+    assert assert_same(env, "growth%") == 30
+    conn = env.snowflake()
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM \"GROWTH%\" WHERE \"RATE%\" = 99 AND \"50% OFF\" IN ('1%', '2%', '3%')")
+    assert cur.fetchone()[0] == 3
+    conn.close()

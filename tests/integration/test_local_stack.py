@@ -18,8 +18,8 @@ WORKERS = 4
 
 def test_chunks_marked_done_at_the_same_moment_are_all_kept(tmp_path: Path) -> None:
     """The first chunks of a table often finish together. moto alone can lose one of two concurrent
-    ``ADD done`` updates that create the set (each builds a new set); DynamoDB never does, and the
-    local stack must not either, or a run would wait for a chunk it already copied."""
+    updates of the same item (it copies and mutates the item without a lock); DynamoDB never does,
+    and the local stack must not either, or a run would wait for a chunk it already copied."""
     stack = LocalStack(tmp_path / "home", ROOT / "template.yaml")
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads (moto's among them) as often as possible
@@ -38,7 +38,7 @@ def test_chunks_marked_done_at_the_same_moment_are_all_kept(tmp_path: Path) -> N
             try:
                 for t in range(TABLES):
                     barrier.wait(timeout=30)
-                    own.mark_chunk_done("r1", f"t{t}", chunk, rows=1, seconds=0.01)
+                    own.mark_chunk_done("r1", f"t{t}", chunk, 0, {"attempt": f"a{chunk}", "rows": 1, "seconds": 0.01})
             except BaseException as e:  # surfaced below: a thread's exception does not fail the test
                 errors.append(e)
                 barrier.abort()
@@ -50,11 +50,29 @@ def test_chunks_marked_done_at_the_same_moment_are_all_kept(tmp_path: Path) -> N
             t.join()
         assert not errors, errors
         lost = {
-            f"t{t}": WORKERS - len(item.get("done", set()))
+            f"t{t}": (int(item.get("done_count", 0)), int(item.get("rows_copied", 0)), len(chunks))
             for t in range(TABLES)
-            if len((item := state.get_table("r1", f"t{t}")).get("done", set())) != WORKERS
+            if (
+                int((item := state.get_table("r1", f"t{t}")).get("done_count", 0)) != WORKERS
+                or int(item.get("rows_copied", 0)) != WORKERS
+                or len(chunks := state.get_chunks("r1", f"t{t}")) != WORKERS
+            )
         }
         assert not lost, f"chunk marks lost: {lost}"
     finally:
         sys.setswitchinterval(interval)
         stack.stop()
+
+
+def test_without_sams_translator_the_stack_reads_the_template_and_says_so(env, monkeypatch) -> None:
+    """The fallback (no aws-sam-translator, or REPLICATE_STACK_FROM_TEMPLATE): queues and table from a
+    reading of the template, no roles, IAM not enforced, and the log says which it was."""
+    monkeypatch.setenv("REPLICATE_STACK_FROM_TEMPLATE", "1")
+    env.sql("CREATE TABLE f (id INT PRIMARY KEY)", "INSERT INTO f VALUES (1), (2), (3)")
+    stack = env.start_stack()
+    assert stack.provisioned_by == "template" and stack.cloudformation is None
+    assert stack.event_source.batch_size == 1 and stack.event_source.report_batch_item_failures
+    attrs = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["VisibilityTimeout"])
+    assert attrs["Attributes"]["VisibilityTimeout"] == "5400"
+    assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
+    assert "no roles, IAM not enforced" in stack.log_path.read_text()

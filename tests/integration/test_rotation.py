@@ -172,6 +172,35 @@ def test_alternating_users_rotate_and_the_user_of_two_rotations_ago_loses_its_pa
     assert stages(w.sm, w.arn) == {token2: ["AWSPREVIOUS"], token3: ["AWSCURRENT"]}
 
 
+def test_a_user_whose_privileges_come_through_a_default_role_keeps_them_after_rotation(env):
+    """The clone gets the role and the role as its default, so it logs in with the role active
+    (MariaDB lists the default role in SHOW GRANTS; MySQL 8 in mysql.default_roles, see the unit test)."""
+    w = MySQLWorld(env)
+    role = f"reader_{w.base}"
+    root = w.root()
+    with root.cursor() as cur:
+        cur.execute(f"CREATE ROLE `{role}`")
+        cur.execute(f"GRANT SELECT ON `{env.database}`.* TO `{role}`")
+        for host in ("%", "localhost"):  # who may grant a role: its admins (here the master user)
+            cur.execute(f"GRANT `{role}` TO %s@%s WITH ADMIN OPTION", (w.admin, host))
+        for host in ("%", "localhost"):
+            cur.execute(f"REVOKE SELECT, INSERT ON `{env.database}`.* FROM %s@%s", (w.base, host))
+            cur.execute(f"GRANT `{role}` TO %s@%s", (w.base, host))
+            cur.execute(f"SET DEFAULT ROLE `{role}` FOR %s@%s", (w.base, host))
+    root.close()
+    first = value(w.sm, w.arn)
+    assert can_login(first)  # through the default role only
+    w.rotate()
+    clone = value(w.sm, w.arn)
+    assert clone["username"] == f"{w.base}_clone"
+    assert can_login(clone)  # SELECT works: the role is active at login
+    conn = source_connect.connect(MySQLSettings.from_secret(clone))
+    with conn.cursor() as cur:
+        cur.execute("SELECT CURRENT_ROLE()")
+        assert cur.fetchone()[0] == role
+    conn.close()
+
+
 def test_failing_test_step_leaves_awscurrent_untouched(env):
     w = MySQLWorld(env)
     first = value(w.sm, w.arn)

@@ -40,3 +40,17 @@ def test_each_function_with_its_layer_is_under_the_unzipped_limit(build: Path):
     for function in ("SchedulerFunction", "WorkerFunction"):
         total = _size(build / function) + layer
         assert total < LIMIT, f"{function} with its layer is {total / 2**20:.0f} MB unzipped"
+
+
+def test_the_built_template_is_one_cloudformation_accepts(build: Path):
+    """What `sam deploy` uploads is the built template: translated as CloudFormation's SAM transform
+    does, it passes the rehearsal's checks (functions allowed in Rules, Conditions, resources and
+    outputs; parameters, rules, conditions and every reference resolved)."""
+    from aurora_replication.local import cloudformation as cfn
+
+    secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf"
+    parameters = {"SourceSecretArn": secret.format("source"), "TargetSecretArn": secret.format("target")}
+    doc = cfn.translate(build / "template.yaml", parameters)
+    assert cfn.placement_problems(doc) == []
+    resolved = cfn.resolve(doc, parameters)
+    assert {"ChunkQueue", "WorkerFunction", "StateTable"} <= set(resolved.doc["Resources"])

@@ -86,8 +86,8 @@ def test_zero_dates_fail_the_chunk_under_the_fail_policy(env):
         "CREATE TABLE z (id INT PRIMARY KEY, d DATE)",
         "INSERT INTO z VALUES (1, '0000-00-00'), (2, '2024-01-01')",
     )
-    stack = env.start_stack({"ZERO_DATE_POLICY": "fail"})
-    outcome = stack.run({"tables": "z", "mode": "full"}, workers=1, idle_timeout=2, retry_delay=0)
+    stack = env.start_stack({"ZERO_DATE_POLICY": "fail", "REDELIVERY_BASE_SECONDS": "0"})
+    outcome = stack.run({"tables": "z", "mode": "full"}, workers=1, idle_timeout=2)
     assert not outcome.ok
     assert outcome.dlq_messages == 1  # retried, then parked in the DLQ: never silently dropped
     assert "ZERO_DATE_POLICY=fail" in stack.log_path.read_text()

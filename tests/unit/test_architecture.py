@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "source": 4,
     "target": 4,
     "state": 4,
+    "cdc_state": 4,
     "services": 5,
     "pipeline": 6,
     "ops": 7,

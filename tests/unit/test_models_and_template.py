@@ -130,9 +130,10 @@ def test_heal_rounds_have_their_own_idempotency_keys():
     )
     bounds = [(None, ["10"]), (["10"], ["20"]), (["20"], None)]
     first = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"))
-    heal = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"), ids=[1], round=1, whole_range=True)
+    heal = chunk_messages("r1", p, bounds, ("2024-01-01", "2024-02-01"), ids=[1], round=1)
     assert [m.chunk_id for m in first] == [0, 1, 2] and [m.chunk_id for m in heal] == [1]
-    assert first[1].window_from == "2024-01-01" and heal[0].window_from is None and heal[0].whole_range
+    # a heal re-reads the chunk's window in a new snapshot: the same selection, a new round
+    assert first[1].window_from == heal[0].window_from == "2024-01-01" and heal[0].round == 1
     assert heal[0].lower == ["10"] and heal[0].upper == ["20"]
     assert first[1].idempotency_key != heal[0].idempotency_key
     assert finalise_message("r1", p, 3, 1).idempotency_key == "r1:t:finalise:0:1"

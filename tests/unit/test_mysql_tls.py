@@ -63,7 +63,7 @@ def _settings_through_the_environment(monkeypatch: pytest.MonkeyPatch, bundle: s
     env = dict(REQUIRED_ENV)
     if bundle is not None:
         env["MYSQL_CA_BUNDLE"] = bundle
-    monkeypatch.setattr(secrets, "read_secret", lambda arn, max_age, force=False: dict(SECRET))
+    monkeypatch.setattr(secrets, "read_secret", lambda arn, max_age, force=False, provider=None: dict(SECRET))
     return Services(settings=settings_from(env), state=None, sqs=None).mysql_settings()  # type: ignore[arg-type]
 
 

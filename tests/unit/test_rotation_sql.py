@@ -231,3 +231,76 @@ def test_template_rotation_is_least_privilege_and_switchable():
     permission = t.resource("RotationFunctionInvokePermission")
     assert permission["Principal"] == "secretsmanager.amazonaws.com"
     assert t.doc["Parameters"]["RotateSourceSecret"]["Default"] == "false"
+
+
+# ---- MySQL 8 default roles ----------------------------------------------------------------
+def test_default_roles_statements_bind_every_account():
+    assert rendered(my.default_roles_sql("app", "%")) == (
+        "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = 'app' AND HOST = '%' "
+        "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST"
+    )
+    assert rendered(my.set_default_roles_sql([("reader", "%"), ("it's", "10.0.%")], "app_clone", "%")) == (
+        "SET DEFAULT ROLE 'reader'@'%', 'it\\'s'@'10.0.%' TO 'app_clone'@'%'"
+    )
+    with pytest.raises(RotationError):
+        my.set_default_roles_sql([], "app_clone", "%")
+
+
+@pytest.mark.parametrize(
+    "version, has_table",
+    [("8.0.39", True), ("8.0.mysql_aurora.3.05.2", True), ("5.7.12", False), ("10.11.6-MariaDB-0+deb12u1", False)],
+)
+def test_only_mysql_8_keeps_default_roles_apart(version, has_table):
+    assert my.has_default_roles_table(version) is has_table
+
+
+class FakeMySQL8:
+    """A MySQL 8 server as the master sees it: the user's role grant in SHOW GRANTS, its default
+    role only in mysql.default_roles (what SHOW GRANTS leaves out)."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    def execute(self, sql, params=()):
+        text = rendered((sql, tuple(params)))
+        self.statements.append(text)
+        if text == "SELECT VERSION()":
+            return [("8.0.mysql_aurora.3.05.2",)]
+        if text.startswith("SELECT Host FROM mysql.user"):
+            return [("%",)]
+        if text.startswith("SHOW GRANTS"):
+            return [("GRANT USAGE ON *.* TO `app`@`%`",), ("GRANT `reader`@`%` TO `app`@`%`",)]
+        if "mysql.default_roles" in text:
+            return [("reader", "%")]
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+class FakeStore:
+    def value(self, arn, stage="AWSCURRENT"):
+        return {"username": "admin", "password": "admin-pw"}
+
+
+def test_alternating_users_copy_the_default_role_and_set_the_password_last():
+    from aurora_replication.rotation.base import rotation_settings
+
+    server = FakeMySQL8()
+
+    def connect(settings):
+        if settings.username == "app_clone":  # the pending login is tried first: not there yet
+            raise my.LoginFailed("no such user yet")
+        return server
+
+    current = {"host": "db", "username": "app", "password": "old", "dbname": "shop", "masterarn": ARN}
+    pending = {**current, "username": "app_clone", "password": "new-pw"}
+    my.AlternatingUsers(FakeStore(), rotation_settings({}), connect).set(current, pending, None)
+    writes = [s for s in server.statements if not s.startswith(("SELECT", "SHOW"))]
+    assert writes[0].startswith("CREATE USER IF NOT EXISTS 'app_clone'@'%' IDENTIFIED BY '")
+    assert "new-pw" not in writes[0]  # a throwaway until every grant is in place
+    assert writes[1:] == [
+        "GRANT `reader`@`%` TO 'app_clone'@'%'",
+        "SET DEFAULT ROLE 'reader'@'%' TO 'app_clone'@'%'",
+        "ALTER USER 'app_clone'@'%' IDENTIFIED BY 'new-pw'",
+    ]

@@ -57,22 +57,44 @@ def test_chunk_query_adds_the_watermark_window():
     assert "`at` IS NULL" in first  # a first incremental run also takes rows without a watermark
 
 
-def test_merge_joins_on_every_key_column_and_parses_json():
-    sql = snowflake_sql.merge_chunk(plan("incremental"), "_ASR_INC_r1_ORDER ITEMS")
+VALIDATED = (
+    'EXISTS (SELECT 1 FROM "_ASR_OK_r1_ORDER ITEMS" a WHERE a."_ASR_TOKEN" = %s '
+    'AND a."_ASR_CHUNK" = "{load}"."_ASR_CHUNK" AND a."_ASR_ATTEMPT" = "{load}"."_ASR_ATTEMPT")'
+)
+
+
+def test_merge_joins_on_every_key_column_and_reads_only_the_validated_attempts():
+    p = plan("incremental")
+    sql = snowflake_sql.merge_validated(p, "_ASR_INC_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
     assert 'ON t."ID" = s."ID" AND t."LINE" = s."LINE"' in sql
     assert 'PARSE_JSON("DOC", \'d\') AS "DOC"' in sql  # a duplicate key keeps its last value
-    assert '"_ASR_CHUNK" = %s AND "_ASR_ATTEMPT" = %s' in sql
+    assert f"WHERE {VALIDATED.format(load='_ASR_INC_r1_ORDER ITEMS')}) s ON" in sql
+    assert sql.count("%s") == 1  # the finaliser's token
     assert 'UPDATE SET t."NA""ME" = s."NA""ME"' in sql
     assert 't."ID" = s."ID",' not in sql.split("UPDATE SET")[1]  # keys are not updated
+    check = snowflake_sql.merged_rows(p, "_ASR_INC_r1_ORDER ITEMS", "_ASR_OK_r1_ORDER ITEMS")
+    assert 's."ID" = "ORDER ITEMS"."ID" AND s."LINE" = "ORDER ITEMS"."LINE"' in check
 
 
-def test_publish_takes_one_attempt_per_chunk_and_casts_every_column():
-    sql = snowflake_sql.publish(plan(), "_ASR_FULL_r1_ORDER ITEMS")
+def test_publish_takes_the_validated_attempts_and_casts_every_column():
+    p = plan()
+    sql = snowflake_sql.publish(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
     assert sql.startswith(
         'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
     )
     assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
-    assert sql.endswith('QUALIFY "_ASR_ATTEMPT" = MAX("_ASR_ATTEMPT") OVER (PARTITION BY "_ASR_CHUNK")')
+    assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
+    assert "MAX(" not in sql  # never "the latest attempt": a late duplicate must not be published
+
+
+def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
+    p = plan()
+    where = snowflake_sql.validated("L", "_ASR_OK_r1_ORDER ITEMS")
+    sql = snowflake_sql.checksum_by_chunk_query("L", checksums.checksum_columns(p), where)
+    assert sql.startswith('SELECT "_ASR_CHUNK", COUNT(*)') and sql.endswith('GROUP BY "_ASR_CHUNK"')
+    assert f"WHERE {where})" in sql and "QUALIFY" not in sql
+    insert = snowflake_sql.insert_attempts("_ASR_OK_r1_ORDER ITEMS", 2)
+    assert insert.endswith("FROM VALUES (%s, %s, %s), (%s, %s, %s)")
 
 
 def test_copy_reads_one_file_with_a_lossless_csv_format():
@@ -80,7 +102,8 @@ def test_copy_reads_one_file_with_a_lossless_csv_format():
     assert "FROM @MY_STAGE/order_items_1/r1/0/data-1.csv.gz" in sql
     # NULL is an empty unquoted field, "" the empty string, and no text is ever read as NULL
     assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ()" in sql
-    assert "EMPTY_FIELD_AS_NULL = TRUE" in sql and "FORCE = TRUE" in sql
+    # each attempt has its own file: the load history may skip a file loaded twice, never a new one
+    assert "EMPTY_FIELD_AS_NULL = TRUE" in sql and "FORCE" not in sql and sql.endswith("PURGE = TRUE")
     with pytest.raises(ValueError):
         snowflake_sql.stage_location("S", "a'; DROP", "x")
 
@@ -152,29 +175,21 @@ def test_target_range_needs_a_key_that_orders_alike_in_both_engines():
         snowflake_sql.target_range(text_key, ["a"], None)
 
 
-def test_delete_missing_in_range_binds_every_value_and_matches_on_the_key():
-    p = plan("incremental")
-    where, _ = snowflake_sql.target_range(p, ["1", "2"], None, alias="t.")
-    sql = snowflake_sql.delete_missing_in_range(p, "_ASR_INC_r1_ORDER ITEMS", where)
-    assert sql.startswith('DELETE FROM "ORDER ITEMS" t WHERE ((t."ID" > %s)')
-    assert (
-        'NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM "_ASR_INC_r1_ORDER ITEMS" WHERE "_ASR_CHUNK" = %s' in sql
-    )
-    assert 's."ID" = t."ID" AND s."LINE" = t."LINE"' in sql
-    assert sql.count("%s") == 3 + 2
-
-
-def test_reconcile_statements_take_one_attempt_per_chunk_of_the_keys_table():
+def test_reconcile_statements_read_the_validated_attempts_of_the_keys_table():
     p = plan("reconcile")
     assert snowflake_sql.load_table_name(p, "r1") == "_ASR_KEYS_r1_ORDER ITEMS"
-    delete = snowflake_sql.reconcile_delete(p, "_ASR_KEYS_r1_ORDER ITEMS")
+    ok = snowflake_sql.attempts_table_name(p, "r1")
+    delete = snowflake_sql.reconcile_delete(p, "_ASR_KEYS_r1_ORDER ITEMS", ok)
     assert delete.startswith('DELETE FROM "ORDER ITEMS" t WHERE NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM')
-    assert snowflake_sql.ONE_ATTEMPT_PER_CHUNK in delete
-    mark = snowflake_sql.reconcile_mark(p, "K")
+    assert VALIDATED.format(load="_ASR_KEYS_r1_ORDER ITEMS") in delete and delete.count("%s") == 1
+    missing = snowflake_sql.keys_missing_in_target(p, "_ASR_KEYS_r1_ORDER ITEMS", ok)
+    assert missing.startswith('SELECT COUNT(*) FROM "_ASR_KEYS_r1_ORDER ITEMS" WHERE EXISTS')
+    assert 'NOT EXISTS (SELECT 1 FROM "ORDER ITEMS" t WHERE t."ID" = "_ASR_KEYS_r1_ORDER ITEMS"."ID"' in missing
+    mark = snowflake_sql.reconcile_mark(p, "K", ok)
     assert mark.startswith(
         'UPDATE "ORDER ITEMS" t SET "_ASR_DELETED_AT" = SYSDATE() WHERE t."_ASR_DELETED_AT" IS NULL AND NOT EXISTS'
     )
-    unmark = snowflake_sql.reconcile_unmark(p, "K")
+    unmark = snowflake_sql.reconcile_unmark(p, "K", ok)
     assert 'SET "_ASR_DELETED_AT" = NULL' in unmark and " AND EXISTS (" in unmark and "NOT EXISTS" not in unmark
     assert snowflake_sql.add_deleted_column(p) == (
         'ALTER TABLE "ORDER ITEMS" ADD COLUMN IF NOT EXISTS "_ASR_DELETED_AT" TIMESTAMP_NTZ'
@@ -294,3 +309,14 @@ def test_the_float_spelling_is_the_exact_double():
         mantissa = int(m * 2**53)
         assert 2**52 <= mantissa < 2**53 and mantissa == m * 2**53
         assert diagnose.float_of_canonical(("-" if x < 0 else "") + f"{mantissa}p{e - 1}") == x
+
+
+def test_statements_with_bound_values_keep_percent_signs_in_names_and_strings():
+    from aurora_replication.target.client import bindable
+
+    statement = 'DELETE FROM "growth%" WHERE "id%s" = %s AND "a""%" = \'50%\' AND "x" = \'it\\\'s %s\''
+    bound = bindable(statement)
+    # what the connector does with it: statement % values
+    assert bound % ("7",) == statement.replace(" = %s AND", " = 7 AND", 1)
+    assert bindable("SELECT %s, %s") == "SELECT %s, %s"
+    assert bindable("SELECT 10 % 3 WHERE x = %s") == "SELECT 10 %% 3 WHERE x = %s"

@@ -1,17 +1,32 @@
-"""``replicate``: run the real handlers over the local stack (moto, MariaDB, the Snowflake emulator)."""
+"""``replicate``: run the real handlers over the local stack (moto, MariaDB, the Snowflake emulator).
+
+Exit codes: 0 done (healthy, valid); 1 the run finished but a table failed (or the stack is unhealthy);
+2 bad input (arguments, URLs, the run request); 3 an endpoint could not be reached (refused, timed
+out, unknown host, TLS); 4 an endpoint refused the credentials or a privilege; 5 a database, schema or
+warehouse does not exist; 70 an unexpected error (the traceback is in the log, or on screen with
+--verbose). Handler output, metric lines and library warnings go to <home>/logs/handlers.log.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
-from aurora_replication.errors import BadInputError
+from aurora_replication.errors import BadInputError, EndpointError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
+EXIT_UNEXPECTED = 70
+EPILOG = (
+    "exit codes: 0 ok; 1 a table failed or unhealthy; 2 bad input; 3 endpoint unreachable (refused, timed out, "
+    "unknown host, TLS); 4 credentials or privileges refused; 5 database, schema or warehouse missing; "
+    "70 unexpected error (traceback in <home>/logs/handlers.log, or --verbose)"
+)
 FUNCTIONS = {
     "scheduler": "SchedulerFunction",
     "worker": "WorkerFunction",
@@ -30,8 +45,8 @@ class Progress:
     def __call__(self, run: dict[str, Any]) -> None:
         states = run.get("table_states", {}).values()
         total = sum(int(t.get("chunk_count", 0)) for t in states)
-        done = sum(len(t.get("done", ())) for t in states)
-        rows = sum(sum(int(v) for v in t.get("chunk_rows", {}).values()) for t in states)
+        done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
+        rows = sum(int(t.get("rows_copied", 0)) for t in states)
         finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined"))
         width = 30
         filled = int(width * done / total) if total else width
@@ -50,7 +65,7 @@ class Progress:
 def summary_rows(outcome: Any) -> list[dict[str, Any]]:
     rows = []
     for name, t in sorted(outcome.run.get("table_states", {}).items()):
-        copied = sum(int(v) for v in t.get("chunk_rows", {}).values())
+        copied = int(t.get("rows_copied", 0))
         started = float(t.get("started_at") or 0)
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = max(finished - started, 0.001) if started else 0.0
@@ -117,17 +132,51 @@ def cmd_run(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {"tables": args.tables, "mode": args.mode}
     if args.chunk_rows:
         request["chunk_rows"] = args.chunk_rows
+    if args.resnapshot:
+        if args.mode != "cdc":
+            raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
+        request["resnapshot"] = True
     stack = _stack(args.home, args.source, args.target)
     try:
         progress = Progress()
         outcome = stack.run(request, workers=args.workers, progress=progress)
         progress.close()
+        if args.report:
+            _write_report(stack.table_name, outcome.run_id, Path(args.report))
     finally:
         stack.stop()
     print_summary(outcome)
+    if args.report:
+        print(f"report: {args.report}")
     if args.json:
         Path(args.json).write_text(json.dumps({"run_id": outcome.run_id, "tables": summary_rows(outcome)}, indent=2))
     return 0 if outcome.ok else 1
+
+
+def _write_report(table_name: str, run_id: str, path: Path) -> None:
+    from aurora_replication.ops import report
+    from aurora_replication.state import StateStore
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.build(StateStore(table_name), run_id), encoding="utf-8")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write the HTML page of one run, from the local ledger or (``--state-table``) a deployed one."""
+    out = Path(args.out or f"run-{args.run_id}.html")
+    if args.state_table:  # AWS: credentials and region from the environment, as for the AWS CLI
+        _write_report(args.state_table, args.run_id, out)
+    else:
+        from aurora_replication.local.stack import LocalStack
+
+        stack = LocalStack(args.home)
+        stack.start({}, {})  # only the ledger is read: no database is connected
+        try:
+            _write_report(stack.table_name, args.run_id, out)
+        finally:
+            stack.stop()
+    print(f"report: {out}")
+    return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -178,6 +227,9 @@ def cmd_invoke(args: argparse.Namespace) -> int:
     finally:
         stack.stop()
     print(json.dumps(result, indent=2, default=str))
+    if isinstance(result, dict) and result.get("batchItemFailures"):  # records failed: their errors are logged
+        print(f"records failed; their errors are in the handler logs: {stack.log_path}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -270,11 +322,44 @@ def cmd_demo(args: argparse.Namespace) -> int:
         progress.close()
         print_summary(inc, "\n== incremental replication (auto mode) ==")
         ok = ok and inc.ok
+        ok = _demo_cdc(stack, conn, args) and ok
     finally:
         stack.stop()
         conn.close()
     print(f"\nMariaDB: {db.url()}\nSnowflake emulator: {sf.url()}")
     return 0 if ok else 1
+
+
+def human_age(seconds: Any) -> str:
+    """``93 s``, ``12 min``, ``3.4 h``, ``2.9 years``: an age a person reads at a glance."""
+    if not isinstance(seconds, int | float):
+        return "-"
+    s = float(seconds)
+    for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600), (31536000, "days", 86400)):
+        if s < limit:
+            return f"{s / size:.0f} {unit}" if unit in ("s", "min") else f"{s / size:.1f} {unit}"
+    return f"{s / 31536000:.1f} years"
+
+
+def _demo_cdc(stack: Any, conn: Any, args: argparse.Namespace) -> bool:
+    """The demo's change data capture: an initial copy of the tables with a key, then their binlog
+    changes (updates, inserts, deletes, a key change) applied by a cdc run."""
+    from aurora_replication.local import demo
+
+    tables = ",".join(demo.CDC_TABLES)
+    first = stack.run({"tables": tables, "mode": "cdc"}, workers=args.workers)
+    print_summary(first, "\n== change data capture: initial copy (binlog position recorded first) ==")
+    changed = demo.change_for_cdc(conn, args.rows)
+    print(
+        f"\nchanged source rows: {changed['updated']} updated, {changed['inserted']} inserted, "
+        f"{changed['deleted']} deleted",
+        file=sys.stderr,
+    )
+    progress = Progress()
+    second = stack.run({"tables": tables, "mode": "cdc"}, workers=args.workers, progress=progress)
+    progress.close()
+    print_summary(second, "\n== change data capture: the binlog's changes, deletes included ==")
+    return bool(first.ok and second.ok)
 
 
 def print_status(result: dict[str, Any]) -> None:
@@ -283,12 +368,21 @@ def print_status(result: dict[str, Any]) -> None:
         print(f"{name:<20} {'yes' if check['ok'] else 'NO':<4} {check.get('detail', '')}")
     tables = result["checks"].get("replication", {}).get("tables", {})
     if tables:
-        print(f"\n{'table':<24} {'status':<10} {'last run':<28} {'rows':>10} {'lag s':>8}  watermark")
+        # lag = freshness: how old the newest source state is that the target is known to reflect;
+        # newest row = the age of the newest watermark value copied (how recently the table changed)
+        print(
+            f"\n{'table':<24} {'status':<10} {'last run':<28} {'rows':>10} {'lag':>10} {'fresh as of':<21} "
+            f"{'newest row':>11}  watermark"
+        )
         for name, t in sorted(tables.items()):
+            status = str(t.get("status", "-")) + (" +running" if t.get("running_run") else "")
             print(
-                f"{name:<24} {str(t.get('status', '-')):<10} {str(t.get('last_run', '-')):<28} "
-                f"{str(t.get('rows', '-')):>10} {str(t.get('lag_seconds', '-')):>8}  {t.get('watermark', '-')}"
+                f"{name:<24} {status:<10} {str(t.get('last_run', '-')):<28} "
+                f"{str(t.get('rows', '-')):>10} {human_age(t.get('lag_seconds')):>10} "
+                f"{str(t.get('source_as_of', '-')):<21} {human_age(t.get('newest_row_age_seconds')):>11}  "
+                f"{t.get('watermark', '-')}"
             )
+        print("lag: the age of the newest source state the target is known to reflect (its last validated run)")
     stalled = result["checks"].get("replication", {}).get("stalled_runs", [])
     if stalled:
         print(f"\n{'stalled run':<28} {'table':<24} {'chunks done':>12} {'idle s':>8}  resume with")
@@ -378,12 +472,13 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="replicate", description=__doc__)
+    p = argparse.ArgumentParser(prog="replicate", description=(__doc__ or "").split("\n", 1)[0], epilog=EPILOG)
     p.add_argument("--home", type=Path, default=DEFAULT_HOME, help="local state directory (default: .local)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error too")
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="replicate tables through the real handlers over the local stack")
-    r.add_argument("--source", required=True, help="mysql://USER:PASSWORD@HOST:PORT/DATABASE")
+    r.add_argument("--source", required=True, help="mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?tls=true]")
     r.add_argument(
         "--target",
         required=True,
@@ -393,13 +488,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--mode",
         default="auto",
-        choices=["full", "incremental", "auto", "reconcile"],
-        help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL",
+        choices=["full", "incremental", "auto", "reconcile", "cdc"],
+        help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL; "
+        "cdc: apply the binlog's changes since the last run (the first run copies the table)",
+    )
+    r.add_argument(
+        "--resnapshot", action="store_true", help="with --mode cdc: a new initial copy, from a new binlog position"
     )
     r.add_argument("--workers", type=int, default=2)
     r.add_argument("--chunk-rows", type=int, default=None)
     r.add_argument("--json", help="also write the summary to this file as JSON")
+    r.add_argument("--report", metavar="FILE.html", help="also write the run's HTML report (tables, timeline)")
     r.set_defaults(func=cmd_run)
+
+    rp = sub.add_parser("report", help="write the HTML report of a run: tables, validation, a timeline of chunks")
+    rp.add_argument("run_id")
+    rp.add_argument("--out", metavar="FILE.html", help="where to write it (default: run-RUN_ID.html)")
+    rp.add_argument(
+        "--state-table", help="read a deployed stack's DynamoDB table (AWS credentials and region from the environment)"
+    )
+    rp.set_defaults(func=cmd_report)
 
     i = sub.add_parser("invoke", help="run one handler with a sample event, as `sam local invoke -e` would")
     i.add_argument("function", help="scheduler | worker (or the template's logical id)")
@@ -445,16 +553,57 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _log_to_file(home: Path) -> logging.Handler:
+    """Library log records and warnings of the CLI itself go to the log file, not the terminal."""
+    path = home / "logs" / "handlers.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    logging.captureWarnings(True)
+    return handler
+
+
+def _log_traceback(handler: logging.Handler) -> None:
+    handler.acquire()
+    try:
+        stream = getattr(handler, "stream", None)
+        if stream is not None:
+            stream.write(traceback.format_exc())
+            stream.flush()
+    finally:
+        handler.release()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if getattr(args, "workers", 1) < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    handler = _log_to_file(args.home)
+    log = args.home / "logs" / "handlers.log"
     try:
         return int(args.func(args))
     except BadInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except EndpointError as e:  # one line: what was tried, what went wrong, what to check
+        _log_traceback(handler)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Exception as e:  # noqa: BLE001 - a person sees one line; the traceback is in the log
+        _log_traceback(handler)
+        if args.verbose:
+            traceback.print_exc()
+        print(f"error: unexpected {type(e).__name__}: {e} (traceback in {log}; --verbose prints it)", file=sys.stderr)
+        return EXIT_UNEXPECTED
+    finally:
+        logging.getLogger().removeHandler(handler)
+        logging.captureWarnings(False)
+        handler.close()
 
 
 if __name__ == "__main__":

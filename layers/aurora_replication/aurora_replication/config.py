@@ -20,6 +20,10 @@ class Settings(BaseModel):
     dlq_url: str = Field(default="", alias="DLQ_URL")
     source_secret_arn: str = Field(alias="SOURCE_SECRET_ARN", min_length=1)
     target_secret_arn: str = Field(alias="TARGET_SECRET_ARN", min_length=1)
+    # where the source secret has no host, port or dbname (an RDS-managed secret): see secrets.py
+    source_host: str = Field(default="", alias="SOURCE_HOST")
+    source_port: str = Field(default="", alias="SOURCE_PORT", pattern=r"^[0-9]{0,5}$")
+    source_dbname: str = Field(default="", alias="SOURCE_DBNAME")
     default_mode: Literal["full", "incremental", "auto"] = Field(default="auto", alias="DEFAULT_MODE")
     default_chunk_rows: int = Field(default=100_000, alias="DEFAULT_CHUNK_ROWS", ge=1, le=10_000_000)
     # rows per chunk when a request gives none: about this many MB of table data per chunk, from
@@ -30,7 +34,8 @@ class Settings(BaseModel):
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
     zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")
     watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
-    # longer than a chunk's retries take (the queue's visibility timeout is 5400 s)
+    # longer than a chunk's retries take (five receives with REDELIVERY_* backoff: minutes; a crashed
+    # invocation's message waits out the queue's 5400 s visibility timeout)
     lease_seconds: int = Field(default=21600, alias="LEASE_SECONDS", ge=60)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
@@ -45,17 +50,34 @@ class Settings(BaseModel):
     # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
     # goes to the DLQ, and its table is reported failed until a redrive copies it
     max_receive_count: int = Field(default=5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)
+    # a failed chunk comes back after this many seconds, doubling per receive up to the maximum
+    # (pipeline/redelivery.py); 0: at once
+    redelivery_base_seconds: int = Field(default=30, alias="REDELIVERY_BASE_SECONDS", ge=0, le=43200)
+    redelivery_max_seconds: int = Field(default=900, alias="REDELIVERY_MAX_SECONDS", ge=0, le=43200)
     # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
+    # change data capture (cdc mode): one binlog window per run, bounded in time and bytes; the server
+    # id the reader presents to MySQL (unique among the server's replicas); rows per staged batch
+    cdc_max_seconds: float = Field(default=120.0, alias="CDC_MAX_SECONDS", gt=0, le=840)
+    cdc_max_bytes: int = Field(default=64 * 1024 * 1024, alias="CDC_MAX_BYTES", ge=1024)
+    cdc_batch_rows: int = Field(default=100_000, alias="CDC_BATCH_ROWS", ge=1, le=10_000_000)
+    cdc_server_id: int = Field(default=4_236_001, alias="CDC_SERVER_ID", ge=1, le=4_294_967_295)
+    # health: warn when a stored position is this close (fraction of the retention) to being purged
+    cdc_retention_warn_fraction: float = Field(default=0.25, alias="CDC_RETENTION_WARN_FRACTION", ge=0, le=1)
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
     # comma-separated modules whose @register(...) Python transforms the scheduler checks and the worker runs
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
     # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer
     mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
+
+    @property
+    def source_fallback(self) -> dict[str, str]:
+        """``MySQLSettings.from_secret``'s fallback: the source connection fields set here."""
+        return {"host": self.source_host, "port": self.source_port, "dbname": self.source_dbname}
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,19 @@ def _lexicographic(key: Sequence[str], quote: Quote, strict_last: str, placehold
     return "(" + " OR ".join(ors) + ")"
 
 
+def compare_predicate(
+    key: Sequence[str], op: str, bound: Sequence[object], quote: Quote, placeholder: str = "%s"
+) -> tuple[str, list[object]]:
+    """SQL text and parameters for ``key <op> bound`` compared lexicographically (``op`` one of
+    ``>``, ``>=``, ``<``, ``<=``); ``bound`` may be shorter than ``key``: then the comparison is of
+    the key's leading columns (a prefix), ``(a, b) <= (1, 5)`` for ``key = [a, b, c]``."""
+    if op not in (">", ">=", "<", "<="):
+        raise ValueError(f"compare_predicate: unknown operator {op!r}")
+    if not 0 < len(bound) <= len(key):
+        raise ValueError(f"compare_predicate: a bound of {len(bound)} value(s) for a key of {len(key)} column(s)")
+    return _lexicographic(key[: len(bound)], quote, op, placeholder), _params(bound)
+
+
 def _params(bound: Sequence[object]) -> list[object]:
     params: list[object] = []
     for i in range(len(bound)):

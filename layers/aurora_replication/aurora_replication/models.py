@@ -12,8 +12,8 @@ from aurora_replication.generated_sql import MASKS, safe_predicate
 from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, validate_identifier
 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
-Mode = Literal["full", "incremental", "auto", "reconcile"]
-ResolvedMode = Literal["full", "incremental", "reconcile"]
+Mode = Literal["full", "incremental", "auto", "reconcile", "cdc"]
+ResolvedMode = Literal["full", "incremental", "reconcile", "cdc"]
 KeyValue = str
 
 
@@ -58,6 +58,8 @@ class RunRequest(_Strict):
     run_id: str | None = None
     watermark_columns: dict[str, str] = Field(default_factory=dict)
     table_options: dict[str, TableOptions] = Field(default_factory=dict)
+    # cdc mode: take a new initial copy (and record a new binlog position first) even where one exists
+    resnapshot: bool = False
 
     @field_validator("tables", mode="before")
     @classmethod
@@ -151,6 +153,17 @@ def _check_generated_sql(plan: TablePlan) -> None:
             raise ValueError("the where predicate is not in the form the scheduler writes")
 
 
+class ChangeBatch(_Strict):
+    """One table's changes of one binlog window (cdc mode), staged as a file by the reader: its name
+    is deterministic from the table and the window's start and end positions."""
+
+    start: str = Field(pattern=r"^\d{10}:\d{12}:\d{6}$")  # source.binlog.Position.key of the window start
+    end: str = Field(pattern=r"^\d{10}:\d{12}:\d{6}$")
+    path: str = Field(pattern=r"^[A-Za-z0-9_/-]{1,400}$")  # stage path, below the stage
+    file: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
+    rows: int = Field(ge=0)
+
+
 class ChunkMessage(_Strict):
     """One SQS message: a chunk to copy, or the finalise step of a table (``kind``)."""
 
@@ -165,8 +178,8 @@ class ChunkMessage(_Strict):
     window_to: str | None = None
     # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
     round: int = Field(default=0, ge=0, le=100)
-    # a re-copy of an incremental chunk: the whole key range, and rows gone from MySQL deleted in it
-    whole_range: bool = False
+    # cdc mode: the staged batch of changes this chunk applies
+    batch: ChangeBatch | None = None
 
     @field_validator("run_id")
     @classmethod
@@ -196,8 +209,10 @@ class ChunkMessage(_Strict):
             raise ValueError("incremental mode needs a key and a watermark column")
         if self.plan.mode == "reconcile" and not self.plan.key:
             raise ValueError("reconcile mode needs a key")
-        if self.whole_range and self.plan.mode != "incremental":
-            raise ValueError("whole_range applies to incremental chunks only")
+        if self.plan.mode == "cdc" and not self.plan.key:
+            raise ValueError("cdc mode needs a key")
+        if (self.batch is not None) != (self.plan.mode == "cdc" and self.kind == "chunk"):
+            raise ValueError("a batch of changes is what a cdc chunk applies, and only a cdc chunk")
         return self
 
     @property

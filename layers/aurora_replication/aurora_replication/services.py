@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
@@ -35,22 +36,34 @@ class Services:
     fault: Callable[[str, Any], None] = field(default=_no_fault)
     # (name, value, unit, step): the handler points it at Powertools Metrics
     metric: Callable[..., None] = field(default=_no_metric)
+    # reads and caches the two secrets; None: Powertools' process-wide default provider
+    secrets_provider: SecretsProvider | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
+        """Every AWS client is made here, at cold start: with the credentials the function has then."""
         config = retry.boto_config(settings.retry_attempts)
         return cls(
             settings=settings,
             state=StateStore(settings.state_table, boto3.resource("dynamodb", config=config)),
             sqs=boto3.client("sqs", config=config),
+            secrets_provider=SecretsProvider(boto_config=config),
         )
 
     def mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
         s = self.settings
-        return secrets.mysql_settings(s.source_secret_arn, s.secret_max_age_seconds, force, s.mysql_ca_bundle)
+        return secrets.mysql_settings(
+            s.source_secret_arn,
+            s.secret_max_age_seconds,
+            force,
+            s.mysql_ca_bundle,
+            provider=self.secrets_provider,
+            fallback=s.source_fallback,
+        )
 
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
-        return secrets.snowflake_settings(self.settings.target_secret_arn, self.settings.secret_max_age_seconds, force)
+        s = self.settings
+        return secrets.snowflake_settings(s.target_secret_arn, s.secret_max_age_seconds, force, self.secrets_provider)
 
     def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
         s = self.settings
@@ -59,10 +72,43 @@ class Services:
         )
 
     def mysql(self) -> Any:
-        return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
+        try:
+            return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
+        except Exception as e:
+            described = self.endpoint_error(e, "source")
+            if described is e:
+                raise
+            raise described from e
 
     def snowflake(self) -> Any:
-        return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
+        try:
+            return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
+        except Exception as e:
+            described = self.endpoint_error(e, "target")
+            if described is e:
+                raise
+            raise described from e
+
+    def describe(self, error: Exception) -> Exception:
+        """``endpoint_error`` for an error of either driver (an EndpointError, or the error itself)."""
+        module = type(error).__module__
+        if module.startswith("pymysql"):
+            return self.endpoint_error(error, "source")
+        if module.startswith("snowflake.connector"):
+            return self.endpoint_error(error, "target")
+        return error
+
+    def endpoint_error(self, error: Exception, side: str) -> Exception:
+        """A failure of the source or target as an EndpointError a person can act on (host, port, user,
+        database and what to check; never the password), or the error itself when it is not one of those."""
+        try:
+            if side == "source":
+                described = source_connect.describe_failure(error, self.mysql_settings())
+            else:
+                described = target.describe_failure(error, self.snowflake_settings())
+        except Exception:  # noqa: BLE001 - the settings themselves failed: the original error says more
+            return error
+        return described or error
 
     def send_messages(self, bodies: list[str]) -> None:
         """Send in batches of ten; a partly failed batch is resent until every entry is accepted."""

@@ -1,14 +1,31 @@
 """Run ledger, chunk fan-in, leases and watermarks in one DynamoDB table (``pk``/``sk``).
 
-Items:
+Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
+items, 80 BOUNDS pages and one TABLE item with counters):
   RUN#<run>   / RUN              run: mode, tables, created_at, status
-  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, done (string set), rows per chunk, status,
-                                 progress_at (last chunk done), heal_round (validation re-copies so far)
+  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, status, window, done_count (chunk
+                                 completions counted in the current heal round; may run past chunk_count
+                                 after a redelivery, never short of it), rows_copied, progress_at (last
+                                 chunk done), heal_round (validation re-copies so far), the validation result
+  RUN#<run>   / CHUNK#<table>#<id>  one chunk: the attempt whose rows stand for it in the load table, the
+                                 snapshot it was read in (snapshot_at, source_position) and that snapshot's
+                                 source_rows and source_checksum, its rows, bytes, seconds; round (the heal
+                                 round it was copied in), need_round (the round a heal asked it to be copied in)
   RUN#<run>   / BOUNDS#<table>#<page>  the key range of each chunk (pages of BOUNDS_PAGE chunks), for healing
                                  and for resuming a stalled run
   TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
   TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
-  TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check)
+  TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check), with
+                                 source_as_of: the oldest chunk snapshot of that run
+
+Operator's view (health check and run report; see the section at the end of the class):
+  CATALOG     / TABLE#<t>        one item per replicated table: its latest run, last finished run, freshness
+                                 (``source_as_of``) and watermark; the health check queries this partition
+                                 instead of scanning the table. Refreshed by every run; ``expiration`` (TTL)
+                                 drops a table no run has touched for CATALOG_TTL_SECONDS
+  RUN#<run>   / ATTEMPT#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
+                                 start, steps with their offsets and durations, rows, error; for the run
+                                 report. ``expiration`` after TIMELINE_TTL_SECONDS
 """
 
 from __future__ import annotations
@@ -22,8 +39,25 @@ import boto3
 from botocore.exceptions import ClientError
 
 TERMINAL = {"published", "failed", "declined"}
+# the operator's view (catalog and timeline items): how long DynamoDB keeps them (the table's TTL
+# attribute is ``expiration``; DynamoDB deletes an expired item within days, not at once)
+CATALOG_TTL_SECONDS = 90 * 24 * 3600
+TIMELINE_TTL_SECONDS = 35 * 24 * 3600
+CATALOG_PK = "CATALOG"
 BOUNDS_PAGE = 250
 Bounds = tuple[list[str] | None, list[str] | None]
+# the chunk's fields a worker records with its completion (written once per heal round: the first
+# completed attempt of the round wins, so the pair (attempt, checksum) never mixes two attempts)
+CHUNK_FIELDS = (
+    "attempt",
+    "rows",
+    "bytes",
+    "seconds",
+    "source_rows",
+    "source_checksum",
+    "snapshot_at",
+    "source_position",
+)
 
 
 def _now() -> int:
@@ -63,6 +97,7 @@ class StateStore:
                 ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
                 ExpressionAttributeValues={":now": now, ":run": run_id},
             )
+            self.note_table_started(table, run_id, now)  # catalog (operator's view)
             return True, ""
         except ClientError as e:
             if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -108,30 +143,97 @@ class StateStore:
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
         item.setdefault("progress_at", now)
         item.setdefault("heal_round", 0)
-        item.setdefault("chunk_rows", {})
-        item.setdefault("chunk_seconds", {})
+        item.setdefault("done_count", 0)
+        item.setdefault("rows_copied", 0)
         self.table.put_item(Item=item)
 
+    def _chunk_key(self, run_id: str, table: str, chunk_id: int) -> dict[str, str]:
+        return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
+
     def mark_chunk_done(
-        self, run_id: str, table: str, chunk_id: int, rows: int, seconds: float
-    ) -> tuple[int, int, int]:
-        """Idempotently add the chunk to the done set; returns (done, chunk_count, heal round)."""
-        resp = self.table.update_item(
-            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-            UpdateExpression="ADD done :c DELETE dead_lettered :c "
-            "SET chunk_rows.#cid = :rows, chunk_seconds.#cid = :secs, progress_at = :now",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#cid": str(chunk_id)},
-            ExpressionAttributeValues={
-                ":c": {str(chunk_id)},
-                ":rows": rows,
-                ":secs": Decimal(str(round(seconds, 3))),
-                ":now": _now(),
-            },
-            ReturnValues="ALL_NEW",
+        self, run_id: str, table: str, chunk_id: int, round: int, info: dict[str, Any]
+    ) -> tuple[bool, int]:
+        """Record a copied chunk and count it for the fan-in; returns (recorded, done_count).
+
+        1. The CHUNK item takes ``info`` (attempt, snapshot checksum, ...) unless a completed attempt
+           of this heal round is already there: the first one wins, later duplicates leave it.
+        2. The TABLE item's ``done_count`` goes up by one (only for the table's current heal round),
+           even for a duplicate: after a crash between 1 and 2 the redelivered chunk must still count.
+           So done_count can pass chunk_count, never stay short of it; the finaliser checks every
+           CHUNK item before it trusts the count.
+        Returns done_count -1 when the table has moved to another heal round (a stale message)."""
+        names = {"#rd": "round"}
+        values: dict[str, Any] = {":r": round, ":now": _now()}
+        sets = ["#rd = :r", "done_at = :now"]
+        _set_fields({k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}, names, values, sets)
+        values[":table"] = table
+        values[":chunk"] = chunk_id
+        sets += ["#tb = :table", "chunk = :chunk"]
+        names["#tb"] = "table"
+        old_rows = 0
+        try:
+            resp = self.table.update_item(
+                Key=self._chunk_key(run_id, table, chunk_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(#rd) OR #rd < :r",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD",
+            )
+            recorded = True
+            old_rows = int(str(resp.get("Attributes", {}).get("rows", 0)))
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            recorded = False
+        delta = int(info.get("rows") or 0) - old_rows if recorded else 0
+        try:
+            resp = self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+                UpdateExpression=(
+                    "ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now"
+                ),
+                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
+                ExpressionAttributeValues={
+                    ":one": 1,
+                    ":delta": delta,
+                    ":c": {str(chunk_id)},
+                    ":now": _now(),
+                    ":r": round,
+                },
+                ReturnValues="UPDATED_NEW",
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return recorded, -1
+        return recorded, int(str(resp["Attributes"]["done_count"]))
+
+    def get_chunks(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
+        """Every CHUNK item of the table in the run, by chunk id (one paged query)."""
+        prefix = f"CHUNK#{table}#"
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":prefix": prefix},
         )
-        item: dict[str, Any] = dict(resp["Attributes"])
-        return len(item.get("done", set())), int(item["chunk_count"]), int(item.get("heal_round", 0))
+        out: dict[int, dict[str, Any]] = {}
+        for item in items:
+            rest = str(item["sk"])[len(prefix) :]
+            if rest.isdigit():  # not a table whose name continues with '#...'
+                out[int(rest)] = _plain(item)
+        return out
+
+    @staticmethod
+    def outstanding(chunks: dict[int, dict[str, Any]], count: int, heal_round: int) -> list[int]:
+        """Chunk ids without a completed copy in the round they are due: never copied, or not since a
+        heal of a round up to ``heal_round`` (the table's) asked for a re-copy. A ``need_round`` above
+        the table's round belongs to a heal whose finaliser died before moving the round on: it does
+        not count until a finaliser of the round reopens the chunk again."""
+        return [
+            i
+            for i in range(count)
+            if i not in chunks or int(chunks[i].get("round", -1)) < min(int(chunks[i].get("need_round", 0)), heal_round)
+        ]
 
     def mark_dead_lettered(self, run_id: str, table: str, chunk_id: int, error: str) -> None:
         """The chunk failed its last receive and is going to the DLQ: the table is reported failed
@@ -176,24 +278,41 @@ class StateStore:
                 return items
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
-    def reopen_chunks(self, run_id: str, table: str, chunk_ids: list[int], expected_round: int, **fields: Any) -> bool:
-        """Take ``chunk_ids`` out of the done set to copy them again, moving the table to the next heal
-        round. Only one finaliser of a round wins (conditional on the round); returns whether it was us."""
+    def reopen_chunks(
+        self, run_id: str, table: str, chunk_ids: list[int], expected_round: int, chunk_count: int, **fields: Any
+    ) -> bool:
+        """Ask for ``chunk_ids`` to be copied again in the next heal round. First each CHUNK item gets
+        ``need_round`` (idempotent), then the TABLE item moves to the next round with its count reset
+        to the chunks not reopened; only one finaliser of a round wins that (conditional on the round).
+        Returns whether it was us. A crash between the two leaves the round unchanged and the finalise
+        message is retried: it reopens the same chunks again."""
+        nxt = expected_round + 1
+        for c in chunk_ids:
+            try:
+                self.table.update_item(
+                    Key=self._chunk_key(run_id, table, c),
+                    UpdateExpression="SET need_round = :n",
+                    ConditionExpression="attribute_not_exists(need_round) OR need_round < :n",
+                    ExpressionAttributeValues={":n": nxt},
+                )
+            except ClientError as e:  # already asked (a repeat of this finaliser)
+                if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
         names = {"#s": "status"}
         values: dict[str, Any] = {
-            ":ids": {str(c) for c in chunk_ids},
             ":expected": expected_round,
-            ":next": expected_round + 1,
+            ":next": nxt,
+            ":done": chunk_count - len(set(chunk_ids)),
             ":now": _now(),
             ":pub": "published",
             ":failed": "failed",
         }
-        sets = ["heal_round = :next", "progress_at = :now"]
+        sets = ["heal_round = :next", "done_count = :done", "progress_at = :now"]
         _set_fields(fields, names, values, sets)
         return self._update_if(
             run_id,
             table,
-            "DELETE done :ids SET " + ", ".join(sets),
+            "SET " + ", ".join(sets),
             "attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
             "(attribute_not_exists(heal_round) OR heal_round = :expected)",
             names,
@@ -280,6 +399,132 @@ class StateStore:
         self.table.put_item(
             Item={"pk": f"TABLE#{table}", "sk": "WATERMARK", "value": value, "run_id": run_id, "updated_at": _now()}
         )
+        self.note_watermark(table, value, run_id)  # catalog (operator's view)
 
     def set_last_run(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
+        """The table's latest finished run; ``summary`` carries its status, validation and
+        ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect)."""
+        summary = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in summary.items()}
         self.table.put_item(Item={"pk": f"TABLE#{table}", "sk": "LAST_RUN", "run_id": run_id, "at": _now(), **summary})
+        self.note_table_finished(table, run_id, summary)  # catalog (operator's view)
+
+    # ---- the operator's view: table catalog and chunk timeline -------------------------------
+    # Additive and separate from the run ledger above. The health check reads the catalog (one
+    # query of one partition) and the ledger item of each table's run in progress, never the whole
+    # table; the run report reads one run's attempt items. Every item here carries ``expiration``.
+
+    def ping(self) -> None:
+        """One cheap read that proves the state table answers (the health check's DynamoDB check)."""
+        self.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
+
+    def _note(
+        self, table: str, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
+    ) -> bool:
+        """Upsert the table's catalog item (refreshing its TTL); False when ``condition`` does not hold."""
+        names = {"#table": "table", "#exp": "expiration"}
+        vals: dict[str, Any] = {":table": table, ":exp": _now() + CATALOG_TTL_SECONDS, **(values or {})}
+        sets = ["#table = :table", "#exp = :exp"]
+        _set_fields(fields, names, vals, sets)
+        kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
+        try:
+            self.table.update_item(
+                Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
+                UpdateExpression="SET " + ", ".join(sets),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=vals,
+                **kwargs,
+            )
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def note_table_started(self, table: str, run_id: str, at: float | None = None) -> None:
+        """A run took the table's lease: it is the table's run in progress until it finishes."""
+        self._note(table, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
+
+    def note_watermark(self, table: str, value: str, run_id: str) -> None:
+        self._note(table, {"watermark": value, "watermark_run": run_id, "watermark_at": _now()})
+
+    def note_table_finished(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
+        """The table's run finished (published or failed). A published (validated) run moves the
+        table's freshness to the oldest source state it copied: ``summary['source_as_of']`` when the
+        finaliser knows it, else the moment the table's run started (after planning, before any chunk
+        read its snapshot: a lower bound)."""
+        status = summary.get("status")
+        fields = {"last_run": run_id, "last_status": status, "last_at": _now()}
+        for key in ("source_rows", "target_rows", "validation", "reason"):
+            if summary.get(key) is not None:
+                fields[key] = summary[key]
+        self._note(table, fields)
+        if status == "published":
+            as_of = summary.get("source_as_of") or self.run_started_at(run_id, table)
+            if as_of is not None:
+                self.note_fresh(table, float(as_of), run_id)
+
+    def note_fresh(self, table: str, source_as_of: float, run_id: str) -> bool:
+        """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness
+        only moves forward (an older run finishing late does not move it back)."""
+        return self._note(
+            table,
+            {"source_as_of": Decimal(str(round(source_as_of, 3))), "fresh_run": run_id},
+            "attribute_not_exists(source_as_of) OR source_as_of < :asof",
+            {":asof": Decimal(str(round(source_as_of, 3)))},
+        )
+
+    def run_started_at(self, run_id: str, table: str) -> float | None:
+        """When the table's part of a run started (``started_at``, else the table's or the run's
+        ``created_at``): every chunk of it read its snapshot later."""
+        item = self.get_table(run_id, table)
+        for key in ("started_at", "created_at"):
+            if item.get(key) is not None:
+                return float(item[key])
+        run: dict[str, Any] = _plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
+        return float(run["created_at"]) if run.get("created_at") is not None else None
+
+    def catalogued_tables(self) -> list[str]:
+        """The names of every catalogued table (one query of the CATALOG partition)."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            ProjectionExpression="#t",
+            ExpressionAttributeNames={"#t": "table"},
+        )
+        return sorted(str(i["table"]) for i in items if i.get("table"))
+
+    def catalog(self) -> list[dict[str, Any]]:
+        """Every catalogued table (one query of the CATALOG partition), each with ``current``: the
+        ledger item of its run in progress (empty when its latest run has finished)."""
+        items = [
+            _plain(i)
+            for i in self._query_all(
+                KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+                ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            )
+        ]
+        for item in items:
+            run_id = item.get("run_id")
+            item["current"] = self.get_table(run_id, item["table"]) if run_id and run_id != item.get("last_run") else {}
+        return items
+
+    def record_attempt(self, run_id: str, table: str, attempt: dict[str, Any]) -> None:
+        """One attempt of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``)."""
+        item = {
+            key: Decimal(str(round(v, 3))) if isinstance(v, float) else v for key, v in attempt.items() if v is not None
+        }
+        item.update(
+            pk=f"RUN#{run_id}",
+            sk=f"ATTEMPT#{table}#{attempt['chunk']}#{attempt['attempt']}",
+            table=table,
+            expiration=_now() + TIMELINE_TTL_SECONDS,
+        )
+        self.table.put_item(Item=item)
+
+    def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
+        """Every recorded attempt of the run's chunks and finalise steps."""
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":c": "ATTEMPT#"},
+        )
+        return [_plain(i) for i in items]

@@ -143,3 +143,27 @@ def change_some_rows(conn: Any, rows: int = 200_000) -> dict[str, int]:
         )
         inserted = cur.rowcount
     return {"updated": updated, "inserted": inserted}
+
+
+# the demo's cdc tables (they have keys; audit_log has none, so cdc would copy it whole every run)
+CDC_TABLES = ["customers", "orders", "order_items"]
+
+
+def change_for_cdc(conn: Any, rows: int = 200_000) -> dict[str, int]:
+    """Changes an incremental run cannot see: deletes, and an update that does not touch updated_at."""
+    with conn.cursor() as cur:
+        cur.execute("UPDATE orders SET status = 'cancelled', updated_at = updated_at WHERE id % 101 = 0")
+        updated = cur.rowcount
+        cur.execute("DELETE FROM order_items WHERE order_id % 103 = 0")
+        deleted = cur.rowcount
+        cur.execute("DELETE FROM orders WHERE id % 103 = 0")
+        deleted += cur.rowcount
+        cur.execute(
+            f"""INSERT INTO orders (id, customer_id, status, total, discount_rate, currency, placed_at)
+            SELECT ({rows} + 1000 + seq) * 10 + 9, 1 + seq % 50, 'new', seq * 2.5, 0.1, 'USD', NOW(3)
+            FROM seq_1_to_300"""
+        )
+        inserted = cur.rowcount
+        cur.execute("UPDATE customers SET id = id + 10000000 WHERE id = 7")  # a key change
+        updated += cur.rowcount
+    return {"updated": updated, "inserted": inserted, "deleted": deleted}

@@ -10,6 +10,7 @@ long-poll (``WaitTimeSeconds`` > 0): a waiting receive would hold up every other
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Any
 
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
@@ -38,3 +39,71 @@ class SerialisedMotoServer(ThreadedMotoServer):
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
+
+
+# ---- IAM, as AWS checks it -------------------------------------------------------------------
+# moto (5.2) checks a request's action against the caller's policies when IAM enforcement is on
+# (INITIAL_NO_AUTH_ACTION_COUNT), but names the resource only for SQS and S3: for DynamoDB and
+# Secrets Manager it asks about "*", which a statement naming a table or a secret never matches,
+# so every scoped grant would be denied. The local stack names those resources as IAM does
+# (table ARN, its index ARN with IndexName; the secret's ARN), which makes moto as strict as AWS
+# and no more lenient. Every decision is recorded for the least-privilege tests.
+@dataclass
+class IamDecision:
+    access_key: str
+    action: str
+    resource: str
+    allowed: bool
+
+
+iam_decisions: list[IamDecision] | None = None  # where the active local stack collects them
+_patched = False
+
+
+def _dynamodb_resource(self: Any) -> str:
+    params = getattr(self, "params", None) or {}
+    table = params.get("TableName")
+    if not table and isinstance(params.get("RequestItems"), dict) and params["RequestItems"]:
+        table = next(iter(params["RequestItems"]))
+    if not table:
+        return "*"
+    arn = f"arn:aws:dynamodb:{self.region}:{self.current_account}:table/{table}"
+    return f"{arn}/index/{params['IndexName']}" if params.get("IndexName") else arn
+
+
+def _secretsmanager_resource(self: Any) -> str:
+    secret_id = self._get_param("SecretId")
+    if not secret_id:
+        return "*"
+    try:
+        return str(self.backend.describe_secret(secret_id).arn)
+    except Exception:  # noqa: BLE001 - an unknown secret: the action itself reports it
+        return str(secret_id) if str(secret_id).startswith("arn:") else "*"
+
+
+def install_iam_patches() -> None:
+    """Once per process: resource-aware checks for DynamoDB and Secrets Manager, and the record."""
+    global _patched
+    if _patched:
+        return
+    from moto.dynamodb.responses import DynamoHandler
+    from moto.iam.access_control import IAMRequest
+    from moto.secretsmanager.responses import SecretsManagerResponse
+
+    DynamoHandler._determine_resource = _dynamodb_resource  # type: ignore[attr-defined]
+    SecretsManagerResponse._determine_resource = _secretsmanager_resource  # type: ignore[attr-defined]
+    checked = IAMRequest.check_action_permitted
+
+    def check_action_permitted(self: Any, resource: str) -> None:
+        key = self._get_string_between("Credential=", ",", self._headers["Authorization"]).split("/")[0]
+        try:
+            checked(self, resource)
+        except BaseException:
+            if iam_decisions is not None:
+                iam_decisions.append(IamDecision(key, self._action, resource, False))
+            raise
+        if iam_decisions is not None:
+            iam_decisions.append(IamDecision(key, self._action, resource, True))
+
+    IAMRequest.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
+    _patched = True

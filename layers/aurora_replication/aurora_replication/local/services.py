@@ -106,7 +106,14 @@ class MariaDB:
             f"--pid-file={self.base / 'mysqld.pid'}",
             "--innodb-buffer-pool-size=256M",
             "--innodb-flush-log-at-trx-commit=2",
-            "--skip-log-bin",
+            # the binlog, as change data capture needs it (docs/cdc.md): row events with full images and
+            # column names, GTIDs (always on in MariaDB with a binlog), one server id
+            f"--log-bin={self.base / 'binlog'}",
+            "--server-id=1",
+            "--binlog-format=ROW",
+            "--binlog-row-image=FULL",
+            "--binlog-row-metadata=FULL",
+            "--max-binlog-size=64M",
             "--max-connections=200",
         ]
         if os.geteuid() == 0:

@@ -14,7 +14,8 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -43,17 +44,38 @@ def find_template(start: Path | None = None) -> Path:
 
 
 def parse_source_url(url: str) -> dict[str, Any]:
+    """A ``mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?tls=true|false]`` URL as an RDS-shaped secret (no
+    password: a user without one). TLS follows the secret's rule (on, except for loopback hosts) unless
+    ``tls`` says otherwise."""
+    shape = "mysql://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?tls=true]"
     u = urlparse(url)
     if u.scheme not in ("mysql", "mariadb") or not u.hostname or not u.path.strip("/"):
-        raise BadInputError("source must look like mysql://USER:PASSWORD@HOST:PORT/DATABASE")
-    return {
+        raise BadInputError(f"source must look like {shape}, got {_without_password(url)!r}")
+    if not u.username:
+        raise BadInputError(f"source URL names no user: {shape}")
+    try:
+        port = u.port or 3306
+    except ValueError:
+        raise BadInputError(f"source URL has an invalid port: {_without_password(url)!r}") from None
+    secret: dict[str, Any] = {
         "engine": "mysql",
         "host": u.hostname,
-        "port": u.port or 3306,
-        "username": unquote(u.username or ""),
+        "port": port,
+        "username": unquote(u.username),
         "password": unquote(u.password or ""),
         "dbname": unquote(u.path.strip("/")),
     }
+    tls = parse_qs(u.query).get("tls")
+    if tls:
+        secret["tls"] = tls[0]
+    return secret
+
+
+def _without_password(url: str) -> str:
+    u = urlparse(url)
+    if u.password is None:
+        return url
+    return u._replace(netloc=u.netloc.replace(f":{u.password}@", ":***@", 1)).geturl()
 
 
 def parse_target_url(url: str) -> dict[str, Any]:
@@ -108,37 +130,172 @@ class RunOutcome:
         return bool(states) and all(t.get("status") == "published" for t in states.values()) and not self.dlq_messages
 
 
-class LocalStack:
-    """moto in-process on a loopback port, with resources created from the template."""
+CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+ADMIN_POLICY = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+# one handler module is imported at a time: the process environment holds its function's credentials then
+_COLD_START = threading.Lock()
 
-    def __init__(self, home: Path, template: Path | None = None) -> None:
+
+class _QuietTerminal:
+    """While a stack runs, what the handlers print (EMF metric lines, Powertools log lines), library
+    warnings (``warnings.warn``) and library log records go to the stack's log file, as they would
+    go to CloudWatch Logs; the terminal keeps what the CLI itself prints (progress bar, summary).
+
+    Output is routed by thread: the main thread between handler calls and any other code keeps the
+    real stdout; a thread inside ``handler_output()`` (an invocation, a worker thread) writes to the log.
+    """
+
+    _local = threading.local()
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self.stdout: Any = sys.stdout  # kept after uninstall: a logger bound to this router still writes
+        self.installed = False
+        self._showwarning: Any = None
+        self._handler = logging.StreamHandler(log)
+        self._handler.setLevel(logging.WARNING)
+        self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+
+    # the file-like object that replaces sys.stdout
+    def write(self, text: str) -> int:
+        target = self.log if self.installed and getattr(self._local, "handler", False) else self.stdout
+        if getattr(target, "closed", False):  # a stream of a stack (or a captured test output) that is gone
+            target = sys.__stdout__
+        return int(target.write(text) or 0)
+
+    def flush(self) -> None:
+        for stream in (self.log, self.stdout):
+            if not getattr(stream, "closed", False):
+                stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, encoding, fileno ... of the real stdout
+        return getattr(self.stdout, name)
+
+    @contextlib.contextmanager
+    def handler_output(self) -> Iterator[None]:
+        previous = getattr(self._local, "handler", False)
+        self._local.handler = True
+        try:
+            yield
+        finally:
+            self._local.handler = previous
+
+    def _warn(
+        self, message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+    ) -> None:
+        self.log.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    def install(self) -> None:
+        if self.log is sys.stdout:  # REPLICATE_LOG_STDOUT: everything on stdout, nothing to route
+            return
+        if self.installed:
+            return
+        self.stdout = sys.stdout
+        self.installed = True
+        sys.stdout = self
+        self._showwarning = warnings.showwarning
+        warnings.showwarning = self._warn
+        logging.getLogger().addHandler(self._handler)
+
+    def uninstall(self) -> None:
+        if not self.installed:
+            return
+        self.installed = False
+        if sys.stdout is self:
+            sys.stdout = self.stdout
+        warnings.showwarning = self._showwarning
+        logging.getLogger().removeHandler(self._handler)
+
+
+@dataclass
+class FunctionRuntime:
+    """One function as the stack made it: its name, role, environment, and its role's credentials."""
+
+    logical: str
+    name: str
+    env: dict[str, str]
+    role_arn: str | None = None
+    credentials: dict[str, str] | None = None
+
+
+@dataclass
+class EventSource:
+    """The worker's SQS event source mapping, as the template defines it."""
+
+    batch_size: int = 10
+    report_batch_item_failures: bool = False
+    maximum_concurrency: int | None = None
+
+
+class LocalStack:
+    """moto in-process on a loopback port; the resources made by creating the template as a
+    CloudFormation stack in moto (``local/cloudformation.py``), or, without SAM's translator, built
+    from a reading of the template (``provisioned_by`` says which); the real handlers, each imported
+    with its own function's environment and its role's credentials, with moto enforcing IAM.
+
+    ``parameters``: template parameters of the stack (the secrets' ARNs are given). ``enforce_iam``:
+    moto checks every call against the caller's policies (its function's role; the local stack's own
+    calls and ``ambient`` credentials, the process environment's, are another user: ``admin`` may do
+    anything, ``none`` nothing, which shows any client a handler makes after its cold start).
+    ``visibility_timeout``: the chunk queue's, overridden (the time a crashed invocation's message
+    stays in flight; tests of crashes shorten it, everything else keeps the template's).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        template: Path | None = None,
+        parameters: dict[str, str] | None = None,
+        enforce_iam: bool = True,
+        ambient: str = "admin",
+        visibility_timeout: int | None = None,
+    ) -> None:
+        if ambient not in ("admin", "none"):
+            raise BadInputError(f"ambient credentials are 'admin' or 'none', not {ambient!r}")
         self.home = home
         self.home.mkdir(parents=True, exist_ok=True)
         self.template = Template(template or find_template())
+        self.parameters = dict(parameters or {})
+        self.enforce_iam = enforce_iam
+        self.ambient = ambient
+        self.visibility_timeout = visibility_timeout
         self.server: Any = None
         self.handlers: dict[str, Callable[..., Any]] = {}
+        self.functions: dict[str, FunctionRuntime] = {}
+        self.event_source = EventSource()
+        self.provisioned_by = ""
+        self.cloudformation: Any = None  # the moto stack (cloudformation.Stack), when it made the resources
+        self.iam_decisions: list[Any] = []
+        self.access_keys: dict[str, str] = {}  # access key id -> whose (a function, harness, ambient)
+        self.function_errors: dict[str, list[str]] = {}  # invocations that failed, per function
         self._modules = 0
         self.log_path = self.home / "logs" / "handlers.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log: Any = sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a")  # noqa: SIM115
+        # line-buffered: the CLI's own log records and the handlers' lines interleave whole
+        self.log: Any = (
+            sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a", buffering=1)  # noqa: SIM115
+        )
+        self.quiet = _QuietTerminal(self.log)
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(
         self, source_secret: dict[str, Any], target_secret: dict[str, Any], env: dict[str, str] | None = None
     ) -> None:
-        from aurora_replication.local.moto_server import SerialisedMotoServer
+        from aurora_replication.local import cloudformation, moto_server
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        self.quiet.install()
+        moto_server.install_iam_patches()
         port = free_port()
-        self.server = SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        self.server = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
-        endpoint = f"http://127.0.0.1:{port}"
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self._set_auth(float("inf"))
         # moto keeps its backends per process: start from nothing, as a fresh account would
-        reset = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
-        urllib.request.urlopen(reset, timeout=10).close()  # noqa: S310 - loopback http
+        self._moto_api("reset")
         os.environ.update(
             {
-                "AWS_ENDPOINT_URL": endpoint,
+                "AWS_ENDPOINT_URL": self.endpoint,
                 "AWS_ACCESS_KEY_ID": "local",
                 "AWS_SECRET_ACCESS_KEY": "local",
                 "AWS_DEFAULT_REGION": REGION,
@@ -148,42 +305,34 @@ class LocalStack:
                 "POWERTOOLS_DEV": "false",
             }
         )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        boto3.DEFAULT_SESSION = None  # a session of an earlier stack keeps the credentials it read
         os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "INFO")
         os.environ.setdefault("WORK_DIR", str(self.home / "work"))
-        self.sqs = boto3.client("sqs")
-        self.dynamodb = boto3.client("dynamodb")
-        secrets = boto3.client("secretsmanager")
-
-        dlq_name = self.template.dead_letter_queue_of("ChunkQueue")
-        dlq_url = self.sqs.create_queue(QueueName="chunk-dlq", Attributes=self.template.queue_attributes(dlq_name))[
-            "QueueUrl"
-        ]
-        dlq_arn = self.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        attrs = self.template.queue_attributes("ChunkQueue")
-        attrs["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.template.max_receive_count("ChunkQueue")}
+        self.session = boto3.session.Session(
+            aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
         )
-        self.queue_url = self.sqs.create_queue(QueueName="chunks", Attributes=attrs)["QueueUrl"]
-        self.queue_arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        self.dlq_url = dlq_url
-        self.table_name = "replication-state"
-        self.dynamodb.create_table(TableName=self.table_name, **self.template.table_definition("StateTable"))
-        self._load_state()
+        secrets = self.session.client("secretsmanager")
         src = secrets.create_secret(Name="replication/source", SecretString=json.dumps(source_secret))["ARN"]
         tgt = secrets.create_secret(Name="replication/target", SecretString=json.dumps(target_secret))["ARN"]
-        os.environ.update(self.template.literal_environment())
-        os.environ.update(
-            {
-                "STATE_TABLE": self.table_name,
-                "CHUNK_QUEUE_URL": self.queue_url,
-                "DLQ_URL": self.dlq_url,
-                "SOURCE_SECRET_ARN": src,
-                "TARGET_SECRET_ARN": tgt,
-                **(env or {}),
-            }
-        )
+        if cloudformation.translator_available() and not os.environ.get("REPLICATE_STACK_FROM_TEMPLATE"):
+            self._provision_with_cloudformation(src, tgt)
+        else:
+            self._provision_from_template(src, tgt)
+        self.sqs = self.session.client("sqs")
+        self.dynamodb = self.session.client("dynamodb")
+        if self.visibility_timeout is not None:
+            self.sqs.set_queue_attributes(
+                QueueUrl=self.queue_url, Attributes={"VisibilityTimeout": str(self.visibility_timeout)}
+            )
+            self._note(f"chunk queue VisibilityTimeout overridden: {self.visibility_timeout} s")
+        self._load_state()
+        os.environ.update(self._environment())
+        os.environ.update(env or {})
+        for runtime in self.functions.values():
+            runtime.env.update(env or {})
+        if self.enforce_iam and self.provisioned_by == "cloudformation":
+            self._enforce_iam()
         from aws_lambda_powertools.utilities.parameters import base as parameters_base
 
         from aurora_replication.config import load_settings
@@ -191,11 +340,181 @@ class LocalStack:
         load_settings.cache_clear()
         parameters_base.DEFAULT_PROVIDERS.clear()  # their clients point at an earlier endpoint
 
+    def _moto_api(self, path: str, body: bytes = b"") -> None:
+        url = f"{self.endpoint}/moto-api/{path}"
+        # text/plain: a form content type would have the body parsed away before moto reads it
+        headers = {"Content-Type": "text/plain"}
+        request = urllib.request.Request(url, data=body or None, headers=headers, method="POST")  # noqa: S310
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - loopback http
+
+    def _set_auth(self, after_requests: float) -> None:
+        """moto checks IAM after this many more requests (inf: never). Process-wide in moto."""
+        self._moto_api("reset-auth", str(after_requests).encode())
+
+    def _note(self, text: str) -> None:
+        print(f"local stack: {text}", file=self.log, flush=True)
+
+    def _provision_with_cloudformation(self, source_arn: str, target_arn: str) -> None:
+        from aurora_replication.local import cloudformation
+
+        parameters = {"SourceSecretArn": source_arn, "TargetSecretArn": target_arn, **self.parameters}
+        stack = cloudformation.create_in_moto(self.session, self.template.path, parameters)
+        self.cloudformation = stack
+        self.provisioned_by = "cloudformation"
+        self.queue_url = stack.outputs["ChunkQueueUrl"]
+        self.dlq_url = stack.outputs["DeadLetterQueueUrl"]
+        self.table_name = stack.outputs["StateTableName"]
+        self.queue_arn = stack.outputs["ChunkQueueArn"]
+        lam = self.session.client("lambda")
+        for logical, body in stack.template["Resources"].items():
+            if body["Type"] != "AWS::Lambda::Function":
+                continue
+            cfg = lam.get_function_configuration(FunctionName=stack.physical[logical])
+            env = {k: str(v) for k, v in cfg.get("Environment", {}).get("Variables", {}).items()}
+            self.functions[logical] = FunctionRuntime(logical, cfg["FunctionName"], env, cfg.get("Role"))
+        for body in stack.resolved["Resources"].values():
+            props = body.get("Properties", {})
+            if body["Type"] == "AWS::Lambda::EventSourceMapping" and "ChunkQueue" in json.dumps(
+                props.get("EventSourceArn")
+            ):
+                concurrency = stack.value(props.get("ScalingConfig", {}).get("MaximumConcurrency"))
+                self.event_source = EventSource(
+                    batch_size=int(stack.value(props.get("BatchSize", 10))),
+                    report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+                    maximum_concurrency=int(concurrency) if concurrency is not None else None,
+                )
+        self._note(
+            "resources made by a CloudFormation stack in moto; not made: "
+            + "; ".join(f"{k} ({v})" for k, v in sorted(stack.not_created.items()))
+        )
+
+    def _provision_from_template(self, source_arn: str, target_arn: str) -> None:
+        """The fallback without SAM's translator: the queues and the table from a reading of the
+        template (no roles: IAM is not enforced, and the log says so)."""
+        self.provisioned_by = "template"
+        dlq_name = self.template.dead_letter_queue_of("ChunkQueue")
+        sqs = self.session.client("sqs")
+        dlq_url = sqs.create_queue(QueueName="chunk-dlq", Attributes=self.template.queue_attributes(dlq_name))[
+            "QueueUrl"
+        ]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        attrs = self.template.queue_attributes("ChunkQueue")
+        attrs["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.template.max_receive_count("ChunkQueue")}
+        )
+        self.queue_url = sqs.create_queue(QueueName="chunks", Attributes=attrs)["QueueUrl"]
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.dlq_url = dlq_url
+        self.table_name = "replication-state"
+        self.session.client("dynamodb").create_table(
+            TableName=self.table_name, **self.template.table_definition("StateTable")
+        )
+        env = {
+            **self.template.literal_environment(),
+            "STATE_TABLE": self.table_name,
+            "CHUNK_QUEUE_URL": self.queue_url,
+            "DLQ_URL": self.dlq_url,
+            "SOURCE_SECRET_ARN": source_arn,
+            "TARGET_SECRET_ARN": target_arn,
+        }
+        for name, body in self.template.doc["Resources"].items():
+            if body.get("Type") == "AWS::Serverless::Function":
+                self.functions[name] = FunctionRuntime(name, name, dict(env))
+        event = self.template.sqs_event("WorkerFunction")
+        self.event_source = EventSource(
+            batch_size=int(self.template.resolve(event.get("BatchSize", 10))),
+            report_batch_item_failures="ReportBatchItemFailures" in event.get("FunctionResponseTypes", []),
+            maximum_concurrency=int(
+                self.template.resolve(event.get("ScalingConfig", {}).get("MaximumConcurrency")) or 0
+            )
+            or None,
+        )
+        self._note(
+            "SAM's translator (aws-sam-translator) is not installed: queues and table built from a reading of "
+            "template.yaml; no roles, IAM not enforced"
+        )
+
+    def _environment(self) -> dict[str, str]:
+        """The handlers share one process, so one environment: every function's, which must agree."""
+        merged: dict[str, str] = {}
+        for runtime in self.functions.values():
+            for key, value in runtime.env.items():
+                if merged.get(key, value) != value:
+                    raise BadInputError(
+                        f"functions disagree on {key} ({merged[key]!r} vs {value!r}); the local stack runs every "
+                        "handler in one process with one environment"
+                    )
+                merged[key] = value
+        return merged
+
+    def _enforce_iam(self) -> None:
+        """Users for the local stack and for the ambient credentials, each function's role assumed,
+        then moto checks every request."""
+        from aurora_replication.local import moto_server
+
+        iam = self.session.client("iam")
+        sts = self.session.client("sts")
+
+        def user(name: str, admin: bool) -> dict[str, str]:
+            iam.create_user(UserName=name)
+            if admin:
+                iam.put_user_policy(UserName=name, PolicyName="everything", PolicyDocument=ADMIN_POLICY)
+            key = iam.create_access_key(UserName=name)["AccessKey"]
+            self.access_keys[key["AccessKeyId"]] = name
+            return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+        harness = user("local-stack", admin=True)
+        ambient = user(f"local-ambient-{self.ambient}", admin=self.ambient == "admin")
+        for runtime in self.functions.values():
+            if not runtime.role_arn:
+                continue
+            c = sts.assume_role(RoleArn=runtime.role_arn, RoleSessionName=runtime.name[:64])["Credentials"]
+            runtime.credentials = {
+                "AWS_ACCESS_KEY_ID": c["AccessKeyId"],
+                "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": c["SessionToken"],
+            }
+            self.access_keys[c["AccessKeyId"]] = runtime.logical
+        self.session = boto3.session.Session(
+            aws_access_key_id=harness["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=harness["AWS_SECRET_ACCESS_KEY"],
+            region_name=REGION,
+        )
+        self.sqs = self.session.client("sqs")
+        self.dynamodb = self.session.client("dynamodb")
+        os.environ.update(ambient)
+        boto3.DEFAULT_SESSION = None
+        self.iam_decisions = []
+        moto_server.iam_decisions = self.iam_decisions
+        self._set_auth(0)
+        self._note(f"IAM enforced: handlers run as their roles; ambient credentials: {self.ambient}")
+
+    def denied(self, who: str | None = None) -> list[Any]:
+        """The requests moto refused (of one function's role, or everyone's)."""
+        return [d for d in self.iam_decisions if not d.allowed and who in (None, self.access_keys.get(d.access_key))]
+
+    def used(self, who: str) -> set[tuple[str, str]]:
+        """(action, resource) of every request ``who`` (a function's logical id) made and was allowed."""
+        return {
+            (d.action, d.resource)
+            for d in self.iam_decisions
+            if d.allowed and self.access_keys.get(d.access_key) == who
+        }
+
     def stop(self) -> None:
+        from aurora_replication.local import moto_server
+
         if self.server is not None:
-            self._save_state()
+            if hasattr(self, "dynamodb"):  # a start that failed half-way has nothing to save
+                self._save_state()
+            self._set_auth(float("inf"))
+            moto_server.iam_decisions = None
             self.server.stop()
             self.server = None
+            boto3.DEFAULT_SESSION = None
+        self.quiet.uninstall()
         if self.log is not sys.stdout:
             self.log.flush()
 
@@ -236,6 +555,10 @@ class LocalStack:
         return self.load_module(function).lambda_handler
 
     def load_module(self, function: str) -> ModuleType:
+        """Import the function's app.py as its cold start does: with the function's environment and
+        its role's credentials in the process environment, and no boto3 session from before, so the
+        clients it makes then carry the role's credentials (as in Lambda, where they come from the
+        environment too). A function the stack did not make runs with the ambient credentials."""
         path = self.template.function_dir(function) / "app.py"
         self._modules += 1
         spec = importlib.util.spec_from_file_location(f"_asr_{function}_{self._modules}", path)
@@ -247,8 +570,26 @@ class LocalStack:
         for handler in service.handlers:
             if isinstance(handler, logging.StreamHandler) and handler.stream is not self.log:
                 handler.setStream(self.log)
-        with contextlib.redirect_stdout(self.log):
-            spec.loader.exec_module(module)
+        runtime = self.functions.get(function)
+        with _COLD_START:
+            saved = {k: os.environ.get(k) for k in CREDENTIAL_VARS}
+            if runtime is not None and runtime.credentials:
+                os.environ.pop("AWS_SESSION_TOKEN", None)
+                os.environ.update(runtime.credentials)
+            elif self.enforce_iam and self.provisioned_by == "cloudformation":
+                self._note(f"{function} is not part of this stack: it runs with the ambient credentials")
+            boto3.DEFAULT_SESSION = None
+            try:
+                routed = self.quiet.installed  # the terminal router is in place: route by thread
+                with self.quiet.handler_output(), contextlib.redirect_stdout(sys.stdout if routed else self.log):
+                    spec.loader.exec_module(module)
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+                boto3.DEFAULT_SESSION = None
         # a new container reads POWERTOOLS_LOG_LEVEL; a logger configured by an earlier stack keeps its
         # level unless it is set again
         level = os.environ.get("POWERTOOLS_LOG_LEVEL", "").strip().upper()
@@ -256,10 +597,23 @@ class LocalStack:
             service.setLevel(level)
         return module
 
+    def _context(self, function: str) -> LocalContext:
+        runtime = self.functions.get(function)
+        return LocalContext(runtime.name if runtime else function, self.template.function_timeout(function))
+
+    def _failed(self, function: str, error: BaseException) -> None:
+        self.function_errors.setdefault(function, []).append(f"{type(error).__name__}: {error}")
+
     def invoke(self, function: str, event: Any) -> Any:
+        """A synchronous invocation: the handler's result, or its error raised (and counted)."""
         handler = self.handlers.get(function) or self.load_handler(function)
         self.handlers[function] = handler
-        return handler(event, LocalContext(function, self.template.function_timeout(function)))
+        with self.quiet.handler_output():
+            try:
+                return handler(event, self._context(function))
+            except Exception as e:
+                self._failed(function, e)
+                raise
 
     # ---- the event source mapping --------------------------------------------------------
     def queue_depth(self, url: str) -> tuple[int, int]:
@@ -272,12 +626,20 @@ class LocalStack:
         self,
         workers: int,
         stop: threading.Event,
-        retry_delay: int = 1,
         fault: Callable[[str, Any], None] | None = None,
     ) -> list[threading.Thread]:
-        """Worker threads, each with its own copy of the handler module (a Lambda container each)."""
-        batch_size = int(self.template.resolve(self.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
-        timeout = self.template.function_timeout("WorkerFunction")
+        """Worker threads, each with its own copy of the handler module (a Lambda container each),
+        polling as the SQS event source mapping does: batches of its BatchSize; after the function
+        returns, the messages it did not report as failed are deleted (all of them without
+        ReportBatchItemFailures); a failed message, and every message of a failed invocation, is
+        left alone: it comes back when its visibility timeout ends, which the function may have
+        changed (the worker's redelivery backoff) or not (the queue's own, for a crash)."""
+        source = self.event_source
+        if source.maximum_concurrency and workers > int(source.maximum_concurrency):
+            self._note(
+                f"{workers} workers asked; the event source's MaximumConcurrency is {source.maximum_concurrency}"
+            )
+            workers = int(source.maximum_concurrency)
 
         def container() -> Callable[..., Any]:
             module = self.load_module("WorkerFunction")
@@ -288,36 +650,38 @@ class LocalStack:
         handlers = [container() for _ in range(workers)]
 
         def poll(handler: Callable[..., Any]) -> None:
-            sqs = boto3.client("sqs")
+            with self.quiet.handler_output():
+                _poll(handler)
+
+        def _poll(handler: Callable[..., Any]) -> None:
+            sqs = self.session.client("sqs")
             while not stop.is_set():
-                msgs = self.receive(batch_size, sqs)
+                msgs = self.receive(source.batch_size, sqs)
                 if not msgs:
                     stop.wait(0.2)
                     continue
                 event = {"Records": [self._record(m) for m in msgs]}
+                ids = {m["MessageId"] for m in msgs}
                 try:
-                    result = handler(event, LocalContext("WorkerFunction", timeout)) or {}
-                    failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-                except Exception as e:  # the whole invocation failed: every message returns
+                    result = handler(event, self._context("WorkerFunction")) or {}
+                except Exception as e:  # a function error: the whole batch returns
                     print(f"worker invocation failed: {type(e).__name__}: {e}", file=self.log, flush=True)
-                    failed = {m["MessageId"] for m in msgs}
+                    self._failed("WorkerFunction", e)
+                    continue
                 except BaseException as e:  # noqa: B036 - the container died: Lambda starts a new one
                     if isinstance(e, KeyboardInterrupt):
                         raise
                     print(f"worker container died: {type(e).__name__}: {e}", file=self.log, flush=True)
-                    failed = {m["MessageId"] for m in msgs}
+                    self._failed("WorkerFunction", e)
                     handler = container()
+                    continue
+                failed: set[str] = set()
+                if source.report_batch_item_failures:
+                    reported = [f.get("itemIdentifier") for f in result.get("batchItemFailures", [])]
+                    # an identifier that is empty or not of this batch fails the whole batch
+                    failed = ids if any(not i or i not in ids for i in reported) else {str(i) for i in reported}
                 for m in msgs:
-                    if m["MessageId"] in failed:
-                        # Lambda leaves a failed message invisible for the rest of its visibility
-                        # timeout; locally it returns sooner, backing off as receives add up
-                        receives = int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-                        sqs.change_message_visibility(
-                            QueueUrl=self.queue_url,
-                            ReceiptHandle=m["ReceiptHandle"],
-                            VisibilityTimeout=min(retry_delay * 2 ** (receives - 1), 60),
-                        )
-                    else:
+                    if m["MessageId"] not in failed:
                         sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
         threads = [
@@ -362,14 +726,13 @@ class LocalStack:
         workers: int = 2,
         progress: Callable[[dict[str, Any]], None] | None = None,
         idle_timeout: float = 20.0,
-        retry_delay: int = 1,
         fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
     ) -> RunOutcome:
         """Invoke the scheduler with ``request``, then drain the queue until the run is finished."""
         started = time.monotonic()
         summary = self.invoke("SchedulerFunction", request)
-        return self.drain(summary["run_id"], workers, progress, idle_timeout, retry_delay, fault, started, timeout)
+        return self.drain(summary["run_id"], workers, progress, idle_timeout, fault, started, timeout)
 
     def drain(
         self,
@@ -377,7 +740,6 @@ class LocalStack:
         workers: int = 2,
         progress: Callable[[dict[str, Any]], None] | None = None,
         idle_timeout: float = 20.0,
-        retry_delay: int = 1,
         fault: Callable[[str, Any], None] | None = None,
         started: float | None = None,
         timeout: float = 6 * 3600,
@@ -386,9 +748,9 @@ class LocalStack:
         from aurora_replication.state import StateStore
 
         started = started or time.monotonic()
-        state = StateStore(self.table_name)
+        state = StateStore(self.table_name, self.session.resource("dynamodb"))
         stop = threading.Event()
-        threads = self.drive_workers(workers, stop, retry_delay=retry_delay, fault=fault)
+        threads = self.drive_workers(workers, stop, fault=fault)
         idle_since: float | None = None
         deadline = time.monotonic() + timeout
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +24,8 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
         value = loader.construct_sequence(node, deep=True)
     else:
         value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    # as CloudFormation reads the short forms: !Ref and !Condition keep their names, the rest are Fn::
+    name = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
     if suffix == "GetAtt" and isinstance(value, str):
         value = value.split(".", 1)
     return {name: value}
@@ -31,10 +34,16 @@ def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
 _CfnLoader.add_multi_constructor("!", _tag)
 
 
+@lru_cache(maxsize=8)
+def _parse(path: str, mtime_ns: int) -> str:
+    """The template as JSON text, parsed once per version of the file (pure-Python YAML is slow)."""
+    return json.dumps(yaml.load(Path(path).read_text(), Loader=_CfnLoader))  # noqa: S506 - safe loader subclass
+
+
 class Template:
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.doc: dict[str, Any] = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - safe loader subclass
+        self.doc: dict[str, Any] = json.loads(_parse(str(path.resolve()), path.stat().st_mtime_ns))
 
     def resource(self, name: str) -> dict[str, Any]:
         return dict(self.doc["Resources"][name].get("Properties", {}))

@@ -1,4 +1,9 @@
-"""The health report: connectivity, queues, last run and lag per table, stalled runs.
+"""The health report: connectivity, queues, last run and freshness per table, stalled runs.
+
+Lag is freshness: the age of the newest state of the source that the target is known to reflect
+(the snapshot of the table's last validated run), so a quiet table that was just validated lags by
+seconds. The age of the newest row (a time watermark) is reported beside it, not as the lag. The
+tables come from the state store's catalog (one query), never from a scan of the state table.
 
 Each check runs with its own timeout and reports ``ok`` and a detail; the report is healthy when
 every check is ok. Nothing secret is ever part of it: errors are reduced to their type and a
@@ -15,11 +20,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
-from boto3.dynamodb.conditions import Attr
-
+from aurora_replication.errors import EndpointError
+from aurora_replication.ops import cdc_health
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
-from aurora_replication.state import _plain
 
 STALL_SECONDS = 1800
 
@@ -52,7 +56,7 @@ def _snowflake(services: Services) -> dict[str, Any]:
 
 
 def _dynamodb(services: Services) -> dict[str, Any]:
-    services.state.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
+    services.state.ping()
     return {"detail": "reachable"}
 
 
@@ -97,8 +101,9 @@ def _dlq(services: Services) -> dict[str, Any]:
     return result
 
 
-def _watermark_lag(value: Any, now: float) -> int | None:
-    """Seconds between now and a watermark that is a point in time (UTC); None for other watermarks."""
+def _newest_row_age(value: Any, now: float) -> int | None:
+    """Seconds since a watermark that is a point in time (UTC): the age of the newest row copied. It
+    says how recently the table changed, not how fresh the copy is; None for other watermarks."""
     try:
         moment = datetime.fromisoformat(str(value)).replace(tzinfo=UTC)
     except ValueError:
@@ -106,57 +111,65 @@ def _watermark_lag(value: Any, now: float) -> int | None:
     return max(int(now - moment.timestamp()), 0)
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
+    """One table of the report. ``lag_seconds`` is freshness: now minus ``source_as_of``, the newest
+    state of the source the target is known to reflect (the snapshot of its last validated run)."""
+    t: dict[str, Any] = {
+        "last_run": item.get("last_run"),
+        "status": item.get("last_status"),
+        "at": item.get("last_at"),
+        "rows": item.get("target_rows"),
+        "validation": item.get("validation"),
+    }
+    if item.get("last_at"):
+        t["since_last_run_seconds"] = int(now - float(item["last_at"]))
+    if item.get("source_as_of") is not None:
+        as_of = float(item["source_as_of"])
+        t["source_as_of"] = _iso(as_of)
+        t["fresh_run"] = item.get("fresh_run")
+        t["lag_seconds"] = max(int(now - as_of), 0)
+    if item.get("watermark") is not None:
+        t["watermark"] = item["watermark"]
+        age = _newest_row_age(item["watermark"], now)
+        if age is not None:
+            t["newest_row_age_seconds"] = age
+    current = item.get("current") or {}
+    if current.get("status") == "running":
+        t["running_run"] = item.get("run_id")
+    return {k: v for k, v in t.items() if v is not None}
+
+
 def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     now = time.time()
-    items: list[dict[str, Any]] = []
-    running = Attr("sk").begins_with("TABLE#") & Attr("status").eq("running")
-    kwargs: dict[str, Any] = {"FilterExpression": Attr("sk").is_in(["LAST_RUN", "WATERMARK"]) | running}
-    while True:
-        resp = services.state.table.scan(**kwargs)
-        items.extend(_plain(i) for i in resp["Items"])
-        if "LastEvaluatedKey" not in resp:
-            break
-        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
     tables: dict[str, dict[str, Any]] = {}
     stalled = []
     dead: list[str] = []
-    for item in items:
-        if item["sk"].startswith("TABLE#"):  # a table of a run still in progress
-            if item.get("dead_lettered"):
-                chunks = ", ".join(sorted(item["dead_lettered"], key=int))
-                dead.append(f"{item.get('table')} (run {item['pk'][4:]}, chunk {chunks} in the DLQ)")
-            progress = float(item.get("progress_at") or item.get("created_at") or now)
-            if now - progress > stall_seconds:
-                run_id = item["pk"][4:]
-                stalled.append(
-                    {
-                        "run_id": run_id,
-                        "table": item.get("table"),
-                        "chunks_done": len(item.get("done", set()) or ()),
-                        "chunks": int(item.get("chunk_count", 0)),
-                        "idle_seconds": int(now - progress),
-                        "resume": {"resume_run": run_id},
-                    }
-                )
+    for item in services.state.catalog():
+        name = str(item["table"])
+        tables[name] = _table_view(item, now)
+        current = item.get("current") or {}
+        if current.get("status") != "running":
             continue
-        t = tables.setdefault(item["pk"][6:], {})
-        if item["sk"] == "WATERMARK":
-            t["watermark"] = item.get("value")
-            lag = _watermark_lag(item.get("value"), now)
-            if lag is not None:
-                t["lag_seconds"] = lag
-        else:
-            t.update(
-                last_run=item.get("run_id"),
-                status=item.get("status"),
-                at=item.get("at"),
-                rows=item.get("target_rows"),
-                validation=item.get("validation"),
+        run_id = str(item["run_id"])
+        if current.get("dead_lettered"):
+            chunks = ", ".join(sorted(current["dead_lettered"], key=int))
+            dead.append(f"{name} (run {run_id}, chunk {chunks} in the DLQ)")
+        progress = float(current.get("progress_at") or current.get("created_at") or now)
+        if now - progress > stall_seconds:
+            stalled.append(
+                {
+                    "run_id": run_id,
+                    "table": name,
+                    "chunks_done": min(int(current.get("done_count", 0)), int(current.get("chunk_count", 0))),
+                    "chunks": int(current.get("chunk_count", 0)),
+                    "idle_seconds": int(now - progress),
+                    "resume": {"resume_run": run_id},
+                }
             )
-            if item.get("at"):
-                t["since_last_run_seconds"] = int(now - float(item["at"]))
-    for t in tables.values():
-        t.setdefault("lag_seconds", t.get("since_last_run_seconds"))
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
     result["dead_lettered"] = sorted(dead)
@@ -171,7 +184,12 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
             f"no progress for more than {stall_seconds} s: {names}; "
             'resume with `replicate resume RUN_ID` or the scheduler event {"resume_run": RUN_ID}'
         )
-    result["detail"] = "; ".join(problems) or f"{len(tables)} table(s) replicated"
+    lags = {name: t["lag_seconds"] for name, t in tables.items() if "lag_seconds" in t}
+    detail = f"{len(tables)} table(s) replicated"
+    if lags:
+        stalest = max(lags, key=lambda n: lags[n])
+        detail += f"; stalest {stalest} ({lags[stalest]} s behind the source)"
+    result["detail"] = "; ".join(problems) or detail
     if problems:
         result["ok"] = False
     return result
@@ -186,6 +204,7 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
         "queue": lambda: _queue(services),
         "dead_letter_queue": lambda: _dlq(services),
         "replication": lambda: _tables(services, stall_seconds),
+        "cdc": lambda: cdc_health.check(services),  # cdc integration point (ops/cdc_health.py)
     }
     secrets: list[str] = []
     try:
@@ -203,6 +222,8 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
             result.setdefault("ok", True)
         except FutureTimeout:
             result = {"ok": False, "detail": f"no answer within {timeout:.0f} s"}
+        except EndpointError as e:  # one line naming what was tried and what to check
+            result = {"ok": False, "detail": _redact(str(e), secrets)[:1000], "failure": e.kind}
         except Exception as e:  # noqa: BLE001 - every failure becomes a named, failing check
             result = {"ok": False, "detail": _redact(f"{type(e).__name__}: {e}", secrets)[:500]}
         results[name] = result

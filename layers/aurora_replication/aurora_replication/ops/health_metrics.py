@@ -3,11 +3,15 @@
 The health function runs on a schedule (``HealthCheckSchedule``) and on Function URL calls; each
 run turns its report into gauges that the template's alarms and dashboard read:
 
-- ``ReplicationLagSeconds`` (dimension ``table``): seconds since the table's last run finished;
+- ``ReplicationLagSeconds`` (dimension ``table``): the table's freshness, now minus ``source_as_of``
+  (the newest state of the source the target is known to reflect: the snapshot of its last
+  validated run), not the age of its newest row; a table never validated publishes none;
 - ``MaxReplicationLagSeconds``: the largest of those (what ``ReplicationLagAlarm`` watches);
 - ``StalledRuns``: runs still ``running`` after the stall limit;
 - ``DeadLetterMessages``: messages in the chunk dead-letter queue;
-- ``FailingChecks``: how many checks failed.
+- ``FailingChecks``: how many checks failed;
+- ``CdcLagSeconds`` (dimension ``table``) and ``MaxCdcLagSeconds``: for tables replicated by cdc, the
+  seconds since the point up to which every binlog change is applied (``ops/cdc_health.py``).
 
 Every metric also carries Powertools' ``service`` dimension (``POWERTOOLS_SERVICE_NAME``) and goes
 to the namespace ``POWERTOOLS_METRICS_NAMESPACE``. A gauge whose source check failed without data
@@ -59,6 +63,20 @@ def _stalled(checks: Mapping[str, Any]) -> float | None:
     return 0.0
 
 
+def _cdc_lags(checks: Mapping[str, Any]) -> list[Gauge]:
+    """``CdcLagSeconds`` per table and ``MaxCdcLagSeconds`` from the ``cdc`` check (ops/cdc_health.py)."""
+    cdc = checks.get("cdc")
+    tables = cdc.get("tables") if isinstance(cdc, Mapping) else None
+    out = []
+    for table, info in sorted((tables or {}).items()):
+        lag = _number(info.get("cdc_lag_seconds")) if isinstance(info, Mapping) else None
+        if lag is not None:
+            out.append(Gauge("CdcLagSeconds", lag, MetricUnit.Seconds, {"table": str(table)}))
+    if out:
+        out.append(Gauge("MaxCdcLagSeconds", max(g.value for g in out), MetricUnit.Seconds))
+    return out
+
+
 def gauges(report: Mapping[str, Any]) -> list[Gauge]:
     """The metrics of one health report (the dict ``health.report`` returns)."""
     checks: Mapping[str, Any] = report.get("checks") or {}
@@ -73,6 +91,7 @@ def gauges(report: Mapping[str, Any]) -> list[Gauge]:
             out.append(Gauge("ReplicationLagSeconds", lag, MetricUnit.Seconds, {"table": str(table)}))
     if lags:
         out.append(Gauge("MaxReplicationLagSeconds", max(lags), MetricUnit.Seconds))
+    out += _cdc_lags(checks)
     stalled = _stalled(checks)
     if stalled is not None:
         out.append(Gauge("StalledRuns", stalled, MetricUnit.Count))

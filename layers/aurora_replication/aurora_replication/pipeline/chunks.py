@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.pipeline import modes
 from aurora_replication.state import Bounds
 
 
@@ -15,12 +16,11 @@ def chunk_messages(
     window: tuple[str | None, str | None] | None,
     ids: Iterable[int] | None = None,
     round: int = 0,
-    whole_range: bool = False,
 ) -> list[ChunkMessage]:
-    """One message per chunk id in ``ids`` (every chunk by default). ``whole_range`` re-copies an
-    incremental chunk's whole key range instead of its watermark window."""
+    """One message per chunk id in ``ids`` (every chunk by default); ``round`` is the heal round the
+    copies belong to. The window travels only where the table's mode reads one."""
     wanted = range(len(bounds)) if ids is None else sorted(set(ids))
-    incremental = plan.mode == "incremental"
+    carried = modes.get(plan.mode).message_window(window)
     return [
         ChunkMessage(
             kind="chunk",
@@ -30,10 +30,9 @@ def chunk_messages(
             plan=plan,
             lower=bounds[i][0],
             upper=bounds[i][1],
-            window_from=window[0] if window and incremental and not whole_range else None,
-            window_to=window[1] if window and incremental and not whole_range else None,
+            window_from=carried[0] if carried else None,
+            window_to=carried[1] if carried else None,
             round=round,
-            whole_range=whole_range and incremental,
         )
         for i in wanted
     ]

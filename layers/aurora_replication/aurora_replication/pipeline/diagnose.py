@@ -28,11 +28,9 @@ from typing import Any
 
 from aurora_replication import checksums, typemap
 from aurora_replication.errors import BadInputError
-from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.source.sql import mysql_ident
 from aurora_replication.target import sql as target_sql
 from aurora_replication.target.client import Target, execute
 
@@ -103,10 +101,14 @@ def _selection(
     chunk: int | None,
     target_where: str,
     json_text: bool | None,
+    window: tuple[str | None, str | None] | None = None,
+    target_params: Sequence[object] = (),
 ) -> _Side:
     if not plan.key:
         raise BadInputError(f"table {plan.table!r} has no key: its differing rows cannot be named")
-    mysql_where, mysql_params = range_predicate(plan.key, lower, upper, mysql_ident)
+    # the chunk's rows in MySQL: its key range and (incremental) watermark window; the row filter is
+    # added by every query (``source.sql._checksum_source``)
+    mysql_where, mysql_params = source_sql.chunk_predicate(plan, lower, upper, window)
     sf_params: list[object]
     if chunk is not None:  # a load table: the chunk's rows, whatever the key's order
         sf_where, sf_params = target_sql.chunk_filter(), [chunk]
@@ -121,6 +123,7 @@ def _selection(
         )
     if target_where:
         sf_where = f"({sf_where}) AND ({target_where})" if sf_where else target_where
+        sf_params += target_params
     load_table = chunk is not None
     text = load_table if json_text is None else json_text
     return _Side(mysql_where, list(mysql_params), sf_where, list(sf_params), load_table, target_table, text)
@@ -159,6 +162,8 @@ def name_differences(
     *,
     chunk: int | None = None,
     target_where: str = "",
+    target_params: Sequence[object] = (),
+    window: tuple[str | None, str | None] | None = None,
     json_text: bool | None = None,
     limit: int = 20,
     leaf_rows: int = 1000,
@@ -170,11 +175,13 @@ def name_differences(
     names the chunk whose rows it holds (one attempt per chunk, as validation counts them; the
     chunk selects the rows, so any key works). Against the target a range needs a key that orders
     alike in both engines (``target.sql.order_safe``); with no bounds the whole table is compared,
-    whatever its key. ``target_where`` adds a Snowflake condition (e.g. ``target.sql.unmarked()``).
+    whatever its key. ``target_where`` adds a Snowflake condition (e.g. ``target.sql.unmarked()``, or
+    one attempt of a chunk) with its ``target_params``; ``window`` is an incremental chunk's
+    watermark window, which selects its rows in MySQL as the chunk read them.
     ``json_text`` (default: whether a load table is compared) includes JSON columns, which a load
     table holds as MySQL's text; against a target, ``json_differences`` compares them.
     """
-    side = _selection(target, plan, lower, upper, target_table, chunk, target_where, json_text)
+    side = _selection(target, plan, lower, upper, target_table, chunk, target_where, json_text, window, target_params)
     side.columns = checksums.checksum_columns(plan, side.json_text)
     parents: list[str] = []
     depth = 0
@@ -384,28 +391,41 @@ def name_chunk_differences(
     target: Target,
     plan: TablePlan,
     load_table: str,
-    bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
-    differing: Sequence[int],
+    chunks: Sequence[tuple[int, tuple[Sequence[object] | None, Sequence[object] | None], str]],
+    window: tuple[str | None, str | None] | None = None,
     limit: int = 20,
 ) -> list[str]:
-    """What differs in the chunks validation found different, as sentences for the ledger and the log
-    (full copies: the load table's chunk; incremental: the target's range where the key orders
-    alike). Never raises: naming is a report, and the failure it explains must still be recorded."""
+    """What differs in the chunks the finaliser found different from their own snapshots, as
+    sentences for the ledger and the log: for each ``(chunk, (lower, upper), attempt)``, that
+    attempt's rows in the load table against MySQL's rows of the chunk's key range (and ``window``)
+    now. Bounded: at most five chunks, each named in a few bounded queries of its own key range (never
+    the whole table). The source may have moved since the chunk's snapshot, so on a live table a row
+    written since can show up too. Never raises: naming is a report, and the failure it explains
+    must still be recorded."""
     out: list[str] = []
-    for i in list(differing)[:5]:
-        lower, upper = bounds[i] if i < len(bounds) else (None, None)
+    attempt_filter = target_sql.attempt_filter()
+    for i, (lower, upper), attempt in list(chunks)[:5]:
         try:
-            if plan.mode == "full":
-                found = name_differences(mysql_conn, target, plan, lower, upper, load_table, chunk=i, limit=limit)
-            elif target_sql.order_safe(plan) or (lower is None and upper is None):
-                found = name_differences(mysql_conn, target, plan, lower, upper, plan.target_table, limit=limit)
-            else:
-                out.append(f"chunk {i}: not named (its text key orders differently in Snowflake)")
-                continue
+            found = name_differences(
+                mysql_conn,
+                target,
+                plan,
+                lower,
+                upper,
+                load_table,
+                chunk=i,
+                target_where=attempt_filter,
+                target_params=[attempt],
+                window=window,
+                json_text=True,
+                limit=limit,
+            )
         except Exception as e:  # noqa: BLE001 - a report, see above
             out.append(f"chunk {i}: could not name the differences: {type(e).__name__}: {e}")
             continue
-        out += [f"chunk {i}: {d.describe()}" for d in found]
+        out += [f"chunk {i}: {d.describe()}" for d in found] or [
+            f"chunk {i}: no row differs now (MySQL changed since the chunk's snapshot, or the rows were repaired)"
+        ]
         if len(out) >= limit:
             break
     return out[:limit]

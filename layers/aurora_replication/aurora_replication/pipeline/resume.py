@@ -2,7 +2,8 @@
 
 A run stalls when messages are lost for good (a queue purged, messages expired, a DLQ emptied by
 hand) or a table's finalise step never came. For every table of the run that is still running,
-the chunks missing from its done set are sent again, from the key ranges the scheduler stored;
+the chunks without a completed copy in the round they are due (their ledger entries) are sent
+again, from the key ranges the scheduler stored;
 a table whose chunks are all done gets its finalise step. Chunks already done are not copied
 again. Sending a chunk that is in fact still in flight is harmless: every step is idempotent.
 """
@@ -15,6 +16,7 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
+from aurora_replication.pipeline import cdc_reader
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 
@@ -38,10 +40,14 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
         if not ok:
             summary["tables"][table] = {"status": "running", "sent": 0, "reason": reason}
             continue
+        if plan.mode == "cdc":  # cdc integration point: re-read an undefined window, or resend its batches
+            summary["tables"][table] = cdc_reader.resume_table(run_id, table, t, services)
+            services.state.touch_table(run_id, table)
+            continue
         count = int(t.get("chunk_count", 0))
-        done = {int(c) for c in t.get("done", set())}
         round_ = int(t.get("heal_round", 0))
-        missing = [i for i in range(count) if i not in done]
+        chunks = services.state.get_chunks(run_id, table) if count else {}
+        missing = services.state.outstanding(chunks, count, round_)
         messages: list[ChunkMessage]
         if missing:
             bounds = services.state.get_bounds(run_id, table)
@@ -51,14 +57,12 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
                     "the run predates resumable runs: start a new run instead"
                 )
             window = (t.get("window_from"), t.get("window_to"))
-            messages = chunk_messages(
-                run_id, plan, bounds, window, ids=missing, round=round_, whole_range=bool(t.get("whole_range"))
-            )
-        else:
+            messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_)
+        else:  # every chunk done (or a finaliser died asking for re-copies: it decides again)
             messages = [finalise_message(run_id, plan, count, round_)]
         services.send_messages([m.model_dump_json() for m in messages])
         services.state.touch_table(run_id, table)
-        counts = {"sent": len(messages), "done": len(done), "of": count}
+        counts = {"sent": len(messages), "done": count - len(missing), "of": count}
         summary["tables"][table] = {"status": "running", "missing_chunks": missing, **counts}
         logger.info("table resumed", extra={"run_id": run_id, "table": table, **counts})
     return summary

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
-from aurora_replication.pipeline import chunks, resume, transforms
+from aurora_replication.pipeline import cdc_reader, chunks, modes, resume, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
@@ -97,32 +97,17 @@ def plan_table(
     )
     plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
     stored = services.state.get_watermark(table) if plan.watermark else None
-    mode = request.mode
     notes = list(plan.notes)
-    if mode == "incremental" and (not plan.watermark or not plan.key):
-        missing = "watermark column" if not plan.watermark else "primary key or unique key"
-        raise BadInputError(
-            f"table {table!r} has no {missing}, so it cannot be copied incrementally; "
-            "use mode 'full' or 'auto', or name a watermark column in watermark_columns"
-        )
-    if mode == "reconcile":
-        if not plan.key:
-            raise BadInputError(
-                f"table {table!r} has no primary key or unique key, so deleted rows cannot be matched; "
-                "replicate it with mode 'full' instead"
-            )
-        if not target_columns(plan.target_table):
-            raise BadInputError(
-                f"table {table!r} has no target table {plan.target_table!r} to reconcile yet; run a full copy first"
-            )
-    if mode == "auto":
-        mode = "incremental" if plan.watermark and plan.key and stored is not None else "full"
-        if mode == "full":
-            notes.append(
-                f"table {table!r}: full copy (auto mode: "
-                + ("no watermark column" if not plan.watermark else "no key" if not plan.key else "first run")
-                + ")"
-            )
+    mode, why = modes.choose(
+        request.mode,
+        table,
+        has_key=bool(plan.key),
+        has_watermark=bool(plan.watermark),
+        has_stored_watermark=stored is not None,
+        target_exists=request.mode != "reconcile" or bool(target_columns(plan.target_table)),
+    )
+    if why:
+        notes.append(why)
     alters: list[str] = []
     if mode == "incremental":
         existing = target_columns(plan.target_table)
@@ -145,12 +130,11 @@ def plan_table(
                 f"CHUNK_TARGET_MB={s.chunk_target_mb})"
             )
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
-    window: tuple[str | None, str | None] | None = None
+    # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
+    # commits, safe whatever the chunks see later (docs/architecture.md, "A live source")
     hi = source_read.max_watermark(conn, table, plan.watermark) if plan.watermark else None
-    if mode == "incremental":
-        window = (source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds), hi)
-    else:
-        window = (None, hi)
+    low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
+    window: tuple[str | None, str | None] | None = (low, hi)
     bounds = [] if source_read.is_empty(conn, table) else source_read.chunk_bounds(conn, table, plan.key, chunk_rows)
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
@@ -165,9 +149,44 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     run_id = request.run_id or new_run_id()
     target_columns = TargetColumns(services)
     try:
+        if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
+            return cdc_reader.schedule(request, run_id, services, target_columns, resolve_tables, plan_table)
         return _schedule(request, run_id, services, target_columns)
     finally:
         target_columns.close()
+
+
+def resolve_tables(
+    conn: Any, services: Services, database: str, request: RunRequest
+) -> tuple[list[str], dict[str, TableOptions]]:
+    """The request's table names (``*``: every table) and their options, checked against the database."""
+    s = services.settings
+    available = source_discover.list_tables(conn, database)
+    if request.tables == ["*"]:
+        names = available
+        if not names:
+            raise BadInputError(f"database {database!r} has no tables to replicate")
+    else:
+        unknown = [t for t in request.tables if t not in available]
+        if unknown:
+            raise BadInputError(
+                f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
+                f"available: {', '.join(available[:20]) or '(none)'}"
+            )
+        names = request.tables
+    seen: dict[str, str] = {}
+    for t in names:
+        other = seen.setdefault(target_name(t, s.identifier_case), t)
+        if other != t:
+            raise BadInputError(
+                f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
+                "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
+            )
+    options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
+    strangers = [t for t in options if t not in available]
+    if strangers:
+        raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
+    return names, options
 
 
 def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
@@ -175,31 +194,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     conn = services.mysql()
     try:
         database = services.mysql_settings().dbname
-        available = source_discover.list_tables(conn, database)
-        if request.tables == ["*"]:
-            names = available
-            if not names:
-                raise BadInputError(f"database {database!r} has no tables to replicate")
-        else:
-            unknown = [t for t in request.tables if t not in available]
-            if unknown:
-                raise BadInputError(
-                    f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
-                    f"available: {', '.join(available[:20]) or '(none)'}"
-                )
-            names = request.tables
-        seen: dict[str, str] = {}
-        for t in names:
-            other = seen.setdefault(target_name(t, s.identifier_case), t)
-            if other != t:
-                raise BadInputError(
-                    f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
-                    "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
-                )
-        options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
-        strangers = [t for t in options if t not in available]
-        if strangers:
-            raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
+        names, options = resolve_tables(conn, services, database, request)
         planned: list[PlannedTable] = []
         failed: dict[str, str] = {}
         for t in names:
@@ -247,8 +242,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
             started_at=Decimal(str(round(time.time(), 3))),
         )
         services.state.save_bounds(run_id, table, p.bounds)
-        window = p.window if p.plan.mode == "incremental" else None
-        messages = chunk_messages(run_id, p.plan, p.bounds, window)
+        messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
         if not messages:  # empty table: nothing to copy, only the finalise step
             messages = [finalise_message(run_id, p.plan, 0)]
         services.send_messages([m.model_dump_json() for m in messages])

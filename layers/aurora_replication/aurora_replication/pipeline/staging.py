@@ -7,8 +7,8 @@ successive delimiters, which ``EMPTY_FIELD_AS_NULL`` loads as SQL NULL); every t
 commas, newlines, backslashes and the empty string (``""``) survive; numbers, dates and times are
 unquoted and never empty. With ``NULL_IF = ()`` no value's text is ever read as NULL: the text
 ``\\N`` or ``NULL`` is text. (docs/types.md cites the Snowflake documentation.) The last two
-fields are the chunk id and the attempt id, which let a retry delete exactly what an earlier
-attempt loaded, and readers count one attempt per chunk.
+fields are the chunk id and the attempt id, which tag each attempt's rows so that readers take
+exactly the validated attempt of each chunk. Change-capture batches use the same encoding.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class ValueTooLargeError(BadInputError):
     """A value longer than Snowflake can hold (``typemap.value_limit``)."""
 
 
-def _size_checks(plan: TablePlan) -> list[tuple[int, int, bool]]:
+def size_checks(plan: TablePlan) -> list[tuple[int, int, bool]]:
     """(column index, byte limit, value is hex) of the columns whose values may exceed Snowflake's limit."""
     checks = []
     for i, c in enumerate(plan.columns):
@@ -100,7 +100,7 @@ def _value_bytes(v: Any, is_hex: bool) -> int:
     return len(v.encode("utf-8")) if isinstance(v, str) else len(v)
 
 
-def _check_sizes(plan: TablePlan, checks: list[tuple[int, int, bool]], row: tuple[Any, ...] | list[Any]) -> None:
+def check_sizes(plan: TablePlan, checks: list[tuple[int, int, bool]], row: tuple[Any, ...] | list[Any]) -> None:
     for i, limit, is_hex in checks:
         v = row[i]
         # a character is at most 4 bytes: only a long value needs its bytes counted
@@ -119,11 +119,11 @@ def bound_rows(plan: TablePlan, rows: Iterable[tuple[Any, ...]]) -> list[list[An
     """The rows as bound values of a multi-row INSERT (the small-chunk path); a value longer than
     Snowflake holds is a ``ValueTooLargeError`` naming the table, row key and column."""
     kinds = [c.kind for c in plan.columns]
-    checks = _size_checks(plan)
+    checks = size_checks(plan)
     out = []
     for r in rows:
         if checks:
-            _check_sizes(plan, checks, r)
+            check_sizes(plan, checks, r)
         out.append([bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)])
     return out
 
@@ -171,7 +171,7 @@ def write_csv_gz(
     # the hot loop: values arrive as text from the unconverted cursor, so plain columns pass as
     # they are and only text, JSON and date columns go through an encoder
     encs: list[Encoder | None] = [None if e is _raw else e for e in encoders(plan)]
-    checks = _size_checks(plan)
+    checks = size_checks(plan)
     if checks:
         rows = _checked(plan, checks, rows)
     lines = (
@@ -190,7 +190,7 @@ def _checked(
     plan: TablePlan, checks: list[tuple[int, int, bool]], rows: Iterable[tuple[Any, ...]]
 ) -> Iterator[tuple[Any, ...]]:
     for r in rows:
-        _check_sizes(plan, checks, r)
+        check_sizes(plan, checks, r)
         yield r
 
 

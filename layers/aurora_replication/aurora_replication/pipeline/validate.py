@@ -1,13 +1,11 @@
-"""Comparing source and target: row count and an order-independent checksum per chunk key range.
-
-``compare`` is what a table's finaliser runs: the checksum is a sum of per-row MD5 prefixes, so
-the ranges add up to the table and only the ranges that differ need copying again.
-``validate_tables`` is the on-demand report of ``replicate validate``; it writes nothing.
-"""
+"""``replicate validate``: the on-demand report that compares a whole source table with its target
+now (row count and the order-independent checksum, then the key ranges that differ). It writes
+nothing. On a table being written to it reports the writes not yet copied as differences: it is a
+report of the moment, not the run's validation, which compares each chunk with its own snapshot
+(``finalise.py``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from aurora_replication import checksums, typemap
@@ -20,60 +18,6 @@ from aurora_replication.source import read as source_read
 from aurora_replication.state import Bounds
 from aurora_replication.target import sql
 from aurora_replication.target.client import Target
-
-EMPTY = (0, "0000000000000000")
-
-
-@dataclass
-class Comparison:
-    source_rows: int
-    target_rows: int
-    source_checksum: str
-    target_checksum: str
-    differing: list[int] = field(default_factory=list)  # chunk ids whose ranges differ
-    how: str = "by range"
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "source_rows": self.source_rows,
-            "target_rows": self.target_rows,
-            "source_checksum": self.source_checksum,
-            "target_checksum": self.target_checksum,
-            "validation": "ok" if not self.differing else f"mismatch in {len(self.differing)} range(s)",
-            "differing_chunks": self.differing[:100],
-        }
-
-
-def compare(mysql: Any, tgt: Target, plan: TablePlan, load_table: str, bounds: list[Bounds]) -> Comparison:
-    """Source against target, range by range.
-
-    Full copies compare each chunk's range in MySQL with the rows the chunk loaded (one scan of the
-    load table, grouped by chunk). Incremental copies compare the whole target table first and, only
-    when it differs, each range, where the key orders alike in both engines (numbers, dates);
-    otherwise every range counts as differing. Reconcile runs compare the whole table.
-    """
-    ranges = bounds or [(None, None)]
-    # (fidelity) a full copy is compared in its load table, which holds JSON as MySQL's text
-    json_text = plan.mode == "full"
-    src = source_read.range_checksums(mysql, plan, ranges, json_text=json_text)
-    src_count, src_sum = checksums.add_checksums(src)
-    if plan.mode == "full":
-        by_chunk = tgt.checksums_by_chunk(plan, load_table, json_text=json_text)
-        differing = [i for i in range(len(ranges)) if src[i] != by_chunk.get(i, EMPTY)]
-        tgt_count, tgt_sum = checksums.add_checksums(list(by_chunk.values()))
-        return Comparison(src_count, tgt_count, src_sum, tgt_sum, differing)
-    tgt.ensure_target_table(plan)
-    marked = tgt.has_column(plan.target_table, sql.DELETED_COLUMN)
-    live = sql.unmarked() if marked else ""
-    tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table, where=live)
-    if (src_count, src_sum) == (tgt_count, tgt_sum):
-        return Comparison(src_count, tgt_count, src_sum, tgt_sum)
-    if plan.mode == "reconcile" or not bounds or not sql.order_safe(plan) or marked:
-        return Comparison(src_count, tgt_count, src_sum, tgt_sum, list(range(len(ranges))), "whole table")
-    differing = [i for i, (lo, hi) in enumerate(ranges) if tgt.range_checksum(plan, lo, hi) != src[i]]
-    if not differing:  # the ranges agree but the table does not: rows outside every range
-        differing = list(range(len(ranges)))
-    return Comparison(src_count, tgt_count, src_sum, tgt_sum, differing)
 
 
 def _differing_bounds(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int) -> list[Bounds]:

@@ -73,6 +73,14 @@ class RotationSettings(BaseModel):
     unset_previous_key: bool = Field(default=False, alias="ROTATION_SNOWFLAKE_UNSET_PREVIOUS_KEY")
     # the CAs MySQL TLS trusts, as for the other functions (config.Settings.mysql_ca_bundle)
     mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
+    # the source connection fields a MySQL secret may lack (the template's SourceHost, ...): see secrets.py
+    source_host: str = Field(default="", alias="SOURCE_HOST")
+    source_port: str = Field(default="", alias="SOURCE_PORT", pattern=r"^[0-9]{0,5}$")
+    source_dbname: str = Field(default="", alias="SOURCE_DBNAME")
+
+    @property
+    def source_fallback(self) -> dict[str, str]:
+        return {"host": self.source_host, "port": self.source_port, "dbname": self.source_dbname}
 
 
 def rotation_settings(env: dict[str, str]) -> RotationSettings:
@@ -155,12 +163,15 @@ class Strategy(Protocol):
         ...
 
 
+MYSQL_ENGINES = ("mysql", "aurora-mysql", "mariadb", "aurora")
+
+
 def secret_kind(value: dict[str, Any]) -> Literal["mysql", "snowflake"]:
     if value.get("account"):
         return "snowflake"
-    if value.get("host") and value.get("username"):
+    if value.get("username") and (value.get("host") or str(value.get("engine", "")).lower() in MYSQL_ENGINES):
         return "mysql"
     raise RotationError(
-        "cannot tell which database the secret is for: a MySQL secret has host and username (RDS shape), "
-        "a Snowflake secret has account and user"
+        "cannot tell which database the secret is for: a MySQL secret has username and host or engine "
+        "(RDS shape), a Snowflake secret has account and user"
     )

@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from secrets import token_urlsafe
 from typing import Any, Protocol
 
 import pymysql
@@ -119,6 +120,35 @@ def _tokens(line: str) -> list[str]:
     return tokens
 
 
+def default_roles_sql(user: str, host: str) -> Statement:
+    """MySQL 8 keeps default roles in ``mysql.default_roles``; its ``SHOW GRANTS`` does not list them
+    (MariaDB's prints ``SET DEFAULT ROLE``, which ``copy_grant_sql`` copies)."""
+    return (
+        "SELECT DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST FROM mysql.default_roles WHERE USER = %s AND HOST = %s "
+        "ORDER BY DEFAULT_ROLE_USER, DEFAULT_ROLE_HOST",
+        (validate_user(user), validate_host(host)),
+    )
+
+
+def set_default_roles_sql(roles: Sequence[tuple[str, str]], user: str, host: str) -> Statement:
+    """``SET DEFAULT ROLE r1@h1, r2@h2 TO user@host`` (MySQL 8), every account a bound literal."""
+    if not roles:
+        raise RotationError("no default roles to set")
+    accounts: list[object] = []
+    for role, role_host in roles:
+        accounts += [validate_user(role, "role name"), validate_host(role_host)]
+    sql = "SET DEFAULT ROLE " + ", ".join(["%s@%s"] * len(roles)) + " TO %s@%s"
+    return sql, (*accounts, validate_user(user), validate_host(host))
+
+
+def has_default_roles_table(server_version: str) -> bool:
+    """MySQL 8 (Aurora MySQL 3) has ``mysql.default_roles``; MariaDB and MySQL 5.7 do not."""
+    if "mariadb" in server_version.lower():
+        return False
+    major = re.match(r"(\d+)\.", server_version)
+    return major is not None and int(major.group(1)) >= 8
+
+
 def copy_grant_sql(line: str, from_user: str, from_host: str, to_user: str, to_host: str) -> Statement | None:
     """The statement that gives ``to_user@to_host`` what one ``SHOW GRANTS`` line gives ``from_user``.
 
@@ -208,8 +238,12 @@ class _MySQLStrategy:
     settings: RotationSettings
     connect: Connect = field(default=pymysql_connect)
 
-    def _settings(self, secret: dict[str, Any], **overrides: Any) -> MySQLSettings:
-        return MySQLSettings.from_secret({**secret, **overrides}, self.settings.mysql_ca_bundle)
+    def _settings(
+        self, secret: dict[str, Any], fallback: dict[str, str] | None = None, **overrides: Any
+    ) -> MySQLSettings:
+        """``fallback``: where the secret has no host, port or dbname (default: SOURCE_HOST, ...)."""
+        fallback = self.settings.source_fallback if fallback is None else fallback
+        return MySQLSettings.from_secret({**secret, **overrides}, self.settings.mysql_ca_bundle, fallback)
 
     def test(self, pending: dict[str, Any]) -> None:
         ex = self.connect(self._settings(pending))
@@ -248,6 +282,9 @@ class AlternatingUsers(_MySQLStrategy):
         # the master logs in to the same server as the rotated user, unless its secret says otherwise
         master_settings = self._settings(
             current,
+            {
+                k: v for k, v in self.settings.source_fallback.items() if k not in master
+            },  # the master's own endpoint wins
             **{k: master[k] for k in ("host", "port", "tls") if k in master},
             username=master["username"],
             password=master["password"],
@@ -257,15 +294,22 @@ class AlternatingUsers(_MySQLStrategy):
             hosts = [str(r[0]) for r in ex.execute(*account_hosts_sql(cur_user))]
             if not hosts:
                 raise RotationError(f"MySQL user {cur_user!r} has no account in mysql.user; cannot copy its grants")
+            roles_table = has_default_roles_table(str(ex.execute("SELECT VERSION()")[0][0]))
             password = str(pending["password"])
             for host in hosts:
                 grants = [str(r[0]) for r in ex.execute(*show_grants_sql(cur_user, host))]
-                ex.execute(*create_user_sql(new_user, host, password))
-                ex.execute(*set_password_sql(new_user, host, password))
+                # a new clone gets a throwaway password first: the pending one works only once every
+                # grant and default role is in place, so a retried step never skips half a copy
+                ex.execute(*create_user_sql(new_user, host, token_urlsafe(24)))
                 for line in grants:
                     stmt = copy_grant_sql(line, cur_user, host, new_user, host)
                     if stmt is not None:
                         ex.execute(*stmt)
+                if roles_table:  # MySQL 8: without this the clone logs in with no role active
+                    roles = [(str(r[0]), str(r[1])) for r in ex.execute(*default_roles_sql(cur_user, host))]
+                    if roles:
+                        ex.execute(*set_default_roles_sql(roles, new_user, host))
+                ex.execute(*set_password_sql(new_user, host, password))
         finally:
             ex.close()
 

@@ -10,10 +10,11 @@ from typing import Any
 import pymysql
 import pymysql.converters
 
-from aurora_replication.errors import BadInputError
+from aurora_replication.errors import BadInputError, EndpointError, network_cause
 from aurora_replication.secrets import MySQLSettings
 
 AUTH_ERRORS = {1045, 1044, 1698}
+CONNECT_TIMEOUT = 10
 # parameters are still escaped by type; results are never converted (text stays text, exactly)
 ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
 
@@ -40,7 +41,7 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
         ssl_ctx.check_hostname = True
         ssl_ctx.verify_mode = ssl.CERT_REQUIRED
         ssl_ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    return pymysql.connect(
+    conn = pymysql.connect(
         host=settings.host,
         port=settings.port,
         user=settings.username,
@@ -50,10 +51,15 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
         autocommit=True,
         conv=ENCODERS_ONLY,
         ssl=ssl_ctx,
-        connect_timeout=10,
-        read_timeout=read_timeout,
+        connect_timeout=CONNECT_TIMEOUT,
+        # pymysql waits for the server's handshake with the read timeout: bound it like the TCP connect
+        # (a port that accepts and never answers would otherwise hold the connect for read_timeout)
+        read_timeout=CONNECT_TIMEOUT,
         init_command="SET time_zone = '+00:00'",
     )
+    if isinstance(conn, pymysql.connections.Connection):  # the read timeout of queries, set before each read
+        conn._read_timeout = read_timeout  # type: ignore[attr-defined]
+    return conn
 
 
 def connect_with_rotation(get_settings: Callable[[bool], MySQLSettings]) -> pymysql.Connection[Any]:
@@ -64,3 +70,64 @@ def connect_with_rotation(get_settings: Callable[[bool], MySQLSettings]) -> pymy
         if e.args and e.args[0] in AUTH_ERRORS:
             return connect(get_settings(True))
         raise
+
+
+def describe_failure(error: BaseException, settings: MySQLSettings) -> EndpointError | None:
+    """The failure of a connection or query as one line naming what was tried and what to check, for
+    the errors a person can fix (network, TLS, credentials, grants, a missing database); None for
+    the others. Codes: MySQL's client (2003, 2013, 2026) and server (1044, 1045, 1049, 1142 ...) errors."""
+    tls = ", TLS" if settings.tls else ""
+    tried = f"at {settings.host}:{settings.port} as user {settings.username!r}, database {settings.dbname!r}{tls}"
+    code = error.args[0] if isinstance(error, pymysql.err.MySQLError) and error.args else None
+    server_says = str(error.args[1]) if isinstance(error, pymysql.err.MySQLError) and len(error.args) > 1 else ""
+    where = "the source secret (SOURCE_SECRET_ARN), or the --source URL locally"
+
+    def fail(kind: str, cause: str, check: str) -> EndpointError:
+        return EndpointError("MySQL source", tried, kind, cause, check)
+
+    if code in (1045, 1698, 2059):
+        return fail("auth", f"access denied ({server_says})", f"the user name and password in {where}")
+    if code == 1044:
+        return fail(
+            "grants",
+            f"the user may not use the database ({server_says})",
+            f"GRANT SELECT, SHOW VIEW ON `{settings.dbname}`.* TO the user, or the database name in {where}",
+        )
+    if code in (1142, 1143, 1227, 1370):
+        return fail(
+            "grants",
+            f"missing privilege ({server_says})",
+            f"GRANT SELECT ON `{settings.dbname}`.* TO the user (and REPLICATION CLIENT for change capture)",
+        )
+    if code == 1049:
+        return fail("missing", f"the database does not exist ({server_says})", f"the database name (dbname) in {where}")
+    if code == 2026:
+        return fail(
+            "tls",
+            f"TLS failed ({server_says})",
+            "that the server offers TLS and its certificate chains to MYSQL_CA_BUNDLE (default: the RDS bundle "
+            'in the layer), or "tls": false for a server on a private network that has no TLS',
+        )
+    if code in (2003, 2013) or isinstance(error, (ConnectionError, TimeoutError)):
+        found = network_cause(error)
+        if found is None and "timed out" in server_says:
+            found = ("timeout", "no answer in time")
+        if found is None:
+            return None
+        kind, cause = found
+        if code == 2013 and kind == "timeout":
+            cause = (
+                f"the port accepted the connection but sent no MySQL handshake within {CONNECT_TIMEOUT} s "
+                "(a proxy or another service on that port?)"
+            )
+        checks = {
+            "unknown_host": f"the host name in {where}",
+            "unreachable": "that MySQL runs and listens on that host and port, and that the security group or "
+            "firewall admits the functions (inbound TCP on the MySQL port)",
+            "timeout": "the security groups and network ACLs between the functions and MySQL (inbound TCP on the "
+            "MySQL port), and the host and port",
+            "tls": "that the server's certificate chains to MYSQL_CA_BUNDLE (default: the RDS bundle in the layer) "
+            "and names the host (use the cluster endpoint, not an IP address)",
+        }
+        return fail(kind, cause, checks[kind])
+    return None

@@ -1,8 +1,12 @@
-"""Reading MySQL: chunk bounds, watermarks, streaming a chunk's rows, and checksums of key ranges."""
+"""Reading MySQL: chunk bounds, watermarks, consistent snapshots, streaming a chunk's rows, and
+checksums of chunks and key ranges."""
 
 from __future__ import annotations
 
-from collections.abc import Generator, Sequence
+import time
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -11,7 +15,7 @@ import pymysql.cursors
 from aurora_replication import typemap
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import TablePlan
-from aurora_replication.source import sql
+from aurora_replication.source import bounds, sql
 from aurora_replication.source.sql import mysql_ident
 
 FETCH_BATCH = 5000
@@ -29,22 +33,78 @@ def is_empty(conn: pymysql.Connection[Any], table: str) -> bool:
 
 
 def chunk_bounds(
-    conn: pymysql.Connection[Any], table: str, key: list[str], chunk_rows: int
+    conn: pymysql.Connection[Any],
+    table: str,
+    key: list[str],
+    chunk_rows: int,
+    *,
+    stats: bounds.PlanStats | None = None,
 ) -> list[tuple[list[str] | None, list[str] | None]]:
-    """Key ranges of about ``chunk_rows`` rows, found by walking the key index (one probe per chunk)."""
-    if not key:
-        return [(None, None)]
-    bounds: list[tuple[list[str] | None, list[str] | None]] = []
-    lower: list[str] | None = None
-    while True:
-        statement, params = sql.bound_probe_query(table, key, lower, int(chunk_rows) - 1)
-        rows = query(conn, statement, params)
-        if not rows:
-            bounds.append((lower, None))
-            return bounds
-        upper = [str(v) for v in rows[0]]
-        bounds.append((lower, upper))
-        lower = upper
+    """Key ranges of about ``chunk_rows`` rows covering the whole key space, planned from index
+    estimates and dives (``source.bounds``): a few statements per chunk, not a read of the rows."""
+    return bounds.plan_bounds(conn, table, key, chunk_rows, stats)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A consistent read view of the source: every change committed before ``taken_at`` (epoch
+    seconds, the server's clock read just before the snapshot started) is in it, none committed
+    after the snapshot started. ``position`` is the binary-log position it corresponds to, where the
+    server can tell: ``binlog:<file>:<offset>`` (MariaDB, exact) or ``gtid<=:<set>`` (MySQL: the GTIDs
+    executed before the snapshot, a lower bound); None otherwise."""
+
+    taken_at: float
+    position: str | None = None
+
+
+def _is_mariadb(conn: pymysql.Connection[Any]) -> bool:
+    return "mariadb" in str(conn.get_server_info()).lower()
+
+
+@contextmanager
+def snapshot(conn: pymysql.Connection[Any]) -> Iterator[Snapshot]:
+    """``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` at REPEATABLE READ: every query on
+    ``conn`` inside the block reads the same view, which is released (COMMIT) when the block ends.
+    Keep the block short (read one chunk, checksum it): an open snapshot holds back InnoDB's purge."""
+    mariadb = _is_mariadb(conn)
+    with conn.cursor() as cur:
+        if mariadb:
+            cur.execute(sql.SERVER_CLOCK)
+            (clock,) = cur.fetchone()
+            gtids = None
+        else:
+            cur.execute(sql.SERVER_CLOCK_AND_GTIDS)
+            clock, gtids = cur.fetchone()
+        cur.execute(sql.SNAPSHOT_ISOLATION)
+        cur.execute(sql.START_SNAPSHOT)
+        position = f"gtid<=:{gtids}" if gtids else None
+        if mariadb:
+            cur.execute(sql.SNAPSHOT_BINLOG_POSITION)
+            status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+            if status.get("binlog_snapshot_file"):
+                position = f"binlog:{status['binlog_snapshot_file']}:{status.get('binlog_snapshot_position', '')}"
+    taken_at = float(clock) if clock is not None else time.time()
+    try:
+        yield Snapshot(taken_at, position)
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+def chunk_checksum(
+    conn: pymysql.Connection[Any],
+    plan: TablePlan,
+    lower: list[str] | None,
+    upper: list[str] | None,
+    window: tuple[str | None, str | None] | None = None,
+) -> tuple[int, str]:
+    """Row count and checksum of exactly the rows a chunk extracts (key range, window, row filter);
+    inside ``snapshot`` it describes the same view the chunk's rows were read from. Every column is
+    covered, JSON as MySQL's text: it is compared with the chunk's rows in the load table, which
+    holds JSON as that text (``checksums.checksum_columns``)."""
+    where, params = sql.chunk_predicate(plan, lower, upper, window)
+    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text=True), params)
 
 
 def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str | None:

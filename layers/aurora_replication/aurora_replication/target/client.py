@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
 from aurora_replication.checksums import checksum_columns, fold_sums
+from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import sql
+from aurora_replication.target import cdc_sql, sql
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
 
 AUTH_ERRNOS = {390100, 390144, 394304, 390318}
 INSERT_BATCH_ROWS = 500
+ATTEMPT_BATCH_ROWS = 1000
 
 
 def _private_key_der(pem: str) -> bytes:
@@ -30,6 +34,27 @@ def _private_key_der(pem: str) -> bytes:
     )
 
 
+def cache_options(work_dir: str | None = None) -> dict[str, Any]:
+    """The connector's file caches, said explicitly: in Lambda only /tmp is writable.
+
+    No credential cache (key pair or password logins never need one: it holds SSO and MFA tokens),
+    and the CRL cache, when revocation lists are checked, under ``work_dir``. The OCSP caches are
+    set by environment variables the connector reads when it is imported (SF_OCSP_RESPONSE_CACHE_DIR
+    and SF_TEMPORARY_CREDENTIAL_CACHE_DIR, in the template); where the home directory cannot be
+    written the connector keeps its OCSP validation cache in memory. Options the installed connector
+    does not know are left out.
+    """
+    from snowflake.connector.connection import DEFAULT_CONFIGURATION
+
+    base = os.path.join(work_dir or os.environ.get("WORK_DIR") or "/tmp", "snowflake")
+    options: dict[str, Any] = {
+        "client_store_temporary_credential": False,
+        "client_request_mfa_token": False,
+        "crl_cache_dir": os.path.join(base, "crls"),
+    }
+    return {k: v for k, v in options.items() if k in DEFAULT_CONFIGURATION}
+
+
 def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
     kwargs: dict[str, Any] = {
         "account": settings.account,
@@ -39,6 +64,7 @@ def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
         "login_timeout": 30,
         "network_timeout": 600,
         "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": "aurora-snowflake-replication"},
+        **cache_options(),
     }
     for name in ("role", "warehouse", "host", "port", "protocol"):
         if getattr(settings, name):
@@ -59,10 +85,124 @@ def connect_with_rotation(get_settings: Callable[[bool], SnowflakeSettings]) -> 
         raise
 
 
+# Snowflake's codes (the connector's ``errno``): login (39xxxx), SQL (00xxxx), the connector's own (25xxxx)
+LOGIN_MISSING = {390189, 390201}  # the requested role / warehouse (or database) does not exist or is not granted
+SQL_MISSING = {2003, 2043, 606}  # object does not exist or not authorized; no active warehouse
+SQL_GRANTS = {3001}  # insufficient privileges
+
+
+def describe_failure(error: BaseException, settings: SnowflakeSettings) -> EndpointError | None:
+    """The failure of a login or statement as one line naming what was tried and what to check, for the
+    errors a person can fix (network, TLS, credentials, grants, a missing database or warehouse)."""
+    host = settings.host or f"{settings.account}.snowflakecomputing.com"
+    port = settings.port or 443
+    named = [f"database {settings.database!r}", f"schema {settings.schema!r}"]
+    named += [f"{k} {getattr(settings, k)!r}" for k in ("warehouse", "role") if getattr(settings, k)]
+    auth = "key pair" if settings.private_key else "password"
+    tried = f"at {host}:{port} (account {settings.account!r}) as user {settings.user!r} ({auth}), {', '.join(named)}"
+    where = "the target secret (TARGET_SECRET_ARN), or the --target URL locally"
+    code = getattr(error, "errno", None)
+    says = str(getattr(error, "raw_msg", None) or error).strip()
+
+    def fail(kind: str, cause: str, check: str) -> EndpointError:
+        return EndpointError("Snowflake target", tried, kind, cause, check)
+
+    if not isinstance(error, snowflake.connector.errors.Error):
+        return None
+    if code in AUTH_ERRNOS:
+        what = "the private key and the public key set on the user (RSA_PUBLIC_KEY)" if settings.private_key else ""
+        return fail("auth", f"login refused ({says})", f"the user name and {what or 'password'} in {where}")
+    if code in LOGIN_MISSING or code in SQL_MISSING:
+        return fail(
+            "missing",
+            f"{says}",
+            f"that the database, schema and warehouse in {where} exist and that the role is granted USAGE on them",
+        )
+    if code in SQL_GRANTS:
+        return fail(
+            "grants",
+            f"missing privilege ({says})",
+            "the grants of the role: USAGE on the warehouse, database and schema, CREATE TABLE and CREATE STAGE on "
+            "the schema (see docs/configuration.md)",
+        )
+    found = network_cause(error)
+    if found is None and isinstance(error, snowflake.connector.errors.OperationalError) and code == 250001:
+        found = ("unreachable", says)
+    if found is None:
+        return None
+    kind, cause = found
+    checks = {
+        "unknown_host": f"the account identifier (or host) in {where}",
+        "unreachable": "that the functions can reach Snowflake over HTTPS (port 443): a NAT gateway or PrivateLink "
+        "from a VPC, egress rules, and the account identifier",
+        "timeout": "outbound HTTPS from the functions (NAT gateway, egress rules, Snowflake network policy)",
+        "tls": "that nothing between the functions and Snowflake intercepts TLS (a proxy), and the host name",
+    }
+    return fail(kind, cause, checks[kind])
+
+
+def check_session(conn: SnowflakeConnection, settings: SnowflakeSettings) -> None:
+    """The session uses the database, schema and warehouse the settings name. Without the connector's
+    ``validate_default_parameters`` Snowflake does not refuse a login whose database, schema or
+    warehouse does not exist or is not granted: the session then has none, and CURRENT_DATABASE(),
+    CURRENT_SCHEMA() or CURRENT_WAREHOUSE() return NULL."""
+    wanted = {"database": "CURRENT_DATABASE()", "schema": "CURRENT_SCHEMA()"}
+    if settings.warehouse:
+        wanted["warehouse"] = "CURRENT_WAREHOUSE()"
+    row = execute(conn, "SELECT " + ", ".join(wanted.values()))[0]
+    absent = [name for name, value in zip(wanted, row, strict=True) if value is None]
+    if absent:
+        failure = describe_failure(
+            snowflake.connector.errors.ProgrammingError(
+                msg=f"the session has no current {' or '.join(absent)}: "
+                + ", ".join(f"{n} {getattr(settings, n)!r}" for n in absent)
+                + " does not exist or is not authorized",
+                errno=2003,
+            ),
+            settings,
+        )
+        assert failure is not None
+        raise failure
+
+
+def bindable(statement: str) -> str:
+    """``statement`` ready for the connector's client-side binding, which %-formats the whole text
+    when values are given: every ``%`` that is not a ``%s`` placeholder is doubled. Placeholders are
+    only ever outside quotes; a ``%`` in a quoted name or string (a table called ``growth%``, a
+    column ``a%sb``) is always literal."""
+    out: list[str] = []
+    quote: str | None = None
+    i = 0
+    while i < len(statement):
+        ch = statement[i]
+        if quote is not None:
+            if ch == "\\" and quote == "'" and i + 1 < len(statement):  # an escaped character in a string
+                out.append(statement[i : i + 2].replace("%", "%%"))
+                i += 2
+                continue
+            if ch == quote:
+                quote = None  # a doubled quote closes and reopens: same result
+            out.append("%%" if ch == "%" else ch)
+        elif ch in "'\"":
+            quote = ch
+            out.append(ch)
+        elif ch == "%" and statement.startswith("%s", i):
+            out.append("%s")
+            i += 2
+            continue
+        else:
+            out.append("%%" if ch == "%" else ch)
+        i += 1
+    return "".join(out)
+
+
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
+    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector)."""
     cur = conn.cursor()
+    values = tuple(params) if params is not None else ()
     try:
-        cur.execute(statement, tuple(params) if params is not None else None)
+        # the connector formats the statement only when there are values; then every literal % doubles
+        cur.execute(bindable(statement) if values else statement, values or None)
         try:
             return list(cur.fetchall())
         except snowflake.connector.errors.InterfaceError:
@@ -96,41 +236,63 @@ class Target:
         self.ensure_stage()
         execute(self.conn, sql.put_file(local_path, self.stage, path))
 
-    def _in_transaction(self, steps: Callable[[], None]) -> None:
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """``BEGIN`` ... ``COMMIT`` around the block; ``ROLLBACK`` when it raises. DML only: a DDL
+        statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            steps()
+            yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise
         execute(self.conn, "COMMIT")
 
-    def load_file(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> None:
-        """Replace the chunk's rows in the load table with the staged file, atomically."""
-
-        def steps() -> None:
-            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
-            execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
-
-        self._in_transaction(steps)
+    def load_file(self, plan: TablePlan, load_table: str, path: str, file: str) -> None:
+        """COPY one attempt's staged file into the load table (its rows carry the chunk and attempt
+        ids). Nothing is deleted: earlier attempts stay, unread, since readers pick attempts by id."""
+        execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
 
     def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]) -> None:
-        """The small-chunk path: multi-row INSERTs of bound values, atomically with the delete."""
+        """The small-chunk path: multi-row INSERTs of bound values, tagged with the chunk and attempt.
+        An attempt interrupted half way leaves rows no ledger entry names."""
+        for i in range(0, len(rows), INSERT_BATCH_ROWS):
+            batch = rows[i : i + INSERT_BATCH_ROWS]
+            params = [v for row in batch for v in (*row, chunk_id, attempt)]
+            execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
 
-        def steps() -> None:
-            execute(self.conn, sql.delete_chunk(load_table), [chunk_id])
-            for i in range(0, len(rows), INSERT_BATCH_ROWS):
-                batch = rows[i : i + INSERT_BATCH_ROWS]
-                params = [v for row in batch for v in (*row, chunk_id, attempt)]
-                execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
+    def record_attempts(self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]) -> str:
+        """Write the (chunk, attempt) pairs of one finaliser's view of the ledger under ``token``;
+        returns the attempts table every later read of the load table joins."""
+        name = sql.attempts_table_name(plan, run_id)
+        execute(self.conn, sql.create_attempts_table(name))
+        for i in range(0, len(pairs), ATTEMPT_BATCH_ROWS):
+            batch = pairs[i : i + ATTEMPT_BATCH_ROWS]
+            params = [v for chunk, attempt in batch for v in (token, chunk, attempt)]
+            execute(self.conn, sql.insert_attempts(name, len(batch)), params)
+        return name
 
-        self._in_transaction(steps)
+    def checksums_of_attempts(
+        self, plan: TablePlan, load_table: str, attempts_table: str, token: str, json_text: bool = True
+    ) -> dict[int, tuple[int, str]]:
+        """Count and checksum of each chunk's validated attempt in the load table, in one scan. JSON
+        columns count as the text the load table holds (``json_text``), as in the chunk's source
+        checksum; ``json_text=False`` leaves them out, to compare with a target's VARIANT rows."""
+        where = sql.validated(load_table, attempts_table)
+        columns = checksum_columns(plan, json_text)
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), [token])
+        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
-    def merge_chunk(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str) -> None:
-        execute(self.conn, sql.merge_chunk(plan, load_table), [chunk_id, attempt])
+    def merge_validated(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        execute(self.conn, sql.merge_validated(plan, load_table, attempts_table), [token])
 
-    def publish(self, plan: TablePlan, load_table: str) -> None:
-        execute(self.conn, sql.publish(plan, load_table))
+    def merged_checksum(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> tuple[int, str]:
+        """Count and checksum of the target's rows whose key the validated attempts carry."""
+        where = sql.merged_rows(plan, load_table, attempts_table)
+        return self.checksum(plan, plan.target_table, where=where, params=[token])
+
+    def publish(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        execute(self.conn, sql.publish(plan, load_table, attempts_table), [token])
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -168,39 +330,53 @@ class Target:
     def close(self) -> None:
         self.conn.close()
 
-    def checksums_by_chunk(
-        self, plan: TablePlan, load_table: str, json_text: bool = False
-    ) -> dict[int, tuple[int, str]]:
-        """Count and checksum of each chunk's rows in a load table, in one scan (``json_text``: JSON
-        columns included, as the load table holds them as MySQL's text)."""
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan, json_text)))
-        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
-
     def range_checksum(
         self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None
     ) -> tuple[int, str]:
         where, params = sql.target_range(plan, lower, upper)
         return self.checksum(plan, plan.target_table, where=where, params=params)
 
-    def delete_missing_in_range(
-        self,
-        plan: TablePlan,
-        load_table: str,
-        chunk_id: int,
-        attempt: str,
-        lower: Sequence[object] | None,
-        upper: Sequence[object] | None,
-    ) -> None:
-        where, params = sql.target_range(plan, lower, upper, alias="t.")
-        execute(self.conn, sql.delete_missing_in_range(plan, load_table, where), [*params, chunk_id, attempt])
-
-    def reconcile(self, plan: TablePlan, keys_table: str, action: str) -> int:
-        """Delete (or mark) the target's rows whose key is not among the keys copied from MySQL;
-        returns how many rows were deleted or newly marked."""
+    def reconcile(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str, action: str) -> int:
+        """Delete (or mark) the target's rows whose key is not among the validated keys read from
+        MySQL; returns how many rows were deleted or newly marked."""
         if action == "mark":
             execute(self.conn, sql.add_deleted_column(plan))
-            rows = execute(self.conn, sql.reconcile_mark(plan, keys_table))
-            execute(self.conn, sql.reconcile_unmark(plan, keys_table))
+            with self.transaction():
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts_table), [token])
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts_table), [token])
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table))
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts_table), [token])
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
+
+    def keys_missing(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str) -> int:
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts_table), [token])
+        return int(rows[0][0]) if rows else 0
+
+    # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
+    def load_changes(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> int:
+        """COPY a staged batch of changes into the run's load table (a repeat loads nothing more);
+        returns how many distinct changes of the batch the load table holds."""
+        execute(self.conn, cdc_sql.create_load_table(plan, load_table))
+        self.ensure_stage()
+        execute(self.conn, cdc_sql.copy_batch(plan, load_table, self.stage, path, file))
+        return int(execute(self.conn, cdc_sql.count_batch(load_table), [chunk_id])[0][0])
+
+    def prepare_changes(self, plan: TablePlan, action: str) -> None:
+        """The target's hidden columns (``_ASR_POS``; ``_ASR_DELETED_AT`` when deletes are marked) and,
+        when deletes delete, the tombstone table."""
+        self.ensure_target_table(plan)
+        execute(self.conn, cdc_sql.add_position_column(plan))
+        if action == "delete":
+            execute(self.conn, cdc_sql.create_tombstone_table(plan))
+        else:
+            execute(self.conn, cdc_sql.add_deleted_column(plan))
+
+    def merge_tombstones(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
+        execute(self.conn, cdc_sql.merge_tombstones(plan, load_table), [chunk_id])
+
+    def merge_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> None:
+        execute(self.conn, cdc_sql.merge_changes(plan, load_table, action), [chunk_id])
+
+    def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
+        execute(self.conn, cdc_sql.create_tombstone_table(plan))
+        execute(self.conn, cdc_sql.prune_tombstones(plan), [-older_than_seconds])

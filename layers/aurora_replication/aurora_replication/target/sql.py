@@ -17,6 +17,7 @@ CHUNK_COLUMN = "_ASR_CHUNK"
 HASH_COLUMN = "_ASR_HASH"
 ATTEMPT_COLUMN = "_ASR_ATTEMPT"
 DELETED_COLUMN = "_ASR_DELETED_AT"
+TOKEN_COLUMN = "_ASR_TOKEN"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
 # (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
 ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
@@ -44,6 +45,39 @@ def load_table_name(plan: TablePlan, run_id: str) -> str:
 
 def create_stage(stage: str) -> str:
     return f"CREATE STAGE IF NOT EXISTS {q(stage.upper())}"
+
+
+def attempts_table_name(plan: TablePlan, run_id: str) -> str:
+    """The run's table of validated attempts: which (chunk, attempt) pairs a finaliser checked."""
+    return f"_ASR_OK_{run_id}_{plan.target_table}"
+
+
+def create_attempts_table(name: str) -> str:
+    return (
+        f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} "
+        f"({q(TOKEN_COLUMN)} VARCHAR, {q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
+    )
+
+
+def insert_attempts(name: str, nrows: int) -> str:
+    """Rows of (token, chunk, attempt), bound: one finaliser's view of the ledger, written once and
+    only read afterwards (INSERT only, so concurrent finalisers never lock each other out)."""
+    rows = ", ".join(["(%s, %s, %s)"] * nrows)
+    return (
+        f"INSERT INTO {q(name)} ({q(TOKEN_COLUMN)}, {q(CHUNK_COLUMN)}, {q(ATTEMPT_COLUMN)}) "
+        f"SELECT column1, column2, column3 FROM VALUES {rows}"
+    )
+
+
+def validated(load_table: str, attempts_table: str) -> str:
+    """The load table's rows of exactly the (chunk, attempt) pairs recorded under one finaliser's
+    token (bound as the one parameter). Whatever else the load table holds (earlier attempts, a late
+    duplicate's rows) is invisible to validation, publish, merge and reconcile alike."""
+    rows = q(load_table)
+    return (
+        f"EXISTS (SELECT 1 FROM {q(attempts_table)} a WHERE a.{q(TOKEN_COLUMN)} = %s "
+        f"AND a.{q(CHUNK_COLUMN)} = {rows}.{q(CHUNK_COLUMN)} AND a.{q(ATTEMPT_COLUMN)} = {rows}.{q(ATTEMPT_COLUMN)})"
+    )
 
 
 def create_load_table(plan: TablePlan, name: str) -> str:
@@ -79,20 +113,20 @@ def _load_columns(plan: TablePlan) -> str:
     return ", ".join([q(c.target) for c in plan.columns] + [q(CHUNK_COLUMN), q(ATTEMPT_COLUMN)])
 
 
-# Every attempt at a chunk tags its rows with its attempt id. Readers of a load table take one
-# attempt per chunk (the latest), so a chunk loaded twice by racing duplicates still counts once.
+# Every attempt at a chunk tags its rows with its attempt id. The pipeline reads a load table
+# through ``validated`` (the pairs its ledger names); this clause (the latest attempt of each chunk)
+# remains for reading a load table by hand, without the ledger.
 ONE_ATTEMPT_PER_CHUNK = f"QUALIFY {q(ATTEMPT_COLUMN)} = MAX({q(ATTEMPT_COLUMN)}) OVER (PARTITION BY {q(CHUNK_COLUMN)})"
 
 
 def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> str:
-    """COPY one attempt's file of a chunk.
-
-    FORCE, because the chunk's earlier rows were deleted in the same transaction (a retry must
-    load again even if the load history has the file); PURGE removes the loaded file.
-    """
+    """COPY one attempt's file of a chunk, alone: no DELETE beside it, so the chunks of a table load
+    concurrently (COPY and INSERT write new partitions and do not wait for each other; DELETE,
+    UPDATE and MERGE lock the table). Each attempt has its own file name, so the load history never
+    skips a new attempt and never loads one file twice; PURGE removes the loaded file."""
     return (
         f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {stage_location(stage, path, file)} "
-        f"{CSV_FILE_FORMAT} FORCE = TRUE PURGE = TRUE"
+        f"{CSV_FILE_FORMAT} PURGE = TRUE"
     )
 
 
@@ -110,10 +144,6 @@ def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
     )
 
 
-def delete_chunk(table: str) -> str:
-    return f"DELETE FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s"
-
-
 def _typed(c: Column, alias: str = "") -> str:
     ref = f"{alias}{q(c.target)}"
     if c.kind == typemap.JSON:
@@ -123,24 +153,26 @@ def _typed(c: Column, alias: str = "") -> str:
     return ref
 
 
-def publish(plan: TablePlan, load_table: str) -> str:
-    """Replace the target in one atomic step with the fully loaded copy, keeping its grants."""
+def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """Replace the target in one atomic step with the validated attempts of the load table, keeping
+    its grants (param: the finaliser's token)."""
     cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
     return (
         f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} "
-        f"FROM {q(load_table)} {ONE_ATTEMPT_PER_CHUNK}"
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
     )
 
 
-def merge_chunk(plan: TablePlan, load_table: str) -> str:
-    """MERGE one chunk's rows into the target on the key: applying it twice gives the same result."""
+def merge_validated(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """MERGE the validated attempts of every chunk into the target on the key, in one statement
+    (param: the finaliser's token): applying it twice gives the same result."""
     cols = ", ".join(f"{_typed(c)} AS {q(c.target)}" for c in plan.columns)
     keys = {plan.column(k).target for k in plan.key}
     on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in sorted(keys))
     non_key = [c for c in plan.columns if c.target not in keys]
     sql = (
         f"MERGE INTO {q(plan.target_table)} t USING (SELECT {cols} FROM {q(load_table)} "
-        f"WHERE {q(CHUNK_COLUMN)} = %s AND {q(ATTEMPT_COLUMN)} = %s) s ON {on}"
+        f"WHERE {validated(load_table, attempts_table)}) s ON {on}"
     )
     if non_key:
         sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{q(c.target)} = s.{q(c.target)}" for c in non_key)
@@ -248,10 +280,10 @@ def checksum_aggregate_query(
     return f"SELECT {_FOLD} FROM ({checksum_query(plan, table, checksum_columns, load_table, where)})"
 
 
-def checksum_by_chunk_query(table: str, checksum_columns: list[Column]) -> str:
-    """Count and checksum of each chunk's rows in a load table (one attempt per chunk), folded inside
-    Snowflake: one row per chunk."""
-    inner = _hashed_rows(table, checksum_columns, load_table=True, extra_columns=(CHUNK_COLUMN,))
+def checksum_by_chunk_query(table: str, checksum_columns: list[Column], where: str = "") -> str:
+    """Count and checksum of each chunk's rows in a load table, folded inside Snowflake: one row per
+    chunk. ``where`` (``validated``) picks the rows; without it, the latest attempt of each chunk."""
+    inner = _hashed_rows(table, checksum_columns, load_table=not where, where=where, extra_columns=(CHUNK_COLUMN,))
     return f"SELECT {q(CHUNK_COLUMN)}, {_FOLD} FROM ({inner}) GROUP BY {q(CHUNK_COLUMN)}"
 
 
@@ -283,35 +315,52 @@ def not_in_keys(plan: TablePlan, source: str, source_filter: str = "") -> str:
     return "NOT " + in_keys(plan, source, source_filter)
 
 
-def delete_missing_in_range(plan: TablePlan, load_table: str, range_sql: str) -> str:
-    """Delete the target's rows in one key range that the chunk's fresh whole-range copy lacks
-    (rows deleted in MySQL); params: the range's, then chunk id and attempt id."""
-    chunk = f"{q(CHUNK_COLUMN)} = %s AND {q(ATTEMPT_COLUMN)} = %s"
-    return f"DELETE FROM {q(plan.target_table)} t WHERE {range_sql} AND {not_in_keys(plan, load_table, chunk)}"
+def merged_rows(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """The target's rows whose key is among the validated rows of the load table (params: the
+    token), for checking a MERGE: a filter on the target table, referenced by its own name."""
+    keys = sorted({plan.column(k).target for k in plan.key})
+    match = " AND ".join(f"s.{q(k)} = {q(plan.target_table)}.{q(k)}" for k in keys)
+    inner = f"SELECT {', '.join(q(k) for k in keys)} FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+    return f"EXISTS (SELECT 1 FROM ({inner}) s WHERE {match})"
 
 
-def reconcile_delete(plan: TablePlan, keys_table: str) -> str:
-    """Delete the target's rows whose key MySQL no longer has (the keys table holds every source key)."""
-    return f"DELETE FROM {q(plan.target_table)} t WHERE {not_in_keys(plan, keys_table)}"
+def reconcile_delete(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+    """Delete the target's rows whose key is not among the validated keys read from MySQL (params:
+    the token). The keys table holds every source key of the chunks' snapshots."""
+    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts_table))
+    return f"DELETE FROM {q(plan.target_table)} t WHERE {gone}"
 
 
 def add_deleted_column(plan: TablePlan) -> str:
     return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(DELETED_COLUMN)} TIMESTAMP_NTZ"
 
 
-def reconcile_mark(plan: TablePlan, keys_table: str) -> str:
-    """Mark (instead of delete) the target's rows whose key MySQL no longer has."""
+def reconcile_mark(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+    """Mark (instead of delete) the target's rows whose key MySQL no longer has (params: the token)."""
+    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts_table))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = SYSDATE() "
-        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {not_in_keys(plan, keys_table)}"
+        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {gone}"
     )
 
 
-def reconcile_unmark(plan: TablePlan, keys_table: str) -> str:
-    """Clear the mark of rows that exist in MySQL again."""
+def reconcile_unmark(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+    """Clear the mark of rows that exist in MySQL again (params: the token)."""
+    back = in_keys(plan, keys_table, validated(keys_table, attempts_table))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = NULL "
-        f"WHERE t.{q(DELETED_COLUMN)} IS NOT NULL AND {in_keys(plan, keys_table)}"
+        f"WHERE t.{q(DELETED_COLUMN)} IS NOT NULL AND {back}"
+    )
+
+
+def keys_missing_in_target(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+    """How many validated source keys the target lacks (params: the token): rows inserted in MySQL
+    since the last copy (lag, carried by the next incremental run), or rows lost."""
+    keys = sorted({plan.column(k).target for k in plan.key})
+    match = " AND ".join(f"t.{q(k)} = {q(keys_table)}.{q(k)}" for k in keys)
+    return (
+        f"SELECT COUNT(*) FROM {q(keys_table)} WHERE {validated(keys_table, attempts_table)} "
+        f"AND NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} t WHERE {match})"
     )
 
 
@@ -421,3 +470,8 @@ def json_values_query(plan: TablePlan, table: str, columns: list[Column], load_t
 def chunk_filter() -> str:
     """A load table's rows of one chunk (param: the chunk id)."""
     return f"{q(CHUNK_COLUMN)} = %s"
+
+
+def attempt_filter() -> str:
+    """A load table's rows of one attempt (param: the attempt id)."""
+    return f"{q(ATTEMPT_COLUMN)} = %s"

@@ -1,0 +1,172 @@
+"""Change data capture's state, in the same DynamoDB table as the run ledger (``state.StateStore``).
+
+Items:
+  TABLE#<t> / CDC     the table's binlog position and phase:
+                      ``status`` snapshot (position recorded, initial copy under way in ``snapshot_run``),
+                      streaming (windows of changes are applied from ``position``), or stopped
+                      (``reason`` says why; a re-snapshot is the fix);
+                      ``binlog_pos`` (file, pos, gtid) and ``position_key`` (its sortable text),
+                      ``schema_columns`` (the schema the position is valid for), ``caught_up_at`` (the time up
+                      to which every change is applied), ``newest_event_at`` (the newest applied event)
+  RUN#<run> / TABLE#<t>  (the run ledger's table item) gains, for a window of changes: ``cdc_from``,
+                      ``cdc_to`` (position dicts), ``batches`` (one per chunk id), ``window_read_at``
+
+The position only moves forward, and only from the window start a run read from (a conditional
+update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from decimal import Decimal
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from aurora_replication.state import StateStore, _plain
+
+SNAPSHOT = "snapshot"
+STREAMING = "streaming"
+STOPPED = "stopped"
+
+
+def _key(position: dict[str, Any]) -> str:
+    from_file = str(position["file"]).rsplit(".", 1)[-1]
+    return f"{int(from_file):010d}:{int(position['pos']):012d}:000000"
+
+
+def position_key(position: dict[str, Any]) -> str:
+    """The sortable text of a stored position (``source.binlog.Position.key``)."""
+    return _key(position)
+
+
+class CdcState:
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self.table = store.table
+
+    def get(self, table: str) -> dict[str, Any] | None:
+        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "CDC"}, ConsistentRead=True).get("Item")
+        if not item:
+            return None
+        out: dict[str, Any] = _plain(item)
+        if isinstance(out.get("schema_columns"), str):
+            out["schema_columns"] = json.loads(out["schema_columns"])
+        return out
+
+    def all(self) -> dict[str, dict[str, Any]]:
+        """The cdc state of every table that has one: the catalog names the tables (one query, no
+        scan: every cdc run takes a lease, which catalogues its table), then one read each."""
+        found = {name: self.get(name) for name in self.store.catalogued_tables()}
+        return {name: item for name, item in found.items() if item is not None}
+
+    def start_snapshot(self, table: str, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
+        """Record the position before the initial copy (replacing whatever was there)."""
+        now = int(time.time())
+        self.table.put_item(
+            Item={
+                "pk": f"TABLE#{table}",
+                "sk": "CDC",
+                "status": SNAPSHOT,
+                "snapshot_run": run_id,
+                "binlog_pos": position,
+                "position_key": _key(position),
+                "position_at": now,
+                "schema_columns": json.dumps(columns),
+                "updated_at": now,
+            }
+        )
+
+    def mark_streaming(self, table: str, run_id: str) -> bool:
+        """The initial copy of ``run_id`` is published: windows of changes may be applied now."""
+        return self._update(
+            table,
+            "SET #s = :streaming, updated_at = :now, caught_up_at = if_not_exists(caught_up_at, position_at)",
+            "#s = :snapshot AND snapshot_run = :run",
+            {":streaming": STREAMING, ":snapshot": SNAPSHOT, ":run": run_id, ":now": int(time.time())},
+        )
+
+    def advance(
+        self,
+        table: str,
+        expected: dict[str, Any],
+        new: dict[str, Any],
+        run_id: str,
+        caught_up_at: float,
+        newest_event_at: int | None,
+    ) -> bool:
+        """Move the position from ``expected`` to ``new``; True also when it is already at ``new``
+        (a repeated finaliser), False when it is somewhere else (the window is stale)."""
+        values: dict[str, Any] = {
+            ":pos": new,
+            ":key": _key(new),
+            ":expected": _key(expected),
+            ":run": run_id,
+            ":at": Decimal(str(round(caught_up_at, 3))),
+            ":now": int(time.time()),
+            ":streaming": STREAMING,
+        }
+        sets = "binlog_pos = :pos, position_key = :key, position_at = :now, committed_by = :run, caught_up_at = :at"
+        if newest_event_at is not None:
+            sets += ", newest_event_at = :newest"
+            values[":newest"] = int(newest_event_at)
+        condition = "position_key = :expected AND #s = :streaming"
+        if self._update(table, f"SET {sets}, updated_at = :now", condition, values):
+            return True
+        item = self.get(table) or {}
+        return item.get("position_key") == _key(new)
+
+    def set_columns(self, table: str, columns: list[Any]) -> None:
+        """The schema the stored position is valid for (after a schema change was applied)."""
+        self.table.update_item(
+            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            UpdateExpression="SET schema_columns = :c",
+            ExpressionAttributeValues={":c": json.dumps(columns)},
+        )
+
+    def stop(self, table: str, reason: str) -> None:
+        self.table.update_item(
+            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            UpdateExpression="SET #s = :s, reason = :r, updated_at = :now",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues={":s": STOPPED, ":r": reason[:1000], ":now": int(time.time())},
+        )
+
+    def define_window(self, run_id: str, table: str, **fields: Any) -> bool:
+        """Record a run's window (its end and batches) once: the first reader to define it wins."""
+        names = {"#to": "cdc_to"}
+        values: dict[str, Any] = {}
+        sets = []
+        for i, (k, v) in enumerate(fields.items()):
+            names[f"#f{i}"] = k
+            values[f":f{i}"] = Decimal(str(v)) if isinstance(v, float) else v
+            sets.append(f"#f{i} = :f{i}")
+        try:
+            self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#to)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False
+
+    def _update(self, table: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+        try:
+            self.table.update_item(
+                Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues=values,
+            )
+            return True
+        except ClientError as e:
+            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return False

@@ -1,0 +1,49 @@
+"""Before a run writes anything: both endpoints answer, accept who we are, and have what the run names.
+
+A run request that cannot start (MySQL or Snowflake unreachable, a wrong password, a database or
+warehouse that does not exist) must fail before the scheduler takes a lease, records a run or sends
+a message, with one line that says what was tried and what to check (``errors.EndpointError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from aurora_replication.errors import EndpointError
+from aurora_replication.services import Services
+from aurora_replication.target import client as target
+
+
+def check_endpoints(services: Services) -> None:
+    """Connect to MySQL, then log in to Snowflake and check the session's database, schema and warehouse."""
+    services.mysql().close()
+    sf = services.snowflake()
+    try:
+        target.check_session(sf, services.snowflake_settings())
+    except EndpointError:
+        raise
+    except Exception as e:
+        described = services.endpoint_error(e, "target")
+        if described is e:
+            raise
+        raise described from e
+    finally:
+        sf.close()
+
+
+@contextlib.contextmanager
+def actionable_errors(services: Services, logger: Any) -> Iterator[None]:
+    """A driver error a person can act on leaves the handler as an EndpointError, logged as its one
+    line with the traceback beside it (Powertools puts it in the record's ``exception`` field)."""
+    try:
+        yield
+    except Exception as e:
+        failure = services.describe(e)
+        if not isinstance(failure, EndpointError):
+            raise
+        logger.exception(str(failure), extra={"endpoint": failure.endpoint, "failure": failure.kind})
+        if failure is e:
+            raise
+        raise failure from e

@@ -1,0 +1,159 @@
+"""Change data capture, the worker's side: apply a batch of changes, then commit its window.
+
+Applying a batch: COPY its staged file into the run's load table, then MERGE it into the target
+(``target.cdc_sql``): each change only where it is newer than the row's ``_ASR_POS``, deletes
+leaving tombstones. Every step is safe to repeat and to run after a newer batch. A batch of a window
+that is already committed (the stored position is at or past its end) is stale and skipped.
+
+The window's finalise step, sent by whichever worker sees every batch done, advances the table's
+stored position from the window start to its end (conditionally: never ahead of what was applied,
+never backwards), prunes old tombstones and releases the table's lease.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from aurora_replication.cdc_state import CdcState
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import ChunkMessage
+from aurora_replication.pipeline.chunks import finalise_message
+from aurora_replication.services import Services
+from aurora_replication.target import cdc_sql
+from aurora_replication.target.client import Target
+
+logger = Logger(child=True)
+# tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
+# tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
+TOMBSTONE_SECONDS = 3600
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
+
+
+def handle(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    return finalise(msg, services) if msg.kind == "finalise" else apply_batch(msg, services)
+
+
+def _table_state(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    t = services.state.get_table(msg.run_id, msg.plan.table)
+    if not t:
+        raise BadInputError(f"run {msg.run_id} has no record of table {msg.plan.table!r}; the message is stale")
+    return t
+
+
+def is_stale(state: dict[str, Any] | None, end: str) -> bool:
+    """Whether the table's stored position is already at or past ``end`` (its window is committed)."""
+    return bool(state) and str((state or {}).get("position_key", "")) >= end
+
+
+def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    started = time.perf_counter()
+    plan, batch, s = msg.plan, msg.batch, services.settings
+    assert batch is not None
+    t = _table_state(msg, services)
+    if t.get("status") in ("published", "failed"):
+        return {"rows": 0, "skipped": True}
+    if is_stale(CdcState(services.state).get(plan.table), batch.end):
+        logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
+        return {"rows": 0, "skipped": True, "stale": True}
+    step = _Steps()
+    sf = services.snowflake()
+    try:
+        tgt = Target(sf, s.stage_name)
+        load = cdc_sql.load_table_name(plan, msg.run_id)
+        with step("copy"):
+            loaded = tgt.load_changes(plan, load, msg.chunk_id, batch.path, batch.file)
+        services.fault("copied", msg)
+        if loaded != batch.rows:
+            raise RuntimeError(
+                f"batch {msg.chunk_id} of table {plan.table!r} has {loaded} of its {batch.rows} changes in the load "
+                f"table and its staged file {batch.path}/{batch.file} is gone; resume the run after the cause "
+                "is fixed, or re-snapshot the table"
+            )
+        with step("merge"):
+            tgt.prepare_changes(plan, s.reconcile_action)
+            if s.reconcile_action == "delete":
+                tgt.merge_tombstones(plan, load, msg.chunk_id)
+                services.fault("tombstoned", msg)
+            tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
+        services.fault("merged", msg)
+    finally:
+        sf.close()
+    seconds = time.perf_counter() - started
+    for name, lap in step.laps.items():
+        services.metric("ChunkSeconds", lap, "Seconds", name)
+    services.metric("CdcChangesApplied", batch.rows)
+    count = msg.chunk_count
+    _recorded, done = services.state.mark_chunk_done(
+        msg.run_id, plan.table, msg.chunk_id, msg.round, {"rows": batch.rows, "seconds": seconds}
+    )
+    services.fault("marked_done", msg)
+    logger.info(
+        "cdc batch applied",
+        extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
+    )
+    if done >= count:
+        services.send_messages([finalise_message(msg.run_id, plan, count).model_dump_json()])
+    return {"rows": batch.rows, "done": done, "of": count}
+
+
+def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    plan, s = msg.plan, services.settings
+    t = _table_state(msg, services)
+    if t.get("status") in ("published", "failed"):
+        return {"status": t["status"], "repeat": True}
+    count = int(t.get("chunk_count", 0))
+    applied = services.state.get_chunks(msg.run_id, plan.table)
+    missing = services.state.outstanding(applied, count, 0)
+    if t.get("cdc_to") is None or missing:
+        raise RuntimeError(
+            f"finalise of {plan.table!r} arrived with {count - len(missing)}/{count} batches applied; retrying"
+        )
+    cdc = CdcState(services.state)
+    caught_up_at = float(t.get("window_read_at") or time.time())
+    newest = int(t.get("newest_event_at") or 0) or None
+    committed = cdc.advance(plan.table, t["cdc_from"], t["cdc_to"], msg.run_id, caught_up_at, newest)
+    services.fault("committed", msg)
+    result: dict[str, Any] = {
+        "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
+        "upserts": int(t.get("upserts", 0)),
+        "deletes": int(t.get("deletes", 0)),
+        "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
+        "validation": "not compared (cdc window; `replicate validate` compares)",
+    }
+    if not committed:
+        reason = (
+            f"the stored position of {plan.table!r} is no longer this window's start {t['cdc_from']}: "
+            "another run moved it; this run's changes were applied and are harmless, the position was not moved"
+        )
+        services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
+    else:
+        sf = services.snowflake()
+        try:
+            tgt = Target(sf, s.stage_name)
+            if s.reconcile_action == "delete":
+                tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
+            tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
+        finally:
+            sf.close()
+        services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
+    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
+    status = "published" if committed else "failed"
+    services.state.set_last_run(plan.table, msg.run_id, {"status": status, "mode": "cdc", **result})
+    services.state.finish_run_if_complete(msg.run_id)
+    logger.info("cdc window committed", extra={"run_id": msg.run_id, "table": plan.table, **result})
+    return {"status": status, **result}

@@ -1,0 +1,502 @@
+"""Change data capture, the scheduler's side: record positions, take initial copies, read a window.
+
+A cdc run request (``"mode": "cdc"``) does, per table:
+
+- no position yet (or ``resnapshot``): record the server's binlog position, *then* plan a full copy
+  (the initial copy; the ordinary full-mode chunks). Once it is published the table streams.
+- streaming: check that the binlog still holds the stored position and that the schema has not
+  changed in a way the target cannot follow; apply what evolution can (ADD COLUMN, widening) before
+  any row that needs it.
+
+Then one bounded window of the binlog is read for every streaming table (``source.binlog``), from
+the earliest stored position to the server's end. Each table's changes of the window (the latest
+change per key) are written as batch files with deterministic names (table, window start and end,
+batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_state.define_window``,
+the commit point of the window's definition) and sent through the chunk queue, one message per
+batch. Workers apply them (``cdc_apply``); the finaliser advances the position.
+
+A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
+run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transform are refused
+(those are applied by MySQL or to whole rows, not to binlog images).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
+from aurora_replication.pipeline import staging, transforms
+from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.services import Services
+from aurora_replication.source import binlog
+from aurora_replication.source import discover as source_discover
+from aurora_replication.source.binlog import Position, TableSpec
+from aurora_replication.source.binlog_values import ColumnFacts
+from aurora_replication.target import evolution
+from aurora_replication.target.client import Target
+from aurora_replication.typemap import UnsupportedTypeError
+
+logger = Logger(child=True)
+
+ResolveTables = Callable[[Any, Services, str, RunRequest], tuple[list[str], dict[str, TableOptions]]]
+PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler imports this module)
+
+
+class StopTableError(BadInputError):
+    """The table's changes cannot be applied any more; a new initial copy (resnapshot) is the fix."""
+
+
+def resnapshot_fix(table: str) -> str:
+    return (
+        f"re-snapshot the table: `replicate run --mode cdc --resnapshot --tables {table}` "
+        f'(or the run request {{"tables": "{table}", "mode": "cdc", "resnapshot": true}})'
+    )
+
+
+@dataclass
+class CdcTable:
+    """One table of a cdc run, as planned: an initial copy (``initial``) or a window of changes."""
+
+    table: str
+    plan: TablePlan
+    initial: Any = None  # scheduler.PlannedTable of the full copy
+    position: Position | None = None  # where the table's changes start (recorded now for an initial copy)
+    spec: TableSpec | None = None
+    schema: list[Any] = field(default_factory=list)  # the signature the position will be valid for
+    alters: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _signature(columns: list[ColumnFacts]) -> list[Any]:
+    return [c.signature() for c in columns]
+
+
+def _facts_for(plan: TablePlan, facts: dict[str, ColumnFacts]) -> list[ColumnFacts]:
+    """The plan's columns with their information_schema facts; the plan's kind wins (MariaDB JSON)."""
+    return [replace(facts[c.name], kind=c.kind) for c in plan.columns]
+
+
+def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> list[str]:
+    """Changes of the source schema since the stored position that binlog changes cannot carry.
+
+    A column added since holds its default in every row that no event touched: only a nullable column
+    without a default is NULL there (as the target's new column is). Columns dropped and added in one
+    change may be a rename, whose values no event carries."""
+    before = {str(s[0]): s for s in stored}
+    after = {c.name: c for c in now}
+    added = [c for n, c in after.items() if n not in before]
+    dropped = [n for n in before if n not in after]
+    problems = []
+    for c in added:
+        if not c.nullable or c.default is not None:
+            problems.append(
+                f"column {c.name!r} was added "
+                + ("NOT NULL" if not c.nullable else f"with the default {c.default!r}")
+                + ": the rows no change touched hold that value in MySQL but no binlog event carries it"
+            )
+    if added and dropped:
+        problems.append(
+            f"columns {', '.join(repr(d) for d in dropped)} were dropped and {', '.join(repr(c.name) for c in added)} "
+            "added since the stored position (a rename?): their values are not in the binlog"
+        )
+    return [f"table {table!r}: {p}" for p in problems]
+
+
+def _snapshot_state(services: Services, state: dict[str, Any]) -> str:
+    """The status of the run that took the table's initial copy."""
+    run = str(state.get("snapshot_run", ""))
+    table_state = services.state.get_table(run, str(state.get("table"))) if run else {}
+    return str(table_state.get("status", "missing"))
+
+
+def plan_cdc_table(
+    conn: Any,
+    services: Services,
+    database: str,
+    table: str,
+    request: RunRequest,
+    target_columns: Any,
+    options: dict[str, TableOptions],
+    plan_table: PlanTable,
+    files: list[tuple[str, int]],
+    cdc: CdcState,
+) -> CdcTable:
+    s = services.settings
+    plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
+    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
+    if plan.where or plan.transform or any(c.source_expr for c in plan.columns):
+        raise BadInputError(
+            f"table {table!r}: its table options (where, mask or transform) are applied by MySQL or to whole rows, "
+            "not to binlog changes; replicate it with mode 'incremental' or 'full'"
+        )
+    full_request = request.model_copy(update={"mode": "full"})
+    if not plan.key:
+        initial = plan_table(conn, services, database, table, full_request, target_columns, options)
+        note = f"table {table!r}: no key to match changes to rows; copied in full on every cdc run"
+        return CdcTable(table, initial.plan, initial=initial, notes=[*initial.notes, note])
+    facts = binlog.column_facts(conn, database, table)
+    columns = _facts_for(plan, facts)
+    unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
+    state = cdc.get(table)
+    if state is not None:
+        state["table"] = table
+    status = str(state.get("status")) if state else None
+    if status == SNAPSHOT and _snapshot_state(services, state or {}) == "published":
+        cdc.mark_streaming(table, str((state or {})["snapshot_run"]))
+        status = STREAMING
+    if (
+        request.resnapshot
+        or status is None
+        or (
+            status == SNAPSHOT
+            and _snapshot_state(services, state or {})
+            in (
+                "failed",
+                "declined",
+                "missing",
+            )
+        )
+    ):
+        position = binlog.current_position(conn)  # before the copy is planned, so before any chunk reads
+        initial = plan_table(conn, services, database, table, full_request, target_columns, options)
+        note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
+        return CdcTable(
+            table,
+            initial.plan,
+            initial=initial,
+            position=position,
+            schema=_signature([facts[n] for n in facts]),
+            notes=[*initial.notes, note],
+        )
+    assert state is not None
+    if status == STOPPED:
+        raise StopTableError(f"{state.get('reason', 'cdc stopped')}; {resnapshot_fix(table)}")
+    if status == SNAPSHOT:  # the initial copy is still running: the lease declines this run
+        position = Position.from_dict(state["binlog_pos"])
+        return CdcTable(table, plan.model_copy(update={"mode": "cdc"}), position=position)
+    position = Position.from_dict(state["binlog_pos"])
+    if not binlog.is_retained(position, files):
+        oldest = files[0][0] if files else "(none)"
+        raise StopTableError(
+            f"table {table!r}: its binlog position {position} is older than the oldest binlog the server still "
+            f"has ({oldest}): the changes in between are gone"
+        )
+    stored = list(state.get("schema_columns") or [])
+    problems = schema_problems(table, stored, [facts[n] for n in facts])
+    if unsupported:
+        problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
+    existing = target_columns(plan.target_table)
+    alters: list[str] = []
+    notes: list[str] = []
+    if existing:
+        change = evolution.diff(plan, existing)
+        problems += [f"table {table!r}: {c}" for c in change.conflicts]
+        alters = evolution.alter_statements(plan, change)
+        notes = change.describe(table)
+    if problems:
+        raise StopTableError("; ".join(problems))
+    dropped = frozenset(str(s[0]) for s in stored) - set(facts)
+    spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped)
+    cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
+    return CdcTable(
+        table,
+        cdc_plan,
+        position=position,
+        spec=spec,
+        schema=_signature([facts[n] for n in facts]),
+        alters=alters,
+        notes=notes,
+    )
+
+
+def schedule(
+    request: RunRequest,
+    run_id: str,
+    services: Services,
+    target_columns: Any,
+    resolve_tables: ResolveTables,
+    plan_table: PlanTable,
+) -> dict[str, Any]:
+    s = services.settings
+    cdc = CdcState(services.state)
+    conn = services.mysql()
+    try:
+        problems = binlog.check_preconditions(conn)
+        if problems:
+            raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
+        database = services.mysql_settings().dbname
+        names, options = resolve_tables(conn, services, database, request)
+        files = binlog.binlog_files(conn)
+        planned: list[CdcTable] = []
+        failed: dict[str, str] = {}
+        stopped: set[str] = set()
+        for t in names:
+            try:
+                args = (request, target_columns, options, plan_table, files, cdc)
+                planned.append(plan_cdc_table(conn, services, database, t, *args))
+            except StopTableError as e:
+                cdc.stop(t, str(e).split("; re-snapshot")[0])
+                failed[t] = f"{e}; {resnapshot_fix(t)}" if "re-snapshot the table" not in str(e) else str(e)
+                stopped.add(t)
+            except (BadInputError, UnsupportedTypeError) as e:
+                failed[t] = str(e)
+        if not planned and failed and not stopped:  # a stopped table is recorded as failed, in a run
+            raise BadInputError("; ".join(failed.values()))
+        stop_at = binlog.current_position(conn)
+    finally:
+        conn.close()
+
+    if services.state.get_run(run_id).get("sk"):
+        raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
+    services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
+    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for table, reason in failed.items():
+        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
+        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, mode="cdc")
+        summary["tables"][table] = {"status": "failed", "reason": reason}
+    streaming: list[CdcTable] = []
+    for p in planned:
+        if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
+            state = cdc.get(p.table) or {}
+            reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
+            services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
+            summary["tables"][p.table] = {"status": "declined", "reason": reason}
+            continue
+        ok, reason = services.state.acquire_lease(p.table, run_id, s.lease_seconds)
+        if not ok:
+            services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
+            summary["tables"][p.table] = {"status": "declined", "reason": reason}
+            continue
+        for note in p.notes:
+            logger.info(note, extra={"run_id": run_id, "table": p.table})
+        if p.initial is not None:
+            summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc)
+            continue
+        target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
+        services.state.record_table(
+            run_id,
+            p.table,
+            status="running",
+            mode="cdc",
+            plan=p.plan.model_dump(mode="json"),
+            chunk_count=0,
+            cdc_from=p.position.to_dict() if p.position else None,
+            notes=p.notes,
+            started_at=Decimal(str(round(time.time(), 3))),
+        )
+        if p.alters:
+            cdc.set_columns(p.table, p.schema)
+        streaming.append(p)
+    if streaming:
+        summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc))
+    services.state.finish_run_if_complete(run_id)
+    return summary
+
+
+def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState) -> dict[str, Any]:
+    """The full copy of a table, after its position is recorded (keyless tables: no position)."""
+    initial = p.initial
+    if p.position is not None:
+        cdc.start_snapshot(p.table, p.position.to_dict(), run_id, p.schema)
+    services.fault("cdc_position_recorded", None)
+    chunk_count = len(initial.bounds)
+    services.state.record_table(
+        run_id,
+        p.table,
+        status="running",
+        mode="full",
+        plan=initial.plan.model_dump(mode="json"),
+        chunk_count=chunk_count,
+        window_from=None,
+        window_to=initial.window[1] if initial.window else None,
+        plan_seconds=str(round(initial.plan_seconds, 3)),
+        notes=p.notes,
+        started_at=Decimal(str(round(time.time(), 3))),
+    )
+    services.state.save_bounds(run_id, p.table, initial.bounds)
+    messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
+    services.send_messages([m.model_dump_json() for m in messages])
+    return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
+
+
+def batch_path(table: str, start: str, end: str) -> str:
+    """The stage path of a table's batches of one window: deterministic from table, start and end."""
+    return f"cdc/{staging.stage_path_component(table)}/{start.replace(':', '_')}-{end.replace(':', '_')}"
+
+
+def read_and_send(
+    run_id: str, tables: list[CdcTable], stop_at: Position, services: Services, cdc: CdcState
+) -> dict[str, Any]:
+    """Read one bounded window for ``tables``, stage each table's batches, define the window, send."""
+    s = services.settings
+    tables = [p for p in tables if p.spec is not None]
+    specs = {p.table: p.spec for p in tables if p.spec is not None}
+    started = time.time()
+    try:
+        window = binlog.read_window(
+            services.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
+        )
+    except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
+        reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
+        for p in tables:
+            services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+            services.state.release_lease(p.table, run_id, 0)
+        services.state.finish_run_if_complete(run_id)
+        raise
+    services.fault("cdc_window_read", window)
+    read_at = started if window.reached_end else float(window.newest_event_at or started)
+    logger.info(
+        "binlog window read",
+        extra={
+            "run_id": run_id,
+            "from": str(window.start),
+            "to": str(window.end),
+            "events": window.events,
+            "bytes": window.bytes,
+            "stopped_by": window.stopped_by,
+            "ddl": window.ddl[:10],
+        },
+    )
+    summary: dict[str, Any] = {}
+    sf = None
+    try:
+        for p in tables:
+            if p.table in window.broken:
+                reason = (
+                    f"table {p.table!r}: the binlog has {window.broken[p.table]!r}, which changes cannot follow; "
+                    + resnapshot_fix(p.table)
+                )
+                cdc.stop(p.table, reason)
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.table, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
+                continue
+            changes = list(window.changes.get(p.table, {}).values())
+            changes.sort(key=lambda c: c.pos)
+            assert p.position is not None
+            # a table whose position lies past where the window stopped (its budget ran out first) gets
+            # an empty window that leaves its position where it is
+            window_end = window.end if window.end.key() >= p.position.key() else p.position
+            start, end = p.position.key(), window_end.key()
+            if sf is None and changes:
+                sf = Target(services.snowflake(), s.stage_name)
+            batches = _stage_batches(p, changes, start, end, services, sf)
+            counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
+            defined = cdc.define_window(
+                run_id,
+                p.table,
+                cdc_to=window_end.to_dict(),
+                batches=[b.model_dump(mode="json") for b in batches],
+                chunk_count=len(batches),
+                window_read_at=Decimal(str(round(read_at, 3))),
+                newest_event_at=window.newest_event_at or 0,
+                window_events=window.events,
+                window_stopped_by=window.stopped_by,
+                **counts,
+            )
+            if not defined:  # another reader of this run defined it first: send what it defined
+                logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
+            summary[p.table] = send_window(run_id, p.table, services)
+    finally:
+        if sf is not None:
+            sf.conn.close()
+    return summary
+
+
+def _stage_batches(
+    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Target | None
+) -> list[ChangeBatch]:
+    s = services.settings
+    path = batch_path(p.table, start, end)
+    encs = staging.encoders(p.plan)
+    checks = staging.size_checks(p.plan)
+    if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
+        for change in changes:
+            staging.check_sizes(p.plan, checks, change.values)
+    batches = []
+    for i in range(0, len(changes), s.cdc_batch_rows):
+        part = changes[i : i + s.cdc_batch_rows]
+        file = f"batch-{i // s.cdc_batch_rows:05d}.csv.gz"
+        local = os.path.join(s.work_dir, "aurora-replication", path, file)
+        staged = staging.write_lines_gz(local, _lines(encs, part), i // s.cdc_batch_rows, "cdc")
+        try:
+            assert sf is not None
+            sf.put(local, path)
+        finally:
+            os.remove(local)
+        batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=staged.rows)
+        services.fault("cdc_batch_staged", batch)
+        batches.append(batch)
+    return batches
+
+
+def _lines(encs: list[staging.Encoder], changes: list[binlog.RowChange]) -> Iterator[tuple[str]]:
+    """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
+    for c in changes:
+        fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]
+        yield (",".join([*fields, c.op, c.pos]),)
+
+
+def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
+    """Send the defined window's batches that are not applied yet (all of them the first time), or its
+    finalise step when there are none left."""
+    t = services.state.get_table(run_id, table)
+    plan = TablePlan.model_validate(t["plan"])
+    batches = [ChangeBatch.model_validate(b) for b in t.get("batches", [])]
+    missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
+    messages = [
+        ChunkMessage(kind="chunk", run_id=run_id, chunk_id=i, chunk_count=len(batches), plan=plan, batch=b, round=0)
+        for i, b in enumerate(batches)
+        if i in missing
+    ]
+    if not messages:
+        messages = [finalise_message(run_id, plan, len(batches))]
+    for m in messages:
+        services.send_messages([m.model_dump_json()])
+        services.fault("cdc_batch_sent", m)
+    return {
+        "status": "running",
+        "mode": "cdc",
+        "chunks": len(batches),
+        "changes": sum(b.rows for b in batches),
+        "from": t.get("cdc_from"),
+        "to": t.get("cdc_to"),
+    }
+
+
+def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services) -> dict[str, Any]:
+    """A stalled cdc table: its window read again when the reader died before defining it (from the
+    same stored position), else its missing batches sent again."""
+    cdc = CdcState(services.state)
+    if t.get("cdc_to") is None:
+        plan = TablePlan.model_validate(t["plan"])
+        state = cdc.get(table) or {}
+        conn = services.mysql()
+        try:
+            facts = binlog.column_facts(conn, services.mysql_settings().dbname, table)
+            stop_at = binlog.current_position(conn)
+        finally:
+            conn.close()
+        position = Position.from_dict(t["cdc_from"])
+        if state.get("position_key") != position.key():
+            raise BadInputError(
+                f"run {run_id!r} table {table!r}: the stored position moved on since this run started; "
+                "this run's window is stale: start a new cdc run"
+            )
+        stored = {str(s[0]) for s in state.get("schema_columns") or []}
+        spec = TableSpec(
+            start=position, columns=_facts_for(plan, facts), key=list(plan.key), dropped=frozenset(stored - set(facts))
+        )
+        return read_and_send(run_id, [CdcTable(table, plan, position=position, spec=spec)], stop_at, services, cdc)[
+            table
+        ]
+    return send_window(run_id, table, services)

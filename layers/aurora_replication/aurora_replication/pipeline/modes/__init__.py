@@ -1,0 +1,58 @@
+"""The sync modes, one module each (``full``, ``incremental``, ``reconcile``), behind one interface
+(``base.SyncMode``); ``choose`` resolves a requested mode for one table."""
+
+from __future__ import annotations
+
+from aurora_replication.errors import BadInputError
+from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode
+from aurora_replication.pipeline.modes.full import Full
+from aurora_replication.pipeline.modes.incremental import Incremental
+from aurora_replication.pipeline.modes.reconcile import Reconcile
+
+MODES: dict[str, SyncMode] = {m.name: m for m in (Full(), Incremental(), Reconcile())}
+
+__all__ = ["MODES", "Commit", "CommitMismatch", "SyncMode", "choose", "get"]
+
+
+def get(name: str) -> SyncMode:
+    try:
+        return MODES[name]
+    except KeyError:
+        raise BadInputError(f"unknown sync mode {name!r}; one of {', '.join(sorted(MODES))}") from None
+
+
+def choose(
+    requested: str,
+    table: str,
+    *,
+    has_key: bool,
+    has_watermark: bool,
+    has_stored_watermark: bool,
+    target_exists: bool,
+) -> tuple[str, str | None]:
+    """The mode a table is copied in, and a note saying why when ``auto`` chose it.
+
+    ``auto`` is incremental where the table has a key, a watermark column and a committed watermark
+    (an earlier run); full otherwise. An explicit mode the table cannot support is an error.
+    """
+    if requested == "incremental" and (not has_watermark or not has_key):
+        missing = "watermark column" if not has_watermark else "primary key or unique key"
+        raise BadInputError(
+            f"table {table!r} has no {missing}, so it cannot be copied incrementally; "
+            "use mode 'full' or 'auto', or name a watermark column in watermark_columns"
+        )
+    if requested == "reconcile":
+        if not has_key:
+            raise BadInputError(
+                f"table {table!r} has no primary key or unique key, so deleted rows cannot be matched; "
+                "replicate it with mode 'full' instead"
+            )
+        if not target_exists:
+            raise BadInputError(f"table {table!r} has no target table to reconcile yet; run a full copy first")
+    if requested != "auto":
+        get(requested)
+        return requested, None
+    if has_watermark and has_key and has_stored_watermark:
+        return "incremental", None
+    why = "no watermark column" if not has_watermark else "no key" if not has_key else "first run"
+    return "full", f"table {table!r}: full copy (auto mode: {why})"

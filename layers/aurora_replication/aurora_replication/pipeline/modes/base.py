@@ -1,0 +1,93 @@
+"""What every sync mode answers, in one small interface.
+
+A run copies *units* (a chunk: one key range read in one consistent snapshot; for change capture,
+one batch of binlog events) into a run-scoped load table, tagged with the unit and attempt ids.
+The finaliser then validates each unit against what the source recorded for it when it was read,
+and only once every unit matches does the mode *commit*: it applies exactly the validated
+(unit, attempt) pairs to the target and names the position (watermark) the next run starts from.
+
+A mode says:
+  - what a unit selects (``unit_plan``: the columns; ``selection``: the rows beyond the key range),
+  - how a unit loads (``load``: by default a COPY or INSERT into the load table; no statement that
+    locks the load table, so units of one table load concurrently),
+  - how it is validated (``compared``: whether the source checksum describes the loaded rows),
+  - what it commits (``commit`` and ``watermark``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from aurora_replication.config import Settings
+from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.target.client import Target
+
+Window = tuple[str | None, str | None]
+
+
+class CommitMismatch(RuntimeError):
+    """The target, after the commit, does not hold what the validated units carried."""
+
+
+@dataclass
+class Commit:
+    """What a mode's commit step gets: the validated attempts of the load table (under ``token``)."""
+
+    target: Target
+    plan: TablePlan  # the table's plan (not the unit plan)
+    load_table: str
+    attempts_table: str
+    token: str
+    settings: Settings
+    message: ChunkMessage
+    # the sum of the validated units' source checksums, as (rows, checksum)
+    expected: tuple[int, str] = (0, "0000000000000000")
+    fault: Callable[[str, Any], None] = field(default=lambda step, message=None: None)
+
+
+class SyncMode:
+    name: ClassVar[str]
+    commit_step: ClassVar[str]  # the commit's step name in traces and the ChunkSeconds metric
+
+    def unit_plan(self, plan: TablePlan) -> TablePlan:
+        """The plan a unit copies (the columns, the transform)."""
+        return plan
+
+    def selection(self, message: ChunkMessage) -> Window | None:
+        """The watermark window a chunk reads within its key range (None: every row of the range)."""
+        return None
+
+    def message_window(self, window: Window | None) -> Window | None:
+        """The window chunk messages carry (the scheduler's planned window)."""
+        return None
+
+    def compared(self, unit_plan: TablePlan) -> bool:
+        """Whether a unit's source checksum describes the rows it loads (not after a Python transform)."""
+        return not unit_plan.transform
+
+    def load(
+        self,
+        target: Target,
+        unit_plan: TablePlan,
+        load_table: str,
+        chunk_id: int,
+        attempt: str,
+        rows: list[list[Any]] | None,
+        staged: tuple[str, str] | None,
+    ) -> None:
+        """Put one attempt's rows into the load table: bound rows (the small-chunk path) or a staged
+        file (stage path, file name)."""
+        if rows is not None:
+            target.load_rows(unit_plan, load_table, chunk_id, attempt, rows)
+        elif staged is not None:
+            target.load_file(unit_plan, load_table, *staged)
+
+    def commit(self, c: Commit) -> dict[str, Any]:
+        """Apply the validated attempts to the target; returns fields for the run's summary."""
+        raise NotImplementedError
+
+    def watermark(self, table_state: dict[str, Any]) -> str | None:
+        """The watermark committed once the run is published (None: leave it as it is)."""
+        return None

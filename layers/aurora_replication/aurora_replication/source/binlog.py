@@ -1,0 +1,446 @@
+"""The MySQL binlog: positions, the preconditions of change data capture, and a bounded window reader.
+
+Positions are binlog file and offset (``Position``); the GTID set at that point is recorded beside
+them (MariaDB's ``@@gtid_binlog_pos``, ``0-1-42``; MySQL's ``@@gtid_executed``, ``uuid:1-42``) for
+the operator and for a move to another server, but the reader streams by file and offset, the one
+coordinate both engines share and one that orders every event totally (``Position.key``).
+
+The reader (``read_window``) uses the ``mysql-replication`` library (module ``pymysqlreplication``)
+in non-blocking mode: it reads from the earliest stored position of the tables asked for up to the
+server's end as it was when the window started, stopping early at a transaction boundary once its
+time or byte budget is spent. Only committed transactions are returned; a window always ends at a
+transaction boundary, so the next one starts exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+
+from aurora_replication.errors import BadInputError
+from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source.binlog_values import ColumnFacts, to_text
+from aurora_replication.source.read import query
+
+_DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\s+(ONLINE\s+|IGNORE\s+|TEMPORARY\s+)*TABLE\b", re.I)
+# statements after which rows of the table can no longer be matched to the target's: a new copy is needed
+_BREAKING = re.compile(r"^\s*(DROP|RENAME|TRUNCATE)\b|\bRENAME\b|\bCHANGE\b", re.I)
+
+
+class BinlogUnavailableError(BadInputError):
+    """The binlog cannot be read as change data capture needs it (settings, grants, retention)."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """A point in the binlog: the next event starts at ``pos`` in ``file``."""
+
+    file: str
+    pos: int
+    gtid: str = ""
+
+    @property
+    def sequence(self) -> int:
+        """The numeric extension of the file name (``mysql-bin.000042`` is 42)."""
+        try:
+            return int(self.file.rsplit(".", 1)[1])
+        except (IndexError, ValueError):
+            raise BinlogUnavailableError(f"binlog file name {self.file!r} has no numeric extension") from None
+
+    def key(self, row: int = 0) -> str:
+        """Fixed-width text that sorts as the binlog does: file, offset, then row within the event."""
+        return f"{self.sequence:010d}:{self.pos:012d}:{row:06d}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "pos": self.pos, "gtid": self.gtid}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Position:
+        return cls(str(d["file"]), int(d["pos"]), str(d.get("gtid") or ""))
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.pos}" + (f" (GTID {self.gtid})" if self.gtid else "")
+
+
+def is_mariadb(conn: pymysql.Connection[Any]) -> bool:
+    return "mariadb" in str(query(conn, "SELECT VERSION()")[0][0]).lower()
+
+
+def _variables(conn: pymysql.Connection[Any], names: list[str]) -> dict[str, str]:
+    placeholders = ", ".join(["%s"] * len(names))
+    rows = query(conn, f"SHOW GLOBAL VARIABLES WHERE Variable_name IN ({placeholders})", names)
+    return {str(n).lower(): str(v) for n, v in rows}
+
+
+def gtid_set(conn: pymysql.Connection[Any]) -> str:
+    """The server's GTID set now: MariaDB ``@@gtid_binlog_pos`` (domain-server-sequence per domain),
+    MySQL ``@@gtid_executed`` (source uuid and intervals) when gtid_mode is ON; empty otherwise."""
+    if is_mariadb(conn):
+        return str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos")[0][0] or "")
+    mode = _variables(conn, ["gtid_mode"]).get("gtid_mode", "OFF")
+    if mode.upper() != "ON":
+        return ""
+    return str(query(conn, "SELECT @@GLOBAL.gtid_executed")[0][0] or "").replace("\n", "")
+
+
+def current_position(conn: pymysql.Connection[Any]) -> Position:
+    """The server's end of the binlog now (``SHOW BINARY LOG STATUS``, or ``SHOW MASTER STATUS``)."""
+    row: tuple[Any, ...] | None = None
+    for statement in ("SHOW BINARY LOG STATUS", "SHOW MASTER STATUS"):
+        try:
+            rows = query(conn, statement)
+        except pymysql.err.ProgrammingError:
+            continue
+        row = rows[0] if rows else None
+        break
+    if row is None:
+        raise BinlogUnavailableError(
+            "the server has no binary log (log_bin is OFF): change data capture reads the binlog; turn it on "
+            "(Aurora MySQL: binlog_format=ROW in the DB cluster parameter group, then reboot the writer)"
+        )
+    return Position(str(row[0]), int(row[1]), gtid_set(conn))
+
+
+def binlog_files(conn: pymysql.Connection[Any]) -> list[tuple[str, int]]:
+    """The binlog files the server still has, oldest first, with their sizes."""
+    return [(str(r[0]), int(r[1])) for r in query(conn, "SHOW BINARY LOGS")]
+
+
+def is_retained(position: Position, files: list[tuple[str, int]]) -> bool:
+    """Whether the server still has the binlog file a position points into."""
+    return any(name == position.file for name, _ in files)
+
+
+def retention_seconds(conn: pymysql.Connection[Any]) -> int | None:
+    """How long the server keeps binlogs: Aurora's ``binlog retention hours``, else
+    ``binlog_expire_logs_seconds`` or ``expire_logs_days``; None when they are never purged by age.
+    Aurora with no retention set (NULL) purges them as soon as it can: that is 0 here."""
+    try:
+        rows = query(conn, "CALL mysql.rds_show_configuration")
+        for row in rows:
+            if str(row[0]).lower() == "binlog retention hours":
+                return 0 if row[1] is None else int(float(row[1]) * 3600)
+    except pymysql.err.MySQLError:
+        pass  # not RDS or Aurora
+    v = _variables(conn, ["binlog_expire_logs_seconds", "expire_logs_days"])
+    seconds = int(float(v.get("binlog_expire_logs_seconds") or 0))
+    if not seconds:
+        seconds = int(float(v.get("expire_logs_days") or 0) * 86400)
+    return seconds or None
+
+
+_SLAVE = ("REPLICATION SLAVE", "REPLICATION REPLICA", "ALL PRIVILEGES")
+_CLIENT = ("REPLICATION CLIENT", "BINLOG MONITOR", "ALL PRIVILEGES")
+
+
+def missing_grants(grants: list[str]) -> list[str]:
+    """The replication privileges (on ``*.*``) that ``SHOW GRANTS`` lines lack. MariaDB 10.5+ names
+    REPLICATION CLIENT ``BINLOG MONITOR`` and accepts REPLICATION REPLICA for REPLICATION SLAVE."""
+    global_grants = " ".join(g.upper() for g in grants if " ON *.* " in g.upper())
+    missing = []
+    if not any(p in global_grants for p in _SLAVE):
+        missing.append("REPLICATION SLAVE")
+    if not any(p in global_grants for p in _CLIENT):
+        missing.append("REPLICATION CLIENT (MariaDB: BINLOG MONITOR)")
+    return missing
+
+
+def check_preconditions(conn: pymysql.Connection[Any]) -> list[str]:
+    """What keeps change data capture from working on this server, each with its fix (empty: ready)."""
+    v = _variables(
+        conn, ["log_bin", "binlog_format", "binlog_row_image", "binlog_row_metadata", "binlog_row_value_options"]
+    )
+    where = "the DB cluster parameter group (Aurora) or the server's configuration"
+    problems = []
+    if v.get("log_bin", "OFF").upper() not in ("ON", "1"):
+        problems.append(f"the binary log is off (log_bin=OFF): set binlog_format=ROW in {where} and reboot")
+    if v.get("binlog_format", "").upper() != "ROW":
+        problems.append(f"binlog_format is {v.get('binlog_format')!r}, not ROW: set binlog_format=ROW in {where}")
+    if v.get("binlog_row_image", "").upper() != "FULL":
+        problems.append(
+            f"binlog_row_image is {v.get('binlog_row_image')!r}, not FULL: row events must carry whole rows; "
+            f"set binlog_row_image=FULL in {where}"
+        )
+    if v.get("binlog_row_metadata", "").upper() != "FULL":
+        problems.append(
+            f"binlog_row_metadata is {v.get('binlog_row_metadata', 'unsupported')!r}, not FULL: row events must "
+            f"name their columns (MySQL 8.0.14+, MariaDB 10.5+); set binlog_row_metadata=FULL in {where}"
+        )
+    if v.get("binlog_row_value_options", ""):
+        problems.append(
+            "binlog_row_value_options is PARTIAL_JSON: JSON updates would carry no full value; set it to '' in " + where
+        )
+    grants = [str(r[0]) for r in query(conn, "SHOW GRANTS")]
+    lacking = missing_grants(grants)
+    if lacking:
+        problems.append(
+            f"the replication user lacks {' and '.join(lacking)} on *.*: "
+            f"GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO the user (MariaDB 10.5+: "
+            "GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.*)"
+        )
+    return problems
+
+
+# ---- the window reader -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """One table the reader follows: where its changes start, its columns now, and its key."""
+
+    start: Position
+    columns: list[ColumnFacts]
+    key: list[str]
+    # columns older events may still carry (dropped in MySQL since): their values are ignored
+    dropped: frozenset[str] = frozenset()
+
+
+@dataclass
+class RowChange:
+    op: str  # "U" (insert or update: the row as it is after) or "D" (delete: the row as it was)
+    pos: str  # Position.key of the event, with the row's index in it
+    values: list[str | None]  # MySQL's text of each column of the TableSpec, in its order
+
+
+@dataclass
+class Window:
+    start: Position
+    end: Position
+    # per table: the latest change of each key in the window
+    changes: dict[str, dict[tuple[str | None, ...], RowChange]] = field(default_factory=dict)
+    events: int = 0
+    bytes: int = 0
+    reached_end: bool = False
+    newest_event_at: int | None = None
+    # tables whose statement in the window (DROP, RENAME, TRUNCATE, CHANGE COLUMN) cannot be applied
+    broken: dict[str, str] = field(default_factory=dict)
+    # a row event named a column the plan does not know: the window ends before it (re-plan first)
+    schema_moved: list[str] = field(default_factory=list)
+    ddl: list[str] = field(default_factory=list)
+    stopped_by: str = "end"
+
+
+def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: list[str]) -> Any:
+    from pymysqlreplication import BinLogStreamReader
+    from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    connection: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "user": settings.username,
+        "password": settings.password,
+        "connect_timeout": 10,
+        "read_timeout": 120,
+    }
+    if settings.tls:
+        import ssl
+
+        bundle = settings.ca_bundle or str(MySQLSettings.PACKAGED_CA_BUNDLE)
+        ctx = (
+            ssl.create_default_context()
+            if bundle == MySQLSettings.SYSTEM_CA_STORE
+            else ssl.create_default_context(cafile=bundle)
+        )
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        connection["ssl"] = ctx
+    return BinLogStreamReader(
+        connection_settings=connection,
+        server_id=server_id,
+        resume_stream=True,
+        log_file=start.file,
+        log_pos=start.pos,
+        blocking=False,
+        only_schemas=[settings.dbname],
+        only_tables=tables,
+        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, RotateEvent],
+        enable_logging=False,
+    )
+
+
+EMPTY_SET = "empty set"  # pymysqlreplication.constants.NONE_SOURCE.EMPTY_SET: a SET holding no member
+
+
+def _image(spec: TableSpec, values: dict[str, Any], none_sources: dict[str, str]) -> list[str | None]:
+    """A row image as MySQL's text per column; the library reads an empty SET as None, MySQL as ''."""
+    return [
+        "" if values.get(c.name) is None and none_sources.get(c.name) == EMPTY_SET else to_text(c, values.get(c.name))
+        for c in spec.columns
+    ]
+
+
+def _unknown_columns(spec: TableSpec, names: list[str]) -> list[str]:
+    known = {c.name for c in spec.columns} | spec.dropped
+    return [n for n in names if n not in known]
+
+
+def read_window(
+    settings: MySQLSettings,
+    specs: dict[str, TableSpec],
+    stop_at: Position,
+    server_id: int,
+    max_seconds: float,
+    max_bytes: int,
+) -> Window:
+    """The committed row changes of ``specs``' tables after each table's start, up to ``stop_at``
+    (the server's end when the window began), within the time and byte budget."""
+    from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    start = min((s.start for s in specs.values()), key=lambda p: p.key())
+    window = Window(start=start, end=start)
+    window.changes = {t: {} for t in specs}
+    if start.key() >= stop_at.key():
+        window.end, window.reached_end = stop_at, True
+        return window
+    deadline = time.monotonic() + max_seconds
+    key_index = {t: [i for i, c in enumerate(s.columns) if c.name in s.key] for t, s in specs.items()}
+    pending: list[tuple[str, RowChange]] = []
+    pending_at: int | None = None
+    stream = _stream(settings, start, server_id, list(specs))
+    try:
+        for event in _events(stream):
+            window.events += 1
+            window.bytes += int(getattr(event, "event_size", 0) or 0)
+            here = Position(str(stream.log_file), int(stream.log_pos))
+            if isinstance(event, RotateEvent):
+                continue
+            if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
+                table = str(event.table)
+                spec = specs.get(table)
+                if spec is None or here.key() <= spec.start.key():
+                    continue
+                names = [str(c.name) for c in event.columns]
+                if any(n.startswith("UNKNOWN_COL") for n in names):
+                    raise BinlogUnavailableError(
+                        f"row events of table {table!r} carry no column names: set binlog_row_metadata=FULL"
+                    )
+                unknown = _unknown_columns(spec, names)
+                if unknown:
+                    window.schema_moved.append(f"{table}: {', '.join(unknown)}")
+                    pending = []
+                    window.stopped_by = "schema change"
+                    break
+                pending.extend((table, change) for change in _changes(event, here, spec, key_index[table]))
+                pending_at = int(event.timestamp)
+                continue
+            boundary = isinstance(event, XidEvent)
+            if isinstance(event, QueryEvent):
+                statement = _text(event.query)
+                boundary = True  # COMMIT of a non-transactional table, or a DDL statement (its own commit)
+                if statement.upper() in ("BEGIN", "XA START"):
+                    continue
+                if _DDL.match(statement) and _text(event.schema) == settings.dbname:
+                    window.ddl.append(statement[:500])
+                    for table, spec in specs.items():
+                        after_start = here.key() > spec.start.key()
+                        if after_start and _mentions(statement, table) and _BREAKING.search(statement):
+                            window.broken.setdefault(table, statement[:300])
+            if not boundary:
+                continue
+            for table, change in pending:
+                if table in window.broken:
+                    continue
+                key = tuple(change.values[i] for i in key_index[table])
+                window.changes[table][key] = change
+            if pending_at is not None:
+                window.newest_event_at = max(window.newest_event_at or 0, pending_at)
+            pending, pending_at = [], None
+            window.end = here
+            if here.key() >= stop_at.key():
+                window.reached_end = True
+                break
+            if window.bytes >= max_bytes:
+                window.stopped_by = "bytes"
+                break
+            if time.monotonic() >= deadline:
+                window.stopped_by = "time"
+                break
+        else:  # the server had nothing more: what was not seen belongs to other tables
+            if not pending and stop_at.key() > window.end.key():
+                window.end = stop_at
+            window.reached_end = window.end.key() >= stop_at.key()
+    finally:
+        stream.close()
+    if window.reached_end:
+        window.end = Position(window.end.file, window.end.pos, stop_at.gtid if window.end == stop_at else "")
+    return window
+
+
+def _events(stream: Any) -> Iterator[Any]:
+    while True:
+        event = stream.fetchone()
+        if event is None:
+            return
+        yield event
+
+
+def _text(v: Any) -> str:
+    return v.decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else str(v)
+
+
+def _mentions(statement: str, table: str) -> bool:
+    pattern = r"(^|[\s.,`(])`?" + re.escape(table.replace("`", "``")) + r"`?($|[\s,;(`])"
+    return re.search(pattern, statement, re.I) is not None
+
+
+def _changes(event: Any, here: Position, spec: TableSpec, key_index: list[int]) -> Iterator[RowChange]:
+    """The changes of one row event: an update that changes the key deletes the old key."""
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
+
+    for i, row in enumerate(event.rows):
+        pos = here.key(i)
+        if isinstance(event, UpdateRowsEvent):
+            after = _image(spec, row["after_values"], row.get("after_none_sources") or {})
+            old_key = [to_text(spec.columns[k], row["before_values"].get(spec.columns[k].name)) for k in key_index]
+            if old_key != [after[k] for k in key_index]:  # the key changed: the old key is deleted
+                yield RowChange("D", pos, _image(spec, row["before_values"], row.get("before_none_sources") or {}))
+            yield RowChange("U", pos, after)
+        elif isinstance(event, DeleteRowsEvent):
+            yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}))
+        else:
+            yield RowChange("U", pos, _image(spec, row["values"], row.get("none_sources") or {}))
+
+
+def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> dict[str, ColumnFacts]:
+    """What ``to_text`` needs of each column beside its kind, and what a schema change compares."""
+    from aurora_replication import typemap
+
+    rows = query(
+        conn,
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, "
+        "IS_NULLABLE, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS "
+        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        [database, table],
+    )
+    out: dict[str, ColumnFacts] = {}
+    for name, data_type, column_type, prec, scale, dt_prec, nullable, default, octets in rows:
+        try:
+            kind = typemap.map_column(
+                str(name),
+                str(data_type),
+                str(column_type),
+                int(prec) if prec is not None else None,
+                int(scale) if scale is not None else None,
+                int(dt_prec) if dt_prec is not None else None,
+            ).kind
+        except typemap.UnsupportedTypeError:
+            kind = "unsupported"
+        # MariaDB spells "no default" of a nullable column as the text NULL; MySQL as SQL NULL
+        no_default = default is None or (str(default).upper() == "NULL" and str(nullable) == "YES")
+        out[str(name)] = ColumnFacts(
+            name=str(name),
+            kind=kind,
+            data_type=str(data_type).lower(),
+            column_type=str(column_type).lower(),
+            datetime_precision=int(dt_prec or 0),
+            nullable=str(nullable) == "YES",
+            default=None if no_default else str(default),
+            length=int(octets) if octets is not None else None,
+        )
+    return out

@@ -1,0 +1,164 @@
+"""Binlog row values as the text MySQL itself would print for them (pure; no connection here).
+
+The chunk path reads every value as MySQL's own text (``source.connect`` turns conversions off), so
+the staging file, the checksums and the comparison all speak that text. Row events arrive decoded
+by the binlog library into Python values (ints, ``Decimal``, ``datetime``, ``timedelta``, bytes,
+sets, parsed JSON); ``to_text`` spells each one back exactly as a ``SELECT`` of the column would,
+given the column's ``information_schema`` facts (``ColumnFacts``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from aurora_replication import typemap
+
+
+class UnrepresentableValueError(ValueError):
+    """A binlog value that cannot be spelled exactly as MySQL prints it."""
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """What the binlog does not say about a column: from ``information_schema.COLUMNS``."""
+
+    name: str
+    kind: str  # typemap kind
+    data_type: str  # lower-case DATA_TYPE
+    column_type: str  # lower-case COLUMN_TYPE, e.g. "binary(4)", "set('a','b')"
+    datetime_precision: int = 0
+    nullable: bool = True
+    default: str | None = None
+    length: int | None = None  # CHARACTER_OCTET_LENGTH (binary(n) pads to it)
+
+    def signature(self) -> list[Any]:
+        """What a schema change compares (name, type, nullability, default)."""
+        return [self.name, self.column_type, self.nullable, self.default]
+
+
+def _set_members(column_type: str) -> list[str]:
+    """The members of ``set('a','b')`` in definition order (MySQL prints a SET in that order)."""
+    inner = column_type[column_type.index("(") + 1 : column_type.rindex(")")]
+    members: list[str] = []
+    i = 0
+    while i < len(inner):
+        if inner[i] != "'":
+            i += 1
+            continue
+        j = i + 1
+        text = []
+        while j < len(inner):
+            if inner[j] == "'" and j + 1 < len(inner) and inner[j + 1] == "'":
+                text.append("'")
+                j += 2
+                continue
+            if inner[j] == "'":
+                break
+            text.append(inner[j])
+            j += 1
+        members.append("".join(text))
+        i = j + 1
+    return members
+
+
+def spatial_ewkb(raw: bytes) -> bytes:
+    """MySQL's internal geometry (SRID, 4 bytes little-endian, then little-endian WKB) as EWKB, the
+    SRID inside the WKB header (type flag 0x20000000), as ``source.sql._spatial_hex`` builds it for
+    the chunk path; SRID 0 gives plain WKB."""
+    if raw[:4] == b"\x00\x00\x00\x00":
+        return raw[4:]
+    return raw[4:8] + b"\x20" + raw[:4] + raw[9:]
+
+
+def _json_plain(v: Any) -> Any:
+    if isinstance(v, (bytes, bytearray)):
+        return bytes(v).decode("utf-8")
+    if isinstance(v, dict):
+        return {_json_plain(k): _json_plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_plain(x) for x in v]
+    if isinstance(v, Decimal):
+        return float(v) if v != v.to_integral_value() else int(v)
+    return v
+
+
+def _time_text(v: dt.timedelta, precision: int) -> str:
+    micros = v.days * 86_400_000_000 + v.seconds * 1_000_000 + v.microseconds
+    sign = "-" if micros < 0 else ""
+    micros = abs(micros)
+    seconds, frac = divmod(micros, 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    text = f"{sign}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    if precision:
+        text += "." + f"{frac:06d}"[:precision]
+    return text
+
+
+def _datetime_text(v: dt.datetime, precision: int) -> str:
+    text = v.strftime("%Y-%m-%d %H:%M:%S")
+    if precision:
+        text += "." + f"{v.microsecond:06d}"[:precision]
+    return text
+
+
+def to_text(facts: ColumnFacts, v: Any) -> str | None:
+    """One binlog value as MySQL's text of it (``None`` for SQL NULL).
+
+    Binary values come back as upper-case hex, as ``HEX(col)`` gives them to the chunk path, and
+    BIT as its number (``CAST(col AS UNSIGNED)``).
+    """
+    if v is None:
+        return None
+    kind = facts.kind
+    if kind == typemap.SPATIAL:
+        return spatial_ewkb(bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("latin-1")).hex().upper()
+    if kind == typemap.BINARY or (isinstance(v, (bytes, bytearray)) and kind not in (typemap.TEXT, typemap.JSON)):
+        raw = bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8")
+        if facts.data_type == "binary" and facts.length:
+            raw = raw.ljust(facts.length, b"\x00")  # MySQL pads BINARY(n); the binlog does not
+        return raw.hex().upper()
+    if kind == typemap.BIT:
+        return str(int(v, 2)) if isinstance(v, str) else str(int(v))
+    if kind == typemap.YEAR:
+        # a number, as the chunk path reads it (CAST(col AS UNSIGNED)): YEAR 0 is 0 (the binlog
+        # decoder adds 1900 to the stored byte, so 0 arrives as 1900, never a valid YEAR)
+        return "0" if int(v) in (0, 1900) else str(int(v))
+    if kind == typemap.FLOAT:
+        # the shortest text that reads back as the same double; a FLOAT arrives as the double its 4
+        # bytes are exactly, as the chunk path widens it (``col + 0e0``), so both paths load one value
+        return repr(float(v))
+    if kind == typemap.JSON:
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v).decode("utf-8")
+        if isinstance(v, str):
+            return v
+        if type(v).__name__ == "JsonDiff":
+            raise UnrepresentableValueError(
+                f"column {facts.name!r}: a partial JSON update (binlog_row_value_options=PARTIAL_JSON) carries "
+                "no full value; set binlog_row_value_options to '' in the DB cluster parameter group"
+            )
+        return json.dumps(_json_plain(v), ensure_ascii=False, separators=(", ", ": "))
+    if isinstance(v, dt.datetime):
+        return _datetime_text(v, facts.datetime_precision)
+    if isinstance(v, dt.date):
+        return v.isoformat()
+    if isinstance(v, dt.timedelta):
+        return _time_text(v, facts.datetime_precision)
+    if isinstance(v, Decimal):
+        return format(v, "f")
+    if isinstance(v, (set, frozenset)):
+        order = _set_members(facts.column_type) if facts.column_type.startswith("set(") else sorted(v)
+        return ",".join(m for m in order if m in v)
+    if isinstance(v, bool):
+        return "1" if v else "0"
+    if isinstance(v, (bytes, bytearray)):
+        text = bytes(v).decode("utf-8")
+    else:
+        text = str(v)
+    if facts.data_type == "char":
+        text = text.rstrip(" ")  # MySQL strips CHAR's trailing spaces when it reads them
+    return text

@@ -1,0 +1,160 @@
+"""Pure builders of the Snowflake statements that apply binlog changes (cdc mode). No connection here.
+
+A batch of changes is loaded into a run-scoped transient table (one row per changed key: the row
+image, ``_ASR_OP`` U or D and ``_ASR_POS``, the binlog position of the change) and MERGEd into the
+target. Every target row keeps the position of the change that wrote it in the hidden column
+``_ASR_POS`` (fixed-width text that sorts as the binlog does); a change is applied only when it is
+newer than the row, so a batch applied twice, or an older batch after a newer one, changes nothing.
+
+A deleted row leaves a tombstone (its key and position) so that an older upsert delivered late cannot
+bring it back: with RECONCILE_ACTION=delete in ``_ASR_TOMB_<target>``, with ``mark`` in the target
+itself (the row stays, with ``_ASR_DELETED_AT`` set).
+"""
+
+from __future__ import annotations
+
+from aurora_replication import typemap
+from aurora_replication.identifiers import snowflake_ident as q
+from aurora_replication.models import Column, TablePlan
+from aurora_replication.target.sql import (
+    ATTEMPT_COLUMN,
+    CHUNK_COLUMN,
+    CSV_FILE_FORMAT,
+    DELETED_COLUMN,
+    stage_location,
+    staging_type,
+)
+
+OP_COLUMN = "_ASR_OP"
+POS_COLUMN = "_ASR_POS"
+UPSERT = "U"
+DELETE = "D"
+
+
+def load_table_name(plan: TablePlan, run_id: str) -> str:
+    return f"_ASR_CDC_{run_id}_{plan.target_table}"
+
+
+def tombstone_table_name(plan: TablePlan) -> str:
+    return f"_ASR_TOMB_{plan.target_table}"
+
+
+def create_load_table(plan: TablePlan, name: str) -> str:
+    cols = ", ".join(f"{q(c.target)} {staging_type(c)}" for c in plan.columns)
+    return (
+        f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} ({cols}, {q(OP_COLUMN)} VARCHAR(1), {q(POS_COLUMN)} VARCHAR, "
+        f"{q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
+    )
+
+
+def _load_columns(plan: TablePlan) -> str:
+    names = [*(c.target for c in plan.columns), OP_COLUMN, POS_COLUMN, CHUNK_COLUMN, ATTEMPT_COLUMN]
+    return ", ".join(q(n) for n in names)
+
+
+def copy_batch(plan: TablePlan, table: str, stage: str, path: str, file: str) -> str:
+    """COPY one staged batch, on its own (it commits by itself). The reader wrote the file once: a
+    repeat finds it loaded (the load history skips it, FORCE = FALSE) or gone (PURGE removes it once
+    loaded), and a copy loaded twice only repeats identical rows, which the MERGE reads as one."""
+    return (
+        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {stage_location(stage, path, file)} "
+        f"{CSV_FILE_FORMAT} FORCE = FALSE PURGE = TRUE"
+    )
+
+
+def count_batch(table: str) -> str:
+    return f"SELECT COUNT(DISTINCT {q(POS_COLUMN)}, {q(OP_COLUMN)}) FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s"
+
+
+def add_position_column(plan: TablePlan) -> str:
+    return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(POS_COLUMN)} VARCHAR"
+
+
+def add_deleted_column(plan: TablePlan) -> str:
+    return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(DELETED_COLUMN)} TIMESTAMP_NTZ"
+
+
+def _key_columns(plan: TablePlan) -> list[Column]:
+    keys = {plan.column(k).target for k in plan.key}
+    return sorted((c for c in plan.columns if c.target in keys), key=lambda c: c.target)
+
+
+def create_tombstone_table(plan: TablePlan) -> str:
+    cols = ", ".join(f"{q(c.target)} {c.snowflake_type}" for c in _key_columns(plan))
+    return (
+        f"CREATE TABLE IF NOT EXISTS {q(tombstone_table_name(plan))} "
+        f"({cols}, {q(POS_COLUMN)} VARCHAR, {q(DELETED_COLUMN)} TIMESTAMP_NTZ)"
+    )
+
+
+def _typed(c: Column, alias: str) -> str:
+    ref = f"{alias}.{q(c.target)}"
+    # 'd': a duplicate key keeps its last value, as in the chunk path (``target.sql._typed``)
+    return f"PARSE_JSON({ref}, 'd')" if c.kind == typemap.JSON else ref
+
+
+def _match(alias_a: str, alias_b: str, plan: TablePlan) -> str:
+    return " AND ".join(f"{alias_a}.{q(c.target)} = {alias_b}.{q(c.target)}" for c in _key_columns(plan))
+
+
+def merge_tombstones(plan: TablePlan, load_table: str) -> str:
+    """Record the batch's deletes as tombstones (newer ones win); params: the batch's chunk id."""
+    keys = _key_columns(plan)
+    cols = ", ".join(q(c.target) for c in keys)
+    tomb = q(tombstone_table_name(plan))
+    pos, deleted = q(POS_COLUMN), q(DELETED_COLUMN)
+    return (
+        f"MERGE INTO {tomb} d USING (SELECT DISTINCT {cols}, {pos} FROM {q(load_table)} "
+        f"WHERE {q(CHUNK_COLUMN)} = %s AND {q(OP_COLUMN)} = '{DELETE}') s ON {_match('d', 's', plan)} "
+        f"WHEN MATCHED AND d.{pos} < s.{pos} THEN UPDATE SET d.{pos} = s.{pos}, d.{deleted} = SYSDATE() "
+        f"WHEN NOT MATCHED THEN INSERT ({cols}, {pos}, {deleted}) "
+        f"VALUES ({', '.join('s.' + q(c.target) for c in keys)}, s.{pos}, SYSDATE())"
+    )
+
+
+def merge_changes(plan: TablePlan, load_table: str, action: str) -> str:
+    """MERGE one batch into the target, each change only where it is newer than the row; params: the
+    batch's chunk id. ``action`` is RECONCILE_ACTION: ``delete`` removes deleted rows (an upsert older
+    than the key's tombstone is left out), ``mark`` keeps them with ``_ASR_DELETED_AT`` set."""
+    pos, op, deleted = q(POS_COLUMN), q(OP_COLUMN), q(DELETED_COLUMN)
+    select = ", ".join(
+        [
+            *(f"{_typed(c, 'l')} AS {q(c.target)}" for c in plan.columns),
+            f"l.{op} AS {op}",
+            f"l.{pos} AS {pos}",
+            f"CASE WHEN l.{op} = '{DELETE}' THEN SYSDATE() END AS {deleted}",
+        ]
+    )
+    source = f"SELECT DISTINCT {select} FROM {q(load_table)} l WHERE l.{q(CHUNK_COLUMN)} = %s"
+    if action == "delete":
+        tomb = q(tombstone_table_name(plan))
+        source += (
+            f" AND (l.{op} = '{DELETE}' OR NOT EXISTS (SELECT 1 FROM {tomb} d "
+            f"WHERE {_match('d', 'l', plan)} AND d.{pos} > l.{pos}))"
+        )
+    newer = f"(t.{pos} IS NULL OR t.{pos} < s.{pos})"
+    keys = {c.target for c in _key_columns(plan)}
+    assign = [f"t.{q(c.target)} = s.{q(c.target)}" for c in plan.columns if c.target not in keys]
+    all_cols = [q(c.target) for c in plan.columns]
+    values = [f"s.{c}" for c in all_cols]
+    sql = f"MERGE INTO {q(plan.target_table)} t USING ({source}) s ON {_match('t', 's', plan)} "
+    if action == "delete":
+        sql += f"WHEN MATCHED AND s.{op} = '{DELETE}' AND {newer} THEN DELETE "
+        upsert = ", ".join([*assign, f"t.{pos} = s.{pos}"])
+        sql += f"WHEN MATCHED AND s.{op} = '{UPSERT}' AND {newer} THEN UPDATE SET {upsert} "
+        sql += f"WHEN NOT MATCHED AND s.{op} = '{UPSERT}' THEN INSERT ({', '.join([*all_cols, pos])}) "
+        sql += f"VALUES ({', '.join([*values, f's.{pos}'])})"
+        return sql
+    mark = f"s.{deleted}"
+    sets = [*assign, f"t.{pos} = s.{pos}", f"t.{deleted} = {mark}"]
+    sql += f"WHEN MATCHED AND {newer} THEN UPDATE SET {', '.join(sets)} "
+    sql += f"WHEN NOT MATCHED THEN INSERT ({', '.join([*all_cols, pos, deleted])}) "
+    sql += f"VALUES ({', '.join([*values, f's.{pos}', mark])})"
+    return sql
+
+
+def prune_tombstones(plan: TablePlan) -> str:
+    """Tombstones older than the given seconds (negative, bound): no batch that could be older than
+    them is still being applied (a worker lives at most 15 minutes, and a window's batches are stale
+    once the window is committed). Params: minus the age in seconds."""
+    return f"DELETE FROM {q(tombstone_table_name(plan))} WHERE {q(DELETED_COLUMN)} < DATEADD(second, %s, SYSDATE())"

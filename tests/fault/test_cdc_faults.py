@@ -1,0 +1,141 @@
+"""Change data capture under faults: workers killed at every step of applying a batch, batches
+delivered twice and out of order, the reader killed mid-window. The target ends exact and the stored
+position never skips ahead of what was applied."""
+
+from __future__ import annotations
+
+import threading
+
+import boto3
+import pytest
+
+from compare import assert_same
+
+APPLY_STEPS = ["copied", "tombstoned", "merged", "marked_done", "committed"]
+ENV = {"IDEMPOTENCY_ENABLED": "false", "CDC_BATCH_ROWS": "15"}
+
+
+def _seed(env) -> None:
+    env.sql(
+        "CREATE TABLE acct (id INT PRIMARY KEY, owner VARCHAR(20), balance DECIMAL(12,2), note TEXT NULL)",
+        "INSERT INTO acct SELECT seq, CONCAT('o', seq), seq * 10, IF(seq % 2, NULL, 'n') FROM seq_1_to_100",
+    )
+
+
+def _change(env, round_: int = 0) -> None:
+    base = 1000 * (round_ + 1)
+    env.sql(
+        f"UPDATE acct SET balance = balance + {round_ + 1}, note = 'r{round_}' WHERE id % 3 = 0",
+        f"DELETE FROM acct WHERE id % 7 = {round_ % 7}",
+        f"INSERT INTO acct (id, owner, balance) SELECT {base} + seq, 'new', seq FROM seq_1_to_20",
+        f"UPDATE acct SET id = {base} + 500 WHERE id = {base} + 1",
+    )
+
+
+def _position(env) -> str:
+    from aurora_replication.cdc_state import CdcState
+    from aurora_replication.config import load_settings
+    from aurora_replication.state import StateStore
+
+    return str(CdcState(StateStore(load_settings().state_table)).get("acct")["position_key"])
+
+
+def _server_end(env) -> str:
+    from aurora_replication.source.binlog import current_position
+
+    conn = env.db.connect(env.database)
+    try:
+        return current_position(conn).key()
+    finally:
+        conn.close()
+
+
+def _crash_once_per_thread_at(step_to_kill: str):
+    crashed: set[str] = set()
+
+    def fault(step: str, message=None) -> None:
+        key = threading.current_thread().name
+        if step == step_to_kill and key not in crashed and len(crashed) < 2:
+            crashed.add(key)
+            raise SystemExit(f"simulated worker death at {step}")
+
+    return fault, crashed
+
+
+@pytest.mark.parametrize("step", APPLY_STEPS)
+def test_worker_killed_at_each_step_of_applying_a_batch(env, step):
+    _seed(env)
+    stack = env.start_stack(ENV, visibility_timeout=5)
+    assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
+    _change(env)
+    end = _server_end(env)
+    fault, crashed = _crash_once_per_thread_at(step)
+    outcome = stack.run({"tables": "acct", "mode": "cdc"}, workers=2, fault=fault, timeout=180)
+    assert crashed
+    assert outcome.ok, outcome.run["table_states"]
+    assert outcome.run["table_states"]["acct"]["chunk_count"] > 1  # several batches in the window
+    assert _position(env) == end
+    assert_same(env, "acct")
+
+
+def test_batches_delivered_twice_out_of_order_and_a_stale_window_again(env):
+    _seed(env)
+    stack = env.start_stack(ENV, visibility_timeout=5)
+    assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
+    _change(env, 0)
+    sqs = boto3.client("sqs")
+    summary = stack.invoke("SchedulerFunction", {"tables": "acct", "mode": "cdc"})
+    bodies = []
+    while msgs := sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=600).get(
+        "Messages", []
+    ):
+        bodies.extend(m["Body"] for m in msgs)
+        for m in msgs:
+            sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"])
+    assert len(bodies) > 2
+    for body in list(reversed(bodies)) * 2:
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
+    outcome = stack.drain(summary["run_id"], workers=3, timeout=180)
+    assert outcome.ok, outcome.run["table_states"]
+    assert_same(env, "acct")
+    _change(env, 1)
+    assert stack.run({"tables": "acct", "mode": "cdc"}, workers=2).ok
+    position = _position(env)
+    for body in bodies:  # the first window's batches once more, after a newer window is committed
+        sqs.send_message(QueueUrl=stack.queue_url, MessageBody=body)
+    stack.drain(summary["run_id"], workers=2, timeout=60, idle_timeout=3)
+    assert _position(env) == position
+    assert_same(env, "acct")
+
+
+@pytest.mark.parametrize("step, nth", [("cdc_window_read", 1), ("cdc_batch_staged", 2), ("cdc_batch_sent", 1)])
+def test_reader_killed_mid_window_then_resumed(env, step, nth):
+    from aurora_replication.local.stack import LocalContext
+
+    _seed(env)
+    stack = env.start_stack(ENV, visibility_timeout=5)
+    assert stack.run({"tables": "acct", "mode": "cdc"}, workers=1).ok
+    before = _position(env)
+    _change(env)
+    seen: list[str] = []
+
+    def fault(name: str, message=None) -> None:
+        if name == step:
+            seen.append(name)
+            if len(seen) == nth:
+                raise SystemExit(f"simulated reader death at {name}")
+
+    scheduler = stack.load_module("SchedulerFunction")
+    scheduler.services.fault = fault
+    with pytest.raises(SystemExit):
+        scheduler.lambda_handler({"tables": "acct", "mode": "cdc", "run_id": "dead-reader"}, LocalContext("s", 300))
+    stack.drain("dead-reader", workers=2, timeout=60, idle_timeout=3)  # what was sent is applied
+    assert _position(env) == before  # never ahead of what was applied
+    resumed = stack.run({"resume_run": "dead-reader"}, workers=2, timeout=180)
+    assert resumed.ok, resumed.run["table_states"]
+    assert _position(env) > before
+    _change(env, 1)
+    after = stack.run({"tables": "acct", "mode": "cdc"}, workers=2, timeout=180)
+    assert after.ok, after.run["table_states"]
+    assert _position(env) == _server_end(env)
+    assert_same(env, "acct")

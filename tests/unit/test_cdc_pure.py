@@ -1,0 +1,149 @@
+"""The pure parts of change data capture: value spelling, positions, grants, schema rules, SQL text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from aurora_replication import typemap
+from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
+from aurora_replication.pipeline.cdc_apply import is_stale
+from aurora_replication.pipeline.cdc_reader import batch_path, schema_problems
+from aurora_replication.source.binlog import Position, missing_grants
+from aurora_replication.source.binlog_values import ColumnFacts, to_text
+from aurora_replication.target import cdc_sql
+
+
+def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, **kw) -> ColumnFacts:
+    return ColumnFacts("c", kind, data_type, column_type or data_type, precision, **kw)
+
+
+@pytest.mark.parametrize(
+    "f, value, text",
+    [
+        (facts(typemap.INTEGER, "bigint"), 18446744073709551615, "18446744073709551615"),
+        (facts(typemap.DECIMAL, "decimal"), Decimal("-12.340"), "-12.340"),
+        (
+            facts(typemap.DATETIME, "datetime", precision=3),
+            dt.datetime(2024, 1, 2, 3, 4, 5, 678000),
+            "2024-01-02 03:04:05.678",
+        ),
+        (facts(typemap.DATETIME, "timestamp"), dt.datetime(2024, 1, 2, 3, 4, 5), "2024-01-02 03:04:05"),
+        (facts(typemap.DATE, "date"), dt.date(2020, 2, 29), "2020-02-29"),
+        (facts(typemap.TIME, "time", precision=2), dt.timedelta(hours=838, minutes=59, seconds=59), "838:59:59.00"),
+        (facts(typemap.TIME, "time"), -dt.timedelta(hours=1, minutes=2, seconds=3), "-01:02:03"),
+        (facts(typemap.BINARY, "varbinary"), b"\x00\xff", "00FF"),
+        (facts(typemap.BINARY, "binary", "binary(4)", length=4), b"A", "41000000"),
+        (facts(typemap.BIT, "bit"), "10101", "21"),
+        (facts(typemap.YEAR, "year"), 2024, "2024"),
+        (facts(typemap.TEXT, "set", "set('x','y','z')"), {"z", "x"}, "x,z"),
+        (facts(typemap.TEXT, "enum", "enum('a','b')"), "b", "b"),
+        (facts(typemap.TEXT, "char", "char(5)"), "ab  ", "ab"),
+        (facts(typemap.TEXT, "varchar"), 'héllo\n"q" 😀', 'héllo\n"q" 😀'),
+        (facts(typemap.JSON, "json"), {b"k": [1, b"\xc3\xa9"]}, '{"k": [1, "é"]}'),
+        (facts(typemap.JSON, "longtext"), '{"k": 1}', '{"k": 1}'),
+        (facts(typemap.FLOAT, "double"), 0.1, "0.1"),
+        (facts(typemap.FLOAT, "float"), 0.10000000149011612, "0.10000000149011612"),  # as FLOAT + 0e0
+        (facts(typemap.YEAR, "year"), 1900, "0"),  # YEAR 0, as CAST(col AS UNSIGNED) reads it
+        (
+            facts(typemap.SPATIAL, "point"),
+            bytes.fromhex("E61000000101000000" + "00" * 16),
+            "0101000020E6100000" + "00" * 16,
+        ),
+        (facts(typemap.SPATIAL, "geometry"), bytes.fromhex("000000000101000000" + "00" * 16), "0101000000" + "00" * 16),
+        (facts(typemap.TEXT, "varchar"), None, None),
+    ],
+)
+def test_binlog_values_spelled_as_mysql_prints_them(f, value, text):
+    assert to_text(f, value) == text
+
+
+def test_positions_sort_as_the_binlog_does():
+    a, b, c = Position("mysql-bin.000009", 99999), Position("mysql-bin.000010", 4), Position("mysql-bin.000010", 5)
+    assert a.key() < b.key() < c.key() < c.key(1)
+    assert Position.from_dict(c.to_dict()) == c
+    assert len(a.key()) == len(Position("x.1234567", 4_000_000_000).key(999))
+
+
+@pytest.mark.parametrize(
+    "grants, missing",
+    [
+        (["GRANT ALL PRIVILEGES ON *.* TO `r`@`%`"], []),
+        (["GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO `r`@`%`"], []),
+        (["GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO `r`@`%`"], []),  # MariaDB 10.5+
+        (["GRANT SELECT ON *.* TO `r`@`%`", "GRANT ALL PRIVILEGES ON `db`.* TO `r`@`%`"], ["slave", "client"]),
+        (["GRANT SELECT, REPLICATION CLIENT ON *.* TO `r`@`%`"], ["slave"]),
+    ],
+)
+def test_missing_grants(grants, missing):
+    found = missing_grants(grants)
+    assert len(found) == len(missing)
+    for word, text in zip(missing, found, strict=True):
+        assert ("SLAVE" if word == "slave" else "CLIENT") in text
+
+
+def _cf(name, nullable=True, default=None, type_="int"):
+    return ColumnFacts(name, typemap.INTEGER, type_, type_, nullable=nullable, default=default)
+
+
+def test_schema_rules():
+    stored = [_cf("id").signature(), _cf("a").signature()]
+    assert schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b")]) == []  # nullable, no default
+    assert "NOT NULL" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", nullable=False)])[0]
+    assert "default '5'" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", default="5")])[0]
+    assert "rename" in schema_problems("t", stored, [_cf("id"), _cf("b")])[0]
+    assert schema_problems("t", stored, [_cf("id")]) == []  # dropped: kept in the target
+
+
+def _plan() -> TablePlan:
+    return TablePlan(
+        table="t",
+        target_table="T",
+        mode="cdc",
+        key=["id"],
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="doc", kind="json", snowflake_type="VARIANT", target="DOC"),
+        ],
+    )
+
+
+def test_merge_applies_only_newer_changes_and_respects_tombstones():
+    sql = cdc_sql.merge_changes(_plan(), "_ASR_CDC_r_T", "delete")
+    assert 't."_ASR_POS" IS NULL OR t."_ASR_POS" < s."_ASR_POS"' in sql
+    assert 'NOT EXISTS (SELECT 1 FROM "_ASR_TOMB_T" d' in sql and "THEN DELETE" in sql
+    assert "PARSE_JSON(l.\"DOC\", 'd')" in sql and "%s" in sql  # duplicate keys as in the chunk path
+    mark = cdc_sql.merge_changes(_plan(), "_ASR_CDC_r_T", "mark")
+    assert "DELETE" not in mark.replace("_ASR_DELETED_AT", "") and '"_ASR_DELETED_AT"' in mark
+    assert "FORCE = FALSE PURGE = TRUE" in cdc_sql.copy_batch(
+        _plan(), "L", "STAGE", "cdc/t_1/a-b", "batch-00000.csv.gz"
+    )
+
+
+def test_batch_names_are_deterministic_and_messages_carry_them():
+    start, end = Position("b.000001", 4).key(), Position("b.000002", 900).key()
+    path = batch_path("orders", start, end)
+    assert path == batch_path("orders", start, end) and ":" not in path
+    batch = ChangeBatch(start=start, end=end, path=path, file="batch-00000.csv.gz", rows=3)
+    msg = ChunkMessage(run_id="r", chunk_id=0, chunk_count=1, plan=_plan(), batch=batch)
+    assert ChunkMessage.model_validate_json(msg.model_dump_json()) == msg
+    with pytest.raises(ValueError):
+        ChunkMessage(run_id="r", chunk_id=0, chunk_count=1, plan=_plan())
+    assert (
+        is_stale({"position_key": end}, end) and not is_stale({"position_key": start}, end) and not is_stale(None, end)
+    )
+
+
+def test_cdc_lag_gauges_from_the_health_report():
+    from aurora_replication.ops.health_metrics import gauges
+
+    report = {
+        "checks": {"cdc": {"tables": {"a": {"cdc_lag_seconds": 30}, "b": {"cdc_lag_seconds": 90}, "c": {}}}},
+        "failing": [],
+    }
+    found = {(g.name, tuple(g.dimensions.items())): g.value for g in gauges(report)}
+    assert found[("CdcLagSeconds", (("table", "a"),))] == 30
+    assert found[("MaxCdcLagSeconds", ())] == 90
+    assert not any(name == "CdcLagSeconds" and dims == (("table", "c"),) for name, dims in found)
