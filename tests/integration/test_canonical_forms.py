@@ -220,7 +220,7 @@ def test_every_value_reads_back_equal_and_hashes_alike(env):
     INSERT path (SMALL_CHUNK_ROWS); the staged file is MySQL's formatted lines in one run and values
     encoded in Python in the next (EXTRACT_FORMAT), so all three encodings meet every value class."""
     _create(env)
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": str(SMALL)})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": str(SMALL), "REDELIVERY_BASE_SECONDS": "0"})
     paths = itertools.cycle(["server", "python"])
     plan = source_discover.discover_table(env.mysql, env.database, "prop")
 
@@ -241,7 +241,7 @@ def test_every_value_reads_back_equal_and_hashes_alike(env):
         # hypothesis replays a failing example: a failed run's lease must not decline the replay
         stack.dynamodb.delete_item(TableName=stack.table_name, Key={"pk": {"S": "TABLE#prop"}, "sk": {"S": "LEASE"}})
         logged = stack.log_path.stat().st_size
-        outcome = stack.run(request, workers=1, retry_delay=0, idle_timeout=10, timeout=300)
+        outcome = stack.run(request, workers=1, idle_timeout=10, timeout=300)
         # the finaliser compared every chunk's checksum in the load table (JSON as text included)
         state = outcome.run["table_states"].get("prop", {})
         if not outcome.ok:

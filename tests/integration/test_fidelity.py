@@ -119,9 +119,9 @@ def test_the_finaliser_names_the_rows_and_columns_a_full_copy_got_wrong(env):
             cur = sf.cursor()
             cur.execute(f'UPDATE "{table}" SET "FF" = "FF" * 2, "U3" = %s WHERE "ID" = 150', ("nandu 150",))
 
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "HEAL_ATTEMPTS": "1"})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "HEAL_ATTEMPTS": "1", "REDELIVERY_BASE_SECONDS": "0"})
     outcome = stack.run(
-        {"tables": "planted", "mode": "full", "chunk_rows": 100}, workers=1, fault=corrupt, retry_delay=0
+        {"tables": "planted", "mode": "full", "chunk_rows": 100}, workers=1, fault=corrupt
     )
     sf.close()
     state = outcome.run["table_states"]["planted"]

@@ -158,8 +158,8 @@ def test_a_value_longer_than_snowflake_holds_is_named_not_a_cryptic_load_error(e
         "CREATE TABLE docs (id INT PRIMARY KEY, body LONGTEXT, note TEXT)",
         "INSERT INTO docs VALUES (1, REPEAT('a', 1000), REPEAT('b', 2000)), (2, REPEAT('é', 501), 'x'), (3, NULL, NULL)",
     )
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows})
-    outcome = stack.run({"tables": "docs", "mode": "full"}, workers=1, idle_timeout=2, retry_delay=0)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "REDELIVERY_BASE_SECONDS": "0"})
+    outcome = stack.run({"tables": "docs", "mode": "full"}, workers=1, idle_timeout=2)
     assert not outcome.ok and outcome.dlq_messages == 1
     error = outcome.run["table_states"]["docs"]["last_error"]
     assert "table 'docs', row id='2': column 'body' holds 1,002 bytes, more than Snowflake's VARCHAR holds" in error
@@ -178,9 +178,9 @@ def test_a_blob_beyond_snowflake_fails_its_chunk_and_nothing_is_half_published(e
         "INSERT INTO blobs VALUES "
         + ", ".join(f"({i}, REPEAT('t', {10 * i}), UNHEX(REPEAT('AB', {10 * i})))" for i in range(1, 7)),
     )
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "REDELIVERY_BASE_SECONDS": "0"})
     request = {"tables": "blobs", "mode": "full", "chunk_rows": 2}
-    first = stack.run(request, workers=1, idle_timeout=2, retry_delay=0)
+    first = stack.run(request, workers=1, idle_timeout=2)
     assert first.ok, first.run
     published = _blob_rows(env, "blobs")
     assert len(published) == 6
@@ -191,7 +191,7 @@ def test_a_blob_beyond_snowflake_fails_its_chunk_and_nothing_is_half_published(e
         "UPDATE blobs SET body = CONCAT(body, '+'), data = CONCAT(data, X'00')",  # every chunk changes
         "UPDATE blobs SET data = UNHEX(REPEAT('CD', 501)) WHERE id = 4",  # the middle chunk: 501 bytes
     )
-    outcome = stack.run(request, workers=1, idle_timeout=2, retry_delay=0)
+    outcome = stack.run(request, workers=1, idle_timeout=2)
     assert not outcome.ok and outcome.dlq_messages == 1
     state = outcome.run["table_states"]["blobs"]
     assert state["status"] != "published"
