@@ -120,15 +120,16 @@ def test_the_finaliser_names_the_rows_and_columns_a_full_copy_got_wrong(env):
             cur.execute(f'UPDATE "{table}" SET "FF" = "FF" * 2, "U3" = %s WHERE "ID" = 150', ("nandu 150",))
 
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "HEAL_ATTEMPTS": "1", "REDELIVERY_BASE_SECONDS": "0"})
-    outcome = stack.run(
-        {"tables": "planted", "mode": "full", "chunk_rows": 100}, workers=1, fault=corrupt
-    )
+    outcome = stack.run({"tables": "planted", "mode": "full", "chunk_rows": 100}, workers=1, fault=corrupt)
     sf.close()
     state = outcome.run["table_states"]["planted"]
     assert state["status"] == "failed", state
     named = "\n".join(state["differences"])
     assert "chunk 1: row (id=150) column 'ff': value differs" in named, named
     assert "chunk 1: row (id=150) column 'u3': value differs: MySQL 'ñandú 150', Snowflake 'nandu 150'" in named
+    # the health check shows them too
+    health = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["planted"]
+    assert health["status"] == "failed" and any("row (id=150) column 'u3'" in d for d in health["differences"])
 
 
 def test_naming_is_bounded_and_finds_missing_extra_and_duplicated_rows(env):
@@ -157,3 +158,43 @@ def test_naming_is_bounded_and_finds_missing_extra_and_duplicated_rows(env):
     with pytest.raises(Exception, match="does not order alike"):
         diagnose.name_differences(env.mysql, target, plan, ["Key-1"], ["Key-2"], "WIDE")
     conn.close()
+
+
+def test_an_incremental_finaliser_names_the_differences_within_the_chunks_window(env):
+    """Incremental: the failing chunk's load-table rows (its window) are named against MySQL's rows of
+    the chunk's key range and window only; rows outside the window, unchanged since the full copy,
+    are not reported as missing."""
+    env.sql(
+        "CREATE TABLE inc (id INT PRIMARY KEY, v VARCHAR(20), js JSON NULL, updated_at DATETIME(6) NOT NULL)",
+        "INSERT INTO inc SELECT seq, CONCAT('v', seq), JSON_OBJECT('n', seq), '2024-01-01' FROM seq_1_to_300",
+    )
+    stack = env.start_stack(
+        {
+            "SMALL_CHUNK_ROWS": "0",
+            "HEAL_ATTEMPTS": "1",
+            "REDELIVERY_BASE_SECONDS": "0",
+            "WATERMARK_OVERLAP_SECONDS": "0",
+        }
+    )
+    request = {"tables": "inc", "mode": "full", "chunk_rows": 100}
+    assert stack.run(request, workers=1).ok
+    env.sql("UPDATE inc SET v = CONCAT(v, '+'), updated_at = '2024-02-01' WHERE id IN (120, 150, 250)")
+    sf = env.snowflake()
+
+    def corrupt(step, msg):
+        if step == "copied" and msg.chunk_id == 1:
+            cur = sf.cursor()
+            cur.execute(
+                f'UPDATE "{load_table_name(msg.plan, msg.run_id)}" SET "JS" = %s WHERE "ID" = 150', ('{"n":0}',)
+            )
+
+    outcome = stack.run({**request, "mode": "incremental"}, workers=1, fault=corrupt)
+    sf.close()
+    state = outcome.run["table_states"]["inc"]
+    assert state["status"] == "failed", state
+    named = "\n".join(state["differences"])
+    assert "chunk 1: row (id=150) column 'js': value differs" in named, named
+    assert "missing" not in named, named  # rows 101..200 outside the window: not in the chunk, not named
+    assert state["source_rows"] == 3, state  # the window: the three rows changed since the full copy
+    assert "rows written since the chunks' snapshots may show up" in named
+    assert "differences: chunk 1: row (id=150)" in state["reason"]

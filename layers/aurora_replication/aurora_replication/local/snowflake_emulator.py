@@ -9,7 +9,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * an explicit NUMBER(38,0) keeps 38 digits (fakesnow stores it as a 64-bit integer);
 * ``$name`` inside a string literal is text, not a session variable;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
-* staged CSV is read as text, so column types come from the table, as in Snowflake;
+* staged CSV is read as text, so column types come from the table, as in Snowflake, and by the file
+  format's dialect (delimiter, doubled quotes, no 2 MB record limit), never a sniffed one;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
   columns is decoded, as in Snowflake.
 """
