@@ -235,7 +235,7 @@ def test_changes_of_every_value_class_land_as_the_chunk_path_lands_them(env):
     env.sql(
         """INSERT INTO vals VALUES
            (2, '', 'café', 0.1, 0.1, 0, ST_GeomFromText('POINT(1 2)', 4326), '{"a": 1, "a": 2}', X''),
-           (3, 'NULL', NULL, 3.4028235e38, -5e-324, 2155, ST_GeomFromText('LINESTRING(0 0, 1 1)'), '[]', X'00FF'),
+           (3, 'NULL', NULL, 3.40282e38, -5e-324, 2155, ST_GeomFromText('LINESTRING(0 0, 1 1)'), '[]', X'00FF'),
            (4, '\\\\N', 'x', NULL, NULL, NULL, NULL, NULL, NULL)""",
         "UPDATE vals SET t = NULL, f = 1.5, y = 1901 WHERE id = 1",
     )
