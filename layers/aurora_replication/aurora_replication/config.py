@@ -73,6 +73,19 @@ class Settings(BaseModel):
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
     # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer
     mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
+    # the prices the cost estimate uses (docs/cost.md): list prices of us-east-1 as defaults; set your
+    # region's and your contract's. Lambda per GB-second (x86; arm64 is about 20% less) and per million
+    # requests, SQS per million requests (standard queue), DynamoDB on-demand per million read and write
+    # request units, Snowflake per credit, and the warehouse size (its credits per hour)
+    price_lambda_gb_second: float = Field(default=0.0000166667, alias="PRICE_LAMBDA_GB_SECOND", ge=0)
+    price_lambda_million_requests: float = Field(default=0.20, alias="PRICE_LAMBDA_MILLION_REQUESTS", ge=0)
+    price_sqs_million_requests: float = Field(default=0.40, alias="PRICE_SQS_MILLION_REQUESTS", ge=0)
+    price_dynamodb_million_reads: float = Field(default=0.125, alias="PRICE_DYNAMODB_MILLION_READ_UNITS", ge=0)
+    price_dynamodb_million_writes: float = Field(default=0.625, alias="PRICE_DYNAMODB_MILLION_WRITE_UNITS", ge=0)
+    price_snowflake_credit: float = Field(default=3.00, alias="PRICE_SNOWFLAKE_CREDIT", ge=0)
+    snowflake_warehouse_size: Literal[
+        "XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE"
+    ] = Field(default="XSMALL", alias="SNOWFLAKE_WAREHOUSE_SIZE")
 
     @property
     def source_fallback(self) -> dict[str, str]:

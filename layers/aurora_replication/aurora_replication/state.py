@@ -38,6 +38,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from aurora_replication.meter import MeteredTable
+
 TERMINAL = {"published", "failed", "declined"}
 # the operator's view (catalog and timeline items): how long DynamoDB keeps them (the table's TTL
 # attribute is ``expiration``; DynamoDB deletes an expired item within days, not at once)
@@ -86,7 +88,8 @@ def _set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str,
 
 class StateStore:
     def __init__(self, table_name: str, resource: Any = None) -> None:
-        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+        # every item call asks for and counts its consumed capacity (docs/cost.md)
+        self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
 
     # ---- leases ----------------------------------------------------------------------------
     def acquire_lease(self, table: str, run_id: str, seconds: int) -> tuple[bool, str]:

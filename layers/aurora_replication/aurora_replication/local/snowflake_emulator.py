@@ -12,7 +12,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * staged CSV is read as text, so column types come from the table, as in Snowflake, and by the file
   format's dialect (delimiter, doubled quotes, no 2 MB record limit), never a sniffed one;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
-  columns is decoded, as in Snowflake.
+  columns is decoded, as in Snowflake;
+* ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does.
 """
 
 from __future__ import annotations
@@ -215,6 +216,36 @@ def _patch_variables_in_literals() -> None:
     Variables.inline_variables = inline_variables  # type: ignore[method-assign]
 
 
+def _patch_query_tag() -> None:
+    """``ALTER SESSION SET QUERY_TAG = '<string>'`` sets a session parameter Snowflake documents (a
+    string of up to 2,000 characters) that the emulator does not know: accept exactly that form, a
+    string constant within the limit, as a no-op (the emulator keeps no query history to tag). Any
+    other value, and every other unknown session parameter, still fails as before."""
+    from fakesnow import transforms
+    from sqlglot import exp
+
+    original = transforms.alter_session
+    if getattr(original, "_asr_query_tag", False):
+        return
+
+    def alter_session(expression: Any) -> Any:
+        if isinstance(expression, exp.Alter) and expression.kind == "SESSION":
+            found = expression.find(exp.AlterSession)
+            items = (found.args.get("expressions") or []) if found is not None else []
+            ident = items[0].find(exp.Identifier) if len(items) == 1 and isinstance(items[0], exp.SetItem) else None
+            if ident is not None and str(ident.this).upper() == "QUERY_TAG":
+                assert found is not None
+                if found.args.get("unset"):
+                    return transforms.SUCCESS_NOP
+                rhs = items[0].this.args.get("expression") if isinstance(items[0].this, exp.EQ) else None
+                if isinstance(rhs, exp.Literal) and rhs.is_string and len(str(rhs.this)) <= 2000:
+                    return transforms.SUCCESS_NOP
+        return original(expression)
+
+    alter_session._asr_query_tag = True  # type: ignore[attr-defined]
+    transforms.alter_session = alter_session
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -231,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_hex_to_number()
     _patch_number_38()
     _patch_variables_in_literals()
+    _patch_query_tag()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))

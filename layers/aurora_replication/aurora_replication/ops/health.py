@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aurora_replication.errors import EndpointError
-from aurora_replication.ops import cdc_health
+from aurora_replication.ops import cdc_health, cost
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 
@@ -145,6 +145,21 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
     return {k: v for k, v in t.items() if v is not None}
 
 
+def _add_costs(services: Services, tables: dict[str, dict[str, Any]], result: dict[str, Any]) -> None:
+    """Each table's last run's estimated cost (docs/cost.md), and the tables whose last incremental or
+    cdc run moved no rows yet cost something (``nothing_changed``: a longer schedule would do). A
+    report, never a failing check."""
+    last = {name: str(t["last_run"]) for name, t in tables.items() if t.get("last_run")}
+    try:
+        costs = cost.last_run_costs(services.state, last, cost.Prices.from_settings(services.settings))
+    except Exception as e:  # noqa: BLE001 - cost is a report: the check stands without it
+        result["cost_error"] = f"{type(e).__name__}: {e}"[:300]
+        return
+    for name, c in costs.items():
+        tables[name]["cost"] = c
+    result["nothing_changed"] = sorted(n for n, c in costs.items() if c["nothing_changed"])
+
+
 def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     now = time.time()
     tables: dict[str, dict[str, Any]] = {}
@@ -174,6 +189,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
             )
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
+    _add_costs(services, tables, result)
     result["dead_lettered"] = sorted(dead)
     problems = []
     if failed:

@@ -31,6 +31,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from aurora_replication import meter
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
@@ -240,6 +241,7 @@ def schedule(
         failed: dict[str, str] = {}
         stopped: set[str] = set()
         for t in names:
+            meter.focus(t, "plan")
             try:
                 args = (request, target_columns, options, plan_table, files, cdc)
                 planned.append(plan_cdc_table(conn, services, database, t, *args))
@@ -265,6 +267,7 @@ def schedule(
         summary["tables"][table] = {"status": "failed", "reason": reason}
     streaming: list[CdcTable] = []
     for p in planned:
+        meter.focus(p.table, "plan")
         if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
             state = cdc.get(p.table) or {}
             reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
@@ -298,6 +301,7 @@ def schedule(
         streaming.append(p)
     if streaming:
         summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc))
+    meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
 
@@ -370,6 +374,7 @@ def read_and_send(
     sf = None
     try:
         for p in tables:
+            meter.focus(p.table, "read")
             if p.table in window.broken:
                 reason = (
                     f"table {p.table!r}: the binlog has {window.broken[p.table]!r}, which changes cannot follow; "

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
+from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
@@ -144,9 +145,12 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     if isinstance(event, dict) and "resume_run" in event:
         if set(event) != {"resume_run"}:
             raise BadInputError("a resume request has one field, resume_run: the id of the run to resume")
+        if isinstance(event["resume_run"], str):
+            meter.set_run(event["resume_run"])
         return resume.resume(event["resume_run"], services)
     request = parse_request(event, s.default_mode)
     run_id = request.run_id or new_run_id()
+    meter.set_run(run_id)  # the run's cost figures and query tags name it from here on
     target_columns = TargetColumns(services)
     try:
         if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
@@ -198,6 +202,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         planned: list[PlannedTable] = []
         failed: dict[str, str] = {}
         for t in names:
+            meter.focus(t, "plan")
             try:
                 planned.append(plan_table(conn, services, database, t, request, target_columns, options))
             except (BadInputError, UnsupportedTypeError) as e:
@@ -218,6 +223,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         summary["tables"][table] = {"status": "failed", "reason": reason}
     for p in planned:
         table = p.plan.table
+        meter.focus(table, "plan")
         for note in p.notes:
             logger.info(note, extra={"run_id": run_id, "table": table})
         ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)
@@ -257,5 +263,6 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
                 "plan_seconds": round(p.plan_seconds, 3),
             },
         )
+    meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary

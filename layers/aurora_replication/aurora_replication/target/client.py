@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,11 +12,12 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
+from aurora_replication import meter
 from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import cdc_sql, sql
+from aurora_replication.target import cdc_sql, sql, tagging
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
@@ -197,7 +199,10 @@ def bindable(statement: str) -> str:
 
 
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
-    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector)."""
+    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector). The statement
+    carries the query tag of the work in scope, and its elapsed time is metered (target/tagging.py)."""
+    tag = tagging.before(conn)
+    started = time.perf_counter()
     cur = conn.cursor()
     values = tuple(params) if params is not None else ()
     try:
@@ -209,6 +214,7 @@ def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] 
             return []
     finally:
         cur.close()
+        meter.statement(statement, time.perf_counter() - started, tag)
 
 
 class Target:
@@ -235,6 +241,7 @@ class Target:
     def put(self, local_path: str, path: str) -> None:
         self.ensure_stage()
         execute(self.conn, sql.put_file(local_path, self.stage, path))
+        meter.add("snowflake_bytes_staged", os.path.getsize(local_path))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -242,7 +249,8 @@ class Target:
         statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            yield
+            with tagging.held(self.conn):  # no ALTER SESSION inside the transaction
+                yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise
