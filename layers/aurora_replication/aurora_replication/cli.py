@@ -534,6 +534,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for r in report:
         for key_range in r.get("differing_ranges", []):
             print(f"{r['table']}: differs in {key_range}")
+        for difference in r.get("differences", []):
+            print(f"{r['table']}: {difference}")
+        if r.get("not_compared"):
+            print(f"{r['table']}: not compared (cast columns): {', '.join(r['not_compared'])}")
     return 0 if all(r["result"] == "ok" for r in report) else 1
 
 

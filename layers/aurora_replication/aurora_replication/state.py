@@ -532,6 +532,8 @@ class StateStore:
         for key in ("source_rows", "target_rows", "validation", "reason"):
             if summary.get(key) is not None:
                 fields[key] = summary[key]
+        # the rows and columns a failed validation named (``pipeline.diagnose``); emptied by the next run
+        fields["differences"] = [str(d) for d in (summary.get("differences") or [])][:20]
         self._note(table, fields)
         if status == "published":
             as_of = summary.get("source_as_of") or self.run_started_at(run_id, table)

@@ -126,6 +126,8 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
         "at": item.get("last_at"),
         "rows": item.get("target_rows"),
         "validation": item.get("validation"),
+        # a failed validation names the rows and columns that differ, with both values
+        "differences": list(item.get("differences") or [])[:5] or None,
     }
     if item.get("last_at"):
         t["since_last_run_seconds"] = int(now - float(item["last_at"]))

@@ -423,6 +423,10 @@ def _stage_batches(
     s = services.settings
     path = batch_path(p.table, start, end)
     encs = staging.encoders(p.plan)
+    checks = staging.size_checks(p.plan)
+    if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
+        for change in changes:
+            staging.check_sizes(p.plan, checks, change.values)
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]

@@ -157,9 +157,7 @@ def _extract(
     try:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
-            kinds = [c.kind for c in plan.columns]
-            bound = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
-            return bound, None
+            return staging.bound_rows(plan, head), None  # names a value longer than Snowflake holds
         return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
     finally:
         stream.close()  # the connection is free for the checksum in the same snapshot

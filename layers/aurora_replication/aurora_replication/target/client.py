@@ -281,11 +281,14 @@ class Target:
         return name
 
     def checksums_of_attempts(
-        self, plan: TablePlan, load_table: str, attempts_table: str, token: str
+        self, plan: TablePlan, load_table: str, attempts_table: str, token: str, json_text: bool = True
     ) -> dict[int, tuple[int, str]]:
-        """Count and checksum of each chunk's validated attempt in the load table, in one scan."""
+        """Count and checksum of each chunk's validated attempt in the load table, in one scan. JSON
+        columns count as the text the load table holds (``json_text``), as in the chunk's source
+        checksum; ``json_text=False`` leaves them out, to compare with a target's VARIANT rows."""
         where = sql.validated(load_table, attempts_table)
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan), where), [token])
+        columns = checksum_columns(plan, json_text)
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), [token])
         return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
@@ -320,8 +323,10 @@ class Target:
         load_table: bool = False,
         where: str = "",
         params: Sequence[object] = (),
+        json_text: bool = False,
     ) -> tuple[int, str]:
-        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan), load_table, where)
+        """``json_text``: include JSON columns (only where ``table`` holds them as text: a load table)."""
+        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan, json_text), load_table, where)
         return fold_sums(*execute(self.conn, statement, params or None)[0])
 
     def has_column(self, table: str, column: str) -> bool:
