@@ -91,7 +91,7 @@ def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
     p = plan()
     sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
     assert sql.startswith('INSERT OVERWRITE INTO "ORDER ITEMS" ("ID", "LINE", "NA""ME", "DOC", "AT") SELECT CAST(')
-    assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
+    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
     assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
     assert sql.count("%s") == 1 and "CREATE" not in sql and "MAX(" not in sql
 
