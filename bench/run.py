@@ -460,7 +460,7 @@ class PhaseTimer:
             ("checksum", "validation: emulator checksum (summed inside the emulator)"),
             ("checksums_of_attempts", "validation: emulator checksums per chunk (summed inside the emulator)"),
             ("range_checksum", "validation: emulator checksum of one key range (summed inside the emulator)"),
-            ("publish", "publish: CREATE OR REPLACE TABLE ... COPY GRANTS AS SELECT (emulator)"),
+            ("publish", "publish: INSERT OVERWRITE in a transaction (emulator)"),
             ("drop", "DROP load table (emulator)"),
         ):
             setattr(T, attr, self.timed(name, getattr(T, attr)))

@@ -19,7 +19,7 @@ from aurora_replication.source import sql as source_sql
 def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
     if v is None:
         return None
-    if kind == typemap.BINARY:
+    if kind in (typemap.BINARY, typemap.SPATIAL):
         return bytes(v) if isinstance(v, (bytes, bytearray)) else bytes.fromhex(v)
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode()

@@ -7,23 +7,29 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
-from aurora_replication.ops import preflight
-from aurora_replication.pipeline import scheduler
+from aurora_replication.ops import cost, preflight
+from aurora_replication.pipeline import metering, scheduler
 from aurora_replication.services import Services
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 services = Services.from_settings(load_settings())
+prices = cost.Prices.from_settings(services.settings)
 
 
 @logger.inject_lambda_context(log_event=True)
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    invocation = metering.Invocation("scheduler", context)
     with preflight.actionable_errors(services, logger):
         preflight.check_endpoints(services)  # a run that cannot start writes nothing
-        summary = scheduler.schedule(event, services)
+        with invocation.unit():
+            summary = scheduler.schedule(event, services)
+    # the invocation's cost, shared among the tables it planned (docs/cost.md)
+    spent = invocation.settle(services, tables={0: sorted(summary.get("tables", {}))})
+    cost.publish(cost.cost_gauges(spent, prices))
     logger.append_keys(run_id=summary["run_id"])
     chunks = sum(t.get("chunks", 0) for t in summary["tables"].values())
     metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=chunks)

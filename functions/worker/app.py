@@ -16,9 +16,10 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from aurora_replication import meter
 from aurora_replication.config import load_settings
-from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline import redelivery, worker
+from aurora_replication.ops import cost
+from aurora_replication.pipeline import metering, redelivery, worker
 from aurora_replication.services import Services
 
 logger = Logger()
@@ -51,6 +52,8 @@ def put_metric(name: str, value: float, unit: str = "Count", step: str | None = 
 
 
 services.metric = put_metric
+prices = cost.Prices.from_settings(settings)
+invocation: metering.Invocation | None = None  # the invocation in progress: its records' cost meters
 idempotency = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr="pk", sort_key_attr="sk")
 
@@ -58,23 +61,26 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
 def handle_once(work: dict[str, Any]) -> dict[str, Any]:
     """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id)."""
-    return worker.handle(ChunkMessage.model_validate(work["message"]), services)
+    return worker.handle(worker.parse_message(work["message"]), services)
 
 
 @tracer.capture_method
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    try:
-        return handle_record(record)
-    except Exception as e:
-        receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
-        worker.record_final_failure(record.body, receives, e, services)
-        redelivery.after_failure(record.receipt_handle, receives, e, services)
-        raise
+    assert invocation is not None
+    with invocation.unit():  # what this record's work costs, whatever its outcome (docs/cost.md)
+        try:
+            return handle_record(record)
+        except Exception as e:
+            receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
+            worker.record_final_failure(record.body, receives, e, services)
+            redelivery.after_failure(record.receipt_handle, receives, e, services)
+            raise
 
 
 def handle_record(record: SQSRecord) -> dict[str, Any]:
     message = worker.parse_message(record.body)
-    logger.append_keys(run_id=message.run_id, table=message.plan.table, chunk=message.chunk_id, step=message.kind)
+    meter.set_unit(message.run_id, message.table, message.kind)
+    logger.append_keys(run_id=message.run_id, table=message.table, chunk=message.chunk_id, step=message.kind)
     if settings.idempotency_enabled:
         result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
     else:
@@ -86,5 +92,15 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+    global invocation
     idempotency.register_lambda_context(context)
-    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    invocation = metering.Invocation("worker", context)
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        # the batch's GB-seconds and the event source mapping's receive and delete, by table
+        records = len(event.get("Records") or [])
+        spent = invocation.settle(services, sqs_requests=2.0 if records else 0.0, received=records)
+        cost.publish(cost.cost_gauges(spent, prices))

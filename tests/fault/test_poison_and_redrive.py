@@ -112,6 +112,9 @@ def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
     assert "checksum differs" in out and "count differs" in out
     assert "a: differs in -inf < key <= +inf" in out  # one range: the tables are smaller than a chunk
     assert "b: differs in -inf < key <= +inf" in out
+    # and the rows and columns that differ are named, with both values
+    assert "a: row (id=2) column 'v': value differs: MySQL 'z', Snowflake 'y'" in out
+    assert "b: row (id=2): missing in Snowflake" in out
     assert cli.main(["--home", str(env.home), "validate", "--tables", "nope", *urls]) == 2
 
 

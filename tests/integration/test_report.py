@@ -77,6 +77,11 @@ def test_report_of_a_run_with_a_retried_and_a_dead_lettered_chunk(env, browser, 
         "return [...document.querySelectorAll('#tables tbody tr')].map(r => [...r.cells].map(c => c.innerText))"
     )
     assert [row[0] for row in tables] == ["p", "q"]
+    # the cost of each table, the dead-lettered q's five failed attempts included (they were paid for)
+    costs = browser.script(
+        "return [...document.querySelectorAll('#cost tbody tr')].map(r => [...r.cells].map(c => c.innerText))"
+    )
+    assert [row[0] for row in costs] == ["p", "q"] and all(row[5].startswith("$0.") for row in costs), costs
     chunks = int(outcome.run["table_states"]["p"]["chunk_count"])
     assert tables[0][2] == "published" and tables[0][3] == f"{chunks}/{chunks}"
     assert tables[1][2] == "failed (chunks in the DLQ)" and "dead-lettered chunk(s): 0" in tables[1][9]

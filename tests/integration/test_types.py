@@ -145,3 +145,67 @@ def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):
     conn = env.db.connect(env.database)
     assert source_read.table_checksum(conn, plan)[0] == 2
     conn.close()
+
+
+@pytest.mark.parametrize("small_chunk_rows", ["0", "200"], ids=["server-lines", "multi-row-insert"])
+def test_a_value_longer_than_snowflake_holds_is_named_not_a_cryptic_load_error(env, monkeypatch, small_chunk_rows):
+    """Snowflake's VARCHAR holds 128 MB: a LONGTEXT value beyond that fails its chunk with an error that
+    names the table, row key and column (the limit is lowered here: 128 MB rows do not fit a test)."""
+    from aurora_replication import typemap
+
+    monkeypatch.setattr(typemap, "VARCHAR_MAX_BYTES", 1000)
+    env.sql(
+        "CREATE TABLE docs (id INT PRIMARY KEY, body LONGTEXT, note TEXT)",
+        "INSERT INTO docs VALUES (1, REPEAT('a', 1000), REPEAT('b', 2000)), (2, REPEAT('é', 501), 'x'), (3, NULL, NULL)",
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "REDELIVERY_BASE_SECONDS": "0"})
+    outcome = stack.run({"tables": "docs", "mode": "full"}, workers=1, idle_timeout=2)
+    assert not outcome.ok and outcome.dlq_messages == 1
+    error = outcome.run["table_states"]["docs"]["last_error"]
+    assert "table 'docs', row id='2': column 'body' holds 1,002 bytes, more than Snowflake's VARCHAR holds" in error
+
+
+@pytest.mark.parametrize("small_chunk_rows", ["0", "200"], ids=["server-lines", "multi-row-insert"])
+def test_a_blob_beyond_snowflake_fails_its_chunk_and_nothing_is_half_published(env, monkeypatch, small_chunk_rows):
+    """A LONGTEXT or LONGBLOB value longer than Snowflake's VARCHAR (128 MB) or BINARY (64 MB) holds,
+    in one chunk of several, through the real pipeline: that chunk fails with an error naming the
+    table, the row key and the column, the other chunks' rows are not published, and the target
+    keeps the previous run's copy untouched. (The limits are lowered: such rows do not fit a test.)"""
+    from aurora_replication import typemap
+
+    env.sql(
+        "CREATE TABLE blobs (id INT PRIMARY KEY, body LONGTEXT, data LONGBLOB)",
+        "INSERT INTO blobs VALUES "
+        + ", ".join(f"({i}, REPEAT('t', {10 * i}), UNHEX(REPEAT('AB', {10 * i})))" for i in range(1, 7)),
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "REDELIVERY_BASE_SECONDS": "0"})
+    request = {"tables": "blobs", "mode": "full", "chunk_rows": 2}
+    first = stack.run(request, workers=1, idle_timeout=2)
+    assert first.ok, first.run
+    published = _blob_rows(env, "blobs")
+    assert len(published) == 6
+
+    monkeypatch.setattr(typemap, "VARCHAR_MAX_BYTES", 1000)
+    monkeypatch.setattr(typemap, "BINARY_MAX_BYTES", 500)
+    env.sql(
+        "UPDATE blobs SET body = CONCAT(body, '+'), data = CONCAT(data, X'00')",  # every chunk changes
+        "UPDATE blobs SET data = UNHEX(REPEAT('CD', 501)) WHERE id = 4",  # the middle chunk: 501 bytes
+    )
+    outcome = stack.run(request, workers=1, idle_timeout=2)
+    assert not outcome.ok and outcome.dlq_messages == 1
+    state = outcome.run["table_states"]["blobs"]
+    assert state["status"] != "published"
+    assert (
+        "table 'blobs', row id='4': column 'data' holds 501 bytes, more than Snowflake's BINARY holds (500 bytes)"
+        in state["last_error"]
+    )
+    assert _blob_rows(env, "blobs") == published  # the first run's copy, not one row of the second
+
+
+def _blob_rows(env, table: str) -> list[tuple[object, ...]]:
+    conn = env.snowflake()
+    cur = conn.cursor()
+    cur.execute(f'SELECT "ID", "BODY", "DATA" FROM "{table.upper()}" ORDER BY "ID"')
+    rows = [tuple(r) for r in cur.fetchall()]
+    conn.close()
+    return rows

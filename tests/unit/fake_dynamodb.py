@@ -22,6 +22,7 @@ PAGE_LIMIT = 1024 * 1024
 TOKEN = re.compile(r"\s*(<>|<=|>=|[=<>(),]|#\w+|:\w+|[A-Za-z_][\w.]*)")
 KEY_PREFIX = re.compile(r"^pk = (:\w+) AND begins_with\(sk, (:\w+)\)$")
 KEY_FROM = re.compile(r"^pk = (:\w+) AND sk >= (:\w+)$")
+KEY_BETWEEN = re.compile(r"^pk = (:\w+) AND sk BETWEEN (:\w+) AND (:\w+)$")
 
 
 @lru_cache(maxsize=256)
@@ -255,12 +256,17 @@ class FakeTable:
         if m := KEY_PREFIX.match(expr):  # the two key conditions the state store uses, without parsing per item
             pk, prefix = values[m.group(1)], values[m.group(2)]
             found = [i for (p, sk), i in self.items.items() if p == pk and sk.startswith(prefix)]
+        elif m := KEY_BETWEEN.match(expr):
+            pk, low, high = values[m.group(1)], values[m.group(2)], values[m.group(3)]
+            found = [i for (p, sk), i in self.items.items() if p == pk and low <= sk <= high]
         elif m := KEY_FROM.match(expr):
             pk, low = values[m.group(1)], values[m.group(2)]
             found = [i for (p, sk), i in self.items.items() if p == pk and sk >= low]
         else:
             found = [i for i in self.items.values() if _Expr(expr, names, values).parse_or(i)]
-        matching = sorted(found, key=lambda i: i["sk"])
+        matching = sorted(found, key=lambda i: i["sk"], reverse=not kw.get("ScanIndexForward", True))
+        if kw.get("Limit"):
+            matching = matching[: kw["Limit"]]
         start = kw.get("ExclusiveStartKey")
         if start:
             matching = [i for i in matching if i["sk"] > start["sk"]]

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "identifiers": 0,
     "keyset": 0,
     "typemap": 0,
+    "meter": 0,
     "generated_sql": 1,
     "models": 2,
     "config": 3,
@@ -28,6 +29,7 @@ LAYERS: dict[str, int] = {
     "target": 4,
     "state": 4,
     "cdc_state": 4,
+    "cost_ledger": 4,
     "services": 5,
     "pipeline": 6,
     "ops": 7,
@@ -125,3 +127,13 @@ def test_the_graph_is_real() -> None:
     g = graph()
     assert "aurora_replication.models" in g["aurora_replication.pipeline.worker"]
     assert "aurora_replication.source.sql" in g["aurora_replication.source.read"]
+
+
+def test_test_modules_have_unique_names() -> None:
+    """The suite runs as one `pytest tests` call with rootdir-relative imports (no __init__.py):
+    two test files of the same name in different folders stop collection of the whole suite."""
+    tests = Path(__file__).resolve().parents[1]
+    seen: dict[str, list[str]] = {}
+    for path in tests.rglob("test_*.py"):
+        seen.setdefault(path.name, []).append(str(path.relative_to(tests)))
+    assert not {name: where for name, where in seen.items() if len(where) > 1}

@@ -9,10 +9,10 @@ import pytest
 
 from aurora_replication import typemap
 from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
-from aurora_replication.pipeline.cdc_apply import is_stale
 from aurora_replication.pipeline.cdc_reader import batch_path, schema_problems
+from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
-from aurora_replication.source.binlog_values import ColumnFacts, float32_text, to_text
+from aurora_replication.source.binlog_values import ColumnFacts, to_text
 from aurora_replication.target import cdc_sql
 
 
@@ -45,19 +45,19 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
         (facts(typemap.JSON, "json"), {b"k": [1, b"\xc3\xa9"]}, '{"k": [1, "é"]}'),
         (facts(typemap.JSON, "longtext"), '{"k": 1}', '{"k": 1}'),
         (facts(typemap.FLOAT, "double"), 0.1, "0.1"),
-        (facts(typemap.FLOAT, "float"), 0.10000000149011612, "0.1"),
+        (facts(typemap.FLOAT, "float"), 0.10000000149011612, "0.10000000149011612"),  # as FLOAT + 0e0
+        (facts(typemap.YEAR, "year"), 1900, "0"),  # YEAR 0, as CAST(col AS UNSIGNED) reads it
+        (
+            facts(typemap.SPATIAL, "point"),
+            bytes.fromhex("E61000000101000000" + "00" * 16),
+            "0101000020E6100000" + "00" * 16,
+        ),
+        (facts(typemap.SPATIAL, "geometry"), bytes.fromhex("000000000101000000" + "00" * 16), "0101000000" + "00" * 16),
         (facts(typemap.TEXT, "varchar"), None, None),
     ],
 )
 def test_binlog_values_spelled_as_mysql_prints_them(f, value, text):
     assert to_text(f, value) == text
-
-
-def test_float32_shortest_text_round_trips():
-    for v in (1.5, 3.4028234663852886e38, 1e-45, 123456.7890625):
-        import struct
-
-        assert struct.pack("<f", float(float32_text(v))) == struct.pack("<f", v)
 
 
 def test_positions_sort_as_the_binlog_does():
@@ -114,7 +114,7 @@ def test_merge_applies_only_newer_changes_and_respects_tombstones():
     sql = cdc_sql.merge_changes(_plan(), "_ASR_CDC_r_T", "delete")
     assert 't."_ASR_POS" IS NULL OR t."_ASR_POS" < s."_ASR_POS"' in sql
     assert 'NOT EXISTS (SELECT 1 FROM "_ASR_TOMB_T" d' in sql and "THEN DELETE" in sql
-    assert 'PARSE_JSON(l."DOC")' in sql and "%s" in sql
+    assert "PARSE_JSON(l.\"DOC\", 'd')" in sql and "%s" in sql  # duplicate keys as in the chunk path
     mark = cdc_sql.merge_changes(_plan(), "_ASR_CDC_r_T", "mark")
     assert "DELETE" not in mark.replace("_ASR_DELETED_AT", "") and '"_ASR_DELETED_AT"' in mark
     assert "FORCE = FALSE PURGE = TRUE" in cdc_sql.copy_batch(
@@ -147,3 +147,12 @@ def test_cdc_lag_gauges_from_the_health_report():
     assert found[("CdcLagSeconds", (("table", "a"),))] == 30
     assert found[("MaxCdcLagSeconds", ())] == 90
     assert not any(name == "CdcLagSeconds" and dims == (("table", "c"),) for name, dims in found)
+
+
+def test_cdc_is_a_sync_mode_that_applies_its_own_units():
+    from aurora_replication.pipeline import modes
+    from aurora_replication.pipeline.modes import cdc
+
+    assert modes.get("cdc") is modes.MODES["cdc"] and isinstance(modes.get("cdc"), cdc.Cdc)
+    assert [name for name, m in sorted(modes.MODES.items()) if m.applies_units] == ["cdc"]
+    assert modes.get("cdc").commit_step == "merge"

@@ -12,6 +12,7 @@ from aurora_replication.local.template import Template
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline.scheduler import parse_request
 from aurora_replication.pipeline.worker import parse_message
+from aurora_replication.state import EXPIRATION
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,6 +70,9 @@ def test_settings_are_validated_with_clear_errors():
         settings_from({**env, "DEFAULT_CHUNK_ROWS": "0"})
     with pytest.raises(BadInputError, match="STATE_TABLE"):
         settings_from({k: v for k, v in env.items() if k != "STATE_TABLE"})
+    assert settings_from(env).run_retention_seconds == 30 * 86400
+    with pytest.raises(BadInputError, match="RUN_RETENTION_DAYS=1 .*LEASE_SECONDS"):
+        settings_from({**env, "RUN_RETENTION_DAYS": "1", "LEASE_SECONDS": str(2 * 86400)})
 
 
 def test_template_queue_and_concurrency_promises():
@@ -87,7 +91,9 @@ def test_template_queue_and_concurrency_promises():
     table = t.resource("StateTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert table["TimeToLiveSpecification"]["Enabled"] is True
+    assert table["TimeToLiveSpecification"] == {"AttributeName": EXPIRATION, "Enabled": True}
+    assert params["RunRetentionDays"]["Default"] == 30
+    assert t.doc["Globals"]["Function"]["Environment"]["Variables"]["RUN_RETENTION_DAYS"] == {"Ref": "RunRetentionDays"}
     schedule = t.resource("SchedulerFunction")["Events"]["Schedule"]
     assert schedule["Type"] == "ScheduleV2"
     assert schedule["Properties"]["ScheduleExpression"] == {"Ref": "ScheduleExpression"}

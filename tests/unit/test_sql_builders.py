@@ -67,7 +67,7 @@ def test_merge_joins_on_every_key_column_and_reads_only_the_validated_attempts()
     p = plan("incremental")
     sql = snowflake_sql.merge_validated(p, "_ASR_INC_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
     assert 'ON t."ID" = s."ID" AND t."LINE" = s."LINE"' in sql
-    assert 'PARSE_JSON("DOC") AS "DOC"' in sql
+    assert 'PARSE_JSON("DOC", \'d\') AS "DOC"' in sql  # a duplicate key keeps its last value
     assert f"WHERE {VALIDATED.format(load='_ASR_INC_r1_ORDER ITEMS')}) s ON" in sql
     assert sql.count("%s") == 1  # the finaliser's token
     assert 'UPDATE SET t."NA""ME" = s."NA""ME"' in sql
@@ -82,9 +82,18 @@ def test_publish_takes_the_validated_attempts_and_casts_every_column():
     assert sql.startswith(
         'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
     )
-    assert 'CAST(PARSE_JSON("DOC") AS VARIANT) AS "DOC"' in sql
+    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
     assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
     assert "MAX(" not in sql  # never "the latest attempt": a late duplicate must not be published
+
+
+def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
+    p = plan()
+    sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
+    assert sql.startswith('INSERT OVERWRITE INTO "ORDER ITEMS" ("ID", "LINE", "NA""ME", "DOC", "AT") SELECT CAST(')
+    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
+    assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
+    assert sql.count("%s") == 1 and "CREATE" not in sql and "MAX(" not in sql
 
 
 def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
@@ -100,9 +109,10 @@ def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
 def test_copy_reads_one_file_with_a_lossless_csv_format():
     sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", "data-1.csv.gz")
     assert "FROM @MY_STAGE/order_items_1/r1/0/data-1.csv.gz" in sql
-    assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ('\\\\N')" in sql
+    # NULL is an empty unquoted field, "" the empty string, and no text is ever read as NULL
+    assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ()" in sql
     # each attempt has its own file: the load history may skip a file loaded twice, never a new one
-    assert "EMPTY_FIELD_AS_NULL = FALSE" in sql and "FORCE" not in sql and sql.endswith("PURGE = TRUE")
+    assert "EMPTY_FIELD_AS_NULL = TRUE" in sql and "FORCE" not in sql and sql.endswith("PURGE = TRUE")
     with pytest.raises(ValueError):
         snowflake_sql.stage_location("S", "a'; DROP", "x")
 
@@ -112,11 +122,16 @@ def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
     rows = [
         ("1", "2", 'a "q", b\nc\\d', '{"k": 1}', "2024-01-01 00:00:00.5"),
         ("2", "3", "", None, "0000-00-00 00:00:00"),
+        ("3", "4", "\\N", "null", None),
     ]
     staged = staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, rows, 7, "att")
     text = gzip.open(staged.path, "rt", encoding="utf-8").read()
-    assert staged.rows == 2
-    assert text == ('1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n2,3,"",\\N,\\N,7,att\n')
+    assert staged.rows == 3
+    assert text == (
+        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n'
+        '2,3,"",,,7,att\n'  # the empty string is "", NULL and the zero date are empty fields
+        '3,4,"\\N","null",,7,att\n'  # text that looks like NULL is quoted text
+    )
 
 
 def test_type_mapping_is_lossless_for_common_types():
@@ -130,15 +145,25 @@ def test_type_mapping_is_lossless_for_common_types():
     assert m("a", "json", "json").kind == typemap.JSON
     assert m("a", "time", "time(6)").snowflake_type == "VARCHAR"
     assert m("a", "varbinary", "varbinary(10)").snowflake_type == "BINARY"
-    with pytest.raises(typemap.UnsupportedTypeError, match="column 'g'"):
-        m("g", "geometry", "geometry")
+    # the types MySQL lets grow past Snowflake's default sizes are declared at Snowflake's maximum
+    assert m("a", "longtext", "longtext").snowflake_type == "VARCHAR(134217728)"
+    assert m("a", "mediumtext", "mediumtext").snowflake_type == "VARCHAR"
+    assert m("a", "longblob", "longblob").snowflake_type == "BINARY(67108864)"
+    assert m("a", "mediumblob", "mediumblob").snowflake_type == "BINARY(67108864)"
+    assert m("g", "geometry", "geometry") == typemap.ColumnType(typemap.SPATIAL, "BINARY(67108864)")
+    assert m("g", "point", "point").kind == typemap.SPATIAL
+    with pytest.raises(typemap.UnsupportedTypeError, match="column 'v'"):
+        m("v", "vector", "vector(3)")
 
 
 def test_checksum_queries_use_the_same_canonical_columns_on_both_sides():
     p = plan()
     mysql_sql = source_sql.checksum_query(p)
     sf_sql = snowflake_sql.checksum_query(p, "T", checksums.checksum_columns(p))
-    assert [c.name for c in checksums.checksum_columns(p)] == ["id", "line", 'na"me', "at"]  # JSON is counted only
+    # JSON only where Snowflake holds it as MySQL's text (a load table)
+    assert [c.name for c in checksums.checksum_columns(p)] == ["id", "line", 'na"me', "at"]
+    assert [c.name for c in checksums.checksum_columns(p, json_text=True)] == ["id", "line", 'na"me', "doc", "at"]
+    assert [c.name for c in checksums.unchecked_columns(p)] == ["doc"]
     assert "TIMESTAMPDIFF(MICROSECOND" in mysql_sql and "DATE_PART(EPOCH_MICROSECOND" in sf_sql
     assert checksums.fold_hashes(["0" * 31 + "1", "f" * 32]) == checksums.fold_hashes(["f" * 32, "0" * 31 + "1"])
 
@@ -224,6 +249,75 @@ def test_chunk_size_adapts_to_the_row_width():
     assert chunks.adaptive_chunk_rows(0, mb64, 100_000) == 100_000  # row size unknown: the default
     assert chunks.adaptive_chunk_rows(40, 0, 100_000) == 100_000  # CHUNK_TARGET_MB=0: the default
     assert chunks.adaptive_chunk_rows(1, mb64, 5) == 10_000_000 and chunks.adaptive_chunk_rows(10**9, mb64, 5) == 1_000
+
+
+def test_a_value_longer_than_snowflake_holds_is_named_by_table_row_and_column(tmp_path, monkeypatch):
+    monkeypatch.setattr(typemap, "VARCHAR_MAX_BYTES", 10)
+    p = TablePlan(
+        table="docs",
+        target_table="DOCS",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="body", kind="text", snowflake_type=typemap.VARCHAR_MAX, target="BODY"),
+            Column(name="note", kind="text", snowflake_type="VARCHAR", target="NOTE"),
+        ],
+        key=["id"],
+        mode="full",
+    )
+    fits = [("1", "é" * 5, "x" * 50)]  # 10 bytes; a MEDIUMTEXT-sized column is never checked
+    assert staging.bound_rows(p, fits) == [["1", "é" * 5, "x" * 50]]
+    too_long = [*fits, ("2", "é" * 6, None)]  # 12 bytes in UTF-8
+    match = r"table 'docs', row id='2': column 'body' holds 12 bytes, more than Snowflake's VARCHAR holds \(10 bytes\)"
+    with pytest.raises(staging.ValueTooLargeError, match=match):
+        staging.bound_rows(p, too_long)
+    with pytest.raises(staging.ValueTooLargeError, match=match):
+        staging.write_csv_gz(str(tmp_path / "f.csv.gz"), p, too_long, 0, "a")
+    # MySQL's formatted line of such a row is NULL, so the worker re-encodes the chunk in Python
+    assert "WHEN LENGTH(CONVERT(`body` USING utf8mb4)) > 10 THEN NULL" in source_sql.line_query(p, None, None)[0]
+    assert "LENGTH(CONVERT(`note`" not in source_sql.line_query(p, None, None)[0]
+
+
+def test_every_kind_has_one_canonical_spelling_in_each_engine():
+    kinds = {
+        "integer": "NUMBER(10,0)",
+        "decimal": "NUMBER(10,10)",
+        "float": "FLOAT",
+        "bit": "NUMBER(20,0)",
+        "year": "NUMBER(4,0)",
+        "text": "VARCHAR",
+        "binary": "BINARY",
+        "spatial": typemap.BINARY_MAX,
+        "time": "VARCHAR",
+        "date": "DATE",
+        "datetime": "TIMESTAMP_NTZ(6)",
+        "json": "VARIANT",
+    }
+    cols = [Column(name=k, kind=k, snowflake_type=t, target=k.upper()) for k, t in kinds.items()]
+    p = TablePlan(table="t", target_table="T", columns=cols, key=["integer"], mode="full")
+    assert {c.kind for c in checksums.checksum_columns(p, json_text=True)} == set(kinds)  # every column checked
+    mysql = {c.kind: source_sql.canonical_expr(c) for c in cols}
+    snowflake = {c.kind: snowflake_sql.canonical(c) for c in cols}
+    assert mysql["year"] == "CAST(CAST(`year` AS UNSIGNED) AS CHAR)"  # YEAR 0 is '0', not '0000'
+    assert mysql["text"] == "CONCAT(CHAR_LENGTH(CONVERT(`text` USING utf8mb4)), ':', CONVERT(`text` USING utf8mb4))"
+    assert snowflake["text"] == """LENGTH("TEXT") || ':' || "TEXT\""""
+    assert mysql["binary"] == "HEX(`binary`)" and snowflake["binary"] == 'HEX_ENCODE("BINARY")'
+    assert "LOG2(ABS((`float` + 0e0)))" in mysql["float"] and 'LOG(2, ABS("FLOAT"))' in snowflake["float"]
+    assert "'0' || " in snowflake["decimal"]  # NUMBER(p,p): the leading zero put back where it is left out
+    assert source_sql.key_md5(p) == "MD5(CONCAT_WS(CHAR(31), CAST(`integer` AS CHAR)))"
+    assert snowflake_sql.key_md5(p) == 'MD5(CONCAT_WS(CHR(31), CAST("INTEGER" AS VARCHAR)))'
+
+
+def test_the_float_spelling_is_the_exact_double():
+    """``m'p'e`` with |x| = m * 2^(e-52) and 2^52 <= m < 2^53, subnormals included, spells each double once."""
+    import math
+
+    from aurora_replication.pipeline import diagnose
+
+    for x in [0.1, -1.5, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308, 3.4028234663852886e38, 1e22]:
+        m, e = math.frexp(abs(x))  # |x| = m * 2^e, 0.5 <= m < 1
+        mantissa = int(m * 2**53)
+        assert 2**52 <= mantissa < 2**53 and mantissa == m * 2**53
+        assert diagnose.float_of_canonical(("-" if x < 0 else "") + f"{mantissa}p{e - 1}") == x
 
 
 def test_statements_with_bound_values_keep_percent_signs_in_names_and_strings():

@@ -78,3 +78,71 @@ def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it()
 def test_close_without_a_look_up_opens_nothing():
     columns = TargetColumns(SimpleNamespace(snowflake=lambda: 1 / 0))  # type: ignore[arg-type]
     columns.close()
+
+
+def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[RecordingConnection, dict[str, Any]]:
+    from aurora_replication.models import Column, TablePlan
+    from aurora_replication.pipeline.modes import Commit, get
+
+    plan = TablePlan(
+        table="orders",
+        target_table="ORDERS",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="name", kind="text", snowflake_type="VARCHAR", target="NAME"),
+        ],
+        key=["id"],
+        mode="full",
+    )
+    conn = RecordingConnection({snowflake_sql.target_columns(): existing})
+    if fail_on:
+        record = conn.cursor
+
+        def cursor() -> Any:
+            inner = record()
+            execute = inner.execute
+
+            def failing(statement: str, params: Any = None) -> None:
+                execute(statement, params)
+                if statement.startswith(fail_on):
+                    raise RuntimeError("warehouse suspended")
+
+            inner.execute = failing
+            return inner
+
+        conn.cursor = cursor  # type: ignore[method-assign]
+    t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
+    c = Commit(t, plan, "L", "A", "tok", None, None)  # type: ignore[arg-type]
+    try:
+        return conn, get("full").commit(c)
+    except RuntimeError:
+        return conn, {}
+
+
+def test_a_full_commit_overwrites_an_existing_target_in_a_transaction_and_never_replaces_it():
+    conn, result = _full_commit(COLUMNS)
+    statements = [s for s, _ in conn.statements]
+    assert statements[0] == snowflake_sql.target_columns()
+    assert statements[1] == "BEGIN" and statements[2].startswith('INSERT OVERWRITE INTO "ORDERS" ("ID", "NAME")')
+    assert statements[3:] == ["COMMIT"]
+    assert not any(s.startswith(("CREATE", "DROP", 'ALTER TABLE "ORDERS" DROP')) for s in statements)
+    assert result["publish"] == "rows overwritten in place"
+
+
+def test_a_failed_overwrite_rolls_back_and_a_missing_target_is_created_first():
+    conn, _ = _full_commit(COLUMNS, fail_on="INSERT OVERWRITE")
+    assert [s.split(" ")[0] for s, _ in conn.statements][1:] == ["BEGIN", "INSERT", "ROLLBACK"]
+    conn, _ = _full_commit([])
+    statements = [s for s, _ in conn.statements]
+    assert statements[1].startswith('CREATE TABLE IF NOT EXISTS "ORDERS"') and statements[2] == "BEGIN"
+
+
+def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_change():
+    conn, result = _full_commit([("ID", "NUMBER", 10, 0)])
+    statements = [s for s, _ in conn.statements]
+    assert statements[1] == 'ALTER TABLE "ORDERS" ADD COLUMN "NAME" VARCHAR' and statements[2] == "BEGIN"
+    assert result["schema_changes"]
+    conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
+    statements = [s for s, _ in conn.statements]
+    assert statements[1].startswith('CREATE OR REPLACE TABLE "ORDERS" COPY GRANTS AS SELECT')
+    assert result["publish"].startswith("target recreated") and "'id'" in result["publish"]

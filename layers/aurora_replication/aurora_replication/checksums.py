@@ -1,8 +1,16 @@
 """The checksum both engines share: which columns it covers and how per-row hashes fold.
 
-Each row's canonical text (built per engine in ``source.sql`` and ``target.sql``) is hashed with
-MD5; the first 64 bits of the hashes are summed, so the checksum of a key range is independent of
-row order and the checksums of ranges add up to the table's.
+Each row's canonical text (built per engine in ``source.sql`` and ``target.sql``, one spelling per
+kind that both engines produce byte for byte: docs/types.md) is hashed with MD5; the first 64 bits
+of the hashes are summed, so the checksum of a key range is independent of row order and the
+checksums of ranges add up to the table's.
+
+Every kind is covered, JSON included where Snowflake holds it as the text MySQL sent (a load
+table's VARCHAR column: ``json_text=True``). A VARIANT re-serialises its document (key order and
+number spelling are Snowflake's, and TO_JSON's key order is documented as unpredictable), so
+against a target table JSON columns are left out of the in-database checksum and compared by
+``pipeline.diagnose.json_differences`` instead. Cast columns (``checksum=False``) are the one
+exception: their text differs between the engines by design.
 """
 
 from __future__ import annotations
@@ -19,9 +27,12 @@ CHECKSUM_KINDS = frozenset(
     {
         typemap.INTEGER,
         typemap.DECIMAL,
+        typemap.FLOAT,
         typemap.BIT,
         typemap.YEAR,
         typemap.TEXT,
+        typemap.BINARY,
+        typemap.SPATIAL,
         typemap.TIME,
         typemap.DATE,
         typemap.DATETIME,
@@ -29,9 +40,17 @@ CHECKSUM_KINDS = frozenset(
 )
 
 
-def checksum_columns(plan: TablePlan) -> list[Column]:
-    """Columns whose canonical text both engines produce identically (floats, JSON and binary are counted only)."""
-    return [c for c in plan.columns if c.checksum and c.kind in CHECKSUM_KINDS]
+def checksum_columns(plan: TablePlan, json_text: bool = False) -> list[Column]:
+    """Columns whose canonical text both engines produce identically. JSON columns count only with
+    ``json_text`` (Snowflake's side is a load table, where JSON is still MySQL's text)."""
+    kinds = CHECKSUM_KINDS | {typemap.JSON} if json_text else CHECKSUM_KINDS
+    return [c for c in plan.columns if c.checksum and c.kind in kinds]
+
+
+def unchecked_columns(plan: TablePlan, json_text: bool = False) -> list[Column]:
+    """The columns the in-database checksum leaves out (what validation reports as not compared)."""
+    checked = {c.name for c in checksum_columns(plan, json_text)}
+    return [c for c in plan.columns if c.name not in checked]
 
 
 def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:

@@ -62,8 +62,18 @@ class Progress:
             self.stream.write("\n")
 
 
+def table_costs(outcome: Any) -> dict[str, dict[str, Any]]:
+    """Each table's estimated cost in the run (ops/cost.py), at the prices the environment names."""
+    from aurora_replication.ops import cost
+
+    return cost.run_costs(outcome.run, getattr(outcome, "cost", {}), cost.Prices.from_environ(os.environ))
+
+
 def summary_rows(outcome: Any) -> list[dict[str, Any]]:
+    from aurora_replication.ops.cost import money
+
     rows = []
+    costs = table_costs(outcome)
     for name, t in sorted(outcome.run.get("table_states", {}).items()):
         copied = int(t.get("rows_copied", 0))
         started = float(t.get("started_at") or 0)
@@ -79,6 +89,7 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
                 "status": status,
                 "chunks": int(t.get("chunk_count", 0)),
                 "rows": copied,
+                "est_cost": money(costs[name]["estimated_cost"]) if name in costs else "-",
                 "seconds": round(seconds, 2),
                 "rows_per_s": int(copied / seconds) if seconds else 0,
                 "source_rows": t.get("source_rows", "-"),
@@ -86,6 +97,7 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
                 "source_checksum": t.get("source_checksum", "-"),
                 "target_checksum": t.get("target_checksum", "-"),
                 "validation": t.get("validation", t.get("reason", "-")),
+                "cost": costs.get(name),
             }
         )
     return rows
@@ -99,6 +111,7 @@ def print_summary(outcome: Any, title: str = "") -> None:
         "status",
         "chunks",
         "rows",
+        "est_cost",
         "seconds",
         "rows_per_s",
         "source_rows",
@@ -113,6 +126,18 @@ def print_summary(outcome: Any, title: str = "") -> None:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
+    from aurora_replication.ops.cost import money
+
+    for r in rows:
+        c = r.get("cost") or {}
+        if c.get("nothing_changed"):
+            print(
+                f"nothing changed: {r['table']} moved no rows in this {r['mode']} run but cost "
+                f"{money(c['estimated_cost'])}; a longer schedule for it would cost less"
+            )
+    total = sum((r.get("cost") or {}).get("estimated_cost", 0.0) for r in rows)
+    if any(r.get("cost") for r in rows):
+        print(f"estimated cost {money(total)} (docs/cost.md: how it is measured, prices from PRICE_* settings)")
     verdict = "OK" if outcome.ok else "FAILED"
     print(
         f"run {outcome.run_id}: {verdict} in {outcome.seconds:.1f} s"
@@ -176,6 +201,61 @@ def cmd_report(args: argparse.Namespace) -> int:
         finally:
             stack.stop()
     print(f"report: {out}")
+    return 0
+
+
+def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Each table's estimated cost in the run, by service; returns what it printed."""
+    from aurora_replication.ops import cost
+
+    states = run.get("table_states", {})
+    tables = cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
+    print(f"{'table':<24} {'rows':>10} " + " ".join(f"{k:>11}" for k in (*cost.SERVICES, "total")) + "  credits")
+    for name, c in tables.items():
+        s = c["by_service"]
+        rows = int(states.get(name, {}).get("rows_copied", 0))
+        print(
+            f"{name:<24} {rows:>10,} "
+            + " ".join(f"{cost.money(s[k]):>11}" for k in cost.SERVICES)
+            + f" {cost.money(c['estimated_cost']):>11}  {c['snowflake_credits']:.6f} ({c['snowflake_basis']})"
+            + ("  nothing changed" if c["nothing_changed"] else "")
+        )
+    total = sum(c["estimated_cost"] for c in tables.values())
+    print(f"run {run_id}: estimated cost {cost.money(total)}")
+    return {"run_id": run_id, "estimated_cost": total, "tables": tables}
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    """A run's cost per table and service; ``--reconcile`` first reads the credits Snowflake attributed
+    to the run's query tags (which it publishes hours later)."""
+    from aurora_replication import cost_ledger
+    from aurora_replication.config import load_settings
+    from aurora_replication.ops import cost_reconcile
+    from aurora_replication.services import Services
+    from aurora_replication.state import StateStore
+
+    def show(state: StateStore, services: Any) -> None:
+        if args.reconcile:
+            r = cost_reconcile.reconcile(args.run_id, services)
+            print(f"reconciliation: {r.detail}")
+        print_cost(args.run_id, state.get_run(args.run_id), cost_ledger.get_figures(state.table, args.run_id))
+
+    if args.state_table:  # AWS: credentials and region from the environment, as for the AWS CLI
+        state = StateStore(args.state_table)
+        show(state, Services.from_settings(load_settings()) if args.reconcile else None)
+        return 0
+    source, target = _endpoints(args) if args.reconcile else ("", "")
+    stack = _stack(args.home, source, target) if args.reconcile else None
+    if stack is None:
+        from aurora_replication.local.stack import LocalStack
+
+        stack = LocalStack(args.home)
+        stack.start({}, {})  # only the ledger is read
+    try:
+        load_settings.cache_clear()
+        show(StateStore(stack.table_name), Services.from_settings(load_settings()) if args.reconcile else None)
+    finally:
+        stack.stop()
     return 0
 
 
@@ -272,6 +352,7 @@ def _start_local_rotation(event: dict[str, Any]) -> dict[str, Any]:
 def _seed_ledger_for(event: dict[str, Any]) -> None:
     """A sample worker event names a run the local ledger has never seen: record it as the scheduler would."""
     from aurora_replication.config import load_settings
+    from aurora_replication.models import ChunkMessage
     from aurora_replication.pipeline.worker import parse_message
     from aurora_replication.state import StateStore
 
@@ -281,6 +362,8 @@ def _seed_ledger_for(event: dict[str, Any]) -> None:
             msg = parse_message(record["body"])
         except (BadInputError, KeyError):
             continue  # the handler reports it
+        if not isinstance(msg, ChunkMessage):
+            continue  # a reference: its run is in the ledger or nowhere
         if not state.get_table(msg.run_id, msg.plan.table):
             state.create_run(msg.run_id, msg.plan.mode, [msg.plan.table], {"sample": True})
             state.record_table(
@@ -451,6 +534,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for r in report:
         for key_range in r.get("differing_ranges", []):
             print(f"{r['table']}: differs in {key_range}")
+        for difference in r.get("differences", []):
+            print(f"{r['table']}: {difference}")
+        if r.get("not_compared"):
+            print(f"{r['table']}: not compared (cast columns): {', '.join(r['not_compared'])}")
     return 0 if all(r["result"] == "ok" for r in report) else 1
 
 
@@ -504,6 +591,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--state-table", help="read a deployed stack's DynamoDB table (AWS credentials and region from the environment)"
     )
     rp.set_defaults(func=cmd_report)
+
+    c = sub.add_parser("cost", help="what a run cost per table and service (estimate; docs/cost.md)")
+    c.add_argument("run_id")
+    c.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="first read the credits Snowflake attributed to the run's query tags (ACCOUNT_USAGE, hours later)",
+    )
+    c.add_argument(
+        "--state-table", help="read a deployed stack's DynamoDB table (AWS credentials and region from the environment)"
+    )
+    _endpoint_options(c)
+    c.set_defaults(func=cmd_cost)
 
     i = sub.add_parser("invoke", help="run one handler with a sample event, as `sam local invoke -e` would")
     i.add_argument("function", help="scheduler | worker (or the template's logical id)")

@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import describe_validation_error
@@ -58,6 +58,9 @@ class Settings(BaseModel):
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
     stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
+    # how long a run's ledger items (run, tables, chunks, bounds, attempts) stay in the state table
+    # (DynamoDB TTL); longer than a run's lease, so that a run in progress never loses its ledger
+    run_retention_days: int = Field(default=30, alias="RUN_RETENTION_DAYS", ge=1, le=3650)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     # change data capture (cdc mode): one binlog window per run, bounded in time and bytes; the server
@@ -73,6 +76,32 @@ class Settings(BaseModel):
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
     # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer
     mysql_ca_bundle: str = Field(default="", alias="MYSQL_CA_BUNDLE")
+    # the prices the cost estimate uses (docs/cost.md): list prices of us-east-1 as defaults; set your
+    # region's and your contract's. Lambda per GB-second (x86; arm64 is about 20% less) and per million
+    # requests, SQS per million requests (standard queue), DynamoDB on-demand per million read and write
+    # request units, Snowflake per credit, and the warehouse size (its credits per hour)
+    price_lambda_gb_second: float = Field(default=0.0000166667, alias="PRICE_LAMBDA_GB_SECOND", ge=0)
+    price_lambda_million_requests: float = Field(default=0.20, alias="PRICE_LAMBDA_MILLION_REQUESTS", ge=0)
+    price_sqs_million_requests: float = Field(default=0.40, alias="PRICE_SQS_MILLION_REQUESTS", ge=0)
+    price_dynamodb_million_reads: float = Field(default=0.125, alias="PRICE_DYNAMODB_MILLION_READ_UNITS", ge=0)
+    price_dynamodb_million_writes: float = Field(default=0.625, alias="PRICE_DYNAMODB_MILLION_WRITE_UNITS", ge=0)
+    price_snowflake_credit: float = Field(default=3.00, alias="PRICE_SNOWFLAKE_CREDIT", ge=0)
+    snowflake_warehouse_size: Literal[
+        "XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE"
+    ] = Field(default="XSMALL", alias="SNOWFLAKE_WAREHOUSE_SIZE")
+
+    @model_validator(mode="after")
+    def _retention_outlasts_lease(self) -> Settings:
+        if self.run_retention_days * 86400 <= self.lease_seconds:
+            raise ValueError(
+                f"RUN_RETENTION_DAYS={self.run_retention_days} would let a run's ledger expire before its lease "
+                f"(LEASE_SECONDS={self.lease_seconds}) does; keep the retention longer than the lease"
+            )
+        return self
+
+    @property
+    def run_retention_seconds(self) -> int:
+        return self.run_retention_days * 86400
 
     @property
     def source_fallback(self) -> dict[str, str]:

@@ -164,8 +164,52 @@ class ChangeBatch(_Strict):
     rows: int = Field(ge=0)
 
 
+class ChunkRef(_Strict):
+    """What an SQS message carries: a reference to a chunk (or a table's finalise step) of a run. The
+    table's plan is stored once per run and table (its ``RUN#<run>``/``TABLE#<table>`` item) and the
+    chunk's key range in its bounds page; the worker reads both (``pipeline/worker.py`` ``hydrate``), so
+    a message stays a few hundred bytes however wide the table or its key, far below SQS's 256 KiB for
+    one message and for a batch of ten."""
+
+    kind: Literal["chunk", "finalise"] = "chunk"
+    run_id: str
+    table: str
+    chunk_id: int = Field(ge=0)
+    chunk_count: int = Field(ge=0)
+    window_from: str | None = None
+    window_to: str | None = None
+    round: int = Field(default=0, ge=0, le=100)
+    batch: ChangeBatch | None = None
+
+    @field_validator("run_id")
+    @classmethod
+    def _valid_run_id(cls, v: str) -> str:
+        if not RUN_ID_PATTERN.match(v):
+            raise ValueError("run_id must be 1-64 letters, digits, '-' or '_'")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChunkRef:
+        validate_identifier(self.table)
+        if self.kind == "chunk" and self.chunk_id >= max(self.chunk_count, 1):
+            raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
+        return self
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.run_id}:{self.table}:{self.kind}:{self.chunk_id}:{self.round}"
+
+    def resolve(self, plan: TablePlan | dict[str, object], bounds: tuple[object, object] | None) -> ChunkMessage:
+        """The full message: this reference with the run's plan of the table and the chunk's range."""
+        lower, upper = bounds if bounds is not None else (None, None)
+        fields = self.model_dump(mode="json", exclude={"table"}, exclude_none=True)
+        plan_data = plan.model_dump(mode="json") if isinstance(plan, TablePlan) else plan
+        return ChunkMessage.model_validate({**fields, "plan": plan_data, "lower": lower, "upper": upper})
+
+
 class ChunkMessage(_Strict):
-    """One SQS message: a chunk to copy, or the finalise step of a table (``kind``)."""
+    """A chunk to copy, or the finalise step of a table (``kind``), with its plan and key range: what
+    the worker works on. On the queue it travels as its ``ChunkRef`` (``body``)."""
 
     kind: Literal["chunk", "finalise"] = "chunk"
     run_id: str
@@ -218,3 +262,24 @@ class ChunkMessage(_Strict):
     @property
     def idempotency_key(self) -> str:
         return f"{self.run_id}:{self.plan.table}:{self.kind}:{self.chunk_id}:{self.round}"
+
+    @property
+    def table(self) -> str:
+        return self.plan.table
+
+    def ref(self) -> ChunkRef:
+        return ChunkRef(
+            kind=self.kind,
+            run_id=self.run_id,
+            table=self.plan.table,
+            chunk_id=self.chunk_id,
+            chunk_count=self.chunk_count,
+            window_from=self.window_from,
+            window_to=self.window_to,
+            round=self.round,
+            batch=self.batch,
+        )
+
+    def body(self) -> str:
+        """The SQS message body: the reference, without the plan and the key range."""
+        return self.ref().model_dump_json(exclude_none=True)

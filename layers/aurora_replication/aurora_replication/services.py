@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from aurora_replication import retry, secrets
+from aurora_replication import meter, retry, secrets
 from aurora_replication.config import Settings
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import StateStore
@@ -64,6 +64,15 @@ def _no_metric(name: str, value: float, unit: str = "Count", step: str | None = 
     """Without a handler's metrics (the CLI, tests) a metric goes nowhere."""
 
 
+SQS_BILLING_CHUNK = 64 * 1024
+
+
+def sqs_requests(bodies: Iterable[str]) -> int:
+    """The billed requests of one SendMessageBatch: every 64 KB of its payload is one request."""
+    size = sum(len(b.encode()) for b in bodies)
+    return max(1, -(-size // SQS_BILLING_CHUNK))
+
+
 @dataclass
 class Services:
     settings: Settings
@@ -84,7 +93,9 @@ class Services:
         config = retry.boto_config(settings.retry_attempts)
         return cls(
             settings=settings,
-            state=StateStore(settings.state_table, boto3.resource("dynamodb", config=config)),
+            state=StateStore(
+                settings.state_table, boto3.resource("dynamodb", config=config), settings.run_retention_seconds
+            ),
             sqs=boto3.client("sqs", config=config),
             secrets_provider=SecretsProvider(boto_config=config),
         )
@@ -214,9 +225,11 @@ class Services:
             ]
             for _attempt in range(5):
                 resp = self.sqs.send_message_batch(QueueUrl=self.settings.chunk_queue_url, Entries=entries)
+                meter.add("sqs_requests", sqs_requests(e["MessageBody"] for e in entries))
                 failed = {f["Id"] for f in resp.get("Failed", [])}
                 entries = [e for e in entries if e["Id"] in failed]
                 if not entries:
                     break
+            meter.add("sqs_messages_sent", len(bodies[i : i + 10]))
             if entries:
                 raise RuntimeError(f"SQS refused {len(entries)} chunk messages after 5 attempts")

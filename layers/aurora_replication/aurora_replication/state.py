@@ -3,8 +3,7 @@
 Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
 items, 80 BOUNDS pages and one TABLE item with counters):
   RUN#<run>   / RUN              run: mode, tables, created_at, status
-  RUN#<run>   / PLAN#<table>     the table's plan (its columns, key, watermark, options), written once
-  RUN#<run>   / TABLE#<table>    table of a run: chunk_count, status, window, done_count (chunk
+  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, status, window, done_count (chunk
                                  completions counted in the current heal round; may run past chunk_count
                                  after a redelivery, never short of it), rows_copied, progress_at (last
                                  chunk done), heal_round (validation re-copies so far), the validation result
@@ -12,8 +11,9 @@ items, 80 BOUNDS pages and one TABLE item with counters):
                                  snapshot it was read in (snapshot_at, source_position) and that snapshot's
                                  source_rows and source_checksum, its rows, bytes, seconds; round (the heal
                                  round it was copied in), need_round (the round a heal asked it to be copied in)
-  RUN#<run>   / BOUNDS#<table>#<page>  the key range of each chunk (pages of BOUNDS_PAGE chunks), for healing
-                                 and for resuming a stalled run
+  RUN#<run>   / BOUNDS#<table>#<first chunk id>  the key range of each chunk, in pages of at most BOUNDS_PAGE
+                                 chunks and BOUNDS_PAGE_BYTES: a worker reads its chunk's range from its page (the
+                                 message names only the chunk), the finaliser all of them for healing and resuming
   TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
   TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
   TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check), with
@@ -22,11 +22,15 @@ items, 80 BOUNDS pages and one TABLE item with counters):
 Operator's view (health check and run report; see the section at the end of the class):
   CATALOG     / TABLE#<t>        one item per replicated table: its latest run, last finished run, freshness
                                  (``source_as_of``) and watermark; the health check queries this partition
-                                 instead of scanning the table. Refreshed by every run; ``expiration`` (TTL)
-                                 drops a table no run has touched for CATALOG_TTL_SECONDS
+                                 instead of scanning the table
   RUN#<run>   / ATTEMPT#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
-                                 start, steps with their offsets and durations, rows, error; for the run
-                                 report. ``expiration`` after TIMELINE_TTL_SECONDS
+                                 start, steps with their offsets and durations, rows, error; for the run report
+
+Retention: every item of a run's partition (``RUN#<run>``: RUN, TABLE, CHUNK, BOUNDS, ATTEMPT) carries
+``expiration`` (the table's TTL attribute), ``run_retention_seconds`` after it was written (RUN_RETENTION_DAYS,
+30 days by default: long enough to resume a stalled run and to audit or report on it). The items a table's
+next run depends on (LEASE, WATERMARK, LAST_RUN, CDC) and the catalog never expire: there is one of each per
+table, so they do not grow with the number of runs.
 """
 
 from __future__ import annotations
@@ -39,13 +43,18 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from aurora_replication.meter import MeteredTable
+
 TERMINAL = {"published", "failed", "declined"}
-# the operator's view (catalog and timeline items): how long DynamoDB keeps them (the table's TTL
-# attribute is ``expiration``; DynamoDB deletes an expired item within days, not at once)
-CATALOG_TTL_SECONDS = 90 * 24 * 3600
-TIMELINE_TTL_SECONDS = 35 * 24 * 3600
+# how long DynamoDB keeps a run's items (the table's TTL attribute is ``EXPIRATION``; DynamoDB deletes an
+# expired item within a few days of its time, not at once); Settings.run_retention_days overrides it
+EXPIRATION = "expiration"
+RUN_RETENTION_SECONDS = 30 * 24 * 3600
 CATALOG_PK = "CATALOG"
 BOUNDS_PAGE = 250
+# a page of bounds stays far below DynamoDB's 400 KB item limit however wide the key (InnoDB keys are at
+# most 3072 bytes, a bound's JSON a few times that)
+BOUNDS_PAGE_BYTES = 256 * 1024
 Bounds = tuple[list[str] | None, list[str] | None]
 # the chunk's fields a worker records with its completion (written once per heal round: the first
 # completed attempt of the round wins, so the pair (attempt, checksum) never mixes two attempts)
@@ -86,8 +95,16 @@ def _set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str,
 
 
 class StateStore:
-    def __init__(self, table_name: str, resource: Any = None) -> None:
-        self.table = (resource or boto3.resource("dynamodb")).Table(table_name)
+    def __init__(
+        self, table_name: str, resource: Any = None, run_retention_seconds: int = RUN_RETENTION_SECONDS
+    ) -> None:
+        # every item call asks for and counts its consumed capacity (docs/cost.md)
+        self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
+        self.run_retention_seconds = run_retention_seconds
+
+    def _expires(self) -> int:
+        """The ``expiration`` (epoch seconds) of a run's item written now."""
+        return _now() + self.run_retention_seconds
 
     # ---- leases ----------------------------------------------------------------------------
     def acquire_lease(self, table: str, run_id: str, seconds: int) -> tuple[bool, str]:
@@ -110,6 +127,23 @@ class StateStore:
             f"table {table!r} is leased by run {holder} until "
             f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
             "(a run in progress, or the minimum interval between runs)"
+        )
+
+    def lease_holder(self, table: str) -> str | None:
+        """The run holding the table's lease (or last holding it), if any."""
+        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}, ConsistentRead=True).get("Item")
+        return str(item["run_id"]) if item and item.get("run_id") else None
+
+    def claim_auto_resume(self, run_id: str, table: str) -> bool:
+        """Mark the running table of a stalled run as resumed automatically; only the first claim wins
+        (``auto_resumed_at``), so a scheduler resumes a run's table once, never in a loop."""
+        return self._update_if(
+            run_id,
+            table,
+            "SET auto_resumed_at = :now, progress_at = :now",
+            "attribute_exists(pk) AND #s = :running AND attribute_not_exists(auto_resumed_at)",
+            {"#s": "status"},
+            {":now": _now(), ":running": "running"},
         )
 
     def release_lease(self, table: str, run_id: str, hold_seconds: int) -> None:
@@ -136,57 +170,19 @@ class StateStore:
                 "request": request,
                 "created_at": _now(),
                 "status": "running",
+                EXPIRATION: self._expires(),
             }
         )
 
-    @staticmethod
-    def table_items(run_id: str, table: str, plan: dict[str, Any] | None = None, **fields: Any) -> list[dict[str, Any]]:
-        """The TABLE item of a run's table and, apart from it, its PLAN item (``record_table`` writes
-        them; ``put_items`` writes many). The plan (every column) lives in an item of its own, read
-        only by ``get_run``: the TABLE item, updated by every chunk, stays small, and so do the
-        write units of each update and the reads of the run's statuses."""
+    def record_table(self, run_id: str, table: str, **fields: Any) -> None:
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        item[EXPIRATION] = self._expires()
         item.setdefault("progress_at", now)
         item.setdefault("heal_round", 0)
         item.setdefault("done_count", 0)
         item.setdefault("rows_copied", 0)
-        if plan is None:
-            return [item]
-        item["watermark_column"] = plan.get("watermark")
-        return [item, {"pk": f"RUN#{run_id}", "sk": f"PLAN#{table}", "table": table, "plan": plan}]
-
-    def record_table(self, run_id: str, table: str, **fields: Any) -> None:
-        items = self.table_items(run_id, table, **fields)
-        if len(items) == 1:
-            self.table.put_item(Item=items[0])
-        else:
-            self.put_items(items)
-
-    def get_plan(self, run_id: str, table: str, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
-        """The table's plan in the run: its PLAN item (or, in a ledger written before plans had items of
-        their own, the TABLE item's ``plan``)."""
-        if table_state and "plan" in table_state:
-            return dict(table_state["plan"])
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"PLAN#{table}"}, ConsistentRead=True)
-        if "Item" not in item:
-            raise KeyError(f"run {run_id} has no plan of table {table!r}")
-        return dict(_plain(item["Item"]["plan"]))
-
-    def get_plans(self, run_id: str) -> dict[str, dict[str, Any]]:
-        """The plan of every table of the run (the PLAN items), by table."""
-        items = self._query_all(
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
-            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":p": "PLAN#"},
-        )
-        return {str(i["table"]): _plain(i["plan"]) for i in items if "plan" in i}
-
-    def put_items(self, items: list[dict[str, Any]]) -> None:
-        """Unconditional puts in batches of 25 (BatchWriteItem; unprocessed items are retried by boto3's
-        batch writer): the scheduler writes the TABLE and BOUNDS items of many tables this way."""
-        with self.table.batch_writer() as batch:
-            for item in items:
-                batch.put_item(Item=item)
+        self.table.put_item(Item=item)
 
     def _chunk_key(self, run_id: str, table: str, chunk_id: int) -> dict[str, str]:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
@@ -203,9 +199,9 @@ class StateStore:
            So done_count can pass chunk_count, never stay short of it; the finaliser checks every
            CHUNK item before it trusts the count.
         Returns done_count -1 when the table has moved to another heal round (a stale message)."""
-        names = {"#rd": "round"}
-        values: dict[str, Any] = {":r": round, ":now": _now()}
-        sets = ["#rd = :r", "done_at = :now"]
+        names = {"#rd": "round", "#exp": EXPIRATION}
+        values: dict[str, Any] = {":r": round, ":now": _now(), ":exp": self._expires()}
+        sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
         _set_fields({k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}, names, values, sets)
         values[":table"] = table
         values[":chunk"] = chunk_id
@@ -286,21 +282,53 @@ class StateStore:
             ExpressionAttributeValues={":c": {str(chunk_id)}, ":e": error[:1000]},
         )
 
-    @staticmethod
-    def bounds_items(run_id: str, table: str, bounds: list[Bounds]) -> list[dict[str, Any]]:
-        """The chunks' key ranges, in pages that stay far below DynamoDB's 400 KB item limit."""
-        return [
-            {
-                "pk": f"RUN#{run_id}",
-                "sk": f"BOUNDS#{table}#{page:06d}",
-                "first": start,
-                "bounds": json.dumps(bounds[start : start + BOUNDS_PAGE], separators=(",", ":")),
-            }
-            for page, start in enumerate(range(0, len(bounds), BOUNDS_PAGE))
-        ]
-
     def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
-        self.put_items(self.bounds_items(run_id, table, bounds))
+        """The chunks' key ranges, in pages of at most BOUNDS_PAGE chunks and BOUNDS_PAGE_BYTES of JSON,
+        each keyed by its first chunk id."""
+        pages: list[tuple[int, list[str]]] = []
+        size = 0
+        for i, b in enumerate(bounds):
+            text = json.dumps(b, separators=(",", ":"))
+            if not pages or len(pages[-1][1]) >= BOUNDS_PAGE or size + len(text) > BOUNDS_PAGE_BYTES:
+                pages.append((i, []))
+                size = 0
+            pages[-1][1].append(text)
+            size += len(text) + 1
+        with self.table.batch_writer() as batch:
+            for first, texts in pages:
+                batch.put_item(
+                    Item={
+                        "pk": f"RUN#{run_id}",
+                        "sk": f"BOUNDS#{table}#{first:06d}",
+                        "first": first,
+                        "bounds": "[" + ",".join(texts) + "]",
+                        EXPIRATION: self._expires(),
+                    }
+                )
+
+    def get_chunk_bounds(self, run_id: str, table: str, chunk_id: int) -> Bounds | None:
+        """One chunk's key range, from the one page that holds it (None: the run saved no range for it)."""
+        prefix = f"BOUNDS#{table}#"
+        resp = self.table.query(
+            KeyConditionExpression="pk = :pk AND sk BETWEEN :lo AND :hi",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":lo": prefix, ":hi": f"{prefix}{chunk_id:06d}"},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+        )
+        for item in resp["Items"]:
+            if not str(item["sk"])[len(prefix) :].isdigit():  # another table whose name continues with '#'
+                break
+            page = json.loads(str(item["bounds"]))
+            at = chunk_id - int(str(item["first"]))
+            if 0 <= at < len(page):
+                lo, hi = page[at]
+                return lo, hi
+            return None
+        else:
+            return None
+        bounds = self.get_bounds(run_id, table)
+        return bounds[chunk_id] if chunk_id < len(bounds) else None
 
     def get_bounds(self, run_id: str, table: str) -> list[Bounds]:
         pages = self._query_all(
@@ -335,9 +363,10 @@ class StateStore:
             try:
                 self.table.update_item(
                     Key=self._chunk_key(run_id, table, c),
-                    UpdateExpression="SET need_round = :n",
+                    UpdateExpression="SET need_round = :n, #exp = :exp",  # may create the item
                     ConditionExpression="attribute_not_exists(need_round) OR need_round < :n",
-                    ExpressionAttributeValues={":n": nxt},
+                    ExpressionAttributeNames={"#exp": EXPIRATION},
+                    ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
                 )
             except ClientError as e:  # already asked (a repeat of this finaliser)
                 if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -417,16 +446,12 @@ class StateStore:
                 run = _plain(item)
             elif str(item["sk"]).startswith("TABLE#"):
                 tables[item["table"]] = _plain(item)
-        plans = self.get_plans(run_id) if tables else {}
-        for name, state in tables.items():
-            if name in plans:
-                state.setdefault("plan", plans[name])
         run["table_states"] = tables
         return run
 
     def table_statuses(self, run_id: str) -> dict[str, str]:
         """The status of each table of the run: its TABLE items' ``status`` only (a projection), not
-        their plans, so the cost of the check each finished table makes stays small with many tables."""
+        their plans, so the check each finished table makes stays small with many tables."""
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":t": "TABLE#"},
@@ -480,7 +505,7 @@ class StateStore:
     # ---- the operator's view: table catalog and chunk timeline -------------------------------
     # Additive and separate from the run ledger above. The health check reads the catalog (one
     # query of one partition) and the ledger item of each table's run in progress, never the whole
-    # table; the run report reads one run's attempt items. Every item here carries ``expiration``.
+    # table; the run report reads one run's attempt items (which expire with the run).
 
     def ping(self) -> None:
         """One cheap read that proves the state table answers (the health check's DynamoDB check)."""
@@ -489,16 +514,18 @@ class StateStore:
     def _note(
         self, table: str, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
     ) -> bool:
-        """Upsert the table's catalog item (refreshing its TTL); False when ``condition`` does not hold."""
-        names = {"#table": "table", "#exp": "expiration"}
-        vals: dict[str, Any] = {":table": table, ":exp": _now() + CATALOG_TTL_SECONDS, **(values or {})}
-        sets = ["#table = :table", "#exp = :exp"]
+        """Upsert the table's catalog item; False when ``condition`` does not hold. The catalog never
+        expires (an ``expiration`` left by an older version is removed): a table whose runs stopped must
+        stay in the health check, growing stale, rather than drop out of it."""
+        names = {"#table": "table", "#exp": EXPIRATION}
+        vals: dict[str, Any] = {":table": table, **(values or {})}
+        sets = ["#table = :table"]
         _set_fields(fields, names, vals, sets)
         kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
         try:
             self.table.update_item(
                 Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
-                UpdateExpression="SET " + ", ".join(sets),
+                UpdateExpression="SET " + ", ".join(sets) + " REMOVE #exp",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=vals,
                 **kwargs,
@@ -526,6 +553,8 @@ class StateStore:
         for key in ("source_rows", "target_rows", "validation", "reason"):
             if summary.get(key) is not None:
                 fields[key] = summary[key]
+        # the rows and columns a failed validation named (``pipeline.diagnose``); emptied by the next run
+        fields["differences"] = [str(d) for d in (summary.get("differences") or [])][:20]
         self._note(table, fields)
         if status == "published":
             as_of = summary.get("source_as_of") or self.run_started_at(run_id, table)
@@ -586,7 +615,7 @@ class StateStore:
             pk=f"RUN#{run_id}",
             sk=f"ATTEMPT#{table}#{attempt['chunk']}#{attempt['attempt']}",
             table=table,
-            expiration=_now() + TIMELINE_TTL_SECONDS,
+            expiration=self._expires(),
         )
         self.table.put_item(Item=item)
 

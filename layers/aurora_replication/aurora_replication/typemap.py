@@ -20,6 +20,7 @@ DATE = "date"
 DATETIME = "datetime"
 TIME = "time"
 YEAR = "year"
+SPATIAL = "spatial"  # GEOMETRY, POINT, POLYGON, ...: copied as (E)WKB into BINARY
 
 
 _INT_DIGITS = {
@@ -33,6 +34,29 @@ _INT_DIGITS = {
 }
 _TEXT_TYPES = {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set"}
 _BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
+_SPATIAL_TYPES = {
+    "geometry",
+    "point",
+    "linestring",
+    "polygon",
+    "multipoint",
+    "multilinestring",
+    "multipolygon",
+    "geometrycollection",
+    "geomcollection",
+}
+
+# Snowflake's size limits (docs.snowflake.com/en/sql-reference/data-types-text and
+# .../data-types-semistructured): a VARCHAR value holds at most 128 MB (134,217,728 bytes; a
+# VARCHAR declared without a length holds 16 MB), a BINARY value at most 64 MB (67,108,864 bytes;
+# 8 MB without a length), a VARIANT value at most 128 MB. MySQL's LONGTEXT, LONGBLOB and JSON hold
+# up to 4 GB, MEDIUMBLOB 16 MB: those columns are declared at Snowflake's maximum, and a value
+# beyond it is a per-row error naming the table, column and key (``staging.ValueTooLargeError``).
+VARCHAR_MAX_BYTES = 134_217_728
+BINARY_MAX_BYTES = 67_108_864
+VARIANT_MAX_BYTES = 134_217_728
+VARCHAR_MAX = f"VARCHAR({VARCHAR_MAX_BYTES})"
+BINARY_MAX = f"BINARY({BINARY_MAX_BYTES})"
 
 
 class UnsupportedTypeError(ValueError):
@@ -88,13 +112,28 @@ def map_column(
         # Snowflake TIME holds 00:00:00-23:59:59; MySQL TIME spans -838:59:59..838:59:59
         return ColumnType(TIME, "VARCHAR")
     if dt in _TEXT_TYPES:
-        return ColumnType(TEXT, "VARCHAR")
+        # MEDIUMTEXT holds at most 16,777,215 bytes: it fits a VARCHAR without a length (16 MB)
+        return ColumnType(TEXT, VARCHAR_MAX if dt == "longtext" else "VARCHAR")
     if dt in _BINARY_TYPES:
-        return ColumnType(BINARY, "BINARY")
+        return ColumnType(BINARY, BINARY_MAX if dt in ("mediumblob", "longblob") else "BINARY")
+    if dt in _SPATIAL_TYPES:
+        return ColumnType(SPATIAL, BINARY_MAX)
     raise UnsupportedTypeError(
         f"column {name!r} has MySQL type {column_type!r}, which has no lossless Snowflake mapping yet; "
         "exclude the column (table_options exclude) or the table"
     )
+
+
+def value_limit(kind: str, snowflake_type: str) -> int | None:
+    """The most bytes a value of this column may have in Snowflake, when its MySQL type can hold more
+    (None: every value MySQL can store fits)."""
+    if kind == JSON:
+        return VARIANT_MAX_BYTES
+    if snowflake_type == VARCHAR_MAX:
+        return VARCHAR_MAX_BYTES
+    if snowflake_type == BINARY_MAX:
+        return BINARY_MAX_BYTES
+    return None
 
 
 def is_zero_date(value: str) -> bool:

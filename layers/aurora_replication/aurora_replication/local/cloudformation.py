@@ -464,6 +464,16 @@ def create_in_moto(session: Any, template: Path, parameters: Mapping[str, str], 
         r["LogicalResourceId"]: r["PhysicalResourceId"]
         for r in cfn.list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
     }
+    # moto's CloudFormation ignores a table's TimeToLiveSpecification: set it as CloudFormation would
+    dynamodb = session.client("dynamodb")
+    for name, body in doc["Resources"].items():
+        ttl = (
+            body.get("Properties", {}).get("TimeToLiveSpecification")
+            if body["Type"] == "AWS::DynamoDB::Table"
+            else None
+        )
+        if ttl:
+            dynamodb.update_time_to_live(TableName=physical[name], TimeToLiveSpecification=ttl)
     # moto's CloudFormation ignores ManagedPolicyArns: give each role its AWS managed policies'
     # documents; and it stores inline policies as objects, which its IAM checks cannot read: put
     # them again, as the JSON text IAM keeps (resolved by CloudFormation: moto's role policy shows it)

@@ -5,9 +5,16 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;
+* ``TO_NUMBER(x, 'XX..')`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
+* an explicit NUMBER(38,0) keeps 38 digits (fakesnow stores it as a 64-bit integer);
+* ``$name`` inside a string literal is text, not a session variable;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
-* staged CSV is read as text, so column types come from the table, as in Snowflake;
-* quoted CSV fields are never NULL, and hex text loaded into BINARY columns is decoded, as in Snowflake.
+* staged CSV is read as text, so column types come from the table, as in Snowflake, and by the file
+  format's dialect (delimiter, doubled quotes, no 2 MB record limit), never a sniffed one;
+* an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
+  columns is decoded, as in Snowflake;
+* ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
+* ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does.
 """
 
 from __future__ import annotations
@@ -52,9 +59,20 @@ def _patch_csv_types() -> None:
     def read_expression(self: Any, url: str) -> Any:
         expr = original(self, url)
         expr.append("expressions", self.make_eq("all_varchar", True))
-        # Snowflake applies NULL_IF and EMPTY_FIELD_AS_NULL to unenclosed fields only: a quoted
-        # "" is the empty string and a quoted "\N" is text, never NULL
+        # EMPTY_FIELD_AS_NULL turns an empty field, "two successive delimiters", into NULL
+        # (CREATE FILE FORMAT); an enclosed "" is not one: it is the empty string. DuckDB's default
+        # reads "" as its null string too. (The staging files use NULL_IF = (), so no other text
+        # is ever NULL, and nothing relies on how NULL_IF treats enclosed fields.)
         expr.append("expressions", self.make_eq("allow_quoted_nulls", False))
+        # the dialect is the file format's, never guessed: DuckDB sniffs the delimiter when it is
+        # the default ',', and gives up on files whose quoted text is full of '|', ';' or tabs.
+        # An enclosed quote is doubled (FIELD_OPTIONALLY_ENCLOSED_BY), and a record may be as long
+        # as Snowflake's values are (DuckDB stops at 2 MB by default).
+        if not self.sep or self.sep == ",":  # another separator is already passed as sep (an alias)
+            expr.append("expressions", self.make_eq("delim", ","))
+        if self.quote:
+            expr.append("expressions", self.make_eq("escape", self.quote))
+        expr.append("expressions", self.make_eq("max_line_size", 512 * 1024 * 1024))
         return expr
 
     copy_into.ReadCSV.read_expression = read_expression  # type: ignore[method-assign]
@@ -112,7 +130,8 @@ def _patch_csv_types() -> None:
 
 def _patch_hex_to_number() -> None:
     """``TO_NUMBER(text, 'XXXXXXXX')`` (hexadecimal digits) is valid Snowflake that fakesnow does
-    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it)."""
+    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it).
+    ``BINARY(n)`` likewise: DuckDB's BLOB takes no length."""
     import re
 
     import sqlglot
@@ -124,6 +143,14 @@ def _patch_hex_to_number() -> None:
         return
 
     def replace(node: Any) -> Any:
+        if (
+            isinstance(node, exp.DataType)
+            and node.this in (exp.DataType.Type.BINARY, exp.DataType.Type.VARBINARY)
+            and node.expressions
+        ):
+            # BINARY(n) is valid Snowflake (n up to 64 MB); DuckDB's BLOB takes no length (and DuckDB
+            # enforces no VARCHAR length either), so the length is dropped rather than the statement
+            return exp.DataType(this=node.this)
         fmt = node.args.get("format") if isinstance(node, exp.ToNumber) else None
         if isinstance(fmt, exp.Literal) and re.fullmatch(r"X{1,15}", str(fmt.this)):
             spelled = sqlglot.parse_one("CAST('0x' || __asr_arg AS BIGINT)", read="duckdb")
@@ -140,6 +167,154 @@ def _patch_hex_to_number() -> None:
     FakeSnowflakeCursor._transform = _transform  # type: ignore[method-assign]
 
 
+def _patch_insert_overwrite_locks() -> None:
+    """``INSERT OVERWRITE`` locks its table until the transaction ends, and truncates the rows committed
+    when it runs, as in Snowflake (DML takes the table's lock; a statement sees what was committed before
+    it began: *Transactions*, "Resource locking" and "Isolation level"). The emulator turns it into a
+    DELETE and an INSERT in DuckDB, whose snapshot is the transaction's start and which sees no conflict
+    when the table was empty: two concurrent overwrites would both insert. Here a second overwrite waits
+    for the first's transaction; if that one committed after the waiting transaction began, the waiting
+    statement fails (Snowflake would instead truncate the newer rows; failing is stricter, never more
+    lenient) and its caller's retry finds the work done."""
+    import re
+
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from snowflake.connector.errors import ProgrammingError
+
+    guard = threading.Lock()
+    table_locks: dict[str, threading.Lock] = {}
+    committed_at: dict[str, int] = {}  # table -> sequence number of the last overwrite committed
+    sessions: dict[int, dict[str, Any]] = {}  # id(connection) -> {"begin": seq, "held": [tables]}
+    seq = [0]
+    overwrite = re.compile(r'^\s*INSERT\s+OVERWRITE\s+INTO\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$.]*)', re.I)
+    original = FakeSnowflakeCursor.execute
+
+    def _end(session: dict[str, Any], commit: bool) -> None:
+        with guard:
+            seq[0] += 1
+            for table in session["held"]:
+                if commit:
+                    committed_at[table] = seq[0]
+                table_locks[table].release()
+            session["held"] = []
+            session["begin"] = None
+
+    def execute(self: Any, command: str, *args: Any, **kwargs: Any) -> Any:
+        session = sessions.setdefault(id(self._conn), {"begin": None, "held": []})
+        word = command.strip().split(None, 1)[0].upper().rstrip(";") if command.strip() else ""
+        if word in ("BEGIN", "START"):
+            with guard:
+                session["begin"] = seq[0]
+        elif word in ("COMMIT", "ROLLBACK"):
+            try:
+                return original(self, command, *args, **kwargs)
+            finally:
+                _end(session, word == "COMMIT")
+        match = overwrite.match(command)
+        if match:
+            table = match.group(1).upper() if not match.group(1).startswith('"') else match.group(1)
+            with guard:
+                lock = table_locks.setdefault(table, threading.Lock())
+            if table not in session["held"]:
+                lock.acquire()
+                session["held"].append(table)
+            began = session["begin"]
+            if began is not None and committed_at.get(table, -1) > began:
+                raise ProgrammingError(
+                    msg=f"table {table} was overwritten by a transaction that committed after this one began; "
+                    "roll back and retry",
+                    errno=625,
+                )
+            if began is None:  # autocommit: the statement is its own transaction
+                try:
+                    return original(self, command, *args, **kwargs)
+                finally:
+                    _end(session, True)
+        return original(self, command, *args, **kwargs)
+
+    FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
+
+
+def _patch_number_38() -> None:
+    """An explicit NUMBER(38,0) holds 38 digits in Snowflake; fakesnow stores it as a 64-bit BIGINT,
+    so a DECIMAL(38,0) value past 2^63 fails to load. Keep an explicit NUMBER(38,0) a DECIMAL(38,0)
+    (DuckDB's is exact to 38 digits); bare NUMBER and INT stay BIGINT as fakesnow has them."""
+    import fakesnow.transforms as fs_transforms
+    from sqlglot import exp
+
+    original = fs_transforms.integer_precision
+    if getattr(original, "_asr_number_38", False):
+        return
+
+    def integer_precision(expression: Any) -> Any:
+        if (
+            isinstance(expression, exp.DataType)
+            and expression.this == exp.DataType.Type.DECIMAL
+            and expression.expressions
+        ):
+            return expression
+        return original(expression)
+
+    integer_precision._asr_number_38 = True  # type: ignore[attr-defined]
+    fs_transforms.integer_precision = integer_precision
+
+
+def _patch_variables_in_literals() -> None:
+    """Snowflake substitutes session variables (``$name``) in SQL, never inside a string literal or a
+    quoted identifier; fakesnow searches the whole text, so a bound value such as ``'costs $US'``
+    fails with ``Session variable '$US' does not exist``. Substitute outside literals only."""
+    import re
+
+    from fakesnow.variables import Variables
+
+    original = Variables.inline_variables
+    if getattr(original, "_asr_literals", False):
+        return
+    quoted = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"]|\"\")*\"|\$\$.*?\$\$", re.DOTALL)
+
+    def inline_variables(self: Any, sql: str) -> str:
+        parts, pos = [], 0
+        for m in quoted.finditer(sql):
+            parts.append(original(self, sql[pos : m.start()]))
+            parts.append(m.group())
+            pos = m.end()
+        parts.append(original(self, sql[pos:]))
+        return "".join(parts)
+
+    inline_variables._asr_literals = True  # type: ignore[attr-defined]
+    Variables.inline_variables = inline_variables  # type: ignore[method-assign]
+
+
+def _patch_query_tag() -> None:
+    """``ALTER SESSION SET QUERY_TAG = '<string>'`` sets a session parameter Snowflake documents (a
+    string of up to 2,000 characters) that the emulator does not know: accept exactly that form, a
+    string constant within the limit, as a no-op (the emulator keeps no query history to tag). Any
+    other value, and every other unknown session parameter, still fails as before."""
+    from fakesnow import transforms
+    from sqlglot import exp
+
+    original = transforms.alter_session
+    if getattr(original, "_asr_query_tag", False):
+        return
+
+    def alter_session(expression: Any) -> Any:
+        if isinstance(expression, exp.Alter) and expression.kind == "SESSION":
+            found = expression.find(exp.AlterSession)
+            items = (found.args.get("expressions") or []) if found is not None else []
+            ident = items[0].find(exp.Identifier) if len(items) == 1 and isinstance(items[0], exp.SetItem) else None
+            if ident is not None and str(ident.this).upper() == "QUERY_TAG":
+                assert found is not None
+                if found.args.get("unset"):
+                    return transforms.SUCCESS_NOP
+                rhs = items[0].this.args.get("expression") if isinstance(items[0].this, exp.EQ) else None
+                if isinstance(rhs, exp.Literal) and rhs.is_string and len(str(rhs.this)) <= 2000:
+                    return transforms.SUCCESS_NOP
+        return original(expression)
+
+    alter_session._asr_query_tag = True  # type: ignore[attr-defined]
+    transforms.alter_session = alter_session
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -154,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     _patch_null_timestamps()
     _patch_csv_types()
     _patch_hex_to_number()
+    _patch_insert_overwrite_locks()
+    _patch_number_38()
+    _patch_variables_in_literals()
+    _patch_query_tag()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))

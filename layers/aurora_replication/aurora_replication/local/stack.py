@@ -16,7 +16,7 @@ import urllib.request
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +24,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 
+from aurora_replication import cost_ledger
 from aurora_replication.errors import BadInputError
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
@@ -104,10 +105,10 @@ def parse_target_url(url: str) -> dict[str, Any]:
 class LocalContext:
     """What the Lambda runtime hands a handler."""
 
-    def __init__(self, function_name: str, timeout: int) -> None:
+    def __init__(self, function_name: str, timeout: int, memory_mb: int = 1024) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
-        self.memory_limit_in_mb = 1024
+        self.memory_limit_in_mb = memory_mb
         self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
         self.aws_request_id = str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
@@ -124,6 +125,8 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
+    # what each table's work cost in the run, as measured (cost_ledger; ops/cost.py prices it)
+    cost: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -412,6 +415,9 @@ class LocalStack:
         self.session.client("dynamodb").create_table(
             TableName=self.table_name, **self.template.table_definition("StateTable")
         )
+        ttl = self.template.resource("StateTable").get("TimeToLiveSpecification")
+        if ttl:
+            self.session.client("dynamodb").update_time_to_live(TableName=self.table_name, TimeToLiveSpecification=ttl)
         env = {
             **self.template.literal_environment(),
             "STATE_TABLE": self.table_name,
@@ -546,6 +552,8 @@ class LocalStack:
         for item in saved.get("items", []):
             if item["pk"]["S"].startswith("TABLE#") and item["sk"]["S"] == "LEASE":
                 continue  # leases belong to processes that are gone
+            if "expiration" in item and int(item["expiration"]["N"]) < time.time():
+                continue  # past its TTL: DynamoDB would have deleted it by now
             self.dynamodb.put_item(TableName=self.table_name, Item=item)
         for body in saved.get("dead_letters", []):  # the DLQ outlives the process, as in AWS
             self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=body)
@@ -600,7 +608,11 @@ class LocalStack:
 
     def _context(self, function: str) -> LocalContext:
         runtime = self.functions.get(function)
-        return LocalContext(runtime.name if runtime else function, self.template.function_timeout(function))
+        return LocalContext(
+            runtime.name if runtime else function,
+            self.template.function_timeout(function),
+            self.template.function_memory(function),
+        )
 
     def _failed(self, function: str, error: BaseException) -> None:
         self.function_errors.setdefault(function, []).append(f"{type(error).__name__}: {error}")
@@ -789,7 +801,11 @@ class LocalStack:
         if progress:
             progress(run)
         return RunOutcome(
-            run_id=run_id, run=run, seconds=time.monotonic() - started, dlq_messages=self.dead_letters(run_id)
+            run_id=run_id,
+            run=run,
+            seconds=time.monotonic() - started,
+            dlq_messages=self.dead_letters(run_id),
+            cost=cost_ledger.get_figures(state.table, run_id),
         )
 
     def dead_letters(self, run_id: str) -> int:

@@ -93,6 +93,12 @@ class Template:
             self.resolve(props.get("Timeout", self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3)))
         )
 
+    def function_memory(self, function: str) -> int:
+        """The function's MemorySize in MB (the Lambda default, 128, when neither it nor Globals sets one)."""
+        props = self.resource(function)
+        glob = self.doc.get("Globals", {}).get("Function", {})
+        return int(self.resolve(props.get("MemorySize", glob.get("MemorySize", 128))))
+
     def function_dir(self, function: str) -> Path:
         return self.path.parent / str(self.resource(function)["CodeUri"])
 

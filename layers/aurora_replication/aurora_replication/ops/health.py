@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aurora_replication.errors import EndpointError
-from aurora_replication.ops import cdc_health
+from aurora_replication.ops import cdc_health, cost
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 
@@ -86,7 +86,9 @@ def _dlq(services: Services) -> dict[str, Any]:
         oldest = int(time.time() - min(sent) / 1000) if sent else None
         for body in (m["Body"] for m in msgs):
             try:
-                tables.add(f"{json.loads(body)['plan']['table']} (run {json.loads(body)['run_id']})")
+                data = json.loads(body)  # a reference names its table; a whole message, its plan does
+                table = data["table"] if "table" in data else data["plan"]["table"]
+                tables.add(f"{table} (run {data['run_id']})")
             except (ValueError, KeyError, TypeError):
                 tables.add("(unreadable message)")
     result: dict[str, Any] = {"depth": depth, "oldest_age_seconds": oldest, "tables": sorted(tables)}
@@ -124,6 +126,8 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
         "at": item.get("last_at"),
         "rows": item.get("target_rows"),
         "validation": item.get("validation"),
+        # a failed validation names the rows and columns that differ, with both values
+        "differences": list(item.get("differences") or [])[:5] or None,
     }
     if item.get("last_at"):
         t["since_last_run_seconds"] = int(now - float(item["last_at"]))
@@ -141,6 +145,21 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
     if current.get("status") == "running":
         t["running_run"] = item.get("run_id")
     return {k: v for k, v in t.items() if v is not None}
+
+
+def _add_costs(services: Services, tables: dict[str, dict[str, Any]], result: dict[str, Any]) -> None:
+    """Each table's last run's estimated cost (docs/cost.md), and the tables whose last incremental or
+    cdc run moved no rows yet cost something (``nothing_changed``: a longer schedule would do). A
+    report, never a failing check."""
+    last = {name: str(t["last_run"]) for name, t in tables.items() if t.get("last_run")}
+    try:
+        costs = cost.last_run_costs(services.state, last, cost.Prices.from_settings(services.settings))
+    except Exception as e:  # noqa: BLE001 - cost is a report: the check stands without it
+        result["cost_error"] = f"{type(e).__name__}: {e}"[:300]
+        return
+    for name, c in costs.items():
+        tables[name]["cost"] = c
+    result["nothing_changed"] = sorted(n for n, c in costs.items() if c["nothing_changed"])
 
 
 def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
@@ -168,10 +187,13 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
                     "chunks": int(current.get("chunk_count", 0)),
                     "idle_seconds": int(now - progress),
                     "resume": {"resume_run": run_id},
+                    # resumed once by a scheduler that found it stalled; stalled again since: not retried
+                    **({"auto_resumed_at": current["auto_resumed_at"]} if current.get("auto_resumed_at") else {}),
                 }
             )
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
+    _add_costs(services, tables, result)
     result["dead_lettered"] = sorted(dead)
     problems = []
     if failed:
@@ -179,7 +201,16 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     if dead:
         problems.append(f"failed: {'; '.join(sorted(dead))}: fix the cause, then redrive")
     if stalled:
-        names = ", ".join(sorted({f"{x['table']} (run {x['run_id']})" for x in stalled}))
+        names = ", ".join(
+            sorted(
+                {
+                    f"{x['table']} (run {x['run_id']}"
+                    + (", stalled again after an automatic resume" if x.get("auto_resumed_at") else "")
+                    + ")"
+                    for x in stalled
+                }
+            )
+        )
         problems.append(
             f"no progress for more than {stall_seconds} s: {names}; "
             'resume with `replicate resume RUN_ID` or the scheduler event {"resume_run": RUN_ID}'

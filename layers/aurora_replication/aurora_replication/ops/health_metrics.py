@@ -10,6 +10,8 @@ run turns its report into gauges that the template's alarms and dashboard read:
 - ``StalledRuns``: runs still ``running`` after the stall limit;
 - ``DeadLetterMessages``: messages in the chunk dead-letter queue;
 - ``FailingChecks``: how many checks failed;
+- ``NothingChangedRuns`` (dimension ``table``): 1 for a table whose last incremental or cdc run
+  moved no rows but cost something (docs/cost.md): a table whose schedule could be longer;
 - ``CdcLagSeconds`` (dimension ``table``) and ``MaxCdcLagSeconds``: for tables replicated by cdc, the
   seconds since the point up to which every binlog change is applied (``ops/cdc_health.py``).
 
@@ -91,6 +93,10 @@ def gauges(report: Mapping[str, Any]) -> list[Gauge]:
             out.append(Gauge("ReplicationLagSeconds", lag, MetricUnit.Seconds, {"table": str(table)}))
     if lags:
         out.append(Gauge("MaxReplicationLagSeconds", max(lags), MetricUnit.Seconds))
+    for table, info in sorted((tables or {}).items()):
+        spent = info.get("cost") if isinstance(info, Mapping) else None
+        if isinstance(spent, Mapping) and spent.get("nothing_changed"):
+            out.append(Gauge("NothingChangedRuns", 1.0, MetricUnit.Count, {"table": str(table)}))
     out += _cdc_lags(checks)
     stalled = _stalled(checks)
     if stalled is not None:

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from html import escape
 from typing import Any
 
+from aurora_replication import cost_ledger
+from aurora_replication.ops import cost
 from aurora_replication.state import StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
@@ -39,7 +42,27 @@ def build(state: StateStore, run_id: str) -> str:
         from aurora_replication.errors import BadInputError
 
         raise BadInputError(f"no run {run_id!r} in the state table; `replicate status` lists the latest runs")
-    return render(run_id, run, state.get_attempts(run_id))
+    return render(run_id, run, state.get_attempts(run_id), costs(run, cost_ledger.get_figures(state.table, run_id)))
+
+
+def costs(run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each table's estimated cost (ops/cost.py) at the prices the environment names."""
+    return cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
+
+
+def _cost_rows(costs: dict[str, dict[str, Any]]) -> str:
+    if not costs:
+        return '<tr><td colspan="8">no cost figures recorded for this run</td></tr>'
+    rows = []
+    for name, c in costs.items():
+        s = c["by_service"]
+        cells = "".join(f"<td>{cost.money(s[k])}</td>" for k in cost.SERVICES)
+        flag = "nothing changed: no rows moved, yet it cost this" if c["nothing_changed"] else ""
+        rows.append(
+            f"<tr><td>{escape(name)}</td>{cells}<td><b>{cost.money(c['estimated_cost'])}</b></td>"
+            f"<td>{c['snowflake_credits']:.6f} ({escape(c['snowflake_basis'])})</td><td>{flag}</td></tr>"
+        )
+    return "".join(rows)
 
 
 def _steps(attempt: dict[str, Any]) -> list[tuple[str, float, float]]:
@@ -102,11 +125,13 @@ def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
         finished = float(t.get("finished_at") or t.get("updated_at") or started)
         seconds = _fmt_seconds(finished - started) if started and finished > started else "-"
         css = "ok" if status == "published" else "bad" if "fail" in status else "warn"
+        # chunks done: the ledger's done_count (it may pass the count after a redelivery, never fall short)
+        count = int(t.get("chunk_count", 0))
         rows.append(
             "<tr>"
             f"<td>{escape(name)}</td><td>{escape(str(t.get('mode', '-')))}</td>"
             f'<td class="{css}">{escape(status)}</td>'
-            f"<td class=num>{len(t.get('done') or ())}/{int(t.get('chunk_count', 0))}</td>"
+            f"<td class=num>{min(int(t.get('done_count') or 0), count)}/{count}</td>"
             f"<td class=num>{copied:,}</td>"
             f"<td class=num>{_count(t.get('source_rows'))}</td><td class=num>{_count(t.get('target_rows'))}</td>"
             f"<td>{escape(str(t.get('validation', '-')))}</td><td class=num>{seconds}</td>"
@@ -267,7 +292,9 @@ SCRIPT = """
 """
 
 
-def render(run_id: str, run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
+def render(
+    run_id: str, run: dict[str, Any], attempts: list[dict[str, Any]], costs: dict[str, dict[str, Any]] | None = None
+) -> str:
     states = run.get("table_states", {})
     ok = bool(states) and all(t.get("status") == "published" for t in states.values())
     rows = sum(int(t.get("rows_copied") or 0) for t in states.values())
@@ -293,6 +320,10 @@ finished <b>{_when(finished) if finished else "not finished"}</b> · took <b>{du
 <table id="tables"><thead><tr><th>table</th><th>mode</th><th>status</th><th>chunks</th><th>rows copied</th>
 <th>source rows</th><th>target rows</th><th>validation</th><th>time</th><th>notes</th></tr></thead>
 <tbody>{_table_rows(run, attempts)}</tbody></table>
+<h2>Estimated cost (docs/cost.md)</h2>
+<table id="cost"><thead><tr><th>table</th><th>Lambda</th><th>SQS</th><th>DynamoDB</th><th>Snowflake</th>
+<th>total</th><th>Snowflake credits</th><th></th></tr></thead>
+<tbody>{_cost_rows(costs or {})}</tbody></table>
 <h2>Timeline: every chunk attempt, per worker</h2>
 <div class="legend">{legend}<span>▨ failed attempt (✗; DLQ: dead-lettered)</span>
 <span>dashed: a chunk tried more than once</span></div>

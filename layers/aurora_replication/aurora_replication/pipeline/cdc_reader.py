@@ -13,7 +13,7 @@ the earliest stored position to the server's end. Each table's changes of the wi
 change per key) are written as batch files with deterministic names (table, window start and end,
 batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_state.define_window``,
 the commit point of the window's definition) and sent through the chunk queue, one message per
-batch. Workers apply them (``cdc_apply``); the finaliser advances the position.
+batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
 A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
 run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transform are refused
@@ -31,6 +31,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from aurora_replication import meter
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
@@ -240,6 +241,7 @@ def schedule(
         failed: dict[str, str] = {}
         stopped: set[str] = set()
         for t in names:
+            meter.focus(t, "plan")
             try:
                 args = (request, target_columns, options, plan_table, files, cdc)
                 planned.append(plan_cdc_table(conn, services, database, t, *args))
@@ -265,6 +267,7 @@ def schedule(
         summary["tables"][table] = {"status": "failed", "reason": reason}
     streaming: list[CdcTable] = []
     for p in planned:
+        meter.focus(p.table, "plan")
         if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
             state = cdc.get(p.table) or {}
             reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
@@ -298,6 +301,7 @@ def schedule(
         streaming.append(p)
     if streaming:
         summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc))
+    meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
 
@@ -324,7 +328,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
-    services.send_messages([m.model_dump_json() for m in messages])
+    services.send_messages([m.body() for m in messages])
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -370,6 +374,7 @@ def read_and_send(
     sf = None
     try:
         for p in tables:
+            meter.focus(p.table, "read")
             if p.table in window.broken:
                 reason = (
                     f"table {p.table!r}: the binlog has {window.broken[p.table]!r}, which changes cannot follow; "
@@ -418,6 +423,10 @@ def _stage_batches(
     s = services.settings
     path = batch_path(p.table, start, end)
     encs = staging.encoders(p.plan)
+    checks = staging.size_checks(p.plan)
+    if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
+        for change in changes:
+            staging.check_sizes(p.plan, checks, change.values)
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]
@@ -446,7 +455,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     """Send the defined window's batches that are not applied yet (all of them the first time), or its
     finalise step when there are none left."""
     t = services.state.get_table(run_id, table)
-    plan = TablePlan.model_validate(services.state.get_plan(run_id, table, t))
+    plan = TablePlan.model_validate(t["plan"])
     batches = [ChangeBatch.model_validate(b) for b in t.get("batches", [])]
     missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
     messages = [
@@ -457,7 +466,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]
     for m in messages:
-        services.send_messages([m.model_dump_json()])
+        services.send_messages([m.body()])
         services.fault("cdc_batch_sent", m)
     return {
         "status": "running",

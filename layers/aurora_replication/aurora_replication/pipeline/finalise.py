@@ -1,13 +1,15 @@
 """The finaliser of a table: validate each chunk against its own snapshot, then heal, fail or commit.
 
-It never reads MySQL and its cost does not grow with the source table: it reads the run's ledger
-(one small item per chunk) and runs one grouped checksum query over the load table, restricted to
-the (chunk, attempt) pairs the ledger names. Every chunk's rows in Snowflake are compared with the
-count and checksum its worker computed in the same snapshot it read them from, so writes to MySQL
-after a chunk's snapshot are lag (the next run carries them), never a mismatch. A mismatch is a
-real error: the chunk is copied again (``HEAL_ATTEMPTS`` rounds), then the table fails, naming the
-chunks and their key ranges. Once every chunk matches, the mode commits exactly those pairs (a late
-duplicate that loads a new attempt afterwards changes nothing), and the watermark advances.
+It does not read MySQL to validate and its cost does not grow with the source table: it reads the
+run's ledger (one small item per chunk) and runs one grouped checksum query over the load table,
+restricted to the (chunk, attempt) pairs the ledger names. Every chunk's rows in Snowflake are
+compared with the count and checksum its worker computed in the same snapshot it read them from, so
+writes to MySQL after a chunk's snapshot are lag (the next run carries them), never a mismatch. A
+mismatch is a real error: the chunk is copied again (``HEAL_ATTEMPTS`` rounds), then the table
+fails, naming the chunks and their key ranges, and the rows and columns that differ
+(``diagnose``): the one time a finaliser reads MySQL, bounded to a few failing chunks' own key
+ranges. Once every chunk matches, the mode commits exactly those pairs (a late duplicate that loads
+a new attempt afterwards changes nothing), and the watermark advances.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication import checksums
 from aurora_replication.errors import BadInputError
-from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline import modes
+from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.pipeline import diagnose, modes
 from aurora_replication.pipeline.chunks import chunk_messages
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -175,7 +177,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         result["finalise_seconds"] = round(time.perf_counter() - started, 3)
         if decision.action == "fail":
             status = "failed"
-            _fail(msg, services, bounds, decision.chunks, chunks, loaded, heal_round, result)
+            named = _name_differences(msg, services, tgt, unit, load_table, bounds, decision.chunks, chunks, state)
+            _fail(msg, services, bounds, decision.chunks, chunks, loaded, heal_round, result, named)
         else:
             expected = checksums.add_checksums(snapshot_sums(chunks, count))
             commit = modes.Commit(tgt, plan, load_table, attempts_table, token, s, msg, expected, fault=services.fault)
@@ -214,6 +217,7 @@ def _fail(
     loaded: dict[int, Sums],
     heal_round: int,
     result: dict[str, Any],
+    differences: list[str] | None = None,
 ) -> None:
     details = _mismatch(chunks, loaded, bounds, ids)
     named = "; ".join(
@@ -226,10 +230,43 @@ def _fail(
         f"re-copies (rows lost or changed between MySQL and Snowflake, not writes to MySQL): {named}; "
         "the load table is kept for inspection; rerun the table"
     )
+    if differences:
+        reason += "; differences: " + "; ".join(differences[:5])
+        result["differences"] = differences
     result["last_mismatch"] = json.dumps(details[:50], default=str)[:20000]
     logger.error(reason, extra={"run_id": msg.run_id, "table": msg.plan.table, **result})
     services.state.set_table_status(msg.run_id, msg.plan.table, "failed", reason=reason[:4000], **result)
     services.metric("ValidationFailures", 1)
+
+
+def _name_differences(
+    msg: ChunkMessage,
+    services: Services,
+    tgt: Target,
+    unit: TablePlan,
+    load_table: str,
+    bounds: list[Bounds],
+    ids: list[int],
+    chunks: dict[int, dict[str, Any]],
+    state: dict[str, Any],
+) -> list[str]:
+    """The rows and columns that differ in the failing chunks (``diagnose.name_chunk_differences``):
+    each chunk's validated attempt in the load table against MySQL's rows of that chunk's key range
+    (and window) now. The only MySQL reads of a finaliser, bounded to a few chunks' key ranges, and
+    only when a table fails; MySQL may have moved since the snapshots, which the report says."""
+    window = modes.get(unit.mode).selection(msg.model_copy(update={"window_from": state.get("window_from")}))
+    failing = [(i, bounds[i] if i < len(bounds) else (None, None), str(chunks[i].get("attempt"))) for i in ids]
+    try:
+        mysql = services.mysql()
+    except Exception as e:  # noqa: BLE001 - the failure is recorded whether or not it can be named
+        return [f"the differing rows were not named (MySQL unreachable: {type(e).__name__}: {e})"]
+    try:
+        found = diagnose.name_chunk_differences(mysql, tgt, unit, load_table, failing, window)
+    finally:
+        mysql.close()
+    if found:
+        found.append("(read from MySQL now: rows written since the chunks' snapshots may show up as well)")
+    return found
 
 
 def _heal(
@@ -258,7 +295,7 @@ def _heal(
     if won:  # one finaliser of the round re-enqueues; a duplicate of it does nothing
         planned = (state.get("window_from"), state.get("window_to"))
         messages = chunk_messages(msg.run_id, plan, bounds, planned, ids=ids, round=heal_round + 1)
-        services.send_messages([m.model_dump_json() for m in messages])
+        services.send_messages([m.body() for m in messages])
     logger.warning(
         "chunks differ from their snapshots; copying them again",
         extra={

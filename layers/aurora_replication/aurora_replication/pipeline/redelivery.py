@@ -20,6 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.services import Services
 
@@ -54,6 +55,7 @@ def after_failure(receipt_handle: str, receive_count: int, error: BaseException,
     what: dict[str, Any] = {"receive": receive_count, "of": s.max_receive_count, "redelivery_seconds": delay}
     failure = f"{type(error).__name__}: {error}"
     services.metric("FailedAttempts", 1)
+    meter.add("sqs_requests", 1)
     try:
         services.sqs.change_message_visibility(
             QueueUrl=s.chunk_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay

@@ -10,6 +10,7 @@ again. Sending a chunk that is in fact still in flight is harmless: every step i
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -21,6 +22,44 @@ from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 
 logger = Logger(child=True)
+
+
+def auto_resume(table: str, services: Services) -> dict[str, Any] | None:
+    """The scheduler found ``table`` leased: if the holder is a run whose table has made no progress for
+    STALL_SECONDS, resume that table once (its missing chunks, or its finalise) and say so; a table
+    that stalls again after that is reported, not resumed again. None: the holder is not stalled
+    (a run in progress, or the minimum interval), so the table is simply declined."""
+    holder = services.state.lease_holder(table)
+    if holder is None:
+        return None
+    t = services.state.get_table(holder, table)
+    if t.get("status") != "running" or t.get("mode") == "cdc":  # cdc: its own windows (cdc_reader)
+        return None
+    idle = time.time() - float(t.get("progress_at") or t.get("created_at") or time.time())
+    stall = services.settings.stall_seconds
+    if idle <= stall:
+        return None
+    if t.get("auto_resumed_at") is not None or not services.state.claim_auto_resume(holder, table):
+        reason = (
+            f"table {table!r} is leased by run {holder}, which stalled again ({int(idle)} s without progress) after "
+            f"it was resumed automatically at {_when(t.get('auto_resumed_at'))}; not resumed again: find the cause "
+            f'(docs/runbook.md#stalledrunsalarm), then resume it with {{"resume_run": "{holder}"}}'
+        )
+        logger.error("stalled run not resumed again", extra={"run_id": holder, "table": table, "idle": int(idle)})
+        return {"resumed_run": holder, "resumed": False, "reason": reason}
+    result = resume_table(holder, table, services.state.get_table(holder, table), services)
+    reason = (
+        f"table {table!r} is leased by run {holder}, stalled for {int(idle)} s (STALL_SECONDS={stall}): "
+        f"resumed it once automatically ({result.get('sent', 0)} message(s) sent); this run leaves the table to it"
+    )
+    logger.warning("stalled run resumed", extra={"run_id": holder, "table": table, **result})
+    return {"resumed_run": holder, "resumed": True, "reason": reason, **result}
+
+
+def _when(epoch: Any) -> str:
+    if epoch is None:
+        return "?"
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(float(epoch)))
 
 
 def resume(run_id: str, services: Services) -> dict[str, Any]:
@@ -44,25 +83,33 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
             summary["tables"][table] = cdc_reader.resume_table(run_id, table, t, services)
             services.state.touch_table(run_id, table)
             continue
-        count = int(t.get("chunk_count", 0))
-        round_ = int(t.get("heal_round", 0))
-        chunks = services.state.get_chunks(run_id, table) if count else {}
-        missing = services.state.outstanding(chunks, count, round_)
-        messages: list[ChunkMessage]
-        if missing:
-            bounds = services.state.get_bounds(run_id, table)
-            if len(bounds) != count:
-                raise BadInputError(
-                    f"run {run_id!r} table {table!r}: {len(bounds)} stored chunk ranges for {count} chunks; "
-                    "the run predates resumable runs: start a new run instead"
-                )
-            window = (t.get("window_from"), t.get("window_to"))
-            messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_)
-        else:  # every chunk done (or a finaliser died asking for re-copies: it decides again)
-            messages = [finalise_message(run_id, plan, count, round_)]
-        services.send_messages([m.model_dump_json() for m in messages])
-        services.state.touch_table(run_id, table)
-        counts = {"sent": len(messages), "done": count - len(missing), "of": count}
-        summary["tables"][table] = {"status": "running", "missing_chunks": missing, **counts}
-        logger.info("table resumed", extra={"run_id": run_id, "table": table, **counts})
+        summary["tables"][table] = resume_table(run_id, table, t, services)
     return summary
+
+
+def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services) -> dict[str, Any]:
+    """Send again what one running table of a run misses: its chunks without a completed copy in the
+    round they are due, or its finalise step; the lease is renewed for the run."""
+    plan = TablePlan.model_validate(t["plan"])
+    services.state.acquire_lease(table, run_id, services.settings.lease_seconds)  # renews the run's own lease
+    count = int(t.get("chunk_count", 0))
+    round_ = int(t.get("heal_round", 0))
+    chunks = services.state.get_chunks(run_id, table) if count else {}
+    missing = services.state.outstanding(chunks, count, round_)
+    messages: list[ChunkMessage]
+    if missing:
+        bounds = services.state.get_bounds(run_id, table)
+        if len(bounds) != count:
+            raise BadInputError(
+                f"run {run_id!r} table {table!r}: {len(bounds)} stored chunk ranges for {count} chunks; "
+                "the run predates resumable runs: start a new run instead"
+            )
+        window = (t.get("window_from"), t.get("window_to"))
+        messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_)
+    else:  # every chunk done (or a finaliser died asking for re-copies: it decides again)
+        messages = [finalise_message(run_id, plan, count, round_)]
+    services.send_messages([m.body() for m in messages])
+    services.state.touch_table(run_id, table)
+    counts = {"sent": len(messages), "done": count - len(missing), "of": count}
+    logger.info("table resumed", extra={"run_id": run_id, "table": table, **counts})
+    return {"status": "running", "missing_chunks": missing, **counts}

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
+from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
@@ -29,7 +30,6 @@ from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
 tracer = Tracer()
-FLUSH_MESSAGES = 1000  # the scheduler sends its batched messages at least this often
 
 
 @dataclass
@@ -145,9 +145,12 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     if isinstance(event, dict) and "resume_run" in event:
         if set(event) != {"resume_run"}:
             raise BadInputError("a resume request has one field, resume_run: the id of the run to resume")
+        if isinstance(event["resume_run"], str):
+            meter.set_run(event["resume_run"])
         return resume.resume(event["resume_run"], services)
     request = parse_request(event, s.default_mode)
     run_id = request.run_id or new_run_id()
+    meter.set_run(run_id)  # the run's cost figures and query tags name it from here on
     target_columns = TargetColumns(services)
     try:
         if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
@@ -199,6 +202,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         planned: list[PlannedTable] = []
         failed: dict[str, str] = {}
         for t in names:
+            meter.focus(t, "plan")
             try:
                 planned.append(plan_table(conn, services, database, t, request, target_columns, options))
             except (BadInputError, UnsupportedTypeError) as e:
@@ -217,51 +221,41 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
         services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0)
         summary["tables"][table] = {"status": "failed", "reason": reason}
-    # every table's records in batches, then its messages (a worker must find its table's record):
-    # a few calls for a run of many small tables rather than a few per table
-    items: list[dict[str, Any]] = []
-    bodies: list[str] = []
-
-    def flush() -> None:
-        services.state.put_items(items)
-        services.send_messages(bodies)
-        items.clear()
-        bodies.clear()
-
     for p in planned:
         table = p.plan.table
+        meter.focus(table, "plan")
         for note in p.notes:
             logger.info(note, extra={"run_id": run_id, "table": table})
         ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)
         if not ok:
-            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0)
+            # a lease held by a stalled run: resume that run's table once instead of only declining
+            resumed = resume.auto_resume(table, services)
+            extra = {k: resumed[k] for k in ("resumed_run", "resumed")} if resumed else {}
+            reason = resumed["reason"] if resumed else reason
+            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0, **extra)
             logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
-            summary["tables"][table] = {"status": "declined", "reason": reason}
+            summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
             continue
         target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
         chunk_count = len(p.bounds)
-        items += services.state.bounds_items(run_id, table, p.bounds)
-        items.extend(
-            services.state.table_items(
-                run_id,
-                table,
-                status="running",
-                mode=p.plan.mode,
-                plan=p.plan.model_dump(mode="json"),
-                chunk_count=chunk_count,
-                window_from=p.window[0] if p.window else None,
-                window_to=p.window[1] if p.window else None,
-                plan_seconds=str(round(p.plan_seconds, 3)),
-                notes=p.notes,
-                started_at=Decimal(str(round(time.time(), 3))),
-            )
+        services.state.record_table(
+            run_id,
+            table,
+            status="running",
+            mode=p.plan.mode,
+            plan=p.plan.model_dump(mode="json"),
+            chunk_count=chunk_count,
+            window_from=p.window[0] if p.window else None,
+            window_to=p.window[1] if p.window else None,
+            plan_seconds=str(round(p.plan_seconds, 3)),
+            notes=p.notes,
+            started_at=Decimal(str(round(time.time(), 3))),
         )
+        services.state.save_bounds(run_id, table, p.bounds)
         messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
         if not messages:  # empty table: nothing to copy, only the finalise step
             messages = [finalise_message(run_id, p.plan, 0)]
-        bodies += [m.model_dump_json() for m in messages]
-        if len(bodies) >= FLUSH_MESSAGES:
-            flush()
+        services.send_messages([m.body() for m in messages])
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
         logger.info(
             "table planned",
@@ -273,6 +267,6 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
                 "plan_seconds": round(p.plan_seconds, 3),
             },
         )
-    flush()
+    meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary

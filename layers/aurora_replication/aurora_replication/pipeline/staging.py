@@ -1,10 +1,14 @@
 """The staging file: gzip-compressed CSV that Snowflake's COPY reads without loss.
 
-Format (matching ``snowflake_sql.CSV_FILE_FORMAT``): comma-separated, NULL written as an unquoted
-``\\N``, every text value enclosed in double quotes with inner quotes doubled (so commas,
-newlines, backslashes and the empty string survive), numbers and dates unquoted. The last
-two fields are the chunk id and the attempt id, which let a retry delete exactly what an earlier
-attempt loaded, and readers count one attempt per chunk.
+Format (matching ``target.sql.CSV_FILE_FORMAT``: ``FIELD_OPTIONALLY_ENCLOSED_BY = '"'
+EMPTY_FIELD_AS_NULL = TRUE NULL_IF = ()``): comma-separated; NULL is an empty unquoted field (two
+successive delimiters, which ``EMPTY_FIELD_AS_NULL`` loads as SQL NULL); every text, JSON, binary
+(hex) and geometry (hex EWKB) value is enclosed in double quotes with inner quotes doubled, so
+commas, newlines, backslashes and the empty string (``""``) survive; numbers, dates and times are
+unquoted and never empty. With ``NULL_IF = ()`` no value's text is ever read as NULL: the text
+``\\N`` or ``NULL`` is text. (docs/types.md cites the Snowflake documentation.) The last two
+fields are the chunk id and the attempt id, which tag each attempt's rows so that readers take
+exactly the validated attempt of each chunk. Change-capture batches use the same encoding.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import TablePlan
 
-NULL = "\\N"
+NULL = ""
 Encoder = Callable[[Any], str]
 
 
@@ -29,6 +33,11 @@ def _text(v: Any) -> str:
     if isinstance(v, (bytes, bytearray)):
         v = bytes(v).decode("utf-8")
     return '"' + v.replace('"', '""') + '"'
+
+
+def _hex(v: Any) -> str:
+    """Hex text (binary, geometries) is quoted too: an empty binary value is ``""``, not NULL."""
+    return '"' + (v.decode("ascii") if isinstance(v, (bytes, bytearray)) else str(v)) + '"'
 
 
 def _raw(v: Any) -> str:
@@ -56,6 +65,8 @@ def _date_or_fail(v: Any) -> str:
 _ENCODERS: dict[str, Encoder] = {
     typemap.TEXT: _text,
     typemap.JSON: _text,
+    typemap.BINARY: _hex,
+    typemap.SPATIAL: _hex,
     typemap.TIME: _raw,
     typemap.DATE: _date,
     typemap.DATETIME: _date,
@@ -67,6 +78,54 @@ def encoders(plan: TablePlan) -> list[Encoder]:
     if plan.zero_dates == "fail":
         encs = [_date_or_fail if e is _date else e for e in encs]
     return encs
+
+
+class ValueTooLargeError(BadInputError):
+    """A value longer than Snowflake can hold (``typemap.value_limit``)."""
+
+
+def size_checks(plan: TablePlan) -> list[tuple[int, int, bool]]:
+    """(column index, byte limit, value is hex) of the columns whose values may exceed Snowflake's limit."""
+    checks = []
+    for i, c in enumerate(plan.columns):
+        limit = typemap.value_limit(c.kind, c.snowflake_type)
+        if limit is not None and not c.source_expr:
+            checks.append((i, limit, c.kind in (typemap.BINARY, typemap.SPATIAL)))
+    return checks
+
+
+def _value_bytes(v: Any, is_hex: bool) -> int:
+    if is_hex:
+        return len(v) // 2
+    return len(v.encode("utf-8")) if isinstance(v, str) else len(v)
+
+
+def check_sizes(plan: TablePlan, checks: list[tuple[int, int, bool]], row: tuple[Any, ...] | list[Any]) -> None:
+    for i, limit, is_hex in checks:
+        v = row[i]
+        # a character is at most 4 bytes: only a long value needs its bytes counted
+        if v is not None and len(v) * (1 if is_hex else 4) > limit and _value_bytes(v, is_hex) > limit:
+            c = plan.columns[i]
+            names = [plan.column(k) for k in plan.key]
+            key = ", ".join(f"{k.name}={row[plan.columns.index(k)]!r}" for k in names) or "(table has no key)"
+            raise ValueTooLargeError(
+                f"table {plan.table!r}, row {key}: column {c.name!r} holds {_value_bytes(v, is_hex):,} bytes, "
+                f"more than Snowflake's {c.snowflake_type.split('(')[0]} holds ({limit:,} bytes); shorten the "
+                "value in MySQL, or exclude the column (table_options exclude)"
+            )
+
+
+def bound_rows(plan: TablePlan, rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
+    """The rows as bound values of a multi-row INSERT (the small-chunk path); a value longer than
+    Snowflake holds is a ``ValueTooLargeError`` naming the table, row key and column."""
+    kinds = [c.kind for c in plan.columns]
+    checks = size_checks(plan)
+    out = []
+    for r in rows:
+        if checks:
+            check_sizes(plan, checks, r)
+        out.append([bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)])
+    return out
 
 
 def bound_value(kind: str, v: Any, zero_dates: str = "null") -> Any:
@@ -81,12 +140,15 @@ def bound_value(kind: str, v: Any, zero_dates: str = "null") -> Any:
 
 
 class LineTooLongError(RuntimeError):
-    """The server returned NULL for a formatted line: the row is longer than max_allowed_packet."""
+    """The server returned NULL for a formatted line: the row is longer than max_allowed_packet, or
+    one of its values longer than Snowflake holds (``source.sql._csv_field``)."""
 
 
 def _server_line(line: Any) -> str:
     if line is None:
-        raise LineTooLongError("MySQL returned no line for a row (longer than max_allowed_packet?)")
+        raise LineTooLongError(
+            "MySQL returned no line for a row (longer than max_allowed_packet, or a value longer than Snowflake holds)"
+        )
     return line if type(line) is str else bytes(line).decode("utf-8")
 
 
@@ -109,6 +171,9 @@ def write_csv_gz(
     # the hot loop: values arrive as text from the unconverted cursor, so plain columns pass as
     # they are and only text, JSON and date columns go through an encoder
     encs: list[Encoder | None] = [None if e is _raw else e for e in encoders(plan)]
+    checks = size_checks(plan)
+    if checks:
+        rows = _checked(plan, checks, rows)
     lines = (
         ",".join(
             [
@@ -119,6 +184,14 @@ def write_csv_gz(
         for row in rows
     )
     return _write_gz(path, lines, chunk_id, attempt)
+
+
+def _checked(
+    plan: TablePlan, checks: list[tuple[int, int, bool]], rows: Iterable[tuple[Any, ...]]
+) -> Iterator[tuple[Any, ...]]:
+    for r in rows:
+        check_sizes(plan, checks, r)
+        yield r
 
 
 def _write_gz(path: str, lines: Iterator[str], chunk_id: int, attempt: str) -> StagedFile:

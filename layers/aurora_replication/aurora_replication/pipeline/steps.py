@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from aurora_replication import meter
 from aurora_replication.pipeline import timeline
 
 
@@ -19,7 +20,7 @@ class Steps:
     @contextmanager
     def __call__(self, step: str) -> Iterator[None]:
         started = time.perf_counter()
-        with self.tracer.provider.in_subsegment(name=f"## {step}"):
+        with self.tracer.provider.in_subsegment(name=f"## {step}"), meter.scope(step=step):
             yield
         seconds = time.perf_counter() - started
         self.laps[step] = self.laps.get(step, 0.0) + seconds

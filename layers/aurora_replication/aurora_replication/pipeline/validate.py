@@ -8,30 +8,65 @@ from __future__ import annotations
 
 from typing import Any
 
+from aurora_replication import checksums, typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import transforms
+from aurora_replication.pipeline import diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
+from aurora_replication.state import Bounds
 from aurora_replication.target import sql
 from aurora_replication.target.client import Target
 
 
-def differing_ranges(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int = 20) -> list[str]:
-    """The key ranges (``lower < key <= upper``) whose count or checksum differ, as text."""
+def _differing_bounds(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int) -> list[Bounds]:
     bounds = source_read.chunk_bounds(mysql, plan.table, plan.key, chunk_rows)
     src = source_read.range_checksums(mysql, plan, bounds)
-    out = []
+    out: list[Bounds] = []
     for (lo, hi), expected in zip(bounds, src, strict=True):
         if tgt.range_checksum(plan, lo, hi) != expected:
-            out.append(f"{tuple(lo) if lo else '-inf'} < key <= {tuple(hi) if hi else '+inf'}")
+            out.append((lo, hi))
             if len(out) >= limit:
                 break
     return out
 
 
+def _range_text(lo: Any, hi: Any) -> str:
+    return f"{tuple(lo) if lo else '-inf'} < key <= {tuple(hi) if hi else '+inf'}"
+
+
+def differing_ranges(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int = 20) -> list[str]:
+    """The key ranges (``lower < key <= upper``) whose count or checksum differ, as text."""
+    return [_range_text(lo, hi) for lo, hi in _differing_bounds(mysql, tgt, plan, chunk_rows, limit)]
+
+
+def _differences(
+    mysql: Any, tgt: Target, plan: TablePlan, same: bool, chunk_rows: int, limit: int = 20
+) -> tuple[list[diagnose.Difference], list[str]]:
+    """The rows and columns that differ (named by ``diagnose``), and the differing key ranges as text."""
+    found: list[diagnose.Difference] = []
+    ranges: list[str] = []
+    try:
+        if not same:
+            if sql.order_safe(plan):  # the ranges first (one cheap pass), then the rows in a few of them
+                bounds = _differing_bounds(mysql, tgt, plan, chunk_rows, limit)
+                ranges = [_range_text(lo, hi) for lo, hi in bounds]
+                for lo, hi in bounds[:3]:
+                    found += diagnose.name_differences(mysql, tgt, plan, lo, hi, plan.target_table, limit=limit)
+            else:  # a text key: buckets of the whole table, which need no order
+                found = diagnose.name_differences(mysql, tgt, plan, None, None, plan.target_table, limit=limit)
+        # JSON is a VARIANT in the target: compared value by value, not in the checksum
+        found += diagnose.json_differences(mysql, tgt, plan, None, None, plan.target_table, limit=limit)
+    except BadInputError as e:  # a table without a key: its rows have no names
+        ranges.append(str(e))
+    return found[:limit], ranges
+
+
 def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any]]:
+    """Each table's rows, checksums and, where they differ, the rows and columns that differ (named
+    by ``pipeline.diagnose``, with both values). JSON columns are compared value by value (the
+    target holds a VARIANT), which reads them from both engines."""
     s = services.settings
     mysql = services.mysql()
     sf = services.snowflake()
@@ -58,13 +93,19 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
             else:
                 tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table)
                 same = (src_count, src_sum) == (tgt_count, tgt_sum)
-                row.update(
-                    target_rows=tgt_count,
-                    target_checksum=tgt_sum,
-                    result="ok" if same else ("count differs" if src_count != tgt_count else "checksum differs"),
-                )
-                if not same and sql.order_safe(plan):
-                    row["differing_ranges"] = differing_ranges(mysql, tgt, plan, s.default_chunk_rows)
+                found, ranges = _differences(mysql, tgt, plan, same, s.default_chunk_rows)
+                result = "ok" if same else ("count differs" if src_count != tgt_count else "checksum differs")
+                if same and found:
+                    result = "JSON differs"
+                row.update(target_rows=tgt_count, target_checksum=tgt_sum, result=result)
+                if ranges:
+                    row["differing_ranges"] = ranges
+                if found:
+                    row["differences"] = [d.describe() for d in found]
+            # columns no check covers: casts, whose text differs between the engines by design
+            not_compared = [c.name for c in checksums.unchecked_columns(plan) if c.kind != typemap.JSON]
+            if not_compared:
+                row["not_compared"] = not_compared
             report.append(row)
         return report
     finally:

@@ -23,9 +23,9 @@ from pydantic import ValidationError
 
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
-from aurora_replication.models import ChunkMessage, TablePlan, describe_validation_error
-from aurora_replication.pipeline import cdc_apply, modes, staging, timeline, transforms
+from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error
 from aurora_replication.pipeline import finalise as finaliser
+from aurora_replication.pipeline import modes, staging, timeline, transforms
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -37,11 +37,51 @@ logger = Logger(child=True)
 tracer = Tracer()
 
 
-def parse_message(body: str) -> ChunkMessage:
+def parse_message(body: str | dict[str, Any]) -> ChunkMessage | ChunkRef:
+    """A message body: a reference to a chunk (``ChunkRef``, what the pipeline sends), or a whole
+    message with its plan (``ChunkMessage``: the sample events, and messages of earlier versions)."""
     try:
-        return ChunkMessage.model_validate(json.loads(body))
+        data = json.loads(body) if isinstance(body, str) else body
+        if isinstance(data, dict) and "plan" in data:
+            return ChunkMessage.model_validate(data)
+        return ChunkRef.model_validate(data)
     except json.JSONDecodeError as e:
         raise BadInputError(f"chunk message is not JSON: {e}") from None
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("chunk message", e)) from None
+
+
+# the plan of a run's table never changes: read once per container
+_PLANS: dict[tuple[str, str], dict[str, Any]] = {}
+
+
+def hydrate(message: ChunkMessage | ChunkRef, services: Services) -> ChunkMessage:
+    """The whole message of a reference: the table's plan from the run's ledger (read once per
+    container) and, for a chunk, its key range from the page of bounds that holds it."""
+    if isinstance(message, ChunkMessage):
+        return message
+    key = (message.run_id, message.table)
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = services.state.get_table(message.run_id, message.table).get("plan")
+        if not plan:
+            raise BadInputError(
+                f"run {message.run_id} has no plan of table {message.table!r} in the state table (never "
+                "scheduled, or its ledger expired: RUN_RETENTION_DAYS); start a new run of the table"
+            )
+        if len(_PLANS) > 256:
+            _PLANS.clear()
+        _PLANS[key] = plan
+    bounds = None
+    if message.kind == "chunk" and message.batch is None:
+        bounds = services.state.get_chunk_bounds(message.run_id, message.table, message.chunk_id)
+        if bounds is None:
+            raise BadInputError(
+                f"run {message.run_id} has no key range for chunk {message.chunk_id} of table {message.table!r}; "
+                "start a new run of the table"
+            )
+    try:
+        return message.resolve(plan, bounds)
     except ValidationError as e:
         raise BadInputError(describe_validation_error("chunk message", e)) from None
 
@@ -59,11 +99,11 @@ def record_final_failure(body: str, receive_count: int, error: BaseException, se
     what = f"{msg.kind} {msg.chunk_id}" if msg.kind == "chunk" else "finalise"
     reason = f"{what} moved to the dead-letter queue after {receive_count} receives: {type(error).__name__}: {error}"
     try:
-        services.state.mark_dead_lettered(msg.run_id, msg.plan.table, msg.chunk_id, reason)
+        services.state.mark_dead_lettered(msg.run_id, msg.table, msg.chunk_id, reason)
     except Exception:  # noqa: BLE001 - the message still fails; marking is a report, not a step
         logger.exception("could not mark the table dead-lettered", extra={"run_id": msg.run_id})
         return False
-    logger.error(reason, extra={"run_id": msg.run_id, "table": msg.plan.table, "chunk": msg.chunk_id})
+    logger.error(reason, extra={"run_id": msg.run_id, "table": msg.table, "chunk": msg.chunk_id})
     return True
 
 
@@ -72,10 +112,12 @@ def new_attempt_id() -> str:
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
 
 
-def handle(message: ChunkMessage, services: Services) -> dict[str, Any]:
+def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
-    if message.plan.mode == "cdc":  # cdc integration point: a batch of binlog changes, or its window's commit
-        return services.with_retries(lambda: cdc_apply.handle(message, services), "cdc")
+    message = services.with_retries(lambda: hydrate(received, services), "read the plan")
+    mode = modes.get(message.plan.mode)
+    if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
+        return services.with_retries(lambda: mode.handle(message, services), mode.name)
     # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":
         return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
@@ -115,9 +157,7 @@ def _extract(
     try:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
-            kinds = [c.kind for c in plan.columns]
-            bound = [[staging.bound_value(k, v, plan.zero_dates) for k, v in zip(kinds, r, strict=True)] for r in head]
-            return bound, None
+            return staging.bound_rows(plan, head), None  # names a value longer than Snowflake holds
         return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
     finally:
         stream.close()  # the connection is free for the checksum in the same snapshot
@@ -221,5 +261,5 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
             result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
         else:
-            services.send_messages([final.model_dump_json()])
+            services.send_messages([final.body()])
     return result

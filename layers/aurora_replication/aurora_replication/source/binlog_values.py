@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import struct
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -66,17 +65,13 @@ def _set_members(column_type: str) -> list[str]:
     return members
 
 
-def float32_text(value: float) -> str:
-    """The shortest decimal that reads back as the same 4-byte float: how MySQL prints FLOAT."""
-    packed = struct.pack("<f", value)
-    for digits in range(1, 10):
-        text = f"{value:.{digits}g}"
-        try:
-            if struct.pack("<f", float(text)) == packed:
-                return text
-        except OverflowError:  # rounded past FLOAT's largest value: more digits are needed
-            continue
-    return repr(value)
+def spatial_ewkb(raw: bytes) -> bytes:
+    """MySQL's internal geometry (SRID, 4 bytes little-endian, then little-endian WKB) as EWKB, the
+    SRID inside the WKB header (type flag 0x20000000), as ``source.sql._spatial_hex`` builds it for
+    the chunk path; SRID 0 gives plain WKB."""
+    if raw[:4] == b"\x00\x00\x00\x00":
+        return raw[4:]
+    return raw[4:8] + b"\x20" + raw[:4] + raw[9:]
 
 
 def _json_plain(v: Any) -> Any:
@@ -119,6 +114,8 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
     if v is None:
         return None
     kind = facts.kind
+    if kind == typemap.SPATIAL:
+        return spatial_ewkb(bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("latin-1")).hex().upper()
     if kind == typemap.BINARY or (isinstance(v, (bytes, bytearray)) and kind not in (typemap.TEXT, typemap.JSON)):
         raw = bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8")
         if facts.data_type == "binary" and facts.length:
@@ -127,11 +124,13 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
     if kind == typemap.BIT:
         return str(int(v, 2)) if isinstance(v, str) else str(int(v))
     if kind == typemap.YEAR:
-        return "0000" if int(v) in (0, 1900) else str(int(v))
+        # a number, as the chunk path reads it (CAST(col AS UNSIGNED)): YEAR 0 is 0 (the binlog
+        # decoder adds 1900 to the stored byte, so 0 arrives as 1900, never a valid YEAR)
+        return "0" if int(v) in (0, 1900) else str(int(v))
     if kind == typemap.FLOAT:
-        if facts.data_type == "float":
-            return float32_text(float(v))
-        return repr(float(v))  # the shortest text that reads back as the same double, as MySQL prints it
+        # the shortest text that reads back as the same double; a FLOAT arrives as the double its 4
+        # bytes are exactly, as the chunk path widens it (``col + 0e0``), so both paths load one value
+        return repr(float(v))
     if kind == typemap.JSON:
         if isinstance(v, (bytes, bytearray)):
             return bytes(v).decode("utf-8")

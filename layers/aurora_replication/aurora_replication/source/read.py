@@ -100,9 +100,11 @@ def chunk_checksum(
     window: tuple[str | None, str | None] | None = None,
 ) -> tuple[int, str]:
     """Row count and checksum of exactly the rows a chunk extracts (key range, window, row filter);
-    inside ``snapshot`` it describes the same view the chunk's rows were read from."""
+    inside ``snapshot`` it describes the same view the chunk's rows were read from. Every column is
+    covered, JSON as MySQL's text: it is compared with the chunk's rows in the load table, which
+    holds JSON as that text (``checksums.checksum_columns``)."""
     where, params = sql.chunk_predicate(plan, lower, upper, window)
-    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where), params)
+    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text=True), params)
 
 
 def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str | None:
@@ -156,18 +158,21 @@ def _aggregate_checksum(
     return int(count or 0), f"{int(total or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan) -> tuple[int, str]:
-    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan), [])
+def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan, json_text: bool = False) -> tuple[int, str]:
+    """``json_text``: include JSON columns (the Snowflake side is a load table, see ``checksums``)."""
+    return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, json_text=json_text), [])
 
 
 def range_checksums(
     conn: pymysql.Connection[Any],
     plan: TablePlan,
     bounds: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
+    json_text: bool = False,
 ) -> list[tuple[int, str]]:
-    """Row count and checksum of every chunk's key range (one index range scan each)."""
+    """Row count and checksum of every chunk's key range (one index range scan each); ``json_text``
+    includes JSON columns (the Snowflake side is a load table, see ``checksums``)."""
     out = []
     for lower, upper in bounds:
         where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
-        out.append(_aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where), params))
+        out.append(_aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text), params))
     return out

@@ -53,6 +53,23 @@ def bound_probe_query(
     return f"SELECT {cols} FROM {mysql_ident(table)} WHERE {where} ORDER BY {cols} LIMIT 1 OFFSET {int(offset)}", params
 
 
+def _utf8(expr: str) -> str:
+    """Text in utf8mb4 whatever the column's character set (latin1, utf8mb3, ...): CONCAT of mixed
+    character sets and MD5 of a latin1 value would otherwise see latin1 bytes, not Snowflake's UTF-8."""
+    return f"CONVERT({expr} USING utf8mb4)"
+
+
+def _spatial_hex(q: str) -> str:
+    """A geometry as hex EWKB: MySQL stores a geometry as its SRID (4 bytes, little-endian) followed by
+    little-endian WKB; EWKB carries the SRID inside the WKB header (type flag 0x20000000, then the
+    SRID), as Snowflake's TO_GEOMETRY and TO_GEOGRAPHY read it. SRID 0 gives plain WKB."""
+    h = f"HEX({q})"
+    return (
+        f"IF(SUBSTRING({h}, 1, 8) = '00000000', SUBSTRING({h}, 9), "
+        f"CONCAT(SUBSTRING({h}, 9, 8), '20', SUBSTRING({h}, 1, 8), SUBSTRING({h}, 19)))"
+    )
+
+
 # ---- planning: estimates and single-row index dives (source.bounds) ----------------------------
 
 # charset and collation names come from information_schema; they are pasted (COLLATE takes no
@@ -190,34 +207,52 @@ def weights_query(charset: str, collation: str, n: int) -> str:
 
 
 def _select_expr(c: Column) -> str:
+    """A column as extracted: binary and geometries as hex, BIT and YEAR as numbers (YEAR 0 is 0, not
+    '0000'), FLOAT widened exactly to DOUBLE (MySQL prints a FLOAT with 6 digits, losing the rest)."""
     if c.source_expr:
         return c.source_expr.replace("%", "%%")
     q = mysql_ident(c.name)
     if c.kind == typemap.BINARY:
         return f"HEX({q})"
-    if c.kind == typemap.BIT:
+    if c.kind == typemap.SPATIAL:
+        return _spatial_hex(q)
+    if c.kind in (typemap.BIT, typemap.YEAR):
         return f"CAST({q} AS UNSIGNED)"
+    if c.kind == typemap.FLOAT:
+        return f"({q} + 0e0)"
     return q
 
 
-# the staging file's NULL, \\N, spelled without a backslash escape (NO_BACKSLASH_ESCAPES may be on)
-_CSV_NULL = "CONCAT(CHAR(92 USING ascii), 'N')"
+def _length_guard(c: Column) -> str | None:
+    """A condition true when the column's value is longer than Snowflake holds (None: it never is)."""
+    limit = typemap.value_limit(c.kind, c.snowflake_type)
+    if limit is None or c.source_expr:
+        return None
+    q = mysql_ident(c.name)
+    size = f"LENGTH({_utf8(q)})" if c.kind in (typemap.TEXT, typemap.JSON) else f"LENGTH({q})"
+    return f"{size} > {int(limit)}"
 
 
 def _csv_field(c: Column) -> str:
     """One column as its staging-file field, spelled by MySQL exactly as ``staging`` spells it in
-    Python: NULL as an unquoted ``\\N``, text and JSON double-quoted with quotes doubled, zero dates
-    as NULL, binary as hex, BIT as a number, everything else as MySQL's own text of the value."""
+    Python: NULL as an empty unquoted field; text, JSON, binary (hex) and geometries (hex EWKB)
+    double-quoted with quotes doubled, so the empty string is ``""``; zero dates as NULL; everything
+    else as MySQL's own text of the value (see ``staging`` for the file format and why)."""
     value = _select_expr(c)
     null = f"{value} IS NULL"
     expr = value
     if c.kind in (typemap.TEXT, typemap.JSON):
-        expr = f"CONCAT('\"', REPLACE({value}, '\"', '\"\"'), '\"')"
+        expr = f"CONCAT('\"', REPLACE({_utf8(value)}, '\"', '\"\"'), '\"')"
+    elif c.kind in (typemap.BINARY, typemap.SPATIAL):
+        expr = f"CONCAT('\"', {value}, '\"')"
     elif c.kind in (typemap.DATE, typemap.DATETIME) and not c.source_expr:
         null += f" OR YEAR({value}) = 0 OR MONTH({value}) = 0 OR DAYOFMONTH({value}) = 0"
     # a value whose formatting overflows max_allowed_packet becomes NULL, and so does the whole
-    # line (CONCAT): the worker then encodes the chunk value by value instead
-    return f"CASE WHEN {null} THEN {_CSV_NULL} ELSE {expr} END"
+    # line (CONCAT); so does a value longer than Snowflake holds: the worker then encodes the chunk
+    # value by value, which names the row and column of an oversized value
+    guard = _length_guard(c)
+    too_long = f" WHEN {guard} THEN NULL" if guard else ""
+    return f"CASE WHEN {null} THEN ''{too_long} ELSE {expr} END"
 
 
 def line_query(
@@ -246,8 +281,8 @@ def chunk_query(
 
 def chunk_predicate(
     plan: TablePlan,
-    lower: list[str] | None,
-    upper: list[str] | None,
+    lower: Sequence[object] | None,
+    upper: Sequence[object] | None,
     window: tuple[str | None, str | None] | None = None,
 ) -> tuple[str, list[object]]:
     """The rows of one chunk: its key range and (incremental) watermark window, without the table's
@@ -279,14 +314,44 @@ def _chunk_source(
 
 
 # ---- validation ------------------------------------------------------------------------------
+#
+# Each kind has one canonical spelling that Snowflake's side (``target.sql._canonical``) produces
+# byte for byte; docs/types.md lists them. Text is length-prefixed, so a value containing the
+# separators (CHAR(31), CHAR(30) for NULL) cannot collide with another row's columns.
+
+TWO_52 = 4503599627370496
+TWO_53 = 9007199254740992
 
 
-def _canonical_expr(c: Column) -> str:
+def _float_canonical(x: str) -> str:
+    """A double as ``[-]m'p'e`` with ``|x| = m * 2^(e-52)``, ``2^52 <= m < 2^53``: exact, and built
+    only from steps IEEE 754 makes exact in any engine (ABS, division and multiplication by powers of
+    two); LOG2 may be one off near a power of two, which one normalising step corrects (and the
+    exponent is kept within -1074..1023, so POW(2, e) never leaves the doubles). Both
+    engines' decimal spellings of a double differ (and Snowflake's keeps about 15 digits), so the
+    text of the value cannot be compared; its bits can."""
+    e0 = f"LEAST(GREATEST(FLOOR(LOG2(ABS({x}))), -1074), 1023)"
+    m0 = f"(ABS({x}) / POW(2, {e0}) * {TWO_52})"
+    m = f"CASE WHEN {m0} >= {TWO_53} THEN {m0} / 2 WHEN {m0} < {TWO_52} THEN {m0} * 2 ELSE {m0} END"
+    e = f"{e0} + CASE WHEN {m0} >= {TWO_53} THEN 1 WHEN {m0} < {TWO_52} THEN -1 ELSE 0 END"
+    return (
+        f"CASE WHEN {x} = 0 THEN '0' ELSE CONCAT(IF({x} < 0, '-', ''), CAST(CAST({m} AS DECIMAL(16,0)) AS CHAR), "
+        f"'p', CAST(CAST({e} AS SIGNED) AS CHAR)) END"
+    )
+
+
+def _prefixed(text: str) -> str:
+    return f"CONCAT(CHAR_LENGTH({text}), ':', {text})"
+
+
+def canonical_expr(c: Column) -> str:
+    """The column's canonical text (NULL for NULL and for zero dates, which are copied as NULL). A JSON
+    column's is its text, which a load table holds as it is (``checksums.checksum_columns``)."""
     if c.source_expr:
-        return _select_expr(c)
+        return _prefixed(_utf8(_select_expr(c)))
     q = mysql_ident(c.name)
     zero = f"YEAR({q}) = 0 OR MONTH({q}) = 0 OR DAYOFMONTH({q}) = 0"
-    if c.kind == typemap.BIT:
+    if c.kind in (typemap.BIT, typemap.YEAR):
         return f"CAST(CAST({q} AS UNSIGNED) AS CHAR)"
     if c.kind == typemap.DATE:
         return f"CASE WHEN {zero} THEN NULL ELSE DATE_FORMAT({q}, '%%Y-%%m-%%d') END"
@@ -295,14 +360,27 @@ def _canonical_expr(c: Column) -> str:
         return (
             f"CASE WHEN {zero} THEN NULL ELSE CAST(TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {q}) AS CHAR) END"
         )
-    if c.kind == typemap.TEXT:
-        return q
+    if c.kind in (typemap.TEXT, typemap.JSON):
+        return _prefixed(_utf8(q))
+    if c.kind in (typemap.BINARY, typemap.SPATIAL):
+        return _select_expr(c)  # upper-case hex, as Snowflake's HEX_ENCODE
+    if c.kind == typemap.FLOAT:
+        return _float_canonical(_select_expr(c))
     return f"CAST({q} AS CHAR)"
 
 
-def _row_md5(plan: TablePlan) -> str:
-    parts = [f"COALESCE({_canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan)] or ["''"]
-    return f"MD5(CONCAT_WS(CHAR(31), {', '.join(parts)}))"
+def _md5_of(parts: list[str]) -> str:
+    return f"MD5(CONCAT_WS(CHAR(31), {', '.join(parts) or chr(39) * 2}))"
+
+
+def _row_md5(plan: TablePlan, json_text: bool = False) -> str:
+    return _md5_of([f"COALESCE({canonical_expr(c)}, CHAR(30))" for c in checksum_columns(plan, json_text)])
+
+
+def key_md5(plan: TablePlan) -> str:
+    """MD5 of the key's canonical text: the same in both engines, so rows are matched (and bucketed,
+    see ``pipeline.diagnose``) by it whatever order the engines sort the key in."""
+    return _md5_of([canonical_expr(plan.column(k)) for k in plan.key])
 
 
 def _checksum_source(plan: TablePlan, key_range: str) -> str:
@@ -313,13 +391,64 @@ def _checksum_source(plan: TablePlan, key_range: str) -> str:
     return f"FROM {mysql_ident(plan.table)}{where}"
 
 
-def checksum_query(plan: TablePlan, key_range: str = "") -> str:
+def checksum_query(plan: TablePlan, key_range: str = "", json_text: bool = False) -> str:
     """Per-row MD5 of each row's canonical text; ``key_range`` (from ``range_predicate``) limits the rows."""
-    return f"SELECT {_row_md5(plan)} {_checksum_source(plan, key_range)}"
+    return f"SELECT {_row_md5(plan, json_text)} {_checksum_source(plan, key_range)}"
 
 
-def checksum_aggregate_query(plan: TablePlan, key_range: str = "") -> str:
+def _folded(md5: str) -> str:
+    return f"SUM(CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED))"
+
+
+def checksum_aggregate_query(plan: TablePlan, key_range: str = "", json_text: bool = False) -> str:
     """Count and checksum folded inside MySQL: the sum of the first 64 bits of each row's MD5 (exact:
     SUM of integers is a DECIMAL), so one row comes back, not one per row; one MD5 per row."""
-    folded = f"SUM(CAST(CONV(SUBSTRING({_row_md5(plan)}, 1, 16), 16, 10) AS UNSIGNED))"
-    return f"SELECT COUNT(*), {folded} {_checksum_source(plan, key_range)}"
+    return f"SELECT COUNT(*), {_folded(_row_md5(plan, json_text))} {_checksum_source(plan, key_range)}"
+
+
+# ---- naming differences (pipeline.diagnose) ---------------------------------------------------
+
+
+def _in_prefixes(expr: str, depth: int, count: int) -> str:
+    return f"LEFT({expr}, {int(depth)}) IN ({', '.join(['%s'] * count)})" if count else ""
+
+
+def _and(*conditions: str) -> str:
+    return " AND ".join(c for c in conditions if c)
+
+
+def bucket_checksums_query(plan: TablePlan, key_range: str, depth: int, parents: int, json_text: bool = False) -> str:
+    """Count and checksum per bucket of rows, a bucket being the first ``depth`` hex digits of the
+    key's MD5, over the buckets under ``parents`` bound prefixes of ``depth - 1`` digits (all when 0).
+    Params: the key range's, then the parent prefixes."""
+    key = key_md5(plan)
+    where = _and(key_range, _in_prefixes(key, depth - 1, parents))
+    return (
+        f"SELECT LEFT({key}, {int(depth)}), COUNT(*), {_folded(_row_md5(plan, json_text))} "
+        f"{_checksum_source(plan, where)} GROUP BY 1"
+    )
+
+
+def row_hashes_query(plan: TablePlan, key_range: str, depth: int, buckets: int, json_text: bool = False) -> str:
+    """Key MD5, row MD5 and the key's values of the rows in ``buckets`` bound prefixes of ``depth`` digits."""
+    key = key_md5(plan)
+    keys = ", ".join(f"CAST({mysql_ident(k)} AS CHAR)" for k in plan.key)
+    where = _and(key_range, _in_prefixes(key, depth, buckets))
+    return f"SELECT {key}, {_row_md5(plan, json_text)}, {keys} {_checksum_source(plan, where)}"
+
+
+def canonical_values_query(plan: TablePlan, columns: list[Column], key_range: str, nkeys: int) -> str:
+    """Key MD5 and each column's canonical text, for the rows whose key MD5 is among ``nkeys`` bound ones."""
+    key = key_md5(plan)
+    values = ", ".join(canonical_expr(c) for c in columns)
+    where = _and(key_range, f"{key} IN ({', '.join(['%s'] * nkeys)})")
+    return f"SELECT {key}, {values} {_checksum_source(plan, where)}"
+
+
+def json_values_query(plan: TablePlan, columns: list[Column], key_range: str) -> str:
+    """Key MD5, the key's values and the JSON columns' text, in key-MD5 order (``diagnose.json_differences``
+    merges it with Snowflake's, which sorts the hex digests alike)."""
+    key = key_md5(plan)
+    keys = ", ".join(f"CAST({mysql_ident(k)} AS CHAR)" for k in plan.key)
+    values = ", ".join(_utf8(mysql_ident(c.name)) for c in columns)
+    return f"SELECT {key} AS k, {keys}, {values} {_checksum_source(plan, key_range)} ORDER BY k"

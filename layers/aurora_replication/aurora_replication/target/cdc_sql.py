@@ -89,7 +89,8 @@ def create_tombstone_table(plan: TablePlan) -> str:
 
 def _typed(c: Column, alias: str) -> str:
     ref = f"{alias}.{q(c.target)}"
-    return f"PARSE_JSON({ref})" if c.kind == typemap.JSON else ref
+    # 'd': a duplicate key keeps its last value, as in the chunk path (``target.sql._typed``)
+    return f"PARSE_JSON({ref}, 'd')" if c.kind == typemap.JSON else ref
 
 
 def _match(alias_a: str, alias_b: str, plan: TablePlan) -> str:

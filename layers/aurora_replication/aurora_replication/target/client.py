@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -11,11 +12,12 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
+from aurora_replication import meter
 from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import cdc_sql, sql
+from aurora_replication.target import cdc_sql, sql, tagging
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
@@ -197,7 +199,10 @@ def bindable(statement: str) -> str:
 
 
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
-    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector)."""
+    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector). The statement
+    carries the query tag of the work in scope, and its elapsed time is metered (target/tagging.py)."""
+    tag = tagging.before(conn)
+    started = time.perf_counter()
     cur = conn.cursor()
     values = tuple(params) if params is not None else ()
     try:
@@ -209,6 +214,7 @@ def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] 
             return []
     finally:
         cur.close()
+        meter.statement(statement, time.perf_counter() - started, tag)
 
 
 class Target:
@@ -242,6 +248,7 @@ class Target:
     def put(self, local_path: str, path: str) -> None:
         self.ensure_stage()
         execute(self.conn, sql.put_file(local_path, self.stage, path))
+        meter.add("snowflake_bytes_staged", os.path.getsize(local_path))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -249,7 +256,8 @@ class Target:
         statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            yield
+            with tagging.held(self.conn):  # no ALTER SESSION inside the transaction
+                yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise
@@ -280,11 +288,14 @@ class Target:
         return name
 
     def checksums_of_attempts(
-        self, plan: TablePlan, load_table: str, attempts_table: str, token: str
+        self, plan: TablePlan, load_table: str, attempts_table: str, token: str, json_text: bool = True
     ) -> dict[int, tuple[int, str]]:
-        """Count and checksum of each chunk's validated attempt in the load table, in one scan."""
+        """Count and checksum of each chunk's validated attempt in the load table, in one scan. JSON
+        columns count as the text the load table holds (``json_text``), as in the chunk's source
+        checksum; ``json_text=False`` leaves them out, to compare with a target's VARIANT rows."""
         where = sql.validated(load_table, attempts_table)
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, checksum_columns(plan), where), [token])
+        columns = checksum_columns(plan, json_text)
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), [token])
         return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
@@ -296,7 +307,14 @@ class Target:
         return self.checksum(plan, plan.target_table, where=where, params=[token])
 
     def publish(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot do."""
         execute(self.conn, sql.publish(plan, load_table, attempts_table), [token])
+
+    def overwrite(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+        """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
+        and leaves the old contents; the table object and everything attached to it stay."""
+        with self.transaction():
+            execute(self.conn, sql.overwrite(plan, load_table, attempts_table), [token])
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -313,8 +331,10 @@ class Target:
         load_table: bool = False,
         where: str = "",
         params: Sequence[object] = (),
+        json_text: bool = False,
     ) -> tuple[int, str]:
-        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan), load_table, where)
+        """``json_text``: include JSON columns (only where ``table`` holds them as text: a load table)."""
+        statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan, json_text), load_table, where)
         return fold_sums(*execute(self.conn, statement, params or None)[0])
 
     def has_column(self, table: str, column: str) -> bool:

@@ -21,9 +21,11 @@ TOKEN_COLUMN = "_ASR_TOKEN"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
 # (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
 ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
+# NULL is an empty unquoted field (EMPTY_FIELD_AS_NULL); every text, JSON and hex value is quoted,
+# so "" is the empty string; NULL_IF = () reads no text as NULL (``pipeline.staging``, docs/types.md)
 CSV_FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
-    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ('\\\\N') EMPTY_FIELD_AS_NULL = FALSE COMPRESSION = GZIP)"
+    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP)"
 )
 
 
@@ -33,7 +35,7 @@ def _lit(text: str) -> str:
 
 def staging_type(c: Column) -> str:
     """Staging tables hold JSON as text; PARSE_JSON turns it into VARIANT on the way to the target."""
-    return "VARCHAR" if c.kind == typemap.JSON else c.snowflake_type
+    return typemap.VARCHAR_MAX if c.kind == typemap.JSON else c.snowflake_type
 
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
@@ -131,7 +133,7 @@ def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> 
 def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
     """One multi-row INSERT of bound values (the small-chunk path); binary values travel as hex."""
     exprs = [
-        f"TO_BINARY(column{i}, 'HEX')" if c.kind == typemap.BINARY else f"column{i}"
+        f"TO_BINARY(column{i}, 'HEX')" if c.kind in (typemap.BINARY, typemap.SPATIAL) else f"column{i}"
         for i, c in enumerate(plan.columns, start=1)
     ]
     n = len(plan.columns)
@@ -145,16 +147,35 @@ def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
 def _typed(c: Column, alias: str = "") -> str:
     ref = f"{alias}{q(c.target)}"
     if c.kind == typemap.JSON:
-        return f"PARSE_JSON({ref})"
+        # 'd': a duplicate key keeps its last value, as MySQL 8's JSON type does; by default
+        # PARSE_JSON rejects the document (MariaDB stores JSON text with duplicates as written)
+        return f"PARSE_JSON({ref}, 'd')"
     return ref
 
 
-def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
-    """Replace the target in one atomic step with the validated attempts of the load table, keeping
-    its grants (param: the finaliser's token)."""
-    cols = ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+def _published_columns(plan: TablePlan) -> str:
+    return ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+
+
+def overwrite(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """Replace the target's rows with the validated attempts of the load table (param: the finaliser's
+    token). The table object stays: its grants, comment, clustering key, tags, policies, streams and
+    time travel (Snowflake: "OVERWRITE ... does not affect the access control privileges on the table"
+    and "can be processed within the scope of the current transaction"). Columns the plan does not
+    name (dropped in MySQL, or a hidden ``_ASR_`` column) are NULL in every row."""
+    cols = ", ".join(q(c.target) for c in plan.columns)
     return (
-        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} "
+        f"INSERT OVERWRITE INTO {q(plan.target_table)} ({cols}) SELECT {_published_columns(plan)} "
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+    )
+
+
+def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+    """Recreate the target from the validated attempts of the load table, keeping only its grants
+    (param: the finaliser's token): for a column type Snowflake cannot change in place; otherwise
+    ``overwrite``, which keeps the table object."""
+    return (
+        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {_published_columns(plan)} "
         f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
     )
 
@@ -185,20 +206,62 @@ def table_exists() -> str:
     return "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s"
 
 
-def _canonical(c: Column) -> str:
-    ref = q(c.target)
+_NUMBER_TYPE = re.compile(r"NUMBER\((\d+),(\d+)\)")
+TWO_52 = 4503599627370496
+TWO_53 = 9007199254740992
+
+
+def _float_canonical(x: str) -> str:
+    """``source.sql._float_canonical`` in Snowflake: ``[-]m'p'e`` with ``|x| = m * 2^(e-52)``."""
+    e0 = f"LEAST(GREATEST(FLOOR(LOG(2, ABS({x}))), -1074), 1023)"
+    m0 = f"(ABS({x}) / POWER(2, {e0}) * {TWO_52})"
+    m = f"CASE WHEN {m0} >= {TWO_53} THEN {m0} / 2 WHEN {m0} < {TWO_52} THEN {m0} * 2 ELSE {m0} END"
+    e = f"{e0} + CASE WHEN {m0} >= {TWO_53} THEN 1 WHEN {m0} < {TWO_52} THEN -1 ELSE 0 END"
+    return (
+        f"CASE WHEN {x} = 0 THEN '0' ELSE IFF({x} < 0, '-', '') || CAST(CAST({m} AS NUMBER(16,0)) AS VARCHAR) "
+        f"|| 'p' || CAST(CAST({e} AS NUMBER(5,0)) AS VARCHAR) END"
+    )
+
+
+def canonical(c: Column, alias: str = "") -> str:
+    """The column's canonical text, byte for byte ``source.sql.canonical_expr``'s (docs/types.md). A
+    JSON column's is its text, as a load table holds it (``checksums.checksum_columns``)."""
+    ref = f"{alias}{q(c.target)}"
     if c.kind == typemap.DATE:
         return f"TO_CHAR({ref}, 'YYYY-MM-DD')"
     if c.kind == typemap.DATETIME:
         return f"CAST(DATE_PART(EPOCH_MICROSECOND, {ref}) AS VARCHAR)"
-    if c.kind in (typemap.TEXT, typemap.TIME):
+    if c.kind in (typemap.TEXT, typemap.JSON) or c.source_expr:
+        return f"LENGTH({ref}) || ':' || {ref}"
+    if c.kind == typemap.TIME:
         return ref
-    return f"CAST({ref} AS VARCHAR)"
+    if c.kind in (typemap.BINARY, typemap.SPATIAL):
+        return f"HEX_ENCODE({ref})"
+    if c.kind == typemap.FLOAT:
+        return _float_canonical(ref)
+    text = f"CAST({ref} AS VARCHAR)"
+    m = _NUMBER_TYPE.fullmatch(c.snowflake_type)
+    if c.kind == typemap.DECIMAL and m and m.group(1) == m.group(2):
+        # NUMBER(p,p) has no integer digits: MySQL prints 0.5 as '0.5', and the leading zero is
+        # put back wherever an engine leaves it out ('.5'), so only digits are compared
+        return (
+            f"CASE WHEN LEFT({text}, 1) = '.' THEN '0' || {text} "
+            f"WHEN LEFT({text}, 2) = '-.' THEN '-0' || SUBSTR({text}, 2) ELSE {text} END"
+        )
+    return text
+
+
+def _md5_of(parts: list[str]) -> str:
+    return f"MD5(CONCAT_WS(CHR(31), {', '.join(parts) or chr(39) * 2}))"
 
 
 def _row_md5(checksum_columns: list[Column]) -> str:
-    parts = [f"COALESCE({_canonical(c)}, CHR(30))" for c in checksum_columns] or ["''"]
-    return f"MD5(CONCAT_WS(CHR(31), {', '.join(parts)}))"
+    return _md5_of([f"COALESCE({canonical(c)}, CHR(30))" for c in checksum_columns])
+
+
+def key_md5(plan: TablePlan) -> str:
+    """``source.sql.key_md5`` in Snowflake."""
+    return _md5_of([canonical(plan.column(k)) for k in plan.key])
 
 
 def checksum_query(
@@ -337,3 +400,95 @@ def column_exists() -> str:
 def unmarked() -> str:
     """The target's rows that reconcile has not marked as deleted in MySQL."""
     return f"{q(DELETED_COLUMN)} IS NULL"
+
+
+# ---- naming differences (pipeline.diagnose) ---------------------------------------------------
+# Snowflake's halves of ``source.sql``'s bucket, row-hash and canonical-value queries. ``where`` selects
+# the rows (a key range, or a load table's chunk); in a load table one attempt per chunk is taken
+# first and the bucket filter applies after it, so it cannot change which attempt counts.
+
+BUCKET_COLUMN = "_ASR_BUCKET"
+KEY_COLUMN = "_ASR_KEY"
+
+
+def _selected(table: str, load_table: bool, where: str, columns: list[tuple[str, str]]) -> str:
+    select = ", ".join(f"{expr} AS {q(name)}" for name, expr in columns)
+    sql = f"SELECT {select} FROM {q(table)}"
+    if where:
+        sql += f" WHERE {where}"
+    return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql
+
+
+def _prefix_filter(column: str, depth: int, count: int) -> str:
+    return f" WHERE LEFT({q(column)}, {int(depth)}) IN ({', '.join(['%s'] * count)})" if count else ""
+
+
+def bucket_checksums_query(
+    plan: TablePlan,
+    table: str,
+    checksum_columns: list[Column],
+    load_table: bool,
+    where: str,
+    depth: int,
+    parents: int,
+) -> str:
+    """Count and checksum per key-MD5 bucket of ``depth`` hex digits, under ``parents`` bound prefixes.
+    Params: ``where``'s, then the parent prefixes."""
+    inner = _selected(
+        table,
+        load_table,
+        where,
+        [(BUCKET_COLUMN, f"LEFT({key_md5(plan)}, {int(depth)})"), (HASH_COLUMN, _row_md5(checksum_columns))],
+    )
+    return (
+        f"SELECT {q(BUCKET_COLUMN)}, {_FOLD} FROM ({inner}){_prefix_filter(BUCKET_COLUMN, depth - 1, parents)} "
+        f"GROUP BY {q(BUCKET_COLUMN)}"
+    )
+
+
+def row_hashes_query(
+    plan: TablePlan,
+    table: str,
+    checksum_columns: list[Column],
+    load_table: bool,
+    where: str,
+    depth: int,
+    buckets: int,
+) -> str:
+    """Key MD5, row MD5 and the key's values of the rows in ``buckets`` bound prefixes of ``depth`` digits."""
+    keys = [(f"_ASR_K{i}", q(plan.column(k).target)) for i, k in enumerate(plan.key)]
+    inner = _selected(
+        table, load_table, where, [(KEY_COLUMN, key_md5(plan)), (HASH_COLUMN, _row_md5(checksum_columns)), *keys]
+    )
+    cols = ", ".join(q(n) for n in [KEY_COLUMN, HASH_COLUMN, *(k for k, _ in keys)])
+    return f"SELECT {cols} FROM ({inner}){_prefix_filter(KEY_COLUMN, depth, buckets)}"
+
+
+def canonical_values_query(
+    plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str, nkeys: int
+) -> str:
+    """Key MD5 and each column's canonical text, for the rows whose key MD5 is among ``nkeys`` bound ones."""
+    values = [(f"_ASR_V{i}", canonical(c)) for i, c in enumerate(columns)]
+    inner = _selected(table, load_table, where, [(KEY_COLUMN, key_md5(plan)), *values])
+    cols = ", ".join(q(n) for n in [KEY_COLUMN, *(v for v, _ in values)])
+    return f"SELECT {cols} FROM ({inner}) WHERE {q(KEY_COLUMN)} IN ({', '.join(['%s'] * nkeys)})"
+
+
+def json_values_query(plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str) -> str:
+    """Key MD5, the key's values and each JSON column as JSON text (VARIANT through TO_JSON; a load
+    table's text as it is), in key-MD5 order, as ``source.sql.json_values_query``."""
+    keys = [(f"_ASR_K{i}", q(plan.column(k).target)) for i, k in enumerate(plan.key)]
+    values = [(f"_ASR_V{i}", q(c.target) if load_table else f"TO_JSON({q(c.target)})") for i, c in enumerate(columns)]
+    inner = _selected(table, load_table, where, [(KEY_COLUMN, key_md5(plan)), *keys, *values])
+    cols = ", ".join(q(n) for n in [KEY_COLUMN, *(k for k, _ in keys), *(v for v, _ in values)])
+    return f"SELECT {cols} FROM ({inner}) ORDER BY {q(KEY_COLUMN)}"
+
+
+def chunk_filter() -> str:
+    """A load table's rows of one chunk (param: the chunk id)."""
+    return f"{q(CHUNK_COLUMN)} = %s"
+
+
+def attempt_filter() -> str:
+    """A load table's rows of one attempt (param: the attempt id)."""
+    return f"{q(ATTEMPT_COLUMN)} = %s"

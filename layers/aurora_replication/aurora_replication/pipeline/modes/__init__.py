@@ -1,15 +1,16 @@
-"""The sync modes, one module each (``full``, ``incremental``, ``reconcile``), behind one interface
-(``base.SyncMode``); ``choose`` resolves a requested mode for one table."""
+"""The sync modes, one module each (``full``, ``incremental``, ``reconcile``, ``cdc``), behind one
+interface (``base.SyncMode``); ``choose`` resolves a requested mode for one table."""
 
 from __future__ import annotations
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode
+from aurora_replication.pipeline.modes.cdc import Cdc
 from aurora_replication.pipeline.modes.full import Full
 from aurora_replication.pipeline.modes.incremental import Incremental
 from aurora_replication.pipeline.modes.reconcile import Reconcile
 
-MODES: dict[str, SyncMode] = {m.name: m for m in (Full(), Incremental(), Reconcile())}
+MODES: dict[str, SyncMode] = {m.name: m for m in (Full(), Incremental(), Reconcile(), Cdc())}
 
 __all__ = ["MODES", "Commit", "CommitMismatch", "SyncMode", "choose", "get"]
 

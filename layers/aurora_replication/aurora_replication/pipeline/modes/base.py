@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 from aurora_replication.config import Settings
 from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.services import Services
 from aurora_replication.target.client import Target
 
 Window = tuple[str | None, str | None]
@@ -50,6 +51,13 @@ class Commit:
 class SyncMode:
     name: ClassVar[str]
     commit_step: ClassVar[str]  # the commit's step name in traces and the ChunkSeconds metric
+    # True: the mode applies its units itself (``handle``: cdc's batches of changes), instead of the
+    # worker's copy of a key range and the finaliser's validation and ``commit``
+    applies_units: ClassVar[bool] = False
+
+    def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
+        """A unit or finalise message of a mode that ``applies_units``."""
+        raise NotImplementedError
 
     def unit_plan(self, plan: TablePlan) -> TablePlan:
         """The plan a unit copies (the columns, the transform)."""

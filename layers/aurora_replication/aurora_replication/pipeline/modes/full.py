@@ -1,10 +1,18 @@
 """Full refresh: every row of every chunk, each chunk read in its own snapshot, published at once.
 
-Commit: ``CREATE OR REPLACE TABLE target COPY GRANTS AS SELECT`` the validated attempts, one
-atomic step (readers never see a half-loaded table). Watermark: the ``MAX(watermark)`` read at
-planning, before any chunk's snapshot: every row changed after a chunk's snapshot was changed after
-planning, so (with ``WATERMARK_OVERLAP_SECONDS`` for transactions that commit late) the next
-incremental window, which starts at that watermark less the overlap, sees it.
+Commit: the target's rows are replaced by the validated attempts with ``INSERT OVERWRITE`` in one
+transaction, so readers see the old rows or the new ones, a failure leaves the old ones, and the
+table object survives with its grants, comment, clustering key, tags, masking and row-access
+policies, streams and time travel. A missing target is created first (from the plan); columns
+added in MySQL are added and widened numbers widened first (``target/evolution.py``); a column
+dropped in MySQL stays, NULL in every row. Only a type Snowflake cannot change in place (text
+becoming a number, another DECIMAL scale) makes the commit recreate the table
+(``CREATE OR REPLACE ... COPY GRANTS``: grants kept, the rest not), and the run's summary says so.
+
+Watermark: the ``MAX(watermark)`` read at planning, before any chunk's snapshot: every row changed
+after a chunk's snapshot was changed after planning, so (with ``WATERMARK_OVERLAP_SECONDS`` for
+transactions that commit late) the next incremental window, which starts at that watermark less the
+overlap, sees it.
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
+from aurora_replication.target import evolution
 
 
 class Full(SyncMode):
@@ -19,12 +28,31 @@ class Full(SyncMode):
     name = "full"
 
     def commit(self, c: Commit) -> dict[str, Any]:
-        c.target.publish(c.plan, c.load_table, c.attempts_table, c.token)
+        existing = c.target.columns(c.plan.target_table)
+        if not existing:
+            c.target.ensure_target_table(c.plan)
+            change = evolution.SchemaChange()
+        else:
+            change = evolution.diff(c.plan, existing)
+        result: dict[str, Any] = {}
+        if change.conflicts:
+            c.target.publish(c.plan, c.load_table, c.attempts_table, c.token)
+            result["publish"] = (
+                "target recreated (CREATE OR REPLACE ... COPY GRANTS: grants kept; comment, clustering key, tags, "
+                "policies and streams not): " + "; ".join(change.conflicts)
+            )
+        else:
+            c.target.alter(evolution.alter_statements(c.plan, change))  # DDL: before the transaction
+            c.target.overwrite(c.plan, c.load_table, c.attempts_table, c.token)
+            result["publish"] = "rows overwritten in place"
+            notes = change.describe(c.plan.target_table)
+            if notes:
+                result["schema_changes"] = notes
         c.fault("published", c.message)
-        return {}
+        return result
 
     def watermark(self, table_state: dict[str, Any]) -> str | None:
-        if not (table_state.get("watermark_column") or table_state.get("plan", {}).get("watermark")):
+        if not table_state.get("plan", {}).get("watermark"):
             return None
         value = table_state.get("window_to")
         return None if value is None else str(value)

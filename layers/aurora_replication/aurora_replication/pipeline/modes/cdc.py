@@ -1,4 +1,10 @@
-"""Change data capture, the worker's side: apply a batch of changes, then commit its window.
+"""Change data capture (mode ``cdc``): the worker's side, apply a batch of changes, then commit its window.
+
+The scheduler's side, reading one bounded binlog window and staging its batches, is
+``pipeline/cdc_reader.py`` (as planning the chunks of the other modes is ``pipeline/scheduler.py``).
+A cdc unit is a batch of binlog changes, not a key range read in a snapshot: it is applied to the
+target as it arrives (there is no load-then-validate step), so ``Cdc`` answers the mode interface
+with its own ``handle`` and commits the window (the binlog position) in ``finalise``.
 
 Applying a batch: COPY its staged file into the run's load table, then MERGE it into the target
 (``target.cdc_sql``): each change only where it is newer than the row's ``_ASR_POS``, deletes
@@ -22,7 +28,7 @@ from aws_lambda_powertools import Logger
 from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline.chunks import finalise_message
+from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
 from aurora_replication.target import cdc_sql
 from aurora_replication.target.client import Target
@@ -42,6 +48,18 @@ class _Steps:
         started = time.perf_counter()
         yield
         self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
+
+
+class Cdc(SyncMode):
+    commit_step = "merge"
+    name = "cdc"
+    applies_units = True
+
+    def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
+        return handle(message, services)
+
+    def commit(self, c: Commit) -> dict[str, Any]:
+        raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc.py finalise)")
 
 
 def handle(msg: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -107,7 +125,8 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
     )
     if done >= count:
-        services.send_messages([finalise_message(msg.run_id, plan, count).model_dump_json()])
+        final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)
+        services.send_messages([final.body()])
     return {"rows": batch.rows, "done": done, "of": count}
 
 
