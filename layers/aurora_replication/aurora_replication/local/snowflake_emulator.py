@@ -52,7 +52,9 @@ def _patch_csv_types() -> None:
     The emulator otherwise lets DuckDB guess each column's type from a sample, which turns the
     string '007' into the number 7.
     """
+    import duckdb
     from fakesnow import copy_into
+    from snowflake.connector.errors import ProgrammingError
 
     original = copy_into.ReadCSV.read_expression
 
@@ -73,6 +75,9 @@ def _patch_csv_types() -> None:
         if self.quote:
             expr.append("expressions", self.make_eq("escape", self.quote))
         expr.append("expressions", self.make_eq("max_line_size", 512 * 1024 * 1024))
+        # records end with '\n', RECORD_DELIMITER's default: a '\r' inside an enclosed field is text
+        # (Snowflake reads it so); DuckDB's sniffer takes it for a line ending and gives up.
+        expr.append("expressions", self.make_eq("new_line", "\\n"))
         return expr
 
     copy_into.ReadCSV.read_expression = read_expression  # type: ignore[method-assign]
@@ -92,7 +97,13 @@ def _patch_csv_types() -> None:
         duck_conn: Any, current_database: Any, current_schema: Any, expr: Any, *a: Any, **k: Any
     ) -> Any:
         context.duck_conn, context.schema = duck_conn, current_schema
-        return original_copy(duck_conn, current_database, current_schema, expr, *a, **k)
+        try:
+            return original_copy(duck_conn, current_database, current_schema, expr, *a, **k)
+        except duckdb.Error as e:
+            # Snowflake fails a COPY whose file it cannot read with a query error; the emulator would
+            # answer HTTP 500, which the connector retries for as long as it may, so a test hangs
+            # instead of failing. Report it as the statement's error.
+            raise ProgrammingError(msg=f"COPY could not read the staged file: {e}", errno=100000) from None
 
     def _binary_columns(table: Any) -> set[str]:
         duck = getattr(context, "duck_conn", None)
