@@ -22,9 +22,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from aurora_replication.state import StateStore, _plain
+from aurora_replication.state import StateStore, _plain, _set_fields, if_condition_holds
 
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
@@ -137,36 +135,29 @@ class CdcState:
         """Record a run's window (its end and batches) once: the first reader to define it wins."""
         names = {"#to": "cdc_to"}
         values: dict[str, Any] = {}
-        sets = []
-        for i, (k, v) in enumerate(fields.items()):
-            names[f"#f{i}"] = k
-            values[f":f{i}"] = Decimal(str(v)) if isinstance(v, float) else v
-            sets.append(f"#f{i} = :f{i}")
-        try:
-            self.table.update_item(
+        sets: list[str] = []
+        _set_fields(fields, names, values, sets)
+        return (
+            if_condition_holds(
+                self.table.update_item,
                 Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#to)",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
+            is not None
+        )
 
     def _update(self, table: str, update: str, condition: str, values: dict[str, Any]) -> bool:
-        try:
-            self.table.update_item(
+        return (
+            if_condition_holds(
+                self.table.update_item,
                 Key={"pk": f"TABLE#{table}", "sk": "CDC"},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},
                 ExpressionAttributeValues=values,
             )
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
+            is not None
+        )

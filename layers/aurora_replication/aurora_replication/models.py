@@ -164,21 +164,18 @@ class ChangeBatch(_Strict):
     rows: int = Field(ge=0)
 
 
-class ChunkRef(_Strict):
-    """What an SQS message carries: a reference to a chunk (or a table's finalise step) of a run. The
-    table's plan is stored once per run and table (its ``RUN#<run>``/``TABLE#<table>`` item) and the
-    chunk's key range in its bounds page; the worker reads both (``pipeline/worker.py`` ``hydrate``), so
-    a message stays a few hundred bytes however wide the table or its key, far below SQS's 256 KiB for
-    one message and for a batch of ten."""
+class _ChunkAddress(_Strict):
+    """Which unit of which run a message is about: the fields a reference and a full message share."""
 
     kind: Literal["chunk", "finalise"] = "chunk"
     run_id: str
-    table: str
     chunk_id: int = Field(ge=0)
     chunk_count: int = Field(ge=0)
     window_from: str | None = None
     window_to: str | None = None
+    # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
     round: int = Field(default=0, ge=0, le=100)
+    # cdc mode: the staged batch of changes this chunk applies
     batch: ChangeBatch | None = None
 
     @field_validator("run_id")
@@ -188,11 +185,24 @@ class ChunkRef(_Strict):
             raise ValueError("run_id must be 1-64 letters, digits, '-' or '_'")
         return v
 
+    def _check_chunk_id(self) -> None:
+        if self.kind == "chunk" and self.chunk_id >= max(self.chunk_count, 1):
+            raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
+
+
+class ChunkRef(_ChunkAddress):
+    """What an SQS message carries: a reference to a chunk (or a table's finalise step) of a run. The
+    table's plan is stored once per run and table (its ``RUN#<run>``/``TABLE#<table>`` item) and the
+    chunk's key range in its bounds page; the worker reads both (``pipeline/worker.py`` ``hydrate``), so
+    a message stays a few hundred bytes however wide the table or its key, far below SQS's 256 KiB for
+    one message and for a batch of ten."""
+
+    table: str
+
     @model_validator(mode="after")
     def _consistent(self) -> ChunkRef:
         validate_identifier(self.table)
-        if self.kind == "chunk" and self.chunk_id >= max(self.chunk_count, 1):
-            raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
+        self._check_chunk_id()
         return self
 
     @property
@@ -207,30 +217,13 @@ class ChunkRef(_Strict):
         return ChunkMessage.model_validate({**fields, "plan": plan_data, "lower": lower, "upper": upper})
 
 
-class ChunkMessage(_Strict):
+class ChunkMessage(_ChunkAddress):
     """A chunk to copy, or the finalise step of a table (``kind``), with its plan and key range: what
     the worker works on. On the queue it travels as its ``ChunkRef`` (``body``)."""
 
-    kind: Literal["chunk", "finalise"] = "chunk"
-    run_id: str
-    chunk_id: int = Field(ge=0)
-    chunk_count: int = Field(ge=0)
     plan: TablePlan
     lower: list[KeyValue] | None = None
     upper: list[KeyValue] | None = None
-    window_from: str | None = None
-    window_to: str | None = None
-    # 0 for the run's first copy of a chunk; n for the n-th re-copy asked for by validation
-    round: int = Field(default=0, ge=0, le=100)
-    # cdc mode: the staged batch of changes this chunk applies
-    batch: ChangeBatch | None = None
-
-    @field_validator("run_id")
-    @classmethod
-    def _valid_run_id(cls, v: str) -> str:
-        if not RUN_ID_PATTERN.match(v):
-            raise ValueError("run_id must be 1-64 letters, digits, '-' or '_'")
-        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> ChunkMessage:
@@ -247,8 +240,7 @@ class ChunkMessage(_Strict):
                 raise ValueError(f"{label} bound has {len(bound)} values but the key has {nkey} columns")
         if (self.lower is not None or self.upper is not None) and not nkey:
             raise ValueError("a table without a key is copied as one chunk without bounds")
-        if self.kind == "chunk" and self.chunk_id >= max(self.chunk_count, 1):
-            raise ValueError(f"chunk_id {self.chunk_id} is not below chunk_count {self.chunk_count}")
+        self._check_chunk_id()
         if self.plan.mode == "incremental" and (not self.plan.watermark or not self.plan.key):
             raise ValueError("incremental mode needs a key and a watermark column")
         if self.plan.mode == "reconcile" and not self.plan.key:
@@ -268,17 +260,8 @@ class ChunkMessage(_Strict):
         return self.plan.table
 
     def ref(self) -> ChunkRef:
-        return ChunkRef(
-            kind=self.kind,
-            run_id=self.run_id,
-            table=self.plan.table,
-            chunk_id=self.chunk_id,
-            chunk_count=self.chunk_count,
-            window_from=self.window_from,
-            window_to=self.window_to,
-            round=self.round,
-            batch=self.batch,
-        )
+        shared = {name: getattr(self, name) for name in _ChunkAddress.model_fields}
+        return ChunkRef(table=self.plan.table, **shared)
 
     def body(self) -> str:
         """The SQS message body: the reference, without the plan and the key range."""

@@ -122,19 +122,17 @@ class Services:
         )
 
     def mysql(self) -> Any:
-        try:
-            return self.with_retries(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL connect")
-        except Exception as e:
-            described = self.endpoint_error(e, "source")
-            if described is e:
-                raise
-            raise described from e
+        return self._connect(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL", "source")
 
     def snowflake(self) -> Any:
+        return self._connect(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake", "target")
+
+    def _connect(self, connect: Callable[[], Any], engine: str, side: str) -> Any:
+        """A new connection, with retries; a failure the operator can act on is described as such."""
         try:
-            return self.with_retries(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake connect")
+            return self.with_retries(connect, f"{engine} connect")
         except Exception as e:
-            described = self.endpoint_error(e, "target")
+            described = self.endpoint_error(e, side)
             if described is e:
                 raise
             raise described from e

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -86,6 +87,17 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
+    """Run a conditional DynamoDB write (``put_item``, ``update_item``); None when its condition does
+    not hold (``ConditionalCheckFailedException``), any other error raised."""
+    try:
+        return write(**kwargs)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+        return None
+
+
 def _set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str, Any], sets: list[str]) -> None:
     """Add ``SET #fN = :fN`` clauses for arbitrary attribute names (floats as Decimal, as boto3 needs)."""
     for i, (k, v) in enumerate(fields.items()):
@@ -109,17 +121,14 @@ class StateStore:
     # ---- leases ----------------------------------------------------------------------------
     def acquire_lease(self, table: str, run_id: str, seconds: int) -> tuple[bool, str]:
         now = _now()
-        try:
-            self.table.put_item(
-                Item={"pk": f"TABLE#{table}", "sk": "LEASE", "run_id": run_id, "expires_at": now + seconds},
-                ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
-                ExpressionAttributeValues={":now": now, ":run": run_id},
-            )
+        if if_condition_holds(
+            self.table.put_item,
+            Item={"pk": f"TABLE#{table}", "sk": "LEASE", "run_id": run_id, "expires_at": now + seconds},
+            ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
+            ExpressionAttributeValues={":now": now, ":run": run_id},
+        ):
             self.note_table_started(table, run_id, now)  # catalog (operator's view)
             return True, ""
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
         item: dict[str, Any] = dict(self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}).get("Item", {}))
         holder = item.get("run_id", "?")
         until = int(item.get("expires_at", 0))
@@ -148,16 +157,13 @@ class StateStore:
 
     def release_lease(self, table: str, run_id: str, hold_seconds: int) -> None:
         """End the lease of ``run_id``; it keeps blocking new runs for ``hold_seconds`` (minimum interval)."""
-        try:
-            self.table.update_item(
-                Key={"pk": f"TABLE#{table}", "sk": "LEASE"},
-                UpdateExpression="SET expires_at = :until",
-                ConditionExpression="run_id = :run",
-                ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id},
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        if_condition_holds(
+            self.table.update_item,
+            Key={"pk": f"TABLE#{table}", "sk": "LEASE"},
+            UpdateExpression="SET expires_at = :until",
+            ConditionExpression="run_id = :run",
+            ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id},
+        )
 
     # ---- runs ------------------------------------------------------------------------------
     def create_run(self, run_id: str, mode: str, tables: list[str], request: dict[str, Any]) -> None:
@@ -207,44 +213,29 @@ class StateStore:
         values[":chunk"] = chunk_id
         sets += ["#tb = :table", "chunk = :chunk"]
         names["#tb"] = "table"
-        old_rows = 0
-        try:
-            resp = self.table.update_item(
-                Key=self._chunk_key(run_id, table, chunk_id),
-                UpdateExpression="SET " + ", ".join(sets),
-                ConditionExpression="attribute_not_exists(#rd) OR #rd < :r",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-                ReturnValues="UPDATED_OLD",
-            )
-            recorded = True
-            old_rows = int(str(resp.get("Attributes", {}).get("rows", 0)))
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            recorded = False
+        chunk = if_condition_holds(
+            self.table.update_item,
+            Key=self._chunk_key(run_id, table, chunk_id),
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="attribute_not_exists(#rd) OR #rd < :r",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="UPDATED_OLD",
+        )
+        recorded = chunk is not None
+        old_rows = int(str(chunk.get("Attributes", {}).get("rows", 0))) if chunk is not None else 0
         delta = int(info.get("rows") or 0) - old_rows if recorded else 0
-        try:
-            resp = self.table.update_item(
-                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
-                UpdateExpression=(
-                    "ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now"
-                ),
-                ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
-                ExpressionAttributeValues={
-                    ":one": 1,
-                    ":delta": delta,
-                    ":c": {str(chunk_id)},
-                    ":now": _now(),
-                    ":r": round,
-                },
-                ReturnValues="UPDATED_NEW",
-            )
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
+        counted = if_condition_holds(
+            self.table.update_item,
+            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            UpdateExpression="ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now",
+            ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
+            ExpressionAttributeValues={":one": 1, ":delta": delta, ":c": {str(chunk_id)}, ":now": _now(), ":r": round},
+            ReturnValues="UPDATED_NEW",
+        )
+        if counted is None:
             return recorded, -1
-        return recorded, int(str(resp["Attributes"]["done_count"]))
+        return recorded, int(str(counted["Attributes"]["done_count"]))
 
     def get_chunks(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
         """Every CHUNK item of the table in the run, by chunk id (one paged query)."""
@@ -359,18 +350,15 @@ class StateStore:
         Returns whether it was us. A crash between the two leaves the round unchanged and the finalise
         message is retried: it reopens the same chunks again."""
         nxt = expected_round + 1
-        for c in chunk_ids:
-            try:
-                self.table.update_item(
-                    Key=self._chunk_key(run_id, table, c),
-                    UpdateExpression="SET need_round = :n, #exp = :exp",  # may create the item
-                    ConditionExpression="attribute_not_exists(need_round) OR need_round < :n",
-                    ExpressionAttributeNames={"#exp": EXPIRATION},
-                    ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
-                )
-            except ClientError as e:  # already asked (a repeat of this finaliser)
-                if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                    raise
+        for c in chunk_ids:  # a condition that fails: already asked (a repeat of this finaliser)
+            if_condition_holds(
+                self.table.update_item,
+                Key=self._chunk_key(run_id, table, c),
+                UpdateExpression="SET need_round = :n, #exp = :exp",  # may create the item
+                ConditionExpression="attribute_not_exists(need_round) OR need_round < :n",
+                ExpressionAttributeNames={"#exp": EXPIRATION},
+                ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
+            )
         names = {"#s": "status"}
         values: dict[str, Any] = {
             ":expected": expected_round,
@@ -396,19 +384,17 @@ class StateStore:
         self, run_id: str, table: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
     ) -> bool:
         """A conditional update of a run's table item; False when the condition does not hold."""
-        try:
-            self.table.update_item(
+        return (
+            if_condition_holds(
+                self.table.update_item,
                 Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
+            is not None
+        )
 
     def touch_table(self, run_id: str, table: str) -> None:
         """Record progress without a chunk (a resume, a heal): the stall clock starts again."""
@@ -522,19 +508,17 @@ class StateStore:
         sets = ["#table = :table"]
         _set_fields(fields, names, vals, sets)
         kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
-        try:
-            self.table.update_item(
+        return (
+            if_condition_holds(
+                self.table.update_item,
                 Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
                 UpdateExpression="SET " + ", ".join(sets) + " REMOVE #exp",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=vals,
                 **kwargs,
             )
-            return True
-        except ClientError as e:
-            if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
-                raise
-            return False
+            is not None
+        )
 
     def note_table_started(self, table: str, run_id: str, at: float | None = None) -> None:
         """A run took the table's lease: it is the table's run in progress until it finishes."""

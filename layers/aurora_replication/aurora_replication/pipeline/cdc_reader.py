@@ -35,7 +35,7 @@ from aurora_replication import meter
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import staging, transforms
+from aurora_replication.pipeline import runs, staging, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
@@ -257,14 +257,7 @@ def schedule(
     finally:
         conn.close()
 
-    if services.state.get_run(run_id).get("sk"):
-        raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
-    services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
-    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
-    for table, reason in failed.items():
-        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
-        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, mode="cdc")
-        summary["tables"][table] = {"status": "failed", "reason": reason}
+    summary = runs.open_run(services, run_id, request, names, failed, mode="cdc")
     streaming: list[CdcTable] = []
     for p in planned:
         meter.focus(p.table, "plan")

@@ -19,7 +19,7 @@ from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
-from aurora_replication.pipeline import cdc_reader, chunks, modes, resume, transforms
+from aurora_replication.pipeline import cdc_reader, chunks, modes, resume, runs, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
@@ -213,14 +213,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         conn.close()
 
     # planning succeeded: now write
-    if services.state.get_run(run_id).get("sk"):
-        raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
-    services.state.create_run(run_id, request.mode, names, request.model_dump(mode="json"))
-    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
-    for table, reason in failed.items():
-        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
-        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0)
-        summary["tables"][table] = {"status": "failed", "reason": reason}
+    summary = runs.open_run(services, run_id, request, names, failed)
     for p in planned:
         table = p.plan.table
         meter.focus(table, "plan")

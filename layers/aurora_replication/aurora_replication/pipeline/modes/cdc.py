@@ -89,8 +89,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True, "stale": True}
     step = _Steps()
-    sf = services.snowflake()
-    try:
+    with services.target() as sf:  # the container's warm connection, as a chunk's copy uses
         tgt = Target(sf, s.stage_name)
         load = cdc_sql.load_table_name(plan, msg.run_id)
         with step("copy"):
@@ -109,8 +108,6 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 services.fault("tombstoned", msg)
             tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
         services.fault("merged", msg)
-    finally:
-        sf.close()
     seconds = time.perf_counter() - started
     for name, lap in step.laps.items():
         services.metric("ChunkSeconds", lap, "Seconds", name)
@@ -161,14 +158,11 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         )
         services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
     else:
-        sf = services.snowflake()
-        try:
+        with services.target() as sf:
             tgt = Target(sf, s.stage_name)
             if s.reconcile_action == "delete":
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
-        finally:
-            sf.close()
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
     services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     status = "published" if committed else "failed"

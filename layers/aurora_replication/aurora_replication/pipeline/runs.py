@@ -1,0 +1,35 @@
+"""Opening a run in the ledger, shared by the scheduler and the cdc reader: once planning has
+succeeded, the run item and a failed item for each table that could not be planned."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from aurora_replication.errors import BadInputError
+from aurora_replication.models import RunRequest
+from aurora_replication.services import Services
+
+logger = Logger(child=True)
+
+
+def open_run(
+    services: Services,
+    run_id: str,
+    request: RunRequest,
+    tables: list[str],
+    failed: dict[str, str],
+    **table_fields: Any,
+) -> dict[str, Any]:
+    """Record the run (refused when its id is taken) and its unplanned tables as failed; returns the
+    run summary with those tables in it. ``table_fields`` go on each failed table's item."""
+    if services.state.get_run(run_id).get("sk"):
+        raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
+    services.state.create_run(run_id, request.mode, tables, request.model_dump(mode="json"))
+    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for table, reason in failed.items():
+        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
+        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, **table_fields)
+        summary["tables"][table] = {"status": "failed", "reason": reason}
+    return summary
