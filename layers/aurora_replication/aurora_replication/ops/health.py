@@ -25,8 +25,6 @@ from aurora_replication.ops import cdc_health, cost
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 
-STALL_SECONDS = 1800
-
 
 def _redact(text: str, secrets: list[str]) -> str:
     for s in secrets:

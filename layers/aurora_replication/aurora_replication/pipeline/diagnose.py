@@ -175,9 +175,9 @@ def name_differences(
     names the chunk whose rows it holds (one attempt per chunk, as validation counts them; the
     chunk selects the rows, so any key works). Against the target a range needs a key that orders
     alike in both engines (``target.sql.order_safe``); with no bounds the whole table is compared,
-    whatever its key. ``target_where`` adds a Snowflake condition (e.g. ``target.sql.unmarked()``, or
-    one attempt of a chunk) with its ``target_params``; ``window`` is an incremental chunk's
-    watermark window, which selects its rows in MySQL as the chunk read them.
+    whatever its key. ``target_where`` adds a Snowflake condition (e.g. one attempt of a chunk) with
+    its ``target_params``; ``window`` is an incremental chunk's watermark window, which selects its
+    rows in MySQL as the chunk read them.
     ``json_text`` (default: whether a load table is compared) includes JSON columns, which a load
     table holds as MySQL's text; against a target, ``json_differences`` compares them.
     """

@@ -36,11 +36,6 @@ def _range_text(lo: Any, hi: Any) -> str:
     return f"{tuple(lo) if lo else '-inf'} < key <= {tuple(hi) if hi else '+inf'}"
 
 
-def differing_ranges(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int = 20) -> list[str]:
-    """The key ranges (``lower < key <= upper``) whose count or checksum differ, as text."""
-    return [_range_text(lo, hi) for lo, hi in _differing_bounds(mysql, tgt, plan, chunk_rows, limit)]
-
-
 def _differences(
     mysql: Any, tgt: Target, plan: TablePlan, same: bool, chunk_rows: int, limit: int = 20
 ) -> tuple[list[diagnose.Difference], list[str]]:

@@ -337,10 +337,6 @@ class Target:
         statement = sql.checksum_aggregate_query(plan, table, checksum_columns(plan, json_text), load_table, where)
         return fold_sums(*execute(self.conn, statement, params or None)[0])
 
-    def has_column(self, table: str, column: str) -> bool:
-        rows = execute(self.conn, sql.column_exists(), [table, column])
-        return bool(rows and rows[0][0])
-
     def columns(self, table: str) -> list[tuple[Any, ...]]:
         """The target table's columns, ``(name, data_type, precision, scale)``; empty if it does not exist."""
         return execute(self.conn, sql.target_columns(), [table])

@@ -390,18 +390,6 @@ def target_columns() -> str:
     )
 
 
-def column_exists() -> str:
-    return (
-        "SELECT COUNT(*) FROM information_schema.columns "
-        "WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s AND column_name = %s"
-    )
-
-
-def unmarked() -> str:
-    """The target's rows that reconcile has not marked as deleted in MySQL."""
-    return f"{q(DELETED_COLUMN)} IS NULL"
-
-
 # ---- naming differences (pipeline.diagnose) ---------------------------------------------------
 # Snowflake's halves of ``source.sql``'s bucket, row-hash and canonical-value queries. ``where`` selects
 # the rows (a key range, or a load table's chunk); in a load table one attempt per chunk is taken
