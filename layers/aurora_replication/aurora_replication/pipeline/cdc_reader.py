@@ -53,7 +53,12 @@ PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler
 
 
 class StopTableError(BadInputError):
-    """The table's changes cannot be applied any more; a new initial copy (resnapshot) is the fix."""
+    """The table's changes cannot be applied any more; a new initial copy (resnapshot) is the fix.
+    ``reason`` is what the table's cdc state keeps; the message adds the fix."""
+
+    def __init__(self, table: str, reason: str) -> None:
+        super().__init__(f"{reason}; {resnapshot_fix(table)}")
+        self.reason = reason
 
 
 def resnapshot_fix(table: str) -> str:
@@ -180,7 +185,7 @@ def plan_cdc_table(
         )
     assert state is not None
     if status == STOPPED:
-        raise StopTableError(f"{state.get('reason', 'cdc stopped')}; {resnapshot_fix(table)}")
+        raise StopTableError(table, str(state.get("reason", "cdc stopped")))
     if status == SNAPSHOT:  # the initial copy is still running: the lease declines this run
         position = Position.from_dict(state["binlog_pos"])
         return CdcTable(table, plan.model_copy(update={"mode": "cdc"}), position=position)
@@ -188,8 +193,9 @@ def plan_cdc_table(
     if not binlog.is_retained(position, files):
         oldest = files[0][0] if files else "(none)"
         raise StopTableError(
+            table,
             f"table {table!r}: its binlog position {position} is older than the oldest binlog the server still "
-            f"has ({oldest}): the changes in between are gone"
+            f"has ({oldest}): the changes in between are gone",
         )
     stored = list(state.get("schema_columns") or [])
     problems = schema_problems(table, stored, [facts[n] for n in facts])
@@ -204,7 +210,7 @@ def plan_cdc_table(
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
     if problems:
-        raise StopTableError("; ".join(problems))
+        raise StopTableError(table, "; ".join(problems))
     dropped = frozenset(str(s[0]) for s in stored) - set(facts)
     spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped)
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
@@ -246,8 +252,8 @@ def schedule(
                 args = (request, target_columns, options, plan_table, files, cdc)
                 planned.append(plan_cdc_table(conn, services, database, t, *args))
             except StopTableError as e:
-                cdc.stop(t, str(e).split("; re-snapshot")[0])
-                failed[t] = f"{e}; {resnapshot_fix(t)}" if "re-snapshot the table" not in str(e) else str(e)
+                cdc.stop(t, e.reason)
+                failed[t] = str(e)
                 stopped.add(t)
             except (BadInputError, UnsupportedTypeError) as e:
                 failed[t] = str(e)
