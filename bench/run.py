@@ -1069,10 +1069,7 @@ def main(argv: list[str] | None = None) -> int:
             db.stop()
     results["bench_seconds"] = time.perf_counter() - started_all
     report(results)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(jsonable(results), indent=2) + "\n")
-    print(f"\nresults written to {out}")
+    write_results(args.out, results)
     cdc_ok = results["cdc"].get("ok", True)
     return (
         0
@@ -1139,11 +1136,15 @@ def small_only(out: str, keep_servers: bool, tables: int) -> int:
     report_small_tables(small)
     print("\ntargets (issue 14):")
     small["targets"] = print_targets(small_tables_targets(small))
+    write_results(out, {"small_tables": small})
+    return 0 if small["ok"] else 1
+
+
+def write_results(out: str, results: dict[str, Any]) -> None:
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable({"small_tables": small}), indent=2) + "\n")
+    path.write_text(json.dumps(jsonable(results), indent=2) + "\n")
     print(f"\nresults written to {path}")
-    return 0 if small["ok"] else 1
 
 
 def planning_only(out: str, keep_servers: bool) -> int:
@@ -1160,10 +1161,7 @@ def planning_only(out: str, keep_servers: bool) -> int:
     report_planning(planning)
     print("\ntargets (issue 9):")
     planning["targets"] = print_targets(planning_targets(planning))
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(jsonable({"planning": planning}), indent=2) + "\n")
-    print(f"\nresults written to {path}")
+    write_results(out, {"planning": planning})
     return 0 if all(t["verdict"] == "met" for t in planning["targets"]) else 1
 
 
