@@ -58,9 +58,9 @@ def test_a_second_full_run_keeps_comment_and_clustering_key_and_a_failed_publish
     assert seen == [old]  # the failed publish left the old contents, whole
     assert state["publish"] == "rows overwritten in place"
     assert_same(env, "p")
-    assert _query(env, "SELECT comment FROM information_schema.tables WHERE table_name = 'P'") == [
-        ("owned by analytics",)
-    ]
+    assert _query(
+        env, "SELECT comment FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = 'P'"
+    ) == [("owned by analytics",)]
 
 
 def test_a_full_run_over_a_changed_type_recreates_the_target_and_says_so(env) -> None:

@@ -20,8 +20,10 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import threading
+from collections import OrderedDict
 from typing import Any
 
 
@@ -44,6 +46,28 @@ def _patch_null_timestamps() -> None:
         )
 
     fs_arrow.timestamp_to_sf_struct = timestamp_to_sf_struct
+
+
+_MAX_CSV_RECORD = 512 * 1024 * 1024
+_MIN_CSV_BUFFER = 32 * 1024 * 1024  # DuckDB's own default (16 x its 2 MB line limit)
+
+
+def _longest_possible_record(url: str) -> int:
+    """The uncompressed size of a staged file plus one, within DuckDB's 2 MB default and 512 MB:
+    the longest record it can hold. A file that cannot be read here (a remote URL) gets 512 MB."""
+    try:
+        with open(url, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        if gzipped:
+            size = 0
+            with gzip.open(url, "rb") as f:
+                while block := f.read(1 << 20):
+                    size += len(block)
+        else:
+            size = os.path.getsize(url)
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return _MAX_CSV_RECORD
+    return max(2 * 1024 * 1024, min(size + 1, _MAX_CSV_RECORD))
 
 
 def _patch_csv_types() -> None:
@@ -74,7 +98,13 @@ def _patch_csv_types() -> None:
             expr.append("expressions", self.make_eq("delim", ","))
         if self.quote:
             expr.append("expressions", self.make_eq("escape", self.quote))
-        expr.append("expressions", self.make_eq("max_line_size", 512 * 1024 * 1024))
+        # DuckDB's read buffer is 16 x max_line_size unless told, and a compressed file's buffer is
+        # allocated whole: 512 MB lines would take 8 GB per COPY. No record is longer than the file
+        # it is in, so the limit is the file's uncompressed size (at most 512 MB) and the buffer
+        # just holds one such record.
+        line = _longest_possible_record(url)
+        expr.append("expressions", self.make_eq("max_line_size", line))
+        expr.append("expressions", self.make_eq("buffer_size", max(line, _MIN_CSV_BUFFER)))
         # records end with '\n', RECORD_DELIMITER's default: a '\r' inside an enclosed field is text
         # (Snowflake reads it so); DuckDB's sniffer takes it for a line ending and gives up.
         expr.append("expressions", self.make_eq("new_line", "\\n"))
@@ -326,6 +356,22 @@ def _patch_query_tag() -> None:
     transforms.alter_session = alter_session
 
 
+_RESULTS_KEPT = 2000
+
+
+class RecentResults(OrderedDict[str, tuple[Any, ...]]):
+    """A result cache that forgets its oldest entries beyond ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: tuple[Any, ...]) -> None:
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Snowflake emulator (fakesnow) for the local stack")
     parser.add_argument("--port", type=int, required=True)
@@ -346,6 +392,10 @@ def main(argv: list[str] | None = None) -> int:
     _patch_query_tag()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
+    # the emulator keeps every statement's result (for RESULT_SCAN and async status) for as long as
+    # it runs, which grows without bound over a test session; Snowflake keeps them 24 hours. Keep
+    # the most recent ones: nothing here reads an older result.
+    fs_server.shared_fs.results_cache = RecentResults(_RESULTS_KEPT)
     server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))
     server.run()
     return 0
