@@ -233,3 +233,41 @@ def test_sample_events_run_with_replicate_invoke(env, capsys):
     assert "HEALTHY" in out and "UNHEALTHY" not in out
     for path in ("events/scheduler.json", "events/worker.json"):
         json.loads(open(path).read())
+
+
+def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark_index(env):
+    for table, index in (("indexed", ", KEY ix_updated (updated_at)"), ("unindexed", "")):
+        env.sql(
+            f"""CREATE TABLE {table} (id INT PRIMARY KEY, v VARCHAR(20) NOT NULL,
+                updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6){index})""",
+            f"INSERT INTO {table} SELECT seq, CONCAT('v', seq), '2024-01-01' + INTERVAL seq MINUTE FROM seq_1_to_3000",
+            f"ANALYZE TABLE {table}",
+        )
+    stack = env.start_stack()
+    request = {"tables": "indexed,unindexed", "chunk_rows": 500}
+    assert stack.run({**request, "mode": "full"}, workers=2).ok
+    for table in ("indexed", "unindexed"):
+        env.sql(
+            f"UPDATE {table} SET v = 'changed' WHERE id % 300 = 0", f"INSERT INTO {table} (id, v) VALUES (5000, 'new')"
+        )
+    outcome = stack.run({**request, "mode": "incremental"}, workers=2)
+    states = table_states(outcome)
+    assert outcome.ok, states
+    # through the index: the 11 changed rows (and 4 more in the watermark's 300 s overlap) are one
+    # chunk, read without filtering the whole table
+    assert int(states["indexed"]["chunk_count"]) == 1
+    assert int(states["indexed"]["rows_copied"]) == 15
+    assert any("one chunk for the incremental window" in n for n in states["indexed"]["notes"]), states["indexed"]
+    # without one, the table's statistics are no estimate of the window: chunks by key, as before
+    assert int(states["unindexed"]["chunk_count"]) == 7
+    assert int(states["unindexed"]["rows_copied"]) == 15
+    for table in ("indexed", "unindexed"):
+        assert_same(env, table)
+
+    # a window of most of the table is read chunk by chunk again, through the index or not
+    env.sql("UPDATE indexed SET v = CONCAT(v, '!') WHERE id > 100")
+    outcome = stack.run({"tables": "indexed", "chunk_rows": 500, "mode": "incremental"}, workers=2)
+    state = table_states(outcome)["indexed"]
+    assert outcome.ok, state
+    assert int(state["chunk_count"]) == 7 and int(state["rows_copied"]) == 2901
+    assert_same(env, "indexed")

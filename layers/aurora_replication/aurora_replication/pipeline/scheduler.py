@@ -130,14 +130,33 @@ def plan_table(
                 f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
                 f"CHUNK_TARGET_MB={s.chunk_target_mb})"
             )
-    plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
     # commits, safe whatever the chunks see later (docs/architecture.md, "A live source")
     hi = source_read.max_watermark(conn, table, plan.watermark) if plan.watermark else None
     low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
     window: tuple[str | None, str | None] | None = (low, hi)
-    bounds = [] if source_read.is_empty(conn, table) else source_read.chunk_bounds(conn, table, plan.key, chunk_rows)
+    bounds = _bounds(conn, plan, mode, (low, hi), chunk_rows, notes)
+    plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
+
+
+def _bounds(
+    conn: Any, plan: TablePlan, mode: str, window: tuple[str | None, str | None], chunk_rows: int, notes: list[str]
+) -> list[tuple[list[str] | None, list[str] | None]]:
+    """The table's chunks. An incremental window MySQL reads through the watermark's index and
+    estimates at no more than one chunk's rows is one chunk over the whole key space: a few changed
+    rows of a large table cost one chunk, not one per ``chunk_rows`` keys each filtering its range."""
+    if source_read.is_empty(conn, plan.table):
+        return []
+    if mode == "incremental" and window[0] is not None and plan.key:
+        estimate = source_read.window_rows_estimate(conn, plan, window)
+        if estimate is not None and estimate <= chunk_rows:
+            notes.append(
+                f"table {plan.table!r}: one chunk for the incremental window (about {estimate:,} rows by "
+                f"MySQL's estimate through the index on {plan.watermark!r})"
+            )
+            return [(None, None)]
+    return source_read.chunk_bounds(conn, plan.table, plan.key, chunk_rows)
 
 
 def schedule(event: Any, services: Services) -> dict[str, Any]:

@@ -107,6 +107,29 @@ def chunk_checksum(
     return _aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text=True), params)
 
 
+# EXPLAIN access types that read an index range: their row estimate is MySQL's index dives into
+# that range. A table scan's estimate is the table statistics, which may be stale by any amount.
+INDEX_ACCESS = frozenset({"range", "ref", "ref_or_null", "eq_ref", "const"})
+
+
+def window_rows_estimate(
+    conn: pymysql.Connection[Any], plan: TablePlan, window: tuple[str | None, str | None]
+) -> int | None:
+    """MySQL's estimate of the rows in an incremental window when it would read them through an
+    index (one led by the watermark column); None when it would scan the table instead."""
+    statement, params = sql.window_estimate_query(plan, window)
+    with conn.cursor() as cur:
+        cur.execute(statement, tuple(params))
+        names = [str(d[0]).lower() for d in cur.description or ()]
+        found = list(cur.fetchall())
+    if len(found) != 1 or not {"type", "key", "rows"} <= set(names):
+        return None
+    row = dict(zip(names, found[0], strict=True))
+    if str(row["type"] or "") not in INDEX_ACCESS or not row["key"] or row["rows"] is None:
+        return None
+    return int(row["rows"])
+
+
 def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str | None:
     rows = query(conn, sql.max_query(table, column))
     return None if not rows or rows[0][0] is None else str(rows[0][0])

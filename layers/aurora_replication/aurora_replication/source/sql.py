@@ -300,6 +300,13 @@ def chunk_predicate(
     return where, params
 
 
+def window_estimate_query(plan: TablePlan, window: tuple[str | None, str | None]) -> tuple[str, list[object]]:
+    """``EXPLAIN`` of an incremental window's rows over the whole key space: through an index led by
+    the watermark column, MySQL estimates them by index dives (records_in_range), not statistics."""
+    where, params = chunk_predicate(plan, None, None, window)
+    return f"EXPLAIN SELECT 1 FROM {mysql_ident(plan.table)} WHERE {where}", params
+
+
 def _chunk_source(
     plan: TablePlan,
     lower: list[str] | None,
