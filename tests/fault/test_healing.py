@@ -201,3 +201,32 @@ def test_stalled_run_is_reported_and_resumes_without_recopying_done_chunks(env):
     assert outcome.ok, outcome.run["table_states"]
     assert dict(again.extracted) == {2: 1}  # only the missing chunk was copied
     assert assert_same(env, "acct") == ROWS
+
+
+def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_finalised_by_its_message(env, monkeypatch):
+    from aurora_replication.pipeline import finalise as finaliser
+    from aurora_replication.pipeline import worker
+
+    _seed(env)
+    copies: list[int] = []
+    real_copy, real_finalise = worker.copy_chunk, finaliser.finalise
+
+    def copy_chunk(msg, services):
+        copies.append(msg.chunk_id)
+        return real_copy(msg, services)
+
+    def finalise_failing_once(msg, services):
+        if not getattr(finalise_failing_once, "failed", False):
+            finalise_failing_once.failed = True  # type: ignore[attr-defined]
+            raise RuntimeError("Snowflake went away in the middle of the finalise")
+        return real_finalise(msg, services)
+
+    monkeypatch.setattr(worker, "copy_chunk", copy_chunk)
+    monkeypatch.setattr(finaliser, "finalise", finalise_failing_once)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})  # the one chunk goes by a staged file
+    outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": ROWS * 2}, workers=1)
+    state = outcome.run["table_states"]["acct"]
+    assert outcome.ok, state
+    assert int(state["chunk_count"]) == 1 and copies == [0]  # copied once: the failed finalise did not re-copy it
+    assert outcome.cost["acct"]["sqs_messages_sent"] == 2  # the chunk, then the finalise that took over
+    assert_same(env, "acct")

@@ -243,7 +243,7 @@ def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark
             f"INSERT INTO {table} SELECT seq, CONCAT('v', seq), '2024-01-01' + INTERVAL seq MINUTE FROM seq_1_to_3000",
             f"ANALYZE TABLE {table}",
         )
-    stack = env.start_stack()
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "5"})  # the window's 15 rows go by a staged file
     request = {"tables": "indexed,unindexed", "chunk_rows": 500}
     assert stack.run({**request, "mode": "full"}, workers=2).ok
     for table in ("indexed", "unindexed"):
@@ -258,6 +258,9 @@ def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark
     assert int(states["indexed"]["chunk_count"]) == 1
     assert int(states["indexed"]["rows_copied"]) == 15
     assert any("one chunk for the incremental window" in n for n in states["indexed"]["notes"]), states["indexed"]
+    # and that chunk finalises its table in its own invocation: one message, no finalise message
+    assert outcome.cost["indexed"]["sqs_messages_sent"] == 1, outcome.cost["indexed"]
+    assert outcome.cost["indexed"]["snowflake_bytes_staged"] > 0
     # without one, the table's statistics are no estimate of the window: chunks by key, as before
     assert int(states["unindexed"]["chunk_count"]) == 7
     assert int(states["unindexed"]["rows_copied"]) == 15

@@ -260,6 +260,17 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
             result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+        elif msg.chunk_count == 1:
+            # the one chunk of its table (a small incremental window is one): finalise here too. If
+            # that fails, the finalise message takes over, and the chunk, recorded, is not copied again
+            try:
+                result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+            except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
+                logger.warning(
+                    f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",
+                    extra={"run_id": msg.run_id, "table": table},
+                )
+                services.send_messages([final.body()])
         else:
             services.send_messages([final.body()])
     return result
