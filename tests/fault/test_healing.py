@@ -230,3 +230,15 @@ def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_fina
     assert int(state["chunk_count"]) == 1 and copies == [0]  # copied once: the failed finalise did not re-copy it
     assert outcome.cost["acct"]["sqs_messages_sent"] == 2  # the chunk, then the finalise that took over
     assert_same(env, "acct")
+
+
+def test_a_one_chunk_table_copied_slowly_leaves_its_finalise_to_the_message(env, monkeypatch):
+    from aurora_replication.pipeline import worker
+
+    _seed(env)
+    monkeypatch.setattr(worker, "INLINE_FINALISE_AFTER_SECONDS", 0.0)  # every copy is "slow"
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": ROWS * 2}, workers=1)
+    assert outcome.ok, outcome.run["table_states"]["acct"]
+    assert outcome.cost["acct"]["sqs_messages_sent"] == 2  # the chunk, then its finalise message
+    assert_same(env, "acct")

@@ -107,6 +107,11 @@ def record_final_failure(body: str, receive_count: int, error: BaseException, se
     return True
 
 
+# A table's one chunk copied within this many seconds is finalised in the same invocation: its
+# finalise (one chunk's checksum and publish or MERGE) then fits in the worker's 900 s many times over.
+INLINE_FINALISE_AFTER_SECONDS = 60.0
+
+
 def new_attempt_id() -> str:
     """Sortable and unique: the time of the attempt, then randomness."""
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
@@ -260,9 +265,11 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
             result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
-        elif msg.chunk_count == 1:
-            # the one chunk of its table (a small incremental window is one): finalise here too. If
-            # that fails, the finalise message takes over, and the chunk, recorded, is not copied again
+        elif msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS:
+            # the one chunk of its table (a small incremental window is one), copied quickly: finalise
+            # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
+            # it to the finalise message). If it fails, the finalise message takes over, and the
+            # chunk, recorded, is not copied again
             try:
                 result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
             except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
