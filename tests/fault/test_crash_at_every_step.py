@@ -8,8 +8,8 @@ import pytest
 
 from compare import assert_same
 
-FULL_STEPS = ["extracted", "staged", "copied", "marked_done", "published", "after_handler"]
-INCREMENTAL_STEPS = ["extracted", "staged", "copied", "merged", "marked_done", "after_handler"]
+FULL_STEPS = ["extracted", "staged", "copied", "marked_done", "published", "status_set", "after_handler"]
+INCREMENTAL_STEPS = ["extracted", "staged", "copied", "merged", "marked_done", "status_set", "after_handler"]
 
 
 def _seed(env) -> None:
@@ -80,11 +80,20 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step):
         assert crashed, f"no worker reached step {step!r}, so none was killed there"
     assert outcome.ok, outcome.run["table_states"]
     assert assert_same(env, "orders") == 120
+    # killed after the table's status, before the run's: the finalise that came back marked the run
+    assert outcome.run["status"] == "succeeded", outcome.run.get("status")
 
 
 @pytest.mark.parametrize(
     "mode, step",
-    [("full", "copied"), ("full", "marked_done"), ("full", "published"), ("incremental", "merged")],
+    [
+        ("full", "copied"),
+        ("full", "marked_done"),
+        ("full", "published"),
+        ("full", "status_set"),
+        ("incremental", "merged"),
+        ("incremental", "status_set"),
+    ],
 )
 def test_small_chunks_finalised_in_the_last_chunks_invocation_survive_a_kill_at_each_step(env, mode, step):
     """Small chunks (the INSERT path): the worker that completes the table finalises it in the same
@@ -100,7 +109,11 @@ def test_small_chunks_finalised_in_the_last_chunks_invocation_survive_a_kill_at_
     assert crashed, f"no worker reached step {step!r}, so none was killed there"
     assert outcome.ok, outcome.run["table_states"]
     assert assert_same(env, "orders") == 120
+    # killed after the table's status: the chunk that came back found the table finished and marked the run
+    assert outcome.run["status"] == "succeeded", outcome.run.get("status")
     assert outcome.run["table_states"]["orders"]["chunk_count"] > 1
+    if step == "status_set":
+        return  # the finalise that published died with its invocation, before its attempt was recorded
     # the finalise that published ran inside a chunk's invocation (its attempt within the chunk's)
     from aurora_replication.state import StateStore
 

@@ -57,6 +57,9 @@ def test_full_replication_of_several_tables_row_by_row(env):
     assert int(states["codes"]["chunk_count"]) == 1
     assert int(states["events"]["chunk_count"]) == 1  # no key: one chunk
     assert int(states["empty_one"]["chunk_count"]) == 0
+    # the last table to finish marked the run: every table counted once, however many finalisers ran
+    assert outcome.run["status"] == "succeeded", outcome.run.get("status")
+    assert set(outcome.run["finished_tables"]) == set(TABLES)
     for table in TABLES:
         assert_same(env, table)
         assert states[table]["validation"] == "ok"

@@ -2,7 +2,8 @@
 
 Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
 items, 80 BOUNDS pages and one TABLE item with counters):
-  RUN#<run>   / RUN              run: mode, tables, created_at, status
+  RUN#<run>   / RUN              run: mode, tables, created_at, status, finished_tables (the tables whose
+                                 status is final: counted by ``record_table`` or ``finish_run_if_complete``)
   RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, status, window, done_count (chunk
                                  completions counted in the current heal round; may run past chunk_count
                                  after a redelivery, never short of it), rows_copied, progress_at (last
@@ -189,6 +190,8 @@ class StateStore:
         item.setdefault("done_count", 0)
         item.setdefault("rows_copied", 0)
         self.table.put_item(Item=item)
+        if fields.get("status") in TERMINAL:  # failed or declined before any chunk: finished already
+            self.count_finished(run_id, table)
 
     def _chunk_key(self, run_id: str, table: str, chunk_id: int) -> dict[str, str]:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
@@ -457,7 +460,31 @@ class StateStore:
         ).get("Item")
         return None if not item else str(item.get("status"))
 
-    def finish_run_if_complete(self, run_id: str) -> bool:
+    def count_finished(self, run_id: str, table: str) -> bool:
+        """Count ``table``, whose status is final, among the run's finished tables (the RUN item's
+        ``finished_tables``, a string set: counting a table twice changes nothing, so a redelivered
+        finaliser counts again safely); returns whether every table of the run is counted. One
+        small write, where reading every table's status would grow with the number of tables."""
+        resp = if_condition_holds(
+            self.table.update_item,
+            Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+            UpdateExpression="ADD finished_tables :t",
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeValues={":t": {table}},
+            ReturnValues="ALL_NEW",
+        )
+        if resp is None:
+            return False
+        run = resp.get("Attributes", {})
+        return set(run.get("tables") or []) <= set(run.get("finished_tables") or ())
+
+    def finish_run_if_complete(self, run_id: str, table: str | None = None) -> bool:
+        """Mark the run succeeded or failed once every table's status is final. With ``table`` (a table
+        whose status was just made final) the table is counted first, and the statuses are read only
+        when the count says every table is finished: each finaliser costs one small write, not a read
+        of every table of the run. Without it the statuses are read (the scheduler, the cdc reader)."""
+        if table is not None and not self.count_finished(run_id, table):
+            return False
         states = self.table_statuses(run_id)
         if not states or any(status not in TERMINAL for status in states.values()):
             return False

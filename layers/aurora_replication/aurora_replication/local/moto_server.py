@@ -9,6 +9,7 @@ long-poll (``WaitTimeSeconds`` > 0): a waiting receive would hold up every other
 
 from __future__ import annotations
 
+import inspect
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,57 @@ class SerialisedMotoServer(ThreadedMotoServer):
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
+
+
+# ---- a Query reads one partition, as DynamoDB's does ------------------------------------------
+# moto (5.2) answers a table Query by listing every item of the table, sorting them all by
+# (partition key, sort key) with Python comparisons, and keeping those of the asked-for partition:
+# each Query costs O(n log n) in the whole table, so the local stack slowed down as its state
+# table filled with runs (it was the largest single cost of a run of many small tables). A
+# DynamoDB Query reads one partition ("Query" in the DynamoDB developer guide: "finds items based
+# on primary key values"; its cost is the partition's items read). The patch hands moto's query the
+# asked-for partition's items only, sorted by sort key as moto sorts them afterwards anyway, so the
+# results, their order, pagination, filters and projections are moto's own, item for item.
+_partition = threading.local()
+_query_patched = False
+
+
+def _partition_items(table: Any, hash_key: Any) -> list[Any]:
+    """The items of one partition of a table with a sort key, in sort-key order."""
+    part = table.items.get(hash_key) or {}
+    return sorted(part.values(), key=lambda item: item.range_key)
+
+
+def install_query_patch() -> None:
+    """Once per process: a table Query (no index) lists its own partition's items, not the table's."""
+    global _query_patched
+    if _query_patched:
+        return
+    from moto.dynamodb.models.table import Table
+
+    signature = inspect.signature(Table.query)
+    query, all_items = Table.query, Table.all_items
+
+    def partition_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        arguments = signature.bind(self, *args, **kwargs).arguments
+        if arguments.get("index_name") or not self.range_key_attr or arguments.get("hash_key") is None:
+            return query(self, *args, **kwargs)  # an index query reads the index: moto's own way
+        _partition.wanted = (self, arguments["hash_key"])
+        try:
+            return query(self, *args, **kwargs)
+        finally:
+            _partition.wanted = None
+
+    def partition_all_items(self: Any) -> list[Any]:
+        wanted = getattr(_partition, "wanted", None)
+        if wanted is None or wanted[0] is not self:
+            return list(all_items(self))
+        _partition.wanted = None  # only the query's own list of candidates
+        return _partition_items(self, wanted[1])
+
+    Table.query = partition_query  # type: ignore[method-assign]
+    Table.all_items = partition_all_items  # type: ignore[method-assign]
+    _query_patched = True
 
 
 # ---- IAM, as AWS checks it -------------------------------------------------------------------

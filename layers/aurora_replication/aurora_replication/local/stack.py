@@ -290,6 +290,7 @@ class LocalStack:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.quiet.install()
         moto_server.install_iam_patches()
+        moto_server.install_query_patch()
         port = free_port()
         self.server = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
@@ -769,24 +770,25 @@ class LocalStack:
         try:
             shown = depth_at = checked_at = 0.0
             while time.monotonic() < deadline:
-                # the run's status (one item), and now and then the tables' statuses (a projection):
-                # the whole run, with every table's plan, is a large query that moto serves while
-                # every worker waits for it
+                # the run's status (one item); the whole run, with every table's plan, is a large
+                # query that moto serves while every worker waits for it
                 if progress and time.monotonic() - shown >= PROGRESS_SECONDS:
                     progress(state.get_run(run_id))
                     shown = time.monotonic()
                 if state.run_status(run_id) in ("succeeded", "failed"):
                     break
-                if time.monotonic() - checked_at >= 2.0:  # a finaliser that died before it marked the run
-                    checked_at = time.monotonic()
-                    statuses = state.table_statuses(run_id)
-                    if statuses and all(status in TERMINAL for status in statuses.values()):
-                        break
                 time.sleep(0.25)
                 if time.monotonic() - depth_at < 1.0:  # the idle check needs no more than a look a second
                     continue
                 depth_at = time.monotonic()
                 visible, inflight = self.queue_depth(self.queue_url)
+                if visible + inflight == 0 and time.monotonic() - checked_at >= 2.0:
+                    # nothing left to deliver: every table's status (a finaliser that died before it
+                    # marked the run, and was not delivered again), read only then: it grows with the tables
+                    checked_at = time.monotonic()
+                    statuses = state.table_statuses(run_id)
+                    if statuses and all(status in TERMINAL for status in statuses.values()):
+                        break
                 if visible + inflight == 0:
                     idle_since = idle_since or time.monotonic()
                     if time.monotonic() - idle_since > idle_timeout:

@@ -138,7 +138,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     if state.get("status") in ("published", "failed"):
-        services.state.finish_run_if_complete(msg.run_id)  # a finaliser that died after the status did not
+        # a finaliser that died after the status did not count the table, nor mark the run
+        services.state.finish_run_if_complete(msg.run_id, plan.table)
         return {"status": state["status"], "repeat": True}
     heal_round = int(state.get("heal_round", 0))
     if msg.round < heal_round:
@@ -199,9 +200,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 tgt.drop(attempts_table)
+    services.fault("status_set", msg)
     services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     services.state.set_last_run(plan.table, msg.run_id, {"status": status, **result})
-    services.state.finish_run_if_complete(msg.run_id)
+    services.state.finish_run_if_complete(msg.run_id, plan.table)
     for name, step_seconds in step.laps.items():
         services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, "status": status, **result})

@@ -179,6 +179,8 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
     if table_state.get("status") in ("published", "failed"):
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": table})
+        # the finaliser in this chunk's invocation may have died after the status: count the table
+        services.state.finish_run_if_complete(msg.run_id, table)
         return {"rows": 0, "skipped": True}
 
     mode = modes.get(msg.plan.mode)

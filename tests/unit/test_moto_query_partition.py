@@ -1,0 +1,103 @@
+"""The local stack's moto answers a table Query from the asked-for partition only
+(``local/moto_server.install_query_patch``), with exactly the results moto gives otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Attr, Key
+from moto import mock_aws
+
+from aurora_replication.local import moto_server
+
+
+@pytest.fixture
+def table() -> Any:
+    with mock_aws():
+        ddb = boto3.resource("dynamodb", region_name="us-east-1")
+        t = ddb.create_table(
+            TableName="state",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+                {"AttributeName": "g", "AttributeType": "S"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_g",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        with t.batch_writer() as w:
+            for p in range(12):
+                for i in range(40):
+                    w.put_item(Item={"pk": f"P#{p:02d}", "sk": f"S#{i:03d}", "n": i, "g": f"G{i % 3}", "pad": "x" * 50})
+        yield t
+
+
+def _all_pages(table: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    items, start = [], None
+    while True:
+        page = table.query(**kwargs, **({"ExclusiveStartKey": start} if start else {}))
+        items.extend(page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return items
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": Key("pk").eq("P#07")},
+    {"KeyConditionExpression": Key("pk").eq("P#07") & Key("sk").begins_with("S#01")},
+    {"KeyConditionExpression": Key("pk").eq("P#07") & Key("sk").between("S#005", "S#022")},
+    {"KeyConditionExpression": Key("pk").eq("P#07") & Key("sk").gte("S#030"), "ScanIndexForward": False},
+    {"KeyConditionExpression": Key("pk").eq("P#07"), "Limit": 7},
+    {"KeyConditionExpression": Key("pk").eq("P#07"), "FilterExpression": Attr("n").gt(30), "Limit": 5},
+    {"KeyConditionExpression": Key("pk").eq("P#07"), "ProjectionExpression": "sk, n"},
+    {"KeyConditionExpression": Key("pk").eq("P#99")},
+    {"KeyConditionExpression": Key("g").eq("G1"), "IndexName": "by_g"},
+]
+
+
+@pytest.mark.parametrize("query", QUERIES, ids=[str(i) for i in range(len(QUERIES))])
+def test_a_query_gives_what_moto_gives(table: Any, query: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import Table
+
+    monkeypatch.setattr(moto_server, "_query_patched", False)
+    monkeypatch.setattr(Table, "query", Table.query)  # undone after the test: moto's own again
+    monkeypatch.setattr(Table, "all_items", Table.all_items)
+    before = _all_pages(table, **query)
+    moto_server.install_query_patch()
+    after = _all_pages(table, **query)
+    assert after == before
+    if "IndexName" not in query and query["KeyConditionExpression"] != Key("pk").eq("P#99"):
+        assert after, "the query should find items"
+
+
+def test_a_query_lists_only_its_own_partition(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.table import Table
+
+    monkeypatch.setattr(moto_server, "_query_patched", False)
+    monkeypatch.setattr(Table, "query", Table.query)
+    monkeypatch.setattr(Table, "all_items", Table.all_items)
+    moto_server.install_query_patch()
+    listed: list[int] = []
+    partition_items = moto_server._partition_items
+
+    def spy(t: Any, hash_key: Any) -> list[Any]:
+        items = partition_items(t, hash_key)
+        listed.append(len(items))
+        return items
+
+    monkeypatch.setattr(moto_server, "_partition_items", spy)
+    items = _all_pages(table, KeyConditionExpression=Key("pk").eq("P#03"))
+    assert [i["sk"] for i in items] == [f"S#{i:03d}" for i in range(40)]
+    assert listed == [40]  # 40 items of the 480 in the table
+    # a scan, and a later query of another partition, still see everything moto holds
+    assert len(table.scan()["Items"]) == 480
+    assert len(_all_pages(table, KeyConditionExpression=Key("pk").eq("P#11"))) == 40
