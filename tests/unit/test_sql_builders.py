@@ -57,6 +57,7 @@ def test_chunk_query_adds_the_watermark_window():
     assert "`at` IS NULL" in first  # a first incremental run also takes rows without a watermark
 
 
+OK_TABLE = snowflake_sql.attempts_in_table("_ASR_OK_r1_ORDER ITEMS", "tok")
 VALIDATED = (
     'EXISTS (SELECT 1 FROM "_ASR_OK_r1_ORDER ITEMS" a WHERE a."_ASR_TOKEN" = %s '
     'AND a."_ASR_CHUNK" = "{load}"."_ASR_CHUNK" AND a."_ASR_ATTEMPT" = "{load}"."_ASR_ATTEMPT")'
@@ -65,20 +66,20 @@ VALIDATED = (
 
 def test_merge_joins_on_every_key_column_and_reads_only_the_validated_attempts():
     p = plan("incremental")
-    sql = snowflake_sql.merge_validated(p, "_ASR_INC_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
+    sql = snowflake_sql.merge_validated(p, "_ASR_INC_r1_ORDER ITEMS", OK_TABLE)
     assert 'ON t."ID" = s."ID" AND t."LINE" = s."LINE"' in sql
     assert 'PARSE_JSON("DOC", \'d\') AS "DOC"' in sql  # a duplicate key keeps its last value
     assert f"WHERE {VALIDATED.format(load='_ASR_INC_r1_ORDER ITEMS')}) s ON" in sql
     assert sql.count("%s") == 1  # the finaliser's token
     assert 'UPDATE SET t."NA""ME" = s."NA""ME"' in sql
     assert 't."ID" = s."ID",' not in sql.split("UPDATE SET")[1]  # keys are not updated
-    check = snowflake_sql.merged_rows(p, "_ASR_INC_r1_ORDER ITEMS", "_ASR_OK_r1_ORDER ITEMS")
+    check = snowflake_sql.merged_rows(p, "_ASR_INC_r1_ORDER ITEMS", OK_TABLE)
     assert 's."ID" = "ORDER ITEMS"."ID" AND s."LINE" = "ORDER ITEMS"."LINE"' in check
 
 
 def test_publish_takes_the_validated_attempts_and_casts_every_column():
     p = plan()
-    sql = snowflake_sql.publish(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
+    sql = snowflake_sql.publish(p, "_ASR_FULL_r1_ORDER ITEMS", OK_TABLE)
     assert sql.startswith(
         'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
     )
@@ -89,7 +90,7 @@ def test_publish_takes_the_validated_attempts_and_casts_every_column():
 
 def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
     p = plan()
-    sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", snowflake_sql.attempts_table_name(p, "r1"))
+    sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", OK_TABLE)
     assert sql.startswith('INSERT OVERWRITE INTO "ORDER ITEMS" ("ID", "LINE", "NA""ME", "DOC", "AT") SELECT CAST(')
     assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
     assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
@@ -98,12 +99,30 @@ def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
 
 def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
     p = plan()
-    where = snowflake_sql.validated("L", "_ASR_OK_r1_ORDER ITEMS")
+    where = snowflake_sql.validated("L", OK_TABLE)
     sql = snowflake_sql.checksum_by_chunk_query("L", checksums.checksum_columns(p), where)
     assert sql.startswith('SELECT "_ASR_CHUNK", COUNT(*)') and sql.endswith('GROUP BY "_ASR_CHUNK"')
     assert f"WHERE {where})" in sql and "QUALIFY" not in sql
     insert = snowflake_sql.insert_attempts("_ASR_OK_r1_ORDER ITEMS", 2)
     assert insert.endswith("FROM VALUES (%s, %s, %s), (%s, %s, %s)")
+    assert OK_TABLE.params == ("tok",) and OK_TABLE.table == "_ASR_OK_r1_ORDER ITEMS"
+
+
+def test_a_few_validated_pairs_are_bound_inline_in_the_statement_that_reads_them():
+    p = plan()
+    inline = snowflake_sql.attempts_inline("tok", [(0, "a0"), (3, "a3")])
+    assert inline.table is None
+    assert inline.params == ("tok", 0, "a0", "tok", 3, "a3", "tok")  # the pairs, then the token compared
+    sql = snowflake_sql.overwrite(p, "L", inline)
+    assert (
+        'FROM (SELECT column1 AS "_ASR_TOKEN", column2 AS "_ASR_CHUNK", column3 AS "_ASR_ATTEMPT" '
+        'FROM VALUES (%s, %s, %s), (%s, %s, %s)) a WHERE a."_ASR_TOKEN" = %s' in sql
+    )
+    assert sql.count("%s") == len(inline.params) and "_ASR_OK_" not in sql
+    with pytest.raises(ValueError):
+        snowflake_sql.attempts_inline("tok", [])
+    with pytest.raises(ValueError):
+        snowflake_sql.attempts_inline("tok", [(i, "a") for i in range(snowflake_sql.INLINE_ATTEMPTS + 1)])
 
 
 def test_copy_reads_one_file_with_a_lossless_csv_format():
@@ -187,7 +206,7 @@ def test_target_range_needs_a_key_that_orders_alike_in_both_engines():
 def test_reconcile_statements_read_the_validated_attempts_of_the_keys_table():
     p = plan("reconcile")
     assert snowflake_sql.load_table_name(p, "r1") == "_ASR_KEYS_r1_ORDER ITEMS"
-    ok = snowflake_sql.attempts_table_name(p, "r1")
+    ok = snowflake_sql.attempts_in_table(snowflake_sql.attempts_table_name(p, "r1"), "tok")
     delete = snowflake_sql.reconcile_delete(p, "_ASR_KEYS_r1_ORDER ITEMS", ok)
     assert delete.startswith('DELETE FROM "ORDER ITEMS" t WHERE NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM')
     assert VALIDATED.format(load="_ASR_KEYS_r1_ORDER ITEMS") in delete and delete.count("%s") == 1

@@ -55,6 +55,25 @@ def test_columns_binds_the_table_name_and_alter_runs_each_statement_in_order():
     ]
 
 
+def test_a_few_validated_pairs_need_no_attempts_table_and_many_are_written_to_it():
+    plan = SimpleNamespace(target_table="ORDERS")
+    conn = RecordingConnection()
+    t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
+    few = t.record_attempts(plan, "r1", "tok", [(0, "a0")])  # type: ignore[arg-type]
+    assert conn.statements == [] and few.table is None  # bound into the statements that read them
+    t.checksums_of_attempts(SimpleNamespace(columns=[], key=[]), "L", few)  # type: ignore[arg-type]
+    (statement, params), *_ = conn.statements
+    assert "FROM VALUES (%s, %s, %s)" in statement and tuple(params) == ("tok", 0, "a0", "tok")
+    conn.statements.clear()
+    pairs = [(i, f"a{i}") for i in range(snowflake_sql.INLINE_ATTEMPTS + 1)]
+    many = t.record_attempts(plan, "r1", "tok", pairs)  # type: ignore[arg-type]
+    assert many.table == "_ASR_OK_r1_ORDERS" and many.params == ("tok",)
+    assert [s.split(" (")[0] for s, _ in conn.statements] == [
+        'CREATE TRANSIENT TABLE IF NOT EXISTS "_ASR_OK_r1_ORDERS"',
+        'INSERT INTO "_ASR_OK_r1_ORDERS"',
+    ]
+
+
 def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it():
     opened: list[RecordingConnection] = []
 
@@ -112,7 +131,7 @@ def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[Re
 
         conn.cursor = cursor  # type: ignore[method-assign]
     t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
-    c = Commit(t, plan, "L", "A", "tok", None, None)  # type: ignore[arg-type]
+    c = Commit(t, plan, "L", snowflake_sql.attempts_in_table("A", "tok"), None, None)  # type: ignore[arg-type]
     try:
         return conn, get("full").commit(c)
     except RuntimeError:

@@ -166,8 +166,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         token = f"{msg.round}-{secrets.token_hex(8)}"
         with step("validate"):
             pairs = [(i, str(chunks[i]["attempt"])) for i in range(count)]
-            attempts_table = tgt.record_attempts(unit, msg.run_id, token, pairs)
-            loaded = tgt.checksums_of_attempts(unit, load_table, attempts_table, token)
+            attempts = tgt.record_attempts(unit, msg.run_id, token, pairs)
+            loaded = tgt.checksums_of_attempts(unit, load_table, attempts)
         differing = differing_chunks(chunks, loaded, count) if compared else []
         result = _summary(chunks, loaded, count, differing, compared)
         decision = decide(differing, heal_round, s.heal_attempts)
@@ -182,7 +182,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             _fail(msg, services, bounds, decision.chunks, chunks, loaded, heal_round, result, named)
         else:
             expected = checksums.add_checksums(snapshot_sums(chunks, count))
-            commit = modes.Commit(tgt, plan, load_table, attempts_table, token, s, msg, expected, fault=services.fault)
+            commit = modes.Commit(tgt, plan, load_table, attempts, s, msg, expected, fault=services.fault)
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
@@ -199,7 +199,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                     services.state.set_watermark(plan.table, watermark, msg.run_id)
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
-                tgt.drop(attempts_table)
+                if attempts.table is not None:
+                    tgt.drop(attempts.table)
     services.fault("status_set", msg)
     services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     services.state.set_last_run(plan.table, msg.run_id, {"status": status, **result})

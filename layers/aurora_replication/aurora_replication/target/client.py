@@ -276,45 +276,50 @@ class Target:
             params = [v for row in batch for v in (*row, chunk_id, attempt)]
             execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
 
-    def record_attempts(self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]) -> str:
-        """Write the (chunk, attempt) pairs of one finaliser's view of the ledger under ``token``;
-        returns the attempts table every later read of the load table joins."""
+    def record_attempts(
+        self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]
+    ) -> sql.Attempts:
+        """The (chunk, attempt) pairs of one finaliser's view of the ledger, under ``token``, as every
+        later read of the load table selects them: up to ``sql.INLINE_ATTEMPTS`` pairs are bound into
+        those statements (no statement here); more are written to the run's attempts table."""
+        if 0 < len(pairs) <= sql.INLINE_ATTEMPTS:
+            return sql.attempts_inline(token, pairs)
         name = sql.attempts_table_name(plan, run_id)
         execute(self.conn, sql.create_attempts_table(name))
         for i in range(0, len(pairs), ATTEMPT_BATCH_ROWS):
             batch = pairs[i : i + ATTEMPT_BATCH_ROWS]
             params = [v for chunk, attempt in batch for v in (token, chunk, attempt)]
             execute(self.conn, sql.insert_attempts(name, len(batch)), params)
-        return name
+        return sql.attempts_in_table(name, token)
 
     def checksums_of_attempts(
-        self, plan: TablePlan, load_table: str, attempts_table: str, token: str, json_text: bool = True
+        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, json_text: bool = True
     ) -> dict[int, tuple[int, str]]:
         """Count and checksum of each chunk's validated attempt in the load table, in one scan. JSON
         columns count as the text the load table holds (``json_text``), as in the chunk's source
         checksum; ``json_text=False`` leaves them out, to compare with a target's VARIANT rows."""
-        where = sql.validated(load_table, attempts_table)
+        where = sql.validated(load_table, attempts)
         columns = checksum_columns(plan, json_text)
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), [token])
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), list(attempts.params))
         return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
-    def merge_validated(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
-        execute(self.conn, sql.merge_validated(plan, load_table, attempts_table), [token])
+    def merge_validated(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
+        execute(self.conn, sql.merge_validated(plan, load_table, attempts), list(attempts.params))
 
-    def merged_checksum(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> tuple[int, str]:
+    def merged_checksum(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> tuple[int, str]:
         """Count and checksum of the target's rows whose key the validated attempts carry."""
-        where = sql.merged_rows(plan, load_table, attempts_table)
-        return self.checksum(plan, plan.target_table, where=where, params=[token])
+        where = sql.merged_rows(plan, load_table, attempts)
+        return self.checksum(plan, plan.target_table, where=where, params=list(attempts.params))
 
-    def publish(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+    def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
         """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot do."""
-        execute(self.conn, sql.publish(plan, load_table, attempts_table), [token])
+        execute(self.conn, sql.publish(plan, load_table, attempts), list(attempts.params))
 
-    def overwrite(self, plan: TablePlan, load_table: str, attempts_table: str, token: str) -> None:
+    def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
         """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
         and leaves the old contents; the table object and everything attached to it stay."""
         with self.transaction():
-            execute(self.conn, sql.overwrite(plan, load_table, attempts_table), [token])
+            execute(self.conn, sql.overwrite(plan, load_table, attempts), list(attempts.params))
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -355,20 +360,20 @@ class Target:
         where, params = sql.target_range(plan, lower, upper)
         return self.checksum(plan, plan.target_table, where=where, params=params)
 
-    def reconcile(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str, action: str) -> int:
+    def reconcile(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts, action: str) -> int:
         """Delete (or mark) the target's rows whose key is not among the validated keys read from
         MySQL; returns how many rows were deleted or newly marked."""
         if action == "mark":
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
-                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts_table), [token])
-                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts_table), [token])
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), list(attempts.params))
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), list(attempts.params))
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts_table), [token])
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), list(attempts.params))
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
-    def keys_missing(self, plan: TablePlan, keys_table: str, attempts_table: str, token: str) -> int:
-        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts_table), [token])
+    def keys_missing(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts) -> int:
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), list(attempts.params))
         return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aurora_replication import typemap
 from aurora_replication.identifiers import snowflake_ident as q
@@ -69,13 +71,46 @@ def insert_attempts(name: str, nrows: int) -> str:
     )
 
 
-def validated(load_table: str, attempts_table: str) -> str:
-    """The load table's rows of exactly the (chunk, attempt) pairs recorded under one finaliser's
-    token (bound as the one parameter). Whatever else the load table holds (earlier attempts, a late
-    duplicate's rows) is invisible to validation, publish, merge and reconcile alike."""
+# at most this many validated (chunk, attempt) pairs are bound into each statement that reads them,
+# instead of written to the run's attempts table first (two statements, and a DROP, fewer per table)
+INLINE_ATTEMPTS = 100
+
+
+@dataclass(frozen=True)
+class Attempts:
+    """One finaliser's validated (chunk, attempt) pairs, as every statement that reads the load table
+    selects them: ``source`` is a relation of (token, chunk, attempt) rows, either the run's attempts
+    table (``table``) or the pairs themselves, bound; ``params`` are what ``validated`` binds, in order."""
+
+    source: str
+    params: tuple[Any, ...]
+    table: str | None = None  # the attempts table the pairs were written to (None: bound inline)
+
+
+def attempts_in_table(name: str, token: str) -> Attempts:
+    """The pairs a finaliser wrote to the attempts table ``name`` under ``token``."""
+    return Attempts(q(name), (token,), name)
+
+
+def attempts_inline(token: str, pairs: Sequence[tuple[int, str]]) -> Attempts:
+    """At most INLINE_ATTEMPTS pairs, bound as a VALUES list (Snowflake: "VALUES" in a FROM clause)."""
+    if not pairs or len(pairs) > INLINE_ATTEMPTS:
+        raise ValueError(f"{len(pairs)} pairs: bind 1 to {INLINE_ATTEMPTS} inline, or write them to the attempts table")
+    rows = ", ".join(["(%s, %s, %s)"] * len(pairs))
+    source = (
+        f"(SELECT column1 AS {q(TOKEN_COLUMN)}, column2 AS {q(CHUNK_COLUMN)}, column3 AS {q(ATTEMPT_COLUMN)} "
+        f"FROM VALUES {rows})"
+    )
+    return Attempts(source, (*(v for chunk, attempt in pairs for v in (token, chunk, attempt)), token))
+
+
+def validated(load_table: str, attempts: Attempts) -> str:
+    """The load table's rows of exactly the (chunk, attempt) pairs one finaliser validated (bind
+    ``attempts.params``). Whatever else the load table holds (earlier attempts, a late duplicate's
+    rows) is invisible to validation, publish, merge and reconcile alike."""
     rows = q(load_table)
     return (
-        f"EXISTS (SELECT 1 FROM {q(attempts_table)} a WHERE a.{q(TOKEN_COLUMN)} = %s "
+        f"EXISTS (SELECT 1 FROM {attempts.source} a WHERE a.{q(TOKEN_COLUMN)} = %s "
         f"AND a.{q(CHUNK_COLUMN)} = {rows}.{q(CHUNK_COLUMN)} AND a.{q(ATTEMPT_COLUMN)} = {rows}.{q(ATTEMPT_COLUMN)})"
     )
 
@@ -157,30 +192,30 @@ def _published_columns(plan: TablePlan) -> str:
     return ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
 
 
-def overwrite(plan: TablePlan, load_table: str, attempts_table: str) -> str:
-    """Replace the target's rows with the validated attempts of the load table (param: the finaliser's
-    token). The table object stays: its grants, comment, clustering key, tags, policies, streams and
+def overwrite(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
+    """Replace the target's rows with the validated attempts of the load table (params: the
+    attempts'). The table object stays: its grants, comment, clustering key, tags, policies, streams and
     time travel (Snowflake: "OVERWRITE ... does not affect the access control privileges on the table"
     and "can be processed within the scope of the current transaction"). Columns the plan does not
     name (dropped in MySQL, or a hidden ``_ASR_`` column) are NULL in every row."""
     cols = ", ".join(q(c.target) for c in plan.columns)
     return (
         f"INSERT OVERWRITE INTO {q(plan.target_table)} ({cols}) SELECT {_published_columns(plan)} "
-        f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
     )
 
 
-def publish(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+def publish(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     """Recreate the target from the validated attempts of the load table, keeping only its grants
     (param: the finaliser's token): for a column type Snowflake cannot change in place; otherwise
     ``overwrite``, which keeps the table object."""
     return (
         f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {_published_columns(plan)} "
-        f"FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
     )
 
 
-def merge_validated(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+def merge_validated(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     """MERGE the validated attempts of every chunk into the target on the key, in one statement
     (param: the finaliser's token): applying it twice gives the same result."""
     cols = ", ".join(f"{_typed(c)} AS {q(c.target)}" for c in plan.columns)
@@ -189,7 +224,7 @@ def merge_validated(plan: TablePlan, load_table: str, attempts_table: str) -> st
     non_key = [c for c in plan.columns if c.target not in keys]
     sql = (
         f"MERGE INTO {q(plan.target_table)} t USING (SELECT {cols} FROM {q(load_table)} "
-        f"WHERE {validated(load_table, attempts_table)}) s ON {on}"
+        f"WHERE {validated(load_table, attempts)}) s ON {on}"
     )
     if non_key:
         sql += " WHEN MATCHED THEN UPDATE SET " + ", ".join(f"t.{q(c.target)} = s.{q(c.target)}" for c in non_key)
@@ -332,19 +367,19 @@ def not_in_keys(plan: TablePlan, source: str, source_filter: str = "") -> str:
     return "NOT " + in_keys(plan, source, source_filter)
 
 
-def merged_rows(plan: TablePlan, load_table: str, attempts_table: str) -> str:
+def merged_rows(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     """The target's rows whose key is among the validated rows of the load table (params: the
     token), for checking a MERGE: a filter on the target table, referenced by its own name."""
     keys = sorted({plan.column(k).target for k in plan.key})
     match = " AND ".join(f"s.{q(k)} = {q(plan.target_table)}.{q(k)}" for k in keys)
-    inner = f"SELECT {', '.join(q(k) for k in keys)} FROM {q(load_table)} WHERE {validated(load_table, attempts_table)}"
+    inner = f"SELECT {', '.join(q(k) for k in keys)} FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
     return f"EXISTS (SELECT 1 FROM ({inner}) s WHERE {match})"
 
 
-def reconcile_delete(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+def reconcile_delete(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
     """Delete the target's rows whose key is not among the validated keys read from MySQL (params:
     the token). The keys table holds every source key of the chunks' snapshots."""
-    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts_table))
+    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
     return f"DELETE FROM {q(plan.target_table)} t WHERE {gone}"
 
 
@@ -352,31 +387,31 @@ def add_deleted_column(plan: TablePlan) -> str:
     return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(DELETED_COLUMN)} TIMESTAMP_NTZ"
 
 
-def reconcile_mark(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+def reconcile_mark(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
     """Mark (instead of delete) the target's rows whose key MySQL no longer has (params: the token)."""
-    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts_table))
+    gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = SYSDATE() "
         f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {gone}"
     )
 
 
-def reconcile_unmark(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+def reconcile_unmark(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
     """Clear the mark of rows that exist in MySQL again (params: the token)."""
-    back = in_keys(plan, keys_table, validated(keys_table, attempts_table))
+    back = in_keys(plan, keys_table, validated(keys_table, attempts))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = NULL "
         f"WHERE t.{q(DELETED_COLUMN)} IS NOT NULL AND {back}"
     )
 
 
-def keys_missing_in_target(plan: TablePlan, keys_table: str, attempts_table: str) -> str:
+def keys_missing_in_target(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
     """How many validated source keys the target lacks (params: the token): rows inserted in MySQL
     since the last copy (lag, carried by the next incremental run), or rows lost."""
     keys = sorted({plan.column(k).target for k in plan.key})
     match = " AND ".join(f"t.{q(k)} = {q(keys_table)}.{q(k)}" for k in keys)
     return (
-        f"SELECT COUNT(*) FROM {q(keys_table)} WHERE {validated(keys_table, attempts_table)} "
+        f"SELECT COUNT(*) FROM {q(keys_table)} WHERE {validated(keys_table, attempts)} "
         f"AND NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} t WHERE {match})"
     )
 

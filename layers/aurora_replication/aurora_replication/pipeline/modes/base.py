@@ -24,6 +24,7 @@ from aurora_replication.config import Settings
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.target.client import Target
+from aurora_replication.target.sql import Attempts
 
 Window = tuple[str | None, str | None]
 
@@ -34,13 +35,12 @@ class CommitMismatch(RuntimeError):
 
 @dataclass
 class Commit:
-    """What a mode's commit step gets: the validated attempts of the load table (under ``token``)."""
+    """What a mode's commit step gets: the validated attempts of the load table."""
 
     target: Target
     plan: TablePlan  # the table's plan (not the unit plan)
     load_table: str
-    attempts_table: str
-    token: str
+    attempts: Attempts
     settings: Settings
     message: ChunkMessage
     # the sum of the validated units' source checksums, as (rows, checksum)

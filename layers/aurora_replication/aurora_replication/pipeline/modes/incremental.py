@@ -32,16 +32,16 @@ class Incremental(SyncMode):
 
     def commit(self, c: Commit) -> dict[str, Any]:
         c.target.ensure_target_table(c.plan)
-        c.target.merge_validated(c.plan, c.load_table, c.attempts_table, c.token)
+        c.target.merge_validated(c.plan, c.load_table, c.attempts)
         c.fault("merged", c.message)
         if c.plan.transform:
             return {}
-        merged = c.target.merged_checksum(c.plan, c.load_table, c.attempts_table, c.token)
+        merged = c.target.merged_checksum(c.plan, c.load_table, c.attempts)
         expected = c.expected
         if checksums.checksum_columns(c.plan, json_text=True) != checksums.checksum_columns(c.plan):
             # the target holds JSON as VARIANT, which the in-database checksum leaves out: compare it
             # with the validated rows without their JSON text (they equal their snapshots with it)
-            by_chunk = c.target.checksums_of_attempts(c.plan, c.load_table, c.attempts_table, c.token, json_text=False)
+            by_chunk = c.target.checksums_of_attempts(c.plan, c.load_table, c.attempts, json_text=False)
             expected = checksums.add_checksums(list(by_chunk.values()))
         if merged != expected:
             raise CommitMismatch(
