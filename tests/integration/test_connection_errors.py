@@ -222,7 +222,7 @@ class _Session:
         session = self
 
         class Cursor:
-            def execute(self, statement, params=None):
+            def execute(self, statement, params=None, **kwargs):
                 self.statement = statement
 
             def fetchall(self):

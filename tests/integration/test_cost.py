@@ -65,8 +65,9 @@ def test_a_run_records_plausible_cost_figures_per_table(env, monkeypatch):
         assert body["run"] == outcome.run_id and body["table"] in ("big", "small") and body["step"], (tag, text)
     steps = {json.loads(tag)["step"] for tag, _ in statements}
     assert {"chunk", "stage", "copy", "validate", "publish"} <= steps, steps
-    tag_changes = [text for _, text in statements if text.startswith("ALTER SESSION SET QUERY_TAG")]
-    assert tag_changes and all(json.loads(tag)["run"] == outcome.run_id for tag, _ in statements)
+    # the tags travel with the statements: not one ALTER SESSION among them
+    assert not [text for _, text in statements if text.startswith("ALTER SESSION")]
+    assert all(json.loads(tag)["run"] == outcome.run_id for tag, _ in statements)
 
 
 def test_an_incremental_run_that_moved_nothing_is_flagged_everywhere(env, monkeypatch, capsys):

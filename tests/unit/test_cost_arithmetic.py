@@ -243,34 +243,33 @@ def test_every_statement_of_a_run_carries_a_tag_naming_run_table_and_step():
             target.execute(conn, "SELECT 1")
             with meter.scope(step="copy"):
                 target.execute(conn, "COPY INTO x")
-                target.execute(conn, "COPY INTO y")  # same tag: no second ALTER
+                target.execute(conn, "COPY INTO y")
             target.execute(conn, "SELECT 2")
     finally:
         meter.record_statements(None)
-    target.execute(conn, "SELECT 3")  # outside the run's work: back to the application's tag
+    target.execute(conn, "SELECT 3")  # outside the run's work: the application's tag
     sent = [s for s, _ in conn.statements]
-    alters = [s for s in sent if s.startswith("ALTER SESSION SET QUERY_TAG")]
-    assert len(alters) == 4 and sent[-2].endswith("'aurora-snowflake-replication'") and sent[-1] == "SELECT 3"
+    # each statement carries its own tag to Snowflake: no ALTER SESSION round trips at all
+    assert sent == ["SELECT 1", "COPY INTO x", "COPY INTO y", "SELECT 2", "SELECT 3"]
+    tags = [p["QUERY_TAG"] for p in conn.statement_params if p]
+    assert len(tags) == 5 and tags[-1] == "aurora-snowflake-replication"
+    assert [json.loads(t)["step"] for t in tags[:-1]] == ["chunk", "copy", "copy", "chunk"]
+    assert [t for t, _ in recorded] == tags[:-1]  # what the meter records is what was sent
     for tag, text in recorded:
         body = json.loads(tag)
         assert body["run"] == "20261201T000000Z-abc123" and body["table"] == "orders" and body["step"], text
-    assert [json.loads(t)["step"] for t, s in recorded if not s.startswith("ALTER")] == [
-        "chunk",
-        "copy",
-        "copy",
-        "chunk",
-    ]
-    assert m.by_table["orders"]["snowflake_statements"] == 7  # 4 statements and 3 ALTERs in the run
+    assert m.by_table["orders"]["snowflake_statements"] == 4
     assert m.by_table["orders"]["snowflake_seconds"] >= 0
 
 
-def test_the_query_tag_is_a_quoted_literal_snowflake_reads_back_exactly():
+def test_the_query_tag_of_any_table_name_fits_snowflakes_limit_and_travels_unchanged():
     nasty = "o'rders\\%_\"\n𝄞" + "x" * 3000
     tag = meter.query_tag("r1", nasty, "copy")
     assert len(tag) <= meter.TAG_LIMIT and json.loads(tag)["run"] == "r1" and json.loads(tag)["step"] == "copy"
-    statement = cost_sql.set_query_tag(tag)
-    literal = sqlglot.parse_one(statement, read="snowflake").find(sqlglot.exp.Literal)
-    assert literal is not None and literal.is_string and literal.this == tag
+    conn = RecordingConnection()
+    with meter.metered("worker", "r1", nasty, "copy"):
+        target.execute(conn, "SELECT 1")
+    assert conn.statement_params == [{"QUERY_TAG": tag}]  # a statement parameter: no SQL literal to escape
 
 
 def test_the_emulator_accepts_a_string_query_tag_and_nothing_more(monkeypatch):
@@ -280,7 +279,9 @@ def test_the_emulator_accepts_a_string_query_tag_and_nothing_more(monkeypatch):
 
     monkeypatch.setattr(transforms, "alter_session", transforms.alter_session)
     snowflake_emulator._patch_query_tag()
-    ok = sqlglot.parse_one(cost_sql.set_query_tag(meter.query_tag("r", "t", "s")), read="snowflake")
+    ok = sqlglot.parse_one(
+        "ALTER SESSION SET QUERY_TAG = " + cost_sql.string_literal(meter.query_tag("r", "t", "s")), read="snowflake"
+    )
     assert transforms.alter_session(ok) is transforms.SUCCESS_NOP
     with pytest.raises(NotImplementedError):
         transforms.alter_session(sqlglot.parse_one("ALTER SESSION SET QUERY_TAG = 5", read="snowflake"))
@@ -340,7 +341,7 @@ def _failing(errno: int = 2003) -> Any:
         def cursor(self) -> Any:
             cur = super().cursor()
 
-            def execute(statement: str, params: Any = None) -> None:
+            def execute(statement: str, params: Any = None, **kwargs: Any) -> None:
                 if "ACCOUNT_USAGE" in statement:
                     raise snowflake.connector.errors.ProgrammingError(
                         msg="does not exist or not authorized", errno=errno
@@ -377,7 +378,7 @@ def test_the_reconciliation_records_attributed_credits_and_falls_back_to_query_h
     assert tagging  # the module every statement passes through
 
 
-def test_the_tag_does_not_move_inside_an_explicit_transaction():
+def test_statements_inside_an_explicit_transaction_carry_their_tags_and_nothing_else_runs_there():
     conn = RecordingConnection()
     with meter.metered("worker", "r1", "orders", "reconcile"):
         t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
@@ -386,8 +387,9 @@ def test_the_tag_does_not_move_inside_an_explicit_transaction():
                 target.execute(conn, "UPDATE x SET a = 1")
         target.execute(conn, "SELECT 1")
     sent = [s for s, _ in conn.statements]
-    assert sent[0].startswith("ALTER SESSION") and sent[1] == "BEGIN" and sent[2] == "UPDATE x SET a = 1"
-    assert sent[3] == "COMMIT" and sent[4] == "SELECT 1"  # the same tag throughout: no ALTER at all after
+    assert sent == ["BEGIN", "UPDATE x SET a = 1", "COMMIT", "SELECT 1"]  # no ALTER SESSION in it
+    steps = [json.loads(p["QUERY_TAG"])["step"] for p in conn.statement_params if p]
+    assert steps == ["reconcile", "other", "reconcile", "reconcile"]
 
 
 def test_estimated_cost_is_one_emf_record_per_table_and_service(capsys, monkeypatch):

@@ -15,6 +15,7 @@ class RecordingConnection:
 
     def __init__(self, answers: dict[str, list[tuple[Any, ...]]] | None = None) -> None:
         self.statements: list[tuple[str, Any]] = []
+        self.statement_params: list[dict[str, str] | None] = []  # sent with each statement (its tag)
         self.answers = answers or {}
         self.closed = False
 
@@ -24,8 +25,11 @@ class RecordingConnection:
         class Cursor:
             rows: list[tuple[Any, ...]] = []
 
-            def execute(self, statement: str, params: Any = None) -> None:
+            def execute(
+                self, statement: str, params: Any = None, _statement_params: dict[str, str] | None = None
+            ) -> None:
                 conn.statements.append((statement, params))
+                conn.statement_params.append(_statement_params)
                 self.rows = conn.answers.get(statement, [])
 
             def fetchall(self) -> list[tuple[Any, ...]]:
@@ -121,8 +125,8 @@ def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[Re
             inner = record()
             execute = inner.execute
 
-            def failing(statement: str, params: Any = None) -> None:
-                execute(statement, params)
+            def failing(statement: str, params: Any = None, **kwargs: Any) -> None:
+                execute(statement, params, **kwargs)
                 if statement.startswith(fail_on):
                     raise RuntimeError("warehouse suspended")
 

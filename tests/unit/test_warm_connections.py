@@ -27,7 +27,7 @@ class RecordingConnection:
         conn = self
 
         class Cursor:
-            def execute(self, statement: str, params: Any = None) -> None:
+            def execute(self, statement: str, params: Any = None, **kwargs: Any) -> None:
                 conn.statements.append((statement, params))
 
             def fetchall(self) -> list[tuple[Any, ...]]:

@@ -201,13 +201,17 @@ def bindable(statement: str) -> str:
 def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
     """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector). The statement
     carries the query tag of the work in scope, and its elapsed time is metered (target/tagging.py)."""
-    tag = tagging.before(conn)
+    tag = tagging.statement_tag()
     started = time.perf_counter()
     cur = conn.cursor()
     values = tuple(params) if params is not None else ()
     try:
         # the connector formats the statement only when there are values; then every literal % doubles
-        cur.execute(bindable(statement) if values else statement, values or None)
+        cur.execute(
+            bindable(statement) if values else statement,
+            values or None,
+            _statement_params=tagging.statement_params(tag),
+        )
         try:
             return list(cur.fetchall())
         except snowflake.connector.errors.InterfaceError:
@@ -256,8 +260,7 @@ class Target:
         statement inside commits the transaction (Snowflake runs each DDL as its own transaction)."""
         execute(self.conn, "BEGIN")
         try:
-            with tagging.held(self.conn):  # no ALTER SESSION inside the transaction
-                yield
+            yield
         except BaseException:
             execute(self.conn, "ROLLBACK")
             raise

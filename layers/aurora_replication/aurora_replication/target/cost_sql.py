@@ -1,10 +1,9 @@
-"""Pure SQL of cost: the statement that tags a session's queries, and the reconciliation queries that
-read the credits Snowflake attributed to those tags (docs/cost.md).
+"""Pure SQL of cost: the reconciliation queries that read the credits Snowflake attributed to our
+query tags (docs/cost.md).
 
-``QUERY_TAG`` is a session parameter (up to 2,000 characters) that every later statement of the
-session carries into ``QUERY_HISTORY`` and ``QUERY_ATTRIBUTION_HISTORY``; ``ALTER SESSION SET
-QUERY_TAG = '<text>'`` sets it. The tag is a string literal built here from the JSON text
-``meter.query_tag`` makes (run, table, step), escaped as a Snowflake single-quoted string.
+``QUERY_TAG`` (up to 2,000 characters; the JSON text ``meter.query_tag`` makes: run, table, step)
+goes with every statement as a statement-level parameter (``target/tagging.py``) and is recorded
+with it in ``QUERY_HISTORY`` and ``QUERY_ATTRIBUTION_HISTORY``, which these queries read.
 """
 
 from __future__ import annotations
@@ -17,10 +16,6 @@ HISTORY_VIEW = "SNOWFLAKE.ACCOUNT_USAGE.QUERY_HISTORY"
 def string_literal(text: str) -> str:
     """``text`` as a Snowflake single-quoted string constant (backslash and quote escaped)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def set_query_tag(tag: str) -> str:
-    return f"ALTER SESSION SET QUERY_TAG = {string_literal(tag)}"
 
 
 def _ours() -> str:
