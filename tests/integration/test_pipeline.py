@@ -84,6 +84,41 @@ def test_incremental_copies_inserts_and_updates(env):
     assert_same(env, "orders")
 
 
+def test_tables_of_more_chunks_than_bound_inline_validate_through_the_attempts_table(env, monkeypatch):
+    """Up to INLINE_ATTEMPTS validated pairs are bound into the statements; beyond that they are
+    written to the run's attempts table first. Every mode, through that table."""
+    from aurora_replication import meter
+    from aurora_replication.target import sql as snowflake_sql
+
+    monkeypatch.setattr(snowflake_sql, "INLINE_ATTEMPTS", 3)
+    statements: list[tuple[str, str]] = []
+    monkeypatch.setattr(meter, "_recorder", statements)
+    seed(env)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    full = stack.run({"tables": "orders", "mode": "full", "chunk_rows": 20}, workers=2)
+    assert full.ok, table_states(full)
+    assert int(table_states(full)["orders"]["chunk_count"]) == 7 and table_states(full)["orders"]["validation"] == "ok"
+    assert_same(env, "orders")
+    env.sql(
+        "UPDATE orders SET total = total + 1 WHERE id % 5 = 0",
+        "DELETE FROM orders WHERE id % 11 = 0",
+    )
+    incremental = stack.run({"tables": "orders", "mode": "incremental", "chunk_rows": 20}, workers=2)
+    assert incremental.ok, table_states(incremental)
+    reconcile = stack.run({"tables": "orders", "mode": "reconcile", "chunk_rows": 20}, workers=2)
+    assert reconcile.ok, table_states(reconcile)
+    assert_same(env, "orders")
+    sf = env.snowflake()
+    try:
+        cur = sf.cursor()
+        cur.execute("SHOW TABLES LIKE '_ASR_OK_%'")
+        assert cur.fetchall() == []  # each published run dropped its attempts table
+    finally:
+        sf.close()
+    written = [text for _, text in statements if text.startswith('INSERT INTO "_ASR_OK_')]
+    assert len(written) == 3, written  # one finaliser's pairs per run: full, incremental, reconcile
+
+
 def test_incremental_state_persists_between_local_runs(env):
     seed(env)
     env.start_stack().run({"tables": "orders", "mode": "full"}, workers=1)
