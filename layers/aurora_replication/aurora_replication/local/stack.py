@@ -770,8 +770,8 @@ class LocalStack:
         try:
             shown = depth_at = checked_at = 0.0
             while time.monotonic() < deadline:
-                # the run's status (one item); the whole run, with every table's plan, is a large
-                # query that moto serves while every worker waits for it
+                # the run's status (one item), not the whole run: with every table's plan that is a
+                # large query that moto serves while every worker waits for it
                 if progress and time.monotonic() - shown >= PROGRESS_SECONDS:
                     progress(state.get_run(run_id))
                     shown = time.monotonic()

@@ -303,26 +303,26 @@ class Target:
         checksum; ``json_text=False`` leaves them out, to compare with a target's VARIANT rows."""
         where = sql.validated(load_table, attempts)
         columns = checksum_columns(plan, json_text)
-        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), list(attempts.params))
+        rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), attempts.params)
         return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
-        execute(self.conn, sql.merge_validated(plan, load_table, attempts), list(attempts.params))
+        execute(self.conn, sql.merge_validated(plan, load_table, attempts), attempts.params)
 
     def merged_checksum(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> tuple[int, str]:
         """Count and checksum of the target's rows whose key the validated attempts carry."""
         where = sql.merged_rows(plan, load_table, attempts)
-        return self.checksum(plan, plan.target_table, where=where, params=list(attempts.params))
+        return self.checksum(plan, plan.target_table, where=where, params=attempts.params)
 
     def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
         """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot do."""
-        execute(self.conn, sql.publish(plan, load_table, attempts), list(attempts.params))
+        execute(self.conn, sql.publish(plan, load_table, attempts), attempts.params)
 
     def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
         """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
         and leaves the old contents; the table object and everything attached to it stay."""
         with self.transaction():
-            execute(self.conn, sql.overwrite(plan, load_table, attempts), list(attempts.params))
+            execute(self.conn, sql.overwrite(plan, load_table, attempts), attempts.params)
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -369,14 +369,14 @@ class Target:
         if action == "mark":
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
-                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), list(attempts.params))
-                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), list(attempts.params))
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), attempts.params)
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), attempts.params)
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), list(attempts.params))
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), attempts.params)
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
     def keys_missing(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts) -> int:
-        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), list(attempts.params))
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), attempts.params)
         return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
