@@ -312,3 +312,37 @@ def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark
     assert outcome.ok, state
     assert int(state["chunk_count"]) == 7 and int(state["rows_copied"]) == 2901
     assert_same(env, "indexed")
+
+
+@pytest.mark.parametrize(
+    "extract, separate_scans", [("server", 0), ("python", 6)], ids=["server-lines", "python-values"]
+)
+def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(env, monkeypatch, extract, separate_scans):
+    """With server-formatted lines each row's checksum term comes with its line (one scan of the
+    chunk); the chunks' sums equal MySQL's own checksum of the table and validate against Snowflake.
+    The per-value path still takes the checksum in a second query of the same snapshot."""
+    from aurora_replication import checksums
+    from aurora_replication.source import discover as source_discover
+    from aurora_replication.source import read as source_read
+    from aurora_replication.state import StateStore
+
+    seed(env)
+    original = source_read.chunk_checksum
+    scans: list[object] = []
+
+    def counted(*a, **k):
+        scans.append(a[2:])
+        return original(*a, **k)
+
+    monkeypatch.setattr(source_read, "chunk_checksum", counted)
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "EXTRACT_FORMAT": extract})
+    outcome = stack.run({"tables": "orders", "mode": "full", "chunk_rows": 25}, workers=2)
+    state = table_states(outcome)["orders"]
+    assert outcome.ok and state["validation"] == "ok", state
+    assert int(state["chunk_count"]) == 6
+    assert len(scans) == separate_scans
+    chunks = StateStore(stack.table_name).get_chunks(outcome.run_id, "orders")
+    sums = [(int(c["source_rows"]), str(c["source_checksum"])) for c in chunks.values()]
+    plan = source_discover.discover_table(env.mysql, env.database, "orders")
+    assert checksums.add_checksums(sums) == source_read.table_checksum(env.mysql, plan, json_text=True)
+    assert_same(env, "orders")

@@ -348,3 +348,36 @@ def test_statements_with_bound_values_keep_percent_signs_in_names_and_strings():
     assert bound % ("7",) == statement.replace(" = %s AND", " = 7 AND", 1)
     assert bindable("SELECT %s, %s") == "SELECT %s, %s"
     assert bindable("SELECT 10 % 3 WHERE x = %s") == "SELECT 10 %% 3 WHERE x = %s"
+
+
+def test_server_lines_can_carry_each_rows_checksum_term():
+    """``hashed``: the second column is the term MySQL's chunk checksum sums, JSON as its text."""
+    p = plan()
+    plain, params = source_sql.line_query(p, ["1", "2"], ["5", "0"])
+    hashed, hashed_params = source_sql.line_query(p, ["1", "2"], ["5", "0"], hashed=True)
+    assert hashed_params == params
+    term = source_sql.row_hash(p, json_text=True)
+    assert hashed == plain.replace(" FROM ", f", {term} FROM ", 1)
+    assert f"SUM({term})" in source_sql.checksum_aggregate_query(p, json_text=True)
+    assert "`doc`" in term and "`doc`" not in source_sql.row_hash(p)
+
+
+def test_row_hashes_add_up_only_a_whole_read_and_refuse_an_unhashable_row():
+    from aurora_replication.source.read import RowHashes
+
+    terms = [2**64 - 1, 5, 2**63]
+    hashes = RowHashes(plan())
+    rows = [(f"line {i}", str(t)) for i, t in enumerate(terms)]
+    assert list(hashes.feed(iter(rows))) == rows  # passed on as they are
+    assert hashes.checksum() == (3, f"{sum(terms) & 0xFFFFFFFFFFFFFFFF:016x}")
+    assert hashes.checksum() == checksums.add_checksums([(1, f"{t:016x}") for t in terms])
+
+    partial = RowHashes(plan())
+    fed = partial.feed(iter(rows))
+    next(fed)
+    fed.close()
+    with pytest.raises(RuntimeError, match="not all read"):
+        partial.checksum()
+
+    with pytest.raises(RuntimeError, match="longer than MySQL's max_allowed_packet"):
+        list(RowHashes(plan()).feed(iter([("a", "1"), ("b", None)])))

@@ -153,9 +153,9 @@ def _server_line(line: Any) -> str:
 
 
 def write_lines_gz(path: str, lines: Iterable[tuple[Any, ...]], chunk_id: int, attempt: str) -> StagedFile:
-    """The staging file from lines the server formatted (``source.line_query``): only the chunk and
-    attempt fields are added here."""
-    return _write_gz(path, (_server_line(line) for (line,) in lines), chunk_id, attempt)
+    """The staging file from lines the server formatted (``source.line_query``; each row's first
+    value is its line, a second one is its checksum term): only the chunk and attempt fields are added here."""
+    return _write_gz(path, (_server_line(row[0]) for row in lines), chunk_id, attempt)
 
 
 @dataclass

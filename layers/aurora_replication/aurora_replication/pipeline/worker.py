@@ -137,23 +137,35 @@ def _extract(
     attempt: str,
     local: str,
     s: Settings,
-) -> tuple[list[list[Any]] | None, staging.StagedFile | None]:
+    compared: bool,
+) -> tuple[list[list[Any]] | None, staging.StagedFile | None, tuple[int, str] | None]:
     """The chunk's rows as bound values (at most SMALL_CHUNK_ROWS rows: the INSERT path), or the
-    staged file written to ``local``. With EXTRACT_FORMAT=server MySQL formats every row as a line of
-    the file; a small chunk, a Python transform, ZERO_DATE_POLICY=fail or a row longer than
-    max_allowed_packet take the per-value path instead."""
+    staged file written to ``local``; and, when the chunk is ``compared`` and MySQL formatted its
+    lines, the chunk's source count and checksum from the same scan (None: ask ``chunk_checksum``).
+    With EXTRACT_FORMAT=server MySQL formats every row as a line of the file; a small chunk, a Python
+    transform, ZERO_DATE_POLICY=fail or a row longer than max_allowed_packet take the per-value path
+    instead."""
     if s.extract_format == "server" and not plan.transform and plan.zero_dates == "null":
-        query, params = source_sql.line_query(plan, msg.lower, msg.upper, window)
+        query, params = source_sql.line_query(plan, msg.lower, msg.upper, window, hashed=compared)
         lines = source_read.stream_rows(mysql, query, params)
-        head = list(itertools.islice(lines, s.small_chunk_rows + 1))
-        if len(head) > s.small_chunk_rows:
-            try:
-                return None, staging.write_lines_gz(local, itertools.chain(head, lines), msg.chunk_id, attempt)
-            except staging.LineTooLongError as e:
-                lines.close()
-                if os.path.exists(local):
-                    os.remove(local)
-                logger.warning(f"{e}; encoding the chunk value by value", extra={"chunk": msg.chunk_id})
+        hashes = source_read.RowHashes(plan) if compared else None
+        rows = hashes.feed(lines) if hashes else lines
+        try:
+            head = list(itertools.islice(rows, s.small_chunk_rows + 1))
+            if len(head) > s.small_chunk_rows:
+                staged = staging.write_lines_gz(local, itertools.chain(head, rows), msg.chunk_id, attempt)
+                return None, staged, hashes.checksum() if hashes else None
+        except staging.LineTooLongError as e:
+            if os.path.exists(local):
+                os.remove(local)
+            logger.warning(f"{e}; encoding the chunk value by value", extra={"chunk": msg.chunk_id})
+        except BaseException:
+            if os.path.exists(local):
+                os.remove(local)
+            raise
+        finally:
+            rows.close()
+            lines.close()  # the connection is free for the next query in the same snapshot
     query, params = source_sql.chunk_query(plan, msg.lower, msg.upper, window)
     stream = source_read.stream_rows(mysql, query, params)
     rows_iter: Iterator[tuple[Any, ...]] = stream
@@ -162,8 +174,8 @@ def _extract(
     try:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
-            return staging.bound_rows(plan, head), None  # names a value longer than Snowflake holds
-        return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt)
+            return staging.bound_rows(plan, head), None, None  # names a value longer than Snowflake holds
+        return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt), None
     finally:
         stream.close()  # the connection is free for the checksum in the same snapshot
 
@@ -196,11 +208,11 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             path_key = f"{staging.stage_path_component(table)}/{msg.run_id}/{msg.chunk_id}"
             file = f"data-{attempt}.csv.gz"
             local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
-            source: tuple[int, str] | None = None
+            compared = mode.compared(plan)
             with source_read.snapshot(mysql) as snap:
                 with step("extract"):
-                    rows, staged = _extract(mysql, plan, msg, window, attempt, local, s)
-                if mode.compared(plan):
+                    rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
+                if compared and source is None:
                     with step("checksum"):
                         source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
             services.fault("extracted", msg)

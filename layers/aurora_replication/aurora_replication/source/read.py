@@ -160,6 +160,49 @@ def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object
 
 
 ER_WARN_ALLOWED_PACKET_OVERFLOWED = 1301
+CHECKSUM_MASK = 0xFFFFFFFFFFFFFFFF
+
+
+def _unhashable(plan: TablePlan) -> RuntimeError:
+    return RuntimeError(
+        f"table {plan.table!r} has rows longer than MySQL's max_allowed_packet, so MySQL cannot "
+        "checksum them (CONCAT returns NULL); raise max_allowed_packet (the DB parameter group) "
+        "above the longest row"
+    )
+
+
+class RowHashes:
+    """The count and checksum of a chunk taken from the rows of ``sql.line_query(hashed=True)`` as
+    they stream past (``feed``), so the chunk's source is scanned once, not once for the rows and
+    again for ``chunk_checksum``: the same sum of each row's 64-bit MD5 term that MySQL folds there,
+    over exactly the rows read, in the same snapshot. A row MySQL cannot hash (NULL term) is an
+    error, as in ``chunk_checksum``."""
+
+    def __init__(self, plan: TablePlan) -> None:
+        self.plan = plan
+        self.rows = 0
+        self.total = 0
+        self.complete = False
+
+    def feed(self, rows: Iterator[Row]) -> Generator[Row]:
+        """``rows`` (line, term) passed on as they come; the sum is ``checksum()`` once all have passed."""
+        total = count = 0
+        try:
+            for row in rows:
+                term = row[1]
+                if term is None:
+                    raise _unhashable(self.plan)
+                total += int(term)
+                count += 1
+                yield row
+            self.complete = True
+        finally:
+            self.rows, self.total = count, total
+
+    def checksum(self) -> tuple[int, str]:
+        if not self.complete:
+            raise RuntimeError("the chunk's rows were not all read: no checksum of a partial read")
+        return self.rows, f"{self.total & CHECKSUM_MASK:016x}"
 
 
 def _aggregate_checksum(
@@ -173,12 +216,8 @@ def _aggregate_checksum(
         if cur.warning_count:
             cur.execute("SHOW WARNINGS")
             if any(int(w[1]) == ER_WARN_ALLOWED_PACKET_OVERFLOWED for w in cur.fetchall()):
-                raise RuntimeError(
-                    f"table {plan.table!r} has rows longer than MySQL's max_allowed_packet, so MySQL cannot "
-                    "checksum them (CONCAT returns NULL); raise max_allowed_packet (the DB parameter group) "
-                    "above the longest row"
-                )
-    return int(count or 0), f"{int(total or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
+                raise _unhashable(plan)
+    return int(count or 0), f"{int(total or 0) & CHECKSUM_MASK:016x}"
 
 
 def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan, json_text: bool = False) -> tuple[int, str]:

@@ -260,12 +260,16 @@ def line_query(
     lower: list[str] | None,
     upper: list[str] | None,
     window: tuple[str | None, str | None] | None = None,
+    hashed: bool = False,
 ) -> tuple[str, list[object]]:
     """``chunk_query`` with each row formatted by the server as one staging-file line (without the
-    chunk and attempt fields): the worker then only writes and compresses text."""
+    chunk and attempt fields): the worker then only writes and compresses text. ``hashed`` adds each
+    row's checksum term (``row_hash``, JSON as its text) as a second column, so the chunk's source
+    checksum comes from the same scan as its rows (``source.read.RowHashes``)."""
     source, params = _chunk_source(plan, lower, upper, window)
     fields = ", ',', ".join(_csv_field(c) for c in plan.columns)
-    return f"SELECT CONCAT({fields}) {source}", params
+    hash_column = f", {row_hash(plan, json_text=True)}" if hashed else ""
+    return f"SELECT CONCAT({fields}){hash_column} {source}", params
 
 
 def chunk_query(
@@ -403,8 +407,18 @@ def checksum_query(plan: TablePlan, key_range: str = "", json_text: bool = False
     return f"SELECT {_row_md5(plan, json_text)} {_checksum_source(plan, key_range)}"
 
 
+def _first64(md5: str) -> str:
+    return f"CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED)"
+
+
 def _folded(md5: str) -> str:
-    return f"SUM(CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED))"
+    return f"SUM({_first64(md5)})"
+
+
+def row_hash(plan: TablePlan, json_text: bool = False) -> str:
+    """One row's term of the checksum: the first 64 bits of its MD5 as an unsigned integer, what
+    ``checksum_aggregate_query`` sums (NULL when the row's text overflows max_allowed_packet)."""
+    return _first64(_row_md5(plan, json_text))
 
 
 def checksum_aggregate_query(plan: TablePlan, key_range: str = "", json_text: bool = False) -> str:
