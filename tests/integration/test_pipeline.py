@@ -315,12 +315,17 @@ def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark
 
 
 @pytest.mark.parametrize(
-    "extract, separate_scans", [("server", 0), ("python", 6)], ids=["server-lines", "python-values"]
+    "extract, small_chunk_rows, separate_scans",
+    [("server", "0", 0), ("server", "1000", 0), ("python", "0", 6)],
+    ids=["server-lines", "small-chunks", "python-values"],
 )
-def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(env, monkeypatch, extract, separate_scans):
+def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(
+    env, monkeypatch, extract, small_chunk_rows, separate_scans
+):
     """With server-formatted lines each row's checksum term comes with its line (one scan of the
-    chunk); the chunks' sums equal MySQL's own checksum of the table and validate against Snowflake.
-    The per-value path still takes the checksum in a second query of the same snapshot."""
+    chunk; a small chunk's values are read again for its INSERT, its checksum is not); the chunks'
+    sums equal MySQL's own checksum of the table and validate against Snowflake. The per-value path
+    still takes the checksum in a second query of the same snapshot."""
     from aurora_replication import checksums
     from aurora_replication.source import discover as source_discover
     from aurora_replication.source import read as source_read
@@ -335,7 +340,7 @@ def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(env, monkeypatch,
         return original(*a, **k)
 
     monkeypatch.setattr(source_read, "chunk_checksum", counted)
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "EXTRACT_FORMAT": extract})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": small_chunk_rows, "EXTRACT_FORMAT": extract})
     outcome = stack.run({"tables": "orders", "mode": "full", "chunk_rows": 25}, workers=2)
     state = table_states(outcome)["orders"]
     assert outcome.ok and state["validation"] == "ok", state

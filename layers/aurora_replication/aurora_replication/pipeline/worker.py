@@ -141,10 +141,12 @@ def _extract(
 ) -> tuple[list[list[Any]] | None, staging.StagedFile | None, tuple[int, str] | None]:
     """The chunk's rows as bound values (at most SMALL_CHUNK_ROWS rows: the INSERT path), or the
     staged file written to ``local``; and, when the chunk is ``compared`` and MySQL formatted its
-    lines, the chunk's source count and checksum from the same scan (None: ask ``chunk_checksum``).
+    lines, the chunk's source count and checksum from the same scan (None: ask ``chunk_checksum``;
+    a small chunk takes its values from a second query, and its checksum from the lines' scan).
     With EXTRACT_FORMAT=server MySQL formats every row as a line of the file; a small chunk, a Python
     transform, ZERO_DATE_POLICY=fail or a row longer than max_allowed_packet take the per-value path
     instead."""
+    source: tuple[int, str] | None = None
     if s.extract_format == "server" and not plan.transform and plan.zero_dates == "null":
         query, params = source_sql.line_query(plan, msg.lower, msg.upper, window, hashed=compared)
         lines = source_read.stream_rows(mysql, query, params)
@@ -155,6 +157,8 @@ def _extract(
             if len(head) > s.small_chunk_rows:
                 staged = staging.write_lines_gz(local, itertools.chain(head, rows), msg.chunk_id, attempt)
                 return None, staged, hashes.checksum() if hashes else None
+            if hashes is not None and hashes.complete:  # every row of the small chunk was read and hashed
+                source = hashes.checksum()
         except staging.LineTooLongError as e:
             if os.path.exists(local):
                 os.remove(local)
@@ -174,7 +178,7 @@ def _extract(
     try:
         head = list(itertools.islice(rows_iter, s.small_chunk_rows + 1))
         if len(head) <= s.small_chunk_rows:
-            return staging.bound_rows(plan, head), None, None  # names a value longer than Snowflake holds
+            return staging.bound_rows(plan, head), None, source  # names a value longer than Snowflake holds
         return None, staging.write_csv_gz(local, plan, itertools.chain(head, rows_iter), msg.chunk_id, attempt), None
     finally:
         stream.close()  # the connection is free for the checksum in the same snapshot
