@@ -76,3 +76,36 @@ def test_without_sams_translator_the_stack_reads_the_template_and_says_so(env, m
     assert attrs["Attributes"]["VisibilityTimeout"] == "5400"
     assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
     assert "no roles, IAM not enforced" in stack.log_path.read_text()
+
+
+def test_worker_containers_can_be_processes_of_their_own(env) -> None:
+    """As Lambda runs them: each worker container a process with its own interpreter, polling the
+    stack's moto over HTTP with the worker's role, and reporting its own peak memory when it stops."""
+    import os
+
+    from compare import assert_same
+
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, label VARCHAR(20), price DECIMAL(8,2))",
+        "INSERT INTO items SELECT seq, CONCAT('item ', seq), seq * 1.5 FROM seq_1_to_120",
+        "CREATE TABLE tags (code VARCHAR(8) PRIMARY KEY, note TEXT)",
+        "INSERT INTO tags VALUES ('a', 'x'), ('b', NULL), ('c', '')",
+    )
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "10"})
+    outcome = stack.run({"tables": "items,tags", "mode": "full", "chunk_rows": 30}, workers=2, processes=True)
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "items") == 120 and assert_same(env, "tags") == 3
+    results = stack.container_results
+    assert len(results) == 2 and all(r["exit_code"] == 0 and not r["errors"] for r in results), results
+    assert sum(r["invocations"] for r in results) >= 5  # four chunks of items, one of tags, a finalise
+    assert outcome.worker_peak_mb is not None and 30 < outcome.worker_peak_mb < 1024
+    # the attempts were made by other processes than this one (the timeline names each worker's)
+    workers = {a["worker"] for a in StateStore(stack.table_name).get_attempts(outcome.run_id)}
+    assert workers and not any(w.startswith(f"p{os.getpid()}-") for w in workers), workers
+    # the threads' mapping still refuses nothing it did before: a fault injector needs threads
+    import pytest
+
+    from aurora_replication.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="threads"):
+        stack.drive_workers(1, threading.Event(), fault=lambda step, msg: None, processes=True)

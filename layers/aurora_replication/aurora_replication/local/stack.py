@@ -5,6 +5,7 @@ handlers, and worker threads that poll the queue as the SQS event source mapping
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import logging
@@ -13,7 +14,6 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -26,12 +26,14 @@ import boto3
 
 from aurora_replication import cost_ledger
 from aurora_replication.errors import BadInputError
+from aurora_replication.local import containers
+from aurora_replication.local.containers import REGION, LocalContext
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
 
-REGION = "us-east-1"
 TERMINAL = {"published", "failed", "declined"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
+CONTAINER_STARTS = 3  # a process container that keeps exiting by itself is started this often, then given up
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -102,23 +104,6 @@ def parse_target_url(url: str) -> dict[str, Any]:
     return secret
 
 
-class LocalContext:
-    """What the Lambda runtime hands a handler."""
-
-    def __init__(self, function_name: str, timeout: int, memory_mb: int = 1024) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = memory_mb
-        self.invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{function_name}"
-        self.log_stream_name = "local"
-        self._deadline = time.monotonic() + timeout
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
 @dataclass
 class RunOutcome:
     run_id: str
@@ -127,6 +112,8 @@ class RunOutcome:
     dlq_messages: int
     # what each table's work cost in the run, as measured (cost_ledger; ops/cost.py prices it)
     cost: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # with process containers: the largest peak resident memory of one worker container, in MB
+    worker_peak_mb: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -272,6 +259,7 @@ class LocalStack:
         self.iam_decisions: list[Any] = []
         self.access_keys: dict[str, str] = {}  # access key id -> whose (a function, harness, ambient)
         self.function_errors: dict[str, list[str]] = {}  # invocations that failed, per function
+        self.container_results: list[dict[str, Any]] = []  # what each process container reported (drive_workers)
         self._modules = 0
         self.log_path = self.home / "logs" / "handlers.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -641,98 +629,109 @@ class LocalStack:
         workers: int,
         stop: threading.Event,
         fault: Callable[[str, Any], None] | None = None,
+        processes: bool = False,
     ) -> list[threading.Thread]:
-        """Worker threads, each with its own copy of the handler module (a Lambda container each),
-        polling as the SQS event source mapping does: batches of its BatchSize; after the function
-        returns, the messages it did not report as failed are deleted (all of them without
-        ReportBatchItemFailures); a failed message, and every message of a failed invocation, is
-        left alone: it comes back when its visibility timeout ends, which the function may have
-        changed (the worker's redelivery backoff) or not (the queue's own, for a crash)."""
+        """Worker containers polling as the SQS event source mapping does (``containers.poll``):
+        threads, each with its own copy of the handler module, or with ``processes`` each a process
+        of its own (as Lambda runs them; ``container_results`` then holds each one's peak memory
+        once it has stopped). A fault injector is a function of this process: threads only."""
         source = self.event_source
         if source.maximum_concurrency and workers > int(source.maximum_concurrency):
             self._note(
                 f"{workers} workers asked; the event source's MaximumConcurrency is {source.maximum_concurrency}"
             )
             workers = int(source.maximum_concurrency)
-
-        def container() -> Callable[..., Any]:
-            module = self.load_module("WorkerFunction")
+        queue = containers.Queue(
+            self.queue_url, self.queue_arn, REGION, source.batch_size, source.report_batch_item_failures
+        )
+        self.container_results = []
+        if processes:
             if fault is not None:
-                module.services.fault = fault
-            return module.lambda_handler
+                raise BadInputError("fault injection runs in the stack's process: drive the workers as threads")
+            threads = [
+                threading.Thread(target=self._supervise, args=(i, queue, stop), name=f"container-{i}", daemon=True)
+                for i in range(workers)
+            ]
+        else:
 
-        handlers = [container() for _ in range(workers)]
+            def container() -> Callable[..., Any]:
+                module = self.load_module("WorkerFunction")
+                if fault is not None:
+                    module.services.fault = fault
+                return module.lambda_handler
 
-        def poll(handler: Callable[..., Any]) -> None:
-            with self.quiet.handler_output():
-                _poll(handler)
+            handlers = [container() for _ in range(workers)]
 
-        def _poll(handler: Callable[..., Any]) -> None:
-            sqs = self.session.client("sqs")
-            while not stop.is_set():
-                msgs = self.receive(source.batch_size, sqs)
-                if not msgs:
-                    stop.wait(0.2)
-                    continue
-                event = {"Records": [self._record(m) for m in msgs]}
-                ids = {m["MessageId"] for m in msgs}
-                try:
-                    result = handler(event, self._context("WorkerFunction")) or {}
-                except Exception as e:  # a function error: the whole batch returns
-                    print(f"worker invocation failed: {type(e).__name__}: {e}", file=self.log, flush=True)
-                    self._failed("WorkerFunction", e)
-                    continue
-                except BaseException as e:  # noqa: B036 - the container died: Lambda starts a new one
-                    if isinstance(e, KeyboardInterrupt):
-                        raise
-                    print(f"worker container died: {type(e).__name__}: {e}", file=self.log, flush=True)
-                    self._failed("WorkerFunction", e)
-                    handler = container()
-                    continue
-                failed: set[str] = set()
-                if source.report_batch_item_failures:
-                    reported = [f.get("itemIdentifier") for f in result.get("batchItemFailures", [])]
-                    # an identifier that is empty or not of this batch fails the whole batch
-                    failed = ids if any(not i or i not in ids for i in reported) else {str(i) for i in reported}
-                for m in msgs:
-                    if m["MessageId"] not in failed:
-                        sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            def poll(handler: Callable[..., Any]) -> None:
+                with self.quiet.handler_output():
+                    containers.poll(
+                        handler,
+                        container,
+                        self.session.client("sqs"),
+                        queue,
+                        lambda: self._context("WorkerFunction"),
+                        stop.is_set,
+                        stop.wait,
+                        self.log,
+                        lambda e: self._failed("WorkerFunction", e),
+                    )
 
-        threads = [
-            threading.Thread(target=poll, args=(h,), name=f"worker-{i}", daemon=True) for i, h in enumerate(handlers)
-        ]
+            threads = [
+                threading.Thread(target=poll, args=(h,), name=f"worker-{i}", daemon=True)
+                for i, h in enumerate(handlers)
+            ]
         for t in threads:
             t.start()
         return threads
 
-    def receive(self, max_messages: int, sqs: Any = None) -> list[dict[str, Any]]:
-        """Chunk messages with their attributes, as the event source mapping receives them. The local
-        moto serves one request at a time, so this polls and never waits."""
-        return list(
-            (sqs or self.sqs)
-            .receive_message(
-                QueueUrl=self.queue_url,
-                MaxNumberOfMessages=max_messages,
-                WaitTimeSeconds=0,
-                AttributeNames=["All"],
-                MessageAttributeNames=["All"],
-            )
-            .get("Messages", [])
+    def _supervise(self, i: int, queue: containers.Queue, stop: threading.Event) -> None:
+        """One process container: started with the worker's environment and role, stopped with ``stop``."""
+        runtime = self.functions.get("WorkerFunction")
+        env = dict(os.environ)
+        if runtime is not None and runtime.credentials:
+            env.pop("AWS_SESSION_TOKEN", None)
+            env.update(runtime.credentials)
+        harness = self.session.get_credentials()
+        assert harness is not None  # start() made the session from the harness user's key
+        directory = self.home / "containers"
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"{os.getpid()}-{self._modules}-{i}"
+        self._modules += 1
+        spec = containers.ContainerSpec(
+            app=str(self.template.function_dir("WorkerFunction") / "app.py"),
+            function=runtime.name if runtime else "WorkerFunction",
+            timeout=self.template.function_timeout("WorkerFunction"),
+            memory_mb=self.template.function_memory("WorkerFunction"),
+            env=env,
+            # the event source mapping polls as the stack (its harness user), not as the function's role
+            poller_credentials={"aws_access_key_id": harness.access_key, "aws_secret_access_key": harness.secret_key},
+            queue=dataclasses.asdict(queue),
+            log_path=None if self.log is sys.stdout else str(self.log_path),
+            stop_file=str(directory / f"{name}.stop"),
+            result_file=str(directory / f"{name}.json"),
+            parent_pid=os.getpid(),
         )
+        for _ in range(CONTAINER_STARTS):
+            proc = containers.start(spec, directory / f"{name}.spec.json")
+            while not stop.wait(0.5) and proc.poll() is None:
+                pass
+            result = containers.stop(proc, spec)
+            for error in result.get("errors", []):
+                self.function_errors.setdefault("WorkerFunction", []).append(str(error))
+            self.container_results.append(result)
+            if stop.is_set():
+                return
+            # the process ended by itself (it could not start, or crashed): Lambda starts a new one
+            message = f"worker container process exited with code {proc.returncode}; see {self.log_path}"
+            print(message, file=self.log, flush=True)
+            self.function_errors.setdefault("WorkerFunction", []).append(message)
+
+    def receive(self, max_messages: int, sqs: Any = None) -> list[dict[str, Any]]:
+        """Chunk messages with their attributes, as the event source mapping receives them."""
+        return containers.receive(sqs or self.sqs, self.queue_url, max_messages)
 
     def _record(self, m: Any) -> dict[str, Any]:
-        arn = self.queue_arn
-        return {
-            "messageId": m["MessageId"],
-            "receiptHandle": m["ReceiptHandle"],
-            "body": m["Body"],
-            "attributes": m.get("Attributes", {}),
-            "messageAttributes": m.get("MessageAttributes", {}),
-            "md5OfBody": m.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs",
-            "eventSourceARN": arn,
-            "awsRegion": REGION,
-        }
+        return containers.record(m, self.queue_arn, REGION)
 
     def run(
         self,
@@ -742,11 +741,13 @@ class LocalStack:
         idle_timeout: float = 20.0,
         fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
+        processes: bool = False,
     ) -> RunOutcome:
-        """Invoke the scheduler with ``request``, then drain the queue until the run is finished."""
+        """Invoke the scheduler with ``request``, then drain the queue until the run is finished;
+        ``processes``: each worker container a process of its own (``drive_workers``)."""
         started = time.monotonic()
         summary = self.invoke("SchedulerFunction", request)
-        return self.drain(summary["run_id"], workers, progress, idle_timeout, fault, started, timeout)
+        return self.drain(summary["run_id"], workers, progress, idle_timeout, fault, started, timeout, processes)
 
     def drain(
         self,
@@ -757,14 +758,16 @@ class LocalStack:
         fault: Callable[[str, Any], None] | None = None,
         started: float | None = None,
         timeout: float = 6 * 3600,
+        processes: bool = False,
     ) -> RunOutcome:
-        """Poll the queue with worker threads until every table of the run is finished, or nothing is left."""
+        """Poll the queue with worker containers (threads, or ``processes``) until every table of the
+        run is finished, or nothing is left."""
         from aurora_replication.state import StateStore
 
         started = started or time.monotonic()
         state = StateStore(self.table_name, self.session.resource("dynamodb"))
         stop = threading.Event()
-        threads = self.drive_workers(workers, stop, fault=fault)
+        threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
         idle_since: float | None = None
         deadline = time.monotonic() + timeout
         try:
@@ -777,6 +780,8 @@ class LocalStack:
                     shown = time.monotonic()
                 if state.run_status(run_id) in ("succeeded", "failed"):
                     break
+                if processes and not any(t.is_alive() for t in threads):
+                    break  # every container process gave up (drive_workers): nothing is polling
                 time.sleep(0.25)
                 if time.monotonic() - depth_at < 1.0:  # the idle check needs no more than a look a second
                     continue
@@ -797,8 +802,8 @@ class LocalStack:
                     idle_since = None
         finally:
             stop.set()
-            for t in threads:
-                t.join(timeout=30)
+            for t in threads:  # a process container stops after its invocation in progress
+                t.join(timeout=120 if processes else 30)
         run = state.get_run(run_id)
         if progress:
             progress(run)
@@ -808,6 +813,9 @@ class LocalStack:
             seconds=time.monotonic() - started,
             dlq_messages=self.dead_letters(run_id),
             cost=cost_ledger.get_figures(state.table, run_id),
+            worker_peak_mb=max((float(r.get("maxrss_mb") or 0) for r in self.container_results), default=None)
+            if processes
+            else None,
         )
 
     def dead_letters(self, run_id: str) -> int:
