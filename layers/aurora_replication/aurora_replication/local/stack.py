@@ -1,5 +1,6 @@
 """The local stack: moto (SQS, DynamoDB, Secrets Manager) built from ``template.yaml``, the real
-handlers, and worker threads that poll the queue as the SQS event source mapping does.
+handlers, and worker containers (threads, or processes: ``local/containers.py``) that poll the
+queue as the SQS event source mapping does.
 """
 
 from __future__ import annotations
