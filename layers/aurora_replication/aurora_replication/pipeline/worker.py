@@ -159,14 +159,12 @@ def _extract(
                 return None, staged, hashes.checksum() if hashes else None
             if hashes is not None and hashes.complete:  # every row of the small chunk was read and hashed
                 source = hashes.checksum()
-        except staging.LineTooLongError as e:
+        except BaseException as e:
             if os.path.exists(local):
                 os.remove(local)
+            if not isinstance(e, staging.LineTooLongError):
+                raise
             logger.warning(f"{e}; encoding the chunk value by value", extra={"chunk": msg.chunk_id})
-        except BaseException:
-            if os.path.exists(local):
-                os.remove(local)
-            raise
         finally:
             rows.close()
             lines.close()  # the connection is free for the next query in the same snapshot
