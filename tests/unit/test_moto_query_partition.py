@@ -89,8 +89,8 @@ def test_a_query_lists_only_its_own_partition(table: Any, monkeypatch: pytest.Mo
     listed: list[int] = []
     partition_items = moto_server._partition_items
 
-    def spy(t: Any, hash_key: Any) -> list[Any]:
-        items = partition_items(t, hash_key)
+    def spy(t: Any, hash_key: Any, comparison: str | None, objs: list[Any]) -> list[Any]:
+        items = partition_items(t, hash_key, comparison, objs)
         listed.append(len(items))
         return items
 
@@ -101,3 +101,36 @@ def test_a_query_lists_only_its_own_partition(table: Any, monkeypatch: pytest.Mo
     # a scan, and a later query of another partition, still see everything moto holds
     assert len(table.scan()["Items"]) == 480
     assert len(_all_pages(table, KeyConditionExpression=Key("pk").eq("P#11"))) == 40
+
+
+def test_a_query_sizes_only_the_items_its_key_condition_reads(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto sizes every item of the partition for the 1 MB page limit before it tests the sort key
+    condition; DynamoDB reads (and counts toward the limit) only the items in the key condition's
+    range. The patched query sizes those only, and still pages backwards and forwards as moto does."""
+    from moto.dynamodb.models.dynamo_type import Item
+    from moto.dynamodb.models.table import Table
+
+    monkeypatch.setattr(moto_server, "_query_patched", False)
+    monkeypatch.setattr(Table, "query", Table.query)
+    monkeypatch.setattr(Table, "all_items", Table.all_items)
+    moto_server.install_query_patch()
+    sized: list[str] = []
+    size = Item.size
+
+    def counted(item: Any) -> int:
+        sized.append(item.range_key.value)
+        return size(item)
+
+    monkeypatch.setattr(Item, "size", counted)
+    # the shape of ``StateStore.get_chunk_bounds``: the last page at or below a chunk, backwards
+    page = table.query(
+        KeyConditionExpression=Key("pk").eq("P#05") & Key("sk").between("S#010", "S#014"),
+        ScanIndexForward=False,
+        Limit=1,
+    )
+    assert [i["sk"] for i in page["Items"]] == ["S#014"]
+    assert set(sized) <= {f"S#{i:03d}" for i in range(10, 15)}, sorted(set(sized))
+    sized.clear()
+    items = _all_pages(table, KeyConditionExpression=Key("pk").eq("P#05") & Key("sk").begins_with("S#02"), Limit=3)
+    assert [i["sk"] for i in items] == [f"S#{i:03d}" for i in range(20, 30)]
+    assert set(sized) == {f"S#{i:03d}" for i in range(20, 30)}

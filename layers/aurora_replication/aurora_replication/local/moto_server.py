@@ -42,27 +42,35 @@ class SerialisedMotoServer(ThreadedMotoServer):
         self._server.serve_forever()
 
 
-# ---- a Query reads one partition, as DynamoDB's does ------------------------------------------
+# ---- a Query reads one partition, and within it the key condition's range, as DynamoDB's does ---
 # moto (5.2) answers a table Query by listing every item of the table, sorting them all by
-# (partition key, sort key) with Python comparisons, and keeping those of the asked-for partition:
-# each Query costs O(n log n) in the whole table, so the local stack slowed down as its state
-# table filled with runs (it was the largest single cost of a run of many small tables). A
-# DynamoDB Query reads one partition ("Query" in the DynamoDB developer guide: "finds items based
-# on primary key values"; its cost is the partition's items read). The patch hands moto's query the
-# asked-for partition's items only, sorted by sort key as moto sorts them afterwards anyway, so the
-# results, their order, pagination, filters and projections are moto's own, item for item.
+# (partition key, sort key) with Python comparisons, and keeping those of the asked-for partition;
+# then it walks the partition adding up each item's size (for the 1 MB page limit) *before* it tests
+# the sort key condition, so every item of the partition is sized, in range or not (``Item.size``
+# walks every attribute: a run's TABLE items carry their plans). Each Query cost O(n log n) in the
+# whole table and O(partition) in sizes: a run of many small tables, whose partition grows with
+# every table and whose workers query it for each chunk, slowed quadratically. A DynamoDB Query
+# reads one partition and, in it, only the items that satisfy the key condition ("Query" in the
+# DynamoDB developer guide: "finds items based on primary key values"; the 1 MB limit and the read
+# capacity count "the items that match the key condition", before any filter expression). The
+# patch hands moto's query those items only, in sort-key order, so the results, their order,
+# pagination, filters and projections are moto's own, item for item.
 _partition = threading.local()
 _query_patched = False
 
 
-def _partition_items(table: Any, hash_key: Any) -> list[Any]:
-    """The items of one partition of a table with a sort key, in sort-key order."""
-    part = table.items.get(hash_key) or {}
-    return sorted(part.values(), key=lambda item: item.range_key)
+def _partition_items(table: Any, hash_key: Any, comparison: str | None, objs: list[Any]) -> list[Any]:
+    """The items of one partition of a table with a sort key that satisfy the sort key condition
+    (``comparison`` over ``objs``, as moto tests it; None: every item), in sort-key order."""
+    part = (table.items.get(hash_key) or {}).values()
+    if comparison:
+        part = [item for item in part if item.range_key is not None and item.range_key.compare(comparison, objs)]
+    return sorted(part, key=lambda item: item.range_key)
 
 
 def install_query_patch() -> None:
-    """Once per process: a table Query (no index) lists its own partition's items, not the table's."""
+    """Once per process: a table Query (no index) lists its own partition's items in the key
+    condition's range, not the table's."""
     global _query_patched
     if _query_patched:
         return
@@ -75,7 +83,8 @@ def install_query_patch() -> None:
         arguments = signature.bind(self, *args, **kwargs).arguments
         if arguments.get("index_name") or not self.range_key_attr or arguments.get("hash_key") is None:
             return query(self, *args, **kwargs)  # an index query reads the index: moto's own way
-        _partition.wanted = (self, arguments["hash_key"])
+        condition = (arguments.get("range_comparison"), arguments.get("range_objs"))
+        _partition.wanted = (self, arguments["hash_key"], *condition)
         try:
             return query(self, *args, **kwargs)
         finally:
@@ -86,7 +95,7 @@ def install_query_patch() -> None:
         if wanted is None or wanted[0] is not self:
             return list(all_items(self))
         _partition.wanted = None  # only the query's own list of candidates
-        return _partition_items(self, wanted[1])
+        return _partition_items(self, wanted[1], wanted[2], list(wanted[3] or []))
 
     Table.query = partition_query  # type: ignore[method-assign]
     Table.all_items = partition_all_items  # type: ignore[method-assign]
