@@ -4,7 +4,10 @@ Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,
 items, 80 BOUNDS pages and one TABLE item with counters):
   RUN#<run>   / RUN              run: mode, tables, created_at, status, finished_tables (the tables whose
                                  status is final: counted by ``record_table`` or ``finish_run_if_complete``)
-  RUN#<run>   / TABLE#<table>    table of a run: plan, chunk_count, status, window, done_count (chunk
+  RUN#<run>   / TABLE#<table>    table of a run: plan (its JSON text: one string attribute, not a nested map
+                                 of a few hundred attribute values that every read, write and update of the
+                                 item would walk; ``get_table`` and ``get_run`` give it back as a dict),
+                                 chunk_count, status, window, done_count (chunk
                                  completions counted in the current heal round; may run past chunk_count
                                  after a redelivery, never short of it), rows_copied, progress_at (last
                                  chunk done), heal_round (validation re-copies so far), the validation result
@@ -86,6 +89,15 @@ def _plain(v: Any) -> Any:
     if isinstance(v, set):
         return {_plain(x) for x in v}
     return v
+
+
+def _table_item(item: dict[str, Any]) -> dict[str, Any]:
+    """A TABLE item as the code uses it: plain values, and its plan as a dict (a run recorded by an
+    earlier version holds the plan as a map; either reads the same)."""
+    out: dict[str, Any] = _plain(item)
+    if isinstance(out.get("plan"), str):
+        out["plan"] = json.loads(out["plan"])
+    return out
 
 
 def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
@@ -184,6 +196,8 @@ class StateStore:
     def record_table(self, run_id: str, table: str, **fields: Any) -> None:
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        if isinstance(item.get("plan"), dict):
+            item["plan"] = json.dumps(item["plan"], separators=(",", ":"))
         item[EXPIRATION] = self._expires()
         item.setdefault("progress_at", now)
         item.setdefault("heal_round", 0)
@@ -410,7 +424,7 @@ class StateStore:
 
     def get_table(self, run_id: str, table: str) -> dict[str, Any]:
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"}, ConsistentRead=True)
-        return _plain(item.get("Item", {}))
+        return _table_item(item.get("Item", {}))
 
     def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
         """Set the table's status; a table already published or failed keeps its status (returns False)."""
@@ -434,7 +448,7 @@ class StateStore:
             if item["sk"] == "RUN":
                 run = _plain(item)
             elif str(item["sk"]).startswith("TABLE#"):
-                tables[item["table"]] = _plain(item)
+                tables[item["table"]] = _table_item(item)
         run["table_states"] = tables
         return run
 

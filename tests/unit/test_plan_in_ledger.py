@@ -1,0 +1,74 @@
+"""A run's TABLE item holds the table's plan as its JSON text: one string attribute rather than a
+nested map of a few hundred attribute values, which every read and update of the item (each
+chunk's count, the status, the finaliser's read) would walk, in DynamoDB's JSON and in boto3's
+deserializer. ``get_table`` and ``get_run`` give the plan back as the dict it was, and a TABLE
+item written by an earlier version (the plan as a map) reads the same."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from aurora_replication.models import TablePlan
+from aurora_replication.state import StateStore
+
+RUN = "20261205T000000Z-abcdef"
+PLAN: dict[str, Any] = TablePlan.model_validate(
+    {
+        "table": "shop.orders",
+        "target_table": "SHOP_ORDERS",
+        "columns": [
+            {"name": "id", "kind": "integer", "snowflake_type": "NUMBER(20,0)", "target": "ID"},
+            {"name": "note", "kind": "text", "snowflake_type": "VARCHAR", "target": "NOTE"},
+            {
+                "name": "price",
+                "kind": "decimal",
+                "snowflake_type": "NUMBER(12,2)",
+                "target": "PRICE",
+                "checksum": False,
+            },
+        ],
+        "key": ["id"],
+        "mode": "full",
+        "notes": ["a note with 'quotes', \"double quotes\", a tab\t and emoji \U0001f600"],
+    }
+).model_dump(mode="json")
+
+
+@pytest.fixture
+def ddb() -> Any:
+    with mock_aws():
+        resource = boto3.resource("dynamodb", region_name="us-east-1")
+        resource.create_table(
+            TableName="state",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield resource
+
+
+def test_the_plan_is_one_string_attribute_and_reads_back_as_it_was(ddb: Any) -> None:
+    store = StateStore("state", ddb)
+    store.create_run(RUN, "full", ["orders"], {"tables": "orders"})
+    store.record_table(RUN, "orders", status="running", mode="full", chunk_count=1, plan=PLAN)
+    raw = ddb.Table("state").get_item(Key={"pk": f"RUN#{RUN}", "sk": "TABLE#orders"})["Item"]
+    assert isinstance(raw["plan"], str)  # one string, not a map of attribute values
+    assert store.get_table(RUN, "orders")["plan"] == PLAN
+    assert store.get_run(RUN)["table_states"]["orders"]["plan"] == PLAN
+    assert TablePlan.model_validate(store.get_table(RUN, "orders")["plan"]).key == ["id"]
+
+
+def test_a_plan_stored_as_a_map_by_an_earlier_version_reads_the_same(ddb: Any) -> None:
+    store = StateStore("state", ddb)
+    ddb.Table("state").put_item(
+        Item={"pk": f"RUN#{RUN}", "sk": "TABLE#orders", "table": "orders", "status": "running", "plan": PLAN}
+    )
+    assert store.get_table(RUN, "orders")["plan"] == PLAN
+    assert store.get_run(RUN)["table_states"]["orders"]["plan"] == PLAN
