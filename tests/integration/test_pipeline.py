@@ -351,3 +351,36 @@ def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(
     plan = source_discover.discover_table(env.mysql, env.database, "orders")
     assert checksums.add_checksums(sums) == source_read.table_checksum(env.mysql, plan, json_text=True)
     assert_same(env, "orders")
+
+
+def test_a_small_table_reads_its_ledger_item_once(env, monkeypatch):
+    """A table of one small chunk costs one read of its TABLE item: the plan's (the message names the
+    chunk only); the chunk takes the status from that read, and the finaliser in the same invocation
+    takes the item the chunk's count returned. Each read is a request in the critical path of a run of
+    many small tables."""
+    from aurora_replication.state import StateStore
+
+    env.sql(
+        "CREATE TABLE s1 (id INT PRIMARY KEY, v VARCHAR(5))",
+        "CREATE TABLE s2 (id INT PRIMARY KEY, v VARCHAR(5))",
+        "CREATE TABLE s3 (id INT PRIMARY KEY, v VARCHAR(5))",
+        "INSERT INTO s1 VALUES (1, 'a'), (2, 'b')",
+        "INSERT INTO s2 VALUES (1, 'c')",
+        "INSERT INTO s3 VALUES (5, 'd'), (6, NULL), (7, '')",
+    )
+    stack = env.start_stack()
+    reads: list[tuple[str, str]] = []
+    get_table = StateStore.get_table
+
+    def counted(self, run_id, table):
+        reads.append((run_id, table))
+        return get_table(self, run_id, table)
+
+    monkeypatch.setattr(StateStore, "get_table", counted)
+    outcome = stack.run({"tables": "s1,s2,s3", "mode": "full"}, workers=2)
+    assert outcome.ok, table_states(outcome)
+    for table in ("s1", "s2", "s3"):
+        assert_same(env, table)
+    # the scheduler's own reads are of no run's TABLE item yet; the workers read each table once
+    ours = sorted(t for run, t in reads if run == outcome.run_id)
+    assert ours == ["s1", "s2", "s3"], reads

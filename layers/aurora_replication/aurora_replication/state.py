@@ -2,8 +2,9 @@
 
 Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
 items, 80 BOUNDS pages and one TABLE item with counters):
-  RUN#<run>   / RUN              run: mode, tables, created_at, status, finished_tables (the tables whose
-                                 status is final: counted by ``record_table`` or ``finish_run_if_complete``)
+  RUN#<run>   / RUN              run: mode, tables (JSON text, as a TABLE item's plan), created_at, status,
+                                 finished_tables (a string set of the tables whose status is final: counted by
+                                 ``record_table`` or ``finish_run_if_complete``)
   RUN#<run>   / TABLE#<table>    table of a run: plan (its JSON text: one string attribute, not a nested map
                                  of a few hundred attribute values that every read, write and update of the
                                  item would walk; ``get_table`` and ``get_run`` give it back as a dict),
@@ -91,13 +92,22 @@ def _plain(v: Any) -> Any:
     return v
 
 
-def _table_item(item: dict[str, Any]) -> dict[str, Any]:
-    """A TABLE item as the code uses it: plain values, and its plan as a dict (a run recorded by an
-    earlier version holds the plan as a map; either reads the same)."""
+def _decoded(item: dict[str, Any], field: str) -> dict[str, Any]:
+    """An item as the code uses it: plain values, and ``field`` (a TABLE item's plan, the RUN item's
+    tables), stored as JSON text, as the value it encodes (an item written by an earlier version holds
+    it as a map or a list; either reads the same)."""
     out: dict[str, Any] = _plain(item)
-    if isinstance(out.get("plan"), str):
-        out["plan"] = json.loads(out["plan"])
+    if isinstance(out.get(field), str):
+        out[field] = json.loads(out[field])
     return out
+
+
+def _table_item(item: dict[str, Any]) -> dict[str, Any]:
+    return _decoded(item, "plan")
+
+
+def _run_item(item: dict[str, Any]) -> dict[str, Any]:
+    return _decoded(item, "tables")
 
 
 def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
@@ -185,7 +195,8 @@ class StateStore:
                 "pk": f"RUN#{run_id}",
                 "sk": "RUN",
                 "mode": mode,
-                "tables": tables,
+                # JSON text: one attribute that the count of every finished table carries along
+                "tables": json.dumps(tables, separators=(",", ":")),
                 "request": request,
                 "created_at": _now(),
                 "status": "running",
@@ -211,7 +222,13 @@ class StateStore:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
 
     def mark_chunk_done(
-        self, run_id: str, table: str, chunk_id: int, round: int, info: dict[str, Any]
+        self,
+        run_id: str,
+        table: str,
+        chunk_id: int,
+        round: int,
+        info: dict[str, Any],
+        table_item: dict[str, Any] | None = None,
     ) -> tuple[bool, int]:
         """Record a copied chunk and count it for the fan-in; returns (recorded, done_count).
 
@@ -221,7 +238,9 @@ class StateStore:
            even for a duplicate: after a crash between 1 and 2 the redelivered chunk must still count.
            So done_count can pass chunk_count, never stay short of it; the finaliser checks every
            CHUNK item before it trusts the count.
-        Returns done_count -1 when the table has moved to another heal round (a stale message)."""
+        Returns done_count -1 when the table has moved to another heal round (a stale message).
+        ``table_item``, when given, receives the TABLE item as the count left it (what a finaliser in the
+        same invocation would read next), from the counting write itself."""
         names = {"#rd": "round", "#exp": EXPIRATION}
         values: dict[str, Any] = {":r": round, ":now": _now(), ":exp": self._expires()}
         sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
@@ -248,10 +267,12 @@ class StateStore:
             UpdateExpression="ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now",
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
             ExpressionAttributeValues={":one": 1, ":delta": delta, ":c": {str(chunk_id)}, ":now": _now(), ":r": round},
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="UPDATED_NEW" if table_item is None else "ALL_NEW",
         )
         if counted is None:
             return recorded, -1
+        if table_item is not None:
+            table_item.update(_table_item(counted["Attributes"]))
         return recorded, int(str(counted["Attributes"]["done_count"]))
 
     def get_chunks(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
@@ -446,7 +467,7 @@ class StateStore:
         tables: dict[str, dict[str, Any]] = {}
         for item in items:
             if item["sk"] == "RUN":
-                run = _plain(item)
+                run = _run_item(item)
             elif str(item["sk"]).startswith("TABLE#"):
                 tables[item["table"]] = _table_item(item)
         run["table_states"] = tables
@@ -489,7 +510,7 @@ class StateStore:
         )
         if resp is None:
             return False
-        run = resp.get("Attributes", {})
+        run = _run_item(resp.get("Attributes", {}))
         return set(run.get("tables") or []) <= set(run.get("finished_tables") or ())
 
     def finish_run_if_complete(self, run_id: str, table: str | None = None) -> bool:

@@ -10,6 +10,7 @@ as that happens, and does nothing once the table is finished.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -55,15 +56,20 @@ def parse_message(body: str | dict[str, Any]) -> ChunkMessage | ChunkRef:
 _PLANS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def hydrate(message: ChunkMessage | ChunkRef, services: Services) -> ChunkMessage:
+def hydrate(message: ChunkMessage | ChunkRef, services: Services, read: dict[str, Any] | None = None) -> ChunkMessage:
     """The whole message of a reference: the table's plan from the run's ledger (read once per
-    container) and, for a chunk, its key range from the page of bounds that holds it."""
+    container) and, for a chunk, its key range from the page of bounds that holds it. ``read``, when
+    given, receives the TABLE item if it was read here (``read['table']``): the chunk or the finaliser
+    that follows in the same invocation takes it instead of reading the item again."""
     if isinstance(message, ChunkMessage):
         return message
     key = (message.run_id, message.table)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = services.state.get_table(message.run_id, message.table).get("plan")
+        item = services.state.get_table(message.run_id, message.table)
+        if read is not None and item:
+            read["table"] = item
+        plan = item.get("plan")
         if not plan:
             raise BadInputError(
                 f"run {message.run_id} has no plan of table {message.table!r} in the state table (never "
@@ -119,14 +125,19 @@ def new_attempt_id() -> str:
 
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
-    message = services.with_retries(lambda: hydrate(received, services), "read the plan")
+    read: dict[str, Any] = {}
+    message = services.with_retries(lambda: hydrate(received, services, read), "read the plan")
     mode = modes.get(message.plan.mode)
     if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
         return services.with_retries(lambda: mode.handle(message, services), mode.name)
-    # each attempt (in-place retries too) is recorded with its worker and steps for the run report
-    if message.kind == "finalise":
-        return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
-    return services.with_retries(lambda: timeline.timed(copy_chunk, message, services), "chunk")
+    # the TABLE item hydrate read a moment ago serves the first attempt; an in-place retry reads it anew
+    step = finaliser.finalise if message.kind == "finalise" else copy_chunk
+
+    def attempt() -> Any:
+        # each attempt (in-place retries too) is recorded with its worker and steps for the run report
+        return timeline.timed(functools.partial(step, table_state=read.pop("table", None)), message, services)
+
+    return services.with_retries(attempt, "finalise" if message.kind == "finalise" else "chunk")
 
 
 def _extract(
@@ -182,13 +193,15 @@ def _extract(
         stream.close()  # the connection is free for the checksum in the same snapshot
 
 
-def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
-    snapshot, load it as a new attempt, and record both in the chunk's ledger entry."""
+    snapshot, load it as a new attempt, and record both in the chunk's ledger entry. ``table_state``:
+    the TABLE item as read in this invocation a moment ago (None: read it here)."""
     started = time.perf_counter()
     s = services.settings
     table = msg.plan.table
-    table_state = services.state.get_table(msg.run_id, table)
+    if table_state is None:
+        table_state = services.state.get_table(msg.run_id, table)
     if not table_state:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
     if table_state.get("status") in ("published", "failed"):
@@ -255,7 +268,8 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "source_rows": source[0] if source else None,
         "source_checksum": source[1] if source else None,
     }
-    recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
+    counted: dict[str, Any] = {}  # the TABLE item as this chunk's count left it: the inline finaliser's read
+    recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info, counted)
     services.fault("marked_done", msg)
     logger.info(
         "chunk copied",
@@ -276,18 +290,19 @@ def copy_chunk(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     result: dict[str, Any] = {"rows": nrows, "bytes": nbytes, "done": done, "of": msg.chunk_count, "recorded": recorded}
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
+        finalise = functools.partial(finaliser.finalise, table_state=counted or None)
         if rows is not None:
             # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
-            result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+            result["finalise"] = timeline.timed(finalise, final, services).get("status")
         elif msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS:
             # the one chunk of its table (a small incremental window is one), copied quickly: finalise
             # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
             # it to the finalise message). If it fails, the finalise message takes over, and the
             # chunk, recorded, is not copied again
             try:
-                result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+                result["finalise"] = timeline.timed(finalise, final, services).get("status")
             except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
                 logger.warning(
                     f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",

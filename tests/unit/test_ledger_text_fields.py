@@ -1,4 +1,4 @@
-"""A run's TABLE item holds the table's plan as its JSON text: one string attribute rather than a
+"""A run's TABLE item holds the table's plan, and its RUN item the list of its tables, as JSON text: one string attribute rather than a
 nested map of a few hundred attribute values, which every read and update of the item (each
 chunk's count, the status, the finaliser's read) would walk, in DynamoDB's JSON and in boto3's
 deserializer. ``get_table`` and ``get_run`` give the plan back as the dict it was, and a TABLE
@@ -72,3 +72,24 @@ def test_a_plan_stored_as_a_map_by_an_earlier_version_reads_the_same(ddb: Any) -
     )
     assert store.get_table(RUN, "orders")["plan"] == PLAN
     assert store.get_run(RUN)["table_states"]["orders"]["plan"] == PLAN
+
+
+def test_the_runs_tables_are_one_string_attribute_and_every_finished_table_counts(ddb: Any) -> None:
+    """The RUN item, which every finished table's count updates and returns, carries its list of
+    tables as one string; the count still says when every table is finished, counting twice changes
+    nothing, and a RUN item of an earlier version (a list) counts the same."""
+    store = StateStore("state", ddb)
+    tables = ["a", "b.c", "d 😀"]
+    store.create_run(RUN, "full", tables, {"tables": "*"})
+    raw = ddb.Table("state").get_item(Key={"pk": f"RUN#{RUN}", "sk": "RUN"})["Item"]
+    assert isinstance(raw["tables"], str)
+    assert store.get_run(RUN)["tables"] == tables
+    assert not store.count_finished(RUN, "a")
+    assert not store.count_finished(RUN, "a")  # a redelivered finaliser counts again: nothing changes
+    assert not store.count_finished(RUN, "d 😀")
+    assert store.count_finished(RUN, "b.c")
+    older = "20261101T000000Z-000000"
+    ddb.Table("state").put_item(Item={"pk": f"RUN#{older}", "sk": "RUN", "tables": ["x", "y"], "status": "running"})
+    assert not store.count_finished(older, "x")
+    assert store.count_finished(older, "y")
+    assert store.get_run(older)["tables"] == ["x", "y"]
