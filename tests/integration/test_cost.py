@@ -40,7 +40,9 @@ def test_a_run_records_plausible_cost_figures_per_table(env, monkeypatch):
         # Lambda: the worker's 2048 MB and the scheduler's 1024 MB (template.yaml) times real seconds
         assert 0 < f["lambda_gb_seconds_worker"] < 2 * 600 and 0 < f["lambda_gb_seconds_scheduler"] < 600
         assert f["lambda_requests_worker"] >= 1 and 0 < f["lambda_requests_scheduler"] <= 1
-        assert f["sqs_messages_sent"] >= 1 and f["sqs_messages_received"] >= 1 and f["sqs_requests"] >= 3
+        # a receive and a delete of its own message, and its share of the scheduler's send (the
+        # scheduler sends several tables' messages in one batch)
+        assert f["sqs_messages_sent"] >= 1 and f["sqs_messages_received"] >= 1 and f["sqs_requests"] > 2
         assert f["dynamodb_read_units"] > 0 and f["dynamodb_write_units"] > 0
         assert f["snowflake_statements"] > 3 and f["snowflake_seconds"] > 0
     # three chunks, a finalise each: at least one message and one receive each, and their sends

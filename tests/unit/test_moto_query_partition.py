@@ -134,3 +134,22 @@ def test_a_query_sizes_only_the_items_its_key_condition_reads(table: Any, monkey
     items = _all_pages(table, KeyConditionExpression=Key("pk").eq("P#05") & Key("sk").begins_with("S#02"), Limit=3)
     assert [i["sk"] for i in items] == [f"S#{i:03d}" for i in range(20, 30)]
     assert set(sized) == {f"S#{i:03d}" for i in range(20, 30)}
+
+
+def test_motos_module_list_is_read_once_and_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto looks its package's directory up for each request; the local stack lists it once."""
+    import os
+
+    from moto import backends
+
+    monkeypatch.setattr(moto_server, "_modules_listed", False)
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    listed = list(backends.list_of_moto_modules())
+    assert "dynamodb" in listed and "sqs" in listed
+    moto_server.install_module_list_cache()
+    calls: list[str] = []
+    listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda p: calls.append(p) or listdir(p))
+    assert list(backends.list_of_moto_modules()) == listed
+    assert list(backends.list_of_moto_modules()) == listed
+    assert calls == []

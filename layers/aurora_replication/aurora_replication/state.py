@@ -205,6 +205,25 @@ class StateStore:
         )
 
     def record_table(self, run_id: str, table: str, **fields: Any) -> None:
+        self.table.put_item(Item=self._table_record(run_id, table, fields))
+        if fields.get("status") in TERMINAL:  # failed or declined before any chunk: finished already
+            self.count_finished(run_id, table)
+
+    def record_tables(self, run_id: str, tables: list[tuple[str, dict[str, Any], list[Bounds]]]) -> None:
+        """Several running tables at once, each ``(table, fields, bounds)``: their TABLE items (as
+        ``record_table``) and their pages of key ranges (as ``save_bounds``), in BatchWriteItem calls of
+        up to 25 items instead of a request or two per table (every item is written before this
+        returns: boto3's batch writer sends DynamoDB's unprocessed items again)."""
+        with self.table.batch_writer() as batch:
+            for table, fields, bounds in tables:
+                batch.put_item(Item=self._table_record(run_id, table, fields))
+                for item in self._bounds_pages(run_id, table, bounds):
+                    batch.put_item(Item=item)
+        for table, fields, _bounds in tables:
+            if fields.get("status") in TERMINAL:
+                self.count_finished(run_id, table)
+
+    def _table_record(self, run_id: str, table: str, fields: dict[str, Any]) -> dict[str, Any]:
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
         if isinstance(item.get("plan"), dict):
@@ -214,9 +233,7 @@ class StateStore:
         item.setdefault("heal_round", 0)
         item.setdefault("done_count", 0)
         item.setdefault("rows_copied", 0)
-        self.table.put_item(Item=item)
-        if fields.get("status") in TERMINAL:  # failed or declined before any chunk: finished already
-            self.count_finished(run_id, table)
+        return item
 
     def _chunk_key(self, run_id: str, table: str, chunk_id: int) -> dict[str, str]:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
@@ -314,6 +331,11 @@ class StateStore:
     def save_bounds(self, run_id: str, table: str, bounds: list[Bounds]) -> None:
         """The chunks' key ranges, in pages of at most BOUNDS_PAGE chunks and BOUNDS_PAGE_BYTES of JSON,
         each keyed by its first chunk id."""
+        with self.table.batch_writer() as batch:
+            for item in self._bounds_pages(run_id, table, bounds):
+                batch.put_item(Item=item)
+
+    def _bounds_pages(self, run_id: str, table: str, bounds: list[Bounds]) -> list[dict[str, Any]]:
         pages: list[tuple[int, list[str]]] = []
         size = 0
         for i, b in enumerate(bounds):
@@ -323,17 +345,16 @@ class StateStore:
                 size = 0
             pages[-1][1].append(text)
             size += len(text) + 1
-        with self.table.batch_writer() as batch:
-            for first, texts in pages:
-                batch.put_item(
-                    Item={
-                        "pk": f"RUN#{run_id}",
-                        "sk": f"BOUNDS#{table}#{first:06d}",
-                        "first": first,
-                        "bounds": "[" + ",".join(texts) + "]",
-                        EXPIRATION: self._expires(),
-                    }
-                )
+        return [
+            {
+                "pk": f"RUN#{run_id}",
+                "sk": f"BOUNDS#{table}#{first:06d}",
+                "first": first,
+                "bounds": "[" + ",".join(texts) + "]",
+                EXPIRATION: self._expires(),
+            }
+            for first, texts in pages
+        ]
 
     def get_chunk_bounds(self, run_id: str, table: str, chunk_id: int) -> Bounds | None:
         """One chunk's key range, from the one page that holds it (None: the run saved no range for it)."""

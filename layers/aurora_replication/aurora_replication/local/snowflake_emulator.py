@@ -15,9 +15,9 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
   columns is decoded, as in Snowflake;
 * ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
 * ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does;
-* a result's columns are described from the very statement that produced it (DuckDB's ``DESCRIBE`` of
-  it), not from a second parse and translation of that statement: the same columns, without the
-  emulator's largest per-statement cost.
+* a result's columns are described as DuckDB reported them when it ran the statement, not from a
+  second parse, translation and plan of that statement: the same columns, without the emulator's
+  largest per-statement cost.
 """
 
 from __future__ import annotations
@@ -280,22 +280,41 @@ def _patch_insert_overwrite_locks() -> None:
 
 
 def _patch_describe_last_sql() -> None:
-    """Describe a statement's result by running DuckDB's ``DESCRIBE`` on the exact SQL that produced it.
+    """Describe a statement's result by the columns DuckDB reported when it ran the statement.
 
     The server describes every result (its column names and types go to the connector) through
     ``FakeSnowflakeCursor._describe_last_sql``, which parses the translated statement again with
-    sqlglot, writes it back out and runs ``DESCRIBE`` of that. Measured here, that second parse was
-    about 60 % of the emulator's time for a statement as long as a table's checksum query (its
-    canonical forms make a few thousand characters), and every statement pays it, so a statement's cost
-    grew with its text, not its work. DuckDB describes the SQL it already ran just as well: same
-    bindings, same connection and transaction, and the columns described are those of the text that
-    produced the result rather than of a rewrite of it."""
+    sqlglot, writes it back out and has DuckDB plan it once more for a ``DESCRIBE``. Measured here,
+    the second parse was about 60 % of the emulator's time for a statement as long as a table's
+    checksum query (its canonical forms make a few thousand characters), and the second plan about
+    a sixth of what was left for a run of many small tables: a statement's cost grew with its text, not
+    its work. DuckDB already said what the result's columns are when it ran the statement (the
+    cursor's ``description``: each column's name and its type, the same text as ``DESCRIBE``'s
+    ``column_type``; fakesnow reads nothing else of a ``DESCRIBE`` row). That is kept with the SQL
+    and bindings it belongs to; a result restored from the result cache (``RESULT_SCAN``, a query's
+    status by id) is described by DuckDB's ``DESCRIBE`` of its SQL, without the second parse."""
     from fakesnow.cursor import FakeSnowflakeCursor
 
+    execute = FakeSnowflakeCursor._execute
+
+    def _execute(self: Any, transformed: Any, params: Any = None) -> None:
+        self._asr_described = None
+        execute(self, transformed, params)
+        description = self._duck_conn.description
+        if description is not None and not transformed.args.get("result_scan_sfqid"):
+            # what the last statement run produced: the result ``_last_sql`` names (a result read back
+            # from the cache is not one DuckDB just ran)
+            columns = [(str(d[0]), str(d[1])) for d in description]
+            self._asr_described = (self._last_sql, self._last_params, columns)
+
     def _describe_last_sql(self: Any) -> list[Any]:
+        described = getattr(self, "_asr_described", None)
+        if described is not None and described[0] is self._last_sql and described[1] is self._last_params:
+            return [(name, column_type, "YES", None, None, None) for name, column_type in described[2]]
         rows: list[Any] = self._duck_conn.execute(f"DESCRIBE {self._last_sql}", self._last_params).fetchall()
         return rows
 
+    FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
     FakeSnowflakeCursor._describe_last_sql = _describe_last_sql  # type: ignore[method-assign]
 
 

@@ -140,6 +140,58 @@ def plan_table(
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
 
+# leased tables whose records and messages are written together: ten one-chunk tables are one
+# BatchWriteItem (20 items: up to 25 go in one) and one SendMessageBatch (up to 10 messages)
+WRITE_GROUP = 10
+
+
+def _record_and_send(run_id: str, group: list[PlannedTable], services: Services, summary: dict[str, Any]) -> None:
+    """Record the group's tables (TABLE items and key ranges), then send their chunk messages."""
+    meter.focus(None)  # the batched writes are the group's: spread over its tables
+    services.state.record_tables(
+        run_id,
+        [
+            (
+                p.plan.table,
+                {
+                    "status": "running",
+                    "mode": p.plan.mode,
+                    "plan": p.plan.model_dump(mode="json"),
+                    "chunk_count": len(p.bounds),
+                    "window_from": p.window[0] if p.window else None,
+                    "window_to": p.window[1] if p.window else None,
+                    "plan_seconds": str(round(p.plan_seconds, 3)),
+                    "notes": p.notes,
+                    "started_at": Decimal(str(round(time.time(), 3))),
+                },
+                p.bounds,
+            )
+            for p in group
+        ],
+    )
+    bodies: list[str] = []
+    owners: list[str] = []
+    for p in group:
+        table = p.plan.table
+        messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
+        if not messages:  # empty table: nothing to copy, only the finalise step
+            messages = [finalise_message(run_id, p.plan, 0)]
+        bodies.extend(m.body() for m in messages)
+        owners.extend(table for _ in messages)
+        summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": len(p.bounds), "notes": p.notes}
+        logger.info(
+            "table planned",
+            extra={
+                "run_id": run_id,
+                "table": table,
+                "mode": p.plan.mode,
+                "chunks": len(p.bounds),
+                "plan_seconds": round(p.plan_seconds, 3),
+            },
+        )
+    services.send_messages(bodies, owners)
+
+
 def _bounds(
     conn: Any, plan: TablePlan, mode: str, window: tuple[str | None, str | None], chunk_rows: int, notes: list[str]
 ) -> list[tuple[list[str] | None, list[str] | None]]:
@@ -231,8 +283,11 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     finally:
         conn.close()
 
-    # planning succeeded: now write
+    # planning succeeded: now write. Tables are leased one by one (a conditional write each); the
+    # records and messages of a group of leased tables go together: their TABLE items and key ranges
+    # in BatchWriteItem calls, then their messages in batches of ten, always after the items they name
     summary = runs.open_run(services, run_id, request, names, failed)
+    group: list[PlannedTable] = []
     for p in planned:
         table = p.plan.table
         meter.focus(table, "plan")
@@ -249,36 +304,12 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
             summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
             continue
         target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
-        chunk_count = len(p.bounds)
-        services.state.record_table(
-            run_id,
-            table,
-            status="running",
-            mode=p.plan.mode,
-            plan=p.plan.model_dump(mode="json"),
-            chunk_count=chunk_count,
-            window_from=p.window[0] if p.window else None,
-            window_to=p.window[1] if p.window else None,
-            plan_seconds=str(round(p.plan_seconds, 3)),
-            notes=p.notes,
-            started_at=Decimal(str(round(time.time(), 3))),
-        )
-        services.state.save_bounds(run_id, table, p.bounds)
-        messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
-        if not messages:  # empty table: nothing to copy, only the finalise step
-            messages = [finalise_message(run_id, p.plan, 0)]
-        services.send_messages([m.body() for m in messages])
-        summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": chunk_count, "notes": p.notes}
-        logger.info(
-            "table planned",
-            extra={
-                "run_id": run_id,
-                "table": table,
-                "mode": p.plan.mode,
-                "chunks": chunk_count,
-                "plan_seconds": round(p.plan_seconds, 3),
-            },
-        )
+        group.append(p)
+        if len(group) >= WRITE_GROUP:
+            _record_and_send(run_id, group, services, summary)
+            group = []
+    if group:
+        _record_and_send(run_id, group, services, summary)
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
