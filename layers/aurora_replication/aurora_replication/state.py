@@ -622,11 +622,20 @@ class StateStore:
                 fields[key] = summary[key]
         # the rows and columns a failed validation named (``pipeline.diagnose``); emptied by the next run
         fields["differences"] = [str(d) for d in (summary.get("differences") or [])][:20]
+        as_of = (summary.get("source_as_of") or self.run_started_at(run_id, table)) if status == "published" else None
+        if as_of is not None:
+            # the usual case, freshness moving forward: one write for the outcome and the freshness; a run
+            # older than the freshness noted (it finished late) writes its outcome only
+            fresh = Decimal(str(round(float(as_of), 3)))
+            moved = self._note(
+                table,
+                {**fields, "source_as_of": fresh, "fresh_run": run_id},
+                "attribute_not_exists(source_as_of) OR source_as_of < :asof",
+                {":asof": fresh},
+            )
+            if moved:
+                return
         self._note(table, fields)
-        if status == "published":
-            as_of = summary.get("source_as_of") or self.run_started_at(run_id, table)
-            if as_of is not None:
-                self.note_fresh(table, float(as_of), run_id)
 
     def note_fresh(self, table: str, source_as_of: float, run_id: str) -> bool:
         """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness

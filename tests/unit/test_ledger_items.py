@@ -1,8 +1,11 @@
-"""A run's TABLE item holds the table's plan, and its RUN item the list of its tables, as JSON text: one string attribute rather than a
-nested map of a few hundred attribute values, which every read and update of the item (each
-chunk's count, the status, the finaliser's read) would walk, in DynamoDB's JSON and in boto3's
-deserializer. ``get_table`` and ``get_run`` give the plan back as the dict it was, and a TABLE
-item written by an earlier version (the plan as a map) reads the same."""
+"""What the run ledger's items hold and how few writes they take.
+
+A run's TABLE item holds the table's plan, and its RUN item the list of its tables, as JSON text: one
+string attribute rather than a nested map (or list) of attribute values, which every read and update
+of the item (each chunk's count, the status, each finished table's count) would walk, in DynamoDB's
+JSON and in boto3's deserializer. ``get_table`` and ``get_run`` give them back as they were, and an
+item written by an earlier version (a map, a list) reads the same. A finished table's catalog note
+takes its outcome and its freshness in one write."""
 
 from __future__ import annotations
 
@@ -93,3 +96,46 @@ def test_the_runs_tables_are_one_string_attribute_and_every_finished_table_count
     assert not store.count_finished(older, "x")
     assert store.count_finished(older, "y")
     assert store.get_run(older)["tables"] == ["x", "y"]
+
+
+def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_freshness_never_moves_back(
+    ddb: Any,
+) -> None:
+    """The catalog item takes a published run's outcome and its freshness together; a run older than
+    the freshness noted (it finished late) writes its outcome and leaves the freshness as it was."""
+    store = StateStore("state", ddb)
+    writes: list[str] = []
+    update = store.table.update_item
+
+    def counted(**kwargs: Any) -> Any:
+        writes.append(str(kwargs["Key"]["sk"]))
+        return update(**kwargs)
+
+    store.table.update_item = counted  # type: ignore[method-assign]
+    catalog = ddb.Table("state")
+
+    def noted() -> dict[str, Any]:
+        return catalog.get_item(Key={"pk": "CATALOG", "sk": "TABLE#orders"})["Item"]
+
+    store.note_table_finished("orders", "run-2", {"status": "published", "source_as_of": 2000.5, "source_rows": 7})
+    assert writes == ["TABLE#orders"]
+    item = noted()
+    assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
+        "run-2",
+        "run-2",
+        2000.5,
+        7,
+    )
+    writes.clear()
+    store.note_table_finished("orders", "run-1", {"status": "published", "source_as_of": 1000.0, "source_rows": 5})
+    assert len(writes) == 2  # the conditional write did not hold: the outcome alone
+    item = noted()
+    assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
+        "run-1",
+        "run-2",
+        2000.5,
+        5,
+    )
+    store.note_table_finished("orders", "run-3", {"status": "failed", "reason": "mismatch"})
+    item = noted()
+    assert (item["last_status"], item["fresh_run"], float(item["source_as_of"])) == ("failed", "run-2", 2000.5)
