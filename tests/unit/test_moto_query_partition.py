@@ -79,13 +79,18 @@ def test_a_query_gives_what_moto_gives(table: Any, query: dict[str, Any], monkey
         assert after, "the query should find items"
 
 
-def test_a_query_lists_only_its_own_partition(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def _install_query_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The query patch for this test only: moto's own query again afterwards."""
     from moto.dynamodb.models.table import Table
 
     monkeypatch.setattr(moto_server, "_query_patched", False)
     monkeypatch.setattr(Table, "query", Table.query)
     monkeypatch.setattr(Table, "all_items", Table.all_items)
     moto_server.install_query_patch()
+
+
+def test_a_query_lists_only_its_own_partition(table: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_query_patch(monkeypatch)
     listed: list[int] = []
     partition_items = moto_server._partition_items
 
@@ -108,12 +113,8 @@ def test_a_query_sizes_only_the_items_its_key_condition_reads(table: Any, monkey
     condition; DynamoDB reads (and counts toward the limit) only the items in the key condition's
     range. The patched query sizes those only, and still pages backwards and forwards as moto does."""
     from moto.dynamodb.models.dynamo_type import Item
-    from moto.dynamodb.models.table import Table
 
-    monkeypatch.setattr(moto_server, "_query_patched", False)
-    monkeypatch.setattr(Table, "query", Table.query)
-    monkeypatch.setattr(Table, "all_items", Table.all_items)
-    moto_server.install_query_patch()
+    _install_query_patch(monkeypatch)
     sized: list[str] = []
     size = Item.size
 
