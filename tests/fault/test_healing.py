@@ -211,15 +211,15 @@ def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_fina
     copies: list[int] = []
     real_copy, real_finalise = worker.copy_chunk, finaliser.finalise
 
-    def copy_chunk(msg, services):
+    def copy_chunk(msg, services, **kwargs):  # kwargs: the TABLE item the invocation read already
         copies.append(msg.chunk_id)
-        return real_copy(msg, services)
+        return real_copy(msg, services, **kwargs)
 
-    def finalise_failing_once(msg, services):
+    def finalise_failing_once(msg, services, **kwargs):
         if not getattr(finalise_failing_once, "failed", False):
             finalise_failing_once.failed = True  # type: ignore[attr-defined]
             raise RuntimeError("Snowflake went away in the middle of the finalise")
-        return real_finalise(msg, services)
+        return real_finalise(msg, services, **kwargs)
 
     monkeypatch.setattr(worker, "copy_chunk", copy_chunk)
     monkeypatch.setattr(finaliser, "finalise", finalise_failing_once)
