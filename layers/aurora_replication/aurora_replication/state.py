@@ -210,7 +210,8 @@ class StateStore:
             self.count_finished(run_id, table)
 
     def record_tables(self, run_id: str, tables: list[tuple[str, dict[str, Any], list[Bounds]]]) -> None:
-        """Several running tables at once, each ``(table, fields, bounds)``: their TABLE items (as
+        """Several running tables at once (none finished: ``record_table`` counts those), each
+        ``(table, fields, bounds)``: their TABLE items (as
         ``record_table``) and their pages of key ranges (as ``save_bounds``), in BatchWriteItem calls of
         up to 25 items instead of a request or two per table (every item is written before this
         returns: boto3's batch writer sends DynamoDB's unprocessed items again)."""
@@ -219,9 +220,6 @@ class StateStore:
                 batch.put_item(Item=self._table_record(run_id, table, fields))
                 for item in self._bounds_pages(run_id, table, bounds):
                     batch.put_item(Item=item)
-        for table, fields, _bounds in tables:
-            if fields.get("status") in TERMINAL:
-                self.count_finished(run_id, table)
 
     def _table_record(self, run_id: str, table: str, fields: dict[str, Any]) -> dict[str, Any]:
         now = _now()
