@@ -130,14 +130,15 @@ def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, A
     mode = modes.get(message.plan.mode)
     if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
         return services.with_retries(lambda: mode.handle(message, services), mode.name)
-    # the TABLE item hydrate read a moment ago serves the first attempt; an in-place retry reads it anew
-    step = finaliser.finalise if message.kind == "finalise" else copy_chunk
+    # each attempt (in-place retries too) is recorded with its worker and steps for the run report
+    if message.kind == "finalise":  # the finaliser reads the TABLE item itself, fresh, when it starts
+        return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
 
     def attempt() -> Any:
-        # each attempt (in-place retries too) is recorded with its worker and steps for the run report
-        return timeline.timed(functools.partial(step, table_state=read.pop("table", None)), message, services)
+        # the TABLE item hydrate read a moment ago serves the first attempt; an in-place retry reads it anew
+        return timeline.timed(functools.partial(copy_chunk, table_state=read.pop("table", None)), message, services)
 
-    return services.with_retries(attempt, "finalise" if message.kind == "finalise" else "chunk")
+    return services.with_retries(attempt, "chunk")
 
 
 def _extract(
@@ -268,8 +269,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
         "source_rows": source[0] if source else None,
         "source_checksum": source[1] if source else None,
     }
-    counted: dict[str, Any] = {}  # the TABLE item as this chunk's count left it: the inline finaliser's read
-    recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info, counted)
+    recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
     services.fault("marked_done", msg)
     logger.info(
         "chunk copied",
@@ -290,19 +290,18 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     result: dict[str, Any] = {"rows": nrows, "bytes": nbytes, "done": done, "of": msg.chunk_count, "recorded": recorded}
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
-        finalise = functools.partial(finaliser.finalise, table_state=counted or None)
         if rows is not None:
             # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
-            result["finalise"] = timeline.timed(finalise, final, services).get("status")
+            result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
         elif msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS:
             # the one chunk of its table (a small incremental window is one), copied quickly: finalise
             # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
             # it to the finalise message). If it fails, the finalise message takes over, and the
             # chunk, recorded, is not copied again
             try:
-                result["finalise"] = timeline.timed(finalise, final, services).get("status")
+                result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
             except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
                 logger.warning(
                     f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",
