@@ -237,13 +237,7 @@ class StateStore:
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
 
     def mark_chunk_done(
-        self,
-        run_id: str,
-        table: str,
-        chunk_id: int,
-        round: int,
-        info: dict[str, Any],
-        table_item: dict[str, Any] | None = None,
+        self, run_id: str, table: str, chunk_id: int, round: int, info: dict[str, Any]
     ) -> tuple[bool, int]:
         """Record a copied chunk and count it for the fan-in; returns (recorded, done_count).
 
@@ -253,9 +247,7 @@ class StateStore:
            even for a duplicate: after a crash between 1 and 2 the redelivered chunk must still count.
            So done_count can pass chunk_count, never stay short of it; the finaliser checks every
            CHUNK item before it trusts the count.
-        Returns done_count -1 when the table has moved to another heal round (a stale message).
-        ``table_item``, when given, receives the TABLE item as the count left it (what a finaliser in the
-        same invocation would read next), from the counting write itself."""
+        Returns done_count -1 when the table has moved to another heal round (a stale message)."""
         names = {"#rd": "round", "#exp": EXPIRATION}
         values: dict[str, Any] = {":r": round, ":now": _now(), ":exp": self._expires()}
         sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
@@ -282,12 +274,10 @@ class StateStore:
             UpdateExpression="ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now",
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
             ExpressionAttributeValues={":one": 1, ":delta": delta, ":c": {str(chunk_id)}, ":now": _now(), ":r": round},
-            ReturnValues="UPDATED_NEW" if table_item is None else "ALL_NEW",
+            ReturnValues="UPDATED_NEW",
         )
         if counted is None:
             return recorded, -1
-        if table_item is not None:
-            table_item.update(_table_item(counted["Attributes"]))
         return recorded, int(str(counted["Attributes"]["done_count"]))
 
     def get_chunks(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
