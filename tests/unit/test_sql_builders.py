@@ -79,13 +79,19 @@ def test_merge_joins_on_every_key_column_and_reads_only_the_validated_attempts()
 
 def test_publish_takes_the_validated_attempts_and_casts_every_column():
     p = plan()
-    sql = snowflake_sql.publish(p, "_ASR_FULL_r1_ORDER ITEMS", OK_TABLE)
-    assert sql.startswith(
-        'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
+    name = snowflake_sql.published_copy_name("_ASR_FULL_r1_ORDER ITEMS", "ab12")
+    copy = snowflake_sql.published_copy(p, name, "_ASR_FULL_r1_ORDER ITEMS", OK_TABLE)
+    assert copy.startswith(
+        'CREATE TRANSIENT TABLE "_ASR_FULL_r1_ORDER ITEMS_NEW_ab12" AS SELECT CAST("ID" AS NUMBER(20,0)) AS "ID"'
     )
-    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
-    assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
-    assert "MAX(" not in sql  # never "the latest attempt": a late duplicate must not be published
+    assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in copy
+    assert copy.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
+    assert "MAX(" not in copy  # never "the latest attempt": a late duplicate must not be published
+    # the target is recreated from the copy once it is counted (a DDL statement cannot roll back)
+    assert snowflake_sql.publish(p, name) == (
+        'CREATE OR REPLACE TABLE "ORDER ITEMS" COPY GRANTS AS SELECT "ID", "LINE", "NA""ME", "DOC", "AT" '
+        'FROM "_ASR_FULL_r1_ORDER ITEMS_NEW_ab12"'
+    )
 
 
 def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
@@ -209,7 +215,11 @@ def test_reconcile_statements_read_the_validated_attempts_of_the_keys_table():
     ok = snowflake_sql.attempts_in_table(snowflake_sql.attempts_table_name(p, "r1"), "tok")
     delete = snowflake_sql.reconcile_delete(p, "_ASR_KEYS_r1_ORDER ITEMS", ok)
     assert delete.startswith('DELETE FROM "ORDER ITEMS" t WHERE NOT EXISTS (SELECT 1 FROM (SELECT "ID", "LINE" FROM')
-    assert VALIDATED.format(load="_ASR_KEYS_r1_ORDER ITEMS") in delete and delete.count("%s") == 1
+    assert VALIDATED.format(load="_ASR_KEYS_r1_ORDER ITEMS") in delete and delete.count("%s") == 3
+    # deletes only while the keys table holds every validated key: one emptied by a straggler after
+    # another finaliser dropped it would otherwise delete every row of the target
+    guard = f' AND (SELECT COUNT(*) FROM "_ASR_KEYS_r1_ORDER ITEMS" WHERE {VALIDATED.format(load="_ASR_KEYS_r1_ORDER ITEMS")}) = %s'
+    assert delete.endswith(guard)
     missing = snowflake_sql.keys_missing_in_target(p, "_ASR_KEYS_r1_ORDER ITEMS", ok)
     assert missing.startswith('SELECT COUNT(*) FROM "_ASR_KEYS_r1_ORDER ITEMS" WHERE EXISTS')
     assert 'NOT EXISTS (SELECT 1 FROM "ORDER ITEMS" t WHERE t."ID" = "_ASR_KEYS_r1_ORDER ITEMS"."ID"' in missing
@@ -217,6 +227,7 @@ def test_reconcile_statements_read_the_validated_attempts_of_the_keys_table():
     assert mark.startswith(
         'UPDATE "ORDER ITEMS" t SET "_ASR_DELETED_AT" = SYSDATE() WHERE t."_ASR_DELETED_AT" IS NULL AND NOT EXISTS'
     )
+    assert mark.endswith(f' AND (SELECT COUNT(*) FROM "K" WHERE {VALIDATED.format(load="K")}) = %s')
     unmark = snowflake_sql.reconcile_unmark(p, "K", ok)
     assert 'SET "_ASR_DELETED_AT" = NULL' in unmark and " AND EXISTS (" in unmark and "NOT EXISTS" not in unmark
     assert snowflake_sql.add_deleted_column(p) == (

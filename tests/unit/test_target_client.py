@@ -5,6 +5,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from aurora_replication.pipeline.scheduler import TargetColumns
 from aurora_replication.target import client as target
 from aurora_replication.target import sql as snowflake_sql
@@ -13,7 +15,9 @@ from aurora_replication.target import sql as snowflake_sql
 class RecordingConnection:
     """A connector connection that records (statement, params) and answers from ``answers``."""
 
-    def __init__(self, answers: dict[str, list[tuple[Any, ...]]] | None = None) -> None:
+    def __init__(self, answers: dict[str, list[tuple[Any, ...]]] | None = None, rows: int | None = None) -> None:
+        """``rows``: what every ``SELECT COUNT(*)`` not in ``answers`` answers."""
+        self.rows = rows
         self.statements: list[tuple[str, Any]] = []
         self.statement_params: list[dict[str, str] | None] = []  # sent with each statement (its tag)
         self.answers = answers or {}
@@ -31,6 +35,12 @@ class RecordingConnection:
                 conn.statements.append((statement, params))
                 conn.statement_params.append(_statement_params)
                 self.rows = conn.answers.get(statement, [])
+                if (
+                    statement not in conn.answers
+                    and statement.startswith("SELECT COUNT(*) FROM ")
+                    and conn.rows is not None
+                ):
+                    self.rows = [(conn.rows,)]
 
             def fetchall(self) -> list[tuple[Any, ...]]:
                 return self.rows
@@ -103,7 +113,10 @@ def test_close_without_a_look_up_opens_nothing():
     columns.close()
 
 
-def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[RecordingConnection, dict[str, Any]]:
+def _full_commit(
+    existing: list[tuple[Any, ...]], fail_on: str = "", rows: int = 5, validated: int = 5
+) -> tuple[RecordingConnection, dict[str, Any]]:
+    """A full commit of ``validated`` rows where the target (or the counted copy) then holds ``rows``."""
     from aurora_replication.models import Column, TablePlan
     from aurora_replication.pipeline.modes import Commit, get
 
@@ -117,7 +130,7 @@ def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[Re
         key=["id"],
         mode="full",
     )
-    conn = RecordingConnection({snowflake_sql.target_columns(): existing})
+    conn = RecordingConnection({snowflake_sql.target_columns(): existing}, rows=rows)
     if fail_on:
         record = conn.cursor
 
@@ -135,7 +148,8 @@ def _full_commit(existing: list[tuple[Any, ...]], fail_on: str = "") -> tuple[Re
 
         conn.cursor = cursor  # type: ignore[method-assign]
     t = target.Target(conn, "STAGE")  # type: ignore[arg-type]
-    c = Commit(t, plan, "L", snowflake_sql.attempts_in_table("A", "tok"), None, None)  # type: ignore[arg-type]
+    attempts = snowflake_sql.attempts_in_table("A", "tok")
+    c = Commit(t, plan, "L", attempts, None, None, loaded_rows=validated)  # type: ignore[arg-type]
     try:
         return conn, get("full").commit(c)
     except RuntimeError:
@@ -147,7 +161,8 @@ def test_a_full_commit_overwrites_an_existing_target_in_a_transaction_and_never_
     statements = [s for s, _ in conn.statements]
     assert statements[0] == snowflake_sql.target_columns()
     assert statements[1] == "BEGIN" and statements[2].startswith('INSERT OVERWRITE INTO "ORDERS" ("ID", "NAME")')
-    assert statements[3:] == ["COMMIT"]
+    # counted inside the transaction: it commits only the rows the validated attempts carry
+    assert statements[3:] == [snowflake_sql.row_count("ORDERS"), "COMMIT"]
     assert not any(s.startswith(("CREATE", "DROP", 'ALTER TABLE "ORDERS" DROP')) for s in statements)
     assert result["publish"] == "rows overwritten in place"
 
@@ -160,6 +175,37 @@ def test_a_failed_overwrite_rolls_back_and_a_missing_target_is_created_first():
     assert statements[1].startswith('CREATE TABLE IF NOT EXISTS "ORDERS"') and statements[2] == "BEGIN"
 
 
+def test_a_full_commit_rolls_back_when_the_load_table_no_longer_holds_the_validated_rows():
+    """A finaliser that validated before a concurrent one published and dropped the load table (which a
+    straggling chunk then created again, empty) must not overwrite the target with nothing."""
+    conn, result = _full_commit(COLUMNS, rows=0, validated=5)
+    assert [s.split(" ")[0] for s, _ in conn.statements][1:] == ["BEGIN", "INSERT", "SELECT", "ROLLBACK"]
+    assert result == {}
+    with pytest.raises(target.RowCountMismatch, match="would hold 0 rows where the validated chunks carry 5"):
+        t = target.Target(RecordingConnection(rows=0), "STAGE")  # type: ignore[arg-type]
+        plan = SimpleNamespace(target_table="ORDERS", columns=[])
+        t.overwrite(plan, "L", snowflake_sql.attempts_in_table("A", "tok"), 5)  # type: ignore[arg-type]
+
+
+def test_a_recreated_target_is_built_from_a_counted_copy_of_the_validated_rows():
+    conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
+    statements = [s for s, _ in conn.statements]
+    copy = statements[1].split('"')[1]
+    assert statements[1].startswith(f'CREATE TRANSIENT TABLE "{copy}" AS SELECT') and copy.startswith("L_NEW_")
+    assert statements[2] == snowflake_sql.row_count(copy)
+    assert statements[3] == f'CREATE OR REPLACE TABLE "ORDERS" COPY GRANTS AS SELECT "ID", "NAME" FROM "{copy}"'
+    assert statements[4] == f'DROP TABLE IF EXISTS "{copy}"'
+    # a copy short of the validated rows (the load table went): the target is left as it was
+    conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)], rows=0)
+    statements = [s for s, _ in conn.statements]
+    assert not any(s.startswith('CREATE OR REPLACE TABLE "ORDERS"') for s in statements)
+    assert statements[-1] == f'DROP TABLE IF EXISTS "{copy_of(statements)}"' and result == {}
+
+
+def copy_of(statements: list[str]) -> str:
+    return statements[1].split('"')[1]
+
+
 def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_change():
     conn, result = _full_commit([("ID", "NUMBER", 10, 0)])
     statements = [s for s, _ in conn.statements]
@@ -167,5 +213,6 @@ def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_
     assert result["schema_changes"]
     conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
     statements = [s for s, _ in conn.statements]
-    assert statements[1].startswith('CREATE OR REPLACE TABLE "ORDERS" COPY GRANTS AS SELECT')
+    assert statements[1].startswith('CREATE TRANSIENT TABLE "L_NEW_')
+    assert statements[3].startswith('CREATE OR REPLACE TABLE "ORDERS" COPY GRANTS AS SELECT')
     assert result["publish"].startswith("target recreated") and "'id'" in result["publish"]

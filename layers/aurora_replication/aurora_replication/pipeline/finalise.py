@@ -170,6 +170,7 @@ def finalise(msg: ChunkMessage, services: Services, table_state: dict[str, Any] 
             pairs = [(i, str(chunks[i]["attempt"])) for i in range(count)]
             attempts = tgt.record_attempts(unit, msg.run_id, token, pairs)
             loaded = tgt.checksums_of_attempts(unit, load_table, attempts)
+        services.fault("validated", msg)
         differing = differing_chunks(chunks, loaded, count) if compared else []
         result = _summary(chunks, loaded, count, differing, compared)
         decision = decide(differing, heal_round, s.heal_attempts)
@@ -184,11 +185,19 @@ def finalise(msg: ChunkMessage, services: Services, table_state: dict[str, Any] 
             _fail(msg, services, bounds, decision.chunks, chunks, loaded, heal_round, result, named)
         else:
             expected = checksums.add_checksums(snapshot_sums(chunks, count))
-            commit = modes.Commit(tgt, plan, load_table, attempts, s, msg, expected, fault=services.fault)
+            loaded_rows = sum(rows for rows, _ in loaded.values())
+            commit = modes.Commit(
+                tgt, plan, load_table, attempts, s, msg, expected, fault=services.fault, loaded_rows=loaded_rows
+            )
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
-            except modes.CommitMismatch as e:
+            except Exception as e:
+                finished = _finished_by_another(msg, services, e)
+                if finished is not None:
+                    return finished
+                if not isinstance(e, modes.CommitMismatch):
+                    raise
                 status = "failed"
                 result["validation"] = "target differs after commit"
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
@@ -211,6 +220,24 @@ def finalise(msg: ChunkMessage, services: Services, table_state: dict[str, Any] 
         services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, "status": status, **result})
     return {"status": status, **result}
+
+
+def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception) -> dict[str, Any] | None:
+    """After a commit failed: whether a concurrent finaliser of the table (a duplicate message, or a
+    chunk's inline finaliser beside a finalise message) published or failed it meanwhile. Its commit
+    stands; this one changed nothing (each commit checks the load table still holds what was
+    validated, since the other one drops it) and reports the table's status as a repeat."""
+    state = services.state.get_table(msg.run_id, msg.plan.table)
+    status = state.get("status") if state else None
+    if status not in ("published", "failed"):
+        return None
+    logger.info(
+        f"another finaliser {status} the table while this one committed ({type(error).__name__}: {error}); "
+        "its outcome stands",
+        extra={"run_id": msg.run_id, "table": msg.plan.table},
+    )
+    services.state.finish_run_if_complete(msg.run_id, msg.plan.table)
+    return {"status": status, "repeat": True}
 
 
 def _fail(

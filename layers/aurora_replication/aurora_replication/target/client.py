@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -221,6 +222,20 @@ def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] 
         meter.statement(statement, time.perf_counter() - started, tag)
 
 
+class RowCountMismatch(RuntimeError):
+    """A commit would leave other rows than the validated attempts carry; it was rolled back or not run.
+    A concurrent finaliser that published the table first and dropped its load table does this."""
+
+    def __init__(self, table: str, found: int, expected: int, outcome: str) -> None:
+        super().__init__(
+            f"{table!r} would hold {found} rows where the validated chunks carry {expected}: {outcome}. "
+            "The load table changed after validation (another finaliser of the table published it and "
+            "dropped its load table, or something else wrote to it); if the table is not published, rerun it"
+        )
+        self.found = found
+        self.expected = expected
+
+
 class Target:
     """The Snowflake side of one worker: stage, load tables, target tables."""
 
@@ -314,15 +329,32 @@ class Target:
         where = sql.merged_rows(plan, load_table, attempts)
         return self.checksum(plan, plan.target_table, where=where, params=attempts.params)
 
-    def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
-        """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot do."""
-        execute(self.conn, sql.publish(plan, load_table, attempts), attempts.params)
+    def row_count(self, table: str) -> int:
+        return int(execute(self.conn, sql.row_count(table))[0][0])
 
-    def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
+    def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
+        """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot
+        do. A DDL statement cannot be rolled back, so the rows go to a copy first, which is counted:
+        the target is recreated only from ``expected_rows`` rows (``RowCountMismatch`` otherwise)."""
+        copy = sql.published_copy_name(load_table, secrets.token_hex(4))
+        execute(self.conn, sql.published_copy(plan, copy, load_table, attempts), attempts.params)
+        try:
+            rows = self.row_count(copy)
+            if rows != expected_rows:
+                raise RowCountMismatch(plan.target_table, rows, expected_rows, "left unchanged")
+            execute(self.conn, sql.publish(plan, copy))
+        finally:
+            self.drop(copy)
+
+    def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
         """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
-        and leaves the old contents; the table object and everything attached to it stay."""
+        and leaves the old contents; the table object and everything attached to it stay. The target
+        is counted before the commit: other than ``expected_rows`` rows roll back (``RowCountMismatch``)."""
         with self.transaction():
             execute(self.conn, sql.overwrite(plan, load_table, attempts), attempts.params)
+            rows = self.row_count(plan.target_table)
+            if rows != expected_rows:
+                raise RowCountMismatch(plan.target_table, rows, expected_rows, "rolled back")
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -363,16 +395,24 @@ class Target:
         where, params = sql.target_range(plan, lower, upper)
         return self.checksum(plan, plan.target_table, where=where, params=params)
 
-    def reconcile(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts, action: str) -> int:
+    def reconcile(
+        self, plan: TablePlan, keys_table: str, attempts: sql.Attempts, action: str, expected_keys: int
+    ) -> int:
         """Delete (or mark) the target's rows whose key is not among the validated keys read from
-        MySQL; returns how many rows were deleted or newly marked."""
+        MySQL; returns how many rows were deleted or newly marked. Only while the keys table holds
+        ``expected_keys`` validated keys (a guard in the statement): otherwise ``RowCountMismatch``."""
+        guarded = (*attempts.params, *attempts.params, expected_keys)
         if action == "mark":
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
-                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), attempts.params)
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), guarded)
                 execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), attempts.params)
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), attempts.params)
+            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), guarded)
+        # the statement's guard held if the keys table still holds the validated keys now
+        found = int(execute(self.conn, sql.validated_count(keys_table, attempts), attempts.params)[0][0])
+        if found != expected_keys:
+            raise RowCountMismatch(keys_table, found, expected_keys, "nothing deleted or marked")
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
     def keys_missing(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts) -> int:

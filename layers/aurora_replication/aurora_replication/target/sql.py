@@ -205,14 +205,43 @@ def overwrite(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     )
 
 
-def publish(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
-    """Recreate the target from the validated attempts of the load table, keeping only its grants
-    (param: the finaliser's token): for a column type Snowflake cannot change in place; otherwise
-    ``overwrite``, which keeps the table object."""
+def row_count(table: str) -> str:
+    """How many rows ``table`` holds (inside a transaction: with its own uncommitted changes)."""
+    return f"SELECT COUNT(*) FROM {q(table)}"
+
+
+def published_copy_name(load_table: str, suffix: str) -> str:
+    """One finaliser's copy of the rows it publishes by recreating the target (``published_copy``)."""
+    return f"{load_table}_NEW_{suffix}"
+
+
+def published_copy(plan: TablePlan, name: str, load_table: str, attempts: Attempts) -> str:
+    """The validated attempts of the load table, with the target's column types, in a table of their
+    own (params: the attempts'): counted before ``publish`` recreates the target from it."""
     return (
-        f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {_published_columns(plan)} "
+        f"CREATE TRANSIENT TABLE {q(name)} AS SELECT {_published_columns(plan)} "
         f"FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
     )
+
+
+def publish(plan: TablePlan, copy: str) -> str:
+    """Recreate the target from a counted ``published_copy``, keeping only its grants: for a column
+    type Snowflake cannot change in place; otherwise ``overwrite``, which keeps the table object."""
+    cols = ", ".join(q(c.target) for c in plan.columns)
+    return f"CREATE OR REPLACE TABLE {q(plan.target_table)} COPY GRANTS AS SELECT {cols} FROM {q(copy)}"
+
+
+def validated_count(load_table: str, attempts: Attempts) -> str:
+    """How many rows of the validated attempts the load table holds (bind ``attempts.params``)."""
+    return f"SELECT COUNT(*) FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
+
+
+def validated_count_is(load_table: str, attempts: Attempts) -> str:
+    """A condition that holds only while the load table still holds the validated attempts' rows (bind
+    ``attempts.params``, then the number of rows they carry). A statement that deletes by what the
+    load table lacks takes it, so a load table dropped and created again, empty, by a straggling chunk
+    after another finaliser published deletes nothing: one statement reads one version of each table."""
+    return f"(SELECT COUNT(*) FROM {q(load_table)} WHERE {validated(load_table, attempts)}) = %s"
 
 
 def merge_validated(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
@@ -378,9 +407,10 @@ def merged_rows(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
 
 def reconcile_delete(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
     """Delete the target's rows whose key is not among the validated keys read from MySQL (params:
-    the token). The keys table holds every source key of the chunks' snapshots."""
+    the attempts' twice, then the number of validated keys). The keys table holds every source key
+    of the chunks' snapshots."""
     gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
-    return f"DELETE FROM {q(plan.target_table)} t WHERE {gone}"
+    return f"DELETE FROM {q(plan.target_table)} t WHERE {gone} AND {validated_count_is(keys_table, attempts)}"
 
 
 def add_deleted_column(plan: TablePlan) -> str:
@@ -388,11 +418,12 @@ def add_deleted_column(plan: TablePlan) -> str:
 
 
 def reconcile_mark(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
-    """Mark (instead of delete) the target's rows whose key MySQL no longer has (params: the token)."""
+    """Mark (instead of delete) the target's rows whose key MySQL no longer has (params: as
+    ``reconcile_delete``)."""
     gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = SYSDATE() "
-        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {gone}"
+        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {gone} AND {validated_count_is(keys_table, attempts)}"
     )
 
 

@@ -45,6 +45,9 @@ class Commit:
     message: ChunkMessage
     # the sum of the validated units' source checksums, as (rows, checksum)
     expected: tuple[int, str] = (0, "0000000000000000")
+    # how many rows the validated attempts held in the load table when they were validated: what a
+    # commit that replaces or deletes by them must find there still (``RowCountMismatch`` otherwise)
+    loaded_rows: int = 0
     fault: Callable[[str, Any], None] = field(default=lambda step, message=None: None)
 
 

@@ -36,14 +36,14 @@ class Full(SyncMode):
             change = evolution.diff(c.plan, existing)
         result: dict[str, Any] = {}
         if change.conflicts:
-            c.target.publish(c.plan, c.load_table, c.attempts)
+            c.target.publish(c.plan, c.load_table, c.attempts, c.loaded_rows)
             result["publish"] = (
                 "target recreated (CREATE OR REPLACE ... COPY GRANTS: grants kept; comment, clustering key, tags, "
                 "policies and streams not): " + "; ".join(change.conflicts)
             )
         else:
             c.target.alter(evolution.alter_statements(c.plan, change))  # DDL: before the transaction
-            c.target.overwrite(c.plan, c.load_table, c.attempts)
+            c.target.overwrite(c.plan, c.load_table, c.attempts, c.loaded_rows)
             result["publish"] = "rows overwritten in place"
             notes = change.describe(c.plan.target_table)
             if notes:

@@ -31,7 +31,7 @@ class Reconcile(SyncMode):
 
     def commit(self, c: Commit) -> dict[str, Any]:
         action = c.settings.reconcile_action
-        removed = c.target.reconcile(c.plan, c.load_table, c.attempts, action)
+        removed = c.target.reconcile(c.plan, c.load_table, c.attempts, action, c.loaded_rows)
         c.fault("reconciled", c.message)
         missing = c.target.keys_missing(c.plan, c.load_table, c.attempts)
         return {"reconciled_rows": removed, "reconcile_action": action, "keys_missing_in_target": missing}
