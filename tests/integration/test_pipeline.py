@@ -377,6 +377,30 @@ def test_a_small_table_reads_its_ledger_item_twice(env, monkeypatch):
         return get_table(self, run_id, table)
 
     monkeypatch.setattr(StateStore, "get_table", counted)
+    bounds_reads: list[str] = []
+    get_chunk_bounds = StateStore.get_chunk_bounds
+    monkeypatch.setattr(
+        StateStore,
+        "get_chunk_bounds",
+        lambda self, run_id, table, chunk_id: (
+            bounds_reads.append(table) or get_chunk_bounds(self, run_id, table, chunk_id)
+        ),
+    )
+    queries: list[str] = []
+    query_all = StateStore._query_all
+    monkeypatch.setattr(
+        StateStore,
+        "_query_all",
+        lambda self, **kw: queries.append(str(kw["ExpressionAttributeValues"].get(":prefix"))) or query_all(self, **kw),
+    )
+    writes: list[tuple[str, list[str]]] = []
+    record_attempts = StateStore.record_attempts
+
+    def recorded(self, run_id, table, attempts):
+        writes.append((table, [str(a["chunk"]) for a in attempts]))
+        return record_attempts(self, run_id, table, attempts)
+
+    monkeypatch.setattr(StateStore, "record_attempts", recorded)
     outcome = stack.run({"tables": "s1,s2,s3", "mode": "full"}, workers=2)
     assert outcome.ok, table_states(outcome)
     for table in ("s1", "s2", "s3"):
@@ -384,3 +408,12 @@ def test_a_small_table_reads_its_ledger_item_twice(env, monkeypatch):
     # the scheduler's own reads are of no run's TABLE item yet; the workers read each table twice
     ours = sorted(t for run, t in reads if run == outcome.run_id)
     assert ours == ["s1", "s1", "s2", "s2", "s3", "s3"], reads
+    # a table's one chunk covers its whole key space: no page of key ranges is read for it, and the
+    # finaliser reads its one CHUNK item by its key rather than querying the table's chunks
+    assert bounds_reads == [] and not [q for q in queries if q.startswith("CHUNK#")], (bounds_reads, queries)
+    # the chunk's attempt and that of the finalise it ran inline are one write
+    assert sorted(writes) == [("s1", ["0", "final"]), ("s2", ["0", "final"]), ("s3", ["0", "final"])], writes
+    attempts = StateStore(stack.table_name, stack.session.resource("dynamodb")).get_attempts(outcome.run_id)
+    assert sorted((a["table"], str(a["chunk"])) for a in attempts) == [
+        (t, c) for t in ("s1", "s2", "s3") for c in ("0", "final")
+    ]

@@ -280,8 +280,12 @@ class StateStore:
             return recorded, -1
         return recorded, int(str(counted["Attributes"]["done_count"]))
 
-    def get_chunks(self, run_id: str, table: str) -> dict[int, dict[str, Any]]:
-        """Every CHUNK item of the table in the run, by chunk id (one paged query)."""
+    def get_chunks(self, run_id: str, table: str, count: int | None = None) -> dict[int, dict[str, Any]]:
+        """Every CHUNK item of the table in the run, by chunk id (one paged query; a table of ``count``
+        1, one consistent read of its item)."""
+        if count == 1:
+            item = self.table.get_item(Key=self._chunk_key(run_id, table, 0), ConsistentRead=True).get("Item")
+            return {0: _plain(item)} if item else {}
         prefix = f"CHUNK#{table}#"
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
@@ -672,16 +676,30 @@ class StateStore:
 
     def record_attempt(self, run_id: str, table: str, attempt: dict[str, Any]) -> None:
         """One attempt of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``)."""
-        item = {
-            key: Decimal(str(round(v, 3))) if isinstance(v, float) else v for key, v in attempt.items() if v is not None
-        }
-        item.update(
-            pk=f"RUN#{run_id}",
-            sk=f"ATTEMPT#{table}#{attempt['chunk']}#{attempt['attempt']}",
-            table=table,
-            expiration=self._expires(),
-        )
-        self.table.put_item(Item=item)
+        self.record_attempts(run_id, table, [attempt])
+
+    def record_attempts(self, run_id: str, table: str, attempts: list[dict[str, Any]]) -> None:
+        """Attempts of one invocation (a chunk and the finalise it ran): one write for up to 25."""
+        items = []
+        for attempt in attempts:
+            item = {
+                key: Decimal(str(round(v, 3))) if isinstance(v, float) else v
+                for key, v in attempt.items()
+                if v is not None
+            }
+            item.update(
+                pk=f"RUN#{run_id}",
+                sk=f"ATTEMPT#{table}#{attempt['chunk']}#{attempt['attempt']}",
+                table=table,
+                expiration=self._expires(),
+            )
+            items.append(item)
+        if len(items) == 1:
+            self.table.put_item(Item=items[0])
+            return
+        with self.table.batch_writer() as batch:  # retries what DynamoDB leaves unprocessed
+            for item in items:
+                batch.put_item(Item=item)
 
     def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
         """Every recorded attempt of the run's chunks and finalise steps."""

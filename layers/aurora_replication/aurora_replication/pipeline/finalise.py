@@ -147,7 +147,7 @@ def finalise(msg: ChunkMessage, services: Services, table_state: dict[str, Any] 
     if msg.round < heal_round:
         return {"status": "stale", "round": msg.round, "current_round": heal_round}
     count = int(state.get("chunk_count", 0))
-    chunks = services.state.get_chunks(msg.run_id, plan.table) if count else {}
+    chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
     outstanding = services.state.outstanding(chunks, count, heal_round)
     if outstanding:
         # sent early (a redelivered chunk counted twice): the chunk that completes last sends another

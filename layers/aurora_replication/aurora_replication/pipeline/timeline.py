@@ -3,9 +3,9 @@
 The worker runs every chunk and finalise through ``timed``; the steps it already times (``extract``,
 ``stage``, ``copy``, ``merge``, ``reconcile``, ``validate``, ``publish``) report their laps here.
 When the attempt ends, succeeded or failed, one small ledger item records it
-(``StateStore.record_attempt``): the run report (``replicate report``) draws them as a timeline.
-A failed attempt is recorded too, so a retried chunk shows each try; recording is best effort and
-never fails the chunk.
+(``StateStore.record_attempts``; a chunk and the finalise it ran inline, in one request): the run
+report (``replicate report``) draws them as a timeline. A failed attempt is recorded too, so a
+retried chunk shows each try; recording is best effort and never fails the chunk.
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ class Attempt:
     started: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
     steps: list[tuple[str, float, float]] = field(default_factory=list)  # (step, offset s, seconds)
+    # attempts that ran inside this one (a chunk's inline finalise), written with it in one request
+    inner: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (run, table, attempt)
 
 
 _current: ContextVar[Attempt | None] = ContextVar("timeline_attempt", default=None)
@@ -57,39 +59,48 @@ def lap(step: str, started: float, seconds: float) -> None:
 
 def timed(fn: Callable[[ChunkMessage, Services], dict[str, Any]], msg: ChunkMessage, services: Services) -> Any:
     """Run ``fn(msg, services)`` as one recorded attempt."""
+    outer = _current.get()
     attempt = Attempt()
     token = _current.set(attempt)
     try:
         result = fn(msg, services)
     except Exception as e:
-        _record(services, msg, attempt, {"status": "failed", "error": f"{type(e).__name__}: {e}"[:300]})
+        _record(services, msg, attempt, {"status": "failed", "error": f"{type(e).__name__}: {e}"[:300]}, outer)
         raise
     finally:
         _current.reset(token)
     status = "skipped" if result.get("skipped") or result.get("repeat") else str(result.get("status") or "ok")
     if msg.kind == "finalise" and status == "ok":  # a finalise that ended the table: published, or not valid
         status = "invalid" if str(result.get("validation", "")).startswith("mismatch") else "published"
-    _record(services, msg, attempt, {"status": status, "rows": result.get("rows")})
+    _record(services, msg, attempt, {"status": status, "rows": result.get("rows")}, outer)
     return result
 
 
-def _record(services: Services, msg: ChunkMessage, attempt: Attempt, outcome: dict[str, Any]) -> None:
+def _record(
+    services: Services, msg: ChunkMessage, attempt: Attempt, outcome: dict[str, Any], outer: Attempt | None
+) -> None:
+    """Write the attempt (with those that ran inside it); one inside another waits for the outer one's
+    end, so a chunk and its inline finalise are one request."""
     seconds = time.perf_counter() - attempt.t0
-    try:
-        services.state.record_attempt(
-            msg.run_id,
-            msg.plan.table,
-            {
-                "chunk": msg.chunk_id if msg.kind == "chunk" else "final",
-                "attempt": f"{time.time_ns():020d}-{secrets.token_hex(2)}",
-                "kind": msg.kind,
-                "round": msg.round,
-                "worker": worker_name(),
-                "start": round(attempt.started, 3),
-                "seconds": round(seconds, 3),
-                "steps": json.dumps(attempt.steps, separators=(",", ":")),
-                **outcome,
-            },
-        )
-    except Exception:  # noqa: BLE001 - the timeline is a report, never a reason to fail a chunk
-        logger.warning("could not record the attempt's timeline", extra={"run_id": msg.run_id}, exc_info=True)
+    item = {
+        "chunk": msg.chunk_id if msg.kind == "chunk" else "final",
+        "attempt": f"{time.time_ns():020d}-{secrets.token_hex(2)}",
+        "kind": msg.kind,
+        "round": msg.round,
+        "worker": worker_name(),
+        "start": round(attempt.started, 3),
+        "seconds": round(seconds, 3),
+        "steps": json.dumps(attempt.steps, separators=(",", ":")),
+        **outcome,
+    }
+    if outer is not None:
+        outer.inner.extend([*attempt.inner, (msg.run_id, msg.plan.table, item)])
+        return
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {(msg.run_id, msg.plan.table): [item]}
+    for run_id, table, inner in attempt.inner:
+        groups.setdefault((run_id, table), []).append(inner)
+    for (run_id, table), items in groups.items():
+        try:
+            services.state.record_attempts(run_id, table, items)
+        except Exception:  # noqa: BLE001 - the timeline is a report, never a reason to fail a chunk
+            logger.warning("could not record the attempt's timeline", extra={"run_id": run_id}, exc_info=True)

@@ -32,6 +32,7 @@ from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
+from aurora_replication.state import Bounds
 from aurora_replication.target.client import Target
 
 logger = Logger(child=True)
@@ -78,8 +79,11 @@ def hydrate(message: ChunkMessage | ChunkRef, services: Services, read: dict[str
         if len(_PLANS) > 256:
             _PLANS.clear()
         _PLANS[key] = plan
-    bounds = None
-    if message.kind == "chunk" and message.batch is None:
+    bounds: Bounds | None = None
+    if message.kind == "chunk" and message.batch is None and message.chunk_count == 1:
+        # a table's one chunk covers its whole key space, both ends open (``source/bounds.plan_bounds``)
+        bounds = (None, None)
+    elif message.kind == "chunk" and message.batch is None:
         bounds = services.state.get_chunk_bounds(message.run_id, message.table, message.chunk_id)
         if bounds is None:
             raise BadInputError(
