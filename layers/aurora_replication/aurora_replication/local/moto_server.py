@@ -9,8 +9,10 @@ long-poll (``WaitTimeSeconds`` > 0): a waiting receive would hold up every other
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -188,3 +190,188 @@ def install_iam_patches() -> None:
 
     IAMRequest.check_action_permitted = check_action_permitted  # type: ignore[method-assign]
     _patched = True
+
+
+# ---- UpdateItem: an UpdateExpression parsed once, its request-independent checks made once --------
+# moto (5.2) spends most of an UpdateItem on the expression, not the item: it parses the
+# UpdateExpression twice (``DynamoHandler.update_item`` for the placeholders it uses, then the
+# backend), deep-copies the parsed tree for its validator, and the validator walks the tree ten
+# times, rebuilding each walker's node-type map at every node; one of the walks
+# (``ActionCountValidator``) lists the clauses below every node, quadratic in the expression's
+# length. The local stack's expressions repeat exactly, with other values. The patch:
+# - parses each UpdateExpression string once and hands every caller its own copy of that tree,
+#   node for node what moto's parser makes of the string (the cached tree itself is never handed
+#   out). A string that does not parse is parsed again each time: it raises moto's error, each time;
+# - copies a tree for the validator node for node instead of with ``copy.deepcopy``, when it sees,
+#   as it copies, that the two are the same thing: every node a plain AST node (attributes
+#   ``type``, ``children``, ``parent`` only), its ``parent`` the node that holds it, no node twice,
+#   leaves ``str``/``int`` (shared by deepcopy too). Any other tree, or value, is deep-copied;
+# - runs the three checks that read only the tree, the ExpressionAttributeNames and the table's
+#   key names (``ActionCountValidator``, ``OverlappingPathsValidator``,
+#   ``UpdateHashRangeKeyValidator``: each raises or hands back the node it was given, unchanged)
+#   once per (tree, names, key names) that has passed them: the tree is named by its full shape
+#   (each node's class and every leaf), taken as it is copied, so a cached answer is for that very
+#   tree. One that failed is checked again, and fails again, every time. The checks that read the
+#   values or the item (placeholder values, paths, functions, arithmetic, types, empty keys) run
+#   for every request, in moto's order;
+# - keeps each tree walker's node-type map (a constant of the walker) instead of rebuilding it.
+# The tree moto validates and executes, hence the item, ReturnValues, errors and conditions, are
+# moto's own.
+_update_cache_installed = False
+_UPDATE_CACHE_MAX = 512
+_parsed_updates: dict[str, Any] = {}  # expression -> its tree (never handed out)
+_static_passed: set[tuple[Any, ...]] = set()  # (tree shape, names, key names) that passed the checks
+_tree_shape: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()  # validator's copy -> shape
+_plain_classes: dict[type, bool] = {}
+
+
+class _NotPlain(Exception):
+    """The tree is not one a node-for-node copy reproduces: deepcopy it."""
+
+
+def _plain_class(cls: type) -> bool:
+    plain = _plain_classes.get(cls)
+    if plain is None:
+        plain = _plain_classes[cls] = (
+            cls.__module__ == "moto.dynamodb.parsing.ast_nodes"
+            and getattr(cls, "__deepcopy__", None) is None
+            and getattr(cls, "__setstate__", None) is None
+            and cls.__reduce_ex__ is object.__reduce_ex__
+            and cls.__getstate__ is object.__getstate__
+            and "__slots__" not in cls.__dict__
+        )
+    return plain
+
+
+def _copy_plain_tree(root: Any) -> tuple[Any, Any] | None:
+    """A copy of an AST that is what ``copy.deepcopy`` makes of it, and the tree's shape (the
+    class, ``type`` and leaves of every node, nested); None for a tree it cannot vouch for."""
+    Node = _moto_module("moto.dynamodb.parsing.ast_nodes").Node
+
+    if not isinstance(root, Node) or root.parent is not None:
+        return None
+    seen: set[int] = set()
+
+    def copy_node(node: Any, parent: Any) -> tuple[Any, Any]:
+        cls = type(node)
+        if id(node) in seen or not _plain_class(cls) or node.__dict__.keys() != {"type", "children", "parent"}:
+            raise _NotPlain
+        seen.add(id(node))
+        copy = object.__new__(cls)
+        copy.__dict__.update(type=node.type, children=None, parent=parent)
+        children = node.children
+        if children is None:
+            return copy, (cls, node.type, None)
+        if type(children) is not list:
+            raise _NotPlain
+        copied, shapes = [], []
+        for child in children:
+            if isinstance(child, Node):
+                if child.parent is not node:
+                    raise _NotPlain
+                child_copy, shape = copy_node(child, copy)
+            elif type(child) in (str, int):
+                child_copy = shape = child
+            else:
+                raise _NotPlain
+            copied.append(child_copy)
+            shapes.append(shape)
+        copy.children = copied
+        return copy, (cls, node.type, tuple(shapes))
+
+    try:
+        return copy_node(root, None)
+    except _NotPlain:
+        return None
+
+
+def install_update_expression_cache() -> None:
+    """Once per process: each UpdateExpression parsed once, its expression-only checks made once."""
+    global _update_cache_installed
+    if _update_cache_installed:
+        return
+    from moto.dynamodb.parsing import validators
+
+    DepthFirstTraverser = _moto_module("moto.dynamodb.parsing.ast_nodes").DepthFirstTraverser
+    UpdateExpressionParser = _moto_module("moto.dynamodb.parsing.expressions").UpdateExpressionParser
+
+    make = UpdateExpressionParser.make
+    deepcopy = validators.deepcopy
+    static_checks = (
+        validators.ActionCountValidator,
+        validators.OverlappingPathsValidator,
+        validators.UpdateHashRangeKeyValidator,
+    )
+
+    def cached_make(cls: Any, expression_str: Any) -> Any:
+        tree = _parsed_updates.get(expression_str) if type(expression_str) is str else None
+        if tree is None:
+            tree = make(expression_str)  # moto's errors, as moto raises them
+            if type(expression_str) is not str or _copy_plain_tree(tree) is None:
+                return tree
+            if len(_parsed_updates) >= _UPDATE_CACHE_MAX:
+                _parsed_updates.clear()
+            _parsed_updates[expression_str] = tree  # kept: callers get copies
+        copied = _copy_plain_tree(tree)
+        assert copied is not None
+        return copied[0]
+
+    def copying(value: Any, *args: Any) -> Any:
+        copied = None if args else _copy_plain_tree(value)
+        if copied is None:
+            return deepcopy(value, *args)
+        _tree_shape[copied[0]] = copied[1]
+        return copied[0]
+
+    def validate(self: Any) -> Any:
+        processors, names, node = self.processors, self.expression_attribute_names, self.node_to_validate
+        shape = _tree_shape.get(node)
+        key = None
+        if shape is not None and tuple(type(p) for p in processors[: len(static_checks)]) == static_checks:
+            try:
+                names_key = None if names is None else tuple(sorted(names.items()))
+                key = (shape, names_key, tuple(self.table.table_key_attrs))
+                hash(key)
+            except (AttributeError, TypeError):
+                key = None
+        if key is not None:
+            if key not in _static_passed:
+                for processor in processors[: len(static_checks)]:
+                    node = processor.traverse(node)
+                if len(_static_passed) >= _UPDATE_CACHE_MAX:
+                    _static_passed.clear()
+                _static_passed.add(key)
+            processors = processors[len(static_checks) :]
+        for processor in processors:
+            node = processor.traverse(node)
+        return node
+
+    def nodes_to_be_processed(self: Any) -> tuple[type, ...]:
+        return _walker_map(self)[0]
+
+    def process(self: Any, node: Any) -> Any:
+        for class_key, processor in _walker_map(self)[1]:
+            if isinstance(node, class_key):
+                return processor(node)
+        return None
+
+    UpdateExpressionParser.make = classmethod(cached_make)
+    validators.deepcopy = copying  # type: ignore[assignment]
+    validators.Validator.validate = validate  # type: ignore[method-assign]
+    DepthFirstTraverser.nodes_to_be_processed = nodes_to_be_processed
+    DepthFirstTraverser.process = process
+    _update_cache_installed = True
+
+
+def _moto_module(name: str) -> Any:
+    """A moto module its own type hints leave untyped (``# type: ignore`` modules)."""
+    return importlib.import_module(name)
+
+
+def _walker_map(walker: Any) -> tuple[tuple[type, ...], list[tuple[type, Any]]]:
+    """A tree walker's node-type map, as its ``_processing_map`` gives it, built once per walker."""
+    cached = walker.__dict__.get("_aurora_walker_map")
+    if cached is None:
+        mapping = walker._processing_map()
+        cached = walker.__dict__["_aurora_walker_map"] = (tuple(mapping), list(mapping.items()))
+    return cached
