@@ -954,13 +954,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--small-processes",
         action="store_true",
-        help="the many-small-tables run with its 2 worker containers as processes of their own (as in Lambda)",
+        help="the many-small-tables run with its 2 worker containers as processes of their own, as in Lambda "
+        "(the default)",
+    )
+    p.add_argument(
+        "--small-threads",
+        action="store_true",
+        help="the many-small-tables run with its 2 worker containers as threads of the stack's process, which "
+        "share one GIL with moto and the driver (the default of the first rounds)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     os.chdir(ROOT)
     if args.child:
         return child(args.child)
+    if args.small_processes and args.small_threads:
+        p.error("--small-processes and --small-threads exclude each other")
+    args.small_processes = not args.small_threads
     rows = 100_000 if args.quick else args.rows
     if rows < CHANGED_ROWS:
         p.error(f"--rows must be at least {CHANGED_ROWS}")
