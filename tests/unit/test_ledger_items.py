@@ -14,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from state_table import STATE_TABLE
 
 from aurora_replication.models import TablePlan
 from aurora_replication.state import StateStore
@@ -45,15 +46,7 @@ PLAN: dict[str, Any] = TablePlan.model_validate(
 def ddb() -> Any:
     with mock_aws():
         resource = boto3.resource("dynamodb", region_name="us-east-1")
-        resource.create_table(
-            TableName="state",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        resource.create_table(**STATE_TABLE)
         yield resource
 
 

@@ -11,6 +11,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+from state_table import STATE_TABLE
 
 from aurora_replication.local import moto_server
 
@@ -141,15 +142,7 @@ def unpatched(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _client() -> Any:
     client = boto3.client("dynamodb", region_name="us-east-1")
-    client.create_table(
-        TableName="state",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    client.create_table(**STATE_TABLE)
     return client
 
 
