@@ -674,12 +674,9 @@ class StateStore:
             item["current"] = self.get_table(run_id, item["table"]) if run_id and run_id != item.get("last_run") else {}
         return items
 
-    def record_attempt(self, run_id: str, table: str, attempt: dict[str, Any]) -> None:
-        """One attempt of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``)."""
-        self.record_attempts(run_id, table, [attempt])
-
     def record_attempts(self, run_id: str, table: str, attempts: list[dict[str, Any]]) -> None:
-        """Attempts of one invocation (a chunk and the finalise it ran): one write for up to 25."""
+        """Attempts of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``),
+        those of one invocation (a chunk and the finalise it ran) in one request."""
         items = []
         for attempt in attempts:
             item = {

@@ -130,13 +130,14 @@ def _summary(
     return out
 
 
-def finalise(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate the table's chunks and publish, heal or fail it. ``table_state``: its TABLE item as
-    read or written in this invocation a moment ago (None: read it here)."""
+def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+    """Validate the table's chunks and publish, heal or fail it. The TABLE item is read here, fresh,
+    even when the invocation read it a moment ago: a duplicate finaliser must see a table another one
+    has just published."""
     started = time.perf_counter()
     plan = msg.plan
     s = services.settings
-    state = table_state if table_state is not None else services.state.get_table(msg.run_id, plan.table)
+    state = services.state.get_table(msg.run_id, plan.table)
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     if state.get("status") in ("published", "failed"):

@@ -34,8 +34,9 @@ class Attempt:
     started: float = field(default_factory=time.time)
     t0: float = field(default_factory=time.perf_counter)
     steps: list[tuple[str, float, float]] = field(default_factory=list)  # (step, offset s, seconds)
-    # attempts that ran inside this one (a chunk's inline finalise), written with it in one request
-    inner: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)  # (run, table, attempt)
+    # attempts that ran inside this one (a chunk's inline finalise: the same run and table), written
+    # with it in one request
+    inner: list[dict[str, Any]] = field(default_factory=list)
 
 
 _current: ContextVar[Attempt | None] = ContextVar("timeline_attempt", default=None)
@@ -94,13 +95,9 @@ def _record(
         **outcome,
     }
     if outer is not None:
-        outer.inner.extend([*attempt.inner, (msg.run_id, msg.plan.table, item)])
+        outer.inner.extend([*attempt.inner, item])
         return
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {(msg.run_id, msg.plan.table): [item]}
-    for run_id, table, inner in attempt.inner:
-        groups.setdefault((run_id, table), []).append(inner)
-    for (run_id, table), items in groups.items():
-        try:
-            services.state.record_attempts(run_id, table, items)
-        except Exception:  # noqa: BLE001 - the timeline is a report, never a reason to fail a chunk
-            logger.warning("could not record the attempt's timeline", extra={"run_id": run_id}, exc_info=True)
+    try:
+        services.state.record_attempts(msg.run_id, msg.plan.table, [item, *attempt.inner])
+    except Exception:  # noqa: BLE001 - the timeline is a report, never a reason to fail a chunk
+        logger.warning("could not record the attempt's timeline", extra={"run_id": msg.run_id}, exc_info=True)

@@ -81,8 +81,7 @@ def hydrate(message: ChunkMessage | ChunkRef, services: Services, read: dict[str
         _PLANS[key] = plan
     bounds: Bounds | None = None
     if message.kind == "chunk" and message.batch is None and message.chunk_count == 1:
-        # a table's one chunk covers its whole key space, both ends open (``source/bounds.plan_bounds``)
-        bounds = (None, None)
+        bounds = (None, None)  # a table's one chunk covers its whole key space (``source/bounds.plan_bounds``)
     elif message.kind == "chunk" and message.batch is None:
         bounds = services.state.get_chunk_bounds(message.run_id, message.table, message.chunk_id)
         if bounds is None:

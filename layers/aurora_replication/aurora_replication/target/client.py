@@ -232,8 +232,6 @@ class RowCountMismatch(RuntimeError):
             "The load table changed after validation (another finaliser of the table published it and "
             "dropped its load table, or something else wrote to it); if the table is not published, rerun it"
         )
-        self.found = found
-        self.expected = expected
 
 
 class Target:

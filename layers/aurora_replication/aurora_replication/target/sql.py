@@ -241,7 +241,7 @@ def validated_count_is(load_table: str, attempts: Attempts) -> str:
     ``attempts.params``, then the number of rows they carry). A statement that deletes by what the
     load table lacks takes it, so a load table dropped and created again, empty, by a straggling chunk
     after another finaliser published deletes nothing: one statement reads one version of each table."""
-    return f"(SELECT COUNT(*) FROM {q(load_table)} WHERE {validated(load_table, attempts)}) = %s"
+    return f"({validated_count(load_table, attempts)}) = %s"
 
 
 def merge_validated(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
