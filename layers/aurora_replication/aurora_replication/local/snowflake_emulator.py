@@ -14,6 +14,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
   columns is decoded, as in Snowflake;
 * ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
+* creating an object that exists fails with Snowflake's code for it (002002, "already exists"), not
+  with the code of a missing object;
 * ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does;
 * a result's columns are described as DuckDB reported them when it ran the statement, not from a
   second parse, translation and plan of that statement: the same columns, without the emulator's
@@ -318,6 +320,30 @@ def _patch_describe_last_sql() -> None:
     FakeSnowflakeCursor._describe_last_sql = _describe_last_sql  # type: ignore[method-assign]
 
 
+def _patch_already_exists() -> None:
+    """``CREATE`` of an object that exists fails in Snowflake with 002002 (SQLSTATE 42710, "SQL
+    compilation error: Object '...' already exists."). fakesnow reports every DuckDB catalog error
+    as 002003, the code of an object that does not exist or is not authorized, so a caller could not
+    tell the two apart. Only the code changes; the statement fails as before."""
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from snowflake.connector.errors import ProgrammingError
+
+    execute = FakeSnowflakeCursor._execute
+    if getattr(execute, "_asr_already_exists", False):
+        return
+
+    def _execute(self: Any, transformed: Any, params: Any = None) -> None:
+        try:
+            execute(self, transformed, params)
+        except ProgrammingError as e:
+            if e.errno == 2003 and "already exists" in str(e.raw_msg or ""):
+                raise ProgrammingError(msg=e.raw_msg, errno=2002, sqlstate="42710") from e
+            raise
+
+    _execute._asr_already_exists = True  # type: ignore[attr-defined]
+    FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
+
+
 def _patch_number_38() -> None:
     """An explicit NUMBER(38,0) holds 38 digits in Snowflake; fakesnow stores it as a 64-bit BIGINT,
     so a DECIMAL(38,0) value past 2^63 fails to load. Keep an explicit NUMBER(38,0) a DECIMAL(38,0)
@@ -433,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_variables_in_literals()
     _patch_query_tag()
     _patch_describe_last_sql()
+    _patch_already_exists()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     # the emulator keeps every statement's result (for RESULT_SCAN and async status) for as long as

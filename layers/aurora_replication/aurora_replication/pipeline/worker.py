@@ -34,6 +34,7 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.state import Bounds
 from aurora_replication.target.client import Target
+from aurora_replication.target.sql import load_table_name
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -222,7 +223,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     with services.source() as mysql, services.target() as sf:
         tgt = Target(sf, s.stage_name, services.ddl_done)
         try:
-            load_table = tgt.ensure_load_table(plan, msg.run_id)
+            load_table = load_table_name(plan, msg.run_id)  # made by the load (``Target.load_rows``, ``load_file``)
             attempt = new_attempt_id()
             path_key = f"{staging.stage_path_component(table)}/{msg.run_id}/{msg.chunk_id}"
             file = f"data-{attempt}.csv.gz"

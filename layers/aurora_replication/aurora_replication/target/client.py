@@ -92,6 +92,7 @@ def connect_with_rotation(get_settings: Callable[[bool], SnowflakeSettings]) -> 
 LOGIN_MISSING = {390189, 390201}  # the requested role / warehouse (or database) does not exist or is not granted
 SQL_MISSING = {2003, 2043, 606}  # object does not exist or not authorized; no active warehouse
 SQL_GRANTS = {3001}  # insufficient privileges
+OBJECT_EXISTS = 2002  # "SQL compilation error: Object '...' already exists." (SQLSTATE 42710)
 
 
 def describe_failure(error: BaseException, settings: SnowflakeSettings) -> EndpointError | None:
@@ -253,11 +254,14 @@ class Target:
 
     def ensure_load_table(self, plan: TablePlan, run_id: str) -> str:
         name = sql.load_table_name(plan, run_id)
-        key = f"table:{name}"
-        if key not in self.ready:
-            execute(self.conn, sql.create_load_table(plan, name))
-            self.ready.add(key)
+        self._ensure_table(plan, name)
         return name
+
+    def _ensure_table(self, plan: TablePlan, load_table: str) -> None:
+        key = f"table:{load_table}"
+        if key not in self.ready:
+            execute(self.conn, sql.create_load_table(plan, load_table))
+            self.ready.add(key)
 
     def ensure_target_table(self, plan: TablePlan) -> None:
         execute(self.conn, sql.create_target_table(plan))
@@ -281,16 +285,37 @@ class Target:
 
     def load_file(self, plan: TablePlan, load_table: str, path: str, file: str) -> None:
         """COPY one attempt's staged file into the load table (its rows carry the chunk and attempt
-        ids). Nothing is deleted: earlier attempts stay, unread, since readers pick attempts by id."""
+        ids). Nothing is deleted: earlier attempts stay, unread, since readers pick attempts by id. The
+        load table is made first where this container has not made it yet."""
+        self._ensure_table(plan, load_table)
         execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
 
     def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]) -> None:
-        """The small-chunk path: multi-row INSERTs of bound values, tagged with the chunk and attempt.
-        An attempt interrupted half way leaves rows no ledger entry names."""
-        for i in range(0, len(rows), INSERT_BATCH_ROWS):
-            batch = rows[i : i + INSERT_BATCH_ROWS]
-            params = [v for row in batch for v in (*row, chunk_id, attempt)]
-            execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params)
+        """The small-chunk path: multi-row INSERTs of bound values, tagged with the chunk and attempt,
+        into the run's load table of the table. Where this container has not made the load table yet,
+        the first statement creates it with the first rows in it (``CREATE TABLE ... AS SELECT``: one
+        statement and round trip instead of two, for every small table); if it exists already (another
+        chunk, an earlier attempt, another container) the rows are inserted into it. An attempt
+        interrupted half way leaves rows no ledger entry names."""
+        batches = [rows[i : i + INSERT_BATCH_ROWS] for i in range(0, len(rows), INSERT_BATCH_ROWS)]
+
+        def params(batch: list[list[Any]]) -> list[Any]:
+            return [v for row in batch for v in (*row, chunk_id, attempt)]
+
+        key = f"table:{load_table}"
+        if key not in self.ready and batches:
+            try:
+                statement = sql.create_load_table_of_values(plan, load_table, len(batches[0]))
+                execute(self.conn, statement, params(batches[0]))
+                batches = batches[1:]
+            except snowflake.connector.errors.ProgrammingError as e:
+                if e.errno != OBJECT_EXISTS:
+                    raise
+            self.ready.add(key)
+        else:  # made already; or no rows, and an empty chunk's table is validated all the same
+            self._ensure_table(plan, load_table)
+        for batch in batches:
+            execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params(batch))
 
     def record_attempts(
         self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]

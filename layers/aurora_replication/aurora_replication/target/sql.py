@@ -115,12 +115,31 @@ def validated(load_table: str, attempts: Attempts) -> str:
     )
 
 
+def _load_table_columns(plan: TablePlan) -> list[tuple[str, str]]:
+    """A load table's columns and their types: the plan's (JSON as text), then the chunk and attempt."""
+    return [(c.target, staging_type(c)) for c in plan.columns] + [
+        (CHUNK_COLUMN, "NUMBER(10,0)"),
+        (ATTEMPT_COLUMN, "VARCHAR"),
+    ]
+
+
 def create_load_table(plan: TablePlan, name: str) -> str:
-    cols = ", ".join(f"{q(c.target)} {staging_type(c)}" for c in plan.columns)
-    return (
-        f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} "
-        f"({cols}, {q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
-    )
+    cols = ", ".join(f"{q(column)} {type_}" for column, type_ in _load_table_columns(plan))
+    return f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} ({cols})"
+
+
+def create_load_table_of_values(plan: TablePlan, name: str, nrows: int) -> str:
+    """The load table created with a small chunk's rows in it (``CREATE TABLE ... AS SELECT`` of bound
+    values): one statement where ``create_load_table`` and ``insert_values`` are two. Each value is
+    cast to its column's type, the conversion an ``INSERT`` into the table makes, so the table has
+    exactly ``create_load_table``'s columns. No ``IF NOT EXISTS``: that would leave an existing table
+    without the rows, so an existing table fails the statement (Snowflake's 002002, "already exists")
+    and the caller inserts the rows instead."""
+    typed = [
+        f"CAST({value} AS {type_}) AS {q(column)}"
+        for value, (column, type_) in zip(_bound_values(plan), _load_table_columns(plan), strict=True)
+    ]
+    return f"CREATE TRANSIENT TABLE {q(name)} AS SELECT {', '.join(typed)} FROM VALUES " + _value_rows(plan, nrows)
 
 
 def create_target_table(plan: TablePlan) -> str:
@@ -165,17 +184,27 @@ def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> 
     )
 
 
-def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
-    """One multi-row INSERT of bound values (the small-chunk path); binary values travel as hex."""
+def _bound_values(plan: TablePlan) -> list[str]:
+    """The columns of a ``VALUES`` list of bound rows as a load table's values (``_load_columns``'
+    order: the plan's, the chunk, the attempt); binary values travel as hex."""
     exprs = [
         f"TO_BINARY(column{i}, 'HEX')" if c.kind in (typemap.BINARY, typemap.SPATIAL) else f"column{i}"
         for i, c in enumerate(plan.columns, start=1)
     ]
     n = len(plan.columns)
-    exprs += [f"column{n + 1}", f"column{n + 2}"]
-    row = "(" + ", ".join(["%s"] * (n + 2)) + ")"
-    return f"INSERT INTO {q(table)} ({_load_columns(plan)}) SELECT {', '.join(exprs)} FROM VALUES " + ", ".join(
-        [row] * nrows
+    return [*exprs, f"column{n + 1}", f"column{n + 2}"]
+
+
+def _value_rows(plan: TablePlan, nrows: int) -> str:
+    row = "(" + ", ".join(["%s"] * (len(plan.columns) + 2)) + ")"
+    return ", ".join([row] * nrows)
+
+
+def insert_values(plan: TablePlan, table: str, nrows: int) -> str:
+    """One multi-row INSERT of bound values (the small-chunk path)."""
+    return (
+        f"INSERT INTO {q(table)} ({_load_columns(plan)}) SELECT {', '.join(_bound_values(plan))} FROM VALUES "
+        + _value_rows(plan, nrows)
     )
 
 
