@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
+import socket
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,14 +38,88 @@ class _Serialised:
             return list(self.app(environ, start_response))
 
 
+class KeepAliveRequestHandler(MotoRequestHandler):
+    """moto's request handler, keeping the connection open between requests as AWS endpoints do.
+
+    Werkzeug's development server answers every request with ``Connection: close``, because
+    ``http.server`` cannot skip a request body the application left unread before it reads the next
+    request line. So every call of every client opened a new TCP connection, and the server started a
+    new thread for it: in a run of many small tables that was about a quarter of moto's busy time
+    (the thread per connection, the accept, the socket set-up, the response written to a socket
+    about to close), and a new connection on the client's side. Here each request's body is read in
+    full before the application sees it (``Content-Length``; a chunked body still closes the
+    connection), so the next request line is where the stream stands, and the connection stays open
+    for the client's next request (HTTP/1.1, as botocore's connection pool expects). An idle
+    connection is closed after ``timeout`` seconds; the client's pool opens a new one."""
+
+    protocol_version = "HTTP/1.1"
+    timeout = 120
+    # the response goes out in several small writes (status and headers, then the body); on a connection
+    # that stays open, Nagle's algorithm would hold the last of them for the client's delayed ACK (40 ms)
+    disable_nagle_algorithm = True
+    _connection_rfile: Any = None  # the connection's stream while the request's own is read
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        if "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            self.close_connection = True
+            return environ
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+        # werkzeug discards whatever the socket holds after the response (the unread body of a
+        # connection about to close); here that would be the client's next request. The body is read:
+        # its discarding reads from an empty stream until the response is written
+        self._connection_rfile, self.rfile = self.rfile, io.BytesIO()
+        return environ
+
+    def run_wsgi(self) -> None:
+        try:
+            super().run_wsgi()
+        finally:
+            kept = getattr(self, "_connection_rfile", None)
+            if kept is not None:
+                self.rfile, self._connection_rfile = kept, None
+
+    def setup(self) -> None:
+        super().setup()
+        _open_connections(self.server).add(self.connection)
+
+    def finish(self) -> None:
+        _open_connections(self.server).discard(self.connection)
+        super().finish()
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection" and value.lower() == "close" and not self.close_connection:
+            return  # werkzeug's blanket close: the body was read in full, the connection can serve the next
+        super().send_header(keyword, value)
+
+
+def _open_connections(server: Any) -> set[Any]:
+    """The connections a server's handlers are serving (each waits for its next request when idle)."""
+    return server.__dict__.setdefault("_asr_connections", set())
+
+
 class SerialisedMotoServer(ThreadedMotoServer):
-    """A ``ThreadedMotoServer`` whose requests are applied one at a time."""
+    """A ``ThreadedMotoServer`` whose requests are applied one at a time, on kept-alive connections."""
 
     def _server_entry(self) -> None:
         app = _Serialised(DomainDispatcherApplication(create_backend_app))
-        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=KeepAliveRequestHandler)
+        # closing the server must not wait for the threads of idle kept-alive connections: ``stop`` ends them
+        self._server.block_on_close = False  # type: ignore[attr-defined]
         self._server_ready_event.set()
         self._server.serve_forever()
+
+    def stop(self) -> None:
+        """Stop serving, then end every open connection's thread: its next read sees the end of the
+        stream (a request being answered still gets its response written)."""
+        server = self._server
+        super().stop()
+        for connection in list(_open_connections(server)) if server is not None else []:
+            try:
+                connection.shutdown(socket.SHUT_RD)
+            except OSError:
+                pass  # closed meanwhile by its client
 
 
 # ---- a Query reads one partition, and within it the key condition's range, as DynamoDB's does ---
@@ -122,6 +200,87 @@ def install_module_list_cache() -> None:
     listed = tuple(backends.list_of_moto_modules())
     backends.list_of_moto_modules = lambda: listed
     _modules_listed = True
+
+
+# ---- SQS: a receive costs what it reads, not what the queue holds ----------------------------
+# moto (5.2) made each ReceiveMessage of one message walk the whole queue several times: it lists every
+# visible message (``Queue.messages``, two clock reads per message) before taking the first, and its
+# retention check of the message taken asks ``get_queue_attributes`` for ``MessageRetentionPeriod``,
+# which builds the queue's whole attribute map three times over, each time counting the visible,
+# in-flight and delayed messages. With a run's 300 messages queued that was about 17 ms a receive
+# inside moto, which serves one request at a time (GetQueueAttributes, which the local driver polls,
+# paid the same three times). Now the visible messages are produced as the receive reads them, in the
+# same order and by the same test; the retention check reads the queue's retention period itself;
+# ``get_queue_attributes`` builds the map once. Counting the messages
+# (``ApproximateNumberOfMessages``) and waiting for one still see them all; results are moto's own.
+_sqs_patched = False
+_sqs_originals: dict[str, Any] = {}  # moto's own, as found before the first install (for the tests)
+
+
+class _VisibleMessages:
+    """A queue's visible, undelayed messages, in queue order, tested one at a time as they are read."""
+
+    def __init__(self, messages: list[Any]) -> None:
+        self._messages = messages
+
+    def __iter__(self) -> Any:
+        return (m for m in self._messages if m.visible and not m.delayed)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __bool__(self) -> bool:
+        return any(True for _ in self)
+
+
+@contextmanager
+def _attributes_built(queue: Any, built: dict[str, Any]) -> Iterator[None]:
+    """``queue.attributes`` answers ``built`` inside the block (one request: moto serves one at a time)."""
+    queue.__dict__["_asr_attributes"] = built
+    try:
+        yield
+    finally:
+        queue.__dict__.pop("_asr_attributes", None)
+
+
+def install_sqs_patches() -> None:
+    """Once per process: a receive reads the visible messages lazily and the retention period directly,
+    and a request for some of a queue's attributes builds its attribute map once."""
+    global _sqs_patched
+    if _sqs_patched:
+        return
+    from moto.core.utils import unix_time
+    from moto.sqs.models import Queue, SQSBackend
+
+    _sqs_originals.setdefault("messages", Queue.__dict__["messages"])
+    _sqs_originals.setdefault("attributes", Queue.__dict__["attributes"])
+    _sqs_originals.setdefault("retained", SQSBackend.__dict__["is_message_valid_based_on_retention_period"])
+    _sqs_originals.setdefault("get_queue_attributes", SQSBackend.__dict__["get_queue_attributes"])
+    get_queue_attributes = SQSBackend.get_queue_attributes
+
+    def retained(self: Any, queue_name: str, message: Any) -> bool:
+        period = int(self.get_queue(queue_name).message_retention_period)
+        return bool(period + message.sent_timestamp / 1000 > unix_time())
+
+    def some_attributes(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        if not attribute_names or "All" in attribute_names:
+            return get_queue_attributes(self, queue_name, attribute_names)
+        queue = self.get_queue(queue_name)
+        built = queue.attributes
+        with _attributes_built(queue, built):
+            return get_queue_attributes(self, queue_name, attribute_names)
+
+    attributes = Queue.attributes.fget  # type: ignore[attr-defined]
+
+    def attributes_once(self: Any) -> dict[str, Any]:
+        built = self.__dict__.get("_asr_attributes")
+        return built if built is not None else attributes(self)
+
+    Queue.attributes = property(attributes_once)  # type: ignore[assignment,method-assign]
+    Queue.messages = property(lambda self: _VisibleMessages(self._messages))  # type: ignore[assignment,method-assign]
+    SQSBackend.is_message_valid_based_on_retention_period = retained  # type: ignore[method-assign]
+    SQSBackend.get_queue_attributes = some_attributes  # type: ignore[method-assign]
+    _sqs_patched = True
 
 
 # ---- IAM, as AWS checks it -------------------------------------------------------------------

@@ -282,6 +282,7 @@ class LocalStack:
         moto_server.install_query_patch()
         moto_server.install_module_list_cache()
         moto_server.install_update_expression_cache()
+        moto_server.install_sqs_patches()
         port = free_port()
         self.server = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
