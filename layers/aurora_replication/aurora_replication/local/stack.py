@@ -747,11 +747,21 @@ class LocalStack:
         timeout: float = 6 * 3600,
         processes: bool = False,
     ) -> RunOutcome:
-        """Invoke the scheduler with ``request``, then drain the queue until the run is finished;
-        ``processes``: each worker container a process of its own (``drive_workers``)."""
+        """Invoke the scheduler with ``request`` and drain the queue until the run is finished;
+        ``processes``: each worker container a process of its own (``drive_workers``). The worker
+        containers poll from before the scheduler's invocation, as the event source mapping polls all
+        along: a table's chunks are copied while the scheduler still plans the tables after it."""
         started = time.monotonic()
-        summary = self.invoke("SchedulerFunction", request)
-        return self.drain(summary["run_id"], workers, progress, idle_timeout, fault, started, timeout, processes)
+        stop = threading.Event()
+        threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
+        try:
+            summary = self.invoke("SchedulerFunction", request)
+        except BaseException:
+            self._stop_workers(stop, threads, processes)
+            raise
+        return self.drain(
+            summary["run_id"], workers, progress, idle_timeout, fault, started, timeout, processes, (stop, threads)
+        )
 
     def drain(
         self,
@@ -763,15 +773,18 @@ class LocalStack:
         started: float | None = None,
         timeout: float = 6 * 3600,
         processes: bool = False,
+        running: tuple[threading.Event, list[threading.Thread]] | None = None,
     ) -> RunOutcome:
         """Poll the queue with worker containers (threads, or ``processes``) until every table of the
-        run is finished, or nothing is left."""
+        run is finished, or nothing is left. ``running``: containers already polling (``run``), with
+        the event that stops them."""
         from aurora_replication.state import StateStore
 
         started = started or time.monotonic()
         state = StateStore(self.table_name, self.session.resource("dynamodb"))
-        stop = threading.Event()
-        threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
+        stop, threads = running or (threading.Event(), [])
+        if running is None:
+            threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
         idle_since: float | None = None
         deadline = time.monotonic() + timeout
         try:
@@ -805,9 +818,7 @@ class LocalStack:
                 else:
                     idle_since = None
         finally:
-            stop.set()
-            for t in threads:  # a process container stops after its invocation in progress
-                t.join(timeout=120 if processes else 30)
+            self._stop_workers(stop, threads, processes)
         run = state.get_run(run_id)
         if progress:
             progress(run)
@@ -821,6 +832,12 @@ class LocalStack:
             if processes
             else None,
         )
+
+    @staticmethod
+    def _stop_workers(stop: threading.Event, threads: list[threading.Thread], processes: bool) -> None:
+        stop.set()
+        for t in threads:  # a process container stops after its invocation in progress
+            t.join(timeout=120 if processes else 30)
 
     def dead_letters(self, run_id: str) -> int:
         """How many messages of ``run_id`` are in the DLQ (peeked; they stay there)."""
