@@ -752,6 +752,10 @@ class LocalStack:
         containers poll from before the scheduler's invocation, as the event source mapping polls all
         along: a table's chunks are copied while the scheduler still plans the tables after it."""
         started = time.monotonic()
+        if "SchedulerFunction" not in self.handlers:
+            # its cold start puts its role's credentials in the process environment for a moment: done
+            # before any worker thread runs, so no client a handler makes then can take them
+            self.handlers["SchedulerFunction"] = self.load_handler("SchedulerFunction")
         stop = threading.Event()
         threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
         try:
