@@ -44,7 +44,7 @@ class KeepAliveRequestHandler(MotoRequestHandler):
     Werkzeug's development server answers every request with ``Connection: close``, because
     ``http.server`` cannot skip a request body the application left unread before it reads the next
     request line. So every call of every client opened a new TCP connection, and the server started a
-    new thread for it: in a run of many small tables that was about a quarter of moto's busy time
+    new thread for it: in a run of many small tables that was about a third of moto's busy time
     (the thread per connection, the accept, the socket set-up, the response written to a socket
     about to close), and a new connection on the client's side. Here each request's body is read in
     full before the application sees it (``Content-Length``; a chunked body still closes the
