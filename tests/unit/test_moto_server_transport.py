@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,17 +13,12 @@ import pytest
 from moto import mock_aws
 
 from aurora_replication.local import moto_server
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from aurora_replication.local.services import free_port
 
 
 @pytest.fixture
 def server() -> Iterator[int]:
-    port = _free_port()
+    port = free_port()
     srv = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     srv.start()
     try:
@@ -228,7 +222,7 @@ def test_stopping_the_server_ends_the_threads_of_its_idle_connections() -> None:
     import threading
     import time
 
-    port = _free_port()
+    port = free_port()
     srv = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     srv.start()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
