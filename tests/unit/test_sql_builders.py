@@ -367,10 +367,14 @@ def test_server_lines_can_carry_each_rows_checksum_term():
     plain, params = source_sql.line_query(p, ["1", "2"], ["5", "0"])
     hashed, hashed_params = source_sql.line_query(p, ["1", "2"], ["5", "0"], hashed=True)
     assert hashed_params == params
-    term = source_sql.row_hash(p, json_text=True)
+    term = source_sql.row_hash_hex(p, json_text=True)
     assert hashed == plain.replace(" FROM ", f", {term} FROM ", 1)
-    assert f"SUM({term})" in source_sql.checksum_aggregate_query(p, json_text=True)
-    assert "`doc`" in term and "`doc`" not in source_sql.row_hash(p)
+    # the same MD5 as the term the aggregate sums, sent as its first 16 hex digits
+    md5 = term.removeprefix("LEFT(").removesuffix(", 16)")
+    assert f"SUM(CAST(CONV(SUBSTRING({md5}, 1, 16), 16, 10) AS UNSIGNED))" in source_sql.checksum_aggregate_query(
+        p, json_text=True
+    )
+    assert "`doc`" in term and "`doc`" not in source_sql.row_hash_hex(p)
 
 
 def test_row_hashes_add_up_only_a_whole_read_and_refuse_an_unhashable_row():
@@ -378,7 +382,7 @@ def test_row_hashes_add_up_only_a_whole_read_and_refuse_an_unhashable_row():
 
     terms = [2**64 - 1, 5, 2**63]
     hashes = RowHashes(plan())
-    rows = [(f"line {i}", str(t)) for i, t in enumerate(terms)]
+    rows = [(f"line {i}", f"{t:016x}") for i, t in enumerate(terms)]
     assert list(hashes.feed(iter(rows))) == rows  # passed on as they are
     assert hashes.checksum() == (3, f"{sum(terms) & 0xFFFFFFFFFFFFFFFF:016x}")
     assert hashes.checksum() == checksums.add_checksums([(1, f"{t:016x}") for t in terms])

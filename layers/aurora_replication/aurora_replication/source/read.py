@@ -172,9 +172,10 @@ def _unhashable(plan: TablePlan) -> RuntimeError:
 
 
 class RowHashes:
-    """The count and checksum of a chunk taken from the rows of ``sql.line_query(hashed=True)`` as
-    they stream past (``feed``), so the chunk's source is scanned once, not once for the rows and
-    again for ``chunk_checksum``: the same sum of each row's 64-bit MD5 term that MySQL folds there,
+    """The count and checksum of a chunk taken from the rows of ``sql.line_query(hashed=True)`` (each
+    row's term as 16 hexadecimal digits, ``sql.row_hash_hex``) as they stream past (``feed``), so
+    the chunk's source is scanned once, not once for the rows and again for ``chunk_checksum``: the
+    same sum of each row's 64-bit MD5 term that MySQL folds there,
     over exactly the rows read, in the same snapshot. A row MySQL cannot hash (NULL term) is an
     error, as in ``chunk_checksum``."""
 
@@ -192,7 +193,7 @@ class RowHashes:
                 term = row[1]
                 if term is None:
                     raise _unhashable(self.plan)
-                total += int(term)
+                total += int(term, 16)
                 count += 1
                 yield row
             self.complete = True
