@@ -270,3 +270,36 @@ def test_every_value_reads_back_equal_and_hashes_alike(env):
             sf.close()
 
     copy_and_compare()
+
+
+def test_a_rows_term_is_the_same_number_in_both_engines(env):
+    """Snowflake's term is ``MD5_NUMBER_UPPER64`` of the row's text, MySQL's the first 16 hex digits of
+    its MD5 as a number: the same 64 bits, so their sums agree. The first value is the example of
+    Snowflake's SQL reference ("MD5_NUMBER_UPPER64": 'Snowflake' gives 17145559544104499780), which
+    the emulator must reproduce rather than DuckDB's own md5_number_upper (another byte order). The
+    sum of five terms is past 2^53: a sum through a double would lose its last digits."""
+    import hashlib
+
+    texts = ["Snowflake", "", "é😀", "a\x1fb", "x" * 5000]
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT MD5_NUMBER_UPPER64('Snowflake')")
+        assert int(cur.fetchone()[0]) == 17145559544104499780
+        values = ", ".join(["(%s)"] * len(texts))
+        # summed as the checksums sum them, from a derived column: exact, as Snowflake sums a NUMBER
+        # (the emulator is made to; it summed such a column as a DOUBLE)
+        terms = f"SELECT MD5_NUMBER_UPPER64(column1) AS t FROM VALUES {values}"
+        cur.execute(f"SELECT COUNT(*), SUM(t) FROM ({terms})", texts)
+        snowflake = tuple(int(v) for v in cur.fetchone())
+    finally:
+        conn.close()
+    rows = " UNION ALL ".join(["SELECT CONVERT(%s USING utf8mb4) AS t"] * len(texts))
+    with env.mysql.cursor() as cur:
+        cur.execute(
+            f"SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5(t), 1, 16), 16, 10) AS UNSIGNED)) FROM ({rows}) v", texts
+        )
+        mysql = tuple(int(v) for v in cur.fetchone())
+    assert snowflake == mysql
+    digests = [hashlib.md5(t.encode()).hexdigest() for t in texts]  # noqa: S324 - a checksum, not security
+    assert checksums.fold_sums(*snowflake) == checksums.fold_hashes(digests)

@@ -253,17 +253,16 @@ def test_checksums_fold_inside_both_databases_to_the_same_sum():
 
     rows = ["a", "b\x1fc", "é😀", ""]
     hashes = [hashlib.md5(r.encode()).hexdigest() for r in rows]  # noqa: S324 - a checksum, not security
-    high = sum(int(h[:8], 16) for h in hashes)
-    low = sum(int(h[8:16], 16) for h in hashes)
-    assert checksums.fold_sums(str(len(rows)), str(high), str(low)) == checksums.fold_hashes(hashes)
-    assert checksums.fold_sums(0, None, None) == checksums.fold_hashes([])
+    total = sum(int(h[:16], 16) for h in hashes)
+    assert checksums.fold_sums(str(len(rows)), str(total)) == checksums.fold_hashes(hashes)
+    assert checksums.fold_sums(0, None) == checksums.fold_hashes([])
     p = plan()
     mysql_sql = source_sql.checksum_aggregate_query(p, "`id` > %s")
     assert mysql_sql.startswith("SELECT COUNT(*), SUM(CAST(CONV(SUBSTRING(MD5(CONCAT_WS(CHAR(31), ")
     assert mysql_sql.endswith("FROM `order items` WHERE `id` > %s")
     sf_sql = snowflake_sql.checksum_aggregate_query(p, "_ASR_FULL_r_T", checksums.checksum_columns(p), load_table=True)
     assert sf_sql.startswith(
-        """SELECT COUNT(*), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 1, 8), 'XXXXXXXX')), SUM(TO_NUMBER(SUBSTR("_ASR_HASH", 9, 8), 'XXXXXXXX')) FROM (SELECT MD5("""
+        """SELECT COUNT(*), SUM("_ASR_TERM") FROM (SELECT MD5_NUMBER_UPPER64(CONCAT_WS(CHR(31), COALESCE("""
     )
     assert sf_sql.endswith(snowflake_sql.ONE_ATTEMPT_PER_CHUNK + ")")
     by_chunk = snowflake_sql.checksum_by_chunk_query("L", checksums.checksum_columns(p))

@@ -53,17 +53,17 @@ def unchecked_columns(plan: TablePlan, json_text: bool = False) -> list[Column]:
     return [c for c in plan.columns if c.name not in checked]
 
 
-def fold_sums(count: Any, high: Any, low: Any) -> tuple[int, str]:
-    """The ``fold_hashes`` result from the in-database sums of the 32-bit halves."""
-    total = ((int(high or 0) << 32) + int(low or 0)) & 0xFFFFFFFFFFFFFFFF
-    return int(count or 0), f"{total:016x}"
+def fold_sums(count: Any, total: Any) -> tuple[int, str]:
+    """The ``fold_hashes`` result from the in-database sum of each row's first 64 bits (a sum of no
+    rows is NULL)."""
+    return int(count or 0), f"{int(total or 0) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def fold_hashes(hashes: Iterator[str] | list[str]) -> tuple[int, str]:
     """Row count and an order-independent checksum from per-row MD5 hex digests.
 
     The reference definition of the fold, in Python: the product folds inside each database
-    (``fold_sums`` of the SQL sums of 32-bit halves), and the unit tests check that both give this."""
+    (``fold_sums`` of the SQL sum of each row's first 64 bits), and the unit tests check that both give this."""
     total = 0
     count = 0
     for h in hashes:

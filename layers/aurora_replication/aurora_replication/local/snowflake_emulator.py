@@ -5,8 +5,9 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 
 * every connection shares one instance persisted under ``--db-path``, so state survives
   between local runs and several workers see the same tables;
-* ``TO_NUMBER(x, 'XX..')`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
+* ``TO_NUMBER(x, 'XX..')``, ``MD5_NUMBER_UPPER64(x)`` and ``BINARY(n)``, valid Snowflake, are translated for DuckDB;
 * an explicit NUMBER(38,0) keeps 38 digits (fakesnow stores it as a 64-bit integer);
+* ``SUM`` of a NUMBER is exact, as in Snowflake (fakesnow summed every argument as a DOUBLE);
 * ``$name`` inside a string literal is text, not a session variable;
 * NULL timestamps are encoded as NULL (the emulator's server mode turns them into 1970-01-01);
 * staged CSV is read as text, so column types come from the table, as in Snowflake, and by the file
@@ -176,7 +177,8 @@ def _patch_csv_types() -> None:
 
 def _patch_hex_to_number() -> None:
     """``TO_NUMBER(text, 'XXXXXXXX')`` (hexadecimal digits) is valid Snowflake that fakesnow does
-    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT (checksums use it).
+    not translate: spell it as DuckDB's cast of ``'0x' || text`` to BIGINT. ``MD5_NUMBER_UPPER64``
+    (checksums use it) likewise, as the digest's first 16 hex digits read as a NUMBER(20,0).
     ``BINARY(n)`` likewise: DuckDB's BLOB takes no length."""
     import re
 
@@ -197,6 +199,18 @@ def _patch_hex_to_number() -> None:
             # BINARY(n) is valid Snowflake (n up to 64 MB); DuckDB's BLOB takes no length (and DuckDB
             # enforces no VARCHAR length either), so the length is dropped rather than the statement
             return exp.DataType(this=node.this)
+        if isinstance(node, exp.MD5NumberUpper64):
+            # the digest read as a big-endian number, its upper 64 bits: its first 16 hex digits
+            # (DuckDB's own md5_number_upper reads the bytes in another order). A NUMBER, as in
+            # Snowflake, so that a SUM of them is an exact NUMBER(38,0) too: DuckDB's sum of UBIGINTs
+            # is a HUGEINT, which the emulator's result encoding passes through a double
+            spelled = sqlglot.parse_one(
+                "CAST(CAST('0x' || SUBSTR(MD5(__asr_arg), 1, 16) AS UBIGINT) AS DECIMAL(20, 0))", read="duckdb"
+            )
+            placeholder = spelled.find(exp.Column)
+            assert placeholder is not None
+            placeholder.replace(node.this.copy())
+            return spelled
         fmt = node.args.get("format") if isinstance(node, exp.ToNumber) else None
         if isinstance(fmt, exp.Literal) and re.fullmatch(r"X{1,15}", str(fmt.this)):
             spelled = sqlglot.parse_one("CAST('0x' || __asr_arg AS BIGINT)", read="duckdb")
@@ -344,6 +358,31 @@ def _patch_already_exists() -> None:
     FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
 
 
+def _patch_exact_sums() -> None:
+    """``SUM`` (and ``AVG``, ``MEDIAN``, the variances) of a NUMBER is exact in Snowflake: the sum of a
+    NUMBER(p,0) column is a NUMBER(38,0) ("SUM" in Snowflake's SQL reference). fakesnow casts the
+    argument of each of these to DOUBLE (``TRY_CAST(x AS DOUBLE)``, so that a sum of text runs as
+    Snowflake's implicit conversion would), unless the argument is already a cast; a sum of
+    NUMBER(20,0) values past 2^53 then comes back rounded. Here the argument keeps its own type, and
+    only the column name fakesnow gives the result stays (``"SUM(X)"``, as Snowflake names it). A sum
+    of text now fails in the emulator: stricter than Snowflake, never more lenient."""
+    import fakesnow.transforms as fs_transforms
+    from fakesnow.transforms import transforms as fs_impl
+    from sqlglot import exp
+
+    original = fs_transforms.numeric_agg_implicit_cast
+    if getattr(original, "_asr_exact", False):
+        return
+
+    def numeric_agg_names(expression: Any) -> Any:
+        if isinstance(expression, fs_impl._NUMERIC_ONLY_AGGS) and isinstance(expression.parent, exp.Select):
+            return exp.alias_(expression, fs_impl._numeric_agg_col_name(expression, expression.this), quoted=True)
+        return expression
+
+    numeric_agg_names._asr_exact = True  # type: ignore[attr-defined]
+    fs_transforms.numeric_agg_implicit_cast = numeric_agg_names
+
+
 def _patch_number_38() -> None:
     """An explicit NUMBER(38,0) holds 38 digits in Snowflake; fakesnow stores it as a 64-bit BIGINT,
     so a DECIMAL(38,0) value past 2^63 fails to load. Keep an explicit NUMBER(38,0) a DECIMAL(38,0)
@@ -456,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_hex_to_number()
     _patch_insert_overwrite_locks()
     _patch_number_38()
+    _patch_exact_sums()
     _patch_variables_in_literals()
     _patch_query_tag()
     _patch_describe_last_sql()

@@ -148,7 +148,7 @@ def _buckets(
     statement = target_sql.bucket_checksums_query(
         plan, side.table, side.columns, side.load_table, side.sf_where, depth, len(parents)
     )
-    tgt = {str(b): checksums.fold_sums(n, hi, lo) for b, n, hi, lo in _snowflake(target, side, statement, parents)}
+    tgt = {str(b): checksums.fold_sums(n, total) for b, n, total in _snowflake(target, side, statement, parents)}
     return src, tgt
 
 

@@ -342,7 +342,7 @@ class Target:
         where = sql.validated(load_table, attempts)
         columns = checksum_columns(plan, json_text)
         rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), attempts.params)
-        return {int(chunk): fold_sums(count, high, low) for chunk, count, high, low in rows}
+        return {int(chunk): fold_sums(count, total) for chunk, count, total in rows}
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
         execute(self.conn, sql.merge_validated(plan, load_table, attempts), attempts.params)

@@ -17,6 +17,7 @@ from aurora_replication.models import Column, TablePlan
 
 CHUNK_COLUMN = "_ASR_CHUNK"
 HASH_COLUMN = "_ASR_HASH"
+TERM_COLUMN = "_ASR_TERM"
 ATTEMPT_COLUMN = "_ASR_ATTEMPT"
 DELETED_COLUMN = "_ASR_DELETED_AT"
 TOKEN_COLUMN = "_ASR_TOKEN"
@@ -348,8 +349,21 @@ def _md5_of(parts: list[str]) -> str:
     return f"MD5(CONCAT_WS(CHR(31), {', '.join(parts) or chr(39) * 2}))"
 
 
+def _row_parts(checksum_columns: list[Column]) -> list[str]:
+    return [f"COALESCE({canonical(c)}, CHR(30))" for c in checksum_columns]
+
+
 def _row_md5(checksum_columns: list[Column]) -> str:
-    return _md5_of([f"COALESCE({canonical(c)}, CHR(30))" for c in checksum_columns])
+    return _md5_of(_row_parts(checksum_columns))
+
+
+def _row_term(checksum_columns: list[Column]) -> str:
+    """One row's term of the checksum: the first 64 bits of its MD5 as a number, what MySQL's
+    ``CAST(CONV(SUBSTRING(MD5(...), 1, 16), 16, 10) AS UNSIGNED)`` gives. ``MD5_NUMBER_UPPER64`` reads
+    the digest as a big-endian 128-bit number and returns its upper 64 bits unsigned (Snowflake's SQL
+    reference, "MD5_NUMBER_UPPER64"): one function a row instead of the hex digest, two substrings and
+    two conversions."""
+    return f"MD5_NUMBER_UPPER64(CONCAT_WS(CHR(31), {', '.join(_row_parts(checksum_columns)) or chr(39) * 2}))"
 
 
 def key_md5(plan: TablePlan) -> str:
@@ -360,26 +374,23 @@ def key_md5(plan: TablePlan) -> str:
 def checksum_query(
     plan: TablePlan, table: str, checksum_columns: list[Column], load_table: bool = False, where: str = ""
 ) -> str:
-    """Per-row MD5 (as ``_ASR_HASH``) of the same canonical text ``source.checksum_query`` builds in
-    MySQL; a load table gives one attempt per chunk."""
+    """Each row's checksum term (as ``_ASR_TERM``, ``_row_term``) of the same canonical text
+    ``source.checksum_query`` builds in MySQL; a load table gives one attempt per chunk."""
     return _hashed_rows(table, checksum_columns, load_table, where)
 
 
 def _hashed_rows(
     table: str, checksum_columns: list[Column], load_table: bool, where: str = "", extra_columns: tuple[str, ...] = ()
 ) -> str:
-    select = ", ".join([*(q(c) for c in extra_columns), f"{_row_md5(checksum_columns)} AS {q(HASH_COLUMN)}"])
+    select = ", ".join([*(q(c) for c in extra_columns), f"{_row_term(checksum_columns)} AS {q(TERM_COLUMN)}"])
     sql = f"SELECT {select} FROM {q(table)}"
     if where:
         sql += f" WHERE {where}"
     return f"{sql} {ONE_ATTEMPT_PER_CHUNK}" if load_table else sql
 
 
-# the two 32-bit halves of the first 64 bits of a row's MD5, summed (fits NUMBER(38,0) exactly)
-_FOLD = (
-    f"COUNT(*), SUM(TO_NUMBER(SUBSTR({q(HASH_COLUMN)}, 1, 8), 'XXXXXXXX')), "
-    f"SUM(TO_NUMBER(SUBSTR({q(HASH_COLUMN)}, 9, 8), 'XXXXXXXX'))"
-)
+# the rows' terms summed: at most 2^64 each, so the sum of a table fits NUMBER(38,0) exactly
+_FOLD = f"COUNT(*), SUM({q(TERM_COLUMN)})"
 
 
 def checksum_aggregate_query(
@@ -521,7 +532,7 @@ def bucket_checksums_query(
         table,
         load_table,
         where,
-        [(BUCKET_COLUMN, f"LEFT({key_md5(plan)}, {int(depth)})"), (HASH_COLUMN, _row_md5(checksum_columns))],
+        [(BUCKET_COLUMN, f"LEFT({key_md5(plan)}, {int(depth)})"), (TERM_COLUMN, _row_term(checksum_columns))],
     )
     return (
         f"SELECT {q(BUCKET_COLUMN)}, {_FOLD} FROM ({inner}){_prefix_filter(BUCKET_COLUMN, depth - 1, parents)} "
