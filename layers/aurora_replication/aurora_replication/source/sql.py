@@ -331,7 +331,6 @@ def _chunk_source(
 # separators (CHAR(31), CHAR(30) for NULL) cannot collide with another row's columns.
 
 TWO_52 = 4503599627370496
-TWO_53 = 9007199254740992
 
 
 def _float_canonical(x: str) -> str:
@@ -343,8 +342,12 @@ def _float_canonical(x: str) -> str:
     text of the value cannot be compared; its bits can."""
     e0 = f"LEAST(GREATEST(FLOOR(LOG2(ABS({x}))), -1074), 1023)"
     m0 = f"(ABS({x}) / POW(2, {e0}) * {TWO_52})"
-    m = f"CASE WHEN {m0} >= {TWO_53} THEN {m0} / 2 WHEN {m0} < {TWO_52} THEN {m0} * 2 ELSE {m0} END"
-    e = f"{e0} + CASE WHEN {m0} >= {TWO_53} THEN 1 WHEN {m0} < {TWO_52} THEN -1 ELSE 0 END"
+    # MySQL evaluates each reference to m0 anew (LOG2 and POW each time): a simple CASE evaluates its
+    # operand once, so FLOOR(m0 / 2^52) (1 in range, 0 below, 2 or 3 above) costs one evaluation where
+    # the two searched conditions cost two. Dividing by 2^52 is exact
+    k = f"FLOOR({m0} / {TWO_52})"
+    m = f"CASE {k} WHEN 1 THEN {m0} WHEN 0 THEN {m0} * 2 ELSE {m0} / 2 END"
+    e = f"{e0} + CASE {k} WHEN 1 THEN 0 WHEN 0 THEN -1 ELSE 1 END"
     # m is a whole number below 2^53, which a double holds exactly: its cast to an integer is exact
     # whatever rounding the engine applies. (A cast to DECIMAL gives the same digits at about twice
     # the cost of the whole expression: MySQL converts a double to DECIMAL through its text.)
