@@ -29,7 +29,14 @@ def open_run(
     services.state.create_run(run_id, request.mode, tables, request.model_dump(mode="json"))
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     for table, reason in failed.items():
-        logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
-        services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, **table_fields)
-        summary["tables"][table] = {"status": "failed", "reason": reason}
+        record_failed(services, run_id, summary, table, reason, **table_fields)
     return summary
+
+
+def record_failed(
+    services: Services, run_id: str, summary: dict[str, Any], table: str, reason: str, **table_fields: Any
+) -> None:
+    """A table of the run that could not be planned: recorded failed (and counted finished)."""
+    logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
+    services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, **table_fields)
+    summary["tables"][table] = {"status": "failed", "reason": reason}

@@ -140,6 +140,55 @@ def plan_table(
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
 
+def _lease(
+    p: PlannedTable, run_id: str, services: Services, summary: dict[str, Any], target_columns: TargetColumns
+) -> bool:
+    """Take the table's lease (a conditional write) and evolve its target's schema; or, when another
+    run holds the lease, resume that run's stalled table once, and record this run's table declined."""
+    table = p.plan.table
+    for note in p.notes:
+        logger.info(note, extra={"run_id": run_id, "table": table})
+    ok, reason = services.state.acquire_lease(table, run_id, services.settings.lease_seconds)
+    if not ok:
+        # a lease held by a stalled run: resume that run's table once instead of only declining
+        resumed = resume.auto_resume(table, services)
+        extra = {k: resumed[k] for k in ("resumed_run", "resumed")} if resumed else {}
+        reason = resumed["reason"] if resumed else reason
+        services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0, **extra)
+        logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
+        summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
+        return False
+    target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
+    return True
+
+
+def _fail_unsent(
+    run_id: str,
+    names: list[str],
+    group: list[PlannedTable],
+    services: Services,
+    summary: dict[str, Any],
+    error: BaseException,
+) -> None:
+    """The scheduler stopped half way (a lost connection, a throttled write): the run's tables that
+    were not sent are recorded failed with the reason, and the leases of those it had taken are
+    released, so the run ends (failed) instead of waiting for tables that never come. Best effort:
+    the error that stopped the scheduler is raised after it either way."""
+    leased = {p.plan.table for p in group}
+    reason = (
+        f"not copied: the scheduler stopped before sending it ({type(error).__name__}: {error}); run the table again"
+    )
+    for table in names:
+        if table in summary["tables"]:
+            continue
+        try:
+            runs.record_failed(services, run_id, summary, table, reason)
+            if table in leased:
+                services.state.release_lease(table, run_id, 0)
+        except Exception:  # noqa: BLE001 - the original error is what the caller needs to see
+            logger.exception("could not record the unsent table", extra={"run_id": run_id, "table": table})
+
+
 # leased tables whose records and messages are written together: ten one-chunk tables are one
 # BatchWriteItem (20 items: up to 25 go in one) and one SendMessageBatch (up to 10 messages)
 WRITE_GROUP = 10
@@ -265,51 +314,46 @@ def resolve_tables(
 
 
 def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
-    s = services.settings
+    """Plan the tables one after the other and send each group of leased tables' messages as soon as
+    it is planned: the workers copy the first tables while the later ones are planned (a database of
+    thousands of tables spends seconds in ``information_schema`` before its last table is planned).
+    Nothing is written until a table has been planned: a request whose every table fails planning is
+    an error that leaves no run behind. A table that fails planning later is recorded failed then;
+    the run lists every table from its start, so it cannot finish before they all have."""
     conn = services.mysql()
+    summary: dict[str, Any] | None = None
+    failed: dict[str, str] = {}
+    group: list[PlannedTable] = []
+    names: list[str] = []
     try:
         database = services.mysql_settings().dbname
         names, options = resolve_tables(conn, services, database, request)
-        planned: list[PlannedTable] = []
-        failed: dict[str, str] = {}
         for t in names:
             meter.focus(t, "plan")
             try:
-                planned.append(plan_table(conn, services, database, t, request, target_columns, options))
+                p = plan_table(conn, services, database, t, request, target_columns, options)
             except (BadInputError, UnsupportedTypeError) as e:
                 failed[t] = str(e)  # this table stops; the others go on
-        if not planned:
+                if summary is not None:
+                    runs.record_failed(services, run_id, summary, t, str(e))
+                continue
+            if summary is None:  # the first planned table: the run is recorded, with the failures so far
+                summary = runs.open_run(services, run_id, request, names, failed)
+            if _lease(p, run_id, services, summary, target_columns):
+                group.append(p)
+            if len(group) >= WRITE_GROUP:
+                _record_and_send(run_id, group, services, summary)
+                group = []
+        if summary is None:
             raise BadInputError("; ".join(failed.values()))
+        if group:
+            _record_and_send(run_id, group, services, summary)
+    except Exception as e:
+        if summary is not None:  # the run is recorded: end its unsent tables rather than leave it waiting
+            _fail_unsent(run_id, names, group, services, summary, e)
+        raise
     finally:
         conn.close()
-
-    # planning succeeded: now write. Tables are leased one by one (a conditional write each); the
-    # records and messages of a group of leased tables go together: their TABLE items and key ranges
-    # in BatchWriteItem calls, then their messages in batches of ten, always after the items they name
-    summary = runs.open_run(services, run_id, request, names, failed)
-    group: list[PlannedTable] = []
-    for p in planned:
-        table = p.plan.table
-        meter.focus(table, "plan")
-        for note in p.notes:
-            logger.info(note, extra={"run_id": run_id, "table": table})
-        ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)
-        if not ok:
-            # a lease held by a stalled run: resume that run's table once instead of only declining
-            resumed = resume.auto_resume(table, services)
-            extra = {k: resumed[k] for k in ("resumed_run", "resumed")} if resumed else {}
-            reason = resumed["reason"] if resumed else reason
-            services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0, **extra)
-            logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
-            summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
-            continue
-        target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
-        group.append(p)
-        if len(group) >= WRITE_GROUP:
-            _record_and_send(run_id, group, services, summary)
-            group = []
-    if group:
-        _record_and_send(run_id, group, services, summary)
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
