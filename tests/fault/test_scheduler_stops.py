@@ -84,3 +84,29 @@ def test_a_scheduler_that_stops_half_way_ends_its_run_and_frees_its_leases(env, 
     monkeypatch.setattr(scheduler, "plan_table", plan)
     again = stack.run({"tables": "t3", "mode": "full"}, workers=1)
     assert again.ok and again.run["table_states"]["t3"]["status"] == "published"
+
+
+def test_a_group_whose_messages_were_not_all_sent_ends_failed(env, monkeypatch):
+    """The group's records are written, then sending its messages fails: its tables count as unsent
+    (some of their messages may be missing), so they end failed with the later ones, not running."""
+    from aurora_replication.services import Services
+
+    make_tables(env)
+    send = Services.send_messages
+
+    def throttled(self, bodies, tables=None):
+        if tables and "t3" in tables:
+            raise TimeoutError("simulated: SendMessageBatch timed out")
+        return send(self, bodies, tables)
+
+    monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
+    monkeypatch.setattr(Services, "send_messages", throttled)
+    stack = env.start_stack()
+    run_id = "20261205T120000Z-5c4ed2"
+    with pytest.raises(TimeoutError, match="simulated"):
+        stack.run({"tables": ",".join(TABLES), "mode": "full", "run_id": run_id}, workers=2)
+    outcome = stack.drain(run_id, workers=2, idle_timeout=5)
+    states = outcome.run["table_states"]
+    assert outcome.run["status"] == "failed", states
+    assert [states[t]["status"] for t in TABLES] == ["published", "published", "failed", "failed", "failed"]
+    assert "(TimeoutError: simulated" in states["t3"]["reason"]

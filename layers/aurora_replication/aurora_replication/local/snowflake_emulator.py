@@ -201,9 +201,9 @@ def _patch_hex_to_number() -> None:
             return exp.DataType(this=node.this)
         if isinstance(node, exp.MD5NumberUpper64):
             # the digest read as a big-endian number, its upper 64 bits: its first 16 hex digits
-            # (DuckDB's own md5_number_upper reads the bytes in another order). A NUMBER, as in
-            # Snowflake, so that a SUM of them is an exact NUMBER(38,0) too: DuckDB's sum of UBIGINTs
-            # is a HUGEINT, which the emulator's result encoding passes through a double
+            # (DuckDB's own md5_number_upper reads the bytes in another order). A NUMBER, as Snowflake
+            # returns, so that a SUM of them is a DECIMAL(38,0) in DuckDB and a NUMBER(38,0) to the
+            # connector, as in Snowflake
             spelled = sqlglot.parse_one(
                 "CAST(CAST('0x' || SUBSTR(MD5(__asr_arg), 1, 16) AS UBIGINT) AS DECIMAL(20, 0))", read="duckdb"
             )

@@ -172,14 +172,16 @@ def _fail_unsent(
 ) -> None:
     """The scheduler stopped half way (a lost connection, a throttled write): the run's tables that
     were not sent are recorded failed with the reason, and the leases of those it had taken are
-    released, so the run ends (failed) instead of waiting for tables that never come. Best effort:
-    the error that stopped the scheduler is raised after it either way."""
+    released, so the run ends (failed) instead of waiting for tables that never come. ``group``, the
+    leased tables not yet sent, counts as unsent even if its records were written before the error:
+    some of its messages may be missing, and a chunk of a failed table is ignored. Best effort: the
+    error that stopped the scheduler is raised after it either way."""
     leased = {p.plan.table for p in group}
     reason = (
         f"not copied: the scheduler stopped before sending it ({type(error).__name__}: {error}); run the table again"
     )
     for table in names:
-        if table in summary["tables"]:
+        if table in summary["tables"] and table not in leased:
             continue
         try:
             runs.record_failed(services, run_id, summary, table, reason)
