@@ -19,6 +19,17 @@ def make_tables(env) -> None:
         )
 
 
+def stopped_run(stack, run_id: str, error: type[BaseException]) -> dict:
+    """Run every table with a scheduler that raises ``error`` half way, then let the workers drain
+    what it sent: the run ends failed. Its tables' states."""
+    with pytest.raises(error, match="simulated"):
+        stack.run({"tables": ",".join(TABLES), "mode": "full", "run_id": run_id}, workers=2)
+    outcome = stack.drain(run_id, workers=2, idle_timeout=5)
+    states = outcome.run["table_states"]
+    assert outcome.run["status"] == "failed", states
+    return states
+
+
 def test_the_first_tables_are_sent_before_the_last_is_planned(env, monkeypatch):
     make_tables(env)
     events: list[tuple[str, str]] = []
@@ -64,13 +75,8 @@ def test_a_scheduler_that_stops_half_way_ends_its_run_and_frees_its_leases(env, 
     monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
     monkeypatch.setattr(scheduler, "plan_table", planned)
     stack = env.start_stack()
-    run_id = "20261205T120000Z-5c4ed1"
-    with pytest.raises(ConnectionResetError, match="simulated"):
-        stack.run({"tables": ",".join(TABLES), "mode": "full", "run_id": run_id}, workers=2)
     # t1 and t2 were sent; t3 was planned and leased but not sent; t4 and t5 never planned
-    outcome = stack.drain(run_id, workers=2, idle_timeout=5)
-    states = outcome.run["table_states"]
-    assert outcome.run["status"] == "failed", states
+    states = stopped_run(stack, "20261205T120000Z-5c4ed1", ConnectionResetError)
     assert {t: states[t]["status"] for t in TABLES} == {
         "t1": "published",
         "t2": "published",
@@ -101,12 +107,6 @@ def test_a_group_whose_messages_were_not_all_sent_ends_failed(env, monkeypatch):
 
     monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
     monkeypatch.setattr(Services, "send_messages", throttled)
-    stack = env.start_stack()
-    run_id = "20261205T120000Z-5c4ed2"
-    with pytest.raises(TimeoutError, match="simulated"):
-        stack.run({"tables": ",".join(TABLES), "mode": "full", "run_id": run_id}, workers=2)
-    outcome = stack.drain(run_id, workers=2, idle_timeout=5)
-    states = outcome.run["table_states"]
-    assert outcome.run["status"] == "failed", states
+    states = stopped_run(env.start_stack(), "20261205T120000Z-5c4ed2", TimeoutError)
     assert [states[t]["status"] for t in TABLES] == ["published", "published", "failed", "failed", "failed"]
     assert "(TimeoutError: simulated" in states["t3"]["reason"]
