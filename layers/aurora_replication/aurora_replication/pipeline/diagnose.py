@@ -35,7 +35,6 @@ from aurora_replication.target import sql as target_sql
 from aurora_replication.target.client import Target, execute
 
 SHOWN_CHARS = 200  # values longer than this are shown cut, with their length
-MASK = 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ def _buckets(
     conn: Any, target: Target, plan: TablePlan, side: _Side, depth: int, parents: list[str]
 ) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
     statement = source_sql.bucket_checksums_query(plan, side.mysql_where, depth, len(parents), side.json_text)
-    src = {str(b): (int(n), f"{int(total or 0) & MASK:016x}") for b, n, total in _mysql(conn, side, statement, parents)}
+    src = {str(b): checksums.fold_sums(n, total) for b, n, total in _mysql(conn, side, statement, parents)}
     statement = target_sql.bucket_checksums_query(
         plan, side.table, side.columns, side.load_table, side.sf_where, depth, len(parents)
     )

@@ -12,7 +12,7 @@ from typing import Any
 import pymysql
 import pymysql.cursors
 
-from aurora_replication import typemap
+from aurora_replication import checksums, typemap
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import TablePlan
 from aurora_replication.source import bounds, sql
@@ -160,7 +160,6 @@ def stream_rows(conn: pymysql.Connection[Any], sql: str, params: Sequence[object
 
 
 ER_WARN_ALLOWED_PACKET_OVERFLOWED = 1301
-CHECKSUM_MASK = 0xFFFFFFFFFFFFFFFF
 
 
 def _unhashable(plan: TablePlan) -> RuntimeError:
@@ -175,9 +174,8 @@ class RowHashes:
     """The count and checksum of a chunk taken from the rows of ``sql.line_query(hashed=True)`` (each
     row's term as 16 hexadecimal digits, ``sql.row_hash_hex``) as they stream past (``feed``), so
     the chunk's source is scanned once, not once for the rows and again for ``chunk_checksum``: the
-    same sum of each row's 64-bit MD5 term that MySQL folds there,
-    over exactly the rows read, in the same snapshot. A row MySQL cannot hash (NULL term) is an
-    error, as in ``chunk_checksum``."""
+    same sum of each row's 64-bit MD5 term that MySQL folds there, over exactly the rows read, in the
+    same snapshot. A row MySQL cannot hash (NULL term) is an error, as in ``chunk_checksum``."""
 
     def __init__(self, plan: TablePlan) -> None:
         self.plan = plan
@@ -203,7 +201,7 @@ class RowHashes:
     def checksum(self) -> tuple[int, str]:
         if not self.complete:
             raise RuntimeError("the chunk's rows were not all read: no checksum of a partial read")
-        return self.rows, f"{self.total & CHECKSUM_MASK:016x}"
+        return checksums.fold_sums(self.rows, self.total)
 
 
 def _aggregate_checksum(
@@ -218,7 +216,7 @@ def _aggregate_checksum(
             cur.execute("SHOW WARNINGS")
             if any(int(w[1]) == ER_WARN_ALLOWED_PACKET_OVERFLOWED for w in cur.fetchall()):
                 raise _unhashable(plan)
-    return int(count or 0), f"{int(total or 0) & CHECKSUM_MASK:016x}"
+    return checksums.fold_sums(count, total)
 
 
 def table_checksum(conn: pymysql.Connection[Any], plan: TablePlan, json_text: bool = False) -> tuple[int, str]:

@@ -345,8 +345,8 @@ def canonical(c: Column, alias: str = "") -> str:
     return text
 
 
-def _md5_of(parts: list[str]) -> str:
-    return f"MD5(CONCAT_WS(CHR(31), {', '.join(parts) or chr(39) * 2}))"
+def _md5_of(parts: list[str], function: str = "MD5") -> str:
+    return f"{function}(CONCAT_WS(CHR(31), {', '.join(parts) or chr(39) * 2}))"
 
 
 def _row_parts(checksum_columns: list[Column]) -> list[str]:
@@ -363,7 +363,7 @@ def _row_term(checksum_columns: list[Column]) -> str:
     the digest as a big-endian 128-bit number and returns its upper 64 bits unsigned (Snowflake's SQL
     reference, "MD5_NUMBER_UPPER64"): one function a row instead of the hex digest, two substrings and
     two conversions."""
-    return f"MD5_NUMBER_UPPER64(CONCAT_WS(CHR(31), {', '.join(_row_parts(checksum_columns)) or chr(39) * 2}))"
+    return _md5_of(_row_parts(checksum_columns), "MD5_NUMBER_UPPER64")
 
 
 def key_md5(plan: TablePlan) -> str:
