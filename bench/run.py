@@ -47,6 +47,8 @@ BENCH = Path(".local/bench")
 DATABASE = "bench"
 TABLE = "orders"
 FULL_CHUNK_ROWS = 200_000
+# the parts a chunk is read in (EXTRACT_PROCESSES) in the run that measures reading in parts
+PARTS = 2
 MEMORY_CHUNKS = (50_000, 200_000, 1_000_000)
 CHANGED_ROWS = 1_000
 # planning (chunk bounds) is measured on tables of one schema at these sizes, at these chunk sizes
@@ -254,11 +256,21 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
             changed = _execute_source(spec["source"], step.get("before_sql", []))
             cpu_before = cpu_seconds()
             started = time.perf_counter()
-            outcome = stack.run(
-                step["request"],
-                workers=int(step.get("workers", spec["workers"])),
-                processes=bool(spec.get("processes")),
-            )
+            # a step's own settings (EXTRACT_PROCESSES): its worker containers start with them
+            saved = {k: os.environ.get(k) for k in step.get("env", {})}
+            os.environ.update(step.get("env", {}))
+            try:
+                outcome = stack.run(
+                    step["request"],
+                    workers=int(step.get("workers", spec["workers"])),
+                    processes=bool(spec.get("processes")),
+                )
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             seconds = time.perf_counter() - started
             cpu = cpu_seconds() - cpu_before
             states = outcome.run.get("table_states", {})
@@ -1041,7 +1053,11 @@ def main(argv: list[str] | None = None) -> int:
         two = run_child(stack_spec(db, sf, "stack-2", "BENCH2", 2, [{"name": "full", "request": full}]), "2 workers")
         results["two_workers"] = two["steps"][0]
 
-        log("this project, worker containers as processes (as in Lambda): full with 1, then with 2...")
+        log(
+            "this project, worker containers as processes (as in Lambda): full with 1, then with 2, then with 1 "
+            f"reading each chunk in {PARTS} parts (EXTRACT_PROCESSES={PARTS})..."
+        )
+        parts_env = {"EXTRACT_PROCESSES": str(PARTS)}
         procs = run_child(
             stack_spec(
                 db,
@@ -1049,12 +1065,18 @@ def main(argv: list[str] | None = None) -> int:
                 "stack-processes",
                 "BENCHPROC",
                 1,
-                [{"name": "full", "request": full, "workers": 1}, {"name": "full", "request": full, "workers": 2}],
+                [
+                    {"name": "full", "request": full, "workers": 1},
+                    {"name": "full", "request": full, "workers": 2},
+                    {"name": "full", "request": full, "workers": 1, "env": parts_env},
+                ],
                 processes=True,
             ),
             "worker processes",
         )
-        results["one_worker_process"], results["two_worker_processes"] = procs["steps"]
+        (results["one_worker_process"], results["two_worker_processes"], results["one_worker_process_parts"]) = procs[
+            "steps"
+        ]
 
         if args.small_tables:
             results["small_tables"] = measure_small_tables(db, sf, args.small_tables, SMALL_ROWS, args.small_processes)
@@ -1144,6 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["two_workers"],
                 results["one_worker_process"],
                 results["two_worker_processes"],
+                results["one_worker_process_parts"],
                 results["incremental"],
             )
         )
@@ -1253,11 +1276,13 @@ def report(r: dict[str, Any]) -> None:
     add("ceiling: mariadb --quick > /dev/null", ceiling.get("seconds"), rows, "best of 2")
     one, two, inc = r["one_worker"], r["two_workers"], r["incremental"]
     one_p, two_p = r.get("one_worker_process"), r.get("two_worker_processes")
+    one_parts = r.get("one_worker_process_parts")
     for label, res in (
         ("1 worker", one),
         ("2 workers", two),
         ("1 worker process", one_p),
         ("2 worker processes", two_p),
+        (f"1 worker process, {PARTS} parts a chunk", one_parts),
     ):
         if res is None:
             continue
@@ -1311,6 +1336,7 @@ def report(r: dict[str, Any]) -> None:
     peer_rate = rate(rows, peer.get("seconds")) if peer.get("available") else None
     one_p_rate = rate(rows, one_p["seconds"]) if one_p else None
     two_p_rate = rate(rows, two_p["seconds"]) if two_p else None
+    parts_rate = rate(rows, one_parts["seconds"]) if one_parts else None
     mem = r["memory"]
     mem_small, mem_big = mem[0], mem[-1]
     # the worker container's own peak where it was measured (process containers), else the stack's
@@ -1322,6 +1348,7 @@ def report(r: dict[str, Any]) -> None:
         "1 worker / dlt": one_rate / peer_rate if one_rate and peer_rate else None,
         "2 workers / 1 worker (threads)": two_rate / one_rate if two_rate and one_rate else None,
         "2 worker processes / 1": two_p_rate / one_p_rate if two_p_rate and one_p_rate else None,
+        f"1 worker process, {PARTS} parts / 1 part": parts_rate / one_p_rate if parts_rate and one_p_rate else None,
         f"memory {mem_big['chunk_rows']:,} / {mem_small['chunk_rows']:,} chunk": mem_ratio,
     }
     print("\nratios:")

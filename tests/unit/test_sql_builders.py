@@ -132,7 +132,7 @@ def test_a_few_validated_pairs_are_bound_inline_in_the_statement_that_reads_them
 
 
 def test_copy_reads_one_file_with_a_lossless_csv_format():
-    sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", "data-1.csv.gz")
+    sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", ["data-1.csv.gz"])
     assert "FROM @MY_STAGE/order_items_1/r1/0/data-1.csv.gz" in sql
     # NULL is an empty unquoted field, "" the empty string, and no text is ever read as NULL
     assert "FIELD_OPTIONALLY_ENCLOSED_BY = '\"'" in sql and "NULL_IF = ()" in sql
@@ -140,6 +140,16 @@ def test_copy_reads_one_file_with_a_lossless_csv_format():
     assert "EMPTY_FIELD_AS_NULL = TRUE" in sql and "FORCE" not in sql and sql.endswith("PURGE = TRUE")
     with pytest.raises(ValueError):
         snowflake_sql.stage_location("S", "a'; DROP", "x")
+
+
+def test_copy_of_a_chunk_read_in_parts_names_its_files_in_one_statement():
+    files = ["data-1-000.csv.gz", "data-1-001.csv.gz"]
+    sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", files)
+    assert "FROM @MY_STAGE/order_items_1/r1/0/ FILES = ('data-1-000.csv.gz', 'data-1-001.csv.gz') FILE_FORMAT" in sql
+    assert sql.endswith("PURGE = TRUE")
+    for bad in (["a.csv.gz", "b'); DROP TABLE x; --"], [], ["f"] * (snowflake_sql.MAX_COPY_FILES + 1)):
+        with pytest.raises(ValueError):
+            snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "p", bad)
 
 
 def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):

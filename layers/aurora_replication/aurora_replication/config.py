@@ -47,6 +47,12 @@ class Settings(BaseModel):
     # server: MySQL formats each row as one staging-file line (fast); python: the worker encodes each
     # value (used anyway for Python transforms, ZERO_DATE_POLICY=fail and rows over max_allowed_packet)
     extract_format: Literal["server", "python"] = Field(default="server", alias="EXTRACT_FORMAT")
+    # a large chunk is read in this many parts at once, each on its own MySQL connection and, past
+    # the first, in a helper process of the worker's (pipeline/extract_parts.py): MySQL formats a
+    # query's rows on one thread. 1: one query per chunk. About the worker's vCPUs (memory / 1,769 MB)
+    extract_processes: int = Field(default=1, alias="EXTRACT_PROCESSES", ge=1, le=16)
+    # no part of fewer rows than this (by MySQL's estimate): a smaller one is not worth its process and file
+    extract_part_min_rows: int = Field(default=20_000, alias="EXTRACT_PART_MIN_ROWS", ge=1, le=10_000_000)
     # the chunk queue's maxReceiveCount (the template sets both): a chunk that fails its last receive
     # goes to the DLQ, and its table is reported failed until a redrive copies it
     max_receive_count: int = Field(default=5, alias="MAX_RECEIVE_COUNT", ge=1, le=1000)

@@ -15,6 +15,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
   columns is decoded, as in Snowflake;
 * ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
+* ``COPY ... FROM @stage/path/ FILES = (...)`` loads the named files of an internal stage (fakesnow
+  refused FILES there);
 * creating an object that exists fails with Snowflake's code for it (002002, "already exists"), not
   with the code of a missing object;
 * ``ALTER SESSION SET QUERY_TAG = '<string>'`` (and ``UNSET QUERY_TAG``) is accepted, as Snowflake does;
@@ -358,6 +360,29 @@ def _patch_already_exists() -> None:
     FakeSnowflakeCursor._execute = _execute  # type: ignore[method-assign]
 
 
+def _patch_files_on_internal_stages() -> None:
+    """``COPY INTO t FROM @stage/path/ FILES = ('a.csv.gz', 'b.csv.gz')`` loads the named files of an
+    internal stage in Snowflake ("COPY INTO <table>", FILES: "a list of one or more file names
+    (separated by commas) to be loaded", for internal and external locations alike). fakesnow keeps an
+    internal stage as a local directory, whose path has no URL scheme, and refused FILES there with
+    001011 ("invalid URL prefix"). Here the named files of an internal stage are its files; every other
+    source is resolved as fakesnow does. A file that is not there still fails the COPY."""
+    import fakesnow.copy_into as fs_copy
+    from fakesnow.transforms import stage as fs_stage
+
+    original = fs_copy._source_urls
+    if getattr(original, "_asr_internal_files", False):
+        return
+
+    def _source_urls(source: str, files: list[str]) -> list[str]:
+        if files and fs_stage.is_internal(source):
+            return [f"{source.rstrip('/')}/{f}" for f in files]
+        return original(source, files)
+
+    _source_urls._asr_internal_files = True  # type: ignore[attr-defined]
+    fs_copy._source_urls = _source_urls
+
+
 def _patch_exact_sums() -> None:
     """``SUM`` (and ``AVG``, ``MEDIAN``, the variances) of a NUMBER is exact in Snowflake: the sum of a
     NUMBER(p,0) column is a NUMBER(38,0) ("SUM" in Snowflake's SQL reference). fakesnow casts the
@@ -500,6 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     _patch_query_tag()
     _patch_describe_last_sql()
     _patch_already_exists()
+    _patch_files_on_internal_stages()
     os.makedirs(args.db_path, exist_ok=True)
     fs_server.shared_fs = FakeSnow(db_path=args.db_path)
     # the emulator keeps every statement's result (for RESULT_SCAN and async status) for as long as

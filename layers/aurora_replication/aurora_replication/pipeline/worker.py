@@ -25,8 +25,8 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error
+from aurora_replication.pipeline import extract_parts, modes, staging, timeline, transforms
 from aurora_replication.pipeline import finalise as finaliser
-from aurora_replication.pipeline import modes, staging, timeline, transforms
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -198,6 +198,20 @@ def _extract(
         stream.close()  # the connection is free for the checksum in the same snapshot
 
 
+def _reads_in_parts(plan: TablePlan, window: tuple[str | None, str | None] | None, s: Settings) -> bool:
+    """Whether a chunk may be read in parts (``pipeline.extract_parts``): a whole key range (not an
+    incremental window, which is small by design) of MySQL-formatted lines, with more than one
+    process allowed."""
+    return (
+        s.extract_processes > 1
+        and bool(plan.key)
+        and window is None
+        and s.extract_format == "server"
+        and not plan.transform
+        and plan.zero_dates == "null"
+    )
+
+
 def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
     snapshot, load it as a new attempt, and record both in the chunk's ledger entry. ``table_state``:
@@ -229,9 +243,25 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
             file = f"data-{attempt}.csv.gz"
             local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
             compared = mode.compared(plan)
+            parts: extract_parts.PartsRead | None = None
             with source_read.snapshot(mysql) as snap:
                 with step("extract"):
-                    rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
+                    if _reads_in_parts(plan, window, s):
+                        parts = extract_parts.read_in_parts(
+                            mysql,
+                            services.mysql_settings,
+                            plan,
+                            msg,
+                            attempt,
+                            local,
+                            s.extract_processes,
+                            s.extract_part_min_rows,
+                            compared,
+                        )
+                    if parts is None:
+                        rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
+                    else:
+                        rows, staged, source = None, None, parts.source
                 if compared and source is None:
                     with step("checksum"):
                         source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
@@ -242,17 +272,22 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
                 nrows, nbytes = len(rows), 0
                 services.fault("copied", msg)
             else:
-                assert staged is not None
+                put, files = (extract_parts.part_pattern(local), parts.files) if parts else (local, [file])
                 try:
                     with step("stage"):
-                        tgt.put(local, path_key)
+                        tgt.put(put, path_key)
                     services.fault("staged", msg)
                     with step("copy"):
-                        mode.load(tgt, plan, load_table, msg.chunk_id, attempt, None, (path_key, file))
+                        mode.load(tgt, plan, load_table, msg.chunk_id, attempt, None, (path_key, files))
                     services.fault("copied", msg)
                 finally:
-                    os.remove(local)
-                nrows, nbytes = staged.rows, staged.bytes
+                    for name in files:
+                        os.remove(os.path.join(os.path.dirname(local), name))
+                if parts:
+                    nrows, nbytes = parts.rows, parts.bytes
+                else:
+                    assert staged is not None
+                    nrows, nbytes = staged.rows, staged.bytes
         except BaseException:
             services.ddl_done.clear()  # what failed may be a load table that is gone: create it again
             raise
@@ -286,12 +321,20 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
             "rows": nrows,
             "bytes": nbytes,
             "seconds": round(seconds, 3),
+            "parts": parts.part_seconds if parts else None,  # each part's read, when read in parts
             "snapshot_at": snap.taken_at,
             "done": done,
             "of": msg.chunk_count,
         },
     )
-    result: dict[str, Any] = {"rows": nrows, "bytes": nbytes, "done": done, "of": msg.chunk_count, "recorded": recorded}
+    result: dict[str, Any] = {
+        "rows": nrows,
+        "bytes": nbytes,
+        "parts": len(parts.files) if parts else 1,
+        "done": done,
+        "of": msg.chunk_count,
+        "recorded": recorded,
+    }
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
         if rows is not None:

@@ -570,3 +570,43 @@ def plan_bounds(
         stats.method = "whole table"
         return [(None, None)]
     return _Planner(conn, table, key, chunk_rows, stats).plan()
+
+
+def split_range(
+    conn: pymysql.Connection[Any],
+    table: str,
+    key: list[str],
+    lower: Bound | None,
+    upper: Bound | None,
+    pieces: int,
+    min_rows: int,
+) -> list[Range]:
+    """``lower < key <= upper`` (a chunk's range) cut into at most ``pieces`` contiguous ranges of
+    about equal rows, none estimated below ``min_rows``: the parts a chunk is read in at once. The
+    cuts are real keys found as the planner finds them (``_Planner.cut``: even in the key's domain,
+    snapped to keys by index dives, a few statements), so the parts cover the range exactly whatever
+    their balance. One range, the whole one, when the range is estimated below two parts of
+    ``min_rows``, or its key is not one MySQL range-scans or the planner can cut."""
+    whole: list[Range] = [(lower, upper)]
+    if pieces < 2 or not key:
+        return whole
+    planner = _Planner(conn, table, key, max(min_rows, 1), PlanStats())
+    planner.describe()
+    if planner.domains[0] is None:
+        return whole
+    try:
+        estimate = planner.estimates(whole)[0]
+    except _NotRangeScannable:
+        return whole
+    # InnoDB estimates a range over more than 10 pages at about twice its rows (what the planner
+    # calibrates); halved here, a range is cut into fewer parts, never into parts below ``min_rows``
+    wanted = min(pieces, estimate // 2 // max(min_rows, 1))
+    if wanted < 2:
+        return whole
+    if upper is None:
+        planner.max_key = planner.edge(last=True)
+    cuts = planner.cut(lower, upper, wanted)
+    if len(cuts) >= wanted:  # a composite key's first cut may be an extra one: keep wanted - 1, spread out
+        cuts = [cuts[len(cuts) * i // wanted] for i in range(1, wanted)]
+    edges = [lower, *cuts, upper]
+    return list(zip(edges, edges[1:], strict=False))

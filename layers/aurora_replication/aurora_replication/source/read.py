@@ -198,10 +198,14 @@ class RowHashes:
         finally:
             self.rows, self.total = count, total
 
-    def checksum(self) -> tuple[int, str]:
+    def sums(self) -> tuple[int, int]:
+        """The row count and the unfolded sum of the terms: the parts of one chunk add these."""
         if not self.complete:
             raise RuntimeError("the chunk's rows were not all read: no checksum of a partial read")
-        return checksums.fold_sums(self.rows, self.total)
+        return self.rows, self.total
+
+    def checksum(self) -> tuple[int, str]:
+        return checksums.fold_sums(*self.sums())
 
 
 def _aggregate_checksum(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import secrets
@@ -267,9 +268,11 @@ class Target:
         execute(self.conn, sql.create_target_table(plan))
 
     def put(self, local_path: str, path: str) -> None:
+        """PUT a local file, or every file a wildcard (``*``) in its name matches, to the stage path: the
+        connector expands the wildcard and uploads the files in parallel (PUT's ``PARALLEL``)."""
         self.ensure_stage()
         execute(self.conn, sql.put_file(local_path, self.stage, path))
-        meter.add("snowflake_bytes_staged", os.path.getsize(local_path))
+        meter.add("snowflake_bytes_staged", sum(os.path.getsize(f) for f in glob.glob(local_path)))
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -283,12 +286,13 @@ class Target:
             raise
         execute(self.conn, "COMMIT")
 
-    def load_file(self, plan: TablePlan, load_table: str, path: str, file: str) -> None:
-        """COPY one attempt's staged file into the load table (its rows carry the chunk and attempt
-        ids). Nothing is deleted: earlier attempts stay, unread, since readers pick attempts by id. The
-        load table is made first where this container has not made it yet."""
+    def load_file(self, plan: TablePlan, load_table: str, path: str, files: Sequence[str]) -> None:
+        """COPY one attempt's staged files (one, or one per part of a chunk read in parts) into the
+        load table in one statement (their rows carry the chunk and attempt ids). Nothing is deleted:
+        earlier attempts stay, unread, since readers pick attempts by id. The load table is made first
+        where this container has not made it yet."""
         self._ensure_table(plan, load_table)
-        execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, file))
+        execute(self.conn, sql.copy_into(plan, load_table, self.stage, path, files))
 
     def load_rows(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str, rows: list[list[Any]]) -> None:
         """The small-chunk path: multi-row INSERTs of bound values, tagged with the chunk and attempt,

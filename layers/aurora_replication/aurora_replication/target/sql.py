@@ -174,15 +174,26 @@ def _load_columns(plan: TablePlan) -> str:
 ONE_ATTEMPT_PER_CHUNK = f"QUALIFY {q(ATTEMPT_COLUMN)} = MAX({q(ATTEMPT_COLUMN)}) OVER (PARTITION BY {q(CHUNK_COLUMN)})"
 
 
-def copy_into(plan: TablePlan, table: str, stage: str, path: str, file: str) -> str:
-    """COPY one attempt's file of a chunk, alone: no DELETE beside it, so the chunks of a table load
-    concurrently (COPY and INSERT write new partitions and do not wait for each other; DELETE,
-    UPDATE and MERGE lock the table). Each attempt has its own file name, so the load history never
-    skips a new attempt and never loads one file twice; PURGE removes the loaded file."""
-    return (
-        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {stage_location(stage, path, file)} "
-        f"{CSV_FILE_FORMAT} PURGE = TRUE"
-    )
+# Snowflake's COPY takes at most 1,000 names in FILES (docs.snowflake.com, COPY INTO <table>, FILES)
+MAX_COPY_FILES = 1000
+
+
+def copy_into(plan: TablePlan, table: str, stage: str, path: str, files: Sequence[str]) -> str:
+    """COPY one attempt's files of a chunk (one file, or one per part of a chunk read in parts), alone:
+    no DELETE beside it, so the chunks of a table load concurrently (COPY and INSERT write new
+    partitions and do not wait for each other; DELETE, UPDATE and MERGE lock the table). Each attempt
+    has its own file names, so the load history never skips a new attempt and never loads one file
+    twice; PURGE removes the loaded files. Several files are named in ``FILES``, which Snowflake loads
+    in parallel in one statement."""
+    if not files or len(files) > MAX_COPY_FILES:
+        raise ValueError(f"a COPY names 1 to {MAX_COPY_FILES} files, not {len(files)}")
+    if len(files) == 1:
+        source = stage_location(stage, path, files[0])
+    else:
+        for f in files:
+            stage_location(stage, path, f)  # each name validated as a safe file name
+        source = f"{stage_location(stage, path)} FILES = ({', '.join(_lit(f) for f in files)})"
+    return f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {source} {CSV_FILE_FORMAT} PURGE = TRUE"
 
 
 def _bound_values(plan: TablePlan) -> list[str]:

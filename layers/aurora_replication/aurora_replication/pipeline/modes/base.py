@@ -86,10 +86,10 @@ class SyncMode:
         chunk_id: int,
         attempt: str,
         rows: list[list[Any]] | None,
-        staged: tuple[str, str] | None,
+        staged: tuple[str, list[str]] | None,
     ) -> None:
-        """Put one attempt's rows into the load table: bound rows (the small-chunk path) or a staged
-        file (stage path, file name)."""
+        """Put one attempt's rows into the load table: bound rows (the small-chunk path) or staged
+        files (stage path, file names: one, or one per part of a chunk read in parts)."""
         if rows is not None:
             target.load_rows(unit_plan, load_table, chunk_id, attempt, rows)
         elif staged is not None:
