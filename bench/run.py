@@ -811,6 +811,93 @@ def print_targets(targets: list[tuple[str, float | None, Any, str]]) -> list[dic
     return verdicts
 
 
+READ_PARTS = (1, 2, 4)
+
+
+def _process_cpu(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure_read_cpu(db: Any) -> dict[str, Any]:
+    """The whole table read as one chunk (lines and checksum terms, written as the staging file) in 1,
+    2 and 4 parts, as a worker reads with EXTRACT_PROCESSES: the wall time, MariaDB's CPU seconds and
+    the reading processes' CPU seconds (the worker's own and its helpers'). What a part costs each side
+    says how far parts scale where each side has cores to spare (Aurora's, a Lambda worker's vCPUs)."""
+    from aurora_replication.models import ChunkMessage
+    from aurora_replication.pipeline import extract_parts
+    from aurora_replication.pipeline.extract_part import PartJob, read_part
+    from aurora_replication.secrets import MySQLSettings
+    from aurora_replication.source import connect as source_connect
+    from aurora_replication.source import discover
+    from aurora_replication.source import read as source_read
+
+    pid_file = Path(db.base) / "mysqld.pid"
+    if not pid_file.exists():
+        return {"available": False, "reason": f"MariaDB's pid file {pid_file} not found"}
+    server = int(pid_file.read_text().strip())
+    settings = MySQLSettings("127.0.0.1", db.port, db.user, db.password, DATABASE, tls=False)
+    work = Path(tempfile.mkdtemp(prefix="read-cpu-", dir=BENCH.resolve()))
+    local = str(work / "data-A.csv.gz")
+    conn = source_connect.connect(settings)
+    runs = []
+    try:
+        plan = discover.discover_table(conn, DATABASE, TABLE)
+        msg = ChunkMessage(run_id="bench", chunk_id=0, chunk_count=1, plan=plan)
+
+        def read(parts: int) -> int:
+            with source_read.snapshot(conn):
+                if parts == 1:
+                    return read_part(conn, PartJob(settings, plan, None, None, True, local, 0, "A")).rows
+                got = extract_parts.read_in_parts(conn, lambda _: settings, plan, msg, "A", local, parts, 1000, True)
+                return got.rows if got else 0
+
+        read(max(READ_PARTS))  # starts the helpers, warms the buffer pool
+        for parts in READ_PARTS:
+            for f in work.iterdir():
+                f.unlink()
+            helpers = {h.proc.pid: _process_cpu(h.proc.pid) for h in extract_parts._idle}
+            server_before, own_before, started = _process_cpu(server), os.times(), time.perf_counter()
+            rows = read(parts)
+            seconds = time.perf_counter() - started
+            own = os.times()
+            runs.append(
+                {
+                    "parts": parts,
+                    "rows": rows,
+                    "seconds": seconds,
+                    "mariadb_cpu_seconds": _process_cpu(server) - server_before,
+                    "worker_cpu_seconds": own.user - own_before.user + own.system - own_before.system,
+                    "helpers_cpu_seconds": sum(_process_cpu(pid) - cpu for pid, cpu in helpers.items()),
+                }
+            )
+    finally:
+        conn.close()
+        extract_parts.close_helpers()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"available": True, "cpus": os.cpu_count(), "runs": runs}
+
+
+def report_read_cpu(r: dict[str, Any]) -> None:
+    if not r.get("available"):
+        return
+    print(f"\nthe table read as one chunk in parts (lines, checksum terms, staging file), {r['cpus']} CPUs:")
+    print(f"{'parts':>5} {'seconds':>8} {'MariaDB CPU s':>14} {'worker CPU s':>13} {'helpers CPU s':>14}")
+    for x in r["runs"]:
+        print(
+            f"{x['parts']:>5} {x['seconds']:>8.2f} {x['mariadb_cpu_seconds']:>14.2f} "
+            f"{x['worker_cpu_seconds']:>13.2f} {x['helpers_cpu_seconds']:>14.2f}"
+        )
+    one = r["runs"][0]
+    per_side = max(one["mariadb_cpu_seconds"], one["worker_cpu_seconds"])
+    print(
+        f"  one part keeps a MariaDB thread and the worker busy ({one['mariadb_cpu_seconds']:.2f} and "
+        f"{one['worker_cpu_seconds']:.2f} CPU s in {one['seconds']:.2f} s); with n parts and n cores to spare on "
+        f"each side the read would take about {per_side:.2f} / n s (6 vCPUs, Lambda's most: {per_side / 6:.2f} s)"
+    )
+
+
 def measure_ceiling(db: Any, rows: int, tries: int = 2) -> dict[str, Any]:
     client = shutil.which("mariadb") or shutil.which("mysql")
     if not client:
@@ -1077,6 +1164,9 @@ def main(argv: list[str] | None = None) -> int:
         (results["one_worker_process"], results["two_worker_processes"], results["one_worker_process_parts"]) = procs[
             "steps"
         ]
+
+        log(f"the table read as one chunk in {', '.join(map(str, READ_PARTS))} parts: wall and CPU seconds...")
+        results["read_cpu"] = measure_read_cpu(db)
 
         if args.small_tables:
             results["small_tables"] = measure_small_tables(db, sf, args.small_tables, SMALL_ROWS, args.small_processes)
@@ -1399,6 +1489,7 @@ def report(r: dict[str, Any]) -> None:
             "x",
         )
     )
+    report_read_cpu(r.get("read_cpu", {}))
     small = r.get("small_tables", {})
     report_small_tables(small)
     targets += small_tables_targets(small)
