@@ -137,3 +137,29 @@ def test_a_run_with_chunks_read_in_parts_publishes_the_table_exactly(env):
     env.sql("UPDATE t SET v = -v WHERE id < 'k001000'")
     assert stack.run({"tables": "t", "mode": "full", "chunk_rows": 4000}, workers=1, timeout=300).ok
     assert assert_same(env, "t") == 4000
+
+
+def test_a_copy_of_named_files_loads_those_and_fails_on_a_missing_one(env, tmp_path):
+    """The emulator's FILES on an internal stage (the launcher's fix): the named files load, in one
+    statement; a name that is not staged fails the COPY and loads nothing, as in Snowflake."""
+    import snowflake.connector
+
+    for i in range(2):
+        with gzip.open(tmp_path / f"data-A-{i:03d}.csv.gz", "wt", encoding="utf-8", newline="") as f:
+            f.write(f'{i},"x{i}"\n')
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute(f'CREATE SCHEMA IF NOT EXISTS "{env.schema}"')
+        cur.execute(f'USE SCHEMA "{env.schema}"')
+        cur.execute("CREATE STAGE IF NOT EXISTS S1")
+        cur.execute('CREATE TABLE T1 ("ID" NUMBER, "V" VARCHAR)')
+        cur.execute(f"PUT 'file://{tmp_path}/data-A-*.csv.gz' @S1/p/ AUTO_COMPRESS = FALSE OVERWRITE = TRUE")
+        fmt = "FILE_FORMAT = (TYPE = CSV FIELD_OPTIONALLY_ENCLOSED_BY = '\"' COMPRESSION = GZIP)"
+        with pytest.raises(snowflake.connector.errors.ProgrammingError, match="data-A-009.csv.gz"):
+            cur.execute(f"COPY INTO T1 FROM @S1/p/ FILES = ('data-A-000.csv.gz', 'data-A-009.csv.gz') {fmt}")
+        assert cur.execute("SELECT COUNT(*) FROM T1").fetchone() == (0,)  # the failed COPY loaded nothing
+        cur.execute(f"COPY INTO T1 FROM @S1/p/ FILES = ('data-A-000.csv.gz', 'data-A-001.csv.gz') {fmt}")
+        assert cur.execute('SELECT "ID", "V" FROM T1 ORDER BY 1').fetchall() == [(0, "x0"), (1, "x1")]
+    finally:
+        conn.close()

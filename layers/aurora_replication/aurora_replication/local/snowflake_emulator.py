@@ -366,9 +366,12 @@ def _patch_files_on_internal_stages() -> None:
     (separated by commas) to be loaded", for internal and external locations alike). fakesnow keeps an
     internal stage as a local directory, whose path has no URL scheme, and refused FILES there with
     001011 ("invalid URL prefix"). Here the named files of an internal stage are its files; every other
-    source is resolved as fakesnow does. A file that is not there still fails the COPY."""
+    source is resolved as fakesnow does. A named file that is not there fails the COPY before any file
+    is read, so that it loads nothing (Snowflake's COPY, with ON_ERROR = ABORT_STATEMENT, the default
+    for bulk loads, aborts the whole statement)."""
     import fakesnow.copy_into as fs_copy
     from fakesnow.transforms import stage as fs_stage
+    from snowflake.connector.errors import ProgrammingError
 
     original = fs_copy._source_urls
     if getattr(original, "_asr_internal_files", False):
@@ -376,7 +379,17 @@ def _patch_files_on_internal_stages() -> None:
 
     def _source_urls(source: str, files: list[str]) -> list[str]:
         if files and fs_stage.is_internal(source):
-            return [f"{source.rstrip('/')}/{f}" for f in files]
+            urls = [f"{source.rstrip('/')}/{f}" for f in files]
+            # checked before any is read: a COPY with the default ON_ERROR = ABORT_STATEMENT loads
+            # nothing when it fails, where fakesnow would have loaded the files before the missing one
+            for name, url in zip(files, urls, strict=True):
+                if not os.path.isfile(url):
+                    raise ProgrammingError(
+                        msg=f"Remote file '{name}' was not found in the stage location '{source}'.",
+                        errno=1011,
+                        sqlstate="42601",
+                    )
+            return urls
         return original(source, files)
 
     _source_urls._asr_internal_files = True  # type: ignore[attr-defined]
