@@ -41,6 +41,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(".local/bench")
@@ -257,20 +258,12 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
             cpu_before = cpu_seconds()
             started = time.perf_counter()
             # a step's own settings (EXTRACT_PROCESSES): its worker containers start with them
-            saved = {k: os.environ.get(k) for k in step.get("env", {})}
-            os.environ.update(step.get("env", {}))
-            try:
+            with mock.patch.dict(os.environ, step.get("env", {})):
                 outcome = stack.run(
                     step["request"],
                     workers=int(step.get("workers", spec["workers"])),
                     processes=bool(spec.get("processes")),
                 )
-            finally:
-                for k, v in saved.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
             seconds = time.perf_counter() - started
             cpu = cpu_seconds() - cpu_before
             states = outcome.run.get("table_states", {})

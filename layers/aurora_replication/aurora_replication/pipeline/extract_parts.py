@@ -116,7 +116,12 @@ def _helpers(n: int) -> Iterator[list[_Helper]]:
     for h in warm:
         if not h.alive():
             h.close()
-    taken += [_Helper() for _ in range(n - len(taken))]
+    try:
+        taken += [_Helper() for _ in range(n - len(taken))]
+    except BaseException:
+        for h in taken:
+            h.close()
+        raise
     with _lock:
         _busy.extend(taken)
     try:
