@@ -112,9 +112,11 @@ def _helpers(n: int) -> Iterator[list[_Helper]]:
     with _lock:
         warm = _idle[:n]
         del _idle[:n]
-    taken = [h for h in warm if h.alive()]
-    for h in warm:
-        if not h.alive():
+    taken: list[_Helper] = []
+    for h in warm:  # one look at each: a helper that died while idle is closed, not taken
+        if h.alive():
+            taken.append(h)
+        else:
             h.close()
     try:
         taken += [_Helper() for _ in range(n - len(taken))]
