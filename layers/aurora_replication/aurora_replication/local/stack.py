@@ -28,7 +28,7 @@ import boto3
 from aurora_replication import cost_ledger
 from aurora_replication.errors import BadInputError
 from aurora_replication.local import containers
-from aurora_replication.local.containers import REGION, LocalContext
+from aurora_replication.local.containers import HANDLER_MODULE, REGION, LocalContext
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
 
@@ -562,8 +562,10 @@ class LocalStack:
         clients it makes then carry the role's credentials (as in Lambda, where they come from the
         environment too). A function the stack did not make runs with the ambient credentials."""
         path = self.template.function_dir(function) / "app.py"
-        self._modules += 1
-        spec = importlib.util.spec_from_file_location(f"_asr_{function}_{self._modules}", path)
+        # named as Lambda imports it (``Handler: app.lambda_handler``; not put in sys.modules, so each
+        # container has its own copy): Powertools keys idempotency records on the function's module and
+        # name, so every container reads and writes the records of one key, as in Lambda
+        spec = importlib.util.spec_from_file_location(HANDLER_MODULE, path)
         assert spec and spec.loader
         module: ModuleType = importlib.util.module_from_spec(spec)
         # Powertools loggers bind to sys.stdout when first created: point them at this stack's log file
