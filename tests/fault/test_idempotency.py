@@ -79,3 +79,66 @@ def test_an_early_finaliser_is_not_cached_and_the_last_chunks_finalise_publishes
     assert outcome.run["table_states"]["orders"]["status"] == "published"
     assert any(a["status"] == "published" for a in attempts), attempts
     assert assert_same(env, "orders") == ROWS
+
+
+def test_a_duplicate_delivered_while_its_key_is_in_progress_fails_comes_back_and_is_answered(env):
+    """One chunk's message delivered twice (SQS delivers at least once): the second delivery reaches
+    another container while the first is still copying. Powertools refuses it (its key is
+    INPROGRESS): the worker reports it as a partial batch failure and makes it visible again (the
+    redelivery backoff), never deletes it. Delivered again after the first finished, it is answered
+    from the first one's record: the chunk is copied and counted once."""
+    import boto3
+
+    from aurora_replication.local.stack import LocalContext
+
+    _seed(env)
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "true", "SMALL_CHUNK_ROWS": "0", "REDELIVERY_BASE_SECONDS": "0"})
+    summary = stack.invoke("SchedulerFunction", {"tables": "orders", "mode": "full", "chunk_rows": 30})
+    run_id = summary["run_id"]
+    sqs = boto3.client("sqs")
+    held = []  # every chunk message, received and kept in flight while the test delivers one of them twice
+    while msgs := stack.receive(10):
+        held.extend(msgs)
+    first = next(m for m in held if '"chunk_id":1,' in m["Body"])
+    sqs.send_message(QueueUrl=stack.queue_url, MessageBody=first["Body"])  # the duplicate delivery
+    (duplicate,) = stack.receive(10)
+    assert duplicate["Body"] == first["Body"] and duplicate["MessageId"] != first["MessageId"]
+
+    copying = threading.Event()
+    refused = threading.Event()
+    one = stack.load_module("WorkerFunction")
+
+    def fault(step: str, message=None) -> None:
+        if step == "extracted":  # the first delivery is copying: its key is INPROGRESS
+            copying.set()
+            assert refused.wait(60), "the duplicate was not handled"
+
+    one.services.fault = fault
+    results: list = []
+    thread = threading.Thread(
+        target=lambda: results.append(one.lambda_handler({"Records": [stack._record(first)]}, LocalContext("w", 900)))
+    )
+    thread.start()
+    try:
+        assert copying.wait(60), "the first delivery did not start copying"
+        other = stack.load_handler("WorkerFunction")  # another container
+        refusal = other({"Records": [stack._record(duplicate)]}, LocalContext("w", 900))
+    finally:
+        refused.set()
+        thread.join(60)
+    assert refusal == {"batchItemFailures": [{"itemIdentifier": duplicate["MessageId"]}]}, refusal
+    assert results == [{"batchItemFailures": []}], results
+    sqs.delete_message(QueueUrl=stack.queue_url, ReceiptHandle=first["ReceiptHandle"])  # as the event source does
+    # not lost: the worker made the refused duplicate visible again (REDELIVERY_BASE_SECONDS=0: at once)
+    (back,) = stack.receive(10)
+    assert back["MessageId"] == duplicate["MessageId"], back
+    assert back["Attributes"]["ApproximateReceiveCount"] == "2", back["Attributes"]
+    for m in [back, *(m for m in held if m is not first)]:
+        sqs.change_message_visibility(QueueUrl=stack.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+    outcome = stack.drain(run_id, workers=2, timeout=120)
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "orders") == ROWS
+    # the duplicate was answered from the record: chunk 1 copied once, never by the duplicate
+    copies = [a for a in _store(stack).get_attempts(run_id) if a["kind"] == "chunk" and a["chunk"] == 1]
+    assert len(copies) == 1, copies
+    assert outcome.run["table_states"]["orders"]["done_count"] == outcome.run["table_states"]["orders"]["chunk_count"]
