@@ -29,7 +29,7 @@ HANDLER_MODULE = "app"  # every function's ``Handler: app.lambda_handler`` in te
 class LocalContext:
     """What the Lambda runtime hands a handler."""
 
-    def __init__(self, function_name: str, timeout: int, memory_mb: int = 1024) -> None:
+    def __init__(self, function_name: str, timeout: float, memory_mb: int = 1024) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = memory_mb
@@ -143,7 +143,7 @@ class ContainerSpec:
 
     app: str
     function: str
-    timeout: int
+    timeout: float
     memory_mb: int
     env: dict[str, str]
     poller_credentials: dict[str, str]

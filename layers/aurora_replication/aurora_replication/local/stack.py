@@ -35,6 +35,7 @@ from aurora_replication.local.template import Template
 TERMINAL = {"published", "failed", "declined"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
 CONTAINER_STARTS = 3  # a process container that keeps exiting by itself is started this often, then given up
+VISIBILITY_PER_TIMEOUT = 6  # the chunk queue's visibility timeout over the worker's (template.yaml; AWS's advice)
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -230,7 +231,8 @@ class LocalStack:
     calls and ``ambient`` credentials, the process environment's, are another user: ``admin`` may do
     anything, ``none`` nothing, which shows any client a handler makes after its cold start).
     ``visibility_timeout``: the chunk queue's, overridden (the time a crashed invocation's message
-    stays in flight; tests of crashes shorten it, everything else keeps the template's).
+    stays in flight; tests of crashes shorten it, everything else keeps the template's). The worker's
+    deadline (its context's remaining time) shrinks with it (``function_timeout``).
     """
 
     def __init__(
@@ -601,11 +603,22 @@ class LocalStack:
             service.setLevel(level)
         return module
 
+    def function_timeout(self, function: str) -> float:
+        """The function's timeout as its context reports it: the template's, except the worker's under
+        a shortened ``visibility_timeout``, which keeps the template's ratio (the queue's visibility at
+        least six times the worker's timeout, as AWS advises): an idempotency record a crashed
+        invocation left in progress then expires (at the invocation's deadline) before its message
+        comes back, as deployed. The invocation is not stopped at its deadline."""
+        timeout = float(self.template.function_timeout(function))
+        if function == "WorkerFunction" and self.visibility_timeout is not None:
+            return min(timeout, self.visibility_timeout / VISIBILITY_PER_TIMEOUT)
+        return timeout
+
     def _context(self, function: str) -> LocalContext:
         runtime = self.functions.get(function)
         return LocalContext(
             runtime.name if runtime else function,
-            self.template.function_timeout(function),
+            self.function_timeout(function),
             self.template.function_memory(function),
         )
 
@@ -706,7 +719,7 @@ class LocalStack:
         spec = containers.ContainerSpec(
             app=str(self.template.function_dir("WorkerFunction") / "app.py"),
             function=runtime.name if runtime else "WorkerFunction",
-            timeout=self.template.function_timeout("WorkerFunction"),
+            timeout=self.function_timeout("WorkerFunction"),
             memory_mb=self.template.function_memory("WorkerFunction"),
             env=env,
             # the event source mapping polls as the stack (its harness user), not as the function's role
