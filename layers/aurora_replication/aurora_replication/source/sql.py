@@ -302,8 +302,9 @@ def _length_guard(c: Column) -> str | None:
 def _csv_field(c: Column) -> str:
     """One column as its staging-file field, spelled by MySQL exactly as ``staging`` spells it in
     Python: NULL as an empty unquoted field; text, JSON, binary (hex) and geometries (hex EWKB)
-    double-quoted with quotes doubled, so the empty string is ``""``; zero dates as NULL; everything
-    else as MySQL's own text of the value (see ``staging`` for the file format and why)."""
+    double-quoted with quotes doubled, so the empty string is ``""``; zero dates as NULL; a datetime
+    loaded as a timestamp with six fractional digits (the file format's ``TIMESTAMP_FORMAT``);
+    everything else as MySQL's own text of the value (see ``staging`` for the file format and why)."""
     value = _select_expr(c)
     null = f"{value} IS NULL"
     expr = value
@@ -313,6 +314,8 @@ def _csv_field(c: Column) -> str:
         expr = f"CONCAT('\"', {value}, '\"')"
     elif c.kind in (typemap.DATE, typemap.DATETIME) and not c.source_expr:
         null += f" OR YEAR({value}) = 0 OR MONTH({value}) = 0 OR DAYOFMONTH({value}) = 0"
+        if typemap.staged_with_micros(c):  # the file format's TIMESTAMP_FORMAT: always six digits
+            expr = f"DATE_FORMAT({value}, '{typemap.STAGED_TIMESTAMP_MYSQL}')"
     # a value whose formatting overflows max_allowed_packet becomes NULL, and so does the whole
     # line (CONCAT); so does a value longer than Snowflake holds: the worker then encodes the chunk
     # value by value, which names the row and column of an oversized value
