@@ -85,6 +85,13 @@ def test_binary_key_bounds_must_be_hex():
         body["upper"] = [bad]
         with pytest.raises(BadInputError, match="upper bound of binary key column 'id' is not hexadecimal"):
             parse_message(json.dumps(body))
+    body["plan"]["columns"][0].update(kind="float", snowflake_type="FLOAT")
+    body["upper"] = ["1.100000023841858"]
+    assert isinstance(parse_message(json.dumps(body)), ChunkMessage)
+    for bad in ("1,5", "nan", "inf", ""):
+        body["upper"] = [bad]
+        with pytest.raises(BadInputError, match="floating-point key column 'id' is not a finite number"):
+            parse_message(json.dumps(body))
 
 
 def test_settings_are_validated_with_clear_errors():
