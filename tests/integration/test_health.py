@@ -89,7 +89,7 @@ def test_a_failed_run_keeps_the_freshness_of_the_last_validated_one(env):
     from aurora_replication.state import StateStore
 
     state = StateStore(stack.table_name)
-    state.note_table_finished("f", "later-run", {"status": "failed", "validation": "mismatch in 1 range(s)"})
+    state.note_table_finished(env.key("f"), "later-run", {"status": "failed", "validation": "mismatch in 1 range(s)"})
     report = stack.invoke("HealthFunction", {})
     table = report["checks"]["replication"]["tables"]["f"]
     assert table["status"] == "failed" and table["last_run"] == "later-run"

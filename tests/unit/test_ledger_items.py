@@ -17,9 +17,10 @@ from moto import mock_aws
 from state_table import STATE_TABLE
 
 from aurora_replication.models import TablePlan
-from aurora_replication.state import StateStore
+from aurora_replication.state import Scope, StateStore
 
 RUN = "20261205T000000Z-abcdef"
+KEY = Scope.of("shop", "analytics", "public", "upper").key("orders")
 PLAN: dict[str, Any] = TablePlan.model_validate(
     {
         "table": "shop.orders",
@@ -108,10 +109,10 @@ def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_fresh
     catalog = ddb.Table("state")
 
     def noted() -> dict[str, Any]:
-        return catalog.get_item(Key={"pk": "CATALOG", "sk": "TABLE#orders"})["Item"]
+        return catalog.get_item(Key={"pk": "CATALOG", "sk": KEY.catalog_sk})["Item"]
 
-    store.note_table_finished("orders", "run-2", {"status": "published", "source_as_of": 2000.5, "source_rows": 7})
-    assert writes == ["TABLE#orders"]
+    store.note_table_finished(KEY, "run-2", {"status": "published", "source_as_of": 2000.5, "source_rows": 7})
+    assert writes == [KEY.catalog_sk]
     item = noted()
     assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
         "run-2",
@@ -120,7 +121,7 @@ def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_fresh
         7,
     )
     writes.clear()
-    store.note_table_finished("orders", "run-1", {"status": "published", "source_as_of": 1000.0, "source_rows": 5})
+    store.note_table_finished(KEY, "run-1", {"status": "published", "source_as_of": 1000.0, "source_rows": 5})
     assert len(writes) == 2  # the conditional write did not hold: the outcome alone
     item = noted()
     assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
@@ -129,6 +130,6 @@ def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_fresh
         2000.5,
         5,
     )
-    store.note_table_finished("orders", "run-3", {"status": "failed", "reason": "mismatch"})
+    store.note_table_finished(KEY, "run-3", {"status": "failed", "reason": "mismatch"})
     item = noted()
     assert (item["last_status"], item["fresh_run"], float(item["source_as_of"])) == ("failed", "run-2", 2000.5)

@@ -1,7 +1,7 @@
 """Change data capture's state, in the same DynamoDB table as the run ledger (``state.StateStore``).
 
 Items:
-  TABLE#<t> / CDC     the table's binlog position and phase:
+  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``state.TableKey``, source and target):
                       ``status`` snapshot (position recorded, initial copy under way in ``snapshot_run``),
                       streaming (windows of changes are applied from ``position``), or stopped
                       (``reason`` says why; a re-snapshot is the fix);
@@ -22,7 +22,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from aurora_replication.state import StateStore, _plain, _set_fields, if_condition_holds
+from aurora_replication.state import Scope, StateStore, TableKey, _plain, _set_fields, if_condition_holds
 
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
@@ -44,8 +44,8 @@ class CdcState:
         self.store = store
         self.table = store.table
 
-    def get(self, table: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "CDC"}, ConsistentRead=True).get("Item")
+    def get(self, key: TableKey) -> dict[str, Any] | None:
+        item = self.table.get_item(Key=key.item("CDC"), ConsistentRead=True).get("Item")
         if not item:
             return None
         out: dict[str, Any] = _plain(item)
@@ -53,19 +53,18 @@ class CdcState:
             out["schema_columns"] = json.loads(out["schema_columns"])
         return out
 
-    def all(self) -> dict[str, dict[str, Any]]:
-        """The cdc state of every table that has one: the catalog names the tables (one query, no
-        scan: every cdc run takes a lease, which catalogues its table), then one read each."""
-        found = {name: self.get(name) for name in self.store.catalogued_tables()}
+    def all(self, scope: Scope) -> dict[str, dict[str, Any]]:
+        """The cdc state of every table of ``scope`` that has one: the catalog names the tables (one query,
+        no scan: every cdc run takes a lease, which catalogues its table), then one read each."""
+        found = {name: self.get(scope.key(name)) for name in self.store.catalogued_tables(scope)}
         return {name: item for name, item in found.items() if item is not None}
 
-    def start_snapshot(self, table: str, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
+    def start_snapshot(self, key: TableKey, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
         """Record the position before the initial copy (replacing whatever was there)."""
         now = int(time.time())
         self.table.put_item(
             Item={
-                "pk": f"TABLE#{table}",
-                "sk": "CDC",
+                **key.item("CDC"),
                 "status": SNAPSHOT,
                 "snapshot_run": run_id,
                 "binlog_pos": position,
@@ -76,10 +75,10 @@ class CdcState:
             }
         )
 
-    def mark_streaming(self, table: str, run_id: str) -> bool:
+    def mark_streaming(self, key: TableKey, run_id: str) -> bool:
         """The initial copy of ``run_id`` is published: windows of changes may be applied now."""
         return self._update(
-            table,
+            key,
             "SET #s = :streaming, updated_at = :now, caught_up_at = if_not_exists(caught_up_at, position_at)",
             "#s = :snapshot AND snapshot_run = :run",
             {":streaming": STREAMING, ":snapshot": SNAPSHOT, ":run": run_id, ":now": int(time.time())},
@@ -87,7 +86,7 @@ class CdcState:
 
     def advance(
         self,
-        table: str,
+        key: TableKey,
         expected: dict[str, Any],
         new: dict[str, Any],
         run_id: str,
@@ -110,22 +109,22 @@ class CdcState:
             sets += ", newest_event_at = :newest"
             values[":newest"] = int(newest_event_at)
         condition = "position_key = :expected AND #s = :streaming"
-        if self._update(table, f"SET {sets}, updated_at = :now", condition, values):
+        if self._update(key, f"SET {sets}, updated_at = :now", condition, values):
             return True
-        item = self.get(table) or {}
+        item = self.get(key) or {}
         return item.get("position_key") == _key(new)
 
-    def set_columns(self, table: str, columns: list[Any]) -> None:
+    def set_columns(self, key: TableKey, columns: list[Any]) -> None:
         """The schema the stored position is valid for (after a schema change was applied)."""
         self.table.update_item(
-            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            Key=key.item("CDC"),
             UpdateExpression="SET schema_columns = :c",
             ExpressionAttributeValues={":c": json.dumps(columns)},
         )
 
-    def stop(self, table: str, reason: str) -> None:
+    def stop(self, key: TableKey, reason: str) -> None:
         self.table.update_item(
-            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            Key=key.item("CDC"),
             UpdateExpression="SET #s = :s, reason = :r, updated_at = :now",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": STOPPED, ":r": reason[:1000], ":now": int(time.time())},
@@ -149,11 +148,11 @@ class CdcState:
             is not None
         )
 
-    def _update(self, table: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+    def _update(self, key: TableKey, update: str, condition: str, values: dict[str, Any]) -> bool:
         return (
             if_condition_holds(
                 self.table.update_item,
-                Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+                Key=key.item("CDC"),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},

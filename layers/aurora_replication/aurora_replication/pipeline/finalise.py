@@ -29,7 +29,7 @@ from aurora_replication.pipeline import diagnose, modes
 from aurora_replication.pipeline.chunks import chunk_messages
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
-from aurora_replication.state import Bounds
+from aurora_replication.state import Bounds, TableKey
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -144,6 +144,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         # a finaliser that died after the status did not count the table, nor mark the run
         services.state.finish_run_if_complete(msg.run_id, plan.table)
         return {"status": state["status"], "repeat": True}
+    key = TableKey.of_run_table(state, plan.table)  # the scope the run was planned in
     heal_round = int(state.get("heal_round", 0))
     if msg.round < heal_round:
         return {"status": "stale", "round": msg.round, "current_round": heal_round}
@@ -208,14 +209,14 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             if status == "published":
                 watermark = mode.watermark(state)
                 if watermark is not None:
-                    services.state.set_watermark(plan.table, watermark, msg.run_id)
+                    services.state.set_watermark(key, watermark, msg.run_id)
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 if attempts.table is not None:
                     tgt.drop(attempts.table)
     services.fault("status_set", msg)
-    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
-    services.state.set_last_run(plan.table, msg.run_id, {"status": status, **result})
+    services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
+    services.state.set_last_run(key, msg.run_id, {"status": status, **result})
     services.state.finish_run_if_complete(msg.run_id, plan.table)
     for name, step_seconds in step.laps.items():
         services.metric("ChunkSeconds", step_seconds, "Seconds", name)

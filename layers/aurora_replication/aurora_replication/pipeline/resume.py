@@ -20,16 +20,18 @@ from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
 from aurora_replication.pipeline import cdc_reader
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
+from aurora_replication.state import TableKey
 
 logger = Logger(child=True)
 
 
-def auto_resume(table: str, services: Services) -> dict[str, Any] | None:
-    """The scheduler found ``table`` leased: if the holder is a run whose table has made no progress for
-    STALL_SECONDS, resume that table once (its missing chunks, or its finalise) and say so; a table
-    that stalls again after that is reported, not resumed again. None: the holder is not stalled
+def auto_resume(key: TableKey, services: Services) -> dict[str, Any] | None:
+    """The scheduler found the table of ``key`` leased: if the holder is a run whose table has made no
+    progress for STALL_SECONDS, resume that table once (its missing chunks, or its finalise) and say so;
+    a table that stalls again after that is reported, not resumed again. None: the holder is not stalled
     (a run in progress, or the minimum interval), so the table is simply declined."""
-    holder = services.state.lease_holder(table)
+    table = key.table
+    holder = services.state.lease_holder(key)
     if holder is None:
         return None
     t = services.state.get_table(holder, table)
@@ -75,7 +77,8 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
             summary["tables"][table] = {"status": t.get("status"), "sent": 0}
             continue
         plan = TablePlan.model_validate(t["plan"])
-        ok, reason = services.state.acquire_lease(table, run_id, s.lease_seconds)  # renews our own lease
+        key = TableKey.of_run_table(t, table)  # the scope the run was planned in
+        ok, reason = services.state.acquire_lease(key, run_id, s.lease_seconds)  # renews our own lease
         if not ok:
             summary["tables"][table] = {"status": "running", "sent": 0, "reason": reason}
             continue
@@ -91,7 +94,8 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
     """Send again what one running table of a run misses: its chunks without a completed copy in the
     round they are due, or its finalise step; the lease is renewed for the run."""
     plan = TablePlan.model_validate(t["plan"])
-    services.state.acquire_lease(table, run_id, services.settings.lease_seconds)  # renews the run's own lease
+    key = TableKey.of_run_table(t, table)
+    services.state.acquire_lease(key, run_id, services.settings.lease_seconds)  # renews the run's own lease
     count = int(t.get("chunk_count", 0))
     round_ = int(t.get("heal_round", 0))
     chunks = services.state.get_chunks(run_id, table) if count else {}

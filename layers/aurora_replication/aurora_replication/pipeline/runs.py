@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import RunRequest
 from aurora_replication.services import Services
+from aurora_replication.state import Scope
 
 logger = Logger(child=True)
 
@@ -20,13 +21,15 @@ def open_run(
     request: RunRequest,
     tables: list[str],
     failed: dict[str, str],
+    scope: Scope | None = None,
     **table_fields: Any,
 ) -> dict[str, Any]:
-    """Record the run (refused when its id is taken) and its unplanned tables as failed; returns the
-    run summary with those tables in it. ``table_fields`` go on each failed table's item."""
+    """Record the run (refused when its id is taken) with the ``scope`` it is planned in, and its
+    unplanned tables as failed; returns the run summary with those tables in it. ``table_fields`` go on
+    each failed table's item."""
     if services.state.get_run(run_id).get("sk"):
         raise BadInputError(f"run {run_id!r} already exists; omit run_id to get a new one, or choose another")
-    services.state.create_run(run_id, request.mode, tables, request.model_dump(mode="json"))
+    services.state.create_run(run_id, request.mode, tables, request.model_dump(mode="json"), scope)
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     for table, reason in failed.items():
         record_failed(services, run_id, summary, table, reason, **table_fields)

@@ -30,6 +30,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
+from aurora_replication.state import TableKey
 from aurora_replication.target import cdc_sql
 from aurora_replication.target.client import Target
 
@@ -85,7 +86,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     t = _table_state(msg, services)
     if t.get("status") in ("published", "failed"):
         return {"rows": 0, "skipped": True}
-    if is_stale(CdcState(services.state).get(plan.table), batch.end):
+    if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True, "stale": True}
     step = _Steps()
@@ -140,9 +141,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             f"finalise of {plan.table!r} arrived with {count - len(missing)}/{count} batches applied; retrying"
         )
     cdc = CdcState(services.state)
+    key = TableKey.of_run_table(t, plan.table)  # the scope the run was planned in
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
-    committed = cdc.advance(plan.table, t["cdc_from"], t["cdc_to"], msg.run_id, caught_up_at, newest)
+    committed = cdc.advance(key, t["cdc_from"], t["cdc_to"], msg.run_id, caught_up_at, newest)
     services.fault("committed", msg)
     result: dict[str, Any] = {
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
@@ -164,9 +166,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
-    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
+    services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     status = "published" if committed else "failed"
-    services.state.set_last_run(plan.table, msg.run_id, {"status": status, "mode": "cdc", **result})
+    services.state.set_last_run(key, msg.run_id, {"status": status, "mode": "cdc", **result})
     services.state.finish_run_if_complete(msg.run_id)
     logger.info("cdc window committed", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return {"status": status, **result}
