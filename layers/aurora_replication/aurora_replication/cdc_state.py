@@ -12,7 +12,9 @@ Items:
                       ``cdc_to`` (position dicts), ``batches`` (one per chunk id), ``window_read_at``
 
 The position only moves forward, and only from the window start a run read from (a conditional
-update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it.
+update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it;
+and only by the run that holds the table's lease: recording a position (``start_snapshot``) and moving
+it (``advance``) take a ``state.Held``, the proof of a lease renewed by the run just before.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from aurora_replication.state import Scope, StateStore, TableKey, _plain, _set_fields, if_condition_holds
+from aurora_replication.state import Held, Scope, StateStore, TableKey, _plain, _set_fields, if_condition_holds
 
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
@@ -59,12 +61,16 @@ class CdcState:
         found = {name: self.get(scope.key(name)) for name in self.store.catalogued_tables(scope)}
         return {name: item for name, item in found.items() if item is not None}
 
-    def start_snapshot(self, key: TableKey, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
-        """Record the position before the initial copy (replacing whatever was there)."""
+    def start_snapshot(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:
+        """Record the position before the initial copy (replacing whatever was there), by the run holding
+        the table's lease; False (nothing written) when it no longer does."""
+        if self.store.still_held(held) is None:
+            return False
         now = int(time.time())
+        run_id = held.run_id
         self.table.put_item(
             Item={
-                **key.item("CDC"),
+                **held.key.item("CDC"),
                 "status": SNAPSHOT,
                 "snapshot_run": run_id,
                 "binlog_pos": position,
@@ -74,6 +80,7 @@ class CdcState:
                 "updated_at": now,
             }
         )
+        return True
 
     def mark_streaming(self, key: TableKey, run_id: str) -> bool:
         """The initial copy of ``run_id`` is published: windows of changes may be applied now."""
@@ -86,15 +93,18 @@ class CdcState:
 
     def advance(
         self,
-        key: TableKey,
+        held: Held,
         expected: dict[str, Any],
         new: dict[str, Any],
-        run_id: str,
         caught_up_at: float,
         newest_event_at: int | None,
     ) -> bool:
-        """Move the position from ``expected`` to ``new``; True also when it is already at ``new``
-        (a repeated finaliser), False when it is somewhere else (the window is stale)."""
+        """Move the position from ``expected`` to ``new``, by the run holding the table's lease; True also
+        when it is already at ``new`` (a repeated finaliser), False when it is somewhere else (the window is
+        stale) or the run no longer holds the lease (nothing is written then)."""
+        if self.store.still_held(held) is None:
+            return False
+        key, run_id = held.key, held.run_id
         values: dict[str, Any] = {
             ":pos": new,
             ":key": _key(new),

@@ -47,7 +47,7 @@ class Progress:
         total = sum(int(t.get("chunk_count", 0)) for t in states)
         done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
         rows = sum(int(t.get("rows_copied", 0)) for t in states)
-        finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined"))
+        finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined", "superseded"))
         width = 30
         filled = int(width * done / total) if total else width
         bar = f"[{'#' * filled}{'.' * (width - filled)}]"

@@ -35,8 +35,9 @@ class Settings(BaseModel):
     zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")
     watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
     # longer than a chunk's retries take (five receives with REDELIVERY_* backoff: minutes; a crashed
-    # invocation's message waits out the queue's 5400 s visibility timeout)
-    lease_seconds: int = Field(default=21600, alias="LEASE_SECONDS", ge=60)
+    # invocation's message waits out the queue's 5400 s visibility timeout); at least the worker's 900 s
+    # timeout: a finaliser renews the lease before it publishes, and that must cover the whole invocation
+    lease_seconds: int = Field(default=21600, alias="LEASE_SECONDS", ge=900)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")

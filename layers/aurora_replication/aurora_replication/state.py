@@ -64,7 +64,11 @@ from botocore.exceptions import ClientError
 from aurora_replication.identifiers import target_name
 from aurora_replication.meter import MeteredTable
 
-TERMINAL = {"published", "failed", "declined"}
+SUPERSEDED = "superseded"
+# a table's status in a run: running, then one of these; FINAL ones are never changed again (declined
+# is recorded final from the start)
+TERMINAL = {"published", "failed", "declined", SUPERSEDED}
+FINAL = ("published", "failed", SUPERSEDED)
 # how long DynamoDB keeps a run's items (the table's TTL attribute is ``EXPIRATION``; DynamoDB deletes an
 # expired item within a few days of its time, not at once); Settings.run_retention_days overrides it
 EXPIRATION = "expiration"
@@ -201,6 +205,31 @@ class TableKey:
         return cls(str(table if table is not None else item["table"]), Scope.from_item(item.get("scope")))
 
 
+@dataclass(frozen=True)
+class Held:
+    """What a write of a table's lasting state needs: ``run_id`` held the table's lease when it renewed it
+    to ``until`` (``StateStore.hold_lease``), and ``order``, when the run started on the table (its
+    ``started_at``), is what forward-only writes compare: a run that started earlier never overwrites
+    what a later one wrote."""
+
+    key: TableKey
+    run_id: str
+    order: Decimal
+    until: int
+    seconds: int
+
+
+def run_order(item: dict[str, Any]) -> Decimal:
+    """A run's order on a table, from its TABLE item: when it started on the table (``started_at``, taken
+    after the lease: a run that takes the lease after another has a later one), else when it was recorded."""
+    value = item.get("started_at") or item.get("created_at") or 0
+    return Decimal(str(round(float(value), 3)))
+
+
+# forward only: no item written by a run that started later, nor by another run that started at the same time
+FORWARD = "attribute_not_exists(#order) OR #order < :order OR (#order = :order AND #writer = :run)"
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, Decimal):
         return int(v) if v == v.to_integral_value() else float(v)
@@ -239,6 +268,15 @@ def _leased(table: str, holder: str, until: int) -> str:
     )
 
 
+def _forward(field: str, held: Held) -> tuple[str, dict[str, Any]]:
+    """The condition (and its values) that a catalog note of ``field`` (``watermark``, ``last_run``) moves
+    forward only: the run that wrote it last (``watermark_run``, ``last_run``) did not start after ``held``'s."""
+    writer = "watermark_run" if field == "watermark" else "last_run"
+    order = f"{writer}_started_at"
+    condition = f"attribute_not_exists({order}) OR {order} < :order OR ({order} = :order AND {writer} = :run)"
+    return condition, {":order": held.order, ":run": held.run_id}
+
+
 def _catalog_prefix(scope: Scope) -> str:
     return f"TABLE#{scope.text}#"
 
@@ -269,6 +307,7 @@ class StateStore:
         # every item call asks for and counts its consumed capacity (docs/cost.md)
         self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
         self.run_retention_seconds = run_retention_seconds
+        self._renewed: dict[tuple[str, str], int] = {}  # (lease, run) -> when this container last renewed it
 
     def _expires(self) -> int:
         """The ``expiration`` (epoch seconds) of a run's item written now."""
@@ -281,7 +320,7 @@ class StateStore:
         if held:
             return False, held
         if if_condition_holds(
-            self.table.put_item,
+            self.table.put_item,  # the whole item: a released lease taken again is no longer released
             Item={**key.item("LEASE"), "run_id": run_id, "expires_at": now + seconds},
             ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
             ExpressionAttributeValues={":now": now, ":run": run_id},
@@ -301,6 +340,45 @@ class StateStore:
             return ""
         return _leased(key.table, str(item["run_id"]), int(item["expires_at"])) + " (a run started before the upgrade)"
 
+    def hold_lease(self, key: TableKey, run_id: str, seconds: int, order: Decimal) -> Held | None:
+        """Renew ``run_id``'s lease on the table for ``seconds`` from now (a conditional write: the run holds
+        it and has not released it, or nobody does); None when another run has taken it since (this run is
+        superseded) or this run released it (it has finished the table). What a finaliser does before it
+        publishes and before each write of the table's lasting state (watermark, last run, cdc position):
+        DynamoDB conditions cover one item, so the holder check is this write, which keeps the lease for
+        ``seconds`` (LEASE_SECONDS, longer than any invocation), and the write that follows is conditional
+        on ``order`` (forward only)."""
+        now = _now()
+        done = if_condition_holds(
+            self.table.update_item,
+            Key=key.item("LEASE"),
+            UpdateExpression="SET run_id = :run, expires_at = :until",
+            ConditionExpression="attribute_not_exists(pk) OR (run_id = :run AND attribute_not_exists(released_at))",
+            ExpressionAttributeValues={":run": run_id, ":until": now + seconds},
+        )
+        if done is None:
+            return None
+        self._renewed[(key.pk, run_id)] = now
+        return Held(key, run_id, order, now + seconds, seconds)
+
+    def renew_lease(self, key: TableKey, run_id: str, seconds: int, order: Decimal) -> bool:
+        """A run made progress (a chunk or a batch done): its lease is renewed, at most every quarter of
+        ``seconds`` from one container, so a run that keeps working keeps its table however long it takes,
+        and a run that stops loses it ``seconds`` after its last progress. False when the run no longer
+        holds it (superseded, or finished)."""
+        last = self._renewed.get((key.pk, run_id))
+        if last is not None and _now() - last < seconds // 4:
+            return True
+        if len(self._renewed) > 1024:
+            self._renewed.clear()
+        return self.hold_lease(key, run_id, seconds, order) is not None
+
+    def still_held(self, held: Held) -> Held | None:
+        """``held``, renewed when half of it has passed (a long commit): the write that follows stays inside it."""
+        if _now() < held.until - held.seconds // 2:
+            return held
+        return self.hold_lease(held.key, held.run_id, held.seconds, held.order)
+
     def lease_holder(self, key: TableKey) -> str | None:
         """The run holding the table's lease (or last holding it), if any."""
         item = self.table.get_item(Key=key.item("LEASE"), ConsistentRead=True).get("Item")
@@ -319,13 +397,14 @@ class StateStore:
         )
 
     def release_lease(self, key: TableKey, run_id: str, hold_seconds: int) -> None:
-        """End the lease of ``run_id``; it keeps blocking new runs for ``hold_seconds`` (minimum interval)."""
+        """End the lease of ``run_id``; it keeps blocking new runs for ``hold_seconds`` (minimum interval).
+        A released lease is not renewed again by the run (a late duplicate of one of its chunks)."""
         if_condition_holds(
             self.table.update_item,
             Key=key.item("LEASE"),
-            UpdateExpression="SET expires_at = :until",
+            UpdateExpression="SET expires_at = :until, released_at = :now",
             ConditionExpression="run_id = :run",
-            ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id},
+            ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id, ":now": _now()},
         )
 
     # ---- runs ------------------------------------------------------------------------------
@@ -569,6 +648,7 @@ class StateStore:
             ":now": _now(),
             ":pub": "published",
             ":failed": "failed",
+            ":sup": SUPERSEDED,
         }
         sets = ["heal_round = :next", "done_count = :done", "progress_at = :now"]
         _set_fields(fields, names, values, sets)
@@ -576,7 +656,7 @@ class StateStore:
             run_id,
             table,
             "SET " + ", ".join(sets),
-            "attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
+            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup) AND "
             "(attribute_not_exists(heal_round) OR heal_round = :expected)",
             names,
             values,
@@ -612,13 +692,25 @@ class StateStore:
         return _table_item(item.get("Item", {}))
 
     def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
-        """Set the table's status; a table already published or failed keeps its status (returns False)."""
+        """Set the table's status; a table already published, failed or superseded keeps its status
+        (returns False)."""
         names = {"#s": "status", "#t": "updated_at"}
-        values: dict[str, Any] = {":s": status, ":t": _now(), ":pub": "published", ":failed": "failed"}
+        values: dict[str, Any] = {
+            ":s": status,
+            ":t": _now(),
+            ":pub": "published",
+            ":failed": "failed",
+            ":sup": SUPERSEDED,
+        }
         sets = ["#s = :s", "#t = :t"]
         _set_fields(fields, names, values, sets)
         return self._update_if(
-            run_id, table, "SET " + ", ".join(sets), "attribute_exists(pk) AND NOT #s IN (:pub, :failed)", names, values
+            run_id,
+            table,
+            "SET " + ", ".join(sets),
+            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup)",
+            names,
+            values,
         )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -687,7 +779,8 @@ class StateStore:
         states = self.table_statuses(run_id)
         if not states or any(status not in TERMINAL for status in states.values()):
             return False
-        status = "succeeded" if all(s in ("published", "declined") for s in states.values()) else "failed"
+        # declined and superseded: another run carries the table
+        status = "succeeded" if all(s in ("published", "declined", SUPERSEDED) for s in states.values()) else "failed"
         self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
             UpdateExpression="SET #s = :s, finished_at = :t",
@@ -706,16 +799,47 @@ class StateStore:
         item = self.get_watermark_item(key)
         return None if not item else str(item["value"])
 
-    def set_watermark(self, key: TableKey, value: str, run_id: str) -> None:
-        self.table.put_item(Item={**key.item("WATERMARK"), "value": value, "run_id": run_id, "updated_at": _now()})
-        self.note_watermark(key, value, run_id)  # catalog (operator's view)
+    def set_watermark(self, held: Held, value: str) -> bool:
+        """Commit the table's watermark, only while ``held`` (the lease is still the run's) and only forward:
+        never over one a later run committed (``order``: the runs' start on the table, which orders
+        correctly whatever the watermark column's type). False when refused; nothing is written then."""
+        return self._put_forward(
+            held, "WATERMARK", {"value": value, "updated_at": _now()}, lambda: self.note_watermark(held, value)
+        )
 
-    def set_last_run(self, key: TableKey, run_id: str, summary: dict[str, Any]) -> None:
+    def set_last_run(self, held: Held, summary: dict[str, Any]) -> bool:
         """The table's latest finished run; ``summary`` carries its status, validation and
-        ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect)."""
+        ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect).
+        Written, as the watermark, only while ``held`` and only forward; False when refused."""
         summary = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in summary.items()}
-        self.table.put_item(Item={**key.item("LAST_RUN"), "run_id": run_id, "at": _now(), **summary})
-        self.note_table_finished(key, run_id, summary)  # catalog (operator's view)
+        fields = {"at": _now(), **summary}
+        return self._put_forward(held, "LAST_RUN", fields, lambda: self.note_table_finished(held, summary))
+
+    def _put_forward(self, held: Held, sk: str, fields: dict[str, Any], then: Callable[[], Any]) -> bool:
+        current = self.still_held(held)
+        if current is None:
+            return False
+        written = if_condition_holds(
+            self.table.put_item,
+            Item={**held.key.item(sk), **fields, "run_id": held.run_id, "run_started_at": held.order},
+            ConditionExpression=FORWARD,
+            ExpressionAttributeNames={"#order": "run_started_at", "#writer": "run_id"},
+            ExpressionAttributeValues={":order": held.order, ":run": held.run_id},
+        )
+        if written is None:
+            return False
+        then()  # catalog (operator's view)
+        return True
+
+    def last_writes(self, key: TableKey) -> list[dict[str, Any]]:
+        """The table's LEASE, WATERMARK and LAST_RUN items (those there are), each with ``sk``: what a
+        resume compares its run with."""
+        found = []
+        for sk in ("LEASE", "WATERMARK", "LAST_RUN"):
+            item = self.table.get_item(Key=key.item(sk), ConsistentRead=True).get("Item")
+            if item:
+                found.append(_plain(item))
+        return found
 
     # ---- the operator's view: table catalog and chunk timeline -------------------------------
     # Additive and separate from the run ledger above. The health check reads the catalog (one
@@ -755,16 +879,21 @@ class StateStore:
         """A run took the table's lease: it is the table's run in progress until it finishes."""
         self._note(key, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
 
-    def note_watermark(self, key: TableKey, value: str, run_id: str) -> None:
-        self._note(key, {"watermark": value, "watermark_run": run_id, "watermark_at": _now()})
+    def note_watermark(self, held: Held, value: str) -> None:
+        """The committed watermark, in the catalog: forward only, as the WATERMARK item."""
+        fields = {"watermark": value, "watermark_run": held.run_id, "watermark_at": _now()}
+        self._note(held.key, {**fields, "watermark_run_started_at": held.order}, *_forward("watermark", held))
 
-    def note_table_finished(self, key: TableKey, run_id: str, summary: dict[str, Any]) -> None:
+    def note_table_finished(self, held: Held, summary: dict[str, Any]) -> None:
         """The table's run finished (published or failed). A published (validated) run moves the
         table's freshness to the oldest source state it copied: ``summary['source_as_of']`` when the
         finaliser knows it, else the moment the table's run started (after planning, before any chunk
-        read its snapshot: a lower bound)."""
+        read its snapshot: a lower bound). Forward only: a run that started before the run the catalog
+        names as the last one changes nothing."""
+        key, run_id = held.key, held.run_id
+        order, values = _forward("last_run", held)
         status = summary.get("status")
-        fields = {"last_run": run_id, "last_status": status, "last_at": _now()}
+        fields = {"last_run": run_id, "last_status": status, "last_at": _now(), "last_run_started_at": held.order}
         for name in ("source_rows", "target_rows", "validation", "reason"):
             if summary.get(name) is not None:
                 fields[name] = summary[name]
@@ -780,12 +909,12 @@ class StateStore:
             moved = self._note(
                 key,
                 {**fields, "source_as_of": fresh, "fresh_run": run_id},
-                "attribute_not_exists(source_as_of) OR source_as_of < :asof",
-                {":asof": fresh},
+                f"({order}) AND (attribute_not_exists(source_as_of) OR source_as_of < :asof)",
+                {":asof": fresh, **values},
             )
             if moved:
                 return
-        self._note(key, fields)
+        self._note(key, fields, order, values)
 
     def note_fresh(self, key: TableKey, source_as_of: float, run_id: str) -> bool:
         """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness

@@ -316,8 +316,13 @@ def schedule(
 def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
     """The full copy of a table, after its position is recorded (keyless tables: no position)."""
     initial = p.initial
+    started = Decimal(str(round(time.time(), 3)))  # after the lease: the run's order on the table
     if p.position is not None:
-        cdc.start_snapshot(p.key, p.position.to_dict(), run_id, p.schema)
+        held = services.state.hold_lease(p.key, run_id, services.settings.lease_seconds, started)
+        if held is None or not cdc.start_snapshot(held, p.position.to_dict(), p.schema):
+            reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
+            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
+            return {"status": "declined", "reason": reason}
     services.fault("cdc_position_recorded", None)
     chunk_count = len(initial.bounds)
     services.state.record_table(
@@ -332,7 +337,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
         window_to=initial.window[1] if initial.window else None,
         plan_seconds=str(round(initial.plan_seconds, 3)),
         notes=p.notes,
-        started_at=Decimal(str(round(time.time(), 3))),
+        started_at=started,
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]

@@ -1,8 +1,10 @@
 """Opening a run in the ledger, shared by the scheduler and the cdc reader: once planning has
-succeeded, the run item and a failed item for each table that could not be planned."""
+succeeded, the run item and a failed item for each table that could not be planned; and ending a
+run's table as superseded, shared by the finalisers."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -10,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import RunRequest
 from aurora_replication.services import Services
-from aurora_replication.state import Scope
+from aurora_replication.state import FINAL, SUPERSEDED, Scope, TableKey
 
 logger = Logger(child=True)
 
@@ -43,3 +45,30 @@ def record_failed(
     logger.error("table not replicated", extra={"run_id": run_id, "table": table, "reason": reason})
     services.state.record_table(run_id, table, status="failed", reason=reason, chunk_count=0, **table_fields)
     summary["tables"][table] = {"status": "failed", "reason": reason}
+
+
+def superseded_reason(table: str, run_id: str, holder: str | None) -> str:
+    """One line: which run took the table from ``run_id``, and what that means."""
+    newer = f"run {holder}" if holder else "another run"
+    return (
+        f"superseded: {newer} took the lease of table {table!r} after run {run_id} started on it (run {run_id} "
+        f"made no progress for LEASE_SECONDS, or was stopped); nothing more of run {run_id} is published and its "
+        f"watermark is not committed: {newer} carries the table"
+    )
+
+
+def end_superseded(services: Services, run_id: str, key: TableKey) -> dict[str, Any]:
+    """The run no longer holds the table's lease (``StateStore.hold_lease`` refused): its table ends
+    ``superseded`` with the reason, nothing else is written (no watermark, last run, or release of a lease
+    that is another run's). When a duplicate of the finaliser has just finished the table (and released
+    the lease), that outcome stands and is reported as a repeat."""
+    table = key.table
+    now = services.state.get_table(run_id, table)
+    if now.get("status") in FINAL:
+        services.state.finish_run_if_complete(run_id, table)
+        return {"status": now["status"], "repeat": True}
+    reason = superseded_reason(table, run_id, services.state.lease_holder(key))
+    services.state.set_table_status(run_id, table, SUPERSEDED, reason=reason, finished_at=time.time())
+    logger.warning(reason, extra={"run_id": run_id, "table": table})
+    services.state.finish_run_if_complete(run_id, table)
+    return {"status": SUPERSEDED, "reason": reason}

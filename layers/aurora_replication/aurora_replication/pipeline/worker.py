@@ -32,7 +32,7 @@ from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.state import Bounds
+from aurora_replication.state import FINAL, Bounds
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -223,7 +223,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
         table_state = services.state.get_table(msg.run_id, table)
     if not table_state:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
-    if table_state.get("status") in ("published", "failed"):
+    if table_state.get("status") in FINAL:
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": table})
         # the finaliser in this chunk's invocation may have died after the status: count the table
         services.state.finish_run_if_complete(msg.run_id, table)
