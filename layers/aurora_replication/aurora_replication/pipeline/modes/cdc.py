@@ -119,6 +119,9 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         msg.run_id, plan.table, msg.chunk_id, msg.round, {"rows": batch.rows, "seconds": seconds}
     )
     services.fault("marked_done", msg)
+    key = TableKey.of_run_table(t, plan.table)
+    if not services.state.renew_lease(key, msg.run_id, s.lease_seconds, run_order(t)):  # progress: keep the table
+        logger.warning("the run no longer holds the table's lease", extra={"run_id": msg.run_id, "table": plan.table})
     logger.info(
         "cdc batch applied",
         extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
