@@ -12,6 +12,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from aurora_replication.local.stack import LocalContext
 from compare import assert_same
 
@@ -75,6 +77,12 @@ def _item(stack: Any, env: Any, sk: str) -> dict[str, Any]:
     return stack.dynamodb.get_item(TableName=stack.table_name, Key=key, ConsistentRead=True)["Item"]
 
 
+def _ledger(stack: Any) -> Any:
+    from aurora_replication.state import StateStore
+
+    return StateStore(stack.table_name, stack.session.resource("dynamodb"))
+
+
 def _change(env: Any, note: str, where: str) -> None:
     env.sql(f"UPDATE acct SET balance = balance + 1000, note = '{note}' WHERE {where}")
 
@@ -124,3 +132,72 @@ def test_an_incremental_run_superseded_before_its_merge_merges_nothing(env) -> N
     assert outcome.run["table_states"]["acct"]["status"] == "superseded"
     assert assert_same(env, "acct") == ROWS  # a late MERGE would have put the v2 values back
     assert _item(stack, env, "WATERMARK") == watermark
+
+
+def _older_run_interrupted_then_newer_published(env: Any, restart: bool) -> tuple[Any, str, str]:
+    """The issue's sequence: run A interrupted half way (its other chunks lost), the source changed, a
+    newer full run B published. ``restart``: as with the local CLI, each step is a new process (the
+    stack starts again from its state file, which does not carry leases); else A's lease expired."""
+    _seed(env)
+    stack = _start(env)
+    older, chunks = _schedule(stack, {"tables": "acct", "mode": "full", "chunk_rows": 30})
+    _work(stack, chunks // 2)  # half way; the rest is lost (Ctrl-C, a purged queue)
+    _change(env, "v2", "id % 3 = 0")
+    if restart:
+        stack.stop()
+        stack = _start(env)
+    else:
+        _age_lease(stack, env)
+    newer = stack.run({"tables": "acct", "mode": "full", "chunk_rows": 30}, workers=2)
+    assert newer.ok, newer.run["table_states"]
+    assert assert_same(env, "acct") == ROWS
+    return stack, older, newer.run_id
+
+
+@pytest.mark.parametrize("restart", [False, True], ids=["lease-expired", "stack-restarted"])
+def test_resuming_a_superseded_run_is_refused_and_writes_nothing(env, restart: bool) -> None:
+    stack, older, newer = _older_run_interrupted_then_newer_published(env, restart)
+    watermark, last_run = _item(stack, env, "WATERMARK"), _item(stack, env, "LAST_RUN")
+    if restart:
+        stack.stop()
+        stack = _start(env)
+    before = _ledger(stack).get_table(older, "acct")
+    summary = stack.invoke("SchedulerFunction", {"resume_run": older})
+    t = summary["tables"]["acct"]
+    assert t["sent"] == 0 and summary["refused"] == ["acct"] and summary["resumed"] is False, summary
+    assert t["refused"].startswith(f"resume refused for table 'acct': run {older} is superseded: run {newer}")
+    assert "\n" not in t["refused"]
+    assert stack.queue_depth(stack.queue_url) == (0, 0)  # nothing sent
+    after = _ledger(stack).get_table(older, "acct")
+    assert after == before  # nothing written to the older run either
+    assert assert_same(env, "acct") == ROWS  # the newer run's rows, value by value
+    assert _item(stack, env, "WATERMARK") == watermark  # not moved back
+    assert _item(stack, env, "LAST_RUN") == last_run
+
+
+def test_replicate_resume_of_a_superseded_run_says_why_and_exits_1(env, capsys) -> None:
+    from aurora_replication import cli
+
+    stack, older, newer = _older_run_interrupted_then_newer_published(env, restart=True)
+    watermark = _item(stack, env, "WATERMARK")
+    stack.stop()
+    urls = ["--source", env.source_url, "--target", env.target_url]
+    assert cli.main(["--home", str(env.home), "resume", older, *urls, "--workers", "1"]) == 1
+    err = capsys.readouterr().err
+    assert f"resume refused for table 'acct': run {older} is superseded: run {newer}" in err, err
+    assert assert_same(env, "acct") == ROWS
+    stack = _start(env)
+    assert _item(stack, env, "WATERMARK") == watermark
+
+
+def test_a_resume_of_a_run_nobody_superseded_still_finishes_it(env) -> None:
+    _seed(env)
+    stack = _start(env)
+    run_id, chunks = _schedule(stack, {"tables": "acct", "mode": "full", "chunk_rows": 30})
+    _work(stack, chunks // 2)
+    _age_lease(stack, env)  # stalled past its lease, but no other run took the table
+    summary = stack.invoke("SchedulerFunction", {"resume_run": run_id})
+    assert summary["tables"]["acct"]["sent"] == chunks - chunks // 2 and "refused" not in summary, summary
+    outcome = stack.drain(run_id, workers=2)
+    assert outcome.ok, outcome.run["table_states"]
+    assert assert_same(env, "acct") == ROWS
