@@ -9,6 +9,7 @@ import os
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "aurora-snowflake-replication")
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -79,6 +80,14 @@ class Env:
         return (
             f"snowflake://fake:snow@emulator/ANALYTICS/{self.schema}?host=127.0.0.1&port={self.sf.port}&protocol=http"
         )
+
+    def key(self, table: str) -> Any:
+        """The state key (``state.TableKey``) of ``table`` as this test's stack keeps it: its source
+        database and target schema."""
+        from aurora_replication.state import Scope
+
+        case = os.environ.get("TARGET_IDENTIFIER_CASE", "upper")
+        return Scope.of(self.database, "ANALYTICS", self.schema, case).key(table)
 
     def sql(self, *statements: str) -> None:
         with self.mysql.cursor() as cur:

@@ -37,7 +37,7 @@ def _position(env) -> str:
     from aurora_replication.config import load_settings
     from aurora_replication.state import StateStore
 
-    return str(CdcState(StateStore(load_settings().state_table)).get("acct")["position_key"])
+    return str(CdcState(StateStore(load_settings().state_table)).get(env.key("acct"))["position_key"])
 
 
 def _server_end(env) -> str:

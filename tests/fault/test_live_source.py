@@ -59,7 +59,7 @@ def test_full_then_incremental_runs_succeed_while_the_source_is_written_and_conv
     assert last.ok, _table(stack, last.run_id)
     assert assert_same(env, "acct") == ROWS + writer.done["insert"]
     last_run = stack.dynamodb.get_item(
-        TableName=stack.table_name, Key={"pk": {"S": "TABLE#acct"}, "sk": {"S": "LAST_RUN"}}
+        TableName=stack.table_name, Key={"pk": {"S": env.key("acct").pk}, "sk": {"S": "LAST_RUN"}}
     )["Item"]
     assert last_run["status"]["S"] == "published" and float(last_run["source_as_of"]["N"]) > 0
 

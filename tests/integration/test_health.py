@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from decimal import Decimal
 
 import boto3
 
@@ -86,10 +87,11 @@ def test_a_failed_run_keeps_the_freshness_of_the_last_validated_one(env):
     stack = env.start_stack()
     assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
     first = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["f"]
-    from aurora_replication.state import StateStore
+    from aurora_replication.state import Held, StateStore
 
     state = StateStore(stack.table_name)
-    state.note_table_finished("f", "later-run", {"status": "failed", "validation": "mismatch in 1 range(s)"})
+    later = Held(env.key("f"), "later-run", Decimal(int(time.time()) + 1), until=0, seconds=0)
+    state.note_table_finished(later, {"status": "failed", "validation": "mismatch in 1 range(s)"})
     report = stack.invoke("HealthFunction", {})
     table = report["checks"]["replication"]["tables"]["f"]
     assert table["status"] == "failed" and table["last_run"] == "later-run"

@@ -9,6 +9,7 @@ takes its outcome and its freshness in one write."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -17,9 +18,10 @@ from moto import mock_aws
 from state_table import STATE_TABLE
 
 from aurora_replication.models import TablePlan
-from aurora_replication.state import StateStore
+from aurora_replication.state import Held, Scope, StateStore
 
 RUN = "20261205T000000Z-abcdef"
+KEY = Scope.of("shop", "analytics", "public", "upper").key("orders")
 PLAN: dict[str, Any] = TablePlan.model_validate(
     {
         "table": "shop.orders",
@@ -91,11 +93,16 @@ def test_the_runs_tables_are_one_string_attribute_and_every_finished_table_count
     assert store.get_run(older)["tables"] == ["x", "y"]
 
 
-def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_freshness_never_moves_back(
+def _held(run_id: str, order: int) -> Held:
+    return Held(KEY, run_id, Decimal(order), until=10**10, seconds=7200)
+
+
+def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_neither_moves_back(
     ddb: Any,
 ) -> None:
-    """The catalog item takes a published run's outcome and its freshness together; a run older than
-    the freshness noted (it finished late) writes its outcome and leaves the freshness as it was."""
+    """The catalog item takes a published run's outcome and its freshness together; a later run whose
+    freshness is older writes its outcome and leaves the freshness as it was; a run that started before
+    the one noted (it finished late: superseded) changes nothing."""
     store = StateStore("state", ddb)
     writes: list[str] = []
     update = store.table.update_item
@@ -107,28 +114,25 @@ def test_a_finished_table_notes_its_outcome_and_freshness_in_one_write_and_fresh
     store.table.update_item = counted  # type: ignore[method-assign]
     catalog = ddb.Table("state")
 
-    def noted() -> dict[str, Any]:
-        return catalog.get_item(Key={"pk": "CATALOG", "sk": "TABLE#orders"})["Item"]
+    def noted() -> tuple[Any, ...]:
+        item = catalog.get_item(Key={"pk": "CATALOG", "sk": KEY.catalog_sk})["Item"]
+        return (
+            item["last_run"],
+            item["last_status"],
+            item["fresh_run"],
+            float(item["source_as_of"]),
+            int(item.get("source_rows", -1)),
+        )
 
-    store.note_table_finished("orders", "run-2", {"status": "published", "source_as_of": 2000.5, "source_rows": 7})
-    assert writes == ["TABLE#orders"]
-    item = noted()
-    assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
-        "run-2",
-        "run-2",
-        2000.5,
-        7,
-    )
+    store.note_table_finished(_held("run-2", 200), {"status": "published", "source_as_of": 2000.5, "source_rows": 7})
+    assert writes == [KEY.catalog_sk]
+    assert noted() == ("run-2", "published", "run-2", 2000.5, 7)
     writes.clear()
-    store.note_table_finished("orders", "run-1", {"status": "published", "source_as_of": 1000.0, "source_rows": 5})
+    store.note_table_finished(_held("run-3", 300), {"status": "published", "source_as_of": 1000.0, "source_rows": 5})
     assert len(writes) == 2  # the conditional write did not hold: the outcome alone
-    item = noted()
-    assert (item["last_run"], item["fresh_run"], float(item["source_as_of"]), int(item["source_rows"])) == (
-        "run-1",
-        "run-2",
-        2000.5,
-        5,
-    )
-    store.note_table_finished("orders", "run-3", {"status": "failed", "reason": "mismatch"})
-    item = noted()
-    assert (item["last_status"], item["fresh_run"], float(item["source_as_of"])) == ("failed", "run-2", 2000.5)
+    assert noted() == ("run-3", "published", "run-2", 2000.5, 5)
+    writes.clear()
+    store.note_table_finished(_held("run-1", 100), {"status": "published", "source_as_of": 3000.0, "source_rows": 9})
+    assert len(writes) == 2 and noted() == ("run-3", "published", "run-2", 2000.5, 5)  # started first: nothing
+    store.note_table_finished(_held("run-4", 400), {"status": "failed", "reason": "mismatch"})
+    assert noted()[1:4] == ("failed", "run-2", 2000.5)

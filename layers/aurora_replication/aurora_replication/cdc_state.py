@@ -1,7 +1,7 @@
 """Change data capture's state, in the same DynamoDB table as the run ledger (``state.StateStore``).
 
 Items:
-  TABLE#<t> / CDC     the table's binlog position and phase:
+  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``state.TableKey``, source and target):
                       ``status`` snapshot (position recorded, initial copy under way in ``snapshot_run``),
                       streaming (windows of changes are applied from ``position``), or stopped
                       (``reason`` says why; a re-snapshot is the fix);
@@ -12,7 +12,9 @@ Items:
                       ``cdc_to`` (position dicts), ``batches`` (one per chunk id), ``window_read_at``
 
 The position only moves forward, and only from the window start a run read from (a conditional
-update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it.
+update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it;
+and only by the run that holds the table's lease: recording a position (``start_snapshot``) and moving
+it (``advance``) take a ``state.Held``, the proof of a lease renewed by the run just before.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from aurora_replication.state import StateStore, _plain, _set_fields, if_condition_holds
+from aurora_replication.state import Held, Scope, StateStore, TableKey, _plain, _set_fields, if_condition_holds
 
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
@@ -44,8 +46,8 @@ class CdcState:
         self.store = store
         self.table = store.table
 
-    def get(self, table: str) -> dict[str, Any] | None:
-        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "CDC"}, ConsistentRead=True).get("Item")
+    def get(self, key: TableKey) -> dict[str, Any] | None:
+        item = self.table.get_item(Key=key.item("CDC"), ConsistentRead=True).get("Item")
         if not item:
             return None
         out: dict[str, Any] = _plain(item)
@@ -53,19 +55,22 @@ class CdcState:
             out["schema_columns"] = json.loads(out["schema_columns"])
         return out
 
-    def all(self) -> dict[str, dict[str, Any]]:
-        """The cdc state of every table that has one: the catalog names the tables (one query, no
-        scan: every cdc run takes a lease, which catalogues its table), then one read each."""
-        found = {name: self.get(name) for name in self.store.catalogued_tables()}
+    def all(self, scope: Scope) -> dict[str, dict[str, Any]]:
+        """The cdc state of every table of ``scope`` that has one: the catalog names the tables (one query,
+        no scan: every cdc run takes a lease, which catalogues its table), then one read each."""
+        found = {name: self.get(scope.key(name)) for name in self.store.catalogued_tables(scope)}
         return {name: item for name, item in found.items() if item is not None}
 
-    def start_snapshot(self, table: str, position: dict[str, Any], run_id: str, columns: list[Any]) -> None:
-        """Record the position before the initial copy (replacing whatever was there)."""
+    def start_snapshot(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:
+        """Record the position before the initial copy (replacing whatever was there), by the run holding
+        the table's lease; False (nothing written) when it no longer does."""
+        if self.store.still_held(held) is None:
+            return False
         now = int(time.time())
+        run_id = held.run_id
         self.table.put_item(
             Item={
-                "pk": f"TABLE#{table}",
-                "sk": "CDC",
+                **held.key.item("CDC"),
                 "status": SNAPSHOT,
                 "snapshot_run": run_id,
                 "binlog_pos": position,
@@ -75,11 +80,12 @@ class CdcState:
                 "updated_at": now,
             }
         )
+        return True
 
-    def mark_streaming(self, table: str, run_id: str) -> bool:
+    def mark_streaming(self, key: TableKey, run_id: str) -> bool:
         """The initial copy of ``run_id`` is published: windows of changes may be applied now."""
         return self._update(
-            table,
+            key,
             "SET #s = :streaming, updated_at = :now, caught_up_at = if_not_exists(caught_up_at, position_at)",
             "#s = :snapshot AND snapshot_run = :run",
             {":streaming": STREAMING, ":snapshot": SNAPSHOT, ":run": run_id, ":now": int(time.time())},
@@ -87,15 +93,18 @@ class CdcState:
 
     def advance(
         self,
-        table: str,
+        held: Held,
         expected: dict[str, Any],
         new: dict[str, Any],
-        run_id: str,
         caught_up_at: float,
         newest_event_at: int | None,
     ) -> bool:
-        """Move the position from ``expected`` to ``new``; True also when it is already at ``new``
-        (a repeated finaliser), False when it is somewhere else (the window is stale)."""
+        """Move the position from ``expected`` to ``new``, by the run holding the table's lease; True also
+        when it is already at ``new`` (a repeated finaliser), False when it is somewhere else (the window is
+        stale) or the run no longer holds the lease (nothing is written then)."""
+        if self.store.still_held(held) is None:
+            return False
+        key, run_id = held.key, held.run_id
         values: dict[str, Any] = {
             ":pos": new,
             ":key": _key(new),
@@ -110,22 +119,22 @@ class CdcState:
             sets += ", newest_event_at = :newest"
             values[":newest"] = int(newest_event_at)
         condition = "position_key = :expected AND #s = :streaming"
-        if self._update(table, f"SET {sets}, updated_at = :now", condition, values):
+        if self._update(key, f"SET {sets}, updated_at = :now", condition, values):
             return True
-        item = self.get(table) or {}
+        item = self.get(key) or {}
         return item.get("position_key") == _key(new)
 
-    def set_columns(self, table: str, columns: list[Any]) -> None:
+    def set_columns(self, key: TableKey, columns: list[Any]) -> None:
         """The schema the stored position is valid for (after a schema change was applied)."""
         self.table.update_item(
-            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            Key=key.item("CDC"),
             UpdateExpression="SET schema_columns = :c",
             ExpressionAttributeValues={":c": json.dumps(columns)},
         )
 
-    def stop(self, table: str, reason: str) -> None:
+    def stop(self, key: TableKey, reason: str) -> None:
         self.table.update_item(
-            Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+            Key=key.item("CDC"),
             UpdateExpression="SET #s = :s, reason = :r, updated_at = :now",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": STOPPED, ":r": reason[:1000], ":now": int(time.time())},
@@ -149,11 +158,11 @@ class CdcState:
             is not None
         )
 
-    def _update(self, table: str, update: str, condition: str, values: dict[str, Any]) -> bool:
+    def _update(self, key: TableKey, update: str, condition: str, values: dict[str, Any]) -> bool:
         return (
             if_condition_holds(
                 self.table.update_item,
-                Key={"pk": f"TABLE#{table}", "sk": "CDC"},
+                Key=key.item("CDC"),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames={"#s": "status"},

@@ -47,7 +47,7 @@ class Progress:
         total = sum(int(t.get("chunk_count", 0)) for t in states)
         done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
         rows = sum(int(t.get("rows_copied", 0)) for t in states)
-        finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined"))
+        finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined", "superseded"))
         width = 30
         filled = int(width * done / total) if total else width
         bar = f"[{'#' * filled}{'.' * (width - filled)}]"
@@ -260,12 +260,18 @@ def cmd_cost(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    """Send again the missing chunks (or finalise steps) of a stalled run and drive it to its end."""
+    """Send again the missing chunks (or finalise steps) of a stalled run and drive it to its end. A table
+    that a newer run has superseded is refused (one line on stderr naming the newer run; nothing sent)."""
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
+        resumed = stack.invoke("SchedulerFunction", {"resume_run": args.run_id})
+        for table in resumed.get("refused", []):
+            print(resumed["tables"][table]["refused"], file=sys.stderr)
+        if resumed.get("refused") and not resumed.get("resumed"):
+            return 1  # nothing was resumed: no run to drive
         progress = Progress()
-        outcome = stack.run({"resume_run": args.run_id}, workers=args.workers, progress=progress)
+        outcome = stack.drain(args.run_id, workers=args.workers, progress=progress)
         progress.close()
     finally:
         stack.stop()

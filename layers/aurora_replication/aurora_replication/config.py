@@ -38,9 +38,11 @@ class Settings(BaseModel):
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
     zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")
     watermark_overlap_seconds: int = Field(default=300, alias="WATERMARK_OVERLAP_SECONDS", ge=0)
-    # longer than a chunk's retries take (five receives with REDELIVERY_* backoff: minutes; a crashed
-    # invocation's message waits out the queue's 5400 s visibility timeout)
-    lease_seconds: int = Field(default=21600, alias="LEASE_SECONDS", ge=60)
+    # renewed as the run makes progress (each chunk done, each finalise), so it bounds the time a run may
+    # go without progress: longer than a crashed invocation's message waits (the queue's 5400 s visibility
+    # timeout) and than STALL_SECONDS (a stalled run is resumed once before it loses its table); at least
+    # the worker's 900 s timeout: a finaliser renews it before it publishes, which must cover the invocation
+    lease_seconds: int = Field(default=7200, alias="LEASE_SECONDS", ge=900)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")

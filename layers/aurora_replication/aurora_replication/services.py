@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aurora_replication import meter, retry, secrets
 from aurora_replication.config import Settings
 from aurora_replication.source import connect as source_connect
-from aurora_replication.state import StateStore
+from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
 
 if TYPE_CHECKING:  # boto3-stubs, a dev dependency
@@ -114,6 +114,12 @@ class Services:
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
         s = self.settings
         return secrets.snowflake_settings(s.target_secret_arn, s.secret_max_age_seconds, force, self.secrets_provider)
+
+    def scope(self) -> Scope:
+        """Where this stack's tables come from and go to, from the two secrets and the naming rule: what
+        every table-level state key holds (``state.TableKey``). A run records the scope it is planned in."""
+        target = self.snowflake_settings()
+        return Scope.of(self.mysql_settings().dbname, target.database, target.schema, self.settings.identifier_case)
 
     def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
         s = self.settings

@@ -19,15 +19,25 @@ items, 80 BOUNDS pages and one TABLE item with counters):
   RUN#<run>   / BOUNDS#<table>#<first chunk id>  the key range of each chunk, in pages of at most BOUNDS_PAGE
                                  chunks and BOUNDS_PAGE_BYTES: a worker reads its chunk's range from its page (the
                                  message names only the chunk), the finaliser all of them for healing and resuming
-  TABLE#<t>   / LEASE            one run per table at a time; expires_at also enforces the minimum interval
-  TABLE#<t>   / WATERMARK        last committed watermark and the run that committed it
-  TABLE#<t>   / LAST_RUN         the latest finished run of the table (for the health check), with
+  TABLE#<key> / LEASE            one run per table at a time; expires_at also enforces the minimum interval
+  TABLE#<key> / WATERMARK        last committed watermark and the run that committed it
+  TABLE#<key> / LAST_RUN         the latest finished run of the table (for the health check), with
                                  source_as_of: the oldest chunk snapshot of that run
 
 Operator's view (health check and run report; see the section at the end of the class):
-  CATALOG     / TABLE#<t>        one item per replicated table: its latest run, last finished run, freshness
+  CATALOG     / TABLE#<key>      one item per replicated table: its latest run, last finished run, freshness
                                  (``source_as_of``) and watermark; the health check queries this partition
-                                 instead of scanning the table
+                                 (the stack's scope: one prefix of it) instead of scanning the table
+
+``<key>`` is a table's state key (``TableKey``): the source database and table, and the target database,
+schema and table they are copied to, ``<source db>><TARGET DB>.<TARGET SCHEMA>#<table>><TARGET TABLE>``
+(``shop>ANALYTICS.PUBLIC#orders>ORDERS``). Only ``TableKey`` builds it: one table copied from two
+databases, or into two schemas, has two sets of state, and pointing a stack at a new target starts from
+nothing there (a full copy) instead of from a watermark that describes another table. A run records its
+``Scope`` (RUN and TABLE items: ``scope``), and everything after planning (workers, finalisers, resume)
+takes the key from there. Items written before state was scoped have the plain ``TABLE#<table>`` key:
+a run recorded without a scope (one in flight across the upgrade) keeps using those; new runs never
+read them (``acquire_lease`` only checks that no such run still holds the table).
   RUN#<run>   / ATTEMPT#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
                                  start, steps with their offsets and durations, rows, error; for the run report
 
@@ -41,17 +51,24 @@ table, so they do not grow with the number of runs.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
 
+from aurora_replication.identifiers import target_name
 from aurora_replication.meter import MeteredTable
 
-TERMINAL = {"published", "failed", "declined"}
+SUPERSEDED = "superseded"
+# a table's status in a run: running, then one of these; FINAL ones are never changed again (declined
+# is recorded final from the start)
+TERMINAL = {"published", "failed", "declined", SUPERSEDED}
+FINAL = ("published", "failed", SUPERSEDED)
 # how long DynamoDB keeps a run's items (the table's TTL attribute is ``EXPIRATION``; DynamoDB deletes an
 # expired item within a few days of its time, not at once); Settings.run_retention_days overrides it
 EXPIRATION = "expiration"
@@ -78,6 +95,139 @@ CHUNK_FIELDS = (
 
 def _now() -> int:
     return int(time.time())
+
+
+# characters that separate the parts of a state key: inside a name they are written %XX, so that no two
+# (database, schema, table) triples give the same key whatever characters the names hold
+_KEY_SPECIAL = re.compile(r"[%#>.\x00-\x1f\x7f]")
+_PLAIN_SNOWFLAKE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def _key_part(name: str) -> str:
+    return _KEY_SPECIAL.sub(lambda m: f"%{ord(m.group()):02X}", name)
+
+
+def _snowflake_name(name: str) -> str:
+    """A database or schema name as Snowflake resolves it from a session parameter: a plain name in upper
+    case (unquoted identifiers are), a double-quoted one exactly as written inside the quotes."""
+    if len(name) >= 2 and name[0] == name[-1] == '"':
+        return name[1:-1].replace('""', '"')
+    return name.upper() if _PLAIN_SNOWFLAKE_NAME.fullmatch(name) else name
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where a stack's tables come from and go to: the source database, the target database and schema,
+    and the naming rule that makes a target table's name from its source table's. Every table-level
+    state item is keyed by it (``key``); a run records it (``to_item``) so that its workers, finalisers
+    and a resume use the scope it was planned in, whatever the secrets say later."""
+
+    source_database: str
+    target_database: str
+    target_schema: str
+    identifier_case: str = "upper"
+
+    @classmethod
+    def of(cls, source_database: str, target_database: str, target_schema: str, identifier_case: str) -> Scope:
+        return cls(source_database, _snowflake_name(target_database), _snowflake_name(target_schema), identifier_case)
+
+    @property
+    def text(self) -> str:
+        """``<source db>><TARGET DB>.<TARGET SCHEMA>``: the part of every key of this scope."""
+        return f"{_key_part(self.source_database)}>{_key_part(self.target_database)}.{_key_part(self.target_schema)}"
+
+    def key(self, table: str) -> TableKey:
+        return TableKey(table, self)
+
+    def describe(self) -> str:
+        return f"source database {self.source_database!r} into {self.target_database}.{self.target_schema}"
+
+    def to_item(self) -> dict[str, str]:
+        return {
+            "source_database": self.source_database,
+            "target_database": self.target_database,
+            "target_schema": self.target_schema,
+            "identifier_case": self.identifier_case,
+        }
+
+    @classmethod
+    def from_item(cls, item: Any) -> Scope | None:
+        """The scope a run recorded (None: the run was recorded before state was scoped)."""
+        if not isinstance(item, dict) or not item.get("source_database"):
+            return None
+        return cls(
+            str(item["source_database"]),
+            str(item["target_database"]),
+            str(item["target_schema"]),
+            str(item.get("identifier_case") or "upper"),
+        )
+
+
+@dataclass(frozen=True)
+class TableKey:
+    """The one place a table's state key is made: ``pk`` of its LEASE, WATERMARK, LAST_RUN and CDC items,
+    ``sk`` of its catalog item. ``scope`` None: the unscoped key items had before state was scoped."""
+
+    table: str
+    scope: Scope | None
+
+    @property
+    def target_table(self) -> str | None:
+        return None if self.scope is None else target_name(self.table, self.scope.identifier_case)
+
+    @property
+    def pk(self) -> str:
+        if self.scope is None:
+            return f"TABLE#{self.table}"
+        return f"TABLE#{self.scope.text}#{_key_part(self.table)}>{_key_part(str(self.target_table))}"
+
+    @property
+    def catalog_sk(self) -> str:
+        return self.pk
+
+    def item(self, sk: str) -> dict[str, str]:
+        """The DynamoDB key of one of the table's items (``LEASE``, ``WATERMARK``, ``LAST_RUN``, ``CDC``)."""
+        return {"pk": self.pk, "sk": sk}
+
+    def unscoped(self) -> TableKey:
+        """The key the table's items had before state was scoped (read only to say they are not used)."""
+        return TableKey(self.table, None)
+
+    def describe(self) -> str:
+        if self.scope is None:
+            return f"table {self.table!r}"
+        return f"table {self.table!r} ({self.scope.describe()}.{self.target_table})"
+
+    @classmethod
+    def of_run_table(cls, item: dict[str, Any], table: str | None = None) -> TableKey:
+        """The key of a run's table: from the scope its TABLE item records (``table``: its name, when the
+        item is not at hand whole); a run recorded before state was scoped keeps the unscoped key."""
+        return cls(str(table if table is not None else item["table"]), Scope.from_item(item.get("scope")))
+
+
+@dataclass(frozen=True)
+class Held:
+    """What a write of a table's lasting state needs: ``run_id`` held the table's lease when it renewed it
+    to ``until`` (``StateStore.hold_lease``), and ``order``, when the run started on the table (its
+    ``started_at``), is what forward-only writes compare: a run that started earlier never overwrites
+    what a later one wrote."""
+
+    key: TableKey
+    run_id: str
+    order: Decimal
+    until: int
+    seconds: int
+
+
+def run_order(item: dict[str, Any]) -> Decimal:
+    """A run's order on a table, from its TABLE item: when it started on the table (``started_at``, taken
+    after the lease: a run that takes the lease after another has a later one), else when it was recorded."""
+    value = item.get("started_at") or item.get("created_at") or 0
+    return Decimal(str(round(float(value), 3)))
+
+
+# forward only: no item written by a run that started later, nor by another run that started at the same time
+FORWARD = "attribute_not_exists(#order) OR #order < :order OR (#order = :order AND #writer = :run)"
 
 
 def _plain(v: Any) -> Any:
@@ -110,6 +260,27 @@ def _run_item(item: dict[str, Any]) -> dict[str, Any]:
     return _decoded(item, "tables")
 
 
+def _leased(table: str, holder: str, until: int) -> str:
+    return (
+        f"table {table!r} is leased by run {holder} until "
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
+        "(a run in progress, or the minimum interval between runs)"
+    )
+
+
+def _forward(field: str, held: Held) -> tuple[str, dict[str, Any]]:
+    """The condition (and its values) that a catalog note of ``field`` (``watermark``, ``last_run``) moves
+    forward only: the run that wrote it last (``watermark_run``, ``last_run``) did not start after ``held``'s."""
+    writer = "watermark_run" if field == "watermark" else "last_run"
+    order = f"{writer}_started_at"
+    condition = f"attribute_not_exists({order}) OR {order} < :order OR ({order} = :order AND {writer} = :run)"
+    return condition, {":order": held.order, ":run": held.run_id}
+
+
+def _catalog_prefix(scope: Scope) -> str:
+    return f"TABLE#{scope.text}#"
+
+
 def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
     """Run a conditional DynamoDB write (``put_item``, ``update_item``); None when its condition does
     not hold (``ConditionalCheckFailedException``), any other error raised."""
@@ -136,34 +307,81 @@ class StateStore:
         # every item call asks for and counts its consumed capacity (docs/cost.md)
         self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
         self.run_retention_seconds = run_retention_seconds
+        self._renewed: dict[tuple[str, str], int] = {}  # (lease, run) -> when this container last renewed it
 
     def _expires(self) -> int:
         """The ``expiration`` (epoch seconds) of a run's item written now."""
         return _now() + self.run_retention_seconds
 
     # ---- leases ----------------------------------------------------------------------------
-    def acquire_lease(self, table: str, run_id: str, seconds: int) -> tuple[bool, str]:
+    def acquire_lease(self, key: TableKey, run_id: str, seconds: int) -> tuple[bool, str]:
         now = _now()
+        held = self._unscoped_holder(key, run_id, now)
+        if held:
+            return False, held
         if if_condition_holds(
-            self.table.put_item,
-            Item={"pk": f"TABLE#{table}", "sk": "LEASE", "run_id": run_id, "expires_at": now + seconds},
+            self.table.put_item,  # the whole item: a released lease taken again is no longer released
+            Item={**key.item("LEASE"), "run_id": run_id, "expires_at": now + seconds},
             ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
             ExpressionAttributeValues={":now": now, ":run": run_id},
         ):
-            self.note_table_started(table, run_id, now)  # catalog (operator's view)
+            self.note_table_started(key, run_id, now)  # catalog (operator's view)
             return True, ""
-        item: dict[str, Any] = dict(self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}).get("Item", {}))
-        holder = item.get("run_id", "?")
-        until = int(item.get("expires_at", 0))
-        return False, (
-            f"table {table!r} is leased by run {holder} until "
-            f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(until))} "
-            "(a run in progress, or the minimum interval between runs)"
-        )
+        item: dict[str, Any] = dict(self.table.get_item(Key=key.item("LEASE")).get("Item", {}))
+        return False, _leased(key.table, str(item.get("run_id", "?")), int(item.get("expires_at", 0)))
 
-    def lease_holder(self, table: str) -> str | None:
+    def _unscoped_holder(self, key: TableKey, run_id: str, now: int) -> str:
+        """Why the table is not free under its unscoped key (a run recorded before state was scoped, still
+        in flight across the upgrade, holds it), or ''. One read; it goes with the code that wrote those."""
+        if key.scope is None:
+            return ""
+        item = self.table.get_item(Key=key.unscoped().item("LEASE"), ConsistentRead=True).get("Item")
+        if not item or str(item.get("run_id")) == run_id or int(item.get("expires_at", 0)) < now:
+            return ""
+        return _leased(key.table, str(item["run_id"]), int(item["expires_at"])) + " (a run started before the upgrade)"
+
+    def hold_lease(self, key: TableKey, run_id: str, seconds: int, order: Decimal) -> Held | None:
+        """Renew ``run_id``'s lease on the table for ``seconds`` from now (a conditional write: the run holds
+        it and has not released it, or nobody does); None when another run has taken it since (this run is
+        superseded) or this run released it (it has finished the table). What a finaliser does before it
+        publishes and before each write of the table's lasting state (watermark, last run, cdc position):
+        DynamoDB conditions cover one item, so the holder check is this write, which keeps the lease for
+        ``seconds`` (LEASE_SECONDS, longer than any invocation), and the write that follows is conditional
+        on ``order`` (forward only)."""
+        now = _now()
+        done = if_condition_holds(
+            self.table.update_item,
+            Key=key.item("LEASE"),
+            UpdateExpression="SET run_id = :run, expires_at = :until",
+            ConditionExpression="attribute_not_exists(pk) OR (run_id = :run AND attribute_not_exists(released_at))",
+            ExpressionAttributeValues={":run": run_id, ":until": now + seconds},
+        )
+        if done is None:
+            return None
+        self._renewed[(key.pk, run_id)] = now
+        return Held(key, run_id, order, now + seconds, seconds)
+
+    def renew_lease(self, key: TableKey, run_id: str, seconds: int, order: Decimal) -> bool:
+        """A run made progress (a chunk or a batch done): its lease is renewed, at most every quarter of
+        ``seconds`` from one container, so a run that keeps working keeps its table however long it takes,
+        and a run that stops loses it ``seconds`` after its last progress. False when the run no longer
+        holds it (superseded, or finished)."""
+        last = self._renewed.get((key.pk, run_id))
+        if last is not None and _now() - last < seconds // 4:
+            return True
+        if len(self._renewed) > 1024:
+            self._renewed.clear()
+        return self.hold_lease(key, run_id, seconds, order) is not None
+
+    def still_held(self, held: Held) -> Held | None:
+        """``held``, renewed when half of it has passed (a long commit): the write that follows stays inside it."""
+        if _now() < held.until - held.seconds // 2:
+            return held
+        return self.hold_lease(held.key, held.run_id, held.seconds, held.order)
+
+    def lease_holder(self, key: TableKey) -> str | None:
         """The run holding the table's lease (or last holding it), if any."""
-        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "LEASE"}, ConsistentRead=True).get("Item")
+        item = self.table.get_item(Key=key.item("LEASE"), ConsistentRead=True).get("Item")
         return str(item["run_id"]) if item and item.get("run_id") else None
 
     def claim_auto_resume(self, run_id: str, table: str) -> bool:
@@ -178,23 +396,28 @@ class StateStore:
             {":now": _now(), ":running": "running"},
         )
 
-    def release_lease(self, table: str, run_id: str, hold_seconds: int) -> None:
-        """End the lease of ``run_id``; it keeps blocking new runs for ``hold_seconds`` (minimum interval)."""
+    def release_lease(self, key: TableKey, run_id: str, hold_seconds: int) -> None:
+        """End the lease of ``run_id``; it keeps blocking new runs for ``hold_seconds`` (minimum interval).
+        A released lease is not renewed again by the run (a late duplicate of one of its chunks)."""
         if_condition_holds(
             self.table.update_item,
-            Key={"pk": f"TABLE#{table}", "sk": "LEASE"},
-            UpdateExpression="SET expires_at = :until",
+            Key=key.item("LEASE"),
+            UpdateExpression="SET expires_at = :until, released_at = :now",
             ConditionExpression="run_id = :run",
-            ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id},
+            ExpressionAttributeValues={":until": _now() + hold_seconds - 1, ":run": run_id, ":now": _now()},
         )
 
     # ---- runs ------------------------------------------------------------------------------
-    def create_run(self, run_id: str, mode: str, tables: list[str], request: dict[str, Any]) -> None:
+    def create_run(
+        self, run_id: str, mode: str, tables: list[str], request: dict[str, Any], scope: Scope | None = None
+    ) -> None:
+        """The RUN item, with the ``scope`` the run is planned in (None: a sample run of ``replicate invoke``)."""
         self.table.put_item(
             Item={
                 "pk": f"RUN#{run_id}",
                 "sk": "RUN",
                 "mode": mode,
+                **({"scope": scope.to_item()} if scope is not None else {}),
                 # JSON text: one attribute that the count of every finished table carries along
                 "tables": json.dumps(tables, separators=(",", ":")),
                 "request": request,
@@ -204,12 +427,15 @@ class StateStore:
             }
         )
 
-    def record_table(self, run_id: str, table: str, **fields: Any) -> None:
-        self.table.put_item(Item=self._table_record(run_id, table, fields))
+    def record_table(self, run_id: str, table: str, scope: Scope | None = None, **fields: Any) -> None:
+        """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``)."""
+        self.table.put_item(Item=self._table_record(run_id, table, fields, scope))
         if fields.get("status") in TERMINAL:  # failed or declined before any chunk: finished already
             self.count_finished(run_id, table)
 
-    def record_tables(self, run_id: str, tables: list[tuple[str, dict[str, Any], list[Bounds]]]) -> None:
+    def record_tables(
+        self, run_id: str, tables: list[tuple[str, dict[str, Any], list[Bounds]]], scope: Scope | None = None
+    ) -> None:
         """Several running tables at once (none finished: ``record_table`` counts those), each
         ``(table, fields, bounds)``: their TABLE items (as
         ``record_table``) and their pages of key ranges (as ``save_bounds``), in BatchWriteItem calls of
@@ -217,13 +443,17 @@ class StateStore:
         returns: boto3's batch writer sends DynamoDB's unprocessed items again)."""
         with self.table.batch_writer() as batch:
             for table, fields, bounds in tables:
-                batch.put_item(Item=self._table_record(run_id, table, fields))
+                batch.put_item(Item=self._table_record(run_id, table, fields, scope))
                 for item in self._bounds_pages(run_id, table, bounds):
                     batch.put_item(Item=item)
 
-    def _table_record(self, run_id: str, table: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _table_record(
+        self, run_id: str, table: str, fields: dict[str, Any], scope: Scope | None = None
+    ) -> dict[str, Any]:
         now = _now()
         item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        if scope is not None:
+            item["scope"] = scope.to_item()
         if isinstance(item.get("plan"), dict):
             item["plan"] = json.dumps(item["plan"], separators=(",", ":"))
         item[EXPIRATION] = self._expires()
@@ -418,6 +648,7 @@ class StateStore:
             ":now": _now(),
             ":pub": "published",
             ":failed": "failed",
+            ":sup": SUPERSEDED,
         }
         sets = ["heal_round = :next", "done_count = :done", "progress_at = :now"]
         _set_fields(fields, names, values, sets)
@@ -425,7 +656,7 @@ class StateStore:
             run_id,
             table,
             "SET " + ", ".join(sets),
-            "attribute_exists(pk) AND NOT #s IN (:pub, :failed) AND "
+            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup) AND "
             "(attribute_not_exists(heal_round) OR heal_round = :expected)",
             names,
             values,
@@ -461,13 +692,25 @@ class StateStore:
         return _table_item(item.get("Item", {}))
 
     def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
-        """Set the table's status; a table already published or failed keeps its status (returns False)."""
+        """Set the table's status; a table already published, failed or superseded keeps its status
+        (returns False)."""
         names = {"#s": "status", "#t": "updated_at"}
-        values: dict[str, Any] = {":s": status, ":t": _now(), ":pub": "published", ":failed": "failed"}
+        values: dict[str, Any] = {
+            ":s": status,
+            ":t": _now(),
+            ":pub": "published",
+            ":failed": "failed",
+            ":sup": SUPERSEDED,
+        }
         sets = ["#s = :s", "#t = :t"]
         _set_fields(fields, names, values, sets)
         return self._update_if(
-            run_id, table, "SET " + ", ".join(sets), "attribute_exists(pk) AND NOT #s IN (:pub, :failed)", names, values
+            run_id,
+            table,
+            "SET " + ", ".join(sets),
+            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup)",
+            names,
+            values,
         )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
@@ -536,7 +779,8 @@ class StateStore:
         states = self.table_statuses(run_id)
         if not states or any(status not in TERMINAL for status in states.values()):
             return False
-        status = "succeeded" if all(s in ("published", "declined") for s in states.values()) else "failed"
+        # declined and superseded: another run carries the table
+        status = "succeeded" if all(s in ("published", "declined", SUPERSEDED) for s in states.values()) else "failed"
         self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
             UpdateExpression="SET #s = :s, finished_at = :t",
@@ -546,22 +790,56 @@ class StateStore:
         return True
 
     # ---- watermarks ------------------------------------------------------------------------
-    def get_watermark(self, table: str) -> str | None:
-        item = self.table.get_item(Key={"pk": f"TABLE#{table}", "sk": "WATERMARK"}, ConsistentRead=True).get("Item")
+    def get_watermark_item(self, key: TableKey) -> dict[str, Any] | None:
+        """The table's WATERMARK item (value, run_id, updated_at), if any."""
+        item = self.table.get_item(Key=key.item("WATERMARK"), ConsistentRead=True).get("Item")
+        return _plain(item) if item else None
+
+    def get_watermark(self, key: TableKey) -> str | None:
+        item = self.get_watermark_item(key)
         return None if not item else str(item["value"])
 
-    def set_watermark(self, table: str, value: str, run_id: str) -> None:
-        self.table.put_item(
-            Item={"pk": f"TABLE#{table}", "sk": "WATERMARK", "value": value, "run_id": run_id, "updated_at": _now()}
+    def set_watermark(self, held: Held, value: str) -> bool:
+        """Commit the table's watermark, only while ``held`` (the lease is still the run's) and only forward:
+        never over one a later run committed (``order``: the runs' start on the table, which orders
+        correctly whatever the watermark column's type). False when refused; nothing is written then."""
+        return self._put_forward(
+            held, "WATERMARK", {"value": value, "updated_at": _now()}, lambda: self.note_watermark(held, value)
         )
-        self.note_watermark(table, value, run_id)  # catalog (operator's view)
 
-    def set_last_run(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
+    def set_last_run(self, held: Held, summary: dict[str, Any]) -> bool:
         """The table's latest finished run; ``summary`` carries its status, validation and
-        ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect)."""
+        ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect).
+        Written, as the watermark, only while ``held`` and only forward; False when refused."""
         summary = {k: Decimal(str(v)) if isinstance(v, float) else v for k, v in summary.items()}
-        self.table.put_item(Item={"pk": f"TABLE#{table}", "sk": "LAST_RUN", "run_id": run_id, "at": _now(), **summary})
-        self.note_table_finished(table, run_id, summary)  # catalog (operator's view)
+        fields = {"at": _now(), **summary}
+        return self._put_forward(held, "LAST_RUN", fields, lambda: self.note_table_finished(held, summary))
+
+    def _put_forward(self, held: Held, sk: str, fields: dict[str, Any], then: Callable[[], Any]) -> bool:
+        current = self.still_held(held)
+        if current is None:
+            return False
+        written = if_condition_holds(
+            self.table.put_item,
+            Item={**held.key.item(sk), **fields, "run_id": held.run_id, "run_started_at": held.order},
+            ConditionExpression=FORWARD,
+            ExpressionAttributeNames={"#order": "run_started_at", "#writer": "run_id"},
+            ExpressionAttributeValues={":order": held.order, ":run": held.run_id},
+        )
+        if written is None:
+            return False
+        then()  # catalog (operator's view)
+        return True
+
+    def last_writes(self, key: TableKey) -> list[dict[str, Any]]:
+        """The table's LEASE, WATERMARK and LAST_RUN items (those there are), each with ``sk``: what a
+        resume compares its run with."""
+        found = []
+        for sk in ("LEASE", "WATERMARK", "LAST_RUN"):
+            item = self.table.get_item(Key=key.item(sk), ConsistentRead=True).get("Item")
+            if item:
+                found.append(_plain(item))
+        return found
 
     # ---- the operator's view: table catalog and chunk timeline -------------------------------
     # Additive and separate from the run ledger above. The health check reads the catalog (one
@@ -573,20 +851,22 @@ class StateStore:
         self.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
 
     def _note(
-        self, table: str, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
+        self, key: TableKey, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
     ) -> bool:
         """Upsert the table's catalog item; False when ``condition`` does not hold. The catalog never
         expires (an ``expiration`` left by an older version is removed): a table whose runs stopped must
         stay in the health check, growing stale, rather than drop out of it."""
         names = {"#table": "table", "#exp": EXPIRATION}
-        vals: dict[str, Any] = {":table": table, **(values or {})}
+        vals: dict[str, Any] = {":table": key.table, **(values or {})}
         sets = ["#table = :table"]
+        if key.scope is not None:
+            fields = {"scope": key.scope.to_item(), "target_table": key.target_table, **fields}
         _set_fields(fields, names, vals, sets)
         kwargs: dict[str, Any] = {"ConditionExpression": condition} if condition else {}
         return (
             if_condition_holds(
                 self.table.update_item,
-                Key={"pk": CATALOG_PK, "sk": f"TABLE#{table}"},
+                Key={"pk": CATALOG_PK, "sk": key.catalog_sk},
                 UpdateExpression="SET " + ", ".join(sets) + " REMOVE #exp",
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=vals,
@@ -595,45 +875,52 @@ class StateStore:
             is not None
         )
 
-    def note_table_started(self, table: str, run_id: str, at: float | None = None) -> None:
+    def note_table_started(self, key: TableKey, run_id: str, at: float | None = None) -> None:
         """A run took the table's lease: it is the table's run in progress until it finishes."""
-        self._note(table, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
+        self._note(key, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
 
-    def note_watermark(self, table: str, value: str, run_id: str) -> None:
-        self._note(table, {"watermark": value, "watermark_run": run_id, "watermark_at": _now()})
+    def note_watermark(self, held: Held, value: str) -> None:
+        """The committed watermark, in the catalog: forward only, as the WATERMARK item."""
+        fields = {"watermark": value, "watermark_run": held.run_id, "watermark_at": _now()}
+        self._note(held.key, {**fields, "watermark_run_started_at": held.order}, *_forward("watermark", held))
 
-    def note_table_finished(self, table: str, run_id: str, summary: dict[str, Any]) -> None:
+    def note_table_finished(self, held: Held, summary: dict[str, Any]) -> None:
         """The table's run finished (published or failed). A published (validated) run moves the
         table's freshness to the oldest source state it copied: ``summary['source_as_of']`` when the
         finaliser knows it, else the moment the table's run started (after planning, before any chunk
-        read its snapshot: a lower bound)."""
+        read its snapshot: a lower bound). Forward only: a run that started before the run the catalog
+        names as the last one changes nothing."""
+        key, run_id = held.key, held.run_id
+        order, values = _forward("last_run", held)
         status = summary.get("status")
-        fields = {"last_run": run_id, "last_status": status, "last_at": _now()}
-        for key in ("source_rows", "target_rows", "validation", "reason"):
-            if summary.get(key) is not None:
-                fields[key] = summary[key]
+        fields = {"last_run": run_id, "last_status": status, "last_at": _now(), "last_run_started_at": held.order}
+        for name in ("source_rows", "target_rows", "validation", "reason"):
+            if summary.get(name) is not None:
+                fields[name] = summary[name]
         # the rows and columns a failed validation named (``pipeline.diagnose``); emptied by the next run
         fields["differences"] = [str(d) for d in (summary.get("differences") or [])][:20]
-        as_of = (summary.get("source_as_of") or self.run_started_at(run_id, table)) if status == "published" else None
+        as_of = (
+            (summary.get("source_as_of") or self.run_started_at(run_id, key.table)) if status == "published" else None
+        )
         if as_of is not None:
             # the usual case, freshness moving forward: one write for the outcome and the freshness; a run
             # older than the freshness noted (it finished late) writes its outcome only
             fresh = Decimal(str(round(float(as_of), 3)))
             moved = self._note(
-                table,
+                key,
                 {**fields, "source_as_of": fresh, "fresh_run": run_id},
-                "attribute_not_exists(source_as_of) OR source_as_of < :asof",
-                {":asof": fresh},
+                f"({order}) AND (attribute_not_exists(source_as_of) OR source_as_of < :asof)",
+                {":asof": fresh, **values},
             )
             if moved:
                 return
-        self._note(table, fields)
+        self._note(key, fields, order, values)
 
-    def note_fresh(self, table: str, source_as_of: float, run_id: str) -> bool:
+    def note_fresh(self, key: TableKey, source_as_of: float, run_id: str) -> bool:
         """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness
         only moves forward (an older run finishing late does not move it back)."""
         return self._note(
-            table,
+            key,
             {"source_as_of": Decimal(str(round(source_as_of, 3))), "fresh_run": run_id},
             "attribute_not_exists(source_as_of) OR source_as_of < :asof",
             {":asof": Decimal(str(round(source_as_of, 3)))},
@@ -649,24 +936,25 @@ class StateStore:
         run: dict[str, Any] = _plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
         return float(run["created_at"]) if run.get("created_at") is not None else None
 
-    def catalogued_tables(self) -> list[str]:
-        """The names of every catalogued table (one query of the CATALOG partition)."""
+    def catalogued_tables(self, scope: Scope) -> list[str]:
+        """The names of every catalogued table of ``scope`` (one query of its part of the CATALOG partition)."""
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
-            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": _catalog_prefix(scope)},
             ProjectionExpression="#t",
             ExpressionAttributeNames={"#t": "table"},
         )
         return sorted(str(i["table"]) for i in items if i.get("table"))
 
-    def catalog(self) -> list[dict[str, Any]]:
-        """Every catalogued table (one query of the CATALOG partition), each with ``current``: the
-        ledger item of its run in progress (empty when its latest run has finished)."""
+    def catalog(self, scope: Scope) -> list[dict[str, Any]]:
+        """Every catalogued table of ``scope`` (one query of its part of the CATALOG partition), each
+        with ``current``: the ledger item of its run in progress (empty when its latest run has finished).
+        Tables of another scope (a target the stack no longer copies to) are not among them."""
         items = [
             _plain(i)
             for i in self._query_all(
                 KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
-                ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+                ExpressionAttributeValues={":pk": CATALOG_PK, ":t": _catalog_prefix(scope)},
             )
         ]
         for item in items:

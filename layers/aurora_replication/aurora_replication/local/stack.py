@@ -32,7 +32,7 @@ from aurora_replication.local.containers import HANDLER_MODULE, REGION, LocalCon
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
 
-TERMINAL = {"published", "failed", "declined"}
+TERMINAL = {"published", "failed", "declined", "superseded"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
 CONTAINER_STARTS = 3  # a process container that keeps exiting by itself is started this often, then given up
 VISIBILITY_PER_TIMEOUT = 6  # the chunk queue's visibility timeout over the worker's (template.yaml; AWS's advice)

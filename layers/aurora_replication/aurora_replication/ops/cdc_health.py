@@ -24,7 +24,7 @@ RETENTION_FIX = (
 
 
 def check(services: Services) -> dict[str, Any]:
-    tables = CdcState(services.state).all()
+    tables = CdcState(services.state).all(services.scope())
     if not tables:
         return {"detail": "no table replicated by cdc", "tables": {}}
     now = time.time()

@@ -165,7 +165,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     tables: dict[str, dict[str, Any]] = {}
     stalled = []
     dead: list[str] = []
-    for item in services.state.catalog():
+    for item in services.state.catalog(services.scope()):
         name = str(item["table"])
         tables[name] = _table_view(item, now)
         current = item.get("current") or {}

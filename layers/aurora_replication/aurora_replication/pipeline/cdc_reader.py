@@ -42,6 +42,7 @@ from aurora_replication.source import binlog
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
+from aurora_replication.state import Scope, TableKey
 from aurora_replication.target import evolution
 from aurora_replication.target.client import Target
 from aurora_replication.typemap import UnsupportedTypeError
@@ -74,6 +75,7 @@ class CdcTable:
 
     table: str
     plan: TablePlan
+    key: TableKey  # where its position, lease and watermark are (the run's scope)
     initial: Any = None  # scheduler.PlannedTable of the full copy
     position: Position | None = None  # where the table's changes start (recorded now for an initial copy)
     spec: TableSpec | None = None
@@ -135,8 +137,10 @@ def plan_cdc_table(
     plan_table: PlanTable,
     files: list[tuple[str, int]],
     cdc: CdcState,
+    scope: Scope,
 ) -> CdcTable:
     s = services.settings
+    key = scope.key(table)
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
     plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
     if plan.where or plan.transform or any(c.source_expr for c in plan.columns):
@@ -146,18 +150,18 @@ def plan_cdc_table(
         )
     full_request = request.model_copy(update={"mode": "full"})
     if not plan.key:
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options)
+        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: no key to match changes to rows; copied in full on every cdc run"
-        return CdcTable(table, initial.plan, initial=initial, notes=[*initial.notes, note])
+        return CdcTable(table, initial.plan, key, initial=initial, notes=[*initial.notes, note])
     facts = binlog.column_facts(conn, database, table)
     columns = _facts_for(plan, facts)
     unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
-    state = cdc.get(table)
+    state = cdc.get(key)
     if state is not None:
         state["table"] = table
     status = str(state.get("status")) if state else None
     if status == SNAPSHOT and _snapshot_state(services, state or {}) == "published":
-        cdc.mark_streaming(table, str((state or {})["snapshot_run"]))
+        cdc.mark_streaming(key, str((state or {})["snapshot_run"]))
         status = STREAMING
     if (
         request.resnapshot
@@ -173,11 +177,12 @@ def plan_cdc_table(
         )
     ):
         position = binlog.current_position(conn)  # before the copy is planned, so before any chunk reads
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options)
+        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
         return CdcTable(
             table,
             initial.plan,
+            key,
             initial=initial,
             position=position,
             schema=_signature([facts[n] for n in facts]),
@@ -188,7 +193,7 @@ def plan_cdc_table(
         raise StopTableError(table, str(state.get("reason", "cdc stopped")))
     if status == SNAPSHOT:  # the initial copy is still running: the lease declines this run
         position = Position.from_dict(state["binlog_pos"])
-        return CdcTable(table, plan.model_copy(update={"mode": "cdc"}), position=position)
+        return CdcTable(table, plan.model_copy(update={"mode": "cdc"}), key, position=position)
     position = Position.from_dict(state["binlog_pos"])
     if not binlog.is_retained(position, files):
         oldest = files[0][0] if files else "(none)"
@@ -217,6 +222,7 @@ def plan_cdc_table(
     return CdcTable(
         table,
         cdc_plan,
+        key,
         position=position,
         spec=spec,
         schema=_signature([facts[n] for n in facts]),
@@ -237,6 +243,7 @@ def schedule(
     cdc = CdcState(services.state)
     conn = services.mysql()
     try:
+        scope = services.scope()  # the run's, recorded with it
         problems = binlog.check_preconditions(conn)
         if problems:
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
@@ -249,10 +256,10 @@ def schedule(
         for t in names:
             meter.focus(t, "plan")
             try:
-                args = (request, target_columns, options, plan_table, files, cdc)
+                args = (request, target_columns, options, plan_table, files, cdc, scope)
                 planned.append(plan_cdc_table(conn, services, database, t, *args))
             except StopTableError as e:
-                cdc.stop(t, e.reason)
+                cdc.stop(scope.key(t), e.reason)
                 failed[t] = str(e)
                 stopped.add(t)
             except (BadInputError, UnsupportedTypeError) as e:
@@ -263,30 +270,31 @@ def schedule(
     finally:
         conn.close()
 
-    summary = runs.open_run(services, run_id, request, names, failed, mode="cdc")
+    summary = runs.open_run(services, run_id, request, names, failed, scope, mode="cdc")
     streaming: list[CdcTable] = []
     for p in planned:
         meter.focus(p.table, "plan")
         if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
-            state = cdc.get(p.table) or {}
+            state = cdc.get(p.key) or {}
             reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
-            services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
+            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][p.table] = {"status": "declined", "reason": reason}
             continue
-        ok, reason = services.state.acquire_lease(p.table, run_id, s.lease_seconds)
+        ok, reason = services.state.acquire_lease(p.key, run_id, s.lease_seconds)
         if not ok:
-            services.state.record_table(run_id, p.table, status="declined", reason=reason, chunk_count=0)
+            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][p.table] = {"status": "declined", "reason": reason}
             continue
         for note in p.notes:
             logger.info(note, extra={"run_id": run_id, "table": p.table})
         if p.initial is not None:
-            summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc)
+            summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
         services.state.record_table(
             run_id,
             p.table,
+            scope,
             status="running",
             mode="cdc",
             plan=p.plan.model_dump(mode="json"),
@@ -296,7 +304,7 @@ def schedule(
             started_at=Decimal(str(round(time.time(), 3))),
         )
         if p.alters:
-            cdc.set_columns(p.table, p.schema)
+            cdc.set_columns(p.key, p.schema)
         streaming.append(p)
     if streaming:
         summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc))
@@ -305,16 +313,22 @@ def schedule(
     return summary
 
 
-def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState) -> dict[str, Any]:
+def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
     """The full copy of a table, after its position is recorded (keyless tables: no position)."""
     initial = p.initial
+    started = Decimal(str(round(time.time(), 3)))  # after the lease: the run's order on the table
     if p.position is not None:
-        cdc.start_snapshot(p.table, p.position.to_dict(), run_id, p.schema)
+        held = services.state.hold_lease(p.key, run_id, services.settings.lease_seconds, started)
+        if held is None or not cdc.start_snapshot(held, p.position.to_dict(), p.schema):
+            reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
+            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
+            return {"status": "declined", "reason": reason}
     services.fault("cdc_position_recorded", None)
     chunk_count = len(initial.bounds)
     services.state.record_table(
         run_id,
         p.table,
+        scope,
         status="running",
         mode="full",
         plan=initial.plan.model_dump(mode="json"),
@@ -323,7 +337,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
         window_to=initial.window[1] if initial.window else None,
         plan_seconds=str(round(initial.plan_seconds, 3)),
         notes=p.notes,
-        started_at=Decimal(str(round(time.time(), 3))),
+        started_at=started,
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
@@ -352,7 +366,7 @@ def read_and_send(
         reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
         for p in tables:
             services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-            services.state.release_lease(p.table, run_id, 0)
+            services.state.release_lease(p.key, run_id, 0)
         services.state.finish_run_if_complete(run_id)
         raise
     services.fault("cdc_window_read", window)
@@ -379,9 +393,9 @@ def read_and_send(
                     f"table {p.table!r}: the binlog has {window.broken[p.table]!r}, which changes cannot follow; "
                     + resnapshot_fix(p.table)
                 )
-                cdc.stop(p.table, reason)
+                cdc.stop(p.key, reason)
                 services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-                services.state.release_lease(p.table, run_id, 0)
+                services.state.release_lease(p.key, run_id, 0)
                 summary[p.table] = {"status": "failed", "reason": reason}
                 continue
             changes = list(window.changes.get(p.table, {}).values())
@@ -483,7 +497,8 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
     cdc = CdcState(services.state)
     if t.get("cdc_to") is None:
         plan = TablePlan.model_validate(t["plan"])
-        state = cdc.get(table) or {}
+        key = TableKey.of_run_table(t, table)  # the scope the run was planned in
+        state = cdc.get(key) or {}
         conn = services.mysql()
         try:
             facts = binlog.column_facts(conn, services.mysql_settings().dbname, table)
@@ -500,7 +515,6 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         spec = TableSpec(
             start=position, columns=_facts_for(plan, facts), key=list(plan.key), dropped=frozenset(stored - set(facts))
         )
-        return read_and_send(run_id, [CdcTable(table, plan, position=position, spec=spec)], stop_at, services, cdc)[
-            table
-        ]
+        resumed = CdcTable(table, plan, key, position=position, spec=spec)
+        return read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
     return send_window(run_id, table, services)

@@ -10,6 +10,11 @@ fails, naming the chunks and their key ranges, and the rows and columns that dif
 (``diagnose``): the one time a finaliser reads MySQL, bounded to a few failing chunks' own key
 ranges. Once every chunk matches, the mode commits exactly those pairs (a late duplicate that loads
 a new attempt afterwards changes nothing), and the watermark advances.
+
+Only the run that holds the table's lease publishes, heals or records an outcome: the finaliser
+renews the lease first (``StateStore.hold_lease``), and a run whose lease another run has taken since
+(it made no progress for LEASE_SECONDS) ends ``superseded``: nothing of it is published, its watermark
+and last run are not written. The watermark and last run move forward only (``state.FORWARD``).
 """
 
 from __future__ import annotations
@@ -25,11 +30,11 @@ from aws_lambda_powertools import Logger, Tracer
 from aurora_replication import checksums
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, TablePlan
-from aurora_replication.pipeline import diagnose, modes
+from aurora_replication.pipeline import diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
-from aurora_replication.state import Bounds
+from aurora_replication.state import FINAL, SUPERSEDED, Bounds, TableKey, run_order
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -142,9 +147,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     state = services.state.get_table(msg.run_id, plan.table)
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
-    if state.get("status") in ("published", "failed"):
+    key = TableKey.of_run_table(state, plan.table)  # the scope the run was planned in
+    if state.get("status") in FINAL:
         # a finaliser that died after the status did not count the table, nor mark the run
-        services.state.finish_run_if_complete(msg.run_id, plan.table)
+        _finish_repeat(msg, services, key, state)
         return {"status": state["status"], "repeat": True}
     heal_round = int(state.get("heal_round", 0))
     if msg.round < heal_round:
@@ -177,6 +183,13 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         differing = differing_chunks(chunks, loaded, count) if compared else []
         result = _summary(chunks, loaded, count, differing, compared)
         decision = decide(differing, heal_round, s.heal_attempts)
+        # the publish guard: nothing below happens unless this run still holds the table's lease
+        held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(state))
+        if held is None:
+            tgt.drop(load_table)  # this run's own load tables: nothing of them will be published
+            if attempts.table is not None:
+                tgt.drop(attempts.table)
+            return runs.end_superseded(services, msg.run_id, key)
         bounds = services.state.get_bounds(msg.run_id, plan.table) if decision.chunks else []
         if decision.action == "heal":
             return _heal(msg, services, state, bounds, decision.chunks, chunks, loaded, heal_round, result)
@@ -209,20 +222,54 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
             if status == "published":
                 watermark = mode.watermark(state)
-                if watermark is not None:
-                    services.state.set_watermark(plan.table, watermark, msg.run_id)
+                if watermark is not None and not services.state.set_watermark(held, watermark):
+                    result["watermark"] = (
+                        f"not committed ({watermark!r}): the table's lease or a newer watermark belongs to another "
+                        "run; the next run starts from the older one (rows are read again, none is missed)"
+                    )
+                    logger.error(result["watermark"], extra={"run_id": msg.run_id, "table": plan.table})
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 if attempts.table is not None:
                     tgt.drop(attempts.table)
     services.fault("status_set", msg)
-    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
-    services.state.set_last_run(plan.table, msg.run_id, {"status": status, **result})
+    services.state.set_last_run(held, {"status": status, **result})
+    services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id, plan.table)
     for name, step_seconds in step.laps.items():
         services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, "status": status, **result})
     return {"status": status, **result}
+
+
+# what a table's LAST_RUN keeps of the run's summary when a repeated finaliser writes it (``_finish_repeat``)
+LAST_RUN_FIELDS = (
+    "source_rows",
+    "target_rows",
+    "source_checksum",
+    "target_checksum",
+    "validation",
+    "compared",
+    "source_as_of",
+    "snapshot_spread_seconds",
+    "finalise_seconds",
+    "reason",
+    "differences",
+)
+
+
+def _finish_repeat(msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any]) -> None:
+    """A finaliser of a table whose status is final already. If the run still holds the lease unreleased
+    (a finaliser died between the status and the release), the last run is written and the lease released
+    now, instead of the table staying blocked until the lease expires; then the run is counted."""
+    s = services.settings
+    if state.get("status") != SUPERSEDED:
+        held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(state))
+        if held is not None:
+            summary = {k: state[k] for k in LAST_RUN_FIELDS if state.get(k) is not None}
+            services.state.set_last_run(held, {"status": state["status"], **summary})
+            services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
+    services.state.finish_run_if_complete(msg.run_id, msg.plan.table)
 
 
 def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception) -> dict[str, Any] | None:
@@ -232,7 +279,7 @@ def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception
     validated, since the other one drops it) and reports the table's status as a repeat."""
     state = services.state.get_table(msg.run_id, msg.plan.table)
     status = state.get("status") if state else None
-    if status not in ("published", "failed"):
+    if status not in FINAL:
         return None
     logger.info(
         f"another finaliser {status} the table while this one committed ({type(error).__name__}: {error}); "

@@ -24,6 +24,7 @@ from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
+from aurora_replication.state import Scope, TableKey
 from aurora_replication.target import client as target
 from aurora_replication.target import evolution
 from aurora_replication.typemap import UnsupportedTypeError
@@ -90,7 +91,9 @@ def plan_table(
     request: RunRequest,
     target_columns: TargetColumns,
     options: dict[str, TableOptions],
+    scope: Scope | None = None,
 ) -> PlannedTable:
+    """Plan one table; ``scope``: the run's (where its watermark is kept), by default the stack's now."""
     started = time.perf_counter()
     s = services.settings
     plan = source_discover.discover_table(
@@ -102,8 +105,11 @@ def plan_table(
         full_scan_max_rows=s.full_scan_max_rows,
     )
     plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
-    stored = services.state.get_watermark(table) if plan.watermark else None
+    key = (scope or services.scope()).key(table)
+    stored = services.state.get_watermark(key) if plan.watermark else None
     notes = list(plan.notes)
+    if plan.watermark and stored is None:
+        notes.extend(_unused_watermark(services, key))
     mode, why = modes.choose(
         request.mode,
         table,
@@ -145,21 +151,40 @@ def plan_table(
     return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
 
 
+def _unused_watermark(services: Services, key: TableKey) -> list[str]:
+    """A note when the table has no watermark in this scope but one from before state was scoped: it is
+    not used (it may describe another target), so an ``auto`` run copies the table in full."""
+    old = services.state.get_watermark_item(key.unscoped())
+    if old is None or key.scope is None:
+        return []
+    return [
+        f"table {key.table!r}: no watermark yet for {key.scope.describe()}; the one stored before state was "
+        f"scoped by source and target ({old.get('value')!r}, run {old.get('run_id')}) is not used, since it may "
+        "describe another target: this run starts without one, as a first run does (auto mode: a full copy)"
+    ]
+
+
 def _lease(
-    p: PlannedTable, run_id: str, services: Services, summary: dict[str, Any], target_columns: TargetColumns
+    p: PlannedTable,
+    run_id: str,
+    services: Services,
+    summary: dict[str, Any],
+    target_columns: TargetColumns,
+    scope: Scope,
 ) -> bool:
     """Take the table's lease (a conditional write) and evolve its target's schema; or, when another
     run holds the lease, resume that run's stalled table once, and record this run's table declined."""
     table = p.plan.table
+    key = scope.key(table)
     for note in p.notes:
         logger.info(note, extra={"run_id": run_id, "table": table})
-    ok, reason = services.state.acquire_lease(table, run_id, services.settings.lease_seconds)
+    ok, reason = services.state.acquire_lease(key, run_id, services.settings.lease_seconds)
     if not ok:
         # a lease held by a stalled run: resume that run's table once instead of only declining
-        resumed = resume.auto_resume(table, services)
+        resumed = resume.auto_resume(key, services)
         extra = {k: resumed[k] for k in ("resumed_run", "resumed")} if resumed else {}
         reason = resumed["reason"] if resumed else reason
-        services.state.record_table(run_id, table, status="declined", reason=reason, chunk_count=0, **extra)
+        services.state.record_table(run_id, table, scope, status="declined", reason=reason, chunk_count=0, **extra)
         logger.warning("table declined", extra={"run_id": run_id, "table": table, "reason": reason})
         summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
         return False
@@ -174,6 +199,7 @@ def _fail_unsent(
     services: Services,
     summary: dict[str, Any],
     error: BaseException,
+    scope: Scope,
 ) -> None:
     """The scheduler stopped half way (a lost connection, a throttled write): the run's tables that
     were not sent are recorded failed with the reason, and the leases of those it had taken are
@@ -191,7 +217,7 @@ def _fail_unsent(
         try:
             runs.record_failed(services, run_id, summary, table, reason)
             if table in leased:
-                services.state.release_lease(table, run_id, 0)
+                services.state.release_lease(scope.key(table), run_id, 0)
         except Exception:  # noqa: BLE001 - the original error is what the caller needs to see
             logger.exception("could not record the unsent table", extra={"run_id": run_id, "table": table})
 
@@ -201,8 +227,11 @@ def _fail_unsent(
 WRITE_GROUP = 10
 
 
-def _record_and_send(run_id: str, group: list[PlannedTable], services: Services, summary: dict[str, Any]) -> None:
-    """Record the group's tables (TABLE items and key ranges), then send their chunk messages."""
+def _record_and_send(
+    run_id: str, group: list[PlannedTable], services: Services, summary: dict[str, Any], scope: Scope
+) -> None:
+    """Record the group's tables (TABLE items and key ranges, with the run's scope), then send their
+    chunk messages."""
     meter.focus(None)  # the batched writes are the group's: spread over its tables
     services.state.record_tables(
         run_id,
@@ -224,6 +253,7 @@ def _record_and_send(run_id: str, group: list[PlannedTable], services: Services,
             )
             for p in group
         ],
+        scope,
     )
     bodies: list[str] = []
     owners: list[str] = []
@@ -334,30 +364,31 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
     names: list[str] = []
     try:
         database = services.mysql_settings().dbname
+        scope = services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
         for t in names:
             meter.focus(t, "plan")
             try:
-                p = plan_table(conn, services, database, t, request, target_columns, options)
+                p = plan_table(conn, services, database, t, request, target_columns, options, scope)
             except (BadInputError, UnsupportedTypeError) as e:
                 failed[t] = str(e)  # this table stops; the others go on
                 if summary is not None:
                     runs.record_failed(services, run_id, summary, t, str(e))
                 continue
             if summary is None:  # the first planned table: the run is recorded, with the failures so far
-                summary = runs.open_run(services, run_id, request, names, failed)
-            if _lease(p, run_id, services, summary, target_columns):
+                summary = runs.open_run(services, run_id, request, names, failed, scope)
+            if _lease(p, run_id, services, summary, target_columns, scope):
                 group.append(p)
             if len(group) >= WRITE_GROUP:
-                _record_and_send(run_id, group, services, summary)
+                _record_and_send(run_id, group, services, summary, scope)
                 group = []
         if summary is None:
             raise BadInputError("; ".join(failed.values()))
         if group:
-            _record_and_send(run_id, group, services, summary)
+            _record_and_send(run_id, group, services, summary, scope)
     except Exception as e:
         if summary is not None:  # the run is recorded: end its unsent tables rather than leave it waiting
-            _fail_unsent(run_id, names, group, services, summary, e)
+            _fail_unsent(run_id, names, group, services, summary, e, scope)
         raise
     finally:
         conn.close()

@@ -32,7 +32,7 @@ from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.state import Bounds
+from aurora_replication.state import FINAL, Bounds, TableKey, run_order
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -234,6 +234,20 @@ def _reads_in_parts(plan: TablePlan, window: tuple[str | None, str | None] | Non
     )
 
 
+def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: Services) -> None:
+    """The run made progress on the table: its lease is renewed (``StateStore.renew_lease``: conditional on
+    the run holding it, at most every quarter of LEASE_SECONDS from one container), so a long run keeps its
+    table and a run that stops making progress loses it LEASE_SECONDS after its last progress. A run that
+    no longer holds it carries on harmlessly: its finaliser ends the table superseded."""
+    key = TableKey.of_run_table(table_state, table)
+    if not services.state.renew_lease(key, run_id, services.settings.lease_seconds, run_order(table_state)):
+        logger.warning(
+            "the run no longer holds the table's lease (another run took it, or the run finished the table); "
+            "its finaliser will not publish",
+            extra={"run_id": run_id, "table": table, "holder": services.state.lease_holder(key)},
+        )
+
+
 def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
     snapshot, load it as a new attempt, and record both in the chunk's ledger entry. ``table_state``:
@@ -245,7 +259,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
         table_state = services.state.get_table(msg.run_id, table)
     if not table_state:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
-    if table_state.get("status") in ("published", "failed"):
+    if table_state.get("status") in FINAL:
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": table})
         # the finaliser in this chunk's invocation may have died after the status: count the table
         services.state.finish_run_if_complete(msg.run_id, table)
@@ -332,6 +346,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
     services.fault("marked_done", msg)
+    renew_lease(msg.run_id, table, table_state, services)
     logger.info(
         "chunk copied",
         extra={

@@ -28,8 +28,10 @@ from aws_lambda_powertools import Logger
 from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage
+from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
+from aurora_replication.state import FINAL, TableKey, run_order
 from aurora_replication.target import cdc_sql
 from aurora_replication.target.client import Target
 
@@ -83,9 +85,9 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, batch, s = msg.plan, msg.batch, services.settings
     assert batch is not None
     t = _table_state(msg, services)
-    if t.get("status") in ("published", "failed"):
+    if t.get("status") in FINAL:
         return {"rows": 0, "skipped": True}
-    if is_stale(CdcState(services.state).get(plan.table), batch.end):
+    if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True, "stale": True}
     step = _Steps()
@@ -117,6 +119,9 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         msg.run_id, plan.table, msg.chunk_id, msg.round, {"rows": batch.rows, "seconds": seconds}
     )
     services.fault("marked_done", msg)
+    key = TableKey.of_run_table(t, plan.table)
+    if not services.state.renew_lease(key, msg.run_id, s.lease_seconds, run_order(t)):  # progress: keep the table
+        logger.warning("the run no longer holds the table's lease", extra={"run_id": msg.run_id, "table": plan.table})
     logger.info(
         "cdc batch applied",
         extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
@@ -130,7 +135,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
-    if t.get("status") in ("published", "failed"):
+    if t.get("status") in FINAL:
         return {"status": t["status"], "repeat": True}
     count = int(t.get("chunk_count", 0))
     applied = services.state.get_chunks(msg.run_id, plan.table)
@@ -140,9 +145,13 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             f"finalise of {plan.table!r} arrived with {count - len(missing)}/{count} batches applied; retrying"
         )
     cdc = CdcState(services.state)
+    key = TableKey.of_run_table(t, plan.table)  # the scope the run was planned in
+    held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(t))
+    if held is None:  # another run took the table: its windows carry the changes; the position stays
+        return runs.end_superseded(services, msg.run_id, key)
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
-    committed = cdc.advance(plan.table, t["cdc_from"], t["cdc_to"], msg.run_id, caught_up_at, newest)
+    committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
     services.fault("committed", msg)
     result: dict[str, Any] = {
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
@@ -164,9 +173,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
-    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     status = "published" if committed else "failed"
-    services.state.set_last_run(plan.table, msg.run_id, {"status": status, "mode": "cdc", **result})
+    services.state.set_last_run(held, {"status": status, "mode": "cdc", **result})
+    services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id)
     logger.info("cdc window committed", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return {"status": status, **result}
