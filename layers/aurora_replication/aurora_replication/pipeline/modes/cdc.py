@@ -163,10 +163,12 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             if s.reconcile_action == "delete":
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
+            # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
+            result["table_rows"] = tgt.row_count(plan.target_table)
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
-    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     status = "published" if committed else "failed"
     services.state.set_last_run(plan.table, msg.run_id, {"status": status, "mode": "cdc", **result})
+    services.state.release_lease(plan.table, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id)
     logger.info("cdc window committed", extra={"run_id": msg.run_id, "table": plan.table, **result})
     return {"status": status, **result}
