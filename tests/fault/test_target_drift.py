@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from aurora_replication import cli
 from aurora_replication.errors import BadInputError
 from aurora_replication.state import StateStore
 from compare import assert_same
@@ -67,7 +68,7 @@ def _period_passed(stack, seconds: float = 1.0, table: str = "acct") -> None:
 NO_AUDIT = {"AUDIT_PERIOD_SECONDS": "86400", "AUDIT_MIN_ROWS": "100000000"}
 
 
-def test_a_dropped_target_is_copied_again_not_merged_into(env):
+def test_a_dropped_target_is_copied_again_not_merged_into(env, capsys):
     _seed(env)
     stack = env.start_stack(NO_AUDIT)
     assert _run(stack, "full").ok
@@ -82,6 +83,10 @@ def test_a_dropped_target_is_copied_again_not_merged_into(env):
     assert "is missing where the ledger expects 2,000" in t["drift"], t
     assert any("is missing" in n for n in t["notes"]), t["notes"]
     assert assert_same(env, "acct") == ROWS
+    cli.print_summary(healed)  # what the operator reads: the drift, said beside the OK of the new copy
+    printed = capsys.readouterr().out
+    assert "drift: acct: target table 'ACCT' is missing where the ledger expects 2,000" in printed, printed
+    assert "copied again in full mode" in printed and ": OK in" in printed
 
     after = _run(stack)  # the target agrees with the ledger again: back to incremental
     assert after.ok and after.run["table_states"]["acct"]["mode"] == "incremental"
