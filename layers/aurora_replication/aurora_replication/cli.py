@@ -98,6 +98,9 @@ def summary_rows(outcome: Any) -> list[dict[str, Any]]:
                 "target_checksum": t.get("target_checksum", "-"),
                 "validation": t.get("validation", t.get("reason", "-")),
                 "cost": costs.get(name),
+                # the whole-target check and the rolling audit (docs/exactness.md): said, never folded into OK
+                "drift": t.get("drift"),
+                "audit": t.get("audit"),
             }
         )
     return rows
@@ -129,6 +132,10 @@ def print_summary(outcome: Any, title: str = "") -> None:
     from aurora_replication.ops.cost import money
 
     for r in rows:
+        if r.get("drift"):
+            print(f"drift: {r['table']}: {r['drift']}; copied again in {r['mode']} mode")
+        if r.get("audit"):
+            print(f"audit: {r['table']}: {r['audit']}")
         c = r.get("cost") or {}
         if c.get("nothing_changed"):
             print(

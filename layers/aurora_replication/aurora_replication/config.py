@@ -73,6 +73,13 @@ class Settings(BaseModel):
     # how long a run's ledger items (run, tables, chunks, bounds, attempts) stay in the state table
     # (DynamoDB TTL); longer than a run's lease, so that a run in progress never loses its ledger
     run_retention_days: int = Field(default=30, alias="RUN_RETENTION_DAYS", ge=1, le=3650)
+    # the rolling audit (pipeline/audit.py): each incremental run re-reads a slice of the table's key
+    # space in full and merges it, so that the whole table is re-verified within this period (0: off);
+    # a slice is taken once it holds AUDIT_MIN_ROWS rows' worth of the period (or the period has
+    # passed), and holds at most AUDIT_MAX_ROWS rows per table and run
+    audit_period_seconds: int = Field(default=86400, alias="AUDIT_PERIOD_SECONDS", ge=0)
+    audit_min_rows: int = Field(default=10_000, alias="AUDIT_MIN_ROWS", ge=1, le=100_000_000)
+    audit_max_rows: int = Field(default=1_000_000, alias="AUDIT_MAX_ROWS", ge=1, le=1_000_000_000)
     # reconcile mode: delete the rows MySQL no longer has, or mark them (a _ASR_DELETED_AT column)
     reconcile_action: Literal["delete", "mark"] = Field(default="delete", alias="RECONCILE_ACTION")
     # change data capture (cdc mode): one binlog window per run, bounded in time and bytes; the server

@@ -61,6 +61,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from aurora_replication import meter
 from aurora_replication.identifiers import target_name
 from aurora_replication.meter import MeteredTable
 
@@ -305,7 +306,8 @@ class StateStore:
         self, table_name: str, resource: Any = None, run_retention_seconds: int = RUN_RETENTION_SECONDS
     ) -> None:
         # every item call asks for and counts its consumed capacity (docs/cost.md)
-        self.table = MeteredTable((resource or boto3.resource("dynamodb")).Table(table_name))
+        self.resource = resource or boto3.resource("dynamodb")
+        self.table = MeteredTable(self.resource.Table(table_name))
         self.run_retention_seconds = run_retention_seconds
         self._renewed: dict[tuple[str, str], int] = {}  # (lease, run) -> when this container last renewed it
 
@@ -897,6 +899,14 @@ class StateStore:
         for name in ("source_rows", "target_rows", "validation", "reason"):
             if summary.get(name) is not None:
                 fields[name] = summary[name]
+        if status == "published" and summary.get("table_rows") is not None:
+            # what the target held after this run's commit: the next run checks the target against it
+            # (``pipeline/target_check.py``)
+            fields.update(table_rows=int(summary["table_rows"]), table_rows_run=run_id, table_rows_at=_now())
+        if status == "published" and summary.get("verified_at") is not None:
+            # the whole table was compared with the source (a full copy): the rolling audit's cycle
+            # starts again from here
+            fields.update(verified_at=Decimal(str(round(float(summary["verified_at"]), 3))), verified_run=run_id)
         # the rows and columns a failed validation named (``pipeline.diagnose``); emptied by the next run
         fields["differences"] = [str(d) for d in (summary.get("differences") or [])][:20]
         as_of = (
@@ -915,6 +925,71 @@ class StateStore:
             if moved:
                 return
         self._note(key, fields, order, values)
+
+    def catalog_entries(self, keys: list[TableKey]) -> dict[str, dict[str, Any]]:
+        """The catalog items of ``keys`` that exist, by table name: one BatchGetItem per hundred tables
+        (strongly consistent: a run reads what the previous run wrote)."""
+        out: dict[str, dict[str, Any]] = {}
+        name = self.table.name
+        unique = list({k.catalog_sk: k for k in keys}.values())
+        for i in range(0, len(unique), 100):
+            wanted = [{"pk": CATALOG_PK, "sk": k.catalog_sk} for k in unique[i : i + 100]]
+            request: dict[str, Any] = {name: {"Keys": wanted, "ConsistentRead": True}}
+            while request:
+                response = self.resource.batch_get_item(RequestItems=request, ReturnConsumedCapacity="TOTAL")
+                meter.capacity("batch_get_item", response)
+                for item in response.get("Responses", {}).get(name, []):
+                    out[str(item["table"])] = _plain(item)
+                request = response.get("UnprocessedKeys") or {}
+        return out
+
+    def advance_audit(
+        self,
+        key: TableKey,
+        run_id: str,
+        cursor_from: str | None,
+        cursor_to: str | None,
+        cycle_started_at: float,
+        rows: int,
+    ) -> bool:
+        """The rolling audit (``pipeline/audit.py``) verified the key range after ``cursor_from`` up to
+        ``cursor_to`` (JSON text of a key; None: the end of the table, which completes a cycle: every
+        range was verified since ``cycle_started_at``, which becomes ``verified_at``). Conditional on
+        the cursor still being ``cursor_from``, so a duplicate or stale finaliser moves it at most
+        once and never backwards; False when it had moved."""
+        if cursor_from is None:
+            condition = "attribute_not_exists(audit_cursor)"
+            values: dict[str, Any] = {}
+        else:
+            condition = "audit_cursor = :from"
+            values = {":from": cursor_from}
+        fields: dict[str, Any] = {"audit_at": _now(), "audit_run": run_id, "audit_rows": rows}
+        if cursor_from is None:
+            fields["audit_cycle_at"] = Decimal(str(round(cycle_started_at, 3)))
+        if cursor_to is None:  # the cycle is complete: the next slice starts from the beginning
+            fields["verified_at"] = Decimal(str(round(cycle_started_at, 3)))
+            fields["verified_run"] = run_id
+        else:
+            fields["audit_cursor"] = cursor_to
+        names = {"#table": "table"}
+        vals: dict[str, Any] = {":table": key.table, **values}
+        sets = ["#table = :table"]
+        _set_fields(fields, names, vals, sets)
+        update = "SET " + ", ".join(sets)
+        if cursor_to is None:
+            names["#cursor"] = "audit_cursor"
+            update += " REMOVE #cursor"
+        return (
+            if_condition_holds(
+                self.table.update_item,
+                Key={"pk": CATALOG_PK, "sk": key.catalog_sk},
+                UpdateExpression=update,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=vals,
+            )
+            is not None
+        )
 
     def note_fresh(self, key: TableKey, source_as_of: float, run_id: str) -> bool:
         """The target is known to reflect the source as of ``source_as_of`` (epoch seconds); freshness

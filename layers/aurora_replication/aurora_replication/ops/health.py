@@ -139,6 +139,16 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
         age = _newest_row_age(item["watermark"], now)
         if age is not None:
             t["newest_row_age_seconds"] = age
+    if item.get("table_rows") is not None:
+        t["table_rows"] = item["table_rows"]  # what the target held after the last commit (the check's count)
+    if item.get("verified_at") is not None:
+        # the start of the last complete comparison of every row with the source (a full copy, or a
+        # whole cycle of the rolling audit: pipeline/audit.py)
+        verified = float(item["verified_at"])
+        t["verified_at"] = _iso(verified)
+        t["verified_age_seconds"] = max(int(now - verified), 0)
+    if item.get("audit_cursor") is not None:
+        t["audit_cursor"] = item["audit_cursor"]  # the rolling audit's next slice starts after this key
     current = item.get("current") or {}
     if current.get("status") == "running":
         t["running_run"] = item.get("run_id")
@@ -191,6 +201,16 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
             )
     failed = [name for name, t in tables.items() if t.get("status") == "failed"]
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
+    period = services.settings.audit_period_seconds
+    if period:
+        # still replicated (a run within the period) but not compared whole for two periods: the audit is
+        # behind (AUDIT_MAX_ROWS caps each run's slice) or the table runs in a mode without one; a report
+        result["unverified"] = sorted(
+            name
+            for name, t in tables.items()
+            if t.get("since_last_run_seconds", period + 1) <= period
+            and t.get("verified_age_seconds", 2 * period + 1) > 2 * period
+        )
     _add_costs(services, tables, result)
     result["dead_lettered"] = sorted(dead)
     problems = []

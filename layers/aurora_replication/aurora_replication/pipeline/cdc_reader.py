@@ -163,8 +163,12 @@ def plan_cdc_table(
     if status == SNAPSHOT and _snapshot_state(services, state or {}) == "published":
         cdc.mark_streaming(key, str((state or {})["snapshot_run"]))
         status = STREAMING
+    # a target that no longer holds what the ledger says (dropped, truncated, rows deleted behind the
+    # pipeline's back) cannot be put right by applying changes: it takes a new initial copy
+    drift = target_columns.drift(table) if status == STREAMING else None
     if (
         request.resnapshot
+        or drift is not None
         or status is None
         or (
             status == SNAPSHOT
@@ -179,6 +183,8 @@ def plan_cdc_table(
         position = binlog.current_position(conn)  # before the copy is planned, so before any chunk reads
         initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
+        if drift is not None:
+            note += f" (a new one: {drift.describe()})"
         return CdcTable(
             table,
             initial.plan,
@@ -249,6 +255,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.mysql_settings().dbname
         names, options = resolve_tables(conn, services, database, request)
+        target_columns.expect(names, scope)
         files = binlog.binlog_files(conn)
         planned: list[CdcTable] = []
         failed: dict[str, str] = {}

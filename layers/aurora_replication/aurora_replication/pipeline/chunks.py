@@ -16,26 +16,31 @@ def chunk_messages(
     window: tuple[str | None, str | None] | None,
     ids: Iterable[int] | None = None,
     round: int = 0,
+    audit_from: int | None = None,
 ) -> list[ChunkMessage]:
     """One message per chunk id in ``ids`` (every chunk by default); ``round`` is the heal round the
-    copies belong to. The window travels only where the table's mode reads one."""
+    copies belong to. The window travels only where the table's mode reads one, and not to the chunks
+    of the rolling audit's slice (ids from ``audit_from`` on: every row of their range)."""
     wanted = range(len(bounds)) if ids is None else sorted(set(ids))
     carried = modes.get(plan.mode).message_window(window)
-    return [
-        ChunkMessage(
-            kind="chunk",
-            run_id=run_id,
-            chunk_id=i,
-            chunk_count=len(bounds),
-            plan=plan,
-            lower=bounds[i][0],
-            upper=bounds[i][1],
-            window_from=carried[0] if carried else None,
-            window_to=carried[1] if carried else None,
-            round=round,
+    messages = []
+    for i in wanted:
+        w = None if audit_from is not None and i >= audit_from else carried
+        messages.append(
+            ChunkMessage(
+                kind="chunk",
+                run_id=run_id,
+                chunk_id=i,
+                chunk_count=len(bounds),
+                plan=plan,
+                lower=bounds[i][0],
+                upper=bounds[i][1],
+                window_from=w[0] if w else None,
+                window_to=w[1] if w else None,
+                round=round,
+            )
         )
-        for i in wanted
-    ]
+    return messages
 
 
 def finalise_message(run_id: str, plan: TablePlan, chunk_count: int, round: int = 0) -> ChunkMessage:

@@ -202,8 +202,19 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         else:
             expected = checksums.add_checksums(snapshot_sums(chunks, count))
             loaded_rows = sum(rows for rows, _ in loaded.values())
+            audit_from = state.get("audit_from")
             commit = modes.Commit(
-                tgt, plan, load_table, attempts, s, msg, expected, fault=services.fault, loaded_rows=loaded_rows
+                tgt,
+                plan,
+                load_table,
+                attempts,
+                s,
+                msg,
+                expected,
+                fault=services.fault,
+                loaded_rows=loaded_rows,
+                audit_from=int(audit_from) if audit_from is not None else None,
+                window_from=state.get("window_from"),
             )
             try:
                 with step(mode.commit_step):
@@ -221,6 +232,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 services.metric("ValidationFailures", 1)
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
             if status == "published":
+                if mode.verifies_whole_table and compared and result.get("source_as_of") is not None:
+                    result["verified_at"] = result["source_as_of"]
+                _note_audit(msg, services, key, state, chunks, result)
                 watermark = mode.watermark(state)
                 if watermark is not None and not services.state.set_watermark(held, watermark):
                     result["watermark"] = (
@@ -233,6 +247,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 if attempts.table is not None:
                     tgt.drop(attempts.table)
     services.fault("status_set", msg)
+    # the last run, with the catalog's count of the target (``table_rows``), before the lease frees the
+    # table: the next run checks the target against it (``pipeline/target_check.py``)
     services.state.set_last_run(held, {"status": status, **result})
     services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id, plan.table)
@@ -255,6 +271,8 @@ LAST_RUN_FIELDS = (
     "finalise_seconds",
     "reason",
     "differences",
+    "table_rows",
+    "verified_at",
 )
 
 
@@ -270,6 +288,42 @@ def _finish_repeat(msg: ChunkMessage, services: Services, key: TableKey, state: 
             services.state.set_last_run(held, {"status": state["status"], **summary})
             services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id, msg.plan.table)
+
+
+def _note_audit(
+    msg: ChunkMessage,
+    services: Services,
+    key: TableKey,
+    state: dict[str, Any],
+    chunks: dict[int, dict[str, Any]],
+    result: dict[str, Any],
+) -> None:
+    """The rolling audit's slice of a published run (``pipeline/audit.py``): what it found, said loudly
+    when the target differed (the MERGE has put it right), and the table's audit cursor moved past it."""
+    first = state.get("audit_from")
+    if first is None:
+        return
+    audited = sum(int(c.get("source_rows", 0)) for i, c in chunks.items() if i >= int(first))
+    differing = int(result.get("audit_differences", 0))
+    result["audit_rows"] = audited
+    if differing:
+        result["audit"] = (
+            f"{differing:,} of the {audited:,} audited rows were missing from the target or differed from the "
+            "source (changed outside the pipeline); the merge put them right"
+        )
+        logger.warning(result["audit"], extra={"run_id": msg.run_id, "table": msg.plan.table})
+    services.metric("AuditDifferences", differing)
+    services.metric("AuditedRows", audited)
+    moved = services.state.advance_audit(
+        key,
+        msg.run_id,
+        state.get("audit_cursor_from"),
+        state.get("audit_cursor_to"),
+        float(state.get("audit_cycle_at") or time.time()),
+        audited,
+    )
+    if not moved:
+        logger.info("the audit cursor had moved already (a repeat finaliser)", extra={"run_id": msg.run_id})
 
 
 def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception) -> dict[str, Any] | None:
@@ -376,7 +430,10 @@ def _heal(
     )
     if won:  # one finaliser of the round re-enqueues; a duplicate of it does nothing
         planned = (state.get("window_from"), state.get("window_to"))
-        messages = chunk_messages(msg.run_id, plan, bounds, planned, ids=ids, round=heal_round + 1)
+        audit_from = state.get("audit_from")
+        messages = chunk_messages(
+            msg.run_id, plan, bounds, planned, ids=ids, round=heal_round + 1, audit_from=audit_from
+        )
         services.send_messages([m.body() for m in messages])
     logger.warning(
         "chunks differ from their snapshots; copying them again",

@@ -178,7 +178,8 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
                 "the run predates resumable runs: start a new run instead"
             )
         window = (t.get("window_from"), t.get("window_to"))
-        messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_)
+        audit_from = t.get("audit_from")
+        messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_, audit_from=audit_from)
     else:  # every chunk done (or a finaliser died asking for re-copies: it decides again)
         messages = [finalise_message(run_id, plan, count, round_)]
     services.send_messages([m.body() for m in messages])

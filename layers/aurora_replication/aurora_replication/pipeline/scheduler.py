@@ -19,8 +19,9 @@ from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
-from aurora_replication.pipeline import cdc_reader, chunks, modes, resume, runs, transforms
+from aurora_replication.pipeline import audit, cdc_reader, chunks, modes, resume, runs, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.pipeline.target_check import Drift, TargetFacts
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
@@ -41,26 +42,41 @@ class PlannedTable:
     plan_seconds: float
     notes: list[str] = field(default_factory=list)
     alters: list[str] = field(default_factory=list)
+    drift: Drift | None = None  # the target differed from the ledger (``target_check``): why it is re-copied
+    fields: dict[str, Any] = field(default_factory=dict)  # more of the run's TABLE item (the audit slice)
 
 
 class TargetColumns:
-    """The target's columns per table, through one lazily opened ``target.Target``."""
+    """The target's columns per table, through one lazily opened ``target.Target``; with ``facts``
+    (``expect``), each table's catalog item and whether its target still holds what the ledger says."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
         self.target: target.Target | None = None
+        self.facts: TargetFacts | None = None
 
-    def _target(self) -> target.Target:
+    def client(self) -> target.Target:
         if self.target is None:
             self.target = target.Target(self.services.snowflake(), self.services.settings.stage_name)
         return self.target
 
+    def expect(self, names: list[str], scope: Scope) -> None:
+        """The run's tables, in the order they are planned: their facts are read in groups as planning
+        reaches them."""
+        self.facts = TargetFacts(self.services.state, self.client, names, scope)
+
+    def drift(self, table: str) -> Drift | None:
+        return self.facts.drift(table) if self.facts is not None else None
+
+    def entry(self, table: str) -> dict[str, Any]:
+        return self.facts.entry(table) if self.facts is not None else {}
+
     def __call__(self, target_table: str) -> list[tuple[Any, ...]]:
-        return self._target().columns(target_table)
+        return self.client().columns(target_table)
 
     def execute(self, statements: list[str]) -> None:
         if statements:
-            self._target().alter(statements)
+            self.client().alter(statements)
 
     def close(self) -> None:
         if self.target is not None:
@@ -110,6 +126,7 @@ def plan_table(
     notes = list(plan.notes)
     if plan.watermark and stored is None:
         notes.extend(_unused_watermark(services, key))
+    drift = target_columns.drift(table)  # the whole target against the ledger, before anything else
     mode, why = modes.choose(
         request.mode,
         table,
@@ -117,6 +134,7 @@ def plan_table(
         has_watermark=bool(plan.watermark),
         has_stored_watermark=stored is not None,
         target_exists=request.mode != "reconcile" or bool(target_columns(plan.target_table)),
+        drift=drift.describe() if drift is not None else None,
     )
     if why:
         notes.append(why)
@@ -147,8 +165,43 @@ def plan_table(
     low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
     window: tuple[str | None, str | None] | None = (low, hi)
     bounds = _bounds(conn, plan, mode, (low, hi), chunk_rows, notes)
+    fields: dict[str, Any] = {}
+    if mode == "incremental":
+        bounds, fields = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
-    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters)
+    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields)
+
+
+def _with_audit(
+    conn: Any,
+    plan: TablePlan,
+    bounds: list[tuple[list[str] | None, list[str] | None]],
+    entry: dict[str, Any],
+    s: Any,
+    chunk_rows: int,
+    notes: list[str],
+) -> tuple[list[tuple[list[str] | None, list[str] | None]], dict[str, Any]]:
+    """The incremental run's chunks with the rolling audit's slice, when one is due (``pipeline/audit.py``),
+    and the fields of the TABLE item that describe it."""
+    if not s.audit_period_seconds or not bounds:
+        return bounds, {}
+    audit_slice = audit.plan_slice(conn, plan, entry, s, chunk_rows)
+    if audit_slice is None:
+        return bounds, {}
+    merged = audit.with_slice(bounds, audit_slice)
+    if merged is None:
+        notes.append(
+            f"table {plan.table!r}: no audit slice this run (its window is {len(bounds)} chunks); "
+            "the next run's slice is larger"
+        )
+        return bounds, {}
+    chunks_with_slice, first = merged
+    end = "the end of the table" if audit_slice.cursor_to is None else f"key {audit_slice.cursor_to}"
+    start = "its start" if audit_slice.cursor_from is None else f"key {audit_slice.cursor_from}"
+    notes.append(
+        f"table {plan.table!r}: audits about {audit_slice.rows:,} rows (from {start} to {end}) against the target"
+    )
+    return chunks_with_slice, audit_slice.fields(first)
 
 
 def _unused_watermark(services: Services, key: TableKey) -> list[str]:
@@ -248,6 +301,8 @@ def _record_and_send(
                     "plan_seconds": str(round(p.plan_seconds, 3)),
                     "notes": p.notes,
                     "started_at": Decimal(str(round(time.time(), 3))),
+                    **({"drift": p.drift.describe()} if p.drift is not None else {}),
+                    **p.fields,
                 },
                 p.bounds,
             )
@@ -259,12 +314,15 @@ def _record_and_send(
     owners: list[str] = []
     for p in group:
         table = p.plan.table
-        messages = chunk_messages(run_id, p.plan, p.bounds, p.window)
+        messages = chunk_messages(run_id, p.plan, p.bounds, p.window, audit_from=p.fields.get("audit_from"))
         if not messages:  # empty table: nothing to copy, only the finalise step
             messages = [finalise_message(run_id, p.plan, 0)]
         bodies.extend(m.body() for m in messages)
         owners.extend(table for _ in messages)
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": len(p.bounds), "notes": p.notes}
+        if p.drift is not None:
+            summary["tables"][table]["drift"] = p.drift.describe()
+            services.metric("TargetDrift", 1)
         logger.info(
             "table planned",
             extra={
@@ -366,6 +424,7 @@ def _schedule(request: RunRequest, run_id: str, services: Services, target_colum
         database = services.mysql_settings().dbname
         scope = services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
+        target_columns.expect(names, scope)
         for t in names:
             meter.focus(t, "plan")
             try:

@@ -749,3 +749,19 @@ def split_range(
         cuts = [cuts[len(cuts) * i // wanted] for i in range(1, wanted)]
     edges = [lower, *cuts, upper]
     return list(zip(edges, edges[1:], strict=False))
+
+
+def key_after(
+    conn: pymysql.Connection[Any], table: str, key: list[str], lower: Bound | None, rows: int
+) -> Bound | None:
+    """The key ``rows`` rows after ``lower`` in the server's order (one ``LIMIT 1 OFFSET`` probe, which
+    reads the rows it skips), so that ``lower < key <= found`` holds ``rows`` rows; None when no row
+    follows that many (the range reaches the end of the table: a second probe, of one row, tells when
+    the ``rows``-th is the last). The rolling audit's slice (``pipeline/audit.py``)."""
+    if not key:
+        return None
+    _ranges, found, reached_end = _Planner(conn, table, key, rows, PlanStats()).walk(lower, None, max_probes=1)
+    if reached_end or found is None:
+        return None
+    _ranges, _next, last = _Planner(conn, table, key, 1, PlanStats()).walk(found, None, max_probes=1)
+    return None if last else found

@@ -365,6 +365,34 @@ class Target:
     def row_count(self, table: str) -> int:
         return int(execute(self.conn, sql.row_count(table))[0][0])
 
+    def existing_tables(self, names: Sequence[str]) -> set[str]:
+        """Which of ``names`` exist in the session's schema (one query per hundred names)."""
+        found: set[str] = set()
+        for i in range(0, len(names), 100):
+            group = list(names[i : i + 100])
+            found.update(str(r[0]) for r in execute(self.conn, sql.existing_tables(len(group)), group))
+        return found
+
+    def row_counts(self, tables: Sequence[str]) -> dict[str, int]:
+        """Each (existing) table's row count, a hundred tables per statement."""
+        out: dict[str, int] = {}
+        for i in range(0, len(tables), 100):
+            group = list(tables[i : i + 100])
+            for n, count in execute(self.conn, sql.row_counts(group)):
+                out[group[int(n)]] = int(count)
+        return out
+
+    def audit_differences(
+        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, first_chunk: int, watermark_bound: str | None
+    ) -> int:
+        """How many audited rows (chunks from ``first_chunk`` on, watermark at or below
+        ``watermark_bound``) the target does not hold as they are (``sql.audit_differences``)."""
+        bounded = bool(plan.watermark) and watermark_bound is not None
+        columns = checksum_columns(plan, json_text=False)
+        statement = sql.audit_differences(plan, load_table, attempts, columns, bounded)
+        params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
+        return int(execute(self.conn, statement, params)[0][0])
+
     def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
         """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot
         do. A DDL statement cannot be rolled back, so the rows go to a copy first, which is counted:

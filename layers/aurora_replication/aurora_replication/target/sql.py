@@ -315,6 +315,59 @@ def table_exists() -> str:
     return "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = CURRENT_SCHEMA() AND table_name = %s"
 
 
+def existing_tables(count: int) -> str:
+    """Which of ``count`` named tables exist in the session's schema (bind the names): one query for a
+    group of tables, not one per table."""
+    if count < 1:
+        raise ValueError("existing_tables: name at least one table")
+    names = ", ".join(["%s"] * count)
+    return (
+        "SELECT table_name FROM information_schema.tables "
+        f"WHERE table_schema = CURRENT_SCHEMA() AND table_name IN ({names})"
+    )
+
+
+def row_counts(tables: Sequence[str]) -> str:
+    """Each table's row count, as ``(position in tables, count)`` rows, in one statement: Snowflake
+    answers ``COUNT(*)`` of a whole table from its metadata (no scan, docs/architecture.md)."""
+    if not tables:
+        raise ValueError("row_counts: name at least one table")
+    return " UNION ALL ".join(f"SELECT {i} AS n, COUNT(*) FROM {q(t)}" for i, t in enumerate(tables))
+
+
+def audit_differences(
+    plan: TablePlan,
+    load_table: str,
+    attempts: Attempts,
+    checksum_columns: list[Column],
+    bounded: bool = True,
+    order_safe_range: str = "",
+) -> str:
+    """How many of the audited rows the target does not hold as they are (params: the attempts', then
+    the first audited chunk id, then, when ``bounded``, the watermark bound as text, then the range's
+    own). The audited rows are the validated
+    attempts of the chunks from the first audited one on (whole key ranges read in their own snapshots,
+    ``pipeline/audit.py``), less those whose watermark is above the bound (a window's rows: changed
+    since the last run, so not yet in the target by design). Each is looked up in the target by its
+    key and compared by its checksum term (``checksum_columns``: JSON is left out, as the target holds
+    it as VARIANT). ``order_safe_range`` (a ``target_range`` predicate, for keys that order alike in
+    both engines) lets Snowflake prune the target's micro-partitions to the audited key range."""
+    keys = sorted({plan.column(k).target for k in plan.key})
+    wm = plan.column(plan.watermark) if plan.watermark else None
+    audited = f"{validated(load_table, attempts)} AND {q(CHUNK_COLUMN)} >= %s"
+    if wm is not None and bounded:
+        audited += f" AND ({q(wm.target)} IS NULL OR {q(wm.target)} <= CAST(%s AS {wm.snowflake_type}))"
+    loaded = _hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
+    target = _hashed_rows(
+        plan.target_table, checksum_columns, load_table=False, where=order_safe_range, extra_columns=tuple(keys)
+    )
+    match = " AND ".join(f"t.{q(k)} = l.{q(k)}" for k in keys)
+    return (
+        f"SELECT COUNT(*) FROM ({loaded}) l WHERE NOT EXISTS "
+        f"(SELECT 1 FROM ({target}) t WHERE {match} AND t.{q(TERM_COLUMN)} = l.{q(TERM_COLUMN)})"
+    )
+
+
 _NUMBER_TYPE = re.compile(r"NUMBER\((\d+),(\d+)\)")
 TWO_52 = 4503599627370496
 TWO_53 = 9007199254740992

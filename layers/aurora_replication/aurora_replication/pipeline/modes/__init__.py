@@ -30,12 +30,23 @@ def choose(
     has_watermark: bool,
     has_stored_watermark: bool,
     target_exists: bool,
+    drift: str | None = None,
 ) -> tuple[str, str | None]:
     """The mode a table is copied in, and a note saying why when ``auto`` chose it.
 
     ``auto`` is incremental where the table has a key, a watermark column and a committed watermark
-    (an earlier run); full otherwise. An explicit mode the table cannot support is an error.
+    (an earlier run), and its target still holds what the ledger says (``drift`` None: see
+    ``pipeline/target_check.py``); full otherwise. An explicit mode the table cannot support is an
+    error, and so is ``incremental`` or ``reconcile`` over a target that drifted: neither can put it
+    right, and merging into it would report OK over a wrong table.
     """
+    if drift is not None and requested in ("incremental", "reconcile"):
+        raise BadInputError(
+            f"table {table!r}: {drift}; mode {requested!r} cannot repair it: run the table with mode 'full' "
+            "(or 'auto', which copies it again in full)"
+        )
+    if drift is not None and requested == "full":
+        return "full", f"table {table!r}: {drift}; copied again in full"
     if requested == "incremental" and (not has_watermark or not has_key):
         missing = "watermark column" if not has_watermark else "primary key or unique key"
         raise BadInputError(
@@ -53,7 +64,15 @@ def choose(
     if requested != "auto":
         get(requested)
         return requested, None
-    if has_watermark and has_key and has_stored_watermark:
+    if has_watermark and has_key and has_stored_watermark and drift is None:
         return "incremental", None
-    why = "no watermark column" if not has_watermark else "no key" if not has_key else "first run"
+    why = (
+        drift
+        if drift is not None
+        else "no watermark column"
+        if not has_watermark
+        else "no key"
+        if not has_key
+        else "first run"
+    )
     return "full", f"table {table!r}: full copy (auto mode: {why})"

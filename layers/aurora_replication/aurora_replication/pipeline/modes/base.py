@@ -49,6 +49,10 @@ class Commit:
     # commit that replaces or deletes by them must find there still (``RowCountMismatch`` otherwise)
     loaded_rows: int = 0
     fault: Callable[[str, Any], None] = field(default=lambda step, message=None: None)
+    # the rolling audit's slice (``pipeline/audit.py``): the first of its chunk ids (None: no slice), and
+    # the window's start, above which an audited row may differ from the target as lag
+    audit_from: int | None = None
+    window_from: str | None = None
 
 
 class SyncMode:
@@ -57,6 +61,9 @@ class SyncMode:
     # True: the mode applies its units itself (``handle``: cdc's batches of changes), instead of the
     # worker's copy of a key range and the finaliser's validation and ``commit``
     applies_units: ClassVar[bool] = False
+    # True: a published run compared every row of the table with the source (a full copy), which
+    # starts the rolling audit's cycle again (``verified_at``)
+    verifies_whole_table: ClassVar[bool] = False
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         """A unit or finalise message of a mode that ``applies_units``."""
@@ -96,7 +103,9 @@ class SyncMode:
             target.load_file(unit_plan, load_table, *staged)
 
     def commit(self, c: Commit) -> dict[str, Any]:
-        """Apply the validated attempts to the target; returns fields for the run's summary."""
+        """Apply the validated attempts to the target; returns fields for the run's summary, with
+        ``table_rows``: how many rows the target holds after the commit (the ledger's count the next
+        run checks the target against, ``pipeline/target_check.py``)."""
         raise NotImplementedError
 
     def watermark(self, table_state: dict[str, Any]) -> str | None:

@@ -172,6 +172,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             if s.reconcile_action == "delete":
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
+            # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
+            result["table_rows"] = tgt.row_count(plan.target_table)
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
     status = "published" if committed else "failed"
     services.state.set_last_run(held, {"status": status, "mode": "cdc", **result})

@@ -26,6 +26,7 @@ from aurora_replication.target import evolution
 class Full(SyncMode):
     commit_step = "publish"
     name = "full"
+    verifies_whole_table = True
 
     def commit(self, c: Commit) -> dict[str, Any]:
         existing = c.target.columns(c.plan.target_table)
@@ -49,6 +50,7 @@ class Full(SyncMode):
             if notes:
                 result["schema_changes"] = notes
         c.fault("published", c.message)
+        result["table_rows"] = c.loaded_rows  # what overwrite and publish counted in the target
         return result
 
     def watermark(self, table_state: dict[str, Any]) -> str | None:

@@ -32,10 +32,15 @@ class Incremental(SyncMode):
 
     def commit(self, c: Commit) -> dict[str, Any]:
         c.target.ensure_target_table(c.plan)
+        audited: dict[str, Any] = {}
+        if c.audit_from is not None:  # the rolling audit's slice: what the target lacks, before the MERGE heals it
+            differing = c.target.audit_differences(c.plan, c.load_table, c.attempts, c.audit_from, c.window_from)
+            audited["audit_differences"] = differing
         c.target.merge_validated(c.plan, c.load_table, c.attempts)
         c.fault("merged", c.message)
+        audited["table_rows"] = c.target.row_count(c.plan.target_table)
         if c.plan.transform:
-            return {}
+            return audited
         merged = c.target.merged_checksum(c.plan, c.load_table, c.attempts)
         expected = c.expected
         if checksums.checksum_columns(c.plan, json_text=True) != checksums.checksum_columns(c.plan):
@@ -50,7 +55,7 @@ class Incremental(SyncMode):
                 f"the target table {c.plan.target_table!r} was changed by something else, or its column types "
                 "no longer hold the values; compare it with `replicate validate`, or run a full copy"
             )
-        return {"merged_rows": merged[0]}
+        return {"merged_rows": merged[0], **audited}
 
     def watermark(self, table_state: dict[str, Any]) -> str | None:
         value = table_state.get("window_to")

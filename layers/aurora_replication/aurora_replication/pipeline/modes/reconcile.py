@@ -34,4 +34,9 @@ class Reconcile(SyncMode):
         removed = c.target.reconcile(c.plan, c.load_table, c.attempts, action, c.loaded_rows)
         c.fault("reconciled", c.message)
         missing = c.target.keys_missing(c.plan, c.load_table, c.attempts)
-        return {"reconciled_rows": removed, "reconcile_action": action, "keys_missing_in_target": missing}
+        return {
+            "reconciled_rows": removed,
+            "reconcile_action": action,
+            "keys_missing_in_target": missing,
+            "table_rows": c.target.row_count(c.plan.target_table),
+        }
