@@ -869,7 +869,8 @@ def main(argv: list[str] | None = None) -> int:
     log = args.home / "logs" / "handlers.log"
     try:
         if _uses_home_state(args):
-            with home_lock.held(args.home, f"replicate {args.command}", args.lock_wait):
+            notify = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+            with home_lock.held(args.home, f"replicate {args.command}", args.lock_wait, notify):
                 return int(args.func(args))
         return int(args.func(args))
     except BadInputError as e:

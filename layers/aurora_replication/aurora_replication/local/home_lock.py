@@ -15,7 +15,7 @@ import fcntl
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 LOCK_FILE = "replicate.lock"
@@ -40,9 +40,10 @@ def _holder(path: Path) -> str:
     return f"pid {pid} ({what})" if pid.isdigit() else "another process (pid not recorded yet)"
 
 
-def acquire(home: Path, what: str, wait_seconds: float = 0.0) -> None:
+def acquire(home: Path, what: str, wait_seconds: float = 0.0, notify: Callable[[str], None] | None = None) -> None:
     """Take the lock of ``home`` for this process (again, if it holds it already); wait up to
-    ``wait_seconds`` for another process to let it go, then raise ``HomeInUseError``."""
+    ``wait_seconds`` for another process to let it go, then raise ``HomeInUseError``. ``notify``
+    hears once that the command waits, and for whom."""
     home.mkdir(parents=True, exist_ok=True)
     key = home.resolve()
     with _guard:
@@ -52,12 +53,16 @@ def acquire(home: Path, what: str, wait_seconds: float = 0.0) -> None:
         path = key / LOCK_FILE
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
         deadline = time.monotonic() + max(wait_seconds, 0.0)
+        told = False
         try:
             while True:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    if notify is not None and not told and wait_seconds > 0:
+                        notify(f"waiting up to {wait_seconds:g} s for --home {home}, in use by {_holder(path)}")
+                        told = True
                     if time.monotonic() >= deadline:
                         waited = f" after waiting {wait_seconds:g} s" if wait_seconds > 0 else ""
                         raise HomeInUseError(
@@ -86,8 +91,10 @@ def release(home: Path) -> None:
 
 
 @contextlib.contextmanager
-def held(home: Path, what: str, wait_seconds: float = 0.0) -> Iterator[None]:
-    acquire(home, what, wait_seconds)
+def held(
+    home: Path, what: str, wait_seconds: float = 0.0, notify: Callable[[str], None] | None = None
+) -> Iterator[None]:
+    acquire(home, what, wait_seconds, notify)
     try:
         yield
     finally:
