@@ -60,3 +60,29 @@ def test_the_home_lock_is_exclusive_between_processes_and_reentrant_within_one(t
         home_lock.release(home)
     assert _try_lock(home).returncode == 0  # let go: another process takes it (and its end releases it)
     assert _try_lock(home).returncode == 0
+
+
+def test_bad_input_is_exit_2_even_while_another_command_holds_the_home(tmp_path, capsys):
+    from aurora_replication import cli
+
+    home = tmp_path / "home"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; from aurora_replication.local import home_lock; "
+            f"home_lock.acquire(Path({str(home)!r}), 'replicate run'); print('held', flush=True); sys.stdin.read()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        urls = ["--source", "mysql://u@127.0.0.1:1/d", "--target", "snowflake://a:b@acct/DB/S"]
+        assert cli.main(["--home", str(home), "run", *urls, "--tables", "a,a"]) == 2  # not 75: bad input first
+        assert capsys.readouterr().err == "error: invalid run request: tables='a,a': table 'a' is listed twice\n"
+        assert cli.main(["--home", str(home), "run", *urls]) == 75  # well formed: the home is busy
+        assert f"is in use by pid {holder.pid} (replicate run)" in capsys.readouterr().err
+    finally:
+        holder.communicate("", timeout=30)

@@ -196,12 +196,22 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
     return request
 
 
+def check_run(args: argparse.Namespace) -> None:
+    """What ``run`` is given, checked before it waits for the home or starts anything."""
+    from aurora_replication.local.stack import parse_source_url, parse_target_url
+
+    parse_source_url(args.source)
+    parse_target_url(args.target)
+    args.request = run_request(args)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    request = run_request(args)
+    request = args.request if getattr(args, "request", None) else run_request(args)
     run_id = request["run_id"]
     stack = _stack(args.home, args.source, args.target)
     try:
-        print(f"run {run_id} started (Ctrl-C stops it; `replicate resume {run_id}` then goes on)", file=sys.stderr)
+        # on stdout, where the summary's last line names the run too; stderr keeps errors to one line
+        print(f"run {run_id}: starting (Ctrl-C stops it; `replicate resume {run_id}` goes on)", flush=True)
         progress = Progress()
         try:
             outcome = stack.run(
@@ -314,7 +324,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
-        print(f"resuming run {args.run_id} (Ctrl-C stops it; resume it again later)", file=sys.stderr)
+        print(f"run {args.run_id}: resuming (Ctrl-C stops it; resume it again later)", flush=True)
         progress = Progress()
         try:
             outcome = stack.run({"resume_run": args.run_id}, workers=args.workers, progress=progress)
@@ -421,10 +431,23 @@ def check_event(function: str, event: Any) -> None:
         parse_event(event)
 
 
+def check_invoke(args: argparse.Namespace) -> None:
+    """The function and its event, checked before ``invoke`` waits for the home or starts anything."""
+    from aurora_replication.local.stack import parse_source_url, parse_target_url
+
+    args.function_id = function_id(args.function)
+    args.event_data = read_event(args.event)
+    check_event(args.function_id, args.event_data)
+    if args.source:
+        parse_source_url(args.source)
+    if args.target:
+        parse_target_url(args.target)
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
-    function = function_id(args.function)
-    event = read_event(args.event)
-    check_event(function, event)
+    if not hasattr(args, "event_data"):
+        check_invoke(args)
+    function, event = args.function_id, args.event_data
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
@@ -763,7 +786,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--chunk-rows", type=whole_number(1), default=None, help="rows per chunk (1 - 10000000)")
     r.add_argument("--json", help="also write the summary to this file as JSON")
     r.add_argument("--report", metavar="FILE.html", help="also write the run's HTML report (tables, timeline)")
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, check=check_run)
 
     rp = sub.add_parser("report", help="write the HTML report of a run: tables, validation, a timeline of chunks")
     rp.add_argument("run_id", type=run_id_arg)
@@ -790,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("function", help="scheduler | worker (or the template's logical id)")
     i.add_argument("event", help="path to the event JSON, e.g. events/scheduler.json")
     _endpoint_options(i)
-    i.set_defaults(func=cmd_invoke)
+    i.set_defaults(func=cmd_invoke, check=check_invoke)
 
     d = sub.add_parser("demo", help="start MariaDB and the emulator, load sample data, run full then incremental")
     d.add_argument("--rows", type=whole_number(1), default=200_000, help="orders in the sample dataset")
@@ -868,6 +891,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = _log_to_file(args.home)
     log = args.home / "logs" / "handlers.log"
     try:
+        if getattr(args, "check", None) is not None:  # bad input is exit 2 before the lock or any server
+            args.check(args)
         if _uses_home_state(args):
             notify = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
             with home_lock.held(args.home, f"replicate {args.command}", args.lock_wait, notify):

@@ -776,8 +776,8 @@ class LocalStack:
         try:
             with interrupts.deferred("the scheduler's invocation (the run is planned and recorded)"):
                 summary = self.invoke("SchedulerFunction", request)
-            if on_scheduled is not None:
-                on_scheduled(summary)
+                if on_scheduled is not None:  # told before a Ctrl-C held back here is raised
+                    on_scheduled(summary)
         except BaseException:
             self._stop_workers(stop, threads, processes)
             raise
@@ -839,6 +839,13 @@ class LocalStack:
                         break  # nothing left to deliver: the rest is in the DLQ
                 else:
                     idle_since = None
+        except KeyboardInterrupt:  # Ctrl-C (the CLI names the run to resume once everything has stopped)
+            print(
+                "\ninterrupt: stopping; each worker finishes the invocation it is in and takes no new message",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
         finally:
             self._stop_workers(stop, threads, processes)
         run = state.get_run(run_id)
