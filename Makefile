@@ -56,8 +56,9 @@ ca-bundle:
 	mv $(CA_BUNDLE).tmp $(CA_BUNDLE)
 
 # deploy one samconfig.toml environment: make deploy ENV=prod
-deploy: sam
+deploy: setup sam
 	@test -f $(CA_BUNDLE) || { echo "$(CA_BUNDLE) is missing: run make ca-bundle (MySQL TLS verifies against it)"; exit 1; }
+	$(VENV)/bin/python tools/check_concurrency.py --env $(ENV)
 	$(SAMVENV)/bin/sam build --parallel
 	$(SAMVENV)/bin/sam deploy --config-env $(ENV)
 

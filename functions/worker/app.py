@@ -60,8 +60,12 @@ persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr
 
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
 def handle_once(work: dict[str, Any]) -> dict[str, Any]:
-    """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id)."""
-    return worker.handle(worker.parse_message(work["message"]), services)
+    """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id).
+    A result that is not final for its key raises, so Powertools deletes the record instead of storing it."""
+    result = worker.handle(worker.parse_message(work["message"]), services)
+    if not worker.settled(result):
+        raise worker.Unsettled(result)
+    return result
 
 
 @tracer.capture_method
@@ -81,11 +85,12 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
     message = worker.parse_message(record.body)
     meter.set_unit(message.run_id, message.table, message.kind)
     logger.append_keys(run_id=message.run_id, table=message.table, chunk=message.chunk_id, step=message.kind)
-    if settings.idempotency_enabled:
-        result = handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
-    else:
-        result = worker.handle(message, services)
-    return result
+    if not settings.idempotency_enabled:
+        return worker.handle(message, services)
+    try:
+        return handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
+    except worker.Unsettled as e:  # done with this message; a later one of the same key does the work
+        return e.result
 
 
 @logger.inject_lambda_context

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import pytest
+
 from aurora_replication import cli
 from aurora_replication.ops.redrive import redrive
 
 
-def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env):
+@pytest.mark.parametrize("idempotency", ["false", "true"], ids=["idempotency-off", "idempotency-on"])
+def test_poison_chunk_goes_to_dlq_then_redrive_finishes_the_run(env, idempotency):
+    """With idempotency on, each failed receive deletes its record (the guarded call raised), so the
+    redriven message does the work instead of being refused or answered."""
     env.sql(
         "CREATE TABLE p (id INT PRIMARY KEY, v VARCHAR(10))",
         "INSERT INTO p SELECT seq, CONCAT('v', seq) FROM seq_1_to_40",
         "CREATE TABLE q (id INT PRIMARY KEY)",
         "INSERT INTO q VALUES (1), (2)",
     )
-    stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "REDELIVERY_BASE_SECONDS": "0"})
+    stack = env.start_stack({"IDEMPOTENCY_ENABLED": idempotency, "REDELIVERY_BASE_SECONDS": "0"})
     broken = {"on": True}
 
     def poison(step, message=None):
@@ -84,8 +89,6 @@ def test_non_transient_error_is_not_retried_in_place():
     def bad():
         calls["n"] += 1
         raise BadInputError("no")
-
-    import pytest
 
     with pytest.raises(BadInputError):
         call_with_retries(bad, 5, 0.01, 0.01, "test")

@@ -144,3 +144,70 @@ def test_bound_probe_query_stops_below_an_upper_key():
     statement, params = source_sql.bound_probe_query("t", ["id"], ["5"], 9, ["20"])
     assert statement == "SELECT `id` FROM `t` WHERE ((`id` > %s)) AND ((`id` < %s)) ORDER BY `id` LIMIT 1 OFFSET 9"
     assert params == ["5", "20"]
+
+
+# ---- binary and floating-point keys ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [
+        ("00" * 16, "FF" * 16),  # BINARY(16): every candidate keeps the length
+        ("00FF" + "00" * 14, "0100" + "00" * 14),
+        ("6162", "616200FF"),  # VARBINARY: a value, its extensions with 0x00 and 0xFF
+        ("", "FFFF"),
+        ("7F", "80"),
+    ],
+)
+def test_binary_candidates_are_hex_increasing_bytewise_and_inside_the_range(low, high):
+    got = bounds.Bytes().candidates(low, high, 16, include_low=True)
+    assert got[0] == low
+    values = [bytes.fromhex(v) for v in got]
+    assert values == sorted(set(values)), got  # Python orders bytes as MySQL's binary collation does
+    assert all(bytes.fromhex(low) <= v < bytes.fromhex(high) for v in values), got
+    if len(low) == len(high):
+        assert {len(v) for v in got} == {len(low)}, got
+    assert low not in bounds.Bytes().candidates(low, high, 16, include_low=False)
+
+
+def test_binary_candidates_spread_over_a_uuid_range():
+    got = bounds.Bytes().candidates("00" * 16, "FF" * 16, 8, include_low=False)
+    assert [v[:2] for v in got] == ["1F", "3F", "5F", "7F", "9F", "BF", "DF"]
+    assert bounds.Bytes().candidates("zz", "FF", 8, include_low=True) == ["zz"]  # not hex: nothing to cut
+
+
+@pytest.mark.parametrize("single", [True, False])
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [("-2.5", "1000000.125"), ("1e-09", "235000000.0"), ("-3.4e+38", "-1.5"), ("0.1", "0.30000000000000004")],
+)
+def test_float_candidates_are_exact_values_increasing_inside_the_range(single, low, high):
+    import struct
+
+    domain = bounds.Floats(single)
+    got = domain.candidates(low, high, 16, include_low=False)
+    values = [float(v) for v in got]
+    assert len(got) >= 3 and values == sorted(set(values)), got
+    assert all(float(low) < v < float(high) for v in values), got
+    assert all(repr(float(v)) == v or v == "0" for v in got)  # the text round-trips to the value
+    if single:  # a FLOAT column's candidates are single-precision values
+        assert all(struct.unpack(">f", struct.pack(">f", v))[0] == v for v in values), got
+    if float(low) < 0 < float(high):
+        assert "0" in got
+    if float(low) > 0 and float(high) / float(low) > bounds.Floats.SPREAD:  # spread by magnitude
+        assert values[len(values) // 2] < (float(low) + float(high)) / 100, got
+
+
+def test_key_form_sends_binary_keys_as_hex_and_compares_them_as_bytes():
+    form = source_sql.KeyForm(binary=frozenset({"id"}), floats=frozenset({"f"}))
+    statement, params = source_sql.edge_key_query(
+        "t", "PRIMARY", ["id", "f"], last=True, after=["00FF", "1.5"], form=form
+    )
+    assert statement.startswith("SELECT HEX(`id`), (`f` + 0e0) FROM `t` FORCE INDEX (PRIMARY) WHERE ")
+    assert "`id` > UNHEX(%s)" in statement and "`id` = UNHEX(%s) AND `f` > %s" in statement
+    assert statement.endswith("ORDER BY `id` DESC, `f` DESC LIMIT 1")
+    assert params == ["00FF", "00FF", "1.5"]  # bound as parameters, never pasted
+    statement, _ = source_sql.ordered_keys_query("t", None, ["id"], [["00"], ["FF"]], form)
+    assert statement == "SELECT HEX(`id`) FROM `t` WHERE `id` IN (UNHEX(%s), UNHEX(%s)) ORDER BY `id`"
+    statement, _ = source_sql.bound_probe_query("t", ["id"], ["AB"], 9, None, form)
+    assert statement == "SELECT HEX(`id`) FROM `t` WHERE ((`id` > UNHEX(%s))) ORDER BY `id` LIMIT 1 OFFSET 9"

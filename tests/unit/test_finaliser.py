@@ -141,3 +141,23 @@ def test_mode_choice_refuses_what_the_table_cannot_do(requested, key, watermark,
         modes.choose(
             requested, "t", has_key=key, has_watermark=watermark, has_stored_watermark=True, target_exists=target
         )
+
+
+@pytest.mark.parametrize(
+    "result, kept",
+    [
+        ({"status": finalise.WAITING, "outstanding": 1}, False),  # the last chunk's finalise has the same key
+        ({"status": "published", "validation": "ok"}, True),
+        ({"status": "failed", "validation": "mismatch in 1 chunk(s)"}, True),
+        ({"status": "published", "repeat": True}, True),
+        ({"status": "healing", "round": 1, "chunks": [2]}, True),  # the next round's messages have their own keys
+        ({"status": "stale", "round": 0, "current_round": 1}, True),
+        ({"rows": 30, "bytes": 400, "done": 3, "of": 4, "recorded": True}, True),  # a chunk copied and counted
+        ({"rows": 0, "skipped": True}, True),
+        ({"rows": 30, "done": 5, "of": 4, "finalise": finalise.WAITING}, True),  # a chunk whose inline finaliser waited
+    ],
+)
+def test_only_a_waiting_finalise_is_not_kept_under_its_idempotency_key(result, kept):
+    from aurora_replication.pipeline import worker
+
+    assert worker.settled(result) is kept

@@ -63,6 +63,37 @@ def test_chunk_message_bounds_must_match_the_key():
         parse_message("{")
 
 
+def test_binary_key_bounds_must_be_hex():
+    """A binary key's bound is compared through UNHEX(): text that is not hex would select no row."""
+    import json
+
+    body = {
+        "run_id": "r1",
+        "chunk_id": 0,
+        "chunk_count": 1,
+        "upper": ["00ff10"],
+        "plan": {
+            "table": "t",
+            "target_table": "T",
+            "key": ["id"],
+            "mode": "full",
+            "columns": [{"name": "id", "kind": "binary", "snowflake_type": "BINARY(16)", "target": "ID"}],
+        },
+    }
+    assert isinstance(parse_message(json.dumps(body)), ChunkMessage)
+    for bad in ("0g", "abc", "zz"):
+        body["upper"] = [bad]
+        with pytest.raises(BadInputError, match="upper bound of binary key column 'id' is not hexadecimal"):
+            parse_message(json.dumps(body))
+    body["plan"]["columns"][0].update(kind="float", snowflake_type="FLOAT")
+    body["upper"] = ["1.100000023841858"]
+    assert isinstance(parse_message(json.dumps(body)), ChunkMessage)
+    for bad in ("1,5", "nan", "inf", ""):
+        body["upper"] = [bad]
+        with pytest.raises(BadInputError, match="floating-point key column 'id' is not a finite number"):
+            parse_message(json.dumps(body))
+
+
 def test_settings_are_validated_with_clear_errors():
     env = {"STATE_TABLE": "t", "CHUNK_QUEUE_URL": "q", "SOURCE_SECRET_ARN": "s", "TARGET_SECRET_ARN": "t"}
     assert settings_from(env).default_chunk_rows == 100_000

@@ -142,6 +142,31 @@ def test_copy_reads_one_file_with_a_lossless_csv_format():
         snowflake_sql.stage_location("S", "a'; DROP", "x")
 
 
+def test_the_file_format_names_the_date_and_timestamp_formats_the_staging_writes(tmp_path):
+    """With AUTO, COPY reads dates and timestamps with the account's or user's input formats, which an
+    administrator may have changed: the file format pins the formats the staging writes, and the
+    staging writes them (MySQL's DATE_FORMAT on the server path, the encoders on the Python and cdc
+    paths): a date as YYYY-MM-DD, a datetime with six fractional digits whatever its precision."""
+    sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "t/r1/0", ["data-1.csv.gz"])
+    assert (
+        "DATE_FORMAT = 'YYYY-MM-DD' TIME_FORMAT = 'HH24:MI:SS.FF6' TIMESTAMP_FORMAT = 'YYYY-MM-DD HH24:MI:SS.FF6')"
+        in sql
+    )
+    assert "AUTO" not in sql
+    p = plan()
+    encs = staging.encoders(p)
+    at = [c.name for c in p.columns].index("at")
+    for text, staged in [
+        ("2024-01-01 00:00:00", "2024-01-01 00:00:00.000000"),
+        ("2024-01-01 00:00:00.5", "2024-01-01 00:00:00.500000"),
+        ("2024-01-01 23:59:59.123456", "2024-01-01 23:59:59.123456"),
+        ("0000-00-00 00:00:00", ""),
+    ]:
+        assert encs[at](text) == staged
+    line, _ = source_sql.line_query(p, None, None)
+    assert "DATE_FORMAT(`at`, '%%Y-%%m-%%d %%H:%%i:%%s.%%f')" in line
+
+
 def test_copy_of_a_chunk_read_in_parts_names_its_files_in_one_statement():
     files = ["data-1-000.csv.gz", "data-1-001.csv.gz"]
     sql = snowflake_sql.copy_into(plan(), "L", "MY_STAGE", "order_items_1/r1/0", files)
@@ -163,7 +188,8 @@ def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
     text = gzip.open(staged.path, "rt", encoding="utf-8").read()
     assert staged.rows == 3
     assert text == (
-        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.5,7,att\n'
+        # a timestamp with six fractional digits: the file format's TIMESTAMP_FORMAT
+        '1,2,"a ""q"", b\nc\\d","{""k"": 1}",2024-01-01 00:00:00.500000,7,att\n'
         '2,3,"",,,7,att\n'  # the empty string is "", NULL and the zero date are empty fields
         '3,4,"\\N","null",,7,att\n'  # text that looks like NULL is quoted text
     )

@@ -130,3 +130,52 @@ def test_statement_walker_sees_conditional_statements():
         ]
     }
     assert [s["Action"] for s in _statements({"Fn::If": ["C", policy, {"Ref": "AWS::NoValue"}]})] == ["a:B", "a:C"]
+
+
+def test_schedules_take_generated_names_so_two_stacks_share_an_account_and_region():
+    """SAM names an AWS::Scheduler::Schedule after its event's logical id unless OmitName is set; then
+    CloudFormation generates a unique name, and a dev and a prod stack in one account and region do
+    not collide on "Schedule", "CdcSchedule" and "Metrics"."""
+    from aurora_replication.local import cloudformation as cfn
+
+    events = [
+        (fn, name, event)
+        for fn, res in _template().doc["Resources"].items()
+        if res["Type"] == "AWS::Serverless::Function"
+        for name, event in res["Properties"].get("Events", {}).items()
+        if event["Type"] == "ScheduleV2"
+    ]
+    assert len(events) == 3, events
+    for fn, name, event in events:
+        assert event["Properties"].get("OmitName") is True and "Name" not in event["Properties"], (fn, name)
+    schedules = [
+        res
+        for res in cfn.translate(ROOT / "template.yaml").get("Resources", {}).values()
+        if res["Type"] == "AWS::Scheduler::Schedule"
+    ]
+    assert len(schedules) == 3 and all("Name" not in s["Properties"] for s in schedules), schedules
+
+
+def test_the_deploy_check_says_when_the_account_cannot_reserve_the_stacks_concurrency():
+    """A new account's concurrency limit can be 10: `make deploy` says so before CloudFormation
+    fails half way (tools/check_concurrency.py, docs/deploying.md)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_concurrency", ROOT / "tools" / "check_concurrency.py")
+    check = importlib.util.module_from_spec(spec)
+    assert spec.loader is not None
+    spec.loader.exec_module(check)
+
+    stack, params = check.overrides("prod")
+    assert stack == "aurora-snowflake-replication-prod"
+    reserves = check.wanted(params, check.template_default())
+    assert reserves == {"scheduler": 2, "health": 2, "worker": 10}
+    assert check.wanted({}, check.template_default())["worker"] == 4  # the template's default
+    assert check.problem(1000, 1000, 0, reserves) is None
+    assert check.problem(1000, 114, 0, reserves) is None  # exactly 100 left
+    low = check.problem(10, 10, 0, reserves)  # a new account
+    assert low and "limit is 10" in low and "raise the account's 'Concurrent executions' quota" in low, low
+    tight = check.problem(200, 110, 0, reserves)
+    assert tight and "lower WorkerReservedConcurrency to 6" in tight, tight
+    # an update gives back what the stack holds now before reserving again
+    assert check.problem(200, 100, 14, reserves) is None

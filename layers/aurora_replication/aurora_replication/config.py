@@ -32,6 +32,10 @@ class Settings(BaseModel):
     # rows per chunk when a request gives none: about this many MB of table data per chunk, from
     # the table's average row length (0: always DEFAULT_CHUNK_ROWS, which is also the fallback)
     chunk_target_mb: int = Field(default=64, alias="CHUNK_TARGET_MB", ge=0, le=4096)
+    # the most rows (InnoDB's estimate) of a table one statement may read whole: a table without a
+    # usable key (copied as one chunk) above it is refused, and so is an explicitly named watermark
+    # column that no index starts with (the scheduler's MAX of it would scan the table)
+    full_scan_max_rows: int = Field(default=5_000_000, alias="FULL_SCAN_MAX_ROWS", ge=0)
     small_chunk_rows: int = Field(default=200, alias="SMALL_CHUNK_ROWS", ge=0, le=100_000)
     stage_name: str = Field(default="AURORA_REPLICATION_STAGE", alias="STAGE_NAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")

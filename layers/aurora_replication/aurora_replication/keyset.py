@@ -1,7 +1,9 @@
 """Lexicographic key-range predicates (``lower < key <= upper``), dialect-neutral.
 
 Row-value comparisons are spelled out as OR-chains, which MySQL's range optimiser uses with the
-key index and which every SQL engine accepts.
+key index and which every SQL engine accepts. A placeholder may differ per column (``Placeholder``
+as a function of the column's name): a binary key column's bound travels as hex text and is
+compared as bytes through ``UNHEX(%s)`` (``source.sql.KeyForm``).
 """
 
 from __future__ import annotations
@@ -9,20 +11,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 Quote = Callable[[str], str]
+# one placeholder for every column, or the placeholder of each column by its name
+Placeholder = str | Callable[[str], str]
 
 
-def _lexicographic(key: Sequence[str], quote: Quote, strict_last: str, placeholder: str) -> str:
+def _lexicographic(key: Sequence[str], quote: Quote, strict_last: str, placeholder: Placeholder) -> str:
+    def ph(col: str) -> str:
+        return placeholder if isinstance(placeholder, str) else placeholder(col)
+
     ors = []
     for i, col in enumerate(key):
-        ands = [f"{quote(k)} = {placeholder}" for k in key[:i]]
+        ands = [f"{quote(k)} = {ph(k)}" for k in key[:i]]
         op = strict_last if i == len(key) - 1 else strict_last[0]
-        ands.append(f"{quote(col)} {op} {placeholder}")
+        ands.append(f"{quote(col)} {op} {ph(col)}")
         ors.append("(" + " AND ".join(ands) + ")")
     return "(" + " OR ".join(ors) + ")"
 
 
 def compare_predicate(
-    key: Sequence[str], op: str, bound: Sequence[object], quote: Quote, placeholder: str = "%s"
+    key: Sequence[str], op: str, bound: Sequence[object], quote: Quote, placeholder: Placeholder = "%s"
 ) -> tuple[str, list[object]]:
     """SQL text and parameters for ``key <op> bound`` compared lexicographically (``op`` one of
     ``>``, ``>=``, ``<``, ``<=``); ``bound`` may be shorter than ``key``: then the comparison is of
@@ -46,7 +53,7 @@ def range_predicate(
     lower: Sequence[object] | None,
     upper: Sequence[object] | None,
     quote: Quote,
-    placeholder: str = "%s",
+    placeholder: Placeholder = "%s",
 ) -> tuple[str, list[object]]:
     """SQL text and parameters for ``lower < key <= upper`` (either bound may be open)."""
     parts: list[str] = []

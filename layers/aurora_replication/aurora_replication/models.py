@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import time
@@ -11,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.generated_sql import MASKS, safe_predicate
 from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, validate_identifier
@@ -19,6 +21,14 @@ RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 Mode = Literal["full", "incremental", "auto", "reconcile", "cdc"]
 ResolvedMode = Literal["full", "incremental", "reconcile", "cdc"]
 KeyValue = str
+HEX_VALUE = re.compile(r"^(?:[0-9A-Fa-f]{2})*$")
+
+
+def _is_finite_number(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
 
 
 def shown(value: object, limit: int = 60) -> str:
@@ -336,6 +346,18 @@ class ChunkMessage(_ChunkAddress):
         for label, bound in (("lower", self.lower), ("upper", self.upper)):
             if bound is not None and len(bound) != nkey:
                 raise ValueError(f"{label} bound has {len(bound)} values but the key has {nkey} columns")
+        for i, k in enumerate(self.plan.key):
+            # a binary key's bound is hex, compared through UNHEX(): text that is not hex would be NULL
+            # there and select no row; a float key's is a number's text, which MySQL would otherwise
+            # read as 0 with a warning: both are refused here
+            kind = self.plan.column(k).kind
+            for label, bound in (("lower", self.lower), ("upper", self.upper)):
+                if bound is None:
+                    continue
+                if kind == typemap.BINARY and not HEX_VALUE.match(bound[i]):
+                    raise ValueError(f"{label} bound of binary key column {k!r} is not hexadecimal")
+                if kind == typemap.FLOAT and not _is_finite_number(bound[i]):
+                    raise ValueError(f"{label} bound of floating-point key column {k!r} is not a finite number")
         if (self.lower is not None or self.upper is not None) and not nkey:
             raise ValueError("a table without a key is copied as one chunk without bounds")
         self._check_chunk_id()

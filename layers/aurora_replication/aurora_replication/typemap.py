@@ -7,6 +7,7 @@ to the staging file and compared in validation, and the Snowflake type it is sto
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # kinds
 INTEGER = "integer"
@@ -139,3 +140,25 @@ def value_limit(kind: str, snowflake_type: str) -> int | None:
 def is_zero_date(value: str) -> bool:
     """MySQL zero or partial-zero dates ('0000-00-00', '2024-00-10 ...') that no other database accepts."""
     return value[:4] == "0000" or value[5:7] == "00" or value[8:10] == "00"
+
+
+# Dates and timestamps in a staging file, as the COPY's file format names them (target.sql
+# CSV_FILE_FORMAT pins DATE_FORMAT and TIMESTAMP_FORMAT: with AUTO, Snowflake reads them with the
+# account's or user's input formats, which an administrator may have changed): a date as MySQL
+# prints it, a datetime with exactly six fractional digits whatever its precision.
+STAGED_DATE_FORMAT = "YYYY-MM-DD"
+STAGED_TIMESTAMP_FORMAT = "YYYY-MM-DD HH24:MI:SS.FF6"
+STAGED_TIME_FORMAT = "HH24:MI:SS.FF6"  # no column is loaded as TIME (TIME is VARCHAR): pinned all the same
+STAGED_TIMESTAMP_MYSQL = "%%Y-%%m-%%d %%H:%%i:%%s.%%f"  # DATE_FORMAT's spelling (% doubled for pymysql)
+
+
+def staged_with_micros(c: Any) -> bool:
+    """Whether a column's staged text is a timestamp of six fractional digits: a datetime loaded into
+    a TIMESTAMP (not one cast to text by the table's options)."""
+    return bool(c.kind == DATETIME and str(c.snowflake_type).upper().startswith("TIMESTAMP"))
+
+
+def with_micros(text: str) -> str:
+    """``YYYY-MM-DD HH:MM:SS[.f...]`` (MySQL's text of a datetime) with exactly six fractional digits."""
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{(fraction + '000000')[:6]}"

@@ -23,12 +23,13 @@ from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
 REGION = "us-east-1"
+HANDLER_MODULE = "app"  # every function's ``Handler: app.lambda_handler`` in template.yaml
 
 
 class LocalContext:
     """What the Lambda runtime hands a handler."""
 
-    def __init__(self, function_name: str, timeout: int, memory_mb: int = 1024) -> None:
+    def __init__(self, function_name: str, timeout: float, memory_mb: int = 1024) -> None:
         self.function_name = function_name
         self.function_version = "$LATEST"
         self.memory_limit_in_mb = memory_mb
@@ -142,7 +143,7 @@ class ContainerSpec:
 
     app: str
     function: str
-    timeout: int
+    timeout: float
     memory_mb: int
     env: dict[str, str]
     poller_credentials: dict[str, str]
@@ -195,11 +196,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _load_handler(spec: ContainerSpec, generation: int) -> Handler:
+def _load_handler(spec: ContainerSpec) -> Handler:
     import importlib.util
 
-    name = f"_asr_{spec.function}_container_{generation}"
-    loaded = importlib.util.spec_from_file_location(name, spec.app)
+    # named as Lambda imports it: the idempotency records' key (stack.load_module)
+    loaded = importlib.util.spec_from_file_location(HANDLER_MODULE, spec.app)
     assert loaded and loaded.loader
     module = importlib.util.module_from_spec(loaded)
     loaded.loader.exec_module(module)
@@ -217,11 +218,8 @@ def main(spec_file: str) -> int:
         sys.stdout = sys.stderr = log
     import boto3
 
-    generation = [0]
-
     def new_container() -> Handler:
-        generation[0] += 1
-        return _load_handler(spec, generation[0])
+        return _load_handler(spec)
 
     queue = Queue(**spec.queue)
     session = boto3.session.Session(

@@ -14,6 +14,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
   format's dialect (delimiter, doubled quotes, no 2 MB record limit), never a sniffed one;
 * an enclosed empty CSV field ("") is the empty string, not NULL, and hex text loaded into BINARY
   columns is decoded, as in Snowflake;
+* a CSV file format's ``DATE_FORMAT``, ``TIME_FORMAT`` and ``TIMESTAMP_FORMAT`` (which fakesnow refused)
+  parse the text of DATE, TIME and TIMESTAMP columns strictly, as in Snowflake;
 * ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
 * ``COPY ... FROM @stage/path/ FILES = (...)`` loads the named files of an internal stage (fakesnow
   refused FILES there);
@@ -76,6 +78,30 @@ def _longest_possible_record(url: str) -> int:
     except (OSError, EOFError, gzip.BadGzipFile):
         return _MAX_CSV_RECORD
     return max(2 * 1024 * 1024, min(size + 1, _MAX_CSV_RECORD))
+
+
+# Snowflake's date and time format elements (the ones a file format of ours names), as strptime's
+_FORMAT_ELEMENTS = {"YYYY": "%Y", "MM": "%m", "DD": "%d", "HH24": "%H", "MI": "%M", "SS": "%S", "FF6": "%f"}
+_FORMAT_LITERALS = set("-:. T")
+
+
+def _strptime_format(snowflake_format: str) -> str | None:
+    """A Snowflake date/time format as DuckDB's ``strptime`` format (None for AUTO). An element this
+    emulator does not know is an error, never guessed."""
+    if snowflake_format.upper() == "AUTO":
+        return None
+    out, rest = [], snowflake_format
+    while rest:
+        element = next((e for e in sorted(_FORMAT_ELEMENTS, key=len, reverse=True) if rest.startswith(e)), None)
+        if element is not None:
+            out.append(_FORMAT_ELEMENTS[element])
+            rest = rest[len(element) :]
+        elif rest[0] in _FORMAT_LITERALS:
+            out.append(rest[0])
+            rest = rest[1:]
+        else:
+            raise NotImplementedError(f"date/time format {snowflake_format!r}: unknown element at {rest!r}")
+    return "".join(out)
 
 
 def _patch_csv_types() -> None:
@@ -143,32 +169,60 @@ def _patch_csv_types() -> None:
             # instead of failing. Report it as the statement's error.
             raise ProgrammingError(msg=f"COPY could not read the staged file: {e}", errno=100000) from None
 
-    def _binary_columns(table: Any) -> set[str]:
+    def _column_types(table: Any) -> dict[str, str]:
         duck = getattr(context, "duck_conn", None)
         if duck is None:
-            return set()
+            return {}
         rows = duck.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = ? "
-            "AND data_type = 'BLOB'",
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ? AND table_schema = ?",
             [table.name, table.db or context.schema],
         ).fetchall()
-        return {r[0] for r in rows}
+        return {str(r[0]): str(r[1]).upper() for r in rows}
+
+    # DATE_FORMAT, TIME_FORMAT and TIMESTAMP_FORMAT (CREATE FILE FORMAT: "Defines the format of date
+    # [time, timestamp] values in the data files"), which fakesnow refused: text is parsed into
+    # DATE, TIME and TIMESTAMP columns with exactly that format, and text that does not match it
+    # fails the COPY, as in Snowflake; AUTO keeps DuckDB's ISO reading.
+    original_handle_csv = copy_into.handle_csv
+
+    def handle_csv(options: dict[str, Any]) -> Any:
+        rest = dict(options)
+        context.formats = {
+            kind: _strptime_format(str(rest.pop(f"{kind}_FORMAT")))
+            for kind in ("DATE", "TIME", "TIMESTAMP")
+            if f"{kind}_FORMAT" in rest
+        }
+        return original_handle_csv(rest)
+
+    def _parsed(col: Any, duck_type: str) -> Any:
+        formats = getattr(context, "formats", {})
+        kind = "TIMESTAMP" if duck_type.startswith("TIMESTAMP") else duck_type
+        fmt = formats.get(kind) if kind in ("DATE", "TIME", "TIMESTAMP") else None
+        if fmt is None:
+            return None
+        parsed = exp.func("strptime", col.copy(), exp.Literal.string(fmt))
+        return parsed if kind == "TIMESTAMP" else exp.cast(parsed, kind)
 
     def _inserts(expr: Any, params: Any, urls: Any, parquet_info: Any = None) -> Any:
         inserts = original_inserts(expr, params, urls, parquet_info)
         targets = [c.name for c in expr.this.expressions]
         width = len(str(max(len(targets) - 1, 0)))
-        binary = _binary_columns(expr.this.this if targets else expr.this) if targets else set()
+        types = _column_types(expr.this.this if targets else expr.this) if targets else {}
         for insert in inserts:
             for col in list(insert.find_all(exp.Column)):
                 name = col.name
                 if name.startswith("column") and name[6:].isdigit():
                     i = int(name[6:])
                     col.set("this", exp.Identifier(this=f"column{i:0{width}d}"))
-                    if i < len(targets) and targets[i] in binary:
+                    duck_type = types.get(targets[i], "") if i < len(targets) else ""
+                    if duck_type == "BLOB":
                         col.replace(exp.func("unhex", col.copy()))
+                    elif (parsed := _parsed(col, duck_type)) is not None:
+                        col.replace(parsed)
+        context.formats = {}
         return inserts
 
+    copy_into.handle_csv = handle_csv
     copy_into._inserts = _inserts
     copy_into.copy_into = copy_into_with_context
     import fakesnow.cursor as fs_cursor

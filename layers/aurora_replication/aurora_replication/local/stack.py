@@ -28,13 +28,14 @@ import boto3
 from aurora_replication import cost_ledger
 from aurora_replication.errors import BadInputError
 from aurora_replication.local import containers, home_lock, interrupts
-from aurora_replication.local.containers import REGION, LocalContext
+from aurora_replication.local.containers import HANDLER_MODULE, REGION, LocalContext
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
 
 TERMINAL = {"published", "failed", "declined"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
 CONTAINER_STARTS = 3  # a process container that keeps exiting by itself is started this often, then given up
+VISIBILITY_PER_TIMEOUT = 6  # the chunk queue's visibility timeout over the worker's (template.yaml; AWS's advice)
 
 
 def find_template(start: Path | None = None) -> Path:
@@ -230,7 +231,8 @@ class LocalStack:
     calls and ``ambient`` credentials, the process environment's, are another user: ``admin`` may do
     anything, ``none`` nothing, which shows any client a handler makes after its cold start).
     ``visibility_timeout``: the chunk queue's, overridden (the time a crashed invocation's message
-    stays in flight; tests of crashes shorten it, everything else keeps the template's).
+    stays in flight; tests of crashes shorten it, everything else keeps the template's). The worker's
+    deadline (its context's remaining time) shrinks with it (``function_timeout``).
     """
 
     def __init__(
@@ -573,8 +575,10 @@ class LocalStack:
         clients it makes then carry the role's credentials (as in Lambda, where they come from the
         environment too). A function the stack did not make runs with the ambient credentials."""
         path = self.template.function_dir(function) / "app.py"
-        self._modules += 1
-        spec = importlib.util.spec_from_file_location(f"_asr_{function}_{self._modules}", path)
+        # named as Lambda imports it (``Handler: app.lambda_handler``; not put in sys.modules, so each
+        # container has its own copy): Powertools keys idempotency records on the function's module and
+        # name, so every container reads and writes the records of one key, as in Lambda
+        spec = importlib.util.spec_from_file_location(HANDLER_MODULE, path)
         assert spec and spec.loader
         module: ModuleType = importlib.util.module_from_spec(spec)
         # Powertools loggers bind to sys.stdout when first created: point them at this stack's log file
@@ -610,11 +614,22 @@ class LocalStack:
             service.setLevel(level)
         return module
 
+    def function_timeout(self, function: str) -> float:
+        """The function's timeout as its context reports it: the template's, except the worker's under
+        a shortened ``visibility_timeout``, which keeps the template's ratio (the queue's visibility at
+        least six times the worker's timeout, as AWS advises): an idempotency record a crashed
+        invocation left in progress then expires (at the invocation's deadline) before its message
+        comes back, as deployed. The invocation is not stopped at its deadline."""
+        timeout = float(self.template.function_timeout(function))
+        if function == "WorkerFunction" and self.visibility_timeout is not None:
+            return min(timeout, self.visibility_timeout / VISIBILITY_PER_TIMEOUT)
+        return timeout
+
     def _context(self, function: str) -> LocalContext:
         runtime = self.functions.get(function)
         return LocalContext(
             runtime.name if runtime else function,
-            self.template.function_timeout(function),
+            self.function_timeout(function),
             self.template.function_memory(function),
         )
 
@@ -715,7 +730,7 @@ class LocalStack:
         spec = containers.ContainerSpec(
             app=str(self.template.function_dir("WorkerFunction") / "app.py"),
             function=runtime.name if runtime else "WorkerFunction",
-            timeout=self.template.function_timeout("WorkerFunction"),
+            timeout=self.function_timeout("WorkerFunction"),
             memory_mb=self.template.function_memory("WorkerFunction"),
             env=env,
             # the event source mapping polls as the stack (its harness user), not as the function's role

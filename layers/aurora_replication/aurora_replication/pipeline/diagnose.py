@@ -210,7 +210,7 @@ def _name_rows(
     tgt: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for key_md5, row_md5, *key in _snowflake(target, side, statement, buckets):
         tgt.setdefault(str(key_md5), []).append(
-            (str(row_md5), dict(zip(plan.key, (str(_text(v)) for v in key), strict=True)))
+            (str(row_md5), dict(zip(plan.key, (_key_text(v) for v in key), strict=True)))
         )
     found: list[Difference] = []
     changed: dict[str, dict[str, str]] = {}
@@ -256,6 +256,11 @@ def _name_columns(
         if not named:
             found.append(Difference(rows[k], "row hash differs, but no single column does (columns swapped?)"))
     return found
+
+
+def _key_text(v: Any) -> str:
+    """A key value as MySQL's side names it (``source.sql.KeyForm``): a binary one as hex."""
+    return bytes(v).hex().upper() if isinstance(v, (bytes, bytearray)) else str(_text(v))
 
 
 def _text(v: Any) -> str | None:

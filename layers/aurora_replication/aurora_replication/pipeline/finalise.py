@@ -37,6 +37,8 @@ logger = Logger(child=True)
 tracer = Tracer()
 EMPTY = checksums.EMPTY
 Sums = tuple[int, str]
+# a finalise that came before every chunk was done: the one the last chunk sends (same idempotency key) does the work
+WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             "finalise before every chunk is done; waiting for the rest",
             extra={"run_id": msg.run_id, "table": plan.table, "outstanding": outstanding[:20]},
         )
-        return {"status": "waiting", "outstanding": len(outstanding)}
+        return {"status": WAITING, "outstanding": len(outstanding)}
 
     mode = modes.get(plan.mode)
     unit = mode.unit_plan(plan)

@@ -88,7 +88,12 @@ def plan_table(
     started = time.perf_counter()
     s = services.settings
     plan = source_discover.discover_table(
-        conn, database, table, identifier_case=s.identifier_case, watermark=request.watermark_columns.get(table)
+        conn,
+        database,
+        table,
+        identifier_case=s.identifier_case,
+        watermark=request.watermark_columns.get(table),
+        full_scan_max_rows=s.full_scan_max_rows,
     )
     plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
     stored = services.state.get_watermark(table) if plan.watermark else None

@@ -73,10 +73,22 @@ _ENCODERS: dict[str, Encoder] = {
 }
 
 
+def _timestamp(v: Any) -> str:
+    s = _date(v)
+    return s and typemap.with_micros(s)
+
+
+def _timestamp_or_fail(v: Any) -> str:
+    return typemap.with_micros(_date_or_fail(v))
+
+
 def encoders(plan: TablePlan) -> list[Encoder]:
-    encs = [_ENCODERS.get(c.kind, _raw) for c in plan.columns]
+    """Each column's encoder; a datetime loaded as a timestamp is spelled with six fractional digits,
+    the file format's ``TIMESTAMP_FORMAT`` (``typemap.STAGED_TIMESTAMP_FORMAT``)."""
+    encs = [_timestamp if typemap.staged_with_micros(c) else _ENCODERS.get(c.kind, _raw) for c in plan.columns]
     if plan.zero_dates == "fail":
-        encs = [_date_or_fail if e is _date else e for e in encs]
+        fail: dict[Encoder, Encoder] = {_date: _date_or_fail, _timestamp: _timestamp_or_fail}
+        encs = [fail.get(e, e) for e in encs]
     return encs
 
 

@@ -118,6 +118,28 @@ def new_attempt_id() -> str:
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
 
 
+class Unsettled(Exception):  # noqa: N818 - not an error: an answer that must not be kept
+    """Raised around ``handle`` inside the idempotency guard (``functions/worker/app.py``) when its
+    result is not the last word for the message's key (``settled``): Powertools deletes the key's
+    record when the guarded function raises, instead of keeping the result for 24 h as the answer to
+    every later delivery of the key. The message itself is done: the caller returns ``result``."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(f"result not kept for its idempotency key: {result}")
+        self.result = result
+
+
+def settled(result: dict[str, Any]) -> bool:
+    """Whether ``handle``'s result may answer any later delivery of the same key (run, table, kind,
+    chunk, round) for 24 h. Every result but one is final for its key: a chunk copied (its ledger
+    entry written and counted) or skipped (its table finished, or its round stale), a finalise that
+    published, failed, started the next heal round (whose messages have keys of their own) or found
+    its round stale, a cdc batch applied or skipped. The exception is a finalise that came before
+    every chunk was done (``waiting``): the finalise the last chunk sends, and a resume's, have the
+    same key and must do the work (docs/exactness.md, idempotency)."""
+    return result.get("status") != finaliser.WAITING
+
+
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
     read: dict[str, Any] = {}

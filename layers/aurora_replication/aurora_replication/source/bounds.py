@@ -12,12 +12,15 @@ How (docs/architecture.md, "Planning chunk bounds", says why and what it costs):
 * a range whose estimate is above the target is cut: candidate values are interpolated between
   the first and the last key in it, on the first key column where those two differ (integers,
   decimals, dates, datetimes and times by arithmetic; strings in the rank space of the
-  collation's own character weights); each candidate is snapped to the last real key at or
-  below it inside the range, and the distinct keys found are put in order by the server
-  (``ORDER BY`` of a point lookup of each). The cuts are therefore real keys strictly inside
-  the range, strictly increasing in the server's own comparison, whatever the collation: the
-  ranges partition the key space exactly however good or bad the candidates are, and the
-  candidates decide only the balance;
+  collation's own character weights; binary strings as big numbers of their bytes; FLOAT and
+  DOUBLE by value, or by the order of their bits across many orders of magnitude); each
+  candidate is snapped to the last real key at or below it inside the range, and the distinct
+  keys found are put in order by the server (``ORDER BY`` of a point lookup of each). The cuts
+  are therefore real keys strictly inside the range, strictly increasing in the server's own
+  comparison, whatever the collation: the ranges partition the key space exactly however good
+  or bad the candidates are, and the candidates decide only the balance;
+* binary key values travel as hexadecimal text and are compared as bytes (``UNHEX(%s)``), FLOAT
+  and DOUBLE ones as the exact text of the stored value (``source.sql.KeyForm``);
 * a composite key is cut on its leading column, and on the next one only where the first and
   the last key of a range share the leading value (one value holding more than a chunk);
 * estimates are calibrated against the table's row estimate (InnoDB doubles estimates of
@@ -32,6 +35,7 @@ from __future__ import annotations
 
 import calendar
 import math
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -59,6 +63,8 @@ SMALL_PIECE = 0.25  # pieces estimated below this share of a chunk weigh as exac
 # InnoDB returns this constant when the tree changed under its two dives four times in a row
 SUSPECT_ESTIMATE = 10
 BATCH = 100  # estimates or dives per statement
+BINARY_TYPES = frozenset({"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"})
+FLOAT_TYPES = frozenset({"float", "double", "real"})
 
 
 @dataclass
@@ -278,6 +284,128 @@ class Strings:
         return out
 
 
+class Bytes:
+    """Byte strings (BINARY, VARBINARY, BLOB) as hexadecimal text, in MySQL's binary order (byte by
+    byte, a prefix first). Two values of one length (a BINARY(n) column's are all of one length) are
+    big-endian numbers of that many bytes, so every candidate has that length too (a shorter one
+    would be padded with 0x00 by the range optimiser and compared unpadded by the row filter); values
+    of different lengths are numbers of base 257 (a byte plus one; 0 ends the value) over the common
+    prefix and a few bytes more, as ``Strings`` does with characters."""
+
+    def same(self, a: str, b: str) -> bool:
+        return a.upper() == b.upper()
+
+    def candidates(self, low: str, high: str, k: int, include_low: bool) -> list[str]:
+        out = [low] if include_low else []
+        try:
+            lb, hb = bytes.fromhex(low), bytes.fromhex(high)
+        except ValueError:
+            return out
+        encode: Callable[[bytes], int]
+        decode: Callable[[int], bytes]
+        if len(lb) == len(hb):
+            size = len(lb)
+
+            def encode(b: bytes) -> int:
+                return int.from_bytes(b, "big")
+
+            def decode(n: int) -> bytes:
+                return n.to_bytes(size, "big")
+
+        else:
+            prefix = 0
+            while prefix < min(len(lb), len(hb)) and lb[prefix] == hb[prefix]:
+                prefix += 1
+            width = prefix + EXTRA_DIGITS
+
+            def encode(b: bytes) -> int:
+                n = 0
+                for x in ([c + 1 for c in b] + [0] * width)[:width]:
+                    n = n * 257 + x
+                return n
+
+            def decode(n: int) -> bytes:
+                digits = []
+                for _ in range(width):
+                    n, x = divmod(n, 257)
+                    digits.append(x)
+                value = bytearray()
+                for x in reversed(digits):
+                    if x == 0:
+                        break
+                    value.append(x - 1)
+                return bytes(value)
+
+        lo, hi = encode(lb), encode(hb)
+        if hi <= lo:
+            return out
+        # decoding stops at a 0 digit: numbers between "ab" and "ab\x00" all name "ab"
+        seen = {lb}
+        for i in range(1, k):
+            value = decode(lo + (hi - lo) * i // k)
+            if value not in seen:
+                seen.add(value)
+                out.append(value.hex().upper())
+        return out
+
+
+class Floats:
+    """FLOAT (``single``) or DOUBLE values as the exact text of each value as a double
+    (``source.sql.KeyForm``). Candidates are even in value, or even in the order of the values'
+    bits (about even in magnitude) where the range spans more than ``SPREAD`` times its smaller
+    end; a range across zero has zero among its candidates, so that each side is then cut by its
+    own spread; a FLOAT's candidates are single-precision values, which the range optimiser (which
+    stores a constant into the column's type) and the row filter (which compares doubles) read
+    alike."""
+
+    SPREAD = 1024.0
+
+    def __init__(self, single: bool):
+        self.single = single
+        self._pack, self._int, self._sign = (">f", ">i", 1 << 31) if single else (">d", ">q", 1 << 63)
+
+    def same(self, a: str, b: str) -> bool:
+        return float(a) == float(b)
+
+    def _ordered(self, x: float) -> int:
+        bits = int(struct.unpack(self._int.upper(), struct.pack(self._pack, x))[0])
+        magnitude = bits & (self._sign - 1)
+        return -magnitude if bits & self._sign else magnitude
+
+    def _value(self, n: int) -> float:
+        bits = abs(n) | (self._sign if n < 0 else 0)
+        return float(struct.unpack(self._pack, struct.pack(self._int.upper(), bits))[0])
+
+    def _exact(self, x: float) -> float:
+        return float(struct.unpack(">f", struct.pack(">f", x))[0]) if self.single else x
+
+    def candidates(self, low: str, high: str, k: int, include_low: bool) -> list[str]:
+        out = [low] if include_low else []
+        try:
+            lo, hi = float(low), float(high)
+        except ValueError:
+            return out
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            return out
+        small = min(abs(lo), abs(hi))
+        by_bits = (lo > 0 or hi < 0) and max(abs(lo), abs(hi)) > self.SPREAD * small
+        seen = {lo}
+        if lo < 0.0 < hi:  # zero first: each side is then cut by its own spread
+            seen.add(0.0)
+            out.append("0")
+        for i in range(1, k):
+            if by_bits:
+                a, b = self._ordered(lo), self._ordered(hi)
+                v = self._value(a + (b - a) * i // k)
+            else:
+                t = i / k
+                v = self._exact(lo * (1 - t) + hi * t)  # no overflow where hi - lo would
+            if lo < v < hi and v not in seen:
+                seen.add(v)
+                out.append(repr(v))
+        return out
+
+
 def code_point_weights(chars: list[str]) -> list[bytes]:
     """Weights by code point (utf8mb4_bin order): the fallback when the server cannot say."""
     return [ord(c).to_bytes(4, "big") for c in chars]
@@ -294,6 +422,7 @@ class _Planner:
         self.chunk_rows = max(int(chunk_rows), 1)
         self.stats = stats
         self.index: str | None = None
+        self.form = sql.PLAIN
         self.domains: list[Domain | None] = []
         self.max_key: Bound | None = None
         self.leaves: list[tuple[Bound | None, int, bool]] = []  # (upper, rows or estimate, exact)
@@ -329,7 +458,7 @@ class _Planner:
         return [_text(v) for v in rows[0]] if rows else None
 
     def edge(self, *, last: bool, **where: Sequence[object] | None) -> Bound | None:
-        statement, params = sql.edge_key_query(self.table, self.index, self.key, last=last, **where)
+        statement, params = sql.edge_key_query(self.table, self.index, self.key, last=last, form=self.form, **where)
         return self.key_of(self.rows(statement, params))
 
     def estimates(self, ranges: Sequence[Range]) -> list[int]:
@@ -337,7 +466,7 @@ class _Planner:
         out: list[int] = []
         for i in range(0, len(ranges), BATCH):
             batch = ranges[i : i + BATCH]
-            found = self.explain(*sql.range_estimate_query(self.table, self.index, self.key, batch))
+            found = self.explain(*sql.range_estimate_query(self.table, self.index, self.key, batch, self.form))
             for n, (lower, upper) in enumerate(batch, start=1):
                 rows, kind = found.get(n, (0, ""))
                 if (lower is not None or upper is not None) and kind.lower() not in ("range", ""):
@@ -345,9 +474,8 @@ class _Planner:
                 out.append(rows)
         for i, n in enumerate(out):
             if n == SUSPECT_ESTIMATE:  # maybe InnoDB's "the tree changed under me": ask once more
-                out[i] = self.explain(*sql.range_estimate_query(self.table, self.index, self.key, [ranges[i]])).get(
-                    1, (n, "")
-                )[0]
+                again = sql.range_estimate_query(self.table, self.index, self.key, [ranges[i]], self.form)
+                out[i] = self.explain(*again).get(1, (n, ""))[0]
         return out
 
     # discovery
@@ -365,6 +493,11 @@ class _Planner:
                 self.index = name
                 break
         self.domains = [self.domain(*columns[k]) if k in columns else None for k in self.key]
+        types = {k: columns[k][0] for k in self.key if k in columns}
+        self.form = sql.KeyForm(
+            binary=frozenset(k for k, t in types.items() if t in BINARY_TYPES),
+            floats=frozenset(k for k, t in types.items() if t in FLOAT_TYPES),
+        )
 
     def domain(self, data_type: str, charset: Any, collation: Any) -> Domain | None:
         if data_type in ("tinyint", "smallint", "mediumint", "int", "integer", "bigint", "year"):
@@ -379,6 +512,10 @@ class _Planner:
             return TIMES
         if data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext"):
             return Strings(self.weigher(str(charset or ""), str(collation or "")))
+        if data_type in BINARY_TYPES:
+            return Bytes()
+        if data_type in FLOAT_TYPES:
+            return Floats(single=data_type == "float")
         return None  # enum, set, bit and anything else: MySQL compares them otherwise than it orders them
 
     def weigher(self, charset: str, collation: str) -> Callable[[list[str]], list[bytes]]:
@@ -404,7 +541,9 @@ class _Planner:
         out: list[Range] = []
         probes = 0
         while max_probes is None or probes < max_probes:
-            statement, params = sql.bound_probe_query(self.table, self.key, lower, self.chunk_rows - 1, upper)
+            statement, params = sql.bound_probe_query(
+                self.table, self.key, lower, self.chunk_rows - 1, upper, self.form
+            )
             found = self.key_of(self.rows(statement, params))
             probes += 1
             if found is None:
@@ -521,12 +660,12 @@ class _Planner:
         for i in range(0, len(candidates), BATCH):
             bounds = [[*prefix, c] for c in candidates[i : i + BATCH]]
             statement, params = sql.last_keys_query(
-                self.table, self.index, self.key, after=lo, before=hi, at_most=bounds
+                self.table, self.index, self.key, after=lo, before=hi, at_most=bounds, form=self.form
             )
             found.update((tuple(_text(v) for v in row), None) for row in self.rows(statement, params))
         if len(found) <= 1:
             return [list(k) for k in found]
-        statement, params = sql.ordered_keys_query(self.table, self.index, self.key, list(found))
+        statement, params = sql.ordered_keys_query(self.table, self.index, self.key, list(found), self.form)
         return [[_text(v) for v in row] for row in self.rows(statement, params)]
 
     def walk_range(self, lo: Bound | None, hi: Bound | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pymysql
@@ -11,6 +12,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.source.read import query
+from aurora_replication.source.sql import mysql_ident
 
 WATERMARK_NAMES = ("updated_at", "modified_at", "last_modified", "last_updated", "update_time", "updated", "modified")
 
@@ -44,20 +46,53 @@ def _json_checked_columns(conn: pymysql.Connection[Any], database: str, table: s
     return found
 
 
-def _key_columns(conn: pymysql.Connection[Any], database: str, table: str) -> tuple[list[str], str]:
+@dataclass(frozen=True)
+class Indexes:
+    """A table's indexes: the columns of each, in order, and whether it is unique over non-null columns."""
+
+    columns: dict[str, list[str]]
+    unique_not_null: dict[str, bool]
+
+    def leading(self, column: str) -> bool:
+        """Whether an index starts with ``column`` (``MAX(column)`` is then one dive)."""
+        return any(cols and cols[0] == column for cols in self.columns.values())
+
+    def key(self, unusable: set[str]) -> tuple[list[str], str]:
+        """The first unique index over non-null columns (the primary key first) with no column in
+        ``unusable``, and what it is ("primary key", "unique index 'x'"); ``([], "")`` when none."""
+        for name, cols in self.columns.items():
+            if self.unique_not_null[name] and not set(cols) & unusable:
+                return list(cols), ("primary key" if name == "PRIMARY" else f"unique index {name!r}")
+        return [], ""
+
+
+def _indexes(conn: pymysql.Connection[Any], database: str, table: str) -> Indexes:
     rows = query(
         conn,
         "SELECT INDEX_NAME, COLUMN_NAME, NON_UNIQUE, NULLABLE FROM information_schema.STATISTICS "
         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
         [database, table],
     )
-    indexes: dict[str, list[tuple[str, bool, bool]]] = {}
+    columns: dict[str, list[str]] = {}
+    unique: dict[str, bool] = {}
     for name, col, non_unique, nullable in rows:
-        indexes.setdefault(name, []).append((col, str(non_unique) == "0", nullable == "YES"))
-    for name, cols in indexes.items():
-        if all(unique and not nullable for _, unique, nullable in cols):
-            return [c for c, _, _ in cols], ("primary key" if name == "PRIMARY" else f"unique index {name!r}")
-    return [], ""
+        columns.setdefault(name, []).append(col)
+        unique[name] = unique.get(name, True) and str(non_unique) == "0" and nullable != "YES"
+    return Indexes(columns, unique)
+
+
+def rows_estimate(conn: pymysql.Connection[Any], table: str) -> int:
+    """The storage engine's estimate of a table's rows now (``EXPLAIN`` of a scan; 0 when unknown)."""
+    with conn.cursor() as cur:
+        cur.execute(f"EXPLAIN SELECT 1 FROM {mysql_ident(table)}", ())
+        names = [str(d[0]).lower() for d in cur.description or ()]
+        found = list(cur.fetchall())
+    if not found or "rows" not in names:
+        return 0
+    return int(found[0][names.index("rows")] or 0)
+
+
+NO_KEY_FIX = "add a primary key or a unique index over NOT NULL columns"
 
 
 def discover_table(
@@ -67,8 +102,14 @@ def discover_table(
     *,
     identifier_case: str = "upper",
     watermark: str | None = None,
+    full_scan_max_rows: int | None = None,
 ) -> TablePlan:
-    """Columns, types, key and watermark of one table, as a full-mode plan."""
+    """Columns, types, key and watermark of one table, as a full-mode plan.
+
+    ``full_scan_max_rows`` (``FULL_SCAN_MAX_ROWS``; None: no limit) is the most rows, by the storage
+    engine's estimate, of a table one statement may read whole: a table without a usable key (copied
+    as one chunk) above it is refused, and a watermark column that no index starts with is not used
+    above it (``MAX`` of it would scan the table inside the scheduler; ``_pick_watermark``)."""
     rows = query(
         conn,
         "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA "
@@ -101,17 +142,25 @@ def discover_table(
         columns.append(Column(name=name, kind=ct.kind, snowflake_type=ct.snowflake_type, target=tname))
         if "on update" in str(extra or "").lower():
             on_update.append(name)
-    key, key_source = _key_columns(conn, database, table)
+    indexes = _indexes(conn, database, table)
+    scan = _ScanLimit(conn, table, full_scan_max_rows)
+    # a JSON value has no order a key range can use (MySQL 8 cannot index one; MariaDB's is text
+    # whose order is not the value's): such a key is not used to chunk or to match rows
+    unusable = {c.name for c in columns if c.kind == typemap.JSON}
+    key, key_source = indexes.key(unusable)
     notes: list[str] = []
-    by_name = {c.name: c for c in columns}
-    if key and any(by_name[k].kind in (typemap.BINARY, typemap.FLOAT, typemap.JSON) for k in key):
-        notes.append(f"{key_source} of table {table!r} has a binary or float column; copying it whole as one chunk")
-        key = []
-    elif not key:
-        notes.append(f"table {table!r} has no primary key; replicating it whole as one chunk")
+    if not key:
+        json_key = bool(indexes.key(set())[0])
+        why = "its only unique key has a JSON column" if json_key else "no primary key or unique NOT NULL index"
+        if not scan.fits():
+            raise BadInputError(
+                f"table {table!r} has {why}, so it can only be copied whole as one chunk, and it holds about "
+                f"{scan.rows:,} rows (FULL_SCAN_MAX_ROWS={full_scan_max_rows:,}): refused; {NO_KEY_FIX}"
+            )
+        notes.append(f"table {table!r} has {why}; replicating it whole as one chunk ({NO_KEY_FIX} to chunk it)")
     elif key_source != "primary key":
         notes.append(f"table {table!r} has no primary key; using its {key_source}")
-    wm = _pick_watermark(table, columns, on_update, watermark)
+    wm = _pick_watermark(table, columns, on_update, watermark, indexes, scan, notes)
     return TablePlan(
         table=table,
         target_table=target_name(table, identifier_case),
@@ -123,22 +172,66 @@ def discover_table(
     )
 
 
-def _pick_watermark(table: str, columns: list[Column], on_update: list[str], requested: str | None) -> str | None:
+class _ScanLimit:
+    """Whether a statement that reads the whole table fits ``FULL_SCAN_MAX_ROWS`` (None: no limit),
+    by the row estimate of ``EXPLAIN``, read once when first needed. Not
+    ``information_schema.TABLES.TABLE_ROWS``: MySQL 8 caches that for
+    ``information_schema_stats_expiry`` (24 h by default); EXPLAIN asks the storage engine now."""
+
+    def __init__(self, conn: pymysql.Connection[Any], table: str, limit: int | None) -> None:
+        self.conn, self.table, self.limit = conn, table, limit
+        self.rows: int | None = None
+
+    def fits(self) -> bool:
+        if self.limit is None:
+            return True
+        if self.rows is None:
+            self.rows = rows_estimate(self.conn, self.table)
+        return self.rows <= self.limit
+
+
+def _pick_watermark(
+    table: str,
+    columns: list[Column],
+    on_update: list[str],
+    requested: str | None,
+    indexes: Indexes,
+    scan: _ScanLimit,
+    notes: list[str],
+) -> str | None:
+    """The watermark column: the one ``watermark_columns`` names, else the first candidate (an
+    ``ON UPDATE`` column, then a usual name). The scheduler reads ``MAX(column)`` while it plans:
+    through an index that starts with the column that is one dive; without one it scans the table,
+    which is done only for a table within ``FULL_SCAN_MAX_ROWS`` (seconds). A candidate without such
+    an index on a larger table is passed over with a note naming it and the fix; a column named in
+    ``watermark_columns`` there is an error instead (the request asked for it: it is not dropped
+    silently, and not scanned past the limit either)."""
     usable = {c.name: c for c in columns if c.kind in (typemap.DATETIME, typemap.INTEGER, typemap.DATE)}
+    fix = "add an index that starts with it"
     if requested:
         if requested not in usable:
             raise BadInputError(
                 f"watermark column {requested!r} of table {table!r} does not exist or is not a "
                 "date, datetime, timestamp or integer column"
             )
+        if not indexes.leading(requested) and not scan.fits():
+            raise BadInputError(
+                f"table {table!r}: no index starts with watermark column {requested!r} (named in "
+                f"watermark_columns) and the table holds about {scan.rows:,} rows (FULL_SCAN_MAX_ROWS="
+                f"{scan.limit:,}), so MAX({requested}) would scan it inside the scheduler: refused; {fix}"
+            )
         return requested
-    for name in on_update:
-        if name in usable:
-            return name
     lowered = {n.lower(): n for n in usable}
-    for candidate in WATERMARK_NAMES:
-        if candidate in lowered:
-            return lowered[candidate]
+    candidates = [n for n in on_update if n in usable]
+    candidates += [lowered[n] for n in WATERMARK_NAMES if n in lowered and lowered[n] not in candidates]
+    for name in candidates:
+        if indexes.leading(name) or scan.fits():
+            return name
+        notes.append(
+            f"table {table!r}: {name!r} is not used as a watermark: no index starts with it and the table holds "
+            f"about {scan.rows:,} rows (FULL_SCAN_MAX_ROWS={scan.limit:,}), so MAX({name}) would scan it; {fix}, "
+            "then runs can be incremental"
+        )
     return None
 
 

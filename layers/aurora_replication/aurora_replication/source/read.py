@@ -238,6 +238,10 @@ def range_checksums(
     includes JSON columns (the Snowflake side is a load table, see ``checksums``)."""
     out = []
     for lower, upper in bounds:
-        where, params = range_predicate(plan.key, lower, upper, mysql_ident) if plan.key else ("", [])
+        where, params = (
+            range_predicate(plan.key, lower, upper, mysql_ident, sql.key_form(plan).placeholder)
+            if plan.key
+            else ("", [])
+        )
         out.append(_aggregate_checksum(conn, plan, sql.checksum_aggregate_query(plan, where, json_text), params))
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aurora_replication import typemap
 from aurora_replication.checksums import checksum_columns
@@ -19,6 +20,52 @@ from aurora_replication.models import Column, TablePlan
 def mysql_ident(name: str) -> str:
     """A quoted identifier safe inside pymysql's %-formatted query text (``%`` doubled)."""
     return _mysql_ident(name).replace("%", "%%")
+
+
+# ---- key values as text ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyForm:
+    """How a key's values travel as text (chunk bounds live in the ledger and messages as JSON text):
+    a binary column's as hexadecimal, selected with ``HEX()`` and compared as bytes through
+    ``UNHEX(%s)`` (the bound is a parameter, never pasted); a FLOAT or DOUBLE column's as the
+    shortest text of its value as a double (``col + 0e0``), which names the stored value exactly
+    (MySQL prints a FLOAT with 6 digits); every other column as MySQL's own text of it."""
+
+    binary: frozenset[str] = frozenset()
+    floats: frozenset[str] = frozenset()
+
+    def select(self, column: str) -> str:
+        q = mysql_ident(column)
+        if column in self.binary:
+            return f"HEX({q})"
+        if column in self.floats:
+            return f"({q} + 0e0)"
+        return q
+
+    def placeholder(self, column: str) -> str:
+        return "UNHEX(%s)" if column in self.binary else "%s"
+
+
+PLAIN = KeyForm()
+
+
+def key_form(plan: TablePlan) -> KeyForm:
+    """The form of a plan's key (its columns' kinds)."""
+    kinds = {k: plan.column(k).kind for k in plan.key}
+    return KeyForm(
+        binary=frozenset(k for k, kind in kinds.items() if kind == typemap.BINARY),
+        floats=frozenset(k for k, kind in kinds.items() if kind == typemap.FLOAT),
+    )
+
+
+def _key_select(key: Sequence[str], form: KeyForm) -> str:
+    return ", ".join(form.select(k) for k in key)
+
+
+def _key_order(key: Sequence[str], desc: bool = False) -> str:
+    return ", ".join(f"{mysql_ident(k)}{' DESC' if desc else ''}" for k in key)
 
 
 # one chunk, one consistent view: its rows and its checksum are read in the same snapshot
@@ -42,15 +89,23 @@ def max_query(table: str, column: str) -> str:
 
 
 def bound_probe_query(
-    table: str, key: list[str], lower: list[str] | None, offset: int, before: list[str] | None = None
+    table: str,
+    key: list[str],
+    lower: list[str] | None,
+    offset: int,
+    before: list[str] | None = None,
+    form: KeyForm = PLAIN,
 ) -> tuple[str, list[object]]:
     """The key of the row ``offset`` rows past ``lower`` in key order (below ``before`` when given).
 
     MySQL reads every row it skips: this walk costs ``offset`` rows per probe, so it is kept for
     small tables and for single ranges that estimates cannot split (``source.bounds``)."""
-    cols = ", ".join(mysql_ident(k) for k in key)
-    where, params = key_range_predicate(key, after=lower, before=before)
-    return f"SELECT {cols} FROM {mysql_ident(table)} WHERE {where} ORDER BY {cols} LIMIT 1 OFFSET {int(offset)}", params
+    where, params = key_range_predicate(key, after=lower, before=before, form=form)
+    return (
+        f"SELECT {_key_select(key, form)} FROM {mysql_ident(table)} WHERE {where} ORDER BY {_key_order(key)} "
+        f"LIMIT 1 OFFSET {int(offset)}",
+        params,
+    )
 
 
 def _utf8(expr: str) -> str:
@@ -91,6 +146,7 @@ def key_range_predicate(
     before: Sequence[object] | None = None,
     at_most: Sequence[object] | None = None,
     at_least: Sequence[object] | None = None,
+    form: KeyForm = PLAIN,
 ) -> tuple[str, list[object]]:
     """``after < key < before`` (strict at both ends) and, on a prefix of the key's columns,
     ``key[:n] <= at_most`` and ``key[:n] >= at_least``; every part is optional."""
@@ -98,7 +154,7 @@ def key_range_predicate(
     params: list[object] = []
     for op, bound in ((">", after), ("<", before), ("<=", at_most), (">=", at_least)):
         if bound is not None:
-            text, values = compare_predicate(key, op, bound, mysql_ident)
+            text, values = compare_predicate(key, op, bound, mysql_ident, form.placeholder)
             parts.append(text)
             params.extend(values)
     return (" AND ".join(parts) or "1 = 1"), params
@@ -114,6 +170,7 @@ def range_estimate_query(
     index: str | None,
     key: list[str],
     ranges: Sequence[tuple[Sequence[object] | None, Sequence[object] | None]],
+    form: KeyForm = PLAIN,
 ) -> tuple[str, list[object]]:
     """EXPLAIN of one ``SELECT`` per range ``lower < key <= upper``, joined by UNION ALL: the
     ``rows`` of the n-th (``id`` n) is the storage engine's records_in_range estimate of the n-th
@@ -121,7 +178,7 @@ def range_estimate_query(
     selects: list[str] = []
     params: list[object] = []
     for lower, upper in ranges:
-        where, values = range_predicate(key, lower, upper, mysql_ident)
+        where, values = range_predicate(key, lower, upper, mysql_ident, form.placeholder)
         selects.append(f"SELECT 1 FROM {mysql_ident(table)}{index_hint(index)} WHERE {where}")
         params.extend(values)
     return "EXPLAIN " + " UNION ALL ".join(selects), params
@@ -137,12 +194,15 @@ def edge_key_query(
     before: Sequence[object] | None = None,
     at_most: Sequence[object] | None = None,
     at_least: Sequence[object] | None = None,
+    form: KeyForm = PLAIN,
 ) -> tuple[str, list[object]]:
     """The first (or ``last``) key in a range (see ``key_range_predicate``): one index dive."""
-    cols = ", ".join(mysql_ident(k) for k in key)
-    order = ", ".join(f"{mysql_ident(k)}{' DESC' if last else ''}" for k in key)
-    where, params = key_range_predicate(key, after=after, before=before, at_most=at_most, at_least=at_least)
-    return f"SELECT {cols} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} ORDER BY {order} LIMIT 1", params
+    where, params = key_range_predicate(key, after=after, before=before, at_most=at_most, at_least=at_least, form=form)
+    return (
+        f"SELECT {_key_select(key, form)} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} "
+        f"ORDER BY {_key_order(key, desc=last)} LIMIT 1",
+        params,
+    )
 
 
 def last_keys_query(
@@ -153,33 +213,39 @@ def last_keys_query(
     after: Sequence[object] | None,
     before: Sequence[object] | None,
     at_most: Sequence[Sequence[object]],
+    form: KeyForm = PLAIN,
 ) -> tuple[str, list[object]]:
     """For each prefix bound in ``at_most``, the last key in ``after < key < before`` at or below
     it (``edge_key_query``), joined by UNION ALL: one statement, one dive per bound."""
     selects: list[str] = []
     params: list[object] = []
     for bound in at_most:
-        text, values = edge_key_query(table, index, key, last=True, after=after, before=before, at_most=bound)
+        text, values = edge_key_query(
+            table, index, key, last=True, after=after, before=before, at_most=bound, form=form
+        )
         selects.append(f"({text})")
         params.extend(values)
     return " UNION ALL ".join(selects), params
 
 
 def ordered_keys_query(
-    table: str, index: str | None, key: list[str], keys: Sequence[Sequence[object]]
+    table: str, index: str | None, key: list[str], keys: Sequence[Sequence[object]], form: KeyForm = PLAIN
 ) -> tuple[str, list[object]]:
     """The given keys that exist, in the server's key order (one point lookup each)."""
-    cols = ", ".join(mysql_ident(k) for k in key)
     params: list[object] = []
     if len(key) == 1:
-        where = f"{mysql_ident(key[0])} IN ({', '.join(['%s'] * len(keys))})"
+        where = f"{mysql_ident(key[0])} IN ({', '.join([form.placeholder(key[0])] * len(keys))})"
         params.extend(k[0] for k in keys)
     else:
-        point = "(" + " AND ".join(f"{mysql_ident(k)} = %s" for k in key) + ")"
+        point = "(" + " AND ".join(f"{mysql_ident(k)} = {form.placeholder(k)}" for k in key) + ")"
         where = " OR ".join([point] * len(keys))
         for k in keys:
             params.extend(k)
-    return f"SELECT {cols} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} ORDER BY {cols}", params
+    return (
+        f"SELECT {_key_select(key, form)} FROM {mysql_ident(table)}{index_hint(index)} WHERE {where} "
+        f"ORDER BY {_key_order(key)}",
+        params,
+    )
 
 
 def key_columns_query() -> str:
@@ -236,8 +302,9 @@ def _length_guard(c: Column) -> str | None:
 def _csv_field(c: Column) -> str:
     """One column as its staging-file field, spelled by MySQL exactly as ``staging`` spells it in
     Python: NULL as an empty unquoted field; text, JSON, binary (hex) and geometries (hex EWKB)
-    double-quoted with quotes doubled, so the empty string is ``""``; zero dates as NULL; everything
-    else as MySQL's own text of the value (see ``staging`` for the file format and why)."""
+    double-quoted with quotes doubled, so the empty string is ``""``; zero dates as NULL; a datetime
+    loaded as a timestamp with six fractional digits (the file format's ``TIMESTAMP_FORMAT``);
+    everything else as MySQL's own text of the value (see ``staging`` for the file format and why)."""
     value = _select_expr(c)
     null = f"{value} IS NULL"
     expr = value
@@ -247,6 +314,8 @@ def _csv_field(c: Column) -> str:
         expr = f"CONCAT('\"', {value}, '\"')"
     elif c.kind in (typemap.DATE, typemap.DATETIME) and not c.source_expr:
         null += f" OR YEAR({value}) = 0 OR MONTH({value}) = 0 OR DAYOFMONTH({value}) = 0"
+        if typemap.staged_with_micros(c):  # the file format's TIMESTAMP_FORMAT: always six digits
+            expr = f"DATE_FORMAT({value}, '{typemap.STAGED_TIMESTAMP_MYSQL}')"
     # a value whose formatting overflows max_allowed_packet becomes NULL, and so does the whole
     # line (CONCAT); so does a value longer than Snowflake holds: the worker then encodes the chunk
     # value by value, which names the row and column of an oversized value
@@ -291,7 +360,7 @@ def chunk_predicate(
 ) -> tuple[str, list[object]]:
     """The rows of one chunk: its key range and (incremental) watermark window, without the table's
     row filter (``plan.where``, which the chunk and checksum queries add themselves)."""
-    where, params = range_predicate(plan.key, lower, upper, mysql_ident)
+    where, params = range_predicate(plan.key, lower, upper, mysql_ident, key_form(plan).placeholder)
     if window is not None and plan.watermark:
         wm = mysql_ident(plan.watermark)
         lo, hi = window
@@ -463,7 +532,8 @@ def bucket_checksums_query(plan: TablePlan, key_range: str, depth: int, parents:
 def row_hashes_query(plan: TablePlan, key_range: str, depth: int, buckets: int, json_text: bool = False) -> str:
     """Key MD5, row MD5 and the key's values of the rows in ``buckets`` bound prefixes of ``depth`` digits."""
     key = key_md5(plan)
-    keys = ", ".join(f"CAST({mysql_ident(k)} AS CHAR)" for k in plan.key)
+    form = key_form(plan)
+    keys = ", ".join(f"CAST({form.select(k)} AS CHAR)" for k in plan.key)
     where = _and(key_range, _in_prefixes(key, depth, buckets))
     return f"SELECT {key}, {_row_md5(plan, json_text)}, {keys} {_checksum_source(plan, where)}"
 
@@ -480,6 +550,7 @@ def json_values_query(plan: TablePlan, columns: list[Column], key_range: str) ->
     """Key MD5, the key's values and the JSON columns' text, in key-MD5 order (``diagnose.json_differences``
     merges it with Snowflake's, which sorts the hex digests alike)."""
     key = key_md5(plan)
-    keys = ", ".join(f"CAST({mysql_ident(k)} AS CHAR)" for k in plan.key)
+    form = key_form(plan)
+    keys = ", ".join(f"CAST({form.select(k)} AS CHAR)" for k in plan.key)
     values = ", ".join(_utf8(mysql_ident(c.name)) for c in columns)
     return f"SELECT {key} AS k, {keys}, {values} {_checksum_source(plan, key_range)} ORDER BY k"

@@ -67,7 +67,13 @@ def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
         "schema": settings.schema,
         "login_timeout": 30,
         "network_timeout": 600,
-        "session_parameters": {"TIMEZONE": "UTC", "QUERY_TAG": "aurora-snowflake-replication"},
+        # the input formats at their defaults (AUTO detection), whatever the account or user set: the
+        # small-chunk INSERT binds dates and timestamps as MySQL's text of them
+        "session_parameters": {
+            "TIMEZONE": "UTC",
+            "QUERY_TAG": "aurora-snowflake-replication",
+            **{f"{kind}_INPUT_FORMAT": "AUTO" for kind in ("DATE", "TIME", "TIMESTAMP")},
+        },
         **cache_options(),
     }
     for name in ("role", "warehouse", "host", "port", "protocol"):

@@ -25,10 +25,14 @@ TOKEN_COLUMN = "_ASR_TOKEN"
 # (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
 ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
 # NULL is an empty unquoted field (EMPTY_FIELD_AS_NULL); every text, JSON and hex value is quoted,
-# so "" is the empty string; NULL_IF = () reads no text as NULL (``pipeline.staging``, docs/types.md)
+# so "" is the empty string; NULL_IF = () reads no text as NULL (``pipeline.staging``, docs/types.md).
+# Dates and timestamps are read in the formats the staging writes (``typemap.STAGED_*``), never AUTO,
+# which reads them with the account's or user's DATE/TIME/TIMESTAMP_INPUT_FORMAT
 CSV_FILE_FORMAT = (
     "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
-    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP)"
+    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP "
+    f"DATE_FORMAT = '{typemap.STAGED_DATE_FORMAT}' TIME_FORMAT = '{typemap.STAGED_TIME_FORMAT}' "
+    f"TIMESTAMP_FORMAT = '{typemap.STAGED_TIMESTAMP_FORMAT}')"
 )
 
 
