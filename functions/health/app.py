@@ -32,7 +32,7 @@ def get_health() -> Response:
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "requestContext" in event:  # through the Function URL
+    if health.is_function_url(event):  # through the Function URL (anything but it or {} is refused)
         return app.resolve(event, context)
     result = health.report(services)  # direct invoke, e.g. the HealthCheckSchedule
     health_metrics.publish(result)

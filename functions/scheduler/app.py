@@ -7,6 +7,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
+from aurora_replication.models import parse_scheduler_event
 from aurora_replication.ops import cost, preflight
 from aurora_replication.pipeline import metering, scheduler
 from aurora_replication.services import Services
@@ -23,6 +24,8 @@ prices = cost.Prices.from_settings(services.settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     invocation = metering.Invocation("scheduler", context)
+    # bad input is refused as one line (BadInputError) before anything connects or is written
+    parse_scheduler_event(event, services.settings.default_mode)
     with preflight.actionable_errors(services, logger):
         preflight.check_endpoints(services)  # a run that cannot start writes nothing
         with invocation.unit():

@@ -257,14 +257,15 @@ def test_sample_events_run_with_replicate_invoke(env, capsys):
     assert cli.main([*base, "worker", "events/worker.json", *urls]) == 0
     out = capsys.readouterr().out
     assert '"batchItemFailures": []' in out
-    assert cli.main([*base, "worker", "events/worker-malformed.json", *urls]) == 1  # a record failed
-    assert '"itemIdentifier"' in capsys.readouterr().out  # a partial batch failure, not an invocation error
-    assert "invalid chunk message" in (env.home / "logs" / "handlers.log").read_text()
+    # a malformed message is bad input: refused with one line before the stack starts (the handler's own
+    # answer to it, a partial batch failure and the DLQ, is test_malformed_message_ends_in_the_dead_letter_queue)
+    assert cli.main([*base, "worker", "events/worker-malformed.json", *urls]) == 2
+    assert "error: invalid worker event: Records.0.body: invalid chunk message" in capsys.readouterr().err
     assert cli.main([*base, "health", "events/health.json", *urls]) == 0
     assert '"checks"' in capsys.readouterr().out
     assert cli.main([*base, "health", "events/health-function-url.json", *urls]) == 0
     assert '"statusCode"' in capsys.readouterr().out
-    # nothing has failed or reached the DLQ (the malformed message was only invoked, never queued): healthy
+    # nothing has failed or reached the DLQ (the malformed message was refused, never queued): healthy
     assert cli.main(["--home", str(env.home), "status", *urls]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^dead_letter_queue\s+yes\s+empty$", out, re.M), out

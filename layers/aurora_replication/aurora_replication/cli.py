@@ -1,10 +1,12 @@
 """``replicate``: run the real handlers over the local stack (moto, MariaDB, the Snowflake emulator).
 
 Exit codes: 0 done (healthy, valid); 1 the run finished but a table failed (or the stack is unhealthy);
-2 bad input (arguments, URLs, the run request); 3 an endpoint could not be reached (refused, timed
-out, unknown host, TLS); 4 an endpoint refused the credentials or a privilege; 5 a database, schema or
-warehouse does not exist; 70 an unexpected error (the traceback is in the log, or on screen with
---verbose). Handler output, metric lines and library warnings go to <home>/logs/handlers.log.
+2 bad input (arguments, URLs, the run request, an event file), as one line naming the field, the value
+and the fix; 3 an endpoint could not be reached (refused, timed out, unknown host, TLS); 4 an endpoint
+refused the credentials or a privilege; 5 a database, schema or warehouse does not exist; 70 an
+unexpected error (the traceback is in the log, or on screen with --verbose); 75 another command is
+using the same --home (its lock); 130 interrupted (Ctrl-C). Handler output, metric lines and library
+warnings go to <home>/logs/handlers.log.
 """
 
 from __future__ import annotations
@@ -13,19 +15,25 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from aurora_replication.errors import BadInputError, EndpointError
+from aurora_replication.local.home_lock import HomeInUseError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
+EXIT_BAD_INPUT = 2
 EXIT_UNEXPECTED = 70
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped by Ctrl-C
 EPILOG = (
     "exit codes: 0 ok; 1 a table failed or unhealthy; 2 bad input; 3 endpoint unreachable (refused, timed out, "
     "unknown host, TLS); 4 credentials or privileges refused; 5 database, schema or warehouse missing; "
-    "70 unexpected error (traceback in <home>/logs/handlers.log, or --verbose)"
+    "70 unexpected error (traceback in <home>/logs/handlers.log, or --verbose); 75 --home in use by another "
+    "command; 130 interrupted (Ctrl-C)"
 )
 FUNCTIONS = {
     "scheduler": "SchedulerFunction",
@@ -155,23 +163,75 @@ def print_summary(outcome: Any, title: str = "") -> None:
 def _stack(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> Any:
     from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
 
+    source_secret, target_secret = parse_source_url(source), parse_target_url(target)
     stack = LocalStack(home)
-    stack.start(parse_source_url(source), parse_target_url(target), env)
+    try:
+        stack.start(source_secret, target_secret, env)
+    except BaseException:  # a start that failed or was interrupted half-way: stop what it started
+        stack.stop()
+        raise
     return stack
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+class Interrupted(Exception):
+    """Ctrl-C stopped a command; ``run_id``: the run it leaves to resume (None: nothing was recorded)."""
+
+    def __init__(self, run_id: str | None, note: str = "") -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+        self.note = note
+
+    def line(self) -> str:
+        if self.run_id:
+            return f"interrupted; resume with `replicate resume {self.run_id}`"
+        return "interrupted" + (f"; {self.note}" if self.note else "")
+
+
+def run_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The run request the flags make, checked as the scheduler checks it (before anything starts)."""
+    from aurora_replication.models import new_run_id, parse_run_request
+
     request: dict[str, Any] = {"tables": args.tables, "mode": args.mode}
-    if args.chunk_rows:
+    if args.chunk_rows is not None:
         request["chunk_rows"] = args.chunk_rows
     if args.resnapshot:
         if args.mode != "cdc":
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
+    request["run_id"] = new_run_id()  # known before the run starts, so Ctrl-C can always name it
+    parse_run_request(request, args.mode)
+    return request
+
+
+def check_run(args: argparse.Namespace) -> None:
+    """What ``run`` is given, checked before it waits for the home or starts anything."""
+    from aurora_replication.local.stack import parse_source_url, parse_target_url
+
+    parse_source_url(args.source)
+    parse_target_url(args.target)
+    args.request = run_request(args)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    request = args.request if getattr(args, "request", None) else run_request(args)
+    run_id = request["run_id"]
     stack = _stack(args.home, args.source, args.target)
     try:
+        # on stdout, where the summary's last line names the run too; stderr keeps errors to one line
+        print(f"run {run_id}: starting (Ctrl-C stops it; `replicate resume {run_id}` goes on)", flush=True)
         progress = Progress()
-        outcome = stack.run(request, workers=args.workers, progress=progress)
+        try:
+            outcome = stack.run(
+                request,
+                workers=args.workers,
+                progress=progress,
+                on_scheduled=lambda summary: setattr(args, "run_recorded", summary["run_id"]),
+            )
+        except KeyboardInterrupt:
+            progress.close()
+            raise Interrupted(
+                getattr(args, "run_recorded", None), f"run {run_id} had not started: nothing was written"
+            ) from None
         progress.close()
         if args.report:
             _write_report(stack.table_name, outcome.run_id, Path(args.report))
@@ -272,13 +332,21 @@ def cmd_resume(args: argparse.Namespace) -> int:
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
-        resumed = stack.invoke("SchedulerFunction", {"resume_run": args.run_id})
+        print(f"run {args.run_id}: resuming (Ctrl-C stops it; resume it again later)", flush=True)
+        from aurora_replication.local import interrupts
+
+        with interrupts.deferred("the scheduler's resume (its messages are sent)"):
+            resumed = stack.invoke("SchedulerFunction", {"resume_run": args.run_id})
         for table in resumed.get("refused", []):
             print(resumed["tables"][table]["refused"], file=sys.stderr)
         if resumed.get("refused") and not resumed.get("resumed"):
             return 1  # nothing was resumed: no run to drive
         progress = Progress()
-        outcome = stack.drain(args.run_id, workers=args.workers, progress=progress)
+        try:
+            outcome = stack.drain(args.run_id, workers=args.workers, progress=progress)
+        except KeyboardInterrupt:
+            progress.close()
+            raise Interrupted(args.run_id) from None
         progress.close()
     finally:
         stack.stop()
@@ -302,9 +370,100 @@ def _endpoints(args: argparse.Namespace) -> tuple[str, str]:
     return args.source or local_source, args.target or local_target
 
 
+def function_id(name: str) -> str:
+    """The template's logical id of a function named by its short name or its logical id."""
+    logical = FUNCTIONS.get(name.lower())
+    if logical is not None:
+        return logical
+    if name in FUNCTIONS.values():
+        return name
+    raise BadInputError(
+        f"unknown function {name!r}; name one of {', '.join(FUNCTIONS)} "
+        f"(or its logical id: {', '.join(FUNCTIONS.values())})"
+    )
+
+
+def read_event(path: str) -> Any:
+    """An event file's JSON, read strictly (``models.load_json``)."""
+    from aurora_replication.models import load_json
+
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise BadInputError(
+            f"event file {path!r} does not exist; give a JSON event file, e.g. events/scheduler.json"
+        ) from None
+    except OSError as e:
+        raise BadInputError(f"event file {path!r} cannot be read ({e.strerror}); give a JSON event file") from None
+    return load_json(data, f"event file {path!r}")
+
+
+def _check_sqs_event(event: Any) -> None:
+    """The worker's event: an SQS batch whose every body is a chunk message, as the worker parses it."""
+    from aurora_replication.models import parse_chunk_message, shown
+
+    records = event.get("Records") if isinstance(event, dict) else None
+    if not isinstance(records, list) or not records:
+        raise BadInputError(
+            f"invalid worker event: Records={shown(records)}: an SQS event has a non-empty list of Records "
+            "(see events/worker.json)"
+        )
+    for i, record in enumerate(records):
+        where = f"invalid worker event: Records.{i}"
+        if not isinstance(record, dict):
+            raise BadInputError(f"{where}={shown(record)}: must be a JSON object (an SQS record)")
+        for name in ("messageId", "body"):
+            if not isinstance(record.get(name), str):
+                raise BadInputError(f"{where}.{name}={shown(record.get(name))}: must be a string")
+        attributes = record.get("attributes", {})
+        if not isinstance(attributes, dict):
+            raise BadInputError(f"{where}.attributes={shown(attributes)}: must be a JSON object")
+        receives = attributes.get("ApproximateReceiveCount", "1")
+        if not (isinstance(receives, str) and re.fullmatch(r"[1-9][0-9]*", receives)):
+            raise BadInputError(
+                f'{where}.attributes.ApproximateReceiveCount={shown(receives)}: must be a count as text, e.g. "1"'
+            )
+        try:
+            parse_chunk_message(record["body"])
+        except BadInputError as e:
+            raise BadInputError(f"{where}.body: {e}") from None
+
+
+def check_event(function: str, event: Any) -> None:
+    """The event as the function's handler parses it, before any server starts: bad input is exit 2."""
+    if function == "SchedulerFunction":
+        from aurora_replication.models import parse_scheduler_event
+
+        parse_scheduler_event(event, "auto")  # any valid mode: the default only fills a missing one
+    elif function == "WorkerFunction":
+        _check_sqs_event(event)
+    elif function == "HealthFunction":
+        from aurora_replication.ops.health import is_function_url
+
+        is_function_url(event)
+    elif function == "RotationFunction":
+        from aurora_replication.rotation.base import parse_event
+
+        parse_event(event)
+
+
+def check_invoke(args: argparse.Namespace) -> None:
+    """The function and its event, checked before ``invoke`` waits for the home or starts anything."""
+    from aurora_replication.local.stack import parse_source_url, parse_target_url
+
+    args.function_id = function_id(args.function)
+    args.event_data = read_event(args.event)
+    check_event(args.function_id, args.event_data)
+    if args.source:
+        parse_source_url(args.source)
+    if args.target:
+        parse_target_url(args.target)
+
+
 def cmd_invoke(args: argparse.Namespace) -> int:
-    function = FUNCTIONS.get(args.function.lower(), args.function)
-    event = json.loads(Path(args.event).read_text())
+    if not hasattr(args, "event_data"):
+        check_invoke(args)
+    function, event = args.function_id, args.event_data
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
@@ -313,6 +472,8 @@ def cmd_invoke(args: argparse.Namespace) -> int:
         if function == "RotationFunction":
             event = _start_local_rotation(event)
         result = stack.invoke(function, event)
+    except BadInputError:  # refused by the handler (a run that does not exist...): one line, exit 2
+        raise
     except Exception as e:  # what Lambda would report as the invocation's error
         print(json.dumps({"errorType": type(e).__name__, "errorMessage": str(e)}, indent=2))
         print(f"handler logs: {stack.log_path}", file=sys.stderr)
@@ -516,7 +677,11 @@ def cmd_redrive(args: argparse.Namespace) -> int:
         print(f"redrive ({moved['method']}): {moved['moved']} message(s) moved back to the chunk queue")
         for run_id in moved["run_ids"]:
             progress = Progress()
-            outcome = stack.drain(run_id, workers=args.workers, progress=progress)
+            try:
+                outcome = stack.drain(run_id, workers=args.workers, progress=progress)
+            except KeyboardInterrupt:
+                progress.close()
+                raise Interrupted(run_id) from None
             progress.close()
             print_summary(outcome, f"\n== run {run_id} after redrive ==")
             ok = ok and outcome.ok
@@ -567,9 +732,51 @@ def _endpoint_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="target URL (default: the local Snowflake emulator)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a bad flag reported as one line (what, the value, where help is) and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """A flag's integer, strictly: digits only (not ``1.5``, `` 5`` or ``1_000``, which ``int`` takes)."""
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]+", text) or int(text) < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least {minimum}")
+        return int(text)
+
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
+
+
+def run_id_arg(text: str) -> str:
+    from aurora_replication.models import RUN_ID_PATTERN
+
+    if not RUN_ID_PATTERN.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a run id (1-64 letters, digits, '-' or '_'; `replicate status` lists stalled runs)"
+        )
+    return text
+
+
+def seconds_arg(text: str) -> float:
+    if not re.fullmatch(r"[0-9]+(\.[0-9]+)?", text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return float(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="replicate", description=(__doc__ or "").split("\n", 1)[0], epilog=EPILOG)
+    p = _Parser(prog="replicate", description=(__doc__ or "").split("\n", 1)[0], epilog=EPILOG)
     p.add_argument("--home", type=Path, default=DEFAULT_HOME, help="local state directory (default: .local)")
+    p.add_argument(
+        "--lock-wait",
+        type=seconds_arg,
+        default=0.0,
+        metavar="SECONDS",
+        help="when another command uses the same --home, wait this long for it before giving up (default 0: exit 75)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="print the traceback of an error too")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -591,14 +798,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--resnapshot", action="store_true", help="with --mode cdc: a new initial copy, from a new binlog position"
     )
-    r.add_argument("--workers", type=int, default=2)
-    r.add_argument("--chunk-rows", type=int, default=None)
+    r.add_argument("--workers", type=whole_number(1), default=2)
+    r.add_argument("--chunk-rows", type=whole_number(1), default=None, help="rows per chunk (1 - 10000000)")
     r.add_argument("--json", help="also write the summary to this file as JSON")
     r.add_argument("--report", metavar="FILE.html", help="also write the run's HTML report (tables, timeline)")
-    r.set_defaults(func=cmd_run)
+    r.set_defaults(func=cmd_run, check=check_run)
 
     rp = sub.add_parser("report", help="write the HTML report of a run: tables, validation, a timeline of chunks")
-    rp.add_argument("run_id")
+    rp.add_argument("run_id", type=run_id_arg)
     rp.add_argument("--out", metavar="FILE.html", help="where to write it (default: run-RUN_ID.html)")
     rp.add_argument(
         "--state-table", help="read a deployed stack's DynamoDB table (AWS credentials and region from the environment)"
@@ -606,7 +813,7 @@ def build_parser() -> argparse.ArgumentParser:
     rp.set_defaults(func=cmd_report)
 
     c = sub.add_parser("cost", help="what a run cost per table and service (estimate; docs/cost.md)")
-    c.add_argument("run_id")
+    c.add_argument("run_id", type=run_id_arg)
     c.add_argument(
         "--reconcile",
         action="store_true",
@@ -622,14 +829,14 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("function", help="scheduler | worker (or the template's logical id)")
     i.add_argument("event", help="path to the event JSON, e.g. events/scheduler.json")
     _endpoint_options(i)
-    i.set_defaults(func=cmd_invoke)
+    i.set_defaults(func=cmd_invoke, check=check_invoke)
 
     d = sub.add_parser("demo", help="start MariaDB and the emulator, load sample data, run full then incremental")
-    d.add_argument("--rows", type=int, default=200_000, help="orders in the sample dataset")
-    d.add_argument("--workers", type=int, default=2)
+    d.add_argument("--rows", type=whole_number(1), default=200_000, help="orders in the sample dataset")
+    d.add_argument("--workers", type=whole_number(1), default=2)
     d.add_argument(
         "--chunk-rows",
-        type=int,
+        type=whole_number(0),
         default=50_000,
         help="rows per chunk (default 50000, so the workers share the big tables; 0: sized from "
         "each table's row width, CHUNK_TARGET_MB)",
@@ -643,13 +850,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     rd = sub.add_parser("redrive", help="move dead-lettered chunk messages back to the queue and finish their runs")
     _endpoint_options(rd)
-    rd.add_argument("--workers", type=int, default=2)
+    rd.add_argument("--workers", type=whole_number(1), default=2)
     rd.set_defaults(func=cmd_redrive)
 
     rs = sub.add_parser("resume", help="resume a stalled run: send its missing chunks again, not the done ones")
-    rs.add_argument("run_id")
+    rs.add_argument("run_id", type=run_id_arg)
     _endpoint_options(rs)
-    rs.add_argument("--workers", type=int, default=2)
+    rs.add_argument("--workers", type=whole_number(1), default=2)
     rs.set_defaults(func=cmd_resume)
 
     v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
@@ -685,18 +892,40 @@ def _log_traceback(handler: logging.Handler) -> None:
         handler.release()
 
 
+def _uses_home_state(args: argparse.Namespace) -> bool:
+    """Whether the command reads and writes the local state file (then it holds the home's lock)."""
+    return args.command != "stop" and not getattr(args, "state_table", None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if getattr(args, "workers", 1) < 1:
-        print("error: --workers must be at least 1", file=sys.stderr)
-        return 2
+    from aurora_replication.local import home_lock
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a bad flag (one line on stderr, exit 2), or --help (0)
+        return e.code if isinstance(e.code, int) else EXIT_BAD_INPUT
     handler = _log_to_file(args.home)
     log = args.home / "logs" / "handlers.log"
     try:
+        if getattr(args, "check", None) is not None:  # bad input is exit 2 before the lock or any server
+            args.check(args)
+        if _uses_home_state(args):
+            notify = lambda line: print(line, file=sys.stderr, flush=True)  # noqa: E731
+            with home_lock.held(args.home, f"replicate {args.command}", args.lock_wait, notify):
+                return int(args.func(args))
         return int(args.func(args))
     except BadInputError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except HomeInUseError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except Interrupted as e:
+        print(e.line(), file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except EndpointError as e:  # one line: what was tried, what went wrong, what to check
         _log_traceback(handler)
         if args.verbose:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
+import types
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -133,8 +136,54 @@ def load_settings() -> Settings:
     return settings_from(dict(os.environ))
 
 
-def settings_from(env: dict[str, str]) -> Settings:
+def settings_from(env: Mapping[str, str]) -> Settings:
+    return parse_environment(Settings, env)
+
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
+def _scalar(annotation: Any) -> Any:
+    """``int`` of ``int``, ``int | None`` and ``Optional[int]``; the annotation itself otherwise."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def environment_value(name: str, raw: str, annotation: Any) -> Any:
+    """One variable's text as its field's type, strictly: ``true``/``false`` for a boolean (any case;
+    not ``yes``, ``1`` or ``on``), digits for an integer (not ``1.5``, ``1e3`` or `` 5``), a decimal
+    number for a float. Anything else is refused with the variable, its value and the fix."""
+    kind = _scalar(annotation)
+    if kind is bool:
+        if raw.lower() in ("true", "false"):
+            return raw.lower() == "true"
+        raise BadInputError(f"environment variable {name}={raw!r} is not a boolean; set it to true or false")
+    if kind is int:
+        if _INTEGER.fullmatch(raw):
+            return int(raw)
+        raise BadInputError(f"environment variable {name}={raw!r} is not a whole number; set it to digits only")
+    if kind is float:
+        if _NUMBER.fullmatch(raw):
+            return float(raw)
+        raise BadInputError(f"environment variable {name}={raw!r} is not a number; set it to a decimal such as 0.5")
+    return raw
+
+
+def parse_environment[M: BaseModel](model: type[M], env: Mapping[str, str]) -> M:
+    """The model's fields from environment variables (their aliases). Every value there is text, so
+    each is parsed here by its field's type (``environment_value``), then the model is validated
+    strictly: pydantic's lax mode would take ``yes`` for true and ``1.0`` for 1. A value that is not
+    text (a test's) is validated as it is."""
+    values: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        if alias in env:
+            raw = env[alias]
+            values[alias] = environment_value(alias, raw, field.annotation) if isinstance(raw, str) else raw
     try:
-        return Settings.model_validate(env)
+        return model.model_validate(values, strict=True)
     except ValidationError as e:
         raise BadInputError(describe_validation_error("environment", e)) from None

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from typing import Literal
+import secrets
+import time
+from collections.abc import Iterable
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,16 +31,38 @@ def _is_finite_number(text: str) -> bool:
         return False
 
 
-def describe_validation_error(what: str, error: ValidationError) -> str:
+def shown(value: object, limit: int = 60) -> str:
+    """A value as it was given (``repr``: quotes, escapes, ``True`` stays ``True``), cut to ``limit``."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_validation_error(what: str, error: ValidationError, fields: Iterable[str] = ()) -> str:
+    """One line: each field that failed, the value it was given and what it must be. ``fields``: the
+    top-level fields the shape has, named when an unknown one was given (a typo is the usual cause)."""
     parts = []
+    known = sorted(fields)
     for e in error.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        parts.append(f"{loc}: {e['msg']}")
+        message = e["msg"].removeprefix("Value error, ")  # a validator's own sentence, as it wrote it
+        if e["type"] == "extra_forbidden":
+            message = "unknown field" + (f"; the fields are {', '.join(known)}" if known and len(e["loc"]) == 1 else "")
+        if e["type"] == "model_type":  # the whole value, or a nested one, is not an object
+            message = "must be a JSON object"
+        if (e["loc"] or e["type"] == "model_type") and e["type"] != "missing":
+            parts.append(f"{loc}={shown(e['input'])}: {message}")
+        else:
+            parts.append(f"{loc}: {message}")
     return f"invalid {what}: " + "; ".join(parts)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    """Every shape that crosses a boundary: unknown fields rejected, and types strict (``True`` is not
+    the integer 1, ``"5"`` is not 5, ``1.0`` is not an integer): a value of the wrong type is a
+    mistake to name, never one to guess the meaning of. Data read back from the ledger (DynamoDB's
+    numbers are ``Decimal``) is validated with ``strict=False`` where it is read."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TableOptions(_Strict):
@@ -57,6 +83,39 @@ class TableOptions(_Strict):
             except InvalidIdentifierError as e:
                 raise ValueError(str(e)) from None
         return self
+
+
+def load_json(text: str | bytes, what: str) -> Any:
+    """JSON as RFC 8259 defines it, or a ``BadInputError`` of one line naming ``what``, where and why:
+    no ``NaN`` or ``Infinity`` (Python's json module takes them), no key given twice (it keeps the
+    last one without a word)."""
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"{name} is not a JSON value")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
+        for key, value in items:
+            if key in seen:
+                raise ValueError(f"key {key!r} is given twice")
+            seen[key] = value
+        return seen
+
+    if not (text.strip() if isinstance(text, str) else text.strip()):
+        raise BadInputError(f"{what} is not JSON: it is empty")
+    try:
+        return json.loads(text, parse_constant=constant, object_pairs_hook=pairs)
+    except json.JSONDecodeError as e:
+        raise BadInputError(f"{what} is not JSON: {e.msg}: line {e.lineno} column {e.colno}") from None
+    except ValueError as e:
+        raise BadInputError(f"{what} is not JSON: {e}") from None
+    except RecursionError:
+        raise BadInputError(f"{what} is not JSON we read: nested too deeply") from None
+
+
+def new_run_id() -> str:
+    """``YYYYMMDDTHHMMSSZ-xxxxxx``: the UTC time, then 6 random hex digits."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + secrets.token_hex(3)
 
 
 class RunRequest(_Strict):
@@ -112,6 +171,45 @@ class RunRequest(_Strict):
             except InvalidIdentifierError as e:
                 raise ValueError(str(e)) from None
         return v
+
+
+class ResumeRequest(_Strict):
+    """``{"resume_run": "<run id>"}``: send again what a stalled run misses (``pipeline/resume.py``)."""
+
+    resume_run: str
+
+    @field_validator("resume_run")
+    @classmethod
+    def _valid_run_id(cls, v: str) -> str:
+        if not RUN_ID_PATTERN.match(v):
+            raise ValueError("must be a run id: 1-64 letters, digits, '-' or '_', starting with a letter or digit")
+        return v
+
+
+def parse_run_request(event: object, default_mode: str) -> RunRequest:
+    if not isinstance(event, dict):
+        raise BadInputError(f"run request must be a JSON object, got {type(event).__name__} {shown(event)}")
+    payload = dict(event)
+    payload.setdefault("mode", default_mode)
+    try:
+        return RunRequest.model_validate(payload)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("run request", e, RunRequest.model_fields)) from None
+
+
+def parse_resume_request(event: object) -> str:
+    """The id of the run a resume request names."""
+    try:
+        return ResumeRequest.model_validate(event).resume_run
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("resume request", e, ResumeRequest.model_fields)) from None
+
+
+def parse_scheduler_event(event: object, default_mode: str) -> RunRequest | str:
+    """What the scheduler is asked: a run (its request), or to resume a run (its id)."""
+    if isinstance(event, dict) and "resume_run" in event:
+        return parse_resume_request(event)
+    return parse_run_request(event, default_mode)
 
 
 class Column(_Strict):
@@ -288,3 +386,14 @@ class ChunkMessage(_ChunkAddress):
     def body(self) -> str:
         """The SQS message body: the reference, without the plan and the key range."""
         return self.ref().model_dump_json(exclude_none=True)
+
+
+def parse_chunk_message(body: str | dict[str, Any]) -> ChunkMessage | ChunkRef:
+    """A message body: a reference to a chunk (``ChunkRef``, what the pipeline sends), or a whole
+    message with its plan (``ChunkMessage``: the sample events, and messages of earlier versions)."""
+    data = load_json(body, "chunk message") if isinstance(body, str) else body
+    shape: type[ChunkMessage] | type[ChunkRef] = ChunkMessage if isinstance(data, dict) and "plan" in data else ChunkRef
+    try:
+        return shape.model_validate(data)
+    except ValidationError as e:
+        raise BadInputError(describe_validation_error("chunk message", e, shape.model_fields)) from None

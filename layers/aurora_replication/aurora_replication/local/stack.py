@@ -27,7 +27,7 @@ import boto3
 
 from aurora_replication import cost_ledger
 from aurora_replication.errors import BadInputError
-from aurora_replication.local import containers
+from aurora_replication.local import containers, home_lock, interrupts
 from aurora_replication.local.containers import HANDLER_MODULE, REGION, LocalContext
 from aurora_replication.local.services import free_port
 from aurora_replication.local.template import Template
@@ -271,6 +271,8 @@ class LocalStack:
             sys.stdout if os.environ.get("REPLICATE_LOG_STDOUT") else open(self.log_path, "a", buffering=1)  # noqa: SIM115
         )
         self.quiet = _QuietTerminal(self.log)
+        self._locked = False  # this stack holds the home's lock (local/home_lock.py)
+        self._state_loaded = False  # the state file is in moto whole: only then is it written back
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(
@@ -278,6 +280,9 @@ class LocalStack:
     ) -> None:
         from aurora_replication.local import cloudformation, moto_server
 
+        # one command at a time per home: the state file is read here and written back by stop()
+        home_lock.acquire(self.home, "a local stack")
+        self._locked = True
         logging.getLogger("werkzeug").setLevel(logging.ERROR)
         self.quiet.install()
         moto_server.install_iam_patches()
@@ -509,8 +514,9 @@ class LocalStack:
         from aurora_replication.local import moto_server
 
         if self.server is not None:
-            if hasattr(self, "dynamodb"):  # a start that failed half-way has nothing to save
-                self._save_state()
+            if self._state_loaded:  # a start that failed (or was interrupted) half-way has nothing to save
+                with interrupts.deferred("saving the local state (state.json)"):
+                    self._save_state()
             self._set_auth(float("inf"))
             moto_server.iam_decisions = None
             self.server.stop()
@@ -519,6 +525,9 @@ class LocalStack:
         self.quiet.uninstall()
         if self.log is not sys.stdout:
             self.log.flush()
+        if self._locked:
+            self._locked = False
+            home_lock.release(self.home)
 
     # ---- state that persists between local runs (watermarks, run history) -------------------
     @property
@@ -540,6 +549,7 @@ class LocalStack:
 
     def _load_state(self) -> None:
         if not self._state_file.exists():
+            self._state_loaded = True
             return
         saved = json.loads(self._state_file.read_text())
         if isinstance(saved, list):  # the format of earlier versions: items only
@@ -552,6 +562,7 @@ class LocalStack:
             self.dynamodb.put_item(TableName=self.table_name, Item=item)
         for body in saved.get("dead_letters", []):  # the DLQ outlives the process, as in AWS
             self.sqs.send_message(QueueUrl=self.dlq_url, MessageBody=body)
+        self._state_loaded = True
 
     # ---- handlers --------------------------------------------------------------------------
     def load_handler(self, function: str) -> Callable[..., Any]:
@@ -761,11 +772,15 @@ class LocalStack:
         fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
         processes: bool = False,
+        on_scheduled: Callable[[dict[str, Any]], None] | None = None,
     ) -> RunOutcome:
         """Invoke the scheduler with ``request`` and drain the queue until the run is finished;
         ``processes``: each worker container a process of its own (``drive_workers``). The worker
         containers poll from before the scheduler's invocation, as the event source mapping polls all
-        along: a table's chunks are copied while the scheduler still plans the tables after it."""
+        along: a table's chunks are copied while the scheduler still plans the tables after it.
+        ``on_scheduled`` is called with the scheduler's answer once the run is recorded. A Ctrl-C
+        during the scheduler's invocation waits for its end (``local/interrupts.py``): the run is then
+        recorded whole, and resumable."""
         started = time.monotonic()
         if "SchedulerFunction" not in self.handlers:
             # its cold start puts its role's credentials in the process environment for a moment: done
@@ -774,7 +789,10 @@ class LocalStack:
         stop = threading.Event()
         threads = self.drive_workers(workers, stop, fault=fault, processes=processes)
         try:
-            summary = self.invoke("SchedulerFunction", request)
+            with interrupts.deferred("the scheduler's invocation (the run is planned and recorded)"):
+                summary = self.invoke("SchedulerFunction", request)
+                if on_scheduled is not None:  # told before a Ctrl-C held back here is raised
+                    on_scheduled(summary)
         except BaseException:
             self._stop_workers(stop, threads, processes)
             raise
@@ -836,6 +854,13 @@ class LocalStack:
                         break  # nothing left to deliver: the rest is in the DLQ
                 else:
                     idle_since = None
+        except KeyboardInterrupt:  # Ctrl-C (the CLI names the run to resume once everything has stopped)
+            print(
+                "\ninterrupt: stopping; each worker finishes the invocation it is in and takes no new message",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise
         finally:
             self._stop_workers(stop, threads, processes)
         run = state.get_run(run_id)

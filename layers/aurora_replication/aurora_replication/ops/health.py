@@ -20,10 +20,33 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
-from aurora_replication.errors import EndpointError
+from aurora_replication.errors import BadInputError, EndpointError
+from aurora_replication.models import shown
 from aurora_replication.ops import cdc_health, cost
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
+
+
+def is_function_url(event: object) -> bool:
+    """Which of the two health requests ``event`` is: a Function URL request (payload 2.0, with its
+    ``requestContext.http``), or a direct invoke, which is ``{}`` (the template's schedule sends
+    exactly that). Anything else is refused with one line, before any check runs."""
+    if not isinstance(event, dict):
+        raise BadInputError(f"health event must be a JSON object, got {type(event).__name__} {shown(event)}")
+    if "requestContext" in event:
+        context = event["requestContext"]
+        if not isinstance(context, dict) or not isinstance(context.get("http"), dict):
+            raise BadInputError(
+                f"invalid health event: requestContext={shown(context)}: a Function URL request (payload "
+                "2.0) has requestContext.http; a direct invoke is {}"
+            )
+        return True
+    if event:
+        raise BadInputError(
+            f"invalid health event: {', '.join(repr(k) for k in sorted(event))}: unknown field(s); a direct "
+            "invoke is {} and a Function URL request has requestContext"
+        )
+    return False
 
 
 def _redact(text: str, secrets: list[str]) -> str:

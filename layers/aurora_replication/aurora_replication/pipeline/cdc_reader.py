@@ -476,7 +476,8 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     finalise step when there are none left."""
     t = services.state.get_table(run_id, table)
     plan = TablePlan.model_validate(t["plan"])
-    batches = [ChangeBatch.model_validate(b) for b in t.get("batches", [])]
+    # read back from the ledger, whose numbers are Decimal: not input, so not validated strictly
+    batches = [ChangeBatch.model_validate(b, strict=False) for b in t.get("batches", [])]
     missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
     messages = [
         ChunkMessage(kind="chunk", run_id=run_id, chunk_id=i, chunk_count=len(batches), plan=plan, batch=b, round=0)

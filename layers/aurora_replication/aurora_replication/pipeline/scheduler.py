@@ -6,19 +6,24 @@ fails during planning, before anything is written to DynamoDB or SQS.
 
 from __future__ import annotations
 
-import secrets as pysecrets
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
-from pydantic import ValidationError
 
 from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
-from aurora_replication.models import RunRequest, TableOptions, TablePlan, describe_validation_error
+from aurora_replication.models import (
+    RunRequest,
+    TableOptions,
+    TablePlan,
+    new_run_id,
+    parse_run_request,
+    parse_scheduler_event,
+)
 from aurora_replication.pipeline import audit, cdc_reader, chunks, modes, resume, runs, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.target_check import Drift, TargetFacts
@@ -84,18 +89,7 @@ class TargetColumns:
 
 
 def parse_request(event: Any, default_mode: str) -> RunRequest:
-    if not isinstance(event, dict):
-        raise BadInputError(f"run request must be a JSON object, got {type(event).__name__}")
-    payload = dict(event)
-    payload.setdefault("mode", default_mode)
-    try:
-        return RunRequest.model_validate(payload)
-    except ValidationError as e:
-        raise BadInputError(describe_validation_error("run request", e)) from None
-
-
-def new_run_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + pysecrets.token_hex(3)
+    return parse_run_request(event, default_mode)
 
 
 @tracer.capture_method(capture_response=False)  # the X-Ray subsegment `## plan_table`, per table
@@ -357,13 +351,10 @@ def _bounds(
 
 def schedule(event: Any, services: Services) -> dict[str, Any]:
     s = services.settings
-    if isinstance(event, dict) and "resume_run" in event:
-        if set(event) != {"resume_run"}:
-            raise BadInputError("a resume request has one field, resume_run: the id of the run to resume")
-        if isinstance(event["resume_run"], str):
-            meter.set_run(event["resume_run"])
-        return resume.resume(event["resume_run"], services)
-    request = parse_request(event, s.default_mode)
+    request = parse_scheduler_event(event, s.default_mode)
+    if isinstance(request, str):  # a resume request: the run's id
+        meter.set_run(request)
+        return resume.resume(request, services)
     run_id = request.run_id or new_run_id()
     meter.set_run(run_id)  # the run's cost figures and query tags name it from here on
     target_columns = TargetColumns(services)

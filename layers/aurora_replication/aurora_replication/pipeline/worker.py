@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import os
 import secrets
 import time
@@ -24,7 +23,7 @@ from pydantic import ValidationError
 
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
-from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error
+from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error, parse_chunk_message
 from aurora_replication.pipeline import extract_parts, modes, staging, timeline, transforms
 from aurora_replication.pipeline import finalise as finaliser
 from aurora_replication.pipeline.chunks import finalise_message
@@ -43,15 +42,7 @@ tracer = Tracer()
 def parse_message(body: str | dict[str, Any]) -> ChunkMessage | ChunkRef:
     """A message body: a reference to a chunk (``ChunkRef``, what the pipeline sends), or a whole
     message with its plan (``ChunkMessage``: the sample events, and messages of earlier versions)."""
-    try:
-        data = json.loads(body) if isinstance(body, str) else body
-        if isinstance(data, dict) and "plan" in data:
-            return ChunkMessage.model_validate(data)
-        return ChunkRef.model_validate(data)
-    except json.JSONDecodeError as e:
-        raise BadInputError(f"chunk message is not JSON: {e}") from None
-    except ValidationError as e:
-        raise BadInputError(describe_validation_error("chunk message", e)) from None
+    return parse_chunk_message(body)
 
 
 # the plan of a run's table never changes: read once per container

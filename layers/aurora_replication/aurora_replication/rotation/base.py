@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from aws_lambda_powertools import Logger
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from aurora_replication.config import parse_environment
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import describe_validation_error
 
@@ -47,7 +49,10 @@ class RotationError(RuntimeError):
 
 
 class RotationEvent(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    """Secrets Manager's event: fields it may add later (``RotationToken`` came in 2023) are ignored;
+    the ones read are strictly typed."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, strict=True)
 
     secret_id: str = Field(alias="SecretId", pattern=SECRET_ARN.pattern)
     token: str = Field(alias="ClientRequestToken", pattern=r"^[A-Za-z0-9-]{32,64}$")
@@ -83,11 +88,8 @@ class RotationSettings(BaseModel):
         return {"host": self.source_host, "port": self.source_port, "dbname": self.source_dbname}
 
 
-def rotation_settings(env: dict[str, str]) -> RotationSettings:
-    try:
-        return RotationSettings.model_validate(env)
-    except ValidationError as e:
-        raise BadInputError(describe_validation_error("environment", e)) from None
+def rotation_settings(env: Mapping[str, str]) -> RotationSettings:
+    return parse_environment(RotationSettings, env)
 
 
 class SecretStore:
