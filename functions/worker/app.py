@@ -99,6 +99,7 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     global invocation
     idempotency.register_lambda_context(context)
+    services.set_deadline(context)  # a finaliser waits for Snowflake no longer than the invocation may
     invocation = metering.Invocation("worker", context)
     try:
         return process_partial_response(

@@ -99,8 +99,31 @@ def test_overwrite_keeps_the_table_and_names_every_column_it_fills():
     sql = snowflake_sql.overwrite(p, "_ASR_FULL_r1_ORDER ITEMS", OK_TABLE)
     assert sql.startswith('INSERT OVERWRITE INTO "ORDER ITEMS" ("ID", "LINE", "NA""ME", "DOC", "AT") SELECT CAST(')
     assert 'CAST(PARSE_JSON("DOC", \'d\') AS VARIANT) AS "DOC"' in sql
-    assert sql.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
-    assert sql.count("%s") == 1 and "CREATE" not in sql and "MAX(" not in sql
+    rows, guard = sql.split(" UNION ALL ")
+    assert rows.endswith(f"WHERE {VALIDATED.format(load='_ASR_FULL_r1_ORDER ITEMS')}")
+    # the guard: one row of the validated rows' count, whose condition fails the statement unless it is the
+    # expected count (bound last), with a NULL of each target column's type
+    assert guard.startswith('SELECT CAST(NULL AS NUMBER(20,0)) AS "ID", ')
+    assert (
+        f'(SELECT COUNT(*) AS "_ASR_N" FROM "_ASR_FULL_r1_ORDER ITEMS" WHERE {VALIDATED.format(load="_ASR_FULL_r1_ORDER ITEMS")})'
+        in guard
+    )
+    assert guard.endswith(
+        "WHERE CAST(IFF(\"_ASR_N\" = %s, '0', 'the load table no longer holds the validated rows: ' || "
+        "TO_VARCHAR(\"_ASR_N\") || ' rows') AS NUMBER(1,0)) = 1"
+    )
+    assert sql.count("%s") == 3 and "CREATE" not in sql and "MAX(" not in sql
+
+
+def test_an_attempt_is_counted_and_summed_by_its_chunk_and_attempt_ids_alone():
+    p = plan()
+    with_json = checksums.checksum_columns(p, json_text=True)
+    sql = snowflake_sql.attempt_checksum_query("L", with_json, None)
+    assert sql.startswith('SELECT COUNT(*), SUM("_ASR_TERM") FROM (SELECT MD5_NUMBER_UPPER64(')
+    assert sql.endswith('FROM "L" WHERE "_ASR_CHUNK" = %s AND "_ASR_ATTEMPT" = %s)')
+    both = snowflake_sql.attempt_checksum_query("L", with_json, checksums.checksum_columns(p))
+    assert both.startswith('SELECT COUNT(*), SUM("_ASR_TERM"), SUM("_ASR_TERM2") FROM')
+    assert both.count("%s") == 2
 
 
 def test_validated_checksums_group_by_chunk_over_the_named_attempts_only():
@@ -124,7 +147,8 @@ def test_a_few_validated_pairs_are_bound_inline_in_the_statement_that_reads_them
         'FROM (SELECT column1 AS "_ASR_TOKEN", column2 AS "_ASR_CHUNK", column3 AS "_ASR_ATTEMPT" '
         'FROM VALUES (%s, %s, %s), (%s, %s, %s)) a WHERE a."_ASR_TOKEN" = %s' in sql
     )
-    assert sql.count("%s") == len(inline.params) and "_ASR_OK_" not in sql
+    # the rows' and the guard's pairs, then the guard's expected count
+    assert sql.count("%s") == 2 * len(inline.params) + 1 and "_ASR_OK_" not in sql
     with pytest.raises(ValueError):
         snowflake_sql.attempts_inline("tok", [])
     with pytest.raises(ValueError):

@@ -113,14 +113,10 @@ def test_close_without_a_look_up_opens_nothing():
     columns.close()
 
 
-def _full_commit(
-    existing: list[tuple[Any, ...]], fail_on: str = "", rows: int = 5, validated: int = 5
-) -> tuple[RecordingConnection, dict[str, Any]]:
-    """A full commit of ``validated`` rows where the target (or the counted copy) then holds ``rows``."""
+def _plan() -> Any:
     from aurora_replication.models import Column, TablePlan
-    from aurora_replication.pipeline.modes import Commit, get
 
-    plan = TablePlan(
+    return TablePlan(
         table="orders",
         target_table="ORDERS",
         columns=[
@@ -130,6 +126,18 @@ def _full_commit(
         key=["id"],
         mode="full",
     )
+
+
+PLAN = _plan()
+
+
+def _full_commit(
+    existing: list[tuple[Any, ...]], fail_on: str = "", rows: int = 5, validated: int = 5
+) -> tuple[RecordingConnection, dict[str, Any]]:
+    """A full commit of ``validated`` rows where the target (or the counted copy) then holds ``rows``."""
+    from aurora_replication.pipeline.modes import Commit, get
+
+    plan = PLAN
     conn = RecordingConnection({snowflake_sql.target_columns(): existing}, rows=rows)
     if fail_on:
         record = conn.cursor
@@ -156,35 +164,50 @@ def _full_commit(
         return conn, {}
 
 
-def test_a_full_commit_overwrites_an_existing_target_in_a_transaction_and_never_replaces_it():
+def test_a_full_commit_overwrites_an_existing_target_in_one_guarded_statement_and_never_replaces_it():
     conn, result = _full_commit(COLUMNS)
     statements = [s for s, _ in conn.statements]
     assert statements[0] == snowflake_sql.target_columns()
-    assert statements[1] == "BEGIN" and statements[2].startswith('INSERT OVERWRITE INTO "ORDERS" ("ID", "NAME")')
-    # counted inside the transaction: it commits only the rows the validated attempts carry
-    assert statements[3:] == [snowflake_sql.row_count("ORDERS"), "COMMIT"]
-    assert not any(s.startswith(("CREATE", "DROP", 'ALTER TABLE "ORDERS" DROP')) for s in statements)
+    # one statement, its own transaction (it can run asynchronously: a transaction ends with its session),
+    # guarded by the validated rows' count, bound last
+    assert statements[1:] == [snowflake_sql.overwrite(PLAN, "L", snowflake_sql.attempts_in_table("A", "tok"))]
+    assert conn.statements[1][1] == ("tok", "tok", 5)
+    assert not any(s.startswith(("CREATE", "DROP", 'ALTER TABLE "ORDERS" DROP', "BEGIN")) for s in statements)
     assert result["publish"] == "rows overwritten in place"
 
 
-def test_a_failed_overwrite_rolls_back_and_a_missing_target_is_created_first():
+def test_a_failed_overwrite_changes_nothing_more_and_a_missing_target_is_created_first():
     conn, _ = _full_commit(COLUMNS, fail_on="INSERT OVERWRITE")
-    assert [s.split(" ")[0] for s, _ in conn.statements][1:] == ["BEGIN", "INSERT", "ROLLBACK"]
+    assert [s.split(" ")[0] for s, _ in conn.statements][1:] == ["INSERT"]
     conn, _ = _full_commit([])
     statements = [s for s, _ in conn.statements]
-    assert statements[1].startswith('CREATE TABLE IF NOT EXISTS "ORDERS"') and statements[2] == "BEGIN"
+    assert statements[1].startswith('CREATE TABLE IF NOT EXISTS "ORDERS"')
+    assert statements[2].startswith("INSERT OVERWRITE")
 
 
-def test_a_full_commit_rolls_back_when_the_load_table_no_longer_holds_the_validated_rows():
+def test_an_overwrite_whose_guard_fails_is_a_row_count_mismatch():
     """A finaliser that validated before a concurrent one published and dropped the load table (which a
-    straggling chunk then created again, empty) must not overwrite the target with nothing."""
-    conn, result = _full_commit(COLUMNS, rows=0, validated=5)
-    assert [s.split(" ")[0] for s, _ in conn.statements][1:] == ["BEGIN", "INSERT", "SELECT", "ROLLBACK"]
-    assert result == {}
+    straggling chunk then created again, empty) must not overwrite the target with nothing: the statement's
+    guard fails it (Snowflake: "Numeric value '...' is not recognized"), which says how many rows it found."""
+    import snowflake.connector
+
+    class GuardFails(RecordingConnection):
+        def cursor(self) -> Any:
+            inner = super().cursor()
+            execute = inner.execute
+
+            def failing(statement: str, params: Any = None, **kwargs: Any) -> None:
+                execute(statement, params, **kwargs)
+                raise snowflake.connector.errors.ProgrammingError(
+                    msg=f"Numeric value '{snowflake_sql.GUARD_TEXT}: 0 rows' is not recognized", errno=100038
+                )
+
+            inner.execute = failing
+            return inner
+
+    t = target.Target(GuardFails(), "STAGE")  # type: ignore[arg-type]
     with pytest.raises(target.RowCountMismatch, match="would hold 0 rows where the validated chunks carry 5"):
-        t = target.Target(RecordingConnection(rows=0), "STAGE")  # type: ignore[arg-type]
-        plan = SimpleNamespace(target_table="ORDERS", columns=[])
-        t.overwrite(plan, "L", snowflake_sql.attempts_in_table("A", "tok"), 5)  # type: ignore[arg-type]
+        t.overwrite(PLAN, "L", snowflake_sql.attempts_in_table("A", "tok"), 5)
 
 
 def test_a_recreated_target_is_built_from_a_counted_copy_of_the_validated_rows():
@@ -209,7 +232,8 @@ def copy_of(statements: list[str]) -> str:
 def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_change():
     conn, result = _full_commit([("ID", "NUMBER", 10, 0)])
     statements = [s for s, _ in conn.statements]
-    assert statements[1] == 'ALTER TABLE "ORDERS" ADD COLUMN "NAME" VARCHAR' and statements[2] == "BEGIN"
+    assert statements[1] == 'ALTER TABLE "ORDERS" ADD COLUMN "NAME" VARCHAR'
+    assert statements[2].startswith("INSERT OVERWRITE")
     assert result["schema_changes"]
     conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
     statements = [s for s, _ in conn.statements]

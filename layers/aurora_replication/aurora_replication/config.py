@@ -69,6 +69,27 @@ class Settings(BaseModel):
     # (pipeline/redelivery.py); 0: at once
     redelivery_base_seconds: int = Field(default=30, alias="REDELIVERY_BASE_SECONDS", ge=0, le=43200)
     redelivery_max_seconds: int = Field(default=900, alias="REDELIVERY_MAX_SECONDS", ge=0, le=43200)
+    # Snowflake's time limits (docs/scale.md). A synchronous statement (a chunk's COPY and checksum, the
+    # finaliser's small statements) runs at most this long: the session's STATEMENT_TIMEOUT_IN_SECONDS,
+    # and the connector's network_timeout; keep it below the worker's timeout, so that a statement that
+    # runs out of time fails inside the invocation, with its reason, instead of the invocation being killed
+    snowflake_statement_timeout_seconds: int = Field(
+        default=600, alias="SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS", ge=1, le=604800
+    )
+    # a statement that grows with the table (a full run's publish, a MERGE and its check, reconcile's
+    # delete) runs asynchronously (``execute_async``), polled across invocations, for at most this long
+    snowflake_async_timeout_seconds: int = Field(
+        default=86400, alias="SNOWFLAKE_ASYNC_TIMEOUT_SECONDS", ge=1, le=604800
+    )
+    # how long a finaliser waits for such a statement in its own invocation (never past its deadline less
+    # DEADLINE_MARGIN_SECONDS) before it hands the wait to a delayed finalise message (SQS DelaySeconds: as
+    # long as the statement has run so far, from 1 s up to ASYNC_POLL_SECONDS, at most 900), and so on
+    # until the statement ends
+    async_inline_wait_seconds: float = Field(default=30.0, alias="ASYNC_INLINE_WAIT_SECONDS", ge=0, le=900)
+    async_poll_seconds: int = Field(default=60, alias="ASYNC_POLL_SECONDS", ge=0, le=900)
+    # an invocation starts no step it may not finish this close to its deadline (the Lambda context's
+    # remaining time): the scheduler stops planning, a finaliser stops waiting
+    deadline_margin_seconds: float = Field(default=30.0, alias="DEADLINE_MARGIN_SECONDS", ge=0, le=600)
     # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)

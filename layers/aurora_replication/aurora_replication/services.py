@@ -86,6 +86,21 @@ class Services:
     # the container's warm connections ("source", "target") and what DDL it ran (Target.ready)
     warm: dict[str, _Warm] = field(default_factory=dict)
     ddl_done: set[str] = field(default_factory=set)
+    # the invocation's deadline (``time.monotonic()``), from its Lambda context's remaining time; None:
+    # none known (the CLI, tests). Work that may not finish before it less DEADLINE_MARGIN_SECONDS is
+    # not started (the scheduler's planning) or handed to a later invocation (a finaliser's wait)
+    deadline: float | None = None
+
+    def set_deadline(self, context: Any) -> None:
+        """The deadline of the invocation ``context`` describes (``get_remaining_time_in_millis``)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        self.deadline = time.monotonic() + remaining() / 1000 if callable(remaining) else None
+
+    def seconds_left(self) -> float:
+        """Seconds until the deadline less DEADLINE_MARGIN_SECONDS (infinite without a deadline)."""
+        if self.deadline is None:
+            return float("inf")
+        return self.deadline - self.settings.deadline_margin_seconds - time.monotonic()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -131,7 +146,10 @@ class Services:
         return self._connect(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL", "source")
 
     def snowflake(self) -> Any:
-        return self._connect(lambda: target.connect_with_rotation(self.snowflake_settings), "Snowflake", "target")
+        timeout = self.settings.snowflake_statement_timeout_seconds
+        return self._connect(
+            lambda: target.connect_with_rotation(self.snowflake_settings, timeout), "Snowflake", "target"
+        )
 
     def _connect(self, connect: Callable[[], Any], engine: str, side: str) -> Any:
         """A new connection, with retries; a failure the operator can act on is described as such."""
@@ -221,15 +239,20 @@ class Services:
             return error
         return described or error
 
-    def send_messages(self, bodies: list[str], tables: list[str] | None = None) -> None:
+    def send_messages(self, bodies: list[str], tables: list[str] | None = None, delay_seconds: int = 0) -> None:
         """Send in batches of ten; a partly failed batch is resent until every entry is accepted.
         ``tables``: the table of each message, whose cost figures it counts toward (the scheduler
-        sends several tables' messages in one batch); by default the table the meter is on."""
+        sends several tables' messages in one batch); by default the table the meter is on.
+        ``delay_seconds``: each message is delivered that much later (SQS DelaySeconds, 0 to 900)."""
         owners: list[str | None] = list(tables) if tables is not None else [None] * len(bodies)
+        delay = max(0, min(900, int(delay_seconds)))
         for i in range(0, len(bodies), 10):
             entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {"Id": str(j), "MessageBody": b} for j, b in enumerate(bodies[i : i + 10])
             ]
+            if delay:
+                for entry in entries:
+                    entry["DelaySeconds"] = delay
             batch_owners = owners[i : i + 10]
             for _attempt in range(5):
                 resp = self.sqs.send_message_batch(QueueUrl=self.settings.chunk_queue_url, Entries=entries)

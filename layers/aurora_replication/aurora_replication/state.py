@@ -91,6 +91,10 @@ CHUNK_FIELDS = (
     "source_checksum",
     "snapshot_at",
     "source_position",
+    # what Snowflake counted and summed of the attempt's rows right after it loaded (validation's other side)
+    "target_rows",
+    "target_checksum",
+    "target_checksum_no_json",
 )
 
 
@@ -679,6 +683,27 @@ class StateStore:
             )
             is not None
         )
+
+    def table_text(self, run_id: str, table: str, name: str) -> str | None:
+        """One text attribute of the run's TABLE item (a consistent read of it alone)."""
+        item = self.table.get_item(
+            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            ConsistentRead=True,
+            ProjectionExpression="#n",
+            ExpressionAttributeNames={"#n": name},
+        ).get("Item")
+        value = item.get(name) if item else None
+        return None if value is None else str(value)
+
+    def swap_table_text(self, run_id: str, table: str, name: str, new: str, old: str | None) -> bool:
+        """Set the TABLE item's text attribute ``name`` to ``new`` only while it holds ``old`` (None: while it
+        is absent): one writer wins (a long statement's record, ``target/long_statements.py``)."""
+        values: dict[str, Any] = {":new": new}
+        condition = "attribute_exists(pk) AND attribute_not_exists(#n)"
+        if old is not None:
+            condition = "attribute_exists(pk) AND #n = :old"
+            values[":old"] = old
+        return self._update_if(run_id, table, "SET #n = :new", condition, {"#n": name}, values)
 
     def touch_table(self, run_id: str, table: str) -> None:
         """Record progress without a chunk (a resume, a heal): the stall clock starts again."""

@@ -16,7 +16,11 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
   columns is decoded, as in Snowflake;
 * a CSV file format's ``DATE_FORMAT``, ``TIME_FORMAT`` and ``TIMESTAMP_FORMAT`` (which fakesnow refused)
   parse the text of DATE, TIME and TIMESTAMP columns strictly, as in Snowflake;
-* ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake;
+* ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake, and outside
+  a transaction it is all or nothing (fakesnow committed its DELETE before its INSERT);
+* asynchronous statements (``execute_async``) run on after their session, with their status and errors
+  reported by query id; ``STATEMENT_TIMEOUT_IN_SECONDS`` and the connector's cancel stop a statement
+  with Snowflake's codes (``_timed_app``);
 * ``COPY ... FROM @stage/path/ FILES = (...)`` loads the named files of an internal stage (fakesnow
   refused FILES there);
 * creating an object that exists fails with Snowflake's code for it (002002, "already exists"), not
@@ -32,6 +36,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import os
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -286,7 +291,10 @@ def _patch_hex_to_number() -> None:
 def _patch_insert_overwrite_locks() -> None:
     """``INSERT OVERWRITE`` locks its table until the transaction ends, and truncates the rows committed
     when it runs, as in Snowflake (DML takes the table's lock; a statement sees what was committed before
-    it began: *Transactions*, "Resource locking" and "Isolation level"). The emulator turns it into a
+    it began: *Transactions*, "Resource locking" and "Isolation level"); outside an explicit transaction it
+    is one statement, all or nothing ("each statement is its own transaction" in autocommit): the emulator's
+    DELETE and INSERT run in one DuckDB transaction, so a failing INSERT leaves the old rows, as in
+    Snowflake (fakesnow committed the DELETE alone, leaving the table empty). The emulator turns it into a
     DELETE and an INSERT in DuckDB, whose snapshot is the transaction's start and which sees no conflict
     when the table was empty: two concurrent overwrites would both insert. Here a second overwrite waits
     for the first's transaction; if that one committed after the waiting transaction began, the waiting
@@ -341,11 +349,18 @@ def _patch_insert_overwrite_locks() -> None:
                     "roll back and retry",
                     errno=625,
                 )
-            if began is None:  # autocommit: the statement is its own transaction
+            if began is None:  # autocommit: the statement is its own transaction, all or nothing
+                duck = self._duck_conn
+                duck.execute("BEGIN TRANSACTION")
                 try:
-                    return original(self, command, *args, **kwargs)
-                finally:
-                    _end(session, True)
+                    result = original(self, command, *args, **kwargs)
+                except BaseException:
+                    duck.execute("ROLLBACK")
+                    _end(session, False)
+                    raise
+                duck.execute("COMMIT")
+                _end(session, True)
+                return result
         return original(self, command, *args, **kwargs)
 
     FakeSnowflakeCursor.execute = execute  # type: ignore[method-assign]
@@ -555,6 +570,236 @@ def _patch_query_tag() -> None:
     transforms.alter_session = alter_session
 
 
+# Snowflake's codes for a statement that ran out of time or was cancelled (the connector's ``errno``)
+STATEMENT_TIMEOUT_CODE = 630  # "Statement reached its statement or warehouse timeout of N second(s) and was canceled."
+CANCELED_CODE = 604  # "SQL execution canceled"
+ASYNC_IN_PROGRESS_CODE = "333334"  # the connector's QUERY_IN_PROGRESS_ASYNC_CODE
+_SET_TIMEOUT = re.compile(
+    r"^\s*ALTER\s+SESSION\s+(?:SET\s+STATEMENT_TIMEOUT_IN_SECONDS\s*=\s*([0-9]+)|UNSET\s+STATEMENT_TIMEOUT_IN_SECONDS)"
+    r"\s*;?\s*$",
+    re.I,
+)
+_SET_ABORT_DETACHED = re.compile(r"^\s*ALTER\s+SESSION\s+SET\s+ABORT_DETACHED_QUERY\s*=\s*(TRUE|FALSE)\s*;?\s*$", re.I)
+SNOWFLAKE_DEFAULT_STATEMENT_TIMEOUT = 172800  # STATEMENT_TIMEOUT_IN_SECONDS' default: two days
+DONE = "SELECT 'Statement executed successfully.'"  # what an accepted ALTER SESSION answers
+
+
+class _Job:
+    """One asynchronous statement: its status as Snowflake's monitoring reports it."""
+
+    def __init__(self) -> None:
+        self.status = "RUNNING"
+        self.error_code: str | None = None
+        self.error_message: str | None = None
+
+
+def _timed_app(fs_server: Any) -> Any:
+    """The emulator's web application with what Snowflake documents for time: asynchronous statements
+    and statement timeouts. fakesnow ran a statement sent with ``asyncExec`` (the connector's
+    ``execute_async``) to its end before answering, and its monitoring endpoint reported any statement
+    it did not know as "no data" (which the connector reads as still running) and never an error; it
+    ignored ``STATEMENT_TIMEOUT_IN_SECONDS`` and the connector's cancel (``abort-request``).
+
+    * ``asyncExec``: the statement is accepted at once (Snowflake's 333334, "Asynchronous execution
+      in progress") with its query id, and runs on a connection of its own, so it goes on after the
+      session that sent it closes, as with ``ABORT_DETACHED_QUERY = FALSE`` (Snowflake's default;
+      *Using the JDBC driver*, asynchronous queries). ``/monitoring/queries/<id>`` reports it RUNNING,
+      then SUCCESS, or FAILED_WITH_ERROR with its error code and message (the connector's
+      ``get_query_status_throw_if_error`` raises them); its result is read with RESULT_SCAN.
+    * ``STATEMENT_TIMEOUT_IN_SECONDS`` (set at login or by ``ALTER SESSION``; default two days) cancels a
+      statement that runs longer, with Snowflake's 000630; the connector's cancel of a synchronous
+      statement (its ``network_timeout``) cancels it with 000604, "SQL execution canceled", as Snowflake does.
+    """
+    import asyncio
+    import gzip as gz
+    import json
+    import uuid
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    original_query = fs_server.query_request
+    original_login = fs_server.login_request
+    original_monitoring = fs_server.monitoring_query
+    timeouts: dict[str, int] = {}  # session token -> STATEMENT_TIMEOUT_IN_SECONDS
+    running: dict[str, dict[str, Any]] = {}  # session token -> the synchronous statement in progress
+    jobs: OrderedDict[str, _Job] = OrderedDict()
+    guard = threading.Lock()
+
+    async def body_of(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gz.decompress(body)
+        loaded: dict[str, Any] = json.loads(body)
+        return loaded
+
+    def failure(code: int, message: str) -> JSONResponse:
+        text = f"{code:06d}"
+        return JSONResponse(
+            {"data": {"errorCode": text, "sqlState": "57014"}, "code": text, "message": message, "success": False}
+        )
+
+    def timed_out(seconds: int) -> str:
+        return f"Statement reached its statement or warehouse timeout of {seconds} second(s) and was canceled."
+
+    def replayed(request: Request, body: dict[str, Any], token: str | None = None) -> Request:
+        """The request again, with ``body`` (and another session's token)."""
+        raw = json.dumps(body).encode()
+        dropped = (b"content-encoding", b"content-length")
+        headers = [(k, v) for k, v in request.scope["headers"] if k.lower() not in dropped]
+        if token is not None:
+            headers = [(k, v) for k, v in headers if k.lower() != b"authorization"]
+            headers.append((b"authorization", f'Snowflake Token="{token}"'.encode()))
+        headers.append((b"content-length", str(len(raw)).encode()))
+        scope = {**request.scope, "headers": headers}
+        sent = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal sent
+            if sent:
+                return {"type": "http.disconnect"}
+            sent = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        return Request(scope, receive)
+
+    async def login_request(request: Request) -> Any:
+        body = await body_of(request)
+        response = await original_login(replayed(request, body))
+        seconds = body.get("data", {}).get("SESSION_PARAMETERS", {}).get("STATEMENT_TIMEOUT_IN_SECONDS")
+        if seconds is not None:
+            token = json.loads(bytes(response.body)).get("data", {}).get("token")
+            if token:
+                timeouts[token] = int(seconds)
+        return response
+
+    def run_job(qid: str, job: _Job, request: Request, body: dict[str, Any], token: str, seconds: int) -> None:
+        own = f"async-{qid}"
+        session = fs_server.sessions[token]
+        fs_server.sessions[own] = fs_server.shared_fs.connect(session.database, session.schema)
+        conn = fs_server.sessions[own]
+        fired = threading.Event()
+
+        def cancel() -> None:
+            fired.set()
+            conn._duck_conn.interrupt()  # noqa: SLF001 - the job's own DuckDB connection
+
+        timer = threading.Timer(seconds, cancel)
+        timer.start()
+        try:
+            response = asyncio.run(original_query(replayed(request, {**body, "asyncExec": False}, own)))
+            answer = json.loads(bytes(response.body))
+        except Exception as e:  # noqa: BLE001 - the job fails, as the statement would
+            answer = {"success": False, "code": "000603", "message": f"{type(e).__name__}: {e}"}
+        finally:
+            timer.cancel()
+            fs_server.sessions.pop(own, None)
+        with guard:
+            if fired.is_set():
+                job.status, job.error_code, job.error_message = "FAILED_WITH_ERROR", "000630", timed_out(seconds)
+            elif answer.get("success"):
+                done = (answer.get("data") or {}).get("queryId")
+                cached = fs_server.shared_fs.results_cache.get(done) if done else None
+                if cached is not None:
+                    fs_server.shared_fs.results_cache[qid] = cached
+                job.status = "SUCCESS"
+            else:
+                job.status = "FAILED_WITH_ERROR"
+                job.error_code = str(answer.get("code") or "000603")
+                job.error_message = str(answer.get("message") or "")
+
+    async def query_request(request: Request) -> Any:
+        body = await body_of(request)
+        token = fs_server.to_token(request)
+        sql = str(body.get("sqlText", ""))
+        found = _SET_TIMEOUT.match(sql)
+        if found:
+            if token in fs_server.sessions:
+                timeouts[token] = int(found.group(1)) if found.group(1) else SNOWFLAKE_DEFAULT_STATEMENT_TIMEOUT
+            return await original_query(replayed(request, {**body, "sqlText": DONE}))
+        detached = _SET_ABORT_DETACHED.match(sql)
+        if detached:  # FALSE is how asynchronous statements run here; TRUE is not emulated
+            if detached.group(1).upper() == "TRUE":
+                return failure(2, "ABORT_DETACHED_QUERY = TRUE is not emulated")
+            return await original_query(replayed(request, {**body, "sqlText": DONE}))
+        seconds = timeouts.get(token, SNOWFLAKE_DEFAULT_STATEMENT_TIMEOUT)
+        if body.get("asyncExec") and not body.get("describeOnly") and token in fs_server.sessions:
+            qid = str(uuid.uuid4())
+            job = _Job()
+            with guard:
+                jobs[qid] = job
+                while len(jobs) > _RESULTS_KEPT:
+                    jobs.popitem(last=False)
+            threading.Thread(
+                target=run_job, args=(qid, job, request, body, token, seconds), name=f"async-{qid}", daemon=True
+            ).start()
+            return JSONResponse(
+                {
+                    "code": ASYNC_IN_PROGRESS_CODE,
+                    "data": {"queryId": qid, "getResultUrl": f"/queries/{qid}/result"},
+                    "message": "Asynchronous execution in progress. Use provided query id to perform query monitoring "
+                    "and management.",
+                    "success": True,
+                }
+            )
+        conn = fs_server.sessions.get(token)
+        if conn is None:
+            return await original_query(replayed(request, body))
+        state: dict[str, Any] = {"why": None, "request_id": request.query_params.get("requestId")}
+
+        def cancel(why: str) -> None:
+            if state["why"] is None:
+                state["why"] = why
+                conn._duck_conn.interrupt()  # noqa: SLF001 - the session's DuckDB connection
+
+        state["cancel"] = cancel
+        timer = threading.Timer(seconds, cancel, ("timeout",))
+        running[token] = state
+        timer.start()
+        try:
+            response = await original_query(replayed(request, body))
+        finally:
+            timer.cancel()
+            running.pop(token, None)
+        if state["why"] == "timeout":
+            return failure(STATEMENT_TIMEOUT_CODE, timed_out(seconds))
+        if state["why"] == "canceled":
+            return failure(CANCELED_CODE, "SQL execution canceled")
+        return response
+
+    async def abort_request(request: Request) -> Any:
+        """The connector's cancel of its statement in progress (at its ``timeout`` or ``network_timeout``)."""
+        token = fs_server.to_token(request)
+        state = running.get(token)
+        if state is not None:
+            state["cancel"]("canceled")
+        return JSONResponse({"success": True})
+
+    def monitoring_query(request: Request) -> Any:
+        qid = request.path_params["sfqid"]
+        with guard:
+            job = jobs.get(qid)
+            if job is not None:
+                entry: dict[str, Any] = {"id": qid, "status": job.status}
+                if job.error_code is not None:
+                    entry.update(errorCode=job.error_code, errorMessage=job.error_message)
+                return JSONResponse({"data": {"queries": [entry]}, "success": True})
+        return original_monitoring(request)
+
+    mine = {
+        "/session/v1/login-request": login_request,
+        "/queries/v1/query-request": query_request,
+        "/queries/v1/abort-request": abort_request,
+        "/monitoring/queries/{sfqid}": monitoring_query,
+    }
+    routes = [
+        Route(r.path, mine[r.path], methods=list(r.methods or [])) if r.path in mine else r for r in fs_server.routes
+    ]
+    return Starlette(routes=routes)
+
+
 _RESULTS_KEPT = 2000
 
 
@@ -599,7 +844,7 @@ def main(argv: list[str] | None = None) -> int:
     # it runs, which grows without bound over a test session; Snowflake keeps them 24 hours. Keep
     # the most recent ones: nothing here reads an older result.
     fs_server.shared_fs.results_cache = RecentResults(_RESULTS_KEPT)
-    server = uvicorn.Server(uvicorn.Config(fs_server.app, host=args.host, port=args.port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(_timed_app(fs_server), host=args.host, port=args.port, log_level="warning"))
     server.run()
     return 0
 

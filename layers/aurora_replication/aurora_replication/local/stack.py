@@ -649,10 +649,18 @@ class LocalStack:
 
     # ---- the event source mapping --------------------------------------------------------
     def queue_depth(self, url: str) -> tuple[int, int]:
+        """(visible, not yet visible): messages in flight and delayed ones (a finaliser polling a long
+        statement sends itself again with DelaySeconds) are both still to come."""
         a = self.sqs.get_queue_attributes(
-            QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
         )["Attributes"]
-        return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
+        later = int(a["ApproximateNumberOfMessagesNotVisible"]) + int(a.get("ApproximateNumberOfMessagesDelayed", 0))
+        return int(a["ApproximateNumberOfMessages"]), later
 
     def drive_workers(
         self,

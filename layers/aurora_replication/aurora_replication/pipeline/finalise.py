@@ -1,10 +1,14 @@
 """The finaliser of a table: validate each chunk against its own snapshot, then heal, fail or commit.
 
-It does not read MySQL to validate and its cost does not grow with the source table: it reads the
-run's ledger (one small item per chunk) and runs one grouped checksum query over the load table,
-restricted to the (chunk, attempt) pairs the ledger names. Every chunk's rows in Snowflake are
-compared with the count and checksum its worker computed in the same snapshot it read them from, so
-writes to MySQL after a chunk's snapshot are lag (the next run carries them), never a mismatch. A
+Validation reads neither MySQL nor the load table: it compares two columns of the run's ledger (one
+small item per chunk). Each chunk's entry holds the attempt it validated, the count and checksum its
+worker computed in the snapshot it read the rows from, and the count and checksum Snowflake computed of
+exactly that attempt's rows right after they loaded (``Target.attempt_sums``): so writes to MySQL
+after a chunk's snapshot are lag (the next run carries them), never a mismatch, and no statement of
+validation grows with the table. The commit's statements that do grow with it (the publish, a MERGE
+and its check, reconcile's delete) run asynchronously (``target/long_statements.py``): a statement
+still running when the invocation may wait no longer is polled by this finalise message sent again,
+delayed (ASYNC_POLL_SECONDS), until it ends; its query id is in the ledger, so nothing starts it twice. A
 mismatch is a real error: the chunk is copied again (``HEAL_ATTEMPTS`` rounds), then the table
 fails, naming the chunks and their key ranges, and the rows and columns that differ
 (``diagnose``): the one time a finaliser reads MySQL, bounded to a few failing chunks' own key
@@ -20,6 +24,7 @@ and last run are not written. The watermark and last run move forward only (``st
 from __future__ import annotations
 
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -31,11 +36,13 @@ from aurora_replication import checksums
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.pipeline import diagnose, modes, runs
-from aurora_replication.pipeline.chunks import chunk_messages
+from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.state import FINAL, SUPERSEDED, Bounds, TableKey, run_order
+from aurora_replication.target import long_statements
 from aurora_replication.target.client import Target
+from aurora_replication.target.long_statements import LongStatements, Pending, StatementInterrupted, StatementTimedOut
 from aurora_replication.target.sql import load_table_name
 
 logger = Logger(child=True)
@@ -44,6 +51,25 @@ EMPTY = checksums.EMPTY
 Sums = tuple[int, str]
 # a finalise that came before every chunk was done: the one the last chunk sends (same idempotency key) does the work
 WAITING = "waiting"
+# a finalise whose long statement still runs in Snowflake: its message comes back, delayed (same idempotency key)
+POLLING = "polling"
+# a long statement's record in the TABLE item: this prefix and its name (``long_statements.Record``)
+LONG_PREFIX = "long_"
+
+
+class TableLedger:
+    """The table's long statements, recorded as text attributes of the run's TABLE item."""
+
+    def __init__(self, services: Services, run_id: str, table: str) -> None:
+        self.state = services.state
+        self.run_id = run_id
+        self.table = table
+
+    def read(self, name: str) -> str | None:
+        return self.state.table_text(self.run_id, self.table, LONG_PREFIX + name)
+
+    def swap(self, name: str, new: str, old: str | None) -> bool:
+        return self.state.swap_table_text(self.run_id, self.table, LONG_PREFIX + name, new, old)
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,25 @@ class Decision:
 
     action: Literal["publish", "heal", "fail"]
     chunks: list[int] = field(default_factory=list)
+
+
+def ledger_sums(chunks: dict[int, dict[str, Any]], count: int) -> tuple[dict[int, Sums], dict[int, Sums], list[int]]:
+    """Each chunk's rows in Snowflake as its ledger entry records them (Snowflake's count and checksum of
+    the attempt the entry names, computed right after it loaded), with and without its JSON columns; and
+    the chunks whose entry has none (recorded by a worker of an earlier version: counted from the load
+    table instead)."""
+    loaded: dict[int, Sums] = {}
+    no_json: dict[int, Sums] = {}
+    missing: list[int] = []
+    for i in range(count):
+        c = chunks[i]
+        if c.get("target_rows") is None or c.get("target_checksum") is None:
+            missing.append(i)
+            continue
+        rows = int(c["target_rows"])
+        loaded[i] = (rows, str(c["target_checksum"]))
+        no_json[i] = (rows, str(c.get("target_checksum_no_json") or c["target_checksum"]))
+    return loaded, no_json, missing
 
 
 def snapshot_sums(chunks: dict[int, dict[str, Any]], count: int) -> list[Sums]:
@@ -156,6 +201,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if msg.round < heal_round:
         return {"status": "stale", "round": msg.round, "current_round": heal_round}
     count = int(state.get("chunk_count", 0))
+    polled = _poll_running(msg, services, key, state, heal_round)
+    if polled is not None:  # a long statement of this round still runs: nothing else to do yet
+        return polled
     chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
     outstanding = services.state.outstanding(chunks, count, heal_round)
     if outstanding:
@@ -178,7 +226,11 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         with step("validate"):
             pairs = [(i, str(chunks[i]["attempt"])) for i in range(count)]
             attempts = tgt.record_attempts(unit, msg.run_id, token, pairs)
-            loaded = tgt.checksums_of_attempts(unit, load_table, attempts)
+            loaded, no_json, missing = ledger_sums(chunks, count)
+            if missing:  # entries without Snowflake's side: their attempts counted from the load table
+                older = tgt.record_attempts(unit, msg.run_id, f"{token}-m", [pairs[i] for i in missing])
+                loaded.update(tgt.checksums_of_attempts(unit, load_table, older))
+                no_json.update(tgt.checksums_of_attempts(unit, load_table, older, json_text=False))
         services.fault("validated", msg)
         differing = differing_chunks(chunks, loaded, count) if compared else []
         result = _summary(chunks, loaded, count, differing, compared)
@@ -215,10 +267,23 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 loaded_rows=loaded_rows,
                 audit_from=int(audit_from) if audit_from is not None else None,
                 window_from=state.get("window_from"),
+                expected_no_json=checksums.add_checksums(list(no_json.values())),
             )
+            # this invocation waits for a long statement until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline)
+            until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
+            ledger = TableLedger(services, msg.run_id, plan.table)
+            tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
+            except Pending as p:  # the statement goes on in Snowflake; this message comes back for it
+                return _come_back(msg, services, count, p)
+            except (StatementTimedOut, StatementInterrupted) as e:  # surfaced: starting it again would not help
+                status = "failed"
+                result["validation"] = "not committed: a statement of the commit did not finish"
+                logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
+                services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e)[:4000], **result)
+                services.metric("StatementTimeouts", 1)
             except Exception as e:
                 finished = _finished_by_another(msg, services, e)
                 if finished is not None:
@@ -230,6 +295,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
                 services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e), **result)
                 services.metric("ValidationFailures", 1)
+            if tgt.long.seconds:  # how long each long statement ran in Snowflake (``make bench``)
+                result["statement_seconds"] = {k: str(v) for k, v in tgt.long.seconds.items()}
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
             if status == "published":
                 if mode.verifies_whole_table and compared and result.get("source_as_of") is not None:
@@ -256,6 +323,67 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         services.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, "status": status, **result})
     return {"status": status, **result}
+
+
+def _running(state: dict[str, Any], heal_round: int) -> tuple[str, long_statements.Record] | None:
+    """The table's long statement of this round that was started and has not been seen to end, if any."""
+    for attribute, value in state.items():
+        if not attribute.startswith(LONG_PREFIX) or not isinstance(value, str):
+            continue
+        record = long_statements.Record.parse(value)
+        if record is not None and record.round == heal_round and record.query_id and record.rows is None:
+            return attribute[len(LONG_PREFIX) :], record
+    return None
+
+
+def _poll_running(
+    msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any], heal_round: int
+) -> dict[str, Any] | None:
+    """A finalise message that comes back while its table's long statement still runs: one look at the
+    statement's status, the lease renewed and the table's progress noted (it is not stalled), and the
+    message sent again; None when there is none, or it has ended (the whole finaliser takes over, and reads
+    its rows, or its error, through ``LongStatements``)."""
+    found = _running(state, heal_round)
+    if found is None:
+        return None
+    name, record = found
+    assert record.query_id is not None
+    with services.target() as sf:
+        try:
+            running = sf.is_still_running(long_statements.status(sf, record.query_id))
+        except Exception:  # noqa: BLE001 - it failed: the whole finaliser classifies the failure
+            return None
+    if not running:
+        return None
+    s = services.settings
+    if services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(state)) is None:
+        return None  # superseded: the whole finaliser says so
+    pending = Pending(name, record.query_id, record.started_at)
+    return _come_back(msg, services, int(state.get("chunk_count", 0)), pending)
+
+
+def poll_delay(running_seconds: float, poll_seconds: int) -> int:
+    """Seconds until a running statement is looked at again: as long as it has run so far, from 1 s up to
+    ASYNC_POLL_SECONDS. A statement of a second is seen to end a second later; one of an hour costs a
+    message a minute; the wait past its end is at most its own run time, or ASYNC_POLL_SECONDS."""
+    return max(1, min(poll_seconds, math.ceil(running_seconds)))
+
+
+def _come_back(msg: ChunkMessage, services: Services, count: int, pending: Pending) -> dict[str, Any]:
+    """The table's long statement still runs: its progress is noted (the stall check and the lease see a
+    run at work) and this finalise message is sent again, delayed (``poll_delay``)."""
+    s = services.settings
+    services.state.touch_table(msg.run_id, msg.plan.table)
+    again = finalise_message(msg.run_id, msg.plan, count, msg.round)
+    running = round(time.time() - pending.started_at, 1)
+    delay = poll_delay(running, s.async_poll_seconds)
+    services.send_messages([again.body()], delay_seconds=delay)
+    logger.info(
+        f"{pending}; polled again in {delay} s",
+        extra={"run_id": msg.run_id, "table": msg.plan.table, "query_id": pending.query_id, "running": running},
+    )
+    services.metric("StatementPolls", 1)
+    return {"status": POLLING, "statement": pending.name, "query_id": pending.query_id, "running_seconds": running}
 
 
 # what a table's LAST_RUN keeps of the run's summary when a repeated finaliser writes it (``_finish_repeat``)

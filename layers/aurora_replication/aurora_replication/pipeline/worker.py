@@ -134,10 +134,11 @@ def settled(result: dict[str, Any]) -> bool:
     chunk, round) for 24 h. Every result but one is final for its key: a chunk copied (its ledger
     entry written and counted) or skipped (its table finished, or its round stale), a finalise that
     published, failed, started the next heal round (whose messages have keys of their own) or found
-    its round stale, a cdc batch applied or skipped. The exception is a finalise that came before
+    its round stale, a cdc batch applied or skipped. The exceptions are a finalise that came before
     every chunk was done (``waiting``): the finalise the last chunk sends, and a resume's, have the
-    same key and must do the work (docs/exactness.md, idempotency)."""
-    return result.get("status") != finaliser.WAITING
+    same key and must do the work (docs/exactness.md, idempotency); and one whose long statement still
+    runs in Snowflake (``polling``): it sent itself again, with the same key, to come back for it."""
+    return result.get("status") not in (finaliser.WAITING, finaliser.POLLING)
 
 
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
@@ -241,8 +242,10 @@ def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: 
 
 def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
-    snapshot, load it as a new attempt, and record both in the chunk's ledger entry. ``table_state``:
-    the TABLE item as read in this invocation a moment ago (None: read it here)."""
+    snapshot, load it as a new attempt, have Snowflake count and checksum the rows that attempt loaded,
+    and record the attempt with both sides' counts and checksums in the chunk's ledger entry (what the
+    finaliser validates, without reading the load table again). ``table_state``: the TABLE item as
+    read in this invocation a moment ago (None: read it here)."""
     started = time.perf_counter()
     s = services.settings
     table = msg.plan.table
@@ -315,6 +318,8 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
                 else:
                     assert staged is not None
                     nrows, nbytes = staged.rows, staged.bytes
+            with step("verify"):  # Snowflake's count and checksum of what this attempt loaded, for validation
+                loaded = tgt.attempt_sums(plan, load_table, msg.chunk_id, attempt)
         except BaseException:
             services.ddl_done.clear()  # what failed may be a load table that is gone: create it again
             raise
@@ -334,6 +339,7 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
         "source_position": snap.position,
         "source_rows": source[0] if source else None,
         "source_checksum": source[1] if source else None,
+        **loaded,
     }
     recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
     services.fault("marked_done", msg)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import glob
 import logging
 import os
+import re
 import secrets
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -19,7 +19,11 @@ from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import cdc_sql, sql, tagging
+from aurora_replication.target import cdc_sql, sql
+from aurora_replication.target.long_statements import LongStatements, Pending
+from aurora_replication.target.statements import bindable, execute
+
+__all__ = ["Target", "bindable", "connect", "execute"]
 
 # the connector logs request URLs and bodies at DEBUG; keep it quiet whatever the root level
 logging.getLogger("snowflake.connector").setLevel(logging.WARNING)
@@ -59,19 +63,30 @@ def cache_options(work_dir: str | None = None) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k in DEFAULT_CONFIGURATION}
 
 
-def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
+# a synchronous statement's limit when the caller names none (SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS' default)
+STATEMENT_TIMEOUT_SECONDS = 600
+
+
+def connect(settings: SnowflakeSettings, statement_timeout: int = STATEMENT_TIMEOUT_SECONDS) -> SnowflakeConnection:
+    """A session whose synchronous statements run at most ``statement_timeout`` seconds, on both sides:
+    Snowflake cancels a statement that runs longer (STATEMENT_TIMEOUT_IN_SECONDS, error 000630) and the
+    connector cancels one it has waited for that long (``network_timeout``, 000604). Asynchronous
+    statements (``start_async``) set their own limit, and go on after the session ends
+    (ABORT_DETACHED_QUERY FALSE, said explicitly: an account or user may have set it)."""
     kwargs: dict[str, Any] = {
         "account": settings.account,
         "user": settings.user,
         "database": settings.database,
         "schema": settings.schema,
         "login_timeout": 30,
-        "network_timeout": 600,
+        "network_timeout": statement_timeout,
         # the input formats at their defaults (AUTO detection), whatever the account or user set: the
         # small-chunk INSERT binds dates and timestamps as MySQL's text of them
         "session_parameters": {
             "TIMEZONE": "UTC",
             "QUERY_TAG": "aurora-snowflake-replication",
+            "STATEMENT_TIMEOUT_IN_SECONDS": statement_timeout,
+            "ABORT_DETACHED_QUERY": False,
             **{f"{kind}_INPUT_FORMAT": "AUTO" for kind in ("DATE", "TIME", "TIMESTAMP")},
         },
         **cache_options(),
@@ -86,12 +101,14 @@ def connect(settings: SnowflakeSettings) -> SnowflakeConnection:
     return snowflake.connector.connect(**kwargs)
 
 
-def connect_with_rotation(get_settings: Callable[[bool], SnowflakeSettings]) -> SnowflakeConnection:
+def connect_with_rotation(
+    get_settings: Callable[[bool], SnowflakeSettings], statement_timeout: int = STATEMENT_TIMEOUT_SECONDS
+) -> SnowflakeConnection:
     try:
-        return connect(get_settings(False))
+        return connect(get_settings(False), statement_timeout)
     except snowflake.connector.errors.DatabaseError as e:
         if getattr(e, "errno", None) in AUTH_ERRNOS:
-            return connect(get_settings(True))
+            return connect(get_settings(True), statement_timeout)
         raise
 
 
@@ -176,60 +193,6 @@ def check_session(conn: SnowflakeConnection, settings: SnowflakeSettings) -> Non
         raise failure
 
 
-def bindable(statement: str) -> str:
-    """``statement`` ready for the connector's client-side binding, which %-formats the whole text
-    when values are given: every ``%`` that is not a ``%s`` placeholder is doubled. Placeholders are
-    only ever outside quotes; a ``%`` in a quoted name or string (a table called ``growth%``, a
-    column ``a%sb``) is always literal."""
-    out: list[str] = []
-    quote: str | None = None
-    i = 0
-    while i < len(statement):
-        ch = statement[i]
-        if quote is not None:
-            if ch == "\\" and quote == "'" and i + 1 < len(statement):  # an escaped character in a string
-                out.append(statement[i : i + 2].replace("%", "%%"))
-                i += 2
-                continue
-            if ch == quote:
-                quote = None  # a doubled quote closes and reopens: same result
-            out.append("%%" if ch == "%" else ch)
-        elif ch in "'\"":
-            quote = ch
-            out.append(ch)
-        elif ch == "%" and statement.startswith("%s", i):
-            out.append("%s")
-            i += 2
-            continue
-        else:
-            out.append("%%" if ch == "%" else ch)
-        i += 1
-    return "".join(out)
-
-
-def execute(conn: SnowflakeConnection, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]:
-    """Run one statement; ``%s`` placeholders take ``params`` (bound by the connector). The statement
-    carries the query tag of the work in scope, and its elapsed time is metered (target/tagging.py)."""
-    tag = tagging.statement_tag()
-    started = time.perf_counter()
-    cur = conn.cursor()
-    values = tuple(params) if params is not None else ()
-    try:
-        # the connector formats the statement only when there are values; then every literal % doubles
-        cur.execute(
-            bindable(statement) if values else statement,
-            values or None,
-            _statement_params=tagging.statement_params(tag),
-        )
-        try:
-            return list(cur.fetchall())
-        except snowflake.connector.errors.InterfaceError:
-            return []
-    finally:
-        cur.close()
-        meter.statement(statement, time.perf_counter() - started, tag)
-
-
 class RowCountMismatch(RuntimeError):
     """A commit would leave other rows than the validated attempts carry; it was rolled back or not run.
     A concurrent finaliser that published the table first and dropped its load table does this."""
@@ -252,6 +215,17 @@ class Target:
         self.conn = conn
         self.stage = stage
         self.ready = ready if ready is not None else set()
+        # the finaliser's runner of statements that grow with the table (``long_statements``); None: they
+        # run synchronously, as any other (a test, ``replicate validate``)
+        self.long: LongStatements | None = None
+
+    def run_long(self, name: str, statement: str, params: Sequence[object] = (), rows: bool = True) -> list[list[Any]]:
+        """A statement that grows with the table: asynchronous and recorded under ``name`` when the
+        finaliser set ``long`` (``long_statements.Pending`` while it runs on), else synchronous.
+        ``rows=False``: its answer is not used (nor read, when it ran asynchronously)."""
+        if self.long is not None:
+            return self.long.run(name, statement, params, rows)
+        return [list(r) for r in execute(self.conn, statement, params or None)]
 
     def ensure_stage(self) -> None:
         key = f"stage:{self.stage}"
@@ -343,6 +317,24 @@ class Target:
             execute(self.conn, sql.insert_attempts(name, len(batch)), params)
         return sql.attempts_in_table(name, token)
 
+    def attempt_sums(self, plan: TablePlan, load_table: str, chunk_id: int, attempt: str) -> dict[str, Any]:
+        """Count and checksum, computed by Snowflake, of the rows one attempt of one chunk loaded (read
+        right after it loaded: the ledger entry records them with the attempt, and validation compares them
+        with the chunk's snapshot). JSON columns count as the text the load table holds, as in the
+        snapshot's checksum; where the plan has any, a second checksum leaves them out
+        (``target_checksum_no_json``: what a MERGE's check compares the target's VARIANT rows with).
+        Snowflake prunes the load table's micro-partitions to the attempt's own (each COPY or INSERT
+        writes new ones): the scan is the chunk's, whatever the table's size."""
+        with_json = checksum_columns(plan, json_text=True)
+        without = checksum_columns(plan, json_text=False)
+        statement = sql.attempt_checksum_query(load_table, with_json, without if without != with_json else None)
+        row = execute(self.conn, statement, [chunk_id, attempt])[0]
+        rows, checksum = fold_sums(row[0], row[1])
+        out: dict[str, Any] = {"target_rows": rows, "target_checksum": checksum}
+        if len(row) > 2:
+            out["target_checksum_no_json"] = fold_sums(row[0], row[2])[1]
+        return out
+
     def checksums_of_attempts(
         self, plan: TablePlan, load_table: str, attempts: sql.Attempts, json_text: bool = True
     ) -> dict[int, tuple[int, str]]:
@@ -355,12 +347,16 @@ class Target:
         return {int(chunk): fold_sums(count, total) for chunk, count, total in rows}
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
-        execute(self.conn, sql.merge_validated(plan, load_table, attempts), attempts.params)
+        """MERGE the validated attempts into the target: a long statement (it grows with the window)."""
+        self.run_long("merge", sql.merge_validated(plan, load_table, attempts), attempts.params, rows=False)
 
     def merged_checksum(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> tuple[int, str]:
-        """Count and checksum of the target's rows whose key the validated attempts carry."""
+        """Count and checksum of the target's rows whose key the validated attempts carry (a long statement:
+        it joins the target with the window's keys)."""
         where = sql.merged_rows(plan, load_table, attempts)
-        return self.checksum(plan, plan.target_table, where=where, params=attempts.params)
+        statement = sql.checksum_aggregate_query(plan, plan.target_table, checksum_columns(plan, False), False, where)
+        row = self.run_long("merge_check", statement, attempts.params)[0]
+        return fold_sums(row[0], row[1])
 
     def row_count(self, table: str) -> int:
         return int(execute(self.conn, sql.row_count(table))[0][0])
@@ -396,26 +392,41 @@ class Target:
     def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
         """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot
         do. A DDL statement cannot be rolled back, so the rows go to a copy first, which is counted:
-        the target is recreated only from ``expected_rows`` rows (``RowCountMismatch`` otherwise)."""
-        copy = sql.published_copy_name(load_table, secrets.token_hex(4))
-        execute(self.conn, sql.published_copy(plan, copy, load_table, attempts), attempts.params)
+        the target is recreated only from ``expected_rows`` rows (``RowCountMismatch`` otherwise). Both
+        copies are long statements; the copy is named by the finaliser's round, so that a finaliser that
+        comes back for them finds it."""
+        suffix = f"R{self.long.round}" if self.long is not None else secrets.token_hex(4)
+        copy = sql.published_copy_name(load_table, suffix)
+        done = False
         try:
+            statement = sql.published_copy(plan, copy, load_table, attempts)
+            self.run_long("publish_copy", statement, attempts.params, rows=False)
             rows = self.row_count(copy)
             if rows != expected_rows:
                 raise RowCountMismatch(plan.target_table, rows, expected_rows, "left unchanged")
-            execute(self.conn, sql.publish(plan, copy))
-        finally:
+            self.run_long("publish_replace", sql.publish(plan, copy), rows=False)
+            done = True
+        except Pending:
+            raise  # the copy is still being made, or the target recreated from it: it stays
+        except BaseException:
+            self.drop(copy)
+            raise
+        if done:
             self.drop(copy)
 
     def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
-        """Replace the target's rows in one transaction (``INSERT OVERWRITE``): a failure rolls back
-        and leaves the old contents; the table object and everything attached to it stay. The target
-        is counted before the commit: other than ``expected_rows`` rows roll back (``RowCountMismatch``)."""
-        with self.transaction():
-            execute(self.conn, sql.overwrite(plan, load_table, attempts), attempts.params)
-            rows = self.row_count(plan.target_table)
-            if rows != expected_rows:
-                raise RowCountMismatch(plan.target_table, rows, expected_rows, "rolled back")
+        """Replace the target's rows with the validated attempts (``INSERT OVERWRITE``, one statement that
+        is its own transaction: a failure leaves the old contents whole; the table object and everything
+        attached to it stay), as a long statement. The statement fails unless the load table holds
+        exactly ``expected_rows`` validated rows (``sql.guard_rows``): ``RowCountMismatch``."""
+        params = (*attempts.params, *attempts.params, expected_rows)
+        try:
+            self.run_long("publish", sql.overwrite(plan, load_table, attempts), params, rows=False)
+        except snowflake.connector.errors.ProgrammingError as e:
+            found = re.search(re.escape(sql.GUARD_TEXT) + r": (\d+) rows", str(e))
+            if found:
+                raise RowCountMismatch(plan.target_table, int(found.group(1)), expected_rows, "left unchanged") from e
+            raise
 
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
@@ -463,13 +474,14 @@ class Target:
         MySQL; returns how many rows were deleted or newly marked. Only while the keys table holds
         ``expected_keys`` validated keys (a guard in the statement): otherwise ``RowCountMismatch``."""
         guarded = (*attempts.params, *attempts.params, expected_keys)
-        if action == "mark":
+        rows: Sequence[Sequence[Any]]
+        if action == "mark":  # two statements in one transaction: synchronous (a transaction ends with its session)
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
                 rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), guarded)
                 execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), attempts.params)
         else:
-            rows = execute(self.conn, sql.reconcile_delete(plan, keys_table, attempts), guarded)
+            rows = self.run_long("reconcile", sql.reconcile_delete(plan, keys_table, attempts), guarded)
         # the statement's guard held if the keys table still holds the validated keys now
         found = int(execute(self.conn, sql.validated_count(keys_table, attempts), attempts.params)[0][0])
         if found != expected_keys:

@@ -237,17 +237,55 @@ def _published_columns(plan: TablePlan) -> str:
     return ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
 
 
+# the text of the error a guarded statement raises (``guard_rows``): what ``Target`` recognises it by
+GUARD_TEXT = "the load table no longer holds the validated rows"
+COUNT_COLUMN = "_ASR_N"
+
+
+def guard_rows(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
+    """A relation with no row while the load table holds exactly the validated attempts' rows, whose
+    evaluation fails otherwise (params: the attempts', then their number of rows): the one row of the
+    count is always read and its condition always evaluated (its value depends on the data), and the
+    text that is not a number makes the statement fail and roll back (Snowflake: "Numeric value '...' is
+    not recognized"). Its columns are NULLs of the target's types, for a UNION ALL with the rows."""
+    nulls = ", ".join(f"CAST(NULL AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+    n = q(COUNT_COLUMN)
+    return (
+        f"SELECT {nulls} FROM (SELECT COUNT(*) AS {n} FROM {q(load_table)} WHERE {validated(load_table, attempts)}) "
+        f"WHERE CAST(IFF({n} = %s, '0', '{GUARD_TEXT}: ' || TO_VARCHAR({n}) || ' rows') AS NUMBER(1,0)) = 1"
+    )
+
+
 def overwrite(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
-    """Replace the target's rows with the validated attempts of the load table (params: the
-    attempts'). The table object stays: its grants, comment, clustering key, tags, policies, streams and
-    time travel (Snowflake: "OVERWRITE ... does not affect the access control privileges on the table"
-    and "can be processed within the scope of the current transaction"). Columns the plan does not
-    name (dropped in MySQL, or a hidden ``_ASR_`` column) are NULL in every row."""
+    """Replace the target's rows with the validated attempts of the load table, in one statement that is
+    its own transaction (params: the attempts' twice, then their number of rows): a load table that no
+    longer holds exactly those rows (another finaliser published and dropped it, and a straggling chunk
+    made it again) fails the statement (``guard_rows``), which leaves the old rows, instead of publishing
+    fewer. The table object stays: its grants, comment, clustering key, tags, policies, streams and time
+    travel (Snowflake: "OVERWRITE ... does not affect the access control privileges on the table").
+    Columns the plan does not name (dropped in MySQL, or a hidden ``_ASR_`` column) are NULL in every row.
+    One statement, not a transaction of several, so that it can run asynchronously: a transaction does
+    not outlive its session, which a Lambda invocation does not keep."""
     cols = ", ".join(q(c.target) for c in plan.columns)
     return (
         f"INSERT OVERWRITE INTO {q(plan.target_table)} ({cols}) SELECT {_published_columns(plan)} "
-        f"FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
+        f"FROM {q(load_table)} WHERE {validated(load_table, attempts)} "
+        f"UNION ALL {guard_rows(plan, load_table, attempts)}"
     )
+
+
+def attempt_checksum_query(table: str, checksum_columns: list[Column], without_json: list[Column] | None) -> str:
+    """Count and checksum of one attempt's rows of one chunk in a load table (params: the chunk, then the
+    attempt), folded inside Snowflake: what the worker records in the chunk's ledger entry right after
+    the attempt loaded, and what validation compares with the chunk's snapshot. With ``without_json`` a
+    second checksum leaves the JSON columns out (what a target's VARIANT rows are compared with)."""
+    terms = [f"{_row_term(checksum_columns)} AS {q(TERM_COLUMN)}"]
+    sums = [f"SUM({q(TERM_COLUMN)})"]
+    if without_json is not None:
+        terms.append(f"{_row_term(without_json)} AS {q(TERM_COLUMN + '2')}")
+        sums.append(f"SUM({q(TERM_COLUMN + '2')})")
+    where = f"{q(CHUNK_COLUMN)} = %s AND {q(ATTEMPT_COLUMN)} = %s"
+    return f"SELECT COUNT(*), {', '.join(sums)} FROM (SELECT {', '.join(terms)} FROM {q(table)} WHERE {where})"
 
 
 def row_count(table: str) -> str:
@@ -256,7 +294,7 @@ def row_count(table: str) -> str:
 
 
 def published_copy_name(load_table: str, suffix: str) -> str:
-    """One finaliser's copy of the rows it publishes by recreating the target (``published_copy``)."""
+    """A finaliser round's copy of the rows it publishes by recreating the target (``published_copy``)."""
     return f"{load_table}_NEW_{suffix}"
 
 

@@ -53,6 +53,9 @@ class Commit:
     # the window's start, above which an audited row may differ from the target as lag
     audit_from: int | None = None
     window_from: str | None = None
+    # ``expected`` without the JSON columns (the validated units' Snowflake checksums without them, from the
+    # ledger): what a target that holds JSON as VARIANT is compared with; None: ``expected`` itself
+    expected_no_json: tuple[int, str] | None = None
 
 
 class SyncMode:
