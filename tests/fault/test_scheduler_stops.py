@@ -39,9 +39,9 @@ def test_the_first_tables_are_sent_before_the_last_is_planned(env, monkeypatch):
         events.append(("plan", table))
         return plan(conn, services, database, table, *a, **k)
 
-    def sent(run_id, group, *a, **k):
-        events.extend(("send", p.plan.table) for p in group)
-        return send(run_id, group, *a, **k)
+    def sent(planning):
+        events.extend(("send", p.plan.table) for p in planning.group)
+        return send(planning)
 
     monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
     monkeypatch.setattr(scheduler, "plan_table", planned)
@@ -100,10 +100,10 @@ def test_a_group_whose_messages_were_not_all_sent_ends_failed(env, monkeypatch):
     make_tables(env)
     send = Services.send_messages
 
-    def throttled(self, bodies, tables=None):
+    def throttled(self, bodies, tables=None, delay_seconds=0):
         if tables and "t3" in tables:
             raise TimeoutError("simulated: SendMessageBatch timed out")
-        return send(self, bodies, tables)
+        return send(self, bodies, tables, delay_seconds)
 
     monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
     monkeypatch.setattr(Services, "send_messages", throttled)

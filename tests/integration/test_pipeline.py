@@ -298,7 +298,8 @@ def test_a_few_changes_to_a_large_table_are_one_chunk_read_through_the_watermark
     assert int(states["indexed"]["rows_copied"]) == 15
     assert any("one chunk for the incremental window" in n for n in states["indexed"]["notes"]), states["indexed"]
     # and that chunk finalises its table in its own invocation: one message, no finalise message
-    assert outcome.cost["indexed"]["sqs_messages_sent"] == 1, outcome.cost["indexed"]
+    # (and its half of the run's one other message: the scheduler's watchdog, pipeline/scheduler._claim)
+    assert outcome.cost["indexed"]["sqs_messages_sent"] == 1 + 1 / 2, outcome.cost["indexed"]
     assert outcome.cost["indexed"]["snowflake_bytes_staged"] > 0
     # without one, the table's statistics are no estimate of the window: chunks by key, as before
     assert int(states["unindexed"]["chunk_count"]) == 7

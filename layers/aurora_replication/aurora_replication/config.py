@@ -45,7 +45,10 @@ class Settings(BaseModel):
     # go without progress: longer than a crashed invocation's message waits (the queue's 5400 s visibility
     # timeout) and than STALL_SECONDS (a stalled run is resumed once before it loses its table); at least
     # the worker's 900 s timeout: a finaliser renews it before it publishes, which must cover the invocation
-    lease_seconds: int = Field(default=7200, alias="LEASE_SECONDS", ge=900)
+    lease_seconds: int = Field(default=7200, alias="LEASE_SECONDS", ge=1)
+    # the worker's Lambda timeout (the template's WorkerTimeout): the limits on either side of it are checked
+    # against it at cold start (LEASE_SECONDS above it, SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS below it)
+    worker_timeout_seconds: int = Field(default=900, alias="WORKER_TIMEOUT_SECONDS", ge=1, le=900)
     min_interval_seconds: int = Field(default=0, alias="MIN_INTERVAL_SECONDS", ge=0)
     secret_max_age_seconds: int = Field(default=300, alias="SECRET_MAX_AGE_SECONDS", ge=0)
     idempotency_enabled: bool = Field(default=True, alias="IDEMPOTENCY_ENABLED")
@@ -93,7 +96,7 @@ class Settings(BaseModel):
     # validation that heals: how many rounds of re-copying the chunks whose ranges differ
     heal_attempts: int = Field(default=2, alias="HEAL_ATTEMPTS", ge=0, le=10)
     # a running table with no chunk done for this long is reported as stalled (2 x the worker timeout)
-    stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=60)
+    stall_seconds: int = Field(default=1800, alias="STALL_SECONDS", ge=1)
     # how long a run's ledger items (run, tables, chunks, bounds, attempts) stay in the state table
     # (DynamoDB TTL); longer than a run's lease, so that a run in progress never loses its ledger
     run_retention_days: int = Field(default=30, alias="RUN_RETENTION_DAYS", ge=1, le=3650)
@@ -132,6 +135,21 @@ class Settings(BaseModel):
     snowflake_warehouse_size: Literal[
         "XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE", "XXXLARGE", "X4LARGE", "X5LARGE", "X6LARGE"
     ] = Field(default="XSMALL", alias="SNOWFLAKE_WAREHOUSE_SIZE")
+
+    @model_validator(mode="after")
+    def _limits_around_the_worker_timeout(self) -> Settings:
+        if self.lease_seconds < self.worker_timeout_seconds:
+            raise ValueError(
+                f"LEASE_SECONDS={self.lease_seconds} is shorter than the worker's timeout (WORKER_TIMEOUT_SECONDS="
+                f"{self.worker_timeout_seconds}): a finaliser's renewal must cover its whole invocation; raise it"
+            )
+        if self.snowflake_statement_timeout_seconds >= self.worker_timeout_seconds:
+            raise ValueError(
+                f"SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS={self.snowflake_statement_timeout_seconds} is not below the "
+                f"worker's timeout (WORKER_TIMEOUT_SECONDS={self.worker_timeout_seconds}): a statement out of time "
+                "would be killed with its invocation instead of failing with its reason; lower it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _retention_outlasts_lease(self) -> Settings:

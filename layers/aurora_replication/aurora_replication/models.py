@@ -275,7 +275,9 @@ class ChangeBatch(_Strict):
 class _ChunkAddress(_Strict):
     """Which unit of which run a message is about: the fields a reference and a full message share."""
 
-    kind: Literal["chunk", "finalise"] = "chunk"
+    # plan: the run's tables from ``chunk_id`` (their position in the run's list) on are planned by a
+    # worker, the scheduler having stopped inside its budget (``pipeline/scheduler.continue_planning``)
+    kind: Literal["chunk", "finalise", "plan"] = "chunk"
     run_id: str
     chunk_id: int = Field(ge=0)
     chunk_count: int = Field(ge=0)

@@ -756,6 +756,48 @@ class StateStore:
         run["table_states"] = tables
         return run
 
+    # ---- planning in steps (the scheduler's budget: pipeline/scheduler.py) ---------------------
+    def run_item(self, run_id: str) -> dict[str, Any]:
+        """The RUN item alone (its request, tables, scope, and how far planning got), not its tables."""
+        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
+        return _run_item(item) if item else {}
+
+    def claim_planning(self, run_id: str, until: int) -> bool:
+        """Plan the running run's tables until ``until`` (epoch seconds), if no other invocation does: a
+        conditional write, so one planner at a time; an expired claim (its planner was killed) is taken."""
+        return (
+            if_condition_holds(
+                self.table.update_item,
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+                UpdateExpression="SET planner_until = :until",
+                ConditionExpression="#s = :running AND (attribute_not_exists(planner_until) OR planner_until < :now)",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":until": until, ":now": _now(), ":running": "running"},
+            )
+            is not None
+        )
+
+    def note_planned(self, run_id: str, upto: int, release: bool = False) -> None:
+        """The run's first ``upto`` tables are planned and recorded (forward only); ``release``: the planner
+        stops, and its claim with it."""
+        sets = "SET planned = :n" + (", planner_until = :zero" if release else "")
+        values: dict[str, Any] = {":n": upto, **({":zero": 0} if release else {})}
+        if (
+            not if_condition_holds(
+                self.table.update_item,
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+                UpdateExpression=sets,
+                ConditionExpression="attribute_not_exists(planned) OR planned <= :n",
+                ExpressionAttributeValues=values,
+            )
+            and release
+        ):
+            self.table.update_item(
+                Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
+                UpdateExpression="SET planner_until = :zero",
+                ExpressionAttributeValues={":zero": 0},
+            )
+
     def table_statuses(self, run_id: str) -> dict[str, str]:
         """The status of each table of the run: its TABLE items' ``status`` only (a projection), not
         their plans, so the check each finished table makes stays small with many tables."""

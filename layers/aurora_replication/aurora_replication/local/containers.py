@@ -14,6 +14,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from typing import Any
 
 Handler = Callable[[dict[str, Any], Any], Any]
 REGION = "us-east-1"
+# a process container whose invocation ran past its deadline ends with this code (Lambda: "Task timed out"):
+# its supervisor starts a new one, as Lambda starts a new execution environment
+TIMED_OUT_EXIT = 86
 HANDLER_MODULE = "app"  # every function's ``Handler: app.lambda_handler`` in template.yaml
 
 
@@ -93,12 +97,16 @@ def poll(
     wait: Callable[[float], Any],
     log: Any,
     on_failed: Callable[[BaseException], None],
+    kill_at_deadline: bool = False,
 ) -> int:
     """Poll until ``stopped()``: batches of the mapping's size; after the function returns, the messages
     it did not report as failed are deleted (all of them without ReportBatchItemFailures); a failed
     message, and every message of a failed invocation, is left alone: it comes back when its
     visibility timeout ends, which the function may have changed (the worker's redelivery backoff)
-    or not (the queue's own, for a crash). A container that dies is replaced. Returns the invocations."""
+    or not (the queue's own, for a crash). A container that dies is replaced. ``kill_at_deadline`` (a
+    process container): an invocation still running at its context's deadline ends the process at once,
+    as Lambda ends one that times out (nothing after it runs; its messages stay in flight). Returns the
+    invocations."""
     invocations = 0
     while not stopped():
         msgs = receive(sqs, queue.url, queue.batch_size)
@@ -108,8 +116,15 @@ def poll(
         event = {"Records": [record(m, queue.arn, queue.region) for m in msgs]}
         ids = {m["MessageId"] for m in msgs}
         invocations += 1
+        ctx = context()
+        timer: threading.Timer | None = None
+        if kill_at_deadline:
+            seconds = ctx.get_remaining_time_in_millis() / 1000
+            timer = threading.Timer(seconds, _time_out, (log, ctx.aws_request_id, seconds))
+            timer.daemon = True
+            timer.start()
         try:
-            result = handler(event, context()) or {}
+            result = handler(event, ctx) or {}
         except Exception as e:  # a function error: the whole batch returns
             print(f"worker invocation failed: {type(e).__name__}: {e}", file=log, flush=True)
             on_failed(e)
@@ -121,6 +136,9 @@ def poll(
             on_failed(e)
             handler = new_container()
             continue
+        finally:
+            if timer is not None:
+                timer.cancel()
         failed: set[str] = set()
         if queue.report_batch_item_failures:
             reported = [f.get("itemIdentifier") for f in result.get("batchItemFailures", [])]
@@ -130,6 +148,15 @@ def poll(
             if m["MessageId"] not in failed:
                 sqs.delete_message(QueueUrl=queue.url, ReceiptHandle=m["ReceiptHandle"])
     return invocations
+
+
+def _time_out(log: Any, request_id: str, seconds: float) -> None:
+    """The invocation reached its deadline: the process ends at once (Lambda's timeout ends the execution
+    environment's process; no ``finally`` runs, nothing is flushed but this line)."""
+    try:
+        print(f"{request_id} Task timed out after {seconds:.2f} seconds", file=log, flush=True)
+    finally:
+        os._exit(TIMED_OUT_EXIT)
 
 
 # ---- a container in a process of its own ---------------------------------------------------------
@@ -157,6 +184,7 @@ class ContainerSpec:
 def start(spec: ContainerSpec, spec_file: Path) -> subprocess.Popen[bytes]:
     """Start the container: a new interpreter, ``python -m aurora_replication.local.containers``."""
     spec_file.write_text(json.dumps(asdict(spec)))
+    Path(spec.stop_file).unlink(missing_ok=True)  # a container started again after one ended (stop() made it)
     env = dict(spec.env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return subprocess.Popen(
@@ -239,6 +267,7 @@ def main(spec_file: str) -> int:
         time.sleep,
         log,
         lambda e: errors.append(f"{type(e).__name__}: {e}"),
+        kill_at_deadline=True,
     )
     Path(spec.result_file).write_text(
         json.dumps({"maxrss_mb": peak_rss_mb(), "invocations": invocations, "errors": errors, "exit_code": 0})

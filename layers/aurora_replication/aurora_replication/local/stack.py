@@ -263,6 +263,7 @@ class LocalStack:
         self.access_keys: dict[str, str] = {}  # access key id -> whose (a function, harness, ambient)
         self.function_errors: dict[str, list[str]] = {}  # invocations that failed, per function
         self.container_results: list[dict[str, Any]] = []  # what each process container reported (drive_workers)
+        self.timed_out: list[float] = []  # when a process container's invocation was ended at its deadline
         self._modules = 0
         self.log_path = self.home / "logs" / "handlers.log"
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -402,7 +403,7 @@ class LocalStack:
             "QueueUrl"
         ]
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        attrs = self.template.queue_attributes("ChunkQueue")
+        attrs = self.template.queue_attributes("ChunkQueue", self.parameters)
         attrs["RedrivePolicy"] = json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": self.template.max_receive_count("ChunkQueue")}
         )
@@ -619,8 +620,9 @@ class LocalStack:
         a shortened ``visibility_timeout``, which keeps the template's ratio (the queue's visibility at
         least six times the worker's timeout, as AWS advises): an idempotency record a crashed
         invocation left in progress then expires (at the invocation's deadline) before its message
-        comes back, as deployed. The invocation is not stopped at its deadline."""
-        timeout = float(self.template.function_timeout(function))
+        comes back, as deployed. A process container's invocation is ended at its deadline, as Lambda
+        ends it (``containers.poll``, ``kill_at_deadline``); a thread's cannot be, and is not."""
+        timeout = float(self.template.function_timeout(function, self.parameters))
         if function == "WorkerFunction" and self.visibility_timeout is not None:
             return min(timeout, self.visibility_timeout / VISIBILITY_PER_TIMEOUT)
         return timeout
@@ -649,8 +651,13 @@ class LocalStack:
 
     # ---- the event source mapping --------------------------------------------------------
     def queue_depth(self, url: str) -> tuple[int, int]:
-        """(visible, not yet visible): messages in flight and delayed ones (a finaliser polling a long
-        statement sends itself again with DelaySeconds) are both still to come."""
+        """(visible, in flight): delayed messages (a finaliser polling a long statement, a planner's
+        watchdog) are not counted (``queue_counts``)."""
+        visible, inflight, _ = self.queue_counts(url)
+        return visible, inflight
+
+    def queue_counts(self, url: str) -> tuple[int, int, int]:
+        """(visible, in flight, delayed) messages of the queue."""
         a = self.sqs.get_queue_attributes(
             QueueUrl=url,
             AttributeNames=[
@@ -659,8 +666,36 @@ class LocalStack:
                 "ApproximateNumberOfMessagesDelayed",
             ],
         )["Attributes"]
-        later = int(a["ApproximateNumberOfMessagesNotVisible"]) + int(a.get("ApproximateNumberOfMessagesDelayed", 0))
-        return int(a["ApproximateNumberOfMessages"]), later
+        return (
+            int(a["ApproximateNumberOfMessages"]),
+            int(a["ApproximateNumberOfMessagesNotVisible"]),
+            int(a.get("ApproximateNumberOfMessagesDelayed", 0)),
+        )
+
+    def _polling(self, run_id: str) -> bool:
+        """Whether a delayed message of the run is work to come: its tables are not all planned yet (a
+        planner's message), or a finaliser of it waits for a long statement (a running table whose
+        progress was noted within ASYNC_POLL_SECONDS and a few seconds). Otherwise a delayed message is
+        a planner's watchdog, which finds nothing left to plan."""
+        run = self.dynamodb.get_item(
+            TableName=self.table_name, Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
+        ).get("Item", {})
+        listed = json.loads(run.get("tables", {}).get("S", "[]"))
+        if run.get("status", {}).get("S") == "running" and int(run.get("planned", {}).get("N", 0)) < len(listed):
+            return True  # tables left to plan: a planner's message is to come
+        window = float(os.environ.get("ASYNC_POLL_SECONDS", "60")) + 5
+        items = self.dynamodb.query(
+            TableName=self.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":t": {"S": "TABLE#"}},
+            ProjectionExpression="#s, progress_at",
+            ExpressionAttributeNames={"#s": "status"},
+        ).get("Items", [])
+        now = time.time()
+        return any(
+            i.get("status", {}).get("S") == "running" and now - float(i.get("progress_at", {}).get("N", 0)) < window
+            for i in items
+        )
 
     def drive_workers(
         self,
@@ -749,7 +784,8 @@ class LocalStack:
             result_file=str(directory / f"{name}.json"),
             parent_pid=os.getpid(),
         )
-        for _ in range(CONTAINER_STARTS):
+        starts = 0
+        while starts < CONTAINER_STARTS:
             proc = containers.start(spec, directory / f"{name}.spec.json")
             while not stop.wait(0.5) and proc.poll() is None:
                 pass
@@ -759,6 +795,15 @@ class LocalStack:
             self.container_results.append(result)
             if stop.is_set():
                 return
+            if proc.returncode == containers.TIMED_OUT_EXIT:
+                # Lambda ended an invocation at its timeout: what it started (an extract's helper processes)
+                # ends with it, and a new execution environment takes the next message
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, 9)
+                self.timed_out.append(time.time())
+                self.function_errors.setdefault("WorkerFunction", []).append("Task timed out")
+                continue
+            starts += 1
             # the process ended by itself (it could not start, or crashed): Lambda starts a new one
             message = f"worker container process exited with code {proc.returncode}; see {self.log_path}"
             print(message, file=self.log, flush=True)
@@ -848,13 +893,20 @@ class LocalStack:
                 if time.monotonic() - depth_at < 1.0:  # the idle check needs no more than a look a second
                     continue
                 depth_at = time.monotonic()
-                visible, inflight = self.queue_depth(self.queue_url)
+                visible, inflight, delayed = self.queue_counts(self.queue_url)
+                if delayed and not inflight and not visible and self._polling(run_id):
+                    inflight = delayed  # a finaliser's poll to come (a watchdog alone is not work)
                 if visible + inflight == 0 and time.monotonic() - checked_at >= 2.0:
                     # nothing left to deliver: every table's status (a finaliser that died before it
                     # marked the run, and was not delivered again), read only then: it grows with the tables
                     checked_at = time.monotonic()
                     statuses = state.table_statuses(run_id)
-                    if statuses and all(status in TERMINAL for status in statuses.values()):
+                    listed = state.run_item(run_id).get("tables") or []
+                    if (
+                        statuses
+                        and all(status in TERMINAL for status in statuses.values())
+                        and set(listed) <= set(statuses)  # every table planned (a worker may plan the rest)
+                    ):
                         break
                 if visible + inflight == 0:
                     idle_since = idle_since or time.monotonic()

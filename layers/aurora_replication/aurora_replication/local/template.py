@@ -48,22 +48,27 @@ class Template:
     def resource(self, name: str) -> dict[str, Any]:
         return dict(self.doc["Resources"][name].get("Properties", {}))
 
-    def resolve(self, value: Any) -> Any:
-        """Literals as they are; ``!Ref Parameter`` to the parameter's default; anything else None."""
+    def resolve(self, value: Any, parameters: dict[str, str] | None = None) -> Any:
+        """Literals as they are; ``!Ref Parameter`` to its value in ``parameters``, else its default;
+        anything else None."""
         if isinstance(value, dict) and set(value) == {"Ref"}:
+            if parameters and value["Ref"] in parameters:
+                return parameters[value["Ref"]]
             param = self.doc.get("Parameters", {}).get(value["Ref"])
             return None if param is None else param.get("Default")
         if isinstance(value, dict):
             return None
         return value
 
-    def queue_attributes(self, name: str) -> dict[QueueAttributeNameType, str]:
+    def queue_attributes(
+        self, name: str, parameters: dict[str, str] | None = None
+    ) -> dict[QueueAttributeNameType, str]:
         props = self.resource(name)
         attrs: dict[QueueAttributeNameType, str] = {}
         key: QueueAttributeNameType
         for key in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds"):
             if key in props:
-                attrs[key] = str(self.resolve(props[key]))
+                attrs[key] = str(self.resolve(props[key], parameters))
         return attrs
 
     def max_receive_count(self, queue: str) -> int:
@@ -87,11 +92,10 @@ class Template:
                 return dict(event["Properties"])
         raise KeyError(f"{function} has no SQS event in {self.path}")
 
-    def function_timeout(self, function: str) -> int:
+    def function_timeout(self, function: str, parameters: dict[str, str] | None = None) -> int:
         props = self.resource(function)
-        return int(
-            self.resolve(props.get("Timeout", self.doc.get("Globals", {}).get("Function", {}).get("Timeout", 3)))
-        )
+        glob = self.doc.get("Globals", {}).get("Function", {})
+        return int(self.resolve(props.get("Timeout", glob.get("Timeout", 3)), parameters))
 
     def function_memory(self, function: str) -> int:
         """The function's MemorySize in MB (the Lambda default, 128, when neither it nor Globals sets one)."""

@@ -6,6 +6,7 @@ fails during planning, before anything is written to DynamoDB or SQS.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -17,6 +18,7 @@ from aurora_replication import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
+    ChunkRef,
     RunRequest,
     TableOptions,
     TablePlan,
@@ -218,14 +220,16 @@ def _lease(
     summary: dict[str, Any],
     target_columns: TargetColumns,
     scope: Scope,
+    seconds: int | None = None,
 ) -> bool:
-    """Take the table's lease (a conditional write) and evolve its target's schema; or, when another
-    run holds the lease, resume that run's stalled table once, and record this run's table declined."""
+    """Take the table's lease (a conditional write; for ``seconds``, by default LEASE_SECONDS) and evolve
+    its target's schema; or, when another run holds the lease, resume that run's stalled table once, and
+    record this run's table declined."""
     table = p.plan.table
     key = scope.key(table)
     for note in p.notes:
         logger.info(note, extra={"run_id": run_id, "table": table})
-    ok, reason = services.state.acquire_lease(key, run_id, services.settings.lease_seconds)
+    ok, reason = services.state.acquire_lease(key, run_id, seconds or services.settings.lease_seconds)
     if not ok:
         # a lease held by a stalled run: resume that run's table once instead of only declining
         resumed = resume.auto_resume(key, services)
@@ -261,6 +265,8 @@ def _fail_unsent(
     for table in names:
         if table in summary["tables"] and table not in leased:
             continue
+        if table not in leased and services.state.get_table(run_id, table):
+            continue  # recorded by an earlier invocation (a continued run): not this one's to end
         try:
             runs.record_failed(services, run_id, summary, table, reason)
             if table in leased:
@@ -274,11 +280,13 @@ def _fail_unsent(
 WRITE_GROUP = 10
 
 
-def _record_and_send(
-    run_id: str, group: list[PlannedTable], services: Services, summary: dict[str, Any], scope: Scope
-) -> None:
-    """Record the group's tables (TABLE items and key ranges, with the run's scope), then send their
-    chunk messages."""
+def _record_and_send(planning: Planning) -> None:
+    """Record the group's tables (TABLE items and key ranges, with the run's scope), send their chunk
+    messages, then make their leases LEASE_SECONDS long (taken for the planner's own time only)."""
+    group, services, run_id, scope = planning.group, planning.services, planning.run_id, planning.scope
+    summary = planning.summary
+    if not group or summary is None:
+        return
     meter.focus(None)  # the batched writes are the group's: spread over its tables
     services.state.record_tables(
         run_id,
@@ -328,6 +336,9 @@ def _record_and_send(
             },
         )
     services.send_messages(bodies, owners)
+    for p in group:  # recorded and sent: the run now holds each table as long as it makes progress
+        services.state.hold_lease(scope.key(p.plan.table), run_id, services.settings.lease_seconds, Decimal(0))
+    planning.group = []
 
 
 def _bounds(
@@ -399,49 +410,201 @@ def resolve_tables(
     return names, options
 
 
+@dataclass
+class Planning:
+    """One invocation's planning of a run's tables (the scheduler's, or a worker's continuing it)."""
+
+    conn: Any
+    services: Services
+    database: str
+    request: RunRequest
+    run_id: str
+    names: list[str]
+    options: dict[str, TableOptions]
+    scope: Scope
+    target_columns: TargetColumns
+    summary: dict[str, Any] | None = None  # None until the run is recorded (its first table planned)
+    failed: dict[str, str] = field(default_factory=dict)
+    group: list[PlannedTable] = field(default_factory=list)
+    done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
+
+
 def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
     """Plan the tables one after the other and send each group of leased tables' messages as soon as
     it is planned: the workers copy the first tables while the later ones are planned (a database of
     thousands of tables spends seconds in ``information_schema`` before its last table is planned).
     Nothing is written until a table has been planned: a request whose every table fails planning is
     an error that leaves no run behind. A table that fails planning later is recorded failed then;
-    the run lists every table from its start, so it cannot finish before they all have."""
+    the run lists every table from its start, so it cannot finish before they all have. Planning stops
+    inside the invocation's budget and a worker plans the rest (``_plan``, ``continue_planning``)."""
     conn = services.mysql()
-    summary: dict[str, Any] | None = None
-    failed: dict[str, str] = {}
-    group: list[PlannedTable] = []
-    names: list[str] = []
+    p: Planning | None = None
     try:
         database = services.mysql_settings().dbname
         scope = services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
         target_columns.expect(names, scope)
-        for t in names:
-            meter.focus(t, "plan")
-            try:
-                p = plan_table(conn, services, database, t, request, target_columns, options, scope)
-            except (BadInputError, UnsupportedTypeError) as e:
-                failed[t] = str(e)  # this table stops; the others go on
-                if summary is not None:
-                    runs.record_failed(services, run_id, summary, t, str(e))
-                continue
-            if summary is None:  # the first planned table: the run is recorded, with the failures so far
-                summary = runs.open_run(services, run_id, request, names, failed, scope)
-            if _lease(p, run_id, services, summary, target_columns, scope):
-                group.append(p)
-            if len(group) >= WRITE_GROUP:
-                _record_and_send(run_id, group, services, summary, scope)
-                group = []
-        if summary is None:
-            raise BadInputError("; ".join(failed.values()))
-        if group:
-            _record_and_send(run_id, group, services, summary, scope)
+        p = Planning(conn, services, database, request, run_id, names, options, scope, target_columns)
+        _plan(p, 0)
+        if p.summary is None:
+            raise BadInputError("; ".join(p.failed.values()))
     except Exception as e:
-        if summary is not None:  # the run is recorded: end its unsent tables rather than leave it waiting
-            _fail_unsent(run_id, names, group, services, summary, e, scope)
+        if p is not None and p.summary is not None:  # the run is recorded: end its unsent tables, not leave it waiting
+            _fail_unsent(run_id, p.names[p.done :], p.group, services, p.summary, e, p.scope)
         raise
     finally:
         conn.close()
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
-    return summary
+    return p.summary
+
+
+def _plan(p: Planning, start: int) -> None:
+    """Plan ``p.names`` from ``start`` on, within the invocation's budget: no table is started once the
+    deadline less DEADLINE_MARGIN_SECONDS has passed (the first table of a new run excepted: a run is
+    recorded with one). Once the run is recorded, this invocation claims its planning until its own
+    deadline and sends a ``plan`` message delayed until then: should the invocation be killed at any
+    point, that message has a worker plan what is left (``continue_planning``). Stopped by its budget,
+    it frees the claim and sends the message for the rest at once. Leases are taken for the invocation's
+    own time and made LEASE_SECONDS long only once the table's records and messages are written, so a
+    planner killed half way leaves no table leased past its deadline (and the run, its tables planned by
+    the message, or failed, ``running`` no longer than that)."""
+    services = p.services
+    claimed = p.summary is not None
+    for i in range(start, len(p.names)):
+        if p.summary is not None and not claimed:
+            _claim(p, i)
+            claimed = True
+        if p.summary is not None and services.seconds_left() <= 0:
+            _record_and_send(p)
+            services.state.note_planned(p.run_id, i, release=True)
+            services.send_messages([_plan_message(p, i)], [meter.UNATTRIBUTED])
+            p.summary.setdefault("continued", f"tables {i + 1} to {len(p.names)} planned by a worker (plan message)")
+            logger.info(
+                "scheduler budget reached; the rest of the tables are planned by a worker",
+                extra={"run_id": p.run_id, "planned": i, "of": len(p.names)},
+            )
+            return
+        t = p.names[i]
+        meter.focus(t, "plan")
+        try:
+            planned = plan_table(p.conn, services, p.database, t, p.request, p.target_columns, p.options, p.scope)
+        except (BadInputError, UnsupportedTypeError) as e:
+            p.failed[t] = str(e)  # this table stops; the others go on
+            if p.summary is not None:
+                runs.record_failed(services, p.run_id, p.summary, t, str(e))
+                p.done = i + 1 if not p.group else p.done
+            continue
+        if p.summary is None:  # the first planned table: the run is recorded, with the failures so far
+            p.summary = runs.open_run(services, p.run_id, p.request, p.names, p.failed, p.scope)
+            _claim(p, i)
+            claimed = True
+        if _lease(planned, p.run_id, services, p.summary, p.target_columns, p.scope, _planning_seconds(services)):
+            p.group.append(planned)
+        elif not p.group:
+            p.done = i + 1
+        if len(p.group) >= WRITE_GROUP:
+            _record_and_send(p)
+            p.done = i + 1
+            services.state.note_planned(p.run_id, p.done)
+    _record_and_send(p)
+    p.done = len(p.names)
+    if p.summary is not None:
+        services.state.note_planned(p.run_id, p.done, release=True)
+
+
+def _planning_seconds(services: Services) -> int:
+    """How long a table's lease lasts while it is planned: until the invocation's deadline (and a
+    minute), never LEASE_SECONDS before its records and messages are written."""
+    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    return int(min(services.settings.lease_seconds, max(60.0, left + 60.0)))
+
+
+def _claim(p: Planning, start: int) -> None:
+    """Claim the run's planning until this invocation's deadline, and send the ``plan`` message that
+    continues it should the invocation die: delayed until the deadline (SQS: at most 900 s)."""
+    services = p.services
+    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    if left == float("inf"):  # no deadline (the CLI, a test): nothing to watch over
+        return
+    until = math.ceil(time.time() + left)
+    services.state.claim_planning(p.run_id, until)
+    # a message of the run's, not of a table's: its cost is shared by the tables (pipeline/metering.spread)
+    services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
+
+
+def _after(until: float) -> int:
+    """The delay (SQS DelaySeconds, at most 900) that delivers a message after the epoch time ``until``."""
+    return max(1, min(900, math.ceil(until - time.time()) + 1))
+
+
+def _plan_message(p: Planning, start: int) -> str:
+    """The body of a ``plan`` message: the run, and the position (and name) of the next table to plan."""
+    ref = ChunkRef(kind="plan", run_id=p.run_id, table=p.names[start], chunk_id=start, chunk_count=len(p.names))
+    return ref.model_dump_json(exclude_none=True)
+
+
+def continue_planning(message: Any, services: Services) -> dict[str, Any]:
+    """A ``plan`` message: plan the run's tables the scheduler (or an earlier worker) left, from where
+    the run's record says planning got, unless another invocation plans them now (a claim on the RUN
+    item) or none is left. Within this invocation's budget, as the scheduler plans."""
+    run_id = message.run_id
+    meter.set_run(run_id)
+    run = services.state.run_item(run_id)
+    if run.get("status") != "running":
+        return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
+    names = [str(t) for t in run.get("tables") or []]
+    start = int(run.get("planned", 0))
+    if start >= len(names):
+        services.state.finish_run_if_complete(run_id)
+        return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
+    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    until = math.ceil(time.time() + min(left, 899.0))
+    if not services.state.claim_planning(run_id, until):
+        # another invocation plans them (or was killed, and its claim ends at its deadline): look again then
+        held = float(run.get("planner_until") or 0)
+        again = message.model_dump_json(exclude_none=True)
+        services.send_messages([again], [meter.UNATTRIBUTED], delay_seconds=_after(held))
+        return {"kind": "plan", "status": "planned elsewhere", "run_id": run_id}
+    request = parse_run_request(run.get("request") or {}, services.settings.default_mode)
+    scope = Scope.from_item(run.get("scope"))
+    if scope is None:
+        scope = services.scope()
+    target_columns = TargetColumns(services)
+    conn = services.mysql()
+    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    p = Planning(conn, services, "", request, run_id, names, {}, scope, target_columns, summary, done=start)
+    try:
+        p.database = services.mysql_settings().dbname
+        p.options = {**transforms.options_from_file(services.settings.table_options_file), **request.table_options}
+        target_columns.expect(names[start:], scope)
+        services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
+        _plan(p, start)
+    except Exception as e:
+        _fail_unsent(run_id, names[p.done :], p.group, services, summary, e, scope)
+        raise
+    finally:
+        conn.close()
+        target_columns.close()
+    meter.focus(None)
+    services.state.finish_run_if_complete(run_id)
+    return {
+        "kind": "plan",
+        "status": "planned",
+        "run_id": run_id,
+        "from": start,
+        "to": p.done,
+        "tables": summary["tables"],
+    }
+
+
+def fail_unplanned(run_id: str, services: Services, reason: str) -> None:
+    """The ``plan`` message of a run failed its last receive: the tables it was to plan are recorded
+    failed with the reason, so the run ends instead of waiting for them."""
+    run = services.state.run_item(run_id)
+    names = [str(t) for t in run.get("tables") or []]
+    summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
+    for table in names[int(run.get("planned", 0)) :]:
+        if not services.state.get_table(run_id, table):
+            runs.record_failed(services, run_id, summary, table, f"not planned: {reason}; run the table again")
+    services.state.finish_run_if_complete(run_id)

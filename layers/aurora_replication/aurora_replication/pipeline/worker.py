@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error, parse_chunk_message
-from aurora_replication.pipeline import extract_parts, modes, staging, timeline, transforms
+from aurora_replication.pipeline import extract_parts, modes, scheduler, staging, timeline, transforms
 from aurora_replication.pipeline import finalise as finaliser
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.pipeline.steps import Steps
@@ -97,9 +97,12 @@ def record_final_failure(body: str, receive_count: int, error: BaseException, se
         msg = parse_message(body)
     except BadInputError:
         return False
-    what = f"{msg.kind} {msg.chunk_id}" if msg.kind == "chunk" else "finalise"
+    what = f"{msg.kind} {msg.chunk_id}" if msg.kind == "chunk" else msg.kind
     reason = f"{what} moved to the dead-letter queue after {receive_count} receives: {type(error).__name__}: {error}"
     try:
+        if msg.kind == "plan":  # the tables it was to plan end failed, so the run ends
+            scheduler.fail_unplanned(msg.run_id, services, reason)
+            return True
         services.state.mark_dead_lettered(msg.run_id, msg.table, msg.chunk_id, reason)
     except Exception:  # noqa: BLE001 - the message still fails; marking is a report, not a step
         logger.exception("could not mark the table dead-lettered", extra={"run_id": msg.run_id})
@@ -137,12 +140,18 @@ def settled(result: dict[str, Any]) -> bool:
     its round stale, a cdc batch applied or skipped. The exceptions are a finalise that came before
     every chunk was done (``waiting``): the finalise the last chunk sends, and a resume's, have the
     same key and must do the work (docs/exactness.md, idempotency); and one whose long statement still
-    runs in Snowflake (``polling``): it sent itself again, with the same key, to come back for it."""
+    runs in Snowflake (``polling``): it sent itself again, with the same key, to come back for it; and a
+    ``plan`` message's, whose delayed copy (the watchdog of a planner that may be killed) has its key and
+    must look again (a claim on the run keeps two planners apart)."""
+    if result.get("kind") == "plan":
+        return False
     return result.get("status") not in (finaliser.WAITING, finaliser.POLLING)
 
 
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
+    if received.kind == "plan":  # the run's tables the scheduler left: planned here, within this budget
+        return scheduler.continue_planning(received, services)
     read: dict[str, Any] = {}
     message = services.with_retries(lambda: hydrate(received, services, read), "read the plan")
     mode = modes.get(message.plan.mode)
