@@ -584,6 +584,41 @@ SNOWFLAKE_DEFAULT_STATEMENT_TIMEOUT = 172800  # STATEMENT_TIMEOUT_IN_SECONDS' de
 DONE = "SELECT 'Statement executed successfully.'"  # what an accepted ALTER SESSION answers
 
 
+class StatementDelays:
+    """A test's model of how long statements take in Snowflake (the time-compressed simulation: a
+    terabyte's publish runs for minutes there, a second here). ``<db-path>/statement_delays.json`` maps a
+    session's schema to rules ``{"match": regex, "seconds": s, "times": n}``, read whenever the file
+    changes: a statement of that schema whose text (and, after `` -- ``, its bound values as JSON) the
+    regex finds waits ``s`` seconds before it runs, the first ``n`` times (-1: always). The wait is part
+    of the statement: a timeout or a cancel ends it as it would end the statement. It never changes what
+    a statement does, only when; without the file nothing waits."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.loaded: int | None = None
+        self.rules: dict[str, list[dict[str, Any]]] = {}
+        self.lock = threading.Lock()
+
+    def seconds(self, schema: str | None, text: str) -> float:
+        try:
+            mtime = os.stat(self.path).st_mtime_ns
+        except OSError:
+            return 0.0
+        import json
+
+        with self.lock:
+            if mtime != self.loaded:
+                with open(self.path) as f:
+                    self.rules = {str(k).upper(): list(v) for k, v in json.load(f).items()}
+                self.loaded = mtime
+            for rule in self.rules.get(str(schema or "").upper(), []):
+                if rule.get("times", -1) != 0 and re.search(rule["match"], text, re.S):
+                    if rule.get("times", -1) > 0:
+                        rule["times"] -= 1
+                    return float(rule["seconds"])
+        return 0.0
+
+
 class _Job:
     """One asynchronous statement: its status as Snowflake's monitoring reports it."""
 
@@ -593,7 +628,7 @@ class _Job:
         self.error_message: str | None = None
 
 
-def _timed_app(fs_server: Any) -> Any:
+def _timed_app(fs_server: Any, delays: StatementDelays | None = None) -> Any:
     """The emulator's web application with what Snowflake documents for time: asynchronous statements
     and statement timeouts. fakesnow ran a statement sent with ``asyncExec`` (the connector's
     ``execute_async``) to its end before answering, and its monitoring endpoint reported any statement
@@ -689,6 +724,8 @@ def _timed_app(fs_server: Any) -> Any:
         timer = threading.Timer(seconds, cancel)
         timer.start()
         try:
+            if fired.wait(delay_of(session.schema, body)):  # the modelled time ran into the timeout
+                raise TimeoutError("cancelled while it ran")
             response = asyncio.run(original_query(replayed(request, {**body, "asyncExec": False}, own)))
             answer = json.loads(bytes(response.body))
         except Exception as e:  # noqa: BLE001 - the job fails, as the statement would
@@ -748,10 +785,12 @@ def _timed_app(fs_server: Any) -> Any:
         if conn is None:
             return await original_query(replayed(request, body))
         state: dict[str, Any] = {"why": None, "request_id": request.query_params.get("requestId")}
+        ended = threading.Event()
 
         def cancel(why: str) -> None:
             if state["why"] is None:
                 state["why"] = why
+                ended.set()
                 conn._duck_conn.interrupt()  # noqa: SLF001 - the session's DuckDB connection
 
         state["cancel"] = cancel
@@ -759,7 +798,10 @@ def _timed_app(fs_server: Any) -> Any:
         running[token] = state
         timer.start()
         try:
-            response = await original_query(replayed(request, body))
+            wait = delay_of(conn.schema, body)
+            if wait:
+                await asyncio.to_thread(ended.wait, wait)
+            response = await original_query(replayed(request, body)) if state["why"] is None else None
         finally:
             timer.cancel()
             running.pop(token, None)
@@ -767,7 +809,15 @@ def _timed_app(fs_server: Any) -> Any:
             return failure(STATEMENT_TIMEOUT_CODE, timed_out(seconds))
         if state["why"] == "canceled":
             return failure(CANCELED_CODE, "SQL execution canceled")
+        assert response is not None
         return response
+
+    def delay_of(schema: str | None, body: dict[str, Any]) -> float:
+        if delays is None:
+            return 0.0
+        bindings = body.get("bindings") or {}
+        values = [bindings[k].get("value") for k in sorted(bindings, key=lambda k: int(k) if k.isdigit() else 0)]
+        return delays.seconds(schema, f"{body.get('sqlText', '')} -- {json.dumps(values)}")
 
     async def abort_request(request: Request) -> Any:
         """The connector's cancel of its statement in progress (at its ``timeout`` or ``network_timeout``)."""
@@ -844,7 +894,10 @@ def main(argv: list[str] | None = None) -> int:
     # it runs, which grows without bound over a test session; Snowflake keeps them 24 hours. Keep
     # the most recent ones: nothing here reads an older result.
     fs_server.shared_fs.results_cache = RecentResults(_RESULTS_KEPT)
-    server = uvicorn.Server(uvicorn.Config(_timed_app(fs_server), host=args.host, port=args.port, log_level="warning"))
+    delays = StatementDelays(os.path.join(args.db_path, "statement_delays.json"))
+    server = uvicorn.Server(
+        uvicorn.Config(_timed_app(fs_server, delays), host=args.host, port=args.port, log_level="warning")
+    )
     server.run()
     return 0
 
