@@ -71,6 +71,8 @@ SMALL_TABLES = 300
 SMALL_ROWS = 3
 TARGET_SMALL_SECONDS = 60.0
 TARGET_TWO_WORKERS = 1.6
+# the finaliser's own time (its invocations, less the asynchronous statements they wait for) at 10 x the rows
+TARGET_FINALISER_GROWTH = 3.0
 
 DDL = f"""CREATE TABLE `{TABLE}` (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -267,7 +269,7 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
             seconds = time.perf_counter() - started
             cpu = cpu_seconds() - cpu_before
             states = outcome.run.get("table_states", {})
-            table_state = states.get(TABLE, {})
+            table_state = states.get(step.get("table", TABLE), {})
             if spec.get("all_tables"):
                 table_state = _all_tables(states)
             steps.append(
@@ -290,11 +292,24 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                     "table_state": {k: v for k, v in table_state.items() if k != "plan"},
                     # process containers: the largest peak of one worker process (None with threads)
                     "worker_peak_mb": outcome.worker_peak_mb,
+                    # the table's finalise attempts (each invocation of its finaliser, with its steps)
+                    "finalise_attempts": _finalise_attempts(stack, outcome.run_id, step.get("table", TABLE)),
                 }
             )
     finally:
         stack.stop()
     return {"steps": steps, "maxrss_mb_after_start": rss_started, "maxrss_mb": maxrss_mb()}
+
+
+def _finalise_attempts(stack: Any, run_id: str, table: str) -> list[dict[str, Any]]:
+    from aurora_replication.state import StateStore
+
+    attempts = StateStore(stack.table_name, stack.session.resource("dynamodb")).get_attempts(run_id)
+    return [
+        {"seconds": float(a["seconds"]), "status": a.get("status"), "steps": json.loads(a.get("steps") or "[]")}
+        for a in attempts
+        if a.get("table") == table and a.get("kind") == "finalise"
+    ]
 
 
 def _all_tables(states: dict[str, Any]) -> dict[str, Any]:
@@ -977,6 +992,109 @@ def measure_dlt(db: Any, rows: int) -> dict[str, Any]:
     return {"available": True, "ok": ok, "process_seconds": wall, **result}
 
 
+FINALISER_TABLE = "orders_f{rows}"
+
+
+def build_fraction(db: Any, rows: int) -> str:
+    """A table of the orders table's first ``rows`` rows (same columns, same values), built once."""
+    import pymysql
+
+    name = FINALISER_TABLE.format(rows=rows)
+    conn = pymysql.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"USE `{DATABASE}`")
+            cur.execute(f"CREATE TABLE IF NOT EXISTS `{name}` LIKE `{TABLE}`")
+            cur.execute(f"SELECT COUNT(*) FROM `{name}`")
+            if int(cur.fetchone()[0]) != rows:  # type: ignore[index]
+                log(f"building {DATABASE}.{name} from the first {rows:,} rows of {TABLE} (once)...")
+                cur.execute(f"TRUNCATE TABLE `{name}`")
+                cur.execute(f"INSERT INTO `{name}` SELECT * FROM `{TABLE}` ORDER BY id LIMIT {int(rows)}")
+                cur.execute(f"ANALYZE TABLE `{name}`")
+                cur.fetchall()
+    finally:
+        conn.close()
+    return name
+
+
+def finaliser_figures(step: dict[str, Any]) -> dict[str, Any]:
+    """What one table's finaliser cost: its validation (summed over its invocations), its own time (its
+    invocations less the time they waited for the long statements), and each long statement's own time."""
+    attempts = step.get("finalise_attempts") or []
+    statements = {k: float(v) for k, v in (step["table_state"].get("statement_seconds") or {}).items()}
+    validate = sum(lap[2] for a in attempts for lap in a["steps"] if lap[0] == "validate")
+    # what the invocations spent waiting inside their commit step for a long statement, at most its run time
+    commit_waits = sum(lap[2] for a in attempts for lap in a["steps"] if lap[0] in ("publish", "merge", "reconcile"))
+    total = sum(a["seconds"] for a in attempts)
+    own = max(0.0, total - min(commit_waits, sum(statements.values())))
+    return {
+        "rows": step["rows"],
+        "chunks": int(step["table_state"].get("chunk_count") or 0),
+        "invocations": len(attempts),
+        "validate_seconds": validate,
+        "finaliser_seconds": total,
+        "own_seconds": own,
+        "statement_seconds": statements,
+        "ok": step["ok"],
+    }
+
+
+def measure_finaliser(db: Any, sf: Any, rows: int) -> dict[str, Any]:
+    """The finaliser at two table sizes (``rows`` and a tenth of it): one full run of each, one worker."""
+    small = max(CHANGED_ROWS, rows // 10)
+    tables = [(small, build_fraction(db, small)), (rows, TABLE)]
+    log(f"the finaliser at {small:,} and {rows:,} rows: a full run of each, 1 worker...")
+    steps = [
+        {"name": f"full-{n}", "table": t, "request": {"tables": t, "mode": "full", "chunk_rows": FULL_CHUNK_ROWS}}
+        for n, t in tables
+    ]
+    out = run_child(stack_spec(db, sf, "finaliser", "BENCHFIN", 1, steps), "finaliser")
+    sizes = [finaliser_figures(step) for step in out["steps"]]
+    a, b = sizes
+    ratio = (b["own_seconds"] / a["own_seconds"]) if a["own_seconds"] else None
+    publish = [s["statement_seconds"].get("publish") for s in sizes]
+    return {
+        "sizes": sizes,
+        "rows_ratio": b["rows"] / a["rows"],
+        "own_ratio": ratio,
+        "validate_ratio": (b["validate_seconds"] / a["validate_seconds"]) if a["validate_seconds"] else None,
+        "publish_ratio": (publish[1] / publish[0]) if publish[0] and publish[1] else None,
+        "ok": all(s["ok"] for s in sizes),
+    }
+
+
+def report_finaliser(f: dict[str, Any]) -> None:
+    print()
+    print("The finaliser per table (full run, 1 worker), at two sizes: what its invocations do themselves")
+    print("(read the ledger, validate, start and poll the long statements), and the publish statement, which")
+    print("runs asynchronously in Snowflake and grows with the table by design:")
+    print()
+    print("| rows | chunks | invocations | validation s | finaliser's own s | publish statement s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+    for s in f["sizes"]:
+        print(
+            f"| {s['rows']:,} | {s['chunks']} | {s['invocations']} | {s['validate_seconds']:.3f} | "
+            f"{s['own_seconds']:.3f} | {fmt(s['statement_seconds'].get('publish'), '.3f')} |"
+        )
+    print()
+    print(
+        f"{f['rows_ratio']:.0f} x the rows: the finaliser's own time x {fmt(f['own_ratio'], '.2f')} (target <= "
+        f"{TARGET_FINALISER_GROWTH:.0f} x), its validation x {fmt(f['validate_ratio'], '.2f')}, the publish "
+        f"statement x {fmt(f['publish_ratio'], '.2f')}"
+    )
+
+
+def finaliser_targets(f: dict[str, Any]) -> list[tuple[str, float | None, Any, str]]:
+    return [
+        (
+            f"finaliser's own time at {f['rows_ratio']:.0f} x the rows <= {TARGET_FINALISER_GROWTH:.0f} x",
+            f["own_ratio"],
+            lambda v: v is not None and v <= TARGET_FINALISER_GROWTH,
+            "x",
+        )
+    ]
+
+
 def stack_spec(
     db: Any, sf: Any, name: str, schema: str, workers: int, steps: list[dict[str, Any]], processes: bool = False
 ) -> dict[str, Any]:
@@ -1052,6 +1170,11 @@ def main(argv: list[str] | None = None) -> int:
         help=f"tables of {SMALL_ROWS} rows for the many-small-tables run (default {SMALL_TABLES}; 0 skips it)",
     )
     p.add_argument(
+        "--finaliser-only",
+        action="store_true",
+        help="only the finaliser at two table sizes (the rows asked, and a tenth of them)",
+    )
+    p.add_argument(
         "--small-only",
         action="store_true",
         help="only the many-small-tables run (MariaDB and the emulator, no large table)",
@@ -1086,6 +1209,8 @@ def main(argv: list[str] | None = None) -> int:
         return planning_only(args.out, args.keep_servers)
     if args.small_only:
         return small_only(args.out, args.keep_servers, args.small_tables or SMALL_TABLES, args.small_processes)
+    if args.finaliser_only:
+        return finaliser_only(args.out, args.keep_servers, rows)
     started_all = time.perf_counter()
     log("starting MariaDB and the Snowflake emulator under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
@@ -1157,6 +1282,8 @@ def main(argv: list[str] | None = None) -> int:
         (results["one_worker_process"], results["two_worker_processes"], results["one_worker_process_parts"]) = procs[
             "steps"
         ]
+
+        results["finaliser"] = measure_finaliser(db, sf, rows)
 
         log(f"the table read as one chunk in {', '.join(map(str, READ_PARTS))} parts: wall and CPU seconds...")
         results["read_cpu"] = measure_read_cpu(db)
@@ -1251,6 +1378,7 @@ def main(argv: list[str] | None = None) -> int:
                 results["two_worker_processes"],
                 results["one_worker_process_parts"],
                 results["incremental"],
+                results["finaliser"],
             )
         )
         else 1
@@ -1318,6 +1446,27 @@ def small_only(out: str, keep_servers: bool, tables: int, processes: bool = Fals
     small["targets"] = print_targets(small_tables_targets(small))
     write_results(out, {"small_tables": small})
     return 0 if small["ok"] else 1
+
+
+def finaliser_only(out: str, keep_servers: bool, rows: int) -> int:
+    """``--finaliser-only``: the table (built once) and the finaliser at two sizes; nothing else."""
+    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+
+    log("starting MariaDB and the Snowflake emulator under .local/bench...")
+    db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
+    sf = SnowflakeEmulator(BENCH / "snowflake").start()
+    try:
+        build_table(db, rows)
+        finaliser = measure_finaliser(db, sf, rows)
+    finally:
+        if not keep_servers:
+            sf.stop()
+            db.stop()
+    report_finaliser(finaliser)
+    print("\ntargets (issue 27):")
+    finaliser["targets"] = print_targets(finaliser_targets(finaliser))
+    write_results(out, {"finaliser": finaliser})
+    return 0 if finaliser["ok"] else 1
 
 
 def write_results(out: str, results: dict[str, Any]) -> None:
@@ -1489,7 +1638,10 @@ def report(r: dict[str, Any]) -> None:
     if "runs" in r["planning"]:
         report_planning(r["planning"])
         targets += planning_targets(r["planning"])
-    print("\ntargets (issues 6, 9 and 14):")
+    if r.get("finaliser"):
+        report_finaliser(r["finaliser"])
+        targets += finaliser_targets(r["finaliser"])
+    print("\ntargets (issues 6, 9, 14 and 27):")
     r["ratios"] = ratios
     r["targets"] = print_targets(targets)
 

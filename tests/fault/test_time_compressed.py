@@ -127,5 +127,7 @@ def test_a_terabyte_shaped_copy_with_every_limit_divided_by_100_ends_published_a
     assert float(table["statement_seconds"]["publish"]) >= PUBLISH_SECONDS, table.get("statement_seconds")
     polls = [a for a in big if a["kind"] == "finalise" and a["status"] == "polling"]
     assert len(polls) >= 3, [a["status"] for a in big if a["kind"] == "finalise"]
+    record = json.loads(state.table_text(outcome.run_id, "big", "long_publish") or "{}")
+    assert record["query_id"] and record["restarts"] == 0 and record["rows"] == [], record
     # the lease: the run outlived LEASE_SECONDS (72 s) and kept its tables, renewed by its progress
     assert seconds > 72 and all(s["status"] == "published" for s in states.values())
