@@ -24,16 +24,37 @@ TOKEN_COLUMN = "_ASR_TOKEN"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
 # (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
 ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
+
+
 # NULL is an empty unquoted field (EMPTY_FIELD_AS_NULL); every text, JSON and hex value is quoted,
 # so "" is the empty string; NULL_IF = () reads no text as NULL (``pipeline.staging``, docs/types.md).
 # Dates and timestamps are read in the formats the staging writes (``typemap.STAGED_*``), never AUTO,
 # which reads them with the account's or user's DATE/TIME/TIMESTAMP_INPUT_FORMAT
-CSV_FILE_FORMAT = (
-    "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
-    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP "
-    f"DATE_FORMAT = '{typemap.STAGED_DATE_FORMAT}' TIME_FORMAT = '{typemap.STAGED_TIME_FORMAT}' "
-    f"TIMESTAMP_FORMAT = '{typemap.STAGED_TIMESTAMP_FORMAT}')"
-)
+# The staged file's compression is named, never AUTO: gzip (``.csv.gz``: lines MySQL formatted, values
+# pymysql decoded, cdc batches) or zstd (``.csv.zst``: rows encoded on the worker); Snowflake's CSV
+# file format reads both ("COMPRESSION = AUTO | GZIP | BZ2 | BROTLI | ZSTD | ...", CREATE FILE FORMAT)
+def csv_file_format(compression: str = "GZIP") -> str:
+    if compression not in COMPRESSIONS.values():
+        raise ValueError(f"staged files are compressed with {sorted(COMPRESSIONS.values())}, not {compression!r}")
+    return (
+        "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
+        f"ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = {compression} "
+        f"DATE_FORMAT = '{typemap.STAGED_DATE_FORMAT}' TIME_FORMAT = '{typemap.STAGED_TIME_FORMAT}' "
+        f"TIMESTAMP_FORMAT = '{typemap.STAGED_TIMESTAMP_FORMAT}')"
+    )
+
+
+# a staged file's name ends with the compression it was written with
+COMPRESSIONS = {".csv.gz": "GZIP", ".csv.zst": "ZSTD"}
+CSV_FILE_FORMAT = csv_file_format("GZIP")
+
+
+def compression_of(files: Sequence[str]) -> str:
+    """The one compression of a COPY's files, from their names (``COMPRESSIONS``)."""
+    found = {next((c for suffix, c in COMPRESSIONS.items() if f.endswith(suffix)), f) for f in files}
+    if len(found) != 1 or not found <= set(COMPRESSIONS.values()):
+        raise ValueError(f"files {list(files)!r}: a COPY loads files of one compression, named {list(COMPRESSIONS)}")
+    return found.pop()
 
 
 def _lit(text: str) -> str:
@@ -197,7 +218,10 @@ def copy_into(plan: TablePlan, table: str, stage: str, path: str, files: Sequenc
         for f in files:
             stage_location(stage, path, f)  # each name validated as a safe file name
         source = f"{stage_location(stage, path)} FILES = ({', '.join(_lit(f) for f in files)})"
-    return f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {source} {CSV_FILE_FORMAT} PURGE = TRUE"
+    return (
+        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {source} {csv_file_format(compression_of(files))} "
+        "PURGE = TRUE"
+    )
 
 
 def _bound_values(plan: TablePlan) -> list[str]:
