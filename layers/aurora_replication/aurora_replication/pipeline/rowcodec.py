@@ -90,6 +90,8 @@ def _with_micros(values: Sequence[bytes]) -> list[bytes]:
     lengths = set(map(len, values))
     if len(lengths) == 1:
         (length,) = lengths
+        if length == 26:  # DATETIME(6), TIMESTAMP(6): as MySQL sent them
+            return values  # type: ignore[return-value]
         if length == 19:
             return list(map(bytes.__add__, values, repeat(b".000000")))
         if 21 <= length <= 26:
@@ -99,7 +101,7 @@ def _with_micros(values: Sequence[bytes]) -> list[bytes]:
 
 def _micros(values: Sequence[bytes]) -> list[bytes]:
     """``TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', v)`` as text (proleptic Gregorian, as MySQL)."""
-    moments = map(datetime.fromisoformat, map(bytes.decode, values))
+    moments = map(datetime.fromisoformat, b"\n".join(values).decode("ascii").split("\n"))
     deltas = map(operator.sub, moments, repeat(_EPOCH))
     return list(map(b"%d".__mod__, map(operator.floordiv, deltas, repeat(_MICROSECOND))))
 
