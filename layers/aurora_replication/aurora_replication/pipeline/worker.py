@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -261,15 +262,15 @@ def _extract_on_worker(
 
 def _reads_in_parts(plan: TablePlan, window: tuple[str | None, str | None] | None, s: Settings) -> bool:
     """Whether a chunk may be read in parts (``pipeline.extract_parts``): a whole key range (not an
-    incremental window, which is small by design) of MySQL-formatted lines, with more than one
-    process allowed."""
+    incremental window, which is small by design) of MySQL-formatted lines (``server``, where
+    ZERO_DATE_POLICY=fail takes the value path) or of rows encoded on the worker (``worker``), with more
+    than one process allowed."""
     return (
         s.extract_processes > 1
         and bool(plan.key)
         and window is None
-        and s.extract_format == "server"
         and not plan.transform
-        and plan.zero_dates == "null"
+        and (s.extract_format == "worker" or (s.extract_format == "server" and plan.zero_dates == "null"))
     )
 
 
@@ -324,26 +325,28 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
             parts: extract_parts.PartsRead | None = None
             with source_bulk.translated(), source_read.snapshot(mysql) as snap:
                 with step("extract"):
-                    if on_worker:
-                        parts = None
-                    elif _reads_in_parts(plan, window, s):
-                        parts = extract_parts.read_in_parts(
-                            mysql,
-                            services.mysql_settings,
-                            plan,
-                            msg,
-                            attempt,
-                            local,
-                            s.extract_processes,
-                            s.extract_part_min_rows,
-                            compared,
-                        )
-                    if on_worker:
-                        rows, staged, source = _extract_on_worker(mysql, plan, msg, window, attempt, local, s, compared)
-                    elif parts is None:
-                        rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
-                    else:
+                    if _reads_in_parts(plan, window, s):
+                        # worker parts: the chunk is cut on pymysql's connection (key values as text)
+                        with services.source() if on_worker else nullcontext(mysql) as planner:
+                            parts = extract_parts.read_in_parts(
+                                mysql,
+                                services.mysql_settings,
+                                plan,
+                                msg,
+                                attempt,
+                                local,
+                                s.extract_processes,
+                                s.extract_part_min_rows,
+                                compared,
+                                reader="worker" if on_worker else "server",
+                                planner=planner,
+                            )
+                    if parts is not None:
                         rows, staged, source = None, None, parts.source
+                    elif on_worker:
+                        rows, staged, source = _extract_on_worker(mysql, plan, msg, window, attempt, local, s, compared)
+                    else:
+                        rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
                 if compared and source is None:
                     with step("checksum"):
                         source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
