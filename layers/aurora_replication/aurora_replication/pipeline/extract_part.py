@@ -3,8 +3,9 @@ process does for every part but the first, and what the worker does for the firs
 (``pipeline.extract_parts`` cuts the chunk and gathers the parts).
 
 A part is one query (``source.sql.line_query``: the server formats each row's line and its checksum
-term), so it reads one consistent view: InnoDB gives each consistent read statement a read view of
-its own, taken when the statement starts, that sees exactly the changes committed before then
+term; or, for a ``worker`` part, ``source.sql.chunk_query`` on the bulk reader, lines and terms made
+here by ``pipeline.rowcodec``), so it reads one consistent view: InnoDB gives each consistent read
+statement a read view of its own, taken when the statement starts, that sees exactly the changes committed before then
 (MySQL reference manual, "Consistent Nonlocking Reads"). The part's rows, count and checksum all come
 from that one scan (``source.read.RowHashes``).
 

@@ -1,6 +1,9 @@
 """A large chunk read in parts at once (``EXTRACT_PROCESSES`` > 1).
 
-MySQL evaluates one query on one thread: formatting each row's line and its checksum term is the
+With ``EXTRACT_FORMAT=worker`` the bound of a chunk's read is the worker's own encoding of the rows
+(``pipeline.rowcodec``; MySQL only sends them): parts spread it over the worker's processes, each part a
+plain SELECT on a bulk reader's connection of its own. With server-formatted lines the bound is MySQL,
+which evaluates one query on one thread: formatting each row's line and its checksum term is the
 bound of a chunk's read, not the network or the driver (docs/performance.md). So a chunk estimated at
 two parts or more of ``EXTRACT_PART_MIN_ROWS`` is cut into up to ``EXTRACT_PROCESSES`` key sub-ranges
 (``source.bounds.split_range``), and each is read by its own query on its own connection: the first
