@@ -386,8 +386,8 @@ class PhaseTimer:
     """Wall time (and growth of the process's peak memory) per phase, from wrappers around the
     functions that do each step; the profile child installs them before any handler is loaded."""
 
-    CHUNK_READ = "MySQL: read the chunk (pymysql; by default one server-formatted line per row)"
-    CSV = "staging file: lines + gzip (staging.write_lines_gz or write_csv_gz, less the MySQL read)"
+    CHUNK_READ = "MySQL: read the chunk (by default a plain SELECT through the C client, source.bulk)"
+    CSV = "staging file: lines, checksum terms, zstd or gzip (staging.write_encoded, write_lines_gz, write_csv_gz; less the MySQL read)"
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -415,6 +415,7 @@ class PhaseTimer:
 
     def install(self) -> None:
         from aurora_replication.pipeline import staging
+        from aurora_replication.source import bulk as source_bulk
         from aurora_replication.source import connect as source_connect
         from aurora_replication.source import read as source_read
         from aurora_replication.target import client as target_mod
@@ -427,8 +428,15 @@ class PhaseTimer:
             source_read.chunk_checksum,
         )
 
+        original_batches, original_encoded = source_bulk.batches, staging.write_encoded
+
         def stream_rows(*a: Any, **k: Any) -> Any:
-            gen = original_stream(*a, **k)
+            return timed_read(original_stream(*a, **k))
+
+        def batches(*a: Any, **k: Any) -> Any:
+            return timed_read(original_batches(*a, **k))
+
+        def timed_read(gen: Any) -> Any:
             counted = not timer.in_checksum  # the checksum's rows are timed with the checksum
             total = 0.0
             try:
@@ -442,6 +450,7 @@ class PhaseTimer:
                     total += time.perf_counter() - started
                     yield row
             finally:
+                gen.close()  # an early close reads the rest of the result off the connection
                 if counted:
                     timer.add(timer.CHUNK_READ, total)
                     if timer.in_csv:
@@ -472,12 +481,14 @@ class PhaseTimer:
             "MySQL: checksum of each chunk in its snapshot (one MD5 per row, summed inside MySQL)", original_checksum
         )
         source_read.stream_rows = stream_rows  # type: ignore[assignment]
+        source_bulk.batches = batches  # type: ignore[assignment]
+        staging.write_encoded = staging_file(original_encoded)  # type: ignore[assignment]
         staging.write_csv_gz = staging_file(original_csv)  # type: ignore[assignment]
         staging.write_lines_gz = staging_file(original_lines)  # type: ignore[assignment]
         source_read.chunk_checksum = table_checksum  # type: ignore[assignment]
         T = target_mod.Target
         for attr, name in (
-            ("put", "PUT the gzip file to the stage (emulator)"),
+            ("put", "PUT the staging file to the stage (emulator)"),
             ("load_file", "COPY INTO the load table (emulator)"),
             ("load_rows", "small-chunk INSERT (emulator)"),
             ("merge_validated", "MERGE the validated chunks into the target (emulator)"),
