@@ -24,6 +24,7 @@ import pymysql
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source import binlog_decode
 from aurora_replication.source.binlog_values import ColumnFacts, to_text
 from aurora_replication.source.read import query
 
@@ -229,6 +230,8 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    binlog_decode.install()  # temporal values decoded as MySQL decodes them
 
     connection: dict[str, Any] = {
         "host": settings.host,

@@ -105,6 +105,16 @@ def _datetime_text(v: dt.datetime, precision: int) -> str:
     return text
 
 
+# A TIMESTAMP holds 1970-01-01 00:00:01 UTC at the earliest; its zero value is stored as 0 seconds, which
+# the binlog library returns as the epoch itself
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def zero_datetime_text(precision: int) -> str:
+    """MySQL's text of the zero DATETIME/TIMESTAMP of a precision (``0000-00-00 00:00:00.000``)."""
+    return "0000-00-00 00:00:00" + ("." + "0" * precision if precision else "")
+
+
 def to_text(facts: ColumnFacts, v: Any) -> str | None:
     """One binlog value as MySQL's text of it (``None`` for SQL NULL).
 
@@ -142,7 +152,13 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
                 "no full value; set binlog_row_value_options to '' in the DB cluster parameter group"
             )
         return json.dumps(_json_plain(v), ensure_ascii=False, separators=(", ", ": "))
+    if kind in (typemap.DATE, typemap.DATETIME) and isinstance(v, str):
+        # a zero, partial-zero or invalid date, as MySQL prints it (``source.binlog_decode``): the
+        # staging encoders apply ZERO_DATE_POLICY to it as they do to the copy path's text
+        return v
     if isinstance(v, dt.datetime):
+        if facts.data_type == "timestamp" and v == _EPOCH:
+            return zero_datetime_text(facts.datetime_precision)
         return _datetime_text(v, facts.datetime_precision)
     if isinstance(v, dt.date):
         return v.isoformat()
