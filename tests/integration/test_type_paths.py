@@ -69,9 +69,10 @@ def test_zerofill_numbers_publish_in_every_mode(env, mode):
 
 
 def test_cdc_with_non_ascii_table_names(env):
-    """Tables named in CJK characters and accented Latin take their initial copy through staged files and
-    then their changes through the binlog, in the same runs as a plain table: every one of them exact."""
-    names = ["顧客", "café_crème", "plain"]
+    """Tables named in CJK characters, accented Latin and punctuation take their initial copy through
+    staged files and then their changes through the binlog, in the same runs as a plain table: every one
+    of them exact."""
+    names = ["顧客", "café_crème", "some|test@data", "DBZ.1834", "plain"]
     for name in names:
         env.sql(
             f"CREATE TABLE `{name}` (id INT PRIMARY KEY, `名前` VARCHAR(20) CHARACTER SET utf8mb4, n INT)",

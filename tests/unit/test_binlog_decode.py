@@ -160,3 +160,42 @@ def test_the_library_decoders_are_replaced_and_a_changed_library_is_refused(monk
     monkeypatch.delattr(RowsEvent, "_RowsEvent__read_time2")
     with pytest.raises(binlog_decode.LibraryChangedError, match="__read_time2"):
         binlog_decode.install()
+
+
+@pytest.mark.parametrize(
+    "charset, raw, text",
+    [
+        ("utf8mb4", "é😀".encode(), "é😀"),
+        ("utf8mb3", "产品".encode(), "产品"),
+        (None, b"plain", "plain"),
+        # MySQL's latin1 is Windows-1252, its five unassigned bytes the C1 controls of the same number
+        ("latin1", bytes([0x80, 0x81, 0x8D, 0x9F, 0xFC]), "€\x81\x8dŸü"),
+        ("latin2", "Žluťoučký".encode("iso8859-2"), "Žluťoučký"),
+        ("cp1251", "тест".encode("cp1251"), "тест"),
+        ("utf16", "a😀".encode("utf-16-be"), "a😀"),  # big-endian, no byte order mark
+        ("utf16le", "a😀".encode("utf-16-le"), "a😀"),
+        ("ucs2", "ü中".encode("utf-16-be"), "ü中"),
+        ("utf32", "a😀".encode("utf-32-be"), "a😀"),
+    ],
+)
+def test_text_is_decoded_by_its_columns_character_set(charset, raw, text):
+    facts = ColumnFacts("c", typemap.TEXT, "varchar", "varchar(10)", charset=charset)
+    assert to_text(facts, raw) == text
+
+
+def test_enum_and_set_members_arrive_as_bytes_of_their_character_set():
+    enum = ColumnFacts("e", typemap.TEXT, "enum", "enum('x','ü')", charset="latin1")
+    assert to_text(enum, b"\xfc") == "ü" and to_text(enum, "") == ""
+    members = ColumnFacts("s", typemap.TEXT, "set", "set('ä','ö','o')", charset="latin1")
+    assert to_text(members, {b"o", b"\xe4"}) == "ä,o"  # in definition order, as MySQL prints a SET
+
+
+def test_a_value_no_codec_reads_fails_naming_the_column_and_character_set():
+    from aurora_replication.source.binlog_values import UnrepresentableValueError
+
+    facts = ColumnFacts("c", typemap.TEXT, "varchar", "varchar(10)", charset="utf8mb4")
+    with pytest.raises(UnrepresentableValueError, match="column 'c': a value in character set 'utf8mb4'"):
+        to_text(facts, b"\xff\xfe")
+    unknown = ColumnFacts("k", typemap.TEXT, "varchar", "varchar(10)", charset="keybcs2")
+    with pytest.raises(UnrepresentableValueError, match="'keybcs2' cannot be decoded"):
+        to_text(unknown, b"x")

@@ -24,6 +24,7 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
     "f, value, text",
     [
         (facts(typemap.INTEGER, "bigint"), 18446744073709551615, "18446744073709551615"),
+        (facts(typemap.INTEGER, "int", "int(10) unsigned zerofill"), "0000000007", "7"),  # older library versions
         (facts(typemap.DECIMAL, "decimal"), Decimal("-12.340"), "-12.340"),
         (
             facts(typemap.DATETIME, "datetime", precision=3),
@@ -47,6 +48,8 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
         (facts(typemap.FLOAT, "double"), 0.1, "0.1"),
         (facts(typemap.FLOAT, "float"), 0.10000000149011612, "0.10000000149011612"),  # as FLOAT + 0e0
         (facts(typemap.YEAR, "year"), 1900, "0"),  # YEAR 0, as CAST(col AS UNSIGNED) reads it
+        (facts(typemap.YEAR, "year", "year(2)"), 1984, "84"),  # MariaDB's YEAR(2) reads as two digits
+        (facts(typemap.YEAR, "year", "year(2)"), 2000, "0"),
         (
             facts(typemap.SPATIAL, "point"),
             bytes.fromhex("E61000000101000000" + "00" * 16),

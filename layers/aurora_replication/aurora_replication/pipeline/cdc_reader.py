@@ -384,6 +384,12 @@ def read_and_send(
                 services.state.release_lease(p.table, run_id, 0)
                 summary[p.table] = {"status": "failed", "reason": reason}
                 continue
+            if p.table in window.unreadable:  # its position stays: the next run reads these changes again
+                reason = f"{window.unreadable[p.table]}; its position stays where it was"[:2000]
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.table, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
+                continue
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
             if sf is None and changes:

@@ -17,9 +17,16 @@ differently from MySQL, silently:
   path treats the same text (``ZERO_DATE_POLICY``: NULL, or a loud failure; an invalid non-zero date
   fails its load as it does on the copy path).
 
+- **Text in any character set but UTF-8**: the library decodes a text value with Python's codec of
+  the character set's name (MySQL's ``utf16`` as little-endian UTF-16, its ``latin1`` without the five
+  bytes Windows-1252 leaves unassigned, ``ucs2`` not at all) and ENUM/SET member names as UTF-8 (a
+  latin1 ``'ü'`` became ``''``). Here text values and member names come back as their bytes, which
+  ``binlog_values.to_text`` decodes by the column's character set as MySQL converts it to utf8mb4.
+
 ``install`` replaces the library's private decoders of those column types (``TIME2``, ``TIME``,
-``DATE``, ``DATETIME2``, ``DATETIME``) with functions over these pure decoders; it refuses loudly
-when the library no longer has them (another version: check its decoding before moving the pin).
+``DATE``, ``DATETIME2``, ``DATETIME``, strings, ENUM/SET member names) with functions over these pure
+decoders; it refuses loudly when the library no longer has them (another version: check its decoding
+before moving the pin).
 A zero ``TIMESTAMP`` (stored as 0 seconds, which the library returns as 1970-01-01 00:00:00, a time
 no TIMESTAMP can hold) is recognised where values are spelled (``binlog_values.to_text``).
 """
@@ -131,6 +138,7 @@ _REPLACED = (
     "_RowsEvent__read_date",
     "_RowsEvent__read_datetime2",
     "_RowsEvent__read_datetime",
+    "_RowsEvent__read_string",
 )
 
 
@@ -154,20 +162,42 @@ def _read_datetime(event: Any) -> dt.datetime | str:
     return datetime_old(event.packet.read(8))
 
 
+def _read_string(event: Any, size: int, column: Any) -> bytes:
+    """A CHAR/VARCHAR/TEXT/BLOB value's bytes, undecoded (``binlog_values.decode_text`` decodes text)."""
+    return bytes(event.packet.read_length_coded_pascal_string(size))
+
+
+def _read_type_values(event: Any, length: int) -> list[list[bytes]] | None:
+    """The member names of each ENUM or SET column of a table map's optional metadata (a count, then
+    that many length-prefixed names), as bytes: they are in the column's character set."""
+    packet = event.packet
+    end = packet.read_bytes + length
+    if packet.read_bytes >= end:
+        return None
+    result = []
+    while packet.read_bytes < end:
+        count = packet.read_length_coded_binary()
+        result.append([bytes(packet.read_variable_length_string()) for _ in range(count)])
+    return result
+
+
 class LibraryChangedError(RuntimeError):
     """mysql-replication no longer has the decoders ``install`` replaces."""
 
 
 def install() -> None:
     """Put the decoders above in place of mysql-replication's (idempotent)."""
-    from pymysqlreplication.row_event import RowsEvent
+    from pymysqlreplication.row_event import RowsEvent, TableMapEvent
 
     missing = [name for name in _REPLACED if not callable(getattr(RowsEvent, name, None))]
+    if not callable(getattr(TableMapEvent, "_read_type_values", None)):
+        missing.append("TableMapEvent._read_type_values")
     if missing:
         raise LibraryChangedError(
-            f"mysql-replication has no {', '.join(missing)}: its temporal decoding changed; check it against "
-            "source/binlog_decode.py (negative fractional TIME, zero dates) before using this version"
+            f"mysql-replication has no {', '.join(missing)}: its value decoding changed; check it against "
+            "source/binlog_decode.py (negative fractional TIME, zero dates, character sets) before using this version"
         )
-    replacements = (_read_time2, _read_time, _read_date, _read_datetime2, _read_datetime)
+    replacements = (_read_time2, _read_time, _read_date, _read_datetime2, _read_datetime, _read_string)
     for name, function in zip(_REPLACED, replacements, strict=True):
         setattr(RowsEvent, name, function)
+    TableMapEvent._read_type_values = _read_type_values
