@@ -69,10 +69,12 @@ def test_zerofill_numbers_publish_in_every_mode(env, mode):
 
 
 def test_cdc_with_non_ascii_table_names(env):
-    """Tables named in CJK characters, accented Latin and punctuation take their initial copy through
-    staged files and then their changes through the binlog, in the same runs as a plain table: every one
-    of them exact."""
-    names = ["顧客", "café_crème", "some|test@data", "DBZ.1834", "plain"]
+    """Tables named in CJK characters, accented Latin and punctuation, and one of 64 characters, take their
+    initial copy through staged files and then their changes through the binlog, in the same runs as a
+    plain table: every one of them exact."""
+    # the longest name MySQL allows (64 characters): the names derived from it must fit too
+    names = ["顧客", "café_crème", "some|test@data", "DBZ.1834", "長" * 20 + "_long_name" * 4 + "x" * 4, "plain"]
+    assert len(names[4]) == 64
     for name in names:
         env.sql(
             f"CREATE TABLE `{name}` (id INT PRIMARY KEY, `名前` VARCHAR(20) CHARACTER SET utf8mb4, n INT)",

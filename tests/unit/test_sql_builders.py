@@ -446,3 +446,32 @@ def test_stage_paths_are_ascii_and_deterministic_for_any_table_name(name):
     ChangeBatch(start=start, end=end, path=batch_path(name, start, end), file="batch-00000.csv.gz", rows=1)
     assert staging.stage_path_component("a-b") != staging.stage_path_component("a_b")  # same safe part, own hash
     assert staging.stage_path_component("orders") == "orders_96584038"  # a plain name keeps its path
+
+
+def test_names_derived_from_the_longest_table_names_fit_the_identifier_limit():
+    from aurora_replication.identifiers import MAX_IDENTIFIER_LENGTH, bounded_name
+    from aurora_replication.target import cdc_sql
+
+    long_a, long_b = "長" * 20 + "a" * 44, "長" * 20 + "a" * 43 + "b"
+    run = "20261206T085019Z-4229ab"
+    names = set()
+    for table in (long_a, long_b):
+        p = TablePlan(
+            table=table,
+            target_table=table,
+            columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID")],
+            key=["id"],
+            mode="full",
+        )
+        derived = [
+            snowflake_sql.load_table_name(p, run),
+            snowflake_sql.load_table_name(p.model_copy(update={"mode": "incremental"}), run),
+            snowflake_sql.attempts_table_name(p, run),
+            cdc_sql.load_table_name(p, run),
+            cdc_sql.tombstone_table_name(p),
+        ]
+        for name in derived:
+            assert len(name) <= MAX_IDENTIFIER_LENGTH and snowflake_sql.q(name)  # accepted as an identifier
+        names.update(derived)
+    assert len(names) == 10  # two tables that share their first characters still get their own tables
+    assert bounded_name("_ASR_TOMB_ORDERS") == "_ASR_TOMB_ORDERS"  # a name that fits keeps its spelling
