@@ -172,3 +172,24 @@ def test_zero_date_policy_fail_fails_that_cdc_table_only(env):
     assert states["z"]["status"] == "failed" and "ZERO_DATE_POLICY=fail" in states["z"]["reason"], states["z"]
     assert "0000-00-00 00:00:00" in states["z"]["reason"]
     assert assert_same(env, "ok_table") == 1
+
+
+def test_a_zero_date_in_a_key_fails_that_cdc_table_loudly(env):
+    """Snowflake cannot hold a zero date, so a change whose key holds one cannot be matched to its row
+    (the copy writes NULL; two zero dates would be one key): the table fails naming the key, and the
+    run's other table gets its changes."""
+    env.sql(
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE dk (id INT, d DATE, v INT, PRIMARY KEY (id, d))",
+        "CREATE TABLE ok_table (id INT PRIMARY KEY, v INT)",
+        "INSERT INTO dk VALUES (1, '2024-01-01', 1)",
+        "INSERT INTO ok_table VALUES (1, 1)",
+    )
+    stack = env.start_stack()
+    assert stack.run({"tables": "dk,ok_table", "mode": "cdc"}, workers=1).ok
+    env.sql("INSERT INTO dk VALUES (2, '2024-00-10', 2)", "UPDATE ok_table SET v = 2 WHERE id = 1")
+    states = stack.run({"tables": "dk,ok_table", "mode": "cdc"}, workers=1).run["table_states"]
+    assert states["ok_table"]["status"] == "published", states
+    assert states["dk"]["status"] == "failed", states["dk"]
+    assert "key column 'd' holds the zero date '2024-00-10'" in states["dk"]["reason"]
+    assert assert_same(env, "ok_table") == 1

@@ -31,7 +31,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import meter
+from aurora_replication import meter, typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
@@ -447,6 +447,23 @@ def _define_and_send(
     return send_window(run_id, p.table, services)
 
 
+def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
+    """A change whose key holds a zero or partial-zero date cannot be applied: Snowflake has no such
+    date (the copy writes NULL), so the change would match no row (or another zero date's row). Loud."""
+    dated = [
+        (i, c) for i, c in enumerate(plan.columns) if c.name in plan.key and c.kind in (typemap.DATE, typemap.DATETIME)
+    ]
+    for change in changes:
+        for i, c in dated:
+            value = change.values[i]
+            if value is not None and typemap.is_zero_date(value):
+                raise BadInputError(
+                    f"table {plan.table!r}: key column {c.name!r} holds the zero date {value!r}, which Snowflake "
+                    "cannot hold, so the change cannot be matched to its row; give the row a real date in MySQL "
+                    "and re-snapshot the table, or replicate the table with mode 'full'"
+                )
+
+
 def _stage_batches(
     p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Target | None
 ) -> list[ChangeBatch]:
@@ -457,6 +474,7 @@ def _stage_batches(
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
         for change in changes:
             staging.check_sizes(p.plan, checks, change.values)
+    zero_date_keys(p.plan, changes)
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]
