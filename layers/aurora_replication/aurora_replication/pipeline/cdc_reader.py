@@ -31,7 +31,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import meter
+from aurora_replication import meter, typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
@@ -405,36 +405,84 @@ def read_and_send(
                 services.state.release_lease(p.key, run_id, 0)
                 summary[p.table] = {"status": "failed", "reason": reason}
                 continue
+            if p.table in window.unreadable:  # its position stays: the next run reads these changes again
+                reason = f"{window.unreadable[p.table]}; its position stays where it was"[:2000]
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
+                continue
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
-            assert p.position is not None
-            # a table whose position lies past where the window stopped (its budget ran out first) gets
-            # an empty window that leaves its position where it is
-            window_end = window.end if window.end.key() >= p.position.key() else p.position
-            start, end = p.position.key(), window_end.key()
             if sf is None and changes:
                 sf = Target(services.snowflake(), s.stage_name)
-            batches = _stage_batches(p, changes, start, end, services, sf)
-            counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
-            defined = cdc.define_window(
-                run_id,
-                p.table,
-                cdc_to=window_end.to_dict(),
-                batches=[b.model_dump(mode="json") for b in batches],
-                chunk_count=len(batches),
-                window_read_at=Decimal(str(round(read_at, 3))),
-                newest_event_at=window.newest_event_at or 0,
-                window_events=window.events,
-                window_stopped_by=window.stopped_by,
-                **counts,
-            )
-            if not defined:  # another reader of this run defined it first: send what it defined
-                logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
-            summary[p.table] = send_window(run_id, p.table, services)
+            try:
+                summary[p.table] = _define_and_send(run_id, p, changes, window, read_at, services, cdc, sf)
+            except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
+                reason = (
+                    f"table {p.table!r}: its changes of this window could not be staged or sent: "
+                    f"{type(e).__name__}: {e}; its position stays where it was, so the next cdc run reads "
+                    "these changes again"
+                )[:2000]
+                logger.exception("cdc window of a table failed", extra={"run_id": run_id, "table": p.table})
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
     finally:
         if sf is not None:
             sf.conn.close()
     return summary
+
+
+def _define_and_send(
+    run_id: str,
+    p: CdcTable,
+    changes: list[binlog.RowChange],
+    window: binlog.Window,
+    read_at: float,
+    services: Services,
+    cdc: CdcState,
+    sf: Target | None,
+) -> dict[str, Any]:
+    """Stage one table's changes of the window, define the window in its ledger, send its batches."""
+    assert p.position is not None
+    # a table whose position lies past where the window stopped (its budget ran out first) gets
+    # an empty window that leaves its position where it is
+    window_end = window.end if window.end.key() >= p.position.key() else p.position
+    start, end = p.position.key(), window_end.key()
+    batches = _stage_batches(p, changes, start, end, services, sf)
+    counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
+    defined = cdc.define_window(
+        run_id,
+        p.table,
+        cdc_to=window_end.to_dict(),
+        batches=[b.model_dump(mode="json") for b in batches],
+        chunk_count=len(batches),
+        window_read_at=Decimal(str(round(read_at, 3))),
+        newest_event_at=window.newest_event_at or 0,
+        window_events=window.events,
+        window_stopped_by=window.stopped_by,
+        **counts,
+    )
+    if not defined:  # another reader of this run defined it first: send what it defined
+        logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
+    return send_window(run_id, p.table, services)
+
+
+def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
+    """A change whose key holds a zero or partial-zero date cannot be applied: Snowflake has no such
+    date (the copy writes NULL), so the change would match no row (or another zero date's row). Loud."""
+    dated = [
+        (i, c) for i, c in enumerate(plan.columns) if c.name in plan.key and c.kind in (typemap.DATE, typemap.DATETIME)
+    ]
+    for change in changes:
+        for i, c in dated:
+            value = change.values[i]
+            if value is not None and typemap.is_zero_date(value):
+                raise BadInputError(
+                    f"table {plan.table!r}: key column {c.name!r} holds the zero date {value!r}, which Snowflake "
+                    "cannot hold, so the change cannot be matched to its row; give the row a real date in MySQL "
+                    "and re-snapshot the table, or replicate the table with mode 'full'"
+                )
 
 
 def _stage_batches(
@@ -447,6 +495,7 @@ def _stage_batches(
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
         for change in changes:
             staging.check_sizes(p.plan, checks, change.values)
+    zero_date_keys(p.plan, changes)
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]

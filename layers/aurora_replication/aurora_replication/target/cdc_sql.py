@@ -14,6 +14,7 @@ itself (the row stays, with ``_ASR_DELETED_AT`` set).
 from __future__ import annotations
 
 from aurora_replication import typemap
+from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.target.sql import (
@@ -32,11 +33,11 @@ DELETE = "D"
 
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
-    return f"_ASR_CDC_{run_id}_{plan.target_table}"
+    return bounded_name(f"_ASR_CDC_{run_id}_{plan.target_table}")
 
 
 def tombstone_table_name(plan: TablePlan) -> str:
-    return f"_ASR_TOMB_{plan.target_table}"
+    return bounded_name(f"_ASR_TOMB_{plan.target_table}")
 
 
 def create_load_table(plan: TablePlan, name: str) -> str:

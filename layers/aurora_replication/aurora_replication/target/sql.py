@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication import typemap
+from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
@@ -47,7 +48,7 @@ def staging_type(c: Column) -> str:
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
     prefix = {"full": "_ASR_FULL_", "incremental": "_ASR_INC_", "reconcile": "_ASR_KEYS_"}[plan.mode]
-    return f"{prefix}{run_id}_{plan.target_table}"
+    return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
 
 
 def create_stage(stage: str) -> str:
@@ -56,7 +57,7 @@ def create_stage(stage: str) -> str:
 
 def attempts_table_name(plan: TablePlan, run_id: str) -> str:
     """The run's table of validated attempts: which (chunk, attempt) pairs a finaliser checked."""
-    return f"_ASR_OK_{run_id}_{plan.target_table}"
+    return bounded_name(f"_ASR_OK_{run_id}_{plan.target_table}")
 
 
 def create_attempts_table(name: str) -> str:
