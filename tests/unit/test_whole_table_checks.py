@@ -114,3 +114,24 @@ def test_target_fact_and_audit_statements():
     unbounded = sql.audit_differences(plan, "_ASR_INC_r_T", attempts, plan.columns, bounded=False)
     assert "CAST(%s" not in unbounded
     assert text.count("%s") == unbounded.count("%s") + 1
+
+
+def test_a_cdc_audit_row_sorts_after_every_change_before_the_stop_and_before_every_change_at_it():
+    from aurora_replication.pipeline.cdc_reader import audit_position
+    from aurora_replication.source.binlog import Position
+
+    stop = Position("mysql-bin.000007", 4_096)
+    tag = audit_position(stop)
+    assert Position("mysql-bin.000007", 4_000).key(12) < tag < stop.key(0)
+    assert Position("mysql-bin.000006", 999_999).key(0) < tag < Position("mysql-bin.000008", 4).key(0)
+
+
+def test_cdc_audit_differences_statement():
+    from aurora_replication.target import cdc_sql
+
+    plan = _plan()
+    text = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "delete")
+    assert 'WHERE "_ASR_CHUNK" = %s' in text and 't."ID" = l."ID"' in text and text.count("%s") == 1
+    assert "_ASR_DELETED_AT" not in text
+    marked = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "mark")
+    assert 't."_ASR_DELETED_AT" IS NULL' in marked
