@@ -135,3 +135,16 @@ def test_cdc_audit_differences_statement():
     assert "_ASR_DELETED_AT" not in text
     marked = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "mark")
     assert 't."_ASR_DELETED_AT" IS NULL' in marked
+
+
+def test_the_health_report_lists_tables_replicated_but_not_verified_for_two_periods():
+    from aurora_replication.ops.health import unverified
+
+    day = 86_400
+    tables = {
+        "fresh": {"since_last_run_seconds": 300, "verified_age_seconds": 3_600},
+        "behind": {"since_last_run_seconds": 300, "verified_age_seconds": 3 * day},
+        "never": {"since_last_run_seconds": 300},
+        "retired": {"since_last_run_seconds": 5 * day, "verified_age_seconds": 9 * day},
+    }
+    assert unverified(tables, day) == ["behind", "never"]
