@@ -189,6 +189,23 @@ def test_the_audit_walks_the_table_in_slices_and_completes_a_cycle(env):
     assert assert_same(env, "acct") == ROWS
 
 
+def test_a_window_of_many_chunks_is_cut_around_the_slice(env):
+    _seed(env)
+    stack = env.start_stack({"AUDIT_PERIOD_SECONDS": "1", "AUDIT_MAX_ROWS": "600"})
+    assert _run(stack, "full").ok
+    _period_passed(env, stack)
+    _snowflake(env, """UPDATE "ACCT" SET "NAME" = 'edited' WHERE "ID" IN (200, 500)""")
+    env.sql("UPDATE acct SET balance = balance + 1 WHERE id > 800 AND id <= 2000")  # a window of several chunks
+    outcome = _run(stack)
+    t = outcome.run["table_states"]["acct"]
+    assert outcome.ok and t["mode"] == "incremental", t
+    assert not any("one chunk for the incremental window" in n for n in t["notes"]), t["notes"]  # several
+    assert int(t["chunk_count"]) >= 3 and int(t["audit_from"]) >= 1, t  # the window's chunks, then the slice's
+    assert int(t["audit_rows"]) == 600 and int(t["audit_differences"]) == 2, t
+    assert _catalog(env, stack)["audit_cursor"] == json.dumps(["600"])
+    assert assert_same(env, "acct") == ROWS
+
+
 def test_cdc_target_dropped_takes_a_new_initial_copy(env):
     _seed(env, "items", 300)
     stack = env.start_stack(NO_AUDIT)

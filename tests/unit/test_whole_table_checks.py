@@ -73,9 +73,24 @@ def test_a_slice_cuts_the_one_window_chunk_around_itself():
     assert bounds == [(["90"], None), (None, ["50"]), (["50"], ["90"])] and first == 1
     bounds, first = audit.with_slice([(None, None)], _slice(["10"], None))
     assert bounds == [(None, ["10"]), (["10"], ["50"]), (["50"], None)] and first == 1
-    # a window of several chunks (or none) takes no slice: no key may be read by two chunks
+    # a window of several chunks is planned again around the slice (MySQL's cuts); without a way to cut
+    # it, or with none, no slice: no key may be read by two chunks
     assert audit.with_slice([(None, ["5"]), (["5"], None)], _slice(["10"], ["90"])) is None
     assert audit.with_slice([], _slice(["10"], ["90"])) is None
+    cuts: list[tuple[object, object, int]] = []
+
+    def recut(lo, hi, pieces):
+        cuts.append((lo, hi, pieces))
+        edge = ["5"] if hi is not None else ["95"]
+        return [(lo, edge), (edge, hi)]
+
+    window = [(None, ["30"]), (["30"], ["60"]), (["60"], None)]
+    bounds, first = audit.with_slice(window, _slice(["10"], ["90"]), recut)
+    assert cuts == [(None, ["10"], 3), (["90"], None, 3)]
+    assert bounds[:first] == [(None, ["5"]), (["5"], ["10"]), (["90"], ["95"]), (["95"], None)]
+    assert bounds[first:] == [(["10"], ["50"]), (["50"], ["90"])]
+    # a side that cannot be cut stays one range the size of several chunks: no slice then
+    assert audit.with_slice(window, _slice(["10"], ["90"]), lambda lo, hi, n: [(lo, hi)]) is None
 
 
 def _plan() -> TablePlan:
