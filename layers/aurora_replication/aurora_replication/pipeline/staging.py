@@ -253,6 +253,10 @@ class RowCodecLike(Protocol):
 
 
 def stage_path_component(name: str) -> str:
-    """A stage-path-safe, unique spelling of a table name."""
-    safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40]
-    return f"{safe}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"
+    """A stage-path-safe, deterministic and unique spelling of any valid table name: its ASCII letters,
+    digits and underscores (every other character, CJK and accented letters included, as ``_``; at most
+    40), then the first 8 hex digits of the SHA-1 of its UTF-8 bytes, so ``顧客`` and ``café`` give paths
+    of ``[A-Za-z0-9_]`` only, two names that share their safe part still differ, and a plain name keeps
+    the path it always had."""
+    safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "_" else "_" for ch in name)[:40]
+    return f"{safe}_{hashlib.sha1(name.encode('utf-8'), usedforsecurity=False).hexdigest()[:8]}"

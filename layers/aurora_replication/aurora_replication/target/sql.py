@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication import typemap
+from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
@@ -68,7 +69,7 @@ def staging_type(c: Column) -> str:
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
     prefix = {"full": "_ASR_FULL_", "incremental": "_ASR_INC_", "reconcile": "_ASR_KEYS_"}[plan.mode]
-    return f"{prefix}{run_id}_{plan.target_table}"
+    return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
 
 
 def create_stage(stage: str) -> str:
@@ -77,7 +78,7 @@ def create_stage(stage: str) -> str:
 
 def attempts_table_name(plan: TablePlan, run_id: str) -> str:
     """The run's table of validated attempts: which (chunk, attempt) pairs a finaliser checked."""
-    return f"_ASR_OK_{run_id}_{plan.target_table}"
+    return bounded_name(f"_ASR_OK_{run_id}_{plan.target_table}")
 
 
 def create_attempts_table(name: str) -> str:
@@ -381,8 +382,8 @@ def audit_differences(
     audited = f"{validated(load_table, attempts)} AND {q(CHUNK_COLUMN)} >= %s"
     if wm is not None and bounded:
         audited += f" AND ({q(wm.target)} IS NULL OR {q(wm.target)} <= CAST(%s AS {wm.snowflake_type}))"
-    loaded = _hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
-    target = _hashed_rows(
+    loaded = hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
+    target = hashed_rows(
         plan.target_table, checksum_columns, load_table=False, where=order_safe_range, extra_columns=tuple(keys)
     )
     match = " AND ".join(f"t.{q(k)} = l.{q(k)}" for k in keys)
@@ -468,12 +469,18 @@ def checksum_query(
 ) -> str:
     """Each row's checksum term (as ``_ASR_TERM``, ``_row_term``) of the same canonical text
     ``source.checksum_query`` builds in MySQL; a load table gives one attempt per chunk."""
-    return _hashed_rows(table, checksum_columns, load_table, where)
+    return hashed_rows(table, checksum_columns, load_table, where)
 
 
-def _hashed_rows(
-    table: str, checksum_columns: list[Column], load_table: bool, where: str = "", extra_columns: tuple[str, ...] = ()
+def hashed_rows(
+    table: str,
+    checksum_columns: list[Column],
+    load_table: bool = False,
+    where: str = "",
+    extra_columns: tuple[str, ...] = (),
 ) -> str:
+    """Each row's checksum term (``_ASR_TERM``) with ``extra_columns`` beside it; ``load_table``: the
+    latest attempt of each chunk only."""
     select = ", ".join([*(q(c) for c in extra_columns), f"{_row_term(checksum_columns)} AS {q(TERM_COLUMN)}"])
     sql = f"SELECT {select} FROM {q(table)}"
     if where:
@@ -496,7 +503,7 @@ def checksum_aggregate_query(
 def checksum_by_chunk_query(table: str, checksum_columns: list[Column], where: str = "") -> str:
     """Count and checksum of each chunk's rows in a load table, folded inside Snowflake: one row per
     chunk. ``where`` (``validated``) picks the rows; without it, the latest attempt of each chunk."""
-    inner = _hashed_rows(table, checksum_columns, load_table=not where, where=where, extra_columns=(CHUNK_COLUMN,))
+    inner = hashed_rows(table, checksum_columns, load_table=not where, where=where, extra_columns=(CHUNK_COLUMN,))
     return f"SELECT {q(CHUNK_COLUMN)}, {_FOLD} FROM ({inner}) GROUP BY {q(CHUNK_COLUMN)}"
 
 
