@@ -73,6 +73,9 @@ TARGET_SMALL_SECONDS = 60.0
 TARGET_TWO_WORKERS = 1.6
 # the finaliser's own time (its invocations, less the asynchronous statements they wait for) at 10 x the rows
 TARGET_FINALISER_GROWTH = 3.0
+# issue 28: MariaDB's CPU per row copied against the dump's, and the worker's CPU per million rows
+TARGET_SOURCE_CPU_RATIO = 1.5
+TARGET_WORKER_CPU_SECONDS = 2.5
 
 DDL = f"""CREATE TABLE `{TABLE}` (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -258,6 +261,8 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
         for step in spec["steps"]:
             changed = _execute_source(spec["source"], step.get("before_sql", []))
             cpu_before = cpu_seconds()
+            server = spec.get("mariadb_pid")
+            server_before = _process_cpu(server) if server else 0.0
             started = time.perf_counter()
             # a step's own settings (EXTRACT_PROCESSES): its worker containers start with them
             with mock.patch.dict(os.environ, step.get("env", {})):
@@ -268,6 +273,7 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                 )
             seconds = time.perf_counter() - started
             cpu = cpu_seconds() - cpu_before
+            server_cpu = _process_cpu(server) - server_before if server else None
             states = outcome.run.get("table_states", {})
             table_state = states.get(step.get("table", TABLE), {})
             if spec.get("all_tables"):
@@ -280,6 +286,8 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                     # CPU of the process running the stack (handlers, moto, boto3): on a shared machine
                     # it says more than the wall time about what the run itself costs
                     "cpu_seconds": cpu,
+                    # MariaDB's CPU over the whole run (planning, snapshots, reads): what the run cost the source
+                    "mariadb_cpu_seconds": server_cpu,
                     "ok": outcome.ok,
                     "dlq_messages": outcome.dlq_messages,
                     "rows": copied_rows(table_state),
@@ -393,8 +401,8 @@ class PhaseTimer:
     """Wall time (and growth of the process's peak memory) per phase, from wrappers around the
     functions that do each step; the profile child installs them before any handler is loaded."""
 
-    CHUNK_READ = "MySQL: read the chunk (pymysql; by default one server-formatted line per row)"
-    CSV = "staging file: lines + gzip (staging.write_lines_gz or write_csv_gz, less the MySQL read)"
+    CHUNK_READ = "MySQL: read the chunk (by default a plain SELECT through the C client, source.bulk)"
+    CSV = "staging file: lines, checksum terms, zstd or gzip (staging.write_encoded, write_lines_gz, write_csv_gz; less the MySQL read)"
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {}
@@ -422,6 +430,7 @@ class PhaseTimer:
 
     def install(self) -> None:
         from aurora_replication.pipeline import staging
+        from aurora_replication.source import bulk as source_bulk
         from aurora_replication.source import connect as source_connect
         from aurora_replication.source import read as source_read
         from aurora_replication.target import client as target_mod
@@ -434,8 +443,15 @@ class PhaseTimer:
             source_read.chunk_checksum,
         )
 
+        original_batches, original_encoded = source_bulk.batches, staging.write_encoded
+
         def stream_rows(*a: Any, **k: Any) -> Any:
-            gen = original_stream(*a, **k)
+            return timed_read(original_stream(*a, **k))
+
+        def batches(*a: Any, **k: Any) -> Any:
+            return timed_read(original_batches(*a, **k))
+
+        def timed_read(gen: Any) -> Any:
             counted = not timer.in_checksum  # the checksum's rows are timed with the checksum
             total = 0.0
             try:
@@ -449,6 +465,7 @@ class PhaseTimer:
                     total += time.perf_counter() - started
                     yield row
             finally:
+                gen.close()  # an early close reads the rest of the result off the connection
                 if counted:
                     timer.add(timer.CHUNK_READ, total)
                     if timer.in_csv:
@@ -479,12 +496,14 @@ class PhaseTimer:
             "MySQL: checksum of each chunk in its snapshot (one MD5 per row, summed inside MySQL)", original_checksum
         )
         source_read.stream_rows = stream_rows  # type: ignore[assignment]
+        source_bulk.batches = batches  # type: ignore[assignment]
+        staging.write_encoded = staging_file(original_encoded)  # type: ignore[assignment]
         staging.write_csv_gz = staging_file(original_csv)  # type: ignore[assignment]
         staging.write_lines_gz = staging_file(original_lines)  # type: ignore[assignment]
         source_read.chunk_checksum = table_checksum  # type: ignore[assignment]
         T = target_mod.Target
         for attr, name in (
-            ("put", "PUT the gzip file to the stage (emulator)"),
+            ("put", "PUT the staging file to the stage (emulator)"),
             ("load_file", "COPY INTO the load table (emulator)"),
             ("load_rows", "small-chunk INSERT (emulator)"),
             ("merge_validated", "MERGE the validated chunks into the target (emulator)"),
@@ -822,6 +841,11 @@ def print_targets(targets: list[tuple[str, float | None, Any, str]]) -> list[dic
 READ_PARTS = (1, 2, 4)
 
 
+def _mariadb_pid(db: Any) -> int | None:
+    pid_file = Path(db.base) / "mysqld.pid"
+    return int(pid_file.read_text().strip()) if pid_file.exists() else None
+
+
 def _process_cpu(pid: int) -> float:
     """User and system CPU seconds of process ``pid`` so far (``/proc/<pid>/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -829,59 +853,98 @@ def _process_cpu(pid: int) -> float:
 
 
 def measure_read_cpu(db: Any) -> dict[str, Any]:
-    """The whole table read as one chunk (lines and checksum terms, written as the staging file) in 1,
-    2 and 4 parts, as a worker reads with EXTRACT_PROCESSES: the wall time, MariaDB's CPU seconds and
-    the reading processes' CPU seconds (the worker's own and its helpers'). What a part costs each side
-    says how far parts scale where each side has cores to spare (Aurora's, a Lambda worker's vCPUs)."""
+    """The whole table read as one chunk into its staging file, with its count and checksum, in one
+    snapshot: the wall time, MariaDB's CPU seconds and the reading processes' CPU seconds. First as the
+    worker reads by default (EXTRACT_FORMAT=worker: a plain SELECT through the C client, each row's line
+    and checksum term made on the worker, zstd; what issue 28's worker and source targets read), then
+    as MySQL-formatted lines with their MD5 terms (EXTRACT_FORMAT=server) in 1, 2 and 4 parts, as a worker
+    reads with EXTRACT_PROCESSES: what a part costs each side says how far parts scale."""
+    from types import SimpleNamespace
+
     from aurora_replication.models import ChunkMessage
     from aurora_replication.pipeline import extract_parts
+    from aurora_replication.pipeline import worker as pipeline_worker
     from aurora_replication.pipeline.extract_part import PartJob, read_part
     from aurora_replication.secrets import MySQLSettings
+    from aurora_replication.source import bulk as source_bulk
     from aurora_replication.source import connect as source_connect
     from aurora_replication.source import discover
     from aurora_replication.source import read as source_read
 
-    pid_file = Path(db.base) / "mysqld.pid"
-    if not pid_file.exists():
-        return {"available": False, "reason": f"MariaDB's pid file {pid_file} not found"}
-    server = int(pid_file.read_text().strip())
+    server = _mariadb_pid(db)
+    if server is None:
+        return {"available": False, "reason": f"MariaDB's pid file under {db.base} not found"}
     settings = MySQLSettings("127.0.0.1", db.port, db.user, db.password, DATABASE, tls=False)
     work = Path(tempfile.mkdtemp(prefix="read-cpu-", dir=BENCH.resolve()))
     local = str(work / "data-A.csv.gz")
     conn = source_connect.connect(settings)
+    bulk = source_bulk.connect(settings)
     runs = []
     try:
         plan = discover.discover_table(conn, DATABASE, TABLE)
         msg = ChunkMessage(run_id="bench", chunk_id=0, chunk_count=1, plan=plan)
 
-        def read(parts: int) -> int:
+        def read(parts: int, reader: str = "server") -> tuple[int, tuple[int, str] | None]:
+            if reader == "worker" and parts > 1:  # EXTRACT_FORMAT=worker in parts (cut on pymysql's connection)
+                with source_read.snapshot(bulk):
+                    zst = local.replace(".csv.gz", ".csv.zst")
+                    got = extract_parts.read_in_parts(
+                        bulk, lambda _: settings, plan, msg, "A", zst, parts, 1000, True, "worker", conn
+                    )
+                    return (got.rows if got else 0), (got.source if got else None)
+            if reader == "worker":  # EXTRACT_FORMAT=worker
+                with source_read.snapshot(bulk):
+                    small = SimpleNamespace(small_chunk_rows=0)
+                    zst = local.replace(".csv.gz", ".csv.zst")
+                    _, staged, source = pipeline_worker._extract_on_worker(
+                        bulk,
+                        plan,
+                        msg,
+                        None,
+                        "A",
+                        zst,
+                        small,
+                        True,  # type: ignore[arg-type]
+                    )
+                    return (staged.rows if staged else 0), source
             with source_read.snapshot(conn):
                 if parts == 1:
-                    return read_part(conn, PartJob(settings, plan, None, None, True, local, 0, "A")).rows
+                    part = read_part(conn, PartJob(settings, plan, None, None, True, local, 0, "A"))
+                    return part.rows, None
                 got = extract_parts.read_in_parts(conn, lambda _: settings, plan, msg, "A", local, parts, 1000, True)
-                return got.rows if got else 0
+                return (got.rows if got else 0), None
 
         read(max(READ_PARTS))  # starts the helpers, warms the buffer pool
-        for parts in READ_PARTS:
+        read(max(READ_PARTS), "worker")
+        cases = [("worker", p) for p in READ_PARTS] + [("server", p) for p in READ_PARTS]
+        for reader, parts in cases:
             for f in work.iterdir():
                 f.unlink()
             helpers = {h.proc.pid: _process_cpu(h.proc.pid) for h in extract_parts._idle}
             server_before, own_before, started = _process_cpu(server), os.times(), time.perf_counter()
-            rows = read(parts)
+            rows, source = read(parts, reader)
             seconds = time.perf_counter() - started
             own = os.times()
             runs.append(
                 {
+                    "format": reader,
                     "parts": parts,
                     "rows": rows,
                     "seconds": seconds,
                     "mariadb_cpu_seconds": _process_cpu(server) - server_before,
                     "worker_cpu_seconds": own.user - own_before.user + own.system - own_before.system,
                     "helpers_cpu_seconds": sum(_process_cpu(pid) - cpu for pid, cpu in helpers.items()),
+                    "checksum": source,
                 }
             )
+        # the checksum the worker computed is MySQL's: the read is only worth timing if it is right
+        mysqls = source_read.chunk_checksum(conn, plan, None, None)
+        for run in runs:
+            if run["format"] == "worker":
+                run["checksum_ok"] = run["checksum"] == mysqls
     finally:
         conn.close()
+        bulk.close()
         extract_parts.close_helpers()
         shutil.rmtree(work, ignore_errors=True)
     return {"available": True, "cpus": os.cpu_count(), "runs": runs}
@@ -890,20 +953,70 @@ def measure_read_cpu(db: Any) -> dict[str, Any]:
 def report_read_cpu(r: dict[str, Any]) -> None:
     if not r.get("available"):
         return
-    print(f"\nthe table read as one chunk in parts (lines, checksum terms, staging file), {r['cpus']} CPUs:")
-    print(f"{'parts':>5} {'seconds':>8} {'MariaDB CPU s':>14} {'worker CPU s':>13} {'helpers CPU s':>14}")
+    print(f"\nthe table read as one chunk into its staging file, with its checksum, one snapshot, {r['cpus']} CPUs:")
+    print(f"{'format':<7} {'parts':>5} {'seconds':>8} {'MariaDB CPU s':>14} {'worker CPU s':>13} {'helpers CPU s':>14}")
     for x in r["runs"]:
         print(
-            f"{x['parts']:>5} {x['seconds']:>8.2f} {x['mariadb_cpu_seconds']:>14.2f} "
+            f"{x.get('format', 'server'):<7} {x['parts']:>5} {x['seconds']:>8.2f} {x['mariadb_cpu_seconds']:>14.2f} "
             f"{x['worker_cpu_seconds']:>13.2f} {x['helpers_cpu_seconds']:>14.2f}"
         )
-    one = r["runs"][0]
+    worker = [x for x in r["runs"] if x.get("format") == "worker"]
+    if worker:
+        right = all(x.get("checksum_ok") for x in worker)
+        print(
+            "  worker: plain SELECTs through the C client, lines and checksum terms made on the worker, zstd; "
+            f"its checksum {'equals' if right else 'DIFFERS FROM'} MySQL's own in every case"
+        )
+    one = next(x for x in r["runs"] if x.get("format", "server") == "server" and x["parts"] == 1)
     per_side = max(one["mariadb_cpu_seconds"], one["worker_cpu_seconds"])
     print(
-        f"  one part keeps a MariaDB thread and the worker busy ({one['mariadb_cpu_seconds']:.2f} and "
+        f"  server, one part keeps a MariaDB thread and the worker busy ({one['mariadb_cpu_seconds']:.2f} and "
         f"{one['worker_cpu_seconds']:.2f} CPU s in {one['seconds']:.2f} s); with n parts and n cores to spare on "
         f"each side the read would take about {per_side:.2f} / n s (6 vCPUs, Lambda's most: {per_side / 6:.2f} s)"
     )
+
+
+def source_cost_targets(r: dict[str, Any]) -> list[tuple[str, float | None, Any, str]]:
+    """Issue 28's source and worker targets, and the CPU per million rows they are read from."""
+    rows = r["rows"]
+    per_million = 1_000_000 / rows
+    dump = r["ceiling"].get("mariadb_cpu_seconds")
+    full = r.get("one_worker_process") or r["one_worker"]
+    run = full.get("mariadb_cpu_seconds")
+    reads = r.get("read_cpu", {}).get("runs", [])
+    worker_read = next((x for x in reads if x.get("format") == "worker" and x["parts"] == 1), None)
+    worker_cpu = (
+        worker_read["worker_cpu_seconds"] * 1_000_000 / worker_read["rows"]
+        if worker_read and worker_read["rows"] and worker_read.get("checksum_ok")
+        else None
+    )
+    print("\nCPU seconds per million rows (issue 28):")
+    for label, value in (
+        ("MariaDB, the mariadb --quick dump", dump * per_million if dump is not None else None),
+        ("MariaDB, the full run, 1 worker process", run * per_million if run is not None else None),
+        ("MariaDB, the full run, 1 worker (thread)", (r["one_worker"].get("mariadb_cpu_seconds") or 0) * per_million),
+        (
+            "MariaDB, reading the table as one chunk (worker format)",
+            worker_read["mariadb_cpu_seconds"] * 1_000_000 / worker_read["rows"] if worker_read else None,
+        ),
+        ("the worker: read, encode, checksum, compress", worker_cpu),
+    ):
+        print(f"  {label:<58} {fmt(value, '6.2f')}")
+    ratio = run / dump if run is not None and dump else None
+    return [
+        (
+            f"the source: MariaDB CPU of the full run <= {TARGET_SOURCE_CPU_RATIO:g} x the dump's",
+            ratio,
+            lambda v: v <= TARGET_SOURCE_CPU_RATIO,
+            "x",
+        ),
+        (
+            f"the worker: CPU s per million rows <= {TARGET_WORKER_CPU_SECONDS:g}",
+            worker_cpu,
+            lambda v: v <= TARGET_WORKER_CPU_SECONDS,
+            "s",
+        ),
+    ]
 
 
 def measure_ceiling(db: Any, rows: int, tries: int = 2) -> dict[str, Any]:
@@ -926,13 +1039,25 @@ def measure_ceiling(db: Any, rows: int, tries: int = 2) -> dict[str, Any]:
         f"SELECT * FROM `{TABLE}`",
     ]
     env = {**os.environ, "MYSQL_PWD": db.password}
-    times = []
+    server = _mariadb_pid(db)
+    times, server_cpu = [], []
     for _ in range(tries):
+        before = _process_cpu(server) if server else 0.0
         started = time.perf_counter()
         with open(os.devnull, "wb") as null:
             subprocess.run(cmd, stdout=null, check=True, env=env)
         times.append(time.perf_counter() - started)
-    return {"available": True, "client": client, "seconds": min(times), "all_seconds": times, "rows": rows}
+        server_cpu.append(_process_cpu(server) - before if server else None)
+    return {
+        "available": True,
+        "client": client,
+        "seconds": min(times),
+        "all_seconds": times,
+        "rows": rows,
+        # MariaDB's CPU for the dump: the least any reader of these rows can cost it (the mean of the tries)
+        "mariadb_cpu_seconds": (sum(server_cpu) / len(server_cpu)) if server else None,
+        "all_mariadb_cpu_seconds": server_cpu,
+    }
 
 
 def ensure_dlt_venv() -> tuple[Path | None, str]:
@@ -1102,6 +1227,7 @@ def stack_spec(
     return {
         "kind": "stack",
         "home": str((BENCH / name).resolve()),
+        "mariadb_pid": _mariadb_pid(db),
         "source": db.url(),
         "target": sf.url("ANALYTICS", schema),
         "workers": workers,
@@ -1632,6 +1758,7 @@ def report(r: dict[str, Any]) -> None:
         )
     )
     report_read_cpu(r.get("read_cpu", {}))
+    issue28 = source_cost_targets(r)
     small = r.get("small_tables", {})
     report_small_tables(small)
     targets += small_tables_targets(small)
@@ -1644,6 +1771,10 @@ def report(r: dict[str, Any]) -> None:
     print("\ntargets (issues 6, 9, 14 and 27):")
     r["ratios"] = ratios
     r["targets"] = print_targets(targets)
+    # issue 28 names the end-to-end ratios again beside its own: one run, every ratio from it
+    end_to_end = [t for t in targets if "ceiling" in t[0] or "dlt" in t[0] or ">= 1.6" in t[0]]
+    print("\ntargets (issue 28):")
+    r["targets_issue_28"] = print_targets(issue28 + end_to_end)
 
     prof = r.get("profile")
     if prof:

@@ -76,7 +76,13 @@ def assert_same(env: Any, table: str) -> int:
         mysql_rows, sf_rows = fetch_pair(env.db.connect(env.database), env.database, sf, table)
     finally:
         sf.close()
-    assert len(sf_rows) == len(mysql_rows), f"{table}: {len(sf_rows)} rows in Snowflake, {len(mysql_rows)} in MySQL"
+    if len(sf_rows) != len(mysql_rows):
+        only_sf = [r for r in sf_rows if r not in mysql_rows][:10]
+        only_mysql = [r for r in mysql_rows if r not in sf_rows][:10]
+        raise AssertionError(
+            f"{table}: {len(sf_rows)} rows in Snowflake, {len(mysql_rows)} in MySQL; "
+            f"only in Snowflake: {only_sf!r}; only in MySQL: {only_mysql!r}"
+        )
     for m, s in zip(mysql_rows, sf_rows, strict=True):
         assert m == s, f"{table}: MySQL row {m!r} != Snowflake row {s!r}"
     return len(mysql_rows)

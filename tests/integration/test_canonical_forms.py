@@ -217,11 +217,12 @@ def _checked(plan):
 
 def test_every_value_reads_back_equal_and_hashes_alike(env):
     """Each run copies a chunk through a staged file and its last, small chunk through the multi-row
-    INSERT path (SMALL_CHUNK_ROWS); the staged file is MySQL's formatted lines in one run and values
-    encoded in Python in the next (EXTRACT_FORMAT), so all three encodings meet every value class."""
+    INSERT path (SMALL_CHUNK_ROWS); the staged file is the rows MySQL sent, encoded and checksummed on
+    the worker, in one run, MySQL's formatted lines in the next and values encoded in Python from pymysql
+    in the third (EXTRACT_FORMAT), so every encoding meets every value class."""
     _create(env)
     stack = env.start_stack({"SMALL_CHUNK_ROWS": str(SMALL), "REDELIVERY_BASE_SECONDS": "0"})
-    paths = itertools.cycle(["server", "python"])
+    paths = itertools.cycle(["worker", "server", "python"])
     plan = source_discover.discover_table(env.mysql, env.database, "prop")
 
     @settings(
@@ -305,3 +306,52 @@ def test_a_rows_term_is_the_same_number_in_both_engines(env):
     assert snowflake == mysql
     digests = [hashlib.md5(t.encode()).hexdigest() for t in texts]  # noqa: S324 - a checksum, not security
     assert checksums.fold_sums(*snowflake) == checksums.fold_hashes(digests)
+
+
+def test_the_worker_makes_each_rows_line_and_term_as_mysql_does(env):
+    """EXTRACT_FORMAT=worker: from the bytes MySQL sends for a plain SELECT of the chunk's columns
+    (``source.bulk``), the worker's staging line and checksum term of each row (``pipeline.rowcodec``)
+    are byte for byte MySQL's formatted line (``source.sql._csv_field``) and the number of MySQL's own
+    term (``source.sql.row_hash_hex``), for every value class of the table above, NULLs and zero dates
+    included. So the worker's checksum is the one MySQL would have computed, and a line it spelled
+    wrong would show as a difference from what Snowflake loads."""
+    from aurora_replication.pipeline import rowcodec
+    from aurora_replication.secrets import MySQLSettings
+    from aurora_replication.source import bulk
+
+    _create(env)
+    plan = source_discover.discover_table(env.mysql, env.database, "prop")
+    settings_ = MySQLSettings("127.0.0.1", env.db.port, env.db.user, env.db.password, env.database, tls=False)
+    conn = bulk.connect(settings_)
+    fields = ", ',', ".join(source_sql._csv_field(c) for c in plan.columns)
+    mysql_side = f"SELECT `id`, CONCAT({fields}), {source_sql.row_hash_hex(plan, json_text=True)} FROM `prop`"
+    query, params = source_sql.chunk_query(plan, None, None)
+
+    @settings(
+        max_examples=EXAMPLES * 10,
+        deadline=None,
+        derandomize=not RANDOM,
+        database=None,
+        phases=PHASES,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(rows=rows_strategy)
+    def compare(rows: list[tuple[Any, ...]]) -> None:
+        _insert(env, rows)
+        expected = {int(i): (line, int(term, 16)) for i, line, term in source_read.query(env.mysql, mysql_side)}
+        batch = [row for b in bulk.batches(conn, query, params) for row in b]
+        codec = rowcodec.RowCodec(plan, hashed=True)
+        codec.encode(batch, b"\n")  # the chunk's checksum, a batch at a time
+        each = rowcodec.RowCodec(plan, hashed=False)
+        lines = [each.encode([row], b"").decode() for row in batch]  # a line may hold newlines
+        got = {int(row[0]): (line, term) for row, line, term in zip(batch, lines, codec.terms(batch), strict=True)}
+        assert got.keys() == expected.keys()
+        for i, (line, term) in got.items():
+            assert line == expected[i][0], f"row id={i}: worker {line!r}, MySQL {expected[i][0]!r}"
+            assert term == expected[i][1], f"row id={i}: the worker's term differs from MySQL's"
+        assert codec.checksum() == source_read.chunk_checksum(env.mysql, plan, None, None)
+
+    try:
+        compare()
+    finally:
+        conn.close()

@@ -11,11 +11,13 @@ import os
 from typing import Any
 
 import pytest
+from backports import zstd
 
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline import extract_parts
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import bounds as source_bounds
+from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
@@ -55,7 +57,8 @@ def _message(plan, lower=None, upper=None) -> ChunkMessage:
 
 
 def _lines(path: str) -> list[tuple[str, ...]]:
-    with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
+    opener = zstd.open if path.endswith(".zst") else gzip.open
+    with opener(path, "rt", encoding="utf-8", newline="") as f:
         return [tuple(row) for row in csv.reader(f)]
 
 
@@ -85,6 +88,32 @@ def test_the_parts_of_a_chunk_hold_its_rows_once_and_add_up_to_its_checksum(env,
         assert len(set(lines)) == 3000
     finally:
         conn.close()
+        extract_parts.close_helpers()
+
+
+@pytest.mark.parametrize("kind", ["int", "composite"])
+def test_worker_parts_hold_the_chunks_rows_once_and_add_up_to_its_checksum(env, tmp_path, kind):
+    """EXTRACT_FORMAT=worker: the parts are plain SELECTs on the bulk reader's connections (the first in
+    the chunk's snapshot, the others in helpers), their lines and terms made on the worker, zstd files;
+    the chunk is cut on pymysql's connection. Every row once, and MySQL's checksum of the chunk."""
+    _make(env, kind, 3000)
+    plan = source_discover.discover_table(env.mysql, env.database, "t")
+    conn = source_connect.connect(_settings(env))
+    bulk = source_bulk.connect(_settings(env))
+    try:
+        local = str(tmp_path / "work" / "data-A1.csv.zst")
+        with source_read.snapshot(bulk):
+            parts = extract_parts.read_in_parts(
+                bulk, lambda _: _settings(env), plan, _message(plan), "A1", local, 3, 200, True, "worker", conn
+            )
+        assert parts is not None and len(parts.files) >= 2
+        assert all(name.endswith(".csv.zst") for name in parts.files)
+        lines = [line for name in parts.files for line in _lines(str(tmp_path / "work" / name))]
+        assert parts.rows == len(lines) == len(set(lines)) == 3000
+        assert parts.source == source_read.chunk_checksum(conn, plan, None, None)
+    finally:
+        conn.close()
+        bulk.close()
         extract_parts.close_helpers()
 
 

@@ -44,8 +44,14 @@ ROWS = [
 
 @pytest.mark.parametrize(
     "small_chunk_rows, extract",
-    [("0", "server"), ("0", "python"), ("1000", "server")],
-    ids=["put-copy-server-lines", "put-copy-python-values", "multi-row-insert"],
+    [("0", "worker"), ("0", "server"), ("0", "python"), ("1000", "server"), ("1000", "worker")],
+    ids=[
+        "put-copy-worker-rows",
+        "put-copy-server-lines",
+        "put-copy-python-values",
+        "multi-row-insert",
+        "multi-row-insert-worker-rows",
+    ],
 )
 @pytest.mark.parametrize("mode", ["full", "incremental"])
 def test_edge_values_read_back_equal(env, small_chunk_rows, extract, mode):
@@ -93,15 +99,17 @@ def test_zero_dates_fail_the_chunk_under_the_fail_policy(env):
     assert "ZERO_DATE_POLICY=fail" in stack.log_path.read_text()
 
 
-def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env):
+@pytest.mark.parametrize("extract", ["server", "worker"])
+def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env, extract):
     """MySQL returns NULL for a formatted line longer than max_allowed_packet: the worker notices and
     encodes that chunk in Python instead, so the long value arrives whole. (Quotes double in the line,
-    not in the checksum's input, which stays under the limit.)"""
+    not in the checksum's input, which stays under the limit.) With EXTRACT_FORMAT=worker MySQL sends
+    the value as it is, under the limit, and the worker doubles the quotes: the row copies as any other."""
     env.sql(
         "CREATE TABLE big (id INT PRIMARY KEY, t TEXT)",
         """INSERT INTO big VALUES (1, REPEAT('"', 700)), (2, 'short'), (3, NULL)""",
     )
-    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
+    stack = env.start_stack({"SMALL_CHUNK_ROWS": "0", "EXTRACT_FORMAT": extract})
     summary = stack.invoke("SchedulerFunction", {"tables": "big", "mode": "full"})
     admin = env.db.connect()
     with admin.cursor() as cur:
@@ -117,7 +125,7 @@ def test_a_row_longer_than_max_allowed_packet_is_encoded_value_by_value(env):
     assert outcome.ok, outcome.run["table_states"]
     assert assert_same(env, "big") == 3
     log = stack.log_path.read_text()
-    assert "longer than max_allowed_packet" in log
+    assert ("longer than max_allowed_packet" in log) == (extract == "server")
 
 
 def test_a_row_mysql_cannot_checksum_is_an_error_not_a_silent_gap(env):

@@ -24,6 +24,7 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
     "f, value, text",
     [
         (facts(typemap.INTEGER, "bigint"), 18446744073709551615, "18446744073709551615"),
+        (facts(typemap.INTEGER, "int", "int(10) unsigned zerofill"), "0000000007", "7"),  # older library versions
         (facts(typemap.DECIMAL, "decimal"), Decimal("-12.340"), "-12.340"),
         (
             facts(typemap.DATETIME, "datetime", precision=3),
@@ -47,6 +48,8 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
         (facts(typemap.FLOAT, "double"), 0.1, "0.1"),
         (facts(typemap.FLOAT, "float"), 0.10000000149011612, "0.10000000149011612"),  # as FLOAT + 0e0
         (facts(typemap.YEAR, "year"), 1900, "0"),  # YEAR 0, as CAST(col AS UNSIGNED) reads it
+        (facts(typemap.YEAR, "year", "year(2)"), 1984, "84"),  # MariaDB's YEAR(2) reads as two digits
+        (facts(typemap.YEAR, "year", "year(2)"), 2000, "0"),
         (
             facts(typemap.SPATIAL, "point"),
             bytes.fromhex("E61000000101000000" + "00" * 16),
@@ -156,3 +159,24 @@ def test_cdc_is_a_sync_mode_that_applies_its_own_units():
     assert modes.get("cdc") is modes.MODES["cdc"] and isinstance(modes.get("cdc"), cdc.Cdc)
     assert [name for name, m in sorted(modes.MODES.items()) if m.applies_units] == ["cdc"]
     assert modes.get("cdc").commit_step == "merge"
+
+
+def test_a_change_with_a_zero_date_in_its_key_is_refused():
+    from aurora_replication.errors import BadInputError
+    from aurora_replication.pipeline.cdc_reader import zero_date_keys
+    from aurora_replication.source.binlog import RowChange
+
+    plan = TablePlan(
+        table="t",
+        target_table="T",
+        columns=[
+            Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="d", kind=typemap.DATE, snowflake_type="DATE", target="D"),
+            Column(name="e", kind=typemap.DATE, snowflake_type="DATE", target="E"),
+        ],
+        key=["id", "d"],
+        mode="cdc",
+    )
+    zero_date_keys(plan, [RowChange("U", "p", ["1", "2024-01-01", "0000-00-00"])])  # not in the key: NULL
+    with pytest.raises(BadInputError, match="key column 'd' holds the zero date '0000-00-00'"):
+        zero_date_keys(plan, [RowChange("D", "p", ["1", "0000-00-00", None])])

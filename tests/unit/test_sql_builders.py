@@ -455,3 +455,73 @@ def test_row_hashes_add_up_only_a_whole_read_and_refuse_an_unhashable_row():
 
     with pytest.raises(RuntimeError, match="longer than MySQL's max_allowed_packet"):
         list(RowHashes(plan()).feed(iter([("a", "1"), ("b", None)])))
+
+
+def test_zerofill_numbers_are_read_and_compared_as_numbers_not_mysqls_padded_text():
+    """MySQL prints a ZEROFILL value padded ('000', '00000001.50'); Snowflake holds the number, so the
+    copy reads ``col + 0`` (every digit and the scale, no padding) and compares that."""
+    m = typemap.map_column
+    assert m("z", "int", "int(10) unsigned zerofill") == typemap.ColumnType("integer", "NUMBER(10,0)", True)
+    assert m("z", "bigint", "bigint(20) zerofill").snowflake_type == "NUMBER(20,0)"  # ZEROFILL implies UNSIGNED
+    assert m("z", "decimal", "decimal(10,2) unsigned zerofill", 10, 2).zerofill
+    assert m("z", "decimal", "decimal(65,30) unsigned zerofill", 65, 30) == typemap.ColumnType("text", "VARCHAR", True)
+    assert not m("z", "int", "int(11)").zerofill
+    cols = [
+        Column(name="i", kind="integer", snowflake_type="NUMBER(10,0)", target="I", zerofill=True),
+        Column(name="d", kind="decimal", snowflake_type="NUMBER(10,2)", target="D", zerofill=True),
+        Column(name="big", kind="text", snowflake_type="VARCHAR", target="BIG", zerofill=True),
+        Column(name="f", kind="float", snowflake_type="FLOAT", target="F", zerofill=True),
+    ]
+    p = TablePlan(table="t", target_table="T", columns=cols, key=["i"], mode="full")
+    assert source_sql.canonical_expr(cols[0]) == "CAST((`i` + 0) AS CHAR)"
+    assert source_sql.canonical_expr(cols[1]) == "CAST((`d` + 0) AS CHAR)"
+    assert "CONVERT(CAST((`big` + 0) AS CHAR) USING utf8mb4)" in source_sql.canonical_expr(cols[2])
+    assert "(`f` + 0e0)" in source_sql.canonical_expr(cols[3])
+    assert source_sql.key_md5(p) == "MD5(CONCAT_WS(CHAR(31), CAST((`i` + 0) AS CHAR)))"
+    query, _ = source_sql.chunk_query(p, None, None)
+    assert query.startswith("SELECT (`i` + 0), (`d` + 0), (`big` + 0), (`f` + 0e0) FROM")
+    line, _ = source_sql.line_query(p, None, None)
+    assert "ELSE (`i` + 0) END" in line and "REPLACE(CONVERT((`big` + 0) USING utf8mb4)" in line
+
+
+@pytest.mark.parametrize("name", ["顧客", "café_crème", "naïve table", "ÄÖÜ", "😀", "orders", "a-b", "a_b"])
+def test_stage_paths_are_ascii_and_deterministic_for_any_table_name(name):
+    from aurora_replication.models import ChangeBatch
+    from aurora_replication.pipeline.cdc_reader import batch_path
+
+    component = staging.stage_path_component(name)
+    assert component == staging.stage_path_component(name) and component.isascii()
+    snowflake_sql.stage_location("STAGE", f"{component}/run/0", "data-1.csv.gz")  # accepted as safe
+    start, end = "0000000001:000000000004:000000", "0000000002:000000000900:000000"
+    ChangeBatch(start=start, end=end, path=batch_path(name, start, end), file="batch-00000.csv.gz", rows=1)
+    assert staging.stage_path_component("a-b") != staging.stage_path_component("a_b")  # same safe part, own hash
+    assert staging.stage_path_component("orders") == "orders_96584038"  # a plain name keeps its path
+
+
+def test_names_derived_from_the_longest_table_names_fit_the_identifier_limit():
+    from aurora_replication.identifiers import MAX_IDENTIFIER_LENGTH, bounded_name
+    from aurora_replication.target import cdc_sql
+
+    long_a, long_b = "長" * 20 + "a" * 44, "長" * 20 + "a" * 43 + "b"
+    run = "20261206T085019Z-4229ab"
+    names = set()
+    for table in (long_a, long_b):
+        p = TablePlan(
+            table=table,
+            target_table=table,
+            columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID")],
+            key=["id"],
+            mode="full",
+        )
+        derived = [
+            snowflake_sql.load_table_name(p, run),
+            snowflake_sql.load_table_name(p.model_copy(update={"mode": "incremental"}), run),
+            snowflake_sql.attempts_table_name(p, run),
+            cdc_sql.load_table_name(p, run),
+            cdc_sql.tombstone_table_name(p),
+        ]
+        for name in derived:
+            assert len(name) <= MAX_IDENTIFIER_LENGTH and snowflake_sql.q(name)  # accepted as an identifier
+        names.update(derived)
+    assert len(names) == 10  # two tables that share their first characters still get their own tables
+    assert bounded_name("_ASR_TOMB_ORDERS") == "_ASR_TOMB_ORDERS"  # a name that fits keeps its spelling

@@ -73,9 +73,24 @@ def test_a_slice_cuts_the_one_window_chunk_around_itself():
     assert bounds == [(["90"], None), (None, ["50"]), (["50"], ["90"])] and first == 1
     bounds, first = audit.with_slice([(None, None)], _slice(["10"], None))
     assert bounds == [(None, ["10"]), (["10"], ["50"]), (["50"], None)] and first == 1
-    # a window of several chunks (or none) takes no slice: no key may be read by two chunks
+    # a window of several chunks is planned again around the slice (MySQL's cuts); without a way to cut
+    # it, or with none, no slice: no key may be read by two chunks
     assert audit.with_slice([(None, ["5"]), (["5"], None)], _slice(["10"], ["90"])) is None
     assert audit.with_slice([], _slice(["10"], ["90"])) is None
+    cuts: list[tuple[object, object, int]] = []
+
+    def recut(lo, hi, pieces):
+        cuts.append((lo, hi, pieces))
+        edge = ["5"] if hi is not None else ["95"]
+        return [(lo, edge), (edge, hi)]
+
+    window = [(None, ["30"]), (["30"], ["60"]), (["60"], None)]
+    bounds, first = audit.with_slice(window, _slice(["10"], ["90"]), recut)
+    assert cuts == [(None, ["10"], 3), (["90"], None, 3)]
+    assert bounds[:first] == [(None, ["5"]), (["5"], ["10"]), (["90"], ["95"]), (["95"], None)]
+    assert bounds[first:] == [(["10"], ["50"]), (["50"], ["90"])]
+    # a side that cannot be cut stays one range the size of several chunks: no slice then
+    assert audit.with_slice(window, _slice(["10"], ["90"]), lambda lo, hi, n: [(lo, hi)]) is None
 
 
 def _plan() -> TablePlan:
@@ -114,3 +129,37 @@ def test_target_fact_and_audit_statements():
     unbounded = sql.audit_differences(plan, "_ASR_INC_r_T", attempts, plan.columns, bounded=False)
     assert "CAST(%s" not in unbounded
     assert text.count("%s") == unbounded.count("%s") + 1
+
+
+def test_a_cdc_audit_row_sorts_after_every_change_before_the_stop_and_before_every_change_at_it():
+    from aurora_replication.pipeline.cdc_reader import audit_position
+    from aurora_replication.source.binlog import Position
+
+    stop = Position("mysql-bin.000007", 4_096)
+    tag = audit_position(stop)
+    assert Position("mysql-bin.000007", 4_000).key(12) < tag < stop.key(0)
+    assert Position("mysql-bin.000006", 999_999).key(0) < tag < Position("mysql-bin.000008", 4).key(0)
+
+
+def test_cdc_audit_differences_statement():
+    from aurora_replication.target import cdc_sql
+
+    plan = _plan()
+    text = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "delete")
+    assert 'WHERE "_ASR_CHUNK" = %s' in text and 't."ID" = l."ID"' in text and text.count("%s") == 1
+    assert "_ASR_DELETED_AT" not in text
+    marked = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "mark")
+    assert 't."_ASR_DELETED_AT" IS NULL' in marked
+
+
+def test_the_health_report_lists_tables_replicated_but_not_verified_for_two_periods():
+    from aurora_replication.ops.health import unverified
+
+    day = 86_400
+    tables = {
+        "fresh": {"since_last_run_seconds": 300, "verified_age_seconds": 3_600},
+        "behind": {"since_last_run_seconds": 300, "verified_age_seconds": 3 * day},
+        "never": {"since_last_run_seconds": 300},
+        "retired": {"since_last_run_seconds": 5 * day, "verified_age_seconds": 9 * day},
+    }
+    assert unverified(tables, day) == ["behind", "never"]

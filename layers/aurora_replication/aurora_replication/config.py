@@ -56,9 +56,12 @@ class Settings(BaseModel):
     retry_attempts: int = Field(default=4, alias="RETRY_ATTEMPTS", ge=1, le=20)
     retry_base_seconds: float = Field(default=0.5, alias="RETRY_BASE_SECONDS", gt=0, le=60)
     retry_max_seconds: float = Field(default=20.0, alias="RETRY_MAX_SECONDS", gt=0, le=900)
-    # server: MySQL formats each row as one staging-file line (fast); python: the worker encodes each
-    # value (used anyway for Python transforms, ZERO_DATE_POLICY=fail and rows over max_allowed_packet)
-    extract_format: Literal["server", "python"] = Field(default="server", alias="EXTRACT_FORMAT")
+    # worker: MySQL sends a plain SELECT of the chunk's columns to the C client (source/bulk.py) and the
+    # worker makes each line and checksum term from the values (pipeline/rowcodec.py): the least work for
+    # MySQL; server: MySQL formats each row as one staging-file line with its checksum term; python: the
+    # worker encodes each value from pymysql and MySQL checksums the chunk in a second query (used anyway
+    # for Python transforms, and for ZERO_DATE_POLICY=fail and rows over max_allowed_packet on server)
+    extract_format: Literal["worker", "server", "python"] = Field(default="worker", alias="EXTRACT_FORMAT")
     # a large chunk is read in this many parts at once, each on its own MySQL connection and, past
     # the first, in a helper process of the worker's (pipeline/extract_parts.py): MySQL formats a
     # query's rows on one thread. 1: one query per chunk. About the worker's vCPUs (memory / 1,769 MB)

@@ -7,6 +7,7 @@ spaces and quotes included, is carried by quoting (the quote character doubled).
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 MAX_IDENTIFIER_LENGTH = 64
@@ -29,6 +30,17 @@ def validate_identifier(name: object, what: str = "identifier") -> str:
     if name != name.strip():
         raise InvalidIdentifierError(f"{what} {name!r} has leading or trailing spaces, which MySQL does not allow")
     return name
+
+
+def bounded_name(name: str) -> str:
+    """A name the pipeline derives from a table's (``_ASR_FULL_<run>_<table>``, ``_ASR_TOMB_<table>``)
+    within the 64-character limit: unchanged when it fits, else its first 55 characters, ``_`` and the
+    first 8 hex digits of the SHA-1 of the whole name (deterministic, and distinct for names that
+    share their first 55 characters)."""
+    if len(name) <= MAX_IDENTIFIER_LENGTH:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+    return f"{name[: MAX_IDENTIFIER_LENGTH - 9]}_{digest}"
 
 
 def mysql_ident(name: str) -> str:

@@ -219,6 +219,8 @@ class Column(_Strict):
     target: str
     source_expr: str | None = None  # a masked column's MySQL expression (built by transforms, never user text)
     checksum: bool = True  # False for cast columns, whose text differs between the engines
+    # a ZEROFILL number: MySQL's text of it is padded with zeros ('007'), so it is read as ``col + 0``
+    zerofill: bool = False
 
 
 class TablePlan(_Strict):

@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
 from aurora_replication import meter, retry, secrets
 from aurora_replication.config import Settings
+from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
@@ -145,6 +146,10 @@ class Services:
     def mysql(self) -> Any:
         return self._connect(lambda: source_connect.connect_with_rotation(self.mysql_settings), "MySQL", "source")
 
+    def mysql_bulk(self) -> Any:
+        """A connection of the bulk reader (``source.bulk``: MySQL's C client), for a chunk's rows."""
+        return self._connect(lambda: source_bulk.connect_with_rotation(self.mysql_settings), "MySQL", "source")
+
     def snowflake(self) -> Any:
         timeout = self.settings.snowflake_statement_timeout_seconds
         return self._connect(
@@ -167,6 +172,12 @@ class Services:
         new one (``mysql``: retries, a re-read secret after a failed login). It stays open for the
         next message unless the block raises, which closes it."""
         with self._warm_connection("source", self.mysql, _ping_mysql) as conn:
+            yield conn
+
+    @contextmanager
+    def bulk_source(self) -> Iterator[Any]:
+        """The bulk reader's connection for one chunk, kept warm as ``source`` keeps pymysql's."""
+        with self._warm_connection("bulk", self.mysql_bulk, source_bulk.ping) as conn:
             yield conn
 
     @contextmanager

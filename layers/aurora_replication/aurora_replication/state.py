@@ -705,6 +705,18 @@ class StateStore:
             values[":old"] = old
         return self._update_if(run_id, table, "SET #n = :new", condition, {"#n": name}, values)
 
+    def note_once(self, run_id: str, table: str, name: str, value: Any) -> bool:
+        """Set one field of a run's table item unless it is set already (the first writer wins: a
+        repeated step keeps what the first one found). False when it was set."""
+        return self._update_if(
+            run_id,
+            table,
+            "SET #f = :v",
+            "attribute_exists(pk) AND attribute_not_exists(#f)",
+            {"#f": name},
+            {":v": value},
+        )
+
     def touch_table(self, run_id: str, table: str) -> None:
         """Record progress without a chunk (a resume, a heal): the stall clock starts again."""
         self.table.update_item(

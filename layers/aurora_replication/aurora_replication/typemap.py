@@ -68,6 +68,9 @@ class UnsupportedTypeError(ValueError):
 class ColumnType:
     kind: str
     snowflake_type: str
+    # ZEROFILL (integers, DECIMAL, FLOAT, DOUBLE): MySQL pads the value's text with zeros to the display
+    # width ('007', '00000001.50'); the padding is display only, and the copy reads the number instead
+    zerofill: bool = False
 
 
 def map_column(
@@ -82,24 +85,26 @@ def map_column(
     """Map one column from its ``information_schema.COLUMNS`` fields."""
     dt = data_type.lower()
     ct = column_type.lower()
+    zerofill = is_zerofill(ct)
     if is_json or dt == "json":
         return ColumnType(JSON, "VARIANT")
     if dt in _INT_DIGITS:
         signed, unsigned = _INT_DIGITS[dt]
-        digits = unsigned if "unsigned" in ct else signed
+        # ZEROFILL implies UNSIGNED (MySQL adds it to COLUMN_TYPE; counted here even where it does not)
+        digits = unsigned if "unsigned" in ct or zerofill else signed
         if dt == "tinyint" and ct.startswith("tinyint(1)"):
             # MySQL's BOOLEAN is TINYINT(1), which can still hold -128..255: keep it a number
-            return ColumnType(INTEGER, "NUMBER(3,0)")
-        return ColumnType(INTEGER, f"NUMBER({digits},0)")
+            return ColumnType(INTEGER, "NUMBER(3,0)", zerofill)
+        return ColumnType(INTEGER, f"NUMBER({digits},0)", zerofill)
     if dt in ("decimal", "numeric"):
         p = int(numeric_precision or 10)
         s = int(numeric_scale or 0)
         if p > 38:
             # Snowflake NUMBER holds 38 digits; the exact text keeps every digit
-            return ColumnType(TEXT, "VARCHAR")
-        return ColumnType(DECIMAL, f"NUMBER({p},{s})")
+            return ColumnType(TEXT, "VARCHAR", zerofill)
+        return ColumnType(DECIMAL, f"NUMBER({p},{s})", zerofill)
     if dt in ("float", "double", "real"):
-        return ColumnType(FLOAT, "FLOAT")
+        return ColumnType(FLOAT, "FLOAT", zerofill)
     if dt == "bit":
         return ColumnType(BIT, "NUMBER(20,0)")
     if dt == "year":
@@ -123,6 +128,11 @@ def map_column(
         f"column {name!r} has MySQL type {column_type!r}, which has no lossless Snowflake mapping yet; "
         "exclude the column (table_options exclude) or the table"
     )
+
+
+def is_zerofill(column_type: str) -> bool:
+    """Whether ``information_schema.COLUMNS.COLUMN_TYPE`` declares ZEROFILL (``int(10) unsigned zerofill``)."""
+    return " zerofill" in column_type.lower()
 
 
 def value_limit(kind: str, snowflake_type: str) -> int | None:

@@ -67,6 +67,8 @@ class MariaDB:
     user: str = "replicator"
     password: str = "replicator-local"
     database: str = "demo"
+    # more server options (a test's TLS certificate, say)
+    extra_args: tuple[str, ...] = ()
 
     @property
     def datadir(self) -> Path:
@@ -115,6 +117,7 @@ class MariaDB:
             "--binlog-row-metadata=FULL",
             "--max-binlog-size=64M",
             "--max-connections=200",
+            *self.extra_args,
         ]
         if os.geteuid() == 0:
             args.append("--user=root")

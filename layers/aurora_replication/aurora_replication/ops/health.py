@@ -178,6 +178,18 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
     return {k: v for k, v in t.items() if v is not None}
 
 
+def unverified(tables: dict[str, dict[str, Any]], period: int) -> list[str]:
+    """Tables still replicated (a run within ``period``) but not compared whole with the source for two
+    periods: the rolling audit is behind (AUDIT_MAX_ROWS caps each run's slice), or the table was never
+    verified whole (a report, not a failing check)."""
+    return sorted(
+        name
+        for name, t in tables.items()
+        if t.get("since_last_run_seconds", period + 1) <= period
+        and t.get("verified_age_seconds", 2 * period + 1) > 2 * period
+    )
+
+
 def _add_costs(services: Services, tables: dict[str, dict[str, Any]], result: dict[str, Any]) -> None:
     """Each table's last run's estimated cost (docs/cost.md), and the tables whose last incremental or
     cdc run moved no rows yet cost something (``nothing_changed``: a longer schedule would do). A
@@ -226,14 +238,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     result: dict[str, Any] = {"tables": tables, "stalled_runs": stalled}
     period = services.settings.audit_period_seconds
     if period:
-        # still replicated (a run within the period) but not compared whole for two periods: the audit is
-        # behind (AUDIT_MAX_ROWS caps each run's slice) or the table runs in a mode without one; a report
-        result["unverified"] = sorted(
-            name
-            for name, t in tables.items()
-            if t.get("since_last_run_seconds", period + 1) <= period
-            and t.get("verified_age_seconds", 2 * period + 1) > 2 * period
-        )
+        result["unverified"] = unverified(tables, period)
     _add_costs(services, tables, result)
     result["dead_lettered"] = sorted(dead)
     problems = []

@@ -19,10 +19,12 @@ tables are audited whole, once a period) and at most ``AUDIT_MAX_ROWS``. The sli
 found by one index walk from the cursor (``LIMIT 1 OFFSET rows``), so the source reads the slice's
 rows twice (walk and chunks); docs/cost.md states the cost per run.
 
-The slice joins a run whose window is one chunk over the whole key space (the usual scheduled run,
-a few changed rows): that chunk is cut around the slice, so no key is read by two chunks (the MERGE
-needs one row per key). A run whose window is several chunks (many rows changed) takes no slice; the
-time counts towards the next run's.
+The slice joins the run's window chunks without overlapping them (the MERGE needs one row per key): a
+window of one chunk over the whole key space (the usual scheduled run, a few changed rows) is cut around
+the slice; a window of several chunks (many rows changed) is planned again as two ranges, before and
+after the slice, each cut by MySQL as chunks are (``source.bounds.split_range``). Where those ranges
+cannot be cut into chunks of about the window's size, the run takes no slice and the time counts
+towards the next run's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,17 +118,28 @@ def plan_slice(
     )
 
 
-def with_slice(bounds: list[Bounds], audit: AuditSlice) -> tuple[list[Bounds], int] | None:
-    """The run's chunks with the slice's: the window's one chunk over the whole key space cut around
-    the slice, then the slice's chunks (ids from the returned first audited id on). None when the
-    window is not one whole-key-space chunk (an empty table, or several chunks): no slice this run."""
-    if bounds != [(None, None)]:
-        return None
+Recut = Callable[[Any, Any, int], list[Bounds]]
+
+
+def with_slice(bounds: list[Bounds], audit: AuditSlice, recut: Recut | None = None) -> tuple[list[Bounds], int] | None:
+    """The run's chunks with the slice's: the window's chunks kept out of the slice's range, then the
+    slice's chunks (ids from the returned first audited id on). A window of one chunk over the whole key
+    space is cut around the slice; a window of several chunks is planned again before and after the slice
+    by ``recut(lower, upper, pieces)`` (MySQL's cuts). None: no slice this run (an empty table, no
+    ``recut`` for several chunks, or a side that ``recut`` could not cut into chunks)."""
     lower = json.loads(audit.cursor_from) if audit.cursor_from else None
     upper = json.loads(audit.cursor_to) if audit.cursor_to else None
-    window: list[Bounds] = []
-    if lower is not None:
-        window.append((None, lower))
-    if upper is not None:
-        window.append((upper, None))
-    return [*window, *audit.ranges], len(window)
+    if bounds == [(None, None)]:
+        window: list[Bounds] = []
+        if lower is not None:
+            window.append((None, lower))
+        if upper is not None:
+            window.append((upper, None))
+        return [*window, *audit.ranges], len(window)
+    if len(bounds) < 2 or recut is None:
+        return None
+    before = recut(None, lower, len(bounds)) if lower is not None else []
+    after = recut(upper, None, len(bounds)) if upper is not None else []
+    if len(bounds) > 2 and any(len(side) == 1 for side in (before, after)):
+        return None  # a side left whole would be one chunk the size of many of the window's
+    return [*before, *after, *audit.ranges], len(before) + len(after)

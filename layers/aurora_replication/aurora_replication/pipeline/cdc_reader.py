@@ -22,24 +22,28 @@ run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transfo
 
 from __future__ import annotations
 
+import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import meter
+from aurora_replication import meter, typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import runs, staging, transforms
+from aurora_replication.pipeline import audit, runs, staging, transforms
+from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
 from aurora_replication.source import discover as source_discover
+from aurora_replication.source import read as source_read
+from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.state import Scope, TableKey
@@ -82,6 +86,7 @@ class CdcTable:
     schema: list[Any] = field(default_factory=list)  # the signature the position will be valid for
     alters: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    audit: AuditSlice | None = None  # the rolling audit's slice this window re-reads (``stage_audit``)
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -225,6 +230,15 @@ def plan_cdc_table(
     dropped = frozenset(str(s[0]) for s in stored) - set(facts)
     spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped)
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
+    # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
+    # AUDIT_MAX_ROWS rows
+    audit_slice = (
+        audit.plan_slice(conn, cdc_plan, target_columns.entry(table), s, s.audit_max_rows)
+        if s.audit_period_seconds
+        else None
+    )
+    if audit_slice is not None:
+        notes.append(f"table {table!r}: audits about {audit_slice.rows:,} rows against the target")
     return CdcTable(
         table,
         cdc_plan,
@@ -234,6 +248,7 @@ def plan_cdc_table(
         schema=_signature([facts[n] for n in facts]),
         alters=alters,
         notes=notes,
+        audit=audit_slice,
     )
 
 
@@ -314,7 +329,8 @@ def schedule(
             cdc.set_columns(p.key, p.schema)
         streaming.append(p)
     if streaming:
-        summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc))
+        audits = {p.table: stage_audit(run_id, p, stop_at, services) for p in streaming if p.audit is not None}
+        summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc, audits))
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
@@ -357,8 +373,86 @@ def batch_path(table: str, start: str, end: str) -> str:
     return f"cdc/{staging.stage_path_component(table)}/{start.replace(':', '_')}-{end.replace(':', '_')}"
 
 
+# the rolling audit's batch: its rows' chunk id in the run's load table (a window's batches are 0, 1, ...)
+AUDIT_CHUNK = 999_999
+
+
+def audit_position(stop_at: Position) -> str:
+    """The position an audited row is written with: just before ``stop_at``, read before the audit's
+    snapshot began. Every change the snapshot lacks was committed later, so it sorts after and wins
+    over the audited row when a window applies it; every change of this window (at or before
+    ``stop_at``) sorts before, so the audited row, which already holds it, wins over it. No event
+    starts at ``stop_at - 1`` (an event is longer than one byte and the last one ends at ``stop_at``)."""
+    return Position(stop_at.file, max(stop_at.pos - 1, 0)).key(999_999)
+
+
+def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services) -> dict[str, Any]:
+    """The rolling audit of a cdc table (``pipeline/audit.py``): the slice's rows, read in one consistent
+    snapshot taken after ``stop_at`` was read, staged as a batch of upserts at ``audit_position``. The
+    window's finalise applies it once every change of the window is (``modes/cdc.py``): the target's
+    rows that differ are counted, then the batch is merged as any batch is, under the position guard.
+    Returns the fields of the run's TABLE item that describe it (none when the slice could not be read:
+    the window goes on without it)."""
+    assert p.audit is not None
+    s = services.settings
+    lower = json.loads(p.audit.cursor_from) if p.audit.cursor_from else None
+    upper = json.loads(p.audit.cursor_to) if p.audit.cursor_to else None
+    tag = audit_position(stop_at)
+    path = f"cdc/{staging.stage_path_component(p.table)}/audit-{run_id}"
+    file = "audit-00000.csv.gz"
+    local = os.path.join(s.work_dir, "aurora-replication", path, file)
+    encs = staging.encoders(p.plan)
+    checks = staging.size_checks(p.plan)
+    try:
+        conn = services.mysql()
+        try:
+            with source_read.snapshot(conn):
+                query, params = source_sql.chunk_query(p.plan, lower, upper, None)
+                stream = source_read.stream_rows(conn, query, params)
+                try:
+                    changes = _audited(p.plan, stream, tag, checks)
+                    staged = staging.write_lines_gz(local, _lines(encs, changes), AUDIT_CHUNK, "audit")
+                finally:
+                    stream.close()
+        finally:
+            conn.close()
+        sf = Target(services.snowflake(), s.stage_name)
+        try:
+            sf.put(local, path)
+        finally:
+            sf.conn.close()
+    except Exception as e:  # noqa: BLE001 - the audit is a check beside the window: the window goes on
+        logger.warning(
+            f"the audit slice of {p.table!r} could not be read ({type(e).__name__}: {e}); "
+            "the window goes on without it",
+            extra={"run_id": run_id, "table": p.table},
+        )
+        return {}
+    finally:
+        if os.path.exists(local):
+            os.remove(local)
+    batch = ChangeBatch(start=tag, end=tag, path=path, file=file, rows=staged.rows)
+    return {"audit_batch": batch.model_dump(mode="json"), **p.audit.fields(AUDIT_CHUNK)}
+
+
+def _audited(
+    plan: TablePlan, rows: Iterator[tuple[Any, ...]], tag: str, checks: list[tuple[int, int, bool]]
+) -> Iterator[binlog.RowChange]:
+    """The slice's rows as upserts at ``tag``; a value longer than Snowflake holds fails the audit, naming it."""
+    for row in rows:
+        values = list(row)
+        if checks:
+            staging.check_sizes(plan, checks, values)
+        yield binlog.RowChange("U", tag, values)
+
+
 def read_and_send(
-    run_id: str, tables: list[CdcTable], stop_at: Position, services: Services, cdc: CdcState
+    run_id: str,
+    tables: list[CdcTable],
+    stop_at: Position,
+    services: Services,
+    cdc: CdcState,
+    audits: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Read one bounded window for ``tables``, stage each table's batches, define the window, send."""
     s = services.settings
@@ -405,36 +499,88 @@ def read_and_send(
                 services.state.release_lease(p.key, run_id, 0)
                 summary[p.table] = {"status": "failed", "reason": reason}
                 continue
+            if p.table in window.unreadable:  # its position stays: the next run reads these changes again
+                reason = f"{window.unreadable[p.table]}; its position stays where it was"[:2000]
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
+                continue
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
-            assert p.position is not None
-            # a table whose position lies past where the window stopped (its budget ran out first) gets
-            # an empty window that leaves its position where it is
-            window_end = window.end if window.end.key() >= p.position.key() else p.position
-            start, end = p.position.key(), window_end.key()
             if sf is None and changes:
                 sf = Target(services.snowflake(), s.stage_name)
-            batches = _stage_batches(p, changes, start, end, services, sf)
-            counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
-            defined = cdc.define_window(
-                run_id,
-                p.table,
-                cdc_to=window_end.to_dict(),
-                batches=[b.model_dump(mode="json") for b in batches],
-                chunk_count=len(batches),
-                window_read_at=Decimal(str(round(read_at, 3))),
-                newest_event_at=window.newest_event_at or 0,
-                window_events=window.events,
-                window_stopped_by=window.stopped_by,
-                **counts,
-            )
-            if not defined:  # another reader of this run defined it first: send what it defined
-                logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
-            summary[p.table] = send_window(run_id, p.table, services)
+            try:
+                audited = (audits or {}).get(p.table, {})
+                summary[p.table] = _define_and_send(run_id, p, changes, window, read_at, services, cdc, sf, audited)
+            except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
+                reason = (
+                    f"table {p.table!r}: its changes of this window could not be staged or sent: "
+                    f"{type(e).__name__}: {e}; its position stays where it was, so the next cdc run reads "
+                    "these changes again"
+                )[:2000]
+                logger.exception("cdc window of a table failed", extra={"run_id": run_id, "table": p.table})
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
     finally:
         if sf is not None:
             sf.conn.close()
     return summary
+
+
+def _define_and_send(
+    run_id: str,
+    p: CdcTable,
+    changes: list[binlog.RowChange],
+    window: binlog.Window,
+    read_at: float,
+    services: Services,
+    cdc: CdcState,
+    sf: Target | None,
+    audited: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Stage one table's changes of the window, define the window in its ledger (with the rolling audit's
+    batch, ``audited``), send its batches."""
+    assert p.position is not None
+    # a table whose position lies past where the window stopped (its budget ran out first) gets
+    # an empty window that leaves its position where it is
+    window_end = window.end if window.end.key() >= p.position.key() else p.position
+    start, end = p.position.key(), window_end.key()
+    batches = _stage_batches(p, changes, start, end, services, sf)
+    counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
+    defined = cdc.define_window(
+        run_id,
+        p.table,
+        cdc_to=window_end.to_dict(),
+        batches=[b.model_dump(mode="json") for b in batches],
+        chunk_count=len(batches),
+        window_read_at=Decimal(str(round(read_at, 3))),
+        newest_event_at=window.newest_event_at or 0,
+        window_events=window.events,
+        window_stopped_by=window.stopped_by,
+        **counts,
+        **(audited or {}),
+    )
+    if not defined:  # another reader of this run defined it first: send what it defined
+        logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
+    return send_window(run_id, p.table, services)
+
+
+def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
+    """A change whose key holds a zero or partial-zero date cannot be applied: Snowflake has no such
+    date (the copy writes NULL), so the change would match no row (or another zero date's row). Loud."""
+    dated = [
+        (i, c) for i, c in enumerate(plan.columns) if c.name in plan.key and c.kind in (typemap.DATE, typemap.DATETIME)
+    ]
+    for change in changes:
+        for i, c in dated:
+            value = change.values[i]
+            if value is not None and typemap.is_zero_date(value):
+                raise BadInputError(
+                    f"table {plan.table!r}: key column {c.name!r} holds the zero date {value!r}, which Snowflake "
+                    "cannot hold, so the change cannot be matched to its row; give the row a real date in MySQL "
+                    "and re-snapshot the table, or replicate the table with mode 'full'"
+                )
 
 
 def _stage_batches(
@@ -447,6 +593,7 @@ def _stage_batches(
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
         for change in changes:
             staging.check_sizes(p.plan, checks, change.values)
+    zero_date_keys(p.plan, changes)
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]
@@ -464,7 +611,7 @@ def _stage_batches(
     return batches
 
 
-def _lines(encs: list[staging.Encoder], changes: list[binlog.RowChange]) -> Iterator[tuple[str]]:
+def _lines(encs: list[staging.Encoder], changes: Iterable[binlog.RowChange]) -> Iterator[tuple[str]]:
     """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
     for c in changes:
         fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]

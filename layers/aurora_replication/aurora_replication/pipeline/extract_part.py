@@ -3,8 +3,9 @@ process does for every part but the first, and what the worker does for the firs
 (``pipeline.extract_parts`` cuts the chunk and gathers the parts).
 
 A part is one query (``source.sql.line_query``: the server formats each row's line and its checksum
-term), so it reads one consistent view: InnoDB gives each consistent read statement a read view of
-its own, taken when the statement starts, that sees exactly the changes committed before then
+term; or, for a ``worker`` part, ``source.sql.chunk_query`` on the bulk reader, lines and terms made
+here by ``pipeline.rowcodec``), so it reads one consistent view: InnoDB gives each consistent read
+statement a read view of its own, taken when the statement starts, that sees exactly the changes committed before then
 (MySQL reference manual, "Consistent Nonlocking Reads"). The part's rows, count and checksum all come
 from that one scan (``source.read.RowHashes``).
 
@@ -25,11 +26,10 @@ import time
 from dataclasses import dataclass
 from typing import IO, Any
 
-import pymysql
-
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import staging
+from aurora_replication.pipeline import rowcodec, staging
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
@@ -51,6 +51,9 @@ class PartJob:
     path: str
     chunk_id: int
     attempt: str
+    # "server": MySQL formats the lines and terms (pymysql); "worker": a plain SELECT through the C
+    # client, lines and terms made here (``pipeline.rowcodec``), a zstd file (EXTRACT_FORMAT)
+    reader: str = "server"
 
 
 @dataclass
@@ -67,8 +70,11 @@ class PartResult:
     error: BaseException | None = None
 
 
-def read_part(conn: pymysql.Connection[Any], job: PartJob) -> PartResult:
-    """Read one part into its file (removed again if the read fails)."""
+def read_part(conn: Any, job: PartJob) -> PartResult:
+    """Read one part into its file (removed again if the read fails); ``conn`` is pymysql's for a
+    ``server`` part, the bulk reader's (``source.bulk``) for a ``worker`` part."""
+    if job.reader == "worker":
+        return _read_rows(conn, job)
     started = time.perf_counter()
     query, params = source_sql.line_query(job.plan, job.lower, job.upper, None, hashed=job.hashed)
     lines = source_read.stream_rows(conn, query, params)
@@ -87,25 +93,44 @@ def read_part(conn: pymysql.Connection[Any], job: PartJob) -> PartResult:
     return PartResult(staged.rows, staged.bytes, count, total, time.perf_counter() - started)
 
 
+def _read_rows(conn: Any, job: PartJob) -> PartResult:
+    """A ``worker`` part: its rows as MySQL sent them, lines and terms made here, one zstd file."""
+    started = time.perf_counter()
+    query, params = source_sql.chunk_query(job.plan, job.lower, job.upper, None)
+    codec = rowcodec.RowCodec(job.plan, hashed=job.hashed)
+    batches = source_bulk.batches(conn, query, params)
+    try:
+        with source_bulk.translated():
+            staged = staging.write_encoded(job.path, batches, codec, job.chunk_id, job.attempt)
+    except BaseException:
+        if os.path.exists(job.path):
+            os.remove(job.path)
+        raise
+    finally:
+        batches.close()
+    count, total = codec.sums() if job.hashed else (0, 0)
+    return PartResult(staged.rows, staged.bytes, count, total, time.perf_counter() - started)
+
+
 class _Connection:
-    """The helper's warm MySQL connection."""
+    """The helper's warm MySQL connection (pymysql's, or the bulk reader's for ``worker`` parts)."""
 
     def __init__(self) -> None:
-        self.conn: pymysql.Connection[Any] | None = None
-        self.settings: MySQLSettings | None = None
+        self.conn: Any = None
+        self.settings: tuple[MySQLSettings, str] | None = None
         self.used = 0.0
 
-    def get(self, settings: MySQLSettings) -> pymysql.Connection[Any]:
-        if self.conn is not None and settings != self.settings:
+    def get(self, settings: MySQLSettings, reader: str = "server") -> Any:
+        if self.conn is not None and (settings, reader) != self.settings:
             self.close()
         if self.conn is not None and time.monotonic() - self.used > PING_AFTER_SECONDS:
             try:
-                self.conn.ping(reconnect=False)
+                source_bulk.ping(self.conn) if reader == "worker" else self.conn.ping(reconnect=False)
             except Exception:  # noqa: BLE001 - it does not answer: open a new one
                 self.close()
         if self.conn is None:
-            self.conn = source_connect.connect(settings)
-            self.settings = settings
+            self.conn = source_bulk.connect(settings) if reader == "worker" else source_connect.connect(settings)
+            self.settings = (settings, reader)
         return self.conn
 
     def close(self) -> None:
@@ -137,7 +162,7 @@ def serve(jobs: IO[bytes], answers: IO[bytes]) -> None:
         except EOFError:
             break
         try:
-            result = read_part(warm.get(job.settings), job)
+            result = read_part(warm.get(job.settings, job.reader), job)
             warm.done()
         except Exception as e:  # noqa: BLE001 - every failure is the worker's to raise
             warm.close()  # the connection may be in the middle of a result

@@ -1,6 +1,9 @@
 """A large chunk read in parts at once (``EXTRACT_PROCESSES`` > 1).
 
-MySQL evaluates one query on one thread: formatting each row's line and its checksum term is the
+With ``EXTRACT_FORMAT=worker`` the bound of a chunk's read is the worker's own encoding of the rows
+(``pipeline.rowcodec``; MySQL only sends them): parts spread it over the worker's processes, each part a
+plain SELECT on a bulk reader's connection of its own. With server-formatted lines the bound is MySQL,
+which evaluates one query on one thread: formatting each row's line and its checksum term is the
 bound of a chunk's read, not the network or the driver (docs/performance.md). So a chunk estimated at
 two parts or more of ``EXTRACT_PART_MIN_ROWS`` is cut into up to ``EXTRACT_PROCESSES`` key sub-ranges
 (``source.bounds.split_range``), and each is read by its own query on its own connection: the first
@@ -162,15 +165,22 @@ class PartsRead:
     part_seconds: list[float]
 
 
+def _split_suffix(local: str) -> tuple[str, str]:
+    stem, dot, compression = local.rpartition(".csv.")
+    return (stem, dot + compression) if dot else (local, "")
+
+
 def part_file(local: str, index: int) -> str:
-    """The file of part ``index`` of a chunk whose one file would be ``local`` (``data-<attempt>.csv.gz``)."""
-    stem = local.removesuffix(".csv.gz")
-    return f"{stem}-{index:03d}.csv.gz"
+    """The file of part ``index`` of a chunk whose one file would be ``local`` (``data-<attempt>.csv.gz``
+    or ``.csv.zst``)."""
+    stem, suffix = _split_suffix(local)
+    return f"{stem}-{index:03d}{suffix}"
 
 
 def part_pattern(local: str) -> str:
     """The wildcard that names the part files of ``local`` (for one ``PUT``)."""
-    return f"{local.removesuffix('.csv.gz')}-*.csv.gz"
+    stem, suffix = _split_suffix(local)
+    return f"{stem}-*{suffix}"
 
 
 def read_in_parts(
@@ -183,18 +193,23 @@ def read_in_parts(
     processes: int,
     min_rows: int,
     hashed: bool,
+    reader: str = "server",
+    planner: Any = None,
 ) -> PartsRead | None:
     """Read the chunk in parts, the first on ``mysql`` (inside the chunk's snapshot, which the caller
     holds open), the rest in helpers, which connect with ``settings(False)`` (``settings(True)``, the
     secret read again, for a part whose login failed: the credentials may have rotated). None when the
     chunk is not worth cutting (the caller reads it in one query), or when a row's line is longer than
-    MySQL formats (the caller's one-query path encodes such a chunk value by value)."""
-    ranges = source_bounds.split_range(mysql, plan.table, plan.key, msg.lower, msg.upper, processes, min_rows)
+    MySQL formats (the caller's one-query path encodes such a chunk value by value). ``reader``:
+    ``server`` parts (``mysql`` is pymysql's) or ``worker`` parts (``mysql`` is the bulk reader's, and
+    ``planner``, a pymysql connection, cuts the chunk: its key values come back as text there)."""
+    cutter = planner if planner is not None else mysql
+    ranges = source_bounds.split_range(cutter, plan.table, plan.key, msg.lower, msg.upper, processes, min_rows)
     if len(ranges) < 2:
         return None
     credentials = settings(False)
     jobs = [
-        PartJob(credentials, plan, lo, hi, hashed, part_file(local, i), msg.chunk_id, attempt)
+        PartJob(credentials, plan, lo, hi, hashed, part_file(local, i), msg.chunk_id, attempt, reader)
         for i, (lo, hi) in enumerate(ranges)
     ]
     results: list[PartResult] = []

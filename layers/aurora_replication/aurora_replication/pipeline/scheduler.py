@@ -30,6 +30,7 @@ from aurora_replication.pipeline import audit, cdc_reader, chunks, modes, resume
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.target_check import Drift, TargetFacts
 from aurora_replication.services import Services
+from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.state import Scope, TableKey
@@ -184,11 +185,15 @@ def _with_audit(
     audit_slice = audit.plan_slice(conn, plan, entry, s, chunk_rows)
     if audit_slice is None:
         return bounds, {}
-    merged = audit.with_slice(bounds, audit_slice)
+
+    def recut(lower: Any, upper: Any, pieces: int) -> list[tuple[list[str] | None, list[str] | None]]:
+        return source_bounds.split_range(conn, plan.table, plan.key, lower, upper, pieces, max(1, chunk_rows // 2))
+
+    merged = audit.with_slice(bounds, audit_slice, recut)
     if merged is None:
         notes.append(
-            f"table {plan.table!r}: no audit slice this run (its window is {len(bounds)} chunks); "
-            "the next run's slice is larger"
+            f"table {plan.table!r}: no audit slice this run (its window of {len(bounds)} chunks could not be cut "
+            "around it); the next run's slice is larger"
         )
         return bounds, {}
     chunks_with_slice, first = merged

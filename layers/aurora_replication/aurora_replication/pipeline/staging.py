@@ -1,4 +1,5 @@
-"""The staging file: gzip-compressed CSV that Snowflake's COPY reads without loss.
+"""The staging file: CSV compressed with zstd (the rows MySQL sent to the worker, ``write_encoded``) or
+gzip (lines MySQL formatted, values pymysql decoded, cdc batches), that Snowflake's COPY reads without loss.
 
 Format (matching ``target.sql.CSV_FILE_FORMAT``: ``FIELD_OPTIONALLY_ENCLOSED_BY = '"'
 EMPTY_FIELD_AS_NULL = TRUE NULL_IF = ()``): comma-separated; NULL is an empty unquoted field (two
@@ -17,9 +18,15 @@ import gzip
 import hashlib
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
+
+if sys.version_info >= (3, 14):  # pragma: no cover - Lambda runs 3.12: the backport of the same module
+    from compression import zstd
+else:
+    from backports import zstd
 
 from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
@@ -119,12 +126,17 @@ def check_sizes(plan: TablePlan, checks: list[tuple[int, int, bool]], row: tuple
         if v is not None and len(v) * (1 if is_hex else 4) > limit and _value_bytes(v, is_hex) > limit:
             c = plan.columns[i]
             names = [plan.column(k) for k in plan.key]
-            key = ", ".join(f"{k.name}={row[plan.columns.index(k)]!r}" for k in names) or "(table has no key)"
+            key = ", ".join(f"{k.name}={_shown(row[plan.columns.index(k)])!r}" for k in names) or "(table has no key)"
             raise ValueTooLargeError(
                 f"table {plan.table!r}, row {key}: column {c.name!r} holds {_value_bytes(v, is_hex):,} bytes, "
                 f"more than Snowflake's {c.snowflake_type.split('(')[0]} holds ({limit:,} bytes); shorten the "
                 "value in MySQL, or exclude the column (table_options exclude)"
             )
+
+
+def _shown(v: Any) -> Any:
+    """A key's value as an error names it: text, whether the driver decoded it or sent bytes."""
+    return bytes(v).decode("utf-8", "replace") if isinstance(v, (bytes, bytearray)) else v
 
 
 def bound_rows(plan: TablePlan, rows: Iterable[tuple[Any, ...]]) -> list[list[Any]]:
@@ -218,7 +230,33 @@ def _write_gz(path: str, lines: Iterator[str], chunk_id: int, attempt: str) -> S
     return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))
 
 
+def write_encoded(
+    path: str, batches: Iterable[Sequence[Sequence[bytes | None]]], codec: RowCodecLike, chunk_id: int, attempt: str
+) -> StagedFile:
+    """The staging file from the rows MySQL sent as bytes (``source.bulk``), each batch encoded by
+    ``codec`` (``pipeline.rowcodec.RowCodec``, which also sums the rows' checksum terms), zstd level 1:
+    Snowflake's COPY reads it with ``COMPRESSION = ZSTD`` (``target.sql.copy_into``)."""
+    tail = f",{chunk_id},{attempt}\n".encode()
+    count = 0
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    compressor = zstd.ZstdCompressor(level=1)
+    with open(path, "wb") as f:
+        for batch in batches:
+            f.write(compressor.compress(codec.encode(batch, tail)))
+            count += len(batch)
+        f.write(compressor.flush())
+    return StagedFile(path=path, rows=count, bytes=os.path.getsize(path))
+
+
+class RowCodecLike(Protocol):
+    def encode(self, batch: Sequence[Sequence[bytes | None]], tail: bytes) -> bytes: ...
+
+
 def stage_path_component(name: str) -> str:
-    """A stage-path-safe, unique spelling of a table name."""
-    safe = "".join(ch if ch.isalnum() or ch == "_" else "_" for ch in name)[:40]
-    return f"{safe}_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:8]}"
+    """A stage-path-safe, deterministic and unique spelling of any valid table name: its ASCII letters,
+    digits and underscores (every other character, CJK and accented letters included, as ``_``; at most
+    40), then the first 8 hex digits of the SHA-1 of its UTF-8 bytes, so ``顧客`` and ``café`` give paths
+    of ``[A-Za-z0-9_]`` only, two names that share their safe part still differ, and a plain name keeps
+    the path it always had."""
+    safe = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "_" else "_" for ch in name)[:40]
+    return f"{safe}_{hashlib.sha1(name.encode('utf-8'), usedforsecurity=False).hexdigest()[:8]}"

@@ -16,6 +16,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -24,11 +25,12 @@ from pydantic import ValidationError
 from aurora_replication.config import Settings
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChunkMessage, ChunkRef, TablePlan, describe_validation_error, parse_chunk_message
-from aurora_replication.pipeline import extract_parts, modes, scheduler, staging, timeline, transforms
+from aurora_replication.pipeline import extract_parts, modes, rowcodec, scheduler, staging, timeline, transforms
 from aurora_replication.pipeline import finalise as finaliser
 from aurora_replication.pipeline.chunks import finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
+from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.state import FINAL, Bounds, TableKey, run_order
@@ -178,7 +180,8 @@ def _extract(
     s: Settings,
     compared: bool,
 ) -> tuple[list[list[Any]] | None, staging.StagedFile | None, tuple[int, str] | None]:
-    """The chunk's rows as bound values (at most SMALL_CHUNK_ROWS rows: the INSERT path), or the
+    """(EXTRACT_FORMAT=server or python, or a Python transform.) The chunk's rows as bound values (at
+    most SMALL_CHUNK_ROWS rows: the INSERT path), or the
     staged file written to ``local``; and, when the chunk is ``compared`` and MySQL formatted its
     lines, the chunk's source count and checksum from the same scan (None: ask ``chunk_checksum``;
     a small chunk takes its values from a second query, and its checksum from the lines' scan).
@@ -221,17 +224,63 @@ def _extract(
         stream.close()  # the connection is free for the checksum in the same snapshot
 
 
+def reads_on_worker(plan: TablePlan, s: Settings) -> bool:
+    """Whether the chunk's rows come as MySQL sent them to the bulk reader (``source.bulk``) and are
+    encoded and checksummed on the worker (``pipeline.rowcodec``): EXTRACT_FORMAT=worker, except for a
+    table with a Python transform (its rows go through the transform as pymysql's values)."""
+    return s.extract_format == "worker" and not plan.transform
+
+
+def _extract_on_worker(
+    conn: Any,
+    plan: TablePlan,
+    msg: ChunkMessage,
+    window: tuple[str | None, str | None] | None,
+    attempt: str,
+    local: str,
+    s: Settings,
+    compared: bool,
+) -> tuple[list[list[Any]] | None, staging.StagedFile | None, tuple[int, str] | None]:
+    """``_extract`` for EXTRACT_FORMAT=worker: a plain SELECT of the chunk's columns
+    (``source.sql.chunk_query``) on the bulk reader's connection, inside the chunk's snapshot; the rows'
+    lines and checksum terms made on the worker from the same bytes (``pipeline.rowcodec``). A chunk
+    of at most SMALL_CHUNK_ROWS rows goes as bound values (its checksum from the same rows); a larger
+    one as a zstd staging file. MySQL computes no checksum: the worker's is of the values it sent."""
+    query, params = source_sql.chunk_query(plan, msg.lower, msg.upper, window)
+    codec = rowcodec.RowCodec(plan, hashed=compared)
+    batches = source_bulk.batches(conn, query, params)
+    try:
+        head: list[Any] = []
+        for batch in batches:
+            head.extend(batch)
+            if len(head) > s.small_chunk_rows:
+                break
+        if len(head) <= s.small_chunk_rows:
+            rows = staging.bound_rows(plan, head)  # names a value longer than Snowflake holds
+            codec.encode(head, b"\n")  # the checksum of exactly these rows
+            return rows, None, codec.checksum() if compared else None
+        tail = msg.chunk_id, attempt
+        staged = staging.write_encoded(local, itertools.chain([head], batches), codec, *tail)
+        return None, staged, codec.checksum() if compared else None
+    except BaseException:
+        if os.path.exists(local):
+            os.remove(local)
+        raise
+    finally:
+        batches.close()  # the rest of the result read off: the connection is free for the next statement
+
+
 def _reads_in_parts(plan: TablePlan, window: tuple[str | None, str | None] | None, s: Settings) -> bool:
     """Whether a chunk may be read in parts (``pipeline.extract_parts``): a whole key range (not an
-    incremental window, which is small by design) of MySQL-formatted lines, with more than one
-    process allowed."""
+    incremental window, which is small by design) of MySQL-formatted lines (``server``, where
+    ZERO_DATE_POLICY=fail takes the value path) or of rows encoded on the worker (``worker``), with more
+    than one process allowed."""
     return (
         s.extract_processes > 1
         and bool(plan.key)
         and window is None
-        and s.extract_format == "server"
         and not plan.transform
-        and plan.zero_dates == "null"
+        and (s.extract_format == "worker" or (s.extract_format == "server" and plan.zero_dates == "null"))
     )
 
 
@@ -272,35 +321,44 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     plan = mode.unit_plan(msg.plan)
     window = mode.selection(msg)
     step = Steps(tracer)
-    # the container's warm connections (services.py); a block that raises closes them
-    with services.source() as mysql, services.target() as sf:
+    on_worker = reads_on_worker(plan, s)
+    # the container's warm connections (services.py); a block that raises closes them. The chunk's
+    # snapshot and rows are on the bulk reader's connection (EXTRACT_FORMAT=worker), else pymysql's
+    reader = services.bulk_source() if on_worker else services.source()
+    with reader as mysql, services.target() as sf:
         tgt = Target(sf, s.stage_name, services.ddl_done)
         try:
             load_table = load_table_name(plan, msg.run_id)  # made by the load (``Target.load_rows``, ``load_file``)
             attempt = new_attempt_id()
             path_key = f"{staging.stage_path_component(table)}/{msg.run_id}/{msg.chunk_id}"
-            file = f"data-{attempt}.csv.gz"
+            file = f"data-{attempt}.csv.zst" if on_worker else f"data-{attempt}.csv.gz"
             local = os.path.join(s.work_dir, "aurora-replication", path_key, file)
             compared = mode.compared(plan)
             parts: extract_parts.PartsRead | None = None
-            with source_read.snapshot(mysql) as snap:
+            with source_bulk.translated(), source_read.snapshot(mysql) as snap:
                 with step("extract"):
                     if _reads_in_parts(plan, window, s):
-                        parts = extract_parts.read_in_parts(
-                            mysql,
-                            services.mysql_settings,
-                            plan,
-                            msg,
-                            attempt,
-                            local,
-                            s.extract_processes,
-                            s.extract_part_min_rows,
-                            compared,
-                        )
-                    if parts is None:
-                        rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
-                    else:
+                        # worker parts: the chunk is cut on pymysql's connection (key values as text)
+                        with services.source() if on_worker else nullcontext(mysql) as planner:
+                            parts = extract_parts.read_in_parts(
+                                mysql,
+                                services.mysql_settings,
+                                plan,
+                                msg,
+                                attempt,
+                                local,
+                                s.extract_processes,
+                                s.extract_part_min_rows,
+                                compared,
+                                reader="worker" if on_worker else "server",
+                                planner=planner,
+                            )
+                    if parts is not None:
                         rows, staged, source = None, None, parts.source
+                    elif on_worker:
+                        rows, staged, source = _extract_on_worker(mysql, plan, msg, window, attempt, local, s, compared)
+                    else:
+                        rows, staged, source = _extract(mysql, plan, msg, window, attempt, local, s, compared)
                 if compared and source is None:
                     with step("checksum"):
                         source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)

@@ -24,7 +24,8 @@ import pymysql
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
-from aurora_replication.source.binlog_values import ColumnFacts, to_text
+from aurora_replication.source import binlog_decode
+from aurora_replication.source.binlog_values import ColumnFacts, UnrepresentableValueError, to_text
 from aurora_replication.source.read import query
 
 _DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\s+(ONLINE\s+|IGNORE\s+|TEMPORARY\s+)*TABLE\b", re.I)
@@ -219,6 +220,8 @@ class Window:
     newest_event_at: int | None = None
     # tables whose statement in the window (DROP, RENAME, TRUNCATE, CHANGE COLUMN) cannot be applied
     broken: dict[str, str] = field(default_factory=dict)
+    # tables with a value the reader cannot spell as MySQL does (the reason): they fail this window alone
+    unreadable: dict[str, str] = field(default_factory=dict)
     # a row event named a column the plan does not know: the window ends before it (re-plan first)
     schema_moved: list[str] = field(default_factory=list)
     ddl: list[str] = field(default_factory=list)
@@ -229,6 +232,8 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
+
+    binlog_decode.install()  # temporal values decoded as MySQL decodes them
 
     connection: dict[str, Any] = {
         "host": settings.host,
@@ -326,7 +331,12 @@ def read_window(
                     pending = []
                     window.stopped_by = "schema change"
                     break
-                pending.extend((table, change) for change in _changes(event, here, spec, key_index[table]))
+                try:
+                    changes = list(_changes(event, here, spec, key_index[table]))
+                except UnrepresentableValueError as e:
+                    window.unreadable.setdefault(table, f"table {table!r}: {e}")
+                    continue
+                pending.extend((table, change) for change in changes)
                 pending_at = int(event.timestamp)
                 continue
             boundary = isinstance(event, XidEvent)
@@ -344,7 +354,7 @@ def read_window(
             if not boundary:
                 continue
             for table, change in pending:
-                if table in window.broken:
+                if table in window.broken or table in window.unreadable:
                     continue
                 key = tuple(change.values[i] for i in key_index[table])
                 window.changes[table][key] = change
@@ -414,12 +424,12 @@ def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> di
     rows = query(
         conn,
         "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, "
-        "IS_NULLABLE, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH FROM information_schema.COLUMNS "
+        "IS_NULLABLE, COLUMN_DEFAULT, CHARACTER_OCTET_LENGTH, CHARACTER_SET_NAME FROM information_schema.COLUMNS "
         "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
         [database, table],
     )
     out: dict[str, ColumnFacts] = {}
-    for name, data_type, column_type, prec, scale, dt_prec, nullable, default, octets in rows:
+    for name, data_type, column_type, prec, scale, dt_prec, nullable, default, octets, charset in rows:
         try:
             kind = typemap.map_column(
                 str(name),
@@ -442,5 +452,6 @@ def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> di
             nullable=str(nullable) == "YES",
             default=None if no_default else str(default),
             length=int(octets) if octets is not None else None,
+            charset=str(charset).lower() if charset is not None else None,
         )
     return out

@@ -34,10 +34,49 @@ class ColumnFacts:
     nullable: bool = True
     default: str | None = None
     length: int | None = None  # CHARACTER_OCTET_LENGTH (binary(n) pads to it)
+    charset: str | None = None  # CHARACTER_SET_NAME of a text, ENUM or SET column (its values' bytes)
 
     def signature(self) -> list[Any]:
         """What a schema change compares (name, type, nullability, default)."""
         return [self.name, self.column_type, self.nullable, self.default]
+
+
+# MySQL's latin1 is Windows-1252 with its five unassigned bytes (0x81, 0x8D, 0x8F, 0x90, 0x9D) mapped to
+# the C1 controls of the same number, as CONVERT(col USING utf8mb4) gives them on the copy path
+_LATIN1 = {b: bytes([b]).decode("cp1252") for b in range(0x80, 0xA0) if b not in (0x81, 0x8D, 0x8F, 0x90, 0x9D)}
+# MySQL character sets whose Python codec has another name (the rest have the same name, or pymysql's)
+_CODECS = {
+    "utf8mb4": "utf-8",
+    "utf8mb3": "utf-8",
+    "utf8": "utf-8",
+    "utf16": "utf-16-be",  # MySQL's utf16 is big-endian, without a byte order mark
+    "utf16le": "utf-16-le",
+    "ucs2": "utf-16-be",  # the BMP only, big-endian
+    "utf32": "utf-32-be",
+    "latin2": "iso8859-2",
+    "ascii": "ascii",
+}
+
+
+def decode_text(facts: ColumnFacts, raw: bytes) -> str:
+    """A text value's bytes as its column's character set reads them (``source.binlog_decode`` hands
+    text over undecoded): the characters ``CONVERT(col USING utf8mb4)`` gives on the copy path."""
+    charset = (facts.charset or "utf8mb4").lower()
+    if charset == "latin1":
+        return raw.decode("latin-1").translate(_LATIN1)
+    codec = _CODECS.get(charset)
+    if codec is None:
+        from pymysql.charset import charset_by_name
+
+        known = charset_by_name(charset)
+        codec = known.encoding if known else charset
+    try:
+        return raw.decode(codec)
+    except (LookupError, UnicodeDecodeError) as e:
+        raise UnrepresentableValueError(
+            f"column {facts.name!r}: a value in character set {charset!r} cannot be decoded here ({e}); convert "
+            "the column to utf8mb4, or replicate the table with mode 'incremental' or 'full'"
+        ) from None
 
 
 def _set_members(column_type: str) -> list[str]:
@@ -105,6 +144,16 @@ def _datetime_text(v: dt.datetime, precision: int) -> str:
     return text
 
 
+# A TIMESTAMP holds 1970-01-01 00:00:01 UTC at the earliest; its zero value is stored as 0 seconds, which
+# the binlog library returns as the epoch itself
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def zero_datetime_text(precision: int) -> str:
+    """MySQL's text of the zero DATETIME/TIMESTAMP of a precision (``0000-00-00 00:00:00.000``)."""
+    return "0000-00-00 00:00:00" + ("." + "0" * precision if precision else "")
+
+
 def to_text(facts: ColumnFacts, v: Any) -> str | None:
     """One binlog value as MySQL's text of it (``None`` for SQL NULL).
 
@@ -114,6 +163,8 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
     if v is None:
         return None
     kind = facts.kind
+    if kind in (typemap.TEXT, typemap.JSON) and isinstance(v, (bytes, bytearray)):
+        v = decode_text(facts, bytes(v))  # text, an ENUM member, MariaDB's JSON (LONGTEXT)
     if kind == typemap.SPATIAL:
         return spatial_ewkb(bytes(v) if isinstance(v, (bytes, bytearray)) else str(v).encode("latin-1")).hex().upper()
     if kind == typemap.BINARY or (isinstance(v, (bytes, bytearray)) and kind not in (typemap.TEXT, typemap.JSON)):
@@ -121,19 +172,21 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
         if facts.data_type == "binary" and facts.length:
             raw = raw.ljust(facts.length, b"\x00")  # MySQL pads BINARY(n); the binlog does not
         return raw.hex().upper()
+    if kind == typemap.INTEGER and isinstance(v, (str, bytes, bytearray)):
+        return str(int(v))  # mysql-replication before 1.0 gave a ZEROFILL integer as its padded text
     if kind == typemap.BIT:
         return str(int(v, 2)) if isinstance(v, str) else str(int(v))
     if kind == typemap.YEAR:
         # a number, as the chunk path reads it (CAST(col AS UNSIGNED)): YEAR 0 is 0 (the binlog
-        # decoder adds 1900 to the stored byte, so 0 arrives as 1900, never a valid YEAR)
-        return "0" if int(v) in (0, 1900) else str(int(v))
+        # decoder adds 1900 to the stored byte, so 0 arrives as 1900, never a valid YEAR); MariaDB's
+        # YEAR(2) reads as its two digits (1984 is 84, 2000 is 0)
+        year = 0 if int(v) in (0, 1900) else int(v)
+        return str(year % 100 if facts.column_type.startswith("year(2)") else year)
     if kind == typemap.FLOAT:
         # the shortest text that reads back as the same double; a FLOAT arrives as the double its 4
         # bytes are exactly, as the chunk path widens it (``col + 0e0``), so both paths load one value
         return repr(float(v))
     if kind == typemap.JSON:
-        if isinstance(v, (bytes, bytearray)):
-            return bytes(v).decode("utf-8")
         if isinstance(v, str):
             return v
         if type(v).__name__ == "JsonDiff":
@@ -142,7 +195,13 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
                 "no full value; set binlog_row_value_options to '' in the DB cluster parameter group"
             )
         return json.dumps(_json_plain(v), ensure_ascii=False, separators=(", ", ": "))
+    if kind in (typemap.DATE, typemap.DATETIME) and isinstance(v, str):
+        # a zero, partial-zero or invalid date, as MySQL prints it (``source.binlog_decode``): the
+        # staging encoders apply ZERO_DATE_POLICY to it as they do to the copy path's text
+        return v
     if isinstance(v, dt.datetime):
+        if facts.data_type == "timestamp" and v == _EPOCH:
+            return zero_datetime_text(facts.datetime_precision)
         return _datetime_text(v, facts.datetime_precision)
     if isinstance(v, dt.date):
         return v.isoformat()
@@ -151,8 +210,9 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
     if isinstance(v, Decimal):
         return format(v, "f")
     if isinstance(v, (set, frozenset)):
-        order = _set_members(facts.column_type) if facts.column_type.startswith("set(") else sorted(v)
-        return ",".join(m for m in order if m in v)
+        members = {decode_text(facts, bytes(m)) if isinstance(m, (bytes, bytearray)) else str(m) for m in v}
+        order = _set_members(facts.column_type) if facts.column_type.startswith("set(") else sorted(members)
+        return ",".join(m for m in order if m in members)
     if isinstance(v, bool):
         return "1" if v else "0"
     if isinstance(v, (bytes, bytearray)):

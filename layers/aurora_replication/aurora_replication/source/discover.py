@@ -139,7 +139,9 @@ def discover_table(
                 "set TARGET_IDENTIFIER_CASE=preserve"
             )
         targets[tname] = name
-        columns.append(Column(name=name, kind=ct.kind, snowflake_type=ct.snowflake_type, target=tname))
+        columns.append(
+            Column(name=name, kind=ct.kind, snowflake_type=ct.snowflake_type, target=tname, zerofill=ct.zerofill)
+        )
         if "on update" in str(extra or "").lower():
             on_update.append(name)
     indexes = _indexes(conn, database, table)

@@ -58,14 +58,20 @@ class Snapshot:
 
 
 def _is_mariadb(conn: pymysql.Connection[Any]) -> bool:
-    return "mariadb" in str(conn.get_server_info()).lower()
+    return "mariadb" in _text(conn.get_server_info()).lower()
+
+
+def _text(value: Any) -> str:
+    """A value as text, whether the driver decoded it (pymysql) or not (``source.bulk``: bytes)."""
+    return value.decode() if isinstance(value, (bytes, bytearray)) else str(value)
 
 
 @contextmanager
 def snapshot(conn: pymysql.Connection[Any]) -> Iterator[Snapshot]:
     """``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY`` at REPEATABLE READ: every query on
     ``conn`` inside the block reads the same view, which is released (COMMIT) when the block ends.
-    Keep the block short (read one chunk, checksum it): an open snapshot holds back InnoDB's purge."""
+    Keep the block short (read one chunk, checksum it): an open snapshot holds back InnoDB's purge.
+    ``conn`` is pymysql's or the bulk reader's (``source.bulk``, whose values are bytes)."""
     mariadb = _is_mariadb(conn)
     with conn.cursor() as cur:
         if mariadb:
@@ -77,10 +83,10 @@ def snapshot(conn: pymysql.Connection[Any]) -> Iterator[Snapshot]:
             clock, gtids = cur.fetchone()
         cur.execute(sql.SNAPSHOT_ISOLATION)
         cur.execute(sql.START_SNAPSHOT)
-        position = f"gtid<=:{gtids}" if gtids else None
+        position = f"gtid<=:{_text(gtids)}" if gtids else None
         if mariadb:
             cur.execute(sql.SNAPSHOT_BINLOG_POSITION)
-            status = {str(k).lower(): str(v) for k, v in cur.fetchall()}
+            status = {_text(k).lower(): _text(v) for k, v in cur.fetchall()}
             if status.get("binlog_snapshot_file"):
                 position = f"binlog:{status['binlog_snapshot_file']}:{status.get('binlog_snapshot_position', '')}"
     taken_at = float(clock) if clock is not None else time.time()

@@ -274,10 +274,14 @@ def weights_query(charset: str, collation: str, n: int) -> str:
 
 def _select_expr(c: Column) -> str:
     """A column as extracted: binary and geometries as hex, BIT and YEAR as numbers (YEAR 0 is 0, not
-    '0000'), FLOAT widened exactly to DOUBLE (MySQL prints a FLOAT with 6 digits, losing the rest)."""
+    '0000'), FLOAT widened exactly to DOUBLE (MySQL prints a FLOAT with 6 digits, losing the rest), a
+    ZEROFILL number as the number (MySQL's text of it is padded: '007', '00000001.50'; ``col + 0`` keeps
+    every digit and the scale, and drops the padding)."""
     if c.source_expr:
         return c.source_expr.replace("%", "%%")
     q = mysql_ident(c.name)
+    if c.zerofill and c.kind in (typemap.INTEGER, typemap.DECIMAL, typemap.TEXT):
+        return f"({q} + 0)"
     if c.kind == typemap.BINARY:
         return f"HEX({q})"
     if c.kind == typemap.SPATIAL:
@@ -448,6 +452,10 @@ def canonical_expr(c: Column) -> str:
             f"CASE WHEN {zero} THEN NULL ELSE "
             f"CAST(TIMESTAMPDIFF(MICROSECOND, TIMESTAMP '1970-01-01 00:00:00', {q}) AS CHAR) END"
         )
+    if c.zerofill and c.kind in (typemap.INTEGER, typemap.DECIMAL, typemap.TEXT):
+        # the number without MySQL's padding ('007' is 7 in Snowflake)
+        text = f"CAST({_select_expr(c)} AS CHAR)"
+        return _prefixed(_utf8(text)) if c.kind == typemap.TEXT else text
     if c.kind in (typemap.TEXT, typemap.JSON):
         return _prefixed(_utf8(q))
     if c.kind in (typemap.BINARY, typemap.SPATIAL):

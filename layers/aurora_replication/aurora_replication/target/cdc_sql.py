@@ -14,6 +14,7 @@ itself (the row stays, with ``_ASR_DELETED_AT`` set).
 from __future__ import annotations
 
 from aurora_replication import typemap
+from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.target.sql import (
@@ -21,6 +22,8 @@ from aurora_replication.target.sql import (
     CHUNK_COLUMN,
     CSV_FILE_FORMAT,
     DELETED_COLUMN,
+    TERM_COLUMN,
+    hashed_rows,
     stage_location,
     staging_type,
 )
@@ -32,11 +35,11 @@ DELETE = "D"
 
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
-    return f"_ASR_CDC_{run_id}_{plan.target_table}"
+    return bounded_name(f"_ASR_CDC_{run_id}_{plan.target_table}")
 
 
 def tombstone_table_name(plan: TablePlan) -> str:
-    return f"_ASR_TOMB_{plan.target_table}"
+    return bounded_name(f"_ASR_TOMB_{plan.target_table}")
 
 
 def create_load_table(plan: TablePlan, name: str) -> str:
@@ -64,6 +67,12 @@ def copy_batch(plan: TablePlan, table: str, stage: str, path: str, file: str) ->
 
 def count_batch(table: str) -> str:
     return f"SELECT COUNT(DISTINCT {q(POS_COLUMN)}, {q(OP_COLUMN)}) FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s"
+
+
+def count_audit_batch(plan: TablePlan, table: str) -> str:
+    """How many keys the rolling audit's batch holds (its rows share one position; params: its chunk id)."""
+    keys = ", ".join(q(c.target) for c in _key_columns(plan))
+    return f"SELECT COUNT(*) FROM (SELECT DISTINCT {keys} FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s)"
 
 
 def add_position_column(plan: TablePlan) -> str:
@@ -151,6 +160,22 @@ def merge_changes(plan: TablePlan, load_table: str, action: str) -> str:
     sql += f"WHEN NOT MATCHED THEN INSERT ({', '.join([*all_cols, pos, deleted])}) "
     sql += f"VALUES ({', '.join([*values, f's.{pos}', mark])})"
     return sql
+
+
+def audit_differences(plan: TablePlan, load_table: str, checksum_columns: list[Column], action: str) -> str:
+    """How many rows of the rolling audit's batch (params: its chunk id) the target does not hold as they
+    are: no row with the key, a row with other values (compared by checksum term, JSON left out as in
+    ``target.sql.audit_differences``), or, with ``mark``, a row marked deleted."""
+    keys = [c.target for c in _key_columns(plan)]
+    alive = f" AND t.{q(DELETED_COLUMN)} IS NULL" if action == "mark" else ""
+    extra = tuple(keys) + ((DELETED_COLUMN,) if action == "mark" else ())
+    loaded = hashed_rows(load_table, checksum_columns, where=f"{q(CHUNK_COLUMN)} = %s", extra_columns=tuple(keys))
+    target = hashed_rows(plan.target_table, checksum_columns, extra_columns=extra)
+    match = " AND ".join(f"t.{q(k)} = l.{q(k)}" for k in keys)
+    return (
+        f"SELECT COUNT(*) FROM (SELECT DISTINCT * FROM ({loaded})) l WHERE NOT EXISTS "
+        f"(SELECT 1 FROM ({target}) t WHERE {match} AND t.{q(TERM_COLUMN)} = l.{q(TERM_COLUMN)}{alive})"
+    )
 
 
 def prune_tombstones(plan: TablePlan) -> str:

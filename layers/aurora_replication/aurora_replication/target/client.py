@@ -493,13 +493,22 @@ class Target:
         return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
-    def load_changes(self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str) -> int:
+    def load_changes(
+        self, plan: TablePlan, load_table: str, chunk_id: int, path: str, file: str, audit: bool = False
+    ) -> int:
         """COPY a staged batch of changes into the run's load table (a repeat loads nothing more);
-        returns how many distinct changes of the batch the load table holds."""
+        returns how many distinct changes of the batch the load table holds (``audit``: distinct keys,
+        the rolling audit's rows sharing one position)."""
         execute(self.conn, cdc_sql.create_load_table(plan, load_table))
         self.ensure_stage()
         execute(self.conn, cdc_sql.copy_batch(plan, load_table, self.stage, path, file))
-        return int(execute(self.conn, cdc_sql.count_batch(load_table), [chunk_id])[0][0])
+        count = cdc_sql.count_audit_batch(plan, load_table) if audit else cdc_sql.count_batch(load_table)
+        return int(execute(self.conn, count, [chunk_id])[0][0])
+
+    def audit_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> int:
+        """How many rows of a cdc table's audit batch (``chunk_id``) the target does not hold as they are."""
+        statement = cdc_sql.audit_differences(plan, load_table, checksum_columns(plan, json_text=False), action)
+        return int(execute(self.conn, statement, [chunk_id])[0][0])
 
     def prepare_changes(self, plan: TablePlan, action: str) -> None:
         """The target's hidden columns (``_ASR_POS``; ``_ASR_DELETED_AT`` when deletes are marked) and,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication import typemap
+from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
@@ -24,16 +25,37 @@ TOKEN_COLUMN = "_ASR_TOKEN"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
 # (text keys do not: MySQL's default collations ignore case, Snowflake compares bytes)
 ORDER_SAFE_KINDS = frozenset({typemap.INTEGER, typemap.DECIMAL, typemap.DATE, typemap.DATETIME, typemap.YEAR})
+
+
 # NULL is an empty unquoted field (EMPTY_FIELD_AS_NULL); every text, JSON and hex value is quoted,
 # so "" is the empty string; NULL_IF = () reads no text as NULL (``pipeline.staging``, docs/types.md).
 # Dates and timestamps are read in the formats the staging writes (``typemap.STAGED_*``), never AUTO,
 # which reads them with the account's or user's DATE/TIME/TIMESTAMP_INPUT_FORMAT
-CSV_FILE_FORMAT = (
-    "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
-    "ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP "
-    f"DATE_FORMAT = '{typemap.STAGED_DATE_FORMAT}' TIME_FORMAT = '{typemap.STAGED_TIME_FORMAT}' "
-    f"TIMESTAMP_FORMAT = '{typemap.STAGED_TIMESTAMP_FORMAT}')"
-)
+# The staged file's compression is named, never AUTO: gzip (``.csv.gz``: lines MySQL formatted, values
+# pymysql decoded, cdc batches) or zstd (``.csv.zst``: rows encoded on the worker); Snowflake's CSV
+# file format reads both ("COMPRESSION = AUTO | GZIP | BZ2 | BROTLI | ZSTD | ...", CREATE FILE FORMAT)
+def csv_file_format(compression: str = "GZIP") -> str:
+    if compression not in COMPRESSIONS.values():
+        raise ValueError(f"staged files are compressed with {sorted(COMPRESSIONS.values())}, not {compression!r}")
+    return (
+        "FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = ',' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' "
+        f"ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = () EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = {compression} "
+        f"DATE_FORMAT = '{typemap.STAGED_DATE_FORMAT}' TIME_FORMAT = '{typemap.STAGED_TIME_FORMAT}' "
+        f"TIMESTAMP_FORMAT = '{typemap.STAGED_TIMESTAMP_FORMAT}')"
+    )
+
+
+# a staged file's name ends with the compression it was written with
+COMPRESSIONS = {".csv.gz": "GZIP", ".csv.zst": "ZSTD"}
+CSV_FILE_FORMAT = csv_file_format("GZIP")
+
+
+def compression_of(files: Sequence[str]) -> str:
+    """The one compression of a COPY's files, from their names (``COMPRESSIONS``)."""
+    found = {next((c for suffix, c in COMPRESSIONS.items() if f.endswith(suffix)), f) for f in files}
+    if len(found) != 1 or not found <= set(COMPRESSIONS.values()):
+        raise ValueError(f"files {list(files)!r}: a COPY loads files of one compression, named {list(COMPRESSIONS)}")
+    return found.pop()
 
 
 def _lit(text: str) -> str:
@@ -47,7 +69,7 @@ def staging_type(c: Column) -> str:
 
 def load_table_name(plan: TablePlan, run_id: str) -> str:
     prefix = {"full": "_ASR_FULL_", "incremental": "_ASR_INC_", "reconcile": "_ASR_KEYS_"}[plan.mode]
-    return f"{prefix}{run_id}_{plan.target_table}"
+    return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
 
 
 def create_stage(stage: str) -> str:
@@ -56,7 +78,7 @@ def create_stage(stage: str) -> str:
 
 def attempts_table_name(plan: TablePlan, run_id: str) -> str:
     """The run's table of validated attempts: which (chunk, attempt) pairs a finaliser checked."""
-    return f"_ASR_OK_{run_id}_{plan.target_table}"
+    return bounded_name(f"_ASR_OK_{run_id}_{plan.target_table}")
 
 
 def create_attempts_table(name: str) -> str:
@@ -197,7 +219,10 @@ def copy_into(plan: TablePlan, table: str, stage: str, path: str, files: Sequenc
         for f in files:
             stage_location(stage, path, f)  # each name validated as a safe file name
         source = f"{stage_location(stage, path)} FILES = ({', '.join(_lit(f) for f in files)})"
-    return f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {source} {CSV_FILE_FORMAT} PURGE = TRUE"
+    return (
+        f"COPY INTO {q(table)} ({_load_columns(plan)}) FROM {source} {csv_file_format(compression_of(files))} "
+        "PURGE = TRUE"
+    )
 
 
 def _bound_values(plan: TablePlan) -> list[str]:
@@ -395,8 +420,8 @@ def audit_differences(
     audited = f"{validated(load_table, attempts)} AND {q(CHUNK_COLUMN)} >= %s"
     if wm is not None and bounded:
         audited += f" AND ({q(wm.target)} IS NULL OR {q(wm.target)} <= CAST(%s AS {wm.snowflake_type}))"
-    loaded = _hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
-    target = _hashed_rows(
+    loaded = hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
+    target = hashed_rows(
         plan.target_table, checksum_columns, load_table=False, where=order_safe_range, extra_columns=tuple(keys)
     )
     match = " AND ".join(f"t.{q(k)} = l.{q(k)}" for k in keys)
@@ -482,12 +507,18 @@ def checksum_query(
 ) -> str:
     """Each row's checksum term (as ``_ASR_TERM``, ``_row_term``) of the same canonical text
     ``source.checksum_query`` builds in MySQL; a load table gives one attempt per chunk."""
-    return _hashed_rows(table, checksum_columns, load_table, where)
+    return hashed_rows(table, checksum_columns, load_table, where)
 
 
-def _hashed_rows(
-    table: str, checksum_columns: list[Column], load_table: bool, where: str = "", extra_columns: tuple[str, ...] = ()
+def hashed_rows(
+    table: str,
+    checksum_columns: list[Column],
+    load_table: bool = False,
+    where: str = "",
+    extra_columns: tuple[str, ...] = (),
 ) -> str:
+    """Each row's checksum term (``_ASR_TERM``) with ``extra_columns`` beside it; ``load_table``: the
+    latest attempt of each chunk only."""
     select = ", ".join([*(q(c) for c in extra_columns), f"{_row_term(checksum_columns)} AS {q(TERM_COLUMN)}"])
     sql = f"SELECT {select} FROM {q(table)}"
     if where:
@@ -510,7 +541,7 @@ def checksum_aggregate_query(
 def checksum_by_chunk_query(table: str, checksum_columns: list[Column], where: str = "") -> str:
     """Count and checksum of each chunk's rows in a load table, folded inside Snowflake: one row per
     chunk. ``where`` (``validated``) picks the rows; without it, the latest attempt of each chunk."""
-    inner = _hashed_rows(table, checksum_columns, load_table=not where, where=where, extra_columns=(CHUNK_COLUMN,))
+    inner = hashed_rows(table, checksum_columns, load_table=not where, where=where, extra_columns=(CHUNK_COLUMN,))
     return f"SELECT {q(CHUNK_COLUMN)}, {_FOLD} FROM ({inner}) GROUP BY {q(CHUNK_COLUMN)}"
 
 

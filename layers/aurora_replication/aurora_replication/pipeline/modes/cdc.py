@@ -27,7 +27,7 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
-from aurora_replication.models import ChunkMessage
+from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
@@ -132,6 +132,58 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     return {"rows": batch.rows, "done": done, "of": count}
 
 
+def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> dict[str, Any]:
+    """The rolling audit's batch of the window (``cdc_reader.stage_audit``), applied once every change of
+    the window is: the rows the target does not hold as the source's snapshot has them are counted (once:
+    a repeated finaliser keeps the first count), then the batch is merged as any batch is, under the
+    position guard (a change newer than the snapshot keeps its row)."""
+    plan, s = msg.plan, services.settings
+    batch = ChangeBatch.model_validate(t["audit_batch"])
+    chunk = int(t["audit_from"])  # the batch's chunk id in the load table (cdc_reader.AUDIT_CHUNK)
+    with services.target() as sf:
+        tgt = Target(sf, s.stage_name)
+        load = cdc_sql.load_table_name(plan, msg.run_id)
+        loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
+        if loaded != batch.rows:
+            raise RuntimeError(
+                f"the audit batch of {plan.table!r} has {loaded} of its {batch.rows} rows in the load table and its "
+                f"staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
+            )
+        tgt.prepare_changes(plan, s.reconcile_action)
+        differing = t.get("audit_differences")
+        if differing is None:
+            differing = tgt.audit_changes(plan, load, chunk, s.reconcile_action)
+            if not services.state.note_once(msg.run_id, plan.table, "audit_differences", differing):
+                differing = services.state.get_table(msg.run_id, plan.table).get("audit_differences", differing)
+        services.fault("audit_counted", msg)
+        tgt.merge_changes(plan, load, chunk, s.reconcile_action)
+    audited: dict[str, Any] = {"audit_rows": batch.rows, "audit_differences": int(differing)}
+    if differing:
+        audited["audit"] = (
+            f"{int(differing):,} of the {batch.rows:,} audited rows were missing from the target or differed from "
+            "the source's snapshot (changed outside the pipeline, or in the moments between the window's end and "
+            "the snapshot); the merge put them right"
+        )
+        logger.warning(audited["audit"], extra={"run_id": msg.run_id, "table": plan.table})
+    services.metric("AuditDifferences", int(differing))
+    services.metric("AuditedRows", batch.rows)
+    return audited
+
+
+def _advance_audit(
+    msg: ChunkMessage, services: Services, key: TableKey, t: dict[str, Any], audited: dict[str, Any]
+) -> None:
+    """The table's audit cursor past the slice, once the window is committed (a repeat moves it at most once)."""
+    services.state.advance_audit(
+        key,
+        msg.run_id,
+        t.get("audit_cursor_from"),
+        t.get("audit_cursor_to"),
+        float(t.get("audit_cycle_at") or time.time()),
+        int(audited.get("audit_rows", 0)),
+    )
+
+
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
@@ -149,6 +201,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(t))
     if held is None:  # another run took the table: its windows carry the changes; the position stays
         return runs.end_superseded(services, msg.run_id, key)
+    audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
     committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
@@ -159,6 +212,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "deletes": int(t.get("deletes", 0)),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
         "validation": "not compared (cdc window; `replicate validate` compares)",
+        **audited,
     }
     if not committed:
         reason = (
@@ -174,6 +228,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
             # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
             result["table_rows"] = tgt.row_count(plan.target_table)
+        if audited:
+            _advance_audit(msg, services, key, t, audited)
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
     status = "published" if committed else "failed"
     services.state.set_last_run(held, {"status": status, "mode": "cdc", **result})
