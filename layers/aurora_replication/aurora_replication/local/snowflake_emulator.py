@@ -19,7 +19,8 @@ It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 * a CSV file format's ``COMPRESSION = ZSTD`` (which fakesnow refused) reads the file as zstd, as in
   Snowflake; a file that is not zstd fails the COPY;
 * ``INSERT OVERWRITE`` holds its table's lock until the transaction ends, as in Snowflake, and outside
-  a transaction it is all or nothing (fakesnow committed its DELETE before its INSERT);
+  a transaction it is all or nothing (fakesnow committed its DELETE before its INSERT); ``UPDATE``,
+  ``DELETE`` and ``MERGE`` take the table's lock too (two MERGEs at once inserted a new key twice);
 * asynchronous statements (``execute_async``) run on after their session, with their status and errors
   reported by query id; ``STATEMENT_TIMEOUT_IN_SECONDS`` and the connector's cancel stop a statement
   with Snowflake's codes (``_timed_app``);
@@ -313,7 +314,13 @@ def _patch_insert_overwrite_locks() -> None:
     when the table was empty: two concurrent overwrites would both insert. Here a second overwrite waits
     for the first's transaction; if that one committed after the waiting transaction began, the waiting
     statement fails (Snowflake would instead truncate the newer rows; failing is stricter, never more
-    lenient) and its caller's retry finds the work done."""
+    lenient) and its caller's retry finds the work done.
+
+    ``UPDATE``, ``DELETE`` and ``MERGE`` take the same lock ("Resource locking": they do not run in parallel
+    with each other on one table): outside a transaction while the statement runs, inside one until it
+    ends. fakesnow runs a MERGE as several DuckDB statements, each on its own snapshot (it cannot be one
+    DuckDB transaction: its temporary table writes to another attached database): without the lock two
+    concurrent MERGEs of a new key each found it missing and both inserted it."""
     import re
 
     from fakesnow.cursor import FakeSnowflakeCursor
@@ -325,6 +332,14 @@ def _patch_insert_overwrite_locks() -> None:
     sessions: dict[int, dict[str, Any]] = {}  # id(connection) -> {"begin": seq, "held": [tables]}
     seq = [0]
     overwrite = re.compile(r'^\s*INSERT\s+OVERWRITE\s+INTO\s+("(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$.]*)', re.I)
+    # UPDATE, DELETE and MERGE take their table's lock too ("Resource locking": they do not run in parallel
+    # with each other on one table); DuckDB would run two at once, each on its own snapshot, so two MERGEs
+    # of one new key would both insert it (a duplicate Snowflake does not make)
+    locking_dml = re.compile(
+        r'^\s*(?:MERGE\s+INTO|UPDATE|DELETE\s+FROM)\s+((?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+        r'(?:\.(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*))*)',
+        re.I,
+    )
     original = FakeSnowflakeCursor.execute
 
     def _end(session: dict[str, Any], commit: bool) -> None:
@@ -348,6 +363,22 @@ def _patch_insert_overwrite_locks() -> None:
                 return original(self, command, *args, **kwargs)
             finally:
                 _end(session, word == "COMMIT")
+        dml = locking_dml.match(command)
+        if dml:
+            name = dml.group(1)
+            table = name if name.startswith('"') else name.upper()
+            with guard:
+                lock = table_locks.setdefault(table, threading.Lock())
+            if table in session["held"]:
+                return original(self, command, *args, **kwargs)
+            lock.acquire()
+            if session["begin"] is not None:  # held until the transaction ends
+                session["held"].append(table)
+                return original(self, command, *args, **kwargs)
+            try:  # autocommit: the statement holds the lock while it runs
+                return original(self, command, *args, **kwargs)
+            finally:
+                lock.release()
         match = overwrite.match(command)
         if match:
             table = match.group(1).upper() if not match.group(1).startswith('"') else match.group(1)
