@@ -97,7 +97,7 @@ integration: setup mariadb
 	$(VENV)/bin/pytest -q -m "integration or fault"
 
 test: setup sam mariadb browser lint scan build
-	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=30 tests
 
 # bench/run.py --quick for 100,000 rows; see docs/performance.md
 BENCH_ARGS ?=
