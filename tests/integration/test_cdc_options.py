@@ -96,3 +96,41 @@ def test_an_option_cdc_cannot_apply_exactly_is_refused_before_anything_starts(en
     with pytest.raises(Exception, match=message):
         stack.invoke("SchedulerFunction", {"tables": "odd", "mode": "cdc", "table_options": {"odd": options}})
     assert stack.queue_depth(stack.queue_url) == (0, 0)
+
+
+def test_salted_masks_take_the_secrets_salt_in_the_copy_and_in_cdc(env):
+    from aurora_replication.local.stack import parse_source_url
+
+    env.sql(
+        "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(50), age INT)",
+        "INSERT INTO users VALUES (1, 'a@x.io', 30), (2, NULL, 40), (3, 'ü@x.io', NULL)",
+    )
+    salt = "pepper 'n\\ salt ✓"
+    options = {"users": {"mask": {"email": "salted_sha256", "age": "salted_sha256"}}}
+    unsalted = env.start_stack()
+    with pytest.raises(Exception, match='needs a salt: add "mask_salt"'):
+        unsalted.invoke("SchedulerFunction", {"tables": "users", "mode": "cdc", "table_options": options})
+    stack = env.start_stack(source_secret={**parse_source_url(env.source_url), "mask_salt": salt})
+    run = {"tables": "users", "table_options": options}
+    assert stack.run({**run, "mode": "cdc"}, workers=1, timeout=120).ok
+    env.sql("UPDATE users SET email = 'b@x.io' WHERE id = 1", "INSERT INTO users VALUES (4, 'é@x.io', 7)")
+    cdc = stack.run({**run, "mode": "cdc"}, workers=1, timeout=120)
+    assert cdc.ok and cdc.run["table_states"]["users"]["mode"] == "cdc", cdc.run["table_states"]
+    sf = env.snowflake()
+    cur = sf.cursor()
+    cur.execute('SELECT "ID", "EMAIL", "AGE" FROM "USERS" ORDER BY "ID"')
+    by_cdc = cur.fetchall()
+
+    def salted(text: str) -> str:
+        return hashlib.sha256(salt.encode() + text.encode()).hexdigest()
+
+    assert by_cdc == [
+        (1, salted("b@x.io"), salted("30")),
+        (2, None, salted("40")),
+        (3, salted("ü@x.io"), None),
+        (4, salted("é@x.io"), salted("7")),
+    ]
+    assert stack.run({**run, "mode": "full"}, workers=1, timeout=120).ok
+    cur.execute('SELECT "ID", "EMAIL", "AGE" FROM "USERS" ORDER BY "ID"')
+    assert cur.fetchall() == by_cdc
+    sf.close()

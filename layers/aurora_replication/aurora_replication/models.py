@@ -70,7 +70,7 @@ class TableOptions(_Strict):
 
     exclude: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict)
-    mask: dict[str, Literal["sha256", "md5"]] = Field(default_factory=dict)
+    mask: dict[str, Literal["sha256", "md5", "salted_sha256"]] = Field(default_factory=dict)
     cast: dict[str, str] = Field(default_factory=dict)
     where: str | None = Field(default=None, max_length=2000)
     transform: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")

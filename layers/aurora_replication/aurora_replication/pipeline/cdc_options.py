@@ -39,7 +39,7 @@ import pymysql
 
 from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
-from aurora_replication.generated_sql import MASKS
+from aurora_replication.generated_sql import MASKS, SALTED
 from aurora_replication.identifiers import mysql_ident
 from aurora_replication.models import TablePlan
 from aurora_replication.pipeline import transforms
@@ -146,10 +146,17 @@ def where_query(predicate: str, columns: Sequence[WhereColumn], rows: int) -> st
     return f"SELECT `_asr_i`, ({predicate}) IS TRUE FROM ({images}) AS `_asr_image` ORDER BY `_asr_i`"
 
 
-def mask_value(kind: str, facts: ColumnFacts, text: str) -> str:
-    """MySQL's ``SHA2(col, 256)`` or ``MD5(col)`` of a value whose MySQL text is ``text``: the digest of its
-    bytes (UTF-8 for the character sets ``refusal`` lets through), as lower-case hex."""
+def mask_value(kind: str, facts: ColumnFacts, text: str, salt: str = "") -> str:
+    """MySQL's ``SHA2(col, 256)``, ``MD5(col)`` or salted ``SHA2(CONCAT(salt, col), 256)`` of a value whose
+    MySQL text is ``text``: the digest of its bytes (UTF-8 for the character sets ``refusal`` lets through),
+    as lower-case hex."""
     data = text.encode("utf-8")
+    if kind == SALTED:
+        if not salt:
+            raise BadInputError(
+                f"column {facts.name!r} is masked with {SALTED!r} and the source secret has no mask_salt"
+            )
+        return hashlib.sha256(salt.encode("utf-8") + data).hexdigest()
     if kind == "md5":
         return hashlib.md5(data, usedforsecurity=False).hexdigest()
     return hashlib.sha256(data).hexdigest()
@@ -209,6 +216,7 @@ class ImageOptions:
     facts: list[ColumnFacts]  # spec_columns: what each value of a change is
     where: list[WhereColumn]  # the where's columns, in the order where_query binds them
     transform_modules: str
+    salt: str = ""  # the source secret's mask_salt (``salted_sha256`` masks)
 
     @property
     def needed(self) -> bool:
@@ -234,7 +242,7 @@ class ImageOptions:
             for i, kind, f in masks:
                 value = values[i]
                 if value is not None:
-                    values[i] = mask_value(kind, f, value)
+                    values[i] = mask_value(kind, f, value, self.salt)
             out.append(RowChange(change.op, change.pos, values))
         if self.plan.transform:
             out = list(self.transformed(out))

@@ -96,7 +96,7 @@ def _signature(columns: list[ColumnFacts]) -> list[Any]:
 
 
 def image_options(
-    conn: Any, database: str, plan: TablePlan, facts: dict[str, ColumnFacts], transform_modules: str
+    conn: Any, database: str, plan: TablePlan, facts: dict[str, ColumnFacts], transform_modules: str, salt: str
 ) -> cdc_options.ImageOptions:
     """The table's options as cdc applies them to row images; an option cdc cannot apply exactly as the
     copy path does is a ``BadInputError`` of one line (``cdc_options.refusal``)."""
@@ -106,7 +106,7 @@ def image_options(
     if problem:
         raise BadInputError(problem)
     columns = cdc_options.spec_columns(plan, facts)
-    return cdc_options.ImageOptions(plan, columns, [where[n] for n in names], transform_modules)
+    return cdc_options.ImageOptions(plan, columns, [where[n] for n in names], transform_modules, salt)
 
 
 def _spec(
@@ -171,14 +171,17 @@ def plan_cdc_table(
     s = services.settings
     key = scope.key(table)
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
-    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
+    salt = services.mysql_settings().mask_salt
+    plan = transforms.apply_options(
+        plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=bool(salt)
+    )
     full_request = request.model_copy(update={"mode": "full"})
     if not plan.key:
         initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: no key to match changes to rows; copied in full on every cdc run"
         return CdcTable(table, initial.plan, key, initial=initial, notes=[*initial.notes, note])
     facts = binlog.column_facts(conn, database, table)
-    options_ = image_options(conn, database, plan, facts, s.transform_modules)  # refused before anything starts
+    options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)  # refused before anything starts
     unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
     state = cdc.get(key)
     if state is not None:
@@ -686,7 +689,8 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         try:
             database = services.mysql_settings().dbname
             facts = binlog.column_facts(conn, database, table)
-            options_ = image_options(conn, database, plan, facts, services.settings.transform_modules)
+            salt = services.mysql_settings().mask_salt
+            options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
             stop_at = binlog.current_position(conn)
         finally:
             conn.close()
