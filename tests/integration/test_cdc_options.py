@@ -134,3 +134,20 @@ def test_salted_masks_take_the_secrets_salt_in_the_copy_and_in_cdc(env):
     cur.execute('SELECT "ID", "EMAIL", "AGE" FROM "USERS" ORDER BY "ID"')
     assert cur.fetchall() == by_cdc
     sf.close()
+
+
+def test_a_table_without_a_key_is_refused_with_what_to_add(env):
+    env.sql(
+        "CREATE TABLE loose (a INT, b VARCHAR(5))",
+        "INSERT INTO loose VALUES (1, 'x'), (1, 'x')",
+        "CREATE TABLE keyed (id INT PRIMARY KEY)",
+        "INSERT INTO keyed VALUES (1)",
+    )
+    stack = env.start_stack()
+    with pytest.raises(Exception, match="table 'loose' has no key to match its changes to rows.*ADD PRIMARY KEY"):
+        stack.invoke("SchedulerFunction", {"tables": "loose", "mode": "cdc"})
+    assert stack.queue_depth(stack.queue_url) == (0, 0)
+    both = stack.run({"tables": "loose,keyed", "mode": "cdc"}, workers=1, timeout=120)  # the other table goes on
+    states = both.run["table_states"]
+    assert states["keyed"]["status"] == "published" and states["loose"]["status"] == "failed", states
+    assert "unique index over NOT NULL columns" in states["loose"]["reason"]

@@ -15,10 +15,10 @@ batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_sta
 the commit point of the window's definition) and sent through the chunk queue, one message per
 batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
-A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
-run, as ``auto`` mode would. A table's options (exclude, rename, mask, cast, ``where``, a Python
-transform) are applied to each change's row image as the copy path applies them to rows
-(``pipeline/cdc_options.py``); one cdc cannot apply exactly is refused when the run is planned.
+A table without a key cannot have its changes matched to rows: it is refused, with what to add.
+A table's options (exclude, rename, mask, cast, ``where``, a Python transform) are applied to each
+change's row image as the copy path applies them to rows (``pipeline/cdc_options.py``); one cdc
+cannot apply exactly is refused when the run is planned.
 """
 
 from __future__ import annotations
@@ -176,10 +176,12 @@ def plan_cdc_table(
         plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=bool(salt)
     )
     full_request = request.model_copy(update={"mode": "full"})
-    if not plan.key:
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
-        note = f"table {table!r}: no key to match changes to rows; copied in full on every cdc run"
-        return CdcTable(table, initial.plan, key, initial=initial, notes=[*initial.notes, note])
+    if not plan.key:  # refused, not copied in full every window: that is mode full's cost under cdc's name
+        raise BadInputError(
+            f"table {table!r} has no key to match its changes to rows, so cdc cannot replicate it: "
+            f"{source_discover.NO_KEY_FIX} (e.g. ALTER TABLE `{table}` ADD PRIMARY KEY (...)), or replicate it "
+            "with mode 'full'"
+        )
     facts = binlog.column_facts(conn, database, table)
     options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)  # refused before anything starts
     unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
