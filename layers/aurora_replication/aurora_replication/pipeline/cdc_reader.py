@@ -89,6 +89,7 @@ class CdcTable:
     notes: list[str] = field(default_factory=list)
     audit: AuditSlice | None = None  # the rolling audit's slice this window re-reads (``stage_audit``)
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
+    start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -193,10 +194,21 @@ def plan_cdc_table(
         cdc.mark_streaming(key, str((state or {})["snapshot_run"]))
         status = STREAMING
     # a target that no longer holds what the ledger says (dropped, truncated, rows deleted behind the
-    # pipeline's back) cannot be put right by applying changes: it takes a new initial copy
-    drift = target_columns.drift(table) if status == STREAMING else None
+    # pipeline's back) cannot be put right by applying changes: it takes a new initial copy. A table that
+    # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
+    without_copy = (state or {}).get("without_copy")
+    drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
+    if request.start_position == "now" and (status is None or request.resnapshots(table)):
+        position = binlog.current_position(conn)
+        note = (
+            f"table {table!r}: streams from binlog position {position} without an initial copy (start_position "
+            "now); the rows already in MySQL are the backfill's to load"
+        )
+        cdc_plan = plan.model_copy(update={"mode": "cdc", "zero_dates": s.zero_date_policy})
+        schema = _signature([facts[n] for n in facts])
+        return CdcTable(table, cdc_plan, key, position=position, schema=schema, notes=[note], start_now=True)
     if (
-        request.resnapshot
+        request.resnapshots(table)
         or drift is not None
         or status is None
         or (
@@ -262,6 +274,12 @@ def plan_cdc_table(
     )
     if audit_slice is not None:
         notes.append(f"table {table!r}: audits about {audit_slice.rows:,} rows against the target")
+    if without_copy:
+        notes.append(
+            f"table {table!r}: streams without an initial copy since run {without_copy} (start_position now): its "
+            "row count is not checked against the ledger, and the rolling audit copies the rows the target lacks "
+            "(counted as audit differences) until the backfill has loaded them; a re-snapshot ends this"
+        )
     return CdcTable(
         table,
         cdc_plan,
@@ -320,7 +338,7 @@ def schedule(
     streaming: list[CdcTable] = []
     for p in planned:
         meter.focus(p.table, "plan")
-        if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
+        if p.initial is None and p.spec is None and not p.start_now:  # an earlier run's initial copy is not published
             state = cdc.get(p.key) or {}
             reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
             services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
@@ -335,6 +353,9 @@ def schedule(
             logger.info(note, extra={"run_id": run_id, "table": p.table})
         if p.initial is not None:
             summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc, scope)
+            continue
+        if p.start_now:
+            summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
         services.state.record_table(
@@ -358,6 +379,48 @@ def schedule(
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
+
+
+def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
+    """start_position now: the position recorded as streaming (no initial copy), the target table made with
+    its columns and cdc's hidden ones (so a backfill can load into it), the table published at once."""
+    assert p.position is not None
+    s = services.settings
+    started = Decimal(str(round(time.time(), 3)))
+    held = services.state.hold_lease(p.key, run_id, s.lease_seconds, started)
+    if held is None or not cdc.start_streaming(held, p.position.to_dict(), p.schema):
+        reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
+        services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
+        return {"status": "declined", "reason": reason}
+    services.fault("cdc_position_recorded", None)
+    sf = Target(services.snowflake(), s.stage_name)
+    try:
+        sf.prepare_changes(p.plan, s.reconcile_action)
+    finally:
+        sf.conn.close()
+    position = p.position.to_dict()
+    result = {
+        "mode": "cdc",
+        "position": f"{p.position.file}:{p.position.pos}",
+        "validation": "not compared (started at start_position now, without an initial copy)",
+    }
+    services.state.record_table(
+        run_id,
+        p.table,
+        scope,
+        status="published",
+        plan=p.plan.model_dump(mode="json"),
+        chunk_count=0,
+        cdc_from=position,
+        cdc_to=position,
+        notes=p.notes,
+        started_at=started,
+        finished_at=Decimal(str(round(time.time(), 3))),
+        **result,
+    )
+    services.state.set_last_run(held, {"status": "published", **result})
+    services.state.release_lease(p.key, run_id, 0)
+    return {"status": "published", "notes": p.notes, **result}
 
 
 def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
