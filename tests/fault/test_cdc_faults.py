@@ -218,3 +218,44 @@ def test_a_table_with_options_under_kills_and_redelivery_ends_as_a_full_copy_wit
     by_cdc = _target_rows(env)
     assert stack.run({**request, "mode": "full"}, workers=2, timeout=180).ok
     assert _target_rows(env) == by_cdc and len(by_cdc) > 50
+
+
+def test_start_position_now_with_the_reader_killed_after_recording_the_position(env):
+    """A start_position now run killed right after it recorded the position: the table streams from that
+    position once the dead run's lease has expired; the changes made meanwhile are applied, none copied."""
+    import time
+
+    from aurora_replication.local.stack import LocalContext
+
+    _seed(env)
+    stack = env.start_stack(ENV, visibility_timeout=5)
+    request = {"tables": "acct", "mode": "cdc", "start_position": "now"}
+
+    def die(name: str, message=None) -> None:
+        if name == "cdc_position_recorded":
+            raise SystemExit("simulated reader death after the position was recorded")
+
+    scheduler = stack.load_module("SchedulerFunction")
+    scheduler.services.fault = die
+    with pytest.raises(SystemExit):
+        scheduler.lambda_handler({**request, "run_id": "dead-start"}, LocalContext("s", 300))
+    scheduler.services.fault = lambda *a, **k: None
+    recorded = _position(env)
+    env.sql("UPDATE acct SET balance = 0 WHERE id <= 3", "DELETE FROM acct WHERE id = 4")
+    declined = stack.run(request, workers=1, timeout=120)  # the dead run still holds the lease
+    assert declined.run["table_states"]["acct"]["status"] == "declined", declined.run["table_states"]
+    stack.dynamodb.update_item(  # the dead run made no progress for LEASE_SECONDS: its lease expired
+        TableName=stack.table_name,
+        Key={"pk": {"S": env.key("acct").pk}, "sk": {"S": "LEASE"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(time.time()) - 1)}},
+    )
+    streamed = stack.run(request, workers=1, timeout=120)  # streaming already: the position is not moved
+    t = streamed.run["table_states"]["acct"]
+    assert streamed.ok and t["mode"] == "cdc" and t["upserts"] == 3 and t["deletes"] == 1, t
+    assert _position(env) > recorded
+    sf = env.snowflake()
+    cur = sf.cursor()
+    cur.execute('SELECT "ID", "BALANCE" FROM "ACCT" ORDER BY 1')
+    assert cur.fetchall() == [(1, 0), (2, 0), (3, 0)]  # only what changed after the position: no copy
+    sf.close()
