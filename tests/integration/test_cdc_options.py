@@ -151,3 +151,29 @@ def test_a_table_without_a_key_is_refused_with_what_to_add(env):
     states = both.run["table_states"]
     assert states["keyed"]["status"] == "published" and states["loose"]["status"] == "failed", states
     assert "unique index over NOT NULL columns" in states["loose"]["reason"]
+
+
+def test_a_where_on_a_date_column_holding_zero_dates_answers_as_the_copy(env):
+    env.sql(
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE zd (id INT PRIMARY KEY, d DATE NULL, t DATETIME NULL)",
+        "INSERT INTO zd VALUES (1, '2001-01-01', '2001-01-01 10:00:00'), (2, NULL, NULL)",
+    )
+    options = {"zd": {"where": "d IS NULL OR d < '2000-01-01' OR t < '2000-01-01'"}}
+    stack = env.start_stack()
+    run = {"tables": "zd", "table_options": options}
+    assert stack.run({**run, "mode": "cdc"}, workers=1, timeout=120).ok
+    with env.mysql.cursor() as cur:
+        cur.execute("SET SESSION sql_mode = ''")
+        cur.execute("INSERT INTO zd VALUES (3, '0000-00-00', '0000-00-00 00:00:00'), (4, '2001-00-00', NULL)")
+        cur.execute("UPDATE zd SET d = '0000-00-00' WHERE id = 1")
+    cdc = stack.run({**run, "mode": "cdc"}, workers=1, timeout=120)
+    assert cdc.ok, cdc.run["table_states"]
+    sf = env.snowflake()
+    cur = sf.cursor()
+    cur.execute('SELECT "ID", "D", "T" FROM "ZD" ORDER BY 1')
+    by_cdc = cur.fetchall()
+    assert stack.run({**run, "mode": "full"}, workers=1, timeout=120).ok
+    cur.execute('SELECT "ID", "D", "T" FROM "ZD" ORDER BY 1')
+    assert cur.fetchall() == by_cdc, by_cdc
+    sf.close()
