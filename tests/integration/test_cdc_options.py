@@ -12,7 +12,7 @@ OPTIONS = {
         "exclude": ["secret"],
         "rename": {"name": "full_name"},
         "mask": {"email": "sha256", "born": "md5"},
-        "cast": {"balance": "FLOAT"},
+        "cast": {"balance": "FLOAT", "at": "VARCHAR", "note": "VARCHAR(200)"},
         # 'secret' is excluded and still filtered on; status compares case-insensitively (its collation)
         "where": "status <> 'deleted' AND (secret LIKE 's%' OR secret IS NULL) AND id < 1000",
         "transform": "shout_names",
