@@ -177,3 +177,26 @@ def test_a_where_on_a_date_column_holding_zero_dates_answers_as_the_copy(env):
     cur.execute('SELECT "ID", "D", "T" FROM "ZD" ORDER BY 1')
     assert cur.fetchall() == by_cdc, by_cdc
     sf.close()
+
+
+def test_with_mark_a_row_leaving_the_where_stays_marked_and_the_live_rows_are_the_full_copys(env):
+    env.sql(
+        "CREATE TABLE m (id INT PRIMARY KEY, status VARCHAR(10), v INT)",
+        "INSERT INTO m SELECT seq, IF(seq % 3 = 0, 'gone', 'live'), seq FROM seq_1_to_12",
+    )
+    options = {"m": {"where": "status = 'live'", "mask": {"v": "md5"}}}
+    stack = env.start_stack({"RECONCILE_ACTION": "mark"})
+    run = {"tables": "m", "table_options": options}
+    assert stack.run({**run, "mode": "cdc"}, workers=1, timeout=120).ok
+    env.sql("UPDATE m SET status = 'gone' WHERE id IN (1, 2)", "UPDATE m SET status = 'live', v = 0 WHERE id = 3")
+    assert stack.run({**run, "mode": "cdc"}, workers=1, timeout=120).ok
+    sf = env.snowflake()
+    cur = sf.cursor()
+    cur.execute('SELECT "ID", "_ASR_DELETED_AT" IS NOT NULL FROM "M" WHERE "ID" <= 3 ORDER BY 1')
+    assert cur.fetchall() == [(1, True), (2, True), (3, False)]
+    cur.execute('SELECT "ID", "STATUS", "V" FROM "M" WHERE "_ASR_DELETED_AT" IS NULL ORDER BY 1')
+    live = cur.fetchall()
+    assert stack.run({**run, "mode": "full"}, workers=1, timeout=120).ok
+    cur.execute('SELECT "ID", "STATUS", "V" FROM "M" ORDER BY 1')
+    assert cur.fetchall() == live and len(live) == 7
+    sf.close()
