@@ -18,7 +18,7 @@ def test_bad_requests_and_events_are_refused_before_any_endpoint_or_write(env):
         ({"tables": "t", "chunk_rows": "5"}, "invalid run request: chunk_rows='5': Input should be a valid integer"),
         (
             {"tables": "t", "resnapshot": "yes"},
-            "invalid run request: resnapshot='yes': Input should be a valid boolean",
+            "invalid run request: resnapshot='yes': must be true, false or a list of table names",
         ),
         (
             {"resume_run": "r1", "force": True},

@@ -131,7 +131,7 @@ def test_an_unknown_field_is_named_with_the_fields_there_are():
         parse_request({"tables": "a", "chunkrows": 5}, "auto")
     assert str(refused.value) == (
         "invalid run request: chunkrows=5: unknown field; the fields are chunk_rows, mode, resnapshot, run_id, "
-        "table_options, tables, watermark_columns"
+        "start_position, table_options, tables, watermark_columns"
     )
     with pytest.raises(BadInputError, match=r"table_options\.a\.exlude=\['x'\]: unknown field"):
         parse_request({"tables": "a", "table_options": {"a": {"exlude": ["x"]}}}, "auto")
@@ -288,7 +288,7 @@ def _cli(tmp_path, capsys, *argv: str) -> tuple[int, list[str]]:
         (
             '{"tables": "orders", "chunk_size": 5}',
             "error: invalid run request: chunk_size=5: unknown field; the fields are chunk_rows, mode, resnapshot, "
-            "run_id, table_options, tables, watermark_columns",
+            "run_id, start_position, table_options, tables, watermark_columns",
         ),
         (
             '{"resume_run": "r1", "mode": "full"}',
@@ -370,3 +370,17 @@ def test_bad_flags_exit_2_with_one_line_before_anything_starts(tmp_path, capsys,
     code, err = _cli(tmp_path, capsys, *argv)
     assert (code, err) == (2, [line])
     assert not (tmp_path / "home" / "state.json").exists()
+
+
+def test_cdc_fields_go_with_mode_cdc_and_resnapshot_names_the_requests_tables():
+    with pytest.raises(BadInputError, match="start_position is a field of cdc runs"):
+        parse_request({"tables": "a", "mode": "full", "start_position": "now"}, "auto")
+    with pytest.raises(BadInputError, match="resnapshot is a field of cdc runs"):
+        parse_request({"tables": "a", "resnapshot": True}, "auto")
+    with pytest.raises(BadInputError, match="resnapshot names table 'b', which the request's tables do not list"):
+        parse_request({"tables": "a", "mode": "cdc", "resnapshot": ["b"]}, "auto")
+    with pytest.raises(BadInputError, match="start_position='later'"):
+        parse_request({"tables": "a", "mode": "cdc", "start_position": "later"}, "auto")
+    request = parse_request({"tables": "a,b", "mode": "cdc", "resnapshot": ["b"], "start_position": "now"}, "auto")
+    assert not request.resnapshots("a") and request.resnapshots("b") and request.start_position == "now"
+    assert parse_request({"tables": "*", "mode": "cdc", "resnapshot": ["b"]}, "auto").resnapshots("b")

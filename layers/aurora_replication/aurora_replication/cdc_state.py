@@ -82,6 +82,28 @@ class CdcState:
         )
         return True
 
+    def start_streaming(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:
+        """start_position now: record the position as streaming at once, without an initial copy
+        (``without_copy``: the run; the whole-target check leaves such a table's row count alone), by the
+        run holding the table's lease; False (nothing written) when it no longer does."""
+        if self.store.still_held(held) is None:
+            return False
+        now = int(time.time())
+        self.table.put_item(
+            Item={
+                **held.key.item("CDC"),
+                "status": STREAMING,
+                "without_copy": held.run_id,
+                "binlog_pos": position,
+                "position_key": _key(position),
+                "position_at": now,
+                "caught_up_at": now,
+                "schema_columns": json.dumps(columns),
+                "updated_at": now,
+            }
+        )
+        return True
+
     def mark_streaming(self, key: TableKey, run_id: str) -> bool:
         """The initial copy of ``run_id`` is published: windows of changes may be applied now."""
         return self._update(

@@ -198,6 +198,10 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode != "cdc":
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
+    if getattr(args, "start_position", None):
+        if args.mode != "cdc":
+            raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
+        request["start_position"] = args.start_position
     request["run_id"] = new_run_id()  # known before the run starts, so Ctrl-C can always name it
     parse_run_request(request, args.mode)
     return request
@@ -797,6 +801,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--resnapshot", action="store_true", help="with --mode cdc: a new initial copy, from a new binlog position"
+    )
+    r.add_argument(
+        "--start-position",
+        choices=["snapshot", "now"],
+        default=None,
+        help="with --mode cdc: where a new table starts (now: streaming from the position now, no initial copy)",
     )
     r.add_argument("--workers", type=whole_number(1), default=2)
     r.add_argument("--chunk-rows", type=whole_number(1), default=None, help="rows per chunk (1 - 10000000)")

@@ -13,7 +13,13 @@ from collections.abc import Iterable
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import mysql_ident
 
-MASKS = {"sha256": "SHA2({}, 256)", "md5": "MD5({})"}
+MASKS = {
+    "sha256": "SHA2({}, 256)",
+    "md5": "MD5({})",
+    # the salt: the source secret's ``mask_salt``, set on every source connection (``source.connect.init_command``)
+    "salted_sha256": "SHA2(CONCAT(CAST(@asr_mask_salt AS BINARY), {}), 256)",
+}
+SALTED = "salted_sha256"
 
 
 # ---- WHERE predicates -------------------------------------------------------------------------

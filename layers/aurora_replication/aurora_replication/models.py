@@ -70,7 +70,7 @@ class TableOptions(_Strict):
 
     exclude: list[str] = Field(default_factory=list)
     rename: dict[str, str] = Field(default_factory=dict)
-    mask: dict[str, Literal["sha256", "md5"]] = Field(default_factory=dict)
+    mask: dict[str, Literal["sha256", "md5", "salted_sha256"]] = Field(default_factory=dict)
     cast: dict[str, str] = Field(default_factory=dict)
     where: str | None = Field(default=None, max_length=2000)
     transform: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
@@ -127,8 +127,41 @@ class RunRequest(_Strict):
     run_id: str | None = None
     watermark_columns: dict[str, str] = Field(default_factory=dict)
     table_options: dict[str, TableOptions] = Field(default_factory=dict)
-    # cdc mode: take a new initial copy (and record a new binlog position first) even where one exists
-    resnapshot: bool = False
+    # cdc mode: take a new initial copy (and record a new binlog position first) even where one exists;
+    # true: every table of the request; a list: those tables only (the others stream in the same run)
+    resnapshot: bool | list[str] = False
+    # cdc mode: where a table without a position (or one re-snapshotted) starts: "snapshot", an initial
+    # copy after recording the position; "now", streaming from the server's position now, no copy
+    start_position: Literal["snapshot", "now"] = "snapshot"
+
+    @field_validator("resnapshot", mode="plain")
+    @classmethod
+    def _resnapshot(cls, v: object) -> bool | list[str]:
+        if isinstance(v, bool) or (isinstance(v, list) and all(isinstance(x, str) for x in v)):
+            return v
+        raise ValueError("must be true, false or a list of table names")
+
+    def resnapshots(self, table: str) -> bool:
+        """Whether this request re-snapshots ``table`` (cdc mode)."""
+        return self.resnapshot is True or (isinstance(self.resnapshot, list) and table in self.resnapshot)
+
+    @model_validator(mode="after")
+    def _cdc_fields(self) -> RunRequest:
+        if self.mode != "cdc" and (self.resnapshot or self.start_position != "snapshot"):
+            field = "resnapshot" if self.resnapshot else "start_position"
+            raise ValueError(f"{field} is a field of cdc runs: give it with mode 'cdc' (the mode is {self.mode!r})")
+        if isinstance(self.resnapshot, list):
+            if not self.resnapshot:
+                raise ValueError("resnapshot is an empty list: name the tables to re-snapshot, or give true or false")
+            named = set(self.tables)
+            for name in self.resnapshot:
+                try:
+                    validate_identifier(name, "table name")
+                except InvalidIdentifierError as e:
+                    raise ValueError(str(e)) from None
+                if "*" not in named and name not in named:
+                    raise ValueError(f"resnapshot names table {name!r}, which the request's tables do not list")
+        return self
 
     @field_validator("tables", mode="before")
     @classmethod

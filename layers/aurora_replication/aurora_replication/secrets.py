@@ -44,6 +44,8 @@ class MySQLSettings:
     dbname: str
     tls: bool
     ca_bundle: str = ""
+    # the salt of ``salted_sha256`` masks (the secret's optional ``mask_salt``): never logged, never in a plan
+    mask_salt: str = field(default="", repr=False)
 
     PACKAGED_CA_BUNDLE: ClassVar[Path] = Path(__file__).resolve().parent / "certs" / "rds-global-bundle.pem"
     SYSTEM_CA_STORE: ClassVar[str] = "system"
@@ -78,7 +80,14 @@ class MySQLSettings:
         tls = raw_tls.strip().lower() not in ("false", "0", "no", "off") if isinstance(raw_tls, str) else bool(raw_tls)
         bundle = ca_bundle.strip() or str(cls.PACKAGED_CA_BUNDLE)
         return cls(
-            host, int(s.get("port", 3306)), str(s["username"]), str(s["password"] or ""), str(s["dbname"]), tls, bundle
+            host,
+            int(s.get("port", 3306)),
+            str(s["username"]),
+            str(s["password"] or ""),
+            str(s["dbname"]),
+            tls,
+            bundle,
+            str(s.get("mask_salt") or ""),
         )
 
 

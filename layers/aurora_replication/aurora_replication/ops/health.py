@@ -285,7 +285,8 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
     }
     secrets: list[str] = []
     try:
-        secrets = [services.mysql_settings().password, services.snowflake_settings().password or ""]
+        source = services.mysql_settings()
+        secrets = [source.password, source.mask_salt, services.snowflake_settings().password or ""]
     except Exception:  # noqa: BLE001 - the connectivity checks report it
         pass
     results: dict[str, dict[str, Any]] = {}

@@ -15,9 +15,10 @@ batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_sta
 the commit point of the window's definition) and sent through the chunk queue, one message per
 batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
-A table without a key cannot have its changes matched to rows: it is copied in full on every cdc
-run, as ``auto`` mode would. Tables with a ``where``, a mask or a Python transform are refused
-(those are applied by MySQL or to whole rows, not to binlog images).
+A table without a key cannot have its changes matched to rows: it is refused, with what to add.
+A table's options (exclude, rename, mask, cast, ``where``, a Python transform) are applied to each
+change's row image as the copy path applies them to rows (``pipeline/cdc_options.py``); one cdc
+cannot apply exactly is refused when the run is planned.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -36,7 +37,7 @@ from aurora_replication import meter, typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import audit, runs, staging, transforms
+from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
@@ -87,15 +88,39 @@ class CdcTable:
     alters: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     audit: AuditSlice | None = None  # the rolling audit's slice this window re-reads (``stage_audit``)
+    options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
+    start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
     return [c.signature() for c in columns]
 
 
-def _facts_for(plan: TablePlan, facts: dict[str, ColumnFacts]) -> list[ColumnFacts]:
-    """The plan's columns with their information_schema facts; the plan's kind wins (MariaDB JSON)."""
-    return [replace(facts[c.name], kind=c.kind) for c in plan.columns]
+def image_options(
+    conn: Any, database: str, plan: TablePlan, facts: dict[str, ColumnFacts], transform_modules: str, salt: str
+) -> cdc_options.ImageOptions:
+    """The table's options as cdc applies them to row images; an option cdc cannot apply exactly as the
+    copy path does is a ``BadInputError`` of one line (``cdc_options.refusal``)."""
+    names = cdc_options.where_columns(plan.where) if plan.where else []
+    where = cdc_options.describe_columns(conn, database, plan.table, names)
+    problem = cdc_options.refusal(plan, facts, where)
+    if problem:
+        raise BadInputError(problem)
+    columns = cdc_options.spec_columns(plan, facts)
+    return cdc_options.ImageOptions(plan, columns, [where[n] for n in names], transform_modules, salt)
+
+
+def _spec(
+    start: Position, plan: TablePlan, options: cdc_options.ImageOptions, facts: dict[str, ColumnFacts], stored: set[str]
+) -> TableSpec:
+    read = {c.name for c in options.facts}
+    return TableSpec(
+        start=start,
+        columns=options.facts,
+        key=list(plan.key),
+        dropped=frozenset(stored - set(facts)),
+        excluded=frozenset(set(facts) - read),
+    )
 
 
 def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> list[str]:
@@ -147,19 +172,19 @@ def plan_cdc_table(
     s = services.settings
     key = scope.key(table)
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
-    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
-    if plan.where or plan.transform or any(c.source_expr for c in plan.columns):
-        raise BadInputError(
-            f"table {table!r}: its table options (where, mask or transform) are applied by MySQL or to whole rows, "
-            "not to binlog changes; replicate it with mode 'incremental' or 'full'"
-        )
+    salt = services.mysql_settings().mask_salt
+    plan = transforms.apply_options(
+        plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=bool(salt)
+    )
     full_request = request.model_copy(update={"mode": "full"})
-    if not plan.key:
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
-        note = f"table {table!r}: no key to match changes to rows; copied in full on every cdc run"
-        return CdcTable(table, initial.plan, key, initial=initial, notes=[*initial.notes, note])
+    if not plan.key:  # refused, not copied in full every window: that is mode full's cost under cdc's name
+        raise BadInputError(
+            f"table {table!r} has no key to match its changes to rows, so cdc cannot replicate it: "
+            f"{source_discover.NO_KEY_FIX} (e.g. ALTER TABLE `{table}` ADD PRIMARY KEY (...)), or replicate it "
+            "with mode 'full'"
+        )
     facts = binlog.column_facts(conn, database, table)
-    columns = _facts_for(plan, facts)
+    options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)  # refused before anything starts
     unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
     state = cdc.get(key)
     if state is not None:
@@ -169,10 +194,21 @@ def plan_cdc_table(
         cdc.mark_streaming(key, str((state or {})["snapshot_run"]))
         status = STREAMING
     # a target that no longer holds what the ledger says (dropped, truncated, rows deleted behind the
-    # pipeline's back) cannot be put right by applying changes: it takes a new initial copy
-    drift = target_columns.drift(table) if status == STREAMING else None
+    # pipeline's back) cannot be put right by applying changes: it takes a new initial copy. A table that
+    # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
+    without_copy = (state or {}).get("without_copy")
+    drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
+    if request.start_position == "now" and (status is None or request.resnapshots(table)):
+        position = binlog.current_position(conn)
+        note = (
+            f"table {table!r}: streams from binlog position {position} without an initial copy (start_position "
+            "now); the rows already in MySQL are the backfill's to load"
+        )
+        cdc_plan = plan.model_copy(update={"mode": "cdc", "zero_dates": s.zero_date_policy})
+        schema = _signature([facts[n] for n in facts])
+        return CdcTable(table, cdc_plan, key, position=position, schema=schema, notes=[note], start_now=True)
     if (
-        request.resnapshot
+        request.resnapshots(table)
         or drift is not None
         or status is None
         or (
@@ -227,8 +263,7 @@ def plan_cdc_table(
         notes = change.describe(table)
     if problems:
         raise StopTableError(table, "; ".join(problems))
-    dropped = frozenset(str(s[0]) for s in stored) - set(facts)
-    spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped)
+    spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
@@ -239,6 +274,12 @@ def plan_cdc_table(
     )
     if audit_slice is not None:
         notes.append(f"table {table!r}: audits about {audit_slice.rows:,} rows against the target")
+    if without_copy:
+        notes.append(
+            f"table {table!r}: streams without an initial copy since run {without_copy} (start_position now): its "
+            "row count is not checked against the ledger, and the rolling audit copies the rows the target lacks "
+            "(counted as audit differences) until the backfill has loaded them; a re-snapshot ends this"
+        )
     return CdcTable(
         table,
         cdc_plan,
@@ -249,6 +290,7 @@ def plan_cdc_table(
         alters=alters,
         notes=notes,
         audit=audit_slice,
+        options=options_,
     )
 
 
@@ -296,7 +338,7 @@ def schedule(
     streaming: list[CdcTable] = []
     for p in planned:
         meter.focus(p.table, "plan")
-        if p.initial is None and p.spec is None:  # the initial copy of an earlier run is not published yet
+        if p.initial is None and p.spec is None and not p.start_now:  # an earlier run's initial copy is not published
             state = cdc.get(p.key) or {}
             reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
             services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
@@ -311,6 +353,9 @@ def schedule(
             logger.info(note, extra={"run_id": run_id, "table": p.table})
         if p.initial is not None:
             summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc, scope)
+            continue
+        if p.start_now:
+            summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
         services.state.record_table(
@@ -334,6 +379,48 @@ def schedule(
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
+
+
+def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
+    """start_position now: the position recorded as streaming (no initial copy), the target table made with
+    its columns and cdc's hidden ones (so a backfill can load into it), the table published at once."""
+    assert p.position is not None
+    s = services.settings
+    started = Decimal(str(round(time.time(), 3)))
+    held = services.state.hold_lease(p.key, run_id, s.lease_seconds, started)
+    if held is None or not cdc.start_streaming(held, p.position.to_dict(), p.schema):
+        reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
+        services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
+        return {"status": "declined", "reason": reason}
+    services.fault("cdc_position_recorded", None)
+    sf = Target(services.snowflake(), s.stage_name)
+    try:
+        sf.prepare_changes(p.plan, s.reconcile_action)
+    finally:
+        sf.conn.close()
+    position = p.position.to_dict()
+    result = {
+        "mode": "cdc",
+        "position": f"{p.position.file}:{p.position.pos}",
+        "validation": "not compared (started at start_position now, without an initial copy)",
+    }
+    services.state.record_table(
+        run_id,
+        p.table,
+        scope,
+        status="published",
+        plan=p.plan.model_dump(mode="json"),
+        chunk_count=0,
+        cdc_from=position,
+        cdc_to=position,
+        notes=p.notes,
+        started_at=started,
+        finished_at=Decimal(str(round(time.time(), 3))),
+        **result,
+    )
+    services.state.set_last_run(held, {"status": "published", **result})
+    services.state.release_lease(p.key, run_id, 0)
+    return {"status": "published", "notes": p.notes, **result}
 
 
 def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
@@ -410,7 +497,9 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                 query, params = source_sql.chunk_query(p.plan, lower, upper, None)
                 stream = source_read.stream_rows(conn, query, params)
                 try:
-                    changes = _audited(p.plan, stream, tag, checks)
+                    changes: Iterable[binlog.RowChange] = _audited(p.plan, stream, tag, checks)
+                    if p.plan.transform and p.options is not None:  # as the copy path: MySQL's rows, transformed
+                        changes = (c for c in p.options.transformed(changes) if c.op == "U")
                     staged = staging.write_lines_gz(local, _lines(encs, changes), AUDIT_CHUNK, "audit")
                 finally:
                     stream.close()
@@ -486,6 +575,7 @@ def read_and_send(
     )
     summary: dict[str, Any] = {}
     sf = None
+    mysql = None
     try:
         for p in tables:
             meter.focus(p.table, "read")
@@ -510,6 +600,10 @@ def read_and_send(
             if sf is None and changes:
                 sf = Target(services.snowflake(), s.stage_name)
             try:
+                if p.options is not None and p.options.needed and changes:
+                    if mysql is None:
+                        mysql = services.mysql()
+                    changes = p.options.apply(mysql, changes)  # where, mask, transform: as the copy path
                 audited = (audits or {}).get(p.table, {})
                 summary[p.table] = _define_and_send(run_id, p, changes, window, read_at, services, cdc, sf, audited)
             except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
@@ -525,6 +619,8 @@ def read_and_send(
     finally:
         if sf is not None:
             sf.conn.close()
+        if mysql is not None:
+            mysql.close()
     return summary
 
 
@@ -656,7 +752,10 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         state = cdc.get(key) or {}
         conn = services.mysql()
         try:
-            facts = binlog.column_facts(conn, services.mysql_settings().dbname, table)
+            database = services.mysql_settings().dbname
+            facts = binlog.column_facts(conn, database, table)
+            salt = services.mysql_settings().mask_salt
+            options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
             stop_at = binlog.current_position(conn)
         finally:
             conn.close()
@@ -667,9 +766,7 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
                 "this run's window is stale: start a new cdc run"
             )
         stored = {str(s[0]) for s in state.get("schema_columns") or []}
-        spec = TableSpec(
-            start=position, columns=_facts_for(plan, facts), key=list(plan.key), dropped=frozenset(stored - set(facts))
-        )
-        resumed = CdcTable(table, plan, key, position=position, spec=spec)
+        spec = _spec(position, plan, options_, facts, stored)
+        resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_)
         return read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
     return send_window(run_id, table, services)

@@ -117,7 +117,10 @@ def plan_table(
         watermark=request.watermark_columns.get(table),
         full_scan_max_rows=s.full_scan_max_rows,
     )
-    plan = transforms.apply_options(plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules)
+    salt = bool(services.mysql_settings().mask_salt)
+    plan = transforms.apply_options(
+        plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=salt
+    )
     key = (scope or services.scope()).key(table)
     stored = services.state.get_watermark(key) if plan.watermark else None
     notes = list(plan.notes)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.generated_sql import MASKS, safe_predicate
+from aurora_replication.generated_sql import MASKS, SALTED, safe_predicate
 from aurora_replication.identifiers import mysql_ident, target_name
 from aurora_replication.models import Column, TableOptions, TablePlan
 
@@ -82,13 +82,25 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
 
 
 def apply_options(
-    plan: TablePlan, options: TableOptions | None, identifier_case: str, *, transform_modules: str
+    plan: TablePlan,
+    options: TableOptions | None,
+    identifier_case: str,
+    *,
+    transform_modules: str,
+    mask_salt: bool = True,
 ) -> TablePlan:
     """The plan with ``options`` applied and checked; a ``transform`` must be registered by a module
-    of ``transform_modules``."""
+    of ``transform_modules``; a ``salted_sha256`` mask needs the source secret's salt (``mask_salt``)."""
     if options is None:
         return plan
     table = plan.table
+    salted = [c for c, kind in options.mask.items() if kind == SALTED]
+    if salted and not mask_salt:
+        raise BadInputError(
+            f"table {table!r}: column {salted[0]!r} is masked with {SALTED!r}, which needs a salt: add "
+            '"mask_salt" (a long random string, kept as long as the masked values must stay comparable) to the '
+            "source secret"
+        )
     by_name = {c.name: c for c in plan.columns}
 
     def known(col: str, what: str) -> Column:

@@ -319,6 +319,12 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
 
     mode = modes.get(msg.plan.mode)
     plan = mode.unit_plan(msg.plan)
+    salted = [c.name for c in plan.columns if c.source_expr and "@asr_mask_salt" in c.source_expr]
+    if salted and not services.mysql_settings().mask_salt:  # MySQL would mask every value as NULL
+        raise BadInputError(
+            f"table {table!r}: column {salted[0]!r} is masked with a salt and the source secret has no mask_salt; "
+            "add it to the secret (the same one the run was planned with)"
+        )
     window = mode.selection(msg)
     step = Steps(tracer)
     on_worker = reads_on_worker(plan, s)

@@ -199,6 +199,8 @@ class TableSpec:
     key: list[str]
     # columns older events may still carry (dropped in MySQL since): their values are ignored
     dropped: frozenset[str] = frozenset()
+    # columns the table's options exclude (``pipeline/cdc_options.py``): their values are ignored
+    excluded: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -280,7 +282,7 @@ def _image(spec: TableSpec, values: dict[str, Any], none_sources: dict[str, str]
 
 
 def _unknown_columns(spec: TableSpec, names: list[str]) -> list[str]:
-    known = {c.name for c in spec.columns} | spec.dropped
+    known = {c.name for c in spec.columns} | spec.dropped | spec.excluded
     return [n for n in names if n not in known]
 
 

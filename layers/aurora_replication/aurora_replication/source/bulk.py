@@ -27,6 +27,7 @@ import pymysql
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
+from aurora_replication.source import connect as source_connect
 from aurora_replication.source.connect import AUTH_ERRORS, CONNECT_TIMEOUT
 
 # rows fetched from the C library at a time (one Python call each; memory stays flat whatever the chunk)
@@ -105,7 +106,7 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> Any:
             autocommit=True,
             connect_timeout=CONNECT_TIMEOUT,
             read_timeout=read_timeout,
-            init_command="SET time_zone = '+00:00'",
+            init_command=source_connect.init_command(settings),
             **tls_options(settings),
         )
 

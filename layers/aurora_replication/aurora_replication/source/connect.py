@@ -19,6 +19,13 @@ CONNECT_TIMEOUT = 10
 ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
 
 
+def init_command(settings: MySQLSettings) -> str:
+    """What every source connection runs first: UTC, and the salt of ``salted_sha256`` masks (the source
+    secret's ``mask_salt``, as a hex literal: no quoting or escaping mode can change it) when it has one."""
+    salt = f", @asr_mask_salt = X'{settings.mask_salt.encode('utf-8').hex()}'" if settings.mask_salt else ""
+    return f"SET time_zone = '+00:00'{salt}"
+
+
 def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connection[Any]:
     """A connection that returns every value as text (no client-side conversion), in UTC.
 
@@ -55,7 +62,7 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
         # pymysql waits for the server's handshake with the read timeout: bound it like the TCP connect
         # (a port that accepts and never answers would otherwise hold the connect for read_timeout)
         read_timeout=CONNECT_TIMEOUT,
-        init_command="SET time_zone = '+00:00'",
+        init_command=init_command(settings),
     )
     if isinstance(conn, pymysql.connections.Connection):  # the read timeout of queries, set before each read
         conn._read_timeout = read_timeout  # type: ignore[attr-defined]

@@ -65,8 +65,12 @@ def copy_batch(plan: TablePlan, table: str, stage: str, path: str, file: str) ->
     )
 
 
-def count_batch(table: str) -> str:
-    return f"SELECT COUNT(DISTINCT {q(POS_COLUMN)}, {q(OP_COLUMN)}) FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s"
+def count_batch(plan: TablePlan, table: str) -> str:
+    """How many changes a batch holds (params: its chunk id): one per key and position (a key change deletes
+    the old key at the new one's position; a ``where`` the new image fails deletes the new key there too)."""
+    keys = ", ".join(q(c.target) for c in _key_columns(plan))
+    distinct = f"{keys}, {q(POS_COLUMN)}, {q(OP_COLUMN)}"
+    return f"SELECT COUNT(*) FROM (SELECT DISTINCT {distinct} FROM {q(table)} WHERE {q(CHUNK_COLUMN)} = %s)"
 
 
 def count_audit_batch(plan: TablePlan, table: str) -> str:

@@ -502,7 +502,7 @@ class Target:
         execute(self.conn, cdc_sql.create_load_table(plan, load_table))
         self.ensure_stage()
         execute(self.conn, cdc_sql.copy_batch(plan, load_table, self.stage, path, file))
-        count = cdc_sql.count_audit_batch(plan, load_table) if audit else cdc_sql.count_batch(load_table)
+        count = cdc_sql.count_audit_batch(plan, load_table) if audit else cdc_sql.count_batch(plan, load_table)
         return int(execute(self.conn, count, [chunk_id])[0][0])
 
     def audit_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> int:
