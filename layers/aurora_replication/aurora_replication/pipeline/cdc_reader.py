@@ -228,7 +228,7 @@ def plan_cdc_table(
     if problems:
         raise StopTableError(table, "; ".join(problems))
     dropped = frozenset(str(s[0]) for s in stored) - set(facts)
-    spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped)
+    spec = TableSpec(start=position, columns=columns, key=list(plan.key), dropped=dropped, history=plan.history)
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
@@ -361,6 +361,8 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
         plan_seconds=str(round(initial.plan_seconds, 3)),
         notes=p.notes,
         started_at=started,
+        # history mode: the copy's versions sit at the position its changes start after
+        **({"history_pos": p.position.key()} if initial.plan.history and p.position is not None else {}),
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
@@ -615,7 +617,7 @@ def _lines(encs: list[staging.Encoder], changes: Iterable[binlog.RowChange]) -> 
     """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
     for c in changes:
         fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]
-        yield (",".join([*fields, c.op, c.pos]),)
+        yield (",".join([*fields, c.op, c.pos, staging.NULL if c.at is None else str(c.at)]),)
 
 
 def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
@@ -668,7 +670,11 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
             )
         stored = {str(s[0]) for s in state.get("schema_columns") or []}
         spec = TableSpec(
-            start=position, columns=_facts_for(plan, facts), key=list(plan.key), dropped=frozenset(stored - set(facts))
+            start=position,
+            columns=_facts_for(plan, facts),
+            key=list(plan.key),
+            dropped=frozenset(stored - set(facts)),
+            history=plan.history,
         )
         resumed = CdcTable(table, plan, key, position=position, spec=spec)
         return read_and_send(run_id, [resumed], stop_at, services, cdc)[table]

@@ -408,7 +408,9 @@ def resolve_tables(
                 f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
                 "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
             )
-    options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
+    options = transforms.with_history_tables(
+        {**transforms.options_from_file(s.table_options_file), **request.table_options}, s.history_tables
+    )
     strangers = [t for t in options if t not in available]
     if strangers:
         raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
@@ -581,7 +583,10 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     p = Planning(conn, services, "", request, run_id, names, {}, scope, target_columns, summary, done=start)
     try:
         p.database = services.mysql_settings().dbname
-        p.options = {**transforms.options_from_file(services.settings.table_options_file), **request.table_options}
+        p.options = transforms.with_history_tables(
+            {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
+            services.settings.history_tables,
+        )
         target_columns.expect(names[start:], scope)
         services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
         _plan(p, start)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_replication.pipeline.modes.base import Commit, SyncMode
+from aurora_replication.pipeline.modes.base import Commit, SyncMode, history_commit
 from aurora_replication.target import evolution
 
 
@@ -29,6 +29,8 @@ class Full(SyncMode):
     verifies_whole_table = True
 
     def commit(self, c: Commit) -> dict[str, Any]:
+        if c.plan.history:
+            return history_commit(c, whole_table=True)
         existing = c.target.columns(c.plan.target_table)
         if not existing:
             c.target.ensure_target_table(c.plan)
