@@ -171,6 +171,13 @@ def plan_cdc_table(
     # a target that no longer holds what the ledger says (dropped, truncated, rows deleted behind the
     # pipeline's back) cannot be put right by applying changes: it takes a new initial copy
     drift = target_columns.drift(table) if status == STREAMING else None
+    if status is None and plan.history and target_columns(plan.target_table):
+        raise BadInputError(
+            f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
+            "whose versions are ordered by run, not by binlog position; cdc cannot continue it: rename or drop "
+            "it in Snowflake (the first cdc run then copies the table as new versions), or keep the table in "
+            "its mode"
+        )
     if (
         request.resnapshot
         or drift is not None

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication import meter
+from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
@@ -417,6 +418,17 @@ def resolve_tables(
     return names, options
 
 
+def _history_not_in_cdc(services: Services, plan: TablePlan, scope: Scope) -> None:
+    """A history table that cdc replicates orders its versions by binlog position; a full or incremental
+    run would add versions ordered by run id beside them (docs/run-requests.md#history-mode)."""
+    if CdcState(services.state).get(scope.key(plan.table)) is not None:
+        raise BadInputError(
+            f"table {plan.table!r} is kept in history mode by cdc runs, whose versions are ordered by binlog "
+            "position: a full or incremental run would interleave versions it cannot order; replicate it with "
+            "mode 'cdc' (with resnapshot for a new copy)"
+        )
+
+
 @dataclass
 class Planning:
     """One invocation's planning of a run's tables (the scheduler's, or a worker's continuing it)."""
@@ -496,6 +508,8 @@ def _plan(p: Planning, start: int) -> None:
         meter.focus(t, "plan")
         try:
             planned = plan_table(p.conn, services, p.database, t, p.request, p.target_columns, p.options, p.scope)
+            if planned.plan.history:
+                _history_not_in_cdc(services, planned.plan, p.scope)
         except (BadInputError, UnsupportedTypeError) as e:
             p.failed[t] = str(e)  # this table stops; the others go on
             if p.summary is not None:

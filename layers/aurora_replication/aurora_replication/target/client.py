@@ -554,6 +554,11 @@ class Target:
     def history_cdc_merge(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
         execute(self.conn, history_sql.cdc_merge(plan, load_table), [chunk_id, chunk_id])
 
+    def history_settle(self, plan: TablePlan, load_table: str, below_chunk: int) -> None:
+        """Every batch of the window (chunk ids below ``below_chunk``) once more: the chains of the keys
+        they touch derived from all of them (``history_sql.cdc_merge``)."""
+        execute(self.conn, history_sql.cdc_merge(plan, load_table, "<"), [below_chunk, below_chunk])
+
     def history_snapshot(
         self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str
     ) -> None:
@@ -582,7 +587,7 @@ class Target:
             raise HistoryBroken(broken)
 
     def current_rows(self, plan: TablePlan) -> int:
-        return int(execute(self.conn, history_sql.current_rows(plan))[0][0])
+        return int(self.run_long("history_current", history_sql.current_rows(plan))[0][0])
 
 
 class HistoryBroken(RuntimeError):

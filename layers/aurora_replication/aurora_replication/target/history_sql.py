@@ -22,7 +22,10 @@ cdc (``cdc_merge``): a batch's changes are versions, each identified by its key 
 batch's new versions are inserted and every version of the keys it touches is re-derived from their
 order by position (``_ASR_VALID_TO`` from the next version, ``_ASR_IS_CURRENT``, ``I``/``U``), in one
 MERGE. The result depends only on the set of changes applied, so a batch applied twice, or an older
-batch after a newer one, gives the same table: no other guard is needed.
+batch after a newer one, gives the same table: no other guard is needed. Batches of one window applied
+at the same moment may each derive a key's chain without the other's versions (each MERGE reads the
+table as committed when it began), so the window's finaliser settles them: the same MERGE over every
+batch of the window, which inserts nothing new and derives every touched key's chain from all of them.
 
 Copies (``snapshot_merge``: a full copy, the cdc initial copy, incremental runs, the rolling audit): a
 row whose current version holds other values (or that has none) gets a new version, and the current
@@ -37,6 +40,7 @@ only as a key's last version and never a delete. The finaliser fails the table w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal
 
 from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
@@ -115,8 +119,9 @@ def create_current_view(plan: TablePlan) -> str:
     )
 
 
-def cdc_merge(plan: TablePlan, load_table: str) -> str:
-    """Apply one batch of a cdc load table (params: its chunk id, twice): insert its changes not yet in
+def cdc_merge(plan: TablePlan, load_table: str, chunks: Literal["=", "<"] = "=") -> str:
+    """Apply one batch of a cdc load table (params: its chunk id, twice; ``chunks="<"``: every batch with
+    a chunk id below the one bound, the window's settling by its finaliser): insert its changes not yet in
     the target as versions, and derive every version of the keys it touches from their order by
     ``_ASR_POS``: ``_ASR_VALID_FROM`` the running maximum of the versions' times (a clock that went back
     cannot make an interval end before it starts), ``_ASR_VALID_TO`` the next version's start (a delete
@@ -130,12 +135,12 @@ def cdc_merge(plan: TablePlan, load_table: str) -> str:
     batch = (
         f"SELECT DISTINCT {', '.join(f'{_typed(c, "l." + q(c.target))} AS {q(c.target)}' for c in plan.columns)}, "
         f"l.{q(POS)} AS {q(POS)}, l.{q(OP)} AS {q(_RAW_OP)}, "
-        f"DATEADD(second, l.{q(AT)}, {_EPOCH}) AS {q(_AT_RAW)} FROM {load} l WHERE l.{chunk} = %s"
+        f"DATEADD(second, l.{q(AT)}, {_EPOCH}) AS {q(_AT_RAW)} FROM {load} l WHERE l.{chunk} {chunks} %s"
     )
     existing = (
         f"SELECT {', '.join('h.' + c for c in cols)}, h.{q(POS)}, h.{q(OP)} AS {q(_RAW_OP)}, "
         f"h.{q(VALID_FROM)} AS {q(_AT_RAW)} FROM {q(plan.target_table)} h "
-        f"WHERE EXISTS (SELECT 1 FROM {load} k WHERE k.{chunk} = %s AND {_match(plan, 'k', 'h')})"
+        f"WHERE EXISTS (SELECT 1 FROM {load} k WHERE k.{chunk} {chunks} %s AND {_match(plan, 'k', 'h')})"
     )
     new = (
         f"SELECT b.* FROM ({batch}) b WHERE NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} h "

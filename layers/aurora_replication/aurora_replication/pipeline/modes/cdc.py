@@ -201,12 +201,25 @@ def _advance_audit(
     )
 
 
+def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None:
+    """History mode, once every batch of the window is applied and before the audit: the window's batches
+    once more in one MERGE, so that batches applied at the same moment (each reading the table as it
+    was when it began) leave every touched key's chain derived from all of them."""
+    plan, s = msg.plan, services.settings
+    with services.target() as sf:
+        tgt = Target(sf, s.stage_name)
+        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt.ensure_history_table(plan)
+        if tgt.exists(load):
+            tgt.history_settle(plan, load, batches)  # the batches' chunk ids: 0 .. batches - 1
+    services.fault("history_settled", msg)
+
+
 def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str) -> None:
-    """History mode, once every batch of the window is applied: the current-state view made again (its
-    columns follow the table's), and the history's invariants over the keys the window touched
+    """History mode, once every batch of the window (and the audit) is applied: the current-state view made
+    again (its columns follow the table's), and the history's invariants over the keys the window touched
     (``history_sql.invariants``): a broken rule fails the table, loudly, before its position moves."""
     plan = msg.plan
-    tgt.ensure_history_table(plan)
     tgt.history_view(plan)
     keys = ", ".join(q(plan.column(k).target) for k in plan.key)
     if tgt.exists(load):
@@ -231,6 +244,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(t))
     if held is None:  # another run took the table: its windows carry the changes; the position stays
         return runs.end_superseded(services, msg.run_id, key)
+    if plan.history:
+        _settle_history(msg, services, count)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
