@@ -129,3 +129,26 @@ def test_incremental_history_over_three_runs(env):
         (3, "three", "I", True, True),
     ]
     assert _current(env) == [(1, "one"), (2, "two++"), (3, "three")]
+
+
+def test_a_broken_history_fails_the_table_loudly_and_keeps_its_position(env):
+    from aurora_replication.cdc_state import CdcState
+    from aurora_replication.config import load_settings
+    from aurora_replication.state import StateStore
+
+    env.sql("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))", "INSERT INTO items VALUES (1, 'one')")
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    env.sql("UPDATE items SET name = 'a' WHERE id = 1")
+    assert _cdc(stack).ok
+    # behind the pipeline's back, with the row count unchanged: two versions of key 1 at one position
+    cur = env.snowflake().cursor()
+    cur.execute('UPDATE "ITEMS" SET "_ASR_POS" = (SELECT MAX("_ASR_POS") FROM "ITEMS") WHERE "NAME" = \'one\'')
+    state = CdcState(StateStore(load_settings().state_table))
+    before = state.get(env.key("items"))["position_key"]
+    env.sql("UPDATE items SET name = 'b' WHERE id = 1")
+    third = _cdc(stack)
+    t = third.run["table_states"]["items"]
+    assert t["status"] == "failed", t
+    assert "breaks its rules" in t["reason"] and "versions of one key at one position" in t["reason"], t["reason"]
+    assert state.get(env.key("items"))["position_key"] == before

@@ -85,3 +85,15 @@ def test_history_needs_a_key_and_history_tables_sets_the_option():
     assert TableOptions.model_validate({"history": True}).history
     with pytest.raises(ValueError):
         TableOptions.model_validate({"history": "yes"})
+
+
+def test_the_pipelines_own_columns_are_not_reported_as_dropped_in_mysql():
+    from aurora_replication.target import evolution
+
+    existing = [("ORDER_ID", "NUMBER", 10, 0), ("LINE", "NUMBER", 5, 0), ("DOC", "VARIANT", None, None)]
+    existing += [
+        (name, kind.split("(")[0].replace("VARCHAR", "TEXT"), None, None) for name, kind in history_sql.HISTORY_COLUMNS
+    ]
+    existing.append(("OLD", "TEXT", None, None))
+    change = evolution.diff(PLAN, existing)
+    assert change.kept_in_target == ["OLD"] and not change.conflicts and not change.add

@@ -225,11 +225,12 @@ def close_absent(plan: TablePlan, load_table: str, rows: str) -> str:
     load = q(load_table)
     at = "CAST(%s AS TIMESTAMP_NTZ)"
     cols = [q(c.target) for c in plan.columns]
+    keys = ", ".join(q(c.target) for c in _keys(plan))
     gone = (
         f"SELECT {', '.join('c.' + c for c in cols)}, c.{q(POS)} AS {q(_CUR_POS)}, "
         f"GREATEST({at}, c.{q(VALID_FROM)}) AS {q(VALID_FROM)}, CAST(%s AS VARCHAR) AS {q(POS)} "
         f"FROM {q(plan.target_table)} c WHERE c.{q(IS_CURRENT)} AND NOT EXISTS "
-        f"(SELECT 1 FROM {load} WHERE ({rows}) AND {_match(plan, load, 'c')})"
+        f"(SELECT 1 FROM (SELECT {keys} FROM {load} WHERE {rows}) k WHERE {_match(plan, 'k', 'c')})"
     )
     fields = ", ".join(f"x.{f}" for f in [*cols, q(VALID_FROM), q(POS)])
     source = (

@@ -25,7 +25,7 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.target import evolution
-from aurora_replication.target.client import Target
+from aurora_replication.target.client import HistoryBroken, Target
 from aurora_replication.target.sql import Attempts, validated
 
 Window = tuple[str | None, str | None]
@@ -128,6 +128,13 @@ def history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
     they replace are closed; a copy of the whole table (``whole_table``) also closes the keys the source
     no longer has with a delete marker. Then the current-state view, and the history's invariants over
     the keys the copy carried (every key, after a whole table), which fail the table when broken."""
+    try:
+        return _history_commit(c, whole_table)
+    except HistoryBroken as e:  # the table fails, naming the broken rule (a retry would find it again)
+        raise CommitMismatch(str(e)) from e
+
+
+def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
     existing = c.target.ensure_history_table(c.plan)
     change = evolution.diff(c.plan, existing)
     if change.conflicts:
