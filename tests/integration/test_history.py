@@ -109,7 +109,7 @@ def test_incremental_history_over_three_runs(env):
         "KEY (updated_at))",
         "INSERT INTO items (id, name) VALUES (1, 'one'), (2, 'two')",
     )
-    stack = env.start_stack()
+    stack = env.start_stack({"AUDIT_PERIOD_SECONDS": "1"})  # every run audits the whole table too
     request = {"tables": "items", "mode": "auto", "table_options": HISTORY}
     first = stack.run(request, workers=2, timeout=180)
     assert first.ok, first.run["table_states"]
@@ -117,6 +117,8 @@ def test_incremental_history_over_three_runs(env):
     second = stack.run(request, workers=2, timeout=180)
     assert second.ok, second.run["table_states"]
     assert second.run["table_states"]["items"]["mode"] == "incremental"
+    # the rolling audit's slice (the whole table) against the current versions: nothing differs
+    assert second.run["table_states"]["items"].get("audit_differences") == 0, second.run["table_states"]["items"]
     env.sql("UPDATE items SET name = 'two++' WHERE id = 2")
     third = stack.run(request, workers=2, timeout=180)
     assert third.ok, third.run["table_states"]
@@ -152,3 +154,24 @@ def test_a_broken_history_fails_the_table_loudly_and_keeps_its_position(env):
     assert t["status"] == "failed", t
     assert "breaks its rules" in t["reason"] and "versions of one key at one position" in t["reason"], t["reason"]
     assert state.get(env.key("items"))["position_key"] == before
+
+
+def test_the_rolling_audit_compares_current_versions_and_corrects_with_a_version(env):
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))",
+        "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+    )
+    stack = env.start_stack({"AUDIT_PERIOD_SECONDS": "1"})  # every run audits the whole table
+    assert _cdc(stack).ok
+    env.sql("UPDATE items SET name = 'two+' WHERE id = 2")
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["audit_rows"] == 3 and t["audit_differences"] == 0, t  # closed versions are not drift
+    # a current version edited in place behind the pipeline's back (the count stays)
+    cur = env.snowflake().cursor()
+    cur.execute('UPDATE "ITEMS" SET "NAME" = \'edited\' WHERE "ID" = 3 AND "_ASR_IS_CURRENT"')
+    third = _cdc(stack)
+    t = third.run["table_states"]["items"]
+    assert third.ok and t["audit_differences"] == 1, t
+    assert _current(env) == [(1, "one"), (2, "two+"), (3, "three")]
+    assert _versions(env)[-2:] == [(3, "edited", "I", False, False), (3, "three", "U", True, True)]
