@@ -3,6 +3,8 @@ delete and re-insert; the same window's batches delivered again; an incremental 
 
 from __future__ import annotations
 
+import pytest
+
 HISTORY = {"items": {"history": True}}
 
 
@@ -175,3 +177,23 @@ def test_the_rolling_audit_compares_current_versions_and_corrects_with_a_version
     assert third.ok and t["audit_differences"] == 1, t
     assert _current(env) == [(1, "one"), (2, "two+"), (3, "three")]
     assert _versions(env)[-2:] == [(3, "edited", "I", False, False), (3, "three", "U", True, True)]
+
+
+def test_history_mode_and_a_plain_target_refuse_each_other(env):
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), "
+        "updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6), "
+        "KEY (updated_at))",
+        "INSERT INTO items (id, name) VALUES (1, 'one')",
+    )
+    stack = env.start_stack()
+    assert stack.run({"tables": "items", "mode": "full"}, workers=1).ok  # a plain target
+    # history on: a full copy's commit does not write versions into it, an incremental run is refused
+    outcome = stack.run({"tables": "items", "table_options": HISTORY, "mode": "full"}, workers=1)
+    t = outcome.run["table_states"]["items"]
+    assert t["status"] == "failed" and "holds plain rows" in t["reason"], t
+    with pytest.raises(Exception, match="holds plain rows"):
+        stack.run({"tables": "items", "table_options": HISTORY, "mode": "auto"}, workers=1)
+    cur = env.snowflake().cursor()
+    cur.execute('SELECT "ID", "NAME" FROM "ITEMS"')
+    assert cur.fetchall() == [(1, "one")]

@@ -97,3 +97,13 @@ def test_the_pipelines_own_columns_are_not_reported_as_dropped_in_mysql():
     existing.append(("OLD", "TEXT", None, None))
     change = evolution.diff(PLAN, existing)
     assert change.kept_in_target == ["OLD"] and not change.conflicts and not change.add
+
+
+def test_a_plan_and_its_target_must_agree_on_history_mode():
+    plain = [("ORDER_ID", "NUMBER", 10, 0), ("LINE", "NUMBER", 5, 0)]
+    versions = [*plain, *((name, "X", None, None) for name, _ in history_sql.HISTORY_COLUMNS)]
+    off = PLAN.model_copy(update={"history": False})
+    assert history_sql.mode_mismatch(PLAN, []) is None and history_sql.mode_mismatch(off, []) is None
+    assert history_sql.mode_mismatch(PLAN, versions) is None and history_sql.mode_mismatch(off, plain) is None
+    assert "holds plain rows" in (history_sql.mode_mismatch(PLAN, plain) or "")
+    assert "is a history table" in (history_sql.mode_mismatch(off, versions) or "")

@@ -47,7 +47,7 @@ from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.state import Scope, TableKey
-from aurora_replication.target import evolution
+from aurora_replication.target import evolution, history_sql
 from aurora_replication.target.client import Target
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -171,7 +171,7 @@ def plan_cdc_table(
     # a target that no longer holds what the ledger says (dropped, truncated, rows deleted behind the
     # pipeline's back) cannot be put right by applying changes: it takes a new initial copy
     drift = target_columns.drift(table) if status == STREAMING else None
-    if status is None and plan.history and target_columns(plan.target_table):
+    if status is None and plan.history and history_sql.is_history_table(target_columns(plan.target_table)):
         raise BadInputError(
             f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
             "whose versions are ordered by run, not by binlog position; cdc cannot continue it: rename or drop "
@@ -225,6 +225,9 @@ def plan_cdc_table(
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
+    mismatch = history_sql.mode_mismatch(plan, existing)
+    if mismatch:
+        raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
     if existing:

@@ -36,7 +36,7 @@ from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.state import Scope, TableKey
 from aurora_replication.target import client as target
-from aurora_replication.target import evolution
+from aurora_replication.target import evolution, history_sql
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -139,6 +139,9 @@ def plan_table(
     alters: list[str] = []
     if mode == "incremental":
         existing = target_columns(plan.target_table)
+        mismatch = history_sql.mode_mismatch(plan, existing)
+        if mismatch:
+            raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
         if change is not None and change.conflicts:
             if request.mode == "incremental":

@@ -539,12 +539,9 @@ class Target:
         of the same name (copied before history mode was chosen) is refused: its rows carry no versions."""
         execute(self.conn, history_sql.create_history_table(plan))
         columns = self.columns(plan.target_table)
-        if history_sql.IS_CURRENT not in {str(c[0]) for c in columns}:
-            raise HistoryBroken(
-                f"target table {plan.target_table!r} of {plan.table!r} exists without history columns (it was "
-                "copied before history mode was chosen for it): drop it or rename it in Snowflake, and the next "
-                "run copies the table again as versions"
-            )
+        mismatch = history_sql.mode_mismatch(plan, columns)
+        if mismatch:
+            raise HistoryBroken(mismatch)
         return columns
 
     def history_view(self, plan: TablePlan) -> None:

@@ -79,6 +79,29 @@ _CUR_POS, _MATCH, _RAW_OP, _AT_RAW, _PREV_OP, _NEXT_FROM, _NEXT_POS = (
 )
 
 
+def is_history_table(columns: Sequence[Sequence[object]]) -> bool:
+    """Whether a target's ``(name, ...)`` column rows are a history table's."""
+    return any(str(c[0]) == IS_CURRENT for c in columns)
+
+
+def mode_mismatch(plan: TablePlan, columns: Sequence[Sequence[object]]) -> str | None:
+    """Why ``plan`` cannot write into an existing target with ``columns`` (None: it can): versions written
+    as plain rows, or plain rows read as versions, would both be silently wrong."""
+    if not columns or plan.history == is_history_table(columns):
+        return None
+    if plan.history:
+        return (
+            f"table {plan.table!r}: history mode is on, but its target {plan.target_table!r} holds plain rows "
+            "(copied before history mode was chosen): rename or drop it in Snowflake and the next run copies "
+            "the table as versions, or turn history mode off"
+        )
+    return (
+        f"table {plan.table!r}: its target {plan.target_table!r} is a history table (every version, "
+        f'{IS_CURRENT}), but history mode is off for it: set "history": true in its table options (or name '
+        "it in HISTORY_TABLES), or rename the history table in Snowflake to copy the table as plain rows"
+    )
+
+
 def current_view_name(plan: TablePlan) -> str:
     return bounded_name(f"{plan.target_table}_CURRENT")
 
