@@ -975,7 +975,7 @@ class StateStore:
         order, values = _forward("last_run", held)
         status = summary.get("status")
         fields = {"last_run": run_id, "last_status": status, "last_at": _now(), "last_run_started_at": held.order}
-        for name in ("source_rows", "target_rows", "validation", "reason", "current_rows"):
+        for name in ("source_rows", "target_rows", "validation", "reason"):
             if summary.get(name) is not None:
                 fields[name] = summary[name]
         if status == "published" and summary.get("table_rows") is not None:

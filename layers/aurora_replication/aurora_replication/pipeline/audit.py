@@ -95,7 +95,7 @@ def plan_slice(
     last = last_audit(entry)
     elapsed = float(settings.audit_period_seconds) if last is None else now - last
     rows = due_rows(
-        int(entry.get("current_rows", entry["table_rows"])),  # history mode: the current versions, not all
+        int(entry["table_rows"]),
         elapsed,
         settings.audit_period_seconds,
         settings.audit_min_rows,
