@@ -177,6 +177,13 @@ def test_the_rolling_audit_compares_current_versions_and_corrects_with_a_version
     assert third.ok and t["audit_differences"] == 1, t
     assert _current(env) == [(1, "one"), (2, "two+"), (3, "three")]
     assert _versions(env)[-2:] == [(3, "edited", "I", False, False), (3, "three", "U", True, True)]
+    # `replicate validate` compares the source with the current versions (the view), not every version
+    from aurora_replication.config import load_settings
+    from aurora_replication.pipeline import validate
+    from aurora_replication.services import Services
+
+    [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
+    assert report["target"] == "ITEMS_CURRENT" and report["result"] == "ok", report
 
 
 def test_history_mode_and_a_plain_target_refuse_each_other(env):

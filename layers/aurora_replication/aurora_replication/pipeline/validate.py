@@ -80,13 +80,14 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
             plan = transforms.apply_options(
                 plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules
             )
-            if plan.history or history_sql.IS_CURRENT in {str(c[0]) for c in tgt.columns(plan.target_table)}:
+            stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
+            if plan.history or history_sql.is_history_table(tgt.columns(stored)):
                 # history mode: the source against the current versions (``<target>_CURRENT``), not every version
                 plan = plan.model_copy(update={"target_table": history_sql.current_view_name(plan)})
             row: dict[str, Any] = {"table": table, "target": plan.target_table}
             src_count, src_sum = source_read.table_checksum(mysql, plan)
             row.update(source_rows=src_count, source_checksum=src_sum)
-            if not tgt.exists(plan.target_table):
+            if not tgt.exists(stored):
                 row.update(target_rows="-", target_checksum="-", result="missing in Snowflake")
             else:
                 tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table)
