@@ -121,6 +121,9 @@ class Settings(BaseModel):
     # health: warn when a stored position is this close (fraction of the retention) to being purged
     cdc_retention_warn_fraction: float = Field(default=0.25, alias="CDC_RETENTION_WARN_FRACTION", ge=0, le=1)
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")
+    # comma-separated tables replicated in history mode (type-2: every version kept), as if their
+    # table_options said "history": true (docs/run-requests.md#history-mode)
+    history_tables: str = Field(default="", alias="HISTORY_TABLES", pattern=r"^[A-Za-z0-9_$, -]*$")
     # comma-separated modules whose @register(...) Python transforms the scheduler checks and the worker runs
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
     # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer

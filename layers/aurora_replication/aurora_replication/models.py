@@ -74,6 +74,9 @@ class TableOptions(_Strict):
     cast: dict[str, str] = Field(default_factory=dict)
     where: str | None = Field(default=None, max_length=2000)
     transform: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
+    # history mode (type-2): the target keeps every version of a row with its validity interval
+    # (``target/history_sql.py``, docs/run-requests.md#history-mode)
+    history: bool = False
 
     @model_validator(mode="after")
     def _names(self) -> TableOptions:
@@ -269,6 +272,8 @@ class TablePlan(_Strict):
     where: str | None = None
     transform: str | None = None
     zero_dates: Literal["null", "fail"] = "null"
+    # history mode: the target holds one row per version (``target/history_sql.py``)
+    history: bool = False
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -147,6 +147,8 @@ def change_some_rows(conn: Any, rows: int = 200_000) -> dict[str, int]:
 
 # the demo's cdc tables (they have keys; audit_log has none, so cdc would copy it whole every run)
 CDC_TABLES = ["customers", "orders", "order_items"]
+# the demo's table in history mode (type-2, docs/run-requests.md#history-mode): copied by the cdc runs only
+HISTORY_TABLE = "countries"
 
 
 def change_for_cdc(conn: Any, rows: int = 200_000) -> dict[str, int]:
@@ -166,4 +168,10 @@ def change_for_cdc(conn: Any, rows: int = 200_000) -> dict[str, int]:
         inserted = cur.rowcount
         cur.execute("UPDATE customers SET id = id + 10000000 WHERE id = 7")  # a key change
         updated += cur.rowcount
+        # the history table's versions: two renames, a delete and the row back again
+        cur.execute("UPDATE countries SET name = 'Germany' WHERE code = 'DE'")
+        cur.execute("UPDATE countries SET name = 'Federal Republic of Germany' WHERE code = 'DE'")
+        cur.execute("DELETE FROM countries WHERE code = 'CI'")
+        cur.execute("INSERT INTO countries VALUES ('CI', 'Ivory Coast', 'Africa')")
+        updated += 2
     return {"updated": updated, "inserted": inserted, "deleted": deleted}

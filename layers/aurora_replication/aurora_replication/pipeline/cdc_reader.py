@@ -48,7 +48,7 @@ from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.state import Scope, TableKey
-from aurora_replication.target import evolution
+from aurora_replication.target import evolution, history_sql
 from aurora_replication.target.client import Target
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -120,6 +120,7 @@ def _spec(
         key=list(plan.key),
         dropped=frozenset(stored - set(facts)),
         excluded=frozenset(set(facts) - read),
+        history=plan.history,
     )
 
 
@@ -198,6 +199,13 @@ def plan_cdc_table(
     # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
     without_copy = (state or {}).get("without_copy")
     drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
+    if status is None and plan.history and history_sql.is_history_table(target_columns(plan.target_table)):
+        raise BadInputError(
+            f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
+            "whose versions are ordered by run, not by binlog position; cdc cannot continue it: rename or drop "
+            "it in Snowflake (the first cdc run then copies the table as new versions), or keep the table in "
+            "its mode"
+        )
     if request.start_position == "now" and (status is None or request.resnapshots(table)):
         position = binlog.current_position(conn)
         note = (
@@ -254,6 +262,9 @@ def plan_cdc_table(
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
+    mismatch = history_sql.mode_mismatch(plan, existing)
+    if mismatch:
+        raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
     if existing:
@@ -448,6 +459,8 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
         plan_seconds=str(round(initial.plan_seconds, 3)),
         notes=p.notes,
         started_at=started,
+        # history mode: the copy's versions sit at the position its changes start after
+        **({"history_pos": p.position.key()} if initial.plan.history and p.position is not None else {}),
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
@@ -711,7 +724,7 @@ def _lines(encs: list[staging.Encoder], changes: Iterable[binlog.RowChange]) -> 
     """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
     for c in changes:
         fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]
-        yield (",".join([*fields, c.op, c.pos]),)
+        yield (",".join([*fields, c.op, c.pos, staging.NULL if c.at is None else str(c.at)]),)
 
 
 def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:

@@ -128,6 +128,12 @@ def source_as_of(chunks: dict[int, dict[str, Any]]) -> float | None:
     return min(times) if times else None
 
 
+def _history_at(chunks: dict[int, dict[str, Any]]) -> str:
+    """History mode: the time a copy's new versions start, the oldest snapshot of its chunks (UTC text)."""
+    as_of = source_as_of(chunks)
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(as_of if as_of is not None else time.time()))
+
+
 def describe_range(bounds: list[Bounds], chunk: int) -> str:
     if chunk >= len(bounds):
         return "the whole table"
@@ -268,6 +274,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 audit_from=int(audit_from) if audit_from is not None else None,
                 window_from=state.get("window_from"),
                 expected_no_json=checksums.add_checksums(list(no_json.values())),
+                history_pos=str(state.get("history_pos") or msg.run_id),
+                history_at=_history_at(chunks),
             )
             # this invocation waits for a long statement until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline)
             until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
@@ -400,6 +408,7 @@ LAST_RUN_FIELDS = (
     "reason",
     "differences",
     "table_rows",
+    "current_rows",
     "verified_at",
 )
 

@@ -15,6 +15,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication import meter
+from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
@@ -35,7 +36,7 @@ from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.state import Scope, TableKey
 from aurora_replication.target import client as target
-from aurora_replication.target import evolution
+from aurora_replication.target import evolution, history_sql
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -141,6 +142,9 @@ def plan_table(
     alters: list[str] = []
     if mode == "incremental":
         existing = target_columns(plan.target_table)
+        mismatch = history_sql.mode_mismatch(plan, existing)
+        if mismatch:
+            raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
         if change is not None and change.conflicts:
             if request.mode == "incremental":
@@ -411,11 +415,24 @@ def resolve_tables(
                 f"tables {other!r} and {t!r} both map to {target_name(t, s.identifier_case)!r} in Snowflake; "
                 "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
             )
-    options = {**transforms.options_from_file(s.table_options_file), **request.table_options}
+    options = transforms.with_history_tables(
+        {**transforms.options_from_file(s.table_options_file), **request.table_options}, s.history_tables
+    )
     strangers = [t for t in options if t not in available]
     if strangers:
         raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
     return names, options
+
+
+def _history_not_in_cdc(services: Services, plan: TablePlan, scope: Scope) -> None:
+    """A history table that cdc replicates orders its versions by binlog position; a full or incremental
+    run would add versions ordered by run id beside them (docs/run-requests.md#history-mode)."""
+    if CdcState(services.state).get(scope.key(plan.table)) is not None:
+        raise BadInputError(
+            f"table {plan.table!r} is kept in history mode by cdc runs, whose versions are ordered by binlog "
+            "position: a full or incremental run would interleave versions it cannot order; replicate it with "
+            "mode 'cdc' (with resnapshot for a new copy)"
+        )
 
 
 @dataclass
@@ -497,6 +514,8 @@ def _plan(p: Planning, start: int) -> None:
         meter.focus(t, "plan")
         try:
             planned = plan_table(p.conn, services, p.database, t, p.request, p.target_columns, p.options, p.scope)
+            if planned.plan.history:
+                _history_not_in_cdc(services, planned.plan, p.scope)
         except (BadInputError, UnsupportedTypeError) as e:
             p.failed[t] = str(e)  # this table stops; the others go on
             if p.summary is not None:
@@ -584,7 +603,10 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     p = Planning(conn, services, "", request, run_id, names, {}, scope, target_columns, summary, done=start)
     try:
         p.database = services.mysql_settings().dbname
-        p.options = {**transforms.options_from_file(services.settings.table_options_file), **request.table_options}
+        p.options = transforms.with_history_tables(
+            {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
+            services.settings.history_tables,
+        )
         target_columns.expect(names[start:], scope)
         services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
         _plan(p, start)

@@ -78,6 +78,15 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
     return {t: TableOptions.model_validate(o) for t, o in raw.items()}
 
 
+def with_history_tables(options: dict[str, TableOptions], history_tables: str) -> dict[str, TableOptions]:
+    """``options`` with ``"history": true`` for each table ``HISTORY_TABLES`` names (comma-separated)."""
+    names = [n.strip() for n in history_tables.split(",") if n.strip()]
+    out = dict(options)
+    for name in names:
+        out[name] = (out.get(name) or TableOptions()).model_copy(update={"history": True})
+    return out
+
+
 # ---- applying options to a plan ---------------------------------------------------------------
 
 
@@ -156,4 +165,12 @@ def apply_options(
         notes.append(
             f"table {table!r}: rows pass through Python transform {options.transform!r}; not compared with the source"
         )
-    return plan.model_copy(update={"columns": columns, "where": where, "transform": options.transform, "notes": notes})
+    if options.history and not plan.key:
+        raise BadInputError(
+            f"table {table!r}: history mode keeps the versions of each key, and the table has no primary key; "
+            'add one in MySQL, or drop "history" from its table options (and HISTORY_TABLES)'
+        )
+    update = {"columns": columns, "where": where, "transform": options.transform, "notes": notes}
+    if options.history:
+        update["history"] = True
+    return plan.model_copy(update=update)

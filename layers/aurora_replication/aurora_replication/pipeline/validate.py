@@ -16,7 +16,7 @@ from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.state import Bounds
-from aurora_replication.target import sql
+from aurora_replication.target import history_sql, sql
 from aurora_replication.target.client import Target
 
 
@@ -72,7 +72,7 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
         unknown = [t for t in names if t not in available]
         if unknown:
             raise BadInputError(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
-        options = transforms.options_from_file(s.table_options_file)
+        options = transforms.with_history_tables(transforms.options_from_file(s.table_options_file), s.history_tables)
         tgt = Target(sf, s.stage_name)
         report = []
         for table in names:
@@ -80,10 +80,14 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
             plan = transforms.apply_options(
                 plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules
             )
+            stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
+            if plan.history or history_sql.is_history_table(tgt.columns(stored)):
+                # history mode: the source against the current versions (``<target>_CURRENT``), not every version
+                plan = plan.model_copy(update={"target_table": history_sql.current_view_name(plan)})
             row: dict[str, Any] = {"table": table, "target": plan.target_table}
             src_count, src_sum = source_read.table_checksum(mysql, plan)
             row.update(source_rows=src_count, source_checksum=src_sum)
-            if not tgt.exists(plan.target_table):
+            if not tgt.exists(stored):
                 row.update(target_rows="-", target_checksum="-", result="missing in Snowflake")
             else:
                 tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table)

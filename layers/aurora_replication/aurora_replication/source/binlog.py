@@ -201,6 +201,8 @@ class TableSpec:
     dropped: frozenset[str] = frozenset()
     # columns the table's options exclude (``pipeline/cdc_options.py``): their values are ignored
     excluded: frozenset[str] = frozenset()
+    # history mode: every change of the window is kept, not only the latest of each key
+    history: bool = False
 
 
 @dataclass
@@ -208,13 +210,14 @@ class RowChange:
     op: str  # "U" (insert or update: the row as it is after) or "D" (delete: the row as it was)
     pos: str  # Position.key of the event, with the row's index in it
     values: list[str | None]  # MySQL's text of each column of the TableSpec, in its order
+    at: int | None = None  # the event's time (epoch seconds; history mode's _ASR_VALID_FROM)
 
 
 @dataclass
 class Window:
     start: Position
     end: Position
-    # per table: the latest change of each key in the window
+    # per table: the latest change of each key in the window (history mode: every change, keyed with its position)
     changes: dict[str, dict[tuple[str | None, ...], RowChange]] = field(default_factory=dict)
     events: int = 0
     bytes: int = 0
@@ -359,6 +362,8 @@ def read_window(
                 if table in window.broken or table in window.unreadable:
                     continue
                 key = tuple(change.values[i] for i in key_index[table])
+                if specs[table].history:  # every version: one entry per change (its position is unique)
+                    key = (*key, change.pos)
                 window.changes[table][key] = change
             if pending_at is not None:
                 window.newest_event_at = max(window.newest_event_at or 0, pending_at)
@@ -405,18 +410,19 @@ def _changes(event: Any, here: Position, spec: TableSpec, key_index: list[int]) 
     """The changes of one row event: an update that changes the key deletes the old key."""
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
 
+    at = int(event.timestamp) if getattr(event, "timestamp", None) is not None else None
     for i, row in enumerate(event.rows):
         pos = here.key(i)
         if isinstance(event, UpdateRowsEvent):
             after = _image(spec, row["after_values"], row.get("after_none_sources") or {})
             old_key = [to_text(spec.columns[k], row["before_values"].get(spec.columns[k].name)) for k in key_index]
             if old_key != [after[k] for k in key_index]:  # the key changed: the old key is deleted
-                yield RowChange("D", pos, _image(spec, row["before_values"], row.get("before_none_sources") or {}))
-            yield RowChange("U", pos, after)
+                yield RowChange("D", pos, _image(spec, row["before_values"], row.get("before_none_sources") or {}), at)
+            yield RowChange("U", pos, after, at)
         elif isinstance(event, DeleteRowsEvent):
-            yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}))
+            yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}), at)
         else:
-            yield RowChange("U", pos, _image(spec, row["values"], row.get("none_sources") or {}))
+            yield RowChange("U", pos, _image(spec, row["values"], row.get("none_sources") or {}), at)
 
 
 def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> dict[str, ColumnFacts]:

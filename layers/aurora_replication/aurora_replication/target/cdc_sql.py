@@ -30,6 +30,8 @@ from aurora_replication.target.sql import (
 
 OP_COLUMN = "_ASR_OP"
 POS_COLUMN = "_ASR_POS"
+# the binlog event's time, epoch seconds (history mode's _ASR_VALID_FROM, ``target.history_sql``)
+AT_COLUMN = "_ASR_AT"
 UPSERT = "U"
 DELETE = "D"
 
@@ -46,12 +48,12 @@ def create_load_table(plan: TablePlan, name: str) -> str:
     cols = ", ".join(f"{q(c.target)} {staging_type(c)}" for c in plan.columns)
     return (
         f"CREATE TRANSIENT TABLE IF NOT EXISTS {q(name)} ({cols}, {q(OP_COLUMN)} VARCHAR(1), {q(POS_COLUMN)} VARCHAR, "
-        f"{q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
+        f"{q(AT_COLUMN)} NUMBER(19,0), {q(CHUNK_COLUMN)} NUMBER(10,0), {q(ATTEMPT_COLUMN)} VARCHAR)"
     )
 
 
 def _load_columns(plan: TablePlan) -> str:
-    names = [*(c.target for c in plan.columns), OP_COLUMN, POS_COLUMN, CHUNK_COLUMN, ATTEMPT_COLUMN]
+    names = [*(c.target for c in plan.columns), OP_COLUMN, POS_COLUMN, AT_COLUMN, CHUNK_COLUMN, ATTEMPT_COLUMN]
     return ", ".join(q(n) for n in names)
 
 

@@ -19,7 +19,7 @@ from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import cdc_sql, sql
+from aurora_replication.target import cdc_sql, history_sql, sql
 from aurora_replication.target.long_statements import LongStatements, Pending
 from aurora_replication.target.statements import bindable, execute
 
@@ -385,7 +385,9 @@ class Target:
         ``watermark_bound``) the target does not hold as they are (``sql.audit_differences``)."""
         bounded = bool(plan.watermark) and watermark_bound is not None
         columns = checksum_columns(plan, json_text=False)
-        statement = sql.audit_differences(plan, load_table, attempts, columns, bounded)
+        # history mode: against the current versions only (``history_sql``)
+        current = history_sql.q(history_sql.IS_CURRENT) if plan.history else ""
+        statement = sql.audit_differences(plan, load_table, attempts, columns, bounded, current)
         params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
         return int(execute(self.conn, statement, params)[0][0])
 
@@ -529,3 +531,61 @@ class Target:
     def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
         execute(self.conn, cdc_sql.create_tombstone_table(plan))
         execute(self.conn, cdc_sql.prune_tombstones(plan), [-older_than_seconds])
+
+    # ---- history mode (``target/history_sql.py``) ----------------------------------------------------
+
+    def ensure_history_table(self, plan: TablePlan) -> list[tuple[Any, ...]]:
+        """The history table (created when missing), checked to be one; returns its columns. A plain target
+        of the same name (copied before history mode was chosen) is refused: its rows carry no versions."""
+        execute(self.conn, history_sql.create_history_table(plan))
+        columns = self.columns(plan.target_table)
+        mismatch = history_sql.mode_mismatch(plan, columns)
+        if mismatch:
+            raise HistoryBroken(mismatch)
+        return columns
+
+    def history_view(self, plan: TablePlan) -> None:
+        """The current-state view, made again (its columns follow the table's)."""
+        execute(self.conn, history_sql.create_current_view(plan))
+
+    def history_cdc_merge(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
+        execute(self.conn, history_sql.cdc_merge(plan, load_table), [chunk_id, chunk_id])
+
+    def history_settle(self, plan: TablePlan, load_table: str, below_chunk: int) -> None:
+        """Every batch of the window (chunk ids below ``below_chunk``) once more: the chains of the keys
+        they touch derived from all of them (``history_sql.cdc_merge``)."""
+        execute(self.conn, history_sql.cdc_merge(plan, load_table, "<"), [below_chunk, below_chunk])
+
+    def history_snapshot(
+        self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str
+    ) -> None:
+        """New versions from the copied rows ``rows`` picks (bind ``params``), at time ``at`` (text) and ``pos``."""
+        statement = history_sql.snapshot_merge(plan, load_table, rows)
+        self.run_long("history_merge", statement, [at, at, pos, *params] * 2, rows=False)
+
+    def history_changed(self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object]) -> int:
+        """How many copied rows ``rows`` picks differ from their key's current version (or have none)."""
+        changed = history_sql.changed_rows(plan, load_table, rows)
+        stamp = "1970-01-01 00:00:00"
+        return int(execute(self.conn, f"SELECT COUNT(*) FROM ({changed})", [stamp, stamp, "", *params])[0][0])
+
+    def history_close_absent(
+        self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str
+    ) -> None:
+        statement = history_sql.close_absent(plan, load_table, rows)
+        self.run_long("history_close", statement, [at, pos, *params] * 2, rows=False)
+
+    def check_history(self, plan: TablePlan, keys_from: str | None = None, params: Sequence[object] = ()) -> None:
+        """The history's invariants over the keys ``keys_from`` names (None: all); ``HistoryBroken`` naming
+        each broken rule."""
+        row = self.run_long("history_check", history_sql.invariants(plan, keys_from), params)[0]
+        broken = history_sql.describe_broken(plan.table, [None if v is None else int(v) for v in row])
+        if broken:
+            raise HistoryBroken(broken)
+
+    def current_rows(self, plan: TablePlan) -> int:
+        return int(self.run_long("history_current", history_sql.current_rows(plan))[0][0])
+
+
+class HistoryBroken(RuntimeError):
+    """A history table does not keep its rules (``history_sql.invariants``), or is not a history table."""

@@ -84,7 +84,8 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
             elif p > p0:
                 change.widen.append((c, f"NUMBER({p0},{s0})"))
     planned = {c.target for c in plan.columns}
-    change.kept_in_target = [name for name in existing if name not in planned]
+    # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's
+    change.kept_in_target = [name for name in existing if name not in planned and not name.startswith("_ASR_")]
     return change
 
 

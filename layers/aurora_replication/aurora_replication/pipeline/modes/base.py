@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from aurora_replication.config import Settings
+from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.services import Services
-from aurora_replication.target.client import Target
-from aurora_replication.target.sql import Attempts
+from aurora_replication.target import evolution
+from aurora_replication.target.client import HistoryBroken, Target
+from aurora_replication.target.sql import Attempts, validated
 
 Window = tuple[str | None, str | None]
 
@@ -56,6 +58,10 @@ class Commit:
     # ``expected`` without the JSON columns (the validated units' Snowflake checksums without them, from the
     # ledger): what a target that holds JSON as VARIANT is compared with; None: ``expected`` itself
     expected_no_json: tuple[int, str] | None = None
+    # history mode (``target/history_sql.py``): the new versions' position (the cdc initial copy's start
+    # position, else the run id) and time (the oldest snapshot of the run's chunks, as text)
+    history_pos: str = ""
+    history_at: str = ""
 
 
 class SyncMode:
@@ -114,3 +120,53 @@ class SyncMode:
     def watermark(self, table_state: dict[str, Any]) -> str | None:
         """The watermark committed once the run is published (None: leave it as it is)."""
         return None
+
+
+def history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
+    """The commit of a copy (full, cdc initial copy, incremental) in history mode (``target/history_sql.py``):
+    the validated rows that differ from their key's current version become new versions, the versions
+    they replace are closed; a copy of the whole table (``whole_table``) also closes the keys the source
+    no longer has with a delete marker. Then the current-state view, and the history's invariants over
+    the keys the copy carried (every key, after a whole table), which fail the table when broken."""
+    try:
+        return _history_commit(c, whole_table)
+    except HistoryBroken as e:  # the table fails, naming the broken rule (a retry would find it again)
+        raise CommitMismatch(str(e)) from e
+
+
+def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
+    existing = c.target.ensure_history_table(c.plan)
+    change = evolution.diff(c.plan, existing)
+    if change.conflicts:
+        raise CommitMismatch(
+            f"table {c.plan.table!r}: " + "; ".join(change.conflicts) + " (a history table keeps its versions: "
+            "rename the history table in Snowflake to start a new one, or keep the column's old type)"
+        )
+    c.target.alter(evolution.alter_statements(c.plan, change))
+    rows = validated(c.load_table, c.attempts)
+    c.target.history_snapshot(c.plan, c.load_table, rows, c.attempts.params, c.history_at, c.history_pos)
+    if whole_table:
+        c.target.history_close_absent(c.plan, c.load_table, rows, c.attempts.params, c.history_at, c.history_pos)
+    c.fault("published", c.message)
+    c.target.history_view(c.plan)
+    if whole_table:
+        c.target.check_history(c.plan)
+    else:
+        keys = ", ".join(q(c.plan.column(k).target) for k in c.plan.key)
+        c.target.check_history(c.plan, f"SELECT {keys} FROM {q(c.load_table)} WHERE {rows}", c.attempts.params)
+    counted: dict[str, Any] = {}
+    if whole_table:  # a copy of every row: as many current versions as the chunks held rows (a scan, as the copy is)
+        current = c.target.current_rows(c.plan)
+        if current != c.loaded_rows:
+            raise CommitMismatch(
+                f"after the commit the history table {c.plan.target_table!r} has {current:,} current versions where "
+                f"the validated chunks hold {c.loaded_rows:,} rows: it was changed by something else; inspect it"
+            )
+        counted["current_rows"] = current
+    return {
+        "publish": "versions added (history mode)",
+        **counted,
+        # what the table holds, every version: the count the next run's whole-target check compares
+        "table_rows": c.target.row_count(c.plan.target_table),
+        **({"schema_changes": change.describe(c.plan.target_table)} if change.describe(c.plan.target_table) else {}),
+    }

@@ -27,13 +27,15 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
+from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
 from aurora_replication.state import FINAL, TableKey, run_order
 from aurora_replication.target import cdc_sql
-from aurora_replication.target.client import Target
+from aurora_replication.target.client import HistoryBroken, Target
+from aurora_replication.target.sql import CHUNK_COLUMN
 
 logger = Logger(child=True)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
@@ -104,11 +106,15 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 "is fixed, or re-snapshot the table"
             )
         with step("merge"):
-            tgt.prepare_changes(plan, s.reconcile_action)
-            if s.reconcile_action == "delete":
-                tgt.merge_tombstones(plan, load, msg.chunk_id)
-                services.fault("tombstoned", msg)
-            tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
+            if plan.history:  # every change a version, ordered by position (``target/history_sql.py``)
+                tgt.ensure_history_table(plan)
+                tgt.history_cdc_merge(plan, load, msg.chunk_id)
+            else:
+                tgt.prepare_changes(plan, s.reconcile_action)
+                if s.reconcile_action == "delete":
+                    tgt.merge_tombstones(plan, load, msg.chunk_id)
+                    services.fault("tombstoned", msg)
+                tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
         services.fault("merged", msg)
     seconds = time.perf_counter() - started
     for name, lap in step.laps.items():
@@ -149,14 +155,25 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
                 f"the audit batch of {plan.table!r} has {loaded} of its {batch.rows} rows in the load table and its "
                 f"staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
             )
-        tgt.prepare_changes(plan, s.reconcile_action)
+        rows = f"{q(load)}.{q(CHUNK_COLUMN)} = %s"
+        if plan.history:
+            tgt.ensure_history_table(plan)
+        else:
+            tgt.prepare_changes(plan, s.reconcile_action)
         differing = t.get("audit_differences")
         if differing is None:
-            differing = tgt.audit_changes(plan, load, chunk, s.reconcile_action)
+            if plan.history:  # the slice against the current versions
+                differing = tgt.history_changed(plan, load, rows, [chunk])
+            else:
+                differing = tgt.audit_changes(plan, load, chunk, s.reconcile_action)
             if not services.state.note_once(msg.run_id, plan.table, "audit_differences", differing):
                 differing = services.state.get_table(msg.run_id, plan.table).get("audit_differences", differing)
         services.fault("audit_counted", msg)
-        tgt.merge_changes(plan, load, chunk, s.reconcile_action)
+        if plan.history:  # a row that differs gets a corrective version at the audit's position
+            at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(t.get("window_read_at") or time.time())))
+            tgt.history_snapshot(plan, load, rows, [chunk], at, batch.start)
+        else:
+            tgt.merge_changes(plan, load, chunk, s.reconcile_action)
     audited: dict[str, Any] = {"audit_rows": batch.rows, "audit_differences": int(differing)}
     if differing:
         audited["audit"] = (
@@ -184,6 +201,32 @@ def _advance_audit(
     )
 
 
+def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None:
+    """History mode, once every batch of the window is applied and before the audit: the window's batches
+    once more in one MERGE, so that batches applied at the same moment (each reading the table as it
+    was when it began) leave every touched key's chain derived from all of them."""
+    plan, s = msg.plan, services.settings
+    with services.target() as sf:
+        tgt = Target(sf, s.stage_name)
+        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt.ensure_history_table(plan)
+        if tgt.exists(load):
+            tgt.history_settle(plan, load, batches)  # the batches' chunk ids: 0 .. batches - 1
+    services.fault("history_settled", msg)
+
+
+def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str) -> None:
+    """History mode, once every batch of the window (and the audit) is applied: the current-state view made
+    again (its columns follow the table's), and the history's invariants over the keys the window touched
+    (``history_sql.invariants``): a broken rule fails the table, loudly, before its position moves."""
+    plan = msg.plan
+    tgt.history_view(plan)
+    keys = ", ".join(q(plan.column(k).target) for k in plan.key)
+    if tgt.exists(load):
+        tgt.check_history(plan, f"SELECT DISTINCT {keys} FROM {q(load)}")
+    services.fault("history_checked", msg)
+
+
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
@@ -201,7 +244,21 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(t))
     if held is None:  # another run took the table: its windows carry the changes; the position stays
         return runs.end_superseded(services, msg.run_id, key)
+    if plan.history:
+        _settle_history(msg, services, count)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
+    if plan.history:
+        try:
+            with services.target() as sf:
+                _check_history(msg, services, Target(sf, s.stage_name), cdc_sql.load_table_name(plan, msg.run_id))
+        except HistoryBroken as e:  # loud: the table fails, its position stays where it was
+            reason = str(e)[:2000]
+            logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
+            services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason)
+            services.state.set_last_run(held, {"status": "failed", "mode": "cdc", "reason": reason})
+            services.state.release_lease(key, msg.run_id, 0)
+            services.state.finish_run_if_complete(msg.run_id)
+            return {"status": "failed", "reason": reason}
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
     committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
@@ -223,9 +280,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     else:
         with services.target() as sf:
             tgt = Target(sf, s.stage_name)
-            if s.reconcile_action == "delete":
+            load = cdc_sql.load_table_name(plan, msg.run_id)
+            if s.reconcile_action == "delete" and not plan.history:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
-            tgt.drop(cdc_sql.load_table_name(plan, msg.run_id))
+            tgt.drop(load)
             # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
             result["table_rows"] = tgt.row_count(plan.target_table)
         if audited:

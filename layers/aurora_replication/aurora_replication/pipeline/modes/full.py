@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_replication.pipeline.modes.base import Commit, SyncMode
-from aurora_replication.target import evolution
+from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
+from aurora_replication.target import evolution, history_sql
 
 
 class Full(SyncMode):
@@ -29,7 +29,12 @@ class Full(SyncMode):
     verifies_whole_table = True
 
     def commit(self, c: Commit) -> dict[str, Any]:
+        if c.plan.history:
+            return history_commit(c, whole_table=True)
         existing = c.target.columns(c.plan.target_table)
+        mismatch = history_sql.mode_mismatch(c.plan, existing)
+        if mismatch:  # an overwrite would drop every version
+            raise CommitMismatch(mismatch)
         if not existing:
             c.target.ensure_target_table(c.plan)
             change = evolution.SchemaChange()

@@ -17,7 +17,7 @@ from typing import Any
 
 from aurora_replication import checksums
 from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, Window
+from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, Window, history_commit
 
 
 class Incremental(SyncMode):
@@ -31,11 +31,16 @@ class Incremental(SyncMode):
         return window
 
     def commit(self, c: Commit) -> dict[str, Any]:
-        c.target.ensure_target_table(c.plan)
+        if c.plan.history:
+            c.target.ensure_history_table(c.plan)
+        else:
+            c.target.ensure_target_table(c.plan)
         audited: dict[str, Any] = {}
         if c.audit_from is not None:  # the rolling audit's slice: what the target lacks, before the MERGE heals it
             differing = c.target.audit_differences(c.plan, c.load_table, c.attempts, c.audit_from, c.window_from)
             audited["audit_differences"] = differing
+        if c.plan.history:  # versions, not a MERGE on the key (``base.history_commit``)
+            return {**history_commit(c, whole_table=False), **audited}
         c.target.merge_validated(c.plan, c.load_table, c.attempts)
         c.fault("merged", c.message)
         audited["table_rows"] = c.target.row_count(c.plan.target_table)
