@@ -59,7 +59,7 @@ def test_full_replication_of_several_tables_row_by_row(env):
     assert int(states["empty_one"]["chunk_count"]) == 0
     # the last table to finish marked the run: every table counted once, however many finalisers ran
     assert outcome.run["status"] == "succeeded", outcome.run.get("status")
-    assert set(outcome.run["finished_tables"]) == set(TABLES)
+    assert outcome.run["finished_count"] == len(TABLES)
     for table in TABLES:
         assert_same(env, table)
         assert states[table]["validation"] == "ok"
