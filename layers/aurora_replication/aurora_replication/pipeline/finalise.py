@@ -269,10 +269,14 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 window_from=state.get("window_from"),
                 expected_no_json=checksums.add_checksums(list(no_json.values())),
             )
-            # this invocation waits for a long statement until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline)
-            until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
-            ledger = TableLedger(services, msg.run_id, plan.table)
-            tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
+            if not (mode.commit_bounded_by_load and loaded_rows <= s.sync_commit_max_rows):
+                # statements that grow with the table run asynchronously, recorded in the ledger and polled;
+                # this invocation waits for one until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline).
+                # A commit of a few validated rows runs synchronously instead: one statement, where the
+                # asynchronous one costs two session settings, its records in the ledger and its polls
+                until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
+                ledger = TableLedger(services, msg.run_id, plan.table)
+                tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
@@ -295,7 +299,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
                 services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e), **result)
                 services.metric("ValidationFailures", 1)
-            if tgt.long.seconds:  # how long each long statement ran in Snowflake (``make bench``)
+            if tgt.long is not None and tgt.long.seconds:  # how long each long statement ran (``make bench``)
                 result["statement_seconds"] = {k: str(v) for k, v in tgt.long.seconds.items()}
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
             if status == "published":

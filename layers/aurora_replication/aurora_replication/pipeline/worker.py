@@ -410,7 +410,14 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
     services.fault("marked_done", msg)
-    renew_lease(msg.run_id, table, table_state, services)
+    # the table's finaliser runs next in this invocation (a small chunk, or a table's one chunk copied
+    # quickly, that completed its table): its publish guard renews the lease (``hold_lease``), so the
+    # chunk does not renew it a moment before
+    inline = done >= msg.chunk_count and (
+        rows is not None or (msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS)
+    )
+    if not inline:
+        renew_lease(msg.run_id, table, table_state, services)
     logger.info(
         "chunk copied",
         extra={
@@ -438,12 +445,12 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
-        if rows is not None:
+        if inline and rows is not None:
             # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
             result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
-        elif msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS:
+        elif inline:
             # the one chunk of its table (a small incremental window is one), copied quickly: finalise
             # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
             # it to the finalise message). If it fails, the finalise message takes over, and the
