@@ -182,10 +182,15 @@ def _summary(
     return out
 
 
-def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+def finalise(
+    msg: ChunkMessage, services: Services, recorded: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Validate the table's chunks and publish, heal or fail it. The TABLE item is read here, fresh,
     even when the invocation read it a moment ago: a duplicate finaliser must see a table another one
-    has just published."""
+    has just published. ``recorded``: the ledger entry of a table's one chunk, as the chunk's worker
+    wrote it in this invocation in round 0 (the first completed attempt of the round wins, so the entry
+    stays as written; a heal moves the table to round 1, which makes this finaliser stale): it stands
+    for the entry's read."""
     started = time.perf_counter()
     plan = msg.plan
     s = services.settings
@@ -204,7 +209,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     polled = _poll_running(msg, services, key, state, heal_round)
     if polled is not None:  # a long statement of this round still runs: nothing else to do yet
         return polled
-    chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
+    if recorded is not None and count == 1 and heal_round == 0 == msg.round and set(recorded) == {0}:
+        chunks = recorded
+    else:
+        chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
     outstanding = services.state.outstanding(chunks, count, heal_round)
     if outstanding:
         # sent early (a redelivered chunk counted twice): the chunk that completes last sends another

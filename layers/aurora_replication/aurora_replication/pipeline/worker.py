@@ -33,7 +33,7 @@ from aurora_replication.services import Services
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.state import FINAL, Bounds, TableKey, run_order
+from aurora_replication.state import CHUNK_FIELDS, FINAL, Bounds, TableKey, run_order
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -298,6 +298,12 @@ def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: 
         )
 
 
+def _entry(table: str, info: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's ledger entry as ``StateStore.mark_chunk_done`` wrote it in round 0 (what the finaliser reads)."""
+    fields = {k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}
+    return {"table": table, "chunk": 0, "round": 0, **fields}
+
+
 def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
     snapshot, load it as a new attempt, have Snowflake count and checksum the rows that attempt loaded,
@@ -445,18 +451,21 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
+        # the one chunk's entry as this attempt recorded it (round 0): the finaliser need not read it back
+        entry = {0: _entry(table, info)} if recorded and msg.chunk_count == 1 and msg.round == 0 else None
+        finalise_inline = functools.partial(finaliser.finalise, recorded=entry)
         if inline and rows is not None:
             # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
-            result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+            result["finalise"] = timeline.timed(finalise_inline, final, services).get("status")
         elif inline:
             # the one chunk of its table (a small incremental window is one), copied quickly: finalise
             # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
             # it to the finalise message). If it fails, the finalise message takes over, and the
             # chunk, recorded, is not copied again
             try:
-                result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+                result["finalise"] = timeline.timed(finalise_inline, final, services).get("status")
             except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
                 logger.warning(
                     f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",
