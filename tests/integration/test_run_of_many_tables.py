@@ -92,12 +92,19 @@ def test_a_run_of_1200_long_named_tables_records_counts_each_once_and_finishes(d
     last = order[-1]
     repeats = set(order[::20])  # counted again right after their first count, as a redelivered finaliser
     complete_at = []
+    tally_reads = []
+    read_tally = store._tally
+    store._tally = lambda pk: tally_reads.append(pk) or read_tally(pk)  # type: ignore[method-assign]
     for n, table in enumerate(order):
         if store.finish_run_if_complete(RUN, table):
             complete_at.append((n, table))
         if table in repeats and store.finish_run_if_complete(RUN, table):
             complete_at.append((n, table))
     assert complete_at == [(TABLES - 1, last)]  # once, at the last table's first count
+    # a count short of the last table's is known not to complete the run without reading the TALLY: it is
+    # read for the repeats and for the last table only (its count, then the run's check that every table
+    # is recorded before the statuses say it finished)
+    assert len(tally_reads) == len(repeats) + 2, len(tally_reads)
     assert store.counted(RUN) == (TABLES, TABLES)
     assert store.finish_run_if_complete(RUN, order[0])  # a repeat after the end: still complete, no more
     assert store.counted(RUN) == (TABLES, TABLES)

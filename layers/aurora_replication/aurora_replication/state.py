@@ -7,8 +7,8 @@ items, 80 BOUNDS pages and one TABLE item with counters):
                                  grow with the number of tables
   RUN#<run>   / NAMES#<first>    the run's tables in order, NAMES_PAGE names a page (JSON text), keyed by the index
                                  of the page's first name: what a planner that continues the run reads
-  RUN#<run>   / TALLY            table_count and finished_count: the tables whose status is final, counted once
-                                 each (``count_finished``)
+  RUN#<run>   / TALLY            table_count, finished_count (the tables whose status is final, counted once
+                                 each: ``count_finished``) and last_but_one (table_count - 1)
   RUN#<run>   / FINISHED#<table> the mark that ``table`` is counted, written in one transaction with the count,
                                  so a repeated count (a redelivered finaliser) adds nothing
   RUN#<run>   / TABLE#<table>    table of a run: plan (its JSON text: one string attribute, not a nested map
@@ -459,9 +459,9 @@ class StateStore:
                 batch.put_item(
                     Item={"pk": pk, "sk": f"NAMES#{first:06d}", "first": first, "names": names, EXPIRATION: expires}
                 )
-            batch.put_item(
-                Item={"pk": pk, "sk": "TALLY", "table_count": len(tables), "finished_count": 0, EXPIRATION: expires}
-            )
+            # last_but_one: a count below it is not the last table's (``count_finished`` needs no read then)
+            tally = {"table_count": len(tables), "finished_count": 0, "last_but_one": len(tables) - 1}
+            batch.put_item(Item={"pk": pk, "sk": "TALLY", **tally, EXPIRATION: expires})
         self.table.put_item(
             Item={
                 "pk": pk,
@@ -910,38 +910,48 @@ class StateStore:
         return None if not item else str(item.get("status"))
 
     def count_finished(self, run_id: str, table: str) -> bool:
-        """Count ``table``, whose status is final, among the run's finished tables, once: one transaction
-        writes the table's FINISHED mark (only if it is not there) and adds one to the TALLY's
-        ``finished_count``, so a redelivered finaliser, whose mark is there, adds nothing; returns whether
-        every table of the run is counted (one small read of the TALLY). Neither item grows with the number
-        of tables. A run recorded by an earlier version (no TALLY) counts in its RUN item's string set."""
+        """Count ``table``, whose status is final, among the run's finished tables, once; returns whether
+        every table of the run is counted. One transaction writes the table's FINISHED mark (only if it is
+        not there) and adds one to the TALLY's ``finished_count``, so a redelivered finaliser, whose mark is
+        there, adds nothing. The first try adds only while the count stays short of the run's last table
+        (``finished_count < last_but_one``): then the run is not complete, and that is known without a read.
+        Otherwise (the last table's count) it is added unconditionally and the TALLY read. Neither item grows
+        with the number of tables. A run recorded by an earlier version (no TALLY) counts in its RUN item's
+        string set."""
         pk = f"RUN#{run_id}"
-        name = self.table.name
-        client = self.resource.meta.client
+        first = self._count_once(pk, table, short_of_last=True)
+        if first == "counted":
+            return False  # the count was at most the run's tables less two: one more is to come at least
+        if first == "tally refused":  # the last table's count, or no TALLY (a run of an earlier version)
+            if self._count_once(pk, table, short_of_last=False) == "tally refused":
+                return self._count_finished_listed(run_id, table)
+        done, listed = self._tally(pk)
+        return done >= listed
+
+    def _count_once(self, pk: str, table: str, short_of_last: bool) -> str:
+        """One count's transaction: ``counted``, ``repeat`` (the table's mark is there), or ``tally refused``
+        (no TALLY, or, ``short_of_last``, the count has reached the run's tables less one). A conflict with
+        another count in progress on the TALLY is tried again (exponential backoff, with jitter)."""
         mark = {"pk": pk, "sk": f"FINISHED#{table}", "table": table, "at": _now(), EXPIRATION: self._expires()}
+        condition = "attribute_exists(pk)" + (" AND finished_count < last_but_one" if short_of_last else "")
         items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": name,
-                    "Item": mark,
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
+            {"Put": {"TableName": self.table.name, "Item": mark, "ConditionExpression": "attribute_not_exists(pk)"}},
             {
                 "Update": {
-                    "TableName": name,
+                    "TableName": self.table.name,
                     "Key": {"pk": pk, "sk": "TALLY"},
                     "UpdateExpression": "ADD finished_count :one",
-                    "ConditionExpression": "attribute_exists(pk)",
+                    "ConditionExpression": condition,
                     "ExpressionAttributeValues": {":one": 1},
                 }
             },
         ]
+        client = self.resource.meta.client
         for attempt in range(COUNT_ATTEMPTS):
             try:
                 response = client.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")
                 meter.capacity("transact_write_items", response)
-                break
+                return "counted"
             except ClientError as e:
                 if e.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
@@ -950,13 +960,16 @@ class StateStore:
                     # another finaliser's count holds the TALLY: wait a little (exponential, with jitter)
                     time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
                     continue
-                if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed":
-                    return self._count_finished_listed(run_id, table)  # no TALLY: a run of an earlier version
                 if len(reasons) == 2 and reasons[0] == "ConditionalCheckFailed":
-                    break  # counted already (a repeated count): the tally is as it was
+                    return "repeat"  # counted already: the tally is as it was
+                if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed":
+                    return "tally refused"
                 raise
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    def _tally(self, pk: str) -> tuple[int, int]:
         tally = self.table.get_item(Key={"pk": pk, "sk": "TALLY"}, ConsistentRead=True).get("Item") or {}
-        return int(str(tally.get("finished_count", 0))) >= int(str(tally.get("table_count", 0)))
+        return int(str(tally.get("finished_count", 0))), int(str(tally.get("table_count", 0)))
 
     def _count_finished_listed(self, run_id: str, table: str) -> bool:
         """``count_finished`` for a RUN item written before the TALLY existed: its ``finished_tables`` (a
@@ -976,9 +989,9 @@ class StateStore:
 
     def counted(self, run_id: str) -> tuple[int, int]:
         """(finished tables counted, tables the run lists): the TALLY, or an earlier version's RUN item."""
-        tally = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "TALLY"}, ConsistentRead=True).get("Item")
-        if tally:
-            return int(str(tally.get("finished_count", 0))), int(str(tally.get("table_count", 0)))
+        done, listed = self._tally(f"RUN#{run_id}")
+        if listed:
+            return done, listed
         run = self.run_item(run_id)
         return len(run.get("finished_tables") or ()), table_count(run)
 
