@@ -1,9 +1,9 @@
 """What the run ledger's items hold and how few writes they take.
 
-A run's TABLE item holds the table's plan, and its RUN item the list of its tables, as JSON text: one
-string attribute rather than a nested map (or list) of attribute values, which every read and update
-of the item (each chunk's count, the status, each finished table's count) would walk, in DynamoDB's
-JSON and in boto3's deserializer. ``get_table`` and ``get_run`` give them back as they were, and an
+A run's TABLE item holds the table's plan as JSON text: one string attribute rather than a nested map
+of attribute values, which every read and update of the item (each chunk's count, the status) would
+walk, in DynamoDB's JSON and in boto3's deserializer; the run's list of tables is in pages of its own
+(NAMES), counted finished in a TALLY. ``get_table`` and ``get_run`` give them back as they were, and an
 item written by an earlier version (a map, a list) reads the same. A finished table's catalog note
 takes its outcome and its freshness in one write."""
 
@@ -72,25 +72,48 @@ def test_a_plan_stored_as_a_map_by_an_earlier_version_reads_the_same(ddb: Any) -
     assert store.get_run(RUN)["table_states"]["orders"]["plan"] == PLAN
 
 
-def test_the_runs_tables_are_one_string_attribute_and_every_finished_table_counts(ddb: Any) -> None:
-    """The RUN item, which every finished table's count updates and returns, carries its list of
-    tables as one string; the count still says when every table is finished, counting twice changes
-    nothing, and a RUN item of an earlier version (a list) counts the same."""
+def test_the_runs_tables_are_pages_beside_the_run_item_and_every_finished_table_counts_once(ddb: Any) -> None:
+    """The RUN item holds a count of its tables, not their names: those are NAMES pages, read back in
+    order; a request that lists the run's tables is kept without them and given back whole. Each finished
+    table counts once in the TALLY (a repeat adds nothing), the count says when every table is finished,
+    and a RUN item of an earlier version (a list, a string set) reads and counts as it did."""
     store = StateStore("state", ddb)
     tables = ["a", "b.c", "d 😀"]
-    store.create_run(RUN, "full", tables, {"tables": "*"})
+    store.create_run(RUN, "full", tables, {"tables": list(tables), "mode": "full"})
     raw = ddb.Table("state").get_item(Key={"pk": f"RUN#{RUN}", "sk": "RUN"})["Item"]
-    assert isinstance(raw["tables"], str)
-    assert store.get_run(RUN)["tables"] == tables
+    assert "tables" not in raw and "tables" not in raw["request"] and raw["table_count"] == 3
+    run = store.run_item(RUN)
+    assert store.run_tables(RUN, run) == tables
+    assert store.run_request(run, tables) == {"tables": tables, "mode": "full"}
     assert not store.count_finished(RUN, "a")
     assert not store.count_finished(RUN, "a")  # a redelivered finaliser counts again: nothing changes
+    assert store.counted(RUN) == (1, 3)
     assert not store.count_finished(RUN, "d 😀")
     assert store.count_finished(RUN, "b.c")
+    assert store.count_finished(RUN, "b.c")  # still complete, still three
+    assert store.counted(RUN) == (3, 3) and store.get_run(RUN)["finished_count"] == 3
     older = "20261101T000000Z-000000"
-    ddb.Table("state").put_item(Item={"pk": f"RUN#{older}", "sk": "RUN", "tables": ["x", "y"], "status": "running"})
+    ddb.Table("state").put_item(
+        Item={
+            "pk": f"RUN#{older}",
+            "sk": "RUN",
+            "tables": '["x","y"]',
+            "status": "running",
+            "request": {"tables": ["*"]},
+        }
+    )
     assert not store.count_finished(older, "x")
+    assert not store.count_finished(older, "x")
+    assert store.counted(older) == (1, 2)
     assert store.count_finished(older, "y")
-    assert store.get_run(older)["tables"] == ["x", "y"]
+    assert store.run_tables(older) == ["x", "y"] and store.get_run(older)["tables"] == ["x", "y"]
+    assert store.run_request(store.run_item(older), ["x", "y"]) == {"tables": ["*"]}
+    # no mark of the failed transactions was left behind for the older run
+    marks = ddb.Table("state").query(
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :f)",
+        ExpressionAttributeValues={":pk": f"RUN#{older}", ":f": "FINISHED#"},
+    )["Items"]
+    assert marks == []
 
 
 def _held(run_id: str, order: int) -> Held:

@@ -37,6 +37,10 @@ class Settings(BaseModel):
     # column that no index starts with (the scheduler's MAX of it would scan the table)
     full_scan_max_rows: int = Field(default=5_000_000, alias="FULL_SCAN_MAX_ROWS", ge=0)
     small_chunk_rows: int = Field(default=200, alias="SMALL_CHUNK_ROWS", ge=0, le=100_000)
+    # a full copy of at most this many validated rows publishes with one synchronous statement (its work is
+    # bounded by these rows, far inside SNOWFLAKE_STATEMENT_TIMEOUT_SECONDS); above it, asynchronously and
+    # polled (target/long_statements.py). 0: always asynchronously
+    sync_commit_max_rows: int = Field(default=1_000, alias="SYNC_COMMIT_MAX_ROWS", ge=0, le=100_000)
     stage_name: str = Field(default="AURORA_REPLICATION_STAGE", alias="STAGE_NAME", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     identifier_case: Literal["upper", "preserve"] = Field(default="upper", alias="TARGET_IDENTIFIER_CASE")
     zero_date_policy: Literal["null", "fail"] = Field(default="null", alias="ZERO_DATE_POLICY")

@@ -2,9 +2,15 @@
 
 Items (no item grows with the number of chunks: a table of 20,000 chunks has 20,000 small CHUNK
 items, 80 BOUNDS pages and one TABLE item with counters):
-  RUN#<run>   / RUN              run: mode, tables (JSON text, as a TABLE item's plan), created_at, status,
-                                 finished_tables (a string set of the tables whose status is final: counted by
-                                 ``record_table`` or ``finish_run_if_complete``)
+  RUN#<run>   / RUN              run: mode, table_count (how many tables the run lists), request (without its
+                                 list of tables when that is the run's), created_at, status, planned; it does not
+                                 grow with the number of tables
+  RUN#<run>   / NAMES#<first>    the run's tables in order, NAMES_PAGE names a page (JSON text), keyed by the index
+                                 of the page's first name: what a planner that continues the run reads
+  RUN#<run>   / TALLY            table_count, finished_count (the tables whose status is final, counted once
+                                 each: ``count_finished``) and last_but_one (table_count - 1)
+  RUN#<run>   / FINISHED#<table> the mark that ``table`` is counted, written in one transaction with the count,
+                                 so a repeated count (a redelivered finaliser) adds nothing
   RUN#<run>   / TABLE#<table>    table of a run: plan (its JSON text: one string attribute, not a nested map
                                  of a few hundred attribute values that every read, write and update of the
                                  item would walk; ``get_table`` and ``get_run`` give it back as a dict),
@@ -41,7 +47,11 @@ read them (``acquire_lease`` only checks that no such run still holds the table)
   RUN#<run>   / ATTEMPT#<table>#<chunk>#<attempt>  one attempt of a chunk (or a table's finalise): worker,
                                  start, steps with their offsets and durations, rows, error; for the run report
 
-Retention: every item of a run's partition (``RUN#<run>``: RUN, TABLE, CHUNK, BOUNDS, ATTEMPT) carries
+A RUN item written before the names moved out of it (``tables``: the list, ``finished_tables``: a string set)
+reads and counts as it did (``run_tables``, ``count_finished``): a run in flight across the upgrade finishes.
+
+Retention: every item of a run's partition (``RUN#<run>``: RUN, NAMES, TALLY, FINISHED, TABLE, CHUNK, BOUNDS,
+ATTEMPT) carries
 ``expiration`` (the table's TTL attribute), ``run_retention_seconds`` after it was written (RUN_RETENTION_DAYS,
 30 days by default: long enough to resume a stalled run and to audit or report on it). The items a table's
 next run depends on (LEASE, WATERMARK, LAST_RUN, CDC) and the catalog never expire: there is one of each per
@@ -51,6 +61,7 @@ table, so they do not grow with the number of runs.
 from __future__ import annotations
 
 import json
+import random
 import re
 import time
 from collections.abc import Callable
@@ -75,6 +86,12 @@ FINAL = ("published", "failed", SUPERSEDED)
 EXPIRATION = "expiration"
 RUN_RETENTION_SECONDS = 30 * 24 * 3600
 CATALOG_PK = "CATALOG"
+# names a page of the run's tables: a MySQL table name is at most 64 characters of at most 4 bytes in UTF-8,
+# so a page is at most 1,000 x (256 + 3) bytes of JSON, far below DynamoDB's 400 KB item limit
+NAMES_PAGE = 1000
+# how often a count of a finished table is tried again when another count of the run holds the TALLY item
+# (DynamoDB cancels a transaction that conflicts with another in progress on the same item)
+COUNT_ATTEMPTS = 12
 BOUNDS_PAGE = 250
 # a page of bounds stays far below DynamoDB's 400 KB item limit however wide the key (InnoDB keys are at
 # most 3072 bytes, a bound's JSON a few times that)
@@ -265,6 +282,14 @@ def _run_item(item: dict[str, Any]) -> dict[str, Any]:
     return _decoded(item, "tables")
 
 
+def table_count(run: dict[str, Any]) -> int:
+    """How many tables a run lists, from its RUN item (``table_count``; a RUN item of an earlier version:
+    the length of its list)."""
+    if run.get("table_count") is not None:
+        return int(run["table_count"])
+    return len(run.get("tables") or [])
+
+
 def _leased(table: str, holder: str, until: int) -> str:
     return (
         f"table {table!r} is leased by run {holder} until "
@@ -417,21 +442,64 @@ class StateStore:
     def create_run(
         self, run_id: str, mode: str, tables: list[str], request: dict[str, Any], scope: Scope | None = None
     ) -> None:
-        """The RUN item, with the ``scope`` the run is planned in (None: a sample run of ``replicate invoke``)."""
+        """The RUN item, with the ``scope`` the run is planned in (None: a sample run of ``replicate invoke``),
+        and the run's list of tables in NAMES pages and its TALLY (nothing in the RUN item grows with the
+        number of tables: a request that lists the run's tables is kept without them; ``run_request``)."""
+        pk = f"RUN#{run_id}"
+        stored = dict(request)
+        if isinstance(stored.get("tables"), list) and stored["tables"] == list(tables):
+            del stored["tables"]
+            stored_tables = {"request_tables": "names"}
+        else:
+            stored_tables = {}
+        expires = self._expires()
+        with self.table.batch_writer() as batch:  # retries what DynamoDB leaves unprocessed
+            for first in range(0, len(tables), NAMES_PAGE):
+                names = json.dumps(tables[first : first + NAMES_PAGE], ensure_ascii=False, separators=(",", ":"))
+                batch.put_item(
+                    Item={"pk": pk, "sk": f"NAMES#{first:06d}", "first": first, "names": names, EXPIRATION: expires}
+                )
+            # last_but_one: a count below it is not the last table's (``count_finished`` needs no read then)
+            tally = {"table_count": len(tables), "finished_count": 0, "last_but_one": len(tables) - 1}
+            batch.put_item(Item={"pk": pk, "sk": "TALLY", **tally, EXPIRATION: expires})
         self.table.put_item(
             Item={
-                "pk": f"RUN#{run_id}",
+                "pk": pk,
                 "sk": "RUN",
                 "mode": mode,
                 **({"scope": scope.to_item()} if scope is not None else {}),
-                # JSON text: one attribute that the count of every finished table carries along
-                "tables": json.dumps(tables, separators=(",", ":")),
-                "request": request,
+                "table_count": len(tables),
+                "request": stored,
+                **stored_tables,
                 "created_at": _now(),
                 "status": "running",
-                EXPIRATION: self._expires(),
+                EXPIRATION: expires,
             }
         )
+
+    def run_tables(self, run_id: str, run: dict[str, Any] | None = None) -> list[str]:
+        """The run's tables in order: its NAMES pages (one query; a RUN item of an earlier version: its list).
+        ``run``: the RUN item when it is at hand."""
+        run = self.run_item(run_id) if run is None else run
+        if isinstance(run.get("tables"), list):
+            return [str(t) for t in run["tables"]]
+        pages = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :n)",
+            ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":n": "NAMES#"},
+        )
+        names: list[str] = []
+        for page in sorted(pages, key=lambda i: int(str(i["first"]))):
+            names.extend(str(t) for t in json.loads(str(page["names"])))
+        return names
+
+    @staticmethod
+    def run_request(run: dict[str, Any], tables: list[str]) -> dict[str, Any]:
+        """The request a run was recorded with, its list of tables put back (``create_run`` keeps it out of
+        the RUN item when it is the run's list, ``tables``)."""
+        request = dict(run.get("request") or {})
+        if run.get("request_tables") == "names":
+            request["tables"] = list(tables)
+        return request
 
     def record_table(self, run_id: str, table: str, scope: Scope | None = None, **fields: Any) -> None:
         """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``)."""
@@ -753,24 +821,33 @@ class StateStore:
         )
 
     def get_run(self, run_id: str) -> dict[str, Any]:
-        # "RUN" and "TABLE#..." sort after "BOUNDS#...": the chunk ranges are not read here
+        """The RUN item with its TABLE items (``table_states``) and its TALLY's ``finished_count``: one query.
+        "RUN", "TABLE#..." and "TALLY" sort after "ATTEMPT#", "BOUNDS#", "CHUNK#", "FINISHED#" and "NAMES#":
+        the chunk ranges and the list of names are not read here."""
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND sk >= :run",
             ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":run": "RUN"},
         )
         run: dict[str, Any] = {}
         tables: dict[str, dict[str, Any]] = {}
+        tally: dict[str, Any] = {}
         for item in items:
             if item["sk"] == "RUN":
                 run = _run_item(item)
+            elif item["sk"] == "TALLY":
+                tally = _plain(item)
             elif str(item["sk"]).startswith("TABLE#"):
                 tables[item["table"]] = _table_item(item)
+        if run and tally:
+            run["finished_count"] = int(tally.get("finished_count", 0))
+        elif run:
+            run["finished_count"] = len(run.get("finished_tables") or ())
         run["table_states"] = tables
         return run
 
     # ---- planning in steps (the scheduler's budget: pipeline/scheduler.py) ---------------------
     def run_item(self, run_id: str) -> dict[str, Any]:
-        """The RUN item alone (its request, tables, scope, and how far planning got), not its tables."""
+        """The RUN item alone (its request, table count, scope, and how far planning got), not its tables."""
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
         return _run_item(item) if item else {}
 
@@ -833,10 +910,70 @@ class StateStore:
         return None if not item else str(item.get("status"))
 
     def count_finished(self, run_id: str, table: str) -> bool:
-        """Count ``table``, whose status is final, among the run's finished tables (the RUN item's
-        ``finished_tables``, a string set: counting a table twice changes nothing, so a redelivered
-        finaliser counts again safely); returns whether every table of the run is counted. One
-        small write, where reading every table's status would grow with the number of tables."""
+        """Count ``table``, whose status is final, among the run's finished tables, once; returns whether
+        every table of the run is counted. One transaction writes the table's FINISHED mark (only if it is
+        not there) and adds one to the TALLY's ``finished_count``, so a redelivered finaliser, whose mark is
+        there, adds nothing. The first try adds only while the count stays short of the run's last table
+        (``finished_count < last_but_one``): then the run is not complete, and that is known without a read.
+        Otherwise (the last table's count) it is added unconditionally and the TALLY read. Neither item grows
+        with the number of tables. A run recorded by an earlier version (no TALLY) counts in its RUN item's
+        string set."""
+        pk = f"RUN#{run_id}"
+        first = self._count_once(pk, table, short_of_last=True)
+        if first == "counted":
+            return False  # the count was at most the run's tables less two: one more is to come at least
+        if first == "tally refused":  # the last table's count, or no TALLY (a run of an earlier version)
+            if self._count_once(pk, table, short_of_last=False) == "tally refused":
+                return self._count_finished_listed(run_id, table)
+        done, listed = self._tally(pk)
+        return done >= listed
+
+    def _count_once(self, pk: str, table: str, short_of_last: bool) -> str:
+        """One count's transaction: ``counted``, ``repeat`` (the table's mark is there), or ``tally refused``
+        (no TALLY, or, ``short_of_last``, the count has reached the run's tables less one). A conflict with
+        another count in progress on the TALLY is tried again (exponential backoff, with jitter)."""
+        mark = {"pk": pk, "sk": f"FINISHED#{table}", "table": table, "at": _now(), EXPIRATION: self._expires()}
+        condition = "attribute_exists(pk)" + (" AND finished_count < last_but_one" if short_of_last else "")
+        items: list[Any] = [
+            {"Put": {"TableName": self.table.name, "Item": mark, "ConditionExpression": "attribute_not_exists(pk)"}},
+            {
+                "Update": {
+                    "TableName": self.table.name,
+                    "Key": {"pk": pk, "sk": "TALLY"},
+                    "UpdateExpression": "ADD finished_count :one",
+                    "ConditionExpression": condition,
+                    "ExpressionAttributeValues": {":one": 1},
+                }
+            },
+        ]
+        client = self.resource.meta.client
+        for attempt in range(COUNT_ATTEMPTS):
+            try:
+                response = client.transact_write_items(TransactItems=items, ReturnConsumedCapacity="TOTAL")
+                meter.capacity("transact_write_items", response)
+                return "counted"
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [str(r.get("Code")) for r in e.response.get("CancellationReasons") or []]
+                if "TransactionConflict" in reasons and attempt + 1 < COUNT_ATTEMPTS:
+                    # another finaliser's count holds the TALLY: wait a little (exponential, with jitter)
+                    time.sleep(random.uniform(0, min(1.0, 0.02 * 2**attempt)))
+                    continue
+                if len(reasons) == 2 and reasons[0] == "ConditionalCheckFailed":
+                    return "repeat"  # counted already: the tally is as it was
+                if len(reasons) == 2 and reasons[1] == "ConditionalCheckFailed":
+                    return "tally refused"
+                raise
+        raise AssertionError("unreachable: the last attempt raises")  # pragma: no cover
+
+    def _tally(self, pk: str) -> tuple[int, int]:
+        tally = self.table.get_item(Key={"pk": pk, "sk": "TALLY"}, ConsistentRead=True).get("Item") or {}
+        return int(str(tally.get("finished_count", 0))), int(str(tally.get("table_count", 0)))
+
+    def _count_finished_listed(self, run_id: str, table: str) -> bool:
+        """``count_finished`` for a RUN item written before the TALLY existed: its ``finished_tables`` (a
+        string set, so counting twice changes nothing) against its list of tables."""
         resp = if_condition_holds(
             self.table.update_item,
             Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
@@ -850,6 +987,14 @@ class StateStore:
         run = _run_item(resp.get("Attributes", {}))
         return set(run.get("tables") or []) <= set(run.get("finished_tables") or ())
 
+    def counted(self, run_id: str) -> tuple[int, int]:
+        """(finished tables counted, tables the run lists): the TALLY, or an earlier version's RUN item."""
+        done, listed = self._tally(f"RUN#{run_id}")
+        if listed:
+            return done, listed
+        run = self.run_item(run_id)
+        return len(run.get("finished_tables") or ()), table_count(run)
+
     def finish_run_if_complete(self, run_id: str, table: str | None = None) -> bool:
         """Mark the run succeeded or failed once every table's status is final. With ``table`` (a table
         whose status was just made final) the table is counted first, and the statuses are read only
@@ -860,6 +1005,8 @@ class StateStore:
         states = self.table_statuses(run_id)
         if not states or any(status not in TERMINAL for status in states.values()):
             return False
+        if len(states) < self.counted(run_id)[1]:
+            return False  # tables the run lists are not recorded yet (a planner continues the run)
         # declined and superseded: another run carries the table
         status = "succeeded" if all(s in ("published", "declined", SUPERSEDED) for s in states.values()) else "failed"
         self.table.update_item(

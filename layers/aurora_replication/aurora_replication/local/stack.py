@@ -291,6 +291,7 @@ class LocalStack:
         moto_server.install_module_list_cache()
         moto_server.install_update_expression_cache()
         moto_server.install_sqs_patches()
+        moto_server.install_transaction_patch()
         port = free_port()
         self.server = moto_server.SerialisedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         self.server.start()
@@ -680,8 +681,11 @@ class LocalStack:
         run = self.dynamodb.get_item(
             TableName=self.table_name, Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
         ).get("Item", {})
-        listed = json.loads(run.get("tables", {}).get("S", "[]"))
-        if run.get("status", {}).get("S") == "running" and int(run.get("planned", {}).get("N", 0)) < len(listed):
+        if "table_count" in run:
+            listed = int(run["table_count"]["N"])
+        else:  # a run recorded by an earlier version: its list
+            listed = len(json.loads(run.get("tables", {}).get("S", "[]")))
+        if run.get("status", {}).get("S") == "running" and int(run.get("planned", {}).get("N", 0)) < listed:
             return True  # tables left to plan: a planner's message is to come
         window = float(os.environ.get("ASYNC_POLL_SECONDS", "60")) + 5
         items = self.dynamodb.query(
@@ -901,11 +905,11 @@ class LocalStack:
                     # marked the run, and was not delivered again), read only then: it grows with the tables
                     checked_at = time.monotonic()
                     statuses = state.table_statuses(run_id)
-                    listed = state.run_item(run_id).get("tables") or []
                     if (
                         statuses
                         and all(status in TERMINAL for status in statuses.values())
-                        and set(listed) <= set(statuses)  # every table planned (a worker may plan the rest)
+                        # every table planned (a worker may plan the rest)
+                        and len(statuses) >= state.counted(run_id)[1]
                     ):
                         break
                 if visible + inflight == 0:

@@ -188,10 +188,15 @@ def _summary(
     return out
 
 
-def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+def finalise(
+    msg: ChunkMessage, services: Services, recorded: dict[int, dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Validate the table's chunks and publish, heal or fail it. The TABLE item is read here, fresh,
     even when the invocation read it a moment ago: a duplicate finaliser must see a table another one
-    has just published."""
+    has just published. ``recorded``: the ledger entry of a table's one chunk, as the chunk's worker
+    wrote it in this invocation in round 0 (the first completed attempt of the round wins, so the entry
+    stays as written; a heal moves the table to round 1, which makes this finaliser stale): it stands
+    for the entry's read."""
     started = time.perf_counter()
     plan = msg.plan
     s = services.settings
@@ -210,7 +215,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     polled = _poll_running(msg, services, key, state, heal_round)
     if polled is not None:  # a long statement of this round still runs: nothing else to do yet
         return polled
-    chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
+    if recorded is not None and count == 1 and heal_round == 0 == msg.round and set(recorded) == {0}:
+        chunks = recorded
+    else:
+        chunks = services.state.get_chunks(msg.run_id, plan.table, count) if count else {}
     outstanding = services.state.outstanding(chunks, count, heal_round)
     if outstanding:
         # sent early (a redelivered chunk counted twice): the chunk that completes last sends another
@@ -277,10 +285,14 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 history_pos=str(state.get("history_pos") or msg.run_id),
                 history_at=_history_at(chunks),
             )
-            # this invocation waits for a long statement until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline)
-            until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
-            ledger = TableLedger(services, msg.run_id, plan.table)
-            tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
+            if not (mode.commit_bounded_by_load and loaded_rows <= s.sync_commit_max_rows):
+                # statements that grow with the table run asynchronously, recorded in the ledger and polled;
+                # this invocation waits for one until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline).
+                # A commit of a few validated rows runs synchronously instead: one statement, where the
+                # asynchronous one costs two session settings, its records in the ledger and its polls
+                until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
+                ledger = TableLedger(services, msg.run_id, plan.table)
+                tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
@@ -303,7 +315,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
                 services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e), **result)
                 services.metric("ValidationFailures", 1)
-            if tgt.long.seconds:  # how long each long statement ran in Snowflake (``make bench``)
+            if tgt.long is not None and tgt.long.seconds:  # how long each long statement ran (``make bench``)
                 result["statement_seconds"] = {k: str(v) for k, v in tgt.long.seconds.items()}
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
             if status == "published":

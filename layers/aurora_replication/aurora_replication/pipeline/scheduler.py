@@ -34,7 +34,7 @@ from aurora_replication.services import Services
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.state import Scope, TableKey
+from aurora_replication.state import Scope, TableKey, table_count
 from aurora_replication.target import client as target
 from aurora_replication.target import evolution, history_sql
 from aurora_replication.typemap import UnsupportedTypeError
@@ -580,9 +580,8 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     run = services.state.run_item(run_id)
     if run.get("status") != "running":
         return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
-    names = [str(t) for t in run.get("tables") or []]
     start = int(run.get("planned", 0))
-    if start >= len(names):
+    if start >= table_count(run):
         services.state.finish_run_if_complete(run_id)
         return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
     left = services.seconds_left() + services.settings.deadline_margin_seconds
@@ -593,7 +592,8 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
         again = message.model_dump_json(exclude_none=True)
         services.send_messages([again], [meter.UNATTRIBUTED], delay_seconds=_after(held))
         return {"kind": "plan", "status": "planned elsewhere", "run_id": run_id}
-    request = parse_run_request(run.get("request") or {}, services.settings.default_mode)
+    names = services.state.run_tables(run_id, run)
+    request = parse_run_request(services.state.run_request(run, names), services.settings.default_mode)
     scope = Scope.from_item(run.get("scope"))
     if scope is None:
         scope = services.scope()
@@ -632,7 +632,7 @@ def fail_unplanned(run_id: str, services: Services, reason: str) -> None:
     """The ``plan`` message of a run failed its last receive: the tables it was to plan are recorded
     failed with the reason, so the run ends instead of waiting for them."""
     run = services.state.run_item(run_id)
-    names = [str(t) for t in run.get("tables") or []]
+    names = services.state.run_tables(run_id, run) if run else []
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     for table in names[int(run.get("planned", 0)) :]:
         if not services.state.get_table(run_id, table):

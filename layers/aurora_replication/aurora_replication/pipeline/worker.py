@@ -33,7 +33,7 @@ from aurora_replication.services import Services
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.state import FINAL, Bounds, TableKey, run_order
+from aurora_replication.state import CHUNK_FIELDS, FINAL, Bounds, TableKey, run_order
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -298,6 +298,12 @@ def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: 
         )
 
 
+def _entry(table: str, info: dict[str, Any]) -> dict[str, Any]:
+    """A chunk's ledger entry as ``StateStore.mark_chunk_done`` wrote it in round 0 (what the finaliser reads)."""
+    fields = {k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}
+    return {"table": table, "chunk": 0, "round": 0, **fields}
+
+
 def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read the chunk in one consistent snapshot with its source count and checksum from that same
     snapshot, load it as a new attempt, have Snowflake count and checksum the rows that attempt loaded,
@@ -416,7 +422,14 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     recorded, done = services.state.mark_chunk_done(msg.run_id, table, msg.chunk_id, msg.round, info)
     services.fault("marked_done", msg)
-    renew_lease(msg.run_id, table, table_state, services)
+    # the table's finaliser runs next in this invocation (a small chunk, or a table's one chunk copied
+    # quickly, that completed its table): its publish guard renews the lease (``hold_lease``), so the
+    # chunk does not renew it a moment before
+    inline = done >= msg.chunk_count and (
+        rows is not None or (msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS)
+    )
+    if not inline:
+        renew_lease(msg.run_id, table, table_state, services)
     logger.info(
         "chunk copied",
         extra={
@@ -444,18 +457,21 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     }
     if done >= msg.chunk_count:
         final = finalise_message(msg.run_id, msg.plan, msg.chunk_count, msg.round)
-        if rows is not None:
+        # the one chunk's entry as this attempt recorded it (round 0): the finaliser need not read it back
+        entry = {0: _entry(table, info)} if recorded and msg.chunk_count == 1 and msg.round == 0 else None
+        finalise_inline = functools.partial(finaliser.finalise, recorded=entry)
+        if inline and rows is not None:
             # a small chunk (the INSERT path) completed its table: finalise here, on the warm connection,
             # instead of one more message and invocation. If it fails, this chunk's message fails and
             # comes back: copying a small chunk again is cheap, and the finaliser is safe to repeat
-            result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
-        elif msg.chunk_count == 1 and seconds <= INLINE_FINALISE_AFTER_SECONDS:
+            result["finalise"] = timeline.timed(finalise_inline, final, services).get("status")
+        elif inline:
             # the one chunk of its table (a small incremental window is one), copied quickly: finalise
             # here too, well inside the invocation's time (a long copy, a large keyless table, leaves
             # it to the finalise message). If it fails, the finalise message takes over, and the
             # chunk, recorded, is not copied again
             try:
-                result["finalise"] = timeline.timed(finaliser.finalise, final, services).get("status")
+                result["finalise"] = timeline.timed(finalise_inline, final, services).get("status")
             except Exception as e:  # noqa: BLE001 - handed to the finalise message and its retries
                 logger.warning(
                     f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",

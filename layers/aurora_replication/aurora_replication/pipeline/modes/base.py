@@ -73,6 +73,9 @@ class SyncMode:
     # True: a published run compared every row of the table with the source (a full copy), which
     # starts the rolling audit's cycle again (``verified_at``)
     verifies_whole_table: ClassVar[bool] = False
+    # True: the commit's statements read and write the validated rows only (not the target's), so a commit
+    # of few rows is short whatever the target's size, and runs synchronously (SYNC_COMMIT_MAX_ROWS)
+    commit_bounded_by_load: ClassVar[bool] = False
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         """A unit or finalise message of a mode that ``applies_units``."""

@@ -27,6 +27,7 @@ class Full(SyncMode):
     commit_step = "publish"
     name = "full"
     verifies_whole_table = True
+    commit_bounded_by_load = True  # INSERT OVERWRITE (or the copy of a recreate) of the validated rows
 
     def commit(self, c: Commit) -> dict[str, Any]:
         if c.plan.history:
