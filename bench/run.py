@@ -1672,7 +1672,7 @@ def report(r: dict[str, Any]) -> None:
             add(f"project, {mode}, {n:,} changed rows", step["seconds"], n, note)
     for label, res in (("full, 1 worker", one), ("full, 2 workers", two), ("incremental", inc)):
         chunks = int(res.get("table_state", {}).get("chunk_count") or 0)
-        note = f"{chunks} chunks: ledger + one grouped checksum of the load table, then commit; no MySQL"
+        note = f"{chunks} chunks: the ledger (each chunk checksummed as it loaded), then the commit; no MySQL"
         lines.append((f"finaliser per table ({label})", res.get("finalise_seconds"), None, note))
 
     print(f"\n== {rows:,} rows, {r['machine']['cpus']} CPUs, MariaDB {r['machine'].get('mariadb', '?')} ==")
