@@ -192,9 +192,9 @@ def test_a_table_with_options_under_kills_and_redelivery_ends_as_a_full_copy_wit
         scheduler = stack.load_module("SchedulerFunction")
         scheduler.services.fault = die
         with pytest.raises(SystemExit):
-            scheduler.lambda_handler({**request, "run_id": "dead-reader"}, LocalContext("s", 300))
-        stack.drain("dead-reader", workers=2, timeout=60, idle_timeout=3)
-        resumed = stack.run({"resume_run": "dead-reader"}, workers=2, timeout=180)
+            scheduler.lambda_handler({**request, "run_id": "dead-options-reader"}, LocalContext("s", 300))
+        stack.drain("dead-options-reader", workers=2, timeout=60, idle_timeout=3)
+        resumed = stack.run({"resume_run": "dead-options-reader"}, workers=2, timeout=180)
         assert resumed.ok, resumed.run["table_states"]
     elif kind == "worker":
         crash, crashed = _crash_once_per_thread_at(rest)
