@@ -90,6 +90,7 @@ class CdcTable:
     audit: AuditSlice | None = None  # the rolling audit's slice this window re-reads (``stage_audit``)
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
     start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -267,11 +268,14 @@ def plan_cdc_table(
         raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
+    schema_changes: list[dict[str, Any]] = []
     if existing:
         change = evolution.diff(plan, existing)
         problems += [f"table {table!r}: {c}" for c in change.conflicts]
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
+        dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
+        schema_changes = evolution.drop_records(dropped, "", int(time.time()))
     if problems:
         raise StopTableError(table, "; ".join(problems))
     spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})
@@ -302,6 +306,7 @@ def plan_cdc_table(
         notes=notes,
         audit=audit_slice,
         options=options_,
+        schema_changes=schema_changes,
     )
 
 
@@ -369,6 +374,7 @@ def schedule(
             summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
+        followed = runs.record_schema_changes(services, run_id, p.key, p.schema_changes)
         services.state.record_table(
             run_id,
             p.table,
@@ -380,6 +386,7 @@ def schedule(
             cdc_from=p.position.to_dict() if p.position else None,
             notes=p.notes,
             started_at=Decimal(str(round(time.time(), 3))),
+            **({"schema_changes": followed} if followed else {}),
         )
         if p.alters:
             cdc.set_columns(p.key, p.schema)

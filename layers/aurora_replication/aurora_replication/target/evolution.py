@@ -28,6 +28,9 @@ _FAMILY = {
 }
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
+# the kinds of schema change recorded in the table's catalog item (``schema_changes``)
+DROPPED = "column dropped"
+
 
 @dataclass
 class SchemaChange:
@@ -96,3 +99,24 @@ def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
         f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
     ]
     return stmts
+
+
+def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
+    """The target columns kept after a drop in MySQL that the table's catalog ``entry`` has not recorded
+    yet: each drop is recorded once, by the run that first saw it."""
+    seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == DROPPED}
+    return [name for name in change.kept_in_target if name not in seen]
+
+
+def drop_records(columns: list[str], run_id: str, at: int) -> list[dict[str, Any]]:
+    """What is recorded of columns dropped in MySQL and kept in the target: what, when, which run."""
+    return [
+        {
+            "change": DROPPED,
+            "column": name,
+            "at": at,
+            "run": run_id,
+            "detail": "dropped in MySQL; kept in the target, NULL for rows written after the drop",
+        }
+        for name in columns
+    ]

@@ -1,0 +1,75 @@
+"""Schema changes during a cdc stream that do not stop the table: a dropped column, a TRUNCATE."""
+
+from __future__ import annotations
+
+import json
+
+from compare import assert_same
+
+# every run audits the whole table against the target; the handlers write their metrics (EMF) to the log
+STACK_ENV = {"AUDIT_PERIOD_SECONDS": "1", "POWERTOOLS_METRICS_DISABLED": "false"}
+
+
+def _cdc(stack, tables: str = "items", **extra):
+    return stack.run({"tables": tables, "mode": "cdc", **extra}, workers=2, timeout=180)
+
+
+def _seed(env, rows: int = 30) -> None:
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), legacy VARCHAR(10), qty INT)",
+        f"INSERT INTO items SELECT seq, CONCAT('item ', seq), 'old', seq FROM seq_1_to_{rows}",
+    )
+
+
+def _target(env, sql: str) -> list[tuple]:
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_dropped_column_is_kept_null_for_new_rows_and_the_table_streams_on(env):
+    _seed(env)
+    stack = env.start_stack(STACK_ENV)
+    first = _cdc(stack)
+    assert first.ok, first.run["table_states"]
+    env.sql(
+        "UPDATE items SET qty = 100 WHERE id = 1",  # before the drop, in the same window
+        "ALTER TABLE items DROP COLUMN legacy",
+        "UPDATE items SET qty = 200 WHERE id = 2",
+        "INSERT INTO items (id, name, qty) VALUES (31, 'new', 31)",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok, t
+    assert t["mode"] == "cdc", t  # streamed on: no new initial copy
+    assert t["audit_differences"] == 0, t  # the kept column is not a difference
+    changes = t["schema_changes"]
+    assert [(c["change"], c["column"]) for c in changes] == [("column dropped", "LEGACY")], changes
+    assert changes[0]["run"] == second.run_id and changes[0]["at"]
+    assert any("'LEGACY'" in n and "kept" in n for n in t["notes"]), t["notes"]
+    assert assert_same(env, "items") == 31
+    # the metric, in the scheduler's EMF record, and `replicate status` (the health report)
+    emf = [json.loads(x) for x in stack.log_path.read_text().splitlines() if x.startswith("{") and '"_aws"' in x]
+    counted = [r["SchemaChanges"] for r in emf if "SchemaChanges" in r]
+    assert [v if isinstance(v, list) else [v] for v in counted] == [[1]], counted
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    assert [(c["column"], c["run"]) for c in status["schema_changes"]] == [("LEGACY", second.run_id)], status
+    rows = _target(env, 'SELECT "ID", "LEGACY", "QTY" FROM "ITEMS" WHERE "ID" IN (1, 2, 3, 31) ORDER BY "ID"')
+    assert rows == [(1, "old", 100), (2, "old", 200), (3, "old", 3), (31, None, 31)]
+    # the next runs go on streaming: the whole-target check and the audit see no drift
+    env.sql("INSERT INTO items (id, name, qty) VALUES (32, 'newer', 32)", "DELETE FROM items WHERE id = 5")
+    third = _cdc(stack)
+    t = third.run["table_states"]["items"]
+    assert third.ok and t["mode"] == "cdc" and t["audit_differences"] == 0, t
+    assert "schema_changes" not in t or not t["schema_changes"], t  # recorded once, by the run that saw it
+    assert assert_same(env, "items") == 31
+    from aurora_replication.config import load_settings
+    from aurora_replication.pipeline import validate
+    from aurora_replication.services import Services
+
+    [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
+    assert report["result"] == "ok", report
