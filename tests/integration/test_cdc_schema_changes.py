@@ -73,3 +73,51 @@ def test_a_dropped_column_is_kept_null_for_new_rows_and_the_table_streams_on(env
 
     [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
     assert report["result"] == "ok", report
+
+
+def test_truncate_empties_the_target_at_its_position_and_the_table_streams_on(env):
+    _seed(env, 20)
+    stack = env.start_stack(STACK_ENV)
+    assert _cdc(stack).ok
+    env.sql(
+        "UPDATE items SET qty = 500 WHERE id = 1",  # before the TRUNCATE, in the same window: emptied with it
+        "DELETE FROM items WHERE id = 3",
+        "TRUNCATE TABLE items",
+        # after it: a key the table held before, and new ones
+        "INSERT INTO items (id, name, legacy, qty) VALUES (2, 'again', 'n', 2), (40, 'forty', 'n', 40), "
+        "(41, 'forty-one', 'n', 41)",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc", t  # no re-copy
+    assert t["truncated_at"] and t["audit_differences"] == 0, t
+    assert [c["change"] for c in t["schema_changes"]] == ["truncated"], t
+    assert assert_same(env, "items") == 3
+    assert _target(env, 'SELECT "ID", "NAME" FROM "ITEMS" ORDER BY "ID"') == [
+        (2, "again"),
+        (40, "forty"),
+        (41, "forty-one"),
+    ]
+    # TRUNCATE without TABLE and with the database named, then changes: the next window follows it too
+    env.sql(f"TRUNCATE `{env.database}`.items", "INSERT INTO items (id, name, qty) VALUES (7, 'seven', 7)")
+    third = _cdc(stack)
+    assert third.ok and third.run["table_states"]["items"]["truncated_at"], third.run["table_states"]
+    assert assert_same(env, "items") == 1
+    fourth = _cdc(stack)  # nothing new: the table streams on, the whole-target check sees no drift
+    t = fourth.run["table_states"]["items"]
+    assert fourth.ok and t["mode"] == "cdc" and "truncated_at" not in t, t
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    assert [c["change"] for c in status["schema_changes"]] == ["truncated", "truncated"], status
+
+
+def test_truncate_with_mark_deletes_marks_the_rows_before_it(env):
+    _seed(env, 10)
+    stack = env.start_stack({**STACK_ENV, "RECONCILE_ACTION": "mark"})
+    assert _cdc(stack).ok
+    env.sql("TRUNCATE TABLE items", "INSERT INTO items (id, name, qty) VALUES (4, 'back', 4), (11, 'eleven', 11)")
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["truncated_at"] and t["audit_differences"] == 0, t
+    rows = _target(env, 'SELECT "ID", "_ASR_DELETED_AT" IS NULL FROM "ITEMS" ORDER BY "ID"')
+    assert [r[0] for r in rows if r[1]] == [4, 11]  # alive: the rows written after the TRUNCATE
+    assert [r[0] for r in rows if not r[1]] == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # kept, marked deleted

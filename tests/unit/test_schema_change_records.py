@@ -13,3 +13,33 @@ def test_each_drop_is_recorded_once():
     [record] = evolution.drop_records(["OLD"], "r2", 123)
     assert (record["change"], record["column"], record["run"], record["at"]) == (evolution.DROPPED, "OLD", "r2", 123)
     assert "NULL for rows written after the drop" in record["detail"]
+
+
+def test_the_table_a_truncate_empties():
+    from aurora_replication.source.binlog import truncated_table
+
+    assert truncated_table("TRUNCATE TABLE items", "db") == ("db", "items")
+    assert truncated_table("truncate items;", "db") == ("db", "items")
+    assert truncated_table("/* by the app */ TRUNCATE `other`.`it``s`", "db") == ("other", "it`s")
+    assert truncated_table("TRUNCATE TABLE a, b", "db") is None  # not parsed: stopped, not followed
+    assert truncated_table("DELETE FROM items", "db") is None
+
+
+def test_truncate_removes_or_marks_only_rows_of_older_positions():
+    from aurora_replication.models import Column, TablePlan
+    from aurora_replication.target import cdc_sql
+
+    plan = TablePlan(
+        table="items",
+        target_table="ITEMS",
+        key=["id"],
+        mode="cdc",
+        columns=[Column(name="id", target="ID", kind="integer", snowflake_type="NUMBER(10,0)")],
+    )
+    delete, binds = cdc_sql.truncate_before(plan, "delete")
+    assert (delete, binds) == ('DELETE FROM "ITEMS" WHERE ("_ASR_POS" IS NULL OR "_ASR_POS" < %s)', 1)
+    mark, binds = cdc_sql.truncate_before(plan, "mark")
+    assert binds == 2 and mark == (
+        'UPDATE "ITEMS" SET "_ASR_DELETED_AT" = SYSDATE(), "_ASR_POS" = %s '
+        'WHERE "_ASR_DELETED_AT" IS NULL AND ("_ASR_POS" IS NULL OR "_ASR_POS" < %s)'
+    )

@@ -374,7 +374,7 @@ def schedule(
             summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
-        followed = runs.record_schema_changes(services, run_id, p.key, p.schema_changes)
+        followed = p.schema_changes = runs.record_schema_changes(services, run_id, p.key, p.schema_changes)
         services.state.record_table(
             run_id,
             p.table,
@@ -664,6 +664,21 @@ def _define_and_send(
     start, end = p.position.key(), window_end.key()
     batches = _stage_batches(p, changes, start, end, services, sf)
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
+    truncated = window.truncated.get(p.table)
+    emptied: list[dict[str, Any]] = []
+    fields: dict[str, Any] = {}
+    if truncated is not None:  # the finalise empties the target at that position, before the window commits
+        emptied = [
+            {
+                "change": evolution.TRUNCATED,
+                "column": "",
+                "at": int(time.time()),
+                "run": run_id,
+                "detail": f"TRUNCATE in the binlog at {truncated}: the target emptied at that position, the "
+                "changes after it applied",
+            }
+        ]
+        fields = {"truncate_at": truncated, "schema_changes": [*p.schema_changes, *emptied]}
     defined = cdc.define_window(
         run_id,
         p.table,
@@ -675,10 +690,13 @@ def _define_and_send(
         window_events=window.events,
         window_stopped_by=window.stopped_by,
         **counts,
+        **fields,
         **(audited or {}),
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
+    else:  # recorded once, by the reader that defined the window
+        runs.record_schema_changes(services, run_id, p.key, emptied)
     return send_window(run_id, p.table, services)
 
 

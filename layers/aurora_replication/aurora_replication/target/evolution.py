@@ -30,6 +30,7 @@ _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
 # the kinds of schema change recorded in the table's catalog item (``schema_changes``)
 DROPPED = "column dropped"
+TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
 
 
 @dataclass

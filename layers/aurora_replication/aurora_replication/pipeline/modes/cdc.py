@@ -246,6 +246,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return runs.end_superseded(services, msg.run_id, key)
     if plan.history:
         _settle_history(msg, services, count)
+    if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
+        with services.target() as sf:
+            Target(sf, s.stage_name).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
+        services.fault("truncated", msg)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
@@ -267,6 +271,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
         "upserts": int(t.get("upserts", 0)),
         "deletes": int(t.get("deletes", 0)),
+        **({"truncated_at": str(t["truncate_at"])} if t.get("truncate_at") else {}),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
         "validation": "not compared (cdc window; `replicate validate` compares)",
         **audited,
