@@ -121,3 +121,44 @@ def test_truncate_with_mark_deletes_marks_the_rows_before_it(env):
     rows = _target(env, 'SELECT "ID", "_ASR_DELETED_AT" IS NULL FROM "ITEMS" ORDER BY "ID"')
     assert [r[0] for r in rows if r[1]] == [4, 11]  # alive: the rows written after the TRUNCATE
     assert [r[0] for r in rows if not r[1]] == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # kept, marked deleted
+
+
+def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_table(env):
+    _seed(env, 10)
+    env.sql("CREATE TABLE other (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO other VALUES (1, 'a')")
+    stack = env.start_stack(STACK_ENV)
+    assert _cdc(stack, "items,other").ok
+    env.sql(
+        "UPDATE items SET name = 'before' WHERE id = 1",
+        "ALTER TABLE items MODIFY qty BIGINT, MODIFY name VARCHAR(80)",
+        "UPDATE items SET qty = 9000000000, name = REPEAT('w', 80) WHERE id = 2",
+    )
+    widened = _cdc(stack, "items,other")
+    t = widened.run["table_states"]["items"]
+    assert widened.ok and t["mode"] == "cdc", t
+    assert assert_same(env, "items") == 10
+    # a drop, then a column added a run later: not mistaken for a rename (the stored schema moved on)
+    env.sql("ALTER TABLE items DROP COLUMN legacy", "INSERT INTO items (id, name, qty) VALUES (11, 'x', 1)")
+    assert _cdc(stack, "items,other").ok
+    env.sql("ALTER TABLE items ADD COLUMN note VARCHAR(10) NULL", "UPDATE items SET note = 'n' WHERE id = 3")
+    added = _cdc(stack, "items,other")
+    assert added.ok and added.run["table_states"]["items"]["mode"] == "cdc", added.run["table_states"]
+    assert assert_same(env, "items") == 11
+    # a narrowing: the rows MySQL rewrote are not in the binlog; the table stops, the other goes on
+    env.sql(
+        "UPDATE items SET qty = 2 WHERE id = 2",
+        "ALTER TABLE items MODIFY qty SMALLINT",
+        "UPDATE other SET v = 'b' WHERE id = 1",
+    )
+    stopped = _cdc(stack, "items,other")
+    states = stopped.run["table_states"]
+    reason = states["items"]["reason"]
+    assert states["items"]["status"] == "failed" and "\n" not in reason, states["items"]
+    assert "column 'qty' changed type from bigint(20) to smallint(6)" in reason and "--resnapshot" in reason, reason
+    assert states["other"]["status"] == "published"
+    assert_same(env, "other")
+    fixed = _cdc(stack, "items", resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    env.sql("UPDATE items SET qty = 5 WHERE id = 5")
+    assert _cdc(stack, "items").ok
+    assert assert_same(env, "items") == 11

@@ -43,3 +43,33 @@ def test_truncate_removes_or_marks_only_rows_of_older_positions():
         'UPDATE "ITEMS" SET "_ASR_DELETED_AT" = SYSDATE(), "_ASR_POS" = %s '
         'WHERE "_ASR_DELETED_AT" IS NULL AND ("_ASR_POS" IS NULL OR "_ASR_POS" < %s)'
     )
+
+
+def test_which_type_changes_widen_losslessly():
+    w = evolution.widens_losslessly
+    for old, new in [
+        ("int(11)", "bigint(20)"),
+        ("int", "bigint"),
+        ("int(10) unsigned", "bigint(20)"),
+        ("tinyint(1)", "smallint(6)"),
+        ("varchar(10)", "varchar(50)"),
+        ("varchar(40)", "text"),
+        ("decimal(10,2)", "decimal(12,2)"),
+        ("enum('a','b')", "enum('a','b','c')"),
+    ]:
+        assert w(old, new), (old, new)
+    for old, new in [
+        ("bigint(20)", "int(11)"),
+        ("int(11)", "int(10) unsigned"),
+        ("int(10) unsigned", "int(11)"),
+        ("varchar(50)", "varchar(10)"),
+        ("varchar(10)", "int(11)"),
+        ("decimal(10,2)", "decimal(12,3)"),
+        ("enum('a','b')", "enum('b','a')"),
+        ("datetime(3)", "datetime(6)"),  # Snowflake cannot change a timestamp's precision in place
+        ("text", "longtext"),
+        ("binary(4)", "binary(8)"),  # BINARY pads to its length: the values change
+        ("float", "double"),
+        ("int(10) unsigned zerofill", "bigint(20) unsigned zerofill"),
+    ]:
+        assert not w(old, new), (old, new)

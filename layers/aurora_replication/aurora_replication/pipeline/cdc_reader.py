@@ -143,6 +143,13 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
                 + ("NOT NULL" if not c.nullable else f"with the default {c.default!r}")
                 + ": the rows no change touched hold that value in MySQL but no binlog event carries it"
             )
+    for name, c in after.items():
+        old = str(before[name][1]) if name in before else c.column_type
+        if not evolution.widens_losslessly(old, c.column_type):
+            problems.append(
+                f"column {name!r} changed type from {old} to {c.column_type}, which is not a lossless widening: "
+                "the rows MySQL rewrote in the ALTER are not in the binlog"
+            )
     if added and dropped:
         problems.append(
             f"columns {', '.join(repr(d) for d in dropped)} were dropped and {', '.join(repr(c.name) for c in added)} "
@@ -271,7 +278,8 @@ def plan_cdc_table(
     schema_changes: list[dict[str, Any]] = []
     if existing:
         change = evolution.diff(plan, existing)
-        problems += [f"table {table!r}: {c}" for c in change.conflicts]
+        if not problems:  # a type change named above already says what and why, with its fix
+            problems += [f"table {table!r}: {c}" for c in change.conflicts]
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
         dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
@@ -679,6 +687,10 @@ def _define_and_send(
             }
         ]
         fields = {"truncate_at": truncated, "schema_changes": [*p.schema_changes, *emptied]}
+    if window.reached_end and window_end == window.end and p.schema:
+        # every event before the server's end (so before any schema change planning saw) is in the window:
+        # its finalise stores the schema planning read as the one its end is valid for
+        fields["schema_columns"] = json.dumps(p.schema)
     defined = cdc.define_window(
         run_id,
         p.table,

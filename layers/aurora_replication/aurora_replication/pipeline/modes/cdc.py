@@ -18,6 +18,7 @@ never backwards), prunes old tombstones and releases the table's lease.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -291,6 +292,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             tgt.drop(load)
             # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
             result["table_rows"] = tgt.row_count(plan.target_table)
+        if t.get("schema_columns"):  # the schema the new position is valid for (a change since is the next
+            # run's to compare: a type changed, a column dropped, whose older events are now all applied)
+            cdc.set_columns(key, json.loads(str(t["schema_columns"])))
         if audited:
             _advance_audit(msg, services, key, t, audited)
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
