@@ -16,6 +16,14 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 services = Services.from_settings(load_settings())
+
+
+def put_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
+    """Planning's metrics (TargetDrift, SchemaChanges) go with the invocation's EMF record."""
+    metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
+
+
+services.metric = put_metric
 prices = cost.Prices.from_settings(services.settings)
 
 

@@ -157,15 +157,6 @@ def test_schema_changes_between_runs(env):
     assert_same(env, "items")
 
 
-def test_truncate_in_the_binlog_stops_the_table(env):
-    _seed(env, 20)
-    stack = env.start_stack()
-    assert _cdc(stack).ok
-    env.sql("TRUNCATE TABLE items")
-    t = _cdc(stack).run["table_states"]["items"]
-    assert t["status"] == "failed" and "TRUNCATE" in t["reason"] and "--resnapshot" in t["reason"]
-
-
 def test_position_older_than_the_retained_binlogs(env):
     _seed(env, 30)
     stack = env.start_stack()

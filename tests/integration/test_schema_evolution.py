@@ -46,6 +46,10 @@ def test_added_widened_and_dropped_columns_follow_into_snowflake(env):
     assert outcome.ok, state
     notes = " ".join(state["notes"])
     assert "'score' added" in notes and "'n' widened" in notes and "'LEGACY'" in notes
+    # the drop is recorded once (what, when, which run), in the run's table and the table's catalog
+    assert [(c["change"], c["column"], c["run"]) for c in state["schema_changes"]] == [
+        ("column dropped", "LEGACY", outcome.run_id)
+    ]
     cols = _columns(env, "ACCT")
     assert cols["SCORE"] == ("NUMBER", 10, 2)
     assert cols["N"][:2] == ("NUMBER", 19)

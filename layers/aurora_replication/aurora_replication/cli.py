@@ -19,6 +19,7 @@ import re
 import sys
 import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -673,6 +674,12 @@ def print_status(result: dict[str, Any]) -> None:
                 f"{t.get('watermark', '-')}"
             )
         print("lag: the age of the newest source state the target is known to reflect (its last validated run)")
+        changed = [(name, c) for name, t in sorted(tables.items()) for c in t.get("schema_changes") or []]
+        if changed:
+            print(f"\n{'table':<24} {'schema change':<16} {'column':<24} {'at':<21} run")
+            for name, c in changed:
+                at = datetime.fromtimestamp(float(c.get("at") or 0), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+                print(f"{name:<24} {str(c.get('change')):<16} {str(c.get('column')):<24} {at:<21} {c.get('run')}")
     stalled = result["checks"].get("replication", {}).get("stalled_runs", [])
     if stalled:
         print(f"\n{'stalled run':<28} {'table':<24} {'chunks done':>12} {'idle s':>8}  resume with")

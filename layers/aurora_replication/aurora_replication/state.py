@@ -1107,6 +1107,17 @@ class StateStore:
         """A run took the table's lease: it is the table's run in progress until it finishes."""
         self._note(key, {"run_id": run_id, "started_at": int(at if at is not None else _now())})
 
+    def note_schema_changes(self, key: TableKey, records: list[dict[str, Any]]) -> None:
+        """Schema changes a run followed without stopping the table (``target.evolution``), appended to
+        the table's catalog item: what, when, which run (``replicate status`` shows them)."""
+        if records:
+            self.table.update_item(
+                Key={"pk": CATALOG_PK, "sk": key.catalog_sk},
+                UpdateExpression="SET #table = :table, #c = list_append(if_not_exists(#c, :none), :new)",
+                ExpressionAttributeNames={"#table": "table", "#c": "schema_changes"},
+                ExpressionAttributeValues={":table": key.table, ":none": [], ":new": records},
+            )
+
     def note_watermark(self, held: Held, value: str) -> None:
         """The committed watermark, in the catalog: forward only, as the WATERMARK item."""
         fields = {"watermark": value, "watermark_run": held.run_id, "watermark_at": _now()}

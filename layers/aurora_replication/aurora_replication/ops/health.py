@@ -162,6 +162,10 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
         age = _newest_row_age(item["watermark"], now)
         if age is not None:
             t["newest_row_age_seconds"] = age
+    if item.get("schema_changes"):
+        # schema changes followed without stopping the table (a column dropped in MySQL, kept in the
+        # target): the latest five, each with when and which run
+        t["schema_changes"] = list(item["schema_changes"])[-5:]
     if item.get("table_rows") is not None:
         t["table_rows"] = item["table_rows"]  # what the target held after the last commit (the check's count)
     if item.get("verified_at") is not None:

@@ -114,6 +114,8 @@ def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
         tries = [a for a in attempts if a.get("table") == name and a.get("kind") == "chunk"]
         retried = len({a["chunk"] for a in tries}) - len(tries) if tries else 0
         notes = [str(n) for n in (t.get("notes") or [])]
+        for c in t.get("schema_changes") or []:
+            notes.append(f"schema change: {c.get('change')} {c.get('column')!r} ({c.get('detail')})")
         for key in ("reason", "last_error"):
             if t.get(key):
                 notes.append(f"{key.replace('_', ' ')}: {t[key]}")

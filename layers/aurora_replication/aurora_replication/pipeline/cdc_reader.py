@@ -90,6 +90,7 @@ class CdcTable:
     audit: AuditSlice | None = None  # the rolling audit's slice this window re-reads (``stage_audit``)
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
     start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -141,6 +142,13 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
                 f"column {c.name!r} was added "
                 + ("NOT NULL" if not c.nullable else f"with the default {c.default!r}")
                 + ": the rows no change touched hold that value in MySQL but no binlog event carries it"
+            )
+    for name, c in after.items():
+        old = str(before[name][1]) if name in before else c.column_type
+        if not evolution.widens_losslessly(old, c.column_type):
+            problems.append(
+                f"column {name!r} changed type from {old} to {c.column_type}, which is not a lossless widening: "
+                "the rows MySQL rewrote in the ALTER are not in the binlog"
             )
     if added and dropped:
         problems.append(
@@ -267,11 +275,15 @@ def plan_cdc_table(
         raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
+    schema_changes: list[dict[str, Any]] = []
     if existing:
         change = evolution.diff(plan, existing)
-        problems += [f"table {table!r}: {c}" for c in change.conflicts]
+        if not problems:  # a type change named above already says what and why, with its fix
+            problems += [f"table {table!r}: {c}" for c in change.conflicts]
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
+        dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
+        schema_changes = evolution.drop_records(dropped, "", int(time.time()))
     if problems:
         raise StopTableError(table, "; ".join(problems))
     spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})
@@ -302,6 +314,7 @@ def plan_cdc_table(
         notes=notes,
         audit=audit_slice,
         options=options_,
+        schema_changes=schema_changes,
     )
 
 
@@ -369,6 +382,7 @@ def schedule(
             summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
             continue
         target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
+        followed = p.schema_changes = runs.record_schema_changes(services, run_id, p.key, p.schema_changes)
         services.state.record_table(
             run_id,
             p.table,
@@ -380,6 +394,7 @@ def schedule(
             cdc_from=p.position.to_dict() if p.position else None,
             notes=p.notes,
             started_at=Decimal(str(round(time.time(), 3))),
+            **({"schema_changes": followed} if followed else {}),
         )
         if p.alters:
             cdc.set_columns(p.key, p.schema)
@@ -657,6 +672,25 @@ def _define_and_send(
     start, end = p.position.key(), window_end.key()
     batches = _stage_batches(p, changes, start, end, services, sf)
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
+    truncated = window.truncated.get(p.table)
+    emptied: list[dict[str, Any]] = []
+    fields: dict[str, Any] = {}
+    if truncated is not None:  # the finalise empties the target at that position, before the window commits
+        emptied = [
+            {
+                "change": evolution.TRUNCATED,
+                "column": "",
+                "at": int(time.time()),
+                "run": run_id,
+                "detail": f"TRUNCATE in the binlog at {truncated}: the target emptied at that position, the "
+                "changes after it applied",
+            }
+        ]
+        fields = {"truncate_at": truncated, "schema_changes": [*p.schema_changes, *emptied]}
+    if window.reached_end and window_end == window.end and p.schema:
+        # every event before the server's end (so before any schema change planning saw) is in the window:
+        # its finalise stores the schema planning read as the one its end is valid for
+        fields["schema_columns"] = json.dumps(p.schema)
     defined = cdc.define_window(
         run_id,
         p.table,
@@ -668,10 +702,13 @@ def _define_and_send(
         window_events=window.events,
         window_stopped_by=window.stopped_by,
         **counts,
+        **fields,
         **(audited or {}),
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
+    else:  # recorded once, by the reader that defined the window
+        runs.record_schema_changes(services, run_id, p.key, emptied)
     return send_window(run_id, p.table, services)
 
 

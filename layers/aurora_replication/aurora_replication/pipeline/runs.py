@@ -72,3 +72,18 @@ def end_superseded(services: Services, run_id: str, key: TableKey) -> dict[str, 
     logger.warning(reason, extra={"run_id": run_id, "table": table})
     services.state.finish_run_if_complete(run_id, table)
     return {"status": SUPERSEDED, "reason": reason}
+
+
+def record_schema_changes(
+    services: Services, run_id: str, key: TableKey, records: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Schema changes a run follows without stopping the table (``target.evolution.drop_records``, whose
+    ``run`` is stamped here): appended to the table's catalog item, logged, counted in the
+    ``SchemaChanges`` metric. Returns them, for the run's TABLE item."""
+    stamped = [{**r, "run": run_id} for r in records]
+    if stamped:
+        services.state.note_schema_changes(key, stamped)
+        for r in stamped:
+            logger.info("schema change followed", extra={"run_id": run_id, "table": key.table, **r})
+        services.metric("SchemaChanges", len(stamped))
+    return stamped

@@ -53,6 +53,7 @@ class PlannedTable:
     alters: list[str] = field(default_factory=list)
     drift: Drift | None = None  # the target differed from the ledger (``target_check``): why it is re-copied
     fields: dict[str, Any] = field(default_factory=dict)  # more of the run's TABLE item (the audit slice)
+    schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
 
 
 class TargetColumns:
@@ -140,6 +141,7 @@ def plan_table(
     if why:
         notes.append(why)
     alters: list[str] = []
+    schema_changes: list[dict[str, Any]] = []
     if mode == "incremental":
         existing = target_columns(plan.target_table)
         mismatch = history_sql.mode_mismatch(plan, existing)
@@ -154,6 +156,8 @@ def plan_table(
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
+            dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
+            schema_changes = evolution.drop_records(dropped, "", int(time.time()))
     chunk_rows = request.chunk_rows
     if not chunk_rows:
         row_bytes = source_discover.avg_row_length(conn, database, table)
@@ -173,7 +177,9 @@ def plan_table(
     if mode == "incremental":
         bounds, fields = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
-    return PlannedTable(plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields)
+    return PlannedTable(
+        plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields, schema_changes
+    )
 
 
 def _with_audit(
@@ -252,6 +258,8 @@ def _lease(
         summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
         return False
     target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
+    if p.schema_changes:  # recorded once the run holds the table: what, when, which run
+        p.fields["schema_changes"] = runs.record_schema_changes(services, run_id, key, p.schema_changes)
     return True
 
 

@@ -33,6 +33,30 @@ _DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\s+(ONLINE\s+|IGNORE\
 _BREAKING = re.compile(r"^\s*(DROP|RENAME|TRUNCATE)\b|\bRENAME\b|\bCHANGE\b", re.I)
 
 
+# TRUNCATE [TABLE] [db.]name: the statement a cdc table follows by emptying its target at that position
+_NAME = r"(?:`(?:[^`]|``)+`|[^\s.`;]+)"
+_TRUNCATE = re.compile(
+    rf"^\s*TRUNCATE\s+(?:TABLE\s+)?(?P<first>{_NAME})(?:\s*\.\s*(?P<second>{_NAME}))?\s*;?\s*$", re.I
+)
+_TRUNCATE_WORD = re.compile(r"\bTRUNCATE\b", re.I)
+_LEADING_COMMENTS = re.compile(r"^\s*(?:/\*(?!!).*?\*/\s*)+", re.S)
+
+
+def truncated_table(statement: str, schema: str) -> tuple[str, str] | None:
+    """The ``(database, table)`` a ``TRUNCATE`` statement empties (``schema``: the session's database,
+    for an unqualified name), or None for any other statement."""
+    m = _TRUNCATE.match(_LEADING_COMMENTS.sub("", statement))
+    if m is None:
+        return None
+
+    def unquote(name: str) -> str:
+        return name[1:-1].replace("``", "`") if name.startswith("`") else name
+
+    if m.group("second") is None:
+        return schema, unquote(m.group("first"))
+    return unquote(m.group("first")), unquote(m.group("second"))
+
+
 class BinlogUnavailableError(BadInputError):
     """The binlog cannot be read as change data capture needs it (settings, grants, retention)."""
 
@@ -223,8 +247,11 @@ class Window:
     bytes: int = 0
     reached_end: bool = False
     newest_event_at: int | None = None
-    # tables whose statement in the window (DROP, RENAME, TRUNCATE, CHANGE COLUMN) cannot be applied
+    # tables whose statement in the window (DROP, RENAME, CHANGE COLUMN) cannot be applied
     broken: dict[str, str] = field(default_factory=dict)
+    # tables emptied by a TRUNCATE in the window: the position key of the last one (their changes in the
+    # window are only those after it; the target's rows of older positions are removed at that point)
+    truncated: dict[str, str] = field(default_factory=dict)
     # tables with a value the reader cannot spell as MySQL does (the reason): they fail this window alone
     unreadable: dict[str, str] = field(default_factory=dict)
     # a row event named a column the plan does not know: the window ends before it (re-plan first)
@@ -345,16 +372,33 @@ def read_window(
                 pending_at = int(event.timestamp)
                 continue
             boundary = isinstance(event, XidEvent)
+            truncating: list[str] = []
             if isinstance(event, QueryEvent):
                 statement = _text(event.query)
                 boundary = True  # COMMIT of a non-transactional table, or a DDL statement (its own commit)
                 if statement.upper() in ("BEGIN", "XA START"):
                     continue
-                if _DDL.match(statement) and _text(event.schema) == settings.dbname:
+                emptied = truncated_table(statement, _text(event.schema))
+                if emptied is not None:
+                    window.ddl.append(statement[:500])
+                    for table, spec in specs.items():
+                        if here.key() <= spec.start.key():
+                            continue
+                        if emptied == (settings.dbname, table) and not spec.history:
+                            truncating.append(table)
+                        elif (emptied[0].lower(), emptied[1].lower()) == (settings.dbname.lower(), table.lower()):
+                            # history mode (its versions would need closing), or a name equal but for case
+                            # (lower_case_table_names): not followed, stopped loudly
+                            window.broken.setdefault(table, statement[:300])
+                elif _DDL.match(statement) and _text(event.schema) == settings.dbname:
                     window.ddl.append(statement[:500])
                     for table, spec in specs.items():
                         after_start = here.key() > spec.start.key()
                         if after_start and _mentions(statement, table) and _BREAKING.search(statement):
+                            window.broken.setdefault(table, statement[:300])
+                elif _TRUNCATE_WORD.search(statement):  # a TRUNCATE not parsed (several tables, a comment...)
+                    for table, spec in specs.items():
+                        if here.key() > spec.start.key() and _mentions(statement, table):
                             window.broken.setdefault(table, statement[:300])
             if not boundary:
                 continue
@@ -365,6 +409,10 @@ def read_window(
                 if specs[table].history:  # every version: one entry per change (its position is unique)
                     key = (*key, change.pos)
                 window.changes[table][key] = change
+            for table in truncating:  # after the changes committed before it: they are all emptied
+                if table not in window.broken and table not in window.unreadable:
+                    window.changes[table] = {}
+                    window.truncated[table] = here.key()
             if pending_at is not None:
                 window.newest_event_at = max(window.newest_event_at or 0, pending_at)
             pending, pending_at = [], None

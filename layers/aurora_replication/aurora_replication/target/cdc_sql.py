@@ -168,6 +168,18 @@ def merge_changes(plan: TablePlan, load_table: str, action: str) -> str:
     return sql
 
 
+def truncate_before(plan: TablePlan, action: str) -> tuple[str, int]:
+    """A ``TRUNCATE`` in the binlog at a position: the target's rows written by older changes (or by the
+    initial copy, which leaves no position) are removed (``delete``) or marked deleted at that position
+    (``mark``); rows written by a change after it stay, so the statement can run before or after the
+    window's batches and again. Returns the statement and how many times it binds the position."""
+    pos, deleted, table = q(POS_COLUMN), q(DELETED_COLUMN), q(plan.target_table)
+    older = f"({pos} IS NULL OR {pos} < %s)"
+    if action == "delete":
+        return f"DELETE FROM {table} WHERE {older}", 1
+    return f"UPDATE {table} SET {deleted} = SYSDATE(), {pos} = %s WHERE {deleted} IS NULL AND {older}", 2
+
+
 def audit_differences(plan: TablePlan, load_table: str, checksum_columns: list[Column], action: str) -> str:
     """How many rows of the rolling audit's batch (params: its chunk id) the target does not hold as they
     are: no row with the key, a row with other values (compared by checksum term, JSON left out as in

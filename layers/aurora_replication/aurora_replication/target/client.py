@@ -528,6 +528,11 @@ class Target:
     def merge_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> None:
         execute(self.conn, cdc_sql.merge_changes(plan, load_table, action), [chunk_id])
 
+    def truncate_before(self, plan: TablePlan, action: str, position: str) -> None:
+        """Empty the target as a ``TRUNCATE`` at ``position`` did (``cdc_sql.truncate_before``)."""
+        statement, binds = cdc_sql.truncate_before(plan, action)
+        execute(self.conn, statement, [position] * binds)
+
     def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
         execute(self.conn, cdc_sql.create_tombstone_table(plan))
         execute(self.conn, cdc_sql.prune_tombstones(plan), [-older_than_seconds])

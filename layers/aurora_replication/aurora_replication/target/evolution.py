@@ -28,6 +28,10 @@ _FAMILY = {
 }
 _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 
+# the kinds of schema change recorded in the table's catalog item (``schema_changes``)
+DROPPED = "column dropped"
+TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
+
 
 @dataclass
 class SchemaChange:
@@ -96,3 +100,75 @@ def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
         f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
     ]
     return stmts
+
+
+def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
+    """The target columns kept after a drop in MySQL that the table's catalog ``entry`` has not recorded
+    yet: each drop is recorded once, by the run that first saw it."""
+    seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == DROPPED}
+    return [name for name in change.kept_in_target if name not in seen]
+
+
+def drop_records(columns: list[str], run_id: str, at: int) -> list[dict[str, Any]]:
+    """What is recorded of columns dropped in MySQL and kept in the target: what, when, which run."""
+    return [
+        {
+            "change": DROPPED,
+            "column": name,
+            "at": at,
+            "run": run_id,
+            "detail": "dropped in MySQL; kept in the target, NULL for rows written after the drop",
+        }
+        for name in columns
+    ]
+
+
+_INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
+_TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3}  # all a VARCHAR without a length in Snowflake
+_BLOB_RANK = {"tinyblob": 1, "blob": 2}  # both a BINARY without a length
+_SIZED = ("varchar", "char", "varbinary")
+_COLUMN_TYPE = re.compile(r"^(?P<base>[a-z]+)(?:\((?P<args>[^)]*)\))?(?P<flags>( [a-z]+)*)$")
+
+
+def widens_losslessly(old: str, new: str) -> bool:
+    """Whether MySQL's ``COLUMN_TYPE`` ``old`` changing to ``new`` keeps every value as it was (its text
+    and its Snowflake column, which evolution widens where needed): a bigger integer of the same
+    signedness (or a signed one strictly bigger than an unsigned one), a longer VARCHAR, CHAR or
+    VARBINARY, a bigger TEXT or BLOB (or a VARCHAR/VARBINARY becoming one), a DECIMAL with more digits
+    and the same scale, an ENUM or SET with members added at the end. Anything else may have changed
+    the rows MySQL rewrote, which no binlog event carries."""
+    old, new = old.lower().strip(), new.lower().strip()
+    if old == new:
+        return True
+    for kind in ("enum(", "set("):  # members appended: each old value keeps its name (and its number)
+        if old.startswith(kind) and new.startswith(kind):
+            return new.startswith(old[:-1] + ",") and old.endswith(")") and new.endswith(")")
+    a, b = _COLUMN_TYPE.match(old), _COLUMN_TYPE.match(new)
+    if a is None or b is None:
+        return False
+    base_a, base_b = a.group("base"), b.group("base")
+    flags_a, flags_b = set(a.group("flags").split()), set(b.group("flags").split())
+    if "zerofill" in flags_a | flags_b:
+        return False  # the padded text depends on the display width
+    if base_a in _INT_RANK and base_b in _INT_RANK:
+        ra, rb = _INT_RANK[base_a], _INT_RANK[base_b]
+        if ("unsigned" in flags_a) == ("unsigned" in flags_b):
+            return rb >= ra
+        return "unsigned" in flags_a and rb > ra
+    if flags_a != flags_b:
+        return False
+    args_a, args_b = a.group("args") or "", b.group("args") or ""
+    if base_a in ("decimal", "numeric") and base_b in ("decimal", "numeric"):
+        (pa, _, sa), (pb, _, sb) = args_a.partition(","), args_b.partition(",")
+        return sa.strip() == sb.strip() and int(pb) >= int(pa)
+    if base_a == base_b and base_a in _SIZED:
+        return int(args_b) >= int(args_a)
+    if base_b in _TEXT_RANK:
+        return (base_a in _TEXT_RANK and _TEXT_RANK[base_b] >= _TEXT_RANK[base_a]) or (
+            base_a == "varchar" and _TEXT_RANK[base_b] >= _TEXT_RANK["text"]
+        )
+    if base_b in _BLOB_RANK:
+        return (base_a in _BLOB_RANK and _BLOB_RANK[base_b] >= _BLOB_RANK[base_a]) or (
+            base_a == "varbinary" and _BLOB_RANK[base_b] >= _BLOB_RANK["blob"]
+        )
+    return False

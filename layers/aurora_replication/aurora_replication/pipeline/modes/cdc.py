@@ -18,6 +18,7 @@ never backwards), prunes old tombstones and releases the table's lease.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -246,6 +247,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return runs.end_superseded(services, msg.run_id, key)
     if plan.history:
         _settle_history(msg, services, count)
+    if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
+        with services.target() as sf:
+            Target(sf, s.stage_name).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
+        services.fault("truncated", msg)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
@@ -267,6 +272,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
         "upserts": int(t.get("upserts", 0)),
         "deletes": int(t.get("deletes", 0)),
+        **({"truncated_at": str(t["truncate_at"])} if t.get("truncate_at") else {}),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
         "validation": "not compared (cdc window; `replicate validate` compares)",
         **audited,
@@ -286,6 +292,9 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             tgt.drop(load)
             # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
             result["table_rows"] = tgt.row_count(plan.target_table)
+        if t.get("schema_columns"):  # the schema the new position is valid for (a change since is the next
+            # run's to compare: a type changed, a column dropped, whose older events are now all applied)
+            cdc.set_columns(key, json.loads(str(t["schema_columns"])))
         if audited:
             _advance_audit(msg, services, key, t, audited)
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)

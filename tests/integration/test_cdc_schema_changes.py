@@ -1,0 +1,164 @@
+"""Schema changes during a cdc stream that do not stop the table: a dropped column, a TRUNCATE."""
+
+from __future__ import annotations
+
+import json
+
+from compare import assert_same
+
+# every run audits the whole table against the target; the handlers write their metrics (EMF) to the log
+STACK_ENV = {"AUDIT_PERIOD_SECONDS": "1", "POWERTOOLS_METRICS_DISABLED": "false"}
+
+
+def _cdc(stack, tables: str = "items", **extra):
+    return stack.run({"tables": tables, "mode": "cdc", **extra}, workers=2, timeout=180)
+
+
+def _seed(env, rows: int = 30) -> None:
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40), legacy VARCHAR(10), qty INT)",
+        f"INSERT INTO items SELECT seq, CONCAT('item ', seq), 'old', seq FROM seq_1_to_{rows}",
+    )
+
+
+def _target(env, sql: str) -> list[tuple]:
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute(sql)
+        return list(cur.fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_dropped_column_is_kept_null_for_new_rows_and_the_table_streams_on(env):
+    _seed(env)
+    stack = env.start_stack(STACK_ENV)
+    first = _cdc(stack)
+    assert first.ok, first.run["table_states"]
+    env.sql(
+        "UPDATE items SET qty = 100 WHERE id = 1",  # before the drop, in the same window
+        "ALTER TABLE items DROP COLUMN legacy",
+        "UPDATE items SET qty = 200 WHERE id = 2",
+        "INSERT INTO items (id, name, qty) VALUES (31, 'new', 31)",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok, t
+    assert t["mode"] == "cdc", t  # streamed on: no new initial copy
+    assert t["audit_differences"] == 0, t  # the kept column is not a difference
+    changes = t["schema_changes"]
+    assert [(c["change"], c["column"]) for c in changes] == [("column dropped", "LEGACY")], changes
+    assert changes[0]["run"] == second.run_id and changes[0]["at"]
+    assert any("'LEGACY'" in n and "kept" in n for n in t["notes"]), t["notes"]
+    assert assert_same(env, "items") == 31
+    # the metric, in the scheduler's EMF record, and `replicate status` (the health report)
+    emf = [json.loads(x) for x in stack.log_path.read_text().splitlines() if x.startswith("{") and '"_aws"' in x]
+    counted = [r["SchemaChanges"] for r in emf if "SchemaChanges" in r]
+    assert [v if isinstance(v, list) else [v] for v in counted] == [[1]], counted
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    assert [(c["column"], c["run"]) for c in status["schema_changes"]] == [("LEGACY", second.run_id)], status
+    rows = _target(env, 'SELECT "ID", "LEGACY", "QTY" FROM "ITEMS" WHERE "ID" IN (1, 2, 3, 31) ORDER BY "ID"')
+    assert rows == [(1, "old", 100), (2, "old", 200), (3, "old", 3), (31, None, 31)]
+    # the next runs go on streaming: the whole-target check and the audit see no drift
+    env.sql("INSERT INTO items (id, name, qty) VALUES (32, 'newer', 32)", "DELETE FROM items WHERE id = 5")
+    third = _cdc(stack)
+    t = third.run["table_states"]["items"]
+    assert third.ok and t["mode"] == "cdc" and t["audit_differences"] == 0, t
+    assert "schema_changes" not in t or not t["schema_changes"], t  # recorded once, by the run that saw it
+    assert assert_same(env, "items") == 31
+    from aurora_replication.config import load_settings
+    from aurora_replication.pipeline import validate
+    from aurora_replication.services import Services
+
+    [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
+    assert report["result"] == "ok", report
+
+
+def test_truncate_empties_the_target_at_its_position_and_the_table_streams_on(env):
+    _seed(env, 20)
+    stack = env.start_stack(STACK_ENV)
+    assert _cdc(stack).ok
+    env.sql(
+        "UPDATE items SET qty = 500 WHERE id = 1",  # before the TRUNCATE, in the same window: emptied with it
+        "DELETE FROM items WHERE id = 3",
+        "TRUNCATE TABLE items",
+        # after it: a key the table held before, and new ones
+        "INSERT INTO items (id, name, legacy, qty) VALUES (2, 'again', 'n', 2), (40, 'forty', 'n', 40), "
+        "(41, 'forty-one', 'n', 41)",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc", t  # no re-copy
+    assert t["truncated_at"] and t["audit_differences"] == 0, t
+    assert [c["change"] for c in t["schema_changes"]] == ["truncated"], t
+    assert assert_same(env, "items") == 3
+    assert _target(env, 'SELECT "ID", "NAME" FROM "ITEMS" ORDER BY "ID"') == [
+        (2, "again"),
+        (40, "forty"),
+        (41, "forty-one"),
+    ]
+    # TRUNCATE without TABLE and with the database named, then changes: the next window follows it too
+    env.sql(f"TRUNCATE `{env.database}`.items", "INSERT INTO items (id, name, qty) VALUES (7, 'seven', 7)")
+    third = _cdc(stack)
+    assert third.ok and third.run["table_states"]["items"]["truncated_at"], third.run["table_states"]
+    assert assert_same(env, "items") == 1
+    fourth = _cdc(stack)  # nothing new: the table streams on, the whole-target check sees no drift
+    t = fourth.run["table_states"]["items"]
+    assert fourth.ok and t["mode"] == "cdc" and "truncated_at" not in t, t
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    assert [c["change"] for c in status["schema_changes"]] == ["truncated", "truncated"], status
+
+
+def test_truncate_with_mark_deletes_marks_the_rows_before_it(env):
+    _seed(env, 10)
+    stack = env.start_stack({**STACK_ENV, "RECONCILE_ACTION": "mark"})
+    assert _cdc(stack).ok
+    env.sql("TRUNCATE TABLE items", "INSERT INTO items (id, name, qty) VALUES (4, 'back', 4), (11, 'eleven', 11)")
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["truncated_at"] and t["audit_differences"] == 0, t
+    rows = _target(env, 'SELECT "ID", "_ASR_DELETED_AT" IS NULL FROM "ITEMS" ORDER BY "ID"')
+    assert [r[0] for r in rows if r[1]] == [4, 11]  # alive: the rows written after the TRUNCATE
+    assert [r[0] for r in rows if not r[1]] == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # kept, marked deleted
+
+
+def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_table(env):
+    _seed(env, 10)
+    env.sql("CREATE TABLE other (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO other VALUES (1, 'a')")
+    stack = env.start_stack(STACK_ENV)
+    assert _cdc(stack, "items,other").ok
+    env.sql(
+        "UPDATE items SET name = 'before' WHERE id = 1",
+        "ALTER TABLE items MODIFY qty BIGINT, MODIFY name VARCHAR(80)",
+        "UPDATE items SET qty = 9000000000, name = REPEAT('w', 80) WHERE id = 2",
+    )
+    widened = _cdc(stack, "items,other")
+    t = widened.run["table_states"]["items"]
+    assert widened.ok and t["mode"] == "cdc", t
+    assert assert_same(env, "items") == 10
+    # a drop, then a column added a run later: not mistaken for a rename (the stored schema moved on)
+    env.sql("ALTER TABLE items DROP COLUMN legacy", "INSERT INTO items (id, name, qty) VALUES (11, 'x', 1)")
+    assert _cdc(stack, "items,other").ok
+    env.sql("ALTER TABLE items ADD COLUMN note VARCHAR(10) NULL", "UPDATE items SET note = 'n' WHERE id = 3")
+    added = _cdc(stack, "items,other")
+    assert added.ok and added.run["table_states"]["items"]["mode"] == "cdc", added.run["table_states"]
+    assert assert_same(env, "items") == 11
+    # a narrowing: the rows MySQL rewrote are not in the binlog; the table stops, the other goes on
+    env.sql(
+        "UPDATE items SET qty = 2 WHERE id = 2",
+        "ALTER TABLE items MODIFY qty SMALLINT",
+        "UPDATE other SET v = 'b' WHERE id = 1",
+    )
+    stopped = _cdc(stack, "items,other")
+    states = stopped.run["table_states"]
+    reason = states["items"]["reason"]
+    assert states["items"]["status"] == "failed" and "\n" not in reason, states["items"]
+    assert "column 'qty' changed type from bigint(20) to smallint(6)" in reason and "--resnapshot" in reason, reason
+    assert states["other"]["status"] == "published"
+    assert_same(env, "other")
+    fixed = _cdc(stack, "items", resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    env.sql("UPDATE items SET qty = 5 WHERE id = 5")
+    assert _cdc(stack, "items").ok
+    assert assert_same(env, "items") == 11
