@@ -96,8 +96,9 @@ unit: setup
 integration: setup mariadb
 	$(VENV)/bin/pytest -q -m "integration or fault"
 
+# two pytest processes (pytest-xdist), each with its own MariaDB, emulator and moto; a file's tests stay together
 test: setup sam mariadb browser lint scan build
-	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=30 tests
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30 tests
 
 # bench/run.py --quick for 100,000 rows; see docs/performance.md
 BENCH_ARGS ?=
