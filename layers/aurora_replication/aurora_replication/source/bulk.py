@@ -28,7 +28,7 @@ import pymysql
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import connect as source_connect
-from aurora_replication.source.connect import AUTH_ERRORS, CONNECT_TIMEOUT
+from aurora_replication.source.connect import CONNECT_TIMEOUT
 
 # rows fetched from the C library at a time (one Python call each; memory stays flat whatever the chunk)
 FETCH_ROWS = 5000
@@ -76,15 +76,9 @@ def tls_options(settings: MySQLSettings) -> dict[str, Any]:
     ``MYSQL_OPT_SSL_VERIFY_SERVER_CERT``), or TLS off (``tls`` false: loopback, or ``"tls": false``)."""
     if not settings.tls:
         return {"ssl_mode": "DISABLED"}
-    bundle = settings.ca_bundle or str(MySQLSettings.PACKAGED_CA_BUNDLE)
+    bundle = source_connect.ca_bundle(settings)
     if bundle == MySQLSettings.SYSTEM_CA_STORE:
         bundle = _system_ca_file()
-    elif not os.path.isfile(bundle):
-        raise BadInputError(
-            f"MySQL TLS CA bundle {bundle!r} does not exist: run `make ca-bundle` before `sam build` (it puts "
-            "the RDS global bundle into the layer), or set MYSQL_CA_BUNDLE to a PEM file (`system` for the "
-            'system CA store), or set "tls": false in the source secret'
-        )
     return {"ssl": {"ca": bundle}, "ssl_mode": "VERIFY_IDENTITY"}
 
 
@@ -113,12 +107,7 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> Any:
 
 def connect_with_rotation(get_settings: Callable[[bool], MySQLSettings]) -> Any:
     """Connect; after an authentication failure re-read the secret once (it may have rotated)."""
-    try:
-        return connect(get_settings(False))
-    except pymysql.err.OperationalError as e:
-        if e.args and e.args[0] in AUTH_ERRORS:
-            return connect(get_settings(True))
-        raise
+    return source_connect.with_rotation(connect, get_settings)
 
 
 def ping(conn: Any) -> None:

@@ -34,15 +34,9 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
     """
     ssl_ctx: ssl.SSLContext | None = None
     if settings.tls:
-        bundle = settings.ca_bundle or str(MySQLSettings.PACKAGED_CA_BUNDLE)
+        bundle = ca_bundle(settings)
         if bundle == MySQLSettings.SYSTEM_CA_STORE:
             ssl_ctx = ssl.create_default_context()
-        elif not os.path.isfile(bundle):
-            raise BadInputError(
-                f"MySQL TLS CA bundle {bundle!r} does not exist: run `make ca-bundle` before `sam build` (it puts "
-                "the RDS global bundle into the layer), or set MYSQL_CA_BUNDLE to a PEM file (`system` for the "
-                'system CA store), or set "tls": false in the source secret'
-            )
         else:
             ssl_ctx = ssl.create_default_context(cafile=bundle)
         ssl_ctx.check_hostname = True
@@ -71,12 +65,31 @@ def connect(settings: MySQLSettings, read_timeout: int = 600) -> pymysql.Connect
 
 def connect_with_rotation(get_settings: Callable[[bool], MySQLSettings]) -> pymysql.Connection[Any]:
     """Connect; after an authentication failure re-read the secret once (it may have rotated)."""
+    return with_rotation(connect, get_settings)
+
+
+def with_rotation[C](connect_to: Callable[[MySQLSettings], C], get_settings: Callable[[bool], MySQLSettings]) -> C:
+    """``connect_to`` the source; after an authentication failure (pymysql's codes: the bulk reader's
+    errors are translated to them) re-read the secret once, as it may have rotated, and connect again."""
     try:
-        return connect(get_settings(False))
+        return connect_to(get_settings(False))
     except pymysql.err.OperationalError as e:
         if e.args and e.args[0] in AUTH_ERRORS:
-            return connect(get_settings(True))
+            return connect_to(get_settings(True))
         raise
+
+
+def ca_bundle(settings: MySQLSettings) -> str:
+    """The CA bundle TLS verifies the source's certificate against: a PEM file that exists, or
+    ``MySQLSettings.SYSTEM_CA_STORE`` (the system's store). Shared by both drivers (``source.bulk``)."""
+    bundle = settings.ca_bundle or str(MySQLSettings.PACKAGED_CA_BUNDLE)
+    if bundle != MySQLSettings.SYSTEM_CA_STORE and not os.path.isfile(bundle):
+        raise BadInputError(
+            f"MySQL TLS CA bundle {bundle!r} does not exist: run `make ca-bundle` before `sam build` (it puts "
+            "the RDS global bundle into the layer), or set MYSQL_CA_BUNDLE to a PEM file (`system` for the "
+            'system CA store), or set "tls": false in the source secret'
+        )
+    return bundle
 
 
 def describe_failure(error: BaseException, settings: MySQLSettings) -> EndpointError | None:
