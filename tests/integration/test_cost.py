@@ -78,10 +78,10 @@ def test_a_run_records_plausible_cost_figures_per_table(env, monkeypatch):
 
 
 def test_an_incremental_run_that_moved_nothing_is_flagged_everywhere(env, monkeypatch, capsys):
-    from aurora_replication import cli
     from aurora_replication.config import load_settings
     from aurora_replication.ops import cost_reconcile, report
     from aurora_replication.services import Services
+    from aurora_replication_dev import cli
 
     env.sql(
         "CREATE TABLE quiet (id INT PRIMARY KEY, v VARCHAR(10), "

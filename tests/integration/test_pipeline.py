@@ -244,7 +244,7 @@ def test_second_scheduler_for_a_leased_table_declines_with_reason(env):
 
 
 def test_sample_events_run_with_replicate_invoke(env, capsys):
-    from aurora_replication import cli
+    from aurora_replication_dev import cli
 
     seed(env)
     env.sql(

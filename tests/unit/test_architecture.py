@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "layers" / "aurora_replication" / "aurora_replication"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGE = ROOT / "layers" / "aurora_replication" / "aurora_replication"
+DEV_PACKAGE = ROOT / "dev" / "aurora_replication_dev"
 
 # lower numbers are lower layers; a module may import its own layer or lower ones
 LAYERS: dict[str, int] = {
@@ -34,8 +36,6 @@ LAYERS: dict[str, int] = {
     "pipeline": 6,
     "ops": 7,
     "rotation": 7,
-    "local": 8,
-    "cli": 9,
 }
 # sibling boxes that must not know each other
 SEPARATE = [("source", "target"), ("source", "state"), ("target", "state"), ("ops", "rotation")]
@@ -127,6 +127,31 @@ def test_the_graph_is_real() -> None:
     g = graph()
     assert "aurora_replication.models" in g["aurora_replication.pipeline.worker"]
     assert "aurora_replication.source.sql" in g["aurora_replication.source.read"]
+
+
+def _imported_roots(path: Path) -> set[str]:
+    roots: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            roots.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_the_layer_holds_only_what_lambda_runs() -> None:
+    """The developer's side (the local stack, the emulator's launcher, the CLI) lives in
+    ``dev/aurora_replication_dev``; the Lambda layer neither holds nor imports it."""
+    assert not (PACKAGE / "local").exists() and not (PACKAGE / "cli.py").exists()
+    assert (DEV_PACKAGE / "local" / "stack.py").exists() and (DEV_PACKAGE / "cli.py").exists()
+    wrong = sorted(
+        str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "aurora_replication_dev" in _imported_roots(p)
+    )
+    assert not wrong, f"the Lambda layer imports the dev package: {wrong}"
+    handlers = sorted((ROOT / "functions").rglob("*.py"))
+    assert handlers
+    wrong = sorted(str(p.relative_to(ROOT)) for p in handlers if "aurora_replication_dev" in _imported_roots(p))
+    assert not wrong, f"a Lambda handler imports the dev package: {wrong}"
 
 
 def test_test_modules_have_unique_names() -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aurora_replication.errors import BadInputError, EndpointError
-from aurora_replication.local.home_lock import HomeInUseError
+from aurora_replication_dev.local.home_lock import HomeInUseError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
 EXIT_BAD_INPUT = 2
@@ -162,7 +162,7 @@ def print_summary(outcome: Any, title: str = "") -> None:
 
 
 def _stack(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> Any:
-    from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import LocalStack, parse_source_url, parse_target_url
 
     source_secret, target_secret = parse_source_url(source), parse_target_url(target)
     stack = LocalStack(home)
@@ -210,7 +210,7 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_run(args: argparse.Namespace) -> None:
     """What ``run`` is given, checked before it waits for the home or starts anything."""
-    from aurora_replication.local.stack import parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import parse_source_url, parse_target_url
 
     parse_source_url(args.source)
     parse_target_url(args.target)
@@ -264,7 +264,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.state_table:  # AWS: credentials and region from the environment, as for the AWS CLI
         _write_report(args.state_table, args.run_id, out)
     else:
-        from aurora_replication.local.stack import LocalStack
+        from aurora_replication_dev.local.stack import LocalStack
 
         stack = LocalStack(args.home)
         stack.start({}, {})  # only the ledger is read: no database is connected
@@ -319,7 +319,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     source, target = _endpoints(args) if args.reconcile else ("", "")
     stack = _stack(args.home, source, target) if args.reconcile else None
     if stack is None:
-        from aurora_replication.local.stack import LocalStack
+        from aurora_replication_dev.local.stack import LocalStack
 
         stack = LocalStack(args.home)
         stack.start({}, {})  # only the ledger is read
@@ -338,7 +338,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     stack = _stack(args.home, source, target)
     try:
         print(f"run {args.run_id}: resuming (Ctrl-C stops it; resume it again later)", flush=True)
-        from aurora_replication.local import interrupts
+        from aurora_replication_dev.local import interrupts
 
         with interrupts.deferred("the scheduler's resume (its messages are sent)"):
             resumed = stack.invoke("SchedulerFunction", {"resume_run": args.run_id})
@@ -360,7 +360,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _local_endpoints(home: Path) -> tuple[str, str]:
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     db = MariaDB(home / "mariadb").start()
     sf = SnowflakeEmulator(home / "snowflake").start()
@@ -454,7 +454,7 @@ def check_event(function: str, event: Any) -> None:
 
 def check_invoke(args: argparse.Namespace) -> None:
     """The function and its event, checked before ``invoke`` waits for the home or starts anything."""
-    from aurora_replication.local.stack import parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import parse_source_url, parse_target_url
 
     args.function_id = function_id(args.function)
     args.event_data = read_event(args.event)
@@ -557,8 +557,8 @@ def _seed_ledger_for(event: dict[str, Any]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from aurora_replication.local import demo
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local import demo
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     print("starting MariaDB and the Snowflake emulator...", file=sys.stderr)
     db = MariaDB(args.home / "mariadb").start()
@@ -608,7 +608,7 @@ def human_age(seconds: Any) -> str:
 def _demo_cdc(stack: Any, conn: Any, args: argparse.Namespace) -> bool:
     """The demo's change data capture: an initial copy of the tables with a key, then their binlog
     changes (updates, inserts, deletes, a key change) applied by a cdc run."""
-    from aurora_replication.local import demo
+    from aurora_replication_dev.local import demo
 
     tables = ",".join([*demo.CDC_TABLES, demo.HISTORY_TABLE])
     history = {demo.HISTORY_TABLE: {"history": True}}
@@ -760,7 +760,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     MariaDB(args.home / "mariadb").stop()
     SnowflakeEmulator(args.home / "snowflake").stop()
@@ -944,7 +944,7 @@ def _uses_home_state(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aurora_replication.local import home_lock
+    from aurora_replication_dev.local import home_lock
 
     try:
         args = build_parser().parse_args(argv)
