@@ -572,7 +572,7 @@ class Target:
         """How many copied rows ``rows`` picks differ from their key's current version (or have none)."""
         changed = history_sql.changed_rows(plan, load_table, rows)
         stamp = "1970-01-01 00:00:00"
-        return int(execute(self.conn, f"SELECT COUNT(*) FROM ({changed})", [stamp, stamp, "", *params])[0][0])
+        return int(execute(self.conn, f"SELECT COUNT(*) FROM ({changed})", [stamp, stamp, "", *params])[0][0])  # noqa: S608 (history_sql)
 
     def history_close_absent(
         self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str
