@@ -137,7 +137,7 @@ class Services:
         target = self.snowflake_settings()
         return Scope.of(self.mysql_settings().dbname, target.database, target.schema, self.settings.identifier_case)
 
-    def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
+    def with_retries[T](self, fn: Callable[[], T], what: str) -> T:
         s = self.settings
         return retry.call_with_retries(
             fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what, lambda: self.metric("Retries", 1)

@@ -818,5 +818,6 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         stored = {str(s[0]) for s in state.get("schema_columns") or []}
         spec = _spec(position, plan, options_, facts, stored)
         resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_)
-        return read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
+        result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
+        return result
     return send_window(run_id, table, services)

@@ -160,9 +160,10 @@ class _Unit:
 
     def __enter__(self) -> Meter:
         self._cm = meter.metered(self.invocation.function)
-        self.m: Meter = self._cm.__enter__()
-        self.invocation.meters.append(self.m)
-        return self.m
+        m: Meter = self._cm.__enter__()
+        self.m = m
+        self.invocation.meters.append(m)
+        return m
 
     def __exit__(self, *exc: Any) -> None:
         self.invocation.unit_seconds.append(time.perf_counter() - self.m.started)

@@ -17,6 +17,7 @@ from snowflake.connector import SnowflakeConnection
 from aurora_replication import meter
 from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.errors import EndpointError, network_cause
+from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target import cdc_sql, history_sql, sql
@@ -386,7 +387,7 @@ class Target:
         bounded = bool(plan.watermark) and watermark_bound is not None
         columns = checksum_columns(plan, json_text=False)
         # history mode: against the current versions only (``history_sql``)
-        current = history_sql.q(history_sql.IS_CURRENT) if plan.history else ""
+        current = snowflake_ident(history_sql.IS_CURRENT) if plan.history else ""
         statement = sql.audit_differences(plan, load_table, attempts, columns, bounded, current)
         params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
         return int(execute(self.conn, statement, params)[0][0])
