@@ -172,3 +172,9 @@ def test_the_sql_injection_lint_is_on() -> None:
     assert "S608" not in lint["ignore"] and "S" in lint["select"]
     builders = {p for p, codes in lint["per-file-ignores"].items() if "S608" in codes and p.startswith("layers/")}
     assert builders and all(p.endswith("sql.py") for p in builders), builders
+
+
+def test_retry_imports_no_driver() -> None:
+    """Each side says which of its driver's errors are transient; ``retry`` knows none of them."""
+    drivers = {"pymysql", "MySQLdb", "snowflake", "pymysqlreplication"}
+    assert not _imported_roots(PACKAGE / "retry.py") & drivers

@@ -18,6 +18,9 @@ from aurora_replication.source import connect as source_connect
 from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
 
+# the errors retried in place: each side's driver says which of its own are transient
+TRANSIENT = retry.any_of(source_connect.is_transient, target.is_transient)
+
 if TYPE_CHECKING:  # boto3-stubs, a dev dependency
     from mypy_boto3_sqs import SQSClient
     from mypy_boto3_sqs.type_defs import SendMessageBatchRequestEntryTypeDef
@@ -140,7 +143,13 @@ class Services:
     def with_retries[T](self, fn: Callable[[], T], what: str) -> T:
         s = self.settings
         return retry.call_with_retries(
-            fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what, lambda: self.metric("Retries", 1)
+            fn,
+            s.retry_attempts,
+            s.retry_base_seconds,
+            s.retry_max_seconds,
+            what,
+            lambda: self.metric("Retries", 1),
+            TRANSIENT,
         )
 
     def mysql(self) -> Any:

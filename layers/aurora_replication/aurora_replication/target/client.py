@@ -113,6 +113,12 @@ def connect_with_rotation(
         raise
 
 
+def is_transient(error: BaseException) -> bool:
+    """A Snowflake error worth retrying in place (``retry``): the connector's network, service-unavailable
+    and throttling errors."""
+    return isinstance(error, snowflake.connector.errors.OperationalError)
+
+
 # Snowflake's codes (the connector's ``errno``): login (39xxxx), SQL (00xxxx), the connector's own (25xxxx)
 LOGIN_MISSING = {390189, 390201}  # the requested role / warehouse (or database) does not exist or is not granted
 SQL_MISSING = {2003, 2043, 606}  # object does not exist or not authorized; no active warehouse
