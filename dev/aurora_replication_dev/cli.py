@@ -72,14 +72,14 @@ class Progress:
 
 
 def table_costs(outcome: Any) -> dict[str, dict[str, Any]]:
-    """Each table's estimated cost in the run (ops/cost.py), at the prices the environment names."""
-    from aurora_replication.ops import cost
+    """Each table's estimated cost in the run (cost/estimate.py), at the prices the environment names."""
+    from aurora_replication.cost import estimate as cost
 
     return cost.run_costs(outcome.run, getattr(outcome, "cost", {}), cost.Prices.from_environ(os.environ))
 
 
 def summary_rows(outcome: Any) -> list[dict[str, Any]]:
-    from aurora_replication.ops.cost import money
+    from aurora_replication.cost.estimate import money
 
     rows = []
     costs = table_costs(outcome)
@@ -138,7 +138,7 @@ def print_summary(outcome: Any, title: str = "") -> None:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    from aurora_replication.ops.cost import money
+    from aurora_replication.cost.estimate import money
 
     for r in rows:
         if r.get("drift"):
@@ -278,7 +278,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Each table's estimated cost in the run, by service; returns what it printed."""
-    from aurora_replication.ops import cost
+    from aurora_replication.cost import estimate as cost
 
     states = run.get("table_states", {})
     tables = cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
@@ -300,9 +300,9 @@ def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, An
 def cmd_cost(args: argparse.Namespace) -> int:
     """A run's cost per table and service; ``--reconcile`` first reads the credits Snowflake attributed
     to the run's query tags (which it publishes hours later)."""
-    from aurora_replication import cost_ledger
     from aurora_replication.config import load_settings
-    from aurora_replication.ops import cost_reconcile
+    from aurora_replication.cost import ledger as cost_ledger
+    from aurora_replication.cost import reconcile as cost_reconcile
     from aurora_replication.services import Services
     from aurora_replication.state import StateStore
 

@@ -16,10 +16,13 @@ from botocore.exceptions import ClientError
 from fake_dynamodb import FakeTable
 from test_target_client import RecordingConnection
 
-from aurora_replication import cost_ledger, meter
 from aurora_replication.config import Settings, settings_from
-from aurora_replication.ops import cost, cost_reconcile, health_metrics
-from aurora_replication.pipeline import metering
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.cost import meter
+from aurora_replication.cost import reconcile as cost_reconcile
+from aurora_replication.cost import settle as metering
+from aurora_replication.ops import health_metrics
 from aurora_replication.services import sqs_requests
 from aurora_replication.target import client as target
 from aurora_replication.target import cost_sql, tagging

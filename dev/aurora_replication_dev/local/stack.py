@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 
-from aurora_replication import cost_ledger
+from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
 from aurora_replication_dev.local import containers, home_lock, interrupts
 from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
@@ -112,7 +112,7 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
-    # what each table's work cost in the run, as measured (cost_ledger; ops/cost.py prices it)
+    # what each table's work cost in the run, as measured (cost/ledger.py; cost/estimate.py prices it)
     cost: dict[str, dict[str, Any]] = field(default_factory=dict)
     # with process containers: the largest peak resident memory of one worker container, in MB
     worker_peak_mb: float | None = None

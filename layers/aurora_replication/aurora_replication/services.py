@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from aurora_replication import meter, retry, secrets
+from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
+from aurora_replication.cost import meter
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import Scope, StateStore

@@ -33,8 +33,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import meter, typemap
+from aurora_replication import typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
+from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
 from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms

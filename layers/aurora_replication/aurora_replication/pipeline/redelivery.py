@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.services import Services
 

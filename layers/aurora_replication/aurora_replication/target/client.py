@@ -14,8 +14,8 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
-from aurora_replication import meter
 from aurora_replication.checksums import checksum_columns, fold_sums
+from aurora_replication.cost import meter
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import TablePlan

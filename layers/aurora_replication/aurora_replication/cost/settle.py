@@ -26,8 +26,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import cost_ledger, meter
-from aurora_replication.meter import UNATTRIBUTED, Meter
+from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.cost import meter
+from aurora_replication.cost.meter import UNATTRIBUTED, Meter
 from aurora_replication.services import Services
 
 logger = Logger(child=True)
