@@ -862,8 +862,8 @@ def measure_read_cpu(db: Any) -> dict[str, Any]:
     from types import SimpleNamespace
 
     from aurora_replication.models import ChunkMessage
+    from aurora_replication.pipeline import extract as pipeline_extract
     from aurora_replication.pipeline import extract_parts
-    from aurora_replication.pipeline import worker as pipeline_worker
     from aurora_replication.pipeline.extract_part import PartJob, read_part
     from aurora_replication.secrets import MySQLSettings
     from aurora_replication.source import bulk as source_bulk
@@ -896,7 +896,7 @@ def measure_read_cpu(db: Any) -> dict[str, Any]:
                 with source_read.snapshot(bulk):
                     small = SimpleNamespace(small_chunk_rows=0)
                     zst = local.replace(".csv.gz", ".csv.zst")
-                    _, staged, source = pipeline_worker._extract_on_worker(
+                    _, staged, source = pipeline_extract._on_worker(
                         bulk,
                         plan,
                         msg,

@@ -204,12 +204,12 @@ def test_stalled_run_is_reported_and_resumes_without_recopying_done_chunks(env):
 
 
 def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_finalised_by_its_message(env, monkeypatch):
+    from aurora_replication.pipeline import chunk_job
     from aurora_replication.pipeline import finalise as finaliser
-    from aurora_replication.pipeline import worker
 
     _seed(env)
     copies: list[int] = []
-    real_copy, real_finalise = worker.copy_chunk, finaliser.finalise
+    real_copy, real_finalise = chunk_job.copy_chunk, finaliser.finalise
 
     def copy_chunk(msg, services, **kwargs):  # kwargs: the TABLE item the invocation read already
         copies.append(msg.chunk_id)
@@ -221,7 +221,7 @@ def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_fina
             raise RuntimeError("Snowflake went away in the middle of the finalise")
         return real_finalise(msg, services, **kwargs)
 
-    monkeypatch.setattr(worker, "copy_chunk", copy_chunk)
+    monkeypatch.setattr(chunk_job, "copy_chunk", copy_chunk)
     monkeypatch.setattr(finaliser, "finalise", finalise_failing_once)
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})  # the one chunk goes by a staged file
     outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": ROWS * 2}, workers=1)
@@ -235,10 +235,10 @@ def test_a_one_chunk_table_whose_finalise_fails_in_the_chunks_invocation_is_fina
 
 
 def test_a_one_chunk_table_copied_slowly_leaves_its_finalise_to_the_message(env, monkeypatch):
-    from aurora_replication.pipeline import worker
+    from aurora_replication.pipeline import chunk_job
 
     _seed(env)
-    monkeypatch.setattr(worker, "INLINE_FINALISE_AFTER_SECONDS", 0.0)  # every copy is "slow"
+    monkeypatch.setattr(chunk_job, "INLINE_FINALISE_AFTER_SECONDS", 0.0)  # every copy is "slow"
     stack = env.start_stack({"SMALL_CHUNK_ROWS": "0"})
     outcome = stack.run({"tables": "acct", "mode": "full", "chunk_rows": ROWS * 2}, workers=1)
     assert outcome.ok, outcome.run["table_states"]["acct"]
