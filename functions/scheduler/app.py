@@ -17,7 +17,6 @@ from aurora_replication.services import Services
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
-services = Services.from_settings(load_settings())
 
 
 def put_metric(name: str, value: float, unit: str = "Count", step: str | None = None) -> None:
@@ -25,7 +24,7 @@ def put_metric(name: str, value: float, unit: str = "Count", step: str | None = 
     metrics.add_metric(name=name, unit=MetricUnit(unit), value=value)
 
 
-services.metric = put_metric
+services = Services.from_settings(load_settings(), metric=put_metric)
 prices = cost.Prices.from_settings(services.settings)
 
 

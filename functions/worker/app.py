@@ -1,6 +1,6 @@
 """Worker Lambda: copies the chunks of an SQS batch, reporting partial batch failures."""
 
-import json
+import functools
 import os
 from typing import Any
 
@@ -20,6 +20,7 @@ from aurora_replication.config import load_settings
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import meter
 from aurora_replication.cost import settle as metering
+from aurora_replication.models import ChunkMessage, ChunkRef
 from aurora_replication.pipeline import redelivery, worker
 from aurora_replication.services import Services
 
@@ -30,8 +31,6 @@ metrics = Metrics()
 # failed invocation: with BatchSize 1 the default would raise for every failed record, counting as
 # a Lambda error (WorkerErrorsAlarm, a canary's rollback) for what is an expected retry
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-settings = load_settings()
-services = Services.from_settings(settings)
 
 
 # read once per container: single_metric flushes at once whatever the setting, and a disabled
@@ -52,44 +51,47 @@ def put_metric(name: str, value: float, unit: str = "Count", step: str | None = 
         m.add_dimension(name="Step", value=step)
 
 
-services.metric = put_metric
+settings = load_settings()
+services = Services.from_settings(settings, metric=put_metric)
 prices = cost.Prices.from_settings(settings)
-invocation: metering.Invocation | None = None  # the invocation in progress: its records' cost meters
 idempotency = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=24 * 3600)
 persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr="pk", sort_key_attr="sk")
 
 
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)
-def handle_once(work: dict[str, Any]) -> dict[str, Any]:
-    """First guard against concurrent duplicates, keyed on run, table and chunk (not the SQS message id).
-    A result that is not final for its key raises, so Powertools deletes the record instead of storing it."""
-    result = worker.handle(worker.parse_message(work["message"]), services)
+def handle_once(work: dict[str, Any], message: ChunkMessage | ChunkRef) -> dict[str, Any]:
+    """First guard against concurrent duplicates, keyed on run, table and chunk (``work["key"]``, not the
+    SQS message id). A result that is not final for its key raises, so Powertools deletes the record
+    instead of storing it."""
+    result = worker.handle(message, services)
     if not worker.settled(result):
         raise worker.Unsettled(result)
     return result
 
 
 @tracer.capture_method
-def record_handler(record: SQSRecord) -> dict[str, Any]:
-    assert invocation is not None
+def record_handler(record: SQSRecord, invocation: metering.Invocation) -> dict[str, Any]:
+    """One record: parsed once; a failure is recorded (dead-lettered on its last receive) and its
+    redelivery scheduled (pipeline/redelivery.py) before it is reported as the batch's failure."""
     with invocation.unit():  # what this record's work costs, whatever its outcome (docs/cost.md)
+        message: ChunkMessage | ChunkRef | None = None
         try:
-            return handle_record(record)
+            message = worker.parse_message(record.body)
+            return handle_message(message)
         except Exception as e:
             receives = int(record.raw_event.get("attributes", {}).get("ApproximateReceiveCount", 1))
-            worker.record_final_failure(record.body, receives, e, services)
+            worker.record_final_failure(message, receives, e, services)
             redelivery.after_failure(record.receipt_handle, receives, e, services)
             raise
 
 
-def handle_record(record: SQSRecord) -> dict[str, Any]:
-    message = worker.parse_message(record.body)
+def handle_message(message: ChunkMessage | ChunkRef) -> dict[str, Any]:
     meter.set_unit(message.run_id, message.table, message.kind)
     logger.append_keys(run_id=message.run_id, table=message.table, chunk=message.chunk_id, step=message.kind)
     if not settings.idempotency_enabled:
         return worker.handle(message, services)
     try:
-        return handle_once(work={"key": message.idempotency_key, "message": json.loads(record.body)})
+        return handle_once(work={"key": message.idempotency_key}, message=message)
     except worker.Unsettled as e:  # done with this message; a later one of the same key does the work
         return e.result
 
@@ -98,13 +100,15 @@ def handle_record(record: SQSRecord) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    global invocation
     idempotency.register_lambda_context(context)
     services.set_deadline(context)  # a finaliser waits for Snowflake no longer than the invocation may
     invocation = metering.Invocation("worker", context)
     try:
         return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event,
+            record_handler=functools.partial(record_handler, invocation=invocation),
+            processor=processor,
+            context=context,
         )
     finally:
         # the batch's GB-seconds and the event source mapping's receive and delete, by table

@@ -108,11 +108,13 @@ class Services:
         return self.deadline - self.settings.deadline_margin_seconds - time.monotonic()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Services:
-        """Every AWS client is made here, at cold start: with the credentials the function has then."""
+    def from_settings(cls, settings: Settings, metric: Callable[..., None] = _no_metric) -> Services:
+        """Every AWS client is made here, at cold start: with the credentials the function has then.
+        ``metric``: where the work's metrics go (the handler's Powertools metrics; nowhere by default)."""
         config = retry.boto_config(settings.retry_attempts)
         return cls(
             settings=settings,
+            metric=metric,
             state=StateStore(
                 settings.state_table, boto3.resource("dynamodb", config=config), settings.run_retention_seconds
             ),

@@ -76,15 +76,13 @@ def hydrate(message: ChunkMessage | ChunkRef, services: Services, read: dict[str
         raise BadInputError(describe_validation_error("chunk message", e)) from None
 
 
-def record_final_failure(body: str, receive_count: int, error: BaseException, services: Services) -> bool:
+def record_final_failure(
+    msg: ChunkMessage | ChunkRef | None, receive_count: int, error: BaseException, services: Services
+) -> bool:
     """Called when a message failed: on its last receive (the queue's maxReceiveCount) it moves to the
     DLQ, so its table is marked dead-lettered, which the run summary and the health check report as
-    failed. Returns whether it was marked. A message that does not parse names no table."""
-    if receive_count < services.settings.max_receive_count:
-        return False
-    try:
-        msg = parse_message(body)
-    except BadInputError:
+    failed. Returns whether it was marked. A message that did not parse (None) names no table."""
+    if receive_count < services.settings.max_receive_count or msg is None:
         return False
     what = f"{msg.kind} {msg.chunk_id}" if msg.kind == "chunk" else msg.kind
     reason = f"{what} moved to the dead-letter queue after {receive_count} receives: {type(error).__name__}: {error}"
