@@ -148,6 +148,9 @@ class Scope:
     target_database: str
     target_schema: str
     identifier_case: str = "upper"
+    # a run of several source databases into one schema (``database_mapping: prefix``): the text put
+    # before each table's name to make its target table's (``<database>__``); empty otherwise
+    table_prefix: str = ""
 
     @classmethod
     def of(cls, source_database: str, target_database: str, target_schema: str, identifier_case: str) -> Scope:
@@ -161,16 +164,24 @@ class Scope:
     def key(self, table: str) -> TableKey:
         return TableKey(table, self)
 
+    def target_table(self, table: str) -> str:
+        """The Snowflake name of ``table``'s target in this scope (the prefix, then the naming rule)."""
+        return target_name(self.table_prefix + table, self.identifier_case)
+
     def describe(self) -> str:
-        return f"source database {self.source_database!r} into {self.target_database}.{self.target_schema}"
+        prefix = f" (table names prefixed {self.table_prefix!r})" if self.table_prefix else ""
+        return f"source database {self.source_database!r} into {self.target_database}.{self.target_schema}{prefix}"
 
     def to_item(self) -> dict[str, str]:
-        return {
+        item = {
             "source_database": self.source_database,
             "target_database": self.target_database,
             "target_schema": self.target_schema,
             "identifier_case": self.identifier_case,
         }
+        if self.table_prefix:
+            item["table_prefix"] = self.table_prefix
+        return item
 
     @classmethod
     def from_item(cls, item: Any) -> Scope | None:
@@ -182,6 +193,7 @@ class Scope:
             str(item["target_database"]),
             str(item["target_schema"]),
             str(item.get("identifier_case") or "upper"),
+            str(item.get("table_prefix") or ""),
         )
 
 
@@ -195,7 +207,7 @@ class TableKey:
 
     @property
     def target_table(self) -> str | None:
-        return None if self.scope is None else target_name(self.table, self.scope.identifier_case)
+        return None if self.scope is None else self.scope.target_table(self.table)
 
     @property
     def pk(self) -> str:

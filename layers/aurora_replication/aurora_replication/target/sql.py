@@ -72,6 +72,11 @@ def load_table_name(plan: TablePlan, run_id: str) -> str:
     return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
 
 
+def create_schema(schema: str) -> str:
+    """The schema of one source database (``database_mapping: schema``), in the session's database."""
+    return f"CREATE SCHEMA IF NOT EXISTS {q(schema)}"
+
+
 def create_stage(stage: str) -> str:
     return f"CREATE STAGE IF NOT EXISTS {q(stage.upper())}"
 

@@ -1,0 +1,132 @@
+"""Several source databases of one server into one warehouse (``databases``, ``database_mapping``):
+three databases with the same table, matched by a pattern, copied in full then incrementally, each into a
+schema of its own or into one schema with prefixed names; state per source database; what is refused."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from aurora_replication.errors import BadInputError
+from aurora_replication.state import Scope
+
+TABLE = (
+    "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), "
+    "updated_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6))"
+)
+SIZES = {"t1": 12, "t2": 20, "t3": 7}
+
+
+def _databases(env: Any) -> dict[str, str]:
+    """Three databases beside the test's own, ``<db>_t1`` to ``_t3``, each with ``items`` of its own rows."""
+    names = {}
+    for suffix, n in SIZES.items():
+        name = f"{env.database}_{suffix}"
+        env.sql(
+            f"CREATE DATABASE `{name}`",
+            f"USE `{name}`",
+            TABLE,
+            f"INSERT INTO items (id, v, updated_at) SELECT seq, CONCAT('{suffix}-', seq), "
+            f"'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{n}",
+        )
+        names[suffix] = name
+    env.sql(f"USE `{env.database}`")
+    return names
+
+
+def _mysql(env: Any, database: str) -> list[tuple[Any, ...]]:
+    conn = env.db.connect(database)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT id, v FROM items ORDER BY id")
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _snowflake(env: Any, schema: str, table: str) -> list[tuple[Any, ...]]:
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute(f'SELECT "ID", "V" FROM "ANALYTICS"."{schema}"."{table}" ORDER BY "ID"')
+        return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def _where(env: Any, mapping: str, database: str) -> tuple[str, str]:
+    """The Snowflake schema and table ``database``.items lands in."""
+    if mapping == "schema":
+        return database.upper(), "ITEMS"
+    return env.schema, f"{database}__items".upper()
+
+
+@pytest.mark.parametrize("mapping", ["prefix", "schema"])
+def test_three_databases_into_one_target_full_then_incremental(env, mapping: str) -> None:
+    names = _databases(env)
+    stack = env.start_stack()
+    request = {"tables": "items", "mode": "auto", "databases": [f"{env.database}_t*"], "database_mapping": mapping}
+    first = stack.run(request, workers=2)
+    assert first.ok, {d: r.run.get("table_states") for d, r in first.runs.items()}
+    assert list(first.runs) == list(names.values())  # the pattern matched the three, in the server's order
+    for database, outcome in first.runs.items():
+        t = outcome.run["table_states"]["items"]
+        assert t["mode"] == "full" and int(t["rows_copied"]) == SIZES[database[-2:]], t
+        assert outcome.run_id.endswith(f"-{database}")
+        assert _snowflake(env, *_where(env, mapping, database)) == _mysql(env, database)
+
+    # the second run is incremental in each database, from that database's own watermark
+    env.sql(f"UPDATE `{names['t2']}`.items SET v = 'changed' WHERE id <= 3")
+    env.sql(f"INSERT INTO `{names['t3']}`.items (id, v) VALUES (100, 'new')")
+    second = stack.run(request, workers=2)
+    assert second.ok
+    for database, outcome in second.runs.items():
+        t = outcome.run["table_states"]["items"]
+        assert t["mode"] == "incremental", t
+        assert _snowflake(env, *_where(env, mapping, database)) == _mysql(env, database)
+    assert ("3", "changed") not in [(str(i), v) for i, v in _snowflake(env, *_where(env, mapping, names["t1"]))]
+
+    # state (watermark) is kept per source database and target table
+    for database in names.values():
+        scope = (
+            Scope.of(database, "ANALYTICS", database, "upper")
+            if mapping == "schema"
+            else replace(Scope.of(database, "ANALYTICS", env.schema, "upper"), table_prefix=f"{database}__")
+        )
+        item = stack.dynamodb.get_item(
+            TableName=stack.table_name, Key={"pk": {"S": scope.key("items").pk}, "sk": {"S": "WATERMARK"}}
+        ).get("Item")
+        assert item is not None and item["run_id"]["S"] == second.runs[database].run_id, (database, item)
+
+
+def _refused(stack: Any, request: dict[str, Any], match: str) -> None:
+    with pytest.raises(BadInputError, match=match):
+        stack.invoke("SchedulerFunction", request)
+
+
+def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
+    names = _databases(env)
+    env.sql(f"CREATE TABLE `{names['t1']}`.only_here (id INT PRIMARY KEY)")
+    stack = env.start_stack()
+    base = {"tables": "items", "mode": "full", "database_mapping": "prefix"}
+    _refused(stack, {**base, "databases": [f"{env.database}_zz*"]}, r"match no database")
+    _refused(stack, {**base, "databases": [names["t1"], "no_such_db"]}, r"unknown database\(s\) 'no_such_db'")
+    _refused(stack, {**base, "databases": ["mysql"]}, r"the server's own")
+    _refused(stack, {**base, "tables": "only_here", "databases": [f"{env.database}_t*"]}, r"unknown table\(s\)")
+    _refused(stack, {**base, "database_mapping": "merge", "databases": [names["t1"]]}, r"'merge'.*not supported")
+    _refused(stack, {**base, "mode": "cdc", "databases": [names["t1"]]}, r"not supported with mode 'cdc'")
+    _refused(stack, {"tables": "items", "databases": [names["t1"]]}, r"databases needs database_mapping")
+    # two databases whose names differ only in case map to one schema under TARGET_IDENTIFIER_CASE=upper
+    env.sql(
+        f"CREATE DATABASE `{env.database.upper()}_T1`",
+        f"CREATE TABLE `{env.database.upper()}_T1`.items (id INT PRIMARY KEY)",
+    )
+    _refused(
+        stack,
+        {**base, "database_mapping": "schema", "databases": [names["t1"], f"{env.database.upper()}_T1"]},
+        r"both map to",
+    )
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Items"] == []
+    assert stack.queue_depth(stack.queue_url) == (0, 0)
