@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.state import Scope
+from aurora_replication.ops import report
+from aurora_replication.state import Scope, StateStore
 
 TABLE = (
     "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), "
@@ -76,6 +77,13 @@ def test_three_databases_into_one_target_full_then_incremental(env, mapping: str
         assert t["mode"] == "full" and int(t["rows_copied"]) == SIZES[database[-2:]], t
         assert outcome.run_id.endswith(f"-{database}")
         assert _snowflake(env, *_where(env, mapping, database)) == _mysql(env, database)
+        # the run's report names its source database and target
+        page = report.build(StateStore(stack.table_name, stack.session.resource("dynamodb")), outcome.run_id)
+        assert f"source database <b>{database}</b>" in page
+    # the health check (replicate status) lists each database's table by its database and name
+    tables = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]
+    for database, outcome in first.runs.items():
+        assert tables[f"{database}.items"]["last_run"] == outcome.run_id, tables
 
     # the second run is incremental in each database, from that database's own watermark
     env.sql(f"UPDATE `{names['t2']}`.items SET v = 'changed' WHERE id <= 3")

@@ -144,6 +144,13 @@ class RunRequest(_Strict):
     # table's name; ``merge`` is refused (not built yet)
     database_mapping: Literal["schema", "prefix", "merge"] | None = None
 
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _split_databases(cls, v: object) -> object:
+        if isinstance(v, str):  # the schedule's ScheduleDatabases, as ``tables`` is given
+            v = [d.strip() for d in v.split(",") if d.strip()]
+        return v
+
     @field_validator("databases")
     @classmethod
     def _valid_databases(cls, v: list[str] | None) -> list[str] | None:

@@ -71,11 +71,11 @@ def scope_for(base: Scope, database: str, mapping: str) -> Scope:
     TARGET_IDENTIFIER_CASE) in the target database; ``prefix``, the target secret's schema, each table's
     name after ``<database>__``."""
     if mapping == "schema":
-        return Scope(database, base.target_database, target_name(database, base.identifier_case), base.identifier_case)
+        schema = target_name(database, base.identifier_case)
+        return Scope(database, base.target_database, schema, base.identifier_case, mapping=mapping)
     if mapping == "prefix":
-        return Scope(
-            database, base.target_database, base.target_schema, base.identifier_case, database + PREFIX_SEPARATOR
-        )
+        prefix = database + PREFIX_SEPARATOR
+        return Scope(database, base.target_database, base.target_schema, base.identifier_case, prefix, mapping)
     raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix'")
 
 

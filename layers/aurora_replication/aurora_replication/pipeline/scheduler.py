@@ -430,10 +430,12 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
     taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
     if taken:
         raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
+    services.state.note_several_databases()
     if request.database_mapping == "schema":
         sf = services.snowflake()
         try:
-            for schema in dict.fromkeys(sc.target_schema for sc in scopes.values()):
+            there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
+            for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
                 target.execute(sf, target_sql.create_schema(schema))
         finally:
             sf.close()
