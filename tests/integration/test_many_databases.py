@@ -4,14 +4,17 @@ schema of its own or into one schema with prefixed names; state per source datab
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from aurora_replication import cli
 from aurora_replication.errors import BadInputError
 from aurora_replication.ops import report
 from aurora_replication.state import Scope, StateStore
+from compare import assert_same
 
 TABLE = (
     "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), "
@@ -107,6 +110,49 @@ def test_three_databases_into_one_target_full_then_incremental(env, mapping: str
             TableName=stack.table_name, Key={"pk": {"S": scope.key("items").pk}, "sk": {"S": "WATERMARK"}}
         ).get("Item")
         assert item is not None and item["run_id"]["S"] == second.runs[database].run_id, (database, item)
+
+    # a request of the stack's own database on the same warm connections reads and writes its own again
+    env.sql(TABLE, "INSERT INTO items (id, v) VALUES (1, 'own'), (2, 'own')")
+    own = stack.run({"tables": "items", "mode": "full"}, workers=2)
+    assert own.ok and not own.runs
+    assert assert_same(env, "items") == 2
+
+
+def test_replicate_run_with_databases(env, capsys, tmp_path) -> None:
+    names = _databases(env)
+    page = tmp_path / "report.html"
+    out_json = tmp_path / "run.json"
+    code = cli.main(
+        [
+            "--home",
+            str(env.home),
+            "run",
+            "--source",
+            env.source_url,
+            "--target",
+            env.target_url,
+            "--tables",
+            "items",
+            "--mode",
+            "full",
+            "--databases",
+            f"{names['t1']},{names['t3']}",
+            "--database-mapping",
+            "prefix",
+            "--report",
+            str(page),
+            "--json",
+            str(out_json),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    runs = json.loads(out_json.read_text())["runs"]
+    assert list(runs) == [names["t1"], names["t3"]]
+    for database in (names["t1"], names["t3"]):
+        assert f"database {database}: run {runs[database]['run_id']}" in out
+        assert (tmp_path / f"report-{database}.html").exists()
+        assert _snowflake(env, *_where(env, "prefix", database)) == _mysql(env, database)
 
 
 def _refused(stack: Any, request: dict[str, Any], match: str) -> None:

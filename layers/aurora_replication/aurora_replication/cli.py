@@ -199,6 +199,9 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode != "cdc":
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
+    if getattr(args, "databases", None):
+        request["databases"] = args.databases
+        request["database_mapping"] = args.database_mapping
     if getattr(args, "start_position", None):
         if args.mode != "cdc":
             raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
@@ -238,16 +241,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 getattr(args, "run_recorded", None), f"run {run_id} had not started: nothing was written"
             ) from None
         progress.close()
-        if args.report:
-            _write_report(stack.table_name, outcome.run_id, Path(args.report))
+        # --databases: a run per database (docs/run-requests.md#several-databases), each summed up and reported
+        outcomes = outcome.runs or {"": outcome}
+        reports = {d: _report_path(Path(args.report), d) for d in outcomes} if args.report else {}
+        for database, path in reports.items():
+            _write_report(stack.table_name, outcomes[database].run_id, path)
     finally:
         stack.stop()
-    print_summary(outcome)
-    if args.report:
-        print(f"report: {args.report}")
+    for database, o in outcomes.items():
+        print_summary(o, title=f"database {database}: run {o.run_id}" if database else "")
+    for path in reports.values():
+        print(f"report: {path}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"run_id": outcome.run_id, "tables": summary_rows(outcome)}, indent=2))
+        runs = {d: {"run_id": o.run_id, "tables": summary_rows(o)} for d, o in outcomes.items()}
+        body = {"run_id": run_id, "runs": runs} if outcome.runs else runs[""]
+        Path(args.json).write_text(json.dumps(body, indent=2))
     return 0 if outcome.ok else 1
+
+
+def _report_path(path: Path, database: str) -> Path:
+    """``--report`` of a run of several databases: one page per database, ``<name>-<database><suffix>``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", database)
+    return path.with_name(f"{path.stem}-{safe}{path.suffix}") if database else path
 
 
 def _write_report(table_name: str, run_id: str, path: Path) -> None:
@@ -837,6 +852,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--resnapshot", action="store_true", help="with --mode cdc: a new initial copy, from a new binlog position"
+    )
+    r.add_argument(
+        "--databases",
+        default=None,
+        help="several source databases of the server, comma-separated names or patterns with * and ? (a run each)",
+    )
+    r.add_argument(
+        "--database-mapping",
+        choices=["schema", "prefix"],
+        default="schema",
+        help="with --databases: a Snowflake schema per database, or one schema with '<database>__' before table names",
     )
     r.add_argument(
         "--start-position",
