@@ -5,6 +5,7 @@ schema of its own or into one schema with prefixed names; state per source datab
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -153,6 +154,24 @@ def test_replicate_run_with_databases(env, capsys, tmp_path) -> None:
         assert f"database {database}: run {runs[database]['run_id']}" in out
         assert (tmp_path / f"report-{database}.html").exists()
         assert _snowflake(env, *_where(env, "prefix", database)) == _mysql(env, database)
+
+    # replicate validate compares each database's table with where it was copied
+    urls = ["--source", env.source_url, "--target", env.target_url]
+    validate = ["--home", str(env.home), "validate", *urls, "--tables", "items", "--database-mapping", "prefix"]
+    assert cli.main([*validate, "--databases", f"{names['t1']},{names['t3']}"]) == 0
+    out = capsys.readouterr().out
+    assert all(re.search(rf"^{names[s]}\.items\s.*\sok\s*$", out, re.M) for s in ("t1", "t3")), out
+    sf = env.snowflake()
+    try:
+        schema, table = _where(env, "prefix", names["t3"])
+        sf.cursor().execute(f'DELETE FROM "{schema}"."{table}" WHERE "ID" = 1')
+    finally:
+        sf.close()
+    assert cli.main([*validate, "--databases", f"{env.database}_t*"]) == 1
+    out = capsys.readouterr().out
+    assert re.search(rf"^{names['t1']}\.items\s.*\sok\s*$", out, re.M), out
+    assert re.search(rf"^{names['t2']}\.items\s.*missing in Snowflake\s*$", out, re.M), out
+    assert re.search(rf"^{names['t3']}\.items\s.*count differs\s*$", out, re.M), out
 
 
 def _refused(stack: Any, request: dict[str, Any], match: str) -> None:

@@ -749,14 +749,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Compare every table (or the ones named) in MySQL and Snowflake now, and print a report."""
     from aurora_replication.config import load_settings
     from aurora_replication.models import RunRequest
-    from aurora_replication.pipeline.validate import validate_tables
+    from aurora_replication.pipeline.validate import validate_databases, validate_tables
     from aurora_replication.services import Services
 
-    tables = RunRequest(tables=args.tables).tables  # the same validation as a run request
+    # the same validation as a run request
+    request = RunRequest(
+        tables=args.tables,
+        databases=args.databases,
+        database_mapping=args.database_mapping if args.databases else None,
+    )
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
-        report = validate_tables(Services.from_settings(load_settings()), tables)
+        services = Services.from_settings(load_settings())
+        if request.databases is not None and request.database_mapping is not None:
+            report = validate_databases(services, request.tables, request.databases, request.database_mapping)
+        else:
+            report = validate_tables(services, request.tables)
     finally:
         stack.stop()
     cols = ["table", "target", "source_rows", "target_rows", "source_checksum", "target_checksum", "result"]
@@ -934,6 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
     _endpoint_options(v)
     v.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
+    v.add_argument("--databases", default=None, help="as for run: each database's tables against where it is copied")
+    v.add_argument("--database-mapping", choices=["schema", "prefix"], default="schema", help="as for run")
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")
