@@ -63,7 +63,7 @@ deploy: setup sam
 	$(SAMVENV)/bin/sam deploy --config-env $(ENV)
 
 mariadb: setup
-	$(VENV)/bin/python -c "from aurora_replication.local.services import ensure_mariadb_installed as e; print('MariaDB:', e()[0])"
+	$(VENV)/bin/python -c "from aurora_replication_dev.local.services import ensure_mariadb_installed as e; print('MariaDB:', e()[0])"
 
 # headless Chromium and ChromeDriver (Debian's packages) for the run report's browser test
 browser:

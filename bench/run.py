@@ -216,7 +216,7 @@ def child(spec_path: str) -> int:
 
 
 def _fresh_stack(spec: dict[str, Any]) -> Any:
-    from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import LocalStack, parse_source_url, parse_target_url
 
     home = Path(spec["home"])
     home.mkdir(parents=True, exist_ok=True)
@@ -231,7 +231,7 @@ def _fresh_stack(spec: dict[str, Any]) -> Any:
 def _execute_source(url: str, statements: list[str]) -> list[int]:
     import pymysql
 
-    from aurora_replication.local.stack import parse_source_url
+    from aurora_replication_dev.local.stack import parse_source_url
 
     s = parse_source_url(url)
     conn = pymysql.connect(
@@ -1329,7 +1329,7 @@ def main(argv: list[str] | None = None) -> int:
     if rows < CHANGED_ROWS:
         p.error(f"--rows must be at least {CHANGED_ROWS}")
 
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     if args.planning_only:
         return planning_only(args.out, args.keep_servers)
@@ -1556,7 +1556,7 @@ def report_small_tables(small: dict[str, Any]) -> None:
 
 def small_only(out: str, keep_servers: bool, tables: int, processes: bool = False) -> int:
     """``--small-only``: MariaDB, the emulator and the many-small-tables run; nothing else."""
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     log("starting MariaDB and the Snowflake emulator under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
@@ -1576,7 +1576,7 @@ def small_only(out: str, keep_servers: bool, tables: int, processes: bool = Fals
 
 def finaliser_only(out: str, keep_servers: bool, rows: int) -> int:
     """``--finaliser-only``: the table (built once) and the finaliser at two sizes; nothing else."""
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     log("starting MariaDB and the Snowflake emulator under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
@@ -1604,7 +1604,7 @@ def write_results(out: str, results: dict[str, Any]) -> None:
 
 def planning_only(out: str, keep_servers: bool) -> int:
     """``--planning-only``: MariaDB, the planning tables, and the planning measurements; nothing else."""
-    from aurora_replication.local.services import MariaDB
+    from aurora_replication_dev.local.services import MariaDB
 
     log("starting MariaDB under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()

@@ -15,8 +15,8 @@ import pymysql
 import pytest
 import snowflake.connector
 
-from aurora_replication.local.services import MariaDB, SnowflakeEmulator
-from aurora_replication.local.stack import LocalStack
+from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
+from aurora_replication_dev.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
@@ -102,7 +102,7 @@ class Env:
         **options,
     ) -> LocalStack:
         """The local stack; ``options`` go to ``LocalStack`` (parameters, enforce_iam, ambient, visibility_timeout)."""
-        from aurora_replication.local.stack import parse_source_url, parse_target_url
+        from aurora_replication_dev.local.stack import parse_source_url, parse_target_url
 
         self.stack = LocalStack(self.home, template or ROOT / "template.yaml", **options)
         self.stack.start(source_secret or parse_source_url(self.source_url), parse_target_url(self.target_url), env)

@@ -7,9 +7,11 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from aurora_replication.config import load_settings
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import settle as metering
 from aurora_replication.models import parse_scheduler_event
-from aurora_replication.ops import cost, preflight
-from aurora_replication.pipeline import metering, scheduler
+from aurora_replication.ops import preflight
+from aurora_replication.pipeline import scheduler
 from aurora_replication.services import Services
 
 logger = Logger()

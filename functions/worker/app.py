@@ -16,10 +16,11 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from aurora_replication import meter
 from aurora_replication.config import load_settings
-from aurora_replication.ops import cost
-from aurora_replication.pipeline import metering, redelivery, worker
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import meter
+from aurora_replication.cost import settle as metering
+from aurora_replication.pipeline import redelivery, worker
 from aurora_replication.services import Services
 
 logger = Logger()

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aurora_replication import cli
-from aurora_replication.local.stack import LocalStack
+from aurora_replication_dev import cli
+from aurora_replication_dev.local.stack import LocalStack
 
 GATE = Path(os.environ["REPLICATE_TEST_GATE"])
 

@@ -116,7 +116,7 @@ def test_batches_delivered_twice_out_of_order_and_a_stale_window_again(env, idem
 
 @pytest.mark.parametrize("step, nth", [("cdc_window_read", 1), ("cdc_batch_staged", 2), ("cdc_batch_sent", 1)])
 def test_reader_killed_mid_window_then_resumed(env, step, nth):
-    from aurora_replication.local.stack import LocalContext
+    from aurora_replication_dev.local.stack import LocalContext
 
     _seed(env)
     stack = env.start_stack(ENV, visibility_timeout=5)
@@ -171,7 +171,7 @@ def test_a_table_with_options_under_kills_and_redelivery_ends_as_a_full_copy_wit
     """The options' steps (the where evaluated by MySQL, the masks) sit in the reader between reading the
     window and staging it: a reader killed there and resumed, a worker killed after a merge, batches
     delivered twice in reverse order: the target ends as a full copy with the same options makes it."""
-    from aurora_replication.local.stack import LocalContext
+    from aurora_replication_dev.local.stack import LocalContext
 
     _seed(env)
     stack = env.start_stack(ENV, visibility_timeout=5)
@@ -225,7 +225,7 @@ def test_start_position_now_with_the_reader_killed_after_recording_the_position(
     position once the dead run's lease has expired; the changes made meanwhile are applied, none copied."""
     import time
 
-    from aurora_replication.local.stack import LocalContext
+    from aurora_replication_dev.local.stack import LocalContext
 
     _seed(env)
     stack = env.start_stack(ENV, visibility_timeout=5)

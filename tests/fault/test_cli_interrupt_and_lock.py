@@ -57,7 +57,7 @@ class Output:
 def _replicate(env, *argv: str, gate: Path | None = None, lock_wait: float | None = None) -> Output:
     """`replicate [--lock-wait S] <argv>` on the test's home, as its own process group (a terminal's
     Ctrl-C goes to the foreground group); with ``gate``, through gated_replicate.py."""
-    head = [str(GATED)] if gate is not None else ["-m", "aurora_replication.cli"]
+    head = [str(GATED)] if gate is not None else ["-m", "aurora_replication_dev.cli"]
     wait = ["--lock-wait", str(lock_wait)] if lock_wait is not None else []
     environ = {**os.environ, "REPLICATE_TEST_GATE": str(gate or "")}
     proc = subprocess.Popen(

@@ -75,7 +75,7 @@ def test_worker_killed_at_each_step_then_redelivered(env, mode, step, idempotenc
         ][0]
         first_chunk = json.loads(first["Body"])["chunk_id"]
         worker = stack.load_handler("WorkerFunction")
-        from aurora_replication.local.stack import LocalContext
+        from aurora_replication_dev.local.stack import LocalContext
 
         worker({"Records": [stack._record(first)]}, LocalContext("WorkerFunction", 900))
         sqs.change_message_visibility(

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from aurora_replication.local.stack import LocalContext
+from aurora_replication_dev.local.stack import LocalContext
 from compare import assert_same
 
 

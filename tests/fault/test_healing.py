@@ -8,8 +8,8 @@ from collections import Counter
 
 import boto3
 
-from aurora_replication.local.stack import LocalStack
 from aurora_replication.state import StateStore
+from aurora_replication_dev.local.stack import LocalStack
 from compare import assert_same
 
 ROWS = 200

@@ -89,7 +89,7 @@ def test_a_duplicate_delivered_while_its_key_is_in_progress_fails_comes_back_and
     from the first one's record: the chunk is copied and counted once."""
     import boto3
 
-    from aurora_replication.local.stack import LocalContext
+    from aurora_replication_dev.local.stack import LocalContext
 
     _seed(env)
     stack = env.start_stack({"IDEMPOTENCY_ENABLED": "true", "SMALL_CHUNK_ROWS": "0", "REDELIVERY_BASE_SECONDS": "0"})

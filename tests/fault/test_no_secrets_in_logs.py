@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
+from aurora_replication_dev.local.stack import LocalStack, parse_source_url, parse_target_url
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET_PASSWORD = "Tgt-S3cret-Pa55word-xyz"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aurora_replication import cli
 from aurora_replication.ops.redrive import redrive
+from aurora_replication_dev import cli
 
 
 @pytest.mark.parametrize("idempotency", ["false", "true"], ids=["idempotency-off", "idempotency-on"])
@@ -136,7 +136,7 @@ def test_a_dead_lettered_chunk_fails_its_table_in_the_ledger_until_redrive(env):
     t = StateStore(stack.table_name).get_table(first.run_id, "d")
     assert t["dead_lettered"] == {"1"}
     assert "chunk 1 moved to the dead-letter queue after 5 receives: RuntimeError: simulated" in t["last_error"]
-    from aurora_replication.cli import summary_rows
+    from aurora_replication_dev.cli import summary_rows
 
     assert summary_rows(first)[0]["status"] == "failed (chunks in the DLQ)"
     health = stack.invoke("HealthFunction", {})

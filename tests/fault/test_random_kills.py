@@ -20,7 +20,7 @@ def _replicate(env, mode: str) -> subprocess.Popen[bytes]:
         [
             sys.executable,
             "-m",
-            "aurora_replication.cli",
+            "aurora_replication_dev.cli",
             "--home",
             str(env.home),
             "run",

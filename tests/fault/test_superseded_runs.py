@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from aurora_replication.local.stack import LocalContext
+from aurora_replication_dev.local.stack import LocalContext
 from compare import assert_same
 
 ROWS = 120
@@ -176,7 +176,7 @@ def test_resuming_a_superseded_run_is_refused_and_writes_nothing(env, restart: b
 
 
 def test_replicate_resume_of_a_superseded_run_says_why_and_exits_1(env, capsys) -> None:
-    from aurora_replication import cli
+    from aurora_replication_dev import cli
 
     stack, older, newer = _older_run_interrupted_then_newer_published(env, restart=True)
     watermark = _item(stack, env, "WATERMARK")

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from aurora_replication import cli
 from aurora_replication.errors import BadInputError
 from aurora_replication.state import StateStore
+from aurora_replication_dev import cli
 from compare import assert_same
 
 ROWS = 2_000

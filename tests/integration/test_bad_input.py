@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.local.services import free_port
-from aurora_replication.local.stack import parse_source_url
+from aurora_replication_dev.local.services import free_port
+from aurora_replication_dev.local.stack import parse_source_url
 
 
 def test_bad_requests_and_events_are_refused_before_any_endpoint_or_write(env):

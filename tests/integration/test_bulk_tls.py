@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from aurora_replication.local.services import MariaDB
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import bulk
+from aurora_replication_dev.local.services import MariaDB
 
 # not 127.0.0.1: MariaDB Connector/C skips the host name check for 127.0.0.1, ::1 and sockets ("local"
 # connections); 127.0.0.2 is loopback too, and checked as any other host

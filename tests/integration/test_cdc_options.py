@@ -99,7 +99,7 @@ def test_an_option_cdc_cannot_apply_exactly_is_refused_before_anything_starts(en
 
 
 def test_salted_masks_take_the_secrets_salt_in_the_copy_and_in_cdc(env):
-    from aurora_replication.local.stack import parse_source_url
+    from aurora_replication_dev.local.stack import parse_source_url
 
     env.sql(
         "CREATE TABLE users (id INT PRIMARY KEY, email VARCHAR(50), age INT)",

@@ -13,11 +13,11 @@ import boto3
 import pymysql
 import pytest
 
-from aurora_replication import cli
 from aurora_replication.errors import EndpointError
-from aurora_replication.local.services import free_port
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target import client as target_client
+from aurora_replication_dev import cli
+from aurora_replication_dev.local.services import free_port
 
 PASSWORD_MARK = "s3cret-never-shown"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from aurora_replication.local.template import Template
 from aurora_replication.target.client import cache_options
+from aurora_replication_dev.local.template import Template
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import json
 
-from aurora_replication import cost_ledger, meter
 from aurora_replication.config import Settings
-from aurora_replication.ops import cost
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.cost import meter
 from aurora_replication.state import StateStore
 
 PRICES = cost.Prices.from_settings(
@@ -78,10 +79,11 @@ def test_a_run_records_plausible_cost_figures_per_table(env, monkeypatch):
 
 
 def test_an_incremental_run_that_moved_nothing_is_flagged_everywhere(env, monkeypatch, capsys):
-    from aurora_replication import cli
     from aurora_replication.config import load_settings
-    from aurora_replication.ops import cost_reconcile, report
+    from aurora_replication.cost import reconcile as cost_reconcile
+    from aurora_replication.ops import report
     from aurora_replication.services import Services
+    from aurora_replication_dev import cli
 
     env.sql(
         "CREATE TABLE quiet (id INT PRIMARY KEY, v VARCHAR(10), "

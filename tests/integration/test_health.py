@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import boto3
 
-from aurora_replication.local.stack import LocalContext
+from aurora_replication_dev.local.stack import LocalContext
 
 
 def test_healthy_after_a_run_and_never_shows_a_secret(env):

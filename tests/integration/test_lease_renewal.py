@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aurora_replication import state as state_module
-from aurora_replication.local.stack import LocalContext
+from aurora_replication_dev.local.stack import LocalContext
 from compare import assert_same
 
 LEASE = 900  # the smallest LEASE_SECONDS: a worker renews at most every 225 s

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 
-from aurora_replication.local.stack import LocalStack
 from aurora_replication.state import StateStore
+from aurora_replication_dev.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = 150

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from aurora_replication import cli
 from aurora_replication.errors import BadInputError
 from aurora_replication.ops import report
 from aurora_replication.state import Scope, StateStore
+from aurora_replication_dev import cli
 from compare import assert_same
 
 TABLE = (

@@ -90,7 +90,7 @@ def test_incremental_copies_inserts_and_updates(env):
 def test_tables_of_more_chunks_than_bound_inline_validate_through_the_attempts_table(env, monkeypatch):
     """Up to INLINE_ATTEMPTS validated pairs are bound into the statements; beyond that they are
     written to the run's attempts table first. Every mode, through that table."""
-    from aurora_replication import meter
+    from aurora_replication.cost import meter
     from aurora_replication.target import sql as snowflake_sql
 
     monkeypatch.setattr(snowflake_sql, "INLINE_ATTEMPTS", 3)
@@ -244,7 +244,7 @@ def test_second_scheduler_for_a_leased_table_declines_with_reason(env):
 
 
 def test_sample_events_run_with_replicate_invoke(env, capsys):
-    from aurora_replication import cli
+    from aurora_replication_dev import cli
 
     seed(env)
     env.sql(

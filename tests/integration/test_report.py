@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from browser import Browser, available
 
-from aurora_replication import cli
 from aurora_replication.state import StateStore
+from aurora_replication_dev import cli
 
 
 @pytest.fixture(scope="module")

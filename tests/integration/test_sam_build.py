@@ -42,11 +42,21 @@ def test_each_function_with_its_layer_is_under_the_unzipped_limit(build: Path):
         assert total < LIMIT, f"{function} with its layer is {total / 2**20:.0f} MB unzipped"
 
 
+def test_the_built_layer_holds_only_what_lambda_runs(build: Path):
+    """The local stack, the emulator's launcher and the CLI stay out of what Lambda loads."""
+    python = build / "ReplicationLayer" / "python"
+    assert (python / "aurora_replication" / "pipeline" / "worker.py").exists()
+    assert not (python / "aurora_replication" / "local").exists()
+    assert not (python / "aurora_replication" / "cli.py").exists()
+    assert not (python / "aurora_replication_dev").exists()
+    assert not list(python.glob("moto*")) and not list(python.glob("fakesnow*"))
+
+
 def test_the_built_template_is_one_cloudformation_accepts(build: Path):
     """What `sam deploy` uploads is the built template: translated as CloudFormation's SAM transform
     does, it passes the rehearsal's checks (functions allowed in Rules, Conditions, resources and
     outputs; parameters, rules, conditions and every reference resolved)."""
-    from aurora_replication.local import cloudformation as cfn
+    from aurora_replication_dev.local import cloudformation as cfn
 
     secret = "arn:aws:secretsmanager:us-east-1:123456789012:secret:{}-AbCdEf"
     parameters = {"SourceSecretArn": secret.format("source"), "TargetSecretArn": secret.format("target")}

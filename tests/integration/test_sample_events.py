@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aurora_replication import cli
+from aurora_replication_dev import cli
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

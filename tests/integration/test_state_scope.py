@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_replication.local.stack import parse_source_url
+from aurora_replication_dev.local.stack import parse_source_url
 from compare import assert_same
 
 TABLE = (

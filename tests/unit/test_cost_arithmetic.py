@@ -16,14 +16,17 @@ from botocore.exceptions import ClientError
 from fake_dynamodb import FakeTable
 from test_target_client import RecordingConnection
 
-from aurora_replication import cost_ledger, meter
 from aurora_replication.config import Settings, settings_from
-from aurora_replication.local.template import Template
-from aurora_replication.ops import cost, cost_reconcile, health_metrics
-from aurora_replication.pipeline import metering
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.cost import meter
+from aurora_replication.cost import reconcile as cost_reconcile
+from aurora_replication.cost import settle as metering
+from aurora_replication.ops import health_metrics
 from aurora_replication.services import sqs_requests
 from aurora_replication.target import client as target
 from aurora_replication.target import cost_sql, tagging
+from aurora_replication_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED = {"STATE_TABLE": "t", "CHUNK_QUEUE_URL": "q", "SOURCE_SECRET_ARN": "s", "TARGET_SECRET_ARN": "t"}
@@ -275,7 +278,7 @@ def test_the_query_tag_of_any_table_name_fits_snowflakes_limit_and_travels_uncha
 def test_the_emulator_accepts_a_string_query_tag_and_nothing_more(monkeypatch):
     from fakesnow import transforms
 
-    from aurora_replication.local import snowflake_emulator
+    from aurora_replication_dev.local import snowflake_emulator
 
     monkeypatch.setattr(transforms, "alter_session", transforms.alter_session)
     snowflake_emulator._patch_query_tag()

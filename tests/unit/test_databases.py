@@ -98,3 +98,10 @@ def test_the_request_fields(request_: dict[str, object], error: str) -> None:
 def test_databases_as_the_schedule_gives_them() -> None:
     request = parse_run_request({"tables": "*", "databases": "tenant_*, shop", "database_mapping": "prefix"}, "auto")
     assert request.databases == ["tenant_*", "shop"]
+
+
+def test_the_schema_statements_quote_the_name() -> None:
+    from aurora_replication.target import sql
+
+    assert sql.create_schema('TENANT"7') == 'CREATE SCHEMA IF NOT EXISTS "TENANT""7"'
+    assert sql.use_schema("TENANT_7") == 'USE SCHEMA "TENANT_7"'

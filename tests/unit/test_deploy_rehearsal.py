@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from aurora_replication.local import cloudformation as cfn
+from aurora_replication_dev.local import cloudformation as cfn
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -88,7 +88,7 @@ def test_functions_cloudformation_rejects_are_found_where_cfn_lint_does_not_look
 
 
 def test_the_source_template_itself_passes_the_placement_check():
-    from aurora_replication.local.template import Template
+    from aurora_replication_dev.local.template import Template
 
     assert cfn.placement_problems(Template(TEMPLATE).doc) == []
 

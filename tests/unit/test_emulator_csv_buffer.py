@@ -12,13 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aurora_replication.local.snowflake_emulator import _longest_possible_record
+from aurora_replication_dev.local.snowflake_emulator import _longest_possible_record
 
 _READ = r"""
 import json, sys
 import duckdb
 from fakesnow import copy_into
-from aurora_replication.local.snowflake_emulator import _patch_csv_types
+from aurora_replication_dev.local.snowflake_emulator import _patch_csv_types
 
 _patch_csv_types()
 sql = copy_into.ReadCSV(quote='"').read_expression(sys.argv[1]).sql(dialect="duckdb")
@@ -54,7 +54,7 @@ def test_the_record_limit_is_the_files_uncompressed_size_within_2_mb_and_512_mb(
 
 
 def test_the_emulator_keeps_only_its_most_recent_results() -> None:
-    from aurora_replication.local.snowflake_emulator import RecentResults
+    from aurora_replication_dev.local.snowflake_emulator import RecentResults
 
     cache = RecentResults(3)
     for i in range(5):

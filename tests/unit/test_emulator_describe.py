@@ -12,7 +12,7 @@ import json, sys, tempfile
 import sqlglot
 from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.instance import FakeSnow
-from aurora_replication.local import snowflake_emulator
+from aurora_replication_dev.local import snowflake_emulator
 
 patched = sys.argv[1] == "patched"
 snowflake_emulator._patch_number_38()

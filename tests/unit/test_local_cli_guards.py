@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from aurora_replication.local import home_lock, interrupts
+from aurora_replication_dev.local import home_lock, interrupts
 
 
 def test_ctrl_c_inside_a_deferred_step_is_raised_once_the_step_is_done(capsys):
@@ -32,7 +32,7 @@ def _try_lock(home, wait: float = 0.0) -> subprocess.CompletedProcess[str]:
     code = textwrap.dedent(
         f"""
         from pathlib import Path
-        from aurora_replication.local import home_lock
+        from aurora_replication_dev.local import home_lock
         try:
             home_lock.acquire(Path({str(home)!r}), "replicate test", {wait})
         except home_lock.HomeInUseError as e:
@@ -63,14 +63,14 @@ def test_the_home_lock_is_exclusive_between_processes_and_reentrant_within_one(t
 
 
 def test_bad_input_is_exit_2_even_while_another_command_holds_the_home(tmp_path, capsys):
-    from aurora_replication import cli
+    from aurora_replication_dev import cli
 
     home = tmp_path / "home"
     holder = subprocess.Popen(
         [
             sys.executable,
             "-c",
-            "import sys; from pathlib import Path; from aurora_replication.local import home_lock; "
+            "import sys; from pathlib import Path; from aurora_replication_dev.local import home_lock; "
             f"home_lock.acquire(Path({str(home)!r}), 'replicate run'); print('held', flush=True); sys.stdin.read()",
         ],
         stdin=subprocess.PIPE,

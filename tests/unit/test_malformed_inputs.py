@@ -11,7 +11,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aurora_replication import cli
 from aurora_replication.config import settings_from
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import parse_resume_request
@@ -20,6 +19,7 @@ from aurora_replication.pipeline.scheduler import parse_request
 from aurora_replication.pipeline.worker import parse_message
 from aurora_replication.rotation.base import parse_event as parse_rotation_event
 from aurora_replication.rotation.base import rotation_settings
+from aurora_replication_dev import cli
 
 ROOT = Path(__file__).resolve().parents[2]
 

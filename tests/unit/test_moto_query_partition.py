@@ -10,7 +10,7 @@ import pytest
 from boto3.dynamodb.conditions import Attr, Key
 from moto import mock_aws
 
-from aurora_replication.local import moto_server
+from aurora_replication_dev.local import moto_server
 
 
 @pytest.fixture

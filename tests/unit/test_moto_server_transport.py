@@ -12,8 +12,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from aurora_replication.local import moto_server
-from aurora_replication.local.services import free_port
+from aurora_replication_dev.local import moto_server
+from aurora_replication_dev.local.services import free_port
 
 
 @pytest.fixture

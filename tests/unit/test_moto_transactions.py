@@ -14,8 +14,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from state_table import STATE_TABLE
 
-from aurora_replication.local import moto_server
-from aurora_replication.local.moto_server import _transaction_actions
+from aurora_replication_dev.local import moto_server
+from aurora_replication_dev.local.moto_server import _transaction_actions
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 from state_table import STATE_TABLE
 
-from aurora_replication.local import moto_server
+from aurora_replication_dev.local import moto_server
 
 KEY = {"pk": {"S": "P"}, "sk": {"S": "S"}}
 SEED = {

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.local.template import Template
 from aurora_replication.rotation import mysql as my
 from aurora_replication.rotation import snowflake as sf
 from aurora_replication.rotation.base import PASSWORD_EXCLUDE, RotationError, parse_event, secret_kind
+from aurora_replication_dev.local.template import Template
 
 ARN = "arn:aws:secretsmanager:eu-west-1:123456789012:secret:replication/source-AbCdEf"
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from aurora_replication.local.template import Template
+from aurora_replication_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]
 TAGS = {"project", "environment", "team", "cost-centre"}
@@ -136,7 +136,7 @@ def test_schedules_take_generated_names_so_two_stacks_share_an_account_and_regio
     """SAM names an AWS::Scheduler::Schedule after its event's logical id unless OmitName is set; then
     CloudFormation generates a unique name, and a dev and a prod stack in one account and region do
     not collide on "Schedule", "CdcSchedule" and "Metrics"."""
-    from aurora_replication.local import cloudformation as cfn
+    from aurora_replication_dev.local import cloudformation as cfn
 
     events = [
         (fn, name, event)

@@ -1,7 +1,9 @@
 """Retries with exponential backoff and jitter for transient errors (tenacity), and boto3's own for AWS.
 
-Transient: MySQL connection lost or gone away, lock wait timeouts and deadlocks; Snowflake network
-and service errors. Never retried: bad input, SQL errors, authentication failures (those re-read
+Which errors are transient is each driver's business, told by its side: ``source.connect.is_transient``
+(MySQL connection lost or gone away, lock wait timeouts and deadlocks) and ``target.client.is_transient``
+(Snowflake network and service errors); ``Services`` hands their union to ``call_with_retries``. This
+module imports no driver. Never retried: bad input, SQL errors, authentication failures (those re-read
 the secret once instead, see ``source`` and ``target``).
 """
 
@@ -9,25 +11,27 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pymysql
-import snowflake.connector.errors as sf_errors
 from aws_lambda_powertools import Logger
 from botocore.config import Config
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 logger = Logger(child=True)
 
-MYSQL_TRANSIENT = {1040, 1205, 1213, 2003, 2006, 2013, 2055}
+Classifier = Callable[[BaseException], bool]
 
 
 def is_transient(error: BaseException) -> bool:
-    if isinstance(error, pymysql.err.OperationalError):
-        return bool(error.args) and error.args[0] in MYSQL_TRANSIENT
-    if isinstance(error, (pymysql.err.InterfaceError, ConnectionError, TimeoutError)):
-        return True
-    if isinstance(error, sf_errors.OperationalError):  # network, service unavailable, throttled
-        return True
-    return False
+    """Python's own network failures, whoever raised them."""
+    return isinstance(error, (ConnectionError, TimeoutError))
+
+
+def any_of(*classifiers: Classifier) -> Classifier:
+    """Transient when ``is_transient`` or any of ``classifiers`` says so."""
+
+    def transient(error: BaseException) -> bool:
+        return is_transient(error) or any(c(error) for c in classifiers)
+
+    return transient
 
 
 def call_with_retries[T](
@@ -37,6 +41,7 @@ def call_with_retries[T](
     maximum: float,
     what: str,
     on_retry: Callable[[], None] | None = None,
+    transient: Classifier = is_transient,
 ) -> T:
     def before_sleep(state: RetryCallState) -> None:
         logger.warning(
@@ -50,7 +55,7 @@ def call_with_retries[T](
             on_retry()
 
     retrying = Retrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(transient),
         stop=stop_after_attempt(max(attempts, 1)),
         wait=wait_exponential_jitter(multiplier=base, max=maximum),
         before_sleep=before_sleep,

@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from aws_lambda_powertools.utilities.parameters import SecretsProvider
 
-from aurora_replication import meter, retry, secrets
+from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
-from aurora_replication.identifiers import snowflake_ident
+from aurora_replication.cost import meter
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
+from aurora_replication.target import sql as target_sql
+
+# the errors retried in place: each side's driver says which of its own are transient
+TRANSIENT = retry.any_of(source_connect.is_transient, target.is_transient)
 
 if TYPE_CHECKING:  # boto3-stubs, a dev dependency
     from mypy_boto3_sqs import SQSClient
@@ -115,7 +119,7 @@ class Services:
             return current
         if side == "target":
             schema = wanted if wanted is not None else self.scope().target_schema
-            target.execute(conn, f"USE SCHEMA {snowflake_ident(schema)}")
+            target.execute(conn, target_sql.use_schema(schema))
             self.ddl_done.clear()  # what this container made (stage, load tables) was made in another schema
         else:
             conn.select_db(wanted if wanted is not None else self.mysql_settings().dbname)
@@ -178,10 +182,16 @@ class Services:
         target = self.snowflake_settings()
         return Scope.of(self.mysql_settings().dbname, target.database, target.schema, self.settings.identifier_case)
 
-    def with_retries(self, fn: Callable[[], Any], what: str) -> Any:
+    def with_retries[T](self, fn: Callable[[], T], what: str) -> T:
         s = self.settings
         return retry.call_with_retries(
-            fn, s.retry_attempts, s.retry_base_seconds, s.retry_max_seconds, what, lambda: self.metric("Retries", 1)
+            fn,
+            s.retry_attempts,
+            s.retry_base_seconds,
+            s.retry_max_seconds,
+            what,
+            lambda: self.metric("Retries", 1),
+            TRANSIENT,
         )
 
     def mysql(self) -> Any:

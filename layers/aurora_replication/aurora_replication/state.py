@@ -72,9 +72,9 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
+from aurora_replication.cost.meter import MeteredTable
 from aurora_replication.identifiers import target_name
-from aurora_replication.meter import MeteredTable
 
 SUPERSEDED = "superseded"
 # a table's status in a run: running, then one of these; FINAL ones are never changed again (declined

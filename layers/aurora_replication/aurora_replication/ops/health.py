@@ -20,9 +20,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import Any
 
+from aurora_replication.cost import estimate as cost
 from aurora_replication.errors import BadInputError, EndpointError
 from aurora_replication.models import shown
-from aurora_replication.ops import cdc_health, cost
+from aurora_replication.ops import cdc_health
 from aurora_replication.ops.redrive import peek
 from aurora_replication.services import Services
 

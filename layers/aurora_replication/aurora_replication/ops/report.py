@@ -15,8 +15,8 @@ import time
 from html import escape
 from typing import Any
 
-from aurora_replication import cost_ledger
-from aurora_replication.ops import cost
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.state import Scope, StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
@@ -46,7 +46,7 @@ def build(state: StateStore, run_id: str) -> str:
 
 
 def costs(run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Each table's estimated cost (ops/cost.py) at the prices the environment names."""
+    """Each table's estimated cost (cost/estimate.py) at the prices the environment names."""
     return cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
 
 

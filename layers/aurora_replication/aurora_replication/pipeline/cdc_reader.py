@@ -33,8 +33,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import meter, typemap
+from aurora_replication import typemap
 from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
+from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
 from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
@@ -818,5 +819,6 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         stored = {str(s[0]) for s in state.get("schema_columns") or []}
         spec = _spec(position, plan, options_, facts, stored)
         resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_)
-        return read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
+        result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
+        return result
     return send_window(run_id, table, services)

@@ -20,7 +20,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.services import Services
 
@@ -38,7 +38,7 @@ def delay_seconds(
     """Seconds until the next receive: between half and all of ``min(maximum, base * 2**(n-1))``."""
     if immediate or base <= 0:
         return 0
-    ceiling = min(maximum, base * 2 ** max(receive_count - 1, 0), MAX_VISIBILITY_SECONDS)
+    ceiling: int = min(maximum, base << max(receive_count - 1, 0), MAX_VISIBILITY_SECONDS)
     return max(1, round(ceiling / 2 + rand() * ceiling / 2))
 
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from aurora_replication import meter
 from aurora_replication.cdc_state import CdcState
+from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import (
@@ -631,7 +631,7 @@ def _claim(p: Planning, start: int) -> None:
         return
     until = math.ceil(time.time() + left)
     services.state.claim_planning(p.run_id, until)
-    # a message of the run's, not of a table's: its cost is shared by the tables (pipeline/metering.spread)
+    # a message of the run's, not of a table's: its cost is shared by the tables (cost/settle.spread)
     services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
 
 

@@ -37,9 +37,8 @@ Encoder = Callable[[Any], str]
 
 
 def _text(v: Any) -> str:
-    if isinstance(v, (bytes, bytearray)):
-        v = bytes(v).decode("utf-8")
-    return '"' + v.replace('"', '""') + '"'
+    text: str = bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else v
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _hex(v: Any) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 from aurora_replication.pipeline import timeline
 
 

@@ -58,7 +58,9 @@ def lap(step: str, started: float, seconds: float) -> None:
         attempt.steps.append((step, round(started - attempt.t0, 3), round(seconds, 3)))
 
 
-def timed(fn: Callable[[ChunkMessage, Services], dict[str, Any]], msg: ChunkMessage, services: Services) -> Any:
+def timed(
+    fn: Callable[[ChunkMessage, Services], dict[str, Any]], msg: ChunkMessage, services: Services
+) -> dict[str, Any]:
     """Run ``fn(msg, services)`` as one recorded attempt."""
     outer = _current.get()
     attempt = Attempt()

@@ -166,7 +166,7 @@ def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, A
     if message.kind == "finalise":  # the finaliser reads the TABLE item itself, fresh, when it starts
         return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
 
-    def attempt() -> Any:
+    def attempt() -> dict[str, Any]:
         # the TABLE item hydrate read a moment ago serves the first attempt; an in-place retry reads it anew
         return timeline.timed(functools.partial(copy_chunk, table_state=read.pop("table", None)), message, services)
 

@@ -191,7 +191,7 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
             return v
         if type(v).__name__ == "JsonDiff":
             raise UnrepresentableValueError(
-                f"column {facts.name!r}: a partial JSON update (binlog_row_value_options=PARTIAL_JSON) carries "
+                f"column {facts.name!r}: a partial JSON update (binlog_row_value_options=PARTIAL_JSON) carries "  # noqa: S608 (an error message, not SQL)
                 "no full value; set binlog_row_value_options to '' in the DB cluster parameter group"
             )
         return json.dumps(_json_plain(v), ensure_ascii=False, separators=(", ", ": "))

@@ -14,6 +14,9 @@ from aurora_replication.errors import BadInputError, EndpointError, network_caus
 from aurora_replication.secrets import MySQLSettings
 
 AUTH_ERRORS = {1045, 1044, 1698}
+# retried in place (``retry``): too many connections, lock wait timeout, deadlock, can't connect,
+# server gone away, connection lost (twice)
+TRANSIENT_ERRORS = {1040, 1205, 1213, 2003, 2006, 2013, 2055}
 CONNECT_TIMEOUT = 10
 # parameters are still escaped by type; results are never converted (text stays text, exactly)
 ENCODERS_ONLY: dict[Any, Any] = {k: v for k, v in pymysql.converters.conversions.items() if not isinstance(k, int)}
@@ -77,6 +80,13 @@ def with_rotation[C](connect_to: Callable[[MySQLSettings], C], get_settings: Cal
         if e.args and e.args[0] in AUTH_ERRORS:
             return connect_to(get_settings(True))
         raise
+
+
+def is_transient(error: BaseException) -> bool:
+    """A MySQL error worth retrying in place (``source.bulk`` raises MySQLdb's errors as these)."""
+    if isinstance(error, pymysql.err.OperationalError):
+        return bool(error.args) and error.args[0] in TRANSIENT_ERRORS
+    return isinstance(error, pymysql.err.InterfaceError)
 
 
 def ca_bundle(settings: MySQLSettings) -> str:

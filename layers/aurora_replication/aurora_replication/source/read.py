@@ -58,7 +58,7 @@ class Snapshot:
 
 
 def _is_mariadb(conn: pymysql.Connection[Any]) -> bool:
-    return "mariadb" in _text(conn.get_server_info()).lower()
+    return "mariadb" in _text(conn.get_server_info()).lower()  # type: ignore[no-untyped-call]  # pymysql's stubs
 
 
 def _text(value: Any) -> str:

@@ -14,9 +14,10 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
-from aurora_replication import meter
 from aurora_replication.checksums import checksum_columns, fold_sums
+from aurora_replication.cost import meter
 from aurora_replication.errors import EndpointError, network_cause
+from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target import cdc_sql, history_sql, sql
@@ -110,6 +111,12 @@ def connect_with_rotation(
         if getattr(e, "errno", None) in AUTH_ERRNOS:
             return connect(get_settings(True), statement_timeout)
         raise
+
+
+def is_transient(error: BaseException) -> bool:
+    """A Snowflake error worth retrying in place (``retry``): the connector's network, service-unavailable
+    and throttling errors."""
+    return isinstance(error, snowflake.connector.errors.OperationalError)
 
 
 # Snowflake's codes (the connector's ``errno``): login (39xxxx), SQL (00xxxx), the connector's own (25xxxx)
@@ -386,7 +393,7 @@ class Target:
         bounded = bool(plan.watermark) and watermark_bound is not None
         columns = checksum_columns(plan, json_text=False)
         # history mode: against the current versions only (``history_sql``)
-        current = history_sql.q(history_sql.IS_CURRENT) if plan.history else ""
+        current = snowflake_ident(history_sql.IS_CURRENT) if plan.history else ""
         statement = sql.audit_differences(plan, load_table, attempts, columns, bounded, current)
         params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
         return int(execute(self.conn, statement, params)[0][0])
@@ -572,7 +579,7 @@ class Target:
         """How many copied rows ``rows`` picks differ from their key's current version (or have none)."""
         changed = history_sql.changed_rows(plan, load_table, rows)
         stamp = "1970-01-01 00:00:00"
-        return int(execute(self.conn, f"SELECT COUNT(*) FROM ({changed})", [stamp, stamp, "", *params])[0][0])
+        return int(execute(self.conn, f"SELECT COUNT(*) FROM ({changed})", [stamp, stamp, "", *params])[0][0])  # noqa: S608 (history_sql)
 
     def history_close_absent(
         self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str

@@ -35,7 +35,7 @@ import snowflake.connector.errors as sf_errors
 from snowflake.connector import SnowflakeConnection
 from snowflake.connector.constants import QueryStatus
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 from aurora_replication.target import tagging
 from aurora_replication.target.statements import bindable, execute
 

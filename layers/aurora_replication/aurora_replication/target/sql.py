@@ -77,6 +77,11 @@ def create_schema(schema: str) -> str:
     return f"CREATE SCHEMA IF NOT EXISTS {q(schema)}"
 
 
+def use_schema(schema: str) -> str:
+    """Make ``schema`` of the session's database the session's current one (``Services.locate``)."""
+    return f"USE SCHEMA {q(schema)}"
+
+
 def schema_names() -> str:
     """The schemas of the session's database (those made beforehand need no CREATE SCHEMA privilege)."""
     return "SELECT schema_name FROM information_schema.schemata"

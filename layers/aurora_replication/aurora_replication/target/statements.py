@@ -9,7 +9,7 @@ from typing import Any
 import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 from aurora_replication.target import tagging
 
 

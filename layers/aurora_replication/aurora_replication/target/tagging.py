@@ -10,7 +10,7 @@ statement carries the application's plain tag, which ``connect`` also sets for t
 
 from __future__ import annotations
 
-from aurora_replication import meter
+from aurora_replication.cost import meter
 
 
 def statement_tag() -> str:

@@ -156,7 +156,7 @@ def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
         c.target.check_history(c.plan)
     else:
         keys = ", ".join(q(c.plan.column(k).target) for k in c.plan.key)
-        c.target.check_history(c.plan, f"SELECT {keys} FROM {q(c.load_table)} WHERE {rows}", c.attempts.params)
+        c.target.check_history(c.plan, f"SELECT {keys} FROM {q(c.load_table)} WHERE {rows}", c.attempts.params)  # noqa: S608 (quoted names, bound values)
     counted: dict[str, Any] = {}
     if whole_table:  # a copy of every row: as many current versions as the chunks held rows (a scan, as the copy is)
         current = c.target.current_rows(c.plan)

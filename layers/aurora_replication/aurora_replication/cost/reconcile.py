@@ -17,8 +17,8 @@ from typing import Any
 
 import snowflake.connector
 
-from aurora_replication import cost_ledger
-from aurora_replication.ops import cost
+from aurora_replication.cost import estimate as cost
+from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.services import Services
 from aurora_replication.target import cost_sql
 from aurora_replication.target.client import execute

@@ -182,13 +182,13 @@ class ContainerSpec:
 
 
 def start(spec: ContainerSpec, spec_file: Path) -> subprocess.Popen[bytes]:
-    """Start the container: a new interpreter, ``python -m aurora_replication.local.containers``."""
+    """Start the container: a new interpreter, ``python -m aurora_replication_dev.local.containers``."""
     spec_file.write_text(json.dumps(asdict(spec)))
     Path(spec.stop_file).unlink(missing_ok=True)  # a container started again after one ended (stop() made it)
     env = dict(spec.env)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     return subprocess.Popen(
-        [sys.executable, "-m", "aurora_replication.local.containers", str(spec_file)],
+        [sys.executable, "-m", "aurora_replication_dev.local.containers", str(spec_file)],
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

@@ -4,8 +4,8 @@ state store's DynamoDB calls, the Snowflake statements, the SQS sends) adds to i
 passed anything. Figures are kept per table; a figure counted when no table is in scope goes to
 the meter's unattributed bucket (``""``), which the flush spreads over the unit's tables.
 
-Nothing here talks to AWS or Snowflake: ``pipeline/metering.py`` starts meters in the handlers and
-writes their figures to the ledger (``cost_ledger.py``); ``ops/cost.py`` turns figures into money.
+Nothing here talks to AWS or Snowflake: ``cost/settle.py`` starts meters in the handlers and
+writes their figures to the ledger (``cost/ledger.py``); ``cost/estimate.py`` turns figures into money.
 The counters (all additive; docs/cost.md says how each is measured):
 
   lambda_gb_seconds_<function>, lambda_requests_<function>   duration x configured memory; invocations

@@ -26,8 +26,9 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication import cost_ledger, meter
-from aurora_replication.meter import UNATTRIBUTED, Meter
+from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.cost import meter
+from aurora_replication.cost.meter import UNATTRIBUTED, Meter
 from aurora_replication.services import Services
 
 logger = Logger(child=True)
@@ -160,9 +161,10 @@ class _Unit:
 
     def __enter__(self) -> Meter:
         self._cm = meter.metered(self.invocation.function)
-        self.m: Meter = self._cm.__enter__()
-        self.invocation.meters.append(self.m)
-        return self.m
+        m: Meter = self._cm.__enter__()
+        self.m = m
+        self.invocation.meters.append(m)
+        return m
 
     def __exit__(self, *exc: Any) -> None:
         self.invocation.unit_seconds.append(time.perf_counter() - self.m.started)

@@ -25,12 +25,12 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import boto3
 
-from aurora_replication import cost_ledger
+from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
-from aurora_replication.local import containers, home_lock, interrupts
-from aurora_replication.local.containers import HANDLER_MODULE, REGION, LocalContext
-from aurora_replication.local.services import free_port
-from aurora_replication.local.template import Template
+from aurora_replication_dev.local import containers, home_lock, interrupts
+from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
+from aurora_replication_dev.local.services import free_port
+from aurora_replication_dev.local.template import Template
 
 TERMINAL = {"published", "failed", "declined", "superseded"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
@@ -112,7 +112,7 @@ class RunOutcome:
     run: dict[str, Any]
     seconds: float
     dlq_messages: int
-    # what each table's work cost in the run, as measured (cost_ledger; ops/cost.py prices it)
+    # what each table's work cost in the run, as measured (cost/ledger.py; cost/estimate.py prices it)
     cost: dict[str, dict[str, Any]] = field(default_factory=dict)
     # with process containers: the largest peak resident memory of one worker container, in MB
     worker_peak_mb: float | None = None
@@ -283,7 +283,7 @@ class LocalStack:
     def start(
         self, source_secret: dict[str, Any], target_secret: dict[str, Any], env: dict[str, str] | None = None
     ) -> None:
-        from aurora_replication.local import cloudformation, moto_server
+        from aurora_replication_dev.local import cloudformation, moto_server
 
         # one command at a time per home: the state file is read here and written back by stop()
         home_lock.acquire(self.home, "a local stack")
@@ -365,7 +365,7 @@ class LocalStack:
         print(f"local stack: {text}", file=self.log, flush=True)
 
     def _provision_with_cloudformation(self, source_arn: str, target_arn: str) -> None:
-        from aurora_replication.local import cloudformation
+        from aurora_replication_dev.local import cloudformation
 
         parameters = {"SourceSecretArn": source_arn, "TargetSecretArn": target_arn, **self.parameters}
         stack = cloudformation.create_in_moto(self.session, self.template.path, parameters)
@@ -465,7 +465,7 @@ class LocalStack:
     def _enforce_iam(self) -> None:
         """Users for the local stack and for the ambient credentials, each function's role assumed,
         then moto checks every request."""
-        from aurora_replication.local import moto_server
+        from aurora_replication_dev.local import moto_server
 
         iam = self.session.client("iam")
         sts = self.session.client("sts")
@@ -517,7 +517,7 @@ class LocalStack:
         }
 
     def stop(self) -> None:
-        from aurora_replication.local import moto_server
+        from aurora_replication_dev.local import moto_server
 
         if self.server is not None:
             if self._state_loaded:  # a start that failed (or was interrupted) half-way has nothing to save

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aurora_replication.errors import BadInputError, EndpointError
-from aurora_replication.local.home_lock import HomeInUseError
+from aurora_replication_dev.local.home_lock import HomeInUseError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
 EXIT_BAD_INPUT = 2
@@ -72,14 +72,14 @@ class Progress:
 
 
 def table_costs(outcome: Any) -> dict[str, dict[str, Any]]:
-    """Each table's estimated cost in the run (ops/cost.py), at the prices the environment names."""
-    from aurora_replication.ops import cost
+    """Each table's estimated cost in the run (cost/estimate.py), at the prices the environment names."""
+    from aurora_replication.cost import estimate as cost
 
     return cost.run_costs(outcome.run, getattr(outcome, "cost", {}), cost.Prices.from_environ(os.environ))
 
 
 def summary_rows(outcome: Any) -> list[dict[str, Any]]:
-    from aurora_replication.ops.cost import money
+    from aurora_replication.cost.estimate import money
 
     rows = []
     costs = table_costs(outcome)
@@ -138,7 +138,7 @@ def print_summary(outcome: Any, title: str = "") -> None:
     print("  ".join(c.ljust(widths[c]) for c in cols))
     for r in rows:
         print("  ".join(str(r[c]).ljust(widths[c]) for c in cols))
-    from aurora_replication.ops.cost import money
+    from aurora_replication.cost.estimate import money
 
     for r in rows:
         if r.get("drift"):
@@ -162,7 +162,7 @@ def print_summary(outcome: Any, title: str = "") -> None:
 
 
 def _stack(home: Path, source: str, target: str, env: dict[str, str] | None = None) -> Any:
-    from aurora_replication.local.stack import LocalStack, parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import LocalStack, parse_source_url, parse_target_url
 
     source_secret, target_secret = parse_source_url(source), parse_target_url(target)
     stack = LocalStack(home)
@@ -213,7 +213,7 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
 
 def check_run(args: argparse.Namespace) -> None:
     """What ``run`` is given, checked before it waits for the home or starts anything."""
-    from aurora_replication.local.stack import parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import parse_source_url, parse_target_url
 
     parse_source_url(args.source)
     parse_target_url(args.target)
@@ -279,7 +279,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.state_table:  # AWS: credentials and region from the environment, as for the AWS CLI
         _write_report(args.state_table, args.run_id, out)
     else:
-        from aurora_replication.local.stack import LocalStack
+        from aurora_replication_dev.local.stack import LocalStack
 
         stack = LocalStack(args.home)
         stack.start({}, {})  # only the ledger is read: no database is connected
@@ -293,7 +293,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Each table's estimated cost in the run, by service; returns what it printed."""
-    from aurora_replication.ops import cost
+    from aurora_replication.cost import estimate as cost
 
     states = run.get("table_states", {})
     tables = cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
@@ -315,9 +315,9 @@ def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, An
 def cmd_cost(args: argparse.Namespace) -> int:
     """A run's cost per table and service; ``--reconcile`` first reads the credits Snowflake attributed
     to the run's query tags (which it publishes hours later)."""
-    from aurora_replication import cost_ledger
     from aurora_replication.config import load_settings
-    from aurora_replication.ops import cost_reconcile
+    from aurora_replication.cost import ledger as cost_ledger
+    from aurora_replication.cost import reconcile as cost_reconcile
     from aurora_replication.services import Services
     from aurora_replication.state import StateStore
 
@@ -334,7 +334,7 @@ def cmd_cost(args: argparse.Namespace) -> int:
     source, target = _endpoints(args) if args.reconcile else ("", "")
     stack = _stack(args.home, source, target) if args.reconcile else None
     if stack is None:
-        from aurora_replication.local.stack import LocalStack
+        from aurora_replication_dev.local.stack import LocalStack
 
         stack = LocalStack(args.home)
         stack.start({}, {})  # only the ledger is read
@@ -353,7 +353,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     stack = _stack(args.home, source, target)
     try:
         print(f"run {args.run_id}: resuming (Ctrl-C stops it; resume it again later)", flush=True)
-        from aurora_replication.local import interrupts
+        from aurora_replication_dev.local import interrupts
 
         with interrupts.deferred("the scheduler's resume (its messages are sent)"):
             resumed = stack.invoke("SchedulerFunction", {"resume_run": args.run_id})
@@ -375,7 +375,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def _local_endpoints(home: Path) -> tuple[str, str]:
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     db = MariaDB(home / "mariadb").start()
     sf = SnowflakeEmulator(home / "snowflake").start()
@@ -469,7 +469,7 @@ def check_event(function: str, event: Any) -> None:
 
 def check_invoke(args: argparse.Namespace) -> None:
     """The function and its event, checked before ``invoke`` waits for the home or starts anything."""
-    from aurora_replication.local.stack import parse_source_url, parse_target_url
+    from aurora_replication_dev.local.stack import parse_source_url, parse_target_url
 
     args.function_id = function_id(args.function)
     args.event_data = read_event(args.event)
@@ -572,8 +572,8 @@ def _seed_ledger_for(event: dict[str, Any]) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from aurora_replication.local import demo
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local import demo
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     print("starting MariaDB and the Snowflake emulator...", file=sys.stderr)
     db = MariaDB(args.home / "mariadb").start()
@@ -623,7 +623,7 @@ def human_age(seconds: Any) -> str:
 def _demo_cdc(stack: Any, conn: Any, args: argparse.Namespace) -> bool:
     """The demo's change data capture: an initial copy of the tables with a key, then their binlog
     changes (updates, inserts, deletes, a key change) applied by a cdc run."""
-    from aurora_replication.local import demo
+    from aurora_replication_dev.local import demo
 
     tables = ",".join([*demo.CDC_TABLES, demo.HISTORY_TABLE])
     history = {demo.HISTORY_TABLE: {"history": True}}
@@ -656,7 +656,7 @@ def _print_versions(table: str, keys: tuple[str, ...]) -> None:
     try:
         rows = execute(
             conn,
-            f'SELECT "CODE", "NAME", "_ASR_OP", "_ASR_VALID_FROM", "_ASR_VALID_TO", "_ASR_IS_CURRENT" FROM {q(table)} '
+            f'SELECT "CODE", "NAME", "_ASR_OP", "_ASR_VALID_FROM", "_ASR_VALID_TO", "_ASR_IS_CURRENT" FROM {q(table)} '  # noqa: S608 (the demo's table, quoted)
             'WHERE "CODE" IN (%s, %s) ORDER BY "CODE", "_ASR_POS"',
             list(keys),
         )
@@ -784,7 +784,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     MariaDB(args.home / "mariadb").stop()
     SnowflakeEmulator(args.home / "snowflake").stop()
@@ -981,7 +981,7 @@ def _uses_home_state(args: argparse.Namespace) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from aurora_replication.local import home_lock
+    from aurora_replication_dev.local import home_lock
 
     try:
         args = build_parser().parse_args(argv)

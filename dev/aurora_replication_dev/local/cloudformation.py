@@ -32,7 +32,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from aurora_replication.local.template import Template
+from aurora_replication_dev.local.template import Template
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"

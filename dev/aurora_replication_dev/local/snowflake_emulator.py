@@ -1,6 +1,6 @@
 """Launcher for the fakesnow Snowflake emulator used by the local stack and the tests.
 
-Run as ``python -m aurora_replication.local.snowflake_emulator --port P --db-path DIR``.
+Run as ``python -m aurora_replication_dev.local.snowflake_emulator --port P --db-path DIR``.
 It differs from ``fakesnow -s`` in these ways, both documented in docs/local.md:
 
 * every connection shares one instance persisted under ``--db-path``, so state survives

@@ -21,8 +21,8 @@ from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
-from aurora_replication import cost_ledger
 from aurora_replication.config import Settings, settings_from
+from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.ops.health_metrics import Gauge
 
 SERVICES = ("Lambda", "SQS", "DynamoDB", "Snowflake")
@@ -230,7 +230,7 @@ def publish(gauges: Iterable[Gauge], namespace: str | None = None) -> None:
                 metric.add_dimension(name=key, value=value)
 
 
-# ---- the reconciliation's results (ops/cost_reconcile.py runs the queries) -------------------------
+# ---- the reconciliation's results (cost/reconcile.py runs the queries) -------------------------
 
 
 def credits_from_attribution(rows: Iterable[tuple[Any, ...]]) -> dict[str, float]:

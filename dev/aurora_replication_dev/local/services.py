@@ -190,7 +190,7 @@ class SnowflakeEmulator:
             [
                 sys.executable,
                 "-m",
-                "aurora_replication.local.snowflake_emulator",
+                "aurora_replication_dev.local.snowflake_emulator",
                 "--port",
                 str(self.port),
                 "--db-path",
