@@ -203,3 +203,34 @@ def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
     )
     assert stack.dynamodb.scan(TableName=stack.table_name)["Items"] == []
     assert stack.queue_depth(stack.queue_url) == (0, 0)
+
+
+def test_a_database_is_never_copied_over_another_databases_table(env) -> None:
+    # a source database named like the target secret's schema: under mapping 'schema' its tables land in
+    # the schema the stack copies its own database to
+    twin = env.schema.lower()
+    env.sql(
+        TABLE,
+        "INSERT INTO items (id, v) VALUES (1, 'own')",
+        f"CREATE DATABASE `{twin}`",
+        f"CREATE TABLE `{twin}`.items (id INT PRIMARY KEY, v VARCHAR(20))",
+        f"INSERT INTO `{twin}`.items VALUES (1, 'twin')",
+        f"CREATE TABLE `{twin}`.other (id INT PRIMARY KEY)",
+        f"INSERT INTO `{twin}`.other VALUES (7)",
+    )
+    stack = env.start_stack()
+    assert stack.run({"tables": "items", "mode": "full"}, workers=1).ok
+    before = stack.dynamodb.scan(TableName=stack.table_name)["Items"]
+    _refused(
+        stack,
+        {"tables": "items", "mode": "full", "databases": [twin], "database_mapping": "schema"},
+        rf"table {twin}\.items would be copied into ANALYTICS\.{env.schema.upper()}\.ITEMS, which holds the copy of "
+        rf"database '{env.database}'",
+    )
+    assert stack.dynamodb.scan(TableName=stack.table_name)["Items"] == before  # nothing written
+    assert _snowflake(env, env.schema.upper(), "ITEMS") == [(1, "own")]
+    # the other way round: the twin's table copied first, then the stack's own run of a table of that name
+    other = stack.run({"tables": "other", "mode": "full", "databases": [twin], "database_mapping": "schema"})
+    assert other.ok
+    env.sql("CREATE TABLE other (id INT PRIMARY KEY)", "INSERT INTO other VALUES (8)")
+    _refused(stack, {"tables": "other", "mode": "full"}, rf"holds the copy of database '{twin}'")

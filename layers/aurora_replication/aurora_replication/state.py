@@ -1284,6 +1284,26 @@ class StateStore:
         )
         return sorted(str(i["table"]) for i in items if i.get("table"))
 
+    def target_owners(self, always: bool = False) -> dict[tuple[str, str, str], set[str]]:
+        """Each Snowflake table (database, schema, table) the catalog names, with the source databases copied
+        into it; empty (and nothing read) until a request of several databases has run, unless ``always``:
+        before one, each of the stack's scopes has a source database of its own and no two name one table."""
+        if not always and self.table.get_item(Key={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES}).get("Item") is None:
+            return {}
+        owners: dict[tuple[str, str, str], set[str]] = {}
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            ProjectionExpression="#s, target_table",
+            ExpressionAttributeNames={"#s": "scope"},
+        )
+        for item in map(_plain, items):
+            scope = Scope.from_item(item.get("scope"))
+            if scope is not None and item.get("target_table"):
+                where = (scope.target_database, scope.target_schema, str(item["target_table"]))
+                owners.setdefault(where, set()).add(scope.source_database)
+        return owners
+
     def catalog(self, scope: Scope) -> list[dict[str, Any]]:
         """Every catalogued table of ``scope`` (one query of its part of the CATALOG partition), each
         with ``current``: the ledger item of its run in progress (empty when its latest run has finished);

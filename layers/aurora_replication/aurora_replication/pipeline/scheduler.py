@@ -426,6 +426,9 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
     finally:
         conn.close()
     databases.target_names(scopes, tables)
+    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
+    for d in chosen:
+        _not_another_databases(services, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
     taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
     if taken:
@@ -448,7 +451,7 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
             target_columns = TargetColumns(services)
             try:
                 meter.set_run(children[d])
-                summary["runs"][d] = _schedule(child, children[d], services, target_columns, scopes[d])
+                summary["runs"][d] = _schedule(child, children[d], services, target_columns, scopes[d], {})
             except BadInputError as e:
                 errors.append(f"database {d!r}: {e}")
                 summary["runs"][d] = {"run_id": children[d], "status": "failed", "error": str(e)}
@@ -526,8 +529,32 @@ class Planning:
     done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
 
 
+def _not_another_databases(
+    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
+) -> None:
+    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
+    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
+    copy of one would replace the other's rows. ``owners``: the catalog's (``StateStore.target_owners``),
+    by default read here, which reads nothing until a request of several databases has run."""
+    owners = services.state.target_owners() if owners is None else owners
+    for table in names:
+        where = (scope.target_database, scope.target_schema, scope.target_table(table))
+        others = sorted(owners.get(where, set()) - {scope.source_database})
+        if others:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
+                "database_mapping, or rename the target schema (the target secret's) or the old table"
+            )
+
+
 def _schedule(
-    request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns, scope: Scope | None = None
+    request: RunRequest,
+    run_id: str,
+    services: Services,
+    target_columns: TargetColumns,
+    scope: Scope | None = None,
+    owners: dict[tuple[str, str, str], set[str]] | None = None,
 ) -> dict[str, Any]:
     """Plan the tables one after the other and send each group of leased tables' messages as soon as
     it is planned: the workers copy the first tables while the later ones are planned (a database of
@@ -536,13 +563,15 @@ def _schedule(
     an error that leaves no run behind. A table that fails planning later is recorded failed then;
     the run lists every table from its start, so it cannot finish before they all have. Planning stops
     inside the invocation's budget and a worker plans the rest (``_plan``, ``continue_planning``).
-    ``scope``: one of several databases' (``_schedule_databases``), its connections located there."""
+    ``scope``: one of several databases' (``_schedule_databases``), its connections located there, and
+    ``owners`` ({}: checked already) the Snowflake tables other databases were copied into."""
     conn = services.place("source", services.mysql())
     p: Planning | None = None
     try:
         database = scope.source_database if scope is not None else services.mysql_settings().dbname
         scope = scope or services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
+        _not_another_databases(services, scope, names, owners)
         target_columns.expect(names, scope)
         p = Planning(conn, services, database, request, run_id, names, options, scope, target_columns)
         _plan(p, 0)
