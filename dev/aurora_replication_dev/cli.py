@@ -199,6 +199,9 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode != "cdc":
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
+    if getattr(args, "databases", None):
+        request["databases"] = args.databases
+        request["database_mapping"] = args.database_mapping
     if getattr(args, "start_position", None):
         if args.mode != "cdc":
             raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
@@ -238,16 +241,28 @@ def cmd_run(args: argparse.Namespace) -> int:
                 getattr(args, "run_recorded", None), f"run {run_id} had not started: nothing was written"
             ) from None
         progress.close()
-        if args.report:
-            _write_report(stack.table_name, outcome.run_id, Path(args.report))
+        # --databases: a run per database (docs/run-requests.md#several-databases), each summed up and reported
+        outcomes = outcome.runs or {"": outcome}
+        reports = {d: _report_path(Path(args.report), d) for d in outcomes} if args.report else {}
+        for database, path in reports.items():
+            _write_report(stack.table_name, outcomes[database].run_id, path)
     finally:
         stack.stop()
-    print_summary(outcome)
-    if args.report:
-        print(f"report: {args.report}")
+    for database, o in outcomes.items():
+        print_summary(o, title=f"database {database}: run {o.run_id}" if database else "")
+    for path in reports.values():
+        print(f"report: {path}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"run_id": outcome.run_id, "tables": summary_rows(outcome)}, indent=2))
+        runs = {d: {"run_id": o.run_id, "tables": summary_rows(o)} for d, o in outcomes.items()}
+        body = {"run_id": run_id, "runs": runs} if outcome.runs else runs[""]
+        Path(args.json).write_text(json.dumps(body, indent=2))
     return 0 if outcome.ok else 1
+
+
+def _report_path(path: Path, database: str) -> Path:
+    """``--report`` of a run of several databases: one page per database, ``<name>-<database><suffix>``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", database)
+    return path.with_name(f"{path.stem}-{safe}{path.suffix}") if database else path
 
 
 def _write_report(table_name: str, run_id: str, path: Path) -> None:
@@ -734,14 +749,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """Compare every table (or the ones named) in MySQL and Snowflake now, and print a report."""
     from aurora_replication.config import load_settings
     from aurora_replication.models import RunRequest
-    from aurora_replication.pipeline.validate import validate_tables
+    from aurora_replication.pipeline.validate import validate_databases, validate_tables
     from aurora_replication.services import Services
 
-    tables = RunRequest(tables=args.tables).tables  # the same validation as a run request
+    # the same validation as a run request
+    request = RunRequest(
+        tables=args.tables,
+        databases=args.databases,
+        database_mapping=args.database_mapping if args.databases else None,
+    )
     source, target = _endpoints(args)
     stack = _stack(args.home, source, target)
     try:
-        report = validate_tables(Services.from_settings(load_settings()), tables)
+        services = Services.from_settings(load_settings())
+        if request.databases is not None and request.database_mapping is not None:
+            report = validate_databases(services, request.tables, request.databases, request.database_mapping)
+        else:
+            report = validate_tables(services, request.tables)
     finally:
         stack.stop()
     cols = ["table", "target", "source_rows", "target_rows", "source_checksum", "target_checksum", "result"]
@@ -839,6 +863,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--resnapshot", action="store_true", help="with --mode cdc: a new initial copy, from a new binlog position"
     )
     r.add_argument(
+        "--databases",
+        default=None,
+        help="several source databases of the server, comma-separated names or patterns with * and ? (a run each)",
+    )
+    r.add_argument(
+        "--database-mapping",
+        choices=["schema", "prefix"],
+        default="schema",
+        help="with --databases: a Snowflake schema per database, or one schema with '<database>__' before table names",
+    )
+    r.add_argument(
         "--start-position",
         choices=["snapshot", "now"],
         default=None,
@@ -908,6 +943,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="compare row counts and checksums of MySQL and Snowflake now")
     _endpoint_options(v)
     v.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
+    v.add_argument("--databases", default=None, help="as for run: each database's tables against where it is copied")
+    v.add_argument("--database-mapping", choices=["schema", "prefix"], default="schema", help="as for run")
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")

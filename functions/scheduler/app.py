@@ -40,10 +40,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         preflight.check_endpoints(services)  # a run that cannot start writes nothing
         with invocation.unit():
             summary = scheduler.schedule(event, services)
+    # a request of several databases answers with a run of each (pipeline/databases.py)
+    planned = [summary, *summary.get("runs", {}).values()]
     # the invocation's cost, shared among the tables it planned (docs/cost.md)
-    spent = invocation.settle(services, tables={0: sorted(summary.get("tables", {}))})
+    spent = invocation.settle(services, tables={0: sorted({t for s in planned for t in s.get("tables", {})})})
     cost.publish(cost.cost_gauges(spent, prices))
     logger.append_keys(run_id=summary["run_id"])
-    chunks = sum(t.get("chunks", 0) for t in summary["tables"].values())
+    chunks = sum(t.get("chunks", 0) for s in planned for t in s.get("tables", {}).values())
     metrics.add_metric(name="ChunksPlanned", unit=MetricUnit.Count, value=chunks)
     return summary

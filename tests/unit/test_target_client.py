@@ -95,7 +95,9 @@ def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it()
         opened.append(RecordingConnection({snowflake_sql.target_columns(): COLUMNS}))
         return opened[-1]
 
-    services = SimpleNamespace(snowflake=snowflake, settings=SimpleNamespace(stage_name="STAGE"))
+    services = SimpleNamespace(
+        snowflake=snowflake, settings=SimpleNamespace(stage_name="STAGE"), place=lambda side, conn: conn
+    )
     columns = TargetColumns(services)  # type: ignore[arg-type]
     columns.execute([])  # nothing to alter: no connection
     assert opened == []

@@ -116,9 +116,13 @@ class RunOutcome:
     cost: dict[str, dict[str, Any]] = field(default_factory=dict)
     # with process containers: the largest peak resident memory of one worker container, in MB
     worker_peak_mb: float | None = None
+    # a request of several source databases: the run of each (in the scheduler's order), this one the last
+    runs: dict[str, RunOutcome] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
+        if self.runs and not all(r is self or r.ok for r in self.runs.values()):
+            return False
         states = self.run.get("table_states", {})
         return bool(states) and all(t.get("status") == "published" for t in states.values()) and not self.dlq_messages
 
@@ -853,6 +857,29 @@ class LocalStack:
         except BaseException:
             self._stop_workers(stop, threads, processes)
             raise
+        if "runs" in summary:  # several source databases: a run of each, drained one after the other
+            ids = {d: r["run_id"] for d, r in summary["runs"].items() if r.get("status") != "failed"}
+            outcomes: dict[str, RunOutcome] = {}
+            try:
+                for i, (database, run_id) in enumerate(ids.items()):
+                    last = i == len(ids) - 1
+                    outcomes[database] = self.drain(
+                        run_id,
+                        workers,
+                        progress,
+                        idle_timeout,
+                        fault,
+                        started,
+                        timeout,
+                        processes,
+                        (stop, threads),
+                        keep_running=not last,
+                    )
+            finally:
+                self._stop_workers(stop, threads, processes)
+            outcome = list(outcomes.values())[-1]
+            outcome.runs = outcomes
+            return outcome
         return self.drain(
             summary["run_id"], workers, progress, idle_timeout, fault, started, timeout, processes, (stop, threads)
         )
@@ -868,6 +895,7 @@ class LocalStack:
         timeout: float = 6 * 3600,
         processes: bool = False,
         running: tuple[threading.Event, list[threading.Thread]] | None = None,
+        keep_running: bool = False,
     ) -> RunOutcome:
         """Poll the queue with worker containers (threads, or ``processes``) until every table of the
         run is finished, or nothing is left. ``running``: containers already polling (``run``), with
@@ -926,7 +954,8 @@ class LocalStack:
             )
             raise
         finally:
-            self._stop_workers(stop, threads, processes)
+            if not keep_running:  # ``keep_running``: the containers go on to the next run (``run``)
+                self._stop_workers(stop, threads, processes)
         run = state.get_run(run_id)
         if progress:
             progress(run)

@@ -136,6 +136,57 @@ class RunRequest(_Strict):
     # cdc mode: where a table without a position (or one re-snapshotted) starts: "snapshot", an initial
     # copy after recording the position; "now", streaming from the server's position now, no copy
     start_position: Literal["snapshot", "now"] = "snapshot"
+    # several source databases of the server (names, or patterns with ``*`` and ``?``): one run of the
+    # request's tables per database (``pipeline/databases.py``); None: the source secret's database
+    databases: list[str] | None = Field(default=None, min_length=1)
+    # where each database's tables go: ``schema``, a Snowflake schema of its own (named after the
+    # database) in the target database; ``prefix``, the target schema with ``<database>__`` before each
+    # table's name; ``merge`` is refused (not built yet)
+    database_mapping: Literal["schema", "prefix", "merge"] | None = None
+
+    @field_validator("databases", mode="before")
+    @classmethod
+    def _split_databases(cls, v: object) -> object:
+        if isinstance(v, str):  # the schedule's ScheduleDatabases, as ``tables`` is given
+            v = [d.strip() for d in v.split(",") if d.strip()]
+        return v
+
+    @field_validator("databases")
+    @classmethod
+    def _valid_databases(cls, v: list[str] | None) -> list[str] | None:
+        seen: set[str] = set()
+        for name in v or []:
+            try:
+                validate_identifier(name, "database name")
+            except InvalidIdentifierError as e:
+                raise ValueError(str(e)) from None
+            if name in seen:
+                raise ValueError(f"database {name!r} is listed twice")
+            seen.add(name)
+        return v
+
+    @model_validator(mode="after")
+    def _database_fields(self) -> RunRequest:
+        if self.databases is None:
+            if self.database_mapping is not None:
+                raise ValueError("database_mapping goes with databases: name the source databases it maps")
+            return self
+        if self.database_mapping is None:
+            raise ValueError(
+                "databases needs database_mapping: 'schema' (a Snowflake schema per database) or 'prefix' "
+                "(one schema, each table's name after '<database>__')"
+            )
+        if self.database_mapping == "merge":
+            raise ValueError(
+                "database_mapping 'merge' (every database's rows in one table with _ASR_SOURCE_DATABASE) is not "
+                "supported yet: use 'schema' or 'prefix', and a view that unions the tables"
+            )
+        if self.mode == "cdc":
+            raise ValueError(
+                "databases is not supported with mode 'cdc' yet: run one cdc stack per source database, or copy "
+                "the databases with mode 'full', 'incremental' or 'auto'"
+            )
+        return self
 
     @field_validator("resnapshot", mode="plain")
     @classmethod
@@ -274,6 +325,10 @@ class TablePlan(_Strict):
     zero_dates: Literal["null", "fail"] = "null"
     # history mode: the target holds one row per version (``target/history_sql.py``)
     history: bool = False
+    # a run of a request naming several databases: the MySQL database the table is read from and the
+    # Snowflake schema it is written to (``Services.locate``); None: the two secrets' database and schema
+    source_database: str | None = None
+    target_schema: str | None = None
 
     def column(self, name: str) -> Column:
         for c in self.columns:

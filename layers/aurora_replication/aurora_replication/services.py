@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -18,6 +18,7 @@ from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
 from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
+from aurora_replication.target import sql as target_sql
 
 # the errors retried in place: each side's driver says which of its own are transient
 TRANSIENT = retry.any_of(source_connect.is_transient, target.is_transient)
@@ -42,6 +43,9 @@ class _Warm:
     opened: float
     used: float
     busy: bool = False
+    # the database (MySQL) or schema (Snowflake) the connection was moved to (``Services.locate``);
+    # None: the one its secret names, where it was opened
+    place: str | None = None
 
 
 def _ping_mysql(conn: Any) -> None:
@@ -95,6 +99,37 @@ class Services:
     # none known (the CLI, tests). Work that may not finish before it less DEADLINE_MARGIN_SECONDS is
     # not started (the scheduler's planning) or handed to a later invocation (a finaliser's wait)
     deadline: float | None = None
+    # where the message in hand reads and writes (``locate``): the MySQL database and the Snowflake
+    # schema of its table's plan; None: the secrets' own
+    source_database: str | None = None
+    target_schema: str | None = None
+
+    def locate(self, source_database: str | None, target_schema: str | None) -> None:
+        """Make the connections handed out from now on read ``source_database`` (MySQL's default
+        database: every source statement names its tables unqualified) and write ``target_schema`` (the
+        Snowflake session's schema: every target statement too); None: the secrets' own. A run of a
+        request naming several databases (``pipeline/databases.py``) records them in each table's plan."""
+        self.source_database = source_database
+        self.target_schema = target_schema
+
+    def _place(self, side: str, conn: Any, current: str | None) -> str | None:
+        """Move ``conn`` to where the message in hand works (``locate``), when it is elsewhere; its place."""
+        wanted = self.target_schema if side == "target" else self.source_database
+        if wanted == current:
+            return current
+        if side == "target":
+            schema = wanted if wanted is not None else self.scope().target_schema
+            target.execute(conn, target_sql.use_schema(schema))
+            self.ddl_done.clear()  # what this container made (stage, load tables) was made in another schema
+        else:
+            conn.select_db(wanted if wanted is not None else self.mysql_settings().dbname)
+        return wanted
+
+    def place(self, side: str, conn: Any) -> Any:
+        """A connection just opened (``mysql``: side ``source``; ``snowflake``: ``target``) moved to where
+        the message in hand works (``locate``)."""
+        self._place(side, conn, None)
+        return conn
 
     def set_deadline(self, context: Any) -> None:
         """The deadline of the invocation ``context`` describes (``get_remaining_time_in_millis``)."""
@@ -132,6 +167,12 @@ class Services:
             provider=self.secrets_provider,
             fallback=s.source_fallback,
         )
+
+    def located_mysql_settings(self, force: bool = False) -> secrets.MySQLSettings:
+        """``mysql_settings`` with the database of the message in hand (``locate``): what a connection
+        opened elsewhere (an extract part's helper process) reads."""
+        settings = self.mysql_settings(force)
+        return replace(settings, dbname=self.source_database) if self.source_database else settings
 
     def snowflake_settings(self, force: bool = False) -> secrets.SnowflakeSettings:
         s = self.settings
@@ -205,6 +246,7 @@ class Services:
         if warm is not None and warm.busy:  # used re-entrantly: this use gets a connection of its own
             conn = connect()
             try:
+                self._place(side, conn, None)
                 yield conn
             finally:
                 _close_quietly(conn)
@@ -226,6 +268,7 @@ class Services:
             self.metric("ConnectionsReused", 1)
         warm.busy = True
         try:
+            warm.place = self._place(side, warm.conn, warm.place)
             yield warm.conn
         except BaseException:
             warm.busy = False

@@ -86,6 +86,9 @@ FINAL = ("published", "failed", SUPERSEDED)
 EXPIRATION = "expiration"
 RUN_RETENTION_SECONDS = 30 * 24 * 3600
 CATALOG_PK = "CATALOG"
+# the catalog's mark that a request naming several databases has run (``note_several_databases``): the
+# health check then reads the whole catalog, not only its own scope's part
+SEVERAL_DATABASES = "SEVERAL_DATABASES"
 # names a page of the run's tables: a MySQL table name is at most 64 characters of at most 4 bytes in UTF-8,
 # so a page is at most 1,000 x (256 + 3) bytes of JSON, far below DynamoDB's 400 KB item limit
 NAMES_PAGE = 1000
@@ -148,6 +151,13 @@ class Scope:
     target_database: str
     target_schema: str
     identifier_case: str = "upper"
+    # a run of several source databases into one schema (``database_mapping: prefix``): the text put
+    # before each table's name to make its target table's (``<database>__``); empty otherwise
+    table_prefix: str = ""
+    # the ``database_mapping`` of a request naming several databases (``schema``, ``prefix``) that this scope
+    # is one database of; empty: the stack's own scope. Not part of the key: the health check lists the
+    # tables of such scopes beside its own (``StateStore.catalog``)
+    mapping: str = ""
 
     @classmethod
     def of(cls, source_database: str, target_database: str, target_schema: str, identifier_case: str) -> Scope:
@@ -161,16 +171,26 @@ class Scope:
     def key(self, table: str) -> TableKey:
         return TableKey(table, self)
 
+    def target_table(self, table: str) -> str:
+        """The Snowflake name of ``table``'s target in this scope (the prefix, then the naming rule)."""
+        return target_name(self.table_prefix + table, self.identifier_case)
+
     def describe(self) -> str:
-        return f"source database {self.source_database!r} into {self.target_database}.{self.target_schema}"
+        prefix = f" (table names prefixed {self.table_prefix!r})" if self.table_prefix else ""
+        return f"source database {self.source_database!r} into {self.target_database}.{self.target_schema}{prefix}"
 
     def to_item(self) -> dict[str, str]:
-        return {
+        item = {
             "source_database": self.source_database,
             "target_database": self.target_database,
             "target_schema": self.target_schema,
             "identifier_case": self.identifier_case,
         }
+        if self.table_prefix:
+            item["table_prefix"] = self.table_prefix
+        if self.mapping:
+            item["mapping"] = self.mapping
+        return item
 
     @classmethod
     def from_item(cls, item: Any) -> Scope | None:
@@ -182,6 +202,8 @@ class Scope:
             str(item["target_database"]),
             str(item["target_schema"]),
             str(item.get("identifier_case") or "upper"),
+            str(item.get("table_prefix") or ""),
+            str(item.get("mapping") or ""),
         )
 
 
@@ -195,7 +217,7 @@ class TableKey:
 
     @property
     def target_table(self) -> str | None:
-        return None if self.scope is None else target_name(self.table, self.scope.identifier_case)
+        return None if self.scope is None else self.scope.target_table(self.table)
 
     @property
     def pk(self) -> str:
@@ -1074,6 +1096,10 @@ class StateStore:
     # query of one partition) and the ledger item of each table's run in progress, never the whole
     # table; the run report reads one run's attempt items (which expire with the run).
 
+    def note_several_databases(self) -> None:
+        """A request naming several databases is being run: the health check lists their tables too."""
+        self.table.put_item(Item={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES, "at": _now()})
+
     def ping(self) -> None:
         """One cheap read that proves the state table answers (the health check's DynamoDB check)."""
         self.table.get_item(Key={"pk": "HEALTH", "sk": "PING"})
@@ -1258,17 +1284,46 @@ class StateStore:
         )
         return sorted(str(i["table"]) for i in items if i.get("table"))
 
+    def target_owners(self, always: bool = False) -> dict[tuple[str, str, str], set[str]]:
+        """Each Snowflake table (database, schema, table) the catalog names, with the source databases copied
+        into it; empty (and nothing read) until a request of several databases has run, unless ``always``:
+        before one, each of the stack's scopes has a source database of its own and no two name one table."""
+        if not always and self.table.get_item(Key={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES}).get("Item") is None:
+            return {}
+        owners: dict[tuple[str, str, str], set[str]] = {}
+        items = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
+            ProjectionExpression="#s, target_table",
+            ExpressionAttributeNames={"#s": "scope"},
+        )
+        for item in map(_plain, items):
+            scope = Scope.from_item(item.get("scope"))
+            if scope is not None and item.get("target_table"):
+                where = (scope.target_database, scope.target_schema, str(item["target_table"]))
+                owners.setdefault(where, set()).add(scope.source_database)
+        return owners
+
     def catalog(self, scope: Scope) -> list[dict[str, Any]]:
         """Every catalogued table of ``scope`` (one query of its part of the CATALOG partition), each
-        with ``current``: the ledger item of its run in progress (empty when its latest run has finished).
-        Tables of another scope (a target the stack no longer copies to) are not among them."""
-        items = [
-            _plain(i)
-            for i in self._query_all(
-                KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
-                ExpressionAttributeValues={":pk": CATALOG_PK, ":t": _catalog_prefix(scope)},
-            )
-        ]
+        with ``current``: the ledger item of its run in progress (empty when its latest run has finished);
+        and those that runs of a request naming several databases (``Scope.mapping``) copied into the same
+        target database. Tables of another scope (a target the stack no longer copies to) are not among
+        them. With no such run the query reads the scope's part only; with one, the whole partition."""
+        own = _catalog_prefix(scope)
+        several = self.table.get_item(Key={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES}).get("Item") is not None
+        found = self._query_all(
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
+            ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#" if several else own},
+        )
+        items = []
+        for i in map(_plain, found):
+            other = Scope.from_item(i.get("scope"))
+            if str(i["sk"]).startswith(own):
+                items.append(i)
+            elif other is not None and other.mapping and other.target_database == scope.target_database:
+                i["source_database"] = other.source_database  # named ``<database>.<table>`` by the health check
+                items.append(i)
         for item in items:
             run_id = item.get("run_id")
             item["current"] = self.get_table(run_id, item["table"]) if run_id and run_id != item.get("last_run") else {}

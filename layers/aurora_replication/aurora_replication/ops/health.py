@@ -216,7 +216,8 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     stalled = []
     dead: list[str] = []
     for item in services.state.catalog(services.scope()):
-        name = str(item["table"])
+        # a table of one of several databases (pipeline/databases.py): named with its database
+        name = f"{item['source_database']}.{item['table']}" if item.get("source_database") else str(item["table"])
         tables[name] = _table_view(item, now)
         current = item.get("current") or {}
         if current.get("status") != "running":

@@ -17,7 +17,7 @@ from typing import Any
 
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
-from aurora_replication.state import StateStore
+from aurora_replication.state import Scope, StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
 COLOURS = {
@@ -70,6 +70,19 @@ def _steps(attempt: dict[str, Any]) -> list[tuple[str, float, float]]:
         return [(str(s), float(o), float(d)) for s, o, d in json.loads(str(attempt.get("steps") or "[]"))]
     except (ValueError, TypeError):
         return []
+
+
+def _scope_line(run: dict[str, Any]) -> str:
+    """Where the run's tables come from and go to (its ``scope``): the source database, target schema and
+    any table-name prefix; what tells the runs of a request naming several databases apart."""
+    scope = Scope.from_item(run.get("scope"))
+    if scope is None:
+        return ""
+    prefix = f" (tables named <b>{escape(scope.table_prefix)}</b>…)" if scope.table_prefix else ""
+    return (
+        f"source database <b>{escape(scope.source_database)}</b> into "
+        f"<b>{escape(scope.target_database)}.{escape(scope.target_schema)}</b>{prefix} · "
+    )
 
 
 def _fmt_seconds(s: float) -> str:
@@ -314,7 +327,7 @@ def render(
 <style>{CSS}</style></head>
 <body>
 <h1>{title} <span class="verdict {"ok" if ok else "bad"}">{"OK" if ok else "FAILED"}</span></h1>
-<div class="meta">mode <b>{escape(str(run.get("mode", "-")))}</b> · started <b>{_when(started)}</b> ·
+<div class="meta">{_scope_line(run)}mode <b>{escape(str(run.get("mode", "-")))}</b> · started <b>{_when(started)}</b> ·
 finished <b>{_when(finished) if finished else "not finished"}</b> · took <b>{duration}</b> ·
 <b>{len(states)}</b> table(s) · <b>{rows:,}</b> rows copied · <b id="attempt-count">{len(attempts)}</b> attempts,
 <b>{retried}</b> failed</div>

@@ -64,7 +64,7 @@ def extract_chunk(
         with services.source() if on_worker else nullcontext(mysql) as planner:
             parts = extract_parts.read_in_parts(
                 mysql,
-                services.mysql_settings,
+                services.located_mysql_settings,
                 plan,
                 msg,
                 attempt,

@@ -542,7 +542,7 @@ def _name_differences(
     window = modes.get(unit.mode).selection(msg.model_copy(update={"window_from": state.get("window_from")}))
     failing = [(i, bounds[i] if i < len(bounds) else (None, None), str(chunks[i].get("attempt"))) for i in ids]
     try:
-        mysql = services.mysql()
+        mysql = services.place("source", services.mysql())
     except Exception as e:  # noqa: BLE001 - the failure is recorded whether or not it can be named
         return [f"the differing rows were not named (MySQL unreachable: {type(e).__name__}: {e})"]
     try:

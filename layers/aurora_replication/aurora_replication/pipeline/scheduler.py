@@ -27,7 +27,7 @@ from aurora_replication.models import (
     parse_run_request,
     parse_scheduler_event,
 )
-from aurora_replication.pipeline import audit, cdc_reader, chunks, modes, resume, runs, transforms
+from aurora_replication.pipeline import audit, cdc_reader, chunks, databases, modes, resume, runs, transforms
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.target_check import Drift, TargetFacts
 from aurora_replication.services import Services
@@ -37,6 +37,7 @@ from aurora_replication.source import read as source_read
 from aurora_replication.state import Scope, TableKey, table_count
 from aurora_replication.target import client as target
 from aurora_replication.target import evolution, history_sql
+from aurora_replication.target import sql as target_sql
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -67,7 +68,8 @@ class TargetColumns:
 
     def client(self) -> target.Target:
         if self.target is None:
-            self.target = target.Target(self.services.snowflake(), self.services.settings.stage_name)
+            conn = self.services.place("target", self.services.snowflake())  # the run's schema (``locate``)
+            self.target = target.Target(conn, self.services.settings.stage_name)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:
@@ -123,7 +125,11 @@ def plan_table(
     plan = transforms.apply_options(
         plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=salt
     )
-    key = (scope or services.scope()).key(table)
+    scope = scope or services.scope()
+    if services.source_database is not None:  # a run of one of several databases (pipeline/databases.py)
+        where = {"source_database": services.source_database, "target_schema": services.target_schema}
+        plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
+    key = scope.key(table)
     stored = services.state.get_watermark(key) if plan.watermark else None
     notes = list(plan.notes)
     if plan.watermark and stored is None:
@@ -392,9 +398,70 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     try:
         if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
             return cdc_reader.schedule(request, run_id, services, target_columns, resolve_tables, plan_table)
+        if request.databases is not None:  # several source databases: a run of each
+            return _schedule_databases(request, run_id, services)
         return _schedule(request, run_id, services, target_columns)
     finally:
         target_columns.close()
+
+
+def _locate(services: Services, request: RunRequest, scope: Scope) -> None:
+    """Connections of a run of one of several databases read its database and write its schema."""
+    services.locate(scope.source_database, scope.target_schema if request.database_mapping == "schema" else None)
+
+
+def _schedule_databases(request: RunRequest, run_id: str, services: Services) -> dict[str, Any]:
+    """A request naming several source databases: every database, table and target name is checked first
+    (nothing is written while one is wrong), each ``schema`` mapping's schema made, then one run per
+    database is planned as a request of one database is (``_schedule``), in its scope
+    (``pipeline/databases.py``). A database whose every table fails planning is answered failed; the
+    request fails only when all do."""
+    assert request.databases is not None and request.database_mapping is not None
+    base = services.scope()
+    conn = services.mysql()
+    try:
+        chosen = databases.match_databases(request.databases, databases.list_databases(conn))
+        scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
+        tables = {d: resolve_tables(conn, services, d, request)[0] for d in chosen}
+    finally:
+        conn.close()
+    databases.target_names(scopes, tables)
+    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
+    for d in chosen:
+        _not_another_databases(services, scopes[d], tables[d], owners)
+    children = {d: databases.child_run_id(run_id, d) for d in chosen}
+    taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
+    if taken:
+        raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
+    services.state.note_several_databases()
+    if request.database_mapping == "schema":
+        sf = services.snowflake()
+        try:
+            there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
+            for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
+                target.execute(sf, target_sql.create_schema(schema))
+        finally:
+            sf.close()
+    summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
+    errors: list[str] = []
+    try:
+        for d in chosen:
+            child = request.model_copy(update={"databases": [d], "run_id": children[d]})
+            _locate(services, request, scopes[d])
+            target_columns = TargetColumns(services)
+            try:
+                meter.set_run(children[d])
+                summary["runs"][d] = _schedule(child, children[d], services, target_columns, scopes[d], {})
+            except BadInputError as e:
+                errors.append(f"database {d!r}: {e}")
+                summary["runs"][d] = {"run_id": children[d], "status": "failed", "error": str(e)}
+            finally:
+                target_columns.close()
+    finally:
+        services.locate(None, None)
+    if len(errors) == len(chosen):
+        raise BadInputError("; ".join(errors))
+    return summary
 
 
 def resolve_tables(
@@ -462,20 +529,49 @@ class Planning:
     done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
 
 
-def _schedule(request: RunRequest, run_id: str, services: Services, target_columns: TargetColumns) -> dict[str, Any]:
+def _not_another_databases(
+    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
+) -> None:
+    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
+    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
+    copy of one would replace the other's rows. ``owners``: the catalog's (``StateStore.target_owners``),
+    by default read here, which reads nothing until a request of several databases has run."""
+    owners = services.state.target_owners() if owners is None else owners
+    for table in names:
+        where = (scope.target_database, scope.target_schema, scope.target_table(table))
+        others = sorted(owners.get(where, set()) - {scope.source_database})
+        if others:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
+                "database_mapping, or rename the target schema (the target secret's) or the old table"
+            )
+
+
+def _schedule(
+    request: RunRequest,
+    run_id: str,
+    services: Services,
+    target_columns: TargetColumns,
+    scope: Scope | None = None,
+    owners: dict[tuple[str, str, str], set[str]] | None = None,
+) -> dict[str, Any]:
     """Plan the tables one after the other and send each group of leased tables' messages as soon as
     it is planned: the workers copy the first tables while the later ones are planned (a database of
     thousands of tables spends seconds in ``information_schema`` before its last table is planned).
     Nothing is written until a table has been planned: a request whose every table fails planning is
     an error that leaves no run behind. A table that fails planning later is recorded failed then;
     the run lists every table from its start, so it cannot finish before they all have. Planning stops
-    inside the invocation's budget and a worker plans the rest (``_plan``, ``continue_planning``)."""
-    conn = services.mysql()
+    inside the invocation's budget and a worker plans the rest (``_plan``, ``continue_planning``).
+    ``scope``: one of several databases' (``_schedule_databases``), its connections located there, and
+    ``owners`` ({}: checked already) the Snowflake tables other databases were copied into."""
+    conn = services.place("source", services.mysql())
     p: Planning | None = None
     try:
-        database = services.mysql_settings().dbname
-        scope = services.scope()  # the run's, recorded with it: its workers and a resume use this one
+        database = scope.source_database if scope is not None else services.mysql_settings().dbname
+        scope = scope or services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
+        _not_another_databases(services, scope, names, owners)
         target_columns.expect(names, scope)
         p = Planning(conn, services, database, request, run_id, names, options, scope, target_columns)
         _plan(p, 0)
@@ -605,12 +701,14 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     scope = Scope.from_item(run.get("scope"))
     if scope is None:
         scope = services.scope()
+    if request.databases is not None:  # a run of one of several databases: its database and schema
+        _locate(services, request, scope)
     target_columns = TargetColumns(services)
-    conn = services.mysql()
+    conn = services.place("source", services.mysql())
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     p = Planning(conn, services, "", request, run_id, names, {}, scope, target_columns, summary, done=start)
     try:
-        p.database = services.mysql_settings().dbname
+        p.database = scope.source_database if request.databases is not None else services.mysql_settings().dbname
         p.options = transforms.with_history_tables(
             {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
             services.settings.history_tables,

@@ -11,11 +11,11 @@ from typing import Any
 from aurora_replication import checksums, typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import diagnose, transforms
+from aurora_replication.pipeline import databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.state import Bounds
+from aurora_replication.state import Bounds, Scope
 from aurora_replication.target import history_sql, sql
 from aurora_replication.target.client import Target
 
@@ -58,15 +58,39 @@ def _differences(
     return found[:limit], ranges
 
 
-def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any]]:
+def validate_databases(
+    services: Services, tables: list[str], requested: list[str], mapping: str
+) -> list[dict[str, Any]]:
+    """``validate_tables`` of each database ``requested`` names (names and patterns), each against where
+    ``mapping`` copies it (docs/run-requests.md#several-databases); its rows name the database."""
+    conn = services.mysql()
+    try:
+        chosen = databases.match_databases(requested, databases.list_databases(conn))
+    finally:
+        conn.close()
+    base = services.scope()
+    report = []
+    try:
+        for database in chosen:
+            scope = databases.scope_for(base, database, mapping)
+            services.locate(database, scope.target_schema if mapping == "schema" else None)
+            for row in validate_tables(services, tables, scope):
+                report.append({**row, "table": f"{database}.{row['table']}"})
+    finally:
+        services.locate(None, None)
+    return report
+
+
+def validate_tables(services: Services, tables: list[str], scope: Scope | None = None) -> list[dict[str, Any]]:
     """Each table's rows, checksums and, where they differ, the rows and columns that differ (named
     by ``pipeline.diagnose``, with both values). JSON columns are compared value by value (the
-    target holds a VARIANT), which reads them from both engines."""
+    target holds a VARIANT), which reads them from both engines. ``scope``: one of several databases'
+    (``validate_databases``), the connections located there."""
     s = services.settings
-    mysql = services.mysql()
-    sf = services.snowflake()
+    mysql = services.place("source", services.mysql())
+    sf = services.place("target", services.snowflake())
     try:
-        database = services.mysql_settings().dbname
+        database = scope.source_database if scope is not None else services.mysql_settings().dbname
         available = source_discover.list_tables(mysql, database)
         names = available if tables == ["*"] else tables
         unknown = [t for t in names if t not in available]
@@ -80,6 +104,8 @@ def validate_tables(services: Services, tables: list[str]) -> list[dict[str, Any
             plan = transforms.apply_options(
                 plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules
             )
+            if scope is not None:
+                plan = plan.model_copy(update={"target_table": scope.target_table(table)})
             stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
             if plan.history or history_sql.is_history_table(tgt.columns(stored)):
                 # history mode: the source against the current versions (``<target>_CURRENT``), not every version

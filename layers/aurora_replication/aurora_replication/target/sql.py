@@ -72,6 +72,21 @@ def load_table_name(plan: TablePlan, run_id: str) -> str:
     return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
 
 
+def create_schema(schema: str) -> str:
+    """The schema of one source database (``database_mapping: schema``), in the session's database."""
+    return f"CREATE SCHEMA IF NOT EXISTS {q(schema)}"
+
+
+def use_schema(schema: str) -> str:
+    """Make ``schema`` of the session's database the session's current one (``Services.locate``)."""
+    return f"USE SCHEMA {q(schema)}"
+
+
+def schema_names() -> str:
+    """The schemas of the session's database (those made beforehand need no CREATE SCHEMA privilege)."""
+    return "SELECT schema_name FROM information_schema.schemata"
+
+
 def create_stage(stage: str) -> str:
     return f"CREATE STAGE IF NOT EXISTS {q(stage.upper())}"
 

@@ -1,0 +1,115 @@
+"""Several source databases of one server in one request (``databases``, ``database_mapping``): which
+databases a request names, where each one's tables go in Snowflake, and the run each one is copied in.
+
+A request naming several databases is one run per database (``child_run_id``), each with the scope its
+database maps to (``scope_for``), so that every piece after planning (chunks, leases, watermarks, the
+finaliser, the catalog, cost and the report) is per source database and table as it is for one database.
+Everything here is checked before anything is written: a database that does not exist, a pattern that
+matches none, two tables that would land on one Snowflake name (docs/run-requests.md#several-databases).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from aurora_replication.errors import BadInputError
+from aurora_replication.identifiers import MAX_IDENTIFIER_LENGTH, target_name
+from aurora_replication.models import RUN_ID_PATTERN
+from aurora_replication.source.read import query
+from aurora_replication.state import Scope
+
+# the server's own schemas: never replicated, never matched by a pattern
+SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})
+# what separates a database's name from a table's in a prefixed target name (``shop_eu__orders``): two
+# underscores, which a name of either side rarely holds, so that ``a_b``.``c`` and ``a``.``b_c`` differ
+PREFIX_SEPARATOR = "__"
+
+
+def is_pattern(name: str) -> bool:
+    return "*" in name or "?" in name
+
+
+def pattern_regex(pattern: str) -> re.Pattern[str]:
+    """``*``: any run of characters (none included); ``?``: one character; everything else itself (exact
+    case, as MySQL on Linux names databases). No other character is special."""
+    parts = ("." if ch == "?" else ".*" if ch == "*" else re.escape(ch) for ch in pattern)
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def list_databases(conn: Any) -> list[str]:
+    """The server's databases the user can see, but its own schemas."""
+    rows = query(conn, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME", [])
+    return [str(r[0]) for r in rows if str(r[0]).lower() not in SYSTEM_DATABASES]
+
+
+def match_databases(requested: list[str], available: list[str]) -> list[str]:
+    """The databases ``requested`` names (names and patterns), in the server's order, each once. A name
+    the server does not have, or a pattern that matches none, refuses the request, naming it."""
+    system = [n for n in requested if n.lower() in SYSTEM_DATABASES]
+    if system:
+        raise BadInputError(f"database(s) {', '.join(repr(n) for n in system)} are the server's own: not replicated")
+    unknown = [n for n in requested if not is_pattern(n) and n not in available]
+    if unknown:
+        raise BadInputError(
+            f"unknown database(s) {', '.join(repr(n) for n in unknown)} on the source server; "
+            f"available: {', '.join(available[:20]) or '(none the user can see)'}"
+        )
+    empty = [p for p in requested if is_pattern(p) and not any(pattern_regex(p).fullmatch(d) for d in available)]
+    if empty:
+        raise BadInputError(
+            f"database pattern(s) {', '.join(repr(p) for p in empty)} match no database on the source server; "
+            f"available: {', '.join(available[:20]) or '(none the user can see)'}"
+        )
+    patterns = [pattern_regex(n) for n in requested if is_pattern(n)]
+    return [d for d in available if d in requested or any(p.fullmatch(d) for p in patterns)]
+
+
+def scope_for(base: Scope, database: str, mapping: str) -> Scope:
+    """Where ``database``'s tables go: ``schema``, the schema named after it (the naming rule of
+    TARGET_IDENTIFIER_CASE) in the target database; ``prefix``, the target secret's schema, each table's
+    name after ``<database>__``."""
+    if mapping == "schema":
+        schema = target_name(database, base.identifier_case)
+        return Scope(database, base.target_database, schema, base.identifier_case, mapping=mapping)
+    if mapping == "prefix":
+        prefix = database + PREFIX_SEPARATOR
+        return Scope(database, base.target_database, base.target_schema, base.identifier_case, prefix, mapping)
+    raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix'")
+
+
+def target_names(scopes: dict[str, Scope], tables: dict[str, list[str]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """Each (database, table) to its Snowflake (schema, table); refused when two land on one, or when a
+    prefixed name is longer than the pipeline's names may be."""
+    seen: dict[tuple[str, str], tuple[str, str]] = {}
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for database, names in tables.items():
+        scope = scopes[database]
+        for table in names:
+            joined = scope.table_prefix + table
+            if len(joined) > MAX_IDENTIFIER_LENGTH:
+                raise BadInputError(
+                    f"table {database}.{table}: its prefixed target name {joined[:30]!r}... is {len(joined)} "
+                    f"characters, more than {MAX_IDENTIFIER_LENGTH}; use database_mapping 'schema'"
+                )
+            where = (scope.target_schema, scope.target_table(table))
+            other = seen.setdefault(where, (database, table))
+            if other != (database, table):
+                raise BadInputError(
+                    f"tables {other[0]}.{other[1]} and {database}.{table} both map to {where[0]}.{where[1]} in "
+                    "Snowflake; name the databases apart, or use TARGET_IDENTIFIER_CASE=preserve"
+                )
+            out[(database, table)] = where
+    return out
+
+
+def child_run_id(run_id: str, database: str) -> str:
+    """The run of ``database`` in a request of several: ``<run id>-<database>`` when the database's name is
+    made of letters, digits, ``_`` and ``-`` and the whole fits 64 characters; else ``<run id>-<8 hex>``
+    (the SHA-1 of the name), the run id cut to fit."""
+    plain = f"{run_id}-{database}"
+    if RUN_ID_PATTERN.match(plain):
+        return plain
+    digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
+    return f"{run_id[: 64 - 9]}-{digest}"
