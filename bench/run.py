@@ -310,7 +310,7 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finalise_attempts(stack: Any, run_id: str, table: str) -> list[dict[str, Any]]:
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     attempts = StateStore(stack.table_name, stack.session.resource("dynamodb")).get_attempts(run_id)
     return [
@@ -537,7 +537,7 @@ class PhaseTimer:
 
 def drive_in_main_thread(stack: Any, request: dict[str, Any], timer: PhaseTimer) -> tuple[str, float]:
     """The scheduler, then one worker polling the queue, all in this thread (cProfile sees only it)."""
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     batch = int(stack.template.resolve(stack.template.sqs_event("WorkerFunction").get("BatchSize", 10)))
     state = StateStore(stack.table_name)
@@ -564,7 +564,7 @@ def drive_in_main_thread(stack: Any, request: dict[str, Any], timer: PhaseTimer)
 def child_profile(spec: dict[str, Any]) -> dict[str, Any]:
     """Runs (a full one, then an incremental one) with one worker driven from the main thread,
     timing each phase; with spec["cprofile"] (a directory) each run is also under cProfile."""
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     timer = PhaseTimer()
     timer.install()

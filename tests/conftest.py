@@ -82,9 +82,9 @@ class Env:
         )
 
     def key(self, table: str) -> Any:
-        """The state key (``state.TableKey``) of ``table`` as this test's stack keeps it: its source
+        """The state key (``ledger.keys.TableKey``) of ``table`` as this test's stack keeps it: its source
         database and target schema."""
-        from aurora_replication.state import Scope
+        from aurora_replication.ledger.keys import Scope
 
         case = os.environ.get("TARGET_IDENTIFIER_CASE", "upper")
         return Scope.of(self.database, "ANALYTICS", self.schema, case).key(table)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from aurora_replication.errors import BadInputError, EndpointError
+from aurora_replication.ledger.status import is_terminal
 from aurora_replication_dev.local.home_lock import HomeInUseError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
@@ -56,7 +57,7 @@ class Progress:
         total = sum(int(t.get("chunk_count", 0)) for t in states)
         done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
         rows = sum(int(t.get("rows_copied", 0)) for t in states)
-        finished = sum(1 for t in states if t.get("status") in ("published", "failed", "declined", "superseded"))
+        finished = sum(1 for t in states if is_terminal(t.get("status")))
         width = 30
         filled = int(width * done / total) if total else width
         bar = f"[{'#' * filled}{'.' * (width - filled)}]"
@@ -266,8 +267,8 @@ def _report_path(path: Path, database: str) -> Path:
 
 
 def _write_report(table_name: str, run_id: str, path: Path) -> None:
+    from aurora_replication.ledger.store import StateStore
     from aurora_replication.ops import report
-    from aurora_replication.state import StateStore
 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(report.build(StateStore(table_name), run_id), encoding="utf-8")
@@ -318,8 +319,8 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from aurora_replication.config import load_settings
     from aurora_replication.cost import ledger as cost_ledger
     from aurora_replication.cost import reconcile as cost_reconcile
+    from aurora_replication.ledger.store import StateStore
     from aurora_replication.services import Services
-    from aurora_replication.state import StateStore
 
     def show(state: StateStore, services: Any) -> None:
         if args.reconcile:
@@ -546,9 +547,9 @@ def _start_local_rotation(event: dict[str, Any]) -> dict[str, Any]:
 def _seed_ledger_for(event: dict[str, Any]) -> None:
     """A sample worker event names a run the local ledger has never seen: record it as the scheduler would."""
     from aurora_replication.config import load_settings
+    from aurora_replication.ledger.store import StateStore
     from aurora_replication.models import ChunkMessage
     from aurora_replication.pipeline.worker import parse_message
-    from aurora_replication.state import StateStore
 
     state = StateStore(load_settings().state_table)
     for record in event.get("Records", []):

@@ -33,9 +33,9 @@ def _change(env, round_: int = 0) -> None:
 
 
 def _position(env) -> str:
-    from aurora_replication.cdc_state import CdcState
     from aurora_replication.config import load_settings
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.cdc import CdcState
+    from aurora_replication.ledger.store import StateStore
 
     return str(CdcState(StateStore(load_settings().state_table)).get(env.key("acct"))["position_key"])
 

@@ -191,7 +191,7 @@ def test_two_commands_on_one_home_wait_or_refuse_and_no_ledger_is_lost(env, tmp_
 def test_ctrl_c_while_the_scheduler_plans_waits_for_the_run_to_be_recorded(env):
     import pytest
 
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     env.sql("CREATE TABLE sp (id INT PRIMARY KEY, v INT)", "INSERT INTO sp SELECT seq, seq FROM seq_1_to_50")
     stack = env.start_stack()

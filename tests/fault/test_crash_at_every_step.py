@@ -136,7 +136,7 @@ def test_small_chunks_finalised_in_the_last_chunks_invocation_survive_a_kill_at_
     # stack's worker deadline is the visibility timeout's sixth (under a second here), so its publish may
     # outlast the invocation's wait: then that finalise answered "polling" and the publish statement ended
     # in a finalise message of its own (pipeline/finalise.py), which published
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     attempts = StateStore(stack.table_name, stack.session.resource("dynamodb")).get_attempts(outcome.run_id)
     published = [a for a in attempts if a["chunk"] == "final" and a["status"] == "published"]

@@ -22,7 +22,7 @@ def _seed(env) -> None:
 
 
 def _store(stack):
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     return StateStore(stack.table_name, stack.session.resource("dynamodb"))
 

@@ -10,12 +10,12 @@ import signal
 
 import pytest
 
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.pipeline import extract_parts
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import connect as source_connect
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.state import StateStore
 from compare import assert_same
 from writer import Writer
 

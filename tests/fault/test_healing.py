@@ -8,7 +8,7 @@ from collections import Counter
 
 import boto3
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev.local.stack import LocalStack
 from compare import assert_same
 

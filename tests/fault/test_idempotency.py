@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from compare import assert_same
 
 ROWS = 120

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from compare import assert_same
 from writer import Writer
 

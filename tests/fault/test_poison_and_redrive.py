@@ -122,7 +122,7 @@ def test_replicate_validate_reports_equal_and_diverged_tables(env, capsys):
 
 
 def test_a_dead_lettered_chunk_fails_its_table_in_the_ledger_until_redrive(env):
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     env.sql("CREATE TABLE d (id INT PRIMARY KEY)", "INSERT INTO d SELECT seq FROM seq_1_to_30")
     stack = env.start_stack({"IDEMPOTENCY_ENABLED": "false", "REDELIVERY_BASE_SECONDS": "0"})

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import time
 
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.pipeline import scheduler
-from aurora_replication.state import StateStore
 
 TABLES = [f"b{i:02d}" for i in range(12)]
 

@@ -78,7 +78,7 @@ def _item(stack: Any, env: Any, sk: str) -> dict[str, Any]:
 
 
 def _ledger(stack: Any) -> Any:
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     return StateStore(stack.table_name, stack.session.resource("dynamodb"))
 

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev import cli
 from compare import assert_same
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import time
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from compare import assert_same
 
 SMALL = [f"s{i:02d}" for i in range(30)]

@@ -11,7 +11,7 @@ from aurora_replication.config import Settings
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.cost import meter
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 
 PRICES = cost.Prices.from_settings(
     Settings.model_validate(

@@ -87,7 +87,8 @@ def test_a_failed_run_keeps_the_freshness_of_the_last_validated_one(env):
     stack = env.start_stack()
     assert stack.run({"tables": "f", "mode": "full"}, workers=1).ok
     first = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["f"]
-    from aurora_replication.state import Held, StateStore
+    from aurora_replication.ledger.keys import Held
+    from aurora_replication.ledger.store import StateStore
 
     state = StateStore(stack.table_name)
     later = Held(env.key("f"), "later-run", Decimal(int(time.time()) + 1), until=0, seconds=0)

@@ -136,9 +136,9 @@ def test_incremental_history_over_three_runs(env):
 
 
 def test_a_broken_history_fails_the_table_loudly_and_keeps_its_position(env):
-    from aurora_replication.cdc_state import CdcState
     from aurora_replication.config import load_settings
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.cdc import CdcState
+    from aurora_replication.ledger.store import StateStore
 
     env.sql("CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))", "INSERT INTO items VALUES (1, 'one')")
     stack = env.start_stack()

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aurora_replication import state as state_module
+from aurora_replication.ledger import keys as state_keys
 from aurora_replication_dev.local.stack import LocalContext
 from compare import assert_same
 
@@ -30,7 +30,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(state_module, "_now", c)
+    monkeypatch.setattr(state_keys, "now", c)
     return c
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import boto3
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev.local.stack import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.ops import report
-from aurora_replication.state import Scope, StateStore
 from aurora_replication_dev import cli
 from compare import assert_same
 

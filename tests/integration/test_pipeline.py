@@ -332,9 +332,9 @@ def test_a_chunk_is_scanned_once_for_its_rows_and_its_checksum(
     sums equal MySQL's own checksum of the table and validate against Snowflake. The per-value path
     still takes the checksum in a second query of the same snapshot."""
     from aurora_replication import checksums
+    from aurora_replication.ledger.store import StateStore
     from aurora_replication.source import discover as source_discover
     from aurora_replication.source import read as source_read
-    from aurora_replication.state import StateStore
 
     seed(env)
     original = source_read.chunk_checksum
@@ -363,7 +363,7 @@ def test_a_small_table_reads_its_ledger_item_twice(env, monkeypatch):
     chunk only), whose status the chunk takes, and the finaliser's own, fresh when it starts (a
     duplicate finaliser must see a table another one published). Each read is a request in the
     critical path of a run of many small tables."""
-    from aurora_replication.state import StateStore
+    from aurora_replication.ledger.store import StateStore
 
     env.sql(
         "CREATE TABLE s1 (id INT PRIMARY KEY, v VARCHAR(5))",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from browser import Browser, available
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev import cli
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from aurora_replication import state as state_module
+from aurora_replication.ledger import keys as state_keys
 
 DAY = 86400
 # the items one table keeps for good: one of each, however many runs
@@ -25,7 +25,7 @@ def test_run_items_carry_the_ttl_attribute_and_state_items_do_not(env) -> None:
     )
     stack = env.start_stack({"RUN_RETENTION_DAYS": "7"})
     ttl = stack.dynamodb.describe_time_to_live(TableName=stack.table_name)["TimeToLiveDescription"]
-    assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == state_module.EXPIRATION
+    assert ttl["TimeToLiveStatus"] == "ENABLED" and ttl["AttributeName"] == state_keys.EXPIRATION
     before = int(time.time())
     first = stack.run({"tables": "w", "mode": "full", "chunk_rows": 10}, workers=2)
     env.sql("UPDATE w SET v = 'changed', updated_at = '2025-01-01' WHERE id <= 5")
@@ -41,11 +41,11 @@ def test_run_items_carry_the_ttl_attribute_and_state_items_do_not(env) -> None:
         if pk.startswith("RUN#"):
             kind = sk.split("#")[0]
             kinds[kind] = kinds.get(kind, 0) + 1
-            assert state_module.EXPIRATION in item, f"{pk}/{sk} never expires"
-            expires = int(item[state_module.EXPIRATION]["N"])
+            assert state_keys.EXPIRATION in item, f"{pk}/{sk} never expires"
+            expires = int(item[state_keys.EXPIRATION]["N"])
             assert before + 7 * DAY <= expires <= after + 7 * DAY, (pk, sk, expires - before)
         else:
-            assert state_module.EXPIRATION not in item, f"{pk}/{sk} would expire but a later run needs it"
+            assert state_keys.EXPIRATION not in item, f"{pk}/{sk} would expire but a later run needs it"
             assert pk == "CATALOG" or sk in PERSISTENT, (pk, sk)
     # every kind of a run's item was seen (and so checked), for both runs
     assert {"RUN", "TABLE", "CHUNK", "BOUNDS", "ATTEMPT", "COST"} <= set(kinds), kinds

@@ -24,7 +24,8 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from aurora_replication.state import NAMES_PAGE, Scope, StateStore
+from aurora_replication.ledger.keys import NAMES_PAGE, Scope
+from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev.local import moto_server
 
 RUN = "20261206T120000Z-a1b2c3"

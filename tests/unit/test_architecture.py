@@ -30,8 +30,7 @@ LAYERS: dict[str, int] = {
     "retry": 3,
     "source": 4,
     "target": 4,
-    "state": 4,
-    "cdc_state": 4,
+    "ledger": 4,
     "cost.ledger": 4,
     "services": 5,
     "pipeline": 6,
@@ -42,7 +41,7 @@ LAYERS: dict[str, int] = {
     "rotation": 7,
 }
 # sibling boxes that must not know each other
-SEPARATE = [("source", "target"), ("source", "state"), ("target", "state"), ("ops", "rotation")]
+SEPARATE = [("source", "target"), ("source", "ledger"), ("target", "ledger"), ("ops", "rotation")]
 
 
 def module_name(path: Path) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Scope
 from aurora_replication.models import RUN_ID_PATTERN, parse_run_request
 from aurora_replication.pipeline import databases
-from aurora_replication.state import Scope
 
 SERVER = ["billing", "shop", "tenant_1", "tenant_10", "tenant_2", "tenant_x.y", "tenants"]
 BASE = Scope.of("shop", "analytics", "public", "upper")

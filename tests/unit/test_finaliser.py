@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import ChunkMessage, Column, TablePlan
 from aurora_replication.pipeline import finalise, modes
-from aurora_replication.state import StateStore
 
 
 def _chunk(rows: int, checksum: str, at: float = 100.0, **extra: object) -> dict[str, object]:

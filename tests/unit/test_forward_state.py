@@ -12,9 +12,10 @@ import pytest
 from moto import mock_aws
 from state_table import STATE_TABLE
 
-from aurora_replication import state as state_module
-from aurora_replication.cdc_state import CdcState
-from aurora_replication.state import Scope, StateStore
+from aurora_replication.ledger import keys as state_keys
+from aurora_replication.ledger.cdc import CdcState
+from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.store import StateStore
 
 KEY = Scope.of("shop", "analytics", "public", "upper").key("orders")
 LEASE = 900
@@ -32,7 +33,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     c = Clock()
-    monkeypatch.setattr(state_module, "_now", c)
+    monkeypatch.setattr(state_keys, "now", c)
     return c
 
 

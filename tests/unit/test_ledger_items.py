@@ -17,8 +17,9 @@ import pytest
 from moto import mock_aws
 from state_table import STATE_TABLE
 
+from aurora_replication.ledger.keys import Held, Scope
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import TablePlan
-from aurora_replication.state import Held, Scope, StateStore
 
 RUN = "20261205T000000Z-abcdef"
 KEY = Scope.of("shop", "analytics", "public", "upper").key("orders")

@@ -12,7 +12,7 @@ import random
 import pytest
 from fake_dynamodb import ITEM_LIMIT, FakeResource, item_size
 
-from aurora_replication.state import StateStore
+from aurora_replication.ledger.store import StateStore
 
 CHUNKS = 20_000
 RUN = "20261201T000000Z-abcdef"

@@ -11,10 +11,10 @@ import pytest
 from fake_dynamodb import ITEM_LIMIT, FakeResource, item_size
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import ChunkMessage, ChunkRef, Column, TablePlan
 from aurora_replication.pipeline import worker
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
-from aurora_replication.state import StateStore
 
 RUN = "20261201T000000Z-wide01"
 CHUNKS = 3_000

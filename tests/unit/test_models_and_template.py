@@ -8,10 +8,10 @@ import pytest
 
 from aurora_replication.config import settings_from
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import EXPIRATION
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline.scheduler import parse_request
 from aurora_replication.pipeline.worker import parse_message
-from aurora_replication.state import EXPIRATION
 from aurora_replication_dev.local.template import Template
 
 ROOT = Path(__file__).resolve().parents[2]

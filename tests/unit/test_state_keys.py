@@ -1,11 +1,11 @@
-"""A table's state key (``state.TableKey``): the source database and table and the target database,
+"""A table's state key (``ledger.keys.TableKey``): the source database and table and the target database,
 schema and table, each part written so that no two different tables share a key."""
 
 from __future__ import annotations
 
 import pytest
 
-from aurora_replication.state import Scope, TableKey
+from aurora_replication.ledger.keys import Scope, TableKey
 
 SHOP = Scope.of("shop", "analytics", "public", "upper")
 

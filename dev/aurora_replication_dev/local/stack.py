@@ -27,12 +27,12 @@ import boto3
 
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.status import is_terminal
 from aurora_replication_dev.local import containers, home_lock, interrupts
 from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
 from aurora_replication_dev.local.services import free_port
 from aurora_replication_dev.local.template import Template
 
-TERMINAL = {"published", "failed", "declined", "superseded"}
 PROGRESS_SECONDS = 1.0  # how often run() passes the whole run to its progress callback
 CONTAINER_STARTS = 3  # a process container that keeps exiting by itself is started this often, then given up
 VISIBILITY_PER_TIMEOUT = 6  # the chunk queue's visibility timeout over the worker's (template.yaml; AWS's advice)
@@ -900,7 +900,7 @@ class LocalStack:
         """Poll the queue with worker containers (threads, or ``processes``) until every table of the
         run is finished, or nothing is left. ``running``: containers already polling (``run``), with
         the event that stops them."""
-        from aurora_replication.state import StateStore
+        from aurora_replication.ledger.store import StateStore
 
         started = started or time.monotonic()
         state = StateStore(self.table_name, self.session.resource("dynamodb"))
@@ -935,7 +935,7 @@ class LocalStack:
                     statuses = state.table_statuses(run_id)
                     if (
                         statuses
-                        and all(status in TERMINAL for status in statuses.values())
+                        and all(is_terminal(status) for status in statuses.values())
                         # every table planned (a worker may plan the rest)
                         and len(statuses) >= state.counted(run_id)[1]
                     ):

@@ -14,9 +14,10 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aurora_replication import retry, secrets
 from aurora_replication.config import Settings
 from aurora_replication.cost import meter
+from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
-from aurora_replication.state import Scope, StateStore
 from aurora_replication.target import client as target
 from aurora_replication.target import sql as target_sql
 
@@ -180,7 +181,7 @@ class Services:
 
     def scope(self) -> Scope:
         """Where this stack's tables come from and go to, from the two secrets and the naming rule: what
-        every table-level state key holds (``state.TableKey``). A run records the scope it is planned in."""
+        every table-level state key holds (``ledger.keys.TableKey``). A run records the scope it is planned in."""
         target = self.snowflake_settings()
         return Scope.of(self.mysql_settings().dbname, target.database, target.schema, self.settings.identifier_case)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aurora_replication.cdc_state import STOPPED, STREAMING, CdcState
+from aurora_replication.ledger.cdc import STOPPED, STREAMING, CdcState
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
 from aurora_replication.source.binlog import Position

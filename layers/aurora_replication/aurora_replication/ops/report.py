@@ -17,7 +17,8 @@ from typing import Any
 
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
-from aurora_replication.state import Scope, StateStore
+from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.store import StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
 COLOURS = {

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication.config import Settings
+from aurora_replication.ledger.keys import Bounds
 from aurora_replication.models import TablePlan
 from aurora_replication.source import bounds as source_bounds
-from aurora_replication.state import Bounds
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ A cdc run request (``"mode": "cdc"``) does, per table:
 Then one bounded window of the binlog is read for every streaming table (``source.binlog``), from
 the earliest stored position to the server's end. Each table's changes of the window (the latest
 change per key) are written as batch files with deterministic names (table, window start and end,
-batch number), PUT to the Snowflake stage, recorded in the run ledger (``cdc_state.define_window``,
+batch number), PUT to the Snowflake stage, recorded in the run ledger (``ledger.cdc.define_window``,
 the commit point of the window's definition) and sent through the chunk queue, one message per
 batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
 
@@ -34,9 +34,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from aurora_replication import typemap
-from aurora_replication.cdc_state import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcState
+from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
 from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
@@ -48,7 +49,6 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.state import Scope, TableKey
 from aurora_replication.target import evolution, history_sql
 from aurora_replication.target.client import Target
 from aurora_replication.typemap import UnsupportedTypeError

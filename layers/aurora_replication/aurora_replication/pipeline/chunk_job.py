@@ -29,6 +29,8 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import CHUNK_FIELDS, TableKey, run_order
+from aurora_replication.ledger.status import is_final
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline import extract, extract_parts, modes, staging, timeline
 from aurora_replication.pipeline import finalise as finaliser
@@ -37,7 +39,6 @@ from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import read as source_read
-from aurora_replication.state import CHUNK_FIELDS, FINAL, TableKey, run_order
 from aurora_replication.target.client import Target
 from aurora_replication.target.sql import load_table_name
 
@@ -132,7 +133,7 @@ def _live_table(msg: ChunkMessage, services: Services, table_state: dict[str, An
         table_state = services.state.get_table(msg.run_id, table)
     if not table_state:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
-    if table_state.get("status") in FINAL:
+    if is_final(table_state.get("status")):
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": table})
         # the finaliser in this chunk's invocation may have died after the status: count the table
         services.state.finish_run_if_complete(msg.run_id, table)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from aurora_replication.ledger.keys import Bounds
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.pipeline import modes
-from aurora_replication.state import Bounds
 
 
 def chunk_messages(

@@ -34,12 +34,13 @@ from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication import checksums
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Bounds, TableKey, run_order
+from aurora_replication.ledger.status import SUPERSEDED, is_final
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.pipeline import diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
-from aurora_replication.state import FINAL, SUPERSEDED, Bounds, TableKey, run_order
 from aurora_replication.target import long_statements
 from aurora_replication.target.client import Target
 from aurora_replication.target.long_statements import LongStatements, Pending, StatementInterrupted, StatementTimedOut
@@ -204,7 +205,7 @@ def finalise(
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     key = TableKey.of_run_table(state, plan.table)  # the scope the run was planned in
-    if state.get("status") in FINAL:
+    if is_final(state.get("status")):
         # a finaliser that died after the status did not count the table, nor mark the run
         _finish_repeat(msg, services, key, state)
         return {"status": state["status"], "repeat": True}
@@ -482,7 +483,7 @@ def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception
     validated, since the other one drops it) and reports the table's status as a repeat."""
     state = services.state.get_table(msg.run_id, msg.plan.table)
     status = state.get("status") if state else None
-    if status not in FINAL:
+    if not is_final(status):
         return None
     logger.info(
         f"another finaliser {status} the table while this one committed ({type(error).__name__}: {error}); "

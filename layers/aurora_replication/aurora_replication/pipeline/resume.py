@@ -24,11 +24,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import TableKey, run_order
+from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
 from aurora_replication.pipeline import cdc_reader
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
-from aurora_replication.state import StateStore, TableKey, run_order
 
 logger = Logger(child=True)
 

@@ -14,10 +14,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from aurora_replication.cdc_state import CdcState
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
+from aurora_replication.ledger.cdc import CdcState
+from aurora_replication.ledger.items import table_count
+from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import (
     ChunkRef,
     RunRequest,
@@ -34,7 +36,6 @@ from aurora_replication.services import Services
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.state import Scope, TableKey, table_count
 from aurora_replication.target import client as target
 from aurora_replication.target import evolution, history_sql
 from aurora_replication.target import sql as target_sql

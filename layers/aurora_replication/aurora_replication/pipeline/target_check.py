@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from aurora_replication.state import Scope
+from aurora_replication.ledger.keys import Scope
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from typing import Any
 
 from aurora_replication import checksums, typemap
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Bounds, Scope
 from aurora_replication.models import TablePlan
 from aurora_replication.pipeline import databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.state import Bounds, Scope
 from aurora_replication.target import history_sql, sql
 from aurora_replication.target.client import Target
 

@@ -18,11 +18,11 @@ from aws_lambda_powertools import Logger, Tracer
 from pydantic import ValidationError
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Bounds
 from aurora_replication.models import ChunkMessage, ChunkRef, describe_validation_error, parse_chunk_message
 from aurora_replication.pipeline import chunk_job, modes, scheduler, timeline
 from aurora_replication.pipeline import finalise as finaliser
 from aurora_replication.services import Services
-from aurora_replication.state import Bounds
 
 logger = Logger(child=True)
 tracer = Tracer()

@@ -26,14 +26,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import snowflake_ident as q
+from aurora_replication.ledger.cdc import CdcState
+from aurora_replication.ledger.keys import TableKey, run_order
+from aurora_replication.ledger.status import is_final
 from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
-from aurora_replication.state import FINAL, TableKey, run_order
 from aurora_replication.target import cdc_sql
 from aurora_replication.target.client import HistoryBroken, Target
 from aurora_replication.target.sql import CHUNK_COLUMN
@@ -88,7 +89,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, batch, s = msg.plan, msg.batch, services.settings
     assert batch is not None
     t = _table_state(msg, services)
-    if t.get("status") in FINAL:
+    if is_final(t.get("status")):
         return {"rows": 0, "skipped": True}
     if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
@@ -231,7 +232,7 @@ def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
-    if t.get("status") in FINAL:
+    if is_final(t.get("status")):
         return {"status": t["status"], "repeat": True}
     count = int(t.get("chunk_count", 0))
     applied = services.state.get_chunks(msg.run_id, plan.table)

@@ -1,7 +1,7 @@
-"""Change data capture's state, in the same DynamoDB table as the run ledger (``state.StateStore``).
+"""Change data capture's state, in the same DynamoDB table as the run ledger (``ledger.store.StateStore``).
 
 Items:
-  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``state.TableKey``, source and target):
+  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``ledger.keys.TableKey``, source and target):
                       ``status`` snapshot (position recorded, initial copy under way in ``snapshot_run``),
                       streaming (windows of changes are applied from ``position``), or stopped
                       (``reason`` says why; a re-snapshot is the fix);
@@ -14,7 +14,7 @@ Items:
 The position only moves forward, and only from the window start a run read from (a conditional
 update on ``position_key``), so two finalisers of one window, or a stale one, cannot skip or rewind it;
 and only by the run that holds the table's lease: recording a position (``start_snapshot``) and moving
-it (``advance``) take a ``state.Held``, the proof of a lease renewed by the run just before.
+it (``advance``) take a ``ledger.keys.Held``, the proof of a lease renewed by the run just before.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from aurora_replication.state import Held, Scope, StateStore, TableKey, _plain, _set_fields, if_condition_holds
+from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
+from aurora_replication.ledger.keys import Held, Scope, TableKey
+from aurora_replication.ledger.store import StateStore
 
 SNAPSHOT = "snapshot"
 STREAMING = "streaming"
@@ -50,7 +52,7 @@ class CdcState:
         item = self.table.get_item(Key=key.item("CDC"), ConsistentRead=True).get("Item")
         if not item:
             return None
-        out: dict[str, Any] = _plain(item)
+        out: dict[str, Any] = plain(item)
         if isinstance(out.get("schema_columns"), str):
             out["schema_columns"] = json.loads(out["schema_columns"])
         return out
@@ -167,7 +169,7 @@ class CdcState:
         names = {"#to": "cdc_to"}
         values: dict[str, Any] = {}
         sets: list[str] = []
-        _set_fields(fields, names, values, sets)
+        set_fields(fields, names, values, sets)
         return (
             if_condition_holds(
                 self.table.update_item,
