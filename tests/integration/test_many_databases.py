@@ -189,6 +189,11 @@ def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
     _refused(stack, {**base, "databases": [names["t1"], "no_such_db"]}, r"unknown database\(s\) 'no_such_db'")
     _refused(stack, {**base, "databases": ["mysql"]}, r"the server's own")
     _refused(stack, {**base, "tables": "only_here", "databases": [f"{env.database}_t*"]}, r"unknown table\(s\)")
+    _refused(
+        stack,
+        {**base, "databases": [f"{env.database}_t*"], "table_options": {"only_here": {"history": False}}},
+        rf"table_options name unknown table\(s\) 'only_here' in database '{names['t2']}'",
+    )
     _refused(stack, {**base, "database_mapping": "merge", "databases": [names["t1"]]}, r"'merge'.*not supported")
     _refused(stack, {**base, "mode": "cdc", "databases": [names["t1"]]}, r"not supported with mode 'cdc'")
     _refused(stack, {"tables": "items", "databases": [names["t1"]]}, r"databases needs database_mapping")

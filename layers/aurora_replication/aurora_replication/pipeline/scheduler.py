@@ -496,7 +496,9 @@ def resolve_tables(
     )
     strangers = [t for t in options if t not in available]
     if strangers:
-        raise BadInputError(f"table_options name unknown table(s): {', '.join(repr(t) for t in strangers)}")
+        raise BadInputError(
+            f"table_options name unknown table(s) {', '.join(repr(t) for t in strangers)} in database {database!r}"
+        )
     return names, options
 
 
