@@ -1,7 +1,7 @@
 """Change data capture's state, in the same DynamoDB table as the run ledger (``ledger.store.StateStore``).
 
 Items:
-  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``ledger.keys.TableKey``, source and target):
+  TABLE#<key> / CDC   the table's binlog position and phase (``<key>``: its ``keys.TableKey``, source and target):
                       ``status`` snapshot (position recorded, initial copy under way in ``snapshot_run``),
                       streaming (windows of changes are applied from ``position``), or stopped
                       (``reason`` says why; a re-snapshot is the fix);
