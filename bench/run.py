@@ -76,6 +76,11 @@ TARGET_FINALISER_GROWTH = 3.0
 # issue 28: MariaDB's CPU per row copied against the dump's, and the worker's CPU per million rows
 TARGET_SOURCE_CPU_RATIO = 1.5
 TARGET_WORKER_CPU_SECONDS = 2.5
+# issue 29: cdc at the source's pace. A burst of changes written by a few bulk statements (as a batch job or a
+# busy hour writes them), then one cdc run: its time against the statements' time, and changes a second
+CDC_BURST_STATEMENTS = 4
+TARGET_CDC_CATCH_UP_RATIO = 1.0
+TARGET_CDC_CHANGES_PER_SECOND = 20_000.0
 
 DDL = f"""CREATE TABLE `{TABLE}` (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -209,6 +214,8 @@ def child(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text())
     if spec.get("kind") == "profile":
         result = child_profile(spec)
+    elif spec.get("kind") == "cdc_reader":
+        result = child_cdc_reader(spec)
     else:
         result = child_stack(spec)
     Path(spec["out"]).write_text(json.dumps(jsonable(result)))
@@ -259,7 +266,9 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
     steps = []
     try:
         for step in spec["steps"]:
+            written = time.perf_counter()
             changed = _execute_source(spec["source"], step.get("before_sql", []))
+            write_seconds = time.perf_counter() - written
             cpu_before = cpu_seconds()
             server = spec.get("mariadb_pid")
             server_before = _process_cpu(server) if server else 0.0
@@ -282,6 +291,8 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                 {
                     "name": step["name"],
                     "changed_rows": changed,
+                    # the statements that wrote the step's changes (autocommit: each its own transaction)
+                    "write_seconds": write_seconds,
                     "seconds": seconds,
                     # CPU of the process running the stack (handlers, moto, boto3): on a shared machine
                     # it says more than the wall time about what the run itself costs
@@ -1239,10 +1250,18 @@ def stack_spec(
 CDC_CHANGES = (1_000, 100_000)
 
 
-def change_n_sql(rows: int, n: int) -> str:
-    """``n`` rows updated (their watermark moves too, so both modes see them)."""
+def change_n_sql(rows: int, n: int, statements: int = 1) -> list[str]:
+    """``n`` rows updated by ``statements`` bulk statements over consecutive id ranges (their watermark moves
+    too, so both modes see them)."""
     every = max(rows // n, 1)
-    return f"UPDATE `{TABLE}` SET updated_at = NOW(6), total = total + 1 WHERE id % {every} = 0 LIMIT {n}"
+    span = -(-rows // statements)
+    each = -(-n // statements)
+    return [
+        f"UPDATE `{TABLE}` SET updated_at = NOW(6), total = total + 1 "
+        f"WHERE id > {i * span} AND id <= {(i + 1) * span} AND id % {every} = 0 LIMIT {min(each, n - i * each)}"
+        for i in range(statements)
+        if n - i * each > 0
+    ]
 
 
 def change_rows_sql(rows: int) -> str:
@@ -1284,6 +1303,12 @@ def main(argv: list[str] | None = None) -> int:
         help="only measure planning (chunk bounds) at 1M and 10M rows: MariaDB only, no emulator, no copy",
     )
     p.add_argument("--no-cdc", action="store_true", help="skip the cdc against incremental runs")
+    p.add_argument(
+        "--cdc-only",
+        action="store_true",
+        help="only change data capture: the cdc and incremental runs after a burst, and the reader alone "
+        "(with --profile, once more under cProfile)",
+    )
     p.add_argument(
         "--no-planning",
         action="store_true",
@@ -1337,6 +1362,8 @@ def main(argv: list[str] | None = None) -> int:
         return small_only(args.out, args.keep_servers, args.small_tables or SMALL_TABLES, args.small_processes)
     if args.finaliser_only:
         return finaliser_only(args.out, args.keep_servers, rows)
+    if args.cdc_only:
+        return cdc_only(args.out, args.keep_servers, rows, args.profile)
     started_all = time.perf_counter()
     log("starting MariaDB and the Snowflake emulator under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
@@ -1422,7 +1449,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.no_cdc:
             results["cdc"] = {"available": False, "reason": "skipped (--no-cdc)"}
         else:
-            results["cdc"] = measure_cdc(db, sf, rows)
+            results["cdc"] = measure_cdc(db, sf, rows, str(Path(args.out).resolve().parent) if args.profile else None)
 
         if args.no_peer:
             results["peer"] = {"available": False, "reason": "skipped (--no-peer)"}
@@ -1511,7 +1538,182 @@ def main(argv: list[str] | None = None) -> int:
     )
 
 
-def measure_cdc(db: Any, sf: Any, rows: int) -> dict[str, Any]:
+# where the reader's time goes, by the module a function lives in (cProfile's own time of each function)
+READER_PARTS = (
+    ("decoding (mysql-replication, our temporal and text hooks)", ("pymysqlreplication/", "source/binlog_decode.py")),
+    ("value conversion (MySQL's text of each value)", ("source/binlog_values.py",)),
+    ("the window (per-key reduction, positions, events)", ("source/binlog.py",)),
+    ("the wire (pymysql packets, sockets)", ("pymysql/", "socket", "ssl")),
+)
+
+
+def child_cdc_reader(spec: dict[str, Any]) -> dict[str, Any]:
+    """The cdc reader alone (``binlog.read_window``), no stack: a burst of changes written by a few bulk
+    statements, then the window that holds them read as a cdc run reads it; with ``cprofile``, under the
+    profiler, its own time summed by part."""
+    import cProfile
+
+    import pymysql
+
+    from aurora_replication.local.stack import parse_source_url
+    from aurora_replication.secrets import MySQLSettings
+    from aurora_replication.source import binlog
+
+    s = parse_source_url(spec["source"])
+    settings = MySQLSettings(s["host"], s["port"], s["username"], s["password"], s["dbname"], False)
+    conn = pymysql.connect(
+        host=s["host"],
+        port=s["port"],
+        user=s["username"],
+        password=s["password"],
+        database=s["dbname"],
+        autocommit=True,
+    )
+    try:
+        facts = binlog.column_facts(conn, s["dbname"], TABLE)
+        start = binlog.current_position(conn)
+        written = time.perf_counter()
+        with conn.cursor() as cur:
+            for statement in spec["statements"]:
+                cur.execute(statement)
+        write_seconds = time.perf_counter() - written
+        stop = binlog.current_position(conn)
+    finally:
+        conn.close()
+    table_spec = binlog.TableSpec(start=start, columns=list(facts.values()), key=["id"])
+    profiler = cProfile.Profile() if spec.get("cprofile") else None
+    cpu_before = cpu_seconds()
+    started = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    window = binlog.read_window(settings, {TABLE: table_spec}, stop, 4236099, 3600, 1 << 40)
+    if profiler is not None:
+        profiler.disable()
+    seconds = time.perf_counter() - started
+    out: dict[str, Any] = {
+        "changes": len(window.changes[TABLE]),
+        "write_seconds": write_seconds,
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds() - cpu_before,
+        "reached_end": window.reached_end,
+        "bytes": window.bytes,
+    }
+    if profiler is not None:
+        pstats_file = str(Path(spec["cprofile"]) / "cdc-reader.pstats")
+        profiler.dump_stats(pstats_file)
+        out["pstats"] = pstats_file
+        out["parts"] = reader_parts(pstats_file)
+        out["top_tottime"] = top_functions(pstats_file, 15)
+    return out
+
+
+def reader_parts(pstats_file: str) -> dict[str, float]:
+    """The profiled reader's own time summed by ``READER_PARTS`` (the rest: "other")."""
+    import pstats
+
+    stats = pstats.Stats(pstats_file).stats  # type: ignore[attr-defined]
+    parts = {name: 0.0 for name, _ in READER_PARTS}
+    parts["other (builtins, the interpreter)"] = 0.0
+    for (filename, _line, name), (_cc, _nc, tt, _ct, _callers) in stats.items():
+        where = f"{filename} {name}"
+        for part, markers in READER_PARTS:
+            if any(m in where for m in markers):
+                parts[part] += tt
+                break
+        else:
+            parts["other (builtins, the interpreter)"] += tt
+    return parts
+
+
+def measure_cdc_reader(db: Any, rows: int, profile_dir: str | None) -> dict[str, Any]:
+    """The reader alone on a burst as large as the cdc bench's largest (and once more under cProfile)."""
+    n = max(n for n in CDC_CHANGES if n <= rows)
+    spec = {"kind": "cdc_reader", "source": db.url(), "statements": change_n_sql(rows, n, CDC_BURST_STATEMENTS)}
+    log(f"the cdc reader alone: {n:,} changes from {CDC_BURST_STATEMENTS} statements...")
+    out = run_child(spec, "cdc reader")
+    if profile_dir:
+        log("the cdc reader alone, under cProfile...")
+        Path(profile_dir).mkdir(parents=True, exist_ok=True)
+        out["profile"] = run_child({**spec, "cprofile": profile_dir}, "cdc reader profile")
+    return out
+
+
+def report_cdc(cdc: dict[str, Any]) -> None:
+    if not cdc.get("available"):
+        return
+    print("\nchange data capture: a burst of changes written by a few bulk statements, then one cdc run (2 workers)")
+    print(
+        f"{'changes':>9} {'statements s':>12} {'cdc run s':>10} {'table s':>8} {'changes/s':>10} {'x write':>8}  note"
+    )
+    for n in cdc["changes"]:
+        step = cdc["cdc"][str(n)]
+        ratio = step["seconds"] / step["write_seconds"] if step.get("write_seconds") else None
+        note = ("ok" if step["ok"] else "FAILED") + f"; {step['rows']:,} rows applied"
+        print(
+            f"{n:>9,} {fmt(step.get('write_seconds'), '12.2f')} {step['seconds']:>10.2f} {step['table_seconds']:>8.2f} "
+            f"{fmt(rate(n, step['seconds']), '10,.0f')} {fmt(ratio, '8.1f')}  {note}"
+        )
+    reader = cdc.get("reader")
+    if reader:
+        print(
+            f"the reader alone (binlog.read_window, no stack): {reader['changes']:,} changes in {reader['seconds']:.2f} s "
+            f"({rate(reader['changes'], reader['seconds']) or 0:,.0f} changes/s, {reader['cpu_seconds']:.1f} CPU s); "
+            f"the statements wrote them in {reader['write_seconds']:.2f} s"
+        )
+        prof = reader.get("profile")
+        if prof:
+            total = sum(prof["parts"].values()) or 1.0
+            print(f"  under cProfile ({prof['seconds']:.2f} s), own time by part:")
+            for name, seconds in sorted(prof["parts"].items(), key=lambda kv: -kv[1]):
+                print(f"  {seconds:8.2f} s  {seconds / total:6.1%}  {name}")
+
+
+def cdc_targets(cdc: dict[str, Any]) -> list[tuple[str, float | None, Any, str]]:
+    if not cdc.get("available") or not cdc.get("changes"):
+        return []
+    n = max(cdc["changes"])
+    step = cdc["cdc"][str(n)]
+    applied = step["ok"] and step["rows"] >= n
+    ratio = step["seconds"] / step["write_seconds"] if applied and step.get("write_seconds") else None
+    return [
+        (
+            f"cdc catch-up of {n:,} changes / the {CDC_BURST_STATEMENTS} statements' time "
+            f"<= {TARGET_CDC_CATCH_UP_RATIO:g}",
+            ratio,
+            lambda v: v <= TARGET_CDC_CATCH_UP_RATIO,
+            "x",
+        ),
+        (
+            f"cdc run of {n:,} changes >= {TARGET_CDC_CHANGES_PER_SECOND:,.0f} changes/s",
+            rate(n, step["seconds"]) if applied else None,
+            lambda v: v >= TARGET_CDC_CHANGES_PER_SECOND,
+            "changes/s",
+        ),
+    ]
+
+
+def cdc_only(out: str, keep_servers: bool, rows: int, profile: bool) -> int:
+    """``--cdc-only``: the table (built once), the cdc and incremental runs, the reader alone; nothing else."""
+    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+
+    log("starting MariaDB and the Snowflake emulator under .local/bench...")
+    db = MariaDB(BENCH / "mariadb", database=DATABASE).start()
+    sf = SnowflakeEmulator(BENCH / "snowflake").start()
+    try:
+        build_table(db, rows)
+        cdc = measure_cdc(db, sf, rows, str(Path(out).resolve().parent) if profile else None)
+    finally:
+        if not keep_servers:
+            sf.stop()
+            db.stop()
+    report_cdc(cdc)
+    print("\ntargets (issue 29):")
+    cdc["targets"] = print_targets(cdc_targets(cdc))
+    write_results(out, {"cdc": cdc})
+    return 0 if cdc["ok"] else 1
+
+
+def measure_cdc(db: Any, sf: Any, rows: int, profile_dir: str | None = None) -> dict[str, Any]:
     """A cdc run and an incremental run of the same changes (1,000, then 100,000 rows), 2 workers each,
     each mode in a child of its own after its own initial copy."""
     sizes = [n for n in CDC_CHANGES if n <= rows]
@@ -1519,11 +1721,15 @@ def measure_cdc(db: Any, sf: Any, rows: int) -> dict[str, Any]:
     for mode, first in (("cdc", "cdc"), ("incremental", "full")):
         request = {"tables": TABLE, "mode": mode, "chunk_rows": FULL_CHUNK_ROWS}
         steps = [{"name": "initial", "request": {**request, "mode": first}}]
-        steps += [{"name": f"{n}", "request": request, "before_sql": [change_n_sql(rows, n)]} for n in sizes]
+        steps += [
+            {"name": f"{n}", "request": request, "before_sql": change_n_sql(rows, n, CDC_BURST_STATEMENTS)}
+            for n in sizes
+        ]
         log(f"{mode}: initial copy, then runs after {', '.join(f'{n:,}' for n in sizes)} changed rows...")
         res = run_child(stack_spec(db, sf, f"vs-{mode}", f"BENCHVS{mode.upper()}", 2, steps), mode)
         out[mode] = {step["name"]: step for step in res["steps"]}
     out["ok"] = all(step["ok"] for mode in ("cdc", "incremental") for step in out[mode].values())
+    out["reader"] = measure_cdc_reader(db, rows, profile_dir)
     return out
 
 
@@ -1768,6 +1974,7 @@ def report(r: dict[str, Any]) -> None:
     if r.get("finaliser"):
         report_finaliser(r["finaliser"])
         targets += finaliser_targets(r["finaliser"])
+    report_cdc(r.get("cdc", {}))
     print("\ntargets (issues 6, 9, 14 and 27):")
     r["ratios"] = ratios
     r["targets"] = print_targets(targets)
@@ -1775,6 +1982,8 @@ def report(r: dict[str, Any]) -> None:
     end_to_end = [t for t in targets if "ceiling" in t[0] or "dlt" in t[0] or ">= 1.6" in t[0]]
     print("\ntargets (issue 28):")
     r["targets_issue_28"] = print_targets(issue28 + end_to_end)
+    print("\ntargets (issue 29):")
+    r["targets_issue_29"] = print_targets(cdc_targets(r.get("cdc", {})))
 
     prof = r.get("profile")
     if prof:
