@@ -81,6 +81,10 @@ TARGET_WORKER_CPU_SECONDS = 2.5
 CDC_BURST_STATEMENTS = 4
 TARGET_CDC_CATCH_UP_RATIO = 1.0
 TARGET_CDC_CHANGES_PER_SECOND = 20_000.0
+# a writer at a bounded rate for a bounded time while cdc runs back to back (loopback): lag from commit to visible
+SUSTAINED_RATE = 2_000  # row changes a second, in transactions of a tenth of a second's changes
+SUSTAINED_SECONDS = 60.0
+TARGET_CDC_LAG_P95_SECONDS = 60.0
 
 DDL = f"""CREATE TABLE `{TABLE}` (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -216,6 +220,8 @@ def child(spec_path: str) -> int:
         result = child_profile(spec)
     elif spec.get("kind") == "cdc_reader":
         result = child_cdc_reader(spec)
+    elif spec.get("kind") == "cdc_sustained":
+        result = child_cdc_sustained(spec)
     else:
         result = child_stack(spec)
     Path(spec["out"]).write_text(json.dumps(jsonable(result)))
@@ -1625,6 +1631,164 @@ def reader_parts(pstats_file: str) -> dict[str, float]:
     return parts
 
 
+def _sustained_writer(spec: dict[str, Any], ticks: list[tuple[float, float, int]], failed: list[str]) -> None:
+    """``rate`` row changes a second for ``seconds``, each tenth of a second's changes one transaction that
+    sets ``updated_at`` to the tick's own time (UTC): which ticks Snowflake shows is then read off the
+    target's newest ``updated_at``. Appends (tick time, commit time, rows) to ``ticks``."""
+    import datetime as dt
+
+    import pymysql
+
+    from aurora_replication.local.stack import parse_source_url
+
+    s = parse_source_url(spec["source"])
+    rows, rate, seconds = int(spec["rows"]), int(spec["rate"]), float(spec["seconds"])
+    per_tick = max(rate // 10, 1)
+    conn = pymysql.connect(
+        host=s["host"],
+        port=s["port"],
+        user=s["username"],
+        password=s["password"],
+        database=s["dbname"],
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET time_zone = '+00:00'")
+            started = time.time()
+            tick, at = 0, 0
+            while time.time() < started + seconds:
+                due = started + tick / 10
+                if time.time() < due:
+                    time.sleep(due - time.time())  # the writer's own pace: a rate, not a condition
+                now = time.time()
+                stamp = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None)
+                lower = at % rows
+                cur.execute(
+                    f"UPDATE `{TABLE}` SET total = total + 1, updated_at = %s WHERE id > %s AND id <= %s",
+                    (stamp, lower, lower + per_tick),
+                )
+                ticks.append((now, time.time(), int(cur.rowcount)))
+                at += per_tick
+                tick += 1
+    except Exception as e:  # noqa: BLE001 - reported with the result
+        failed.append(f"{type(e).__name__}: {e}")
+    finally:
+        conn.close()
+
+
+def _target_facts(spec: dict[str, Any]) -> tuple[int, int, float | None]:
+    """Rows, their SUM(total) (in cents) and the newest updated_at (epoch seconds) in Snowflake."""
+    import snowflake.connector
+
+    from aurora_replication.local.stack import parse_target_url
+
+    t = parse_target_url(spec["target"])
+    conn = snowflake.connector.connect(
+        user=t["user"],
+        password=t["password"],
+        account=t["account"],
+        host=t.get("host"),
+        port=t.get("port"),
+        protocol=t.get("protocol", "https"),
+        database=t["database"],
+        schema=t["schema"],
+    )
+    try:
+        cur = conn.cursor()
+        cur.execute(f'SELECT COUNT(*), SUM(TOTAL * 100), MAX(UPDATED_AT) FROM "{TABLE.upper()}"')
+        count, total, newest = cur.fetchone()  # type: ignore[misc]
+    finally:
+        conn.close()
+    import datetime as dt
+
+    newest_at = newest.replace(tzinfo=dt.UTC).timestamp() if newest is not None else None
+    return int(count or 0), int(total or 0), newest_at
+
+
+def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
+    """The initial cdc copy, then a writer at ``rate`` changes a second for ``seconds`` while cdc runs back
+    to back (2 workers), then runs until the target holds the writer's last change. Each change's lag: from
+    its commit to the end of the first run after which the target's newest ``updated_at`` reaches it. At
+    the end, MySQL's rows and SUM(total) against Snowflake's."""
+    import threading
+
+    import pymysql
+
+    from aurora_replication.local.stack import parse_source_url
+
+    stack = _fresh_stack(spec)
+    request = {"tables": TABLE, "mode": "cdc"}
+    ticks: list[tuple[float, float, int]] = []
+    failed: list[str] = []
+    runs: list[dict[str, Any]] = []
+    try:
+        first = stack.run(request, workers=2)
+        writer = threading.Thread(target=_sustained_writer, args=(spec, ticks, failed), daemon=True)
+        writer.start()
+        deadline = time.time() + float(spec["seconds"]) + 600  # bounded: a run that cannot catch up ends it
+        seen = 0
+        while time.time() < deadline:
+            writing = writer.is_alive()
+            started = time.time()
+            outcome = stack.run(request, workers=2)
+            finished = time.time()
+            count, total, newest = _target_facts(spec)
+            visible = [t for t in ticks[seen:] if newest is not None and t[0] <= newest + 1e-6]
+            runs.append(
+                {
+                    "started": started,
+                    "seconds": finished - started,
+                    "ok": outcome.ok,
+                    "changes": sum(t[2] for t in visible),
+                    "lags": [(finished - t[1], t[2]) for t in visible],
+                }
+            )
+            seen += len(visible)
+            if not writing and seen >= len(ticks):
+                break
+        writer.join(timeout=5)
+    finally:
+        stack.stop()
+    s = parse_source_url(spec["source"])
+    conn = pymysql.connect(
+        host=s["host"], port=s["port"], user=s["username"], password=s["password"], database=s["dbname"]
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT COUNT(*), SUM(total * 100) FROM `{TABLE}`")
+            mysql_count, mysql_total = cur.fetchone()  # type: ignore[misc]
+    finally:
+        conn.close()
+    count, total, _ = _target_facts(spec)
+    lags = sorted(lag for r in runs for lag, n in r["lags"] for _ in range(n))
+    written = sum(t[2] for t in ticks)
+    return {
+        "rate": spec["rate"],
+        "seconds": spec["seconds"],
+        "written": written,
+        "write_seconds": (ticks[-1][1] - ticks[0][0]) if ticks else 0.0,
+        "initial_ok": first.ok,
+        "runs": [{k: v for k, v in r.items() if k != "lags"} for r in runs],
+        "visible": len(lags),
+        "lag_p50": lags[len(lags) // 2] if lags else None,
+        "lag_p95": lags[min(len(lags) - 1, int(len(lags) * 0.95))] if lags else None,
+        "lag_max": lags[-1] if lags else None,
+        "exact": (int(mysql_count), int(mysql_total or 0)) == (count, total),
+        "mysql": [int(mysql_count), int(mysql_total or 0)],
+        "snowflake": [count, total],
+        "writer_failed": failed,
+        "ok": first.ok and all(r["ok"] for r in runs) and not failed and len(lags) == written,
+    }
+
+
+def measure_cdc_sustained(db: Any, sf: Any, rows: int, rate: int, seconds: float) -> dict[str, Any]:
+    log(f"cdc under a sustained writer: {rate:,} changes/s for {seconds:g} s, cdc runs back to back...")
+    spec = stack_spec(db, sf, "cdc-sustained", "BENCHCDCSUS", 2, [])
+    spec.update({"kind": "cdc_sustained", "rows": rows, "rate": rate, "seconds": seconds})
+    return run_child(spec, "cdc sustained")
+
+
 def measure_cdc_reader(db: Any, rows: int, profile_dir: str | None) -> dict[str, Any]:
     """The reader alone on a burst as large as the cdc bench's largest (and once more under cProfile)."""
     n = max(n for n in CDC_CHANGES if n <= rows)
@@ -1661,6 +1825,16 @@ def report_cdc(cdc: dict[str, Any]) -> None:
             f"the statements wrote them in {reader['write_seconds']:.2f} s"
         )
         prof = reader.get("profile")
+        sustained = cdc.get("sustained")
+        if sustained:
+            print(
+                f"a writer at {sustained['rate']:,} changes/s for {sustained['seconds']:g} s ({sustained['written']:,} "
+                f"changes) while cdc ran back to back ({len(sustained['runs'])} runs): lag from commit to visible "
+                f"p50 {fmt(sustained['lag_p50'], '.1f')} s, p95 {fmt(sustained['lag_p95'], '.1f')} s, max "
+                f"{fmt(sustained['lag_max'], '.1f')} s; {sustained['visible']:,} changes seen; at the end "
+                + ("MySQL and Snowflake equal (rows, SUM(total))" if sustained["exact"] else "NOT EQUAL")
+                + f" {sustained['mysql']} / {sustained['snowflake']}"
+            )
         if prof:
             total = sum(prof["parts"].values()) or 1.0
             print(f"  under cProfile ({prof['seconds']:.2f} s), own time by part:")
@@ -1688,6 +1862,19 @@ def cdc_targets(cdc: dict[str, Any]) -> list[tuple[str, float | None, Any, str]]
             rate(n, step["seconds"]) if applied else None,
             lambda v: v >= TARGET_CDC_CHANGES_PER_SECOND,
             "changes/s",
+        ),
+        *(
+            [
+                (
+                    f"cdc lag p95 under {cdc['sustained']['rate']:,} changes/s for {cdc['sustained']['seconds']:g} s "
+                    f"<= {TARGET_CDC_LAG_P95_SECONDS:g} s (and equal at the end)",
+                    cdc["sustained"]["lag_p95"] if cdc["sustained"]["ok"] and cdc["sustained"]["exact"] else None,
+                    lambda v: v <= TARGET_CDC_LAG_P95_SECONDS,
+                    "s",
+                )
+            ]
+            if cdc.get("sustained")
+            else []
         ),
     ]
 
@@ -1730,6 +1917,8 @@ def measure_cdc(db: Any, sf: Any, rows: int, profile_dir: str | None = None) -> 
         out[mode] = {step["name"]: step for step in res["steps"]}
     out["ok"] = all(step["ok"] for mode in ("cdc", "incremental") for step in out[mode].values())
     out["reader"] = measure_cdc_reader(db, rows, profile_dir)
+    out["sustained"] = measure_cdc_sustained(db, sf, rows, SUSTAINED_RATE, SUSTAINED_SECONDS)
+    out["ok"] = out["ok"] and out["sustained"]["ok"] and out["sustained"]["exact"]
     return out
 
 
