@@ -17,8 +17,9 @@ What it measures, one table (`bench.orders`, 10 columns of mixed types, built on
 * an incremental run after 1,000 rows changed, planning time, and the peak resident memory of
   the process that runs the local stack for several chunk sizes;
 * change data capture: a cdc run after 1,000 and after 100,000 changed rows (updates that move the
-  watermark, so an incremental run sees them too), against incremental runs of the same changes
-  (``--no-cdc`` skips it).
+  watermark, so an incremental run sees them too; 4 bulk statements, timed), against incremental runs of
+  the same changes, the reader alone, and a sustained writer with cdc back to back (lag from commit to
+  visible); issue 29's targets with their ratios (``--no-cdc`` skips it, ``--cdc-only`` runs only it).
 
 Every stack run happens in a fresh child process (this file again, with --child), so runs do not
 share interpreter state and each child's peak memory is its own. The servers live under
