@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -199,3 +200,110 @@ def test_a_value_no_codec_reads_fails_naming_the_column_and_character_set():
     unknown = ColumnFacts("k", typemap.TEXT, "varchar", "varchar(10)", charset="keybcs2")
     with pytest.raises(UnrepresentableValueError, match="'keybcs2' cannot be decoded"):
         to_text(unknown, b"x")
+
+
+def test_install_puts_the_whole_image_reader_in_place_and_keeps_the_library_one_for_the_rest():
+    from pymysqlreplication.row_event import RowsEvent
+
+    binlog_decode.install()
+    binlog_decode.install()  # idempotent: the library's own reader is kept, not our own wrapped again
+    assert RowsEvent._read_column_data is binlog_decode._read_column_data
+    assert binlog_decode._ORIGINAL["read_column_data"] is not binlog_decode._read_column_data
+
+
+class _Packet:
+    """The few reads of the library's packet wrapper a row image of these columns needs."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at = data, 0
+
+    def read(self, size: int) -> bytes:
+        size = int(size)
+        out, self.at = self.data[self.at : self.at + size], self.at + size
+        return out
+
+    # the library's own readers over ``read``
+    from pymysqlreplication.packet import BinLogPacketWrapper as _Wrapper
+
+    read_uint8 = _Wrapper.read_uint8
+    read_int64 = _Wrapper.read_int64
+    read_uint64 = _Wrapper.read_uint64
+    read_uint16 = _Wrapper.read_uint16
+    read_uint24 = _Wrapper.read_uint24
+    read_uint32 = _Wrapper.read_uint32
+    read_uint_by_size = _Wrapper.read_uint_by_size
+    read_length_coded_pascal_string = _Wrapper.read_length_coded_pascal_string
+
+
+def _event(columns: list[Any], image: bytes) -> Any:
+    from types import SimpleNamespace
+
+    from pymysqlreplication.constants import BINLOG
+    from pymysqlreplication.row_event import WriteRowsEvent
+
+    event = WriteRowsEvent.__new__(WriteRowsEvent)
+    event.packet = _Packet(image)
+    event.columns = columns
+    event.table_id = 7
+    event.table_map = {7: SimpleNamespace(columns=columns)}
+    event.event_type = BINLOG.WRITE_ROWS_EVENT_V2
+    event._RowsEvent__none_sources = {}
+    return event
+
+
+def test_the_whole_image_reader_returns_what_the_library_returns():
+    """The same bytes read by the library's reader and by ours: the same values and None sources."""
+    from types import SimpleNamespace
+
+    binlog_decode.install()
+    c = SimpleNamespace
+    columns = [
+        c(name="tiny", type=1, unsigned=False),
+        c(name="utiny", type=1, unsigned=True),
+        c(name="short", type=2, unsigned=False),
+        c(name="ulong", type=3, unsigned=True),
+        c(name="long", type=3, unsigned=False),
+        c(name="big", type=8, unsigned=False),
+        c(name="ubig", type=8, unsigned=True),
+        c(name="flt", type=4, unsigned=False),
+        c(name="dbl", type=5, unsigned=False),
+        c(name="vc", type=15, unsigned=False, max_length=300),
+        c(name="ch", type=254, unsigned=False, max_length=40),
+        c(name="blob", type=252, unsigned=False, length_size=2),
+        c(name="nothing", type=3, unsigned=False),  # NULL
+        c(name="d", type=10, unsigned=False),
+        c(name="dt", type=18, unsigned=False, fsp=6),
+        c(name="yr", type=13, unsigned=False),  # YEAR: the library's own reader
+    ]
+    null_bitmap = (1 << 12).to_bytes(2, "little")
+    image = (
+        null_bitmap
+        + (-5).to_bytes(1, "little", signed=True)
+        + (250).to_bytes(1, "little")
+        + (-300).to_bytes(2, "little", signed=True)
+        + (4_000_000_000).to_bytes(4, "little")
+        + (-2_000_000_000).to_bytes(4, "little", signed=True)
+        + (-(2**63)).to_bytes(8, "little", signed=True)
+        + (2**64 - 1).to_bytes(8, "little")
+        + bytes.fromhex("cdcccc3d")  # 0.1 as a FLOAT
+        + bytes.fromhex("9a9999999999b93f")  # 0.1 as a DOUBLE
+        + (5).to_bytes(2, "little")
+        + "héll".encode()
+        + (3).to_bytes(1, "little")
+        + b"ab "
+        + (2).to_bytes(2, "little")
+        + b"\x00\xff"
+        + ((2024 << 9) | (2 << 5) | 29).to_bytes(3, "little")
+        + bytes.fromhex("8000000000")
+        + (0).to_bytes(3, "big")  # DATETIME2(6): a zero date, as its text
+        + bytes([124])  # YEAR 2024
+    )
+    ours_event, theirs_event = _event(columns, image), _event(columns, image)
+    bitmap = b"\xff\xff"
+    ours = binlog_decode._read_column_data(ours_event, bitmap)
+    theirs = binlog_decode._ORIGINAL["read_column_data"](theirs_event, bitmap)
+    assert ours == theirs
+    assert ours_event._RowsEvent__none_sources == theirs_event._RowsEvent__none_sources == {"nothing": "null"}
+    assert ours_event.packet.at == theirs_event.packet.at == len(image)
+    assert ours["ulong"] == 4_000_000_000 and ours["big"] == -(2**63) and ours["vc"] == "héll".encode()
+    assert ours["d"] == dt.date(2024, 2, 29) and ours["dt"] == "0000-00-00 00:00:00.000000" and ours["yr"] == 2024

@@ -12,7 +12,7 @@ from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePl
 from aurora_replication.pipeline.cdc_reader import batch_path, schema_problems
 from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
-from aurora_replication.source.binlog_values import ColumnFacts, to_text
+from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
 from aurora_replication.target import cdc_sql
 
 
@@ -33,6 +33,24 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
         ),
         (facts(typemap.DATETIME, "timestamp"), dt.datetime(2024, 1, 2, 3, 4, 5), "2024-01-02 03:04:05"),
         (facts(typemap.DATE, "date"), dt.date(2020, 2, 29), "2020-02-29"),
+        # a year before 1000 keeps its leading zeros, as MySQL prints it (strftime's %Y drops them)
+        (
+            facts(typemap.DATETIME, "datetime", precision=6),
+            dt.datetime(999, 1, 2, 3, 4, 5, 6),
+            "0999-01-02 03:04:05.000006",
+        ),
+        (facts(typemap.DATETIME, "datetime"), dt.datetime(5, 1, 2), "0005-01-02 00:00:00"),
+        (facts(typemap.DATE, "date"), dt.date(999, 12, 31), "0999-12-31"),
+        (facts(typemap.DATETIME, "timestamp", precision=2), dt.datetime(1970, 1, 1), "0000-00-00 00:00:00.00"),
+        (facts(typemap.DATETIME, "datetime"), "2024-00-10 00:00:00", "2024-00-10 00:00:00"),  # a zero date's text
+        (facts(typemap.INTEGER, "tinyint"), True, "1"),
+        (facts(typemap.INTEGER, "int"), -7, "-7"),
+        (facts(typemap.DECIMAL, "decimal"), Decimal("0E-10"), "0.0000000000"),
+        (facts(typemap.TEXT, "varchar"), "héllo".encode(), "héllo"),  # text arrives as its bytes
+        (facts(typemap.TEXT, "varchar", charset="latin1"), b"\xfc\x80", "ü€"),
+        (facts(typemap.TEXT, "char", "char(3)"), b"ab ", "ab"),
+        (facts(typemap.TEXT, "enum", "enum('a','b')"), b"b", "b"),
+        (facts(typemap.TEXT, "set", "set('x','y')"), {b"y", b"x"}, "x,y"),
         (facts(typemap.TIME, "time", precision=2), dt.timedelta(hours=838, minutes=59, seconds=59), "838:59:59.00"),
         (facts(typemap.TIME, "time"), -dt.timedelta(hours=1, minutes=2, seconds=3), "-01:02:03"),
         (facts(typemap.BINARY, "varbinary"), b"\x00\xff", "00FF"),
@@ -61,6 +79,7 @@ def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, 
 )
 def test_binlog_values_spelled_as_mysql_prints_them(f, value, text):
     assert to_text(f, value) == text
+    assert converter(f)(value) == text  # the reader's per-column fast path spells the same text
 
 
 def test_positions_sort_as_the_binlog_does():
@@ -180,3 +199,10 @@ def test_a_change_with_a_zero_date_in_its_key_is_refused():
     zero_date_keys(plan, [RowChange("U", "p", ["1", "2024-01-01", "0000-00-00"])])  # not in the key: NULL
     with pytest.raises(BadInputError, match="key column 'd' holds the zero date '0000-00-00'"):
         zero_date_keys(plan, [RowChange("D", "p", ["1", "0000-00-00", None])])
+
+
+def test_text_that_is_not_utf8_fails_loudly_on_the_fast_path_too():
+    from aurora_replication.source.binlog_values import UnrepresentableValueError
+
+    with pytest.raises(UnrepresentableValueError, match="column 'c'"):
+        converter(facts(typemap.TEXT, "varchar"))(b"\xff\xfe")

@@ -25,7 +25,7 @@ import pymysql
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import binlog_decode
-from aurora_replication.source.binlog_values import ColumnFacts, UnrepresentableValueError, to_text
+from aurora_replication.source.binlog_values import ColumnFacts, Converter, UnrepresentableValueError, converter
 from aurora_replication.source.read import query
 
 _DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\s+(ONLINE\s+|IGNORE\s+|TEMPORARY\s+)*TABLE\b", re.I)
@@ -303,12 +303,19 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
 EMPTY_SET = "empty set"  # pymysqlreplication.constants.NONE_SOURCE.EMPTY_SET: a SET holding no member
 
 
-def _image(spec: TableSpec, values: dict[str, Any], none_sources: dict[str, str]) -> list[str | None]:
-    """A row image as MySQL's text per column; the library reads an empty SET as None, MySQL as ''."""
-    return [
-        "" if values.get(c.name) is None and none_sources.get(c.name) == EMPTY_SET else to_text(c, values.get(c.name))
-        for c in spec.columns
-    ]
+def _image(
+    columns: list[tuple[str, Converter]], values: dict[str, Any], none_sources: dict[str, str]
+) -> list[str | None]:
+    """A row image as MySQL's text per column (``columns``: each column's name and ``converter``); the
+    library reads an empty SET as None, MySQL as ''."""
+    out: list[str | None] = []
+    for name, convert in columns:
+        v = values.get(name)
+        if v is None:
+            out.append("" if none_sources.get(name) == EMPTY_SET else None)
+        else:
+            out.append(convert(v))
+    return out
 
 
 def _unknown_columns(spec: TableSpec, names: list[str]) -> list[str]:
@@ -337,6 +344,7 @@ def read_window(
         return window
     deadline = time.monotonic() + max_seconds
     key_index = {t: [i for i, c in enumerate(s.columns) if c.name in s.key] for t, s in specs.items()}
+    converters = {t: [(c.name, converter(c)) for c in s.columns] for t, s in specs.items()}
     pending: list[tuple[str, RowChange]] = []
     pending_at: int | None = None
     stream = _stream(settings, start, server_id, list(specs))
@@ -364,7 +372,7 @@ def read_window(
                     window.stopped_by = "schema change"
                     break
                 try:
-                    changes = list(_changes(event, here, spec, key_index[table]))
+                    changes = list(_changes(event, here, converters[table], key_index[table]))
                 except UnrepresentableValueError as e:
                     window.unreadable.setdefault(table, f"table {table!r}: {e}")
                     continue
@@ -454,23 +462,27 @@ def _mentions(statement: str, table: str) -> bool:
     return re.search(pattern, statement, re.I) is not None
 
 
-def _changes(event: Any, here: Position, spec: TableSpec, key_index: list[int]) -> Iterator[RowChange]:
+def _changes(
+    event: Any, here: Position, columns: list[tuple[str, Converter]], key_index: list[int]
+) -> Iterator[RowChange]:
     """The changes of one row event: an update that changes the key deletes the old key."""
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
 
     at = int(event.timestamp) if getattr(event, "timestamp", None) is not None else None
+    key_columns = [columns[k] for k in key_index]
     for i, row in enumerate(event.rows):
         pos = here.key(i)
         if isinstance(event, UpdateRowsEvent):
-            after = _image(spec, row["after_values"], row.get("after_none_sources") or {})
-            old_key = [to_text(spec.columns[k], row["before_values"].get(spec.columns[k].name)) for k in key_index]
+            after = _image(columns, row["after_values"], row.get("after_none_sources") or {})
+            before = row["before_values"]
+            old_key = [None if before.get(name) is None else convert(before[name]) for name, convert in key_columns]
             if old_key != [after[k] for k in key_index]:  # the key changed: the old key is deleted
-                yield RowChange("D", pos, _image(spec, row["before_values"], row.get("before_none_sources") or {}), at)
+                yield RowChange("D", pos, _image(columns, before, row.get("before_none_sources") or {}), at)
             yield RowChange("U", pos, after, at)
         elif isinstance(event, DeleteRowsEvent):
-            yield RowChange("D", pos, _image(spec, row["values"], row.get("none_sources") or {}), at)
+            yield RowChange("D", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
         else:
-            yield RowChange("U", pos, _image(spec, row["values"], row.get("none_sources") or {}), at)
+            yield RowChange("U", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
 
 
 def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> dict[str, ColumnFacts]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -138,7 +139,9 @@ def _time_text(v: dt.timedelta, precision: int) -> str:
 
 
 def _datetime_text(v: dt.datetime, precision: int) -> str:
-    text = v.strftime("%Y-%m-%d %H:%M:%S")
+    # isoformat, not strftime: strftime's %Y drops the leading zeros of a year before 1000 ('999-01-02'),
+    # which MySQL prints as '0999-01-02'
+    text = v.isoformat(" ", "seconds")
     if precision:
         text += "." + f"{v.microsecond:06d}"[:precision]
     return text
@@ -222,3 +225,53 @@ def to_text(facts: ColumnFacts, v: Any) -> str | None:
     if facts.data_type == "char":
         text = text.rstrip(" ")  # MySQL strips CHAR's trailing spaces when it reads them
     return text
+
+
+Converter = Callable[[Any], "str | None"]
+
+_UTF8 = ("utf8mb4", "utf8mb3", "utf8")
+
+
+def converter(facts: ColumnFacts) -> Converter:
+    """``to_text`` for one column, made once per window: the value types the binlog library gives a
+    column of this kind most often are spelled without ``to_text``'s chain of checks (the same text:
+    ``tests/unit/test_cdc_pure.py`` holds both to one table of values); every other value goes to
+    ``to_text``. A cdc window spells every column of every change, so this is the reader's own
+    per-value cost."""
+    kind = facts.kind
+
+    def general(v: Any) -> str | None:
+        return to_text(facts, v)
+
+    if kind == typemap.INTEGER:
+        return lambda v: str(v) if type(v) is int else to_text(facts, v)
+    if kind == typemap.DECIMAL:
+        return lambda v: format(v, "f") if type(v) is Decimal else to_text(facts, v)
+    if kind == typemap.FLOAT:
+        return lambda v: repr(v) if type(v) is float else to_text(facts, v)
+    if kind == typemap.DATE:
+        return lambda v: v.isoformat() if type(v) is dt.date else to_text(facts, v)
+    if kind == typemap.DATETIME and facts.data_type != "timestamp":
+        precision = facts.datetime_precision
+
+        def datetime_text(v: Any) -> str | None:
+            if type(v) is not dt.datetime:
+                return to_text(facts, v)
+            text = v.isoformat(" ", "seconds")
+            return text + "." + f"{v.microsecond:06d}"[:precision] if precision else text
+
+        return datetime_text
+    if kind == typemap.TEXT and facts.data_type not in ("set", "char"):
+        if (facts.charset or "utf8mb4").lower() not in _UTF8:
+            return general
+
+        def utf8_text(v: Any) -> str | None:
+            if type(v) is bytes:
+                try:
+                    return v.decode("utf-8")
+                except UnicodeDecodeError:
+                    pass  # decode_text says what and why
+            return to_text(facts, v)
+
+        return utf8_text
+    return general
