@@ -217,7 +217,8 @@ def _plan(event: Any) -> list[tuple[str, Any, Any, int]] | None:
     table = event.table_map[event.table_id]
     cached = getattr(table, "_asr_read_plan", None)
     if cached is not None and cached[0] is columns:
-        return cached[1]
+        known: list[tuple[str, Any, Any, int]] = cached[1]
+        return known
     plan: list[tuple[str, Any, Any, int]] = []
     for column in columns:
         if not column.name:
@@ -249,7 +250,8 @@ def _read_column_data(event: Any, cols_bitmap: Any, row_image_type: Any = None) 
     plan = _plan(event) if event.event_type != BINLOG.PARTIAL_UPDATE_ROWS_EVENT else None
     count = len(event.columns)
     if plan is None or BitCount(cols_bitmap) != count:  # a MINIMAL image, partial JSON, unnamed columns
-        return _ORIGINAL["read_column_data"](event, cols_bitmap, row_image_type)
+        image: dict[str, Any] = _ORIGINAL["read_column_data"](event, cols_bitmap, row_image_type)
+        return image
     event.is_partial_json_update = False
     packet = event.packet
     read = packet.read
