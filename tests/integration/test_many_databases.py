@@ -195,7 +195,11 @@ def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
         rf"table_options name unknown table\(s\) 'only_here' in database '{names['t2']}'",
     )
     _refused(stack, {**base, "database_mapping": "merge", "databases": [names["t1"]]}, r"'merge'.*not supported")
-    _refused(stack, {**base, "mode": "cdc", "databases": [names["t1"]]}, r"not supported with mode 'cdc'")
+    _refused(
+        stack,
+        {**base, "mode": "cdc", "database_mapping": "merge", "databases": [names["t1"]]},
+        r"'merge' is not supported with mode 'cdc'",
+    )
     _refused(stack, {"tables": "items", "databases": [names["t1"]]}, r"databases needs database_mapping")
     # two databases whose names differ only in case map to one schema under TARGET_IDENTIFIER_CASE=upper
     env.sql(

@@ -82,8 +82,8 @@ def test_run_ids_of_the_databases() -> None:
         ({"tables": "*", "database_mapping": "schema"}, "database_mapping goes with databases"),
         ({"tables": "*", "databases": ["a"], "database_mapping": "merge"}, "'merge'.*is not supported yet"),
         (
-            {"tables": "*", "databases": ["a"], "database_mapping": "schema", "mode": "cdc"},
-            "not supported with mode 'cdc'",
+            {"tables": "*", "databases": ["a"], "database_mapping": "merge", "mode": "cdc"},
+            "'merge' is not supported with mode 'cdc'",
         ),
         ({"tables": "*", "databases": ["a", "a"], "database_mapping": "schema"}, "database 'a' is listed twice"),
         ({"tables": "*", "databases": [], "database_mapping": "schema"}, "databases"),
@@ -93,6 +93,14 @@ def test_run_ids_of_the_databases() -> None:
 def test_the_request_fields(request_: dict[str, object], error: str) -> None:
     with pytest.raises(BadInputError, match=error):
         parse_run_request(request_, "auto")
+
+
+def test_cdc_over_several_databases_is_a_request() -> None:
+    for mapping in ("schema", "prefix"):
+        request = parse_run_request(
+            {"tables": "*", "databases": ["a", "b*"], "database_mapping": mapping, "mode": "cdc"}, "auto"
+        )
+        assert request.mode == "cdc" and request.databases == ["a", "b*"]
 
 
 def test_databases_as_the_schedule_gives_them() -> None:

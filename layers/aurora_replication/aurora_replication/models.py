@@ -141,7 +141,7 @@ class RunRequest(_Strict):
     databases: list[str] | None = Field(default=None, min_length=1)
     # where each database's tables go: ``schema``, a Snowflake schema of its own (named after the
     # database) in the target database; ``prefix``, the target schema with ``<database>__`` before each
-    # table's name; ``merge`` is refused (not built yet)
+    # table's name; ``merge`` is refused (not built yet; under cdc too)
     database_mapping: Literal["schema", "prefix", "merge"] | None = None
 
     @field_validator("databases", mode="before")
@@ -176,15 +176,16 @@ class RunRequest(_Strict):
                 "databases needs database_mapping: 'schema' (a Snowflake schema per database) or 'prefix' "
                 "(one schema, each table's name after '<database>__')"
             )
+        if self.mode == "cdc" and self.database_mapping == "merge":
+            raise ValueError(
+                "database_mapping 'merge' is not supported with mode 'cdc': each database's changes would need the "
+                "merged table's key extended by _ASR_SOURCE_DATABASE in the change batches; use 'schema' or "
+                "'prefix' under cdc"
+            )
         if self.database_mapping == "merge":
             raise ValueError(
                 "database_mapping 'merge' (every database's rows in one table with _ASR_SOURCE_DATABASE) is not "
                 "supported yet: use 'schema' or 'prefix', and a view that unions the tables"
-            )
-        if self.mode == "cdc":
-            raise ValueError(
-                "databases is not supported with mode 'cdc' yet: run one cdc stack per source database, or copy "
-                "the databases with mode 'full', 'incremental' or 'auto'"
             )
         return self
 

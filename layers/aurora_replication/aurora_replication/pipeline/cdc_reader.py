@@ -56,6 +56,8 @@ from aurora_replication.typemap import UnsupportedTypeError
 logger = Logger(child=True)
 
 ResolveTables = Callable[[Any, Services, str, RunRequest], tuple[list[str], dict[str, TableOptions]]]
+# the scheduler's overwrite guard (``scheduler._not_another_databases``): services, scope, tables, owners
+Guard = Callable[[Services, Scope, list[str], dict[tuple[str, str, str], set[str]] | None], None]
 PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler imports this module)
 
 
@@ -92,6 +94,26 @@ class CdcTable:
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
     start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
     schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
+    # the run the table is part of: "" the reader's own; one of several databases' run otherwise
+    # (``pipeline/cdc_databases.py``: one window read for the tables of every database of the request)
+    run_id: str = ""
+
+    @property
+    def label(self) -> str:
+        """The table's key in the window (``binlog.read_window``): its name, or its database and name when it
+        is one of several databases' (two databases may have tables of one name)."""
+        if self.plan.source_database is None:
+            return self.table
+        return json.dumps([self.plan.source_database, self.table])
+
+    def run(self, default: str) -> str:
+        return self.run_id or default
+
+
+def locate(services: Services, plan: TablePlan) -> None:
+    """The connections handed out from now on read and write where ``plan``'s table is (``Services.locate``):
+    its database and schema for a table of one of several databases, the secrets' own otherwise."""
+    services.locate(plan.source_database, plan.target_schema)
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -123,6 +145,8 @@ def _spec(
         dropped=frozenset(stored - set(facts)),
         excluded=frozenset(set(facts) - read),
         history=plan.history,
+        database=plan.source_database,
+        table=plan.table if plan.source_database is not None else None,
     )
 
 
@@ -186,6 +210,9 @@ def plan_cdc_table(
     plan = transforms.apply_options(
         plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=bool(salt)
     )
+    if services.source_database is not None:  # one of several databases (pipeline/cdc_databases.py), as plan_table
+        where = {"source_database": services.source_database, "target_schema": services.target_schema}
+        plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
     full_request = request.model_copy(update={"mode": "full"})
     if not plan.key:  # refused, not copied in full every window: that is mode full's cost under cdc's name
         raise BadInputError(
@@ -319,6 +346,52 @@ def plan_cdc_table(
     )
 
 
+@dataclass
+class Planned:
+    """One database's tables of a cdc request, planned (nothing written yet)."""
+
+    names: list[str]
+    planned: list[CdcTable]
+    failed: dict[str, str]
+    stopped: set[str]
+
+
+def plan_tables(
+    conn: Any,
+    services: Services,
+    database: str,
+    request: RunRequest,
+    target_columns: Any,
+    resolve_tables: ResolveTables,
+    plan_table: PlanTable,
+    files: list[tuple[str, int]],
+    scope: Scope,
+    guard: Guard | None = None,
+) -> Planned:
+    """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
+    table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guard``:
+    the scheduler's overwrite guard, asked before anything is planned (no table lands where another source
+    database was copied)."""
+    cdc = CdcState(services.state)
+    names, options = resolve_tables(conn, services, database, request)
+    if guard is not None:
+        guard(services, scope, names, None)
+    target_columns.expect(names, scope)
+    out = Planned(names, [], {}, set())
+    for t in names:
+        meter.focus(t, "plan")
+        try:
+            args = (request, target_columns, options, plan_table, files, cdc, scope)
+            out.planned.append(plan_cdc_table(conn, services, database, t, *args))
+        except StopTableError as e:
+            cdc.stop(scope.key(t), e.reason)
+            out.failed[t] = str(e)
+            out.stopped.add(t)
+        except (BadInputError, UnsupportedTypeError) as e:
+            out.failed[t] = str(e)
+    return out
+
+
 def schedule(
     request: RunRequest,
     run_id: str,
@@ -326,9 +399,8 @@ def schedule(
     target_columns: Any,
     resolve_tables: ResolveTables,
     plan_table: PlanTable,
+    guard: Guard | None = None,
 ) -> dict[str, Any]:
-    s = services.settings
-    cdc = CdcState(services.state)
     conn = services.mysql()
     try:
         scope = services.scope()  # the run's, recorded with it
@@ -336,76 +408,87 @@ def schedule(
         if problems:
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.mysql_settings().dbname
-        names, options = resolve_tables(conn, services, database, request)
-        target_columns.expect(names, scope)
         files = binlog.binlog_files(conn)
-        planned: list[CdcTable] = []
-        failed: dict[str, str] = {}
-        stopped: set[str] = set()
-        for t in names:
-            meter.focus(t, "plan")
-            try:
-                args = (request, target_columns, options, plan_table, files, cdc, scope)
-                planned.append(plan_cdc_table(conn, services, database, t, *args))
-            except StopTableError as e:
-                cdc.stop(scope.key(t), e.reason)
-                failed[t] = str(e)
-                stopped.add(t)
-            except (BadInputError, UnsupportedTypeError) as e:
-                failed[t] = str(e)
-        if not planned and failed and not stopped:  # a stopped table is recorded as failed, in a run
-            raise BadInputError("; ".join(failed.values()))
+        args = (request, target_columns, resolve_tables, plan_table, files, scope, guard)
+        p = plan_tables(conn, services, database, *args)
+        if not p.planned and p.failed and not p.stopped:  # a stopped table is recorded as failed, in a run
+            raise BadInputError("; ".join(p.failed.values()))
         stop_at = binlog.current_position(conn)
     finally:
         conn.close()
 
-    summary = runs.open_run(services, run_id, request, names, failed, scope, mode="cdc")
-    streaming: list[CdcTable] = []
-    for p in planned:
-        meter.focus(p.table, "plan")
-        if p.initial is None and p.spec is None and not p.start_now:  # an earlier run's initial copy is not published
-            state = cdc.get(p.key) or {}
-            reason = f"table {p.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
-            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
-            summary["tables"][p.table] = {"status": "declined", "reason": reason}
-            continue
-        ok, reason = services.state.acquire_lease(p.key, run_id, s.lease_seconds)
-        if not ok:
-            services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
-            summary["tables"][p.table] = {"status": "declined", "reason": reason}
-            continue
-        for note in p.notes:
-            logger.info(note, extra={"run_id": run_id, "table": p.table})
-        if p.initial is not None:
-            summary["tables"][p.table] = _send_initial_copy(run_id, p, services, cdc, scope)
-            continue
-        if p.start_now:
-            summary["tables"][p.table] = _start_streaming(run_id, p, services, cdc, scope)
-            continue
-        target_columns.execute(p.alters)  # schema evolution, before any change of this window is applied
-        followed = p.schema_changes = runs.record_schema_changes(services, run_id, p.key, p.schema_changes)
-        services.state.record_table(
-            run_id,
-            p.table,
-            scope,
-            status="running",
-            mode="cdc",
-            plan=p.plan.model_dump(mode="json"),
-            chunk_count=0,
-            cdc_from=p.position.to_dict() if p.position else None,
-            notes=p.notes,
-            started_at=Decimal(str(round(time.time(), 3))),
-            **({"schema_changes": followed} if followed else {}),
-        )
-        if p.alters:
-            cdc.set_columns(p.key, p.schema)
-        streaming.append(p)
+    summary, streaming = open_tables(run_id, request, p, scope, services, target_columns)
     if streaming:
-        audits = {p.table: stage_audit(run_id, p, stop_at, services) for p in streaming if p.audit is not None}
-        summary["tables"].update(read_and_send(run_id, streaming, stop_at, services, cdc, audits))
+        summary["tables"].update(read_window(run_id, streaming, stop_at, services))
     meter.focus(None)
     services.state.finish_run_if_complete(run_id)
     return summary
+
+
+def open_tables(
+    run_id: str, request: RunRequest, p: Planned, scope: Scope, services: Services, target_columns: Any
+) -> tuple[dict[str, Any], list[CdcTable]]:
+    """Record the run of ``p``'s tables, take each one's lease and start its initial copy (or its streaming
+    without one); the tables that stream this run's window, returned, are recorded ``running``."""
+    s = services.settings
+    cdc = CdcState(services.state)
+    summary = runs.open_run(services, run_id, request, p.names, p.failed, scope, mode="cdc")
+    streaming: list[CdcTable] = []
+    for t in p.planned:
+        meter.focus(t.table, "plan")
+        if t.initial is None and t.spec is None and not t.start_now:  # an earlier run's initial copy is not published
+            state = cdc.get(t.key) or {}
+            reason = f"table {t.table!r}: its initial copy (run {state.get('snapshot_run')}) is not published yet"
+            services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
+            summary["tables"][t.table] = {"status": "declined", "reason": reason}
+            continue
+        ok, reason = services.state.acquire_lease(t.key, run_id, s.lease_seconds)
+        if not ok:
+            services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
+            summary["tables"][t.table] = {"status": "declined", "reason": reason}
+            continue
+        for note in t.notes:
+            logger.info(note, extra={"run_id": run_id, "table": t.table})
+        if t.initial is not None:
+            summary["tables"][t.table] = _send_initial_copy(run_id, t, services, cdc, scope)
+            continue
+        if t.start_now:
+            summary["tables"][t.table] = _start_streaming(run_id, t, services, cdc, scope)
+            continue
+        target_columns.execute(t.alters)  # schema evolution, before any change of this window is applied
+        followed = t.schema_changes = runs.record_schema_changes(services, run_id, t.key, t.schema_changes)
+        services.state.record_table(
+            run_id,
+            t.table,
+            scope,
+            status="running",
+            mode="cdc",
+            plan=t.plan.model_dump(mode="json"),
+            chunk_count=0,
+            cdc_from=t.position.to_dict() if t.position else None,
+            notes=t.notes,
+            started_at=Decimal(str(round(time.time(), 3))),
+            **({"schema_changes": followed} if followed else {}),
+        )
+        if t.alters:
+            cdc.set_columns(t.key, t.schema)
+        t.run_id = run_id
+        streaming.append(t)
+    return summary, streaming
+
+
+def read_window(run_id: str, streaming: list[CdcTable], stop_at: Position, services: Services) -> dict[str, Any]:
+    """The rolling audits' slices, then one binlog window for every streaming table (of one run, or of the
+    runs of several databases: each table's ``run_id``), staged and sent; each table's answer by label."""
+    audits = {}
+    try:
+        for p in streaming:
+            if p.audit is not None:
+                locate(services, p.plan)
+                audits[p.label] = stage_audit(p.run(run_id), p, stop_at, services)
+    finally:
+        services.locate(None, None)
+    return read_and_send(run_id, streaming, stop_at, services, CdcState(services.state), audits)
 
 
 def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
@@ -420,7 +503,7 @@ def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState
         services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
         return {"status": "declined", "reason": reason}
     services.fault("cdc_position_recorded", None)
-    sf = Target(services.snowflake(), s.stage_name)
+    sf = Target(services.place("target", services.snowflake()), s.stage_name)
     try:
         sf.prepare_changes(p.plan, s.reconcile_action)
     finally:
@@ -484,9 +567,11 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
-def batch_path(table: str, start: str, end: str) -> str:
-    """The stage path of a table's batches of one window: deterministic from table, start and end."""
-    return f"cdc/{staging.stage_path_component(table)}/{start.replace(':', '_')}-{end.replace(':', '_')}"
+def batch_path(table: str, start: str, end: str, database: str | None = None) -> str:
+    """The stage path of a table's batches of one window: deterministic from table, start and end (and the
+    source database of a table of one of several databases: two may have tables of one name in one schema)."""
+    where = f"db-{staging.stage_path_component(database)}/" if database is not None else ""
+    return f"cdc/{where}{staging.stage_path_component(table)}/{start.replace(':', '_')}-{end.replace(':', '_')}"
 
 
 # the rolling audit's batch: its rows' chunk id in the run's load table (a window's batches are 0, 1, ...)
@@ -520,7 +605,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
     encs = staging.encoders(p.plan)
     checks = staging.size_checks(p.plan)
     try:
-        conn = services.mysql()
+        conn = services.place("source", services.mysql())  # the table's database (``locate``)
         try:
             with source_read.snapshot(conn):
                 query, params = source_sql.chunk_query(p.plan, lower, upper, None)
@@ -534,7 +619,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                     stream.close()
         finally:
             conn.close()
-        sf = Target(services.snowflake(), s.stage_name)
+        sf = Target(services.place("target", services.snowflake()), s.stage_name)
         try:
             sf.put(local, path)
         finally:
@@ -572,10 +657,12 @@ def read_and_send(
     cdc: CdcState,
     audits: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Read one bounded window for ``tables``, stage each table's batches, define the window, send."""
+    """Read one bounded window for ``tables``, stage each table's batches, define the window, send. A table
+    of one of several databases (its ``run_id`` and plan's place) is staged, defined and sent in its run,
+    where it lands; one read serves them all. The answer is keyed by each table's ``label``."""
     s = services.settings
     tables = [p for p in tables if p.spec is not None]
-    specs = {p.table: p.spec for p in tables if p.spec is not None}
+    specs = {p.label: p.spec for p in tables if p.spec is not None}
     started = time.time()
     try:
         window = binlog.read_window(
@@ -584,9 +671,10 @@ def read_and_send(
     except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
         reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
         for p in tables:
-            services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-            services.state.release_lease(p.key, run_id, 0)
-        services.state.finish_run_if_complete(run_id)
+            services.state.set_table_status(p.run(run_id), p.table, "failed", reason=reason)
+            services.state.release_lease(p.key, p.run(run_id), 0)
+        for rid in dict.fromkeys(p.run(run_id) for p in tables):
+            services.state.finish_run_if_complete(rid)
         raise
     services.fault("cdc_window_read", window)
     read_at = started if window.reached_end else float(window.newest_event_at or started)
@@ -603,52 +691,59 @@ def read_and_send(
         },
     )
     summary: dict[str, Any] = {}
-    sf = None
-    mysql = None
+    targets: dict[str | None, Target] = {}  # one Snowflake connection per target schema (``Services.locate``)
+    sources: dict[str | None, Any] = {}  # one MySQL connection per source database
     try:
         for p in tables:
+            rid, label = p.run(run_id), p.label
+            meter.set_run(rid)
             meter.focus(p.table, "read")
-            if p.table in window.broken:
+            locate(services, p.plan)
+            if label in window.broken:
                 reason = (
-                    f"table {p.table!r}: the binlog has {window.broken[p.table]!r}, which changes cannot follow; "
+                    f"table {p.table!r}: the binlog has {window.broken[label]!r}, which changes cannot follow; "
                     + resnapshot_fix(p.table)
                 )
                 cdc.stop(p.key, reason)
-                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-                services.state.release_lease(p.key, run_id, 0)
-                summary[p.table] = {"status": "failed", "reason": reason}
+                services.state.set_table_status(rid, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, rid, 0)
+                summary[label] = {"status": "failed", "reason": reason}
                 continue
-            if p.table in window.unreadable:  # its position stays: the next run reads these changes again
-                reason = f"{window.unreadable[p.table]}; its position stays where it was"[:2000]
-                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-                services.state.release_lease(p.key, run_id, 0)
-                summary[p.table] = {"status": "failed", "reason": reason}
+            if label in window.unreadable:  # its position stays: the next run reads these changes again
+                reason = f"{window.unreadable[label]}; its position stays where it was"[:2000]
+                services.state.set_table_status(rid, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, rid, 0)
+                summary[label] = {"status": "failed", "reason": reason}
                 continue
-            changes = list(window.changes.get(p.table, {}).values())
+            changes = list(window.changes.get(label, {}).values())
             changes.sort(key=lambda c: c.pos)
+            sf = targets.get(p.plan.target_schema)
             if sf is None and changes:
-                sf = Target(services.snowflake(), s.stage_name)
+                placed = services.place("target", services.snowflake())
+                sf = targets[p.plan.target_schema] = Target(placed, s.stage_name)
             try:
                 if p.options is not None and p.options.needed and changes:
+                    mysql = sources.get(p.plan.source_database)
                     if mysql is None:
-                        mysql = services.mysql()
+                        mysql = sources[p.plan.source_database] = services.place("source", services.mysql())
                     changes = p.options.apply(mysql, changes)  # where, mask, transform: as the copy path
-                audited = (audits or {}).get(p.table, {})
-                summary[p.table] = _define_and_send(run_id, p, changes, window, read_at, services, cdc, sf, audited)
+                audited = (audits or {}).get(label, {})
+                summary[label] = _define_and_send(rid, p, changes, window, read_at, services, cdc, sf, audited)
             except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
                 reason = (
                     f"table {p.table!r}: its changes of this window could not be staged or sent: "
                     f"{type(e).__name__}: {e}; its position stays where it was, so the next cdc run reads "
                     "these changes again"
                 )[:2000]
-                logger.exception("cdc window of a table failed", extra={"run_id": run_id, "table": p.table})
-                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
-                services.state.release_lease(p.key, run_id, 0)
-                summary[p.table] = {"status": "failed", "reason": reason}
+                logger.exception("cdc window of a table failed", extra={"run_id": rid, "table": p.table})
+                services.state.set_table_status(rid, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, rid, 0)
+                summary[label] = {"status": "failed", "reason": reason}
     finally:
-        if sf is not None:
-            sf.conn.close()
-        if mysql is not None:
+        services.locate(None, None)
+        for target in targets.values():
+            target.conn.close()
+        for mysql in sources.values():
             mysql.close()
     return summary
 
@@ -673,7 +768,7 @@ def _define_and_send(
     start, end = p.position.key(), window_end.key()
     batches = _stage_batches(p, changes, start, end, services, sf)
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
-    truncated = window.truncated.get(p.table)
+    truncated = window.truncated.get(p.label)
     emptied: list[dict[str, Any]] = []
     fields: dict[str, Any] = {}
     if truncated is not None:  # the finalise empties the target at that position, before the window commits
@@ -734,7 +829,7 @@ def _stage_batches(
     p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Target | None
 ) -> list[ChangeBatch]:
     s = services.settings
-    path = batch_path(p.table, start, end)
+    path = batch_path(p.table, start, end, p.plan.source_database)
     encs = staging.encoders(p.plan)
     checks = staging.size_checks(p.plan)
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
@@ -801,9 +896,10 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         plan = TablePlan.model_validate(t["plan"])
         key = TableKey.of_run_table(t, table)  # the scope the run was planned in
         state = cdc.get(key) or {}
-        conn = services.mysql()
+        locate(services, plan)  # a table of one of several databases: its database and schema
+        conn = services.place("source", services.mysql())
         try:
-            database = services.mysql_settings().dbname
+            database = plan.source_database or services.mysql_settings().dbname
             facts = binlog.column_facts(conn, database, table)
             salt = services.mysql_settings().mask_salt
             options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
@@ -819,6 +915,6 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         stored = {str(s[0]) for s in state.get("schema_columns") or []}
         spec = _spec(position, plan, options_, facts, stored)
         resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_)
-        result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
+        result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[resumed.label]
         return result
     return send_window(run_id, table, services)

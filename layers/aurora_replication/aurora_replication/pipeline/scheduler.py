@@ -29,7 +29,17 @@ from aurora_replication.models import (
     parse_run_request,
     parse_scheduler_event,
 )
-from aurora_replication.pipeline import audit, cdc_reader, chunks, databases, modes, resume, runs, transforms
+from aurora_replication.pipeline import (
+    audit,
+    cdc_databases,
+    cdc_reader,
+    chunks,
+    databases,
+    modes,
+    resume,
+    runs,
+    transforms,
+)
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.target_check import Drift, TargetFacts
 from aurora_replication.services import Services
@@ -398,7 +408,11 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     target_columns = TargetColumns(services)
     try:
         if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
-            return cdc_reader.schedule(request, run_id, services, target_columns, resolve_tables, plan_table)
+            if request.databases is not None:  # several source databases: one binlog window serves them all
+                planner = cdc_databases.Planner(resolve_tables, plan_table, _not_another_databases, TargetColumns)
+                return cdc_databases.schedule(request, run_id, services, planner)
+            guard = _not_another_databases
+            return cdc_reader.schedule(request, run_id, services, target_columns, resolve_tables, plan_table, guard)
         if request.databases is not None:  # several source databases: a run of each
             return _schedule_databases(request, run_id, services)
         return _schedule(request, run_id, services, target_columns)

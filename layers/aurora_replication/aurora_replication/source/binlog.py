@@ -227,6 +227,15 @@ class TableSpec:
     excluded: frozenset[str] = frozenset()
     # history mode: every change of the window is kept, not only the latest of each key
     history: bool = False
+    # the table in the binlog: its database (None: the source secret's) and name (None: the spec's key in
+    # ``read_window``'s ``specs``). A window of several databases' tables (a cdc request naming several,
+    # ``pipeline/cdc_databases.py``) keys each spec by a label of its own and names its table here
+    database: str | None = None
+    table: str | None = None
+
+    def where(self, label: str, default_database: str) -> tuple[str, str]:
+        """The (database, table) the spec follows in the binlog."""
+        return (self.database or default_database, self.table or label)
 
 
 @dataclass
@@ -260,7 +269,7 @@ class Window:
     stopped_by: str = "end"
 
 
-def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: list[str]) -> Any:
+def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: list[str], schemas: list[str]) -> Any:
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
@@ -293,7 +302,7 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
         log_file=start.file,
         log_pos=start.pos,
         blocking=False,
-        only_schemas=[settings.dbname],
+        only_schemas=schemas,
         only_tables=tables,
         only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, RotateEvent],
         enable_logging=False,
@@ -332,7 +341,10 @@ def read_window(
     max_bytes: int,
 ) -> Window:
     """The committed row changes of ``specs``' tables after each table's start, up to ``stop_at``
-    (the server's end when the window began), within the time and byte budget."""
+    (the server's end when the window began), within the time and byte budget. ``specs`` is keyed by a
+    label (the table's name for the source secret's database), which the window's fields are keyed by;
+    each spec's ``where`` is the (database, table) it follows, so one read serves the tables of several
+    databases (the binlog is the server's, not a database's)."""
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
@@ -343,11 +355,15 @@ def read_window(
         window.end, window.reached_end = stop_at, True
         return window
     deadline = time.monotonic() + max_seconds
+    where = {t: s.where(t, settings.dbname) for t, s in specs.items()}
+    labels = {w: t for t, w in where.items()}
+    shown = {t: f"{w[0]}.{w[1]}" if specs[t].database else w[1] for t, w in where.items()}
     key_index = {t: [i for i, c in enumerate(s.columns) if c.name in s.key] for t, s in specs.items()}
     converters = {t: [(c.name, converter(c)) for c in s.columns] for t, s in specs.items()}
     pending: list[tuple[str, RowChange]] = []
     pending_at: int | None = None
-    stream = _stream(settings, start, server_id, list(specs))
+    schemas = sorted({w[0] for w in where.values()})
+    stream = _stream(settings, start, server_id, sorted({w[1] for w in where.values()}), schemas)
     try:
         for event in _events(stream):
             window.events += 1
@@ -356,27 +372,27 @@ def read_window(
             if isinstance(event, RotateEvent):
                 continue
             if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
-                table = str(event.table)
-                spec = specs.get(table)
-                if spec is None or here.key() <= spec.start.key():
+                label = labels.get((str(event.schema), str(event.table)))
+                spec = specs.get(label) if label is not None else None
+                if label is None or spec is None or here.key() <= spec.start.key():
                     continue
                 names = [str(c.name) for c in event.columns]
                 if any(n.startswith("UNKNOWN_COL") for n in names):
                     raise BinlogUnavailableError(
-                        f"row events of table {table!r} carry no column names: set binlog_row_metadata=FULL"
+                        f"row events of table {shown[label]!r} carry no column names: set binlog_row_metadata=FULL"
                     )
                 unknown = _unknown_columns(spec, names)
                 if unknown:
-                    window.schema_moved.append(f"{table}: {', '.join(unknown)}")
+                    window.schema_moved.append(f"{shown[label]}: {', '.join(unknown)}")
                     pending = []
                     window.stopped_by = "schema change"
                     break
                 try:
-                    changes = list(_changes(event, here, converters[table], key_index[table]))
+                    changes = list(_changes(event, here, converters[label], key_index[label]))
                 except UnrepresentableValueError as e:
-                    window.unreadable.setdefault(table, f"table {table!r}: {e}")
+                    window.unreadable.setdefault(label, f"table {shown[label]!r}: {e}")
                     continue
-                pending.extend((table, change) for change in changes)
+                pending.extend((label, change) for change in changes)
                 pending_at = int(event.timestamp)
                 continue
             boundary = isinstance(event, XidEvent)
@@ -386,41 +402,45 @@ def read_window(
                 boundary = True  # COMMIT of a non-transactional table, or a DDL statement (its own commit)
                 if statement.upper() in ("BEGIN", "XA START"):
                     continue
-                emptied = truncated_table(statement, _text(event.schema))
+                session = _text(event.schema)
+                emptied = truncated_table(statement, session)
                 if emptied is not None:
                     window.ddl.append(statement[:500])
-                    for table, spec in specs.items():
+                    for label, spec in specs.items():
                         if here.key() <= spec.start.key():
                             continue
-                        if emptied == (settings.dbname, table) and not spec.history:
-                            truncating.append(table)
-                        elif (emptied[0].lower(), emptied[1].lower()) == (settings.dbname.lower(), table.lower()):
+                        database, table = where[label]
+                        if emptied == (database, table) and not spec.history:
+                            truncating.append(label)
+                        elif (emptied[0].lower(), emptied[1].lower()) == (database.lower(), table.lower()):
                             # history mode (its versions would need closing), or a name equal but for case
                             # (lower_case_table_names): not followed, stopped loudly
-                            window.broken.setdefault(table, statement[:300])
-                elif _DDL.match(statement) and _text(event.schema) == settings.dbname:
+                            window.broken.setdefault(label, statement[:300])
+                elif _DDL.match(statement) and session in schemas:
                     window.ddl.append(statement[:500])
-                    for table, spec in specs.items():
+                    for label, spec in specs.items():
+                        database, table = where[label]
                         after_start = here.key() > spec.start.key()
-                        if after_start and _mentions(statement, table) and _BREAKING.search(statement):
-                            window.broken.setdefault(table, statement[:300])
+                        mentioned = database == session and _mentions(statement, table)
+                        if after_start and mentioned and _BREAKING.search(statement):
+                            window.broken.setdefault(label, statement[:300])
                 elif _TRUNCATE_WORD.search(statement):  # a TRUNCATE not parsed (several tables, a comment...)
-                    for table, spec in specs.items():
-                        if here.key() > spec.start.key() and _mentions(statement, table):
-                            window.broken.setdefault(table, statement[:300])
+                    for label, spec in specs.items():
+                        if here.key() > spec.start.key() and _mentions(statement, where[label][1]):
+                            window.broken.setdefault(label, statement[:300])
             if not boundary:
                 continue
-            for table, change in pending:
-                if table in window.broken or table in window.unreadable:
+            for label, change in pending:
+                if label in window.broken or label in window.unreadable:
                     continue
-                key = tuple(change.values[i] for i in key_index[table])
-                if specs[table].history:  # every version: one entry per change (its position is unique)
+                key = tuple(change.values[i] for i in key_index[label])
+                if specs[label].history:  # every version: one entry per change (its position is unique)
                     key = (*key, change.pos)
-                window.changes[table][key] = change
-            for table in truncating:  # after the changes committed before it: they are all emptied
-                if table not in window.broken and table not in window.unreadable:
-                    window.changes[table] = {}
-                    window.truncated[table] = here.key()
+                window.changes[label][key] = change
+            for label in truncating:  # after the changes committed before it: they are all emptied
+                if label not in window.broken and label not in window.unreadable:
+                    window.changes[label] = {}
+                    window.truncated[label] = here.key()
             if pending_at is not None:
                 window.newest_event_at = max(window.newest_event_at or 0, pending_at)
             pending, pending_at = [], None

@@ -1,0 +1,149 @@
+"""Change data capture over several source databases of one server in one request (``databases`` with
+``database_mapping`` ``schema`` or ``prefix``, ``mode`` ``cdc``).
+
+As a full or incremental request of several databases (``pipeline/databases.py``), the request is one run
+per database (``child_run_id``), each in the scope its database maps to, so that every table's position,
+phase, lease, initial copy, window, target table, catalog entry and report is per source database and
+table. What differs is the binlog: it is the server's, not a database's, so the tables of every database
+that stream this request are read in **one** window (``cdc_reader.read_window``: one pass over the binlog
+from the earliest stored position of them all, each row event matched to its (database, table)), and each
+table's changes are then staged, defined and sent in its own database's run. One read per request, not one
+per database: a server-wide binlog read N times for N databases would cost N times the reader's time and
+the server's binlog dump for the same events.
+
+Everything the request names is checked before anything is written, as for the other modes: databases,
+tables, target names (no two on one Snowflake table) and the overwrite guard (no table lands where another
+source database was copied). ``database_mapping: merge`` is refused under cdc (``models.RunRequest``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from aurora_replication.cost import meter
+from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.keys import Scope
+from aurora_replication.models import RunRequest
+from aurora_replication.pipeline import cdc_reader, databases
+from aurora_replication.services import Services
+from aurora_replication.source import binlog
+from aurora_replication.target import client as target
+from aurora_replication.target import sql as target_sql
+
+logger = Logger(child=True)
+
+
+@dataclass(frozen=True)
+class Planner:
+    """What the scheduler hands in (this module sits below it): its table resolver and planner, its overwrite
+    guard, and its target-columns reader (``scheduler.TargetColumns``, made per database once located)."""
+
+    resolve_tables: cdc_reader.ResolveTables
+    plan_table: cdc_reader.PlanTable
+    guard: cdc_reader.Guard
+    target_columns: Callable[[Services], Any]
+
+
+def _where(request: RunRequest, scope: Scope) -> str | None:
+    """The Snowflake schema a database's connections are moved to: its own under ``schema``; under
+    ``prefix`` the target secret's (None)."""
+    return scope.target_schema if request.database_mapping == "schema" else None
+
+
+def _make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
+    """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
+    sf = services.snowflake()
+    try:
+        there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
+        for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
+            target.execute(sf, target_sql.create_schema(schema))
+    finally:
+        sf.close()
+
+
+def schedule(request: RunRequest, run_id: str, services: Services, planner: Planner) -> dict[str, Any]:
+    """Plan every database's tables (each in its scope, its connections located there), record each database's
+    run, take leases and start initial copies, then read one binlog window for every table that streams and
+    send each table's batches in its run. A database whose every table fails planning is answered failed; the
+    request fails only when all do."""
+    assert request.databases is not None and request.database_mapping in ("schema", "prefix")
+    base = services.scope()
+    conn = services.mysql()
+    try:
+        problems = binlog.check_preconditions(conn)
+        if problems:
+            raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
+        chosen = databases.match_databases(request.databases, databases.list_databases(conn))
+        scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
+        tables = {d: planner.resolve_tables(conn, services, d, request)[0] for d in chosen}
+        files = binlog.binlog_files(conn)
+    finally:
+        conn.close()
+    databases.target_names(scopes, tables)
+    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
+    for d in chosen:
+        planner.guard(services, scopes[d], tables[d], owners)
+    children = {d: databases.child_run_id(run_id, d) for d in chosen}
+    taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
+    if taken:
+        raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
+    services.state.note_several_databases()
+    if request.database_mapping == "schema":
+        _make_schemas(services, scopes)
+
+    requests = {d: request.model_copy(update={"databases": [d], "run_id": children[d]}) for d in chosen}
+    summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
+    planned: dict[str, cdc_reader.Planned] = {}
+    readers: dict[str, Any] = {}  # each database's target-columns reader, located there
+    errors: list[str] = []
+    try:
+        for d in chosen:
+            services.locate(d, _where(request, scopes[d]))
+            meter.set_run(children[d])
+            readers[d] = planner.target_columns(services)
+            source = services.place("source", services.mysql())
+            try:
+                p = cdc_reader.plan_tables(
+                    source, services, d, requests[d], readers[d], planner.resolve_tables, planner.plan_table, files,
+                    scopes[d],
+                )  # fmt: skip
+            finally:
+                source.close()
+            if not p.planned and p.failed and not p.stopped:
+                error = "; ".join(p.failed.values())
+                errors.append(f"database {d!r}: {error}")
+                summary["runs"][d] = {"run_id": children[d], "status": "failed", "error": error}
+                continue
+            planned[d] = p
+        if not planned:
+            raise BadInputError("; ".join(errors))
+        conn = services.mysql()
+        try:
+            stop_at = binlog.current_position(conn)  # after every database's schema was read
+        finally:
+            conn.close()
+        streaming: list[cdc_reader.CdcTable] = []
+        for d, p in planned.items():
+            services.locate(d, _where(request, scopes[d]))
+            meter.set_run(children[d])
+            summary["runs"][d], started = cdc_reader.open_tables(
+                children[d], requests[d], p, scopes[d], services, readers[d]
+            )
+            streaming.extend(started)
+        services.locate(None, None)
+        if streaming:
+            answers = cdc_reader.read_window(run_id, streaming, stop_at, services)
+            for t in streaming:
+                summary["runs"][t.plan.source_database]["tables"][t.table] = answers[t.label]
+    finally:
+        services.locate(None, None)
+        for reader in readers.values():
+            reader.close()
+    meter.focus(None)
+    for d in planned:
+        services.state.finish_run_if_complete(children[d])
+    return summary
