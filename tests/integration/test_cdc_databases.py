@@ -126,6 +126,11 @@ def test_cdc_over_three_databases(env, mapping: str) -> None:
     changes = {d: int(r.run["table_states"]["items"]["changes"]) for d, r in third.runs.items()}
     assert changes == {c1: 0, c2: 2, c3: 0}, changes
     _equal(env, mapping, names)
+    # the health check's cdc part lists each database's table by its database and name, with its lag
+    cdc = stack.invoke("HealthFunction", {})["checks"]["cdc"]["tables"]
+    for database in names.values():
+        assert cdc[f"{database}.items"]["status"] == "streaming", cdc
+        assert "cdc_lag_seconds" in cdc[f"{database}.items"], cdc
     # the stack's own table was never written: it is no table of the request
     sf = env.snowflake()
     try:

@@ -59,8 +59,14 @@ class CdcState:
 
     def all(self, scope: Scope) -> dict[str, dict[str, Any]]:
         """The cdc state of every table of ``scope`` that has one: the catalog names the tables (one query,
-        no scan: every cdc run takes a lease, which catalogues its table), then one read each."""
+        no scan: every cdc run takes a lease, which catalogues its table), then one read each. With them,
+        the tables that requests naming several databases stream into the same target database (the
+        catalog's, ``StateStore.catalog``), named ``<database>.<table>``."""
         found = {name: self.get(scope.key(name)) for name in self.store.catalogued_tables(scope)}
+        for item in self.store.catalog(scope):
+            other = Scope.from_item(item.get("scope"))
+            if item.get("source_database") and other is not None:
+                found[f"{other.source_database}.{item['table']}"] = self.get(other.key(str(item["table"])))
         return {name: item for name, item in found.items() if item is not None}
 
     def start_snapshot(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:

@@ -897,15 +897,18 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         key = TableKey.of_run_table(t, table)  # the scope the run was planned in
         state = cdc.get(key) or {}
         locate(services, plan)  # a table of one of several databases: its database and schema
-        conn = services.place("source", services.mysql())
         try:
-            database = plan.source_database or services.mysql_settings().dbname
-            facts = binlog.column_facts(conn, database, table)
-            salt = services.mysql_settings().mask_salt
-            options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
-            stop_at = binlog.current_position(conn)
+            conn = services.place("source", services.mysql())
+            try:
+                database = plan.source_database or services.mysql_settings().dbname
+                facts = binlog.column_facts(conn, database, table)
+                salt = services.mysql_settings().mask_salt
+                options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
+                stop_at = binlog.current_position(conn)
+            finally:
+                conn.close()
         finally:
-            conn.close()
+            services.locate(None, None)  # read_and_send locates each table again
         position = Position.from_dict(t["cdc_from"])
         if state.get("position_key") != position.key():
             raise BadInputError(
