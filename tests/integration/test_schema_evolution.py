@@ -85,3 +85,32 @@ def test_unsafe_change_stops_that_table_and_the_others_go_on(env):
     auto = stack.run({"tables": "acct", "mode": "auto"}, workers=1)
     assert auto.ok and auto.run["table_states"]["acct"]["mode"] == "full"
     assert_same(env, "acct")
+
+
+def test_a_full_copy_records_a_dropped_column_once_and_the_report_shows_it(env):
+    _seed(env)
+    stack = env.start_stack()
+    assert stack.run({"tables": "acct", "mode": "full"}, workers=1).ok
+    env.sql("ALTER TABLE acct DROP COLUMN legacy", "ALTER TABLE acct ADD COLUMN score INT NULL")
+    outcome = stack.run({"tables": "acct", "mode": "full"}, workers=1)
+    state = outcome.run["table_states"]["acct"]
+    assert outcome.ok, state
+    # recorded as cdc and incremental runs record it: what, which column, when, which run
+    changes = state["schema_changes"]
+    assert [(c["change"], c["column"], c["run"]) for c in changes] == [("column dropped", "LEGACY", outcome.run_id)]
+    assert changes[0]["at"] and "every row" in changes[0]["detail"], changes
+    assert any("'score' added" in n for n in state["schema_notes"]), state  # what evolution did, as text
+    assert "LEGACY" in _columns(env, "ACCT")  # kept, NULL in every row after the copy
+    assert_same(env, "acct")
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["acct"]
+    assert [(c["change"], c["column"], c["run"]) for c in status["schema_changes"]] == [
+        ("column dropped", "LEGACY", outcome.run_id)
+    ]
+    # the next full copy keeps the column and does not record the drop again
+    again = stack.run({"tables": "acct", "mode": "full"}, workers=1)
+    assert again.ok and not again.run["table_states"]["acct"].get("schema_changes"), again.run["table_states"]
+    from aurora_replication.ops import report
+    from aurora_replication.state import StateStore
+
+    html = report.build(StateStore(stack.table_name), outcome.run_id)  # the run report's notes of the table
+    assert "schema change: column dropped &#x27;LEGACY&#x27;" in html, html[:2000]

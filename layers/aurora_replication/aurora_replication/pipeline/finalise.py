@@ -40,7 +40,7 @@ from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.state import FINAL, SUPERSEDED, Bounds, TableKey, run_order
-from aurora_replication.target import long_statements
+from aurora_replication.target import evolution, long_statements
 from aurora_replication.target.client import Target
 from aurora_replication.target.long_statements import LongStatements, Pending, StatementInterrupted, StatementTimedOut
 from aurora_replication.target.sql import load_table_name
@@ -322,6 +322,7 @@ def finalise(
                 if mode.verifies_whole_table and compared and result.get("source_as_of") is not None:
                     result["verified_at"] = result["source_as_of"]
                 _note_audit(msg, services, key, state, chunks, result)
+                _record_drops(msg, services, key, result)
                 watermark = mode.watermark(state)
                 if watermark is not None and not services.state.set_watermark(held, watermark):
                     result["watermark"] = (
@@ -473,6 +474,22 @@ def _note_audit(
     )
     if not moved:
         logger.info("the audit cursor had moved already (a repeat finaliser)", extra={"run_id": msg.run_id})
+
+
+def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: dict[str, Any]) -> None:
+    """A commit that kept target columns MySQL no longer has (``evolution.DROPPED_FIELD``): each drop is
+    recorded once, as cdc and incremental planning record it (what, when, which run), unless an earlier
+    run did. One catalog read, only when such a column exists."""
+    kept = [str(c) for c in result.pop(evolution.DROPPED_FIELD, None) or []]
+    if not kept:
+        return
+    entry = services.state.catalog_entries([key]).get(key.table, {})
+    change = evolution.SchemaChange(kept_in_target=kept)
+    detail = evolution.KEPT_BY_COPY if msg.plan.mode == "full" and not msg.plan.history else evolution.KEPT_DETAIL
+    records = evolution.drop_records(evolution.unrecorded_drops(change, entry), "", int(time.time()), detail)
+    followed = runs.record_schema_changes(services, msg.run_id, key, records)
+    if followed:
+        result["schema_changes"] = followed
 
 
 def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception) -> dict[str, Any] | None:

@@ -31,6 +31,10 @@ _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 # the kinds of schema change recorded in the table's catalog item (``schema_changes``)
 DROPPED = "column dropped"
 TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
+# a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
+DROPPED_FIELD = "columns_dropped_in_source"
+KEPT_DETAIL = "dropped in MySQL; kept in the target, NULL for rows written after the drop"
+KEPT_BY_COPY = "dropped in MySQL; kept in the target, NULL in every row after this full copy"
 
 
 @dataclass
@@ -109,18 +113,9 @@ def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
     return [name for name in change.kept_in_target if name not in seen]
 
 
-def drop_records(columns: list[str], run_id: str, at: int) -> list[dict[str, Any]]:
+def drop_records(columns: list[str], run_id: str, at: int, detail: str = KEPT_DETAIL) -> list[dict[str, Any]]:
     """What is recorded of columns dropped in MySQL and kept in the target: what, when, which run."""
-    return [
-        {
-            "change": DROPPED,
-            "column": name,
-            "at": at,
-            "run": run_id,
-            "detail": "dropped in MySQL; kept in the target, NULL for rows written after the drop",
-        }
-        for name in columns
-    ]
+    return [{"change": DROPPED, "column": name, "at": at, "run": run_id, "detail": detail} for name in columns]
 
 
 _INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
