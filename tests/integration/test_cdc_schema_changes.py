@@ -162,3 +162,29 @@ def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_ta
     env.sql("UPDATE items SET qty = 5 WHERE id = 5")
     assert _cdc(stack, "items").ok
     assert assert_same(env, "items") == 11
+
+
+def test_on_column_drop_drop_removes_the_column_from_the_target_and_streams_on(env):
+    _seed(env, 10)
+    stack = env.start_stack(STACK_ENV)
+    options = {"table_options": {"items": {"on_column_drop": "drop", "exclude": ["name"]}}}
+    assert _cdc(stack, **options).ok
+    env.sql("ALTER TABLE items DROP COLUMN legacy", "UPDATE items SET qty = 70 WHERE id = 7")
+    second = _cdc(stack, **options)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc" and t["audit_differences"] == 0, t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("column dropped", "LEGACY", second.run_id)
+    ], t
+    assert "dropped from the target too" in t["schema_changes"][0]["detail"]
+    # gone from Snowflake; the excluded column (MySQL still has it) was never taken for a drop
+    names = [
+        r[0] for r in _target(env, "SELECT column_name FROM information_schema.columns WHERE table_name = 'ITEMS'")
+    ]
+    assert "LEGACY" not in names and "NAME" not in names and "QTY" in names, names
+    assert _target(env, 'SELECT "QTY" FROM "ITEMS" WHERE "ID" = 7') == [(70,)]
+    env.sql("INSERT INTO items (id, name, qty) VALUES (11, 'x', 11)")
+    third = _cdc(stack, **options)
+    t = third.run["table_states"]["items"]
+    assert third.ok and t["mode"] == "cdc" and not t.get("schema_changes"), t
+    assert _target(env, 'SELECT COUNT(*) FROM "ITEMS"') == [(11,)]

@@ -114,3 +114,26 @@ def test_a_full_copy_records_a_dropped_column_once_and_the_report_shows_it(env):
 
     html = report.build(StateStore(stack.table_name), outcome.run_id)  # the run report's notes of the table
     assert "schema change: column dropped &#x27;LEGACY&#x27;" in html, html[:2000]
+
+
+def test_on_column_drop_drop_under_incremental_and_full_runs(env):
+    _seed(env)
+    stack = env.start_stack()
+    options = {"acct": {"on_column_drop": "drop"}}
+    assert stack.run({"tables": "acct", "mode": "full", "table_options": options}, workers=1).ok
+    env.sql("ALTER TABLE acct DROP COLUMN legacy", "UPDATE acct SET n = 100 WHERE id = 4")
+    outcome = stack.run({"tables": "acct", "mode": "incremental", "table_options": options}, workers=1)
+    state = outcome.run["table_states"]["acct"]
+    assert outcome.ok, state
+    assert [(c["change"], c["column"], c["run"]) for c in state["schema_changes"]] == [
+        ("column dropped", "LEGACY", outcome.run_id)
+    ]
+    assert "LEGACY" not in _columns(env, "ACCT")
+    assert_same(env, "acct")
+    # a full copy drops one too, and records it
+    env.sql("ALTER TABLE acct DROP COLUMN label")
+    full = stack.run({"tables": "acct", "mode": "full", "table_options": options}, workers=1)
+    state = full.run["table_states"]["acct"]
+    assert full.ok and [(c["column"], c["run"]) for c in state["schema_changes"]] == [("LABEL", full.run_id)], state
+    assert "LABEL" not in _columns(env, "ACCT")
+    assert_same(env, "acct")

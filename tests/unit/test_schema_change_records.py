@@ -73,3 +73,43 @@ def test_which_type_changes_widen_losslessly():
         ("int(10) unsigned zerofill", "bigint(20) unsigned zerofill"),
     ]:
         assert not w(old, new), (old, new)
+
+
+def test_on_column_drop_is_validated_and_drops_only_columns_mysql_no_longer_has():
+    import pytest
+    from pydantic import ValidationError
+
+    from aurora_replication.errors import BadInputError
+    from aurora_replication.models import Column, TableOptions, TablePlan
+    from aurora_replication.pipeline import transforms
+
+    with pytest.raises(ValidationError, match="on_column_drop"):
+        TableOptions.model_validate({"on_column_drop": "delete"})
+    plan = TablePlan(
+        table="t",
+        target_table="T",
+        columns=[
+            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
+            Column(name="secret", kind="text", snowflake_type="VARCHAR", target="SECRET"),
+            Column(name="v", kind="text", snowflake_type="VARCHAR", target="V"),
+        ],
+        key=["id"],
+        mode="incremental",
+    )
+    with pytest.raises(BadInputError, match="past version"):
+        transforms.apply_options(plan, TableOptions(history=True, on_column_drop="drop"), "upper", transform_modules="")
+    opts = TableOptions(on_column_drop="drop", exclude=["secret"], rename={"v": "value"})
+    planned = transforms.apply_options(plan, opts, "upper", transform_modules="")
+    assert planned.on_column_drop == "drop" and planned.kept_by_options == ["SECRET", "V"]
+    target = [("ID", "NUMBER", 10, 0), ("SECRET", "TEXT", None, None), ("V", "TEXT", None, None)]
+    target += [("VALUE", "TEXT", None, None), ("LEGACY", "TEXT", None, None), ("_ASR_POS", "TEXT", None, None)]
+    change = evolution.diff(planned, target)
+    assert change.dropped_from_target == ["LEGACY"] and change.kept_in_target == []
+    assert evolution.alter_statements(planned, change) == ['ALTER TABLE "T" DROP COLUMN IF EXISTS "LEGACY"']
+    [record] = evolution.drop_records_of(change, {}, "r1", 5)
+    assert record["column"] == "LEGACY" and "dropped from the target too" in record["detail"]
+    # kept by default: the same columns, no statement
+    kept = evolution.diff(
+        transforms.apply_options(plan, TableOptions(exclude=["secret"]), "upper", transform_modules=""), target
+    )
+    assert kept.kept_in_target == ["VALUE", "LEGACY"] and evolution.alter_statements(plan, kept) == []

@@ -77,6 +77,9 @@ class TableOptions(_Strict):
     # history mode (type-2): the target keeps every version of a row with its validity interval
     # (``target/history_sql.py``, docs/run-requests.md#history-mode)
     history: bool = False
+    # a column dropped in MySQL: kept in the target (NULL for new rows), or dropped from it too
+    # (``target/evolution.py``, docs/run-requests.md#columns-dropped-in-mysql)
+    on_column_drop: Literal["keep", "drop"] = "keep"
 
     @model_validator(mode="after")
     def _names(self) -> TableOptions:
@@ -274,6 +277,10 @@ class TablePlan(_Strict):
     zero_dates: Literal["null", "fail"] = "null"
     # history mode: the target holds one row per version (``target/history_sql.py``)
     history: bool = False
+    # what evolution does with a target column MySQL no longer has (``TableOptions.on_column_drop``)
+    on_column_drop: Literal["keep", "drop"] = "keep"
+    # target names of columns MySQL still has that the options exclude or rename: never taken for a drop
+    kept_by_options: list[str] = Field(default_factory=list)
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -282,8 +282,7 @@ def plan_cdc_table(
             problems += [f"table {table!r}: {c}" for c in change.conflicts]
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
-        dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
-        schema_changes = evolution.drop_records(dropped, "", int(time.time()))
+        schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
     if problems:
         raise StopTableError(table, "; ".join(problems))
     spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})

@@ -480,13 +480,12 @@ def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: 
     """A commit that kept target columns MySQL no longer has (``evolution.DROPPED_FIELD``): each drop is
     recorded once, as cdc and incremental planning record it (what, when, which run), unless an earlier
     run did. One catalog read, only when such a column exists."""
-    kept = [str(c) for c in result.pop(evolution.DROPPED_FIELD, None) or []]
-    if not kept:
+    change = evolution.SchemaChange.of_gone(result.pop(evolution.DROPPED_FIELD, None) or {})
+    if not change.gone:
         return
     entry = services.state.catalog_entries([key]).get(key.table, {})
-    change = evolution.SchemaChange(kept_in_target=kept)
     detail = evolution.KEPT_BY_COPY if msg.plan.mode == "full" and not msg.plan.history else evolution.KEPT_DETAIL
-    records = evolution.drop_records(evolution.unrecorded_drops(change, entry), "", int(time.time()), detail)
+    records = evolution.drop_records_of(change, entry, "", int(time.time()), detail)
     followed = runs.record_schema_changes(services, msg.run_id, key, records)
     if followed:
         result["schema_changes"] = followed

@@ -156,8 +156,7 @@ def plan_table(
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
-            dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
-            schema_changes = evolution.drop_records(dropped, "", int(time.time()))
+            schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
     chunk_rows = request.chunk_rows
     if not chunk_rows:
         row_bytes = source_discover.avg_row_length(conn, database, table)

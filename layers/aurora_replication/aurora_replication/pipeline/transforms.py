@@ -170,7 +170,18 @@ def apply_options(
             f"table {table!r}: history mode keeps the versions of each key, and the table has no primary key; "
             'add one in MySQL, or drop "history" from its table options (and HISTORY_TABLES)'
         )
+    if options.history and options.on_column_drop == "drop":
+        raise BadInputError(
+            f'table {table!r}: "on_column_drop": "drop" would remove a column\'s values from every past version '
+            'of a history table; keep the column (the default, "keep") or replicate the table without "history"'
+        )
     update = {"columns": columns, "where": where, "transform": options.transform, "notes": notes}
     if options.history:
         update["history"] = True
+    if options.on_column_drop != "keep":
+        update["on_column_drop"] = options.on_column_drop
+    planned = {c.target for c in columns}
+    hidden = sorted({c.target for c in plan.columns} - planned)  # excluded or renamed: MySQL still has them
+    if hidden:
+        update["kept_by_options"] = hidden
     return plan.model_copy(update=update)

@@ -42,6 +42,7 @@ class SchemaChange:
     add: list[Column] = field(default_factory=list)
     widen: list[tuple[Column, str]] = field(default_factory=list)  # (column, old type)
     kept_in_target: list[str] = field(default_factory=list)  # dropped in MySQL, kept (NULL for new rows)
+    dropped_from_target: list[str] = field(default_factory=list)  # dropped in MySQL and, by option, in Snowflake
     conflicts: list[str] = field(default_factory=list)
 
     def describe(self, table: str) -> list[str]:
@@ -56,7 +57,28 @@ class SchemaChange:
             f"table {table!r}: column {name!r} no longer exists in MySQL; kept in Snowflake, NULL for new rows"
             for name in self.kept_in_target
         ]
+        notes += [
+            f"table {table!r}: column {name!r} no longer exists in MySQL; dropped from Snowflake too "
+            '("on_column_drop": "drop")'
+            for name in self.dropped_from_target
+        ]
         return notes
+
+    @property
+    def gone(self) -> list[str]:
+        """The target columns MySQL no longer has, kept or dropped."""
+        return [*self.kept_in_target, *self.dropped_from_target]
+
+    def gone_fields(self) -> dict[str, list[str]]:
+        """The columns MySQL no longer has, as a commit's result carries them to the finaliser."""
+        return {"kept": list(self.kept_in_target), "dropped": list(self.dropped_from_target)}
+
+    @classmethod
+    def of_gone(cls, fields: dict[str, Any]) -> SchemaChange:
+        return cls(
+            kept_in_target=[str(c) for c in fields.get("kept") or []],
+            dropped_from_target=[str(c) for c in fields.get("dropped") or []],
+        )
 
 
 def family(snowflake_type: str) -> str:
@@ -91,9 +113,14 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
                 )
             elif p > p0:
                 change.widen.append((c, f"NUMBER({p0},{s0})"))
-    planned = {c.target for c in plan.columns}
-    # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's
-    change.kept_in_target = [name for name in existing if name not in planned and not name.startswith("_ASR_")]
+    # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's, nor
+    # are columns MySQL still has that the options exclude or rename
+    planned = {c.target for c in plan.columns} | set(plan.kept_by_options)
+    gone = [name for name in existing if name not in planned and not name.startswith("_ASR_")]
+    if plan.on_column_drop == "drop":
+        change.dropped_from_target = gone
+    else:
+        change.kept_in_target = gone
     return change
 
 
@@ -103,14 +130,31 @@ def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
     stmts += [
         f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
     ]
+    # Snowflake: ALTER TABLE ... DROP [COLUMN] [IF EXISTS] <col> (docs/architecture.md, assumptions): IF EXISTS
+    # makes a statement repeated after a crash a no-op
+    stmts += [f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q(name)}" for name in change.dropped_from_target]
     return stmts
 
 
 def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
-    """The target columns kept after a drop in MySQL that the table's catalog ``entry`` has not recorded
-    yet: each drop is recorded once, by the run that first saw it."""
+    """The target columns MySQL no longer has (kept, or dropped by option) that the table's catalog
+    ``entry`` has not recorded yet: each drop is recorded once, by the run that first saw it."""
     seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == DROPPED}
-    return [name for name in change.kept_in_target if name not in seen]
+    return [name for name in change.gone if name not in seen]
+
+
+DROPPED_DETAIL = 'dropped in MySQL; dropped from the target too ("on_column_drop": "drop")'
+
+
+def drop_records_of(
+    change: SchemaChange, entry: dict[str, Any], run_id: str, at: int, kept: str = KEPT_DETAIL
+) -> list[dict[str, Any]]:
+    """The records of ``change``'s drops not recorded yet: ``kept`` is the detail of a column kept."""
+    names = unrecorded_drops(change, entry)
+    return [
+        *drop_records([n for n in names if n in change.kept_in_target], run_id, at, kept),
+        *drop_records([n for n in names if n in change.dropped_from_target], run_id, at, DROPPED_DETAIL),
+    ]
 
 
 def drop_records(columns: list[str], run_id: str, at: int, detail: str = KEPT_DETAIL) -> list[dict[str, Any]]:

@@ -172,5 +172,5 @@ def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
         # what the table holds, every version: the count the next run's whole-target check compares
         "table_rows": c.target.row_count(c.plan.target_table),
         **({"schema_notes": change.describe(c.plan.target_table)} if change.describe(c.plan.target_table) else {}),
-        **({evolution.DROPPED_FIELD: list(change.kept_in_target)} if change.kept_in_target else {}),
+        **({evolution.DROPPED_FIELD: change.gone_fields()} if change.gone else {}),
     }

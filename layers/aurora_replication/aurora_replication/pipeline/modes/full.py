@@ -55,8 +55,8 @@ class Full(SyncMode):
             notes = change.describe(c.plan.target_table)
             if notes:
                 result["schema_notes"] = notes
-            if change.kept_in_target:  # recorded by the finaliser, once per column (``evolution.unrecorded_drops``)
-                result[evolution.DROPPED_FIELD] = list(change.kept_in_target)
+            if change.gone:  # recorded by the finaliser, once per column (``evolution.unrecorded_drops``)
+                result[evolution.DROPPED_FIELD] = change.gone_fields()
         c.fault("published", c.message)
         result["table_rows"] = c.loaded_rows  # what overwrite and publish counted in the target
         return result
