@@ -137,3 +137,32 @@ def test_on_column_drop_drop_under_incremental_and_full_runs(env):
     assert full.ok and [(c["column"], c["run"]) for c in state["schema_changes"]] == [("LABEL", full.run_id)], state
     assert "LABEL" not in _columns(env, "ACCT")
     assert_same(env, "acct")
+
+
+def test_a_truncate_under_an_incremental_schedule_is_seen_and_the_table_copied_in_full(env):
+    _seed(env)
+    stack = env.start_stack()
+    assert stack.run({"tables": "acct,other", "mode": "auto"}, workers=1).ok  # first run: full copies
+    env.sql("UPDATE acct SET n = 0 WHERE id = 30")
+    steady = stack.run({"tables": "acct,other", "mode": "auto"}, workers=1)
+    assert steady.ok and steady.run["table_states"]["acct"]["mode"] == "incremental", steady.run["table_states"]
+    # TRUNCATE, then fewer rows again from key 1: no watermark shows the 28 rows that went
+    env.sql("TRUNCATE TABLE acct", "INSERT INTO acct (id, n, label) VALUES (1, 1, 'again'), (2, 2, 'again')")
+    refused = stack.run({"tables": "acct,other", "mode": "incremental"}, workers=1)
+    states = refused.run["table_states"]
+    assert states["acct"]["status"] == "failed" and "largest key in MySQL fell from 30" in states["acct"]["reason"]
+    assert "mode 'full'" in states["acct"]["reason"] and states["other"]["status"] == "published", states
+    healed = stack.run({"tables": "acct,other", "mode": "auto"}, workers=1)
+    t = healed.run["table_states"]["acct"]
+    assert healed.ok and t["mode"] == "full", t
+    assert [(c["change"], c["run"]) for c in t["schema_changes"]] == [("rows gone", healed.run_id)], t
+    assert "truncated" in t["schema_changes"][0]["detail"] and any("fell from 30" in n for n in t["notes"]), t
+    assert assert_same(env, "acct") == 2  # the target emptied of the rows MySQL no longer has
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["acct"]
+    assert [c["change"] for c in status["schema_changes"]] == ["rows gone"], status
+    # the next runs are incremental again, and say nothing more
+    env.sql("INSERT INTO acct (id, n, label) VALUES (3, 3, 'three')")
+    after = stack.run({"tables": "acct", "mode": "auto"}, workers=1)
+    t = after.run["table_states"]["acct"]
+    assert after.ok and t["mode"] == "incremental" and not t.get("schema_changes"), t
+    assert assert_same(env, "acct") == 3

@@ -323,6 +323,8 @@ def finalise(
                     result["verified_at"] = result["source_as_of"]
                 _note_audit(msg, services, key, state, chunks, result)
                 _record_drops(msg, services, key, result)
+                if state.get("key_high") is not None:  # the largest key planning read: the next run compares
+                    result["key_high"] = str(state["key_high"])
                 watermark = mode.watermark(state)
                 if watermark is not None and not services.state.set_watermark(held, watermark):
                     result["watermark"] = (

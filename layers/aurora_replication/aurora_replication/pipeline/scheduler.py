@@ -14,7 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
-from aurora_replication import meter
+from aurora_replication import meter, typemap
 from aurora_replication.cdc_state import CdcState
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
@@ -129,6 +129,19 @@ def plan_table(
     if plan.watermark and stored is None:
         notes.extend(_unused_watermark(services, key))
     drift = target_columns.drift(table)  # the whole target against the ledger, before anything else
+    # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
+    # commits, safe whatever the chunks see later (docs/architecture.md, "A live source"); with it, in the
+    # same statement, the largest key, which an incremental run compares with the last run's
+    high_key = _high_key_column(plan)
+    hi: str | None = None
+    key_high: str | None = None
+    if plan.watermark and high_key:
+        hi, key_high = source_read.max_watermark_and_key(conn, table, plan.watermark, high_key)
+    elif plan.watermark:
+        hi = source_read.max_watermark(conn, table, plan.watermark)
+    shrunk = None
+    if high_key and stored is not None and request.mode in ("auto", "incremental"):
+        shrunk = _shrunk(table, target_columns.entry(table), key_high)
     mode, why = modes.choose(
         request.mode,
         table,
@@ -136,12 +149,14 @@ def plan_table(
         has_watermark=bool(plan.watermark),
         has_stored_watermark=stored is not None,
         target_exists=request.mode != "reconcile" or bool(target_columns(plan.target_table)),
-        drift=drift.describe() if drift is not None else None,
+        drift=drift.describe() if drift is not None else shrunk,
     )
     if why:
         notes.append(why)
     alters: list[str] = []
     schema_changes: list[dict[str, Any]] = []
+    if shrunk and drift is None and mode == "full":  # recorded once the run holds the table
+        schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
     if mode == "incremental":
         existing = target_columns(plan.target_table)
         mismatch = history_sql.mode_mismatch(plan, existing)
@@ -166,18 +181,46 @@ def plan_table(
                 f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
                 f"CHUNK_TARGET_MB={s.chunk_target_mb})"
             )
-    # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
-    # commits, safe whatever the chunks see later (docs/architecture.md, "A live source")
-    hi = source_read.max_watermark(conn, table, plan.watermark) if plan.watermark else None
     low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
     window: tuple[str | None, str | None] | None = (low, hi)
     bounds = _bounds(conn, plan, mode, (low, hi), chunk_rows, notes)
     fields: dict[str, Any] = {}
+    if high_key:  # the catalog keeps it once the run is published ("" when the table is empty)
+        fields["key_high"] = key_high if key_high is not None else ""
     if mode == "incremental":
-        bounds, fields = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
+        bounds, more = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
+        fields.update(more)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     return PlannedTable(
         plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields, schema_changes
+    )
+
+
+def _high_key_column(plan: TablePlan) -> str | None:
+    """The key column whose largest value an incremental table's runs compare (a TRUNCATE, which no
+    watermark shows, makes it fall): the first key column, when it is an integer and the table has a
+    watermark; None otherwise (not compared)."""
+    if not plan.watermark or not plan.key:
+        return None
+    first = plan.column(plan.key[0])
+    return first.name if first.kind == typemap.INTEGER else None
+
+
+def _shrunk(table: str, entry: dict[str, Any], key_high: str | None) -> str | None:
+    """Why the table's rows cannot be followed incrementally any more, when its largest key fell since the
+    last published run read it (``key_high`` in its catalog ``entry``; None or "" now: the table is empty):
+    a TRUNCATE, or its newest rows deleted. Neither changes a watermark, so an incremental run would merge
+    into a target that still holds the rows MySQL no longer has."""
+    before = entry.get("key_high")
+    if before in (None, ""):
+        return None
+    if key_high not in (None, "") and int(str(key_high)) >= int(str(before)):
+        return None
+    now = "the table is empty" if key_high in (None, "") else f"{key_high} now"
+    return (
+        f"its largest key in MySQL fell from {before} (read by run {entry.get('last_run', '?')}) to {now}: the "
+        "table was truncated or its newest rows deleted, which no watermark shows, so the target holds rows "
+        "MySQL no longer has"
     )
 
 

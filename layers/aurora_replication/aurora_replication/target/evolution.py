@@ -31,6 +31,8 @@ _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 # the kinds of schema change recorded in the table's catalog item (``schema_changes``)
 DROPPED = "column dropped"
 TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
+# an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
+SHRUNK = "rows gone"
 # a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
 DROPPED_FIELD = "columns_dropped_in_source"
 KEPT_DETAIL = "dropped in MySQL; kept in the target, NULL for rows written after the drop"
@@ -155,6 +157,11 @@ def drop_records_of(
         *drop_records([n for n in names if n in change.kept_in_target], run_id, at, kept),
         *drop_records([n for n in names if n in change.dropped_from_target], run_id, at, DROPPED_DETAIL),
     ]
+
+
+def shrunk_record(why: str, at: int) -> dict[str, Any]:
+    """What is recorded when an incremental table's rows went in a way no watermark shows (``SHRUNK``)."""
+    return {"change": SHRUNK, "column": "", "at": at, "run": "", "detail": f"{why}; copied in full"}
 
 
 def drop_records(columns: list[str], run_id: str, at: int, detail: str = KEPT_DETAIL) -> list[dict[str, Any]]:
