@@ -188,3 +188,42 @@ def test_on_column_drop_drop_removes_the_column_from_the_target_and_streams_on(e
     t = third.run["table_states"]["items"]
     assert third.ok and t["mode"] == "cdc" and not t.get("schema_changes"), t
     assert _target(env, 'SELECT COUNT(*) FROM "ITEMS"') == [(11,)]
+
+
+def test_not_null_added_streams_on_and_a_rewritten_null_stops_the_table(env):
+    _seed(env, 10)
+    env.sql("UPDATE items SET qty = NULL WHERE id = 3", "UPDATE items SET name = NULL WHERE id = 6")
+    # no rolling audit: it would re-read the rows the ALTER rewrote (its slice is applied before the check)
+    stack = env.start_stack({**STACK_ENV, "AUDIT_PERIOD_SECONDS": "0"})
+    assert _cdc(stack).ok
+    # strict mode (the server's default): the NULLs are set first, or the ALTER fails
+    env.sql(
+        "UPDATE items SET qty = 0 WHERE qty IS NULL",
+        "ALTER TABLE items MODIFY qty INT NOT NULL",
+        "UPDATE items SET qty = 77 WHERE id = 4",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc", t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("not null added", "QTY", second.run_id)
+    ], t
+    assert any("'QTY' is NOT NULL in MySQL now" in n for n in t["notes"]), t["notes"]
+    assert assert_same(env, "items") == 10
+    third = _cdc(stack)
+    assert third.ok and not third.run["table_states"]["items"].get("schema_changes"), third.run["table_states"]
+    # a session without strict mode: the ALTER rewrites a NULL ('' here) that no binlog event carries
+    env.sql(
+        "SET SESSION sql_mode = ''",
+        "UPDATE items SET name = NULL WHERE id = 7",
+        "ALTER TABLE items MODIFY name VARCHAR(40) NOT NULL",
+    )
+    stopped = _cdc(stack)
+    t = stopped.run["table_states"]["items"]
+    assert t["status"] == "failed" and "column 'NAME' is NOT NULL in MySQL now, but 2 live rows" in t["reason"], t
+    assert "--resnapshot" in t["reason"] and "\n" not in t["reason"]
+    again = _cdc(stack)  # stopped: the next run says so at once, nothing wrong is written
+    assert again.run["table_states"]["items"]["status"] == "failed", again.run["table_states"]
+    fixed = _cdc(stack, resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    assert assert_same(env, "items") == 10

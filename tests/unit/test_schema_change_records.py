@@ -113,3 +113,33 @@ def test_on_column_drop_is_validated_and_drops_only_columns_mysql_no_longer_has(
         transforms.apply_options(plan, TableOptions(exclude=["secret"]), "upper", transform_modules=""), target
     )
     assert kept.kept_in_target == ["VALUE", "LEGACY"] and evolution.alter_statements(plan, kept) == []
+
+
+def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
+    from aurora_replication.models import Column, TablePlan
+    from aurora_replication.pipeline.cdc_reader import not_null_added
+    from aurora_replication.source.binlog_values import ColumnFacts
+    from aurora_replication.target import cdc_sql
+
+    stored = [["id", "int(11)", False, None], ["qty", "int(11)", True, None], ["name", "varchar(9)", False, None]]
+    now = [
+        ColumnFacts("id", "integer", "int", "int(11)", nullable=False),
+        ColumnFacts("qty", "integer", "int", "int(11)", nullable=False),
+        ColumnFacts("name", "text", "varchar", "varchar(9)", nullable=True),
+        ColumnFacts("new", "text", "varchar", "varchar(9)", nullable=False),
+    ]
+    assert not_null_added(stored, now) == ["qty"]  # not a column that was NOT NULL, relaxed, or new
+    [record] = evolution.not_null_records(["QTY"], {}, 7)
+    assert (record["change"], record["column"], record["at"]) == (evolution.NOT_NULL, "QTY", 7)
+    assert evolution.not_null_records(["QTY"], {"schema_changes": [record]}, 8) == []
+    plan = TablePlan(
+        table="t",
+        target_table="T",
+        columns=[Column(name="qty", kind="integer", snowflake_type="NUMBER(10,0)", target="QTY")],
+        key=["qty"],
+        mode="cdc",
+    )
+    assert cdc_sql.null_rows(plan, "QTY", "delete") == 'SELECT COUNT(*) FROM "T" WHERE "QTY" IS NULL'
+    assert cdc_sql.null_rows(plan, "QTY", "mark").endswith('"QTY" IS NULL AND "_ASR_DELETED_AT" IS NULL')
+    history = plan.model_copy(update={"history": True})
+    assert cdc_sql.null_rows(history, "QTY", "mark").endswith('"QTY" IS NULL AND "_ASR_IS_CURRENT" = TRUE')

@@ -91,6 +91,9 @@ class CdcTable:
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
     start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
     schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
+    # target columns MySQL declares NOT NULL since the stored position: the window's finalise checks that
+    # no live target row holds NULL in them (``modes/cdc.py``)
+    not_null_check: list[str] = field(default_factory=list)
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -156,6 +159,12 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
             "added since the stored position (a rename?): their values are not in the binlog"
         )
     return [f"table {table!r}: {p}" for p in problems]
+
+
+def not_null_added(stored: list[Any], now: list[ColumnFacts]) -> list[str]:
+    """The columns nullable where the stored position is valid and NOT NULL now (MySQL names)."""
+    before = {str(s[0]): bool(s[2]) for s in stored if len(s) > 2}
+    return [c.name for c in now if before.get(c.name) is True and not c.nullable]
 
 
 def _snapshot_state(services: Services, state: dict[str, Any]) -> str:
@@ -283,6 +292,16 @@ def plan_cdc_table(
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
         schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+        planned = {c.name: c.target for c in plan.columns}
+        tightened = [planned[n] for n in not_null_added(stored, [facts[n] for n in facts]) if n in planned]
+        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        notes += [
+            f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and the "
+            "window's finalise checks that no live row holds NULL in it"
+            for name in tightened
+        ]
+    else:
+        tightened = []
     if problems:
         raise StopTableError(table, "; ".join(problems))
     spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})
@@ -314,6 +333,7 @@ def plan_cdc_table(
         audit=audit_slice,
         options=options_,
         schema_changes=schema_changes,
+        not_null_check=tightened if not plan.transform else [],  # a transform may write NULL itself
     )
 
 
@@ -690,6 +710,8 @@ def _define_and_send(
         # every event before the server's end (so before any schema change planning saw) is in the window:
         # its finalise stores the schema planning read as the one its end is valid for
         fields["schema_columns"] = json.dumps(p.schema)
+        if p.not_null_check:  # the ALTER is in this window: once it is applied, no live row may hold NULL
+            fields["not_null_check"] = list(p.not_null_check)
     defined = cdc.define_window(
         run_id,
         p.table,

@@ -31,6 +31,12 @@ _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 # the kinds of schema change recorded in the table's catalog item (``schema_changes``)
 DROPPED = "column dropped"
 TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
+# a column MySQL declares NOT NULL now; the target column stays nullable, and no live row may hold NULL
+NOT_NULL = "not null added"
+NOT_NULL_DETAIL = (
+    "MySQL declares the column NOT NULL now; the Snowflake column stays nullable (rows of older versions and "
+    "deleted rows may hold NULL); checked: no live row of the target holds NULL in it"
+)
 # an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
 SHRUNK = "rows gone"
 # a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
@@ -156,6 +162,17 @@ def drop_records_of(
     return [
         *drop_records([n for n in names if n in change.kept_in_target], run_id, at, kept),
         *drop_records([n for n in names if n in change.dropped_from_target], run_id, at, DROPPED_DETAIL),
+    ]
+
+
+def not_null_records(columns: list[str], entry: dict[str, Any], at: int) -> list[dict[str, Any]]:
+    """What is recorded of columns MySQL declares NOT NULL now (they were nullable where the position
+    started), each once per column (``entry``: the table's catalog item)."""
+    seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == NOT_NULL}
+    return [
+        {"change": NOT_NULL, "column": name, "at": at, "run": "", "detail": NOT_NULL_DETAIL}
+        for name in columns
+        if name not in seen
     ]
 
 
