@@ -166,3 +166,27 @@ def test_a_truncate_under_an_incremental_schedule_is_seen_and_the_table_copied_i
     t = after.run["table_states"]["acct"]
     assert after.ok and t["mode"] == "incremental" and not t.get("schema_changes"), t
     assert assert_same(env, "acct") == 3
+
+
+def test_a_rename_under_an_incremental_schedule_renames_the_target_and_copies_in_full(env):
+    _seed(env)
+    stack = env.start_stack()
+    assert stack.run({"tables": "acct,other", "mode": "auto"}, workers=1).ok
+    env.sql("ALTER TABLE acct RENAME COLUMN label TO title", "UPDATE acct SET title = 'changed' WHERE id = 2")
+    refused = stack.run({"tables": "acct,other", "mode": "incremental"}, workers=1)
+    t = refused.run["table_states"]["acct"]
+    assert t["status"] == "failed" and "'LABEL' went and 'TITLE' came in its place" in t["reason"], t
+    healed = stack.run({"tables": "acct", "mode": "auto"}, workers=1)
+    t = healed.run["table_states"]["acct"]
+    assert healed.ok and t["mode"] == "full", t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("column renamed", "TITLE", healed.run_id)
+    ], t
+    cols = _columns(env, "ACCT")
+    assert "TITLE" in cols and "LABEL" not in cols, cols
+    assert_same(env, "acct")
+    env.sql("UPDATE acct SET title = 'again' WHERE id = 3")
+    after = stack.run({"tables": "acct", "mode": "auto"}, workers=1)
+    t = after.run["table_states"]["acct"]
+    assert after.ok and t["mode"] == "incremental" and not t.get("schema_changes"), t
+    assert_same(env, "acct")

@@ -143,3 +143,17 @@ def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
     assert cdc_sql.null_rows(plan, "QTY", "mark").endswith('"QTY" IS NULL AND "_ASR_DELETED_AT" IS NULL')
     history = plan.model_copy(update={"history": True})
     assert cdc_sql.null_rows(history, "QTY", "mark").endswith('"QTY" IS NULL AND "_ASR_IS_CURRENT" = TRUE')
+
+
+def test_the_rename_statements_the_reader_follows():
+    from aurora_replication.source.binlog import renamed_column
+
+    assert renamed_column("ALTER TABLE items RENAME COLUMN qty TO quantity", "db") == ("db", "items", "qty", "quantity")
+    assert renamed_column("alter table `o`.`it``s` change column `a` b INT NOT NULL", "db") == ("o", "it`s", "a", "b")
+    assert renamed_column("ALTER TABLE t CHANGE c d ENUM('x,y','z') DEFAULT 'z'", "db") == ("db", "t", "c", "d")
+    # several clauses, or other statements: not a rename the reader follows
+    assert renamed_column("ALTER TABLE t CHANGE a b INT, ADD COLUMN c INT", "db") is None
+    assert renamed_column("ALTER TABLE t RENAME COLUMN a TO b, RENAME COLUMN c TO d", "db") is None
+    assert renamed_column("ALTER TABLE t DROP COLUMN a, ADD COLUMN b INT AFTER id", "db") is None
+    assert renamed_column("ALTER TABLE t RENAME TO u", "db") is None
+    assert evolution.rename_statement("T", "A", "B") == 'ALTER TABLE "T" RENAME COLUMN "A" TO "B"'

@@ -163,7 +163,23 @@ def plan_table(
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
-        if change is not None and change.conflicts:
+        swapped = evolution.renamed_in_target(plan, existing, change) if change is not None else None
+        if swapped is not None and request.mode == "incremental":
+            raise BadInputError(
+                f"table {table!r}: column {swapped[0]!r} went and {swapped[1]!r} came in its place since the last "
+                "run (a rename, or a drop and an add, which information_schema cannot tell apart): an incremental "
+                "run cannot carry the values of the rows it does not read; run the table with mode 'full' or 'auto'"
+            )
+        if swapped is not None:  # auto: the target column renamed, then every row copied into it
+            mode = "full"
+            alters = [evolution.rename_statement(plan.target_table, *swapped)]
+            why = (
+                f"column {swapped[0]!r} went and {swapped[1]!r} came in its place (a rename, or a drop and an add, "
+                "which information_schema cannot tell apart)"
+            )
+            notes.append(f"table {table!r}: full copy (auto mode: {why}; the Snowflake column renamed first)")
+            schema_changes = [evolution.guessed_rename_record(*swapped, why, int(time.time()))]
+        elif change is not None and change.conflicts:
             if request.mode == "incremental":
                 raise BadInputError(f"table {table!r}: " + "; ".join(change.conflicts))
             mode = "full"

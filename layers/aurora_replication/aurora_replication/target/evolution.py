@@ -37,6 +37,7 @@ NOT_NULL_DETAIL = (
     "MySQL declares the column NOT NULL now; the Snowflake column stays nullable (rows of older versions and "
     "deleted rows may hold NULL); checked: no live row of the target holds NULL in it"
 )
+RENAMED = "column renamed"
 # an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
 SHRUNK = "rows gone"
 # a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
@@ -174,6 +175,50 @@ def not_null_records(columns: list[str], entry: dict[str, Any], at: int) -> list
         for name in columns
         if name not in seen
     ]
+
+
+def renamed_in_target(plan: TablePlan, existing: list[tuple[Any, ...]], change: SchemaChange) -> tuple[str, str] | None:
+    """``(old, new)`` target names when the target's columns are the plan's but for one, at the same
+    place and of the same type family, whose name differs: a rename, or a column dropped and another
+    added in its place, which ``information_schema`` alone cannot tell apart."""
+    if len(change.add) != 1 or len(change.gone) != 1:
+        return None
+    new, old = change.add[0], change.gone[0]
+    mine = [str(r[0]) for r in existing if not str(r[0]).startswith("_ASR_")]
+    if mine != [old if c.target == new.target else c.target for c in plan.columns]:
+        return None
+    row = next(r for r in existing if str(r[0]) == old)
+    return (old, new.target) if str(row[1]).upper() == family(new.snowflake_type) else None
+
+
+def rename_statement(table: str, old: str, new: str) -> str:
+    """Snowflake's ``ALTER TABLE <t> RENAME COLUMN <old> TO <new>`` (docs/architecture.md, assumptions)."""
+    return f"ALTER TABLE {q(table)} RENAME COLUMN {q(old)} TO {q(new)}"
+
+
+def rename_record(
+    old: str, new: str, old_target: str, new_target: str, at: str, when: int, run_id: str
+) -> dict[str, Any]:
+    """What is recorded of a column renamed in MySQL and followed in the target."""
+    return {
+        "change": RENAMED,
+        "column": new_target,
+        "at": when,
+        "run": run_id,
+        "detail": f"renamed in MySQL from {old!r} to {new!r} (ALTER at binlog position {at}); the Snowflake column "
+        f"{old_target!r} renamed to {new_target!r}, its values kept",
+    }
+
+
+def guessed_rename_record(old: str, new: str, why: str, at: int) -> dict[str, Any]:
+    """What is recorded of an incremental table's column renamed in the target before a full copy."""
+    return {
+        "change": RENAMED,
+        "column": new,
+        "at": at,
+        "run": "",
+        "detail": f"{why}: the Snowflake column {old!r} renamed to {new!r} and the table copied in full",
+    }
 
 
 def shrunk_record(why: str, at: int) -> dict[str, Any]:
