@@ -190,3 +190,32 @@ def test_a_rename_under_an_incremental_schedule_renames_the_target_and_copies_in
     t = after.run["table_states"]["acct"]
     assert after.ok and t["mode"] == "incremental" and not t.get("schema_changes"), t
     assert_same(env, "acct")
+
+
+def test_not_null_added_under_an_incremental_schedule(env):
+    _seed(env)
+    env.sql(
+        "UPDATE acct SET label = NULL, updated_at = updated_at WHERE id IN (5, 6)",
+        "UPDATE acct SET legacy = NULL, updated_at = updated_at WHERE id = 7",  # its watermark stays old
+    )
+    # no rolling audit: it would re-read (and so heal) the rows the ALTER rewrote, before the check
+    stack = env.start_stack({"AUDIT_PERIOD_SECONDS": "0"})
+    assert stack.run({"tables": "acct,other", "mode": "auto"}, workers=1).ok
+    # strict mode (the server's default): the NULLs are set first (their watermark moves), or the ALTER fails
+    env.sql("UPDATE acct SET label = '' WHERE label IS NULL", "ALTER TABLE acct MODIFY label VARCHAR(20) NOT NULL")
+    second = stack.run({"tables": "acct,other", "mode": "auto"}, workers=1)
+    t = second.run["table_states"]["acct"]
+    assert second.ok and t["mode"] == "incremental", t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("not null added", "LABEL", second.run_id)
+    ], t
+    assert_same(env, "acct")
+    # a session without strict mode: the ALTER rewrites row 7's NULL ('' here), leaving its watermark as it was
+    env.sql("SET SESSION sql_mode = ''", "ALTER TABLE acct MODIFY legacy VARCHAR(10) NOT NULL")
+    failed = stack.run({"tables": "acct,other", "mode": "auto"}, workers=1)
+    t = failed.run["table_states"]["acct"]
+    assert t["status"] == "failed" and "column 'LEGACY' is NOT NULL in MySQL now, but 1 live rows" in t["reason"], t
+    assert "mode 'full'" in t["reason"] and failed.run["table_states"]["other"]["status"] == "published"
+    full = stack.run({"tables": "acct", "mode": "full"}, workers=1)
+    assert full.ok, full.run["table_states"]
+    assert_same(env, "acct")

@@ -281,6 +281,8 @@ class TablePlan(_Strict):
     on_column_drop: Literal["keep", "drop"] = "keep"
     # target names of columns MySQL still has that the options exclude or rename: never taken for a drop
     kept_by_options: list[str] = Field(default_factory=list)
+    # MySQL's NOT NULL columns, as planning read them: a planning fact, not sent in messages
+    not_null: list[str] = Field(default_factory=list, exclude=True)
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -1143,6 +1143,8 @@ class StateStore:
         if status == "published" and summary.get("key_high") is not None:
             # the largest key the run's planning read: a TRUNCATE makes the next one smaller (``scheduler._shrunk``)
             fields["key_high"] = str(summary["key_high"])
+        if status == "published" and summary.get("not_null") is not None:
+            fields["not_null"] = [str(x) for x in summary["not_null"]]  # MySQL's NOT NULL columns, then
         if status == "published" and summary.get("verified_at") is not None:
             # the whole table was compared with the source (a full copy): the rolling audit's cycle
             # starts again from here

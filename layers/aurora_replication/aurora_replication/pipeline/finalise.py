@@ -284,6 +284,7 @@ def finalise(
                 expected_no_json=checksums.add_checksums(list(no_json.values())),
                 history_pos=str(state.get("history_pos") or msg.run_id),
                 history_at=_history_at(chunks),
+                not_null_check=[str(x) for x in state.get("not_null_check") or []],
             )
             if not (mode.commit_bounded_by_load and loaded_rows <= s.sync_commit_max_rows):
                 # statements that grow with the table run asynchronously, recorded in the ledger and polled;
@@ -325,6 +326,8 @@ def finalise(
                 _record_drops(msg, services, key, result)
                 if state.get("key_high") is not None:  # the largest key planning read: the next run compares
                     result["key_high"] = str(state["key_high"])
+                if state.get("not_null") is not None:  # MySQL's NOT NULL columns then: the next run compares
+                    result["not_null"] = [str(x) for x in state["not_null"]]
                 watermark = mode.watermark(state)
                 if watermark is not None and not services.state.set_watermark(held, watermark):
                     result["watermark"] = (

@@ -203,6 +203,18 @@ def plan_table(
     fields: dict[str, Any] = {}
     if high_key:  # the catalog keeps it once the run is published ("" when the table is empty)
         fields["key_high"] = key_high if key_high is not None else ""
+    if plan.watermark:  # MySQL's NOT NULL columns now: the catalog keeps them once the run is published
+        fields["not_null"] = list(plan.not_null)
+    if mode == "incremental":
+        tightened = _not_null_added(plan, target_columns.entry(table))
+        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        notes += [
+            f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and "
+            "the commit checks that no row holds NULL in it"
+            for name in tightened
+        ]
+        if tightened and not plan.transform:  # a transform may write NULL itself
+            fields["not_null_check"] = tightened
     if mode == "incremental":
         bounds, more = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
         fields.update(more)
@@ -220,6 +232,16 @@ def _high_key_column(plan: TablePlan) -> str | None:
         return None
     first = plan.column(plan.key[0])
     return first.name if first.kind == typemap.INTEGER else None
+
+
+def _not_null_added(plan: TablePlan, entry: dict[str, Any]) -> list[str]:
+    """Target names of the columns MySQL declares NOT NULL now that were nullable when the last published
+    run planned (its catalog ``entry``; none recorded: nothing to compare)."""
+    before = entry.get("not_null")
+    if before is None:
+        return []
+    was = {str(x) for x in before}
+    return [c.target for c in plan.columns if c.name in plan.not_null and c.name not in was]
 
 
 def _shrunk(table: str, entry: dict[str, Any], key_high: str | None) -> str | None:
