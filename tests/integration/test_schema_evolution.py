@@ -118,11 +118,11 @@ def test_a_full_copy_records_a_dropped_column_once_and_the_report_shows_it(env):
 
 def test_on_column_drop_drop_under_incremental_and_full_runs(env):
     _seed(env)
-    stack = env.start_stack()
-    options = {"acct": {"on_column_drop": "drop"}}
-    assert stack.run({"tables": "acct", "mode": "full", "table_options": options}, workers=1).ok
+    # the template's ColumnDropTables (COLUMN_DROP_TABLES) sets it for the table, as its table_options would
+    stack = env.start_stack({"COLUMN_DROP_TABLES": "acct"})
+    assert stack.run({"tables": "acct", "mode": "full"}, workers=1).ok
     env.sql("ALTER TABLE acct DROP COLUMN legacy", "UPDATE acct SET n = 100 WHERE id = 4")
-    outcome = stack.run({"tables": "acct", "mode": "incremental", "table_options": options}, workers=1)
+    outcome = stack.run({"tables": "acct", "mode": "incremental"}, workers=1)
     state = outcome.run["table_states"]["acct"]
     assert outcome.ok, state
     assert [(c["change"], c["column"], c["run"]) for c in state["schema_changes"]] == [
@@ -132,7 +132,7 @@ def test_on_column_drop_drop_under_incremental_and_full_runs(env):
     assert_same(env, "acct")
     # a full copy drops one too, and records it
     env.sql("ALTER TABLE acct DROP COLUMN label")
-    full = stack.run({"tables": "acct", "mode": "full", "table_options": options}, workers=1)
+    full = stack.run({"tables": "acct", "mode": "full"}, workers=1)
     state = full.run["table_states"]["acct"]
     assert full.ok and [(c["column"], c["run"]) for c in state["schema_changes"]] == [("LABEL", full.run_id)], state
     assert "LABEL" not in _columns(env, "ACCT")

@@ -157,3 +157,15 @@ def test_the_rename_statements_the_reader_follows():
     assert renamed_column("ALTER TABLE t DROP COLUMN a, ADD COLUMN b INT AFTER id", "db") is None
     assert renamed_column("ALTER TABLE t RENAME TO u", "db") is None
     assert evolution.rename_statement("T", "A", "B") == 'ALTER TABLE "T" RENAME COLUMN "A" TO "B"'
+
+
+def test_column_drop_tables_sets_the_option_as_table_options_would():
+    from aurora_replication.config import settings_from
+    from aurora_replication.models import TableOptions
+    from aurora_replication.pipeline import transforms
+
+    env = {"STATE_TABLE": "t", "CHUNK_QUEUE_URL": "q", "SOURCE_SECRET_ARN": "s", "TARGET_SECRET_ARN": "t"}
+    s = settings_from({**env, "COLUMN_DROP_TABLES": "a, b", "HISTORY_TABLES": "c"})
+    options = transforms.with_history_tables({"a": TableOptions(exclude=["x"])}, s.history_tables, s.column_drop_tables)
+    assert options["a"] == TableOptions(exclude=["x"], on_column_drop="drop")
+    assert options["b"].on_column_drop == "drop" and options["c"].history and options["c"].on_column_drop == "keep"

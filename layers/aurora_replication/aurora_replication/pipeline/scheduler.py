@@ -504,7 +504,9 @@ def resolve_tables(
                 "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
             )
     options = transforms.with_history_tables(
-        {**transforms.options_from_file(s.table_options_file), **request.table_options}, s.history_tables
+        {**transforms.options_from_file(s.table_options_file), **request.table_options},
+        s.history_tables,
+        s.column_drop_tables,
     )
     strangers = [t for t in options if t not in available]
     if strangers:
@@ -694,6 +696,7 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
         p.options = transforms.with_history_tables(
             {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
             services.settings.history_tables,
+            services.settings.column_drop_tables,
         )
         target_columns.expect(names[start:], scope)
         services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))

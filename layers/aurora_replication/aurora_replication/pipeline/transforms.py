@@ -78,12 +78,15 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
     return {t: TableOptions.model_validate(o) for t, o in raw.items()}
 
 
-def with_history_tables(options: dict[str, TableOptions], history_tables: str) -> dict[str, TableOptions]:
-    """``options`` with ``"history": true`` for each table ``HISTORY_TABLES`` names (comma-separated)."""
-    names = [n.strip() for n in history_tables.split(",") if n.strip()]
+def with_history_tables(
+    options: dict[str, TableOptions], history_tables: str, column_drop_tables: str = ""
+) -> dict[str, TableOptions]:
+    """``options`` with ``"history": true`` for each table ``HISTORY_TABLES`` names, and ``"on_column_drop":
+    "drop"`` for each table ``COLUMN_DROP_TABLES`` names (both comma-separated)."""
     out = dict(options)
-    for name in names:
-        out[name] = (out.get(name) or TableOptions()).model_copy(update={"history": True})
+    for setting, update in ((history_tables, {"history": True}), (column_drop_tables, {"on_column_drop": "drop"})):
+        for name in [n.strip() for n in setting.split(",") if n.strip()]:
+            out[name] = (out.get(name) or TableOptions()).model_copy(update=update)
     return out
 
 
