@@ -236,7 +236,7 @@ def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_
     statements = [s for s, _ in conn.statements]
     assert statements[1] == 'ALTER TABLE "ORDERS" ADD COLUMN "NAME" VARCHAR'
     assert statements[2].startswith("INSERT OVERWRITE")
-    assert result["schema_changes"]
+    assert result["schema_notes"]
     conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
     statements = [s for s, _ in conn.statements]
     assert statements[1].startswith('CREATE TRANSIENT TABLE "L_NEW_')

@@ -96,7 +96,9 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
         unknown = [t for t in names if t not in available]
         if unknown:
             raise BadInputError(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
-        options = transforms.with_history_tables(transforms.options_from_file(s.table_options_file), s.history_tables)
+        options = transforms.with_history_tables(
+            transforms.options_from_file(s.table_options_file), s.history_tables, s.column_drop_tables
+        )
         tgt = Target(sf, s.stage_name)
         report = []
         for table in names:

@@ -180,6 +180,17 @@ def truncate_before(plan: TablePlan, action: str) -> tuple[str, int]:
     return f"UPDATE {table} SET {deleted} = SYSDATE(), {pos} = %s WHERE {deleted} IS NULL AND {older}", 2
 
 
+def null_rows(plan: TablePlan, column: str, action: str) -> str:
+    """How many live target rows hold NULL in ``column`` (a target name): rows marked deleted (``mark``)
+    and, in history mode, closed versions are not the source's rows now, so they do not count."""
+    where = [f"{q(column)} IS NULL"]
+    if plan.history:
+        where.append(f"{q('_ASR_IS_CURRENT')} = TRUE")
+    elif action == "mark":
+        where.append(f"{q(DELETED_COLUMN)} IS NULL")
+    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {' AND '.join(where)}"
+
+
 def audit_differences(plan: TablePlan, load_table: str, checksum_columns: list[Column], action: str) -> str:
     """How many rows of the rolling audit's batch (params: its chunk id) the target does not hold as they
     are: no row with the key, a row with other values (compared by checksum term, JSON left out as in

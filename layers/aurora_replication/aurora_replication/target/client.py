@@ -540,6 +540,10 @@ class Target:
         statement, binds = cdc_sql.truncate_before(plan, action)
         execute(self.conn, statement, [position] * binds)
 
+    def null_rows(self, plan: TablePlan, column: str, action: str) -> int:
+        """How many live rows hold NULL in the target column ``column`` (``cdc_sql.null_rows``)."""
+        return int(execute(self.conn, cdc_sql.null_rows(plan, column, action))[0][0])
+
     def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
         execute(self.conn, cdc_sql.create_tombstone_table(plan))
         execute(self.conn, cdc_sql.prune_tombstones(plan), [-older_than_seconds])

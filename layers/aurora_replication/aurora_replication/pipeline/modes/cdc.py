@@ -229,6 +229,36 @@ def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str
     services.fault("history_checked", msg)
 
 
+def _check_not_null(
+    msg: ChunkMessage, services: Services, t: dict[str, Any], key: TableKey, held: Any
+) -> dict[str, Any] | None:
+    """Columns MySQL declares NOT NULL since the window's start, once the window (its ALTER included) is
+    applied: a live target row still holding NULL in one is a row MySQL rewrote in the ALTER (a session
+    without strict mode gives it the column's implicit default), which no binlog event carries. Then the
+    table stops, loudly, before its position moves; otherwise None (the change was followed exactly)."""
+    plan, s = msg.plan, services.settings
+    with services.target() as sf:
+        tgt = Target(sf, s.stage_name)
+        found = {str(c): tgt.null_rows(plan, str(c), s.reconcile_action) for c in t["not_null_check"]}
+    bad = {c: n for c, n in found.items() if n}
+    if not bad:
+        return None
+    column, rows = next(iter(bad.items()))
+    reason = (
+        f"table {plan.table!r}: column {column!r} is NOT NULL in MySQL now, but {rows:,} live rows of the target "
+        "hold NULL in it: MySQL rewrote them in the ALTER (a session without STRICT_TRANS_TABLES gives them the "
+        "column's implicit default), and no binlog event carries those values; re-snapshot the table: "
+        f"`replicate run --mode cdc --resnapshot --tables {plan.table}`"
+    )
+    logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
+    CdcState(services.state).stop(key, reason)
+    services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason)
+    services.state.set_last_run(held, {"status": "failed", "mode": "cdc", "reason": reason})
+    services.state.release_lease(key, msg.run_id, 0)
+    services.state.finish_run_if_complete(msg.run_id)
+    return {"status": "failed", "reason": reason}
+
+
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
@@ -265,6 +295,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             services.state.release_lease(key, msg.run_id, 0)
             services.state.finish_run_if_complete(msg.run_id)
             return {"status": "failed", "reason": reason}
+    if t.get("not_null_check"):
+        stopped = _check_not_null(msg, services, t, key, held)
+        if stopped is not None:
+            return stopped
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
     committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
