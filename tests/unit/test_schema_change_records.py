@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aurora_replication.target import evolution
+from aurora_replication.target.snowflake import evolution
 
 
 def test_each_drop_is_recorded_once():
@@ -27,7 +27,7 @@ def test_the_table_a_truncate_empties():
 
 def test_truncate_removes_or_marks_only_rows_of_older_positions():
     from aurora_replication.models import Column, TablePlan
-    from aurora_replication.target import cdc_sql
+    from aurora_replication.target.snowflake import cdc_sql
 
     plan = TablePlan(
         table="items",
