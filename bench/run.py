@@ -451,7 +451,7 @@ class PhaseTimer:
         from aurora_replication.source import bulk as source_bulk
         from aurora_replication.source import connect as source_connect
         from aurora_replication.source import read as source_read
-        from aurora_replication.target import client as target_mod
+        from aurora_replication.target.snowflake import client as target_mod
 
         timer = self
         original_lines = staging.write_lines_gz

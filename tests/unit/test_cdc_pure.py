@@ -13,7 +13,7 @@ from aurora_replication.pipeline.cdc_reader import batch_path, rename_candidate,
 from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
-from aurora_replication.target import cdc_sql
+from aurora_replication.target.snowflake import cdc_sql
 
 
 def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, **kw) -> ColumnFacts:

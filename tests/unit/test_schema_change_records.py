@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aurora_replication.target import evolution
+from aurora_replication.target.snowflake import evolution
 
 
 def test_each_drop_is_recorded_once():
@@ -27,7 +27,7 @@ def test_the_table_a_truncate_empties():
 
 def test_truncate_removes_or_marks_only_rows_of_older_positions():
     from aurora_replication.models import Column, TablePlan
-    from aurora_replication.target import cdc_sql
+    from aurora_replication.target.snowflake import cdc_sql
 
     plan = TablePlan(
         table="items",
@@ -119,7 +119,7 @@ def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
     from aurora_replication.models import Column, TablePlan
     from aurora_replication.pipeline.cdc_reader import not_null_added
     from aurora_replication.source.binlog_values import ColumnFacts
-    from aurora_replication.target import cdc_sql
+    from aurora_replication.target.snowflake import cdc_sql
 
     stored = [["id", "int(11)", False, None], ["qty", "int(11)", True, None], ["name", "varchar(9)", False, None]]
     now = [

@@ -50,8 +50,8 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target import evolution, history_sql
-from aurora_replication.target.client import Target
+from aurora_replication.target.snowflake import evolution, history_sql
+from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -506,7 +506,7 @@ def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState
         services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
         return {"status": "declined", "reason": reason}
     services.fault("cdc_position_recorded", None)
-    sf = Target(services.snowflake(), s.stage_name)
+    sf = services.warehouse(services.snowflake())
     try:
         sf.prepare_changes(p.plan, s.reconcile_action)
     finally:
@@ -620,7 +620,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                     stream.close()
         finally:
             conn.close()
-        sf = Target(services.snowflake(), s.stage_name)
+        sf = services.warehouse(services.snowflake())
         try:
             sf.put(local, path)
         finally:
@@ -724,7 +724,7 @@ def read_and_send(
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
             if sf is None and changes:
-                sf = Target(services.snowflake(), s.stage_name)
+                sf = services.warehouse(services.snowflake())
             try:
                 if p.options is not None and p.options.needed and changes:
                     if mysql is None:
@@ -758,7 +758,7 @@ def _define_and_send(
     read_at: float,
     services: Services,
     cdc: CdcState,
-    sf: Target | None,
+    sf: Warehouse | None,
     audited: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stage one table's changes of the window, define the window in its ledger (with the rolling audit's
@@ -825,7 +825,7 @@ def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> lis
     one is not), ``p.plan`` writes to the new name, and the change's record is returned."""
     assert p.rename is not None
     old, new, old_target, new_target = p.rename
-    tgt = Target(services.snowflake(), services.settings.stage_name)
+    tgt = services.warehouse(services.snowflake())
     try:
         names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
         if old_target in names and new_target not in names:
@@ -855,7 +855,7 @@ def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
 
 
 def _stage_batches(
-    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Target | None
+    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Warehouse | None
 ) -> list[ChangeBatch]:
     s = services.settings
     path = batch_path(p.table, start, end)

@@ -41,10 +41,15 @@ from aurora_replication.pipeline import diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
-from aurora_replication.target import evolution, long_statements
-from aurora_replication.target.client import Target
-from aurora_replication.target.long_statements import LongStatements, Pending, StatementInterrupted, StatementTimedOut
-from aurora_replication.target.sql import load_table_name
+from aurora_replication.target.names import load_table_name
+from aurora_replication.target.snowflake import evolution, long_statements
+from aurora_replication.target.snowflake.long_statements import (
+    LongStatements,
+    Pending,
+    StatementInterrupted,
+    StatementTimedOut,
+)
+from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -234,7 +239,7 @@ def finalise(
     compared = mode.compared(unit)
     step = Steps(tracer)
     with services.target() as sf:  # the container's warm connection (services.py)
-        tgt = Target(sf, s.stage_name, services.ddl_done)
+        tgt = services.warehouse(sf, shared_ddl=True)
         # never re-create a load table a concurrent finaliser already published and dropped
         load_table = tgt.ensure_load_table(unit, msg.run_id) if count == 0 else load_table_name(unit, msg.run_id)
         token = f"{msg.round}-{secrets.token_hex(8)}"
@@ -549,7 +554,7 @@ def _fail(
 def _name_differences(
     msg: ChunkMessage,
     services: Services,
-    tgt: Target,
+    tgt: Warehouse,
     unit: TablePlan,
     load_table: str,
     bounds: list[Bounds],

@@ -37,9 +37,10 @@ from aurora_replication.services import Services
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.target import client as target
-from aurora_replication.target import evolution, history_sql
-from aurora_replication.target import sql as target_sql
+from aurora_replication.target.snowflake import client as target
+from aurora_replication.target.snowflake import evolution, history_sql
+from aurora_replication.target.snowflake import sql as target_sql
+from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -60,18 +61,18 @@ class PlannedTable:
 
 
 class TargetColumns:
-    """The target's columns per table, through one lazily opened ``target.Target``; with ``facts``
+    """The target's columns per table, through one lazily opened warehouse (``Services.warehouse``); with ``facts``
     (``expect``), each table's catalog item and whether its target still holds what the ledger says."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.target: target.Target | None = None
+        self.target: Warehouse | None = None
         self.facts: TargetFacts | None = None
 
-    def client(self) -> target.Target:
+    def client(self) -> Warehouse:
         if self.target is None:
             conn = self.services.place("target", self.services.snowflake())  # the run's schema (``locate``)
-            self.target = target.Target(conn, self.services.settings.stage_name)
+            self.target = self.services.warehouse(conn)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:

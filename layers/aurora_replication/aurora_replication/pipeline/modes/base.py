@@ -24,9 +24,10 @@ from aurora_replication.config import Settings
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.services import Services
-from aurora_replication.target import evolution
-from aurora_replication.target.client import HistoryBroken, Target
-from aurora_replication.target.sql import Attempts, validated
+from aurora_replication.target.snowflake import evolution
+from aurora_replication.target.snowflake.client import HistoryBroken
+from aurora_replication.target.snowflake.sql import validated
+from aurora_replication.target.warehouse import Attempts, Warehouse
 
 Window = tuple[str | None, str | None]
 
@@ -39,7 +40,7 @@ class CommitMismatch(RuntimeError):
 class Commit:
     """What a mode's commit step gets: the validated attempts of the load table."""
 
-    target: Target
+    target: Warehouse
     plan: TablePlan  # the table's plan (not the unit plan)
     load_table: str
     attempts: Attempts
@@ -102,7 +103,7 @@ class SyncMode:
 
     def load(
         self,
-        target: Target,
+        target: Warehouse,
         unit_plan: TablePlan,
         load_table: str,
         chunk_id: int,

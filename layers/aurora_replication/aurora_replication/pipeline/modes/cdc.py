@@ -35,9 +35,9 @@ from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
-from aurora_replication.target import cdc_sql
-from aurora_replication.target.client import HistoryBroken, Target
-from aurora_replication.target.sql import CHUNK_COLUMN
+from aurora_replication.target.names import CHUNK_COLUMN, cdc_load_table_name
+from aurora_replication.target.snowflake.client import HistoryBroken
+from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
@@ -96,8 +96,8 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return {"rows": 0, "skipped": True, "stale": True}
     step = _Steps()
     with services.target() as sf:  # the container's warm connection, as a chunk's copy uses
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         with step("copy"):
             loaded = tgt.load_changes(plan, load, msg.chunk_id, batch.path, batch.file)
         services.fault("copied", msg)
@@ -149,8 +149,8 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     batch = ChangeBatch.model_validate(t["audit_batch"])
     chunk = int(t["audit_from"])  # the batch's chunk id in the load table (cdc_reader.AUDIT_CHUNK)
     with services.target() as sf:
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
         if loaded != batch.rows:
             raise RuntimeError(
@@ -207,17 +207,17 @@ def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None
     """History mode, once every batch of the window is applied and before the audit: the window's batches
     once more in one MERGE, so that batches applied at the same moment (each reading the table as it
     was when it began) leave every touched key's chain derived from all of them."""
-    plan, s = msg.plan, services.settings
+    plan = msg.plan
     with services.target() as sf:
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         tgt.ensure_history_table(plan)
         if tgt.exists(load):
             tgt.history_settle(plan, load, batches)  # the batches' chunk ids: 0 .. batches - 1
     services.fault("history_settled", msg)
 
 
-def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str) -> None:
+def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
     """History mode, once every batch of the window (and the audit) is applied: the current-state view made
     again (its columns follow the table's), and the history's invariants over the keys the window touched
     (``history_sql.invariants``): a broken rule fails the table, loudly, before its position moves."""
@@ -238,7 +238,7 @@ def _check_not_null(
     table stops, loudly, before its position moves; otherwise None (the change was followed exactly)."""
     plan, s = msg.plan, services.settings
     with services.target() as sf:
-        tgt = Target(sf, s.stage_name)
+        tgt = services.warehouse(sf)
         found = {str(c): tgt.null_rows(plan, str(c), s.reconcile_action) for c in t["not_null_check"]}
     bad = {c: n for c, n in found.items() if n}
     if not bad:
@@ -280,13 +280,13 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         _settle_history(msg, services, count)
     if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
         with services.target() as sf:
-            Target(sf, s.stage_name).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
+            services.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
         services.fault("truncated", msg)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
             with services.target() as sf:
-                _check_history(msg, services, Target(sf, s.stage_name), cdc_sql.load_table_name(plan, msg.run_id))
+                _check_history(msg, services, services.warehouse(sf), cdc_load_table_name(plan, msg.run_id))
         except HistoryBroken as e:  # loud: the table fails, its position stays where it was
             reason = str(e)[:2000]
             logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
@@ -320,8 +320,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
     else:
         with services.target() as sf:
-            tgt = Target(sf, s.stage_name)
-            load = cdc_sql.load_table_name(plan, msg.run_id)
+            tgt = services.warehouse(sf)
+            load = cdc_load_table_name(plan, msg.run_id)
             if s.reconcile_action == "delete" and not plan.history:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(load)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
-from aurora_replication.target import evolution, history_sql
+from aurora_replication.target.snowflake import evolution, history_sql
 
 
 class Full(SyncMode):

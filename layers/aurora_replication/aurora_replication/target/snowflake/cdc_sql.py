@@ -17,7 +17,8 @@ from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.target.sql import (
+from aurora_replication.target.names import cdc_load_table_name
+from aurora_replication.target.snowflake.sql import (
     ATTEMPT_COLUMN,
     CHUNK_COLUMN,
     CSV_FILE_FORMAT,
@@ -36,8 +37,7 @@ UPSERT = "U"
 DELETE = "D"
 
 
-def load_table_name(plan: TablePlan, run_id: str) -> str:
-    return bounded_name(f"_ASR_CDC_{run_id}_{plan.target_table}")
+load_table_name = cdc_load_table_name  # the cdc batches' load table (``target.names``)
 
 
 def tombstone_table_name(plan: TablePlan) -> str:
