@@ -77,6 +77,9 @@ class TableOptions(_Strict):
     # history mode (type-2): the target keeps every version of a row with its validity interval
     # (``target/history_sql.py``, docs/run-requests.md#history-mode)
     history: bool = False
+    # a column dropped in MySQL: kept in the target (NULL for new rows), or dropped from it too
+    # (``target/evolution.py``, docs/run-requests.md#columns-dropped-in-mysql)
+    on_column_drop: Literal["keep", "drop"] = "keep"
 
     @model_validator(mode="after")
     def _names(self) -> TableOptions:
@@ -330,6 +333,12 @@ class TablePlan(_Strict):
     # Snowflake schema it is written to (``Services.locate``); None: the two secrets' database and schema
     source_database: str | None = None
     target_schema: str | None = None
+    # what evolution does with a target column MySQL no longer has (``TableOptions.on_column_drop``)
+    on_column_drop: Literal["keep", "drop"] = "keep"
+    # target names of columns MySQL still has that the options exclude or rename: never taken for a drop
+    kept_by_options: list[str] = Field(default_factory=list)
+    # MySQL's NOT NULL columns, as planning read them: a planning fact, not sent in messages
+    not_null: list[str] = Field(default_factory=list, exclude=True)
 
     def column(self, name: str) -> Column:
         for c in self.columns:

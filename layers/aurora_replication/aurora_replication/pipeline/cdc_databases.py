@@ -31,8 +31,6 @@ from aurora_replication.models import RunRequest
 from aurora_replication.pipeline import cdc_reader, databases
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
-from aurora_replication.target import client as target
-from aurora_replication.target import sql as target_sql
 
 logger = Logger(child=True)
 
@@ -40,29 +38,20 @@ logger = Logger(child=True)
 @dataclass(frozen=True)
 class Planner:
     """What the scheduler hands in (this module sits below it): its table resolver and planner, its overwrite
-    guard, and its target-columns reader (``scheduler.TargetColumns``, made per database once located)."""
+    guard, its target-columns reader (``scheduler.TargetColumns``, made per database once located) and what
+    makes the ``schema`` mapping's schemas."""
 
     resolve_tables: cdc_reader.ResolveTables
     plan_table: cdc_reader.PlanTable
     guard: cdc_reader.Guard
     target_columns: Callable[[Services], Any]
+    make_schemas: Callable[[Services, dict[str, Scope]], None]  # ``schema`` mapping: the schemas made
 
 
 def _where(request: RunRequest, scope: Scope) -> str | None:
     """The Snowflake schema a database's connections are moved to: its own under ``schema``; under
     ``prefix`` the target secret's (None)."""
     return scope.target_schema if request.database_mapping == "schema" else None
-
-
-def _make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
-    """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
-    sf = services.snowflake()
-    try:
-        there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
-        for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
-            target.execute(sf, target_sql.create_schema(schema))
-    finally:
-        sf.close()
 
 
 def schedule(request: RunRequest, run_id: str, services: Services, planner: Planner) -> dict[str, Any]:
@@ -93,7 +82,7 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
         raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
     services.state.note_several_databases()
     if request.database_mapping == "schema":
-        _make_schemas(services, scopes)
+        planner.make_schemas(services, scopes)
 
     requests = {d: request.model_copy(update={"databases": [d], "run_id": children[d]}) for d in chosen}
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
