@@ -18,7 +18,7 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, NoReturn
@@ -587,6 +587,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     stack = _stack(args.home, db.url(), sf.url())
     ok = True
     try:
+        _drop_demo_targets(counts)  # and an empty target: an earlier demo's tables would not match it
         progress = Progress()
         sizing = {"chunk_rows": args.chunk_rows} if args.chunk_rows else {}
         # every table but the one the cdc part keeps in history mode (docs/run-requests.md#history-mode)
@@ -644,6 +645,27 @@ def _demo_cdc(stack: Any, conn: Any, args: argparse.Namespace) -> bool:
     print_summary(second, "\n== change data capture: the binlog's changes, deletes included ==")
     _print_versions(demo.HISTORY_TABLE.upper(), ("DE", "CI"))
     return bool(first.ok and second.ok)
+
+
+def _drop_demo_targets(tables: Iterable[str]) -> None:
+    """The demo's target tables (and the history table's current view) an earlier demo left in the
+    emulator, dropped: the demo loads a fresh dataset and forgets its watermarks and cdc positions, so its
+    target starts empty too (a history table left by an earlier demo is one cdc must not continue)."""
+    from aurora_replication.config import load_settings
+    from aurora_replication.identifiers import snowflake_ident as q
+    from aurora_replication.identifiers import target_name
+    from aurora_replication.services import Services
+    from aurora_replication.target.snowflake.statements import execute
+
+    settings = load_settings()
+    conn = Services.from_settings(settings).snowflake()
+    try:
+        for table in tables:
+            name = target_name(table, settings.identifier_case)
+            execute(conn, f"DROP VIEW IF EXISTS {q(name + '_CURRENT')}")
+            execute(conn, f"DROP TABLE IF EXISTS {q(name)}")
+    finally:
+        conn.close()
 
 
 def _print_versions(table: str, keys: tuple[str, ...]) -> None:
