@@ -11,6 +11,7 @@ matches none, two tables that would land on one Snowflake name (docs/run-request
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from typing import Any
 
@@ -113,3 +114,75 @@ def child_run_id(run_id: str, database: str) -> str:
         return plain
     digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
     return f"{run_id[: 64 - 9]}-{digest}"
+
+
+# ---- database_mapping: merge (still refused by the request; docs/run-requests.md#several-databases) ----
+# one column of a table as the merged table's agreement compares it: (name, MySQL column type, nullable)
+ColumnShape = tuple[str, str, str]
+# a table's columns in order, then its primary key's columns in order ("" without one)
+TableShape = tuple[list[ColumnShape], str]
+
+
+def table_shapes(conn: Any, names: list[str], tables: list[str]) -> dict[str, dict[str, TableShape]]:
+    """Each database's tables' columns in order (``COLUMN_TYPE`` as MySQL writes it, ``IS_NULLABLE``) and
+    primary key: two queries for the whole request, from ``information_schema``."""
+    if not names or not tables:
+        return {}
+    dbs = ", ".join(["%s"] * len(names))
+    tbls = ", ".join(["%s"] * len(tables))
+    columns = query(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "  # noqa: S608 (placeholders only)
+        f"WHERE TABLE_SCHEMA IN ({dbs}) AND TABLE_NAME IN ({tbls}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        [*names, *tables],
+    )
+    keys = query(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ',') "  # noqa: S608 (placeholders only)
+        f"FROM information_schema.STATISTICS WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA IN ({dbs}) "
+        f"AND TABLE_NAME IN ({tbls}) GROUP BY TABLE_SCHEMA, TABLE_NAME",
+        [*names, *tables],
+    )
+    cols: dict[tuple[str, str], list[ColumnShape]] = {}
+    for db, table, column, type_, nullable in columns:
+        cols.setdefault((str(db), str(table)), []).append((str(column), str(type_).lower(), str(nullable)))
+    key = {(str(db), str(table)): str(k) for db, table, k in keys}
+    out: dict[str, dict[str, TableShape]] = {d: {} for d in names}
+    for (db, table), c in cols.items():
+        out[db][table] = (c, key.get((db, table), ""))
+    return out
+
+
+def shapes_agree(shapes: dict[str, dict[str, TableShape]], tables: list[str]) -> None:
+    """Refuse a merge of databases whose tables differ: each table must have the same columns, in the same
+    order, of the same types and nullability, and the same primary key, in every database (the first
+    database is the reference). One shared table cannot hold two shapes, and evolving it to one
+    database's shape would change the others' rows; the message names the table, the databases and the
+    first difference, and the fix."""
+    names = list(shapes)
+    if not names:
+        return
+    first = names[0]
+    for table in tables:
+        ref_cols, ref_key = shapes[first].get(table, ([], ""))
+        for other in names[1:]:
+            cols, key = shapes[other].get(table, ([], ""))
+            if cols != ref_cols:
+                a, b = next((a, b) for a, b in itertools.zip_longest(ref_cols, cols) if a != b)
+                what = f"{_column_text(a)} in {first!r}, {_column_text(b)} in {other!r}"
+            elif key != ref_key:
+                what = f"primary key ({ref_key or 'none'}) in {first!r}, ({key or 'none'}) in {other!r}"
+            else:
+                continue
+            raise BadInputError(
+                f"database_mapping 'merge': table {table!r} differs between databases {first!r} and {other!r} "
+                f"({what}); one shared table holds one shape: make the tables alike in MySQL, or use "
+                "database_mapping 'schema' or 'prefix'"
+            )
+
+
+def _column_text(shape: ColumnShape | None) -> str:
+    if shape is None:
+        return "no such column"
+    name, type_, nullable = shape
+    return f"column {name!r} {type_}{' NULL' if nullable == 'YES' else ' NOT NULL'}"
