@@ -194,7 +194,6 @@ def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
         {**base, "databases": [f"{env.database}_t*"], "table_options": {"only_here": {"history": False}}},
         rf"table_options name unknown table\(s\) 'only_here' in database '{names['t2']}'",
     )
-    _refused(stack, {**base, "database_mapping": "merge", "databases": [names["t1"]]}, r"'merge'.*not supported")
     _refused(stack, {**base, "mode": "cdc", "databases": [names["t1"]]}, r"not supported with mode 'cdc'")
     _refused(stack, {"tables": "items", "databases": [names["t1"]]}, r"databases needs database_mapping")
     # two databases whose names differ only in case map to one schema under TARGET_IDENTIFIER_CASE=upper

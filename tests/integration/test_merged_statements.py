@@ -74,7 +74,7 @@ def test_full_copies_of_three_databases_share_one_table_by_key_and_database(sf) 
     expected = _initial(sf)
     assert _rows(sf) == expected  # the same source keys 1..4 three times, told apart by the database
     for db in DATABASES:
-        sf.execute(merged_sql.database_row_count(PLAN, db))
+        sf.execute(merged_sql.database_row_count(PLAN.target_table, db))
         assert sf.fetchone()[0] == 4
 
 
@@ -110,3 +110,48 @@ def test_an_incremental_merge_keys_on_the_database_too(sf) -> None:
     sf.execute(merged_sql.merge_database_rows(PLAN, LOAD, attempts, "tenant_a"), attempts.params)
     expected["tenant_a"] = [(1, "tenant_a-1"), (2, "a-two"), (3, "tenant_a-3"), (4, "tenant_a-4"), (7, "a-seven")]
     assert _rows(sf) == expected  # tenant_b's and tenant_c's id 2 untouched, no id 7 of theirs
+
+
+def test_two_databases_replaced_at_once_keep_each_others_rows(env, sf) -> None:
+    """Two databases' full copies publishing into the shared table at the same moment, several times over:
+    each MERGE takes the table's lock, and each keeps to its database's rows, so neither loses the other's."""
+    import threading
+
+    _initial(sf)
+    rounds = 4
+    errors: list[BaseException] = []
+
+    def replace(database: str) -> None:
+        conn = env.snowflake()
+        try:
+            cur = conn.cursor()
+            cur.execute(f"USE SCHEMA ANALYTICS.{env.schema}")
+            load = f"_ASR_LOAD_{database.upper()}"
+            cur.execute(sql.create_load_table(PLAN, load))
+            for r in range(rounds):
+                attempt = f"r{r}"
+                rows = [(i, f"{database}-{r}-{i}") for i in range(1, 6 + r)]
+                for id_, name in rows:
+                    cur.execute(
+                        f'INSERT INTO "{load}" ("ID", "NAME", "_ASR_CHUNK", "_ASR_ATTEMPT") VALUES (%s, %s, 0, %s)',
+                        (id_, name, attempt),
+                    )
+                attempts = sql.attempts_inline("tok", [(0, attempt)])
+                statement = merged_sql.replace_database_rows(PLAN, load, attempts, database)
+                cur.execute(statement, (*attempts.params, *attempts.params, *attempts.params, len(rows)))
+        except BaseException as e:  # reported by the test below
+            errors.append(e)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=replace, args=(db,)) for db in ("tenant_a", "tenant_b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    last = rounds - 1
+    got = _rows(sf)
+    for db in ("tenant_a", "tenant_b"):
+        assert got[db] == [(i, f"{db}-{last}-{i}") for i in range(1, 6 + last)], db
+    assert got["tenant_c"] == [(i, f"tenant_c-{i}") for i in range(1, 5)]

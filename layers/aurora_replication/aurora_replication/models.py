@@ -141,7 +141,8 @@ class RunRequest(_Strict):
     databases: list[str] | None = Field(default=None, min_length=1)
     # where each database's tables go: ``schema``, a Snowflake schema of its own (named after the
     # database) in the target database; ``prefix``, the target schema with ``<database>__`` before each
-    # table's name; ``merge`` is refused (not built yet)
+    # table's name; ``merge``, the target schema, every database's rows in one table per source table with
+    # ``_ASR_SOURCE_DATABASE`` (``target/merged_sql.py``)
     database_mapping: Literal["schema", "prefix", "merge"] | None = None
 
     @field_validator("databases", mode="before")
@@ -176,10 +177,11 @@ class RunRequest(_Strict):
                 "databases needs database_mapping: 'schema' (a Snowflake schema per database) or 'prefix' "
                 "(one schema, each table's name after '<database>__')"
             )
-        if self.database_mapping == "merge":
+        if self.database_mapping == "merge" and self.mode == "reconcile":
             raise ValueError(
-                "database_mapping 'merge' (every database's rows in one table with _ASR_SOURCE_DATABASE) is not "
-                "supported yet: use 'schema' or 'prefix', and a view that unions the tables"
+                "database_mapping 'merge' is not supported with mode 'reconcile' yet (its deletes are not kept to one "
+                "database's rows): use mode 'full' to remove rows deleted in MySQL, or database_mapping 'schema' or "
+                "'prefix'"
             )
         if self.mode == "cdc":
             raise ValueError(
@@ -329,6 +331,9 @@ class TablePlan(_Strict):
     # Snowflake schema it is written to (``Services.locate``); None: the two secrets' database and schema
     source_database: str | None = None
     target_schema: str | None = None
+    # ``database_mapping: merge``: the target is shared by several source databases, each row carrying its
+    # database (``source_database``) in ``_ASR_SOURCE_DATABASE``; every statement keeps to its rows
+    merged: bool = False
 
     def column(self, name: str) -> Column:
         for c in self.columns:

@@ -77,7 +77,9 @@ def scope_for(base: Scope, database: str, mapping: str) -> Scope:
     if mapping == "prefix":
         prefix = database + PREFIX_SEPARATOR
         return Scope(database, base.target_database, base.target_schema, base.identifier_case, prefix, mapping)
-    raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix'")
+    if mapping == "merge":  # the target secret's schema, each table under its own name, shared
+        return Scope(database, base.target_database, base.target_schema, base.identifier_case, "", mapping)
+    raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix', 'merge'")
 
 
 def target_names(scopes: dict[str, Scope], tables: dict[str, list[str]]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -96,7 +98,8 @@ def target_names(scopes: dict[str, Scope], tables: dict[str, list[str]]) -> dict
                 )
             where = (scope.target_schema, scope.target_table(table))
             other = seen.setdefault(where, (database, table))
-            if other != (database, table):
+            # merged: one table of each database into one shared table, the same name in each
+            if other != (database, table) and not (scope.mapping == "merge" and other[1] == table):
                 raise BadInputError(
                     f"tables {other[0]}.{other[1]} and {database}.{table} both map to {where[0]}.{where[1]} in "
                     "Snowflake; name the databases apart, or use TARGET_IDENTIFIER_CASE=preserve"
@@ -116,7 +119,7 @@ def child_run_id(run_id: str, database: str) -> str:
     return f"{run_id[: 64 - 9]}-{digest}"
 
 
-# ---- database_mapping: merge (still refused by the request; docs/run-requests.md#several-databases) ----
+# ---- database_mapping: merge (docs/run-requests.md#merged-into-one-table) ----
 # one column of a table as the merged table's agreement compares it: (name, MySQL column type, nullable)
 ColumnShape = tuple[str, str, str]
 # a table's columns in order, then its primary key's columns in order ("" without one)
@@ -160,13 +163,14 @@ def shapes_agree(shapes: dict[str, dict[str, TableShape]], tables: list[str]) ->
     database's shape would change the others' rows; the message names the table, the databases and the
     first difference, and the fix."""
     names = list(shapes)
-    if not names:
-        return
-    first = names[0]
     for table in tables:
-        ref_cols, ref_key = shapes[first].get(table, ([], ""))
-        for other in names[1:]:
-            cols, key = shapes[other].get(table, ([], ""))
+        having = [d for d in names if table in shapes[d]]  # with ``*``, a database may lack a table
+        if not having:
+            continue
+        first = having[0]
+        ref_cols, ref_key = shapes[first][table]
+        for other in having[1:]:
+            cols, key = shapes[other][table]
             if cols != ref_cols:
                 a, b = next((a, b) for a, b in itertools.zip_longest(ref_cols, cols) if a != b)
                 what = f"{_column_text(a)} in {first!r}, {_column_text(b)} in {other!r}"

@@ -37,7 +37,7 @@ from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.target import client as target
-from aurora_replication.target import evolution, history_sql
+from aurora_replication.target import evolution, history_sql, merged_sql
 from aurora_replication.target import sql as target_sql
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -130,6 +130,9 @@ def plan_table(
     if services.source_database is not None:  # a run of one of several databases (pipeline/databases.py)
         where = {"source_database": services.source_database, "target_schema": services.target_schema}
         plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
+    if scope.mapping == "merge":
+        _mergeable(plan)
+        plan = plan.model_copy(update={"merged": True})
     key = scope.key(table)
     stored = services.state.get_watermark(key) if plan.watermark else None
     notes = list(plan.notes)
@@ -151,7 +154,7 @@ def plan_table(
     schema_changes: list[dict[str, Any]] = []
     if mode == "incremental":
         existing = target_columns(plan.target_table)
-        mismatch = history_sql.mode_mismatch(plan, existing)
+        mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
@@ -424,10 +427,13 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
         chosen = databases.match_databases(request.databases, databases.list_databases(conn))
         scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
         tables = {d: resolve_tables(conn, services, d, request)[0] for d in chosen}
+        if request.database_mapping == "merge":  # one shared table holds one shape
+            every = sorted({t for names in tables.values() for t in names})
+            databases.shapes_agree(databases.table_shapes(conn, chosen, every), every)
     finally:
         conn.close()
     databases.target_names(scopes, tables)
-    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
+    owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first such run
     for d in chosen:
         _not_another_databases(services, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
@@ -502,6 +508,20 @@ def resolve_tables(
     return names, options
 
 
+def _mergeable(plan: TablePlan) -> None:
+    """What ``database_mapping: merge`` cannot keep to one database's rows yet: refused, naming the table."""
+    if plan.history:
+        raise BadInputError(
+            f"table {plan.table!r}: history mode is not supported with database_mapping 'merge' yet (its versions "
+            "would need the database in every key and interval); use database_mapping 'schema' or 'prefix'"
+        )
+    if not plan.key:
+        raise BadInputError(
+            f"table {plan.table!r} has no primary or unique key: with database_mapping 'merge' its rows could not be "
+            "kept apart from another database's; give it a key in MySQL, or use database_mapping 'schema' or 'prefix'"
+        )
+
+
 def _history_not_in_cdc(services: Services, plan: TablePlan, scope: Scope) -> None:
     """A history table that cdc replicates orders its versions by binlog position; a full or incremental
     run would add versions ordered by run id beside them (docs/run-requests.md#history-mode)."""
@@ -533,16 +553,36 @@ class Planning:
 
 
 def _not_another_databases(
-    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
+    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], dict[str, str]] | None = None
 ) -> None:
     """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
     of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
-    copy of one would replace the other's rows. ``owners``: the catalog's (``StateStore.target_owners``),
-    by default read here, which reads nothing until a request of several databases has run."""
-    owners = services.state.target_owners() if owners is None else owners
+    copy of one would replace the other's rows. A merged run (``database_mapping: merge``) shares its tables
+    with the other merged databases only, and a whole copy never lands on a merged table. ``owners``: the
+    catalog's (``StateStore.target_owner_mappings``), by default read here, which reads nothing until a
+    request of several databases has run."""
+    owners = services.state.target_owner_mappings() if owners is None else owners
     for table in names:
         where = (scope.target_database, scope.target_schema, scope.target_table(table))
-        others = sorted(owners.get(where, set()) - {scope.source_database})
+        found = owners.get(where, {})
+        if scope.mapping == "merge":
+            whole = sorted(d for d, m in found.items() if m != "merge")
+            if whole:
+                raise BadInputError(
+                    f"table {scope.source_database}.{table} would be merged into {'.'.join(where)}, which holds a "
+                    f"whole copy of database {whole[0]!r}'s table (not merged): its rows carry no "
+                    "_ASR_SOURCE_DATABASE; rename or drop that table in Snowflake, or choose database_mapping "
+                    "'schema' or 'prefix'"
+                )
+            continue
+        merged = sorted(d for d, m in found.items() if m == "merge")
+        if merged:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"rows of databases merged into it ({', '.join(repr(d) for d in merged[:5])}): a whole copy would "
+                "replace all of them; copy it with database_mapping 'merge', or choose another mapping"
+            )
+        others = sorted(set(found) - {scope.source_database})
         if others:
             raise BadInputError(
                 f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
@@ -557,7 +597,7 @@ def _schedule(
     services: Services,
     target_columns: TargetColumns,
     scope: Scope | None = None,
-    owners: dict[tuple[str, str, str], set[str]] | None = None,
+    owners: dict[tuple[str, str, str], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Plan the tables one after the other and send each group of leased tables' messages as soon as
     it is planned: the workers copy the first tables while the later ones are planned (a database of

@@ -1,7 +1,6 @@
-"""Pure builders of the statements of ``database_mapping: merge`` (not yet accepted by a run request: see
-docs/run-requests.md#several-databases): several source databases' rows in one shared Snowflake table, each
-row carrying its database's name in ``_ASR_SOURCE_DATABASE``, the table's key being that column and the
-source key. No connection here.
+"""Pure builders of the statements of ``database_mapping: merge`` (docs/run-requests.md#merged-into-one-table):
+several source databases' rows in one shared Snowflake table, each row carrying its database's name in
+``_ASR_SOURCE_DATABASE``, the table's key being that column and the source key. No connection here.
 
 Every statement touches one database's rows only: a full copy of one database replaces its rows and no
 other's (one MERGE, never an ``INSERT OVERWRITE`` of the shared table), an incremental run merges on the
@@ -16,6 +15,8 @@ request validated (``identifiers.validate_identifier``) and the server listed, n
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.identifiers import validate_identifier
@@ -49,6 +50,28 @@ def create_shared_table(plan: TablePlan) -> str:
         f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} "
         f"({q(SOURCE_DATABASE_COLUMN)} {SOURCE_DATABASE_TYPE} NOT NULL, {cols})"
     )
+
+
+def shape_mismatch(plan: TablePlan, columns: Sequence[Sequence[object]]) -> str | None:
+    """Why ``plan`` cannot write into an existing target with ``columns`` (``(name, ...)`` rows; None: it
+    can): a merged plan into a table without ``_ASR_SOURCE_DATABASE`` (a whole copy), or a whole copy into
+    a merged table, would each mix rows of two kinds or replace other databases' rows."""
+    if not columns:
+        return None
+    shared = any(str(c[0]) == SOURCE_DATABASE_COLUMN for c in columns)
+    if plan.merged and not shared:
+        return (
+            f"table {plan.table!r}: database_mapping 'merge', but its target {plan.target_table!r} exists without "
+            f"{SOURCE_DATABASE_COLUMN} (a whole copy of one database): rename or drop it in Snowflake, or choose "
+            "database_mapping 'schema' or 'prefix'"
+        )
+    if shared and not plan.merged:
+        return (
+            f"table {plan.table!r}: its target {plan.target_table!r} holds several databases' rows merged "
+            f"({SOURCE_DATABASE_COLUMN}): a whole copy would replace them all; copy it with database_mapping "
+            "'merge' and the databases merged into it, or rename the merged table in Snowflake"
+        )
+    return None
 
 
 def database_filter(database: str, alias: str = "") -> str:
@@ -122,7 +145,7 @@ def merge_database_rows(plan: TablePlan, load_table: str, attempts: Attempts, da
     )
 
 
-def database_row_count(plan: TablePlan, database: str) -> str:
-    """How many rows of ``database`` the shared table holds (a scan of the filter, not the table's
+def database_row_count(table: str, database: str) -> str:
+    """How many rows of ``database`` the shared ``table`` holds (a scan of the filter, not the table's
     metadata count, which counts every database's rows)."""
-    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {database_filter(database)}"
+    return f"SELECT COUNT(*) FROM {q(table)} WHERE {database_filter(database)}"
