@@ -422,18 +422,28 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
     request fails only when all do."""
     assert request.databases is not None and request.database_mapping is not None
     base = services.scope()
+    owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first such run
     conn = services.mysql()
     try:
-        chosen = databases.match_databases(request.databases, databases.list_databases(conn))
+        available = databases.list_databases(conn)
+        chosen = databases.match_databases(request.databases, available)
         scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
         tables = {d: resolve_tables(conn, services, d, request)[0] for d in chosen}
         if request.database_mapping == "merge":  # one shared table holds one shape
             every = sorted({t for names in tables.values() for t in names})
-            databases.shapes_agree(databases.table_shapes(conn, chosen, every), every)
+            # the databases merged into these tables before (the catalog's), not named now, compared too: the
+            # shared table is not evolved to the shape of some of its databases only
+            merged_before = {
+                d
+                for t in every
+                for d, m in owners.get(_where(scopes[chosen[0]], t), {}).items()
+                if m == "merge" and d not in chosen and d in available
+            }
+            compared = [*chosen, *sorted(merged_before)]
+            databases.shapes_agree(databases.table_shapes(conn, compared, every), every)
     finally:
         conn.close()
     databases.target_names(scopes, tables)
-    owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first such run
     for d in chosen:
         _not_another_databases(services, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
@@ -552,6 +562,11 @@ class Planning:
     done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
 
 
+def _where(scope: Scope, table: str) -> tuple[str, str, str]:
+    """The Snowflake table (database, schema, table) ``table`` lands on in ``scope``: the catalog's owners' key."""
+    return (scope.target_database, scope.target_schema, scope.target_table(table))
+
+
 def _not_another_databases(
     services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], dict[str, str]] | None = None
 ) -> None:
@@ -563,7 +578,7 @@ def _not_another_databases(
     request of several databases has run."""
     owners = services.state.target_owner_mappings() if owners is None else owners
     for table in names:
-        where = (scope.target_database, scope.target_schema, scope.target_table(table))
+        where = _where(scope, table)
         found = owners.get(where, {})
         if scope.mapping == "merge":
             whole = sorted(d for d, m in found.items() if m != "merge")
