@@ -168,6 +168,8 @@ def test_what_a_merge_request_refuses(env) -> None:
     assert done.ok
     env.sql(TABLE)
     _refused(stack, {"tables": "items", "mode": "full"}, r"holds the rows of databases merged into it")
+    # nor does cdc of it stream into the merged table
+    _refused(stack, {"tables": "items", "mode": "cdc"}, r"holds the rows of databases merged into it")
     # a column added in t1 alone: a merge of t1 alone is compared with t2, merged into the table before
     env.sql(f"ALTER TABLE `{names['t1']}`.items ADD COLUMN extra INT")
     alone = {**base, "databases": [names["t1"]]}

@@ -38,3 +38,13 @@ def test_replacing_never_overwrites_the_shared_table_and_matches_on_the_database
     assert "g.\"_ASR_SOURCE_DATABASE\" = 'tenant_a'" in statement  # only its own rows can be deleted
     # bound: the attempts three times (the load, the rows gone, the guard), then the guard's count
     assert statement.count("%s") == 3 * len(ATTEMPTS.params) + 1
+
+
+def test_a_plan_and_an_existing_table_must_agree_on_being_merged() -> None:
+    plain = [("ID", "NUMBER"), ("NAME", "TEXT")]
+    shared = [("_ASR_SOURCE_DATABASE", "TEXT"), *plain]
+    merged = KEYED.model_copy(update={"merged": True, "source_database": "tenant_a"})
+    assert merged_sql.shape_mismatch(merged, []) is None and merged_sql.shape_mismatch(KEYED, []) is None
+    assert merged_sql.shape_mismatch(merged, shared) is None and merged_sql.shape_mismatch(KEYED, plain) is None
+    assert "exists without _ASR_SOURCE_DATABASE" in str(merged_sql.shape_mismatch(merged, plain))
+    assert "a whole copy would replace them all" in str(merged_sql.shape_mismatch(KEYED, shared))

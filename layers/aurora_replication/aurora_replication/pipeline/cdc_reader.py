@@ -39,7 +39,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
+from aurora_replication.pipeline import audit, cdc_options, databases, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
@@ -49,7 +49,7 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target import evolution, history_sql
+from aurora_replication.target import evolution, history_sql, merged_sql
 from aurora_replication.target.client import Target
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -271,7 +271,8 @@ def plan_cdc_table(
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
-    mismatch = history_sql.mode_mismatch(plan, existing)
+    # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
+    mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
     if mismatch:
         raise BadInputError(mismatch)
     alters: list[str] = []
@@ -337,6 +338,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.mysql_settings().dbname
         names, options = resolve_tables(conn, services, database, request)
+        databases.not_another_databases(services.state, scope, names)  # e.g. a table merged from several databases
         target_columns.expect(names, scope)
         files = binlog.binlog_files(conn)
         planned: list[CdcTable] = []

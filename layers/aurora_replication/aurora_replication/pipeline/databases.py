@@ -119,6 +119,50 @@ def child_run_id(run_id: str, database: str) -> str:
     return f"{run_id[: 64 - 9]}-{digest}"
 
 
+def where_copied(scope: Scope, table: str) -> tuple[str, str, str]:
+    """The Snowflake table (database, schema, table) ``table`` lands on in ``scope``: the catalog's owners' key."""
+    return (scope.target_database, scope.target_schema, scope.target_table(table))
+
+
+def not_another_databases(
+    state: Any, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], dict[str, str]] | None = None
+) -> None:
+    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
+    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
+    copy of one would replace the other's rows. A merged run (``database_mapping: merge``) shares its tables
+    with the other merged databases only, and a whole copy never lands on a merged table. ``owners``: the
+    catalog's (``StateStore.target_owner_mappings``), by default read here, which reads nothing until a
+    request of several databases has run."""
+    owners = state.target_owner_mappings() if owners is None else owners
+    for table in names:
+        where = where_copied(scope, table)
+        found = owners.get(where, {})
+        if scope.mapping == "merge":
+            whole = sorted(d for d, m in found.items() if m != "merge")
+            if whole:
+                raise BadInputError(
+                    f"table {scope.source_database}.{table} would be merged into {'.'.join(where)}, which holds a "
+                    f"whole copy of database {whole[0]!r}'s table (not merged): its rows carry no "
+                    "_ASR_SOURCE_DATABASE; rename or drop that table in Snowflake, or choose database_mapping "
+                    "'schema' or 'prefix'"
+                )
+            continue
+        merged = sorted(d for d, m in found.items() if m == "merge")
+        if merged:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"rows of databases merged into it ({', '.join(repr(d) for d in merged[:5])}): a whole copy would "
+                "replace all of them; copy it with database_mapping 'merge', or choose another mapping"
+            )
+        others = sorted(set(found) - {scope.source_database})
+        if others:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
+                "database_mapping, or rename the target schema (the target secret's) or the old table"
+            )
+
+
 # ---- database_mapping: merge (docs/run-requests.md#merged-into-one-table) ----
 # one column of a table as the merged table's agreement compares it: (name, MySQL column type, nullable)
 ColumnShape = tuple[str, str, str]

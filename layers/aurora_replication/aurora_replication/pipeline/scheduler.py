@@ -436,7 +436,7 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
             merged_before = {
                 d
                 for t in every
-                for d, m in owners.get(_where(scopes[chosen[0]], t), {}).items()
+                for d, m in owners.get(databases.where_copied(scopes[chosen[0]], t), {}).items()
                 if m == "merge" and d not in chosen and d in available
             }
             compared = [*chosen, *sorted(merged_before)]
@@ -445,7 +445,7 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
         conn.close()
     databases.target_names(scopes, tables)
     for d in chosen:
-        _not_another_databases(services, scopes[d], tables[d], owners)
+        databases.not_another_databases(services.state, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
     taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
     if taken:
@@ -562,50 +562,6 @@ class Planning:
     done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
 
 
-def _where(scope: Scope, table: str) -> tuple[str, str, str]:
-    """The Snowflake table (database, schema, table) ``table`` lands on in ``scope``: the catalog's owners' key."""
-    return (scope.target_database, scope.target_schema, scope.target_table(table))
-
-
-def _not_another_databases(
-    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], dict[str, str]] | None = None
-) -> None:
-    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
-    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
-    copy of one would replace the other's rows. A merged run (``database_mapping: merge``) shares its tables
-    with the other merged databases only, and a whole copy never lands on a merged table. ``owners``: the
-    catalog's (``StateStore.target_owner_mappings``), by default read here, which reads nothing until a
-    request of several databases has run."""
-    owners = services.state.target_owner_mappings() if owners is None else owners
-    for table in names:
-        where = _where(scope, table)
-        found = owners.get(where, {})
-        if scope.mapping == "merge":
-            whole = sorted(d for d, m in found.items() if m != "merge")
-            if whole:
-                raise BadInputError(
-                    f"table {scope.source_database}.{table} would be merged into {'.'.join(where)}, which holds a "
-                    f"whole copy of database {whole[0]!r}'s table (not merged): its rows carry no "
-                    "_ASR_SOURCE_DATABASE; rename or drop that table in Snowflake, or choose database_mapping "
-                    "'schema' or 'prefix'"
-                )
-            continue
-        merged = sorted(d for d, m in found.items() if m == "merge")
-        if merged:
-            raise BadInputError(
-                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
-                f"rows of databases merged into it ({', '.join(repr(d) for d in merged[:5])}): a whole copy would "
-                "replace all of them; copy it with database_mapping 'merge', or choose another mapping"
-            )
-        others = sorted(set(found) - {scope.source_database})
-        if others:
-            raise BadInputError(
-                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
-                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
-                "database_mapping, or rename the target schema (the target secret's) or the old table"
-            )
-
-
 def _schedule(
     request: RunRequest,
     run_id: str,
@@ -629,7 +585,7 @@ def _schedule(
         database = scope.source_database if scope is not None else services.mysql_settings().dbname
         scope = scope or services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
-        _not_another_databases(services, scope, names, owners)
+        databases.not_another_databases(services.state, scope, names, owners)
         target_columns.expect(names, scope)
         p = Planning(conn, services, database, request, run_id, names, options, scope, target_columns)
         _plan(p, 0)
