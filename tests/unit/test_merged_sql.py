@@ -35,7 +35,7 @@ def test_replacing_never_overwrites_the_shared_table_and_matches_on_the_database
     assert "OVERWRITE" not in statement and "CREATE OR REPLACE" not in statement
     assert statement.startswith('MERGE INTO "ITEMS" t USING')
     assert 'ON t."_ASR_SOURCE_DATABASE" = s."_ASR_SOURCE_DATABASE" AND t."ID" = s."ID"' in statement
-    assert "g.\"_ASR_SOURCE_DATABASE\" = 'tenant_a'" in statement  # only its own rows can be deleted
+    assert "t.\"_ASR_SOURCE_DATABASE\" = 'tenant_a' AND NOT EXISTS" in statement  # only its own rows are deleted
     # bound: the attempts three times (the load, the rows gone, the guard), then the guard's count
     assert statement.count("%s") == 3 * len(ATTEMPTS.params) + 1
 

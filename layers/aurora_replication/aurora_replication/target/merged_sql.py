@@ -21,7 +21,15 @@ from collections.abc import Sequence
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.identifiers import validate_identifier
 from aurora_replication.models import TablePlan
-from aurora_replication.target.sql import Attempts, _lit, _published_columns, _typed, guard_rows, validated
+from aurora_replication.target.sql import (
+    Attempts,
+    _lit,
+    _published_columns,
+    _typed,
+    guard_rows,
+    not_in_keys,
+    validated,
+)
 
 SOURCE_DATABASE_COLUMN = "_ASR_SOURCE_DATABASE"
 # the width of the column: MySQL's database names are at most 64 characters
@@ -96,11 +104,12 @@ def replace_database_rows(plan: TablePlan, load_table: str, attempts: Attempts, 
         f"SELECT {_published_columns(plan)}, {db} AS {dbcol}, 'U' AS {op} "
         f"FROM {q(load_table)} WHERE {validated(load_table, attempts)}"
     )
-    in_load = " AND ".join(f"{q(load_table)}.{q(k)} = g.{q(k)}" for k in keys)
+    # the database's rows whose key the load lacks: reconcile's pattern (``sql.not_in_keys``, the target
+    # aliased ``t`` inside this subquery), its keys read from the validated rows in a derived table
     gone = (
-        f"SELECT {', '.join(f'g.{q(c.target)}' for c in plan.columns)}, g.{dbcol}, 'D' AS {op} "
-        f"FROM {q(plan.target_table)} g WHERE g.{dbcol} = {db} AND NOT EXISTS "
-        f"(SELECT 1 FROM {q(load_table)} WHERE {validated(load_table, attempts)} AND {in_load})"
+        f"SELECT {', '.join(f't.{q(c.target)}' for c in plan.columns)}, t.{dbcol}, 'D' AS {op} "
+        f"FROM {q(plan.target_table)} t WHERE t.{dbcol} = {db} "
+        f"AND {not_in_keys(plan, load_table, validated(load_table, attempts))}"
     )
     guard = (
         f"SELECT x.*, CAST(NULL AS {SOURCE_DATABASE_TYPE}) AS {dbcol}, CAST(NULL AS VARCHAR(1)) AS {op} "
