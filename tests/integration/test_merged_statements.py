@@ -155,3 +155,14 @@ def test_two_databases_replaced_at_once_keep_each_others_rows(env, sf) -> None:
     for db in ("tenant_a", "tenant_b"):
         assert got[db] == [(i, f"{db}-{last}-{i}") for i in range(1, 6 + last)], db
     assert got["tenant_c"] == [(i, f"tenant_c-{i}") for i in range(1, 5)]
+
+
+def test_a_column_dropped_in_mysql_is_null_in_the_replaced_databases_rows_only(sf) -> None:
+    _initial(sf)
+    sf.execute('ALTER TABLE "ITEMS" ADD COLUMN "OLD" VARCHAR(10)')
+    sf.execute('UPDATE "ITEMS" SET "OLD" = \'kept\'')
+    attempts = _load(sf, "d1", [(1, "a-one"), (2, "a-two")])
+    statement = merged_sql.replace_database_rows(PLAN, LOAD, attempts, "tenant_a", dropped=["OLD"])
+    sf.execute(statement, (*attempts.params, *attempts.params, *attempts.params, 2))
+    sf.execute('SELECT "_ASR_SOURCE_DATABASE", COUNT(*), COUNT("OLD") FROM "ITEMS" GROUP BY 1 ORDER BY 1')
+    assert [tuple(r) for r in sf.fetchall()] == [("tenant_a", 2, 0), ("tenant_b", 4, 4), ("tenant_c", 4, 4)]

@@ -471,14 +471,14 @@ class Target:
             raise
 
     def replace_database_rows(
-        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int
+        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int, dropped: Sequence[str] = ()
     ) -> None:
         """A merged table's full copy of one database: its rows become the validated attempts, no other
         database's row touched (``merged_sql.replace_database_rows``: one MERGE, a long statement). The
         statement fails unless the load table holds exactly ``expected_rows`` validated rows:
         ``RowCountMismatch``, every row left as it was."""
         params = (*attempts.params, *attempts.params, *attempts.params, expected_rows)
-        statement = merged_sql.replace_database_rows(plan, load_table, attempts, _database(plan))
+        statement = merged_sql.replace_database_rows(plan, load_table, attempts, _database(plan), dropped)
         try:
             self.run_long("publish", statement, params, rows=False)
         except snowflake.connector.errors.ProgrammingError as e:

@@ -87,15 +87,17 @@ def database_filter(database: str, alias: str = "") -> str:
     return f"{alias}{q(SOURCE_DATABASE_COLUMN)} = {_database(database)}"
 
 
-def replace_database_rows(plan: TablePlan, load_table: str, attempts: Attempts, database: str) -> str:
+def replace_database_rows(
+    plan: TablePlan, load_table: str, attempts: Attempts, database: str, dropped: Sequence[str] = ()
+) -> str:
     """A full copy of ``database``: its rows of the shared table become exactly the validated attempts of
     the load table, and no other database's row is touched, in one MERGE (params: the attempts' three
     times, then their number of rows). Snowflake's MERGE has no ``WHEN NOT MATCHED BY SOURCE``, so the
     database's rows whose key the load lacks are part of the source, marked 'D', and deleted when matched;
     the load's rows, marked 'U', update or insert. A load table that no longer holds exactly the validated
-    rows fails the statement (``guard_rows``) and leaves every row as it was. Columns of the shared table
-    the plan does not name keep their values in updated rows (an ``INSERT OVERWRITE`` would set them
-    NULL): a merge request refuses databases whose tables differ, so there are none but ``_ASR_`` ones."""
+    rows fails the statement (``guard_rows``) and leaves every row as it was. ``dropped``: the shared
+    table's columns MySQL no longer has (``evolution.SchemaChange.kept_in_target``), set NULL in the
+    database's updated rows as ``sql.overwrite`` sets them NULL in every row."""
     keys = _keys(plan)
     db = _database(database)
     dbcol = q(SOURCE_DATABASE_COLUMN)
@@ -121,9 +123,9 @@ def replace_database_rows(plan: TablePlan, load_table: str, attempts: Attempts, 
         f"WHEN MATCHED AND s.{op} = 'D' THEN DELETE"
     )
     non_key = [c for c in plan.columns if c.target not in keys]
-    if non_key:
-        sets = ", ".join(f"t.{q(c.target)} = s.{q(c.target)}" for c in non_key)
-        sql += f" WHEN MATCHED AND s.{op} = 'U' THEN UPDATE SET {sets}"
+    sets = [f"t.{q(c.target)} = s.{q(c.target)}" for c in non_key] + [f"t.{q(name)} = NULL" for name in dropped]
+    if sets:
+        sql += f" WHEN MATCHED AND s.{op} = 'U' THEN UPDATE SET {', '.join(sets)}"
     cols = [dbcol, *(q(c.target) for c in plan.columns)]
     return (
         sql + f" WHEN NOT MATCHED AND s.{op} = 'U' THEN INSERT ({', '.join(cols)}) "

@@ -58,7 +58,8 @@ class Full(SyncMode):
         else:
             c.target.alter(evolution.alter_statements(c.plan, change))  # DDL: before the transaction
             if c.plan.merged:  # the database's rows only, in one MERGE (``merged_sql.replace_database_rows``)
-                c.target.replace_database_rows(c.plan, c.load_table, c.attempts, c.loaded_rows)
+                dropped = change.kept_in_target  # NULL in the database's rows, as an overwrite leaves them
+                c.target.replace_database_rows(c.plan, c.load_table, c.attempts, c.loaded_rows, dropped)
                 result["publish"] = f"rows of database {c.plan.source_database!r} replaced in the merged table"
                 own = c.target.table_rows(c.plan)  # no overwrite counted them: count the database's rows
                 if own != c.loaded_rows:
