@@ -451,7 +451,7 @@ class PhaseTimer:
         from aurora_replication.source import bulk as source_bulk
         from aurora_replication.source import connect as source_connect
         from aurora_replication.source import read as source_read
-        from aurora_replication.target import client as target_mod
+        from aurora_replication.target.snowflake import client as target_mod
 
         timer = self
         original_lines = staging.write_lines_gz
@@ -1562,9 +1562,9 @@ def child_cdc_reader(spec: dict[str, Any]) -> dict[str, Any]:
 
     import pymysql
 
-    from aurora_replication.local.stack import parse_source_url
     from aurora_replication.secrets import MySQLSettings
     from aurora_replication.source import binlog
+    from aurora_replication_dev.local.stack import parse_source_url
 
     s = parse_source_url(spec["source"])
     settings = MySQLSettings(s["host"], s["port"], s["username"], s["password"], s["dbname"], False)
@@ -1640,7 +1640,7 @@ def _sustained_writer(spec: dict[str, Any], ticks: list[tuple[float, float, int]
 
     import pymysql
 
-    from aurora_replication.local.stack import parse_source_url
+    from aurora_replication_dev.local.stack import parse_source_url
 
     s = parse_source_url(spec["source"])
     rows, rate, seconds = int(spec["rows"]), int(spec["rate"]), float(spec["seconds"])
@@ -1682,7 +1682,7 @@ def _target_facts(spec: dict[str, Any]) -> tuple[int, int, float | None]:
     """Rows, their SUM(total) (in cents) and the newest updated_at (epoch seconds) in Snowflake."""
     import snowflake.connector
 
-    from aurora_replication.local.stack import parse_target_url
+    from aurora_replication_dev.local.stack import parse_target_url
 
     t = parse_target_url(spec["target"])
     conn = snowflake.connector.connect(
@@ -1716,7 +1716,7 @@ def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
 
     import pymysql
 
-    from aurora_replication.local.stack import parse_source_url
+    from aurora_replication_dev.local.stack import parse_source_url
 
     stack = _fresh_stack(spec)
     request = {"tables": TABLE, "mode": "cdc"}
@@ -1885,7 +1885,7 @@ def cdc_targets(cdc: dict[str, Any]) -> list[tuple[str, float | None, Any, str]]
 
 def cdc_only(out: str, keep_servers: bool, rows: int, profile: bool) -> int:
     """``--cdc-only``: the table (built once), the cdc and incremental runs, the reader alone; nothing else."""
-    from aurora_replication.local.services import MariaDB, SnowflakeEmulator
+    from aurora_replication_dev.local.services import MariaDB, SnowflakeEmulator
 
     log("starting MariaDB and the Snowflake emulator under .local/bench...")
     db = MariaDB(BENCH / "mariadb", database=DATABASE).start()

@@ -651,7 +651,7 @@ def _print_versions(table: str, keys: tuple[str, ...]) -> None:
     from aurora_replication.config import load_settings
     from aurora_replication.identifiers import snowflake_ident as q
     from aurora_replication.services import Services
-    from aurora_replication.target.statements import execute
+    from aurora_replication.target.snowflake.statements import execute
 
     conn = Services.from_settings(load_settings()).snowflake()
     try:

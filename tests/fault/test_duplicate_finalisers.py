@@ -54,7 +54,7 @@ def _finalise_elsewhere_then_recreate_the_load_table(env, stack, recreate: bool)
         run = _store(stack).get_run(message.run_id)
         assert run["table_states"]["orders"]["status"] == "published"
         if recreate:
-            from aurora_replication.target import sql
+            from aurora_replication.target.snowflake import sql
 
             name = sql.load_table_name(message.plan, message.run_id)
             with env.snowflake() as conn:

@@ -31,7 +31,7 @@ def _crash_once_per_thread_at(step_to_kill: str):
 @pytest.mark.parametrize("step", ["copied", "merged", "marked_done", "history_settled", "history_checked", "committed"])
 def test_worker_killed_mid_apply_of_a_history_table(env, step):
     from aurora_replication.models import Column, TablePlan
-    from aurora_replication.target import history_sql
+    from aurora_replication.target.snowflake import history_sql
 
     env.sql(
         "CREATE TABLE acct (id INT PRIMARY KEY, balance INT)",

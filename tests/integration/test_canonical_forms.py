@@ -27,8 +27,8 @@ from aurora_replication.pipeline import diagnose
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.target import sql as target_sql
-from aurora_replication.target.client import Target, execute
+from aurora_replication.target.snowflake import sql as target_sql
+from aurora_replication.target.snowflake.client import Target, execute
 from compare import fetch_pair
 
 EXAMPLES = int(os.environ.get("FIDELITY_EXAMPLES", "3"))

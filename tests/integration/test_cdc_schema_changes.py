@@ -162,3 +162,122 @@ def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_ta
     env.sql("UPDATE items SET qty = 5 WHERE id = 5")
     assert _cdc(stack, "items").ok
     assert assert_same(env, "items") == 11
+
+
+def test_on_column_drop_drop_removes_the_column_from_the_target_and_streams_on(env):
+    _seed(env, 10)
+    stack = env.start_stack(STACK_ENV)
+    options = {"table_options": {"items": {"on_column_drop": "drop", "exclude": ["name"]}}}
+    assert _cdc(stack, **options).ok
+    env.sql("ALTER TABLE items DROP COLUMN legacy", "UPDATE items SET qty = 70 WHERE id = 7")
+    second = _cdc(stack, **options)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc" and t["audit_differences"] == 0, t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("column dropped", "LEGACY", second.run_id)
+    ], t
+    assert "dropped from the target too" in t["schema_changes"][0]["detail"]
+    # gone from Snowflake; the excluded column (MySQL still has it) was never taken for a drop
+    names = [
+        r[0]
+        for r in _target(
+            env,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = CURRENT_SCHEMA() AND table_name = 'ITEMS'",
+        )
+    ]
+    assert "LEGACY" not in names and "NAME" not in names and "QTY" in names, names
+    assert _target(env, 'SELECT "QTY" FROM "ITEMS" WHERE "ID" = 7') == [(70,)]
+    env.sql("INSERT INTO items (id, name, qty) VALUES (11, 'x', 11)")
+    third = _cdc(stack, **options)
+    t = third.run["table_states"]["items"]
+    assert third.ok and t["mode"] == "cdc" and not t.get("schema_changes"), t
+    assert _target(env, 'SELECT COUNT(*) FROM "ITEMS"') == [(11,)]
+
+
+def test_not_null_added_streams_on_and_a_rewritten_null_stops_the_table(env):
+    _seed(env, 10)
+    env.sql("UPDATE items SET qty = NULL WHERE id = 3", "UPDATE items SET name = NULL WHERE id = 6")
+    # no rolling audit: it would re-read the rows the ALTER rewrote (its slice is applied before the check)
+    stack = env.start_stack({**STACK_ENV, "AUDIT_PERIOD_SECONDS": "0"})
+    assert _cdc(stack).ok
+    # strict mode (the server's default): the NULLs are set first, or the ALTER fails
+    env.sql(
+        "UPDATE items SET qty = 0 WHERE qty IS NULL",
+        "ALTER TABLE items MODIFY qty INT NOT NULL",
+        "UPDATE items SET qty = 77 WHERE id = 4",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc", t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("not null added", "QTY", second.run_id)
+    ], t
+    assert any("'QTY' is NOT NULL in MySQL now" in n for n in t["notes"]), t["notes"]
+    assert assert_same(env, "items") == 10
+    third = _cdc(stack)
+    assert third.ok and not third.run["table_states"]["items"].get("schema_changes"), third.run["table_states"]
+    # a session without strict mode: the ALTER rewrites a NULL ('' here) that no binlog event carries
+    env.sql(
+        "SET SESSION sql_mode = ''",
+        "UPDATE items SET name = NULL WHERE id = 7",
+        "ALTER TABLE items MODIFY name VARCHAR(40) NOT NULL",
+    )
+    stopped = _cdc(stack)
+    t = stopped.run["table_states"]["items"]
+    assert t["status"] == "failed" and "column 'NAME' is NOT NULL in MySQL now, but 2 live rows" in t["reason"], t
+    assert "--resnapshot" in t["reason"] and "\n" not in t["reason"]
+    again = _cdc(stack)  # stopped: the next run says so at once, nothing wrong is written
+    assert again.run["table_states"]["items"]["status"] == "failed", again.run["table_states"]
+    fixed = _cdc(stack, resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    assert assert_same(env, "items") == 10
+
+
+def test_a_rename_the_binlog_makes_certain_renames_the_target_column_and_streams_on(env):
+    _seed(env, 10)
+    stack = env.start_stack(STACK_ENV)
+    assert _cdc(stack).ok
+    env.sql(
+        "UPDATE items SET qty = 100 WHERE id = 1",  # before the rename: its event names the old column
+        "ALTER TABLE items RENAME COLUMN qty TO quantity",
+        "UPDATE items SET quantity = 200 WHERE id = 2",
+        "INSERT INTO items (id, name, legacy, quantity) VALUES (11, 'new', 'n', 11)",
+    )
+    second = _cdc(stack)
+    t = second.run["table_states"]["items"]
+    assert second.ok and t["mode"] == "cdc" and t["audit_differences"] == 0, t
+    assert [(c["change"], c["column"], c["run"]) for c in t["schema_changes"]] == [
+        ("column renamed", "QUANTITY", second.run_id)
+    ], t
+    assert "from 'qty' to 'quantity'" in t["schema_changes"][0]["detail"]
+    names = [
+        r[0]
+        for r in _target(
+            env,
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = CURRENT_SCHEMA() AND table_name = 'ITEMS'",
+        )
+    ]
+    assert "QUANTITY" in names and "QTY" not in names, names
+    assert _target(env, 'SELECT "ID", "QUANTITY" FROM "ITEMS" WHERE "ID" IN (1, 2, 3, 11) ORDER BY "ID"') == [
+        (1, 100),
+        (2, 200),
+        (3, 3),  # no event touched it: its value kept by the rename
+        (11, 11),
+    ]
+    assert assert_same(env, "items") == 11
+    # CHANGE with the same definition is a rename too
+    env.sql("ALTER TABLE items CHANGE name label VARCHAR(40)", "UPDATE items SET label = 'l' WHERE id = 5")
+    third = _cdc(stack)
+    t = third.run["table_states"]["items"]
+    assert third.ok and [c["change"] for c in t["schema_changes"]] == ["column renamed"], t
+    assert assert_same(env, "items") == 11
+    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    assert [c["column"] for c in status["schema_changes"]] == ["QUANTITY", "LABEL"], status
+    # a drop and an add at the same place with the same type, but no rename statement: not taken for one
+    env.sql("ALTER TABLE items DROP COLUMN label, ADD COLUMN title VARCHAR(40) AFTER id")
+    stopped = _cdc(stack)
+    t = stopped.run["table_states"]["items"]
+    assert t["status"] == "failed" and "holds no ALTER TABLE ... RENAME COLUMN" in t["reason"], t
+    fixed = _cdc(stack, resnapshot=True)
+    assert fixed.ok, fixed.run["table_states"]
+    assert assert_same(env, "items") == 11

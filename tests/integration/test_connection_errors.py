@@ -15,7 +15,7 @@ import pytest
 
 from aurora_replication.errors import EndpointError
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import client as target_client
+from aurora_replication.target.snowflake import client as target_client
 from aurora_replication_dev import cli
 from aurora_replication_dev.local.services import free_port
 

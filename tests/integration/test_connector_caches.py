@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from aurora_replication.target.client import cache_options
+from aurora_replication.target.snowflake.client import cache_options
 from aurora_replication_dev.local.template import Template
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ SF_CACHE_VARS = ("SF_OCSP_RESPONSE_CACHE_DIR", "SF_TEMPORARY_CREDENTIAL_CACHE_DI
 PROGRAM = """
 import json, sys
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target.client import connect, execute
+from aurora_replication.target.snowflake.client import connect, execute
 settings = SnowflakeSettings.from_secret(json.loads(sys.argv[1]))
 conn = connect(settings)
 result = execute(conn, "SELECT %s + 1", [41])

@@ -16,8 +16,8 @@ from aurora_replication.config import load_settings
 from aurora_replication.pipeline import diagnose, validate
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
-from aurora_replication.target.client import Target
-from aurora_replication.target.sql import load_table_name
+from aurora_replication.target.snowflake.client import Target
+from aurora_replication.target.snowflake.sql import load_table_name
 from compare import assert_same
 
 ROWS = 300

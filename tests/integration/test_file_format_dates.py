@@ -9,7 +9,7 @@ import gzip
 import pytest
 import snowflake.connector
 
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import sql as snowflake_sql
 
 
 def _copy(env, tmp_path, name: str, line: str) -> list[tuple[object, ...]]:

@@ -9,7 +9,7 @@ import pytest
 
 from aurora_replication import typemap
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.target import cdc_sql, history_sql
+from aurora_replication.target.snowflake import cdc_sql, history_sql
 
 PLAN = TablePlan(
     table="items",

@@ -14,8 +14,8 @@ from aurora_replication.source import connect as source_connect
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.target import client as target_client
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import client as target_client
+from aurora_replication.target.snowflake import sql as snowflake_sql
 
 TYPES = """
 CREATE TABLE typed (

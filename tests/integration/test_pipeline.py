@@ -91,7 +91,7 @@ def test_tables_of_more_chunks_than_bound_inline_validate_through_the_attempts_t
     """Up to INLINE_ATTEMPTS validated pairs are bound into the statements; beyond that they are
     written to the run's attempts table first. Every mode, through that table."""
     from aurora_replication.cost import meter
-    from aurora_replication.target import sql as snowflake_sql
+    from aurora_replication.target.snowflake import sql as snowflake_sql
 
     monkeypatch.setattr(snowflake_sql, "INLINE_ATTEMPTS", 3)
     statements: list[tuple[str, str]] = []

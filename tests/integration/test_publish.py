@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_replication.target import client as target_client
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import client as target_client
+from aurora_replication.target.snowflake import sql as snowflake_sql
 from compare import assert_same
 
 

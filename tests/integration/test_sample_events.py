@@ -26,3 +26,36 @@ def test_health_sample_events_run(env, capsys):
         out = capsys.readouterr().out
         assert code == 0, out
         assert answer in out, out
+
+
+def test_history_sample_keeps_every_version_of_orders(env):
+    """events/scheduler-history.json: cdc with orders in history mode, customers as plain rows."""
+    env.sql(
+        "CREATE TABLE orders (id INT PRIMARY KEY, status VARCHAR(20) NOT NULL)",
+        "INSERT INTO orders VALUES (1, 'new'), (2, 'new')",
+        "CREATE TABLE customers (id INT PRIMARY KEY, name VARCHAR(20))",
+        "INSERT INTO customers VALUES (1, 'ada')",
+    )
+    request = json.loads((EVENTS / "scheduler-history.json").read_text())
+    stack = env.start_stack()
+    first = stack.run(request, workers=2, timeout=180)
+    assert first.ok and first.run_id == "sample-history", first.run["table_states"]
+    env.sql("UPDATE orders SET status = 'paid' WHERE id = 1", "DELETE FROM orders WHERE id = 2")
+    second = stack.run({k: v for k, v in request.items() if k != "run_id"}, workers=2, timeout=180)
+    assert second.ok, second.run["table_states"]
+    conn = env.snowflake()
+    try:
+        cur = conn.cursor()
+        cur.execute('SELECT "ID", "STATUS", "_ASR_OP", "_ASR_IS_CURRENT" FROM "ORDERS" ORDER BY "ID", "_ASR_POS"')
+        assert [tuple(r) for r in cur.fetchall()] == [
+            (1, "new", "I", False),
+            (1, "paid", "U", True),
+            (2, "new", "I", False),
+            (2, "new", "D", False),
+        ]
+        cur.execute('SELECT "ID", "STATUS" FROM "ORDERS_CURRENT"')
+        assert [tuple(r) for r in cur.fetchall()] == [(1, "paid")]
+        cur.execute('SELECT "ID", "NAME" FROM "CUSTOMERS"')  # the other table: plain rows
+        assert [tuple(r) for r in cur.fetchall()] == [(1, "ada")]
+    finally:
+        conn.close()

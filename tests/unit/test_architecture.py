@@ -191,3 +191,47 @@ def test_retry_imports_no_driver() -> None:
     """Each side says which of its driver's errors are transient; ``retry`` knows none of them."""
     drivers = {"pymysql", "MySQLdb", "snowflake", "pymysqlreplication"}
     assert not _imported_roots(PACKAGE / "retry.py") & drivers
+
+
+# The warehouse's folder: Snowflake's client, SQL, type forms, staging, tagging, evolution and async
+# statements live in target/snowflake/; a second warehouse would be a folder beside it.
+SNOWFLAKE_HOME = "aurora_replication.target.snowflake"
+# where the pieces are connected: the one place allowed to name the warehouse it builds
+WIRING = {"aurora_replication.services"}
+# what the Snowflake secret's rotation and the Snowflake-only reconciliation are: the warehouse's own
+WAREHOUSE_BOUND = {"aurora_replication.rotation.snowflake", "aurora_replication.cost.reconcile"}
+# modules that still reach into target/snowflake/ for a name, a query builder or the client (the
+# warehouse interface has not taken them over yet: docs/code-map.md, "add a warehouse"). The list only
+# shrinks: a module that stops reaching in must leave it, and no new one may join it.
+REACHING_IN = {
+    "aurora_replication.ops.preflight",
+    "aurora_replication.pipeline.cdc_reader",
+    "aurora_replication.pipeline.diagnose",
+    "aurora_replication.pipeline.finalise",
+    "aurora_replication.pipeline.modes.base",
+    "aurora_replication.pipeline.modes.cdc",
+    "aurora_replication.pipeline.modes.full",
+    "aurora_replication.pipeline.scheduler",
+    "aurora_replication.pipeline.validate",
+}
+
+
+def test_the_snowflake_connector_is_imported_in_the_warehouse_folder_only() -> None:
+    wrong = sorted(
+        name
+        for name, path in {module_name(p): p for p in PACKAGE.rglob("*.py")}.items()
+        if not name.startswith(SNOWFLAKE_HOME) and "snowflake" in _imported_roots(path)
+    )
+    assert not wrong, f"the Snowflake connector imported outside target/snowflake/: {wrong}"
+
+
+def test_only_the_wiring_reaches_into_the_warehouse_folder() -> None:
+    reaching = {
+        module
+        for module, deps in graph().items()
+        if not module.startswith(SNOWFLAKE_HOME) and any(d.startswith(SNOWFLAKE_HOME) for d in deps)
+    }
+    assert reaching - WIRING - WAREHOUSE_BOUND - REACHING_IN == set(), "new modules reach into target/snowflake/"
+    assert REACHING_IN - reaching == set(), "these no longer reach in: take them off REACHING_IN"
+    handlers = sorted((ROOT / "functions").rglob("*.py"))
+    assert not [p for p in handlers if "snowflake" in _imported_roots(p)]

@@ -17,7 +17,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.pipeline import rowcodec
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import bulk
-from aurora_replication.target import sql as target_sql
+from aurora_replication.target.snowflake import sql as target_sql
 
 
 def _settings(tls: bool, bundle: str = "") -> MySQLSettings:

@@ -9,11 +9,11 @@ import pytest
 
 from aurora_replication import typemap
 from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
-from aurora_replication.pipeline.cdc_reader import batch_path, schema_problems
+from aurora_replication.pipeline.cdc_reader import batch_path, rename_candidate, schema_problems
 from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
-from aurora_replication.target import cdc_sql
+from aurora_replication.target.snowflake import cdc_sql
 
 
 def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, **kw) -> ColumnFacts:
@@ -115,7 +115,12 @@ def test_schema_rules():
     assert schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b")]) == []  # nullable, no default
     assert "NOT NULL" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", nullable=False)])[0]
     assert "default '5'" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", default="5")])[0]
-    assert "rename" in schema_problems("t", stored, [_cf("id"), _cf("b")])[0]
+    # same place, type, nullability and default: a rename candidate, which the window confirms (or stops)
+    assert schema_problems("t", stored, [_cf("id"), _cf("b")]) == []
+    assert rename_candidate(stored, [_cf("id"), _cf("b")]) == ("a", "b")
+    assert "rename" in schema_problems("t", stored, [_cf("id"), _cf("b", type_="bigint")])[0]
+    assert rename_candidate(stored, [_cf("b"), _cf("id")]) is None  # another place
+    assert rename_candidate(stored, [_cf("id"), _cf("b", nullable=False)]) is None
     assert schema_problems("t", stored, [_cf("id")]) == []  # dropped: kept in the target
 
 

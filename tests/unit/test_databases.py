@@ -121,7 +121,7 @@ def test_databases_as_the_schedule_gives_them() -> None:
 
 
 def test_the_schema_statements_quote_the_name() -> None:
-    from aurora_replication.target import sql
+    from aurora_replication.target.snowflake import sql
 
     assert sql.create_schema('TENANT"7') == 'CREATE SCHEMA IF NOT EXISTS "TENANT""7"'
     assert sql.use_schema("TENANT_7") == 'USE SCHEMA "TENANT_7"'

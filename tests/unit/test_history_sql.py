@@ -8,7 +8,7 @@ from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import Column, TableOptions, TablePlan
 from aurora_replication.pipeline import transforms
-from aurora_replication.target import history_sql
+from aurora_replication.target.snowflake import history_sql
 
 PLAN = TablePlan(
     table="order lines",
@@ -88,7 +88,7 @@ def test_history_needs_a_key_and_history_tables_sets_the_option():
 
 
 def test_the_pipelines_own_columns_are_not_reported_as_dropped_in_mysql():
-    from aurora_replication.target import evolution
+    from aurora_replication.target.snowflake import evolution
 
     existing = [("ORDER_ID", "NUMBER", 10, 0), ("LINE", "NUMBER", 5, 0), ("DOC", "VARIANT", None, None)]
     existing += [

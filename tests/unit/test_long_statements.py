@@ -11,8 +11,8 @@ import snowflake.connector.errors as sf_errors
 from snowflake.connector.constants import QueryStatus
 
 from aurora_replication.pipeline import finalise, worker
-from aurora_replication.target import long_statements
-from aurora_replication.target.long_statements import (
+from aurora_replication.target.snowflake import long_statements
+from aurora_replication.target.snowflake.long_statements import (
     LongStatements,
     Pending,
     Record,

@@ -7,7 +7,7 @@ import pytest
 from aurora_replication import typemap
 from aurora_replication.identifiers import InvalidIdentifierError
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.target import merged_sql, sql
+from aurora_replication.target.snowflake import merged_sql, sql
 
 COLUMNS = [
     Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),

@@ -13,7 +13,7 @@ from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.ops import report
 from aurora_replication.secrets import MySQLSettings, SnowflakeSettings
 from aurora_replication.source import connect as source_connect
-from aurora_replication.target import client as target_client
+from aurora_replication.target.snowflake import client as target_client
 from aurora_replication_dev.cli import human_age
 
 MYSQL = MySQLSettings("db.internal", 3306, "repl", "pw-never-shown", "shop", True, "")

@@ -12,7 +12,7 @@ from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.pipeline import chunks, staging
 from aurora_replication.source import sql as source_sql
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import sql as snowflake_sql
 
 
 def plan(mode: str = "full", key: list[str] | None = None) -> TablePlan:
@@ -410,7 +410,7 @@ def test_the_float_spelling_is_the_exact_double():
 
 
 def test_statements_with_bound_values_keep_percent_signs_in_names_and_strings():
-    from aurora_replication.target.client import bindable
+    from aurora_replication.target.snowflake.client import bindable
 
     statement = 'DELETE FROM "growth%" WHERE "id%s" = %s AND "a""%" = \'50%\' AND "x" = \'it\\\'s %s\''
     bound = bindable(statement)
@@ -500,7 +500,7 @@ def test_stage_paths_are_ascii_and_deterministic_for_any_table_name(name):
 
 def test_names_derived_from_the_longest_table_names_fit_the_identifier_limit():
     from aurora_replication.identifiers import MAX_IDENTIFIER_LENGTH, bounded_name
-    from aurora_replication.target import cdc_sql
+    from aurora_replication.target.snowflake import cdc_sql
 
     long_a, long_b = "長" * 20 + "a" * 44, "長" * 20 + "a" * 43 + "b"
     run = "20261206T085019Z-4229ab"

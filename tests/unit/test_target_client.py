@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from aurora_replication.pipeline.scheduler import TargetColumns
-from aurora_replication.target import client as target
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import client as target
+from aurora_replication.target.snowflake import sql as snowflake_sql
 
 
 class RecordingConnection:
@@ -96,7 +96,10 @@ def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it()
         return opened[-1]
 
     services = SimpleNamespace(
-        snowflake=snowflake, settings=SimpleNamespace(stage_name="STAGE"), place=lambda side, conn: conn
+        snowflake=snowflake,
+        settings=SimpleNamespace(stage_name="STAGE"),
+        place=lambda side, conn: conn,
+        warehouse=lambda conn: target.Target(conn, "STAGE"),
     )
     columns = TargetColumns(services)  # type: ignore[arg-type]
     columns.execute([])  # nothing to alter: no connection
@@ -236,7 +239,7 @@ def test_a_full_commit_adds_new_columns_and_recreates_only_for_a_type_it_cannot_
     statements = [s for s, _ in conn.statements]
     assert statements[1] == 'ALTER TABLE "ORDERS" ADD COLUMN "NAME" VARCHAR'
     assert statements[2].startswith("INSERT OVERWRITE")
-    assert result["schema_changes"]
+    assert result["schema_notes"]
     conn, result = _full_commit([("ID", "TEXT", None, None), ("NAME", "TEXT", None, None)])
     statements = [s for s, _ in conn.statements]
     assert statements[1].startswith('CREATE TRANSIENT TABLE "L_NEW_')

@@ -9,7 +9,7 @@ import snowflake.connector.errors as sf_errors
 from aurora_replication import retry
 from aurora_replication.services import TRANSIENT
 from aurora_replication.source import connect as source_connect
-from aurora_replication.target import client as target_client
+from aurora_replication.target.snowflake import client as target_client
 
 
 @pytest.mark.parametrize(

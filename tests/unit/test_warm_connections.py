@@ -12,8 +12,8 @@ from aurora_replication.config import Settings
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.source import connect as source_connect
-from aurora_replication.target import client as target
-from aurora_replication.target import sql as snowflake_sql
+from aurora_replication.target.snowflake import client as target
+from aurora_replication.target.snowflake import sql as snowflake_sql
 
 
 class RecordingConnection:

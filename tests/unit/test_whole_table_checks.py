@@ -12,7 +12,7 @@ from aurora_replication.models import Column, TablePlan
 from aurora_replication.pipeline import audit, modes
 from aurora_replication.pipeline.chunks import chunk_messages
 from aurora_replication.pipeline.target_check import compare
-from aurora_replication.target import sql
+from aurora_replication.target.snowflake import sql
 
 
 def test_drift_is_a_missing_table_or_another_row_count_and_needs_a_ledger_count():
@@ -142,7 +142,7 @@ def test_a_cdc_audit_row_sorts_after_every_change_before_the_stop_and_before_eve
 
 
 def test_cdc_audit_differences_statement():
-    from aurora_replication.target import cdc_sql
+    from aurora_replication.target.snowflake import cdc_sql
 
     plan = _plan()
     text = cdc_sql.audit_differences(plan, "_ASR_CDC_r_T", plan.columns, "delete")

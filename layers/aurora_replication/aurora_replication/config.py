@@ -128,6 +128,9 @@ class Settings(BaseModel):
     # comma-separated tables replicated in history mode (type-2: every version kept), as if their
     # table_options said "history": true (docs/run-requests.md#history-mode)
     history_tables: str = Field(default="", alias="HISTORY_TABLES", pattern=r"^[A-Za-z0-9_$, -]*$")
+    # comma-separated tables whose columns dropped in MySQL are dropped from the target too, as if their
+    # table_options said "on_column_drop": "drop" (docs/run-requests.md#columns-dropped-in-mysql)
+    column_drop_tables: str = Field(default="", alias="COLUMN_DROP_TABLES", pattern=r"^[A-Za-z0-9_$, -]*$")
     # comma-separated modules whose @register(...) Python transforms the scheduler checks and the worker runs
     transform_modules: str = Field(default="", alias="TRANSFORM_MODULES")
     # CAs MySQL TLS trusts: a PEM file, `system`, or empty for the RDS bundle packaged in the layer

@@ -77,6 +77,9 @@ class TableOptions(_Strict):
     # history mode (type-2): the target keeps every version of a row with its validity interval
     # (``target/history_sql.py``, docs/run-requests.md#history-mode)
     history: bool = False
+    # a column dropped in MySQL: kept in the target (NULL for new rows), or dropped from it too
+    # (``target/evolution.py``, docs/run-requests.md#columns-dropped-in-mysql)
+    on_column_drop: Literal["keep", "drop"] = "keep"
 
     @model_validator(mode="after")
     def _names(self) -> TableOptions:
@@ -142,7 +145,7 @@ class RunRequest(_Strict):
     # where each database's tables go: ``schema``, a Snowflake schema of its own (named after the
     # database) in the target database; ``prefix``, the target schema with ``<database>__`` before each
     # table's name; ``merge``, the target schema, every database's rows in one table per source table with
-    # ``_ASR_SOURCE_DATABASE`` (``target/merged_sql.py``)
+    # ``_ASR_SOURCE_DATABASE`` (``target/snowflake/merged_sql.py``)
     database_mapping: Literal["schema", "prefix", "merge"] | None = None
 
     @field_validator("databases", mode="before")
@@ -331,6 +334,12 @@ class TablePlan(_Strict):
     # Snowflake schema it is written to (``Services.locate``); None: the two secrets' database and schema
     source_database: str | None = None
     target_schema: str | None = None
+    # what evolution does with a target column MySQL no longer has (``TableOptions.on_column_drop``)
+    on_column_drop: Literal["keep", "drop"] = "keep"
+    # target names of columns MySQL still has that the options exclude or rename: never taken for a drop
+    kept_by_options: list[str] = Field(default_factory=list)
+    # MySQL's NOT NULL columns, as planning read them: a planning fact, not sent in messages
+    not_null: list[str] = Field(default_factory=list, exclude=True)
     # ``database_mapping: merge``: the target is shared by several source databases, each row carrying its
     # database (``source_database``) in ``_ASR_SOURCE_DATABASE``; every statement keeps to its rows
     merged: bool = False

@@ -18,8 +18,9 @@ from aurora_replication.ledger.keys import Scope
 from aurora_replication.ledger.store import StateStore
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import connect as source_connect
-from aurora_replication.target import client as target
-from aurora_replication.target import sql as target_sql
+from aurora_replication.target.snowflake import client as target
+from aurora_replication.target.snowflake import sql as target_sql
+from aurora_replication.target.warehouse import Warehouse
 
 # the errors retried in place: each side's driver says which of its own are transient
 TRANSIENT = retry.any_of(source_connect.is_transient, target.is_transient)
@@ -233,6 +234,11 @@ class Services:
         """The bulk reader's connection for one chunk, kept warm as ``source`` keeps pymysql's."""
         with self._warm_connection("bulk", self.mysql_bulk, source_bulk.ping) as conn:
             yield conn
+
+    def warehouse(self, conn: Any, shared_ddl: bool = False) -> Warehouse:
+        """The warehouse on ``conn`` (a connection from ``target``). ``shared_ddl``: the objects this
+        container made already (stage, load tables) are not made again (the chunk job's and finaliser's)."""
+        return target.Target(conn, self.settings.stage_name, self.ddl_done if shared_ddl else None)
 
     @contextmanager
     def target(self) -> Iterator[Any]:

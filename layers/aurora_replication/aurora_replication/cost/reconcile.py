@@ -15,13 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import snowflake.connector
-
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.services import Services
-from aurora_replication.target import cost_sql
-from aurora_replication.target.client import execute
+from aurora_replication.target.snowflake import client as target_client
+from aurora_replication.target.snowflake import cost_sql
+from aurora_replication.target.snowflake.client import execute
 
 # a run's statements start after its run item was created; a margin for clock skew
 START_MARGIN_SECONDS = 3600
@@ -49,7 +48,7 @@ def _query(conn: Any, statement: str, params: list[object]) -> list[tuple[Any, .
     """The rows, or why the view could not be read (missing, not granted, not supported)."""
     try:
         return execute(conn, statement, params)
-    except (snowflake.connector.errors.Error, NotImplementedError) as e:
+    except (target_client.DriverError, NotImplementedError) as e:
         return f"{type(e).__name__}: {str(getattr(e, 'raw_msg', None) or e).strip()[:300]}"
 
 

@@ -82,6 +82,11 @@ class CatalogNotes(Ledger):
             # what the target held after this run's commit: the next run checks the target against it
             # (``pipeline/target_check.py``)
             fields.update(table_rows=int(summary["table_rows"]), table_rows_run=run_id, table_rows_at=keys.now())
+        if status == "published" and summary.get("key_high") is not None:
+            # the largest key the run's planning read: a TRUNCATE makes the next one smaller (``scheduler._shrunk``)
+            fields["key_high"] = str(summary["key_high"])
+        if status == "published" and summary.get("not_null") is not None:
+            fields["not_null"] = [str(x) for x in summary["not_null"]]  # MySQL's NOT NULL columns, then
         if status == "published" and summary.get("verified_at") is not None:
             # the whole table was compared with the source (a full copy): the rolling audit's cycle
             # starts again from here

@@ -13,7 +13,7 @@ from typing import Any
 
 from aurora_replication.errors import EndpointError
 from aurora_replication.services import Services
-from aurora_replication.target import client as target
+from aurora_replication.target.snowflake import client as target
 
 
 def check_endpoints(services: Services) -> None:

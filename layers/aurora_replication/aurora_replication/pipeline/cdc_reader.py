@@ -36,6 +36,7 @@ from aws_lambda_powertools import Logger
 from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
+from aurora_replication.identifiers import target_name
 from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
@@ -49,8 +50,8 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target import evolution, history_sql, merged_sql
-from aurora_replication.target.client import Target
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
+from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -92,6 +93,12 @@ class CdcTable:
     options: cdc_options.ImageOptions | None = None  # the table's options, applied to each change
     start_now: bool = False  # start_position now: the position is recorded, no initial copy is taken
     schema_changes: list[dict[str, Any]] = field(default_factory=list)  # drops followed, recorded once leased
+    # a column renamed in MySQL since the stored position, its target not renamed yet: (old, new) MySQL
+    # names and (old, new) target names; the window renames it once it holds the statement
+    rename: tuple[str, str, str, str] | None = None
+    # target columns MySQL declares NOT NULL since the stored position: the window's finalise checks that
+    # no live target row holds NULL in them (``modes/cdc.py``)
+    not_null_check: list[str] = field(default_factory=list)
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -113,17 +120,68 @@ def image_options(
 
 
 def _spec(
-    start: Position, plan: TablePlan, options: cdc_options.ImageOptions, facts: dict[str, ColumnFacts], stored: set[str]
+    start: Position,
+    plan: TablePlan,
+    options: cdc_options.ImageOptions,
+    facts: dict[str, ColumnFacts],
+    stored: set[str],
+    renames: dict[str, str] | None = None,
 ) -> TableSpec:
     read = {c.name for c in options.facts}
+    renames = renames or {}
     return TableSpec(
         start=start,
         columns=options.facts,
         key=list(plan.key),
-        dropped=frozenset(stored - set(facts)),
+        dropped=frozenset(stored - set(facts) - set(renames)),
         excluded=frozenset(set(facts) - read),
         history=plan.history,
+        renames=dict(renames),
     )
+
+
+def _rename_in_target(
+    table: str, plan: TablePlan, renaming: tuple[str, str] | None, existing: list[tuple[Any, ...]], case: str
+) -> tuple[TablePlan, tuple[str, str, str, str] | None, dict[str, str], str | None]:
+    """A rename candidate against the target: not renamed there yet (the plan writes the column under its
+    old target name until the window holds the statement), renamed already (an earlier window followed
+    it), or neither (a problem: the values are not in the binlog). Returns the plan for this window, the
+    pending rename, the spec's renames and the problem."""
+    if renaming is None or not existing:
+        return plan, None, {}, None
+    old, new = renaming
+    names = {str(r[0]) for r in existing}
+    column = next((c for c in plan.columns if c.name == new), None)
+    old_target = target_name(old, case)
+    if column is not None and old_target in names and column.target not in names:
+        columns = [c.model_copy(update={"target": old_target}) if c.name == new else c for c in plan.columns]
+        return plan.model_copy(update={"columns": columns}), (old, new, old_target, column.target), {old: new}, None
+    if column is not None and column.target in names and old_target not in names:
+        return plan, None, {old: new}, None
+    return (
+        plan,
+        None,
+        {},
+        (
+            f"table {table!r}: column {old!r} was dropped and {new!r} added since the stored position (a rename?): "
+            "their values are not in the binlog"
+        ),
+    )
+
+
+def rename_candidate(stored: list[Any], now: list[ColumnFacts]) -> tuple[str, str] | None:
+    """``(old, new)`` when, since the stored position, exactly one column went and one came, at the same
+    ordinal position with the same type, nullability and default: a rename, if the window holds the
+    ``ALTER TABLE ... RENAME COLUMN`` (or ``CHANGE``) statement that made it (``binlog.Window.renamed``)."""
+    before = [str(s[0]) for s in stored]
+    after = [c.name for c in now]
+    gone = [n for n in before if n not in after]
+    came = [n for n in after if n not in before]
+    if len(gone) != 1 or len(came) != 1 or before.index(gone[0]) != after.index(came[0]):
+        return None
+    old = stored[before.index(gone[0])]
+    new = now[after.index(came[0])].signature()
+    return (gone[0], came[0]) if list(old[1:]) == list(new[1:]) else None
 
 
 def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> list[str]:
@@ -131,11 +189,13 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
 
     A column added since holds its default in every row that no event touched: only a nullable column
     without a default is NULL there (as the target's new column is). Columns dropped and added in one
-    change may be a rename, whose values no event carries."""
+    change may be a rename, whose values no event carries, unless it is a rename the window confirms
+    (``rename_candidate``: checked once the window is read)."""
     before = {str(s[0]): s for s in stored}
     after = {c.name: c for c in now}
-    added = [c for n, c in after.items() if n not in before]
-    dropped = [n for n in before if n not in after]
+    rename = rename_candidate(stored, now)
+    added = [c for n, c in after.items() if n not in before and (rename is None or n != rename[1])]
+    dropped = [n for n in before if n not in after and (rename is None or n != rename[0])]
     problems = []
     for c in added:
         if not c.nullable or c.default is not None:
@@ -157,6 +217,12 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
             "added since the stored position (a rename?): their values are not in the binlog"
         )
     return [f"table {table!r}: {p}" for p in problems]
+
+
+def not_null_added(stored: list[Any], now: list[ColumnFacts]) -> list[str]:
+    """The columns nullable where the stored position is valid and NOT NULL now (MySQL names)."""
+    before = {str(s[0]): bool(s[2]) for s in stored if len(s) > 2}
+    return [c.name for c in now if before.get(c.name) is True and not c.nullable]
 
 
 def _snapshot_state(services: Services, state: dict[str, Any]) -> str:
@@ -271,6 +337,10 @@ def plan_cdc_table(
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
+    renaming = rename_candidate(stored, [facts[n] for n in facts])
+    plan, pending, renames, unfollowed = _rename_in_target(table, plan, renaming, existing, s.identifier_case)
+    if unfollowed:
+        problems.append(unfollowed)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
     mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
     if mismatch:
@@ -284,11 +354,25 @@ def plan_cdc_table(
             problems += [f"table {table!r}: {c}" for c in change.conflicts]
         alters = evolution.alter_statements(plan, change)
         notes = change.describe(table)
-        dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
-        schema_changes = evolution.drop_records(dropped, "", int(time.time()))
+        schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+        planned = {c.name: c.target for c in plan.columns}
+        tightened = [planned[n] for n in not_null_added(stored, [facts[n] for n in facts]) if n in planned]
+        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        notes += [
+            f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and the "
+            "window's finalise checks that no live row holds NULL in it"
+            for name in tightened
+        ]
+    else:
+        tightened = []
     if problems:
         raise StopTableError(table, "; ".join(problems))
-    spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored})
+    spec = _spec(position, plan, options_, facts, {str(s[0]) for s in stored}, renames)
+    if pending:
+        notes.append(
+            f"table {table!r}: column {pending[0]!r} is {pending[1]!r} in MySQL now (same place and type): followed as "
+            "a rename once the window holds its ALTER statement"
+        )
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
@@ -317,6 +401,8 @@ def plan_cdc_table(
         audit=audit_slice,
         options=options_,
         schema_changes=schema_changes,
+        not_null_check=tightened if not plan.transform else [],  # a transform may write NULL itself
+        rename=pending,
     )
 
 
@@ -399,7 +485,7 @@ def schedule(
             started_at=Decimal(str(round(time.time(), 3))),
             **({"schema_changes": followed} if followed else {}),
         )
-        if p.alters:
+        if p.alters and p.rename is None:  # a pending rename: the schema moves on once the window follows it
             cdc.set_columns(p.key, p.schema)
         streaming.append(p)
     if streaming:
@@ -422,7 +508,7 @@ def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState
         services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
         return {"status": "declined", "reason": reason}
     services.fault("cdc_position_recorded", None)
-    sf = Target(services.snowflake(), s.stage_name)
+    sf = services.warehouse(services.snowflake())
     try:
         sf.prepare_changes(p.plan, s.reconcile_action)
     finally:
@@ -536,7 +622,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                     stream.close()
         finally:
             conn.close()
-        sf = Target(services.snowflake(), s.stage_name)
+        sf = services.warehouse(services.snowflake())
         try:
             sf.put(local, path)
         finally:
@@ -620,6 +706,17 @@ def read_and_send(
                 services.state.release_lease(p.key, run_id, 0)
                 summary[p.table] = {"status": "failed", "reason": reason}
                 continue
+            if p.rename is not None and p.table not in window.renamed and window.reached_end:
+                reason = (
+                    f"table {p.table!r}: column {p.rename[0]!r} went and {p.rename[1]!r} came since the stored "
+                    "position (same place and type), but the binlog holds no ALTER TABLE ... RENAME COLUMN or "
+                    "CHANGE of it: a drop and an add, whose values are not in the binlog; " + resnapshot_fix(p.table)
+                )
+                cdc.stop(p.key, reason)
+                services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+                services.state.release_lease(p.key, run_id, 0)
+                summary[p.table] = {"status": "failed", "reason": reason}
+                continue
             if p.table in window.unreadable:  # its position stays: the next run reads these changes again
                 reason = f"{window.unreadable[p.table]}; its position stays where it was"[:2000]
                 services.state.set_table_status(run_id, p.table, "failed", reason=reason)
@@ -629,7 +726,7 @@ def read_and_send(
             changes = list(window.changes.get(p.table, {}).values())
             changes.sort(key=lambda c: c.pos)
             if sf is None and changes:
-                sf = Target(services.snowflake(), s.stage_name)
+                sf = services.warehouse(services.snowflake())
             try:
                 if p.options is not None and p.options.needed and changes:
                     if mysql is None:
@@ -663,12 +760,15 @@ def _define_and_send(
     read_at: float,
     services: Services,
     cdc: CdcState,
-    sf: Target | None,
+    sf: Warehouse | None,
     audited: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Stage one table's changes of the window, define the window in its ledger (with the rolling audit's
     batch, ``audited``), send its batches."""
     assert p.position is not None
+    renamed: list[dict[str, Any]] = []
+    if p.rename is not None and p.table in window.renamed:  # the statement is in the window: rename the target
+        renamed = _follow_rename(p, window.renamed[p.table], services, run_id)
     # a table whose position lies past where the window stopped (its budget ran out first) gets
     # an empty window that leaves its position where it is
     window_end = window.end if window.end.key() >= p.position.key() else p.position
@@ -689,11 +789,17 @@ def _define_and_send(
                 "changes after it applied",
             }
         ]
-        fields = {"truncate_at": truncated, "schema_changes": [*p.schema_changes, *emptied]}
+        fields = {"truncate_at": truncated}
+    if emptied or renamed:
+        fields["schema_changes"] = [*p.schema_changes, *renamed, *emptied]
+    if renamed:  # the window's batches are merged into the column's new name
+        fields["plan"] = p.plan.model_dump(mode="json")
     if window.reached_end and window_end == window.end and p.schema:
         # every event before the server's end (so before any schema change planning saw) is in the window:
         # its finalise stores the schema planning read as the one its end is valid for
         fields["schema_columns"] = json.dumps(p.schema)
+        if p.not_null_check:  # the ALTER is in this window: once it is applied, no live row may hold NULL
+            fields["not_null_check"] = list(p.not_null_check)
     defined = cdc.define_window(
         run_id,
         p.table,
@@ -711,8 +817,26 @@ def _define_and_send(
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
     else:  # recorded once, by the reader that defined the window
-        runs.record_schema_changes(services, run_id, p.key, emptied)
+        runs.record_schema_changes(services, run_id, p.key, [*renamed, *emptied])
     return send_window(run_id, p.table, services)
+
+
+def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> list[dict[str, Any]]:
+    """The window holds the ALTER that renamed ``p.rename``'s column: the target column is renamed (unless
+    a reader that died after it did: the statement is made only while the old name is there and the new
+    one is not), ``p.plan`` writes to the new name, and the change's record is returned."""
+    assert p.rename is not None
+    old, new, old_target, new_target = p.rename
+    tgt = services.warehouse(services.snowflake())
+    try:
+        names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
+        if old_target in names and new_target not in names:
+            tgt.alter([evolution.rename_statement(p.plan.target_table, old_target, new_target)])
+    finally:
+        tgt.conn.close()
+    columns = [c.model_copy(update={"target": new_target}) if c.name == new else c for c in p.plan.columns]
+    p.plan = p.plan.model_copy(update={"columns": columns})
+    return [evolution.rename_record(old, new, old_target, new_target, at, int(time.time()), run_id)]
 
 
 def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
@@ -733,7 +857,7 @@ def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
 
 
 def _stage_batches(
-    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Target | None
+    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Warehouse | None
 ) -> list[ChangeBatch]:
     s = services.settings
     path = batch_path(p.table, start, end)
@@ -818,9 +942,18 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
                 f"run {run_id!r} table {table!r}: the stored position moved on since this run started; "
                 "this run's window is stale: start a new cdc run"
             )
-        stored = {str(s[0]) for s in state.get("schema_columns") or []}
-        spec = _spec(position, plan, options_, facts, stored)
-        resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_)
+        stored_columns = list(state.get("schema_columns") or [])
+        stored = {str(s[0]) for s in stored_columns}
+        renaming = rename_candidate(stored_columns, [facts[n] for n in facts])
+        renames = {renaming[0]: renaming[1]} if renaming else {}
+        pending = None
+        if renaming:  # the run planned a rename its window had not followed yet: the plan writes the old name
+            case = services.settings.identifier_case
+            old_target, new_target = target_name(renaming[0], case), target_name(renaming[1], case)
+            if any(c.name == renaming[1] and c.target == old_target for c in plan.columns):
+                pending = (renaming[0], renaming[1], old_target, new_target)
+        spec = _spec(position, plan, options_, facts, stored, renames)
+        resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_, rename=pending)
         result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[table]
         return result
     return send_window(run_id, table, services)

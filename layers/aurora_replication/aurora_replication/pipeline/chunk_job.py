@@ -39,8 +39,7 @@ from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.source import bulk as source_bulk
 from aurora_replication.source import read as source_read
-from aurora_replication.target.client import Target
-from aurora_replication.target.sql import load_table_name
+from aurora_replication.target.names import load_table_name
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -159,7 +158,7 @@ def _extract_and_load(msg: ChunkMessage, services: Services, step: Steps) -> Loa
     # snapshot and rows are on the bulk reader's connection (EXTRACT_FORMAT=worker), else pymysql's
     reader = services.bulk_source() if on_worker else services.source()
     with reader as mysql, services.target() as sf:
-        tgt = Target(sf, s.stage_name, services.ddl_done)
+        tgt = services.warehouse(sf, shared_ddl=True)
         try:
             load_table = load_table_name(plan, msg.run_id)  # made by the load (``Target.load_rows``, ``load_file``)
             attempt = new_attempt_id()

@@ -31,8 +31,9 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.target import sql as target_sql
-from aurora_replication.target.client import Target, execute, own_rows
+from aurora_replication.target.snowflake import sql as target_sql
+from aurora_replication.target.snowflake.client import execute, own_rows
+from aurora_replication.target.warehouse import Warehouse
 
 SHOWN_CHARS = 200  # values longer than this are shown cut, with their length
 
@@ -92,7 +93,7 @@ class _Side:
 
 
 def _selection(
-    target: Target,
+    target: Warehouse,
     plan: TablePlan,
     lower: Sequence[object] | None,
     upper: Sequence[object] | None,
@@ -135,14 +136,14 @@ def _mysql(conn: Any, side: _Side, statement: str, params: Sequence[object]) -> 
     return source_read.query(conn, statement, [*side.mysql_params, *params])
 
 
-def _snowflake(target: Target, side: _Side, statement: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
+def _snowflake(target: Warehouse, side: _Side, statement: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     side.queries += 1
     all_params = [*side.sf_params, *params]
     return execute(target.conn, statement, all_params or None)
 
 
 def _buckets(
-    conn: Any, target: Target, plan: TablePlan, side: _Side, depth: int, parents: list[str]
+    conn: Any, target: Warehouse, plan: TablePlan, side: _Side, depth: int, parents: list[str]
 ) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
     statement = source_sql.bucket_checksums_query(plan, side.mysql_where, depth, len(parents), side.json_text)
     src = {str(b): checksums.fold_sums(n, total) for b, n, total in _mysql(conn, side, statement, parents)}
@@ -155,7 +156,7 @@ def _buckets(
 
 def name_differences(
     mysql_conn: Any,
-    target: Target,
+    target: Warehouse,
     plan: TablePlan,
     lower: Sequence[object] | None,
     upper: Sequence[object] | None,
@@ -200,7 +201,7 @@ def name_differences(
 
 
 def _name_rows(
-    conn: Any, target: Target, plan: TablePlan, side: _Side, depth: int, buckets: list[str], limit: int
+    conn: Any, target: Warehouse, plan: TablePlan, side: _Side, depth: int, buckets: list[str], limit: int
 ) -> list[Difference]:
     statement = source_sql.row_hashes_query(plan, side.mysql_where, depth, len(buckets), side.json_text)
     src: dict[str, list[tuple[str, dict[str, str]]]] = {}
@@ -235,7 +236,7 @@ def _name_rows(
 
 
 def _name_columns(
-    conn: Any, target: Target, plan: TablePlan, side: _Side, rows: dict[str, dict[str, str]]
+    conn: Any, target: Warehouse, plan: TablePlan, side: _Side, rows: dict[str, dict[str, str]]
 ) -> list[Difference]:
     """Each column's canonical text of ``rows`` (by key MD5) in both engines, compared."""
     columns = side.columns
@@ -345,7 +346,7 @@ def _merged(
 
 def json_differences(
     mysql_conn: Any,
-    target: Target,
+    target: Warehouse,
     plan: TablePlan,
     lower: Sequence[object] | None,
     upper: Sequence[object] | None,
@@ -394,7 +395,7 @@ def json_differences(
 
 def name_chunk_differences(
     mysql_conn: Any,
-    target: Target,
+    target: Warehouse,
     plan: TablePlan,
     load_table: str,
     chunks: Sequence[tuple[int, tuple[Sequence[object] | None, Sequence[object] | None], str]],

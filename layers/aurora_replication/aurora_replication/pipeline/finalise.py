@@ -41,10 +41,15 @@ from aurora_replication.pipeline import diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
-from aurora_replication.target import long_statements
-from aurora_replication.target.client import Target
-from aurora_replication.target.long_statements import LongStatements, Pending, StatementInterrupted, StatementTimedOut
-from aurora_replication.target.sql import load_table_name
+from aurora_replication.target.names import load_table_name
+from aurora_replication.target.snowflake import evolution, long_statements
+from aurora_replication.target.snowflake.long_statements import (
+    LongStatements,
+    Pending,
+    StatementInterrupted,
+    StatementTimedOut,
+)
+from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -234,7 +239,7 @@ def finalise(
     compared = mode.compared(unit)
     step = Steps(tracer)
     with services.target() as sf:  # the container's warm connection (services.py)
-        tgt = Target(sf, s.stage_name, services.ddl_done)
+        tgt = services.warehouse(sf, shared_ddl=True)
         # never re-create a load table a concurrent finaliser already published and dropped
         load_table = tgt.ensure_load_table(unit, msg.run_id) if count == 0 else load_table_name(unit, msg.run_id)
         token = f"{msg.round}-{secrets.token_hex(8)}"
@@ -285,6 +290,7 @@ def finalise(
                 expected_no_json=checksums.add_checksums(list(no_json.values())),
                 history_pos=str(state.get("history_pos") or msg.run_id),
                 history_at=_history_at(chunks),
+                not_null_check=[str(x) for x in state.get("not_null_check") or []],
             )
             if not (mode.commit_bounded_by_load and loaded_rows <= s.sync_commit_max_rows):
                 # statements that grow with the table run asynchronously, recorded in the ledger and polled;
@@ -323,6 +329,11 @@ def finalise(
                 if mode.verifies_whole_table and compared and result.get("source_as_of") is not None:
                     result["verified_at"] = result["source_as_of"]
                 _note_audit(msg, services, key, state, chunks, result)
+                _record_drops(msg, services, key, result)
+                if state.get("key_high") is not None:  # the largest key planning read: the next run compares
+                    result["key_high"] = str(state["key_high"])
+                if state.get("not_null") is not None:  # MySQL's NOT NULL columns then: the next run compares
+                    result["not_null"] = [str(x) for x in state["not_null"]]
                 watermark = mode.watermark(state)
                 if watermark is not None and not services.state.set_watermark(held, watermark):
                     result["watermark"] = (
@@ -476,6 +487,21 @@ def _note_audit(
         logger.info("the audit cursor had moved already (a repeat finaliser)", extra={"run_id": msg.run_id})
 
 
+def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: dict[str, Any]) -> None:
+    """A commit that kept target columns MySQL no longer has (``evolution.DROPPED_FIELD``): each drop is
+    recorded once, as cdc and incremental planning record it (what, when, which run), unless an earlier
+    run did. One catalog read, only when such a column exists."""
+    change = evolution.SchemaChange.of_gone(result.pop(evolution.DROPPED_FIELD, None) or {})
+    if not change.gone:
+        return
+    entry = services.state.catalog_entries([key]).get(key.table, {})
+    detail = evolution.KEPT_BY_COPY if msg.plan.mode == "full" and not msg.plan.history else evolution.KEPT_DETAIL
+    records = evolution.drop_records_of(change, entry, "", int(time.time()), detail)
+    followed = runs.record_schema_changes(services, msg.run_id, key, records)
+    if followed:
+        result["schema_changes"] = followed
+
+
 def _finished_by_another(msg: ChunkMessage, services: Services, error: Exception) -> dict[str, Any] | None:
     """After a commit failed: whether a concurrent finaliser of the table (a duplicate message, or a
     chunk's inline finaliser beside a finalise message) published or failed it meanwhile. Its commit
@@ -528,7 +554,7 @@ def _fail(
 def _name_differences(
     msg: ChunkMessage,
     services: Services,
-    tgt: Target,
+    tgt: Warehouse,
     unit: TablePlan,
     load_table: str,
     bounds: list[Bounds],

@@ -14,6 +14,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
+from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
@@ -36,9 +37,10 @@ from aurora_replication.services import Services
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.target import client as target
-from aurora_replication.target import evolution, history_sql, merged_sql
-from aurora_replication.target import sql as target_sql
+from aurora_replication.target.snowflake import client as target
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
+from aurora_replication.target.snowflake import sql as target_sql
+from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
@@ -59,18 +61,18 @@ class PlannedTable:
 
 
 class TargetColumns:
-    """The target's columns per table, through one lazily opened ``target.Target``; with ``facts``
+    """The target's columns per table, through one lazily opened warehouse (``Services.warehouse``); with ``facts``
     (``expect``), each table's catalog item and whether its target still holds what the ledger says."""
 
     def __init__(self, services: Services) -> None:
         self.services = services
-        self.target: target.Target | None = None
+        self.target: Warehouse | None = None
         self.facts: TargetFacts | None = None
 
-    def client(self) -> target.Target:
+    def client(self) -> Warehouse:
         if self.target is None:
             conn = self.services.place("target", self.services.snowflake())  # the run's schema (``locate``)
-            self.target = target.Target(conn, self.services.settings.stage_name)
+            self.target = self.services.warehouse(conn)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:
@@ -139,6 +141,19 @@ def plan_table(
     if plan.watermark and stored is None:
         notes.extend(_unused_watermark(services, key))
     drift = target_columns.drift(table)  # the whole target against the ledger, before anything else
+    # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
+    # commits, safe whatever the chunks see later (docs/architecture.md, "A live source"); with it, in the
+    # same statement, the largest key, which an incremental run compares with the last run's
+    high_key = _high_key_column(plan)
+    hi: str | None = None
+    key_high: str | None = None
+    if plan.watermark and high_key:
+        hi, key_high = source_read.max_watermark_and_key(conn, table, plan.watermark, high_key)
+    elif plan.watermark:
+        hi = source_read.max_watermark(conn, table, plan.watermark)
+    shrunk = None
+    if high_key and stored is not None and request.mode in ("auto", "incremental"):
+        shrunk = _shrunk(table, target_columns.entry(table), key_high)
     mode, why = modes.choose(
         request.mode,
         table,
@@ -146,19 +161,37 @@ def plan_table(
         has_watermark=bool(plan.watermark),
         has_stored_watermark=stored is not None,
         target_exists=request.mode != "reconcile" or bool(target_columns(plan.target_table)),
-        drift=drift.describe() if drift is not None else None,
+        drift=drift.describe() if drift is not None else shrunk,
     )
     if why:
         notes.append(why)
     alters: list[str] = []
     schema_changes: list[dict[str, Any]] = []
+    if shrunk and drift is None and mode == "full":  # recorded once the run holds the table
+        schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
     if mode == "incremental":
         existing = target_columns(plan.target_table)
         mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
-        if change is not None and change.conflicts:
+        swapped = evolution.renamed_in_target(plan, existing, change) if change is not None else None
+        if swapped is not None and request.mode == "incremental":
+            raise BadInputError(
+                f"table {table!r}: column {swapped[0]!r} went and {swapped[1]!r} came in its place since the last "
+                "run (a rename, or a drop and an add, which information_schema cannot tell apart): an incremental "
+                "run cannot carry the values of the rows it does not read; run the table with mode 'full' or 'auto'"
+            )
+        if swapped is not None:  # auto: the target column renamed, then every row copied into it
+            mode = "full"
+            alters = [evolution.rename_statement(plan.target_table, *swapped)]
+            why = (
+                f"column {swapped[0]!r} went and {swapped[1]!r} came in its place (a rename, or a drop and an add, "
+                "which information_schema cannot tell apart)"
+            )
+            notes.append(f"table {table!r}: full copy (auto mode: {why}; the Snowflake column renamed first)")
+            schema_changes = [evolution.guessed_rename_record(*swapped, why, int(time.time()))]
+        elif change is not None and change.conflicts:
             if request.mode == "incremental":
                 raise BadInputError(f"table {table!r}: " + "; ".join(change.conflicts))
             mode = "full"
@@ -166,8 +199,7 @@ def plan_table(
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
-            dropped = evolution.unrecorded_drops(change, target_columns.entry(table))
-            schema_changes = evolution.drop_records(dropped, "", int(time.time()))
+            schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
     chunk_rows = request.chunk_rows
     if not chunk_rows:
         row_bytes = source_discover.avg_row_length(conn, database, table)
@@ -177,18 +209,68 @@ def plan_table(
                 f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
                 f"CHUNK_TARGET_MB={s.chunk_target_mb})"
             )
-    # the upper edge is read now, before any chunk's snapshot: it is the watermark a published run
-    # commits, safe whatever the chunks see later (docs/architecture.md, "A live source")
-    hi = source_read.max_watermark(conn, table, plan.watermark) if plan.watermark else None
     low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
     window: tuple[str | None, str | None] | None = (low, hi)
     bounds = _bounds(conn, plan, mode, (low, hi), chunk_rows, notes)
     fields: dict[str, Any] = {}
+    if high_key:  # the catalog keeps it once the run is published ("" when the table is empty)
+        fields["key_high"] = key_high if key_high is not None else ""
+    if plan.watermark:  # MySQL's NOT NULL columns now: the catalog keeps them once the run is published
+        fields["not_null"] = list(plan.not_null)
     if mode == "incremental":
-        bounds, fields = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
+        tightened = _not_null_added(plan, target_columns.entry(table))
+        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        notes += [
+            f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and "
+            "the commit checks that no row holds NULL in it"
+            for name in tightened
+        ]
+        if tightened and not plan.transform:  # a transform may write NULL itself
+            fields["not_null_check"] = tightened
+    if mode == "incremental":
+        bounds, more = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
+        fields.update(more)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     return PlannedTable(
         plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields, schema_changes
+    )
+
+
+def _high_key_column(plan: TablePlan) -> str | None:
+    """The key column whose largest value an incremental table's runs compare (a TRUNCATE, which no
+    watermark shows, makes it fall): the first key column, when it is an integer and the table has a
+    watermark; None otherwise (not compared)."""
+    if not plan.watermark or not plan.key:
+        return None
+    first = plan.column(plan.key[0])
+    return first.name if first.kind == typemap.INTEGER else None
+
+
+def _not_null_added(plan: TablePlan, entry: dict[str, Any]) -> list[str]:
+    """Target names of the columns MySQL declares NOT NULL now that were nullable when the last published
+    run planned (its catalog ``entry``; none recorded: nothing to compare)."""
+    before = entry.get("not_null")
+    if before is None:
+        return []
+    was = {str(x) for x in before}
+    return [c.target for c in plan.columns if c.name in plan.not_null and c.name not in was]
+
+
+def _shrunk(table: str, entry: dict[str, Any], key_high: str | None) -> str | None:
+    """Why the table's rows cannot be followed incrementally any more, when its largest key fell since the
+    last published run read it (``key_high`` in its catalog ``entry``; None or "" now: the table is empty):
+    a TRUNCATE, or its newest rows deleted. Neither changes a watermark, so an incremental run would merge
+    into a target that still holds the rows MySQL no longer has."""
+    before = entry.get("key_high")
+    if before in (None, ""):
+        return None
+    if key_high not in (None, "") and int(str(key_high)) >= int(str(before)):
+        return None
+    now = "the table is empty" if key_high in (None, "") else f"{key_high} now"
+    return (
+        f"its largest key in MySQL fell from {before} (read by run {entry.get('last_run', '?')}) to {now}: the "
+        "table was truncated or its newest rows deleted, which no watermark shows, so the target holds rows "
+        "MySQL no longer has"
     )
 
 
@@ -508,7 +590,9 @@ def resolve_tables(
                 "replicate them in separate runs with TARGET_IDENTIFIER_CASE=preserve"
             )
     options = transforms.with_history_tables(
-        {**transforms.options_from_file(s.table_options_file), **request.table_options}, s.history_tables
+        {**transforms.options_from_file(s.table_options_file), **request.table_options},
+        s.history_tables,
+        s.column_drop_tables,
     )
     strangers = [t for t in options if t not in available]
     if strangers:
@@ -726,6 +810,7 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
         p.options = transforms.with_history_tables(
             {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
             services.settings.history_tables,
+            services.settings.column_drop_tables,
         )
         target_columns.expect(names[start:], scope)
         services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))

@@ -78,12 +78,15 @@ def options_from_file(path: str | None) -> dict[str, TableOptions]:
     return {t: TableOptions.model_validate(o) for t, o in raw.items()}
 
 
-def with_history_tables(options: dict[str, TableOptions], history_tables: str) -> dict[str, TableOptions]:
-    """``options`` with ``"history": true`` for each table ``HISTORY_TABLES`` names (comma-separated)."""
-    names = [n.strip() for n in history_tables.split(",") if n.strip()]
+def with_history_tables(
+    options: dict[str, TableOptions], history_tables: str, column_drop_tables: str = ""
+) -> dict[str, TableOptions]:
+    """``options`` with ``"history": true`` for each table ``HISTORY_TABLES`` names, and ``"on_column_drop":
+    "drop"`` for each table ``COLUMN_DROP_TABLES`` names (both comma-separated)."""
     out = dict(options)
-    for name in names:
-        out[name] = (out.get(name) or TableOptions()).model_copy(update={"history": True})
+    for setting, update in ((history_tables, {"history": True}), (column_drop_tables, {"on_column_drop": "drop"})):
+        for name in [n.strip() for n in setting.split(",") if n.strip()]:
+            out[name] = (out.get(name) or TableOptions()).model_copy(update=update)
     return out
 
 
@@ -170,7 +173,18 @@ def apply_options(
             f"table {table!r}: history mode keeps the versions of each key, and the table has no primary key; "
             'add one in MySQL, or drop "history" from its table options (and HISTORY_TABLES)'
         )
+    if options.history and options.on_column_drop == "drop":
+        raise BadInputError(
+            f'table {table!r}: "on_column_drop": "drop" would remove a column\'s values from every past version '
+            'of a history table; keep the column (the default, "keep") or replicate the table without "history"'
+        )
     update = {"columns": columns, "where": where, "transform": options.transform, "notes": notes}
     if options.history:
         update["history"] = True
+    if options.on_column_drop != "keep":
+        update["on_column_drop"] = options.on_column_drop
+    planned = {c.target for c in columns}
+    hidden = sorted({c.target for c in plan.columns} - planned)  # excluded or renamed: MySQL still has them
+    if hidden:
+        update["kept_by_options"] = hidden
     return plan.model_copy(update=update)

@@ -16,11 +16,12 @@ from aurora_replication.pipeline import databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.target import history_sql, sql
-from aurora_replication.target.client import Target, own_rows
+from aurora_replication.target.snowflake import history_sql, sql
+from aurora_replication.target.snowflake.client import own_rows
+from aurora_replication.target.warehouse import Warehouse
 
 
-def _differing_bounds(mysql: Any, tgt: Target, plan: TablePlan, chunk_rows: int, limit: int) -> list[Bounds]:
+def _differing_bounds(mysql: Any, tgt: Warehouse, plan: TablePlan, chunk_rows: int, limit: int) -> list[Bounds]:
     bounds = source_read.chunk_bounds(mysql, plan.table, plan.key, chunk_rows)
     src = source_read.range_checksums(mysql, plan, bounds)
     out: list[Bounds] = []
@@ -37,7 +38,7 @@ def _range_text(lo: Any, hi: Any) -> str:
 
 
 def _differences(
-    mysql: Any, tgt: Target, plan: TablePlan, same: bool, chunk_rows: int, limit: int = 20
+    mysql: Any, tgt: Warehouse, plan: TablePlan, same: bool, chunk_rows: int, limit: int = 20
 ) -> tuple[list[diagnose.Difference], list[str]]:
     """The rows and columns that differ (named by ``diagnose``), and the differing key ranges as text."""
     found: list[diagnose.Difference] = []
@@ -96,8 +97,10 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
         unknown = [t for t in names if t not in available]
         if unknown:
             raise BadInputError(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
-        options = transforms.with_history_tables(transforms.options_from_file(s.table_options_file), s.history_tables)
-        tgt = Target(sf, s.stage_name)
+        options = transforms.with_history_tables(
+            transforms.options_from_file(s.table_options_file), s.history_tables, s.column_drop_tables
+        )
+        tgt = services.warehouse(sf)
         report = []
         for table in names:
             plan = source_discover.discover_table(mysql, database, table, identifier_case=s.identifier_case)

@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from aurora_replication.identifiers import InvalidIdentifierError, snowflake_ident
 from aurora_replication.rotation.base import RotationError, RotationSettings, SecretStore, Strategy
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import client as target
+from aurora_replication.target.snowflake import client as target
 
 SLOTS = {1: "RSA_PUBLIC_KEY", 2: "RSA_PUBLIC_KEY_2"}
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")

@@ -42,6 +42,53 @@ _TRUNCATE_WORD = re.compile(r"\bTRUNCATE\b", re.I)
 _LEADING_COMMENTS = re.compile(r"^\s*(?:/\*(?!!).*?\*/\s*)+", re.S)
 
 
+_ALTER_RENAME = re.compile(
+    rf"^\s*ALTER\s+(?:ONLINE\s+|IGNORE\s+)*TABLE\s+(?P<first>{_NAME})(?:\s*\.\s*(?P<second>{_NAME}))?\s+"
+    rf"(?:RENAME\s+COLUMN\s+(?P<old>{_NAME})\s+TO\s+(?P<new>{_NAME})\s*;?\s*"
+    rf"|CHANGE\s+(?:COLUMN\s+)?(?P<cold>{_NAME})\s+(?P<cnew>{_NAME})\s+(?P<definition>.+))$",
+    re.I | re.S,
+)
+
+
+def _unquote(name: str) -> str:
+    return name[1:-1].replace("``", "`") if name.startswith("`") else name
+
+
+def _one_clause(definition: str) -> bool:
+    """Whether a column definition is one clause: no comma outside parentheses and quotes."""
+    depth, quote = 0, ""
+    for ch in definition:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "'\"`":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            return False
+    return True
+
+
+def renamed_column(statement: str, schema: str) -> tuple[str, str, str, str] | None:
+    """``(database, table, old, new)`` of an ``ALTER TABLE`` whose one clause renames one column
+    (``RENAME COLUMN a TO b``, or ``CHANGE [COLUMN] a b <definition>``, whose type a caller compares
+    with information_schema); None for any other statement (several clauses included)."""
+    m = _ALTER_RENAME.match(_LEADING_COMMENTS.sub("", statement))
+    if m is None:
+        return None
+    if m.group("definition") is not None and not _one_clause(m.group("definition")):
+        return None
+    database, table = (
+        (schema, _unquote(m.group("first")))
+        if m.group("second") is None
+        else (_unquote(m.group("first")), _unquote(m.group("second")))
+    )
+    old, new = (m.group("old"), m.group("new")) if m.group("old") else (m.group("cold"), m.group("cnew"))
+    return database, table, _unquote(old), _unquote(new)
+
+
 def truncated_table(statement: str, schema: str) -> tuple[str, str] | None:
     """The ``(database, table)`` a ``TRUNCATE`` statement empties (``schema``: the session's database,
     for an unqualified name), or None for any other statement."""
@@ -227,6 +274,9 @@ class TableSpec:
     excluded: frozenset[str] = frozenset()
     # history mode: every change of the window is kept, not only the latest of each key
     history: bool = False
+    # a column renamed since ``start`` (old name -> new): older events carry the old name, whose values
+    # are the new column's; the window confirms it by the ALTER statement (``Window.renamed``)
+    renames: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -252,6 +302,8 @@ class Window:
     # tables emptied by a TRUNCATE in the window: the position key of the last one (their changes in the
     # window are only those after it; the target's rows of older positions are removed at that point)
     truncated: dict[str, str] = field(default_factory=dict)
+    # tables whose expected rename (``TableSpec.renames``) the window holds as a statement: its position key
+    renamed: dict[str, str] = field(default_factory=dict)
     # tables with a value the reader cannot spell as MySQL does (the reason): they fail this window alone
     unreadable: dict[str, str] = field(default_factory=dict)
     # a row event named a column the plan does not know: the window ends before it (re-plan first)
@@ -319,7 +371,7 @@ def _image(
 
 
 def _unknown_columns(spec: TableSpec, names: list[str]) -> list[str]:
-    known = {c.name for c in spec.columns} | spec.dropped | spec.excluded
+    known = {c.name for c in spec.columns} | spec.dropped | spec.excluded | set(spec.renames)
     return [n for n in names if n not in known]
 
 
@@ -372,7 +424,7 @@ def read_window(
                     window.stopped_by = "schema change"
                     break
                 try:
-                    changes = list(_changes(event, here, converters[table], key_index[table]))
+                    changes = list(_changes(event, here, converters[table], key_index[table], spec))
                 except UnrepresentableValueError as e:
                     window.unreadable.setdefault(table, f"table {table!r}: {e}")
                     continue
@@ -400,8 +452,17 @@ def read_window(
                             window.broken.setdefault(table, statement[:300])
                 elif _DDL.match(statement) and _text(event.schema) == settings.dbname:
                     window.ddl.append(statement[:500])
+                    renaming = renamed_column(statement, _text(event.schema))
                     for table, spec in specs.items():
                         after_start = here.key() > spec.start.key()
+                        if (
+                            after_start
+                            and renaming is not None
+                            and renaming[:2] == (settings.dbname, table)
+                            and spec.renames.get(renaming[2]) == renaming[3]
+                        ):
+                            window.renamed[table] = here.key()  # the rename planning expected: followed
+                            continue
                         if after_start and _mentions(statement, table) and _BREAKING.search(statement):
                             window.broken.setdefault(table, statement[:300])
                 elif _TRUNCATE_WORD.search(statement):  # a TRUNCATE not parsed (several tables, a comment...)
@@ -463,14 +524,17 @@ def _mentions(statement: str, table: str) -> bool:
 
 
 def _changes(
-    event: Any, here: Position, columns: list[tuple[str, Converter]], key_index: list[int]
+    event: Any, here: Position, columns: list[tuple[str, Converter]], key_index: list[int], spec: TableSpec
 ) -> Iterator[RowChange]:
     """The changes of one row event: an update that changes the key deletes the old key."""
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
 
     at = int(event.timestamp) if getattr(event, "timestamp", None) is not None else None
     key_columns = [columns[k] for k in key_index]
-    for i, row in enumerate(event.rows):
+    rows = event.rows
+    if spec.renames:  # an event older than a rename names the column by its old name
+        rows = [{k: _renamed(spec, v) if isinstance(v, dict) else v for k, v in row.items()} for row in rows]
+    for i, row in enumerate(rows):
         pos = here.key(i)
         if isinstance(event, UpdateRowsEvent):
             after = _image(columns, row["after_values"], row.get("after_none_sources") or {})
@@ -483,6 +547,10 @@ def _changes(
             yield RowChange("D", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
         else:
             yield RowChange("U", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
+
+
+def _renamed(spec: TableSpec, values: dict[str, Any]) -> dict[str, Any]:
+    return {spec.renames.get(k, k): v for k, v in values.items()}
 
 
 def column_facts(conn: pymysql.Connection[Any], database: str, table: str) -> dict[str, ColumnFacts]:

@@ -112,8 +112,9 @@ def discover_table(
     above it (``MAX`` of it would scan the table inside the scheduler; ``_pick_watermark``)."""
     rows = query(
         conn,
-        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, DATETIME_PRECISION, EXTRA, "
+        "IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s "
+        "ORDER BY ORDINAL_POSITION",
         [database, table],
     )
     if not rows:
@@ -122,7 +123,10 @@ def discover_table(
     columns: list[Column] = []
     on_update: list[str] = []
     targets: dict[str, str] = {}
-    for name, data_type, column_type, prec, scale, dt_prec, extra in rows:
+    not_null: list[str] = []
+    for name, data_type, column_type, prec, scale, dt_prec, extra, nullable in rows:
+        if str(nullable).upper() == "NO":
+            not_null.append(str(name))
         ct = typemap.map_column(
             name,
             data_type,
@@ -171,6 +175,7 @@ def discover_table(
         watermark=wm,
         mode="full",
         notes=notes,
+        not_null=not_null,
     )
 
 

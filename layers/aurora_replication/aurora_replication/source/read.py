@@ -141,6 +141,16 @@ def max_watermark(conn: pymysql.Connection[Any], table: str, column: str) -> str
     return None if not rows or rows[0][0] is None else str(rows[0][0])
 
 
+def max_watermark_and_key(
+    conn: pymysql.Connection[Any], table: str, column: str, key: str
+) -> tuple[str | None, str | None]:
+    """The largest watermark and the largest value of the (integer) key column ``key``, in one statement."""
+    rows = query(conn, sql.max_query(table, column, key))
+    if not rows:
+        return None, None
+    return tuple(None if v is None else str(v) for v in rows[0][:2])  # type: ignore[return-value]
+
+
 def window_start(
     conn: pymysql.Connection[Any], plan: TablePlan, stored: str | None, overlap_seconds: int
 ) -> str | None:

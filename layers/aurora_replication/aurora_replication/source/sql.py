@@ -84,8 +84,10 @@ def is_empty_query(table: str) -> str:
     return f"SELECT 1 FROM {mysql_ident(table)} LIMIT 1"
 
 
-def max_query(table: str, column: str) -> str:
-    return f"SELECT MAX({mysql_ident(column)}) FROM {mysql_ident(table)}"
+def max_query(table: str, column: str, key: str | None = None) -> str:
+    """``MAX(column)``, and with ``key`` ``MAX(key)`` beside it in the same statement (an index's end)."""
+    extra = f", MAX({mysql_ident(key)})" if key else ""
+    return f"SELECT MAX({mysql_ident(column)}){extra} FROM {mysql_ident(table)}"
 
 
 def bound_probe_query(

@@ -24,9 +24,10 @@ from aurora_replication.config import Settings
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.services import Services
-from aurora_replication.target import evolution
-from aurora_replication.target.client import HistoryBroken, Target
-from aurora_replication.target.sql import Attempts, validated
+from aurora_replication.target.snowflake import evolution
+from aurora_replication.target.snowflake.client import HistoryBroken
+from aurora_replication.target.snowflake.sql import validated
+from aurora_replication.target.warehouse import Attempts, Warehouse
 
 Window = tuple[str | None, str | None]
 
@@ -39,7 +40,7 @@ class CommitMismatch(RuntimeError):
 class Commit:
     """What a mode's commit step gets: the validated attempts of the load table."""
 
-    target: Target
+    target: Warehouse
     plan: TablePlan  # the table's plan (not the unit plan)
     load_table: str
     attempts: Attempts
@@ -62,6 +63,9 @@ class Commit:
     # position, else the run id) and time (the oldest snapshot of the run's chunks, as text)
     history_pos: str = ""
     history_at: str = ""
+    # target columns MySQL declares NOT NULL since the last run (incremental): after the commit no live
+    # row may hold NULL in them (rows the ALTER rewrote, which no watermark shows)
+    not_null_check: list[str] = field(default_factory=list)
 
 
 class SyncMode:
@@ -99,7 +103,7 @@ class SyncMode:
 
     def load(
         self,
-        target: Target,
+        target: Warehouse,
         unit_plan: TablePlan,
         load_table: str,
         chunk_id: int,
@@ -123,6 +127,24 @@ class SyncMode:
     def watermark(self, table_state: dict[str, Any]) -> str | None:
         """The watermark committed once the run is published (None: leave it as it is)."""
         return None
+
+
+def check_not_null(c: Commit) -> None:
+    """After an incremental commit: a live target row still NULL in a column MySQL declares NOT NULL since
+    the last run is a row MySQL rewrote in the ALTER (a session without strict mode), which no watermark
+    shows and no incremental run reads: the table fails, naming it and the fix."""
+    if not c.not_null_check:
+        return
+    names = {str(r[0]) for r in c.target.columns(c.plan.target_table)}
+    action = "mark" if "_ASR_DELETED_AT" in names else "delete"
+    for column in c.not_null_check:
+        rows = c.target.null_rows(c.plan, column, action) if column in names else 0
+        if rows:
+            raise CommitMismatch(
+                f"table {c.plan.table!r}: column {column!r} is NOT NULL in MySQL now, but {rows:,} live rows of the "
+                "target hold NULL in it: MySQL rewrote them in the ALTER (a session without STRICT_TRANS_TABLES), "
+                "which no watermark shows; run the table with mode 'full' (or 'auto', which copies it in full)"
+            )
 
 
 def history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
@@ -171,5 +193,6 @@ def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
         **counted,
         # what the table holds, every version: the count the next run's whole-target check compares
         "table_rows": c.target.row_count(c.plan.target_table),
-        **({"schema_changes": change.describe(c.plan.target_table)} if change.describe(c.plan.target_table) else {}),
+        **({"schema_notes": change.describe(c.plan.target_table)} if change.describe(c.plan.target_table) else {}),
+        **({evolution.DROPPED_FIELD: change.gone_fields()} if change.gone else {}),
     }

@@ -35,9 +35,9 @@ from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
-from aurora_replication.target import cdc_sql
-from aurora_replication.target.client import HistoryBroken, Target
-from aurora_replication.target.sql import CHUNK_COLUMN
+from aurora_replication.target.names import CHUNK_COLUMN, cdc_load_table_name
+from aurora_replication.target.snowflake.client import HistoryBroken
+from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
@@ -96,8 +96,8 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return {"rows": 0, "skipped": True, "stale": True}
     step = _Steps()
     with services.target() as sf:  # the container's warm connection, as a chunk's copy uses
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         with step("copy"):
             loaded = tgt.load_changes(plan, load, msg.chunk_id, batch.path, batch.file)
         services.fault("copied", msg)
@@ -149,8 +149,8 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     batch = ChangeBatch.model_validate(t["audit_batch"])
     chunk = int(t["audit_from"])  # the batch's chunk id in the load table (cdc_reader.AUDIT_CHUNK)
     with services.target() as sf:
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
         if loaded != batch.rows:
             raise RuntimeError(
@@ -207,17 +207,17 @@ def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None
     """History mode, once every batch of the window is applied and before the audit: the window's batches
     once more in one MERGE, so that batches applied at the same moment (each reading the table as it
     was when it began) leave every touched key's chain derived from all of them."""
-    plan, s = msg.plan, services.settings
+    plan = msg.plan
     with services.target() as sf:
-        tgt = Target(sf, s.stage_name)
-        load = cdc_sql.load_table_name(plan, msg.run_id)
+        tgt = services.warehouse(sf)
+        load = cdc_load_table_name(plan, msg.run_id)
         tgt.ensure_history_table(plan)
         if tgt.exists(load):
             tgt.history_settle(plan, load, batches)  # the batches' chunk ids: 0 .. batches - 1
     services.fault("history_settled", msg)
 
 
-def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str) -> None:
+def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
     """History mode, once every batch of the window (and the audit) is applied: the current-state view made
     again (its columns follow the table's), and the history's invariants over the keys the window touched
     (``history_sql.invariants``): a broken rule fails the table, loudly, before its position moves."""
@@ -227,6 +227,36 @@ def _check_history(msg: ChunkMessage, services: Services, tgt: Target, load: str
     if tgt.exists(load):
         tgt.check_history(plan, f"SELECT DISTINCT {keys} FROM {q(load)}")  # noqa: S608 (quoted names)
     services.fault("history_checked", msg)
+
+
+def _check_not_null(
+    msg: ChunkMessage, services: Services, t: dict[str, Any], key: TableKey, held: Any
+) -> dict[str, Any] | None:
+    """Columns MySQL declares NOT NULL since the window's start, once the window (its ALTER included) is
+    applied: a live target row still holding NULL in one is a row MySQL rewrote in the ALTER (a session
+    without strict mode gives it the column's implicit default), which no binlog event carries. Then the
+    table stops, loudly, before its position moves; otherwise None (the change was followed exactly)."""
+    plan, s = msg.plan, services.settings
+    with services.target() as sf:
+        tgt = services.warehouse(sf)
+        found = {str(c): tgt.null_rows(plan, str(c), s.reconcile_action) for c in t["not_null_check"]}
+    bad = {c: n for c, n in found.items() if n}
+    if not bad:
+        return None
+    column, rows = next(iter(bad.items()))
+    reason = (
+        f"table {plan.table!r}: column {column!r} is NOT NULL in MySQL now, but {rows:,} live rows of the target "
+        "hold NULL in it: MySQL rewrote them in the ALTER (a session without STRICT_TRANS_TABLES gives them the "
+        "column's implicit default), and no binlog event carries those values; re-snapshot the table: "
+        f"`replicate run --mode cdc --resnapshot --tables {plan.table}`"
+    )
+    logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
+    CdcState(services.state).stop(key, reason)
+    services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason)
+    services.state.set_last_run(held, {"status": "failed", "mode": "cdc", "reason": reason})
+    services.state.release_lease(key, msg.run_id, 0)
+    services.state.finish_run_if_complete(msg.run_id)
+    return {"status": "failed", "reason": reason}
 
 
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -250,13 +280,13 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         _settle_history(msg, services, count)
     if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
         with services.target() as sf:
-            Target(sf, s.stage_name).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
+            services.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
         services.fault("truncated", msg)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
             with services.target() as sf:
-                _check_history(msg, services, Target(sf, s.stage_name), cdc_sql.load_table_name(plan, msg.run_id))
+                _check_history(msg, services, services.warehouse(sf), cdc_load_table_name(plan, msg.run_id))
         except HistoryBroken as e:  # loud: the table fails, its position stays where it was
             reason = str(e)[:2000]
             logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
@@ -265,6 +295,10 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             services.state.release_lease(key, msg.run_id, 0)
             services.state.finish_run_if_complete(msg.run_id)
             return {"status": "failed", "reason": reason}
+    if t.get("not_null_check"):
+        stopped = _check_not_null(msg, services, t, key, held)
+        if stopped is not None:
+            return stopped
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
     committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
@@ -286,8 +320,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
     else:
         with services.target() as sf:
-            tgt = Target(sf, s.stage_name)
-            load = cdc_sql.load_table_name(plan, msg.run_id)
+            tgt = services.warehouse(sf)
+            load = cdc_load_table_name(plan, msg.run_id)
             if s.reconcile_action == "delete" and not plan.history:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(load)

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
-from aurora_replication.target import evolution, history_sql, merged_sql
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 
 
 class Full(SyncMode):
@@ -73,7 +73,9 @@ class Full(SyncMode):
                 result["publish"] = "rows overwritten in place"
             notes = change.describe(c.plan.target_table)
             if notes:
-                result["schema_changes"] = notes
+                result["schema_notes"] = notes
+            if change.gone:  # recorded by the finaliser, once per column (``evolution.unrecorded_drops``)
+                result[evolution.DROPPED_FIELD] = change.gone_fields()
         c.fault("published", c.message)
         result["table_rows"] = c.loaded_rows  # what overwrite and publish counted in the target
         return result

@@ -17,7 +17,14 @@ from typing import Any
 
 from aurora_replication import checksums
 from aurora_replication.models import ChunkMessage
-from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, Window, history_commit
+from aurora_replication.pipeline.modes.base import (
+    Commit,
+    CommitMismatch,
+    SyncMode,
+    Window,
+    check_not_null,
+    history_commit,
+)
 
 
 class Incremental(SyncMode):
@@ -40,9 +47,12 @@ class Incremental(SyncMode):
             differing = c.target.audit_differences(c.plan, c.load_table, c.attempts, c.audit_from, c.window_from)
             audited["audit_differences"] = differing
         if c.plan.history:  # versions, not a MERGE on the key (``base.history_commit``)
-            return {**history_commit(c, whole_table=False), **audited}
+            versions = history_commit(c, whole_table=False)
+            check_not_null(c)
+            return {**versions, **audited}
         c.target.merge_validated(c.plan, c.load_table, c.attempts)
         c.fault("merged", c.message)
+        check_not_null(c)
         audited["table_rows"] = c.target.table_rows(c.plan)
         if c.plan.transform:
             return audited

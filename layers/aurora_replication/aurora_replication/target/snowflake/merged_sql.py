@@ -21,8 +21,7 @@ from collections.abc import Sequence
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.identifiers import validate_identifier
 from aurora_replication.models import TablePlan
-from aurora_replication.target.sql import (
-    Attempts,
+from aurora_replication.target.snowflake.sql import (
     _lit,
     _published_columns,
     _typed,
@@ -30,6 +29,7 @@ from aurora_replication.target.sql import (
     not_in_keys,
     validated,
 )
+from aurora_replication.target.warehouse import Attempts
 
 SOURCE_DATABASE_COLUMN = "_ASR_SOURCE_DATABASE"
 # the width of the column: MySQL's database names are at most 64 characters

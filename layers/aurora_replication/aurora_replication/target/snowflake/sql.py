@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
@@ -16,10 +14,14 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 
-CHUNK_COLUMN = "_ASR_CHUNK"
+# the project's names (``target.names``), used here and by the rest of the Snowflake folder
+from aurora_replication.target.names import ATTEMPT_COLUMN as ATTEMPT_COLUMN
+from aurora_replication.target.names import CHUNK_COLUMN as CHUNK_COLUMN
+from aurora_replication.target.names import load_table_name as load_table_name
+from aurora_replication.target.warehouse import Attempts
+
 HASH_COLUMN = "_ASR_HASH"
 TERM_COLUMN = "_ASR_TERM"
-ATTEMPT_COLUMN = "_ASR_ATTEMPT"
 DELETED_COLUMN = "_ASR_DELETED_AT"
 TOKEN_COLUMN = "_ASR_TOKEN"
 # key kinds that MySQL and Snowflake order alike, so a key range selects the same rows in both
@@ -67,11 +69,6 @@ def staging_type(c: Column) -> str:
     return typemap.VARCHAR_MAX if c.kind == typemap.JSON else c.snowflake_type
 
 
-def load_table_name(plan: TablePlan, run_id: str) -> str:
-    prefix = {"full": "_ASR_FULL_", "incremental": "_ASR_INC_", "reconcile": "_ASR_KEYS_"}[plan.mode]
-    return bounded_name(f"{prefix}{run_id}_{plan.target_table}")
-
-
 def create_schema(schema: str) -> str:
     """The schema of one source database (``database_mapping: schema``), in the session's database."""
     return f"CREATE SCHEMA IF NOT EXISTS {q(schema)}"
@@ -116,17 +113,6 @@ def insert_attempts(name: str, nrows: int) -> str:
 # at most this many validated (chunk, attempt) pairs are bound into each statement that reads them,
 # instead of written to the run's attempts table first (two statements, and a DROP, fewer per table)
 INLINE_ATTEMPTS = 100
-
-
-@dataclass(frozen=True)
-class Attempts:
-    """One finaliser's validated (chunk, attempt) pairs, as every statement that reads the load table
-    selects them: ``source`` is a relation of (token, chunk, attempt) rows, either the run's attempts
-    table (``table``) or the pairs themselves, bound; ``params`` are what ``validated`` binds, in order."""
-
-    source: str
-    params: tuple[Any, ...]
-    table: str | None = None  # the attempts table the pairs were written to (None: bound inline)
 
 
 def attempts_in_table(name: str, token: str) -> Attempts:

@@ -36,8 +36,8 @@ from snowflake.connector import SnowflakeConnection
 from snowflake.connector.constants import QueryStatus
 
 from aurora_replication.cost import meter
-from aurora_replication.target import tagging
-from aurora_replication.target.statements import bindable, execute
+from aurora_replication.target.snowflake import tagging
+from aurora_replication.target.snowflake.statements import bindable, execute
 
 TIMEOUT_CODE = 630  # "Statement reached its statement or warehouse timeout of N second(s) and was canceled."
 CANCELED_CODE = 604  # "SQL execution canceled"

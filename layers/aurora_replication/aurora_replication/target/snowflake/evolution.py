@@ -31,6 +31,19 @@ _NUMBER = re.compile(r"NUMBER\((\d+),(\d+)\)")
 # the kinds of schema change recorded in the table's catalog item (``schema_changes``)
 DROPPED = "column dropped"
 TRUNCATED = "truncated"  # cdc: a TRUNCATE in the binlog, followed by emptying the target at its position
+# a column MySQL declares NOT NULL now; the target column stays nullable, and no live row may hold NULL
+NOT_NULL = "not null added"
+NOT_NULL_DETAIL = (
+    "MySQL declares the column NOT NULL now; the Snowflake column stays nullable (rows of older versions and "
+    "deleted rows may hold NULL); checked: no live row of the target holds NULL in it"
+)
+RENAMED = "column renamed"
+# an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
+SHRUNK = "rows gone"
+# a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
+DROPPED_FIELD = "columns_dropped_in_source"
+KEPT_DETAIL = "dropped in MySQL; kept in the target, NULL for rows written after the drop"
+KEPT_BY_COPY = "dropped in MySQL; kept in the target, NULL in every row after this full copy"
 
 
 @dataclass
@@ -38,6 +51,7 @@ class SchemaChange:
     add: list[Column] = field(default_factory=list)
     widen: list[tuple[Column, str]] = field(default_factory=list)  # (column, old type)
     kept_in_target: list[str] = field(default_factory=list)  # dropped in MySQL, kept (NULL for new rows)
+    dropped_from_target: list[str] = field(default_factory=list)  # dropped in MySQL and, by option, in Snowflake
     conflicts: list[str] = field(default_factory=list)
 
     def describe(self, table: str) -> list[str]:
@@ -52,7 +66,28 @@ class SchemaChange:
             f"table {table!r}: column {name!r} no longer exists in MySQL; kept in Snowflake, NULL for new rows"
             for name in self.kept_in_target
         ]
+        notes += [
+            f"table {table!r}: column {name!r} no longer exists in MySQL; dropped from Snowflake too "
+            '("on_column_drop": "drop")'
+            for name in self.dropped_from_target
+        ]
         return notes
+
+    @property
+    def gone(self) -> list[str]:
+        """The target columns MySQL no longer has, kept or dropped."""
+        return [*self.kept_in_target, *self.dropped_from_target]
+
+    def gone_fields(self) -> dict[str, list[str]]:
+        """The columns MySQL no longer has, as a commit's result carries them to the finaliser."""
+        return {"kept": list(self.kept_in_target), "dropped": list(self.dropped_from_target)}
+
+    @classmethod
+    def of_gone(cls, fields: dict[str, Any]) -> SchemaChange:
+        return cls(
+            kept_in_target=[str(c) for c in fields.get("kept") or []],
+            dropped_from_target=[str(c) for c in fields.get("dropped") or []],
+        )
 
 
 def family(snowflake_type: str) -> str:
@@ -87,9 +122,14 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
                 )
             elif p > p0:
                 change.widen.append((c, f"NUMBER({p0},{s0})"))
-    planned = {c.target for c in plan.columns}
-    # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's
-    change.kept_in_target = [name for name in existing if name not in planned and not name.startswith("_ASR_")]
+    # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's, nor
+    # are columns MySQL still has that the options exclude or rename
+    planned = {c.target for c in plan.columns} | set(plan.kept_by_options)
+    gone = [name for name in existing if name not in planned and not name.startswith("_ASR_")]
+    if plan.on_column_drop == "drop":
+        change.dropped_from_target = gone
+    else:
+        change.kept_in_target = gone
     return change
 
 
@@ -99,28 +139,96 @@ def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
     stmts += [
         f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
     ]
+    # Snowflake: ALTER TABLE ... DROP [COLUMN] [IF EXISTS] <col> (docs/architecture.md, assumptions): IF EXISTS
+    # makes a statement repeated after a crash a no-op
+    stmts += [f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q(name)}" for name in change.dropped_from_target]
     return stmts
 
 
 def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
-    """The target columns kept after a drop in MySQL that the table's catalog ``entry`` has not recorded
-    yet: each drop is recorded once, by the run that first saw it."""
+    """The target columns MySQL no longer has (kept, or dropped by option) that the table's catalog
+    ``entry`` has not recorded yet: each drop is recorded once, by the run that first saw it."""
     seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == DROPPED}
-    return [name for name in change.kept_in_target if name not in seen]
+    return [name for name in change.gone if name not in seen]
 
 
-def drop_records(columns: list[str], run_id: str, at: int) -> list[dict[str, Any]]:
-    """What is recorded of columns dropped in MySQL and kept in the target: what, when, which run."""
+DROPPED_DETAIL = 'dropped in MySQL; dropped from the target too ("on_column_drop": "drop")'
+
+
+def drop_records_of(
+    change: SchemaChange, entry: dict[str, Any], run_id: str, at: int, kept: str = KEPT_DETAIL
+) -> list[dict[str, Any]]:
+    """The records of ``change``'s drops not recorded yet: ``kept`` is the detail of a column kept."""
+    names = unrecorded_drops(change, entry)
     return [
-        {
-            "change": DROPPED,
-            "column": name,
-            "at": at,
-            "run": run_id,
-            "detail": "dropped in MySQL; kept in the target, NULL for rows written after the drop",
-        }
-        for name in columns
+        *drop_records([n for n in names if n in change.kept_in_target], run_id, at, kept),
+        *drop_records([n for n in names if n in change.dropped_from_target], run_id, at, DROPPED_DETAIL),
     ]
+
+
+def not_null_records(columns: list[str], entry: dict[str, Any], at: int) -> list[dict[str, Any]]:
+    """What is recorded of columns MySQL declares NOT NULL now (they were nullable where the position
+    started), each once per column (``entry``: the table's catalog item)."""
+    seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == NOT_NULL}
+    return [
+        {"change": NOT_NULL, "column": name, "at": at, "run": "", "detail": NOT_NULL_DETAIL}
+        for name in columns
+        if name not in seen
+    ]
+
+
+def renamed_in_target(plan: TablePlan, existing: list[tuple[Any, ...]], change: SchemaChange) -> tuple[str, str] | None:
+    """``(old, new)`` target names when the target's columns are the plan's but for one, at the same
+    place and of the same type family, whose name differs: a rename, or a column dropped and another
+    added in its place, which ``information_schema`` alone cannot tell apart."""
+    if len(change.add) != 1 or len(change.gone) != 1:
+        return None
+    new, old = change.add[0], change.gone[0]
+    mine = [str(r[0]) for r in existing if not str(r[0]).startswith("_ASR_")]
+    if mine != [old if c.target == new.target else c.target for c in plan.columns]:
+        return None
+    row = next(r for r in existing if str(r[0]) == old)
+    return (old, new.target) if str(row[1]).upper() == family(new.snowflake_type) else None
+
+
+def rename_statement(table: str, old: str, new: str) -> str:
+    """Snowflake's ``ALTER TABLE <t> RENAME COLUMN <old> TO <new>`` (docs/architecture.md, assumptions)."""
+    return f"ALTER TABLE {q(table)} RENAME COLUMN {q(old)} TO {q(new)}"
+
+
+def rename_record(
+    old: str, new: str, old_target: str, new_target: str, at: str, when: int, run_id: str
+) -> dict[str, Any]:
+    """What is recorded of a column renamed in MySQL and followed in the target."""
+    return {
+        "change": RENAMED,
+        "column": new_target,
+        "at": when,
+        "run": run_id,
+        "detail": f"renamed in MySQL from {old!r} to {new!r} (ALTER at binlog position {at}); the Snowflake column "
+        f"{old_target!r} renamed to {new_target!r}, its values kept",
+    }
+
+
+def guessed_rename_record(old: str, new: str, why: str, at: int) -> dict[str, Any]:
+    """What is recorded of an incremental table's column renamed in the target before a full copy."""
+    return {
+        "change": RENAMED,
+        "column": new,
+        "at": at,
+        "run": "",
+        "detail": f"{why}: the Snowflake column {old!r} renamed to {new!r} and the table copied in full",
+    }
+
+
+def shrunk_record(why: str, at: int) -> dict[str, Any]:
+    """What is recorded when an incremental table's rows went in a way no watermark shows (``SHRUNK``)."""
+    return {"change": SHRUNK, "column": "", "at": at, "run": "", "detail": f"{why}; copied in full"}
+
+
+def drop_records(columns: list[str], run_id: str, at: int, detail: str = KEPT_DETAIL) -> list[dict[str, Any]]:
+    """What is recorded of columns dropped in MySQL and kept in the target: what, when, which run."""
+    return [{"change": DROPPED, "column": name, "at": at, "run": run_id, "detail": detail} for name in columns]
 
 
 _INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}

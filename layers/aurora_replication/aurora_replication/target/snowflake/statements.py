@@ -10,7 +10,7 @@ import snowflake.connector
 from snowflake.connector import SnowflakeConnection
 
 from aurora_replication.cost import meter
-from aurora_replication.target import tagging
+from aurora_replication.target.snowflake import tagging
 
 
 def bindable(statement: str) -> str:

@@ -20,9 +20,10 @@ from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target import cdc_sql, history_sql, merged_sql, sql
-from aurora_replication.target.long_statements import LongStatements, Pending
-from aurora_replication.target.statements import bindable, execute
+from aurora_replication.target.snowflake import cdc_sql, history_sql, merged_sql, sql
+from aurora_replication.target.snowflake.long_statements import LongStatements, Pending
+from aurora_replication.target.snowflake.statements import bindable, execute
+from aurora_replication.target.warehouse import Attempts
 
 __all__ = ["Target", "bindable", "connect", "execute"]
 
@@ -111,6 +112,10 @@ def connect_with_rotation(
         if getattr(e, "errno", None) in AUTH_ERRNOS:
             return connect(get_settings(True), statement_timeout)
         raise
+
+
+# any error the Snowflake connector raises (a statement's or a connection's)
+DriverError = snowflake.connector.errors.Error
 
 
 def is_transient(error: BaseException) -> bool:
@@ -322,9 +327,7 @@ class Target:
         for batch in batches:
             execute(self.conn, sql.insert_values(plan, load_table, len(batch)), params(batch))
 
-    def record_attempts(
-        self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]
-    ) -> sql.Attempts:
+    def record_attempts(self, plan: TablePlan, run_id: str, token: str, pairs: Sequence[tuple[int, str]]) -> Attempts:
         """The (chunk, attempt) pairs of one finaliser's view of the ledger, under ``token``, as every
         later read of the load table selects them: up to ``sql.INLINE_ATTEMPTS`` pairs are bound into
         those statements (no statement here); more are written to the run's attempts table."""
@@ -357,7 +360,7 @@ class Target:
         return out
 
     def checksums_of_attempts(
-        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, json_text: bool = True
+        self, plan: TablePlan, load_table: str, attempts: Attempts, json_text: bool = True
     ) -> dict[int, tuple[int, str]]:
         """Count and checksum of each chunk's validated attempt in the load table, in one scan. JSON
         columns count as the text the load table holds (``json_text``), as in the chunk's source
@@ -367,7 +370,7 @@ class Target:
         rows = execute(self.conn, sql.checksum_by_chunk_query(load_table, columns, where), attempts.params)
         return {int(chunk): fold_sums(count, total) for chunk, count, total in rows}
 
-    def merge_validated(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> None:
+    def merge_validated(self, plan: TablePlan, load_table: str, attempts: Attempts) -> None:
         """MERGE the validated attempts into the target: a long statement (it grows with the window)."""
         if plan.merged:  # on (``_ASR_SOURCE_DATABASE``, key): another database's row is never matched
             statement = merged_sql.merge_database_rows(plan, load_table, attempts, _database(plan))
@@ -375,7 +378,7 @@ class Target:
             statement = sql.merge_validated(plan, load_table, attempts)
         self.run_long("merge", statement, attempts.params, rows=False)
 
-    def merged_checksum(self, plan: TablePlan, load_table: str, attempts: sql.Attempts) -> tuple[int, str]:
+    def merged_checksum(self, plan: TablePlan, load_table: str, attempts: Attempts) -> tuple[int, str]:
         """Count and checksum of the target's rows whose key the validated attempts carry (a long statement:
         it joins the target with the window's keys)."""
         where = own_rows(plan, sql.merged_rows(plan, load_table, attempts))
@@ -418,7 +421,7 @@ class Target:
         return out
 
     def audit_differences(
-        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, first_chunk: int, watermark_bound: str | None
+        self, plan: TablePlan, load_table: str, attempts: Attempts, first_chunk: int, watermark_bound: str | None
     ) -> int:
         """How many audited rows (chunks from ``first_chunk`` on, watermark at or below
         ``watermark_bound``) the target does not hold as they are (``sql.audit_differences``)."""
@@ -431,7 +434,7 @@ class Target:
         params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
         return int(execute(self.conn, statement, params)[0][0])
 
-    def publish(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
+    def publish(self, plan: TablePlan, load_table: str, attempts: Attempts, expected_rows: int) -> None:
         """Recreate the target (``CREATE OR REPLACE ... COPY GRANTS``): only when ``overwrite`` cannot
         do. A DDL statement cannot be rolled back, so the rows go to a copy first, which is counted:
         the target is recreated only from ``expected_rows`` rows (``RowCountMismatch`` otherwise). Both
@@ -456,7 +459,7 @@ class Target:
         if done:
             self.drop(copy)
 
-    def overwrite(self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int) -> None:
+    def overwrite(self, plan: TablePlan, load_table: str, attempts: Attempts, expected_rows: int) -> None:
         """Replace the target's rows with the validated attempts (``INSERT OVERWRITE``, one statement that
         is its own transaction: a failure leaves the old contents whole; the table object and everything
         attached to it stay), as a long statement. The statement fails unless the load table holds
@@ -471,7 +474,7 @@ class Target:
             raise
 
     def replace_database_rows(
-        self, plan: TablePlan, load_table: str, attempts: sql.Attempts, expected_rows: int, dropped: Sequence[str] = ()
+        self, plan: TablePlan, load_table: str, attempts: Attempts, expected_rows: int, dropped: Sequence[str] = ()
     ) -> None:
         """A merged table's full copy of one database: its rows become the validated attempts, no other
         database's row touched (``merged_sql.replace_database_rows``: one MERGE, a long statement). The
@@ -526,9 +529,7 @@ class Target:
         where, params = sql.target_range(plan, lower, upper)
         return self.checksum(plan, plan.target_table, where=own_rows(plan, where), params=params)
 
-    def reconcile(
-        self, plan: TablePlan, keys_table: str, attempts: sql.Attempts, action: str, expected_keys: int
-    ) -> int:
+    def reconcile(self, plan: TablePlan, keys_table: str, attempts: Attempts, action: str, expected_keys: int) -> int:
         """Delete (or mark) the target's rows whose key is not among the validated keys read from
         MySQL; returns how many rows were deleted or newly marked. Only while the keys table holds
         ``expected_keys`` validated keys (a guard in the statement): otherwise ``RowCountMismatch``."""
@@ -549,7 +550,7 @@ class Target:
             raise RowCountMismatch(keys_table, found, expected_keys, "nothing deleted or marked")
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
-    def keys_missing(self, plan: TablePlan, keys_table: str, attempts: sql.Attempts) -> int:
+    def keys_missing(self, plan: TablePlan, keys_table: str, attempts: Attempts) -> int:
         rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), attempts.params)
         return int(rows[0][0]) if rows else 0
 
@@ -591,6 +592,10 @@ class Target:
         """Empty the target as a ``TRUNCATE`` at ``position`` did (``cdc_sql.truncate_before``)."""
         statement, binds = cdc_sql.truncate_before(plan, action)
         execute(self.conn, statement, [position] * binds)
+
+    def null_rows(self, plan: TablePlan, column: str, action: str) -> int:
+        """How many live rows hold NULL in the target column ``column`` (``cdc_sql.null_rows``)."""
+        return int(execute(self.conn, cdc_sql.null_rows(plan, column, action))[0][0])
 
     def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None:
         execute(self.conn, cdc_sql.create_tombstone_table(plan))

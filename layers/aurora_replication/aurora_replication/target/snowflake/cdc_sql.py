@@ -17,7 +17,9 @@ from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.target.sql import (
+from aurora_replication.target.names import cdc_load_table_name
+from aurora_replication.target.snowflake.merged_sql import database_filter
+from aurora_replication.target.snowflake.sql import (
     ATTEMPT_COLUMN,
     CHUNK_COLUMN,
     CSV_FILE_FORMAT,
@@ -36,8 +38,7 @@ UPSERT = "U"
 DELETE = "D"
 
 
-def load_table_name(plan: TablePlan, run_id: str) -> str:
-    return bounded_name(f"_ASR_CDC_{run_id}_{plan.target_table}")
+load_table_name = cdc_load_table_name  # the cdc batches' load table (``target.names``)
 
 
 def tombstone_table_name(plan: TablePlan) -> str:
@@ -178,6 +179,19 @@ def truncate_before(plan: TablePlan, action: str) -> tuple[str, int]:
     if action == "delete":
         return f"DELETE FROM {table} WHERE {older}", 1
     return f"UPDATE {table} SET {deleted} = SYSDATE(), {pos} = %s WHERE {deleted} IS NULL AND {older}", 2
+
+
+def null_rows(plan: TablePlan, column: str, action: str) -> str:
+    """How many live target rows hold NULL in ``column`` (a target name): rows marked deleted (``mark``)
+    and, in history mode, closed versions are not the source's rows now, so they do not count."""
+    where = [f"{q(column)} IS NULL"]
+    if plan.history:
+        where.append(f"{q('_ASR_IS_CURRENT')} = TRUE")
+    elif action == "mark":
+        where.append(f"{q(DELETED_COLUMN)} IS NULL")
+    if plan.merged and plan.source_database:  # a merged table: the plan's database's rows only
+        where.append(database_filter(plan.source_database))
+    return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {' AND '.join(where)}"
 
 
 def audit_differences(plan: TablePlan, load_table: str, checksum_columns: list[Column], action: str) -> str:

@@ -1,0 +1,97 @@
+"""The warehouse interface's contract (``target/warehouse.py``), run against each implementation through
+the interface alone: Snowflake's (``target/snowflake/``, on the emulator) today; a second warehouse adds
+itself to ``WAREHOUSES`` and must pass the same cases.
+
+What the pipeline relies on: every loaded row carries its chunk and attempt, and only the attempts a
+finaliser validated are ever read (counted, checksummed, published), whatever else the load table holds;
+a publish guarded by the expected row count leaves the target as it was when the count is wrong."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from aurora_replication.pipeline import staging
+from aurora_replication.source import discover as source_discover
+from aurora_replication.source import read as source_read
+from aurora_replication.target.names import load_table_name
+from aurora_replication.target.snowflake import client as snowflake_client
+from aurora_replication.target.snowflake.client import RowCountMismatch
+from aurora_replication.target.warehouse import Warehouse
+
+RUN = "20261206T170000Z-c0ffee"
+# each implementation: how to open it on the test's servers
+WAREHOUSES: dict[str, Callable[[Any], tuple[Warehouse, Callable[[], None]]]] = {
+    "snowflake": lambda env: _snowflake(env),
+}
+
+
+def _snowflake(env: Any) -> tuple[Warehouse, Callable[[], None]]:
+    conn = env.snowflake()
+    return snowflake_client.Target(conn, "CONTRACT_STAGE", set()), conn.close
+
+
+@pytest.fixture(params=sorted(WAREHOUSES))
+def warehouse(request: pytest.FixtureRequest, env: Any) -> Iterator[Warehouse]:
+    w, close = WAREHOUSES[request.param](env)
+    try:
+        yield w
+    finally:
+        close()
+
+
+def _plan_and_rows(env: Any) -> tuple[Any, list[list[Any]]]:
+    env.sql(
+        "CREATE TABLE contract (id INT PRIMARY KEY, name VARCHAR(20), amount DECIMAL(10,2), doc JSON)",
+        "INSERT INTO contract VALUES (1, 'one', 1.50, '{\"a\": 1}'), (2, NULL, -2.00, NULL), (3, 'three', 0.00, '[]')",
+    )
+    plan = source_discover.discover_table(env.mysql, env.database, "contract")
+    with env.mysql.cursor() as cur:
+        cur.execute("SELECT `id`, `name`, `amount`, `doc` FROM contract ORDER BY id")
+        rows = staging.bound_rows(plan, [tuple(None if v is None else str(v) for v in r) for r in cur.fetchall()])
+    return plan, rows
+
+
+def test_the_implementation_has_exactly_the_interfaces_methods() -> None:
+    def public(cls: type) -> dict[str, inspect.Signature]:
+        return {
+            n: inspect.signature(f)
+            for n, f in inspect.getmembers(cls, callable)
+            if not n.startswith("_") and n not in {"register"}
+        }
+
+    ours = public(snowflake_client.Target)
+    declared = {n: s for n, s in public(Warehouse).items() if n in Warehouse.__dict__}
+    assert set(ours) == set(declared), set(ours) ^ set(declared)
+    # the same parameters (a context manager's return type is spelled two ways: the decorator's and the type's)
+    assert {n for n in ours if ours[n].parameters != declared[n].parameters} == set()
+
+
+def test_only_validated_attempts_are_read(env, warehouse: Warehouse) -> None:
+    plan, rows = _plan_and_rows(env)
+    load = load_table_name(plan, RUN)
+    warehouse.load_rows(plan, load, 0, "a-old", rows[:1])  # an earlier attempt of the chunk, left behind
+    warehouse.load_rows(plan, load, 0, "a-new", rows)
+    sums = warehouse.attempt_sums(plan, load, 0, "a-new")
+    source = source_read.chunk_checksum(env.mysql, plan, None, None, None)
+    assert (sums["target_rows"], sums["target_checksum"]) == source
+    attempts = warehouse.record_attempts(plan, RUN, "t1", [(0, "a-new")])
+    assert warehouse.checksums_of_attempts(plan, load, attempts) == {0: source}
+
+
+def test_a_publish_guarded_by_a_wrong_count_leaves_the_target_as_it_was(env, warehouse: Warehouse) -> None:
+    plan, rows = _plan_and_rows(env)
+    load = load_table_name(plan, RUN)
+    warehouse.load_rows(plan, load, 0, "a1", rows)
+    warehouse.load_rows(plan, load, 0, "a2", rows)  # a duplicate attempt: never published
+    attempts = warehouse.record_attempts(plan, RUN, "t1", [(0, "a1")])
+    warehouse.publish(plan, load, attempts, expected_rows=3)
+    assert warehouse.exists(plan.target_table) and warehouse.row_count(plan.target_table) == 3
+    with pytest.raises(RowCountMismatch):
+        warehouse.overwrite(plan, load, attempts, expected_rows=4)
+    assert warehouse.row_count(plan.target_table) == 3
+    warehouse.drop(load)
+    assert not warehouse.exists(load)
