@@ -114,6 +114,15 @@ def test_three_databases_merged_full_then_incremental_then_one_database_again(en
     assert modes == {"t1": "full", "t2": "incremental", "t3": "incremental"}, modes
     _equal_per_database(env, names)
 
+    # reconcile: a key deleted in t1 goes from t1's rows only (t2 and t3 have the same key 6)
+    env.sql(f"DELETE FROM `{names['t1']}`.items WHERE id = 6")
+    fifth = stack.run({**request, "mode": "reconcile"}, workers=2)
+    assert fifth.ok, {d: r.run.get("table_states") for d, r in fifth.runs.items()}
+    removed = {d[-2:]: int(o.run["table_states"]["items"]["reconciled_rows"]) for d, o in fifth.runs.items()}
+    assert removed == {"t1": 1, "t2": 0, "t3": 0}, removed
+    _equal_per_database(env, names)
+    assert (6, "t2-6") in _merged(env)[names["t2"]]
+
 
 def test_replicate_validate_compares_each_merged_database(env, capsys, tmp_path) -> None:
     names = _databases(env)
@@ -153,7 +162,6 @@ def test_what_a_merge_request_refuses(env) -> None:
     stack = env.start_stack()
     both = [names["t1"], names["t2"]]
     base = {"tables": "items", "mode": "full", "databases": both, "database_mapping": "merge"}
-    _refused(stack, {**base, "mode": "reconcile"}, r"'merge' is not supported with mode 'reconcile'")
     _refused(stack, {**base, "mode": "cdc"}, r"not supported with mode 'cdc'")
     history = {**base, "table_options": {"items": {"history": True}}}
     _refused(stack, history, r"history mode is not supported with database_mapping 'merge'")

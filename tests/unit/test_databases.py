@@ -94,10 +94,6 @@ def test_run_ids_of_the_databases() -> None:
         ({"tables": "*", "databases": ["a"]}, "databases needs database_mapping"),
         ({"tables": "*", "database_mapping": "schema"}, "database_mapping goes with databases"),
         (
-            {"tables": "*", "databases": ["a"], "database_mapping": "merge", "mode": "reconcile"},
-            "'merge' is not supported with mode 'reconcile'",
-        ),
-        (
             {"tables": "*", "databases": ["a"], "database_mapping": "merge", "mode": "cdc"},
             "not supported with mode 'cdc'",
         ),

@@ -48,3 +48,14 @@ def test_a_plan_and_an_existing_table_must_agree_on_being_merged() -> None:
     assert merged_sql.shape_mismatch(merged, shared) is None and merged_sql.shape_mismatch(KEYED, plain) is None
     assert "exists without _ASR_SOURCE_DATABASE" in str(merged_sql.shape_mismatch(merged, plain))
     assert "a whole copy would replace them all" in str(merged_sql.shape_mismatch(KEYED, shared))
+
+
+def test_reconcile_keeps_to_the_database_of_a_merged_table() -> None:
+    own = merged_sql.database_filter("tenant_a", "t.")
+    assert own == "t.\"_ASR_SOURCE_DATABASE\" = 'tenant_a'"
+    for build in (sql.reconcile_delete, sql.reconcile_mark, sql.reconcile_unmark, sql.keys_missing_in_target):
+        plain = build(KEYED, "K", ATTEMPTS)
+        merged = build(KEYED, "K", ATTEMPTS, own)
+        assert own not in plain and merged.count(own) == 1, build.__name__
+        assert merged.count("%s") == plain.count("%s")  # the filter binds nothing
+    assert f"WHERE {own} AND NOT EXISTS" in sql.reconcile_delete(KEYED, "K", ATTEMPTS, own)

@@ -180,12 +180,6 @@ class RunRequest(_Strict):
                 "databases needs database_mapping: 'schema' (a Snowflake schema per database) or 'prefix' "
                 "(one schema, each table's name after '<database>__')"
             )
-        if self.database_mapping == "merge" and self.mode == "reconcile":
-            raise ValueError(
-                "database_mapping 'merge' is not supported with mode 'reconcile' yet (its deletes are not kept to one "
-                "database's rows): use mode 'full' to remove rows deleted in MySQL, or database_mapping 'schema' or "
-                "'prefix'"
-            )
         if self.mode == "cdc":
             raise ValueError(
                 "databases is not supported with mode 'cdc' yet: run one cdc stack per source database, or copy "

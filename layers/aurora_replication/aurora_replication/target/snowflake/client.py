@@ -533,17 +533,16 @@ class Target:
         """Delete (or mark) the target's rows whose key is not among the validated keys read from
         MySQL; returns how many rows were deleted or newly marked. Only while the keys table holds
         ``expected_keys`` validated keys (a guard in the statement): otherwise ``RowCountMismatch``."""
-        if plan.merged:  # its DELETE and UPDATE would reach every database's rows (refused by the request)
-            raise ValueError(f"table {plan.table!r}: reconcile of a merged table is not supported")
+        own = merged_sql.database_filter(_database(plan), "t.") if plan.merged else ""  # a merged table: its rows
         guarded = (*attempts.params, *attempts.params, expected_keys)
         rows: Sequence[Sequence[Any]]
         if action == "mark":  # two statements in one transaction: synchronous (a transaction ends with its session)
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
-                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), guarded)
-                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), attempts.params)
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts, own), guarded)
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts, own), attempts.params)
         else:
-            rows = self.run_long("reconcile", sql.reconcile_delete(plan, keys_table, attempts), guarded)
+            rows = self.run_long("reconcile", sql.reconcile_delete(plan, keys_table, attempts, own), guarded)
         # the statement's guard held if the keys table still holds the validated keys now
         found = int(execute(self.conn, sql.validated_count(keys_table, attempts), attempts.params)[0][0])
         if found != expected_keys:
@@ -551,7 +550,8 @@ class Target:
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
     def keys_missing(self, plan: TablePlan, keys_table: str, attempts: Attempts) -> int:
-        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), attempts.params)
+        own = merged_sql.database_filter(_database(plan), "t.") if plan.merged else ""
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts, own), attempts.params)
         return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------
