@@ -892,9 +892,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--database-mapping",
-        choices=["schema", "prefix"],
+        choices=["schema", "prefix", "merge"],
         default="schema",
-        help="with --databases: a Snowflake schema per database, or one schema with '<database>__' before table names",
+        help="with --databases: a Snowflake schema per database, one schema with '<database>__' before table names, "
+        "or one table per source table holding every database's rows (_ASR_SOURCE_DATABASE)",
     )
     r.add_argument(
         "--start-position",
@@ -967,7 +968,7 @@ def build_parser() -> argparse.ArgumentParser:
     _endpoint_options(v)
     v.add_argument("--tables", default="*", help="comma-separated table names, or * (default)")
     v.add_argument("--databases", default=None, help="as for run: each database's tables against where it is copied")
-    v.add_argument("--database-mapping", choices=["schema", "prefix"], default="schema", help="as for run")
+    v.add_argument("--database-mapping", choices=["schema", "prefix", "merge"], default="schema", help="as for run")
     v.set_defaults(func=cmd_validate)
 
     s = sub.add_parser("stop", help="stop the local MariaDB and Snowflake emulator")

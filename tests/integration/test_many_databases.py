@@ -194,7 +194,6 @@ def test_a_wrong_database_request_is_refused_with_nothing_written(env) -> None:
         {**base, "databases": [f"{env.database}_t*"], "table_options": {"only_here": {"history": False}}},
         rf"table_options name unknown table\(s\) 'only_here' in database '{names['t2']}'",
     )
-    _refused(stack, {**base, "database_mapping": "merge", "databases": [names["t1"]]}, r"'merge'.*not supported")
     _refused(
         stack,
         {**base, "mode": "cdc", "database_mapping": "merge", "databases": [names["t1"]]},

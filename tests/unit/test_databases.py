@@ -52,6 +52,19 @@ def test_schema_and_prefix_mappings() -> None:
     assert "table_prefix" not in schema.to_item()  # a scope of one database is recorded as before
 
 
+def test_the_merge_mapping_shares_each_table_between_the_databases() -> None:
+    scopes = {d: databases.scope_for(BASE, d, "merge") for d in ("tenant_1", "tenant_2")}
+    one, two = scopes["tenant_1"], scopes["tenant_2"]
+    assert (one.target_schema, one.target_table("orders"), one.mapping) == ("PUBLIC", "ORDERS", "merge")
+    assert one.target_table("orders") == two.target_table("orders")
+    # state stays per source database: two keys for the one shared table
+    assert one.key("orders").pk != two.key("orders").pk
+    assert Scope.from_item(one.to_item()) == one
+    # each database's items into the one ITEMS: not a clash under merge
+    where = databases.target_names(scopes, {"tenant_1": ["items"], "tenant_2": ["items"]})
+    assert set(where.values()) == {("PUBLIC", "ITEMS")}
+
+
 def test_two_tables_on_one_snowflake_name_refuse_the_request() -> None:
     scopes = {d: databases.scope_for(BASE, d, "prefix") for d in ("a_", "a")}
     # a_.c and a._c would both be A___C
@@ -80,7 +93,10 @@ def test_run_ids_of_the_databases() -> None:
     [
         ({"tables": "*", "databases": ["a"]}, "databases needs database_mapping"),
         ({"tables": "*", "database_mapping": "schema"}, "database_mapping goes with databases"),
-        ({"tables": "*", "databases": ["a"], "database_mapping": "merge"}, "'merge'.*is not supported yet"),
+        (
+            {"tables": "*", "databases": ["a"], "database_mapping": "merge", "mode": "cdc"},
+            "not supported with mode 'cdc'",
+        ),
         (
             {"tables": "*", "databases": ["a"], "database_mapping": "merge", "mode": "cdc"},
             "'merge' is not supported with mode 'cdc'",

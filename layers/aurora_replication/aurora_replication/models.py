@@ -144,7 +144,8 @@ class RunRequest(_Strict):
     databases: list[str] | None = Field(default=None, min_length=1)
     # where each database's tables go: ``schema``, a Snowflake schema of its own (named after the
     # database) in the target database; ``prefix``, the target schema with ``<database>__`` before each
-    # table's name; ``merge`` is refused (not built yet; under cdc too)
+    # table's name; ``merge``, the target schema, every database's rows in one table per source table with
+    # ``_ASR_SOURCE_DATABASE`` (``target/snowflake/merged_sql.py``)
     database_mapping: Literal["schema", "prefix", "merge"] | None = None
 
     @field_validator("databases", mode="before")
@@ -184,11 +185,6 @@ class RunRequest(_Strict):
                 "database_mapping 'merge' is not supported with mode 'cdc': each database's changes would need the "
                 "merged table's key extended by _ASR_SOURCE_DATABASE in the change batches; use 'schema' or "
                 "'prefix' under cdc"
-            )
-        if self.database_mapping == "merge":
-            raise ValueError(
-                "database_mapping 'merge' (every database's rows in one table with _ASR_SOURCE_DATABASE) is not "
-                "supported yet: use 'schema' or 'prefix', and a view that unions the tables"
             )
         return self
 
@@ -339,6 +335,9 @@ class TablePlan(_Strict):
     kept_by_options: list[str] = Field(default_factory=list)
     # MySQL's NOT NULL columns, as planning read them: a planning fact, not sent in messages
     not_null: list[str] = Field(default_factory=list, exclude=True)
+    # ``database_mapping: merge``: the target is shared by several source databases, each row carrying its
+    # database (``source_database``) in ``_ASR_SOURCE_DATABASE``; every statement keeps to its rows
+    merged: bool = False
 
     def column(self, name: str) -> Column:
         for c in self.columns:

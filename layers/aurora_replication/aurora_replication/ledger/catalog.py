@@ -199,9 +199,14 @@ class CatalogNotes(Ledger):
         """Each Snowflake table (database, schema, table) the catalog names, with the source databases copied
         into it; empty (and nothing read) until a request of several databases has run, unless ``always``:
         before one, each of the stack's scopes has a source database of its own and no two name one table."""
+        return {where: set(dbs) for where, dbs in self.target_owner_mappings(always).items()}
+
+    def target_owner_mappings(self, always: bool = False) -> dict[tuple[str, str, str], dict[str, str]]:
+        """``target_owners`` with each source database's ``database_mapping`` ("" for the stack's own
+        scope): what tells the databases merged into one shared table (``merge``) from a table copied whole."""
         if not always and self.table.get_item(Key={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES}).get("Item") is None:
             return {}
-        owners: dict[tuple[str, str, str], set[str]] = {}
+        owners: dict[tuple[str, str, str], dict[str, str]] = {}
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#"},
@@ -212,7 +217,10 @@ class CatalogNotes(Ledger):
             scope = Scope.from_item(item.get("scope"))
             if scope is not None and item.get("target_table"):
                 where = (scope.target_database, scope.target_schema, str(item["target_table"]))
-                owners.setdefault(where, set()).add(scope.source_database)
+                mappings = owners.setdefault(where, {})
+                # a database copied both ways into one table: the whole copy (not merge) is the one that counts
+                if mappings.get(scope.source_database, "merge") == "merge":
+                    mappings[scope.source_database] = scope.mapping
         return owners
 
     def run_started_at(self, run_id: str, table: str) -> float | None:

@@ -50,7 +50,7 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target.snowflake import evolution, history_sql
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -368,7 +368,8 @@ def plan_cdc_table(
     plan, pending, renames, unfollowed = _rename_in_target(table, plan, renaming, existing, s.identifier_case)
     if unfollowed:
         problems.append(unfollowed)
-    mismatch = history_sql.mode_mismatch(plan, existing)
+    # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
+    mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
     if mismatch:
         raise BadInputError(mismatch)
     alters: list[str] = []

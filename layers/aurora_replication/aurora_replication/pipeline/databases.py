@@ -11,6 +11,7 @@ matches none, two tables that would land on one Snowflake name (docs/run-request
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
 from typing import Any
 
@@ -76,7 +77,9 @@ def scope_for(base: Scope, database: str, mapping: str) -> Scope:
     if mapping == "prefix":
         prefix = database + PREFIX_SEPARATOR
         return Scope(database, base.target_database, base.target_schema, base.identifier_case, prefix, mapping)
-    raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix'")
+    if mapping == "merge":  # the target secret's schema, each table under its own name, shared
+        return Scope(database, base.target_database, base.target_schema, base.identifier_case, "", mapping)
+    raise BadInputError(f"database_mapping {mapping!r} is not one of 'schema', 'prefix', 'merge'")
 
 
 def target_names(scopes: dict[str, Scope], tables: dict[str, list[str]]) -> dict[tuple[str, str], tuple[str, str]]:
@@ -95,7 +98,8 @@ def target_names(scopes: dict[str, Scope], tables: dict[str, list[str]]) -> dict
                 )
             where = (scope.target_schema, scope.target_table(table))
             other = seen.setdefault(where, (database, table))
-            if other != (database, table):
+            # merged: one table of each database into one shared table, the same name in each
+            if other != (database, table) and not (scope.mapping == "merge" and other[1] == table):
                 raise BadInputError(
                     f"tables {other[0]}.{other[1]} and {database}.{table} both map to {where[0]}.{where[1]} in "
                     "Snowflake; name the databases apart, or use TARGET_IDENTIFIER_CASE=preserve"
@@ -113,3 +117,120 @@ def child_run_id(run_id: str, database: str) -> str:
         return plain
     digest = hashlib.sha1(database.encode("utf-8"), usedforsecurity=False).hexdigest()[:8]
     return f"{run_id[: 64 - 9]}-{digest}"
+
+
+def where_copied(scope: Scope, table: str) -> tuple[str, str, str]:
+    """The Snowflake table (database, schema, table) ``table`` lands on in ``scope``: the catalog's owners' key."""
+    return (scope.target_database, scope.target_schema, scope.target_table(table))
+
+
+def not_another_databases(
+    state: Any, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], dict[str, str]] | None = None
+) -> None:
+    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
+    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
+    copy of one would replace the other's rows. A merged run (``database_mapping: merge``) shares its tables
+    with the other merged databases only, and a whole copy never lands on a merged table. ``owners``: the
+    catalog's (``StateStore.target_owner_mappings``), by default read here, which reads nothing until a
+    request of several databases has run."""
+    owners = state.target_owner_mappings() if owners is None else owners
+    for table in names:
+        where = where_copied(scope, table)
+        found = owners.get(where, {})
+        if scope.mapping == "merge":
+            whole = sorted(d for d, m in found.items() if m != "merge")
+            if whole:
+                raise BadInputError(
+                    f"table {scope.source_database}.{table} would be merged into {'.'.join(where)}, which holds a "
+                    f"whole copy of database {whole[0]!r}'s table (not merged): its rows carry no "
+                    "_ASR_SOURCE_DATABASE; rename or drop that table in Snowflake, or choose database_mapping "
+                    "'schema' or 'prefix'"
+                )
+            continue
+        merged = sorted(d for d, m in found.items() if m == "merge")
+        if merged:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"rows of databases merged into it ({', '.join(repr(d) for d in merged[:5])}): a whole copy would "
+                "replace all of them; copy it with database_mapping 'merge', or choose another mapping"
+            )
+        others = sorted(set(found) - {scope.source_database})
+        if others:
+            raise BadInputError(
+                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
+                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
+                "database_mapping, or rename the target schema (the target secret's) or the old table"
+            )
+
+
+# ---- database_mapping: merge (docs/run-requests.md#merged-into-one-table) ----
+# one column of a table as the merged table's agreement compares it: (name, MySQL column type, nullable)
+ColumnShape = tuple[str, str, str]
+# a table's columns in order, then its primary key's columns in order ("" without one)
+TableShape = tuple[list[ColumnShape], str]
+
+
+def table_shapes(conn: Any, names: list[str], tables: list[str]) -> dict[str, dict[str, TableShape]]:
+    """Each database's tables' columns in order (``COLUMN_TYPE`` as MySQL writes it, ``IS_NULLABLE``) and
+    primary key: two queries for the whole request, from ``information_schema``."""
+    if not names or not tables:
+        return {}
+    dbs = ", ".join(["%s"] * len(names))
+    tbls = ", ".join(["%s"] * len(tables))
+    columns = query(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS "  # noqa: S608 (placeholders only)
+        f"WHERE TABLE_SCHEMA IN ({dbs}) AND TABLE_NAME IN ({tbls}) ORDER BY TABLE_SCHEMA, TABLE_NAME, ORDINAL_POSITION",
+        [*names, *tables],
+    )
+    keys = query(
+        conn,
+        "SELECT TABLE_SCHEMA, TABLE_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX SEPARATOR ',') "  # noqa: S608 (placeholders only)
+        f"FROM information_schema.STATISTICS WHERE INDEX_NAME = 'PRIMARY' AND TABLE_SCHEMA IN ({dbs}) "
+        f"AND TABLE_NAME IN ({tbls}) GROUP BY TABLE_SCHEMA, TABLE_NAME",
+        [*names, *tables],
+    )
+    cols: dict[tuple[str, str], list[ColumnShape]] = {}
+    for db, table, column, type_, nullable in columns:
+        cols.setdefault((str(db), str(table)), []).append((str(column), str(type_).lower(), str(nullable)))
+    key = {(str(db), str(table)): str(k) for db, table, k in keys}
+    out: dict[str, dict[str, TableShape]] = {d: {} for d in names}
+    for (db, table), c in cols.items():
+        out[db][table] = (c, key.get((db, table), ""))
+    return out
+
+
+def shapes_agree(shapes: dict[str, dict[str, TableShape]], tables: list[str]) -> None:
+    """Refuse a merge of databases whose tables differ: each table must have the same columns, in the same
+    order, of the same types and nullability, and the same primary key, in every database (the first
+    database is the reference). One shared table cannot hold two shapes, and evolving it to one
+    database's shape would change the others' rows; the message names the table, the databases and the
+    first difference, and the fix."""
+    names = list(shapes)
+    for table in tables:
+        having = [d for d in names if table in shapes[d]]  # with ``*``, a database may lack a table
+        if not having:
+            continue
+        first = having[0]
+        ref_cols, ref_key = shapes[first][table]
+        for other in having[1:]:
+            cols, key = shapes[other][table]
+            if cols != ref_cols:
+                a, b = next((a, b) for a, b in itertools.zip_longest(ref_cols, cols) if a != b)
+                what = f"{_column_text(a)} in {first!r}, {_column_text(b)} in {other!r}"
+            elif key != ref_key:
+                what = f"primary key ({ref_key or 'none'}) in {first!r}, ({key or 'none'}) in {other!r}"
+            else:
+                continue
+            raise BadInputError(
+                f"database_mapping 'merge': table {table!r} differs between databases {first!r} and {other!r} "
+                f"({what}); one shared table holds one shape: make the tables alike in MySQL, or use "
+                "database_mapping 'schema' or 'prefix'"
+            )
+
+
+def _column_text(shape: ColumnShape | None) -> str:
+    if shape is None:
+        return "no such column"
+    name, type_, nullable = shape
+    return f"column {name!r} {type_}{' NULL' if nullable == 'YES' else ' NOT NULL'}"

@@ -32,7 +32,7 @@ from aurora_replication.models import Column, TablePlan
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.target.snowflake import sql as target_sql
-from aurora_replication.target.snowflake.client import execute
+from aurora_replication.target.snowflake.client import execute, own_rows
 from aurora_replication.target.warehouse import Warehouse
 
 SHOWN_CHARS = 200  # values longer than this are shown cut, with their length
@@ -124,6 +124,8 @@ def _selection(
     if target_where:
         sf_where = f"({sf_where}) AND ({target_where})" if sf_where else target_where
         sf_params += target_params
+    if chunk is None and plan.merged:  # a merged target: the plan's database's rows only
+        sf_where = own_rows(plan, sf_where)
     load_table = chunk is not None
     text = load_table if json_text is None else json_text
     return _Side(mysql_where, list(mysql_params), sf_where, list(sf_params), load_table, target_table, text)

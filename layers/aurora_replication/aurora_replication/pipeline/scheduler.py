@@ -48,7 +48,7 @@ from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.target.snowflake import client as target
-from aurora_replication.target.snowflake import evolution, history_sql
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 from aurora_replication.target.snowflake import sql as target_sql
 from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
@@ -142,6 +142,9 @@ def plan_table(
     if services.source_database is not None:  # a run of one of several databases (pipeline/databases.py)
         where = {"source_database": services.source_database, "target_schema": services.target_schema}
         plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
+    if scope.mapping == "merge":
+        _mergeable(plan)
+        plan = plan.model_copy(update={"merged": True})
     key = scope.key(table)
     stored = services.state.get_watermark(key) if plan.watermark else None
     notes = list(plan.notes)
@@ -178,7 +181,7 @@ def plan_table(
         schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
     if mode == "incremental":
         existing = target_columns(plan.target_table)
-        mismatch = history_sql.mode_mismatch(plan, existing)
+        mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
@@ -509,6 +512,15 @@ def _locate(services: Services, request: RunRequest, scope: Scope) -> None:
     services.locate(scope.source_database, scope.target_schema if request.database_mapping == "schema" else None)
 
 
+def _not_another_databases(
+    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
+) -> None:
+    """The overwrite guard handed to cdc's planning (``databases.not_another_databases``: no table lands where
+    another source database was copied, nor a whole copy on a merged table); it reads the catalog's owners
+    with their mappings itself."""
+    databases.not_another_databases(services.state, scope, names)
+
+
 def make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
     """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
     sf = services.snowflake()
@@ -528,17 +540,30 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
     request fails only when all do."""
     assert request.databases is not None and request.database_mapping is not None
     base = services.scope()
+    owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first such run
     conn = services.mysql()
     try:
-        chosen = databases.match_databases(request.databases, databases.list_databases(conn))
+        available = databases.list_databases(conn)
+        chosen = databases.match_databases(request.databases, available)
         scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
         tables = {d: resolve_tables(conn, services, d, request)[0] for d in chosen}
+        if request.database_mapping == "merge":  # one shared table holds one shape
+            every = sorted({t for names in tables.values() for t in names})
+            # the databases merged into these tables before (the catalog's), not named now, compared too: the
+            # shared table is not evolved to the shape of some of its databases only
+            merged_before = {
+                d
+                for t in every
+                for d, m in owners.get(databases.where_copied(scopes[chosen[0]], t), {}).items()
+                if m == "merge" and d not in chosen and d in available
+            }
+            compared = [*chosen, *sorted(merged_before)]
+            databases.shapes_agree(databases.table_shapes(conn, compared, every), every)
     finally:
         conn.close()
     databases.target_names(scopes, tables)
-    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
     for d in chosen:
-        _not_another_databases(services, scopes[d], tables[d], owners)
+        databases.not_another_databases(services.state, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
     taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
     if taken:
@@ -607,6 +632,20 @@ def resolve_tables(
     return names, options
 
 
+def _mergeable(plan: TablePlan) -> None:
+    """What ``database_mapping: merge`` cannot keep to one database's rows yet: refused, naming the table."""
+    if plan.history:
+        raise BadInputError(
+            f"table {plan.table!r}: history mode is not supported with database_mapping 'merge' yet (its versions "
+            "would need the database in every key and interval); use database_mapping 'schema' or 'prefix'"
+        )
+    if not plan.key:
+        raise BadInputError(
+            f"table {plan.table!r} has no primary or unique key: with database_mapping 'merge' its rows could not be "
+            "kept apart from another database's; give it a key in MySQL, or use database_mapping 'schema' or 'prefix'"
+        )
+
+
 def _history_not_in_cdc(services: Services, plan: TablePlan, scope: Scope) -> None:
     """A history table that cdc replicates orders its versions by binlog position; a full or incremental
     run would add versions ordered by run id beside them (docs/run-requests.md#history-mode)."""
@@ -637,32 +676,13 @@ class Planning:
     done: int = 0  # the tables of ``names`` planned and recorded (or failed, or declined), from the first
 
 
-def _not_another_databases(
-    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
-) -> None:
-    """Refuse a run whose tables land on Snowflake tables another source database was copied into (a request
-    of several databases whose schema or prefixed name meets the stack's own tables, or another's): a full
-    copy of one would replace the other's rows. ``owners``: the catalog's (``StateStore.target_owners``),
-    by default read here, which reads nothing until a request of several databases has run."""
-    owners = services.state.target_owners() if owners is None else owners
-    for table in names:
-        where = (scope.target_database, scope.target_schema, scope.target_table(table))
-        others = sorted(owners.get(where, set()) - {scope.source_database})
-        if others:
-            raise BadInputError(
-                f"table {scope.source_database}.{table} would be copied into {'.'.join(where)}, which holds the "
-                f"copy of database {others[0]!r}'s table: one would overwrite the other; choose another "
-                "database_mapping, or rename the target schema (the target secret's) or the old table"
-            )
-
-
 def _schedule(
     request: RunRequest,
     run_id: str,
     services: Services,
     target_columns: TargetColumns,
     scope: Scope | None = None,
-    owners: dict[tuple[str, str, str], set[str]] | None = None,
+    owners: dict[tuple[str, str, str], dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """Plan the tables one after the other and send each group of leased tables' messages as soon as
     it is planned: the workers copy the first tables while the later ones are planned (a database of
@@ -679,7 +699,7 @@ def _schedule(
         database = scope.source_database if scope is not None else services.mysql_settings().dbname
         scope = scope or services.scope()  # the run's, recorded with it: its workers and a resume use this one
         names, options = resolve_tables(conn, services, database, request)
-        _not_another_databases(services, scope, names, owners)
+        databases.not_another_databases(services.state, scope, names, owners)
         target_columns.expect(names, scope)
         p = Planning(conn, services, database, request, run_id, names, options, scope, target_columns)
         _plan(p, 0)

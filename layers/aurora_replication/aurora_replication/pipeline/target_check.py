@@ -5,6 +5,7 @@ After each commit the finaliser notes in the table's catalog item how many rows 
 (``table_rows``, with the run that left them). Before a run plans a table it compares that with the
 target now: whether the table exists, and its row count (Snowflake answers ``COUNT(*)`` of a whole
 table from metadata, so the check costs no warehouse scan; a hundred tables go in one statement).
+A merged table (``database_mapping: merge``) is counted by its database's rows, a scan of the filter.
 A table dropped, truncated, or with rows deleted or inserted by something else is *drift*: the
 scheduler re-copies it (``auto``: a full copy; cdc: a new initial copy) or, where the request named a
 mode that cannot heal it (``incremental``, ``reconcile``), fails the table naming what differs. It is
@@ -81,7 +82,11 @@ class TargetFacts:
         targets = {t: self._target_table(t) for t in counted}
         tgt = self.target()
         existing = tgt.existing_tables(list(targets.values()))
-        counts = tgt.row_counts([targets[t] for t in counted if targets[t] in existing])
+        there = [targets[t] for t in counted if targets[t] in existing]
+        if self.scope.mapping == "merge":  # a merged table: the scope's database's rows (a scan of the filter)
+            counts = tgt.database_row_counts(there, self.scope.source_database)
+        else:
+            counts = tgt.row_counts(there)
         for t in counted:
             self.rows[t] = counts.get(targets[t])
 

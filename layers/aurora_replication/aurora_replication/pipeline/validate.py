@@ -17,6 +17,7 @@ from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.target.snowflake import history_sql, sql
+from aurora_replication.target.snowflake.client import own_rows
 from aurora_replication.target.warehouse import Warehouse
 
 
@@ -107,7 +108,8 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
                 plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules
             )
             if scope is not None:
-                plan = plan.model_copy(update={"target_table": scope.target_table(table)})
+                merged = {"merged": True, "source_database": database} if scope.mapping == "merge" else {}
+                plan = plan.model_copy(update={"target_table": scope.target_table(table), **merged})
             stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
             if plan.history or history_sql.is_history_table(tgt.columns(stored)):
                 # history mode: the source against the current versions (``<target>_CURRENT``), not every version
@@ -118,7 +120,7 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
             if not tgt.exists(stored):
                 row.update(target_rows="-", target_checksum="-", result="missing in Snowflake")
             else:
-                tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table)
+                tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table, where=own_rows(plan, ""))
                 same = (src_count, src_sum) == (tgt_count, tgt_sum)
                 found, ranges = _differences(mysql, tgt, plan, same, s.default_chunk_rows)
                 result = "ok" if same else ("count differs" if src_count != tgt_count else "checksum differs")

@@ -110,6 +110,15 @@ class Warehouse(Protocol):
 
     def row_count(self, table: str) -> int: ...
 
+    def table_rows(self, plan: TablePlan) -> int:
+        """How many rows of the plan's the target holds: the whole table's, or a merged table's rows of the plan's
+        database (``database_mapping: merge``)."""
+        ...
+
+    def database_row_counts(self, tables: Sequence[str], database: str) -> dict[str, int]:
+        """Each (existing) merged table's rows of ``database`` (the whole-target check of a merged run)."""
+        ...
+
     def existing_tables(self, names: Sequence[str]) -> set[str]:
         """Which of ``names`` exist in the session's schema (one query per hundred names)."""
         ...
@@ -137,6 +146,14 @@ class Warehouse(Protocol):
         own transaction: a failure leaves the old contents whole; the table object and everything attached to it
         stay), as a long statement. The statement fails unless the load table holds exactly ``expected_rows``
         validated rows (``sql.guard_rows``): ``RowCountMismatch``."""
+        ...
+
+    def replace_database_rows(
+        self, plan: TablePlan, load_table: str, attempts: Attempts, expected_rows: int, dropped: Sequence[str] = ()
+    ) -> None:
+        """A merged table's full copy of one database: its rows become the validated attempts and no other
+        database's row is touched, in one statement (a long one); ``dropped`` columns set NULL in its updated rows.
+        It fails unless the load table holds exactly ``expected_rows`` validated rows: ``RowCountMismatch``."""
         ...
 
     def drop(self, table: str) -> None: ...

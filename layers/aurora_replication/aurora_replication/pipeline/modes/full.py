@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
-from aurora_replication.target.snowflake import evolution, history_sql
+from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 
 
 class Full(SyncMode):
@@ -33,8 +33,8 @@ class Full(SyncMode):
         if c.plan.history:
             return history_commit(c, whole_table=True)
         existing = c.target.columns(c.plan.target_table)
-        mismatch = history_sql.mode_mismatch(c.plan, existing)
-        if mismatch:  # an overwrite would drop every version
+        mismatch = history_sql.mode_mismatch(c.plan, existing) or merged_sql.shape_mismatch(c.plan, existing)
+        if mismatch:  # an overwrite would drop every version, or other databases' rows
             raise CommitMismatch(mismatch)
         if not existing:
             c.target.ensure_target_table(c.plan)
@@ -42,6 +42,13 @@ class Full(SyncMode):
         else:
             change = evolution.diff(c.plan, existing)
         result: dict[str, Any] = {}
+        if change.conflicts and c.plan.merged:  # recreating the shared table would drop the other databases' rows
+            raise CommitMismatch(
+                f"table {c.plan.table!r}: its merged target {c.plan.target_table!r} would have to be recreated ("
+                + "; ".join(change.conflicts)
+                + "), which would drop the other databases' rows: change the column in Snowflake by hand (every "
+                "database's table alike), or rename the merged table and copy every database again"
+            )
         if change.conflicts:
             c.target.publish(c.plan, c.load_table, c.attempts, c.loaded_rows)
             result["publish"] = (
@@ -50,8 +57,20 @@ class Full(SyncMode):
             )
         else:
             c.target.alter(evolution.alter_statements(c.plan, change))  # DDL: before the transaction
-            c.target.overwrite(c.plan, c.load_table, c.attempts, c.loaded_rows)
-            result["publish"] = "rows overwritten in place"
+            if c.plan.merged:  # the database's rows only, in one MERGE (``merged_sql.replace_database_rows``)
+                dropped = change.kept_in_target  # NULL in the database's rows, as an overwrite leaves them
+                c.target.replace_database_rows(c.plan, c.load_table, c.attempts, c.loaded_rows, dropped)
+                result["publish"] = f"rows of database {c.plan.source_database!r} replaced in the merged table"
+                own = c.target.table_rows(c.plan)  # no overwrite counted them: count the database's rows
+                if own != c.loaded_rows:
+                    raise CommitMismatch(
+                        f"after replacing database {c.plan.source_database!r}'s rows the merged table "
+                        f"{c.plan.target_table!r} holds {own:,} of them where the validated chunks hold "
+                        f"{c.loaded_rows:,}: it was changed by something else; compare it with `replicate validate`"
+                    )
+            else:
+                c.target.overwrite(c.plan, c.load_table, c.attempts, c.loaded_rows)
+                result["publish"] = "rows overwritten in place"
             notes = change.describe(c.plan.target_table)
             if notes:
                 result["schema_notes"] = notes

@@ -53,7 +53,7 @@ class Incremental(SyncMode):
         c.target.merge_validated(c.plan, c.load_table, c.attempts)
         c.fault("merged", c.message)
         check_not_null(c)
-        audited["table_rows"] = c.target.row_count(c.plan.target_table)
+        audited["table_rows"] = c.target.table_rows(c.plan)
         if c.plan.transform:
             return audited
         merged = c.target.merged_checksum(c.plan, c.load_table, c.attempts)

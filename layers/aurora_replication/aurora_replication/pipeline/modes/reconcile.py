@@ -38,5 +38,5 @@ class Reconcile(SyncMode):
             "reconciled_rows": removed,
             "reconcile_action": action,
             "keys_missing_in_target": missing,
-            "table_rows": c.target.row_count(c.plan.target_table),
+            "table_rows": c.target.table_rows(c.plan),
         }

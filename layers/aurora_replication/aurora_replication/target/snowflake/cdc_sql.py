@@ -18,6 +18,7 @@ from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.target.names import cdc_load_table_name
+from aurora_replication.target.snowflake.merged_sql import database_filter
 from aurora_replication.target.snowflake.sql import (
     ATTEMPT_COLUMN,
     CHUNK_COLUMN,
@@ -188,6 +189,8 @@ def null_rows(plan: TablePlan, column: str, action: str) -> str:
         where.append(f"{q('_ASR_IS_CURRENT')} = TRUE")
     elif action == "mark":
         where.append(f"{q(DELETED_COLUMN)} IS NULL")
+    if plan.merged and plan.source_database:  # a merged table: the plan's database's rows only
+        where.append(database_filter(plan.source_database))
     return f"SELECT COUNT(*) FROM {q(plan.target_table)} WHERE {' AND '.join(where)}"
 
 

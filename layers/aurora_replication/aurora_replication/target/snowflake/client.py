@@ -20,7 +20,7 @@ from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import TablePlan
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target.snowflake import cdc_sql, history_sql, sql
+from aurora_replication.target.snowflake import cdc_sql, history_sql, merged_sql, sql
 from aurora_replication.target.snowflake.long_statements import LongStatements, Pending
 from aurora_replication.target.snowflake.statements import bindable, execute
 from aurora_replication.target.warehouse import Attempts
@@ -217,6 +217,20 @@ class RowCountMismatch(RuntimeError):
         )
 
 
+def _database(plan: TablePlan) -> str:
+    if not plan.source_database:
+        raise ValueError(f"table {plan.table!r}: a merged plan names its source database")
+    return plan.source_database
+
+
+def own_rows(plan: TablePlan, where: str) -> str:
+    """``where`` on the target, kept to the plan's database's rows when the target is merged."""
+    if not plan.merged:
+        return where
+    own = merged_sql.database_filter(_database(plan))
+    return f"{own} AND ({where})" if where else own
+
+
 class Target:
     """The Snowflake side of one worker: stage, load tables, target tables."""
 
@@ -257,7 +271,7 @@ class Target:
             self.ready.add(key)
 
     def ensure_target_table(self, plan: TablePlan) -> None:
-        execute(self.conn, sql.create_target_table(plan))
+        execute(self.conn, merged_sql.create_shared_table(plan) if plan.merged else sql.create_target_table(plan))
 
     def put(self, local_path: str, path: str) -> None:
         """PUT a local file, or every file a wildcard (``*``) in its name matches, to the stage path: the
@@ -358,18 +372,36 @@ class Target:
 
     def merge_validated(self, plan: TablePlan, load_table: str, attempts: Attempts) -> None:
         """MERGE the validated attempts into the target: a long statement (it grows with the window)."""
-        self.run_long("merge", sql.merge_validated(plan, load_table, attempts), attempts.params, rows=False)
+        if plan.merged:  # on (``_ASR_SOURCE_DATABASE``, key): another database's row is never matched
+            statement = merged_sql.merge_database_rows(plan, load_table, attempts, _database(plan))
+        else:
+            statement = sql.merge_validated(plan, load_table, attempts)
+        self.run_long("merge", statement, attempts.params, rows=False)
 
     def merged_checksum(self, plan: TablePlan, load_table: str, attempts: Attempts) -> tuple[int, str]:
         """Count and checksum of the target's rows whose key the validated attempts carry (a long statement:
         it joins the target with the window's keys)."""
-        where = sql.merged_rows(plan, load_table, attempts)
+        where = own_rows(plan, sql.merged_rows(plan, load_table, attempts))
         statement = sql.checksum_aggregate_query(plan, plan.target_table, checksum_columns(plan, False), False, where)
         row = self.run_long("merge_check", statement, attempts.params)[0]
         return fold_sums(row[0], row[1])
 
     def row_count(self, table: str) -> int:
         return int(execute(self.conn, sql.row_count(table))[0][0])
+
+    def table_rows(self, plan: TablePlan) -> int:
+        """How many rows of the plan's the target holds: the whole table's count, or a merged table's rows of
+        the plan's database (``merged_sql.database_row_count``)."""
+        if plan.merged:
+            return int(execute(self.conn, merged_sql.database_row_count(plan.target_table, _database(plan)))[0][0])
+        return self.row_count(plan.target_table)
+
+    def database_row_counts(self, tables: Sequence[str], database: str) -> dict[str, int]:
+        """Each (existing) merged table's rows of ``database`` (the whole-target check of a merged run)."""
+        out: dict[str, int] = {}
+        for table in tables:
+            out[table] = int(execute(self.conn, merged_sql.database_row_count(table, database))[0][0])
+        return out
 
     def existing_tables(self, names: Sequence[str]) -> set[str]:
         """Which of ``names`` exist in the session's schema (one query per hundred names)."""
@@ -397,6 +429,7 @@ class Target:
         columns = checksum_columns(plan, json_text=False)
         # history mode: against the current versions only (``history_sql``)
         current = snowflake_ident(history_sql.IS_CURRENT) if plan.history else ""
+        current = own_rows(plan, current)  # a merged table: the plan's database's rows only
         statement = sql.audit_differences(plan, load_table, attempts, columns, bounded, current)
         params: list[object] = [*attempts.params, first_chunk, *([watermark_bound] if bounded else [])]
         return int(execute(self.conn, statement, params)[0][0])
@@ -440,6 +473,23 @@ class Target:
                 raise RowCountMismatch(plan.target_table, int(found.group(1)), expected_rows, "left unchanged") from e
             raise
 
+    def replace_database_rows(
+        self, plan: TablePlan, load_table: str, attempts: Attempts, expected_rows: int, dropped: Sequence[str] = ()
+    ) -> None:
+        """A merged table's full copy of one database: its rows become the validated attempts, no other
+        database's row touched (``merged_sql.replace_database_rows``: one MERGE, a long statement). The
+        statement fails unless the load table holds exactly ``expected_rows`` validated rows:
+        ``RowCountMismatch``, every row left as it was."""
+        params = (*attempts.params, *attempts.params, *attempts.params, expected_rows)
+        statement = merged_sql.replace_database_rows(plan, load_table, attempts, _database(plan), dropped)
+        try:
+            self.run_long("publish", statement, params, rows=False)
+        except snowflake.connector.errors.ProgrammingError as e:
+            found = re.search(re.escape(sql.GUARD_TEXT) + r": (\d+) rows", str(e))
+            if found:
+                raise RowCountMismatch(plan.target_table, int(found.group(1)), expected_rows, "left unchanged") from e
+            raise
+
     def drop(self, table: str) -> None:
         execute(self.conn, sql.drop_table(table))
         self.ready.discard(f"table:{table}")
@@ -477,21 +527,22 @@ class Target:
         self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None
     ) -> tuple[int, str]:
         where, params = sql.target_range(plan, lower, upper)
-        return self.checksum(plan, plan.target_table, where=where, params=params)
+        return self.checksum(plan, plan.target_table, where=own_rows(plan, where), params=params)
 
     def reconcile(self, plan: TablePlan, keys_table: str, attempts: Attempts, action: str, expected_keys: int) -> int:
         """Delete (or mark) the target's rows whose key is not among the validated keys read from
         MySQL; returns how many rows were deleted or newly marked. Only while the keys table holds
         ``expected_keys`` validated keys (a guard in the statement): otherwise ``RowCountMismatch``."""
+        own = merged_sql.database_filter(_database(plan), "t.") if plan.merged else ""  # a merged table: its rows
         guarded = (*attempts.params, *attempts.params, expected_keys)
         rows: Sequence[Sequence[Any]]
         if action == "mark":  # two statements in one transaction: synchronous (a transaction ends with its session)
             execute(self.conn, sql.add_deleted_column(plan))
             with self.transaction():
-                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts), guarded)
-                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts), attempts.params)
+                rows = execute(self.conn, sql.reconcile_mark(plan, keys_table, attempts, own), guarded)
+                execute(self.conn, sql.reconcile_unmark(plan, keys_table, attempts, own), attempts.params)
         else:
-            rows = self.run_long("reconcile", sql.reconcile_delete(plan, keys_table, attempts), guarded)
+            rows = self.run_long("reconcile", sql.reconcile_delete(plan, keys_table, attempts, own), guarded)
         # the statement's guard held if the keys table still holds the validated keys now
         found = int(execute(self.conn, sql.validated_count(keys_table, attempts), attempts.params)[0][0])
         if found != expected_keys:
@@ -499,7 +550,8 @@ class Target:
         return int(rows[0][0]) if rows and rows[0] and rows[0][0] is not None else 0
 
     def keys_missing(self, plan: TablePlan, keys_table: str, attempts: Attempts) -> int:
-        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts), attempts.params)
+        own = merged_sql.database_filter(_database(plan), "t.") if plan.merged else ""
+        rows = execute(self.conn, sql.keys_missing_in_target(plan, keys_table, attempts, own), attempts.params)
         return int(rows[0][0]) if rows else 0
 
     # ---- change data capture (target/cdc_sql.py) ---------------------------------------------

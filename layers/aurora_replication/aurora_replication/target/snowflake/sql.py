@@ -583,45 +583,53 @@ def merged_rows(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     return f"EXISTS (SELECT 1 FROM ({inner}) s WHERE {match})"
 
 
-def reconcile_delete(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
+def _own(own: str) -> str:
+    """``own``: a condition on the target aliased ``t`` that keeps a statement to some of its rows (a merged
+    table's database, ``merged_sql.database_filter``), put first; empty: every row."""
+    return f"{own} AND " if own else ""
+
+
+def reconcile_delete(plan: TablePlan, keys_table: str, attempts: Attempts, own: str = "") -> str:
     """Delete the target's rows whose key is not among the validated keys read from MySQL (params:
     the attempts' twice, then the number of validated keys). The keys table holds every source key
     of the chunks' snapshots."""
     gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
-    return f"DELETE FROM {q(plan.target_table)} t WHERE {gone} AND {validated_count_is(keys_table, attempts)}"
+    return (
+        f"DELETE FROM {q(plan.target_table)} t WHERE {_own(own)}{gone} AND {validated_count_is(keys_table, attempts)}"
+    )
 
 
 def add_deleted_column(plan: TablePlan) -> str:
     return f"ALTER TABLE {q(plan.target_table)} ADD COLUMN IF NOT EXISTS {q(DELETED_COLUMN)} TIMESTAMP_NTZ"
 
 
-def reconcile_mark(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
+def reconcile_mark(plan: TablePlan, keys_table: str, attempts: Attempts, own: str = "") -> str:
     """Mark (instead of delete) the target's rows whose key MySQL no longer has (params: as
     ``reconcile_delete``)."""
     gone = not_in_keys(plan, keys_table, validated(keys_table, attempts))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = SYSDATE() "
-        f"WHERE t.{q(DELETED_COLUMN)} IS NULL AND {gone} AND {validated_count_is(keys_table, attempts)}"
+        f"WHERE {_own(own)}t.{q(DELETED_COLUMN)} IS NULL AND {gone} AND {validated_count_is(keys_table, attempts)}"
     )
 
 
-def reconcile_unmark(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
+def reconcile_unmark(plan: TablePlan, keys_table: str, attempts: Attempts, own: str = "") -> str:
     """Clear the mark of rows that exist in MySQL again (params: the token)."""
     back = in_keys(plan, keys_table, validated(keys_table, attempts))
     return (
         f"UPDATE {q(plan.target_table)} t SET {q(DELETED_COLUMN)} = NULL "
-        f"WHERE t.{q(DELETED_COLUMN)} IS NOT NULL AND {back}"
+        f"WHERE {_own(own)}t.{q(DELETED_COLUMN)} IS NOT NULL AND {back}"
     )
 
 
-def keys_missing_in_target(plan: TablePlan, keys_table: str, attempts: Attempts) -> str:
+def keys_missing_in_target(plan: TablePlan, keys_table: str, attempts: Attempts, own: str = "") -> str:
     """How many validated source keys the target lacks (params: the token): rows inserted in MySQL
     since the last copy (lag, carried by the next incremental run), or rows lost."""
     keys = sorted({plan.column(k).target for k in plan.key})
     match = " AND ".join(f"t.{q(k)} = {q(keys_table)}.{q(k)}" for k in keys)
     return (
         f"SELECT COUNT(*) FROM {q(keys_table)} WHERE {validated(keys_table, attempts)} "
-        f"AND NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} t WHERE {match})"
+        f"AND NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} t WHERE {_own(own)}{match})"
     )
 
 
