@@ -73,7 +73,7 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
     finally:
         conn.close()
     databases.target_names(scopes, tables)
-    owners = services.state.target_owners(always=True)  # the stack's own tables too, before the first such run
+    owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first
     for d in chosen:
         planner.guard(services, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}

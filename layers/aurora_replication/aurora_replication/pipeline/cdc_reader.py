@@ -58,7 +58,7 @@ logger = Logger(child=True)
 
 ResolveTables = Callable[[Any, Services, str, RunRequest], tuple[list[str], dict[str, TableOptions]]]
 # the scheduler's overwrite guard (``scheduler._not_another_databases``): services, scope, tables, owners
-Guard = Callable[[Services, Scope, list[str], dict[tuple[str, str, str], set[str]] | None], None]
+Guard = Callable[[Services, Scope, list[str], dict[tuple[str, str, str], dict[str, str]] | None], None]
 PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler imports this module)
 
 

@@ -513,12 +513,15 @@ def _locate(services: Services, request: RunRequest, scope: Scope) -> None:
 
 
 def _not_another_databases(
-    services: Services, scope: Scope, names: list[str], owners: dict[tuple[str, str, str], set[str]] | None = None
+    services: Services,
+    scope: Scope,
+    names: list[str],
+    owners: dict[tuple[str, str, str], dict[str, str]] | None = None,
 ) -> None:
     """The overwrite guard handed to cdc's planning (``databases.not_another_databases``: no table lands where
-    another source database was copied, nor a whole copy on a merged table); it reads the catalog's owners
-    with their mappings itself."""
-    databases.not_another_databases(services.state, scope, names)
+    another source database was copied, nor a whole copy on a merged table). ``owners``: the catalog's, with
+    each database's mapping (None: read there)."""
+    databases.not_another_databases(services.state, scope, names, owners)
 
 
 def make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
