@@ -117,7 +117,9 @@ def test_truncate_with_mark_deletes_marks_the_rows_before_it(env):
     env.sql("TRUNCATE TABLE items", "INSERT INTO items (id, name, qty) VALUES (4, 'back', 4), (11, 'eleven', 11)")
     second = _cdc(stack)
     t = second.run["table_states"]["items"]
-    assert second.ok and t["truncated_at"] and t["audit_differences"] == 0, t
+    # the rolling audit runs when it is due (AUDIT_PERIOD_SECONDS, from the catalog's last audit): when this
+    # window audited, it found nothing to put right after the TRUNCATE
+    assert second.ok and t["truncated_at"] and t.get("audit_differences", 0) == 0, t
     rows = _target(env, 'SELECT "ID", "_ASR_DELETED_AT" IS NULL FROM "ITEMS" ORDER BY "ID"')
     assert [r[0] for r in rows if r[1]] == [4, 11]  # alive: the rows written after the TRUNCATE
     assert [r[0] for r in rows if not r[1]] == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # kept, marked deleted

@@ -56,13 +56,18 @@ def test_a_watermark_named_explicitly_is_refused_above_the_limit_without_an_inde
 def test_the_scheduler_reads_no_max_of_an_unindexed_column_of_a_large_table(env, monkeypatch):
     _tables(env)
     maxed: list[tuple[str, str]] = []
-    original = source_read.max_watermark
+    original, with_key = source_read.max_watermark, source_read.max_watermark_and_key
 
     def recording(conn, table, column):
         maxed.append((table, column))
         return original(conn, table, column)
 
+    def recording_with_key(conn, table, column, key):  # the MAX that also reads the largest key (a TRUNCATE)
+        maxed.append((table, column))
+        return with_key(conn, table, column, key)
+
     monkeypatch.setattr(source_read, "max_watermark", recording)
+    monkeypatch.setattr(source_read, "max_watermark_and_key", recording_with_key)
     stack = env.start_stack({"FULL_SCAN_MAX_ROWS": "1000"})
     for _ in range(2):  # the second run would be incremental if bare had a watermark
         outcome = stack.run({"tables": "two,bare", "mode": "auto", "chunk_rows": 1000}, workers=2)
