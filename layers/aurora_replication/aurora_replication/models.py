@@ -56,6 +56,19 @@ def describe_validation_error(what: str, error: ValidationError, fields: Iterabl
     return f"invalid {what}: " + "; ".join(parts)
 
 
+def _distinct_names(names: list[str], kind: str) -> None:
+    """Each of ``names`` a valid identifier, none twice (``kind``: "table", "database")."""
+    seen: set[str] = set()
+    for name in names:
+        try:
+            validate_identifier(name, f"{kind} name")
+        except InvalidIdentifierError as e:
+            raise ValueError(str(e)) from None
+        if name in seen:
+            raise ValueError(f"{kind} {name!r} is listed twice")
+        seen.add(name)
+
+
 class _Strict(BaseModel):
     """Every shape that crosses a boundary: unknown fields rejected, and types strict (``True`` is not
     the integer 1, ``"5"`` is not 5, ``1.0`` is not an integer): a value of the wrong type is a
@@ -158,15 +171,7 @@ class RunRequest(_Strict):
     @field_validator("databases")
     @classmethod
     def _valid_databases(cls, v: list[str] | None) -> list[str] | None:
-        seen: set[str] = set()
-        for name in v or []:
-            try:
-                validate_identifier(name, "database name")
-            except InvalidIdentifierError as e:
-                raise ValueError(str(e)) from None
-            if name in seen:
-                raise ValueError(f"database {name!r} is listed twice")
-            seen.add(name)
+        _distinct_names(v or [], "database")
         return v
 
     @model_validator(mode="after")
@@ -229,16 +234,7 @@ class RunRequest(_Strict):
     def _valid_tables(cls, v: list[str]) -> list[str]:
         if "*" in v and len(v) > 1:
             raise ValueError("'*' means every table and cannot be combined with table names")
-        seen: set[str] = set()
-        for name in v:
-            if name != "*":
-                try:
-                    validate_identifier(name, "table name")
-                except InvalidIdentifierError as e:
-                    raise ValueError(str(e)) from None
-            if name in seen:
-                raise ValueError(f"table {name!r} is listed twice")
-            seen.add(name)
+        _distinct_names([n for n in v if n != "*"], "table")
         return v
 
     @field_validator("run_id")

@@ -9,7 +9,7 @@ import boto3
 from aurora_replication.cost.meter import MeteredTable
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.items import if_condition_holds
-from aurora_replication.ledger.keys import RUN_RETENTION_SECONDS
+from aurora_replication.ledger.keys import RUN_RETENTION_SECONDS, run_table_key
 
 
 class Ledger:
@@ -45,7 +45,7 @@ class Ledger:
         return (
             if_condition_holds(
                 self.table.update_item,
-                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+                Key=run_table_key(run_id, table),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,

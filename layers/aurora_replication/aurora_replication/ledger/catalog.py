@@ -10,7 +10,15 @@ from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
 from aurora_replication.ledger.items import catalog_prefix, forward_condition, if_condition_holds, plain, set_fields
-from aurora_replication.ledger.keys import CATALOG_PK, EXPIRATION, SEVERAL_DATABASES, Held, Scope, TableKey
+from aurora_replication.ledger.keys import (
+    CATALOG_PK,
+    EXPIRATION,
+    SEVERAL_DATABASES,
+    Held,
+    Scope,
+    TableKey,
+    run_table_key,
+)
 
 
 class CatalogNotes(Ledger):
@@ -226,7 +234,7 @@ class CatalogNotes(Ledger):
     def run_started_at(self, run_id: str, table: str) -> float | None:
         """When the table's part of a run started (``started_at``, else the table's or the run's
         ``created_at``): every chunk of it read its snapshot later."""
-        where = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"}  # the run's TABLE item (``runs``)
+        where = run_table_key(run_id, table)  # the run's TABLE item (``runs``)
         item: dict[str, Any] = plain(self.table.get_item(Key=where, ConsistentRead=True).get("Item") or {})
         for key in ("started_at", "created_at"):
             if item.get(key) is not None:

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
-from aurora_replication.ledger.keys import Held, Scope, TableKey
+from aurora_replication.ledger.keys import Held, Scope, TableKey, run_table_key
 from aurora_replication.ledger.store import StateStore
 
 SNAPSHOT = "snapshot"
@@ -179,7 +179,7 @@ class CdcState:
         return (
             if_condition_holds(
                 self.table.update_item,
-                Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+                Key=run_table_key(run_id, table),
                 UpdateExpression="SET " + ", ".join(sets),
                 ConditionExpression="attribute_exists(pk) AND attribute_not_exists(#to)",
                 ExpressionAttributeNames=names,

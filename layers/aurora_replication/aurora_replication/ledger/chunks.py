@@ -10,7 +10,14 @@ from typing import Any
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
 from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
-from aurora_replication.ledger.keys import BOUNDS_PAGE, BOUNDS_PAGE_BYTES, CHUNK_FIELDS, EXPIRATION, Bounds
+from aurora_replication.ledger.keys import (
+    BOUNDS_PAGE,
+    BOUNDS_PAGE_BYTES,
+    CHUNK_FIELDS,
+    EXPIRATION,
+    Bounds,
+    run_table_key,
+)
 from aurora_replication.ledger.status import SUPERSEDED
 
 
@@ -54,7 +61,7 @@ class Chunks(Ledger):
         delta = int(info.get("rows") or 0) - old_rows if recorded else 0
         counted = if_condition_holds(
             self.table.update_item,
-            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            Key=run_table_key(run_id, table),
             UpdateExpression="ADD done_count :one, rows_copied :delta DELETE dead_lettered :c SET progress_at = :now",
             ConditionExpression="attribute_exists(pk) AND (attribute_not_exists(heal_round) OR heal_round = :r)",
             ExpressionAttributeValues={
@@ -104,7 +111,7 @@ class Chunks(Ledger):
         """The chunk failed its last receive and is going to the DLQ: the table is reported failed
         (``dead_lettered``) until a redrive copies the chunk (``mark_chunk_done`` clears it)."""
         self.table.update_item(
-            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            Key=run_table_key(run_id, table),
             UpdateExpression="ADD dead_lettered :c SET last_error = :e",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":c": {str(chunk_id)}, ":e": error[:1000]},

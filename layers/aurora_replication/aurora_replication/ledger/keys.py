@@ -280,3 +280,8 @@ def run_order(item: dict[str, Any]) -> Decimal:
     after the lease: a run that takes the lease after another has a later one), else when it was recorded."""
     value = item.get("started_at") or item.get("created_at") or 0
     return Decimal(str(round(float(value), 3)))
+
+
+def run_table_key(run_id: str, table: str) -> dict[str, str]:
+    """The key of a run's TABLE item (``RUN#<run>`` / ``TABLE#<table>``)."""
+    return {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"}

@@ -14,7 +14,7 @@ from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.chunks import Chunks
 from aurora_replication.ledger.items import if_condition_holds, plain, run_item, set_fields, table_count, table_item
-from aurora_replication.ledger.keys import COUNT_ATTEMPTS, EXPIRATION, NAMES_PAGE, Bounds, Scope
+from aurora_replication.ledger.keys import COUNT_ATTEMPTS, EXPIRATION, NAMES_PAGE, Bounds, Scope, run_table_key
 from aurora_replication.ledger.status import SUPERSEDED, is_terminal
 
 
@@ -108,7 +108,7 @@ class Runs(Chunks):
         self, run_id: str, table: str, fields: dict[str, Any], scope: Scope | None = None
     ) -> dict[str, Any]:
         now = keys.now()
-        item = {"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}", "table": table, "created_at": now, **fields}
+        item = {**run_table_key(run_id, table), "table": table, "created_at": now, **fields}
         if scope is not None:
             item["scope"] = scope.to_item()
         if isinstance(item.get("plan"), dict):
@@ -123,7 +123,7 @@ class Runs(Chunks):
     def table_text(self, run_id: str, table: str, name: str) -> str | None:
         """One text attribute of the run's TABLE item (a consistent read of it alone)."""
         item = self.table.get_item(
-            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            Key=run_table_key(run_id, table),
             ConsistentRead=True,
             ProjectionExpression="#n",
             ExpressionAttributeNames={"#n": name},
@@ -156,14 +156,14 @@ class Runs(Chunks):
     def touch_table(self, run_id: str, table: str) -> None:
         """Record progress without a chunk (a resume, a heal): the stall clock starts again."""
         self.table.update_item(
-            Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"},
+            Key=run_table_key(run_id, table),
             UpdateExpression="SET progress_at = :now",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":now": keys.now()},
         )
 
     def get_table(self, run_id: str, table: str) -> dict[str, Any]:
-        item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": f"TABLE#{table}"}, ConsistentRead=True)
+        item = self.table.get_item(Key=run_table_key(run_id, table), ConsistentRead=True)
         return table_item(item.get("Item", {}))
 
     def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
