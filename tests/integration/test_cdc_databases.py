@@ -11,6 +11,7 @@ import pytest
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Scope
+from several_databases import landing, make_databases, mysql_rows, snowflake_rows
 
 TABLE = "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), n INT)"
 SIZES = {"c1": 15, "c2": 9, "c3": 4}
@@ -18,44 +19,22 @@ SIZES = {"c1": 15, "c2": 9, "c3": 4}
 
 def _databases(env: Any) -> dict[str, str]:
     """Three databases beside the test's own, ``<db>_c1`` to ``_c3``, each with ``items`` of its own rows."""
-    names = {}
-    for suffix, n in SIZES.items():
-        name = f"{env.database}_{suffix}"
-        env.sql(
-            f"CREATE DATABASE `{name}`",
-            f"USE `{name}`",
-            TABLE,
-            f"INSERT INTO items SELECT seq, CONCAT('{suffix}-', seq), seq FROM seq_1_to_{n}",
-        )
-        names[suffix] = name
-    env.sql(f"USE `{env.database}`")
-    return names
+    return make_databases(
+        env, TABLE, SIZES, "INSERT INTO items SELECT seq, CONCAT('{suffix}-', seq), seq FROM seq_1_to_{n}"
+    )
 
 
 def _mysql(env: Any, database: str) -> list[tuple[Any, ...]]:
-    conn = env.db.connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, v, n FROM items ORDER BY id")
-            return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return mysql_rows(env, database, "id, v, n")
 
 
 def _snowflake(env: Any, schema: str, table: str) -> list[tuple[Any, ...]]:
-    conn = env.snowflake()
-    try:
-        cur = conn.cursor()
-        cur.execute(f'SELECT "ID", "V", "N" FROM "ANALYTICS"."{schema}"."{table}" ORDER BY "ID"')
-        return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return snowflake_rows(env, schema, table, '"ID", "V", "N"')
 
 
 def _where(env: Any, mapping: str, database: str) -> tuple[str, str]:
-    if mapping == "schema":
-        return database.upper(), "ITEMS"
-    return env.schema, f"{database}__items".upper()
+    """The Snowflake schema and table ``database``.items lands in."""
+    return landing(env, mapping, database)
 
 
 def _scope(env: Any, mapping: str, database: str) -> Scope:

@@ -17,6 +17,7 @@ from aurora_replication.ledger.store import StateStore
 from aurora_replication.ops import report
 from aurora_replication_dev import cli
 from compare import assert_same
+from several_databases import WITH_WATERMARK, landing, make_databases, mysql_rows, snowflake_rows
 
 TABLE = (
     "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), "
@@ -27,46 +28,20 @@ SIZES = {"t1": 12, "t2": 20, "t3": 7}
 
 def _databases(env: Any) -> dict[str, str]:
     """Three databases beside the test's own, ``<db>_t1`` to ``_t3``, each with ``items`` of its own rows."""
-    names = {}
-    for suffix, n in SIZES.items():
-        name = f"{env.database}_{suffix}"
-        env.sql(
-            f"CREATE DATABASE `{name}`",
-            f"USE `{name}`",
-            TABLE,
-            f"INSERT INTO items (id, v, updated_at) SELECT seq, CONCAT('{suffix}-', seq), "
-            f"'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{n}",
-        )
-        names[suffix] = name
-    env.sql(f"USE `{env.database}`")
-    return names
+    return make_databases(env, TABLE, SIZES, WITH_WATERMARK)
 
 
 def _mysql(env: Any, database: str) -> list[tuple[Any, ...]]:
-    conn = env.db.connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, v FROM items ORDER BY id")
-            return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return mysql_rows(env, database, "id, v")
 
 
 def _snowflake(env: Any, schema: str, table: str) -> list[tuple[Any, ...]]:
-    conn = env.snowflake()
-    try:
-        cur = conn.cursor()
-        cur.execute(f'SELECT "ID", "V" FROM "ANALYTICS"."{schema}"."{table}" ORDER BY "ID"')
-        return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return snowflake_rows(env, schema, table, '"ID", "V"')
 
 
 def _where(env: Any, mapping: str, database: str) -> tuple[str, str]:
     """The Snowflake schema and table ``database``.items lands in."""
-    if mapping == "schema":
-        return database.upper(), "ITEMS"
-    return env.schema, f"{database}__items".upper()
+    return landing(env, mapping, database)
 
 
 @pytest.mark.parametrize("mapping", ["prefix", "schema"])

@@ -13,6 +13,7 @@ import pytest
 
 from aurora_replication.errors import BadInputError
 from aurora_replication_dev import cli
+from several_databases import WITH_WATERMARK, make_databases, mysql_rows
 
 TABLE = (
     "CREATE TABLE items (id INT PRIMARY KEY, v VARCHAR(20), "
@@ -24,29 +25,11 @@ SIZES = {"t1": 12, "t2": 20, "t3": 7}
 def _databases(env: Any) -> dict[str, str]:
     """Three databases beside the test's own, ``<db>_t1`` to ``_t3``, each with ``items`` keyed 1..n: the
     same keys in each, told apart only by the database."""
-    names = {}
-    for suffix, n in SIZES.items():
-        name = f"{env.database}_{suffix}"
-        env.sql(
-            f"CREATE DATABASE `{name}`",
-            f"USE `{name}`",
-            TABLE,
-            f"INSERT INTO items (id, v, updated_at) SELECT seq, CONCAT('{suffix}-', seq), "
-            f"'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_{n}",
-        )
-        names[suffix] = name
-    env.sql(f"USE `{env.database}`")
-    return names
+    return make_databases(env, TABLE, SIZES, WITH_WATERMARK)
 
 
 def _mysql(env: Any, database: str) -> list[tuple[Any, ...]]:
-    conn = env.db.connect(database)
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT id, v FROM items ORDER BY id")
-            return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return mysql_rows(env, database, "id, v")
 
 
 def _merged(env: Any) -> dict[str, list[tuple[Any, ...]]]:
