@@ -12,6 +12,7 @@ from aurora_replication.keyset import range_predicate
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.pipeline import chunks, staging
 from aurora_replication.source import sql as source_sql
+from aurora_replication.target.names import cdc_load_table_name
 from aurora_replication.target.snowflake import sql as snowflake_sql
 
 
@@ -517,7 +518,7 @@ def test_names_derived_from_the_longest_table_names_fit_the_identifier_limit():
             snowflake_sql.load_table_name(p, run),
             snowflake_sql.load_table_name(p.model_copy(update={"mode": "incremental"}), run),
             snowflake_sql.attempts_table_name(p, run),
-            cdc_sql.load_table_name(p, run),
+            cdc_load_table_name(p, run),
             cdc_sql.tombstone_table_name(p),
         ]
         for name in derived:

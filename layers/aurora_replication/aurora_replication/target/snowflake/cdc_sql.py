@@ -17,7 +17,6 @@ from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.target.names import cdc_load_table_name
 from aurora_replication.target.snowflake.merged_sql import database_filter
 from aurora_replication.target.snowflake.sql import (
     ATTEMPT_COLUMN,
@@ -36,9 +35,6 @@ POS_COLUMN = "_ASR_POS"
 AT_COLUMN = "_ASR_AT"
 UPSERT = "U"
 DELETE = "D"
-
-
-load_table_name = cdc_load_table_name  # the cdc batches' load table (``target.names``)
 
 
 def tombstone_table_name(plan: TablePlan) -> str:
