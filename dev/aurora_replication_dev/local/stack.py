@@ -681,7 +681,8 @@ class LocalStack:
         """Whether a delayed message of the run is work to come: its tables are not all planned yet (a
         planner's message), or a finaliser of it waits for a long statement (a running table whose
         progress was noted within ASYNC_POLL_SECONDS and a few seconds). Otherwise a delayed message is
-        a planner's watchdog, which finds nothing left to plan."""
+        a planner's watchdog, which finds nothing left to plan. A table whose every chunk not copied is
+        in the DLQ waits for a redrive, not a statement: its finaliser's poll is not work to come."""
         run = self.dynamodb.get_item(
             TableName=self.table_name, Key={"pk": {"S": f"RUN#{run_id}"}, "sk": {"S": "RUN"}}
         ).get("Item", {})
@@ -696,12 +697,20 @@ class LocalStack:
             TableName=self.table_name,
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": {"S": f"RUN#{run_id}"}, ":t": {"S": "TABLE#"}},
-            ProjectionExpression="#s, progress_at",
+            ProjectionExpression="#s, progress_at, chunk_count, done_count, dead_lettered",
             ExpressionAttributeNames={"#s": "status"},
         ).get("Items", [])
         now = time.time()
+
+        def waits_for_redrive(item: dict[str, Any]) -> bool:
+            dead = len(item.get("dead_lettered", {}).get("SS", []))
+            count = int(item.get("chunk_count", {}).get("N", -1))
+            return dead > 0 and count >= 0 and int(item.get("done_count", {}).get("N", 0)) + dead >= count
+
         return any(
-            i.get("status", {}).get("S") == "running" and now - float(i.get("progress_at", {}).get("N", 0)) < window
+            i.get("status", {}).get("S") == "running"
+            and now - float(i.get("progress_at", {}).get("N", 0)) < window
+            and not waits_for_redrive(i)
             for i in items
         )
 
