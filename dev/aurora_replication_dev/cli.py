@@ -207,6 +207,10 @@ def run_request(args: argparse.Namespace) -> dict[str, Any]:
         if args.mode != "cdc":
             raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
         request["start_position"] = args.start_position
+    if getattr(args, "follow_seconds", None):
+        if args.mode != "cdc":
+            raise BadInputError("--follow-seconds goes with --mode cdc: it reads binlog windows back to back")
+        request["follow_seconds"] = args.follow_seconds
     request["run_id"] = new_run_id()  # known before the run starts, so Ctrl-C can always name it
     parse_run_request(request, args.mode)
     return request
@@ -902,6 +906,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["snapshot", "now"],
         default=None,
         help="with --mode cdc: where a new table starts (now: streaming from the position now, no initial copy)",
+    )
+    r.add_argument(
+        "--follow-seconds",
+        type=whole_number(1),
+        default=None,
+        help="with --mode cdc: read binlog windows back to back for about this many seconds (docs/cdc.md)",
     )
     r.add_argument("--workers", type=whole_number(1), default=2)
     r.add_argument("--chunk-rows", type=whole_number(1), default=None, help="rows per chunk (1 - 10000000)")

@@ -152,6 +152,9 @@ class RunRequest(_Strict):
     # cdc mode: where a table without a position (or one re-snapshotted) starts: "snapshot", an initial
     # copy after recording the position; "now", streaming from the server's position now, no copy
     start_position: Literal["snapshot", "now"] = "snapshot"
+    # cdc mode: read windows back to back for about this many seconds of the invocation, each once the
+    # last one's run has ended (``pipeline/cdc_follow.py``); 0: one window
+    follow_seconds: int = Field(default=0, ge=0, le=840)
     # several source databases of the server (names, or patterns with ``*`` and ``?``): one run of the
     # request's tables per database (``pipeline/databases.py``); None: the source secret's database
     databases: list[str] | None = Field(default=None, min_length=1)
@@ -206,8 +209,8 @@ class RunRequest(_Strict):
 
     @model_validator(mode="after")
     def _cdc_fields(self) -> RunRequest:
-        if self.mode != "cdc" and (self.resnapshot or self.start_position != "snapshot"):
-            field = "resnapshot" if self.resnapshot else "start_position"
+        if self.mode != "cdc" and (self.resnapshot or self.start_position != "snapshot" or self.follow_seconds):
+            field = "resnapshot" if self.resnapshot else "follow_seconds" if self.follow_seconds else "start_position"
             raise ValueError(f"{field} is a field of cdc runs: give it with mode 'cdc' (the mode is {self.mode!r})")
         if isinstance(self.resnapshot, list):
             if not self.resnapshot:
