@@ -73,8 +73,8 @@ def test_the_fill_reads_key_ordered_pages_and_updates_by_key():
     assert query.endswith("WHERE 1 = 1 ORDER BY `id` LIMIT %s") and params == [50]
     update = cdc_sql.fill_version(page, "_ASR_FILL_R_T", page.column("q"))
     assert update == (
-        'UPDATE "T" t SET "Q__V2" = s."Q__V2" FROM (SELECT DISTINCT "ID", l."Q__V2" AS "Q__V2" FROM "_ASR_FILL_R_T" l '
-        'WHERE l."_ASR_CHUNK" = %s) s WHERE t."ID" = s."ID"'
+        'UPDATE "T" SET "Q__V2" = s."Q__V2" FROM (SELECT DISTINCT "ID", l."Q__V2" AS "Q__V2" FROM "_ASR_FILL_R_T" l '
+        'WHERE l."_ASR_CHUNK" = %s) s WHERE "T"."ID" = s."ID"'
     )
     assert (
         evolution.add_version_statement("T", page.column("q"))
