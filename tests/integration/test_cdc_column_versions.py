@@ -73,6 +73,8 @@ def test_a_type_change_gets_a_column_version_filled_over_several_windows(env):
 
     [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
     assert report["result"] == "ok" and "qty" in report["not_compared"] and report["filling"], report
+    health = stack.invoke("HealthFunction", {})["checks"]
+    assert health["cdc"]["tables"]["items"]["filling"] == ['QTY__V2 (cursor ["120"])'], health["cdc"]
     # changes after the ALTER, on rows filled and not yet filled: written to the version by their images
     env.sql("UPDATE items SET qty = 5.5 WHERE id = 5", "UPDATE items SET qty = 200.75 WHERE id = 200")
     third = _cdc(stack)
@@ -91,8 +93,10 @@ def test_a_type_change_gets_a_column_version_filled_over_several_windows(env):
     assert assert_same(env, "items", VERSION) == 301
     [report] = validate.validate_tables(Services.from_settings(load_settings()), ["items"])
     assert report["result"] == "ok" and "filling" not in report and not report.get("not_compared"), report
-    status = stack.invoke("HealthFunction", {})["checks"]["replication"]["tables"]["items"]
+    checks = stack.invoke("HealthFunction", {})["checks"]
+    status = checks["replication"]["tables"]["items"]
     assert [(c["change"], c["column"]) for c in status["schema_changes"]] == [("column version added", "QTY__V2")]
+    assert "filling" not in checks["cdc"]["tables"]["items"], checks["cdc"]
     # a second change of the same column, by CHANGE keeping its name (a MODIFY): the next version
     env.sql("ALTER TABLE items CHANGE qty qty VARCHAR(20)", "UPDATE items SET qty = 'x' WHERE id = 10")
     for _ in range(4):
