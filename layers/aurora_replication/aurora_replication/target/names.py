@@ -19,3 +19,8 @@ def load_table_name(plan: TablePlan, run_id: str) -> str:
 def cdc_load_table_name(plan: TablePlan, run_id: str) -> str:
     """The run's load table of a cdc table's batches of changes."""
     return bounded_name(f"_ASR_CDC_{run_id}_{plan.target_table}")
+
+
+def cdc_fill_table_name(plan: TablePlan, run_id: str) -> str:
+    """The run's load table of a cdc table's column version pages (key columns and the column)."""
+    return bounded_name(f"_ASR_FILL_{run_id}_{plan.target_table}")
