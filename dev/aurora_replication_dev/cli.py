@@ -191,20 +191,20 @@ class Interrupted(Exception):
 
 def run_request(args: argparse.Namespace) -> dict[str, Any]:
     """The run request the flags make, checked as the scheduler checks it (before anything starts)."""
-    from aurora_replication.models import new_run_id, parse_run_request
+    from aurora_replication.models import MODE_RULES, new_run_id, parse_run_request
 
     request: dict[str, Any] = {"tables": args.tables, "mode": args.mode}
     if args.chunk_rows is not None:
         request["chunk_rows"] = args.chunk_rows
     if args.resnapshot:
-        if args.mode != "cdc":
+        if "resnapshot" not in MODE_RULES[args.mode].request_fields:
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
     if getattr(args, "databases", None):
         request["databases"] = args.databases
         request["database_mapping"] = args.database_mapping
     if getattr(args, "start_position", None):
-        if args.mode != "cdc":
+        if "start_position" not in MODE_RULES[args.mode].request_fields:
             raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
         request["start_position"] = args.start_position
     request["run_id"] = new_run_id()  # known before the run starts, so Ctrl-C can always name it

@@ -59,7 +59,8 @@ class _Steps:
 class Cdc(SyncMode):
     commit_step = "merge"
     name = "cdc"
-    applies_units = True
+    owns_flow = True  # planned and resumed by ``pipeline/cdc_reader.py``
+    idle_when_unchanged = True
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         return handle(message, services)
