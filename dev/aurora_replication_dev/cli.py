@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from aurora_replication.errors import BadInputError, EndpointError
 from aurora_replication.ledger.status import is_terminal
@@ -855,6 +855,8 @@ def seconds_arg(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aurora_replication.models import Mode
+
     p = _Parser(prog="replicate", description=(__doc__ or "").split("\n", 1)[0], epilog=EPILOG)
     p.add_argument("--home", type=Path, default=DEFAULT_HOME, help="local state directory (default: .local)")
     p.add_argument(
@@ -878,7 +880,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--mode",
         default="auto",
-        choices=["full", "incremental", "auto", "reconcile", "cdc"],
+        choices=list(get_args(Mode)),
         help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL; "
         "cdc: apply the binlog's changes since the last run (the first run copies the table)",
     )

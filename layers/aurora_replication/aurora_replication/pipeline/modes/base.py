@@ -128,6 +128,10 @@ class SyncMode(RequestedMode):
         instead of the worker's copy of a key range and the finaliser's validation and ``commit``."""
         return self.rules.applies_batches
 
+    def health_check(self) -> Callable[[Services], dict[str, Any]] | None:
+        """The mode's own check in the health report (``ops/health.py``), named after the mode; None: none."""
+        return None
+
     def kept_detail(self, plan: TablePlan) -> str:
         """How the schema log describes a column MySQL dropped that a commit of this mode kept in the target."""
         return evolution.KEPT_DETAIL

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,7 @@ from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.status import is_final
 from aurora_replication.models import ChangeBatch, ChunkMessage
 from aurora_replication.pipeline import runs
+from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_load_table_name
@@ -64,6 +65,9 @@ class Cdc(SyncMode):
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         return handle(message, services)
+
+    def health_check(self) -> Callable[[Services], dict[str, Any]]:
+        return cdc_health.check  # lag, stopped tables, positions purged or near the binlog retention
 
     def commit(self, c: Commit) -> dict[str, Any]:
         raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc.py finalise)")
