@@ -1,6 +1,6 @@
-"""The package's import graph: no cycles, and no module imports a higher layer.
-
-Imports inside functions count too: hiding an import in a function does not remove the dependency.
+"""The package's seams: in its import graph no cycles, and no module imports a higher layer (imports inside
+functions count too: hiding an import in a function does not remove the dependency); Snowflake's driver and
+folder reached only where allowed; no branch on a sync mode's name outside ``pipeline/modes/``.
 """
 
 from __future__ import annotations
