@@ -495,7 +495,7 @@ def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: 
     if not change.gone:
         return
     entry = services.state.catalog_entries([key]).get(key.table, {})
-    detail = evolution.KEPT_BY_COPY if msg.plan.mode == "full" and not msg.plan.history else evolution.KEPT_DETAIL
+    detail = modes.get(msg.plan.mode).kept_detail(msg.plan)
     records = evolution.drop_records_of(change, entry, "", int(time.time()), detail)
     followed = runs.record_schema_changes(services, msg.run_id, key, records)
     if followed:

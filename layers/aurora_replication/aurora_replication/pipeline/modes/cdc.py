@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,6 +33,7 @@ from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.status import is_final
 from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
+from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
@@ -60,10 +61,14 @@ class _Steps:
 class Cdc(SyncMode):
     commit_step = "merge"
     name = "cdc"
-    applies_units = True
+    owns_flow = True  # planned and resumed by ``pipeline/cdc_reader.py``
+    idle_when_unchanged = True
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         return handle(message, services)
+
+    def health_check(self) -> Callable[[Services], dict[str, Any]]:
+        return cdc_health.check  # lag, stopped tables, positions purged or near the binlog retention
 
     def commit(self, c: Commit) -> dict[str, Any]:
         raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc.py finalise)")
