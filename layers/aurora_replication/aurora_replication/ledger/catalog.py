@@ -3,6 +3,7 @@ freshness, watermark, schema changes), what the health check and ``replicate sta
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +68,11 @@ class CatalogNotes(Ledger):
                 ExpressionAttributeNames={"#table": "table", "#c": "schema_changes"},
                 ExpressionAttributeValues={":table": key.table, ":none": [], ":new": records},
             )
+
+    def set_column_versions(self, key: TableKey, versions: dict[str, Any]) -> None:
+        """The table's column versions (``pipeline/column_fill.py``): per MySQL column, its target column
+        now, the kept ones, and how far its fill got. Written by the run holding the table's lease."""
+        self._note(key, {"column_versions": json.dumps(versions, sort_keys=True)})
 
     def note_watermark(self, held: Held, value: str) -> None:
         """The committed watermark, in the catalog: forward only, as the WATERMARK item."""

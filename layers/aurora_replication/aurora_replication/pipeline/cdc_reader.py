@@ -868,11 +868,22 @@ def stage_fill(run_id: str, p: CdcTable, end: str, services: Services) -> dict[s
     CDC_FILL_PAGE_ROWS), streamed into one staged file. Returns the fields of the run's TABLE item the
     window's finalise fills from (``modes/cdc.py``) and the cursor it stores once the window commits."""
     assert p.fill is not None
-    s = services.settings
     name, plan = p.fill
-    cursor = p.versions[name].get("cursor")
+    fields = stage_pages(run_id, p.table, name, plan, p.versions[name].get("cursor"), end, services)
+    services.fault("cdc_fill_staged", ChangeBatch.model_validate(fields["fill_batch"]))
+    return fields
+
+
+def stage_pages(
+    run_id: str, table: str, name: str, plan: TablePlan, cursor: str | None, end: str, services: Services
+) -> dict[str, Any]:
+    """The pages of a column version (``plan``: the key columns and the column, ``fill_plan``) after the
+    key ``cursor`` (JSON text; None: from the start), read from MySQL now and staged in one file: at most
+    CDC_FILL_ROWS rows or CDC_FILL_SECONDS (whole pages of CDC_FILL_PAGE_ROWS). Shared by cdc (a window's
+    reader) and incremental (the run's finaliser, ``pipeline/column_fill.py``); ``end`` tags the rows."""
+    s = services.settings
     after: list[Any] | None = json.loads(cursor) if cursor else None
-    path = f"cdc/{staging.stage_path_component(p.table)}/fill-{run_id}"
+    path = f"cdc/{staging.stage_path_component(table)}/fill-{run_id}"
     file = "fill-00000.csv.gz"
     local = os.path.join(s.work_dir, "aurora-replication", path, file)
     deadline = time.monotonic() + s.cdc_fill_seconds
@@ -915,7 +926,6 @@ def stage_fill(run_id: str, p: CdcTable, end: str, services: Services) -> dict[s
         if os.path.exists(local):
             os.remove(local)
     batch = ChangeBatch(start=end, end=end, path=path, file=file, rows=staged.rows)
-    services.fault("cdc_fill_staged", batch)
     return {
         "fill_batch": batch.model_dump(mode="json"),
         "fill_plan": plan.model_dump_json(),

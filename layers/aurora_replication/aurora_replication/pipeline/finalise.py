@@ -37,7 +37,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Bounds, TableKey, run_order
 from aurora_replication.ledger.status import SUPERSEDED, is_final
 from aurora_replication.models import ChunkMessage, TablePlan
-from aurora_replication.pipeline import diagnose, modes, runs
+from aurora_replication.pipeline import column_fill, diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -341,6 +341,8 @@ def finalise(
                         "run; the next run starts from the older one (rows are read again, none is missed)"
                     )
                     logger.error(result["watermark"], extra={"run_id": msg.run_id, "table": plan.table})
+                if state.get(column_fill.VERSIONS_FIELD):  # a column version's next pages, after the run's rows
+                    result.update(_fill(msg, services, key, state, tgt))
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 if attempts.table is not None:
@@ -485,6 +487,20 @@ def _note_audit(
     )
     if not moved:
         logger.info("the audit cursor had moved already (a repeat finaliser)", extra={"run_id": msg.run_id})
+
+
+def _fill(
+    msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any], tgt: Warehouse
+) -> dict[str, Any]:
+    """A column version's pages (``column_fill.advance``) once the run's rows are in the target. A failure is
+    said, not raised: the run's rows are committed, the cursor has not moved, the next run reads the pages
+    again."""
+    try:
+        return column_fill.advance(msg.run_id, services, key, state, msg.plan, tgt)
+    except Exception as e:  # noqa: BLE001 - the fill is beside the run's commit: the next run goes on with it
+        note = f"column version not filled this run ({type(e).__name__}: {e}); the next run reads its pages again"
+        logger.warning(note, extra={"run_id": msg.run_id, "table": msg.plan.table})
+        return {"column_version": note}
 
 
 def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ fails during planning, before anything is written to DynamoDB or SQS.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from aurora_replication.pipeline import (
     cdc_databases,
     cdc_reader,
     chunks,
+    column_fill,
     databases,
     modes,
     resume,
@@ -178,6 +180,10 @@ def plan_table(
         notes.append(why)
     alters: list[str] = []
     schema_changes: list[dict[str, Any]] = []
+    # column versions of a type change (``pipeline/column_fill.py``): every run writes the column to its version
+    versions = column_fill.stored(target_columns.entry(table))
+    plan = column_fill.applied(plan, versions)
+    versioned: list[dict[str, Any]] = []
     if shrunk and drift is None and modes.get(mode).replaces_target:  # recorded once the run holds the table
         schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
     if modes.get(mode).reads_window:
@@ -186,6 +192,12 @@ def plan_table(
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
+        if change is not None and change.conflicting:  # a non-key column's type change: a new version
+            created = _new_versions(plan, change, versions, {str(r[0]) for r in existing})
+            if created:
+                plan = column_fill.applied(plan, versions)
+                change = evolution.diff(plan, existing)
+                versioned = _version_records(table, plan, versions, created, target_columns.entry(table), notes)
         swapped = evolution.renamed_in_target(plan, existing, change) if change is not None else None
         if swapped is not None and requested.fallback is None:
             raise BadInputError(
@@ -211,6 +223,7 @@ def plan_table(
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
             schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+    schema_changes += versioned
     chunk_rows = request.chunk_rows
     if not chunk_rows:
         row_bytes = source_discover.avg_row_length(conn, database, table)
@@ -239,13 +252,79 @@ def plan_table(
         ]
         if tightened and not plan.transform:  # a transform may write NULL itself
             fields["not_null_check"] = tightened
-    if reads_window:
+    if versions:  # the finaliser fills the next pages and moves the cursor (``column_fill.advance``)
+        filling = column_fill.filling(plan, versions)
+        fields[column_fill.VERSIONS_FIELD] = json.dumps(versions, sort_keys=True)
+        fields[column_fill.CREATED_FIELD] = bool(versioned)
+        if modes.get(mode).replaces_target:  # a copy of every row writes every version
+            fields[column_fill.WHOLE_FIELD] = True
+        elif filling:
+            fields[column_fill.FILL_FIELD] = filling[0]
+            notes.append(
+                f"table {table!r}: column version {versions[filling[0]]['target']!r} is filling from MySQL (cursor "
+                f"{versions[filling[0]].get('cursor') or 'at the start'}); the rolling audit waits until it is filled"
+            )
+    if reads_window and not fields.get(column_fill.FILL_FIELD):
         bounds, more = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
         fields.update(more)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
     return PlannedTable(
         plan, bounds, window, time.perf_counter() - started, notes, alters, drift, fields, schema_changes
     )
+
+
+def _new_versions(
+    plan: TablePlan, change: evolution.SchemaChange, versions: dict[str, Any], existing: set[str]
+) -> list[str]:
+    """Give each non-key column that ``change`` finds in conflict (a type Snowflake cannot change in place)
+    a new version in ``versions`` (``plan``: mapped by the versions already there); the columns given one.
+    None for a history-mode, merged or transformed table (``cdc_reader.versions_allowed``), nor for a key
+    column: those conflicts stay, and fail the table or copy it in full as before."""
+    if not column_fill.allowed(plan):
+        return []
+    created = []
+    for name, old_type in change.conflicting:
+        if name in plan.key:
+            continue
+        column = plan.column(name)
+        v = versions.get(name)
+        taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
+        versions[name] = {
+            "target": evolution.version_name(column.target, taken),
+            "kept": [*(v["kept"] if v else []), column.target],
+            "old_type": old_type,
+            "new_type": column.snowflake_type,
+            "cursor": None,
+            "filled": False,
+        }
+        created.append(name)
+    return created
+
+
+def _version_records(
+    table: str,
+    plan: TablePlan,
+    versions: dict[str, Any],
+    created: list[str],
+    entry: dict[str, Any],
+    notes: list[str],
+) -> list[dict[str, Any]]:
+    """The notes and records (once) of the column versions planning just created."""
+    records = []
+    for name in created:
+        v = versions[name]
+        notes.append(
+            f"table {table!r}: column {name!r} changed type from {v['old_type']} to {v['new_type']} in a way "
+            f"Snowflake cannot make in place: its values go to {v['target']!r} from now on, filled from MySQL by "
+            f"key over the next runs; {v['kept'][-1]!r} is kept, frozen"
+        )
+        if evolution.unrecorded_version(entry, str(v["target"])):
+            records.append(
+                evolution.version_record(
+                    name, v["old_type"], v["new_type"], str(v["kept"][-1]), str(v["target"]), int(time.time())
+                )
+            )
+    return records
 
 
 def _high_key_column(plan: TablePlan) -> str | None:
@@ -362,6 +441,8 @@ def _lease(
         summary["tables"][table] = {"status": "declined", "reason": reason, **extra}
         return False
     target_columns.execute(p.alters)  # schema evolution, before any chunk of this run loads
+    if p.fields.pop(column_fill.CREATED_FIELD, False):  # a new column version: kept from now on
+        services.state.set_column_versions(key, json.loads(p.fields[column_fill.VERSIONS_FIELD]))
     if p.schema_changes:  # recorded once the run holds the table: what, when, which run
         p.fields["schema_changes"] = runs.record_schema_changes(services, run_id, key, p.schema_changes)
     return True

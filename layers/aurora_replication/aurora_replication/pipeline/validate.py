@@ -13,7 +13,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import Bounds, Scope
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import databases, diagnose, transforms
+from aurora_replication.pipeline import column_fill, databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
@@ -114,7 +114,9 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
             # a cdc table's column versions (a type change, docs/cdc.md#schema-changes): the version compared
             # once filled, a version still filling not compared
             key = (scope or services.scope()).key(table)
-            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or {}
+            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_fill.stored(
+                services.state.catalog_entries([key]).get(table, {})
+            )
             plan, filling = evolution.compared_plan(plan, versions)
             stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
             if plan.history or history_sql.is_history_table(tgt.columns(stored)):

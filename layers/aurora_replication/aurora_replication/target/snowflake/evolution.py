@@ -57,6 +57,8 @@ class SchemaChange:
     kept_in_target: list[str] = field(default_factory=list)  # dropped in MySQL, kept (NULL for new rows)
     dropped_from_target: list[str] = field(default_factory=list)  # dropped in MySQL and, by option, in Snowflake
     conflicts: list[str] = field(default_factory=list)
+    # (MySQL column, the Snowflake type it has there) of each conflict: a type that cannot change in place
+    conflicting: list[tuple[str, str]] = field(default_factory=list)
 
     def describe(self, table: str) -> list[str]:
         notes = [
@@ -114,6 +116,7 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
                 f"column {c.name!r} is {data_type} in Snowflake but MySQL now has a type that maps to "
                 f"{c.snowflake_type}; this cannot be changed in place: copy the table in full (mode 'full')"
             )
+            change.conflicting.append((c.name, data_type))
             continue
         m = _NUMBER.fullmatch(c.snowflake_type)
         if m and row[2] is not None:
@@ -124,6 +127,7 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
                     f"column {c.name!r} changed scale from {s0} to {s}, which Snowflake cannot alter in place; "
                     "copy the table in full (mode 'full')"
                 )
+                change.conflicting.append((c.name, f"NUMBER({p0},{s0})"))
             elif p > p0:
                 change.widen.append((c, f"NUMBER({p0},{s0})"))
     # the pipeline's own columns (``_ASR_POS``, history mode's ``_ASR_VALID_FROM``...) are not MySQL's, nor
