@@ -224,8 +224,32 @@ def type_changes(stored: list[Any], now: list[ColumnFacts]) -> list[tuple[str, s
     ]
 
 
+def additions(stored: list[Any], now: list[ColumnFacts]) -> tuple[list[ColumnFacts], list[str]]:
+    """The columns added and the ones dropped since the stored position, but for a rename candidate's pair
+    (``rename_candidate``: followed, or refused, once the window is read)."""
+    before = {str(s[0]) for s in stored}
+    after = {c.name for c in now}
+    rename = rename_candidate(stored, now)
+    added = [c for c in now if c.name not in before and (rename is None or c.name != rename[1])]
+    dropped = [str(s[0]) for s in stored if str(s[0]) not in after and (rename is None or str(s[0]) != rename[0])]
+    return added, dropped
+
+
+def to_fill(stored: list[Any], now: list[ColumnFacts]) -> list[ColumnFacts]:
+    """The added columns whose values the binlog does not carry for the rows no event touched: one added
+    NOT NULL or with a default (those rows hold it in MySQL), or any added in the same change as columns
+    dropped (not a certain rename: a drop and an add, and the added column's values may be the dropped
+    one's). Each is filled from MySQL by key as a column version is (``added_versions``)."""
+    added, dropped = additions(stored, now)
+    return [c for c in added if dropped or not c.nullable or c.default is not None]
+
+
 def schema_problems(
-    table: str, stored: list[Any], now: list[ColumnFacts], versioned: frozenset[str] = frozenset()
+    table: str,
+    stored: list[Any],
+    now: list[ColumnFacts],
+    versioned: frozenset[str] = frozenset(),
+    filled: frozenset[str] = frozenset(),
 ) -> list[str]:
     """Changes of the source schema since the stored position that binlog changes cannot carry.
 
@@ -235,9 +259,8 @@ def schema_problems(
     (``rename_candidate``: checked once the window is read)."""
     before = {str(s[0]): s for s in stored}
     after = {c.name: c for c in now}
-    rename = rename_candidate(stored, now)
-    added = [c for n, c in after.items() if n not in before and (rename is None or n != rename[1])]
-    dropped = [n for n in before if n not in after and (rename is None or n != rename[0])]
+    added, dropped = additions(stored, now)
+    added = [c for c in added if c.name not in filled]  # those filled from MySQL (``to_fill``) carry their values
     problems = []
     for c in added:
         if not c.nullable or c.default is not None:
@@ -381,7 +404,19 @@ def plan_cdc_table(
     retyped = type_changes(stored, [facts[n] for n in facts])
     # a non-key column's type change gets a new column version; a key column's stops the table
     versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
-    problems = schema_problems(table, stored, [facts[n] for n in facts], frozenset(r[0] for r in versionable))
+    # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
+    fillable = [
+        c
+        for c in to_fill(stored, [facts[n] for n in facts])
+        if c.name not in plan.key and _planned(plan, c.name) and versions_allowed(plan)
+    ]
+    problems = schema_problems(
+        table,
+        stored,
+        [facts[n] for n in facts],
+        frozenset(r[0] for r in versionable),
+        frozenset(c.name for c in fillable),
+    )
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
@@ -391,6 +426,7 @@ def plan_cdc_table(
         problems.append(unfollowed)
     versions = dict(state.get("column_versions") or {})
     created = new_versions(conn, plan, versionable, versions, {str(r[0]) for r in existing})
+    created += added_versions(conn, plan, fillable, versions)
     full_plan = apply_versions(plan, versions, None)
     plan = apply_versions(plan, versions, position)
     if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
@@ -423,6 +459,14 @@ def plan_cdc_table(
             column = full_plan.column(name)
             if column.target not in {c.target for c in plan.columns}:  # left out of this window: added here
                 alters.append(evolution.add_version_statement(plan.target_table, column))
+            if v.get("added"):  # a column added NOT NULL, with a default, or beside a drop
+                if evolution.unrecorded_addition(entry, column.target):
+                    schema_changes.append(evolution.added_fill_record(column.target, v["new_type"], int(time.time())))
+                notes.append(
+                    f"table {table!r}: column {name!r} was added ({v['new_type']}) where the binlog does not carry "
+                    f"every row's value: {column.target!r} is added and filled from MySQL by key"
+                )
+                continue
             old_target = str(v["kept"][-1])
             if evolution.unrecorded_version(entry, column.target):
                 at = int(time.time())
@@ -434,7 +478,7 @@ def plan_cdc_table(
             f"widening): its values go to {v['target']!r} from now on, filled from MySQL by key; "
             f"{v['kept'][-1]!r} is kept, frozen"
             for name, v in versions.items()
-            if name in created
+            if name in created and not v.get("added")
         ]
     else:
         tightened = []
@@ -529,6 +573,30 @@ def new_versions(
             "filled": False,
         }
         created.append(name)
+    return created
+
+
+def added_versions(conn: Any, plan: TablePlan, columns: list[ColumnFacts], versions: dict[str, Any]) -> list[str]:
+    """Give each added column of ``columns`` (``to_fill``) a version of its own name in ``versions``, filled
+    from MySQL as a type change's is (``after``: a position read now, past the ALTER; a window starting
+    before it leaves the column out), unless it has one. Returns the columns given one."""
+    created = []
+    for c in columns:
+        if c.name in versions:
+            continue
+        versions[c.name] = {
+            "target": plan.column(c.name).target,
+            "kept": [],
+            "added": True,
+            "old_type": "",
+            "new_type": c.column_type
+            + (" NOT NULL" if not c.nullable else "")
+            + (f" DEFAULT {c.default}" if c.default is not None else ""),
+            "after": binlog.current_position(conn).key(),
+            "cursor": None,
+            "filled": False,
+        }
+        created.append(c.name)
     return created
 
 

@@ -41,6 +41,8 @@ RENAMED = "column renamed"
 # cdc: a non-key column's type changed in a way that is not a lossless widening: a new target column
 # ``<COL>__V<n>`` of the new type, filled from MySQL; the old one kept, frozen (``version_name``)
 VERSION_ADDED = "column version added"
+# cdc: a column added NOT NULL, with a default, or beside a drop: its values filled from MySQL by key
+ADDED_FILLED = "column added, filled"
 _VERSION = re.compile(r"^(?P<base>.+)__V(?P<n>[0-9]+)$")
 # an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
 SHRUNK = "rows gone"
@@ -318,6 +320,27 @@ def version_record(
         f"its values now go to the new Snowflake column {new_target!r}, filled from MySQL by key without a "
         f"re-copy; {old_target!r} is kept, frozen with the values of the old type",
     }
+
+
+def added_fill_record(column: str, definition: str, at: int) -> dict[str, Any]:
+    """What is recorded, once, of a cdc column added NOT NULL, with a default or beside a drop, filled from
+    MySQL (``pipeline/cdc_reader.py``, ``to_fill``)."""
+    return {
+        "change": ADDED_FILLED,
+        "column": column,
+        "at": at,
+        "run": "",
+        "new_type": definition,
+        "detail": f"added in MySQL as {definition}: the rows no binlog event touched hold their value in MySQL "
+        "only, so the new Snowflake column is filled from MySQL by key without a re-copy",
+    }
+
+
+def unrecorded_addition(entry: dict[str, Any], column: str) -> bool:
+    """Whether the table's catalog ``entry`` has not recorded ``column`` added and filled yet."""
+    return not any(
+        r.get("change") == ADDED_FILLED and r.get("column") == column for r in entry.get("schema_changes") or []
+    )
 
 
 def unrecorded_version(entry: dict[str, Any], new_target: str) -> bool:
