@@ -184,6 +184,7 @@ def plan_table(
     versions = column_fill.stored(target_columns.entry(table))
     plan = column_fill.applied(plan, versions)
     versioned: list[dict[str, Any]] = []
+    created: list[str] = []
     if shrunk and drift is None and modes.get(mode).replaces_target:  # recorded once the run holds the table
         schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
     if modes.get(mode).reads_window:
@@ -220,6 +221,12 @@ def plan_table(
             mode = requested.fallback
             notes.append(f"table {table!r}: full copy (auto mode: {'; '.join(change.conflicts)})")
         elif change is not None:
+            if change.add and column_fill.allowed(plan):
+                # a column added since the last run: the rows this run does not copy hold its value (a default,
+                # or what the ALTER wrote) in MySQL only, so it is filled from MySQL by key as a version is
+                filled = _added_versions(plan, change, versions)
+                created += filled
+                versioned += _addition_records(table, versions, filled, target_columns.entry(table), notes)
             alters = evolution.alter_statements(plan, change)
             notes.extend(change.describe(table))
             schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
@@ -255,7 +262,7 @@ def plan_table(
     if versions:  # the finaliser fills the next pages and moves the cursor (``column_fill.advance``)
         filling = column_fill.filling(plan, versions)
         fields[column_fill.VERSIONS_FIELD] = json.dumps(versions, sort_keys=True)
-        fields[column_fill.CREATED_FIELD] = bool(versioned)
+        fields[column_fill.CREATED_FIELD] = bool(created)
         if modes.get(mode).replaces_target:  # a copy of every row writes every version
             fields[column_fill.WHOLE_FIELD] = True
         elif filling:
@@ -299,6 +306,42 @@ def _new_versions(
         }
         created.append(name)
     return created
+
+
+def _added_versions(plan: TablePlan, change: evolution.SchemaChange, versions: dict[str, Any]) -> list[str]:
+    """Give each non-key column ``change`` adds to the target (a column added in MySQL since the last run)
+    a version of its own name, filled from MySQL (``column_fill``); the columns given one."""
+    created = []
+    for c in change.add:
+        if c.name in versions or c.name in plan.key:
+            continue
+        versions[c.name] = {
+            "target": c.target,
+            "kept": [],
+            "added": True,
+            "old_type": "",
+            "new_type": c.snowflake_type,
+            "cursor": None,
+            "filled": False,
+        }
+        created.append(c.name)
+    return created
+
+
+def _addition_records(
+    table: str, versions: dict[str, Any], added: list[str], entry: dict[str, Any], notes: list[str]
+) -> list[dict[str, Any]]:
+    """The notes and records (once) of the columns added since the last run, filled from MySQL."""
+    records = []
+    for name in added:
+        target = str(versions[name]["target"])
+        notes.append(
+            f"table {table!r}: column {name!r} added in MySQL: the rows this run does not copy hold its value in "
+            f"MySQL only, so {target!r} is filled from MySQL by key over the next runs"
+        )
+        if evolution.unrecorded_addition(entry, target):
+            records.append(evolution.added_fill_record(target, str(versions[name]["new_type"]), int(time.time())))
+    return records
 
 
 def _version_records(
