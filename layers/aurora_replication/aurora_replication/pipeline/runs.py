@@ -86,5 +86,5 @@ def record_schema_changes(
         services.state.note_schema_changes(key, stamped)
         for r in stamped:
             logger.info("schema change followed", extra={"run_id": run_id, "table": key.table, **r})
-        services.metric("SchemaChanges", len(stamped))
+        services.hooks.metric("SchemaChanges", len(stamped))
     return stamped
