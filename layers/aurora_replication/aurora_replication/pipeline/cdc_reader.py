@@ -928,9 +928,8 @@ def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> lis
     one is not), ``p.plan`` writes to the new name, and the change's record is returned."""
     assert p.rename is not None
     old, new, old_target, new_target = p.rename
-    tgt = services.connections.warehouse(
-        services.connections.place("target", services.connections.snowflake())
-    )  # the table's schema (``locate``)
+    connections = services.connections
+    tgt = connections.warehouse(connections.place("target", connections.snowflake()))  # the table's schema (``locate``)
     try:
         names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
         if old_target in names and new_target not in names:

@@ -81,10 +81,9 @@ class TargetColumns:
 
     def client(self) -> Warehouse:
         if self.target is None:
-            conn = self.services.connections.place(
-                "target", self.services.connections.snowflake()
-            )  # the run's schema (``locate``)
-            self.target = self.services.connections.warehouse(conn)
+            connections = self.services.connections
+            conn = connections.place("target", connections.snowflake())  # the run's schema (``locate``)
+            self.target = connections.warehouse(conn)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:
@@ -707,9 +706,8 @@ def _schedule(
     p: Planning | None = None
     try:
         database = scope.source_database if scope is not None else services.endpoints.mysql_settings().dbname
-        scope = (
-            scope or services.endpoints.scope()
-        )  # the run's, recorded with it: its workers and a resume use this one
+        # the run's, recorded with it: its workers and a resume use this one
+        scope = scope or services.endpoints.scope()
         names, options = resolve_tables(conn, services, database, request)
         databases.not_another_databases(services.state, scope, names, owners)
         target_columns.expect(names, scope)
