@@ -66,3 +66,28 @@ def test_worker_killed_mid_apply_of_a_history_table(env, step):
     )
     cur.execute(history_sql.invariants(plan))
     assert [int(v or 0) for v in cur.fetchone()] == [0, 0, 0, 0, 0]
+
+
+def test_finaliser_killed_after_a_truncate_of_a_history_table_repeats_it_harmlessly(env):
+    """The finaliser dies once its TRUNCATE's delete versions are written: the repeat adds none, and the
+    history ends as the binlog has it."""
+    env.sql(
+        "CREATE TABLE acct (id INT PRIMARY KEY, balance INT)",
+        "INSERT INTO acct SELECT seq, seq FROM seq_1_to_20",
+    )
+    stack = env.start_stack(ENV, visibility_timeout=5)
+    assert _run(stack, workers=1).ok
+    env.sql(
+        "UPDATE acct SET balance = balance + 1 WHERE id % 2 = 0",
+        "TRUNCATE TABLE acct",
+        "INSERT INTO acct SELECT seq, -seq FROM seq_1_to_5",
+    )
+    fault, crashed = _crash_once_per_thread_at("truncated")
+    outcome = _run(stack, workers=1, fault=fault, timeout=180)
+    assert crashed
+    assert outcome.ok, outcome.run["table_states"]
+    cur = env.snowflake().cursor()
+    cur.execute('SELECT "_ASR_OP", COUNT(*) FROM "ACCT" GROUP BY "_ASR_OP" ORDER BY 1')
+    assert dict(cur.fetchall()) == {"D": 20, "I": 25, "U": 10}  # 20 closed; 20 copied + 5 after; 10 updates
+    cur.execute('SELECT "ID", "BALANCE" FROM "ACCT_CURRENT" ORDER BY "ID"')
+    assert [tuple(r) for r in cur.fetchall()] == [(i, -i) for i in range(1, 6)]

@@ -69,6 +69,44 @@ def test_cdc_history_keeps_every_version_in_binlog_order(env):
     assert len(_versions(env)) == 10
 
 
+def test_a_truncate_closes_every_live_version_and_the_table_streams_on(env):
+    """TRUNCATE of a history table under cdc: the versions before it stay, each key live then gets a delete
+    version at its position, the rows inserted after it are new keys' first versions; the table streams on."""
+    env.sql(
+        "CREATE TABLE items (id INT PRIMARY KEY, name VARCHAR(40))",
+        "INSERT INTO items VALUES (1, 'one'), (2, 'two'), (3, 'three')",
+    )
+    stack = env.start_stack()
+    assert _cdc(stack).ok
+    env.sql(
+        "UPDATE items SET name = 'one+' WHERE id = 1",
+        "DELETE FROM items WHERE id = 3",
+        "TRUNCATE TABLE items",
+        "INSERT INTO items VALUES (1, 'again'), (4, 'four')",
+    )
+    second = _cdc(stack)
+    assert second.ok, second.run["table_states"]
+    t = second.run["table_states"]["items"]
+    assert t["truncated_at"] and [c["change"] for c in t["schema_changes"]] == ["truncated"], t
+    assert _versions(env) == [
+        (1, "one", "I", False, False),
+        (1, "one+", "U", False, False),
+        (1, "one+", "D", False, False),
+        (1, "again", "I", True, True),
+        (2, "two", "I", False, False),
+        (2, "two", "D", False, False),
+        (3, "three", "I", False, False),
+        (3, "three", "D", False, False),
+        (4, "four", "I", True, True),
+    ]
+    assert _current(env) == [(1, "again"), (4, "four")]
+    env.sql("TRUNCATE items", "INSERT INTO items VALUES (2, 'back')")
+    third = _cdc(stack)
+    assert third.ok, third.run["table_states"]
+    assert _current(env) == [(2, "back")]
+    assert [v[2] for v in _versions(env) if v[0] == 4] == ["I", "D"]
+
+
 def test_cdc_history_batches_delivered_twice_and_out_of_order_add_no_version(env):
     import boto3
 

@@ -103,6 +103,42 @@ def test_a_clock_that_goes_back_cannot_end_a_version_before_it_starts(sf):
     assert _broken(sf) == [0, 0, 0, 0, 0]
 
 
+def _truncate(cur, pos: int, secs: int) -> None:
+    position = f"{pos:010d}"
+    cur.execute(history_sql.truncate_markers(PLAN), (T0 + secs, T0 + secs, position, position, position))
+    cur.execute(history_sql.rederive_truncated(PLAN), (position,))
+
+
+@pytest.mark.parametrize("truncate_first", [False, True], ids=["batches-then-truncate", "truncate-between"])
+def test_a_truncate_closes_every_live_key_at_its_position_as_a_delete_would(sf, truncate_first):
+    """A TRUNCATE at position 30 (second 9) between versions 20 and 40 of a key gives the chain a delete at
+    30 would: the version before it ends there, a marker holds its values, the next version is an insert.
+    Whether the later batch is applied before the truncate or after it, and repeats, change nothing."""
+    _stage(sf, 0, [("U", 10, 0, "a", '{"v": 1}'), ("U", 20, 5, "b", None)])
+    _stage(sf, 1, [("U", 40, 12, "c", '{"v": 2}')])
+    _apply(sf, 0)
+    if truncate_first:
+        _truncate(sf, 30, 9)
+        _apply(sf, 1)
+    else:
+        _apply(sf, 1)
+        _truncate(sf, 30, 9)
+    assert _versions(sf) == EXPECTED
+    _truncate(sf, 30, 9)
+    _apply(sf, 1)
+    assert _versions(sf) == EXPECTED
+    assert _broken(sf) == [0, 0, 0, 0, 0]
+    # a key already deleted before the truncate gets no second marker; a later truncate closes the insert
+    _truncate(sf, 35, 10)
+    assert _versions(sf) == EXPECTED
+    _truncate(sf, 50, 20)
+    assert _versions(sf)[-2:] == [
+        (1, "c", "I", "0000000040", at(12), at(20), False),
+        (1, "c", "D", "0000000050", at(20), at(20), False),
+    ]
+    assert _broken(sf) == [0, 0, 0, 0, 0]
+
+
 def test_snapshot_merge_adds_versions_only_for_changed_rows(sf):
     load = "_ASR_INC_T_ITEMS"
     sf.execute(

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from aurora_replication_dev.local.template import Template
 
@@ -179,3 +184,68 @@ def test_the_deploy_check_says_when_the_account_cannot_reserve_the_stacks_concur
     assert tight and "lower WorkerReservedConcurrency to 6" in tight, tight
     # an update gives back what the stack holds now before reserving again
     assert check.problem(200, 100, 14, reserves) is None
+
+
+def _render(value: Any, parameters: dict[str, str], doc: dict[str, Any]) -> Any:
+    """CloudFormation's Ref, Sub, If, Not, Equals and Condition, enough for a schedule's Input."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((name, arg),) = value.items()
+        if name == "Ref":
+            return parameters.get(arg, doc["Parameters"].get(arg, {}).get("Default"))
+        if name == "Fn::Sub":
+            return re.sub(r"\$\{(\w+)\}", lambda m: str(_render({"Ref": m.group(1)}, parameters, doc)), arg)
+        if name == "Fn::If":
+            condition, yes, no = arg
+            return _render(yes if _render(doc["Conditions"][condition], parameters, doc) else no, parameters, doc)
+        if name == "Fn::Not":
+            return not _render(arg[0], parameters, doc)
+        if name == "Fn::Equals":
+            return _render(arg[0], parameters, doc) == _render(arg[1], parameters, doc)
+        if name == "Condition":
+            return _render(doc["Conditions"][arg], parameters, doc)
+    return value
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"ScheduleTables": "*", "CdcScheduleTables": "orders, items"},
+        {
+            "ScheduleTables": "a,b",
+            "ScheduleMode": "incremental",
+            "ScheduleDatabases": "tenant_*",
+            "ScheduleDatabaseMapping": "prefix",
+            "CdcScheduleTables": "*",
+            "CdcScheduleDatabases": "shop, tenant_?",
+            "CdcScheduleDatabaseMapping": "prefix",
+        },
+        {
+            "ScheduleDatabases": "a,b",
+            "ScheduleDatabaseMapping": "merge",
+            "CdcScheduleTables": "t",
+            "CdcScheduleDatabases": "c,d",
+        },
+    ],
+)
+def test_each_schedules_input_is_a_run_request_the_scheduler_accepts(parameters):
+    """The Input of every scheduled event, as CloudFormation renders it for the parameters, is parsed by
+    the scheduler as the run request the parameters describe (databases and mapping included)."""
+    from aurora_replication.models import RunRequest, parse_scheduler_event
+
+    doc = _template().doc
+    rendered = {
+        name: json.loads(_render(event["Properties"]["Input"], parameters, doc))
+        for res in doc["Resources"].values()
+        if res["Type"] == "AWS::Serverless::Function"
+        for name, event in res["Properties"].get("Events", {}).items()
+        if event["Type"] == "ScheduleV2" and "Input" in event["Properties"]
+    }
+    assert {"Schedule", "CdcSchedule"} <= set(rendered)
+    for name, prefix in (("Schedule", ""), ("CdcSchedule", "Cdc")):
+        request = parse_scheduler_event(rendered[name], "auto")
+        assert isinstance(request, RunRequest)
+        databases = parameters.get(f"{prefix}ScheduleDatabases", "")
+        assert bool(request.databases) == bool(databases), (name, request)
+        if databases:
+            assert request.database_mapping == parameters.get(f"{prefix}ScheduleDatabaseMapping", "schema")
+    assert parse_scheduler_event(rendered["CdcSchedule"], "auto").mode == "cdc"  # type: ignore[union-attr]

@@ -891,6 +891,19 @@ def _define_and_send(
             }
         ]
         fields = {"truncate_at": truncated}
+    for position, _ in window.history_truncated.get(p.label, []):  # history mode: the keys live then close
+        emptied.append(
+            {
+                "change": evolution.TRUNCATED,
+                "column": "",
+                "at": int(time.time()),
+                "run": run_id,
+                "detail": f"TRUNCATE in the binlog at {position}: every key live then closed with a delete "
+                "version at that position (history mode), the changes before and after it kept as versions",
+            }
+        )
+    if window.history_truncated.get(p.label):
+        fields["history_truncations"] = [list(t) for t in window.history_truncated[p.label]]
     if emptied or renamed:
         fields["schema_changes"] = [*p.schema_changes, *renamed, *emptied]
     if renamed:  # the window's batches are merged into the column's new name

@@ -311,6 +311,9 @@ class Window:
     # tables emptied by a TRUNCATE in the window: the position key of the last one (their changes in the
     # window are only those after it; the target's rows of older positions are removed at that point)
     truncated: dict[str, str] = field(default_factory=dict)
+    # history-mode tables: every TRUNCATE in the window, (position key, epoch seconds), in binlog order (their
+    # changes are all kept: each is a version; each TRUNCATE closes the keys live before it)
+    history_truncated: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
     # tables whose expected rename (``TableSpec.renames``) the window holds as a statement: its position key
     renamed: dict[str, str] = field(default_factory=dict)
     # tables with a value the reader cannot spell as MySQL does (the reason): they fail this window alone
@@ -449,6 +452,7 @@ def read_window(
                 continue
             boundary = isinstance(event, XidEvent)
             truncating: list[str] = []
+            history_truncating: list[tuple[str, int]] = []
             if isinstance(event, QueryEvent):
                 statement = _text(event.query)
                 boundary = True  # COMMIT of a non-transactional table, or a DDL statement (its own commit)
@@ -462,11 +466,12 @@ def read_window(
                         if here.key() <= spec.start.key():
                             continue
                         database, table = where[label]
-                        if emptied == (database, table) and not spec.history:
+                        if emptied == (database, table) and spec.history:
+                            history_truncating.append((label, int(event.timestamp)))
+                        elif emptied == (database, table):
                             truncating.append(label)
                         elif (emptied[0].lower(), emptied[1].lower()) == (database.lower(), table.lower()):
-                            # history mode (its versions would need closing), or a name equal but for case
-                            # (lower_case_table_names): not followed, stopped loudly
+                            # a name equal but for case (lower_case_table_names): not followed, stopped loudly
                             window.broken.setdefault(label, statement[:300])
                 elif _DDL.match(statement) and session in schemas:
                     window.ddl.append(statement[:500])
@@ -502,6 +507,9 @@ def read_window(
                 if label not in window.broken and label not in window.unreadable:
                     window.changes[label] = {}
                     window.truncated[label] = here.key()
+            for label, at in history_truncating:  # after the changes committed before it, which stay versions
+                if label not in window.broken and label not in window.unreadable:
+                    window.history_truncated.setdefault(label, []).append((here.key(), at))
             if pending_at is not None:
                 window.newest_event_at = max(window.newest_event_at or 0, pending_at)
             pending, pending_at = [], None

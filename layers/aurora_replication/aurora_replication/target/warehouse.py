@@ -236,6 +236,11 @@ class Warehouse(Protocol):
 
     def history_cdc_merge(self, plan: TablePlan, load_table: str, chunk_id: int) -> None: ...
 
+    def history_truncate(self, plan: TablePlan, position: str, at: int) -> None:
+        """A ``TRUNCATE`` at ``position`` (``at``: its time, epoch seconds) in history mode: every key live before
+        it gets a delete marker there, and the version before the marker ends at it."""
+        ...
+
     def history_settle(self, plan: TablePlan, load_table: str, below_chunk: int) -> None:
         """Every batch of the window (chunk ids below ``below_chunk``) once more: the chains of the keys they touch
         derived from all of them (``history_sql.cdc_merge``)."""

@@ -217,6 +217,19 @@ def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None
     services.hooks.fault("history_settled", msg)
 
 
+def _truncate_history(msg: ChunkMessage, services: Services, truncations: list[Any]) -> None:
+    """History mode, once the window's batches are settled: each TRUNCATE of the window, in binlog order,
+    closes the keys live before it with a delete version at its position (``history_sql.truncate_markers``).
+    A repeat adds nothing, so a finaliser that dies here runs it all again."""
+    if not truncations:
+        return
+    with services.target() as sf:
+        tgt = services.warehouse(sf)
+        for position, at in truncations:
+            tgt.history_truncate(msg.plan, str(position), int(at))
+    services.fault("truncated", msg)
+
+
 def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
     """History mode, once every batch of the window (and the audit) is applied: the current-state view made
     again (its columns follow the table's), and the history's invariants over the keys the window touched
@@ -278,6 +291,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         return runs.end_superseded(services, msg.run_id, key)
     if plan.history:
         _settle_history(msg, services, count)
+        _truncate_history(msg, services, t.get("history_truncations") or [])
     if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
         with services.connections.target() as sf:
             services.connections.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
@@ -308,6 +322,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "upserts": int(t.get("upserts", 0)),
         "deletes": int(t.get("deletes", 0)),
         **({"truncated_at": str(t["truncate_at"])} if t.get("truncate_at") else {}),
+        **({"truncated_at": str(t["history_truncations"][-1][0])} if t.get("history_truncations") else {}),
         "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
         "validation": "not compared (cdc window; `replicate validate` compares)",
         **audited,

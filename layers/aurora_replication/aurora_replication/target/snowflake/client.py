@@ -625,6 +625,13 @@ class Target:
         they touch derived from all of them (``history_sql.cdc_merge``)."""
         execute(self.conn, history_sql.cdc_merge(plan, load_table, "<"), [below_chunk, below_chunk])
 
+    def history_truncate(self, plan: TablePlan, position: str, at: int) -> None:
+        """A ``TRUNCATE`` at ``position`` (``at``: its time, epoch seconds) in history mode: a delete marker
+        there for every key live before it, and their chains derived again (``history_sql.truncate_markers``,
+        ``rederive_truncated``)."""
+        execute(self.conn, history_sql.truncate_markers(plan), [at, at, position, position, position])
+        execute(self.conn, history_sql.rederive_truncated(plan), [position])
+
     def history_snapshot(
         self, plan: TablePlan, load_table: str, rows: str, params: Sequence[object], at: str, pos: str
     ) -> None:

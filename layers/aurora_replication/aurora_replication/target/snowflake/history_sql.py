@@ -151,8 +151,6 @@ def cdc_merge(plan: TablePlan, load_table: str, chunks: Literal["=", "<"] = "=")
     marker's own start), ``_ASR_IS_CURRENT`` for the last version unless it is a delete, ``_ASR_OP``
     ``I`` after nothing or a delete, ``U`` otherwise. Only versions whose derived fields differ are
     updated."""
-    cols = [q(c.target) for c in plan.columns]
-    keys = _partition(plan, "u")
     load = q(load_table)
     chunk = q("_ASR_CHUNK")
     batch = (
@@ -160,20 +158,36 @@ def cdc_merge(plan: TablePlan, load_table: str, chunks: Literal["=", "<"] = "=")
         f"l.{q(POS)} AS {q(POS)}, l.{q(OP)} AS {q(_RAW_OP)}, "
         f"DATEADD(second, l.{q(AT)}, {_EPOCH}) AS {q(_AT_RAW)} FROM {load} l WHERE l.{chunk} {chunks} %s"
     )
-    existing = (
-        f"SELECT {', '.join('h.' + c for c in cols)}, h.{q(POS)}, h.{q(OP)} AS {q(_RAW_OP)}, "
-        f"h.{q(VALID_FROM)} AS {q(_AT_RAW)} FROM {q(plan.target_table)} h "
-        f"WHERE EXISTS (SELECT 1 FROM {load} k WHERE k.{chunk} {chunks} %s AND {_match(plan, 'k', 'h')})"
-    )
     new = (
         f"SELECT b.* FROM ({batch}) b WHERE NOT EXISTS (SELECT 1 FROM {q(plan.target_table)} h "
         f"WHERE {_match(plan, 'h', 'b')} AND h.{q(POS)} = b.{q(POS)})"
     )
+    keys_from = f"SELECT k.* FROM {load} k WHERE k.{chunk} {chunks} %s"
+    return _derive(plan, f"{_versions_of(plan, keys_from)} UNION ALL {new}")
+
+
+def _versions_of(plan: TablePlan, keys_from: str) -> str:
+    """Every version of the keys ``keys_from`` (a relation with the key columns) names, as ``_derive`` reads
+    versions: the row's columns, the position, the operation as a change's, the start as its time."""
+    cols = [q(c.target) for c in plan.columns]
+    return (
+        f"SELECT {', '.join('h.' + c for c in cols)}, h.{q(POS)}, h.{q(OP)} AS {q(_RAW_OP)}, "
+        f"h.{q(VALID_FROM)} AS {q(_AT_RAW)} FROM {q(plan.target_table)} h "
+        f"WHERE EXISTS (SELECT 1 FROM ({keys_from}) k WHERE {_match(plan, 'k', 'h')})"
+    )
+
+
+def _derive(plan: TablePlan, versions: str) -> str:
+    """The MERGE that inserts the ``versions`` (the row's columns, ``_ASR_POS``, ``_ASR_RAW_OP``,
+    ``_ASR_AT_RAW``) the target lacks and derives every field of each key's chain from their order by
+    position (``cdc_merge``); only versions whose derived fields differ are updated."""
+    cols = [q(c.target) for c in plan.columns]
+    keys = _partition(plan, "u")
     order = f"PARTITION BY {keys} ORDER BY u.{q(POS)}"
     w = f"PARTITION BY {_partition(plan, 'v')} ORDER BY v.{q(POS)}"
     ordered = (
         f"SELECT u.*, MAX(u.{q(_AT_RAW)}) OVER ({order} ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) "
-        f"AS {q(VALID_FROM)} FROM ({existing} UNION ALL {new}) u"
+        f"AS {q(VALID_FROM)} FROM ({versions}) u"
     )
     chained = (
         f"SELECT v.*, LAG(v.{q(_RAW_OP)}) OVER ({w}) AS {q(_PREV_OP)}, "
@@ -268,6 +282,32 @@ def close_absent(plan: TablePlan, load_table: str, rows: str) -> str:
         f"VALUES ({', '.join('s.' + c for c in cols)}, s.{q(VALID_FROM)}, s.{q(VALID_FROM)}, FALSE, "
         f"'{DELETED}', s.{q(POS)})"
     )
+
+
+def truncate_markers(plan: TablePlan) -> str:
+    """A ``TRUNCATE`` in the binlog (params: its time as epoch seconds twice, then its position three
+    times): every key whose last version before that position is not a delete gets a
+    delete marker there, holding that version's values, as a ``DELETE`` of each row would have. A repeat
+    finds the markers and adds none; ``rederive_truncated`` then closes the versions they follow."""
+    cols = [q(c.target) for c in plan.columns]
+    keys = _partition(plan, "h")
+    at = f"GREATEST(DATEADD(second, %s, {_EPOCH}), h.{q(VALID_FROM)})"
+    return (
+        f"INSERT INTO {q(plan.target_table)} ({', '.join(cols)}, {_INSERTED_COLUMNS}) "
+        f"SELECT {', '.join('h.' + c for c in cols)}, {at}, {at}, FALSE, '{DELETED}', CAST(%s AS VARCHAR) "
+        f"FROM {q(plan.target_table)} h WHERE h.{q(POS)} < %s AND NOT EXISTS (SELECT 1 FROM "
+        f"{q(plan.target_table)} x WHERE {_match(plan, 'x', 'h')} AND x.{q(POS)} = %s) "
+        f"QUALIFY ROW_NUMBER() OVER (PARTITION BY {keys} ORDER BY h.{q(POS)} DESC) = 1 "
+        f"AND h.{q(OP)} <> '{DELETED}'"
+    )
+
+
+def rederive_truncated(plan: TablePlan) -> str:
+    """After ``truncate_markers`` (params: the ``TRUNCATE``'s position): the chains of the keys with a
+    marker there derived again from their order by position, so the version before the marker ends at
+    it and the first after it is an insert (``I``). Inserts nothing; a repeat changes nothing."""
+    marked = f"SELECT m.* FROM {q(plan.target_table)} m WHERE m.{q(POS)} = %s AND m.{q(OP)} = '{DELETED}'"
+    return _derive(plan, _versions_of(plan, marked))
 
 
 INVARIANTS = (
