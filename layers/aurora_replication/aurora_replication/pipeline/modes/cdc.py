@@ -223,11 +223,11 @@ def _truncate_history(msg: ChunkMessage, services: Services, truncations: list[A
     A repeat adds nothing, so a finaliser that dies here runs it all again."""
     if not truncations:
         return
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         for position, at in truncations:
             tgt.history_truncate(msg.plan, str(position), int(at))
-    services.fault("truncated", msg)
+    services.hooks.fault("truncated", msg)
 
 
 def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
