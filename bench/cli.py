@@ -27,7 +27,8 @@ def child(spec_path: str) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
+    """The options (docs/performance.md, "Running it")."""
     p = argparse.ArgumentParser(
         prog="python -m bench", description="benchmark: this project vs the mariadb client and dlt"
     )
@@ -83,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         "share one GIL with moto and the driver (the default of the first rounds)",
     )
     p.add_argument("--child", help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
     args = p.parse_args(argv)
     os.chdir(ROOT)
     if args.child:
