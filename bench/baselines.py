@@ -79,7 +79,7 @@ def measure_ceiling(db: Any, rows: int, tries: int = 2) -> dict[str, Any]:
         "all_seconds": times,
         "rows": rows,
         # MariaDB's CPU for the dump: the least any reader of these rows can cost it (the mean of the tries)
-        "mariadb_cpu_seconds": (sum(server_cpu) / len(server_cpu)) if server else None,
+        "mariadb_cpu_seconds": (sum(c or 0.0 for c in server_cpu) / len(server_cpu)) if server else None,
         "all_mariadb_cpu_seconds": server_cpu,
     }
 

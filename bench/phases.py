@@ -113,12 +113,12 @@ class PhaseTimer:
         timed_checksum = self.timed(
             "MySQL: checksum of each chunk in its snapshot (one MD5 per row, summed inside MySQL)", original_checksum
         )
-        source_read.stream_rows = stream_rows  # type: ignore[assignment]
-        source_bulk.batches = batches  # type: ignore[assignment]
-        staging.write_encoded = staging_file(original_encoded)  # type: ignore[assignment]
-        staging.write_csv_gz = staging_file(original_csv)  # type: ignore[assignment]
-        staging.write_lines_gz = staging_file(original_lines)  # type: ignore[assignment]
-        source_read.chunk_checksum = table_checksum  # type: ignore[assignment]
+        source_read.stream_rows = stream_rows
+        source_bulk.batches = batches
+        staging.write_encoded = staging_file(original_encoded)
+        staging.write_csv_gz = staging_file(original_csv)
+        staging.write_lines_gz = staging_file(original_lines)
+        source_read.chunk_checksum = table_checksum
         T = target_mod.Target
         for attr, name in (
             ("put", "PUT the staging file to the stage (emulator)"),

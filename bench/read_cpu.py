@@ -68,8 +68,8 @@ def measure_read_cpu(db: Any) -> dict[str, Any]:
                         None,
                         "A",
                         zst,
-                        small,
-                        True,  # type: ignore[arg-type]
+                        small,  # type: ignore[arg-type]
+                        True,
                     )
                     return (staged.rows if staged else 0), source
             with source_read.snapshot(conn):

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.output import log
 from bench.settings import BENCH, DATABASE
+
+if TYPE_CHECKING:
+    import pymysql
+    import pymysql.cursors
+    import snowflake.connector
+
+    from aurora_replication.secrets import MySQLSettings
 
 
 @contextmanager
@@ -28,14 +35,14 @@ def started(keep_servers: bool, emulator: bool = True) -> Iterator[tuple[Any, An
             db.stop()
 
 
-def server_connection(db: Any) -> Any:
+def server_connection(db: Any) -> pymysql.Connection[pymysql.cursors.Cursor]:
     """MariaDB itself, no database selected (the table builders create theirs), autocommit."""
     import pymysql
 
     return pymysql.connect(host="127.0.0.1", port=db.port, user=db.user, password=db.password, autocommit=True)
 
 
-def source_settings(url: str) -> Any:
+def source_settings(url: str) -> MySQLSettings:
     """The product's ``MySQLSettings`` for a source URL (``mysql://USER:PASSWORD@HOST:PORT/DATABASE``), no TLS."""
     from aurora_replication.secrets import MySQLSettings
     from aurora_replication_dev.local.stack import parse_source_url
@@ -44,7 +51,7 @@ def source_settings(url: str) -> Any:
     return MySQLSettings(s["host"], s["port"], s["username"], s["password"], s["dbname"], False)
 
 
-def source_connection(url: str, autocommit: bool = True) -> Any:
+def source_connection(url: str, autocommit: bool = True) -> pymysql.Connection[pymysql.cursors.Cursor]:
     """A pymysql connection to a source URL's database."""
     import pymysql
 
@@ -59,7 +66,7 @@ def source_connection(url: str, autocommit: bool = True) -> Any:
     )
 
 
-def target_connection(url: str) -> Any:
+def target_connection(url: str) -> snowflake.connector.SnowflakeConnection:
     """A Snowflake connector connection to a target URL (``snowflake://USER:PASSWORD@ACCOUNT/DATABASE/SCHEMA?...``)."""
     import snowflake.connector
 

@@ -8,6 +8,7 @@ import pkgutil
 import re
 import shlex
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,21 +16,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def bench(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     monkeypatch.syspath_prepend(str(ROOT))
     import bench
 
     return bench
 
 
-def test_every_bench_module_imports(bench) -> None:  # type: ignore[no-untyped-def]
+def test_every_bench_module_imports(bench: ModuleType) -> None:
     names = [m.name for m in pkgutil.iter_modules(bench.__path__) if m.name not in ("__main__", "run")]
     assert {"cli", "suite", "report", "servers", "copies", "cdc", "planning"} <= set(names)
     for name in names:
         importlib.import_module(f"bench.{name}")
 
 
-def test_the_documented_commands_are_accepted(bench) -> None:  # type: ignore[no-untyped-def]
+def test_the_documented_commands_are_accepted(bench: ModuleType) -> None:
     from bench import cli
 
     text = (ROOT / "docs" / "performance.md").read_text()
