@@ -43,9 +43,14 @@ def _norm(kind: str, v: Any, from_mysql: bool) -> Any:
 
 
 def fetch_pair(
-    conn_mysql: Any, database: str, sf_conn: Any, table: str, case: str = "upper"
+    conn_mysql: Any, database: str, sf_conn: Any, table: str, case: str = "upper", targets: dict[str, str] | None = None
 ) -> tuple[list[Any], list[Any]]:
+    """``targets``: MySQL column -> target column, where it is not the column's name (a column version)."""
     plan = source_discover.discover_table(conn_mysql, database, table, identifier_case=case)
+    targets = targets or {}
+    plan = plan.model_copy(
+        update={"columns": [c.model_copy(update={"target": targets.get(c.name, c.target)}) for c in plan.columns]}
+    )
     kinds = [c.kind for c in plan.columns]
     raw = pymysql.connect(
         host=conn_mysql.host,
@@ -70,10 +75,10 @@ def fetch_pair(
     return sorted(mysql_rows, key=repr), sorted(sf_rows, key=repr)
 
 
-def assert_same(env: Any, table: str) -> int:
+def assert_same(env: Any, table: str, targets: dict[str, str] | None = None) -> int:
     sf = env.snowflake()
     try:
-        mysql_rows, sf_rows = fetch_pair(env.db.connect(env.database), env.database, sf, table)
+        mysql_rows, sf_rows = fetch_pair(env.db.connect(env.database), env.database, sf, table, targets=targets)
     finally:
         sf.close()
     if len(sf_rows) != len(mysql_rows):

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, get_args
 
 from aurora_replication.errors import BadInputError, EndpointError
 from aurora_replication.ledger.status import is_terminal
@@ -191,22 +191,26 @@ class Interrupted(Exception):
 
 def run_request(args: argparse.Namespace) -> dict[str, Any]:
     """The run request the flags make, checked as the scheduler checks it (before anything starts)."""
-    from aurora_replication.models import new_run_id, parse_run_request
+    from aurora_replication.models import MODE_RULES, new_run_id, parse_run_request
 
     request: dict[str, Any] = {"tables": args.tables, "mode": args.mode}
     if args.chunk_rows is not None:
         request["chunk_rows"] = args.chunk_rows
     if args.resnapshot:
-        if args.mode != "cdc":
+        if "resnapshot" not in MODE_RULES[args.mode].request_fields:
             raise BadInputError("--resnapshot goes with --mode cdc: it takes a new initial copy of the tables")
         request["resnapshot"] = True
     if getattr(args, "databases", None):
         request["databases"] = args.databases
         request["database_mapping"] = args.database_mapping
     if getattr(args, "start_position", None):
-        if args.mode != "cdc":
+        if "start_position" not in MODE_RULES[args.mode].request_fields:
             raise BadInputError("--start-position goes with --mode cdc: it says where a new cdc table starts")
         request["start_position"] = args.start_position
+    if getattr(args, "follow_seconds", None):
+        if "follow_seconds" not in MODE_RULES[args.mode].request_fields:
+            raise BadInputError("--follow-seconds goes with --mode cdc: it reads binlog windows back to back")
+        request["follow_seconds"] = args.follow_seconds
     request["run_id"] = new_run_id()  # known before the run starts, so Ctrl-C can always name it
     parse_run_request(request, args.mode)
     return request
@@ -855,6 +859,8 @@ def seconds_arg(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aurora_replication.models import Mode
+
     p = _Parser(prog="replicate", description=(__doc__ or "").split("\n", 1)[0], epilog=EPILOG)
     p.add_argument("--home", type=Path, default=DEFAULT_HOME, help="local state directory (default: .local)")
     p.add_argument(
@@ -878,7 +884,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--mode",
         default="auto",
-        choices=["full", "incremental", "auto", "reconcile", "cdc"],
+        choices=list(get_args(Mode)),
         help="auto: incremental where a watermark exists; reconcile: remove rows deleted in MySQL; "
         "cdc: apply the binlog's changes since the last run (the first run copies the table)",
     )
@@ -902,6 +908,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["snapshot", "now"],
         default=None,
         help="with --mode cdc: where a new table starts (now: streaming from the position now, no initial copy)",
+    )
+    r.add_argument(
+        "--follow-seconds",
+        type=whole_number(1),
+        default=None,
+        help="with --mode cdc: read binlog windows back to back for about this many seconds (docs/cdc.md)",
     )
     r.add_argument("--workers", type=whole_number(1), default=2)
     r.add_argument("--chunk-rows", type=whole_number(1), default=None, help="rows per chunk (1 - 10000000)")

@@ -11,7 +11,7 @@ from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import settle as metering
 from aurora_replication.models import parse_scheduler_event
 from aurora_replication.ops import preflight
-from aurora_replication.pipeline import scheduler
+from aurora_replication.pipeline import cdc_follow, scheduler
 from aurora_replication.services import Services
 
 logger = Logger()
@@ -39,7 +39,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     with preflight.actionable_errors(services, logger):
         preflight.check_endpoints(services)  # a run that cannot start writes nothing
         with invocation.unit():
-            summary = scheduler.schedule(event, services)
+            summary = cdc_follow.follow(event, services, scheduler.schedule)  # a cdc request may follow the binlog
     # a request of several databases answers with a run of each (pipeline/databases.py)
     planned = [summary, *summary.get("runs", {}).values()]
     # the invocation's cost, shared among the tables it planned (docs/cost.md)

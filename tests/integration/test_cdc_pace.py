@@ -4,70 +4,15 @@ equal to MySQL at the end. ``make bench`` runs the long version (2,000 changes a
 
 from __future__ import annotations
 
-import datetime as dt
-import threading
 import time
 
 from compare import assert_same
+from tick_writer import TickWriter, newest_stamp
 
 RATE_TICKS = 10  # transactions a second
 ROWS_PER_TICK = 40  # updated rows a transaction (plus one delete and one insert): about 420 changes a second
 SECONDS = 8.0
 LAG_P95_BOUND = 60.0  # issue 29's target; on loopback it is a few seconds
-
-
-class TickWriter(threading.Thread):
-    """Every tenth of a second one transaction: ROWS_PER_TICK rows updated with ``stamp`` set to the
-    transaction's own time (UTC), one row deleted and one inserted. Records (stamp, commit time, changes)."""
-
-    def __init__(self, env) -> None:
-        super().__init__(daemon=True)
-        self.env = env
-        self.ticks: list[tuple[float, float, int]] = []
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        conn = self.env.db.connect(self.env.database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute("SET time_zone = '+00:00'")
-                started = time.time()
-                tick = 0
-                while time.time() < started + SECONDS:
-                    due = started + tick / RATE_TICKS
-                    if time.time() < due:
-                        time.sleep(due - time.time())  # the writer's pace: a rate, not a condition
-                    now = time.time()
-                    stamp = dt.datetime.fromtimestamp(now, dt.UTC).replace(tzinfo=None)
-                    lower = (tick * ROWS_PER_TICK) % 1000
-                    cur.execute("BEGIN")
-                    cur.execute(
-                        "UPDATE items SET qty = qty + 1, stamp = %s WHERE id > %s AND id <= %s",
-                        (stamp, lower, lower + ROWS_PER_TICK),
-                    )
-                    changed = cur.rowcount
-                    changed += cur.execute("DELETE FROM items WHERE id = %s", (10_000 + tick - 5,))
-                    changed += cur.execute(
-                        "INSERT INTO items (id, qty, stamp) VALUES (%s, 0, %s)", (10_000 + tick, stamp)
-                    )
-                    cur.execute("COMMIT")
-                    self.ticks.append((now, time.time(), changed))
-                    tick += 1
-        except BaseException as e:  # noqa: BLE001 - reported by the test
-            self.error = e
-        finally:
-            conn.close()
-
-
-def _newest_stamp(env) -> float | None:
-    sf = env.snowflake()
-    try:
-        cur = sf.cursor()
-        cur.execute('SELECT MAX("STAMP") FROM "ITEMS"')
-        newest = cur.fetchone()[0]
-    finally:
-        sf.close()
-    return newest.replace(tzinfo=dt.UTC).timestamp() if newest is not None else None
 
 
 def test_a_sustained_writer_is_seen_within_the_lag_bound_and_exactly(env):
@@ -78,7 +23,7 @@ def test_a_sustained_writer_is_seen_within_the_lag_bound_and_exactly(env):
     stack = env.start_stack()
     request = {"tables": "items", "mode": "cdc"}
     assert stack.run(request, workers=2, timeout=180).ok
-    writer = TickWriter(env)
+    writer = TickWriter(env, SECONDS, RATE_TICKS, ROWS_PER_TICK)
     writer.start()
     lags: list[float] = []
     seen = 0
@@ -88,7 +33,7 @@ def test_a_sustained_writer_is_seen_within_the_lag_bound_and_exactly(env):
         outcome = stack.run(request, workers=2, timeout=180)
         finished = time.time()
         assert outcome.ok, outcome.run["table_states"]
-        newest = _newest_stamp(env)
+        newest = newest_stamp(env)
         visible = [t for t in writer.ticks[seen:] if newest is not None and t[0] <= newest + 1e-6]
         lags += [finished - commit for _, commit, n in visible for _ in range(n)]
         seen += len(visible)

@@ -125,7 +125,7 @@ def test_truncate_with_mark_deletes_marks_the_rows_before_it(env):
     assert [r[0] for r in rows if not r[1]] == [1, 2, 3, 5, 6, 7, 8, 9, 10]  # kept, marked deleted
 
 
-def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_table(env):
+def test_lossless_widening_streams_on_and_a_key_column_type_change_stops_the_one_table(env):
     _seed(env, 10)
     env.sql("CREATE TABLE other (id INT PRIMARY KEY, v VARCHAR(10))", "INSERT INTO other VALUES (1, 'a')")
     stack = env.start_stack(STACK_ENV)
@@ -146,24 +146,33 @@ def test_lossless_widening_streams_on_and_any_other_type_change_stops_the_one_ta
     added = _cdc(stack, "items,other")
     assert added.ok and added.run["table_states"]["items"]["mode"] == "cdc", added.run["table_states"]
     assert assert_same(env, "items") == 11
-    # a narrowing: the rows MySQL rewrote are not in the binlog; the table stops, the other goes on
+    # a narrowing of a column: a new column version (tests/integration/test_cdc_column_versions.py)
+    env.sql("UPDATE items SET qty = 2 WHERE id = 2", "ALTER TABLE items MODIFY qty SMALLINT")
+    versioned = _cdc(stack, "items,other")
+    t = versioned.run["table_states"]["items"]
+    assert versioned.ok and t["mode"] == "cdc", t
+    assert [c["change"] for c in t["schema_changes"]] == ["column version added"], t
+    assert t["column_version"].endswith("filled"), t  # 11 rows: one page
+    assert assert_same(env, "items", {"qty": "QTY__V2"}) == 11
+    # a key column's type change: the rows MySQL rewrote are not in the binlog and no version can hold a
+    # key; the table stops, the other goes on
     env.sql(
         "UPDATE items SET qty = 2 WHERE id = 2",
-        "ALTER TABLE items MODIFY qty SMALLINT",
+        "ALTER TABLE items MODIFY id SMALLINT",
         "UPDATE other SET v = 'b' WHERE id = 1",
     )
     stopped = _cdc(stack, "items,other")
     states = stopped.run["table_states"]
     reason = states["items"]["reason"]
     assert states["items"]["status"] == "failed" and "\n" not in reason, states["items"]
-    assert "column 'qty' changed type from bigint(20) to smallint(6)" in reason and "--resnapshot" in reason, reason
+    assert "column 'id' changed type from int(11) to smallint(6)" in reason and "--resnapshot" in reason, reason
     assert states["other"]["status"] == "published"
     assert_same(env, "other")
     fixed = _cdc(stack, "items", resnapshot=True)
     assert fixed.ok, fixed.run["table_states"]
     env.sql("UPDATE items SET qty = 5 WHERE id = 5")
     assert _cdc(stack, "items").ok
-    assert assert_same(env, "items") == 11
+    assert assert_same(env, "items") == 11  # the new copy: QTY of the new type, no versions
 
 
 def test_on_column_drop_drop_removes_the_column_from_the_target_and_streams_on(env):

@@ -1,12 +1,13 @@
-"""The package's import graph: no cycles, and no module imports a higher layer.
-
-Imports inside functions count too: hiding an import in a function does not remove the dependency.
+"""The package's seams: in its import graph no cycles, and no module imports a higher layer (imports inside
+functions count too: hiding an import in a function does not remove the dependency); Snowflake's driver and
+folder reached only where allowed; no branch on a sync mode's name outside ``pipeline/modes/``.
 """
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -235,3 +236,119 @@ def test_only_the_wiring_reaches_into_the_warehouse_folder() -> None:
     assert REACHING_IN - reaching == set(), "these no longer reach in: take them off REACHING_IN"
     handlers = sorted((ROOT / "functions").rglob("*.py"))
     assert not [p for p in handlers if "snowflake" in _imported_roots(p)]
+
+
+# A sync mode owns its plan, load, finalise, resume and health (``pipeline/modes/``): code elsewhere asks
+# ``modes.get(name)`` or ``modes.requested(name)`` (or, below the pipeline, ``models.MODE_RULES``) what it
+# needs, and never compares a mode with a mode's name. No module is allowed to: nothing had to stay.
+MODES_HOME = PACKAGE / "pipeline" / "modes"
+
+
+def _mode_names() -> set[str]:
+    from aurora_replication.models import MODE_RULES, Mode
+
+    names = set(get_args(Mode))
+    assert names == set(MODE_RULES), "every mode a request may name has its rules (models.MODE_RULES)"
+    return names
+
+
+def _names_in(node: ast.expr, names: set[str]) -> set[str]:
+    """The mode names ``node`` spells: a string literal, or a tuple, list, set or frozenset() of them."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return {node.value} & names
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return {n for e in node.elts for n in _names_in(e, names)}
+    if isinstance(node, ast.Call) and not node.keywords and len(node.args) == 1:
+        if isinstance(node.func, ast.Name) and node.func.id in ("frozenset", "set", "tuple"):
+            return _names_in(node.args[0], names)
+    return set()
+
+
+def _mentions_mode(node: ast.expr) -> bool:
+    """Whether ``node`` is about a mode: a name, attribute or key with "mode" in it (``mode``, ``plan.mode``,
+    ``request.mode``, ``t.get("mode")``, ``t["mode"]``, ``args.mode``)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Name) and "mode" in n.id.lower():
+            return True
+        if isinstance(n, ast.Attribute) and "mode" in n.attr.lower():
+            return True
+        if isinstance(n, ast.Constant) and isinstance(n.value, str) and "mode" in n.value.lower():
+            return True
+    return False
+
+
+def mode_name_branches(source: str, names: set[str]) -> list[str]:
+    """Where ``source`` branches on a mode's name: a comparison (``==``, ``!=``, ``in``, ``not in``, ``is``)
+    of something about a mode with a mode-name literal, a ``match`` on a mode with a name among its cases,
+    or a dict of names looked up by a mode (``{"full": ...}[plan.mode]``)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            spelled = set().union(*(_names_in(o, names) for o in operands))
+            if spelled and any(_mentions_mode(o) for o in operands if not _names_in(o, names)):
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif isinstance(node, ast.Match) and _mentions_mode(node.subject):
+            cases = [c.value for m in node.cases for c in ast.walk(m.pattern) if isinstance(c, ast.MatchValue)]
+            if any(isinstance(v, ast.Constant) and v.value in names for v in cases):
+                found.append(f"line {node.lineno}: match {ast.unparse(node.subject)}")
+        elif isinstance(node, ast.Subscript) and isinstance(node.value, ast.Dict) and _mentions_mode(node.slice):
+            keys = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            if keys & names:
+                found.append(f"line {node.lineno}: {ast.unparse(node)}")
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and isinstance(node.func.value, ast.Dict)
+            and node.args
+            and _mentions_mode(node.args[0])
+            and {k.value for k in node.func.value.keys if isinstance(k, ast.Constant)} & names
+        ):
+            found.append(f"line {node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_the_mode_name_check_finds_what_it_should() -> None:
+    """The check below would pass over a blind checker: each way of branching on a name is caught, and
+    asking a mode, or a name that is not about a mode, is not."""
+    names = _mode_names()
+    caught = [
+        'if plan.mode == "cdc": pass',
+        'if request.mode != "reconcile": pass',
+        'x = mode in ("auto", "incremental")',
+        'x = t.get("mode") == "cdc"',
+        'x = t["mode"] not in {"full"}',
+        'x = args.mode in frozenset(("cdc",))',
+        'x = "full" == mode',
+        'x = {"full": 1, "incremental": 2}[plan.mode]',
+        'x = {"full": 1}.get(mode, 0)',
+        'match plan.mode:\n    case "full": pass\n    case _: pass',
+    ]
+    for source in caught:
+        assert mode_name_branches(source, names), source
+    passed = [
+        "if modes.get(plan.mode).reads_window: pass",
+        'x = step == "reconcile"',  # a step's name, not a mode
+        'x = plan.model_copy(update={"mode": "cdc"})',  # naming a mode is not branching on it
+        'x = checks.get("cdc")',
+        "x = mode == other",
+    ]
+    for source in passed:
+        assert not mode_name_branches(source, names), source
+
+
+def test_no_mode_name_branches_outside_modes() -> None:
+    """No module of the layer outside ``pipeline/modes/``, no Lambda handler and no module of the dev package
+    branches on a mode's name: what differs by mode is an attribute of the mode (``SyncMode``)."""
+    names = _mode_names()
+    paths = [
+        *(p for p in PACKAGE.rglob("*.py") if MODES_HOME not in p.parents),
+        *(ROOT / "functions").rglob("*.py"),
+        *DEV_PACKAGE.rglob("*.py"),
+    ]
+    assert len(paths) > 50
+    wrong = [
+        f"{p.relative_to(ROOT)} {where}" for p in sorted(paths) for where in mode_name_branches(p.read_text(), names)
+    ]
+    assert not wrong, "branches on a mode's name (ask modes.get(name) instead):\n" + "\n".join(wrong)

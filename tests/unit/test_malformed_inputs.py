@@ -131,7 +131,7 @@ def test_an_unknown_field_is_named_with_the_fields_there_are():
         parse_request({"tables": "a", "chunkrows": 5}, "auto")
     assert str(refused.value) == (
         "invalid run request: chunkrows=5: unknown field; the fields are chunk_rows, database_mapping, databases, "
-        "mode, resnapshot, run_id, start_position, table_options, tables, watermark_columns"
+        "follow_seconds, mode, resnapshot, run_id, start_position, table_options, tables, watermark_columns"
     )
     with pytest.raises(BadInputError, match=r"table_options\.a\.exlude=\['x'\]: unknown field"):
         parse_request({"tables": "a", "table_options": {"a": {"exlude": ["x"]}}}, "auto")
@@ -288,7 +288,7 @@ def _cli(tmp_path, capsys, *argv: str) -> tuple[int, list[str]]:
         (
             '{"tables": "orders", "chunk_size": 5}',
             "error: invalid run request: chunk_size=5: unknown field; the fields are chunk_rows, database_mapping, "
-            "databases, mode, resnapshot, run_id, start_position, table_options, tables, watermark_columns",
+            "databases, follow_seconds, mode, resnapshot, run_id, start_position, table_options, tables, watermark_columns",
         ),
         (
             '{"resume_run": "r1", "mode": "full"}',

@@ -209,7 +209,7 @@ def _render(value: Any, parameters: dict[str, str], doc: dict[str, Any]) -> Any:
 @pytest.mark.parametrize(
     "parameters",
     [
-        {"ScheduleTables": "*", "CdcScheduleTables": "orders, items"},
+        {"ScheduleTables": "*", "CdcScheduleTables": "orders, items", "CdcFollowSeconds": "50"},
         {
             "ScheduleTables": "a,b",
             "ScheduleMode": "incremental",
@@ -248,4 +248,6 @@ def test_each_schedules_input_is_a_run_request_the_scheduler_accepts(parameters)
         assert bool(request.databases) == bool(databases), (name, request)
         if databases:
             assert request.database_mapping == parameters.get(f"{prefix}ScheduleDatabaseMapping", "schema")
-    assert parse_scheduler_event(rendered["CdcSchedule"], "auto").mode == "cdc"  # type: ignore[union-attr]
+    cdc = parse_scheduler_event(rendered["CdcSchedule"], "auto")
+    assert isinstance(cdc, RunRequest) and cdc.mode == "cdc"
+    assert cdc.follow_seconds == int(parameters.get("CdcFollowSeconds", "0"))

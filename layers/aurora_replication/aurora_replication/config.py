@@ -121,7 +121,18 @@ class Settings(BaseModel):
     cdc_max_seconds: float = Field(default=120.0, alias="CDC_MAX_SECONDS", gt=0, le=840)
     cdc_max_bytes: int = Field(default=64 * 1024 * 1024, alias="CDC_MAX_BYTES", ge=1024)
     cdc_batch_rows: int = Field(default=100_000, alias="CDC_BATCH_ROWS", ge=1, le=10_000_000)
+    # a column version (a type change that is not a lossless widening, docs/cdc.md#schema-changes) is
+    # filled from MySQL in key-ordered pages of CDC_FILL_PAGE_ROWS, at most CDC_FILL_ROWS rows or
+    # CDC_FILL_SECONDS per window; the rest in later windows, from a cursor in the table's cdc state
+    cdc_fill_page_rows: int = Field(default=50_000, alias="CDC_FILL_PAGE_ROWS", ge=1, le=10_000_000)
+    cdc_fill_rows: int = Field(default=1_000_000, alias="CDC_FILL_ROWS", ge=1, le=1_000_000_000)
+    cdc_fill_seconds: float = Field(default=60.0, alias="CDC_FILL_SECONDS", gt=0, le=600)
     cdc_server_id: int = Field(default=4_236_001, alias="CDC_SERVER_ID", ge=1, le=4_294_967_295)
+    # a cdc request with follow_seconds (pipeline/cdc_follow.py): the time a window's apply is given before
+    # the invocation ends (a next window starts only with CDC_MAX_SECONDS plus this left), and the pause
+    # between two looks at a binlog that has not moved
+    cdc_follow_apply_seconds: float = Field(default=30.0, alias="CDC_FOLLOW_APPLY_SECONDS", ge=0, le=840)
+    cdc_follow_pause_seconds: float = Field(default=2.0, alias="CDC_FOLLOW_PAUSE_SECONDS", gt=0, le=60)
     # health: warn when a stored position is this close (fraction of the retention) to being purged
     cdc_retention_warn_fraction: float = Field(default=0.25, alias="CDC_RETENTION_WARN_FRACTION", ge=0, le=1)
     table_options_file: str | None = Field(default=None, alias="TABLE_OPTIONS_FILE")

@@ -8,6 +8,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -20,6 +21,36 @@ from aurora_replication.identifiers import InvalidIdentifierError, mysql_ident, 
 RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 Mode = Literal["full", "incremental", "auto", "reconcile", "cdc"]
 ResolvedMode = Literal["full", "incremental", "reconcile", "cdc"]
+
+
+@dataclass(frozen=True)
+class ModeRules:
+    """What a request and a chunk message of one mode must hold, declared here, below everything that checks
+    them (this module, ``target/names.py``); what the mode does is its module in ``pipeline/modes/``, which
+    reads these through ``SyncMode.rules``."""
+
+    needs_key: bool = False  # a primary or unique key (rows matched on it)
+    needs_watermark: bool = False  # a watermark column (a window of changed rows)
+    applies_batches: bool = False  # a chunk carries a batch of changes (``ChangeBatch``), not a key range
+    request_fields: frozenset[str] = frozenset()  # the run request's fields only this mode takes
+    merge_refused: str = ""  # why ``database_mapping`` 'merge' cannot go with the mode ('': it can)
+    load_prefix: str = ""  # how the names of its runs' load tables of chunks start (``target/names.py``)
+
+
+# every requested mode's rules (``auto`` resolves to full or incremental per table: ``pipeline/modes``)
+MODE_RULES: dict[str, ModeRules] = {
+    "full": ModeRules(load_prefix="_ASR_FULL_"),
+    "incremental": ModeRules(needs_key=True, needs_watermark=True, load_prefix="_ASR_INC_"),
+    "auto": ModeRules(),
+    "reconcile": ModeRules(needs_key=True, load_prefix="_ASR_KEYS_"),
+    "cdc": ModeRules(
+        needs_key=True,
+        applies_batches=True,
+        request_fields=frozenset({"resnapshot", "start_position", "follow_seconds"}),
+        merge_refused="each database's changes would need the merged table's key extended by _ASR_SOURCE_DATABASE "
+        "in the change batches; use 'schema' or 'prefix' under cdc",
+    ),
+}
 KeyValue = str
 HEX_VALUE = re.compile(r"^(?:[0-9A-Fa-f]{2})*$")
 
@@ -152,6 +183,9 @@ class RunRequest(_Strict):
     # cdc mode: where a table without a position (or one re-snapshotted) starts: "snapshot", an initial
     # copy after recording the position; "now", streaming from the server's position now, no copy
     start_position: Literal["snapshot", "now"] = "snapshot"
+    # cdc mode: read windows back to back for about this many seconds of the invocation, each once the
+    # last one's run has ended (``pipeline/cdc_follow.py``); 0: one window
+    follow_seconds: int = Field(default=0, ge=0, le=840)
     # several source databases of the server (names, or patterns with ``*`` and ``?``): one run of the
     # request's tables per database (``pipeline/databases.py``); None: the source secret's database
     databases: list[str] | None = Field(default=None, min_length=1)
@@ -185,12 +219,9 @@ class RunRequest(_Strict):
                 "databases needs database_mapping: 'schema' (a Snowflake schema per database) or 'prefix' "
                 "(one schema, each table's name after '<database>__')"
             )
-        if self.mode == "cdc" and self.database_mapping == "merge":
-            raise ValueError(
-                "database_mapping 'merge' is not supported with mode 'cdc': each database's changes would need the "
-                "merged table's key extended by _ASR_SOURCE_DATABASE in the change batches; use 'schema' or "
-                "'prefix' under cdc"
-            )
+        refused = MODE_RULES[self.mode].merge_refused
+        if refused and self.database_mapping == "merge":
+            raise ValueError(f"database_mapping 'merge' is not supported with mode {self.mode!r}: {refused}")
         return self
 
     @field_validator("resnapshot", mode="plain")
@@ -206,9 +237,21 @@ class RunRequest(_Strict):
 
     @model_validator(mode="after")
     def _cdc_fields(self) -> RunRequest:
-        if self.mode != "cdc" and (self.resnapshot or self.start_position != "snapshot"):
-            field = "resnapshot" if self.resnapshot else "start_position"
-            raise ValueError(f"{field} is a field of cdc runs: give it with mode 'cdc' (the mode is {self.mode!r})")
+        given = [
+            f
+            for f, set_ in (
+                ("resnapshot", self.resnapshot),
+                ("follow_seconds", self.follow_seconds),
+                ("start_position", self.start_position != "snapshot"),
+            )
+            if set_
+        ]
+        for field in given[:1]:
+            if field not in MODE_RULES[self.mode].request_fields:
+                owner = next(m for m, r in MODE_RULES.items() if field in r.request_fields)
+                raise ValueError(
+                    f"{field} is a field of {owner} runs: give it with mode {owner!r} (the mode is {self.mode!r})"
+                )
         if isinstance(self.resnapshot, list):
             if not self.resnapshot:
                 raise ValueError("resnapshot is an empty list: name the tables to re-snapshot, or give true or false")
@@ -463,14 +506,13 @@ class ChunkMessage(_ChunkAddress):
         if (self.lower is not None or self.upper is not None) and not nkey:
             raise ValueError("a table without a key is copied as one chunk without bounds")
         self._check_chunk_id()
-        if self.plan.mode == "incremental" and (not self.plan.watermark or not self.plan.key):
-            raise ValueError("incremental mode needs a key and a watermark column")
-        if self.plan.mode == "reconcile" and not self.plan.key:
-            raise ValueError("reconcile mode needs a key")
-        if self.plan.mode == "cdc" and not self.plan.key:
-            raise ValueError("cdc mode needs a key")
-        if (self.batch is not None) != (self.plan.mode == "cdc" and self.kind == "chunk"):
-            raise ValueError("a batch of changes is what a cdc chunk applies, and only a cdc chunk")
+        rules = MODE_RULES[self.plan.mode]
+        if (rules.needs_key and not self.plan.key) or (rules.needs_watermark and not self.plan.watermark):
+            needs = "a key and a watermark column" if rules.needs_watermark else "a key"
+            raise ValueError(f"{self.plan.mode} mode needs {needs}")
+        if (self.batch is not None) != (rules.applies_batches and self.kind == "chunk"):
+            batched = " or ".join(m for m, r in MODE_RULES.items() if r.applies_batches)
+            raise ValueError(f"a batch of changes is what a {batched} chunk applies, and only a {batched} chunk")
         return self
 
     @property

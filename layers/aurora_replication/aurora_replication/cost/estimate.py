@@ -24,6 +24,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aurora_replication.config import Settings, settings_from
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.ops.health_metrics import Gauge
+from aurora_replication.pipeline import modes
 
 SERVICES = ("Lambda", "SQS", "DynamoDB", "Snowflake")
 # credits per hour of a standard warehouse by size (Snowflake's "Virtual warehouse credit usage")
@@ -52,7 +53,6 @@ HISTORY_SIZES = {
     "5X-LARGE": "X5LARGE",
     "6X-LARGE": "X6LARGE",
 }
-IDLE_MODES = ("incremental", "cdc")
 PRICE_FIELDS = (
     "price_lambda_gb_second",
     "price_lambda_million_requests",
@@ -150,7 +150,8 @@ def estimate(figures: Mapping[str, Any], prices: Prices) -> Estimate:
 def nothing_changed(mode: str | None, rows_moved: int | None, cost: float) -> bool:
     """An incremental or cdc run of the table that moved no rows but still cost something: a sign
     its schedule could be longer."""
-    return mode in IDLE_MODES and not rows_moved and cost > 0
+    idle = mode is not None and mode in modes.MODES and modes.get(mode).idle_when_unchanged
+    return idle and not rows_moved and cost > 0
 
 
 def table_cost(figures: Mapping[str, Any], prices: Prices, mode: str | None, rows_moved: int | None) -> dict[str, Any]:

@@ -7,7 +7,8 @@ Items:
                       (``reason`` says why; a re-snapshot is the fix);
                       ``binlog_pos`` (file, pos, gtid) and ``position_key`` (its sortable text),
                       ``schema_columns`` (the schema the position is valid for), ``caught_up_at`` (the time up
-                      to which every change is applied), ``newest_event_at`` (the newest applied event)
+                      to which every change is applied), ``newest_event_at`` (the newest applied event),
+                      ``column_versions`` (columns given a new version by a type change, and their fill)
   RUN#<run> / TABLE#<t>  (the run ledger's table item) gains, for a window of changes: ``cdc_from``,
                       ``cdc_to`` (position dicts), ``batches`` (one per chunk id), ``window_read_at``
 
@@ -55,6 +56,8 @@ class CdcState:
         out: dict[str, Any] = plain(item)
         if isinstance(out.get("schema_columns"), str):
             out["schema_columns"] = json.loads(out["schema_columns"])
+        if isinstance(out.get("column_versions"), str):
+            out["column_versions"] = json.loads(out["column_versions"])
         return out
 
     def all(self, scope: Scope) -> dict[str, dict[str, Any]]:
@@ -160,6 +163,17 @@ class CdcState:
             Key=key.item("CDC"),
             UpdateExpression="SET schema_columns = :c",
             ExpressionAttributeValues={":c": json.dumps(columns)},
+        )
+
+    def set_versions(self, key: TableKey, versions: dict[str, Any]) -> None:
+        """The table's column versions (``pipeline/cdc_reader.py``, docs/cdc.md#schema-changes): per MySQL
+        column, its target column now, the ones kept, and how far its fill got. Written by the run holding
+        the table's lease (a new version when it is planned, the fill's cursor when a window commits); a
+        new initial copy (``start_snapshot``) replaces the item, and with it the versions."""
+        self.table.update_item(
+            Key=key.item("CDC"),
+            UpdateExpression="SET column_versions = :v",
+            ExpressionAttributeValues={":v": json.dumps(versions, sort_keys=True)},
         )
 
     def stop(self, key: TableKey, reason: str) -> None:

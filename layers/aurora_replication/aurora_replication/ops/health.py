@@ -12,6 +12,7 @@ message that names no password (connection errors from the drivers carry host an
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -23,8 +24,8 @@ from typing import Any
 from aurora_replication.cost import estimate as cost
 from aurora_replication.errors import BadInputError, EndpointError
 from aurora_replication.models import shown
-from aurora_replication.ops import cdc_health
 from aurora_replication.ops.redrive import peek
+from aurora_replication.pipeline import modes
 from aurora_replication.services import Services
 
 
@@ -287,8 +288,11 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
         "queue": lambda: _queue(services),
         "dead_letter_queue": lambda: _dlq(services),
         "replication": lambda: _tables(services, stall_seconds),
-        "cdc": lambda: cdc_health.check(services),  # cdc integration point (ops/cdc_health.py)
     }
+    for mode in modes.MODES.values():  # a mode's own check, named after it (cdc: pipeline/modes/cdc_health.py)
+        check = mode.health_check()
+        if check is not None:
+            checks[mode.name] = functools.partial(check, services)
     secrets: list[str] = []
     try:
         source = services.endpoints.mysql_settings()

@@ -104,6 +104,11 @@ class CdcTable:
     # the run the table is part of: "" the reader's own; one of several databases' run otherwise
     # (``pipeline/cdc_databases.py``: one window read for the tables of every database of the request)
     run_id: str = ""
+    # the table's column versions (``ledger.cdc.CdcState.set_versions``), written when ``versions_changed``;
+    # ``fill``: the MySQL column whose version this window fills, and the plan of its page (key + column)
+    versions: dict[str, Any] = field(default_factory=dict)
+    versions_changed: bool = False
+    fill: tuple[str, TablePlan] | None = None
 
     @property
     def label(self) -> str:
@@ -208,7 +213,20 @@ def rename_candidate(stored: list[Any], now: list[ColumnFacts]) -> tuple[str, st
     return (gone[0], came[0]) if list(old[1:]) == list(new[1:]) else None
 
 
-def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> list[str]:
+def type_changes(stored: list[Any], now: list[ColumnFacts]) -> list[tuple[str, str, str]]:
+    """``(column, old COLUMN_TYPE, new COLUMN_TYPE)`` of each column whose type changed since the stored
+    position in a way that is not a lossless widening (``evolution.widens_losslessly``)."""
+    before = {str(s[0]): str(s[1]) for s in stored}
+    return [
+        (c.name, before[c.name], c.column_type)
+        for c in now
+        if c.name in before and not evolution.widens_losslessly(before[c.name], c.column_type)
+    ]
+
+
+def schema_problems(
+    table: str, stored: list[Any], now: list[ColumnFacts], versioned: frozenset[str] = frozenset()
+) -> list[str]:
     """Changes of the source schema since the stored position that binlog changes cannot carry.
 
     A column added since holds its default in every row that no event touched: only a nullable column
@@ -230,7 +248,7 @@ def schema_problems(table: str, stored: list[Any], now: list[ColumnFacts]) -> li
             )
     for name, c in after.items():
         old = str(before[name][1]) if name in before else c.column_type
-        if not evolution.widens_losslessly(old, c.column_type):
+        if name not in versioned and not evolution.widens_losslessly(old, c.column_type):
             problems.append(
                 f"column {name!r} changed type from {old} to {c.column_type}, which is not a lossless widening: "
                 "the rows MySQL rewrote in the ALTER are not in the binlog"
@@ -365,7 +383,10 @@ def plan_cdc_table(
             f"has ({oldest}): the changes in between are gone",
         )
     stored = list(state.get("schema_columns") or [])
-    problems = schema_problems(table, stored, [facts[n] for n in facts])
+    retyped = type_changes(stored, [facts[n] for n in facts])
+    # a non-key column's type change gets a new column version; a key column's stops the table
+    versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
+    problems = schema_problems(table, stored, [facts[n] for n in facts], frozenset(r[0] for r in versionable))
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
@@ -373,6 +394,12 @@ def plan_cdc_table(
     plan, pending, renames, unfollowed = _rename_in_target(table, plan, renaming, existing, s.identifier_case)
     if unfollowed:
         problems.append(unfollowed)
+    versions = dict(state.get("column_versions") or {})
+    created = new_versions(conn, plan, versionable, versions, {str(r[0]) for r in existing})
+    full_plan = apply_versions(plan, versions, None)
+    plan = apply_versions(plan, versions, position)
+    if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
+        options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
     mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
     if mismatch:
@@ -395,6 +422,25 @@ def plan_cdc_table(
             "window's finalise checks that no live row holds NULL in it"
             for name in tightened
         ]
+        entry = target_columns.entry(table)
+        for name in created:
+            v = versions[name]
+            column = full_plan.column(name)
+            if column.target not in {c.target for c in plan.columns}:  # left out of this window: added here
+                alters.append(evolution.add_version_statement(plan.target_table, column))
+            old_target = str(v["kept"][-1])
+            if evolution.unrecorded_version(entry, column.target):
+                at = int(time.time())
+                schema_changes.append(
+                    evolution.version_record(name, v["old_type"], v["new_type"], old_target, column.target, at)
+                )
+        notes += [
+            f"table {table!r}: column {name!r} changed type from {v['old_type']} to {v['new_type']} (not a lossless "
+            f"widening): its values go to {v['target']!r} from now on, filled from MySQL by key; "
+            f"{v['kept'][-1]!r} is kept, frozen"
+            for name, v in versions.items()
+            if name in created
+        ]
     else:
         tightened = []
     if problems:
@@ -408,11 +454,17 @@ def plan_cdc_table(
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
+    filling = [n for n, v in versions.items() if not v.get("filled") and _planned(full_plan, n)]
     audit_slice = (
         audit.plan_slice(conn, cdc_plan, target_columns.entry(table), s, s.audit_max_rows)
-        if s.audit_period_seconds
+        if s.audit_period_seconds and not filling
         else None
     )
+    if filling:  # its rows hold NULL until their page is applied: nothing compares the table meanwhile
+        notes.append(
+            f"table {table!r}: column version {versions[filling[0]]['target']!r} is filling from MySQL (cursor "
+            f"{versions[filling[0]].get('cursor') or 'at the start'}); the rolling audit waits until it is filled"
+        )
     if audit_slice is not None:
         notes.append(f"table {table!r}: audits about {audit_slice.rows:,} rows against the target")
     if without_copy:
@@ -435,7 +487,81 @@ def plan_cdc_table(
         schema_changes=schema_changes,
         not_null_check=tightened if not plan.transform else [],  # a transform may write NULL itself
         rename=pending,
+        versions=versions,
+        versions_changed=bool(created),
+        fill=(filling[0], fill_plan(full_plan, filling[0])) if filling else None,
     )
+
+
+def versions_allowed(plan: TablePlan) -> bool:
+    """Whether a type change of the table's columns may give a new column version: not in history mode
+    (its versions would need the old column too), a merged table (other databases' rows share the column)
+    or a table with a Python transform (it writes the row, the column's type is its own)."""
+    return not plan.history and not plan.merged and not plan.transform
+
+
+def _planned(plan: TablePlan, name: str) -> bool:
+    return any(c.name == name for c in plan.columns)
+
+
+def new_versions(
+    conn: Any,
+    plan: TablePlan,
+    retyped: list[tuple[str, str, str]],
+    versions: dict[str, Any],
+    existing: set[str],
+) -> list[str]:
+    """Give each column of ``retyped`` (a type change that is not a lossless widening) a new version in
+    ``versions``, unless it has one for that type already (the schema not moved on yet): its target column
+    ``<COL>__V<n>``, the older ones kept, and ``after``, a binlog position read now, after the new type was
+    seen, so past the ALTER: events before it may carry values of the old type, so a window that starts
+    before it leaves the column out, and the fill starts only once a window's end is past it. Returns the
+    columns given a new version."""
+    created = []
+    for name, old, new in retyped:
+        v = versions.get(name)
+        if v is not None and v.get("new_type") == new:
+            continue
+        old_target = str(v["target"]) if v else plan.column(name).target
+        taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
+        versions[name] = {
+            "target": evolution.version_name(old_target, taken),
+            "kept": [*(v["kept"] if v else []), old_target],
+            "old_type": old,
+            "new_type": new,
+            "after": binlog.current_position(conn).key(),
+            "cursor": None,
+            "filled": False,
+        }
+        created.append(name)
+    return created
+
+
+def apply_versions(plan: TablePlan, versions: dict[str, Any], position: Position | None) -> TablePlan:
+    """The plan with each versioned column mapped to its version's target and the older targets kept (not
+    taken for drops). With ``position`` (the window's start): a version still filling whose window starts
+    before ``after`` is left out of the window (its events may be of the old type), its target kept."""
+    if not versions:
+        return plan
+    kept = list(plan.kept_by_options)
+    columns = []
+    for c in plan.columns:
+        v = versions.get(c.name)
+        if v is None:
+            columns.append(c)
+            continue
+        kept += [str(k) for k in v["kept"]]
+        if position is not None and not v.get("filled") and position.key() < str(v["after"]):
+            kept.append(str(v["target"]))
+            continue
+        columns.append(c.model_copy(update={"target": str(v["target"])}))
+    return plan.model_copy(update={"columns": columns, "kept_by_options": list(dict.fromkeys(kept))})
+
+
+def fill_plan(plan: TablePlan, name: str) -> TablePlan:
+    """The plan of a column version's pages: the key columns, then the column (its version's target)."""
+    columns = [*(plan.column(k) for k in plan.key), plan.column(name)]
+    return plan.model_copy(update={"columns": columns, "notes": []})
 
 
 @dataclass
@@ -548,6 +674,8 @@ def open_tables(
             summary["tables"][t.table] = _start_streaming(run_id, t, services, cdc, scope)
             continue
         target_columns.execute(t.alters)  # schema evolution, before any change of this window is applied
+        if t.versions_changed:  # after the ADD COLUMN: a version named in the state has its column
+            cdc.set_versions(t.key, t.versions)
         followed = t.schema_changes = runs.record_schema_changes(services, run_id, t.key, t.schema_changes)
         services.state.record_table(
             run_id,
@@ -730,6 +858,78 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
     return {"audit_batch": batch.model_dump(mode="json"), **p.audit.fields(AUDIT_CHUNK)}
 
 
+def _cursor_value(v: Any) -> Any:
+    """A key value as the fill's cursor keeps it (JSON): a number or text as read, anything else (a date,
+    a decimal) as its text, which MySQL compares with the column as the value itself."""
+    return v if isinstance(v, (int, str)) else str(v)
+
+
+FILL_CHUNK = 0  # a fill page's chunk id in its own load table (``target.names.cdc_fill_table_name``)
+
+
+def stage_fill(run_id: str, p: CdcTable, end: str, services: Services) -> dict[str, Any]:
+    """A column version's next pages (``p.fill``), read from MySQL in key order from the cursor in the table's
+    cdc state, after the window's end was read: at most CDC_FILL_ROWS rows or CDC_FILL_SECONDS (whole pages of
+    CDC_FILL_PAGE_ROWS), streamed into one staged file. Returns the fields of the run's TABLE item the
+    window's finalise fills from (``modes/cdc.py``) and the cursor it stores once the window commits."""
+    assert p.fill is not None
+    s = services.settings
+    name, plan = p.fill
+    cursor = p.versions[name].get("cursor")
+    after: list[Any] | None = json.loads(cursor) if cursor else None
+    path = f"cdc/{staging.stage_path_component(p.table)}/fill-{run_id}"
+    file = "fill-00000.csv.gz"
+    local = os.path.join(s.work_dir, "aurora-replication", path, file)
+    deadline = time.monotonic() + s.cdc_fill_seconds
+    keys = len(plan.key)
+    done = False
+    read = 0
+
+    def pages(conn: Any) -> Iterator[binlog.RowChange]:
+        nonlocal after, done, read
+        checks = staging.size_checks(plan)
+        while read < s.cdc_fill_rows and time.monotonic() < deadline:
+            page = min(s.cdc_fill_page_rows, s.cdc_fill_rows - read)
+            query, params = source_sql.page_query(plan, after, page)
+            got = 0
+            stream = source_read.stream_rows(conn, query, params)
+            try:
+                for change in _audited(plan, stream, end, checks):
+                    got += 1
+                    after = [_cursor_value(v) for v in change.values[:keys]]
+                    yield change
+            finally:
+                stream.close()
+            read += got
+            if got < page:
+                done = True
+                return
+
+    try:
+        conn = services.connections.place("source", services.connections.mysql())  # the table's database (``locate``)
+        try:
+            staged = staging.write_lines_gz(local, _lines(staging.encoders(plan), pages(conn)), FILL_CHUNK, "fill")
+        finally:
+            conn.close()
+        sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
+        try:
+            sf.put(local, path)
+        finally:
+            sf.conn.close()
+    finally:
+        if os.path.exists(local):
+            os.remove(local)
+    batch = ChangeBatch(start=end, end=end, path=path, file=file, rows=staged.rows)
+    services.hooks.fault("cdc_fill_staged", batch)
+    return {
+        "fill_batch": batch.model_dump(mode="json"),
+        "fill_plan": plan.model_dump_json(),
+        "fill_column": name,
+        "fill_cursor": json.dumps(after) if after is not None else "",
+        "fill_done": done,
+    }
+
+
 def _audited(
     plan: TablePlan, rows: Iterator[tuple[Any, ...]], tag: str, checks: list[tuple[int, int, bool]]
 ) -> Iterator[binlog.RowChange]:
@@ -908,6 +1108,10 @@ def _define_and_send(
         fields["schema_changes"] = [*p.schema_changes, *renamed, *emptied]
     if renamed:  # the window's batches are merged into the column's new name
         fields["plan"] = p.plan.model_dump(mode="json")
+    if p.fill is not None and window_end.key() >= str(p.versions[p.fill[0]]["after"]):
+        # every event of the old type is in this window or an earlier one: the pages read now (after the
+        # window's end) are applied after its changes (docs/cdc.md#schema-changes)
+        fields.update(stage_fill(run_id, p, end, services))
     if window.reached_end and window_end == window.end and p.schema:
         # every event before the server's end (so before any schema change planning saw) is in the window:
         # its finalise stores the schema planning read as the one its end is valid for

@@ -154,7 +154,7 @@ def _extract_and_load(msg: ChunkMessage, services: Services, step: Steps) -> Loa
         )
     window = mode.selection(msg)
     on_worker = extract.reads_on_worker(plan, s)
-    # the container's warm connections (services.py); a block that raises closes them. The chunk's
+    # the container's warm connections (services/connections.py); a block that raises closes them. The chunk's
     # snapshot and rows are on the bulk reader's connection (EXTRACT_FORMAT=worker), else pymysql's
     reader = services.connections.bulk_source() if on_worker else services.connections.source()
     with reader as mysql, services.connections.target() as sf:

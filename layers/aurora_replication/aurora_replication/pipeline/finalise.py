@@ -238,7 +238,7 @@ def finalise(
     unit = mode.unit_plan(plan)
     compared = mode.compared(unit)
     step = Steps(tracer)
-    with services.connections.target() as sf:  # the container's warm connection (services.py)
+    with services.connections.target() as sf:  # the container's warm connection (services/connections.py)
         tgt = services.connections.warehouse(sf, shared_ddl=True)
         # never re-create a load table a concurrent finaliser already published and dropped
         load_table = tgt.ensure_load_table(unit, msg.run_id) if count == 0 else load_table_name(unit, msg.run_id)
@@ -495,7 +495,7 @@ def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: 
     if not change.gone:
         return
     entry = services.state.catalog_entries([key]).get(key.table, {})
-    detail = evolution.KEPT_BY_COPY if msg.plan.mode == "full" and not msg.plan.history else evolution.KEPT_DETAIL
+    detail = modes.get(msg.plan.mode).kept_detail(msg.plan)
     records = evolution.drop_records_of(change, entry, "", int(time.time()), detail)
     followed = runs.record_schema_changes(services, msg.run_id, key, records)
     if followed:

@@ -27,7 +27,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
-from aurora_replication.pipeline import cdc_reader
+from aurora_replication.pipeline import cdc_reader, modes
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
 
@@ -44,7 +44,7 @@ def auto_resume(key: TableKey, services: Services) -> dict[str, Any] | None:
     if holder is None:
         return None
     t = services.state.get_table(holder, table)
-    if t.get("status") != "running" or t.get("mode") == "cdc":  # cdc: its own windows (cdc_reader)
+    if t.get("status") != "running" or _owns_flow(t):  # cdc: its own windows (cdc_reader)
         return None
     idle = time.time() - float(t.get("progress_at") or t.get("created_at") or time.time())
     stall = services.settings.stall_seconds
@@ -70,6 +70,13 @@ def auto_resume(key: TableKey, services: Services) -> dict[str, Any] | None:
     )
     logger.warning("stalled run resumed", extra={"run_id": holder, "table": table, **result})
     return {"resumed_run": holder, "resumed": True, "reason": reason, **result}
+
+
+def _owns_flow(t: dict[str, Any]) -> bool:
+    """Whether the run's table is in a mode that resumes its own work (``SyncMode.owns_flow``); a TABLE item
+    without a mode (none of the modes) is not."""
+    name = t.get("mode")
+    return isinstance(name, str) and name in modes.MODES and modes.get(name).owns_flow
 
 
 def superseded_by(state: StateStore, key: TableKey, run_id: str, order: Decimal) -> str | None:
@@ -118,7 +125,7 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
             summary["tables"][table] = {"status": t.get("status"), "sent": 0}
             continue
         plan = TablePlan.model_validate(t["plan"])
-        if plan.mode == "cdc":  # cdc integration point: re-read an undefined window, or resend its batches
+        if modes.get(plan.mode).owns_flow:  # cdc: re-read an undefined window, or resend its batches (cdc_reader)
             refused = _take_back(run_id, table, t, services)
             if refused:
                 summary["tables"][table] = {"status": "running", "sent": 0, "refused": refused}

@@ -166,7 +166,8 @@ def plan_table(
     elif plan.watermark:
         hi = source_read.max_watermark(conn, table, plan.watermark)
     shrunk = None
-    if high_key and stored is not None and request.mode in ("auto", "incremental"):
+    requested = modes.requested(request.mode)
+    if high_key and stored is not None and requested.may_read_window:
         shrunk = _shrunk(table, target_columns.entry(table), key_high)
     mode, why = modes.choose(
         request.mode,
@@ -174,30 +175,30 @@ def plan_table(
         has_key=bool(plan.key),
         has_watermark=bool(plan.watermark),
         has_stored_watermark=stored is not None,
-        target_exists=request.mode != "reconcile" or bool(target_columns(plan.target_table)),
+        target_exists=not requested.needs_target or bool(target_columns(plan.target_table)),
         drift=drift.describe() if drift is not None else shrunk,
     )
     if why:
         notes.append(why)
     alters: list[str] = []
     schema_changes: list[dict[str, Any]] = []
-    if shrunk and drift is None and mode == "full":  # recorded once the run holds the table
+    if shrunk and drift is None and modes.get(mode).replaces_target:  # recorded once the run holds the table
         schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
-    if mode == "incremental":
+    if modes.get(mode).reads_window:
         existing = target_columns(plan.target_table)
         mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
         if mismatch:
             raise BadInputError(mismatch)
         change = evolution.diff(plan, existing) if existing else None
         swapped = evolution.renamed_in_target(plan, existing, change) if change is not None else None
-        if swapped is not None and request.mode == "incremental":
+        if swapped is not None and requested.fallback is None:
             raise BadInputError(
                 f"table {table!r}: column {swapped[0]!r} went and {swapped[1]!r} came in its place since the last "
                 "run (a rename, or a drop and an add, which information_schema cannot tell apart): an incremental "
                 "run cannot carry the values of the rows it does not read; run the table with mode 'full' or 'auto'"
             )
-        if swapped is not None:  # auto: the target column renamed, then every row copied into it
-            mode = "full"
+        if swapped is not None and requested.fallback is not None:  # auto: the column renamed, then every row copied
+            mode = requested.fallback
             alters = [evolution.rename_statement(plan.target_table, *swapped)]
             why = (
                 f"column {swapped[0]!r} went and {swapped[1]!r} came in its place (a rename, or a drop and an add, "
@@ -206,9 +207,9 @@ def plan_table(
             notes.append(f"table {table!r}: full copy (auto mode: {why}; the Snowflake column renamed first)")
             schema_changes = [evolution.guessed_rename_record(*swapped, why, int(time.time()))]
         elif change is not None and change.conflicts:
-            if request.mode == "incremental":
+            if requested.fallback is None:
                 raise BadInputError(f"table {table!r}: " + "; ".join(change.conflicts))
-            mode = "full"
+            mode = requested.fallback
             notes.append(f"table {table!r}: full copy (auto mode: {'; '.join(change.conflicts)})")
         elif change is not None:
             alters = evolution.alter_statements(plan, change)
@@ -223,7 +224,8 @@ def plan_table(
                 f"table {table!r}: {chunk_rows:,} rows per chunk (rows of about {row_bytes:,} bytes, "
                 f"CHUNK_TARGET_MB={s.chunk_target_mb})"
             )
-    low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if mode == "incremental" else None
+    reads_window = modes.get(mode).reads_window
+    low = source_read.window_start(conn, plan, stored, s.watermark_overlap_seconds) if reads_window else None
     window: tuple[str | None, str | None] | None = (low, hi)
     bounds = _bounds(conn, plan, mode, (low, hi), chunk_rows, notes)
     fields: dict[str, Any] = {}
@@ -231,7 +233,7 @@ def plan_table(
         fields["key_high"] = key_high if key_high is not None else ""
     if plan.watermark:  # MySQL's NOT NULL columns now: the catalog keeps them once the run is published
         fields["not_null"] = list(plan.not_null)
-    if mode == "incremental":
+    if reads_window:
         tightened = _not_null_added(plan, target_columns.entry(table))
         schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
         notes += [
@@ -241,7 +243,7 @@ def plan_table(
         ]
         if tightened and not plan.transform:  # a transform may write NULL itself
             fields["not_null_check"] = tightened
-    if mode == "incremental":
+    if reads_window:
         bounds, more = _with_audit(conn, plan, bounds, target_columns.entry(table), s, chunk_rows, notes)
         fields.update(more)
     plan = plan.model_copy(update={"mode": mode, "notes": notes, "zero_dates": s.zero_date_policy})
@@ -475,7 +477,7 @@ def _bounds(
     rows of a large table cost one chunk, not one per ``chunk_rows`` keys each filtering its range."""
     if source_read.is_empty(conn, plan.table):
         return []
-    if mode == "incremental" and window[0] is not None and plan.key:
+    if modes.get(mode).reads_window and window[0] is not None and plan.key:
         estimate = source_read.window_rows_estimate(conn, plan, window)
         if estimate is not None and estimate <= chunk_rows:
             notes.append(
@@ -496,7 +498,7 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     meter.set_run(run_id)  # the run's cost figures and query tags name it from here on
     target_columns = TargetColumns(services)
     try:
-        if request.mode == "cdc":  # cdc integration point: change data capture has its own flow
+        if modes.requested(request.mode).owns_flow:  # change data capture has its own flow (pipeline/cdc_reader.py)
             if request.databases is not None:  # several source databases: one binlog window serves them all
                 planner = cdc_databases.Planner(
                     resolve_tables, plan_table, _not_another_databases, TargetColumns, make_schemas

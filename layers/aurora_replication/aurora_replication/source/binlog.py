@@ -487,6 +487,8 @@ def read_window(
                         ):
                             window.renamed[label] = here.key()  # the rename planning expected: followed
                             continue
+                        if renaming is not None and renaming[:2] == (database, table) and renaming[2] == renaming[3]:
+                            continue  # CHANGE keeping the name: a MODIFY (a type change planning compares)
                         mentioned = database == session and _mentions(statement, table)
                         if after_start and mentioned and _BREAKING.search(statement):
                             window.broken.setdefault(label, statement[:300])

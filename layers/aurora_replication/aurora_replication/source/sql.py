@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from aurora_replication import typemap
 from aurora_replication.checksums import checksum_columns
@@ -356,6 +357,13 @@ def chunk_query(
     """The SELECT that extracts one chunk (and, in incremental mode, one watermark window)."""
     source, params = _chunk_source(plan, lower, upper, window)
     return f"SELECT {', '.join(_select_expr(c) for c in plan.columns)} {source}", params
+
+
+def page_query(plan: TablePlan, after: list[Any] | None, rows: int) -> tuple[str, list[object]]:
+    """The next ``rows`` rows of ``plan``'s columns after the key ``after`` (None: from the start), in key
+    order: one page of a key-ordered walk (a column version's fill, ``pipeline/cdc_reader.py``)."""
+    query, params = chunk_query(plan, after, None, None)
+    return f"{query} ORDER BY {_key_order(plan.key)} LIMIT %s", [*params, int(rows)]
 
 
 def chunk_predicate(

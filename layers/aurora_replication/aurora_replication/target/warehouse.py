@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-from aurora_replication.models import TablePlan
+from aurora_replication.models import Column, TablePlan
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,11 @@ class Warehouse(Protocol):
 
     def null_rows(self, plan: TablePlan, column: str, action: str) -> int:
         """How many live rows hold NULL in the target column ``column`` (a NOT NULL added in MySQL)."""
+        ...
+
+    def fill_version(self, plan: TablePlan, load_table: str, chunk_id: int, column: Column) -> None:
+        """A column version's page (``plan``: the key columns and ``column``, loaded in ``load_table``) written
+        into the target's rows by key (``cdc_sql.fill_version``)."""
         ...
 
     def prune_tombstones(self, plan: TablePlan, older_than_seconds: int) -> None: ...

@@ -1,18 +1,22 @@
 """The sync modes, one module each (``full``, ``incremental``, ``reconcile``, ``cdc``), behind one
-interface (``base.SyncMode``); ``choose`` resolves a requested mode for one table."""
+interface (``base.SyncMode``); ``get`` finds a table's mode by its name, ``requested`` a run request's (``auto``
+too, ``auto.py``); ``choose`` resolves a requested mode for one table."""
 
 from __future__ import annotations
 
 from aurora_replication.errors import BadInputError
-from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode
+from aurora_replication.pipeline.modes.auto import Auto
+from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, RequestedMode, SyncMode
 from aurora_replication.pipeline.modes.cdc import Cdc
 from aurora_replication.pipeline.modes.full import Full
 from aurora_replication.pipeline.modes.incremental import Incremental
 from aurora_replication.pipeline.modes.reconcile import Reconcile
 
 MODES: dict[str, SyncMode] = {m.name: m for m in (Full(), Incremental(), Reconcile(), Cdc())}
+# what a run request may name: a sync mode, or ``auto``
+REQUESTED: dict[str, RequestedMode] = {**MODES, Auto.name: Auto()}
 
-__all__ = ["MODES", "Commit", "CommitMismatch", "SyncMode", "choose", "get"]
+__all__ = ["MODES", "REQUESTED", "Commit", "CommitMismatch", "RequestedMode", "SyncMode", "choose", "get", "requested"]
 
 
 def get(name: str) -> SyncMode:
@@ -20,6 +24,14 @@ def get(name: str) -> SyncMode:
         return MODES[name]
     except KeyError:
         raise BadInputError(f"unknown sync mode {name!r}; one of {', '.join(sorted(MODES))}") from None
+
+
+def requested(name: str) -> RequestedMode:
+    """The mode a run request names (``RunRequest.mode``): a sync mode, or ``auto``."""
+    try:
+        return REQUESTED[name]
+    except KeyError:
+        raise BadInputError(f"unknown mode {name!r}; one of {', '.join(sorted(REQUESTED))}") from None
 
 
 def choose(

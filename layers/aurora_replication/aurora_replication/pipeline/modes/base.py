@@ -11,7 +11,13 @@ A mode says:
   - how a unit loads (``load``: by default a COPY or INSERT into the load table; no statement that
     locks the load table, so units of one table load concurrently),
   - how it is validated (``compared``: whether the source checksum describes the loaded rows),
-  - what it commits (``commit`` and ``watermark``).
+  - what it commits (``commit`` and ``watermark``),
+  - what its planning, finaliser, resume and cost report ask of it (the class attributes below: whether it
+    reads a watermark window, replaces the whole target, owns its own flow, is idle when no rows move).
+Nothing outside ``modes/`` compares a mode's name (``tests/unit/test_architecture.py``): it asks
+``modes.get(name)`` (a table's mode) or ``modes.requested(name)`` (a request's, ``auto`` too) instead.
+What a request and a chunk message of the mode must hold sits below, in ``models.MODE_RULES``
+(``rules``), where the models that check it can read it.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import Any, ClassVar
 
 from aurora_replication.config import Settings
 from aurora_replication.identifiers import snowflake_ident as q
-from aurora_replication.models import ChunkMessage, TablePlan
+from aurora_replication.models import MODE_RULES, ChunkMessage, ModeRules, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.target.snowflake import evolution
 from aurora_replication.target.snowflake.client import HistoryBroken
@@ -68,18 +74,67 @@ class Commit:
     not_null_check: list[str] = field(default_factory=list)
 
 
-class SyncMode:
+class RequestedMode:
+    """What planning asks of the mode a run request names, before each table's mode is chosen: a sync mode
+    (``SyncMode``), or ``auto`` (``modes/auto.py``), which chooses one per table."""
+
     name: ClassVar[str]
+    # the mode a table of the request is copied in when an incremental run of it finds it cannot carry the
+    # table (a rename, a type Snowflake cannot change in place); None: the table fails (an explicit mode)
+    fallback: ClassVar[str | None] = None
+    # True: the request needs the table's target to exist already (reconcile removes rows from it)
+    needs_target: ClassVar[bool] = False
+    # True: the mode plans, sends and resumes its own runs (cdc: ``pipeline/cdc_reader.py``, a window of the
+    # binlog), not the scheduler's chunks of key ranges nor ``resume.resume_table``
+    owns_flow: ClassVar[bool] = False
+
+    @property
+    def may_read_window(self) -> bool:
+        """Whether a table of the request may be copied as a window of the rows changed since its watermark
+        (then its largest key is compared with the last run's, where a TRUNCATE shows as a fall)."""
+        return False
+
+    @property
+    def rules(self) -> ModeRules:
+        """What a request and a chunk message of the mode must hold (``models.MODE_RULES``)."""
+        return MODE_RULES[self.name]
+
+
+class SyncMode(RequestedMode):
     commit_step: ClassVar[str]  # the commit's step name in traces and the ChunkSeconds metric
-    # True: the mode applies its units itself (``handle``: cdc's batches of changes), instead of the
-    # worker's copy of a key range and the finaliser's validation and ``commit``
-    applies_units: ClassVar[bool] = False
     # True: a published run compared every row of the table with the source (a full copy), which
     # starts the rolling audit's cycle again (``verified_at``)
     verifies_whole_table: ClassVar[bool] = False
     # True: the commit's statements read and write the validated rows only (not the target's), so a commit
     # of few rows is short whatever the target's size, and runs synchronously (SYNC_COMMIT_MAX_ROWS)
     commit_bounded_by_load: ClassVar[bool] = False
+    # True: a chunk reads the rows changed since the stored watermark (a window), merged into the target as it
+    # stands: planning evolves the target first, checks columns newly NOT NULL and adds the rolling audit
+    reads_window: ClassVar[bool] = False
+    # True: the commit replaces every row of the target with the source's, so a run repairs whatever the
+    # target held (a TRUNCATE in MySQL, which planning records once the run holds the table)
+    replaces_target: ClassVar[bool] = False
+    # True: a run of the table that moved no rows but cost something is a sign its schedule could be longer
+    # (``cost/estimate.nothing_changed``)
+    idle_when_unchanged: ClassVar[bool] = False
+
+    @property
+    def may_read_window(self) -> bool:
+        return self.reads_window
+
+    @property
+    def applies_units(self) -> bool:
+        """True: the mode applies its units itself (``handle``: cdc's batches of changes, ``rules.applies_batches``),
+        instead of the worker's copy of a key range and the finaliser's validation and ``commit``."""
+        return self.rules.applies_batches
+
+    def health_check(self) -> Callable[[Services], dict[str, Any]] | None:
+        """The mode's own check in the health report (``ops/health.py``), named after the mode; None: none."""
+        return None
+
+    def kept_detail(self, plan: TablePlan) -> str:
+        """How the schema log describes a column MySQL dropped that a commit of this mode kept in the target."""
+        return evolution.KEPT_DETAIL
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         """A unit or finalise message of a mode that ``applies_units``."""

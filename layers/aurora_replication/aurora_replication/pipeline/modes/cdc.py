@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -31,15 +31,17 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.status import is_final
-from aurora_replication.models import ChangeBatch, ChunkMessage
+from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
+from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.services import Services
-from aurora_replication.target.names import CHUNK_COLUMN, cdc_load_table_name
+from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
 from aurora_replication.target.snowflake.client import HistoryBroken
 from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
+FILL_CHUNK = 0  # a column version page's chunk id in its load table (``cdc_reader.FILL_CHUNK``)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
 # tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
 TOMBSTONE_SECONDS = 3600
@@ -59,10 +61,14 @@ class _Steps:
 class Cdc(SyncMode):
     commit_step = "merge"
     name = "cdc"
-    applies_units = True
+    owns_flow = True  # planned and resumed by ``pipeline/cdc_reader.py``
+    idle_when_unchanged = True
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         return handle(message, services)
+
+    def health_check(self) -> Callable[[Services], dict[str, Any]]:
+        return cdc_health.check  # lag, stopped tables, positions purged or near the binlog retention
 
     def commit(self, c: Commit) -> dict[str, Any]:
         raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc.py finalise)")
@@ -189,6 +195,42 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     return audited
 
 
+def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> None:
+    """A column version's pages of the window (``cdc_reader.stage_fill``), read from MySQL after the window's
+    end, written into the target's rows by key once every change of the window is applied. A repeat (a
+    finaliser run again) writes the same values: no later window is applied before this one commits."""
+    plan = TablePlan.model_validate_json(str(t["fill_plan"]))
+    batch = ChangeBatch.model_validate(t["fill_batch"], strict=False)
+    column = plan.column(str(t["fill_column"]))
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
+        load = cdc_fill_table_name(plan, msg.run_id)
+        loaded = tgt.load_changes(plan, load, FILL_CHUNK, batch.path, batch.file, audit=True)
+        if loaded != batch.rows:
+            raise RuntimeError(
+                f"the column version pages of {plan.table!r} have {loaded} of their {batch.rows} rows in the load "
+                f"table and the staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
+            )
+        tgt.fill_version(plan, load, FILL_CHUNK, column)
+    services.hooks.fault("cdc_fill_applied", msg)
+
+
+def _advance_fill(services: Services, key: TableKey, t: dict[str, Any]) -> dict[str, Any]:
+    """Once the window is committed: the version's cursor past the pages applied, or the version filled."""
+    cdc = CdcState(services.state)
+    versions = dict((cdc.get(key) or {}).get("column_versions") or {})
+    name = str(t["fill_column"])
+    v = versions.get(name)
+    if v is None:  # a new initial copy replaced the state meanwhile: nothing to move
+        return {}
+    v["cursor"] = str(t.get("fill_cursor") or "") or None
+    v["filled"] = bool(t.get("fill_done"))
+    cdc.set_versions(key, versions)
+    rows = int(t["fill_batch"].get("rows") or 0)
+    state = "filled" if v["filled"] else f"filling (cursor {v['cursor']})"
+    return {"column_version": f"{v['target']}: {rows:,} rows filled this window; {state}"}
+
+
 def _advance_audit(
     msg: ChunkMessage, services: Services, key: TableKey, t: dict[str, Any], audited: dict[str, Any]
 ) -> None:
@@ -296,6 +338,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         with services.connections.target() as sf:
             services.connections.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
         services.hooks.fault("truncated", msg)
+    if t.get("fill_batch"):  # a column version's pages, after every change of the window (docs/cdc.md)
+        _apply_fill(msg, services, t)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
@@ -340,6 +384,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             if s.reconcile_action == "delete" and not plan.history:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
             tgt.drop(load)
+            tgt.drop(cdc_fill_table_name(plan, msg.run_id))
             # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
             result["table_rows"] = tgt.row_count(plan.target_table)
         if t.get("schema_columns"):  # the schema the new position is valid for (a change since is the next
@@ -347,6 +392,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             cdc.set_columns(key, json.loads(str(t["schema_columns"])))
         if audited:
             _advance_audit(msg, services, key, t, audited)
+        if t.get("fill_batch"):
+            result.update(_advance_fill(services, key, t))
         services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
     status = "published" if committed else "failed"
     services.state.set_last_run(held, {"status": status, "mode": "cdc", **result})

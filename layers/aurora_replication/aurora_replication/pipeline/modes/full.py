@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from aurora_replication.models import TablePlan
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
 from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 
@@ -28,6 +29,11 @@ class Full(SyncMode):
     name = "full"
     verifies_whole_table = True
     commit_bounded_by_load = True  # INSERT OVERWRITE (or the copy of a recreate) of the validated rows
+    replaces_target = True
+
+    def kept_detail(self, plan: TablePlan) -> str:
+        # a copy writes every row again: a kept column is NULL in all of them (a history table keeps its versions)
+        return evolution.KEPT_DETAIL if plan.history else evolution.KEPT_BY_COPY
 
     def commit(self, c: Commit) -> dict[str, Any]:
         if c.plan.history:

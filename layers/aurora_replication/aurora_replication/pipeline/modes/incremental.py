@@ -30,6 +30,8 @@ from aurora_replication.pipeline.modes.base import (
 class Incremental(SyncMode):
     commit_step = "merge"
     name = "incremental"
+    reads_window = True
+    idle_when_unchanged = True
 
     def selection(self, message: ChunkMessage) -> Window | None:
         return (message.window_from, None)

@@ -25,6 +25,7 @@ from aurora_replication.pipeline.modes.base import Commit, SyncMode
 class Reconcile(SyncMode):
     commit_step = "reconcile"
     name = "reconcile"
+    needs_target = True
 
     def unit_plan(self, plan: TablePlan) -> TablePlan:
         return plan.keys_only()

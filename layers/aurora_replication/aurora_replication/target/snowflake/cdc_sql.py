@@ -211,3 +211,20 @@ def prune_tombstones(plan: TablePlan) -> str:
     them is still being applied (a worker lives at most 15 minutes, and a window's batches are stale
     once the window is committed). Params: minus the age in seconds."""
     return f"DELETE FROM {q(tombstone_table_name(plan))} WHERE {q(DELETED_COLUMN)} < DATEADD(second, %s, SYSDATE())"
+
+
+def fill_version(plan: TablePlan, load_table: str, column: Column) -> str:
+    """Fill a column version (``target.snowflake.evolution.VERSION_ADDED``) from one page read from MySQL:
+    ``plan`` holds the key columns and ``column``, loaded into ``load_table`` (params: the page's chunk
+    id). Snowflake's ``UPDATE <t> SET ... FROM <source> WHERE <join>`` (docs/architecture.md, assumptions):
+    each target row whose key the page holds gets the page's value; a row the page lacks is left alone
+    (deleted in MySQL, its delete an event of a window). One row per key (the page is read by key, and
+    DISTINCT folds a copy loaded twice), so no target row is multi-joined (whose value Snowflake would pick
+    nondeterministically); run again, it writes the same values. The column is named without the table,
+    as the syntax requires."""
+    keys = _key_columns(plan)
+    cols = ", ".join([*(q(c.target) for c in keys), f"{_typed(column, 'l')} AS {q(column.target)}"])
+    source = f"SELECT DISTINCT {cols} FROM {q(load_table)} l WHERE l.{q(CHUNK_COLUMN)} = %s"
+    table = q(plan.target_table)  # the syntax names no alias for the target: its columns by the table's name
+    match = " AND ".join(f"{table}.{q(c.target)} = s.{q(c.target)}" for c in keys)
+    return f"UPDATE {table} SET {q(column.target)} = s.{q(column.target)} FROM ({source}) s WHERE {match}"

@@ -18,7 +18,7 @@ from aurora_replication.checksums import checksum_columns, fold_sums
 from aurora_replication.cost import meter
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.identifiers import snowflake_ident
-from aurora_replication.models import TablePlan
+from aurora_replication.models import Column, TablePlan
 from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target.snowflake import cdc_sql, history_sql, merged_sql, sql
 from aurora_replication.target.snowflake.long_statements import LongStatements, Pending
@@ -592,6 +592,9 @@ class Target:
         """Empty the target as a ``TRUNCATE`` at ``position`` did (``cdc_sql.truncate_before``)."""
         statement, binds = cdc_sql.truncate_before(plan, action)
         execute(self.conn, statement, [position] * binds)
+
+    def fill_version(self, plan: TablePlan, load_table: str, chunk_id: int, column: Column) -> None:
+        execute(self.conn, cdc_sql.fill_version(plan, load_table, column), [chunk_id])
 
     def null_rows(self, plan: TablePlan, column: str, action: str) -> int:
         """How many live rows hold NULL in the target column ``column`` (``cdc_sql.null_rows``)."""

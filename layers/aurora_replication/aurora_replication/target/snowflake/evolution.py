@@ -38,6 +38,10 @@ NOT_NULL_DETAIL = (
     "deleted rows may hold NULL); checked: no live row of the target holds NULL in it"
 )
 RENAMED = "column renamed"
+# cdc: a non-key column's type changed in a way that is not a lossless widening: a new target column
+# ``<COL>__V<n>`` of the new type, filled from MySQL; the old one kept, frozen (``version_name``)
+VERSION_ADDED = "column version added"
+_VERSION = re.compile(r"^(?P<base>.+)__V(?P<n>[0-9]+)$")
 # an incremental table whose largest key fell (a TRUNCATE, or its newest rows deleted): copied in full
 SHRUNK = "rows gone"
 # a commit's result field naming the target columns MySQL no longer has (the finaliser records them)
@@ -280,3 +284,59 @@ def widens_losslessly(old: str, new: str) -> bool:
             base_a == "varbinary" and _BLOB_RANK[base_b] >= _BLOB_RANK["blob"]
         )
     return False
+
+
+def version_name(target: str, existing: set[str]) -> str:
+    """The target column a new version of ``target`` gets: ``<base>__V<n>``, ``<base>`` the column's name
+    without a version suffix, ``n`` the first from 2 that neither ``existing`` (the target's columns, in
+    any case) nor an older version uses; the name keeps the case of ``target``."""
+    m = _VERSION.match(target)
+    base, n = (m.group("base"), int(m.group("n")) + 1) if m else (target, 2)
+    suffix = "__v" if base.islower() else "__V"
+    taken = {e.upper() for e in existing}
+    while f"{base}__V{n}".upper() in taken:
+        n += 1
+    return f"{base}{suffix}{n}"
+
+
+def version_record(
+    column: str, old_type: str, new_type: str, old_target: str, new_target: str, at: int
+) -> dict[str, Any]:
+    """What is recorded, once, of a column given a new version (``run``: stamped when it is recorded)."""
+    return {
+        "change": VERSION_ADDED,
+        "column": new_target,
+        "at": at,
+        "run": "",
+        "old_type": old_type,
+        "new_type": new_type,
+        "detail": f"MySQL changed {column!r} from {old_type} to {new_type}, which is not a lossless widening: "
+        f"its values now go to the new Snowflake column {new_target!r}, filled from MySQL by key without a "
+        f"re-copy; {old_target!r} is kept, frozen with the values of the old type",
+    }
+
+
+def unrecorded_version(entry: dict[str, Any], new_target: str) -> bool:
+    """Whether the table's catalog ``entry`` has not recorded the version ``new_target`` yet."""
+    return not any(
+        r.get("change") == VERSION_ADDED and r.get("column") == new_target for r in entry.get("schema_changes") or []
+    )
+
+
+def add_version_statement(table: str, column: Column) -> str:
+    """Snowflake's ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` (docs/architecture.md, assumptions): the
+    new version's column, NULL in every existing row until it is filled; a repeat is a no-op."""
+    return f"ALTER TABLE {q(table)} ADD COLUMN IF NOT EXISTS {q(column.target)} {column.snowflake_type}"
+
+
+def compared_plan(plan: TablePlan, versions: dict[str, Any]) -> tuple[TablePlan, list[str]]:
+    """The plan a comparison with MySQL uses (``replicate validate``): each versioned column read from its
+    version's target once it is filled; a version still filling left out (its rows hold NULL until their
+    page is applied), named in the returned list so that the report says it is not compared yet."""
+    filling = [n for n, v in versions.items() if not v.get("filled") and any(c.name == n for c in plan.columns)]
+    columns = [
+        c.model_copy(update={"target": str(versions[c.name]["target"])}) if c.name in versions else c
+        for c in plan.columns
+        if c.name not in filling
+    ]
+    return plan.model_copy(update={"columns": columns}), filling
