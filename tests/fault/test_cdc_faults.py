@@ -132,7 +132,7 @@ def test_reader_killed_mid_window_then_resumed(env, step, nth):
                 raise SystemExit(f"simulated reader death at {name}")
 
     scheduler = stack.load_module("SchedulerFunction")
-    scheduler.services.fault = fault
+    scheduler.services.hooks.fault = fault
     with pytest.raises(SystemExit):
         scheduler.lambda_handler({"tables": "acct", "mode": "cdc", "run_id": "dead-reader"}, LocalContext("s", 300))
     stack.drain("dead-reader", workers=2, timeout=60, idle_timeout=3)  # what was sent is applied
@@ -190,7 +190,7 @@ def test_a_table_with_options_under_kills_and_redelivery_ends_as_a_full_copy_wit
                     raise SystemExit(f"simulated reader death at {name}")
 
         scheduler = stack.load_module("SchedulerFunction")
-        scheduler.services.fault = die
+        scheduler.services.hooks.fault = die
         with pytest.raises(SystemExit):
             scheduler.lambda_handler({**request, "run_id": "dead-options-reader"}, LocalContext("s", 300))
         stack.drain("dead-options-reader", workers=2, timeout=60, idle_timeout=3)
@@ -236,10 +236,10 @@ def test_start_position_now_with_the_reader_killed_after_recording_the_position(
             raise SystemExit("simulated reader death after the position was recorded")
 
     scheduler = stack.load_module("SchedulerFunction")
-    scheduler.services.fault = die
+    scheduler.services.hooks.fault = die
     with pytest.raises(SystemExit):
         scheduler.lambda_handler({**request, "run_id": "dead-start"}, LocalContext("s", 300))
-    scheduler.services.fault = lambda *a, **k: None
+    scheduler.services.hooks.fault = lambda *a, **k: None
     recorded = _position(env)
     env.sql("UPDATE acct SET balance = 0 WHERE id <= 3", "DELETE FROM acct WHERE id = 4")
     declined = stack.run(request, workers=1, timeout=120)  # the dead run still holds the lease

@@ -87,5 +87,5 @@ def record_schema_changes(
         for r in added:
             logger.info("schema change followed", extra={"run_id": run_id, "table": key.table, **r})
         if added:
-            services.metric("SchemaChanges", len(added))
+            services.hooks.metric("SchemaChanges", len(added))
     return stamped
