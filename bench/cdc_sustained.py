@@ -76,6 +76,10 @@ def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
     try:
         first = stack.run(request, workers=2, processes=True)
         writer = threading.Thread(target=_sustained_writer, args=(spec, ticks, failed), daemon=True)
+        if spec.get("follow"):
+            runs = _follow(stack, spec, writer, ticks)
+            writer.join(timeout=5)
+            return _result(spec, first, runs, ticks, failed)
         writer.start()
         deadline = time.time() + float(spec["seconds"]) + 600  # bounded: a run that cannot catch up ends it
         seen = 0
@@ -101,6 +105,70 @@ def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
         writer.join(timeout=5)
     finally:
         stack.stop()
+    return _result(spec, first, runs, ticks, failed)
+
+
+def _follow(
+    stack: Any, spec: dict[str, Any], writer: Any, ticks: list[tuple[float, float, int]]
+) -> list[dict[str, Any]]:
+    """One scheduler invocation that follows the binlog (``follow_seconds``: the writer's time and a margin)
+    while the writer writes; a watcher reads Snowflake's newest ``updated_at`` every half second, and each
+    change's lag is from its commit to the first look that shows it."""
+    import threading
+
+    seen: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.5):
+            newest = _target_facts(spec)[2]
+            if newest is not None:
+                seen.append((time.time(), newest))
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    writer.start()
+    answers: list[dict[str, Any]] = []
+    started = time.time()
+    follow = int(float(spec["seconds"])) + 15
+    try:
+        outcome = stack.run(
+            {"tables": TABLE, "mode": "cdc", "follow_seconds": follow},
+            workers=2,
+            processes=True,
+            on_scheduled=answers.append,
+        )
+    finally:
+        stop.set()
+        watcher.join()
+    newest = _target_facts(spec)[2]  # one more look, once the last window is applied
+    if newest is not None:
+        seen.append((time.time(), newest))
+    lags = []
+    for stamp, commit, n in ticks:
+        when = next((at for at, newest in seen if newest >= stamp - 1e-6), None)
+        if when is not None:
+            lags.append((when - commit, n))
+    windows = len(answers[0].get("windows", [])) if answers else 0
+    return [
+        {
+            "started": started,
+            "seconds": time.time() - started,
+            "ok": outcome.ok,
+            "changes": sum(n for _, n in lags),
+            "lags": lags,
+            "windows": windows,
+        }
+    ]
+
+
+def _result(
+    spec: dict[str, Any],
+    first: Any,
+    runs: list[dict[str, Any]],
+    ticks: list[tuple[float, float, int]],
+    failed: list[str],
+) -> dict[str, Any]:
     conn = servers.source_connection(spec["source"], autocommit=False)
     try:
         with conn.cursor() as cur:
@@ -112,6 +180,7 @@ def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
     lags = sorted(lag for r in runs for lag, n in r["lags"] for _ in range(n))
     written = sum(t[2] for t in ticks)
     return {
+        "follow": bool(spec.get("follow")),
         "rate": spec["rate"],
         "seconds": spec["seconds"],
         "written": written,
@@ -130,8 +199,12 @@ def child_cdc_sustained(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def measure_cdc_sustained(db: Any, sf: Any, rows: int, rate: int, seconds: float) -> dict[str, Any]:
-    log(f"cdc under a sustained writer: {rate:,} changes/s for {seconds:g} s, cdc runs back to back...")
-    spec = stack_spec(db, sf, "cdc-sustained", "BENCHCDCSUS", 2, [])
-    spec.update({"kind": "cdc_sustained", "rows": rows, "rate": rate, "seconds": seconds})
-    return run_child(spec, "cdc sustained")
+def measure_cdc_sustained(
+    db: Any, sf: Any, rows: int, rate: int, seconds: float, follow: bool = False
+) -> dict[str, Any]:
+    how = "one invocation following the binlog" if follow else "cdc runs back to back"
+    log(f"cdc under a sustained writer: {rate:,} changes/s for {seconds:g} s, {how}...")
+    name = "cdc-follow" if follow else "cdc-sustained"
+    spec = stack_spec(db, sf, name, "BENCHCDCFOL" if follow else "BENCHCDCSUS", 2, [])
+    spec.update({"kind": "cdc_sustained", "rows": rows, "rate": rate, "seconds": seconds, "follow": follow})
+    return run_child(spec, name)
