@@ -7,8 +7,13 @@ from __future__ import annotations
 import threading
 
 import pytest
+
+from cdc_acct import ENV
+from cdc_acct import change as _change
+from cdc_acct import position as _position
+from cdc_acct import seed as _seed
+from cdc_acct import server_end as _server_end
 from compare import assert_same
-from test_cdc_faults import ENV, _change, _position, _seed, _server_end
 
 
 def test_reader_killed_in_its_second_window_while_following(env):
