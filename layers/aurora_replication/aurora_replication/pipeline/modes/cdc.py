@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import snowflake_ident as q
@@ -35,27 +34,18 @@ from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
+from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
 from aurora_replication.target.snowflake.client import HistoryBroken
 from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
+tracer = Tracer()
 FILL_CHUNK = 0  # a column version page's chunk id in its load table (``cdc_reader.FILL_CHUNK``)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
 # tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
 TOMBSTONE_SECONDS = 3600
-
-
-class _Steps:
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, step: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
 
 
 class Cdc(SyncMode):
@@ -100,7 +90,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True, "stale": True}
-    step = _Steps()
+    step = Steps(tracer)  # X-Ray subsegments, cost scope and timeline laps, as a chunk's copy has
     with services.connections.target() as sf:  # the container's warm connection, as a chunk's copy uses
         tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
