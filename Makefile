@@ -100,10 +100,10 @@ integration: setup mariadb
 test: setup sam mariadb browser lint scan build
 	$(VENV)/bin/pytest -q -p no:cacheprovider -n 2 --dist loadfile --durations=30 tests
 
-# bench/run.py --quick for 100,000 rows; see docs/performance.md
+# the package bench/ (python -m bench); BENCH_ARGS=--quick for 100,000 rows; see docs/performance.md
 BENCH_ARGS ?=
 bench: setup mariadb
-	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
 
 stop: setup
 	$(VENV)/bin/replicate stop

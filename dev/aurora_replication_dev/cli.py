@@ -662,7 +662,7 @@ def _drop_demo_targets(tables: Iterable[str]) -> None:
     from aurora_replication.target.snowflake.statements import execute
 
     settings = load_settings()
-    conn = Services.from_settings(settings).snowflake()
+    conn = Services.from_settings(settings).connections.snowflake()
     try:
         for table in tables:
             name = target_name(table, settings.identifier_case)
@@ -679,7 +679,7 @@ def _print_versions(table: str, keys: tuple[str, ...]) -> None:
     from aurora_replication.services import Services
     from aurora_replication.target.snowflake.statements import execute
 
-    conn = Services.from_settings(load_settings()).snowflake()
+    conn = Services.from_settings(load_settings()).connections.snowflake()
     try:
         rows = execute(
             conn,

@@ -33,7 +33,7 @@ prices = cost.Prices.from_settings(services.settings)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     invocation = metering.Invocation("scheduler", context)
-    services.set_deadline(context)  # planning stops inside the invocation's budget; a worker plans the rest
+    services.deadline.start(context)  # planning stops inside the invocation's budget; a worker plans the rest
     # bad input is refused as one line (BadInputError) before anything connects or is written
     parse_scheduler_event(event, services.settings.default_mode)
     with preflight.actionable_errors(services, logger):

@@ -101,7 +101,7 @@ def handle_message(message: ChunkMessage | ChunkRef) -> dict[str, Any]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     idempotency.register_lambda_context(context)
-    services.set_deadline(context)  # a finaliser waits for Snowflake no longer than the invocation may
+    services.deadline.start(context)  # a finaliser waits for Snowflake no longer than the invocation may
     invocation = metering.Invocation("worker", context)
     try:
         return process_partial_response(

@@ -20,7 +20,7 @@ def _versions(env) -> dict:
     from aurora_replication.services import Services
 
     services = Services.from_settings(load_settings())
-    return (CdcState(services.state).get(services.scope().key("acct")) or {}).get("column_versions") or {}
+    return (CdcState(services.state).get(services.endpoints.scope().key("acct")) or {}).get("column_versions") or {}
 
 
 @pytest.mark.parametrize("where", ["reader", "worker"])
@@ -46,7 +46,7 @@ def test_killed_while_a_column_version_fills_then_converges(env, where):
                 raise SystemExit("simulated reader death after staging the fill's pages")
 
         scheduler = stack.load_module("SchedulerFunction")
-        scheduler.services.fault = die
+        scheduler.services.hooks.fault = die
         with pytest.raises(SystemExit):
             scheduler.lambda_handler({"tables": "acct", "mode": "cdc", "run_id": "dead-filler"}, LocalContext("s", 300))
         assert _versions(env)["balance"]["cursor"] is None  # nothing committed

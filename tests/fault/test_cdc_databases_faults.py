@@ -126,10 +126,10 @@ def test_reader_killed_mid_window_of_two_databases_then_resumed(env, step: str, 
                 raise SystemExit(f"simulated reader death at {name}")
 
     scheduler = stack.load_module("SchedulerFunction")
-    scheduler.services.fault = fault
+    scheduler.services.hooks.fault = fault
     with pytest.raises(SystemExit):
         scheduler.lambda_handler(_request(env, run_id="dead-reader"), LocalContext("s", 300))
-    scheduler.services.fault = lambda *a, **k: None
+    scheduler.services.hooks.fault = lambda *a, **k: None
     children = [f"dead-reader-{n}" for n in names]
     for child in children:  # what was sent is applied; no position moves ahead of it
         stack.drain(child, workers=2, timeout=60, idle_timeout=3)

@@ -9,45 +9,14 @@ import threading
 import boto3
 import pytest
 
+from cdc_acct import ENV
+from cdc_acct import change as _change
+from cdc_acct import position as _position
+from cdc_acct import seed as _seed
+from cdc_acct import server_end as _server_end
 from compare import assert_same
 
 APPLY_STEPS = ["copied", "tombstoned", "merged", "marked_done", "committed"]
-ENV = {"IDEMPOTENCY_ENABLED": "false", "CDC_BATCH_ROWS": "15"}
-
-
-def _seed(env) -> None:
-    env.sql(
-        "CREATE TABLE acct (id INT PRIMARY KEY, owner VARCHAR(20), balance DECIMAL(12,2), note TEXT NULL)",
-        "INSERT INTO acct SELECT seq, CONCAT('o', seq), seq * 10, IF(seq % 2, NULL, 'n') FROM seq_1_to_100",
-    )
-
-
-def _change(env, round_: int = 0) -> None:
-    base = 1000 * (round_ + 1)
-    env.sql(
-        f"UPDATE acct SET balance = balance + {round_ + 1}, note = 'r{round_}' WHERE id % 3 = 0",
-        f"DELETE FROM acct WHERE id % 7 = {round_ % 7}",
-        f"INSERT INTO acct (id, owner, balance) SELECT {base} + seq, 'new', seq FROM seq_1_to_20",
-        f"UPDATE acct SET id = {base} + 500 WHERE id = {base} + 1",
-    )
-
-
-def _position(env) -> str:
-    from aurora_replication.config import load_settings
-    from aurora_replication.ledger.cdc import CdcState
-    from aurora_replication.ledger.store import StateStore
-
-    return str(CdcState(StateStore(load_settings().state_table)).get(env.key("acct"))["position_key"])
-
-
-def _server_end(env) -> str:
-    from aurora_replication.source.binlog import current_position
-
-    conn = env.db.connect(env.database)
-    try:
-        return current_position(conn).key()
-    finally:
-        conn.close()
 
 
 def _crash_once_per_thread_at(step_to_kill: str):
@@ -132,7 +101,7 @@ def test_reader_killed_mid_window_then_resumed(env, step, nth):
                 raise SystemExit(f"simulated reader death at {name}")
 
     scheduler = stack.load_module("SchedulerFunction")
-    scheduler.services.fault = fault
+    scheduler.services.hooks.fault = fault
     with pytest.raises(SystemExit):
         scheduler.lambda_handler({"tables": "acct", "mode": "cdc", "run_id": "dead-reader"}, LocalContext("s", 300))
     stack.drain("dead-reader", workers=2, timeout=60, idle_timeout=3)  # what was sent is applied
@@ -190,7 +159,7 @@ def test_a_table_with_options_under_kills_and_redelivery_ends_as_a_full_copy_wit
                     raise SystemExit(f"simulated reader death at {name}")
 
         scheduler = stack.load_module("SchedulerFunction")
-        scheduler.services.fault = die
+        scheduler.services.hooks.fault = die
         with pytest.raises(SystemExit):
             scheduler.lambda_handler({**request, "run_id": "dead-options-reader"}, LocalContext("s", 300))
         stack.drain("dead-options-reader", workers=2, timeout=60, idle_timeout=3)
@@ -236,10 +205,10 @@ def test_start_position_now_with_the_reader_killed_after_recording_the_position(
             raise SystemExit("simulated reader death after the position was recorded")
 
     scheduler = stack.load_module("SchedulerFunction")
-    scheduler.services.fault = die
+    scheduler.services.hooks.fault = die
     with pytest.raises(SystemExit):
         scheduler.lambda_handler({**request, "run_id": "dead-start"}, LocalContext("s", 300))
-    scheduler.services.fault = lambda *a, **k: None
+    scheduler.services.hooks.fault = lambda *a, **k: None
     recorded = _position(env)
     env.sql("UPDATE acct SET balance = 0 WHERE id <= 3", "DELETE FROM acct WHERE id = 4")
     declined = stack.run(request, workers=1, timeout=120)  # the dead run still holds the lease

@@ -57,7 +57,7 @@ def test_killed_around_a_rename_then_resumed(env, where):
                     raise SystemExit("simulated reader death after the target's rename")
 
         scheduler = stack.load_module("SchedulerFunction")
-        scheduler.services.fault = die
+        scheduler.services.hooks.fault = die
         with pytest.raises(SystemExit):
             scheduler.lambda_handler(
                 {"tables": "acct", "mode": "cdc", "run_id": "dead-renamer"}, LocalContext("s", 300)

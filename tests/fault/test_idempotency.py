@@ -113,7 +113,7 @@ def test_a_duplicate_delivered_while_its_key_is_in_progress_fails_comes_back_and
             copying.set()
             assert refused.wait(60), "the duplicate was not handled"
 
-    one.services.fault = fault
+    one.services.hooks.fault = fault
     results: list = []
     thread = threading.Thread(
         target=lambda: results.append(one.lambda_handler({"Records": [stack._record(first)]}, LocalContext("w", 900)))

@@ -95,10 +95,10 @@ def test_a_scheduler_that_stops_half_way_ends_its_run_and_frees_its_leases(env, 
 def test_a_group_whose_messages_were_not_all_sent_ends_failed(env, monkeypatch):
     """The group's records are written, then sending its messages fails: its tables count as unsent
     (some of their messages may be missing), so they end failed with the later ones, not running."""
-    from aurora_replication.services import Services
+    from aurora_replication.services.queue import ChunkQueue
 
     make_tables(env)
-    send = Services.send_messages
+    send = ChunkQueue.send
 
     def throttled(self, bodies, tables=None, delay_seconds=0):
         if tables and "t3" in tables:
@@ -106,7 +106,7 @@ def test_a_group_whose_messages_were_not_all_sent_ends_failed(env, monkeypatch):
         return send(self, bodies, tables, delay_seconds)
 
     monkeypatch.setattr(scheduler, "WRITE_GROUP", 2)
-    monkeypatch.setattr(Services, "send_messages", throttled)
+    monkeypatch.setattr(ChunkQueue, "send", throttled)
     states = stopped_run(env.start_stack(), "20261205T120000Z-5c4ed2", TimeoutError)
     assert [states[t]["status"] for t in TABLES] == ["published", "published", "failed", "failed", "failed"]
     assert "(TimeoutError: simulated" in states["t3"]["reason"]

@@ -198,7 +198,7 @@ def test_retry_imports_no_driver() -> None:
 # statements live in target/snowflake/; a second warehouse would be a folder beside it.
 SNOWFLAKE_HOME = "aurora_replication.target.snowflake"
 # where the pieces are connected: the one place allowed to name the warehouse it builds
-WIRING = {"aurora_replication.services"}
+WIRING = {"aurora_replication.services.connections", "aurora_replication.services.endpoints"}
 # what the Snowflake secret's rotation and the Snowflake-only reconciliation are: the warehouse's own
 WAREHOUSE_BOUND = {"aurora_replication.rotation.snowflake", "aurora_replication.cost.reconcile"}
 # modules that still reach into target/snowflake/ for a name, a query builder or the client (the

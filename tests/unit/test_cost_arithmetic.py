@@ -23,7 +23,7 @@ from aurora_replication.cost import meter
 from aurora_replication.cost import reconcile as cost_reconcile
 from aurora_replication.cost import settle as metering
 from aurora_replication.ops import health_metrics
-from aurora_replication.services import sqs_requests
+from aurora_replication.services.queue import sqs_requests
 from aurora_replication.target.snowflake import client as target
 from aurora_replication.target.snowflake import cost_sql, tagging
 from aurora_replication_dev.local.template import Template

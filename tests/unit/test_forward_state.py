@@ -122,3 +122,16 @@ def test_a_cdc_position_moves_only_by_the_lease_holder(store: StateStore, clock:
     held_b = store.hold_lease(KEY, B, LEASE, Decimal(200))
     assert held_b is not None and cdc.advance(held_b, first, later, 2.0, None)
     assert cdc.get(KEY)["committed_by"] == B  # type: ignore[index]
+
+
+def test_a_schema_change_noted_twice_by_one_run_is_recorded_and_counted_once(store: StateStore) -> None:
+    """A planning step retried after a transient error notes the same change again: the catalog keeps
+    one record and the second note adds (so the SchemaChanges metric counts) nothing; another run's
+    record of the same column is a change of its own."""
+    record = {"change": "column dropped", "column": "LEGACY", "at": 1, "run": A}
+    assert store.note_schema_changes(KEY, [record]) == [record]
+    assert store.note_schema_changes(KEY, [{**record, "at": 2}]) == []
+    later = {**record, "run": B}
+    assert store.note_schema_changes(KEY, [later]) == [later]
+    item = store.table.get_item(Key={"pk": "CATALOG", "sk": KEY.catalog_sk}, ConsistentRead=True)["Item"]
+    assert [(r["column"], r["run"]) for r in item["schema_changes"]] == [("LEGACY", A), ("LEGACY", B)]

@@ -54,7 +54,7 @@ def test_wide_keys_and_many_chunks_keep_messages_small_and_items_below_the_limit
     assert max(sum(len(b.encode()) for b in bodies[i : i + 10]) for i in range(0, CHUNKS, 10)) < SQS_LIMIT // 100
     assert "plan" not in json.loads(bodies[0]) and "lower" not in json.loads(bodies[5])
 
-    services = SimpleNamespace(state=state, with_retries=lambda fn, what: fn())
+    services = SimpleNamespace(state=state, connections=SimpleNamespace(with_retries=lambda fn, what: fn()))
     worker._PLANS.clear()
     calls = resource.tables["state"].calls
     for i in (0, 1, 249, 250, 1234, CHUNKS - 1):
@@ -68,7 +68,7 @@ def test_wide_keys_and_many_chunks_keep_messages_small_and_items_below_the_limit
 
 def test_a_reference_without_a_ledger_says_so_and_a_whole_message_still_parses() -> None:
     state = StateStore("state", FakeResource())
-    services = SimpleNamespace(state=state, with_retries=lambda fn, what: fn())
+    services = SimpleNamespace(state=state, connections=SimpleNamespace(with_retries=lambda fn, what: fn()))
     worker._PLANS.clear()
     ref = ChunkRef(run_id="r-gone", table="wide", chunk_id=0, chunk_count=1)
     with pytest.raises(BadInputError, match="has no plan of table 'wide'.*RUN_RETENTION_DAYS"):

@@ -59,12 +59,12 @@ REQUIRED_ENV = {
 
 def _settings_through_the_environment(monkeypatch: pytest.MonkeyPatch, bundle: str | None) -> MySQLSettings:
     """The way a function gets them: the environment validated by config.Settings, the secret read
-    by Services (Secrets Manager replaced by the secret above)."""
+    by Services.endpoints (Secrets Manager replaced by the secret above)."""
     env = dict(REQUIRED_ENV)
     if bundle is not None:
         env["MYSQL_CA_BUNDLE"] = bundle
     monkeypatch.setattr(secrets, "read_secret", lambda arn, max_age, force=False, provider=None: dict(SECRET))
-    return Services(settings=settings_from(env), state=None, sqs=None).mysql_settings()  # type: ignore[arg-type]
+    return Services.of(settings_from(env), state=None, sqs=None).endpoints.mysql_settings()  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -46,7 +46,10 @@ class FakeSqs:
 def services(sqs: FakeSqs, **env: str) -> SimpleNamespace:
     metrics: list[str] = []
     return SimpleNamespace(
-        settings=settings_from({**ENV, **env}), sqs=sqs, metric=lambda name, v: metrics.append(name), metrics=metrics
+        settings=settings_from({**ENV, **env}),
+        queue=SimpleNamespace(sqs=sqs),
+        hooks=SimpleNamespace(metric=lambda name, v: metrics.append(name)),
+        metrics=metrics,
     )
 
 

@@ -96,10 +96,12 @@ def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it()
         return opened[-1]
 
     services = SimpleNamespace(
-        snowflake=snowflake,
         settings=SimpleNamespace(stage_name="STAGE"),
-        place=lambda side, conn: conn,
-        warehouse=lambda conn: target.Target(conn, "STAGE"),
+        connections=SimpleNamespace(
+            snowflake=snowflake,
+            place=lambda side, conn: conn,
+            warehouse=lambda conn: target.Target(conn, "STAGE"),
+        ),
     )
     columns = TargetColumns(services)  # type: ignore[arg-type]
     columns.execute([])  # nothing to alter: no connection

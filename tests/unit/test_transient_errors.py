@@ -7,7 +7,7 @@ import pytest
 import snowflake.connector.errors as sf_errors
 
 from aurora_replication import retry
-from aurora_replication.services import TRANSIENT
+from aurora_replication.services.connections import TRANSIENT
 from aurora_replication.source import connect as source_connect
 from aurora_replication.target.snowflake import client as target_client
 

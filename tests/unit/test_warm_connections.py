@@ -1,4 +1,4 @@
-"""Warm connections (Services.source / Services.target) and DDL once per table per run (Target.ready)."""
+"""Warm connections (Connections.source / Connections.target) and DDL once per table per run (Target.ready)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 import pymysql
 import pytest
 
-from aurora_replication import services as services_mod
 from aurora_replication.config import Settings
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.services import Services
+from aurora_replication.services import connections as services_mod
 from aurora_replication.source import connect as source_connect
 from aurora_replication.target.snowflake import client as target
 from aurora_replication.target.snowflake import sql as snowflake_sql
@@ -86,18 +86,18 @@ def world(monkeypatch: pytest.MonkeyPatch) -> tuple[Services, list[FakeMySQL], C
         opened.append(FakeMySQL(len(opened)))
         return opened[-1]
 
-    services = Services(settings=Settings.model_validate(ENV), state=None, sqs=None)  # type: ignore[arg-type]
-    services.mysql = mysql  # type: ignore[method-assign]
-    services.metric = lambda name, value, *a, **k: metrics.append((name, value))
+    services = Services.of(Settings.model_validate(ENV), state=None, sqs=None)  # type: ignore[arg-type]
+    services.connections.mysql = mysql  # type: ignore[method-assign]
+    services.hooks.metric = lambda name, value, *a, **k: metrics.append((name, value))
     return services, opened, clock, metrics
 
 
 def test_a_connection_is_reused_across_messages_without_a_ping_while_recently_used(world):
     services, opened, clock, metrics = world
-    with services.source() as a:
+    with services.connections.source() as a:
         pass
     clock.now += 1
-    with services.source() as b:
+    with services.connections.source() as b:
         pass
     assert a is b and len(opened) == 1
     assert a.pings == 0 and not a.closed
@@ -106,25 +106,25 @@ def test_a_connection_is_reused_across_messages_without_a_ping_while_recently_us
 
 def test_an_idle_connection_is_pinged_before_reuse_and_replaced_when_it_does_not_answer(world):
     services, opened, clock, _ = world
-    with services.source() as a:
+    with services.connections.source() as a:
         pass
     clock.now += services_mod.PING_AFTER_SECONDS + 1
-    with services.source() as b:
+    with services.connections.source() as b:
         assert b is a and a.pings == 1
     clock.now += services_mod.PING_AFTER_SECONDS + 1
     a.answers = False  # the server dropped it (wait_timeout, a failover)
-    with services.source() as c:
+    with services.connections.source() as c:
         assert c is not a
     assert a.closed and len(opened) == 2
 
 
 def test_a_connection_older_than_the_maximum_age_is_closed_and_replaced(world):
     services, opened, clock, _ = world
-    with services.source() as a:
+    with services.connections.source() as a:
         pass
     while clock.now <= 1000.0 + services_mod.MAX_AGE_SECONDS:  # in use all the time, never idle
         clock.now += services_mod.PING_AFTER_SECONDS / 2
-        with services.source():
+        with services.connections.source():
             pass
     assert a.pings == 0
     assert a.closed and len(opened) == 2  # a new login picks up a rotated secret
@@ -133,10 +133,10 @@ def test_a_connection_older_than_the_maximum_age_is_closed_and_replaced(world):
 def test_a_block_that_raises_closes_the_connection_and_the_next_message_opens_a_new_one(world):
     services, opened, _, _ = world
     with pytest.raises(RuntimeError):
-        with services.source() as a:
+        with services.connections.source() as a:
             raise RuntimeError("a query failed half way: the session's state is unknown")
     assert a.closed
-    with services.source() as b:
+    with services.connections.source() as b:
         assert b is not a
     assert len(opened) == 2
 
@@ -148,18 +148,18 @@ def test_a_container_death_closes_the_connection_too(world):
         pass
 
     with pytest.raises(Killed):
-        with services.source() as a:
+        with services.connections.source() as a:
             raise Killed()
-    assert a.closed and "source" not in services.warm
+    assert a.closed and "source" not in services.connections.warm
 
 
 def test_a_nested_use_gets_a_connection_of_its_own_closed_after_it(world):
     services, opened, _, _ = world
-    with services.source() as outer:
-        with services.source() as inner:
+    with services.connections.source() as outer:
+        with services.connections.source() as inner:
             assert inner is not outer
         assert inner.closed and not outer.closed
-    with services.source() as again:
+    with services.connections.source() as again:
         assert again is outer
 
 
@@ -175,16 +175,16 @@ def test_the_snowflake_ping_is_one_statement_and_a_closed_session_is_replaced(wo
         opened.append(Session())
         return opened[-1]
 
-    services.snowflake = snowflake  # type: ignore[method-assign]
-    with services.target():
+    services.connections.snowflake = snowflake  # type: ignore[method-assign]
+    with services.connections.target():
         pass
     clock.now += services_mod.PING_AFTER_SECONDS + 1
-    with services.target() as again:
+    with services.connections.target() as again:
         assert again is opened[0]
     assert opened[0].statements == [("SELECT 1", None)]
     opened[0].closed = True  # the session expired
     clock.now += services_mod.PING_AFTER_SECONDS + 1
-    with services.target() as fresh:
+    with services.connections.target() as fresh:
         assert fresh is opened[1]
 
 

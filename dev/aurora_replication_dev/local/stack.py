@@ -747,7 +747,7 @@ class LocalStack:
             def container() -> Callable[..., Any]:
                 module = self.load_module("WorkerFunction")
                 if fault is not None:
-                    module.services.fault = fault
+                    module.services.hooks.fault = fault
                 return module.lambda_handler
 
             handlers = [container() for _ in range(workers)]

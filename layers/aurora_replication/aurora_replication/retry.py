@@ -2,7 +2,7 @@
 
 Which errors are transient is each driver's business, told by its side: ``source.connect.is_transient``
 (MySQL connection lost or gone away, lock wait timeouts and deadlocks) and ``target.client.is_transient``
-(Snowflake network and service errors); ``Services`` hands their union to ``call_with_retries``. This
+(Snowflake network and service errors); ``services.connections`` hands their union to ``call_with_retries``. This
 module imports no driver. Never retried: bad input, SQL errors, authentication failures (those re-read
 the secret once instead, see ``source`` and ``target``).
 """

@@ -59,7 +59,7 @@ def reconcile(run_id: str, services: Services, conn: Any = None) -> Reconciliati
         return Reconciliation(run_id, False, detail=f"run {run_id!r} does not exist")
     since = int(float(run.get("created_at") or 0)) - START_MARGIN_SECONDS
     own = conn is None
-    conn = conn or services.snowflake()
+    conn = conn or services.connections.snowflake()
     try:
         params: list[object] = [since, run_id]
         rows = _query(conn, cost_sql.attributed_credits(), params)

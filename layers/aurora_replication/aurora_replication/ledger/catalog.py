@@ -58,16 +58,28 @@ class CatalogNotes(Ledger):
         """A run took the table's lease: it is the table's run in progress until it finishes."""
         self._note(key, {"run_id": run_id, "started_at": int(at if at is not None else keys.now())})
 
-    def note_schema_changes(self, key: TableKey, records: list[dict[str, Any]]) -> None:
+    def note_schema_changes(self, key: TableKey, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Schema changes a run followed without stopping the table (``target.evolution``), appended to
-        the table's catalog item: what, when, which run (``replicate status`` shows them)."""
-        if records:
+        the table's catalog item: what, when, which run (``replicate status`` shows them). A record the
+        item already holds (the same change of the same column by the same run: a planning step retried)
+        is not added again; returns the records added."""
+        item = self.table.get_item(
+            Key={"pk": CATALOG_PK, "sk": key.catalog_sk}, ConsistentRead=True, ProjectionExpression="schema_changes"
+        ).get("Item", {})
+
+        def same(r: dict[str, Any]) -> tuple[str, str, str]:
+            return str(r.get("change")), str(r.get("column")), str(r.get("run"))
+
+        held = {same(r) for r in item.get("schema_changes") or []}
+        new = [r for r in records if same(r) not in held]
+        if new:
             self.table.update_item(
                 Key={"pk": CATALOG_PK, "sk": key.catalog_sk},
                 UpdateExpression="SET #table = :table, #c = list_append(if_not_exists(#c, :none), :new)",
                 ExpressionAttributeNames={"#table": "table", "#c": "schema_changes"},
-                ExpressionAttributeValues={":table": key.table, ":none": [], ":new": records},
+                ExpressionAttributeValues={":table": key.table, ":none": [], ":new": new},
             )
+        return new
 
     def set_column_versions(self, key: TableKey, versions: dict[str, Any]) -> None:
         """The table's column versions (``pipeline/column_fill.py``): per MySQL column, its target column

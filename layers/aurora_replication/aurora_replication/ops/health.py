@@ -71,11 +71,11 @@ def _connected(conn: Any, version_query: str) -> dict[str, Any]:
 
 
 def _mysql(services: Services) -> dict[str, Any]:
-    return _connected(services.mysql(), "SELECT VERSION()")
+    return _connected(services.connections.mysql(), "SELECT VERSION()")
 
 
 def _snowflake(services: Services) -> dict[str, Any]:
-    return _connected(services.snowflake(), "SELECT CURRENT_VERSION()")
+    return _connected(services.connections.snowflake(), "SELECT CURRENT_VERSION()")
 
 
 def _dynamodb(services: Services) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def _dynamodb(services: Services) -> dict[str, Any]:
 
 
 def _queue_depth(services: Services, url: str) -> tuple[int, int]:
-    a = services.sqs.get_queue_attributes(
+    a = services.queue.sqs.get_queue_attributes(
         QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
     )["Attributes"]
     return int(a["ApproximateNumberOfMessages"]), int(a["ApproximateNumberOfMessagesNotVisible"])
@@ -104,7 +104,7 @@ def _dlq(services: Services) -> dict[str, Any]:
     oldest = None
     tables: set[str] = set()
     if depth:
-        msgs = peek(services.sqs, url, limit=100)
+        msgs = peek(services.queue.sqs, url, limit=100)
         sent = [int(m["Attributes"]["SentTimestamp"]) for m in msgs]
         oldest = int(time.time() - min(sent) / 1000) if sent else None
         for body in (m["Body"] for m in msgs):
@@ -216,7 +216,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
     tables: dict[str, dict[str, Any]] = {}
     stalled = []
     dead: list[str] = []
-    for item in services.state.catalog(services.scope()):
+    for item in services.state.catalog(services.endpoints.scope()):
         # a table of one of several databases (pipeline/databases.py): named with its database
         name = f"{item['source_database']}.{item['table']}" if item.get("source_database") else str(item["table"])
         tables[name] = _table_view(item, now)
@@ -295,8 +295,8 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
             checks[mode.name] = functools.partial(check, services)
     secrets: list[str] = []
     try:
-        source = services.mysql_settings()
-        secrets = [source.password, source.mask_salt, services.snowflake_settings().password or ""]
+        source = services.endpoints.mysql_settings()
+        secrets = [source.password, source.mask_salt, services.endpoints.snowflake_settings().password or ""]
     except Exception:  # noqa: BLE001 - the connectivity checks report it
         pass
     results: dict[str, dict[str, Any]] = {}

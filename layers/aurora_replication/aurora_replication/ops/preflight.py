@@ -18,14 +18,14 @@ from aurora_replication.target.snowflake import client as target
 
 def check_endpoints(services: Services) -> None:
     """Connect to MySQL, then log in to Snowflake and check the session's database, schema and warehouse."""
-    services.mysql().close()
-    sf = services.snowflake()
+    services.connections.mysql().close()
+    sf = services.connections.snowflake()
     try:
-        target.check_session(sf, services.snowflake_settings())
+        target.check_session(sf, services.endpoints.snowflake_settings())
     except EndpointError:
         raise
     except Exception as e:
-        described = services.endpoint_error(e, "target")
+        described = services.endpoints.endpoint_error(e, "target")
         if described is e:
             raise
         raise described from e
@@ -40,7 +40,7 @@ def actionable_errors(services: Services, logger: Any) -> Iterator[None]:
     try:
         yield
     except Exception as e:
-        failure = services.describe(e)
+        failure = services.endpoints.describe(e)
         if not isinstance(failure, EndpointError):
             raise
         logger.exception(str(failure), extra={"endpoint": failure.endpoint, "failure": failure.kind})

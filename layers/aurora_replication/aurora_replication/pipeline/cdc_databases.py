@@ -60,8 +60,8 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
     send each table's batches in its run. A database whose every table fails planning is answered failed; the
     request fails only when all do."""
     assert request.databases is not None and request.database_mapping in ("schema", "prefix")
-    base = services.scope()
-    conn = services.mysql()
+    base = services.endpoints.scope()
+    conn = services.connections.mysql()
     try:
         problems = binlog.check_preconditions(conn)
         if problems:
@@ -91,10 +91,10 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
     errors: list[str] = []
     try:
         for d in chosen:
-            services.locate(d, _where(request, scopes[d]))
+            services.endpoints.locate(d, _where(request, scopes[d]))
             meter.set_run(children[d])
             readers[d] = planner.target_columns(services)
-            source = services.place("source", services.mysql())
+            source = services.connections.place("source", services.connections.mysql())
             try:
                 p = cdc_reader.plan_tables(
                     source, services, d, requests[d], readers[d], planner.resolve_tables, planner.plan_table, files,
@@ -110,26 +110,26 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
             planned[d] = p
         if not planned:
             raise BadInputError("; ".join(errors))
-        conn = services.mysql()
+        conn = services.connections.mysql()
         try:
             stop_at = binlog.current_position(conn)  # after every database's schema was read
         finally:
             conn.close()
         streaming: list[cdc_reader.CdcTable] = []
         for d, p in planned.items():
-            services.locate(d, _where(request, scopes[d]))
+            services.endpoints.locate(d, _where(request, scopes[d]))
             meter.set_run(children[d])
             summary["runs"][d], started = cdc_reader.open_tables(
                 children[d], requests[d], p, scopes[d], services, readers[d]
             )
             streaming.extend(started)
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
         if streaming:
             answers = cdc_reader.read_window(run_id, streaming, stop_at, services)
             for t in streaming:
                 summary["runs"][t.plan.source_database]["tables"][t.table] = answers[t.label]
     finally:
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
         for reader in readers.values():
             reader.close()
     meter.focus(None)

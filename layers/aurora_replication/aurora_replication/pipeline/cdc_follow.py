@@ -61,7 +61,7 @@ def follow(event: Any, services: Services, schedule: Schedule) -> dict[str, Any]
             break
         if time.monotonic() >= until:
             break
-        if services.seconds_left() < s.cdc_max_seconds + s.cdc_follow_apply_seconds:
+        if services.deadline.seconds_left() < s.cdc_max_seconds + s.cdc_follow_apply_seconds:
             break  # the next window might not be read and applied inside the invocation
         end = _binlog_end(services)
         if end == last_end:  # nothing written since the last window started: no window, no statement
@@ -76,7 +76,7 @@ def follow(event: Any, services: Services, schedule: Schedule) -> dict[str, Any]
 
 
 def _binlog_end(services: Services) -> tuple[str, int]:
-    conn = services.mysql()
+    conn = services.connections.mysql()
     try:
         end = binlog.current_position(conn)
     finally:
@@ -91,7 +91,7 @@ def _await_runs(services: Services, ids: list[str], until: float) -> bool:
     while True:
         if all(services.state.run_status(run_id) in ("succeeded", "failed") for run_id in ids):
             return True
-        if time.monotonic() >= until or services.seconds_left() <= 0:
+        if time.monotonic() >= until or services.deadline.seconds_left() <= 0:
             return False
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)

@@ -125,7 +125,7 @@ class CdcTable:
 def locate(services: Services, plan: TablePlan) -> None:
     """The connections handed out from now on read and write where ``plan``'s table is (``Services.locate``):
     its database and schema for a table of one of several databases, the secrets' own otherwise."""
-    services.locate(plan.source_database, plan.target_schema)
+    services.endpoints.locate(plan.source_database, plan.target_schema)
 
 
 def _signature(columns: list[ColumnFacts]) -> list[Any]:
@@ -313,12 +313,17 @@ def plan_cdc_table(
     s = services.settings
     key = scope.key(table)
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
-    salt = services.mysql_settings().mask_salt
+    salt = services.endpoints.mysql_settings().mask_salt
     plan = transforms.apply_options(
         plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=bool(salt)
     )
-    if services.source_database is not None:  # one of several databases (pipeline/cdc_databases.py), as plan_table
-        where = {"source_database": services.source_database, "target_schema": services.target_schema}
+    if (
+        services.endpoints.source_database is not None
+    ):  # one of several databases (pipeline/cdc_databases.py), as plan_table
+        where = {
+            "source_database": services.endpoints.source_database,
+            "target_schema": services.endpoints.target_schema,
+        }
         plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
     full_request = request.model_copy(update={"mode": "full"})
     if not plan.key:  # refused, not copied in full every window: that is mode full's cost under cdc's name
@@ -682,13 +687,13 @@ def schedule(
     plan_table: PlanTable,
     guard: Guard | None = None,
 ) -> dict[str, Any]:
-    conn = services.mysql()
+    conn = services.connections.mysql()
     try:
-        scope = services.scope()  # the run's, recorded with it
+        scope = services.endpoints.scope()  # the run's, recorded with it
         problems = binlog.check_preconditions(conn)
         if problems:
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
-        database = services.mysql_settings().dbname
+        database = services.endpoints.mysql_settings().dbname
         files = binlog.binlog_files(conn)
         args = (request, target_columns, resolve_tables, plan_table, files, scope, guard)
         p = plan_tables(conn, services, database, *args)
@@ -770,7 +775,7 @@ def read_window(run_id: str, streaming: list[CdcTable], stop_at: Position, servi
                 locate(services, p.plan)
                 audits[p.label] = stage_audit(p.run(run_id), p, stop_at, services)
     finally:
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
     return read_and_send(run_id, streaming, stop_at, services, CdcState(services.state), audits)
 
 
@@ -785,8 +790,8 @@ def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState
         reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
         services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
         return {"status": "declined", "reason": reason}
-    services.fault("cdc_position_recorded", None)
-    sf = services.warehouse(services.place("target", services.snowflake()))
+    services.hooks.fault("cdc_position_recorded", None)
+    sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
     try:
         sf.prepare_changes(p.plan, s.reconcile_action)
     finally:
@@ -826,7 +831,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
             reason = f"table {p.table!r}: another run took its lease before its binlog position was recorded"
             services.state.record_table(run_id, p.table, scope, status="declined", reason=reason, chunk_count=0)
             return {"status": "declined", "reason": reason}
-    services.fault("cdc_position_recorded", None)
+    services.hooks.fault("cdc_position_recorded", None)
     chunk_count = len(initial.bounds)
     services.state.record_table(
         run_id,
@@ -846,7 +851,7 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     )
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
-    services.send_messages([m.body() for m in messages])
+    services.queue.send([m.body() for m in messages])
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -888,7 +893,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
     encs = staging.encoders(p.plan)
     checks = staging.size_checks(p.plan)
     try:
-        conn = services.place("source", services.mysql())  # the table's database (``locate``)
+        conn = services.connections.place("source", services.connections.mysql())  # the table's database (``locate``)
         try:
             with source_read.snapshot(conn):
                 query, params = source_sql.chunk_query(p.plan, lower, upper, None)
@@ -902,7 +907,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                     stream.close()
         finally:
             conn.close()
-        sf = services.warehouse(services.place("target", services.snowflake()))
+        sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
         try:
             sf.put(local, path)
         finally:
@@ -938,7 +943,7 @@ def stage_fill(run_id: str, p: CdcTable, end: str, services: Services) -> dict[s
     assert p.fill is not None
     name, plan = p.fill
     fields = stage_pages(run_id, p.table, name, plan, p.versions[name].get("cursor"), end, services)
-    services.fault("cdc_fill_staged", ChangeBatch.model_validate(fields["fill_batch"]))
+    services.hooks.fault("cdc_fill_staged", ChangeBatch.model_validate(fields["fill_batch"]))
     return fields
 
 
@@ -980,12 +985,12 @@ def stage_pages(
                 return
 
     try:
-        conn = services.place("source", services.mysql())  # the table's database (``locate``)
+        conn = services.connections.place("source", services.connections.mysql())  # the table's database (``locate``)
         try:
             staged = staging.write_lines_gz(local, _lines(staging.encoders(plan), pages(conn)), FILL_CHUNK, "fill")
         finally:
             conn.close()
-        sf = services.warehouse(services.place("target", services.snowflake()))
+        sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
         try:
             sf.put(local, path)
         finally:
@@ -1031,7 +1036,7 @@ def read_and_send(
     started = time.time()
     try:
         window = binlog.read_window(
-            services.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
+            services.endpoints.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
         )
     except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
         reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
@@ -1041,7 +1046,7 @@ def read_and_send(
         for rid in dict.fromkeys(p.run(run_id) for p in tables):
             services.state.finish_run_if_complete(rid)
         raise
-    services.fault("cdc_window_read", window)
+    services.hooks.fault("cdc_window_read", window)
     read_at = started if window.reached_end else float(window.newest_event_at or started)
     logger.info(
         "binlog window read",
@@ -1095,13 +1100,15 @@ def read_and_send(
             changes.sort(key=lambda c: c.pos)
             sf = targets.get(p.plan.target_schema)
             if sf is None and changes:
-                placed = services.place("target", services.snowflake())
-                sf = targets[p.plan.target_schema] = services.warehouse(placed)
+                placed = services.connections.place("target", services.connections.snowflake())
+                sf = targets[p.plan.target_schema] = services.connections.warehouse(placed)
             try:
                 if p.options is not None and p.options.needed and changes:
                     mysql = sources.get(p.plan.source_database)
                     if mysql is None:
-                        mysql = sources[p.plan.source_database] = services.place("source", services.mysql())
+                        mysql = sources[p.plan.source_database] = services.connections.place(
+                            "source", services.connections.mysql()
+                        )
                     changes = p.options.apply(mysql, changes)  # where, mask, transform: as the copy path
                 audited = (audits or {}).get(label, {})
                 summary[label] = _define_and_send(rid, p, changes, window, read_at, services, cdc, sf, audited)
@@ -1116,7 +1123,7 @@ def read_and_send(
                 services.state.release_lease(p.key, rid, 0)
                 summary[label] = {"status": "failed", "reason": reason}
     finally:
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
         for target in targets.values():
             target.conn.close()
         for mysql in sources.values():
@@ -1216,7 +1223,8 @@ def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> lis
     one is not), ``p.plan`` writes to the new name, and the change's record is returned."""
     assert p.rename is not None
     old, new, old_target, new_target = p.rename
-    tgt = services.warehouse(services.place("target", services.snowflake()))  # the table's schema (``locate``)
+    connections = services.connections
+    tgt = connections.warehouse(connections.place("target", connections.snowflake()))  # the table's schema (``locate``)
     try:
         names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
         if old_target in names and new_target not in names:
@@ -1268,7 +1276,7 @@ def _stage_batches(
         finally:
             os.remove(local)
         batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=staged.rows)
-        services.fault("cdc_batch_staged", batch)
+        services.hooks.fault("cdc_batch_staged", batch)
         batches.append(batch)
     return batches
 
@@ -1296,8 +1304,8 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]
     for m in messages:
-        services.send_messages([m.body()])
-        services.fault("cdc_batch_sent", m)
+        services.queue.send([m.body()])
+        services.hooks.fault("cdc_batch_sent", m)
     return {
         "status": "running",
         "mode": "cdc",
@@ -1318,17 +1326,17 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         state = cdc.get(key) or {}
         locate(services, plan)  # a table of one of several databases: its database and schema
         try:
-            conn = services.place("source", services.mysql())
+            conn = services.connections.place("source", services.connections.mysql())
             try:
-                database = plan.source_database or services.mysql_settings().dbname
+                database = plan.source_database or services.endpoints.mysql_settings().dbname
                 facts = binlog.column_facts(conn, database, table)
-                salt = services.mysql_settings().mask_salt
+                salt = services.endpoints.mysql_settings().mask_salt
                 options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
                 stop_at = binlog.current_position(conn)
             finally:
                 conn.close()
         finally:
-            services.locate(None, None)  # read_and_send locates each table again
+            services.endpoints.locate(None, None)  # read_and_send locates each table again
         position = Position.from_dict(t["cdc_from"])
         if state.get("position_key") != position.key():
             raise BadInputError(

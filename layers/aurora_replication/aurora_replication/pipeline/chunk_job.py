@@ -147,18 +147,18 @@ def _extract_and_load(msg: ChunkMessage, services: Services, step: Steps) -> Loa
     mode = modes.get(msg.plan.mode)
     plan = mode.unit_plan(msg.plan)
     salted = [c.name for c in plan.columns if c.source_expr and "@asr_mask_salt" in c.source_expr]
-    if salted and not services.mysql_settings().mask_salt:  # MySQL would mask every value as NULL
+    if salted and not services.endpoints.mysql_settings().mask_salt:  # MySQL would mask every value as NULL
         raise BadInputError(
             f"table {table!r}: column {salted[0]!r} is masked with a salt and the source secret has no mask_salt; "
             "add it to the secret (the same one the run was planned with)"
         )
     window = mode.selection(msg)
     on_worker = extract.reads_on_worker(plan, s)
-    # the container's warm connections (services.py); a block that raises closes them. The chunk's
+    # the container's warm connections (services/connections.py); a block that raises closes them. The chunk's
     # snapshot and rows are on the bulk reader's connection (EXTRACT_FORMAT=worker), else pymysql's
-    reader = services.bulk_source() if on_worker else services.source()
-    with reader as mysql, services.target() as sf:
-        tgt = services.warehouse(sf, shared_ddl=True)
+    reader = services.connections.bulk_source() if on_worker else services.connections.source()
+    with reader as mysql, services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf, shared_ddl=True)
         try:
             load_table = load_table_name(plan, msg.run_id)  # made by the load (``Target.load_rows``, ``load_file``)
             attempt = new_attempt_id()
@@ -173,22 +173,22 @@ def _extract_and_load(msg: ChunkMessage, services: Services, step: Steps) -> Loa
                 if compared and source is None:
                     with step("checksum"):
                         source = source_read.chunk_checksum(mysql, plan, msg.lower, msg.upper, window)
-            services.fault("extracted", msg)
+            services.hooks.fault("extracted", msg)
             if got.rows is not None:
                 with step("copy"):
                     mode.load(tgt, plan, load_table, msg.chunk_id, attempt, got.rows, None)
                 nrows, nbytes = len(got.rows), 0
-                services.fault("copied", msg)
+                services.hooks.fault("copied", msg)
             else:
                 parts = got.parts
                 put, files = (extract_parts.part_pattern(local), parts.files) if parts else (local, [file])
                 try:
                     with step("stage"):
                         tgt.put(put, path_key)
-                    services.fault("staged", msg)
+                    services.hooks.fault("staged", msg)
                     with step("copy"):
                         mode.load(tgt, plan, load_table, msg.chunk_id, attempt, None, (path_key, files))
-                    services.fault("copied", msg)
+                    services.hooks.fault("copied", msg)
                 finally:
                     for name in files:
                         os.remove(os.path.join(os.path.dirname(local), name))
@@ -200,7 +200,7 @@ def _extract_and_load(msg: ChunkMessage, services: Services, step: Steps) -> Loa
             with step("verify"):  # Snowflake's count and checksum of what this attempt loaded, for validation
                 sums = tgt.attempt_sums(plan, load_table, msg.chunk_id, attempt)
         except BaseException:
-            services.ddl_done.clear()  # what failed may be a load table that is gone: create it again
+            services.connections.ddl_done.clear()  # what failed may be a load table that is gone: create it again
             raise
     small = got.rows is not None
     return Loaded(attempt, nrows, nbytes, small, got.parts, source, sums, snap.taken_at, snap.position)
@@ -212,10 +212,10 @@ def _record(
     """The attempt's metrics, and its ledger entry (first writer of the round wins): (entry, recorded,
     chunks of the table done)."""
     for name, step_seconds in step.laps.items():
-        services.metric("ChunkSeconds", step_seconds, "Seconds", name)
-    services.metric("RowsCopied", loaded.rows)
-    services.metric("BytesStaged", loaded.bytes, "Bytes")
-    services.metric("ChunksCopied", 1)
+        services.hooks.metric("ChunkSeconds", step_seconds, "Seconds", name)
+    services.hooks.metric("RowsCopied", loaded.rows)
+    services.hooks.metric("BytesStaged", loaded.bytes, "Bytes")
+    services.hooks.metric("ChunksCopied", 1)
     source = loaded.source
     info = {
         "attempt": loaded.attempt,
@@ -229,7 +229,7 @@ def _record(
         **loaded.sums,
     }
     recorded, done = services.state.mark_chunk_done(msg.run_id, msg.plan.table, msg.chunk_id, msg.round, info)
-    services.fault("marked_done", msg)
+    services.hooks.fault("marked_done", msg)
     return info, recorded, done
 
 
@@ -286,6 +286,6 @@ def _next(
                 f"finalising in the chunk's invocation failed ({type(e).__name__}: {e}); sent as its own message",
                 extra={"run_id": msg.run_id, "table": table},
             )
-            services.send_messages([final.body()])
+            services.queue.send([final.body()])
     else:
-        services.send_messages([final.body()])
+        services.queue.send([final.body()])

@@ -89,7 +89,7 @@ def advance(
             )
         tgt.fill_version(page_plan, load, cdc_reader.FILL_CHUNK, page_plan.column(name))
         tgt.drop(load)
-        services.fault("fill_applied", run_id)
+        services.hooks.fault("fill_applied", run_id)
         v["cursor"] = str(fields["fill_cursor"] or "") or None
         v["filled"] = bool(fields["fill_done"])
         now = "filled" if v["filled"] else f"filling (cursor {v['cursor']})"

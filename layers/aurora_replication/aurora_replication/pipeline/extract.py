@@ -61,10 +61,10 @@ def extract_chunk(
     on_worker = reads_on_worker(plan, s)
     if reads_in_parts(plan, window, s):
         # worker parts: the chunk is cut on pymysql's connection (key values as text)
-        with services.source() if on_worker else nullcontext(mysql) as planner:
+        with services.connections.source() if on_worker else nullcontext(mysql) as planner:
             parts = extract_parts.read_in_parts(
                 mysql,
-                services.located_mysql_settings,
+                services.endpoints.located_mysql_settings,
                 plan,
                 msg,
                 attempt,

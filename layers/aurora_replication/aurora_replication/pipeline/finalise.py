@@ -238,8 +238,8 @@ def finalise(
     unit = mode.unit_plan(plan)
     compared = mode.compared(unit)
     step = Steps(tracer)
-    with services.target() as sf:  # the container's warm connection (services.py)
-        tgt = services.warehouse(sf, shared_ddl=True)
+    with services.connections.target() as sf:  # the container's warm connection (services/connections.py)
+        tgt = services.connections.warehouse(sf, shared_ddl=True)
         # never re-create a load table a concurrent finaliser already published and dropped
         load_table = tgt.ensure_load_table(unit, msg.run_id) if count == 0 else load_table_name(unit, msg.run_id)
         token = f"{msg.round}-{secrets.token_hex(8)}"
@@ -251,7 +251,7 @@ def finalise(
                 older = tgt.record_attempts(unit, msg.run_id, f"{token}-m", [pairs[i] for i in missing])
                 loaded.update(tgt.checksums_of_attempts(unit, load_table, older))
                 no_json.update(tgt.checksums_of_attempts(unit, load_table, older, json_text=False))
-        services.fault("validated", msg)
+        services.hooks.fault("validated", msg)
         differing = differing_chunks(chunks, loaded, count) if compared else []
         result = _summary(chunks, loaded, count, differing, compared)
         decision = decide(differing, heal_round, s.heal_attempts)
@@ -283,7 +283,7 @@ def finalise(
                 s,
                 msg,
                 expected,
-                fault=services.fault,
+                fault=services.hooks.fault,
                 loaded_rows=loaded_rows,
                 audit_from=int(audit_from) if audit_from is not None else None,
                 window_from=state.get("window_from"),
@@ -297,7 +297,7 @@ def finalise(
                 # this invocation waits for one until then (ASYNC_INLINE_WAIT_SECONDS, within its deadline).
                 # A commit of a few validated rows runs synchronously instead: one statement, where the
                 # asynchronous one costs two session settings, its records in the ledger and its polls
-                until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.seconds_left()))
+                until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.deadline.seconds_left()))
                 ledger = TableLedger(services, msg.run_id, plan.table)
                 tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
             try:
@@ -310,7 +310,7 @@ def finalise(
                 result["validation"] = "not committed: a statement of the commit did not finish"
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
                 services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e)[:4000], **result)
-                services.metric("StatementTimeouts", 1)
+                services.hooks.metric("StatementTimeouts", 1)
             except Exception as e:
                 finished = _finished_by_another(msg, services, e)
                 if finished is not None:
@@ -321,7 +321,7 @@ def finalise(
                 result["validation"] = "target differs after commit"
                 logger.error(str(e), extra={"run_id": msg.run_id, "table": plan.table, **result})
                 services.state.set_table_status(msg.run_id, plan.table, "failed", reason=str(e), **result)
-                services.metric("ValidationFailures", 1)
+                services.hooks.metric("ValidationFailures", 1)
             if tgt.long is not None and tgt.long.seconds:  # how long each long statement ran (``make bench``)
                 result["statement_seconds"] = {k: str(v) for k, v in tgt.long.seconds.items()}
             result["finalise_seconds"] = round(time.perf_counter() - started, 3)
@@ -347,14 +347,14 @@ def finalise(
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
                 if attempts.table is not None:
                     tgt.drop(attempts.table)
-    services.fault("status_set", msg)
+    services.hooks.fault("status_set", msg)
     # the last run, with the catalog's count of the target (``table_rows``), before the lease frees the
     # table: the next run checks the target against it (``pipeline/target_check.py``)
     services.state.set_last_run(held, {"status": status, **result})
     services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id, plan.table)
     for name, step_seconds in step.laps.items():
-        services.metric("ChunkSeconds", step_seconds, "Seconds", name)
+        services.hooks.metric("ChunkSeconds", step_seconds, "Seconds", name)
     logger.info("table finalised", extra={"run_id": msg.run_id, "table": plan.table, "status": status, **result})
     return {"status": status, **result}
 
@@ -382,7 +382,7 @@ def _poll_running(
         return None
     name, record = found
     assert record.query_id is not None
-    with services.target() as sf:
+    with services.connections.target() as sf:
         try:
             running = sf.is_still_running(long_statements.status(sf, record.query_id))
         except Exception:  # noqa: BLE001 - it failed: the whole finaliser classifies the failure
@@ -411,12 +411,12 @@ def _come_back(msg: ChunkMessage, services: Services, count: int, pending: Pendi
     again = finalise_message(msg.run_id, msg.plan, count, msg.round)
     running = round(time.time() - pending.started_at, 1)
     delay = poll_delay(running, s.async_poll_seconds)
-    services.send_messages([again.body()], delay_seconds=delay)
+    services.queue.send([again.body()], delay_seconds=delay)
     logger.info(
         f"{pending}; polled again in {delay} s",
         extra={"run_id": msg.run_id, "table": msg.plan.table, "query_id": pending.query_id, "running": running},
     )
-    services.metric("StatementPolls", 1)
+    services.hooks.metric("StatementPolls", 1)
     return {"status": POLLING, "statement": pending.name, "query_id": pending.query_id, "running_seconds": running}
 
 
@@ -475,8 +475,8 @@ def _note_audit(
             "source (changed outside the pipeline); the merge put them right"
         )
         logger.warning(result["audit"], extra={"run_id": msg.run_id, "table": msg.plan.table})
-    services.metric("AuditDifferences", differing)
-    services.metric("AuditedRows", audited)
+    services.hooks.metric("AuditDifferences", differing)
+    services.hooks.metric("AuditedRows", audited)
     moved = services.state.advance_audit(
         key,
         msg.run_id,
@@ -564,7 +564,7 @@ def _fail(
     result["last_mismatch"] = json.dumps(details[:50], default=str)[:20000]
     logger.error(reason, extra={"run_id": msg.run_id, "table": msg.plan.table, **result})
     services.state.set_table_status(msg.run_id, msg.plan.table, "failed", reason=reason[:4000], **result)
-    services.metric("ValidationFailures", 1)
+    services.hooks.metric("ValidationFailures", 1)
 
 
 def _name_differences(
@@ -585,7 +585,7 @@ def _name_differences(
     window = modes.get(unit.mode).selection(msg.model_copy(update={"window_from": state.get("window_from")}))
     failing = [(i, bounds[i] if i < len(bounds) else (None, None), str(chunks[i].get("attempt"))) for i in ids]
     try:
-        mysql = services.place("source", services.mysql())
+        mysql = services.connections.place("source", services.connections.mysql())
     except Exception as e:  # noqa: BLE001 - the failure is recorded whether or not it can be named
         return [f"the differing rows were not named (MySQL unreachable: {type(e).__name__}: {e})"]
     try:
@@ -626,7 +626,7 @@ def _heal(
         messages = chunk_messages(
             msg.run_id, plan, bounds, planned, ids=ids, round=heal_round + 1, audit_from=audit_from
         )
-        services.send_messages([m.body() for m in messages])
+        services.queue.send([m.body() for m in messages])
     logger.warning(
         "chunks differ from their snapshots; copying them again",
         extra={

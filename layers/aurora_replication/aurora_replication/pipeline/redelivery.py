@@ -54,10 +54,10 @@ def after_failure(receipt_handle: str, receive_count: int, error: BaseException,
     # would have logged itself
     what: dict[str, Any] = {"receive": receive_count, "of": s.max_receive_count, "redelivery_seconds": delay}
     failure = f"{type(error).__name__}: {error}"
-    services.metric("FailedAttempts", 1)
+    services.hooks.metric("FailedAttempts", 1)
     meter.add("sqs_requests", 1)
     try:
-        services.sqs.change_message_visibility(
+        services.queue.sqs.change_message_visibility(
             QueueUrl=s.chunk_queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=delay
         )
     except (ClientError, BotoCoreError) as e:

@@ -190,7 +190,7 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
         messages = chunk_messages(run_id, plan, bounds, window, ids=missing, round=round_, audit_from=audit_from)
     else:  # every chunk done (or a finaliser died asking for re-copies: it decides again)
         messages = [finalise_message(run_id, plan, count, round_)]
-    services.send_messages([m.body() for m in messages])
+    services.queue.send([m.body() for m in messages])
     services.state.touch_table(run_id, table)
     counts = {"sent": len(messages), "done": count - len(missing), "of": count}
     logger.info("table resumed", extra={"run_id": run_id, "table": table, **counts})

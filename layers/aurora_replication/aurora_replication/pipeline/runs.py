@@ -83,8 +83,9 @@ def record_schema_changes(
     ``SchemaChanges`` metric. Returns them, for the run's TABLE item."""
     stamped = [{**r, "run": run_id} for r in records]
     if stamped:
-        services.state.note_schema_changes(key, stamped)
-        for r in stamped:
+        added = services.state.note_schema_changes(key, stamped)  # a retried step adds (and counts) none again
+        for r in added:
             logger.info("schema change followed", extra={"run_id": run_id, "table": key.table, **r})
-        services.metric("SchemaChanges", len(stamped))
+        if added:
+            services.hooks.metric("SchemaChanges", len(added))
     return stamped

@@ -83,8 +83,9 @@ class TargetColumns:
 
     def client(self) -> Warehouse:
         if self.target is None:
-            conn = self.services.place("target", self.services.snowflake())  # the run's schema (``locate``)
-            self.target = self.services.warehouse(conn)
+            connections = self.services.connections
+            conn = connections.place("target", connections.snowflake())  # the run's schema (``locate``)
+            self.target = connections.warehouse(conn)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:
@@ -136,13 +137,16 @@ def plan_table(
         watermark=request.watermark_columns.get(table),
         full_scan_max_rows=s.full_scan_max_rows,
     )
-    salt = bool(services.mysql_settings().mask_salt)
+    salt = bool(services.endpoints.mysql_settings().mask_salt)
     plan = transforms.apply_options(
         plan, options.get(table), s.identifier_case, transform_modules=s.transform_modules, mask_salt=salt
     )
-    scope = scope or services.scope()
-    if services.source_database is not None:  # a run of one of several databases (pipeline/databases.py)
-        where = {"source_database": services.source_database, "target_schema": services.target_schema}
+    scope = scope or services.endpoints.scope()
+    if services.endpoints.source_database is not None:  # a run of one of several databases (pipeline/databases.py)
+        where = {
+            "source_database": services.endpoints.source_database,
+            "target_schema": services.endpoints.target_schema,
+        }
         plan = plan.model_copy(update={"target_table": scope.target_table(table), **where})
     if scope.mapping == "merge":
         _mergeable(plan)
@@ -572,7 +576,7 @@ def _record_and_send(planning: Planning) -> None:
         summary["tables"][table] = {"status": "running", "mode": p.plan.mode, "chunks": len(p.bounds), "notes": p.notes}
         if p.drift is not None:
             summary["tables"][table]["drift"] = p.drift.describe()
-            services.metric("TargetDrift", 1)
+            services.hooks.metric("TargetDrift", 1)
         logger.info(
             "table planned",
             extra={
@@ -583,7 +587,7 @@ def _record_and_send(planning: Planning) -> None:
                 "plan_seconds": round(p.plan_seconds, 3),
             },
         )
-    services.send_messages(bodies, owners)
+    services.queue.send(bodies, owners)
     for p in group:  # recorded and sent: the run now holds each table as long as it makes progress
         services.state.hold_lease(scope.key(p.plan.table), run_id, services.settings.lease_seconds, Decimal(0))
     planning.group = []
@@ -635,7 +639,9 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
 
 def _locate(services: Services, request: RunRequest, scope: Scope) -> None:
     """Connections of a run of one of several databases read its database and write its schema."""
-    services.locate(scope.source_database, scope.target_schema if request.database_mapping == "schema" else None)
+    services.endpoints.locate(
+        scope.source_database, scope.target_schema if request.database_mapping == "schema" else None
+    )
 
 
 def _not_another_databases(
@@ -652,7 +658,7 @@ def _not_another_databases(
 
 def make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
     """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
-    sf = services.snowflake()
+    sf = services.connections.snowflake()
     try:
         there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
         for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
@@ -668,9 +674,9 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
     (``pipeline/databases.py``). A database whose every table fails planning is answered failed; the
     request fails only when all do."""
     assert request.databases is not None and request.database_mapping is not None
-    base = services.scope()
+    base = services.endpoints.scope()
     owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first such run
-    conn = services.mysql()
+    conn = services.connections.mysql()
     try:
         available = databases.list_databases(conn)
         chosen = databases.match_databases(request.databases, available)
@@ -716,7 +722,7 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
             finally:
                 target_columns.close()
     finally:
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
     if len(errors) == len(chosen):
         raise BadInputError("; ".join(errors))
     return summary
@@ -822,11 +828,12 @@ def _schedule(
     inside the invocation's budget and a worker plans the rest (``_plan``, ``continue_planning``).
     ``scope``: one of several databases' (``_schedule_databases``), its connections located there, and
     ``owners`` ({}: checked already) the Snowflake tables other databases were copied into."""
-    conn = services.place("source", services.mysql())
+    conn = services.connections.place("source", services.connections.mysql())
     p: Planning | None = None
     try:
-        database = scope.source_database if scope is not None else services.mysql_settings().dbname
-        scope = scope or services.scope()  # the run's, recorded with it: its workers and a resume use this one
+        database = scope.source_database if scope is not None else services.endpoints.mysql_settings().dbname
+        # the run's, recorded with it: its workers and a resume use this one
+        scope = scope or services.endpoints.scope()
         names, options = resolve_tables(conn, services, database, request)
         databases.not_another_databases(services.state, scope, names, owners)
         target_columns.expect(names, scope)
@@ -861,10 +868,10 @@ def _plan(p: Planning, start: int) -> None:
         if p.summary is not None and not claimed:
             _claim(p, i)
             claimed = True
-        if p.summary is not None and services.seconds_left() <= 0:
+        if p.summary is not None and services.deadline.seconds_left() <= 0:
             _record_and_send(p)
             services.state.note_planned(p.run_id, i, release=True)
-            services.send_messages([_plan_message(p, i)], [meter.UNATTRIBUTED])
+            services.queue.send([_plan_message(p, i)], [meter.UNATTRIBUTED])
             p.summary.setdefault("continued", f"tables {i + 1} to {len(p.names)} planned by a worker (plan message)")
             logger.info(
                 "scheduler budget reached; the rest of the tables are planned by a worker",
@@ -904,7 +911,7 @@ def _plan(p: Planning, start: int) -> None:
 def _planning_seconds(services: Services) -> int:
     """How long a table's lease lasts while it is planned: until the invocation's deadline (and a
     minute), never LEASE_SECONDS before its records and messages are written."""
-    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    left = services.deadline.seconds_left() + services.settings.deadline_margin_seconds
     return int(min(services.settings.lease_seconds, max(60.0, left + 60.0)))
 
 
@@ -912,13 +919,13 @@ def _claim(p: Planning, start: int) -> None:
     """Claim the run's planning until this invocation's deadline, and send the ``plan`` message that
     continues it should the invocation die: delayed until the deadline (SQS: at most 900 s)."""
     services = p.services
-    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    left = services.deadline.seconds_left() + services.settings.deadline_margin_seconds
     if left == float("inf"):  # no deadline (the CLI, a test): nothing to watch over
         return
     until = math.ceil(time.time() + left)
     services.state.claim_planning(p.run_id, until)
     # a message of the run's, not of a table's: its cost is shared by the tables (cost/settle.spread)
-    services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
+    services.queue.send([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
 
 
 def _after(until: float) -> int:
@@ -945,34 +952,36 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     if start >= table_count(run):
         services.state.finish_run_if_complete(run_id)
         return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
-    left = services.seconds_left() + services.settings.deadline_margin_seconds
+    left = services.deadline.seconds_left() + services.settings.deadline_margin_seconds
     until = math.ceil(time.time() + min(left, 899.0))
     if not services.state.claim_planning(run_id, until):
         # another invocation plans them (or was killed, and its claim ends at its deadline): look again then
         held = float(run.get("planner_until") or 0)
         again = message.model_dump_json(exclude_none=True)
-        services.send_messages([again], [meter.UNATTRIBUTED], delay_seconds=_after(held))
+        services.queue.send([again], [meter.UNATTRIBUTED], delay_seconds=_after(held))
         return {"kind": "plan", "status": "planned elsewhere", "run_id": run_id}
     names = services.state.run_tables(run_id, run)
     request = parse_run_request(services.state.run_request(run, names), services.settings.default_mode)
     scope = Scope.from_item(run.get("scope"))
     if scope is None:
-        scope = services.scope()
+        scope = services.endpoints.scope()
     if request.databases is not None:  # a run of one of several databases: its database and schema
         _locate(services, request, scope)
     target_columns = TargetColumns(services)
-    conn = services.place("source", services.mysql())
+    conn = services.connections.place("source", services.connections.mysql())
     summary: dict[str, Any] = {"run_id": run_id, "tables": {}}
     p = Planning(conn, services, "", request, run_id, names, {}, scope, target_columns, summary, done=start)
     try:
-        p.database = scope.source_database if request.databases is not None else services.mysql_settings().dbname
+        p.database = (
+            scope.source_database if request.databases is not None else services.endpoints.mysql_settings().dbname
+        )
         p.options = transforms.with_history_tables(
             {**transforms.options_from_file(services.settings.table_options_file), **request.table_options},
             services.settings.history_tables,
             services.settings.column_drop_tables,
         )
         target_columns.expect(names[start:], scope)
-        services.send_messages([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
+        services.queue.send([_plan_message(p, start)], [meter.UNATTRIBUTED], delay_seconds=_after(until))
         _plan(p, start)
     except Exception as e:
         _fail_unsent(run_id, names[p.done :], p.group, services, summary, e, scope)

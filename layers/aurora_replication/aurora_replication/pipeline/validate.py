@@ -65,21 +65,21 @@ def validate_databases(
 ) -> list[dict[str, Any]]:
     """``validate_tables`` of each database ``requested`` names (names and patterns), each against where
     ``mapping`` copies it (docs/run-requests.md#several-databases); its rows name the database."""
-    conn = services.mysql()
+    conn = services.connections.mysql()
     try:
         chosen = databases.match_databases(requested, databases.list_databases(conn))
     finally:
         conn.close()
-    base = services.scope()
+    base = services.endpoints.scope()
     report = []
     try:
         for database in chosen:
             scope = databases.scope_for(base, database, mapping)
-            services.locate(database, scope.target_schema if mapping == "schema" else None)
+            services.endpoints.locate(database, scope.target_schema if mapping == "schema" else None)
             for row in validate_tables(services, tables, scope):
                 report.append({**row, "table": f"{database}.{row['table']}"})
     finally:
-        services.locate(None, None)
+        services.endpoints.locate(None, None)
     return report
 
 
@@ -89,10 +89,10 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
     target holds a VARIANT), which reads them from both engines. ``scope``: one of several databases'
     (``validate_databases``), the connections located there."""
     s = services.settings
-    mysql = services.place("source", services.mysql())
-    sf = services.place("target", services.snowflake())
+    mysql = services.connections.place("source", services.connections.mysql())
+    sf = services.connections.place("target", services.connections.snowflake())
     try:
-        database = scope.source_database if scope is not None else services.mysql_settings().dbname
+        database = scope.source_database if scope is not None else services.endpoints.mysql_settings().dbname
         available = source_discover.list_tables(mysql, database)
         names = available if tables == ["*"] else tables
         unknown = [t for t in names if t not in available]
@@ -101,7 +101,7 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
         options = transforms.with_history_tables(
             transforms.options_from_file(s.table_options_file), s.history_tables, s.column_drop_tables
         )
-        tgt = services.warehouse(sf)
+        tgt = services.connections.warehouse(sf)
         report = []
         for table in names:
             plan = source_discover.discover_table(mysql, database, table, identifier_case=s.identifier_case)
@@ -113,7 +113,7 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
                 plan = plan.model_copy(update={"target_table": scope.target_table(table), **merged})
             # a cdc table's column versions (a type change, docs/cdc.md#schema-changes): the version compared
             # once filled, a version still filling not compared
-            key = (scope or services.scope()).key(table)
+            key = (scope or services.endpoints.scope()).key(table)
             versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_fill.stored(
                 services.state.catalog_entries([key]).get(table, {})
             )

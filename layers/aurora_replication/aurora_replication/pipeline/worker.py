@@ -127,23 +127,25 @@ def settled(result: dict[str, Any]) -> bool:
 
 def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, Any]:
     """One message, retried in place on transient errors (every step is safe to repeat)."""
-    services.locate(None, None)  # nothing of an earlier message's place carries over
+    services.endpoints.locate(None, None)  # nothing of an earlier message's place carries over
     if received.kind == "plan":  # the run's tables the scheduler left: planned here, within this budget
         return scheduler.continue_planning(received, services)
     read: dict[str, Any] = {}
-    message = services.with_retries(lambda: hydrate(received, services, read), "read the plan")
+    message = services.connections.with_retries(lambda: hydrate(received, services, read), "read the plan")
     # a run of one of several databases reads and writes where its plan says (pipeline/databases.py)
-    services.locate(message.plan.source_database, message.plan.target_schema)
+    services.endpoints.locate(message.plan.source_database, message.plan.target_schema)
     mode = modes.get(message.plan.mode)
     if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
-        return services.with_retries(lambda: mode.handle(message, services), mode.name)
+        return services.connections.with_retries(lambda: mode.handle(message, services), mode.name)
     # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":  # the finaliser reads the TABLE item itself, fresh, when it starts
-        return services.with_retries(lambda: timeline.timed(finaliser.finalise, message, services), "finalise")
+        return services.connections.with_retries(
+            lambda: timeline.timed(finaliser.finalise, message, services), "finalise"
+        )
 
     def attempt() -> dict[str, Any]:
         # the TABLE item hydrate read a moment ago serves the first attempt; an in-place retry reads it anew
         job = functools.partial(chunk_job.copy_chunk, table_state=read.pop("table", None))
         return timeline.timed(job, message, services)
 
-    return services.with_retries(attempt, "chunk")
+    return services.connections.with_retries(attempt, "chunk")

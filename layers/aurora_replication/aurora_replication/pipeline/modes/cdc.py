@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import snowflake_ident as q
@@ -35,27 +34,18 @@ from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
+from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
 from aurora_replication.target.snowflake.client import HistoryBroken
 from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
+tracer = Tracer()
 FILL_CHUNK = 0  # a column version page's chunk id in its load table (``cdc_reader.FILL_CHUNK``)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
 # tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
 TOMBSTONE_SECONDS = 3600
-
-
-class _Steps:
-    def __init__(self) -> None:
-        self.laps: dict[str, float] = {}
-
-    @contextmanager
-    def __call__(self, step: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        self.laps[step] = self.laps.get(step, 0.0) + time.perf_counter() - started
 
 
 class Cdc(SyncMode):
@@ -100,13 +90,13 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
         return {"rows": 0, "skipped": True, "stale": True}
-    step = _Steps()
-    with services.target() as sf:  # the container's warm connection, as a chunk's copy uses
-        tgt = services.warehouse(sf)
+    step = Steps(tracer)  # X-Ray subsegments, cost scope and timeline laps, as a chunk's copy has
+    with services.connections.target() as sf:  # the container's warm connection, as a chunk's copy uses
+        tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
         with step("copy"):
             loaded = tgt.load_changes(plan, load, msg.chunk_id, batch.path, batch.file)
-        services.fault("copied", msg)
+        services.hooks.fault("copied", msg)
         if loaded != batch.rows:
             raise RuntimeError(
                 f"batch {msg.chunk_id} of table {plan.table!r} has {loaded} of its {batch.rows} changes in the load "
@@ -121,18 +111,18 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 tgt.prepare_changes(plan, s.reconcile_action)
                 if s.reconcile_action == "delete":
                     tgt.merge_tombstones(plan, load, msg.chunk_id)
-                    services.fault("tombstoned", msg)
+                    services.hooks.fault("tombstoned", msg)
                 tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
-        services.fault("merged", msg)
+        services.hooks.fault("merged", msg)
     seconds = time.perf_counter() - started
     for name, lap in step.laps.items():
-        services.metric("ChunkSeconds", lap, "Seconds", name)
-    services.metric("CdcChangesApplied", batch.rows)
+        services.hooks.metric("ChunkSeconds", lap, "Seconds", name)
+    services.hooks.metric("CdcChangesApplied", batch.rows)
     count = msg.chunk_count
     _recorded, done = services.state.mark_chunk_done(
         msg.run_id, plan.table, msg.chunk_id, msg.round, {"rows": batch.rows, "seconds": seconds}
     )
-    services.fault("marked_done", msg)
+    services.hooks.fault("marked_done", msg)
     key = TableKey.of_run_table(t, plan.table)
     if not services.state.renew_lease(key, msg.run_id, s.lease_seconds, run_order(t)):  # progress: keep the table
         logger.warning("the run no longer holds the table's lease", extra={"run_id": msg.run_id, "table": plan.table})
@@ -142,7 +132,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     )
     if done >= count:
         final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)
-        services.send_messages([final.body()])
+        services.queue.send([final.body()])
     return {"rows": batch.rows, "done": done, "of": count}
 
 
@@ -154,8 +144,8 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     plan, s = msg.plan, services.settings
     batch = ChangeBatch.model_validate(t["audit_batch"])
     chunk = int(t["audit_from"])  # the batch's chunk id in the load table (cdc_reader.AUDIT_CHUNK)
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
         loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
         if loaded != batch.rows:
@@ -176,7 +166,7 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
                 differing = tgt.audit_changes(plan, load, chunk, s.reconcile_action)
             if not services.state.note_once(msg.run_id, plan.table, "audit_differences", differing):
                 differing = services.state.get_table(msg.run_id, plan.table).get("audit_differences", differing)
-        services.fault("audit_counted", msg)
+        services.hooks.fault("audit_counted", msg)
         if plan.history:  # a row that differs gets a corrective version at the audit's position
             at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(float(t.get("window_read_at") or time.time())))
             tgt.history_snapshot(plan, load, rows, [chunk], at, batch.start)
@@ -190,8 +180,8 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
             "the snapshot); the merge put them right"
         )
         logger.warning(audited["audit"], extra={"run_id": msg.run_id, "table": plan.table})
-    services.metric("AuditDifferences", int(differing))
-    services.metric("AuditedRows", batch.rows)
+    services.hooks.metric("AuditDifferences", int(differing))
+    services.hooks.metric("AuditedRows", batch.rows)
     return audited
 
 
@@ -202,8 +192,8 @@ def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> Non
     plan = TablePlan.model_validate_json(str(t["fill_plan"]))
     batch = ChangeBatch.model_validate(t["fill_batch"], strict=False)
     column = plan.column(str(t["fill_column"]))
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         load = cdc_fill_table_name(plan, msg.run_id)
         loaded = tgt.load_changes(plan, load, FILL_CHUNK, batch.path, batch.file, audit=True)
         if loaded != batch.rows:
@@ -212,7 +202,7 @@ def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> Non
                 f"table and the staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
             )
         tgt.fill_version(plan, load, FILL_CHUNK, column)
-    services.fault("cdc_fill_applied", msg)
+    services.hooks.fault("cdc_fill_applied", msg)
 
 
 def _advance_fill(services: Services, key: TableKey, t: dict[str, Any]) -> dict[str, Any]:
@@ -250,13 +240,13 @@ def _settle_history(msg: ChunkMessage, services: Services, batches: int) -> None
     once more in one MERGE, so that batches applied at the same moment (each reading the table as it
     was when it began) leave every touched key's chain derived from all of them."""
     plan = msg.plan
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
         tgt.ensure_history_table(plan)
         if tgt.exists(load):
             tgt.history_settle(plan, load, batches)  # the batches' chunk ids: 0 .. batches - 1
-    services.fault("history_settled", msg)
+    services.hooks.fault("history_settled", msg)
 
 
 def _truncate_history(msg: ChunkMessage, services: Services, truncations: list[Any]) -> None:
@@ -265,11 +255,11 @@ def _truncate_history(msg: ChunkMessage, services: Services, truncations: list[A
     A repeat adds nothing, so a finaliser that dies here runs it all again."""
     if not truncations:
         return
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         for position, at in truncations:
             tgt.history_truncate(msg.plan, str(position), int(at))
-    services.fault("truncated", msg)
+    services.hooks.fault("truncated", msg)
 
 
 def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
@@ -281,7 +271,7 @@ def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: 
     keys = ", ".join(q(plan.column(k).target) for k in plan.key)
     if tgt.exists(load):
         tgt.check_history(plan, f"SELECT DISTINCT {keys} FROM {q(load)}")  # noqa: S608 (quoted names)
-    services.fault("history_checked", msg)
+    services.hooks.fault("history_checked", msg)
 
 
 def _check_not_null(
@@ -292,8 +282,8 @@ def _check_not_null(
     without strict mode gives it the column's implicit default), which no binlog event carries. Then the
     table stops, loudly, before its position moves; otherwise None (the change was followed exactly)."""
     plan, s = msg.plan, services.settings
-    with services.target() as sf:
-        tgt = services.warehouse(sf)
+    with services.connections.target() as sf:
+        tgt = services.connections.warehouse(sf)
         found = {str(c): tgt.null_rows(plan, str(c), s.reconcile_action) for c in t["not_null_check"]}
     bad = {c: n for c, n in found.items() if n}
     if not bad:
@@ -335,16 +325,16 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         _settle_history(msg, services, count)
         _truncate_history(msg, services, t.get("history_truncations") or [])
     if t.get("truncate_at"):  # a TRUNCATE in the window: the rows older changes wrote go, before the audit
-        with services.target() as sf:
-            services.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
-        services.fault("truncated", msg)
+        with services.connections.target() as sf:
+            services.connections.warehouse(sf).truncate_before(plan, s.reconcile_action, str(t["truncate_at"]))
+        services.hooks.fault("truncated", msg)
     if t.get("fill_batch"):  # a column version's pages, after every change of the window (docs/cdc.md)
         _apply_fill(msg, services, t)
     audited = _apply_audit(msg, services, t) if t.get("audit_batch") else {}
     if plan.history:
         try:
-            with services.target() as sf:
-                _check_history(msg, services, services.warehouse(sf), cdc_load_table_name(plan, msg.run_id))
+            with services.connections.target() as sf:
+                _check_history(msg, services, services.connections.warehouse(sf), cdc_load_table_name(plan, msg.run_id))
         except HistoryBroken as e:  # loud: the table fails, its position stays where it was
             reason = str(e)[:2000]
             logger.error(reason, extra={"run_id": msg.run_id, "table": plan.table})
@@ -360,7 +350,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
     committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
-    services.fault("committed", msg)
+    services.hooks.fault("committed", msg)
     result: dict[str, Any] = {
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
         "upserts": int(t.get("upserts", 0)),
@@ -378,8 +368,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         )
         services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
     else:
-        with services.target() as sf:
-            tgt = services.warehouse(sf)
+        with services.connections.target() as sf:
+            tgt = services.connections.warehouse(sf)
             load = cdc_load_table_name(plan, msg.run_id)
             if s.reconcile_action == "delete" and not plan.history:
                 tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)

@@ -24,11 +24,11 @@ RETENTION_FIX = (
 
 
 def check(services: Services) -> dict[str, Any]:
-    tables = CdcState(services.state).all(services.scope())
+    tables = CdcState(services.state).all(services.endpoints.scope())
     if not tables:
         return {"detail": "no table replicated by cdc", "tables": {}}
     now = time.time()
-    conn = services.mysql()
+    conn = services.connections.mysql()
     try:
         files = binlog.binlog_files(conn)
         retention = binlog.retention_seconds(conn)

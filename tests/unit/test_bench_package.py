@@ -1,0 +1,46 @@
+"""The bench package (``make bench``) holds together: every module imports, and every command
+docs/performance.md gives is one its options accept. Nothing is measured here (no servers)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import shlex
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT))
+    import bench
+
+    return bench
+
+
+def test_every_bench_module_imports(bench: ModuleType) -> None:
+    names = [m.name for m in pkgutil.iter_modules(bench.__path__) if m.name not in ("__main__", "run")]
+    assert {"cli", "suite", "report", "servers", "copies", "cdc", "planning"} <= set(names)
+    for name in names:
+        importlib.import_module(f"bench.{name}")
+
+
+def test_the_documented_commands_are_accepted(bench: ModuleType) -> None:
+    from bench import cli
+
+    text = (ROOT / "docs" / "performance.md").read_text()
+    running = text.split("## Running it", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r'^make bench BENCH_ARGS=("[^"]*"|\S+)', running, re.M)
+    commands += re.findall(r"^\.venv/bin/python -m bench (.*)$", running, re.M)
+    options = set(re.findall(r"`(--[a-z-]+)", running))
+    assert len(commands) >= 8 and len(options) >= 12, (commands, options)
+    parser = cli.parser()
+    for args in commands:
+        parser.parse_args(shlex.split(args.strip('"')))
+    known = {o for action in parser._actions for o in action.option_strings}
+    assert options <= known, f"documented but not an option: {sorted(options - known)}"
