@@ -75,6 +75,8 @@ def advance(
         for v in versions.values():
             v["filled"], v["cursor"] = True, None
     name = str(state.get(FILL_FIELD) or "")
+    if not state.get(WHOLE_FIELD) and not (name and name in versions and not versions[name].get("filled")):
+        return {}  # every version filled already: nothing moves
     if name and name in versions and not versions[name].get("filled"):
         v = versions[name]
         page_plan = cdc_reader.fill_plan(plan, name)
