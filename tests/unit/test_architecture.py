@@ -210,7 +210,6 @@ REACHING_IN = {
     "aurora_replication.pipeline.diagnose",
     "aurora_replication.pipeline.finalise",
     "aurora_replication.pipeline.modes.base",
-    "aurora_replication.pipeline.modes.cdc",
     "aurora_replication.pipeline.modes.full",
     "aurora_replication.pipeline.scheduler",
     "aurora_replication.pipeline.validate",

@@ -21,6 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 from aurora_replication.models import Column, TablePlan
 
 
+class HistoryBroken(RuntimeError):
+    """A history table does not keep its rules (``Warehouse.check_history``), or is not a history table."""
+
+
 @dataclass(frozen=True)
 class Attempts:
     """One finaliser's validated (chunk, attempt) pairs, as every statement that reads the load table

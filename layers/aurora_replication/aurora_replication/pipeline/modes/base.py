@@ -31,9 +31,8 @@ from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import MODE_RULES, ChunkMessage, ModeRules, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.target.snowflake import evolution
-from aurora_replication.target.snowflake.client import HistoryBroken
 from aurora_replication.target.snowflake.sql import validated
-from aurora_replication.target.warehouse import Attempts, Warehouse
+from aurora_replication.target.warehouse import Attempts, HistoryBroken, Warehouse
 
 Window = tuple[str | None, str | None]
 

@@ -37,8 +37,7 @@ from aurora_replication.pipeline.modes.base import Commit, SyncMode
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
-from aurora_replication.target.snowflake.client import HistoryBroken
-from aurora_replication.target.warehouse import Warehouse
+from aurora_replication.target.warehouse import HistoryBroken, Warehouse
 
 logger = Logger(child=True)
 tracer = Tracer()

@@ -23,7 +23,7 @@ from aurora_replication.secrets import SnowflakeSettings
 from aurora_replication.target.snowflake import cdc_sql, history_sql, merged_sql, sql
 from aurora_replication.target.snowflake.long_statements import LongStatements, Pending
 from aurora_replication.target.snowflake.statements import bindable, execute
-from aurora_replication.target.warehouse import Attempts
+from aurora_replication.target.warehouse import Attempts, HistoryBroken
 
 __all__ = ["Target", "bindable", "connect", "execute"]
 
@@ -666,5 +666,3 @@ class Target:
         return int(self.run_long("history_current", history_sql.current_rows(plan))[0][0])
 
 
-class HistoryBroken(RuntimeError):
-    """A history table does not keep its rules (``history_sql.invariants``), or is not a history table."""
