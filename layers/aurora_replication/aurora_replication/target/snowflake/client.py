@@ -664,5 +664,3 @@ class Target:
 
     def current_rows(self, plan: TablePlan) -> int:
         return int(self.run_long("history_current", history_sql.current_rows(plan))[0][0])
-
-
