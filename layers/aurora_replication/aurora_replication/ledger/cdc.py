@@ -184,6 +184,16 @@ class CdcState:
             ExpressionAttributeValues={":s": STOPPED, ":r": reason[:1000], ":now": int(time.time())},
         )
 
+    def refute_rename(self, key: TableKey, old: str, new: str) -> None:
+        """A rename candidate (``old`` went, ``new`` came at its place) whose window read to the server's
+        end without the statement that renames it: from now on the pair is a drop and an add (the added
+        column filled from MySQL), not a rename (``cdc_reader.rename_candidate``)."""
+        self.table.update_item(
+            Key=key.item("CDC"),
+            UpdateExpression="SET refuted_renames = list_append(if_not_exists(refuted_renames, :none), :pair)",
+            ExpressionAttributeValues={":none": [], ":pair": [[old, new]]},
+        )
+
     def define_window(self, run_id: str, table: str, **fields: Any) -> bool:
         """Record a run's window (its end and batches) once: the first reader to define it wins."""
         names = {"#to": "cdc_to"}

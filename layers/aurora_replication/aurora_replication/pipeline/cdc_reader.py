@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -198,7 +198,9 @@ def _rename_in_target(
     )
 
 
-def rename_candidate(stored: list[Any], now: list[ColumnFacts]) -> tuple[str, str] | None:
+def rename_candidate(
+    stored: list[Any], now: list[ColumnFacts], refuted: Collection[tuple[str, str]] = ()
+) -> tuple[str, str] | None:
     """``(old, new)`` when, since the stored position, exactly one column went and one came, at the same
     ordinal position with the same type, nullability and default: a rename, if the window holds the
     ``ALTER TABLE ... RENAME COLUMN`` (or ``CHANGE``) statement that made it (``binlog.Window.renamed``)."""
@@ -210,6 +212,8 @@ def rename_candidate(stored: list[Any], now: list[ColumnFacts]) -> tuple[str, st
         return None
     old = stored[before.index(gone[0])]
     new = now[after.index(came[0])].signature()
+    if (gone[0], came[0]) in refuted:  # a window read to the end without its statement: a drop and an add
+        return None
     return (gone[0], came[0]) if list(old[1:]) == list(new[1:]) else None
 
 
@@ -224,24 +228,31 @@ def type_changes(stored: list[Any], now: list[ColumnFacts]) -> list[tuple[str, s
     ]
 
 
-def additions(stored: list[Any], now: list[ColumnFacts]) -> tuple[list[ColumnFacts], list[str]]:
+def additions(
+    stored: list[Any], now: list[ColumnFacts], refuted: Collection[tuple[str, str]] = ()
+) -> tuple[list[ColumnFacts], list[str]]:
     """The columns added and the ones dropped since the stored position, but for a rename candidate's pair
     (``rename_candidate``: followed, or refused, once the window is read)."""
     before = {str(s[0]) for s in stored}
     after = {c.name for c in now}
-    rename = rename_candidate(stored, now)
+    rename = rename_candidate(stored, now, refuted)
     added = [c for c in now if c.name not in before and (rename is None or c.name != rename[1])]
     dropped = [str(s[0]) for s in stored if str(s[0]) not in after and (rename is None or str(s[0]) != rename[0])]
     return added, dropped
 
 
-def to_fill(stored: list[Any], now: list[ColumnFacts]) -> list[ColumnFacts]:
+def to_fill(stored: list[Any], now: list[ColumnFacts], refuted: Collection[tuple[str, str]] = ()) -> list[ColumnFacts]:
     """The added columns whose values the binlog does not carry for the rows no event touched: one added
     NOT NULL or with a default (those rows hold it in MySQL), or any added in the same change as columns
     dropped (not a certain rename: a drop and an add, and the added column's values may be the dropped
     one's). Each is filled from MySQL by key as a column version is (``added_versions``)."""
-    added, dropped = additions(stored, now)
+    added, dropped = additions(stored, now, refuted)
     return [c for c in added if dropped or not c.nullable or c.default is not None]
+
+
+def refuted_renames(state: dict[str, Any] | None) -> set[tuple[str, str]]:
+    """The rename candidates of a table's cdc state that a window refuted (``CdcState.refute_rename``)."""
+    return {(str(p[0]), str(p[1])) for p in (state or {}).get("refuted_renames") or []}
 
 
 def schema_problems(
@@ -250,6 +261,7 @@ def schema_problems(
     now: list[ColumnFacts],
     versioned: frozenset[str] = frozenset(),
     filled: frozenset[str] = frozenset(),
+    refuted: Collection[tuple[str, str]] = (),
 ) -> list[str]:
     """Changes of the source schema since the stored position that binlog changes cannot carry.
 
@@ -259,7 +271,7 @@ def schema_problems(
     (``rename_candidate``: checked once the window is read)."""
     before = {str(s[0]): s for s in stored}
     after = {c.name: c for c in now}
-    added, dropped = additions(stored, now)
+    added, dropped = additions(stored, now, refuted)
     added = [c for c in added if c.name not in filled]  # those filled from MySQL (``to_fill``) carry their values
     problems = []
     for c in added:
@@ -406,13 +418,14 @@ def plan_cdc_table(
             f"has ({oldest}): the changes in between are gone",
         )
     stored = list(state.get("schema_columns") or [])
+    refuted = refuted_renames(state)
     retyped = type_changes(stored, [facts[n] for n in facts])
     # a non-key column's type change gets a new column version; a key column's stops the table
     versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
     # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
     fillable = [
         c
-        for c in to_fill(stored, [facts[n] for n in facts])
+        for c in to_fill(stored, [facts[n] for n in facts], refuted)
         if c.name not in plan.key and _planned(plan, c.name) and versions_allowed(plan)
     ]
     problems = schema_problems(
@@ -421,11 +434,12 @@ def plan_cdc_table(
         [facts[n] for n in facts],
         frozenset(r[0] for r in versionable),
         frozenset(c.name for c in fillable),
+        refuted,
     )
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
     existing = target_columns(plan.target_table)
-    renaming = rename_candidate(stored, [facts[n] for n in facts])
+    renaming = rename_candidate(stored, [facts[n] for n in facts], refuted)
     plan, pending, renames, unfollowed = _rename_in_target(table, plan, renaming, existing, s.identifier_case)
     if unfollowed:
         problems.append(unfollowed)
@@ -1080,15 +1094,20 @@ def read_and_send(
                 summary[label] = {"status": "failed", "reason": reason}
                 continue
             if p.rename is not None and label not in window.renamed and window.reached_end:
+                # no statement renamed it: a drop and an add. The window was read for a rename (the column's
+                # values under the old name), so it is not applied; the position stays, and the next run
+                # reads it again with the pair as a drop and an add, the added column filled from MySQL
+                cdc.refute_rename(p.key, p.rename[0], p.rename[1])
                 reason = (
                     f"table {p.table!r}: column {p.rename[0]!r} went and {p.rename[1]!r} came since the stored "
                     "position (same place and type), but the binlog holds no ALTER TABLE ... RENAME COLUMN or "
-                    "CHANGE of it: a drop and an add, whose values are not in the binlog; " + resnapshot_fix(p.table)
+                    f"CHANGE of it: a drop and an add; the next run follows it so ({p.rename[0]!r} kept, "
+                    f"{p.rename[1]!r} added and filled from MySQL), from the same position"
                 )
-                cdc.stop(p.key, reason)
-                services.state.set_table_status(rid, p.table, "failed", reason=reason)
+                logger.warning(reason, extra={"run_id": rid, "table": p.table})
+                services.state.set_table_status(rid, p.table, "declined", reason=reason)
                 services.state.release_lease(p.key, rid, 0)
-                summary[label] = {"status": "failed", "reason": reason}
+                summary[label] = {"status": "declined", "reason": reason}
                 continue
             if label in window.unreadable:  # its position stays: the next run reads these changes again
                 reason = f"{window.unreadable[label]}; its position stays where it was"[:2000]
@@ -1345,7 +1364,7 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
             )
         stored_columns = list(state.get("schema_columns") or [])
         stored = {str(s[0]) for s in stored_columns}
-        renaming = rename_candidate(stored_columns, [facts[n] for n in facts])
+        renaming = rename_candidate(stored_columns, [facts[n] for n in facts], refuted_renames(state))
         renames = {renaming[0]: renaming[1]} if renaming else {}
         pending = None
         if renaming:  # the run planned a rename its window had not followed yet: the plan writes the old name
