@@ -9,8 +9,9 @@ a minute, the windows follow each other all the time (docs/cdc.md, "Following th
 
 What it keeps as a window run alone does: each window is a run of its own, with its lease, its position
 committed by its finaliser, its report; a window whose table is held by another run (a schedule that
-fired while this one still follows) ends the following, as the lease declines it. It reads no window
-while the binlog has not moved (one ``SHOW MASTER STATUS`` each ``CDC_FOLLOW_PAUSE_SECONDS``), so a quiet
+fired while this one still follows) ends the following, as the lease declines it, and so does a window
+whose run failed (its run says why; following on would repeat the failure every few seconds). It reads
+no window while the binlog has not moved (one ``SHOW MASTER STATUS`` each ``CDC_FOLLOW_PAUSE_SECONDS``), so a quiet
 source costs no Snowflake statement, and it starts none that could not end inside the invocation (a
 window's budget ``CDC_MAX_SECONDS`` plus the time to apply it, ``CDC_FOLLOW_APPLY_SECONDS``, must be left
 of the invocation).
@@ -57,8 +58,9 @@ def follow(event: Any, services: Services, schedule: Schedule) -> dict[str, Any]
     summary = schedule(event, services)
     windows = [run_ids(summary)]
     while not declined(summary) and summary.get("status") != "failed":
-        if not _await_runs(services, windows[-1], until):
-            break
+        ended = _await_runs(services, windows[-1], until)
+        if ended is None or "failed" in ended:
+            break  # out of time; or a window failed: its run says why, and the next schedule tries again
         if time.monotonic() >= until:
             break
         if services.deadline.seconds_left() < s.cdc_max_seconds + s.cdc_follow_apply_seconds:
@@ -84,14 +86,15 @@ def _binlog_end(services: Services) -> tuple[str, int]:
     return end.file, end.pos
 
 
-def _await_runs(services: Services, ids: list[str], until: float) -> bool:
-    """Wait until every run of ``ids`` has ended (a condition polled in DynamoDB, one small read each);
-    False when the follow's time or the invocation's ran out first."""
+def _await_runs(services: Services, ids: list[str], until: float) -> list[str] | None:
+    """Wait until every run of ``ids`` has ended (a condition polled in DynamoDB, one small read each) and
+    return their statuses; None when the follow's time or the invocation's ran out first."""
     pause = 0.2
     while True:
-        if all(services.state.run_status(run_id) in ("succeeded", "failed") for run_id in ids):
-            return True
+        statuses = [str(services.state.run_status(run_id)) for run_id in ids]
+        if all(status in ("succeeded", "failed") for status in statuses):
+            return statuses
         if time.monotonic() >= until or services.deadline.seconds_left() <= 0:
-            return False
+            return None
         time.sleep(pause)
         pause = min(pause * 1.5, 2.0)
