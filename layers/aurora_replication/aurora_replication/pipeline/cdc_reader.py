@@ -1364,11 +1364,17 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
             )
         stored_columns = list(state.get("schema_columns") or [])
         stored = {str(s[0]) for s in stored_columns}
+        case = services.settings.identifier_case
+        for old, new in refuted_renames(state):
+            if any(c.name == new and c.target == target_name(old, case) for c in plan.columns):
+                raise BadInputError(  # planned as a rename, which its window then refuted (the reader died after)
+                    f"run {run_id!r} table {table!r}: the run planned {old!r} -> {new!r} as a rename, which a window "
+                    "refuted (a drop and an add): this run's window is stale: start a new cdc run"
+                )
         renaming = rename_candidate(stored_columns, [facts[n] for n in facts], refuted_renames(state))
         renames = {renaming[0]: renaming[1]} if renaming else {}
         pending = None
         if renaming:  # the run planned a rename its window had not followed yet: the plan writes the old name
-            case = services.settings.identifier_case
             old_target, new_target = target_name(renaming[0], case), target_name(renaming[1], case)
             if any(c.name == renaming[1] and c.target == old_target for c in plan.columns):
                 pending = (renaming[0], renaming[1], old_target, new_target)
