@@ -921,11 +921,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
                     stream.close()
         finally:
             conn.close()
-        sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
-        try:
-            sf.put(local, path)
-        finally:
-            sf.conn.close()
+        _put(services, local, path)
     except Exception as e:  # noqa: BLE001 - the audit is a check beside the window: the window goes on
         logger.warning(
             f"the audit slice of {p.table!r} could not be read ({type(e).__name__}: {e}); "
@@ -1004,11 +1000,7 @@ def stage_pages(
             staged = staging.write_lines_gz(local, _lines(staging.encoders(plan), pages(conn)), FILL_CHUNK, "fill")
         finally:
             conn.close()
-        sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
-        try:
-            sf.put(local, path)
-        finally:
-            sf.conn.close()
+        _put(services, local, path)
     finally:
         if os.path.exists(local):
             os.remove(local)
@@ -1234,6 +1226,16 @@ def _define_and_send(
     else:  # recorded once, by the reader that defined the window
         runs.record_schema_changes(services, run_id, p.key, [*renamed, *emptied])
     return send_window(run_id, p.table, services)
+
+
+def _put(services: Services, local: str, path: str) -> None:
+    """PUT a file the reader staged beside the window (the audit's slice, a column version's pages) on a
+    connection of its own to the target."""
+    sf = services.connections.warehouse(services.connections.place("target", services.connections.snowflake()))
+    try:
+        sf.put(local, path)
+    finally:
+        sf.conn.close()
 
 
 def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> list[dict[str, Any]]:

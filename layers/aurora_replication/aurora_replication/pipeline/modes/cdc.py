@@ -146,12 +146,7 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     with services.connections.target() as sf:
         tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
-        loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
-        if loaded != batch.rows:
-            raise RuntimeError(
-                f"the audit batch of {plan.table!r} has {loaded} of its {batch.rows} rows in the load table and its "
-                f"staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
-            )
+        _load_whole(tgt, plan, load, chunk, batch, "the audit batch")
         rows = f"{q(load)}.{q(CHUNK_COLUMN)} = %s"
         if plan.history:
             tgt.ensure_history_table(plan)
@@ -194,12 +189,7 @@ def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> Non
     with services.connections.target() as sf:
         tgt = services.connections.warehouse(sf)
         load = cdc_fill_table_name(plan, msg.run_id)
-        loaded = tgt.load_changes(plan, load, FILL_CHUNK, batch.path, batch.file, audit=True)
-        if loaded != batch.rows:
-            raise RuntimeError(
-                f"the column version pages of {plan.table!r} have {loaded} of their {batch.rows} rows in the load "
-                f"table and the staged file {batch.path}/{batch.file} is gone; resume the run, or start a new one"
-            )
+        _load_whole(tgt, plan, load, FILL_CHUNK, batch, "the column version pages")
         tgt.fill_version(plan, load, FILL_CHUNK, column)
     services.hooks.fault("cdc_fill_applied", msg)
 
@@ -259,6 +249,17 @@ def _truncate_history(msg: ChunkMessage, services: Services, truncations: list[A
         for position, at in truncations:
             tgt.history_truncate(msg.plan, str(position), int(at))
     services.hooks.fault("truncated", msg)
+
+
+def _load_whole(tgt: Warehouse, plan: TablePlan, load: str, chunk: int, batch: ChangeBatch, what: str) -> None:
+    """Load a staged file the finalise reads whole (the audit batch, a column version's pages) into the load
+    table under ``chunk``; a file whose rows are not all there (gone from the stage) fails the step loudly."""
+    loaded = tgt.load_changes(plan, load, chunk, batch.path, batch.file, audit=True)
+    if loaded != batch.rows:
+        raise RuntimeError(
+            f"{what} of {plan.table!r}: {loaded} of {batch.rows} rows in the load table, and the staged file "
+            f"{batch.path}/{batch.file} is gone; resume the run, or start a new one"
+        )
 
 
 def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: str) -> None:
