@@ -33,6 +33,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from aurora_replication import schema_changes as changelog
 from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
@@ -50,7 +51,6 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -217,14 +217,16 @@ def rename_candidate(
     return (gone[0], came[0]) if list(old[1:]) == list(new[1:]) else None
 
 
-def type_changes(stored: list[Any], now: list[ColumnFacts]) -> list[tuple[str, str, str]]:
+def type_changes(
+    stored: list[Any], now: list[ColumnFacts], widens: Callable[[str, str], bool]
+) -> list[tuple[str, str, str]]:
     """``(column, old COLUMN_TYPE, new COLUMN_TYPE)`` of each column whose type changed since the stored
-    position in a way that is not a lossless widening (``evolution.widens_losslessly``)."""
+    position in a way that is not a lossless widening (``widens``: ``Warehouse.widens_losslessly``)."""
     before = {str(s[0]): str(s[1]) for s in stored}
     return [
         (c.name, before[c.name], c.column_type)
         for c in now
-        if c.name in before and not evolution.widens_losslessly(before[c.name], c.column_type)
+        if c.name in before and not widens(before[c.name], c.column_type)
     ]
 
 
@@ -262,8 +264,11 @@ def schema_problems(
     versioned: frozenset[str] = frozenset(),
     filled: frozenset[str] = frozenset(),
     refuted: Collection[tuple[str, str]] = (),
+    *,
+    widens: Callable[[str, str], bool],
 ) -> list[str]:
-    """Changes of the source schema since the stored position that binlog changes cannot carry.
+    """Changes of the source schema since the stored position that binlog changes cannot carry (``widens``:
+    whether a type change is a lossless widening, ``Warehouse.widens_losslessly``).
 
     A column added since holds its default in every row that no event touched: only a nullable column
     without a default is NULL there (as the target's new column is). Columns dropped and added in one
@@ -283,7 +288,7 @@ def schema_problems(
             )
     for name, c in after.items():
         old = str(before[name][1]) if name in before else c.column_type
-        if name not in versioned and not evolution.widens_losslessly(old, c.column_type):
+        if name not in versioned and not widens(old, c.column_type):
             problems.append(
                 f"column {name!r} changed type from {old} to {c.column_type}, which is not a lossless widening: "
                 "the rows MySQL rewrote in the ALTER are not in the binlog"
@@ -359,7 +364,7 @@ def plan_cdc_table(
     # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
     without_copy = (state or {}).get("without_copy")
     drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
-    if status is None and plan.history and history_sql.is_history_table(target_columns(plan.target_table)):
+    if status is None and plan.history and target_columns.client().is_history_table(target_columns(plan.target_table)):
         raise BadInputError(
             f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
             "whose versions are ordered by run, not by binlog position; cdc cannot continue it: rename or drop "
@@ -419,7 +424,7 @@ def plan_cdc_table(
         )
     stored = list(state.get("schema_columns") or [])
     refuted = refuted_renames(state)
-    retyped = type_changes(stored, [facts[n] for n in facts])
+    retyped = type_changes(stored, [facts[n] for n in facts], target_columns.client().widens_losslessly)
     # a non-key column's type change gets a new column version; a key column's stops the table
     versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
     # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
@@ -435,6 +440,7 @@ def plan_cdc_table(
         frozenset(r[0] for r in versionable),
         frozenset(c.name for c in fillable),
         refuted,
+        widens=target_columns.client().widens_losslessly,
     )
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
@@ -451,22 +457,22 @@ def plan_cdc_table(
     if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
         options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
-    mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
+    mismatch = target_columns.client().shape_mismatch(plan, existing)
     if mismatch:
         raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
     schema_changes: list[dict[str, Any]] = []
     if existing:
-        change = evolution.diff(plan, existing)
+        change = target_columns.client().schema_diff(plan, existing)
         if not problems:  # a type change named above already says what and why, with its fix
             problems += [f"table {table!r}: {c}" for c in change.conflicts]
-        alters = evolution.alter_statements(plan, change)
+        alters = target_columns.client().alter_statements(plan, change)
         notes = change.describe(table)
-        schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+        schema_changes = changelog.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
         planned = {c.name: c.target for c in plan.columns}
         tightened = [planned[n] for n in not_null_added(stored, [facts[n] for n in facts]) if n in planned]
-        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        schema_changes += changelog.not_null_records(tightened, target_columns.entry(table), int(time.time()))
         notes += [
             f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and the "
             "window's finalise checks that no live row holds NULL in it"
@@ -477,20 +483,20 @@ def plan_cdc_table(
             v = versions[name]
             column = full_plan.column(name)
             if column.target not in {c.target for c in plan.columns}:  # left out of this window: added here
-                alters.append(evolution.add_version_statement(plan.target_table, column))
+                alters.append(target_columns.client().add_version_statement(plan.target_table, column))
             if v.get("added"):  # a column added NOT NULL, with a default, or beside a drop
-                if evolution.unrecorded_addition(entry, column.target):
-                    schema_changes.append(evolution.added_fill_record(column.target, v["new_type"], int(time.time())))
+                if changelog.unrecorded_addition(entry, column.target):
+                    schema_changes.append(changelog.added_fill_record(column.target, v["new_type"], int(time.time())))
                 notes.append(
                     f"table {table!r}: column {name!r} was added ({v['new_type']}) where the binlog does not carry "
                     f"every row's value: {column.target!r} is added and filled from MySQL by key"
                 )
                 continue
             old_target = str(v["kept"][-1])
-            if evolution.unrecorded_version(entry, column.target):
+            if changelog.unrecorded_version(entry, column.target):
                 at = int(time.time())
                 schema_changes.append(
-                    evolution.version_record(name, v["old_type"], v["new_type"], old_target, column.target, at)
+                    changelog.version_record(name, v["old_type"], v["new_type"], old_target, column.target, at)
                 )
         notes += [
             f"table {table!r}: column {name!r} changed type from {v['old_type']} to {v['new_type']} (not a lossless "
@@ -583,7 +589,7 @@ def new_versions(
         old_target = str(v["target"]) if v else plan.column(name).target
         taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
         versions[name] = {
-            "target": evolution.version_name(old_target, taken),
+            "target": changelog.version_name(old_target, taken),
             "kept": [*(v["kept"] if v else []), old_target],
             "old_type": old,
             "new_type": new,
@@ -1171,7 +1177,7 @@ def _define_and_send(
     if truncated is not None:  # the finalise empties the target at that position, before the window commits
         emptied = [
             {
-                "change": evolution.TRUNCATED,
+                "change": changelog.TRUNCATED,
                 "column": "",
                 "at": int(time.time()),
                 "run": run_id,
@@ -1183,7 +1189,7 @@ def _define_and_send(
     for position, _ in window.history_truncated.get(p.label, []):  # history mode: the keys live then close
         emptied.append(
             {
-                "change": evolution.TRUNCATED,
+                "change": changelog.TRUNCATED,
                 "column": "",
                 "at": int(time.time()),
                 "run": run_id,
@@ -1249,12 +1255,12 @@ def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> lis
     try:
         names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
         if old_target in names and new_target not in names:
-            tgt.alter([evolution.rename_statement(p.plan.target_table, old_target, new_target)])
+            tgt.alter([tgt.rename_statement(p.plan.target_table, old_target, new_target)])
     finally:
         tgt.conn.close()
     columns = [c.model_copy(update={"target": new_target}) if c.name == new else c for c in p.plan.columns]
     p.plan = p.plan.model_copy(update={"columns": columns})
-    return [evolution.rename_record(old, new, old_target, new_target, at, int(time.time()), run_id)]
+    return [changelog.rename_record(old, new, old_target, new_target, at, int(time.time()), run_id)]
 
 
 def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:

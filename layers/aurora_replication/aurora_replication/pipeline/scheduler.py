@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
 
+from aurora_replication import schema_changes as changelog
 from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
@@ -49,9 +50,6 @@ from aurora_replication.services import Services
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.target.snowflake import client as target
-from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
-from aurora_replication.target.snowflake import sql as target_sql
 from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
@@ -190,20 +188,20 @@ def plan_table(
     versioned: list[dict[str, Any]] = []
     created: list[str] = []
     if shrunk and drift is None and modes.get(mode).replaces_target:  # recorded once the run holds the table
-        schema_changes = [evolution.shrunk_record(shrunk, int(time.time()))]
+        schema_changes = [changelog.shrunk_record(shrunk, int(time.time()))]
     if modes.get(mode).reads_window:
         existing = target_columns(plan.target_table)
-        mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
+        mismatch = target_columns.client().shape_mismatch(plan, existing)
         if mismatch:
             raise BadInputError(mismatch)
-        change = evolution.diff(plan, existing) if existing else None
+        change = target_columns.client().schema_diff(plan, existing) if existing else None
         if change is not None and change.conflicting:  # a non-key column's type change: a new version
             created = _new_versions(plan, change, versions, {str(r[0]) for r in existing})
             if created:
                 plan = column_fill.applied(plan, versions)
-                change = evolution.diff(plan, existing)
+                change = target_columns.client().schema_diff(plan, existing)
                 versioned = _version_records(table, plan, versions, created, target_columns.entry(table), notes)
-        swapped = evolution.renamed_in_target(plan, existing, change) if change is not None else None
+        swapped = target_columns.client().renamed_column(plan, existing, change) if change is not None else None
         if swapped is not None and requested.fallback is None:
             raise BadInputError(
                 f"table {table!r}: column {swapped[0]!r} went and {swapped[1]!r} came in its place since the last "
@@ -212,13 +210,13 @@ def plan_table(
             )
         if swapped is not None and requested.fallback is not None:  # auto: the column renamed, then every row copied
             mode = requested.fallback
-            alters = [evolution.rename_statement(plan.target_table, *swapped)]
+            alters = [target_columns.client().rename_statement(plan.target_table, *swapped)]
             why = (
                 f"column {swapped[0]!r} went and {swapped[1]!r} came in its place (a rename, or a drop and an add, "
                 "which information_schema cannot tell apart)"
             )
             notes.append(f"table {table!r}: full copy (auto mode: {why}; the Snowflake column renamed first)")
-            schema_changes = [evolution.guessed_rename_record(*swapped, why, int(time.time()))]
+            schema_changes = [changelog.guessed_rename_record(*swapped, why, int(time.time()))]
         elif change is not None and change.conflicts:
             if requested.fallback is None:
                 raise BadInputError(f"table {table!r}: " + "; ".join(change.conflicts))
@@ -231,9 +229,9 @@ def plan_table(
                 filled = _added_versions(plan, change, versions)
                 created += filled
                 versioned += _addition_records(table, versions, filled, target_columns.entry(table), notes)
-            alters = evolution.alter_statements(plan, change)
+            alters = target_columns.client().alter_statements(plan, change)
             notes.extend(change.describe(table))
-            schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+            schema_changes = changelog.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
     schema_changes += versioned
     chunk_rows = request.chunk_rows
     if not chunk_rows:
@@ -255,7 +253,7 @@ def plan_table(
         fields["not_null"] = list(plan.not_null)
     if reads_window:
         tightened = _not_null_added(plan, target_columns.entry(table))
-        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        schema_changes += changelog.not_null_records(tightened, target_columns.entry(table), int(time.time()))
         notes += [
             f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and "
             "the commit checks that no row holds NULL in it"
@@ -285,7 +283,7 @@ def plan_table(
 
 
 def _new_versions(
-    plan: TablePlan, change: evolution.SchemaChange, versions: dict[str, Any], existing: set[str]
+    plan: TablePlan, change: changelog.SchemaChange, versions: dict[str, Any], existing: set[str]
 ) -> list[str]:
     """Give each non-key column that ``change`` finds in conflict (a type Snowflake cannot change in place)
     a new version in ``versions`` (``plan``: mapped by the versions already there); the columns given one.
@@ -301,7 +299,7 @@ def _new_versions(
         v = versions.get(name)
         taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
         versions[name] = {
-            "target": evolution.version_name(column.target, taken),
+            "target": changelog.version_name(column.target, taken),
             "kept": [*(v["kept"] if v else []), column.target],
             "old_type": old_type,
             "new_type": column.snowflake_type,
@@ -312,7 +310,7 @@ def _new_versions(
     return created
 
 
-def _added_versions(plan: TablePlan, change: evolution.SchemaChange, versions: dict[str, Any]) -> list[str]:
+def _added_versions(plan: TablePlan, change: changelog.SchemaChange, versions: dict[str, Any]) -> list[str]:
     """Give each non-key column ``change`` adds to the target (a column added in MySQL since the last run)
     a version of its own name, filled from MySQL (``column_fill``); the columns given one."""
     created = []
@@ -343,8 +341,8 @@ def _addition_records(
             f"table {table!r}: column {name!r} added in MySQL: the rows this run does not copy hold its value in "
             f"MySQL only, so {target!r} is filled from MySQL by key over the next runs"
         )
-        if evolution.unrecorded_addition(entry, target):
-            records.append(evolution.added_fill_record(target, str(versions[name]["new_type"]), int(time.time())))
+        if changelog.unrecorded_addition(entry, target):
+            records.append(changelog.added_fill_record(target, str(versions[name]["new_type"]), int(time.time())))
     return records
 
 
@@ -365,9 +363,9 @@ def _version_records(
             f"Snowflake cannot make in place: its values go to {v['target']!r} from now on, filled from MySQL by "
             f"key over the next runs; {v['kept'][-1]!r} is kept, frozen"
         )
-        if evolution.unrecorded_version(entry, str(v["target"])):
+        if changelog.unrecorded_version(entry, str(v["target"])):
             records.append(
-                evolution.version_record(
+                changelog.version_record(
                     name, v["old_type"], v["new_type"], str(v["kept"][-1]), str(v["target"]), int(time.time())
                 )
             )
@@ -660,9 +658,7 @@ def make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
     """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
     sf = services.connections.snowflake()
     try:
-        there = {str(r[0]) for r in target.execute(sf, target_sql.schema_names())}
-        for schema in dict.fromkeys(sc.target_schema for sc in scopes.values() if sc.target_schema not in there):
-            target.execute(sf, target_sql.create_schema(schema))
+        services.connections.warehouse(sf).ensure_schemas([sc.target_schema for sc in scopes.values()])
     finally:
         sf.close()
 
