@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from aurora_replication import typemap
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.pipeline import column_fill
+from aurora_replication.pipeline import column_versions
 from aurora_replication.pipeline.cdc_reader import schema_problems, to_fill
-from aurora_replication.pipeline.scheduler import _added_versions, _new_versions
+from aurora_replication.pipeline.planning import _added_versions, _new_versions
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.target.snowflake import evolution
 from aurora_replication.target.snowflake.evolution import widens_losslessly
@@ -56,12 +56,12 @@ def test_incremental_gives_a_non_key_conflict_a_version_and_fills_an_added_colum
     versions: dict = {}
     assert _new_versions(plan, change, versions, {"ID", "QTY"}) == ["qty"]
     assert versions["qty"]["target"] == "QTY__V2" and versions["qty"]["kept"] == ["QTY"]
-    mapped = column_fill.applied(plan, versions)
+    mapped = column_versions.applied(plan, versions)
     again = evolution.diff(mapped, TARGET)
     assert not again.conflicts and [c.target for c in again.add] == ["QTY__V2", "NOTE"]
     assert not again.kept_in_target  # the old column is kept, not taken for a drop
     assert _added_versions(mapped, again, versions) == ["note"]  # QTY__V2 is qty's version already
-    assert column_fill.filling(mapped, versions) == ["qty", "note"]
+    assert column_versions.filling(mapped, versions) == ["qty", "note"]
     # a key column's conflict, or a table whose columns may not be versioned: no version
     key_change = evolution.diff(_plan(), [("ID", "TEXT", None, None), ("QTY", "NUMBER", 12, 2)])
     assert _new_versions(_plan(), key_change, {}, {"ID", "QTY"}) == []

@@ -41,7 +41,7 @@ from aurora_replication.identifiers import target_name
 from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcState
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
+from aurora_replication.pipeline import audit, cdc_options, column_versions, planning, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
@@ -55,11 +55,6 @@ from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
-
-ResolveTables = Callable[[Any, Services, str, RunRequest], tuple[list[str], dict[str, TableOptions]]]
-# the scheduler's overwrite guard (``scheduler._not_another_databases``): services, scope, tables, owners
-Guard = Callable[[Services, Scope, list[str], dict[tuple[str, str, str], dict[str, str]] | None], None]
-PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler imports this module)
 
 
 class StopTableError(BadInputError):
@@ -320,9 +315,8 @@ def plan_cdc_table(
     database: str,
     table: str,
     request: RunRequest,
-    target_columns: Any,
+    target_columns: planning.TargetColumns,
     options: dict[str, TableOptions],
-    plan_table: PlanTable,
     files: list[tuple[str, int]],
     cdc: CdcState,
     scope: Scope,
@@ -395,7 +389,7 @@ def plan_cdc_table(
         )
     ):
         position = binlog.current_position(conn)  # before the copy is planned, so before any chunk reads
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
+        initial = planning.plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
         if drift is not None:
             note += f" (a new one: {drift.describe()})"
@@ -426,12 +420,16 @@ def plan_cdc_table(
     refuted = refuted_renames(state)
     retyped = type_changes(stored, [facts[n] for n in facts], target_columns.client().widens_losslessly)
     # a non-key column's type change gets a new column version; a key column's stops the table
-    versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
+    versionable = [
+        r
+        for r in retyped
+        if r[0] not in plan.key and column_versions.planned(plan, r[0]) and column_versions.allowed(plan)
+    ]
     # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
     fillable = [
         c
         for c in to_fill(stored, [facts[n] for n in facts], refuted)
-        if c.name not in plan.key and _planned(plan, c.name) and versions_allowed(plan)
+        if c.name not in plan.key and column_versions.planned(plan, c.name) and column_versions.allowed(plan)
     ]
     problems = schema_problems(
         table,
@@ -452,8 +450,8 @@ def plan_cdc_table(
     versions = dict(state.get("column_versions") or {})
     created = new_versions(conn, plan, versionable, versions, {str(r[0]) for r in existing})
     created += added_versions(conn, plan, fillable, versions)
-    full_plan = apply_versions(plan, versions, None)
-    plan = apply_versions(plan, versions, position)
+    full_plan = column_versions.applied(plan, versions)
+    plan = column_versions.applied(plan, versions, position)
     if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
         options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
@@ -518,7 +516,7 @@ def plan_cdc_table(
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
-    filling = [n for n, v in versions.items() if not v.get("filled") and _planned(full_plan, n)]
+    filling = [n for n, v in versions.items() if not v.get("filled") and column_versions.planned(full_plan, n)]
     audit_slice = (
         audit.plan_slice(conn, cdc_plan, target_columns.entry(table), s, s.audit_max_rows)
         if s.audit_period_seconds and not filling
@@ -553,19 +551,8 @@ def plan_cdc_table(
         rename=pending,
         versions=versions,
         versions_changed=bool(created),
-        fill=(filling[0], fill_plan(full_plan, filling[0])) if filling else None,
+        fill=(filling[0], column_versions.fill_plan(full_plan, filling[0])) if filling else None,
     )
-
-
-def versions_allowed(plan: TablePlan) -> bool:
-    """Whether a type change of the table's columns may give a new column version: not in history mode
-    (its versions would need the old column too), a merged table (other databases' rows share the column)
-    or a table with a Python transform (it writes the row, the column's type is its own)."""
-    return not plan.history and not plan.merged and not plan.transform
-
-
-def _planned(plan: TablePlan, name: str) -> bool:
-    return any(c.name == name for c in plan.columns)
 
 
 def new_versions(
@@ -625,33 +612,6 @@ def added_versions(conn: Any, plan: TablePlan, columns: list[ColumnFacts], versi
     return created
 
 
-def apply_versions(plan: TablePlan, versions: dict[str, Any], position: Position | None) -> TablePlan:
-    """The plan with each versioned column mapped to its version's target and the older targets kept (not
-    taken for drops). With ``position`` (the window's start): a version still filling whose window starts
-    before ``after`` is left out of the window (its events may be of the old type), its target kept."""
-    if not versions:
-        return plan
-    kept = list(plan.kept_by_options)
-    columns = []
-    for c in plan.columns:
-        v = versions.get(c.name)
-        if v is None:
-            columns.append(c)
-            continue
-        kept += [str(k) for k in v["kept"]]
-        if position is not None and not v.get("filled") and position.key() < str(v["after"]):
-            kept.append(str(v["target"]))
-            continue
-        columns.append(c.model_copy(update={"target": str(v["target"])}))
-    return plan.model_copy(update={"columns": columns, "kept_by_options": list(dict.fromkeys(kept))})
-
-
-def fill_plan(plan: TablePlan, name: str) -> TablePlan:
-    """The plan of a column version's pages: the key columns, then the column (its version's target)."""
-    columns = [*(plan.column(k) for k in plan.key), plan.column(name)]
-    return plan.model_copy(update={"columns": columns, "notes": []})
-
-
 @dataclass
 class Planned:
     """One database's tables of a cdc request, planned (nothing written yet)."""
@@ -667,27 +627,25 @@ def plan_tables(
     services: Services,
     database: str,
     request: RunRequest,
-    target_columns: Any,
-    resolve_tables: ResolveTables,
-    plan_table: PlanTable,
+    target_columns: planning.TargetColumns,
     files: list[tuple[str, int]],
     scope: Scope,
-    guard: Guard | None = None,
+    guarded: bool = True,
 ) -> Planned:
     """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
-    table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guard``:
-    the scheduler's overwrite guard, asked before anything is planned (no table lands where another source
-    database was copied)."""
+    table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guarded``:
+    the overwrite guard is asked before anything is planned (no table lands where another source database
+    was copied); False where the caller asked it already (``cdc_databases``, for every database at once)."""
     cdc = CdcState(services.state)
-    names, options = resolve_tables(conn, services, database, request)
-    if guard is not None:
-        guard(services, scope, names, None)
+    names, options = planning.resolve_tables(conn, services, database, request)
+    if guarded:
+        planning.not_another_databases(services, scope, names)
     target_columns.expect(names, scope)
     out = Planned(names, [], {}, set())
     for t in names:
         meter.focus(t, "plan")
         try:
-            args = (request, target_columns, options, plan_table, files, cdc, scope)
+            args = (request, target_columns, options, files, cdc, scope)
             out.planned.append(plan_cdc_table(conn, services, database, t, *args))
         except StopTableError as e:
             cdc.stop(scope.key(t), e.reason)
@@ -699,14 +657,10 @@ def plan_tables(
 
 
 def schedule(
-    request: RunRequest,
-    run_id: str,
-    services: Services,
-    target_columns: Any,
-    resolve_tables: ResolveTables,
-    plan_table: PlanTable,
-    guard: Guard | None = None,
+    request: RunRequest, run_id: str, services: Services, target_columns: planning.TargetColumns
 ) -> dict[str, Any]:
+    """A cdc request of the source secret's database: plan its tables (``planning``, as every mode's), record
+    the run, take leases and start initial copies, then read one binlog window and send each table's batches."""
     conn = services.connections.mysql()
     try:
         scope = services.endpoints.scope()  # the run's, recorded with it
@@ -715,8 +669,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.endpoints.mysql_settings().dbname
         files = binlog.binlog_files(conn)
-        args = (request, target_columns, resolve_tables, plan_table, files, scope, guard)
-        p = plan_tables(conn, services, database, *args)
+        p = plan_tables(conn, services, database, request, target_columns, files, scope)
         if not p.planned and p.failed and not p.stopped:  # a stopped table is recorded as failed, in a run
             raise BadInputError("; ".join(p.failed.values()))
         stop_at = binlog.current_position(conn)

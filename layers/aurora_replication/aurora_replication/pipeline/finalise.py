@@ -37,7 +37,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Bounds, TableKey, run_order
 from aurora_replication.ledger.status import SUPERSEDED, is_final
 from aurora_replication.models import ChunkMessage, TablePlan
-from aurora_replication.pipeline import column_fill, diagnose, modes, runs
+from aurora_replication.pipeline import column_fill, column_versions, diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
@@ -340,7 +340,7 @@ def finalise(
                         "run; the next run starts from the older one (rows are read again, none is missed)"
                     )
                     logger.error(result["watermark"], extra={"run_id": msg.run_id, "table": plan.table})
-                if state.get(column_fill.VERSIONS_FIELD):  # a column version's next pages, after the run's rows
+                if state.get(column_versions.VERSIONS_FIELD):  # a column version's next pages, after the run's rows
                     result.update(_fill(msg, services, key, state, tgt))
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection

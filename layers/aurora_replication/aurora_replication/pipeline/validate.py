@@ -13,7 +13,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import Bounds, Scope
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import column_fill, databases, diagnose, transforms
+from aurora_replication.pipeline import column_versions, databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
@@ -113,7 +113,7 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
             # a cdc table's column versions (a type change, docs/cdc.md#schema-changes): the version compared
             # once filled, a version still filling not compared
             key = (scope or services.endpoints.scope()).key(table)
-            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_fill.stored(
+            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_versions.stored(
                 services.state.catalog_entries([key]).get(table, {})
             )
             plan, filling = schema_changes.compared_plan(plan, versions)
