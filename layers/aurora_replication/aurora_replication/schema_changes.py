@@ -61,14 +61,17 @@ class SchemaChange:
     conflicts: list[str] = field(default_factory=list)
     # (MySQL column, the Snowflake type it has there) of each conflict: a type that cannot change in place
     conflicting: list[tuple[str, str]] = field(default_factory=list)
+    # the warehouse's type of each planned column (by MySQL name): what the records and notes name
+    types: dict[str, str] = field(default_factory=dict)
 
     def describe(self, table: str) -> list[str]:
         notes = [
-            f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {c.snowflake_type}"
+            f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {self.types.get(c.name, '')}"
             for c in self.add
         ]
         notes += [
-            f"table {table!r}: column {c.name!r} widened from {old} to {c.snowflake_type}" for c, old in self.widen
+            f"table {table!r}: column {c.name!r} widened from {old} to {self.types.get(c.name, '')}"
+            for c, old in self.widen
         ]
         notes += [
             f"table {table!r}: column {name!r} no longer exists in MySQL; kept in Snowflake, NULL for new rows"

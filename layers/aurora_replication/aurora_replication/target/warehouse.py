@@ -9,6 +9,14 @@ Snowflake's to it; docs/code-map.md, "add a warehouse"). Names and shapes follow
 conventions, not Snowflake's: load tables are per run and table, every loaded row carries its chunk and
 attempt ids, and ``Attempts`` is the warehouse's own handle on the (chunk, attempt) pairs a finaliser
 validated, given back to it unread.
+
+Nothing outside the warehouse's folder imports from it (``tests/unit/test_architecture.py``): what the
+pipeline needs of its SQL, its type comparison or its session is a method here (schema evolution's diff
+and statements, the target's shape, the condition on a plan's own rows, the schemas, the session check,
+the long statements) or, for ``pipeline/diagnose.py``'s queries, ``Diagnosis``. A statement a method
+returns as text (``alter_statements``, ``rename_statement``, ``validated``, ``Diagnosis``'s queries) is
+given back to the same warehouse to run, never read. The types of the long statements (``Pending``,
+``StatementRecord``...) are declared here, the runner that records them in the ledger in the folder.
 """
 
 from __future__ import annotations
@@ -285,7 +293,8 @@ class Warehouse(Protocol):
         ...
 
     def alter(self, statements: Sequence[str]) -> None:
-        """Schema evolution: the ``ALTER TABLE`` statements of ``evolution.alter_statements``, in order."""
+        """Schema evolution: the statements of ``alter_statements`` (or ``rename_statement``,
+        ``add_version_statement``), in order."""
         ...
 
     def close(self) -> None: ...

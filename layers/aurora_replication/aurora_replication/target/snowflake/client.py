@@ -249,7 +249,7 @@ class Target:
 
     def run_long(self, name: str, statement: str, params: Sequence[object] = (), rows: bool = True) -> list[list[Any]]:
         """A statement that grows with the table: asynchronous and recorded under ``name`` when the
-        finaliser set ``long`` (``long_statements.Pending`` while it runs on), else synchronous.
+        finaliser set ``long`` (``warehouse.Pending`` while it runs on), else synchronous.
         ``rows=False``: its answer is not used (nor read, when it ran asynchronously)."""
         if self.long is not None:
             return self.long.run(name, statement, params, rows)

@@ -29,6 +29,7 @@ from aurora_replication.target.snowflake.sql import (
     not_in_keys,
     validated,
 )
+from aurora_replication.target.snowflake.types import column_type
 from aurora_replication.target.warehouse import Attempts
 
 SOURCE_DATABASE_COLUMN = "_ASR_SOURCE_DATABASE"
@@ -53,7 +54,7 @@ def _keys(plan: TablePlan) -> list[str]:
 
 def create_shared_table(plan: TablePlan) -> str:
     """The shared table: ``_ASR_SOURCE_DATABASE`` first, then the plan's columns."""
-    cols = ", ".join(f"{q(c.target)} {c.snowflake_type}" for c in plan.columns)
+    cols = ", ".join(f"{q(c.target)} {column_type(c)}" for c in plan.columns)
     return (
         f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} "
         f"({q(SOURCE_DATABASE_COLUMN)} {SOURCE_DATABASE_TYPE} NOT NULL, {cols})"
@@ -96,7 +97,7 @@ def replace_database_rows(
     database's rows whose key the load lacks are part of the source, marked 'D', and deleted when matched;
     the load's rows, marked 'U', update or insert. A load table that no longer holds exactly the validated
     rows fails the statement (``guard_rows``) and leaves every row as it was. ``dropped``: the shared
-    table's columns MySQL no longer has (``evolution.SchemaChange.kept_in_target``), set NULL in the
+    table's columns MySQL no longer has (``schema_changes.SchemaChange.kept_in_target``), set NULL in the
     database's updated rows as ``sql.overwrite`` sets them NULL in every row."""
     keys = _keys(plan)
     db = _database(database)
