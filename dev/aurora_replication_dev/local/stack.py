@@ -27,6 +27,7 @@ import boto3
 
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.runs import RunItem
 from aurora_replication.ledger.status import is_terminal
 from aurora_replication_dev.local import containers, home_lock, interrupts
 from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
@@ -109,7 +110,7 @@ def parse_target_url(url: str) -> dict[str, Any]:
 @dataclass
 class RunOutcome:
     run_id: str
-    run: dict[str, Any]
+    run: RunItem
     seconds: float
     dlq_messages: int
     # what each table's work cost in the run, as measured (cost/ledger.py; cost/estimate.py prices it)
@@ -837,7 +838,7 @@ class LocalStack:
         self,
         request: dict[str, Any],
         workers: int = 2,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[RunItem], None] | None = None,
         idle_timeout: float = 20.0,
         fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
@@ -897,7 +898,7 @@ class LocalStack:
         self,
         run_id: str,
         workers: int = 2,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[RunItem], None] | None = None,
         idle_timeout: float = 20.0,
         fault: Callable[[str, Any], None] | None = None,
         started: float | None = None,

@@ -19,7 +19,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.keys import TableKey
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, TablePlan
 from aurora_replication.pipeline import cdc_reader
 from aurora_replication.services import Services
@@ -36,9 +38,9 @@ WHOLE_FIELD = "column_versions_whole"
 PAGE_TAG = "0000000000:000000000000:000000"
 
 
-def stored(entry: dict[str, Any]) -> dict[str, Any]:
+def stored(entry: CatalogNote) -> dict[str, Any]:
     """The table's column versions kept in its catalog ``entry`` (none: ``{}``)."""
-    raw = entry.get(VERSIONS_FIELD)
+    raw: Any = entry.get(VERSIONS_FIELD)
     if not raw:
         return {}
     return dict(json.loads(raw) if isinstance(raw, str) else raw)
@@ -60,7 +62,7 @@ def filling(plan: TablePlan, versions: dict[str, Any]) -> list[str]:
 
 
 def advance(
-    run_id: str, services: Services, key: TableKey, state: dict[str, Any], plan: TablePlan, tgt: Warehouse
+    run_id: str, services: Services, key: TableKey, state: TableItem, plan: TablePlan, tgt: Warehouse
 ) -> dict[str, Any]:
     """After a published run's rows are in the target: the fill's next pages of the column this run fills
     (read from MySQL now, staged, ``UPDATE ... FROM`` by key), then the versions with the cursor moved
