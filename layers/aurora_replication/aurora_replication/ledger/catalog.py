@@ -11,7 +11,14 @@ from typing import Any, TypedDict
 from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
-from aurora_replication.ledger.items import catalog_prefix, forward_condition, if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import (
+    Values,
+    catalog_prefix,
+    forward_condition,
+    if_condition_holds,
+    plain,
+    set_fields,
+)
 from aurora_replication.ledger.keys import (
     CATALOG_PK,
     EXPIRATION,
@@ -93,14 +100,12 @@ class CatalogNotes(Ledger):
         """A request naming several databases is being run: the health check lists their tables too."""
         self.table.put_item(Item={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES, "at": keys.now()})
 
-    def _note(
-        self, key: TableKey, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
-    ) -> bool:
+    def _note(self, key: TableKey, fields: dict[str, Any], condition: str = "", values: Values | None = None) -> bool:
         """Upsert the table's catalog item; False when ``condition`` does not hold. The catalog never
         expires (an ``expiration`` left by an older version is removed): a table whose runs stopped must
         stay in the health check, growing stale, rather than drop out of it."""
         names = {"#table": "table", "#exp": EXPIRATION}
-        vals: dict[str, Any] = {":table": key.table, **(values or {})}
+        vals: Values = {":table": key.table, **(values or {})}
         sets = ["#table = :table"]
         if key.scope is not None:
             fields = {"scope": key.scope.to_item(), "target_table": key.target_table, **fields}
@@ -233,7 +238,7 @@ class CatalogNotes(Ledger):
         once and never backwards; False when it had moved."""
         if cursor_from is None:
             condition = "attribute_not_exists(audit_cursor)"
-            values: dict[str, Any] = {}
+            values: Values = {}
         else:
             condition = "audit_cursor = :from"
             values = {":from": cursor_from}
@@ -246,7 +251,7 @@ class CatalogNotes(Ledger):
         else:
             fields["audit_cursor"] = cursor_to
         names = {"#table": "table"}
-        vals: dict[str, Any] = {":table": key.table, **values}
+        vals: Values = {":table": key.table, **values}
         sets = ["#table = :table"]
         set_fields(fields, names, vals, sets)
         update = "SET " + ", ".join(sets)

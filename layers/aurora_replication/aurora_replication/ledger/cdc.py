@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, TypedDict
 
-from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import Values, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import Held, Scope, TableKey, run_table_key
 from aurora_replication.ledger.runs import Number
 from aurora_replication.ledger.store import StateStore
@@ -172,7 +172,7 @@ class CdcState:
         if self.store.still_held(held) is None:
             return False
         key, run_id = held.key, held.run_id
-        values: dict[str, Any] = {
+        values: Values = {
             ":pos": new,
             ":key": _key(new),
             ":expected": _key(expected),
@@ -231,7 +231,7 @@ class CdcState:
     def define_window(self, run_id: str, table: str, **fields: Any) -> bool:
         """Record a run's window (its end and batches) once: the first reader to define it wins."""
         names = {"#to": "cdc_to"}
-        values: dict[str, Any] = {}
+        values: Values = {}
         sets: list[str] = []
         set_fields(fields, names, values, sets)
         return (
@@ -246,7 +246,7 @@ class CdcState:
             is not None
         )
 
-    def _update(self, key: TableKey, update: str, condition: str, values: dict[str, Any]) -> bool:
+    def _update(self, key: TableKey, update: str, condition: str, values: Values) -> bool:
         return (
             if_condition_holds(
                 self.table.update_item,

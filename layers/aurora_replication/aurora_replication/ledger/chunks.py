@@ -10,7 +10,7 @@ from typing import Any, TypedDict
 
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
-from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import StoredItem, Values, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import (
     BOUNDS_PAGE,
     BOUNDS_PAGE_BYTES,
@@ -102,7 +102,7 @@ class Chunks(Ledger):
            CHUNK item before it trusts the count.
         Returns done_count -1 when the table has moved to another heal round (a stale message)."""
         names = {"#rd": "round", "#exp": EXPIRATION}
-        values: dict[str, Any] = {":r": round, ":now": keys.now(), ":exp": self._expires()}
+        values: Values = {":r": round, ":now": keys.now(), ":exp": self._expires()}
         sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
         set_fields({k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}, names, values, sets)
         values[":table"] = table
@@ -179,7 +179,7 @@ class Chunks(Ledger):
             for item in self._bounds_pages(run_id, table, bounds):
                 batch.put_item(Item=item)
 
-    def _bounds_pages(self, run_id: str, table: str, bounds: list[Bounds]) -> list[dict[str, Any]]:
+    def _bounds_pages(self, run_id: str, table: str, bounds: list[Bounds]) -> list[StoredItem]:
         pages: list[tuple[int, list[str]]] = []
         size = 0
         for i, b in enumerate(bounds):
@@ -259,7 +259,7 @@ class Chunks(Ledger):
                 ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
             )
         names = {"#s": "status"}
-        values: dict[str, Any] = {
+        values: Values = {
             ":expected": expected_round,
             ":next": nxt,
             ":done": chunk_count - len(set(chunk_ids)),

@@ -13,6 +13,12 @@ from botocore.exceptions import ClientError
 
 from aurora_replication.ledger.keys import Held, Scope
 
+# DynamoDB's ExpressionAttributeValues of a request (``:name`` -> value)
+Values = dict[str, Any]
+# an item as DynamoDB stores it (numbers as Decimal, JSON fields as text), before it is read as its record's
+# type (``runs.TableItem``, ...) or as it is written
+StoredItem = dict[str, Any]
+
 # forward only: no item written by a run that started later, nor by another run that started at the same time
 FORWARD = "attribute_not_exists(#order) OR #order < :order OR (#order = :order AND #writer = :run)"
 
@@ -47,7 +53,7 @@ def leased_text(table: str, holder: str, until: int) -> str:
     )
 
 
-def forward_condition(field: str, held: Held) -> tuple[str, dict[str, Any]]:
+def forward_condition(field: str, held: Held) -> tuple[str, Values]:
     """The condition (and its values) that a catalog note of ``field`` (``watermark``, ``last_run``) moves
     forward only: the run that wrote it last (``watermark_run``, ``last_run``) did not start after ``held``'s."""
     writer = "watermark_run" if field == "watermark" else "last_run"
@@ -71,7 +77,7 @@ def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
         return None
 
 
-def set_fields(fields: Mapping[str, object], names: dict[str, str], values: dict[str, Any], sets: list[str]) -> None:
+def set_fields(fields: Mapping[str, object], names: dict[str, str], values: Values, sets: list[str]) -> None:
     """Add ``SET #fN = :fN`` clauses for arbitrary attribute names (floats as Decimal, as boto3 needs)."""
     for i, (k, v) in enumerate(fields.items()):
         names[f"#f{i}"] = k

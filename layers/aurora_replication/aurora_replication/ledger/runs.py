@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.chunks import Chunks
-from aurora_replication.ledger.items import decoded, if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import StoredItem, Values, decoded, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import COUNT_ATTEMPTS, EXPIRATION, NAMES_PAGE, Bounds, Scope, run_table_key
 from aurora_replication.ledger.status import is_final, is_terminal, not_final_condition, run_outcome
 
@@ -292,10 +292,10 @@ class Runs(Chunks):
 
     def _table_record(
         self, run_id: str, table: str, fields: Mapping[str, Any], scope: Scope | None = None
-    ) -> dict[str, Any]:
+    ) -> StoredItem:
         """The TABLE item as stored (its plan as JSON text)."""
         now = keys.now()
-        item: dict[str, Any] = {**run_table_key(run_id, table), "table": table, "created_at": now, **fields}
+        item: StoredItem = {**run_table_key(run_id, table), "table": table, "created_at": now, **fields}
         if scope is not None:
             item["scope"] = scope.to_item()
         if isinstance(item.get("plan"), dict):
@@ -321,7 +321,7 @@ class Runs(Chunks):
     def swap_table_text(self, run_id: str, table: str, name: str, new: str, old: str | None) -> bool:
         """Set the TABLE item's text attribute ``name`` to ``new`` only while it holds ``old`` (None: while it
         is absent): one writer wins (a long statement's record, ``target/long_statements.py``)."""
-        values: dict[str, Any] = {":new": new}
+        values: Values = {":new": new}
         condition = "attribute_exists(pk) AND attribute_not_exists(#n)"
         if old is not None:
             condition = "attribute_exists(pk) AND #n = :old"
@@ -357,7 +357,7 @@ class Runs(Chunks):
         """Set the table's status; a table already published, failed or superseded keeps its status
         (returns False)."""
         names = {"#s": "status", "#t": "updated_at"}
-        values: dict[str, Any] = {":s": status, ":t": keys.now()}
+        values: Values = {":s": status, ":t": keys.now()}
         sets = ["#s = :s", "#t = :t"]
         set_fields(fields, names, values, sets)
         condition = "attribute_exists(pk) AND " + not_final_condition(values)
@@ -373,7 +373,7 @@ class Runs(Chunks):
         )
         run: RunItem = {}
         tables: dict[str, TableItem] = {}
-        tally: dict[str, Any] = {}
+        tally: StoredItem = {}
         for item in items:
             if item["sk"] == "RUN":
                 run = run_item(item)
@@ -413,7 +413,7 @@ class Runs(Chunks):
         """The run's first ``upto`` tables are planned and recorded (forward only); ``release``: the planner
         stops, and its claim with it."""
         sets = "SET planned = :n" + (", planner_until = :zero" if release else "")
-        values: dict[str, Any] = {":n": upto, **({":zero": 0} if release else {})}
+        values: Values = {":n": upto, **({":zero": 0} if release else {})}
         if (
             not if_condition_holds(
                 self.table.update_item,
