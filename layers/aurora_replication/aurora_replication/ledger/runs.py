@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
@@ -271,7 +271,9 @@ class Runs(Chunks):
         return request
 
     def record_table(self, run_id: str, table: str, scope: Scope | None = None, **fields: Any) -> None:
-        """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``)."""
+        """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``).
+        ``fields``: a ``NewTable``'s (not checked by mypy here: callers spread optional fields; every name
+        a call site gives is checked against ``NewTable`` by ``tests/unit/test_ledger_types.py``)."""
         self.table.put_item(Item=self._table_record(run_id, table, fields, scope))
         if is_terminal(fields.get("status")):  # failed or declined before any chunk: finished already
             self.count_finished(run_id, table)
@@ -353,7 +355,7 @@ class Runs(Chunks):
         item = self.table.get_item(Key=run_table_key(run_id, table), ConsistentRead=True)
         return table_item(item.get("Item", {}))
 
-    def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
+    def set_table_status(self, run_id: str, table: str, status: str, **fields: Unpack[TableFields]) -> bool:
         """Set the table's status; a table already published, failed or superseded keeps its status
         (returns False)."""
         names = {"#s": "status", "#t": "updated_at"}
