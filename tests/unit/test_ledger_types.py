@@ -27,7 +27,16 @@ from aurora_replication.ledger.chunks import AttemptItem, ChunkInfo, ChunkItem, 
 from aurora_replication.ledger.keys import CHUNK_FIELDS, Scope
 from aurora_replication.ledger.lasting import LastRunItem, WatermarkItem
 from aurora_replication.ledger.leases import LeaseItem
-from aurora_replication.ledger.runs import NewTable, RunItem, TableFields, TableItem, table_count, table_is_final
+from aurora_replication.ledger.runs import (
+    NewTable,
+    RunItem,
+    TableFields,
+    TableItem,
+    every_table_published,
+    still_running,
+    table_count,
+    table_is_final,
+)
 from aurora_replication.ledger.store import StateStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +203,10 @@ def test_the_rules_on_the_records() -> None:
     values: dict[str, Any] = {}
     condition = status.not_final_condition(values)
     assert sorted(values.values()) == sorted(status.FINAL) and all(p in condition for p in values)
+    assert still_running({"status": "running"}) and not still_running({"status": "published"})
+    assert every_table_published({"table_states": {"a": {"status": "published"}}})
+    assert not every_table_published({"table_states": {"a": {"status": "published"}, "b": {"status": "declined"}}})
+    assert not every_table_published({"table_states": {}})
     assert table_count({"table_count": 3}) == 3 and table_count({"tables": ["a", "b"]}) == 2
     assert not chunk_is_done(None, 0)
     assert chunk_is_done({"round": 0}, 0)

@@ -27,7 +27,7 @@ import boto3
 
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
-from aurora_replication.ledger.runs import RunItem
+from aurora_replication.ledger.runs import RunItem, every_table_published
 from aurora_replication.ledger.status import is_terminal
 from aurora_replication_dev.local import containers, home_lock, interrupts
 from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
@@ -124,8 +124,7 @@ class RunOutcome:
     def ok(self) -> bool:
         if self.runs and not all(r is self or r.ok for r in self.runs.values()):
             return False
-        states = self.run.get("table_states", {})
-        return bool(states) and all(t.get("status") == "published" for t in states.values()) and not self.dlq_messages
+        return every_table_published(self.run) and not self.dlq_messages
 
 
 CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")

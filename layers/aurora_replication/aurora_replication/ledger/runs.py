@@ -17,7 +17,7 @@ from aurora_replication.ledger import keys
 from aurora_replication.ledger.chunks import Chunks
 from aurora_replication.ledger.items import StoredItem, Values, decoded, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import COUNT_ATTEMPTS, EXPIRATION, NAMES_PAGE, Bounds, Scope, run_table_key
-from aurora_replication.ledger.status import is_final, is_terminal, not_final_condition, run_outcome
+from aurora_replication.ledger.status import PUBLISHED, is_final, is_terminal, not_final_condition, run_outcome
 
 # Numbers read back from DynamoDB are ints or floats (``items.plain``); written ones may be Decimals.
 Number = int | float | Decimal
@@ -194,6 +194,12 @@ def table_is_terminal(item: TableItem) -> bool:
 def still_running(item: TableItem | RunItem) -> bool:
     """The table (or the run) is still running."""
     return item.get("status") == "running"
+
+
+def every_table_published(run: RunItem) -> bool:
+    """The run has tables and published each of them (what the run report and the local stack call ok)."""
+    states = run.get("table_states", {})
+    return bool(states) and all(t.get("status") == PUBLISHED for t in states.values())
 
 
 def table_count(run: RunItem) -> int:

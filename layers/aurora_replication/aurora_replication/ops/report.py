@@ -19,7 +19,7 @@ from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.ledger.chunks import AttemptItem
 from aurora_replication.ledger.keys import Scope
-from aurora_replication.ledger.runs import RunItem
+from aurora_replication.ledger.runs import RunItem, every_table_published
 from aurora_replication.ledger.store import StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
@@ -314,7 +314,7 @@ def render(
     run_id: str, run: RunItem, attempts: list[AttemptItem], costs: dict[str, dict[str, Any]] | None = None
 ) -> str:
     states = run.get("table_states", {})
-    ok = bool(states) and all(t.get("status") == "published" for t in states.values())
+    ok = every_table_published(run)
     rows = sum(int(t.get("rows_copied") or 0) for t in states.values())
     started = run.get("created_at")
     finished = run.get("finished_at")
