@@ -27,6 +27,7 @@ from aurora_replication.ledger.chunks import AttemptItem, ChunkInfo, ChunkItem, 
 from aurora_replication.ledger.keys import CHUNK_FIELDS, Scope
 from aurora_replication.ledger.lasting import LastRunItem, WatermarkItem
 from aurora_replication.ledger.leases import LeaseItem
+from aurora_replication.ledger.records import declared, record_type, undeclared
 from aurora_replication.ledger.runs import (
     NewTable,
     RunItem,
@@ -44,33 +45,6 @@ PACKAGE = ROOT / "layers" / "aurora_replication" / "aurora_replication"
 SCOPE = Scope.of("shop", "analytics", "public", "upper")
 KEY = SCOPE.key("orders")
 RUN = "20261206T000000Z-aaaaaa"
-# a TABLE item's long statement records: ``long_<statement>`` (``pipeline/finalise.py``, ``swap_table_text``)
-DYNAMIC_PREFIXES: dict[type, tuple[str, ...]] = {TableItem: ("long_",)}
-
-
-def declared(record: Any) -> set[str]:
-    return set(record.__required_keys__) | set(record.__optional_keys__)
-
-
-def record_of(pk: str, sk: str) -> Any:
-    """The record type of an item, by its key (None: an item internal to the ledger: NAMES, TALLY,
-    FINISHED, BOUNDS pages, the catalog's SEVERAL_DATABASES mark)."""
-    if pk.startswith("RUN#"):
-        kind = sk.split("#", 1)[0]
-        return {"RUN": RunItem, "TABLE": TableItem, "CHUNK": ChunkItem, "ATTEMPT": AttemptItem}.get(kind)
-    if pk == "CATALOG":
-        return CatalogNote if sk.startswith("TABLE#") else None
-    if pk.startswith("TABLE#"):
-        return {"LEASE": LeaseItem, "WATERMARK": WatermarkItem, "LAST_RUN": LastRunItem, "CDC": CdcItem}.get(sk)
-    return None
-
-
-def undeclared(item: dict[str, Any]) -> set[str]:
-    record = record_of(str(item["pk"]), str(item["sk"]))
-    if record is None:
-        return set()
-    prefixes = DYNAMIC_PREFIXES.get(record, ())
-    return {k for k in item if k not in declared(record) and not k.startswith(prefixes)}
 
 
 @pytest.fixture
@@ -149,7 +123,7 @@ def _write_every_record(store: StateStore) -> None:
 def test_every_attribute_the_ledger_writes_is_declared_on_its_record_type(store: StateStore) -> None:
     _write_every_record(store)
     items = store.table.scan()["Items"]
-    kinds = {record_of(str(i["pk"]), str(i["sk"])) for i in items}
+    kinds = {record_type(str(i["pk"]), str(i["sk"])) for i in items}
     assert {RunItem, TableItem, ChunkItem, AttemptItem, LeaseItem, WatermarkItem, LastRunItem, CatalogNote} <= kinds
     assert CdcItem in kinds
     wrong = {f"{i['pk']} / {i['sk']}": sorted(undeclared(i)) for i in items if undeclared(i)}
