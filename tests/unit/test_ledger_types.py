@@ -168,6 +168,19 @@ def test_the_table_fields_the_pipeline_names_are_declared() -> None:
     assert "status" not in declared(TableFields)  # ``set_table_status`` takes it by position
 
 
+def test_the_last_run_fields_the_pipeline_names_are_declared() -> None:
+    """The literal keys of every summary given to ``set_last_run`` (the rest are a finalise's outcome,
+    ``TableOutcome``, which LAST_RUN shares with the TABLE item)."""
+    named: set[str] = set()
+    calls = _calls("set_last_run")
+    assert calls
+    for call in calls:
+        for node in ast.walk(call):
+            if isinstance(node, ast.Dict):
+                named |= {k.value for k in node.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)}
+    assert named and named - declared(LastRunItem) == set()
+
+
 def test_the_rules_on_the_records() -> None:
     assert table_is_final({"status": "published"}) and table_is_final({"status": status.SUPERSEDED})
     assert not table_is_final({"status": "declined"}) and not table_is_final({})
