@@ -58,6 +58,7 @@ class TableOutcome(TypedDict, total=False):
     fill_column: str
     audit: str
     audit_rows: int
+    audit_differences: int  # rows the audit found missing or different (the first count wins)
     position: str  # a cdc window's end (file:pos)
     changes: int
     upserts: int
@@ -93,7 +94,6 @@ class TableFields(TableOutcome, total=False):
     audit_cursor_to: str | None
     audit_planned_rows: int
     audit_cycle_at: str
-    audit_differences: int  # rows the audit found missing or different (the first count wins)
     # column versions (``pipeline/column_fill.py``)
     column_versions: str
     column_versions_created: bool
