@@ -60,7 +60,7 @@ def test_worker_killed_mid_apply_of_a_history_table(env, step):
     plan = TablePlan(
         table="acct",
         target_table="ACCT",
-        columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID")],
+        columns=[Column(name="id", kind="integer", precision=10, scale=0, target="ID")],
         key=["id"],
         mode="cdc",
     )

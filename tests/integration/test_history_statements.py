@@ -15,9 +15,9 @@ PLAN = TablePlan(
     table="items",
     target_table="ITEMS",
     columns=[
-        Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-        Column(name="name", kind=typemap.TEXT, snowflake_type="VARCHAR(40)", target="NAME"),
-        Column(name="doc", kind=typemap.JSON, snowflake_type="VARIANT", target="DOC"),
+        Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+        Column(name="name", kind=typemap.TEXT, warehouse_type="VARCHAR(40)", target="NAME"),
+        Column(name="doc", kind=typemap.JSON, target="DOC"),
     ],
     key=["id"],
     mode="cdc",

@@ -15,8 +15,8 @@ PLAN = TablePlan(
     table="items",
     target_table="ITEMS",
     columns=[
-        Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-        Column(name="name", kind=typemap.TEXT, snowflake_type="VARCHAR(40)", target="NAME"),
+        Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+        Column(name="name", kind=typemap.TEXT, warehouse_type="VARCHAR(40)", target="NAME"),
     ],
     key=["id"],
     mode="full",

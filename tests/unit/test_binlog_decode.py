@@ -117,7 +117,7 @@ def test_zero_and_partial_zero_dates_come_back_as_mysqls_text_not_null():
 
 
 def _plan(kind: str, zero_dates: str) -> TablePlan:
-    column = Column(name="d", kind=kind, snowflake_type="DATE", target="D")
+    column = Column(name="d", kind=kind, target="D")
     return TablePlan(table="t", target_table="T", columns=[column], mode="cdc", zero_dates=zero_dates)
 
 

@@ -131,8 +131,8 @@ def _plan() -> TablePlan:
         mode="cdc",
         key=["id"],
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="doc", kind="json", snowflake_type="VARIANT", target="DOC"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="doc", kind="json", target="DOC"),
         ],
     )
 
@@ -194,9 +194,9 @@ def test_a_change_with_a_zero_date_in_its_key_is_refused():
         table="t",
         target_table="T",
         columns=[
-            Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="d", kind=typemap.DATE, snowflake_type="DATE", target="D"),
-            Column(name="e", kind=typemap.DATE, snowflake_type="DATE", target="E"),
+            Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+            Column(name="d", kind=typemap.DATE, target="D"),
+            Column(name="e", kind=typemap.DATE, target="E"),
         ],
         key=["id", "d"],
         mode="cdc",

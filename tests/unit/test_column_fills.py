@@ -36,9 +36,9 @@ def test_cdc_fills_a_column_added_not_null_with_a_default_or_beside_a_drop_and_n
 
 def _plan(**kw) -> TablePlan:
     cols = [
-        Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-        Column(name="qty", kind=typemap.DECIMAL, snowflake_type="NUMBER(12,2)", target="QTY"),
-        Column(name="note", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="NOTE"),
+        Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+        Column(name="qty", kind=typemap.DECIMAL, precision=12, scale=2, target="QTY"),
+        Column(name="note", kind=typemap.INTEGER, precision=10, scale=0, target="NOTE"),
     ]
     return TablePlan(table="t", target_table="T", mode="incremental", key=["id"], columns=cols, **kw)
 

@@ -38,9 +38,9 @@ def _plan() -> TablePlan:
         mode="cdc",
         key=["id"],
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="q", kind="text", snowflake_type="VARCHAR", target="Q"),
-            Column(name="n", kind="text", snowflake_type="VARCHAR", target="N"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="q", kind="text", target="Q"),
+            Column(name="n", kind="text", target="N"),
         ],
     )
 

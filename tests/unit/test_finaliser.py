@@ -73,9 +73,9 @@ def _plan(mode: str, transform: str | None = None) -> TablePlan:
         mode=mode,  # type: ignore[arg-type]
         transform=transform,
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="u", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="U"),
-            Column(name="v", kind="text", snowflake_type="VARCHAR", target="V"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="u", kind="datetime", precision=6, target="U"),
+            Column(name="v", kind="text", target="V"),
         ],
     )
 

@@ -14,9 +14,9 @@ PLAN = TablePlan(
     table="order lines",
     target_table="ORDER LINES",
     columns=[
-        Column(name="order_id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ORDER_ID"),
-        Column(name="line", kind=typemap.INTEGER, snowflake_type="NUMBER(5,0)", target="LINE"),
-        Column(name="doc", kind=typemap.JSON, snowflake_type="VARIANT", target="DOC"),
+        Column(name="order_id", kind=typemap.INTEGER, precision=10, scale=0, target="ORDER_ID"),
+        Column(name="line", kind=typemap.INTEGER, precision=5, scale=0, target="LINE"),
+        Column(name="doc", kind=typemap.JSON, target="DOC"),
     ],
     key=["order_id", "line"],
     mode="cdc",

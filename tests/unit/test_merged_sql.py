@@ -10,8 +10,8 @@ from aurora_replication.models import Column, TablePlan
 from aurora_replication.target.snowflake import merged_sql, sql
 
 COLUMNS = [
-    Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-    Column(name="name", kind=typemap.TEXT, snowflake_type="VARCHAR(40)", target="NAME"),
+    Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+    Column(name="name", kind=typemap.TEXT, warehouse_type="VARCHAR(40)", target="NAME"),
 ]
 KEYED = TablePlan(table="items", target_table="ITEMS", columns=COLUMNS, key=["id"], mode="full")
 ATTEMPTS = sql.attempts_inline("tok", [(0, "a1")])

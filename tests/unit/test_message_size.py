@@ -22,9 +22,8 @@ SQS_LIMIT = 256 * 1024
 
 
 def _plan() -> TablePlan:
-    columns = [Column(name=f"k{i}", kind="text", snowflake_type="VARCHAR(1000)", target=f"K{i}") for i in range(3)] + [
-        Column(name=f"a_rather_long_column_name_{i:04d}", kind="text", snowflake_type="VARCHAR", target=f"C{i:04d}")
-        for i in range(1_000)
+    columns = [Column(name=f"k{i}", kind="text", warehouse_type="VARCHAR(1000)", target=f"K{i}") for i in range(3)] + [
+        Column(name=f"a_rather_long_column_name_{i:04d}", kind="text", target=f"C{i:04d}") for i in range(1_000)
     ]
     return TablePlan(table="wide", target_table="WIDE", columns=columns, key=["k0", "k1", "k2"], mode="full")
 

@@ -85,7 +85,7 @@ def test_binary_key_bounds_must_be_hex():
         body["upper"] = [bad]
         with pytest.raises(BadInputError, match="upper bound of binary key column 'id' is not hexadecimal"):
             parse_message(json.dumps(body))
-    body["plan"]["columns"][0].update(kind="float", snowflake_type="FLOAT")
+    body["plan"]["columns"][0].update(kind="float")
     body["upper"] = ["1.100000023841858"]
     assert isinstance(parse_message(json.dumps(body)), ChunkMessage)
     for bad in ("1,5", "nan", "inf", ""):
@@ -161,8 +161,8 @@ def test_heal_rounds_have_their_own_idempotency_keys():
         watermark="u",
         mode="incremental",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="u", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="U"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="u", kind="datetime", precision=6, target="U"),
         ],
     )
     bounds = [(None, ["10"]), (["10"], ["20"]), (["20"], None)]

@@ -28,8 +28,8 @@ def _plan(mode: str = "full", *, key: bool = True, watermark: bool = True, histo
         table="t",
         target_table="T",
         columns=[
-            Column(name="id", kind=typemap.INTEGER, snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="at", kind=typemap.DATETIME, snowflake_type="TIMESTAMP_NTZ(0)", target="AT"),
+            Column(name="id", kind=typemap.INTEGER, precision=10, scale=0, target="ID"),
+            Column(name="at", kind=typemap.DATETIME, precision=0, target="AT"),
         ],
         key=["id"] if key else [],
         watermark="at" if watermark else None,

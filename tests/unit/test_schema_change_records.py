@@ -34,7 +34,7 @@ def test_truncate_removes_or_marks_only_rows_of_older_positions():
         target_table="ITEMS",
         key=["id"],
         mode="cdc",
-        columns=[Column(name="id", target="ID", kind="integer", snowflake_type="NUMBER(10,0)")],
+        columns=[Column(name="id", target="ID", kind="integer", precision=10, scale=0)],
     )
     delete, binds = cdc_sql.truncate_before(plan, "delete")
     assert (delete, binds) == ('DELETE FROM "ITEMS" WHERE ("_ASR_POS" IS NULL OR "_ASR_POS" < %s)', 1)
@@ -89,9 +89,9 @@ def test_on_column_drop_is_validated_and_drops_only_columns_mysql_no_longer_has(
         table="t",
         target_table="T",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="secret", kind="text", snowflake_type="VARCHAR", target="SECRET"),
-            Column(name="v", kind="text", snowflake_type="VARCHAR", target="V"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="secret", kind="text", target="SECRET"),
+            Column(name="v", kind="text", target="V"),
         ],
         key=["id"],
         mode="incremental",
@@ -135,7 +135,7 @@ def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
     plan = TablePlan(
         table="t",
         target_table="T",
-        columns=[Column(name="qty", kind="integer", snowflake_type="NUMBER(10,0)", target="QTY")],
+        columns=[Column(name="qty", kind="integer", precision=10, scale=0, target="QTY")],
         key=["qty"],
         mode="cdc",
     )

@@ -14,6 +14,7 @@ from aurora_replication.pipeline import chunks, staging
 from aurora_replication.source import sql as source_sql
 from aurora_replication.target.names import cdc_load_table_name
 from aurora_replication.target.snowflake import sql as snowflake_sql
+from aurora_replication.target.snowflake import types as snowflake_types
 
 
 def plan(mode: str = "full", key: list[str] | None = None) -> TablePlan:
@@ -21,11 +22,11 @@ def plan(mode: str = "full", key: list[str] | None = None) -> TablePlan:
         table="order items",
         target_table="ORDER ITEMS",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(20,0)", target="ID"),
-            Column(name="line", kind="integer", snowflake_type="NUMBER(5,0)", target="LINE"),
-            Column(name='na"me', kind="text", snowflake_type="VARCHAR", target='NA"ME'),
-            Column(name="doc", kind="json", snowflake_type="VARIANT", target="DOC"),
-            Column(name="at", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="AT"),
+            Column(name="id", kind="integer", precision=20, scale=0, target="ID"),
+            Column(name="line", kind="integer", precision=5, scale=0, target="LINE"),
+            Column(name='na"me', kind="text", target='NA"ME'),
+            Column(name="doc", kind="json", target="DOC"),
+            Column(name="at", kind="datetime", precision=6, target="AT"),
         ],
         key=key if key is not None else ["id", "line"],
         watermark="at",
@@ -220,23 +221,30 @@ def test_staging_file_keeps_quotes_newlines_empty_strings_and_nulls(tmp_path):
     )
 
 
+def sf(ct: typemap.ColumnType) -> str:
+    """The Snowflake type of a column MySQL maps to ``ct``: the plan's neutral facts, mapped by the warehouse."""
+    column = Column(name="a", kind=ct.kind, target="A", precision=ct.precision, scale=ct.scale, size=ct.size)
+    return snowflake_types.column_type(column)
+
+
 def test_type_mapping_is_lossless_for_common_types():
     m = typemap.map_column
-    assert m("a", "bigint", "bigint(20) unsigned").snowflake_type == "NUMBER(20,0)"
-    assert m("a", "bigint", "bigint(20)").snowflake_type == "NUMBER(19,0)"
-    assert m("a", "decimal", "decimal(65,30)", 65, 30).snowflake_type == "VARCHAR"
-    assert m("a", "decimal", "decimal(12,2)", 12, 2).snowflake_type == "NUMBER(12,2)"
-    assert m("a", "datetime", "datetime(3)", datetime_precision=3).snowflake_type == "TIMESTAMP_NTZ(3)"
-    assert m("a", "longtext", "longtext", is_json=True).snowflake_type == "VARIANT"
+    assert sf(m("a", "bigint", "bigint(20) unsigned")) == "NUMBER(20,0)"
+    assert sf(m("a", "bigint", "bigint(20)")) == "NUMBER(19,0)"
+    assert sf(m("a", "decimal", "decimal(65,30)", 65, 30)) == "VARCHAR"
+    assert sf(m("a", "decimal", "decimal(12,2)", 12, 2)) == "NUMBER(12,2)"
+    assert sf(m("a", "datetime", "datetime(3)", datetime_precision=3)) == "TIMESTAMP_NTZ(3)"
+    assert sf(m("a", "longtext", "longtext", is_json=True)) == "VARIANT"
     assert m("a", "json", "json").kind == typemap.JSON
-    assert m("a", "time", "time(6)").snowflake_type == "VARCHAR"
-    assert m("a", "varbinary", "varbinary(10)").snowflake_type == "BINARY"
+    assert sf(m("a", "time", "time(6)")) == "VARCHAR"
+    assert sf(m("a", "varbinary", "varbinary(10)")) == "BINARY"
     # the types MySQL lets grow past Snowflake's default sizes are declared at Snowflake's maximum
-    assert m("a", "longtext", "longtext").snowflake_type == "VARCHAR(134217728)"
-    assert m("a", "mediumtext", "mediumtext").snowflake_type == "VARCHAR"
-    assert m("a", "longblob", "longblob").snowflake_type == "BINARY(67108864)"
-    assert m("a", "mediumblob", "mediumblob").snowflake_type == "BINARY(67108864)"
-    assert m("g", "geometry", "geometry") == typemap.ColumnType(typemap.SPATIAL, "BINARY(67108864)")
+    assert sf(m("a", "longtext", "longtext")) == "VARCHAR(134217728)"
+    assert sf(m("a", "mediumtext", "mediumtext")) == "VARCHAR"
+    assert sf(m("a", "longblob", "longblob")) == "BINARY(67108864)"
+    assert sf(m("a", "mediumblob", "mediumblob")) == "BINARY(67108864)"
+    assert m("g", "geometry", "geometry") == typemap.ColumnType(typemap.SPATIAL, size=typemap.LONG_BYTES)
+    assert sf(m("g", "geometry", "geometry")) == "BINARY(67108864)"
     assert m("g", "point", "point").kind == typemap.SPATIAL
     with pytest.raises(typemap.UnsupportedTypeError, match="column 'v'"):
         m("v", "vector", "vector(3)")
@@ -347,9 +355,9 @@ def test_a_value_longer_than_snowflake_holds_is_named_by_table_row_and_column(tm
         table="docs",
         target_table="DOCS",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="body", kind="text", snowflake_type=typemap.VARCHAR_MAX, target="BODY"),
-            Column(name="note", kind="text", snowflake_type="VARCHAR", target="NOTE"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="body", kind="text", size=typemap.LONG_BYTES, target="BODY"),
+            Column(name="note", kind="text", target="NOTE"),
         ],
         key=["id"],
         mode="full",
@@ -382,7 +390,19 @@ def test_every_kind_has_one_canonical_spelling_in_each_engine():
         "datetime": "TIMESTAMP_NTZ(6)",
         "json": "VARIANT",
     }
-    cols = [Column(name=k, kind=k, snowflake_type=t, target=k.upper()) for k, t in kinds.items()]
+    facts = {"integer": (10, 0), "decimal": (10, 10), "bit": (20, 0), "year": (4, 0), "datetime": (6, None)}
+    cols = [
+        Column(
+            name=k,
+            kind=k,
+            target=k.upper(),
+            precision=facts.get(k, (None, None))[0],
+            scale=facts.get(k, (None, None))[1],
+            size=typemap.LONG_BYTES if k == "spatial" else None,
+        )
+        for k in kinds
+    ]
+    assert {c.kind: snowflake_types.column_type(c) for c in cols} == kinds  # the warehouse's types of the kinds
     p = TablePlan(table="t", target_table="T", columns=cols, key=["integer"], mode="full")
     assert {c.kind for c in checksums.checksum_columns(p, json_text=True)} == set(kinds)  # every column checked
     mysql = {c.kind: source_sql.canonical_expr(c) for c in cols}
@@ -462,16 +482,16 @@ def test_zerofill_numbers_are_read_and_compared_as_numbers_not_mysqls_padded_tex
     """MySQL prints a ZEROFILL value padded ('000', '00000001.50'); Snowflake holds the number, so the
     copy reads ``col + 0`` (every digit and the scale, no padding) and compares that."""
     m = typemap.map_column
-    assert m("z", "int", "int(10) unsigned zerofill") == typemap.ColumnType("integer", "NUMBER(10,0)", True)
-    assert m("z", "bigint", "bigint(20) zerofill").snowflake_type == "NUMBER(20,0)"  # ZEROFILL implies UNSIGNED
+    assert m("z", "int", "int(10) unsigned zerofill") == typemap.ColumnType("integer", 10, 0, zerofill=True)
+    assert sf(m("z", "bigint", "bigint(20) zerofill")) == "NUMBER(20,0)"  # ZEROFILL implies UNSIGNED
     assert m("z", "decimal", "decimal(10,2) unsigned zerofill", 10, 2).zerofill
-    assert m("z", "decimal", "decimal(65,30) unsigned zerofill", 65, 30) == typemap.ColumnType("text", "VARCHAR", True)
+    assert m("z", "decimal", "decimal(65,30) unsigned zerofill", 65, 30) == typemap.ColumnType("text", zerofill=True)
     assert not m("z", "int", "int(11)").zerofill
     cols = [
-        Column(name="i", kind="integer", snowflake_type="NUMBER(10,0)", target="I", zerofill=True),
-        Column(name="d", kind="decimal", snowflake_type="NUMBER(10,2)", target="D", zerofill=True),
-        Column(name="big", kind="text", snowflake_type="VARCHAR", target="BIG", zerofill=True),
-        Column(name="f", kind="float", snowflake_type="FLOAT", target="F", zerofill=True),
+        Column(name="i", kind="integer", precision=10, scale=0, target="I", zerofill=True),
+        Column(name="d", kind="decimal", precision=10, scale=2, target="D", zerofill=True),
+        Column(name="big", kind="text", target="BIG", zerofill=True),
+        Column(name="f", kind="float", target="F", zerofill=True),
     ]
     p = TablePlan(table="t", target_table="T", columns=cols, key=["i"], mode="full")
     assert source_sql.canonical_expr(cols[0]) == "CAST((`i` + 0) AS CHAR)"
@@ -510,7 +530,7 @@ def test_names_derived_from_the_longest_table_names_fit_the_identifier_limit():
         p = TablePlan(
             table=table,
             target_table=table,
-            columns=[Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID")],
+            columns=[Column(name="id", kind="integer", precision=10, scale=0, target="ID")],
             key=["id"],
             mode="full",
         )

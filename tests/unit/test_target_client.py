@@ -127,8 +127,8 @@ def _plan() -> Any:
         table="orders",
         target_table="ORDERS",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="name", kind="text", snowflake_type="VARCHAR", target="NAME"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="name", kind="text", target="NAME"),
         ],
         key=["id"],
         mode="full",

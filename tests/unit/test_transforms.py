@@ -20,8 +20,8 @@ def _plan() -> TablePlan:
         table="people",
         target_table="PEOPLE",
         columns=[
-            Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-            Column(name="name", kind="text", snowflake_type="VARCHAR", target="NAME"),
+            Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+            Column(name="name", kind="text", target="NAME"),
         ],
         key=["id"],
         mode="full",

@@ -213,7 +213,7 @@ def test_a_new_connection_after_a_failed_login_rereads_the_secret_once(monkeypat
 PLAN = TablePlan(
     table="orders",
     target_table="ORDERS",
-    columns=[Column(name="id", kind="number", target="ID", snowflake_type="NUMBER(10,0)")],
+    columns=[Column(name="id", kind="integer", target="ID", precision=10, scale=0)],
     key=["id"],
     mode="full",
 )

@@ -95,9 +95,9 @@ def test_a_slice_cuts_the_one_window_chunk_around_itself():
 
 def _plan() -> TablePlan:
     cols = [
-        Column(name="id", kind="integer", snowflake_type="NUMBER(10,0)", target="ID"),
-        Column(name="v", kind="text", snowflake_type="VARCHAR", target="V"),
-        Column(name="updated_at", kind="datetime", snowflake_type="TIMESTAMP_NTZ(6)", target="UPDATED_AT"),
+        Column(name="id", kind="integer", precision=10, scale=0, target="ID"),
+        Column(name="v", kind="text", target="V"),
+        Column(name="updated_at", kind="datetime", precision=6, target="UPDATED_AT"),
     ]
     return TablePlan(table="t", target_table="T", columns=cols, key=["id"], watermark="updated_at", mode="incremental")
 

@@ -339,14 +339,34 @@ def parse_scheduler_event(event: object, default_mode: str) -> RunRequest | str:
 
 
 class Column(_Strict):
+    """One column of a plan, in neutral terms (``typemap``): how its value travels (``kind``) and the facts
+    its warehouse type is made from; the warehouse maps them to its own type (``target/snowflake/types.py``)."""
+
     name: str
     kind: str
-    snowflake_type: str
     target: str
+    precision: int | None = None  # a number's digits; a datetime's fractional digits
+    scale: int | None = None  # a number's fractional digits
+    size: int | None = None  # the most bytes a text or binary value holds in MySQL (None: a short one)
+    # a warehouse type named outright: the table options' ``cast`` (checked against the warehouse's types), or
+    # the type a plan recorded before plans carried neutral kinds (read back from the ledger or a message)
+    warehouse_type: str | None = None
     source_expr: str | None = None  # a masked column's MySQL expression (built by transforms, never user text)
     checksum: bool = True  # False for cast columns, whose text differs between the engines
     # a ZEROFILL number: MySQL's text of it is padded with zeros ('007'), so it is read as ``col + 0``
     zerofill: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recorded_before_neutral_kinds(cls, data: Any) -> Any:
+        """A plan written by an earlier version (a run resumed, a message in flight across a deploy) named the
+        column's Snowflake type (``snowflake_type``): it is kept as the column's ``warehouse_type``, so the
+        column is created, cast and compared exactly as that version planned it."""
+        if isinstance(data, dict) and "snowflake_type" in data:
+            data = dict(data)
+            named = data.pop("snowflake_type")
+            data.setdefault("warehouse_type", named)
+        return data
 
 
 class TablePlan(_Strict):

@@ -1,7 +1,10 @@
-"""MySQL to Snowflake type mapping: the one table of docs/types.md, in code.
+"""MySQL's column types in neutral terms: the one table of docs/types.md, in code.
 
-Each column gets a ``kind`` that says how its value is extracted from MySQL (as text), written
-to the staging file and compared in validation, and the Snowflake type it is stored as.
+Each column gets a ``kind`` that says how its value is extracted from MySQL (as text), written to the
+staging file and compared in validation, and the neutral facts its warehouse type is made from: the
+digits of a number (``precision``, ``scale``), the fractional digits of a datetime (``precision``), and
+the most bytes a text or binary value can hold in MySQL (``size``). The plan carries these, never a
+warehouse's type; the warehouse maps them (Snowflake: ``target/snowflake/types.py``).
 """
 
 from __future__ import annotations
@@ -58,6 +61,24 @@ BINARY_MAX_BYTES = 67_108_864
 VARIANT_MAX_BYTES = 134_217_728
 VARCHAR_MAX = f"VARCHAR({VARCHAR_MAX_BYTES})"
 BINARY_MAX = f"BINARY({BINARY_MAX_BYTES})"
+# what a VARCHAR and a BINARY declared without a length hold: a column whose MySQL values can be longer
+# (``size``) is declared at the maximum, and its values are checked against it
+VARCHAR_DEFAULT_BYTES = 16_777_216
+BINARY_DEFAULT_BYTES = 8_388_608
+# the most bytes MySQL's sized text and binary types hold (data-types "String Type Storage Requirements")
+_SIZES = {
+    "tinytext": 255,
+    "text": 65_535,
+    "mediumtext": 16_777_215,
+    "longtext": 4_294_967_295,
+    "tinyblob": 255,
+    "blob": 65_535,
+    "mediumblob": 16_777_215,
+    "longblob": 4_294_967_295,
+}
+LONG_BYTES = 4_294_967_295  # JSON and the spatial types: LONGBLOB's storage
+# the most digits an exact number holds in the warehouse: a DECIMAL with more travels (and is kept) as text
+EXACT_DIGITS = 38
 
 
 class UnsupportedTypeError(ValueError):
@@ -67,7 +88,9 @@ class UnsupportedTypeError(ValueError):
 @dataclass(frozen=True)
 class ColumnType:
     kind: str
-    snowflake_type: str
+    precision: int | None = None  # a number's digits; a datetime's fractional digits
+    scale: int | None = None  # a number's fractional digits
+    size: int | None = None  # the most bytes a text or binary value holds in MySQL (None: a short one)
     # ZEROFILL (integers, DECIMAL, FLOAT, DOUBLE): MySQL pads the value's text with zeros to the display
     # width ('007', '00000001.50'); the padding is display only, and the copy reads the number instead
     zerofill: bool = False
@@ -87,43 +110,41 @@ def map_column(
     ct = column_type.lower()
     zerofill = is_zerofill(ct)
     if is_json or dt == "json":
-        return ColumnType(JSON, "VARIANT")
+        return ColumnType(JSON, size=LONG_BYTES)
     if dt in _INT_DIGITS:
         signed, unsigned = _INT_DIGITS[dt]
         # ZEROFILL implies UNSIGNED (MySQL adds it to COLUMN_TYPE; counted here even where it does not)
         digits = unsigned if "unsigned" in ct or zerofill else signed
         if dt == "tinyint" and ct.startswith("tinyint(1)"):
             # MySQL's BOOLEAN is TINYINT(1), which can still hold -128..255: keep it a number
-            return ColumnType(INTEGER, "NUMBER(3,0)", zerofill)
-        return ColumnType(INTEGER, f"NUMBER({digits},0)", zerofill)
+            return ColumnType(INTEGER, 3, 0, zerofill=zerofill)
+        return ColumnType(INTEGER, digits, 0, zerofill=zerofill)
     if dt in ("decimal", "numeric"):
         p = int(numeric_precision or 10)
         s = int(numeric_scale or 0)
-        if p > 38:
-            # Snowflake NUMBER holds 38 digits; the exact text keeps every digit
-            return ColumnType(TEXT, "VARCHAR", zerofill)
-        return ColumnType(DECIMAL, f"NUMBER({p},{s})", zerofill)
+        if p > EXACT_DIGITS:
+            # the warehouse's exact numbers hold 38 digits; the exact text keeps every digit
+            return ColumnType(TEXT, zerofill=zerofill)
+        return ColumnType(DECIMAL, p, s, zerofill=zerofill)
     if dt in ("float", "double", "real"):
-        return ColumnType(FLOAT, "FLOAT", zerofill)
+        return ColumnType(FLOAT, zerofill=zerofill)
     if dt == "bit":
-        return ColumnType(BIT, "NUMBER(20,0)")
+        return ColumnType(BIT, 20, 0)  # BIT(64) is at most 18446744073709551615: 20 digits
     if dt == "year":
-        return ColumnType(YEAR, "NUMBER(4,0)")
+        return ColumnType(YEAR, 4, 0)
     if dt == "date":
-        return ColumnType(DATE, "DATE")
+        return ColumnType(DATE)
     if dt in ("datetime", "timestamp"):
-        p = int(datetime_precision or 0)
-        return ColumnType(DATETIME, f"TIMESTAMP_NTZ({p})")
+        return ColumnType(DATETIME, int(datetime_precision or 0))
     if dt == "time":
-        # Snowflake TIME holds 00:00:00-23:59:59; MySQL TIME spans -838:59:59..838:59:59
-        return ColumnType(TIME, "VARCHAR")
+        # MySQL TIME spans -838:59:59..838:59:59, beyond a time of day: kept as its text
+        return ColumnType(TIME)
     if dt in _TEXT_TYPES:
-        # MEDIUMTEXT holds at most 16,777,215 bytes: it fits a VARCHAR without a length (16 MB)
-        return ColumnType(TEXT, VARCHAR_MAX if dt == "longtext" else "VARCHAR")
+        return ColumnType(TEXT, size=_SIZES.get(dt))
     if dt in _BINARY_TYPES:
-        return ColumnType(BINARY, BINARY_MAX if dt in ("mediumblob", "longblob") else "BINARY")
+        return ColumnType(BINARY, size=_SIZES.get(dt))
     if dt in _SPATIAL_TYPES:
-        return ColumnType(SPATIAL, BINARY_MAX)
+        return ColumnType(SPATIAL, size=LONG_BYTES)
     raise UnsupportedTypeError(
         f"column {name!r} has MySQL type {column_type!r}, which has no lossless Snowflake mapping yet; "
         "exclude the column (table_options exclude) or the table"
@@ -135,16 +156,23 @@ def is_zerofill(column_type: str) -> bool:
     return " zerofill" in column_type.lower()
 
 
-def value_limit(kind: str, snowflake_type: str) -> int | None:
-    """The most bytes a value of this column may have in Snowflake, when its MySQL type can hold more
-    (None: every value MySQL can store fits)."""
-    if kind == JSON:
+def value_limit(c: Any) -> int | None:
+    """The most bytes a value of column ``c`` (a plan's ``Column``) may have in the warehouse, when its MySQL
+    type can hold more (None: every value MySQL can store fits)."""
+    if c.kind == JSON:
         return VARIANT_MAX_BYTES
-    if snowflake_type == VARCHAR_MAX:
+    if c.warehouse_type is not None:  # a cast, or a plan written before neutral kinds: its type decides
+        return {VARCHAR_MAX: VARCHAR_MAX_BYTES, BINARY_MAX: BINARY_MAX_BYTES}.get(c.warehouse_type)
+    if c.kind == TEXT and (c.size or 0) > VARCHAR_DEFAULT_BYTES:
         return VARCHAR_MAX_BYTES
-    if snowflake_type == BINARY_MAX:
+    if c.kind in (BINARY, SPATIAL) and (c.size or 0) > BINARY_DEFAULT_BYTES:
         return BINARY_MAX_BYTES
     return None
+
+
+def limited_type(c: Any) -> str:
+    """The name of the warehouse type whose limit ``value_limit`` is, as an error names it."""
+    return {JSON: "VARIANT", BINARY: "BINARY", SPATIAL: "BINARY"}.get(c.kind, "VARCHAR")
 
 
 def is_zero_date(value: str) -> bool:
@@ -165,7 +193,7 @@ STAGED_TIMESTAMP_MYSQL = "%%Y-%%m-%%d %%H:%%i:%%s.%%f"  # DATE_FORMAT's spelling
 def staged_with_micros(c: Any) -> bool:
     """Whether a column's staged text is a timestamp of six fractional digits: a datetime loaded into
     a TIMESTAMP (not one cast to text by the table's options)."""
-    return bool(c.kind == DATETIME and str(c.snowflake_type).upper().startswith("TIMESTAMP"))
+    return bool(c.kind == DATETIME and (c.warehouse_type is None or c.warehouse_type.upper().startswith("TIMESTAMP")))
 
 
 def with_micros(text: str) -> str:

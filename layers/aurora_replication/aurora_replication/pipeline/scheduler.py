@@ -305,7 +305,7 @@ def _new_versions(
             "target": evolution.version_name(column.target, taken),
             "kept": [*(v["kept"] if v else []), column.target],
             "old_type": old_type,
-            "new_type": column.snowflake_type,
+            "new_type": change.types[name],
             "cursor": None,
             "filled": False,
         }
@@ -325,7 +325,7 @@ def _added_versions(plan: TablePlan, change: evolution.SchemaChange, versions: d
             "kept": [],
             "added": True,
             "old_type": "",
-            "new_type": c.snowflake_type,
+            "new_type": change.types[c.name],
             "cursor": None,
             "filled": False,
         }

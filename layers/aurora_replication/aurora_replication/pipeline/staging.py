@@ -106,7 +106,7 @@ def size_checks(plan: TablePlan) -> list[tuple[int, int, bool]]:
     """(column index, byte limit, value is hex) of the columns whose values may exceed Snowflake's limit."""
     checks = []
     for i, c in enumerate(plan.columns):
-        limit = typemap.value_limit(c.kind, c.snowflake_type)
+        limit = typemap.value_limit(c)
         if limit is not None and not c.source_expr:
             checks.append((i, limit, c.kind in (typemap.BINARY, typemap.SPATIAL)))
     return checks
@@ -128,7 +128,7 @@ def check_sizes(plan: TablePlan, checks: list[tuple[int, int, bool]], row: tuple
             key = ", ".join(f"{k.name}={_shown(row[plan.columns.index(k)])!r}" for k in names) or "(table has no key)"
             raise ValueTooLargeError(
                 f"table {plan.table!r}, row {key}: column {c.name!r} holds {_value_bytes(v, is_hex):,} bytes, "
-                f"more than Snowflake's {c.snowflake_type.split('(')[0]} holds ({limit:,} bytes); shorten the "
+                f"more than Snowflake's {typemap.limited_type(c)} holds ({limit:,} bytes); shorten the "
                 "value in MySQL, or exclude the column (table_options exclude)"
             )
 

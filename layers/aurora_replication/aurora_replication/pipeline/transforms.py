@@ -138,8 +138,11 @@ def apply_options(
             update["target"] = target_name(options.rename[c.name], identifier_case)
         if c.name in options.mask:
             update.update(
-                kind="text",
-                snowflake_type="VARCHAR",
+                kind="text",  # a hash's hex digits: VARCHAR in Snowflake
+                precision=None,
+                scale=None,
+                size=None,
+                warehouse_type=None,
                 source_expr=MASKS[options.mask[c.name]].format(mysql_ident(c.name)),
             )
         if c.name in options.cast:
@@ -149,7 +152,7 @@ def apply_options(
                     f"table {table!r}: cast of {c.name!r} to {options.cast[c.name]!r} is not a supported "
                     "Snowflake type (VARCHAR, NUMBER(p,s), FLOAT, BOOLEAN, DATE, TIMESTAMP_NTZ(p), VARIANT, BINARY)"
                 )
-            update.update(snowflake_type=cast, checksum=False)
+            update.update(warehouse_type=cast, checksum=False)
         columns.append(c.model_copy(update=update))
     for col in options.rename:
         known(col, "rename")

@@ -144,7 +144,15 @@ def discover_table(
             )
         targets[tname] = name
         columns.append(
-            Column(name=name, kind=ct.kind, snowflake_type=ct.snowflake_type, target=tname, zerofill=ct.zerofill)
+            Column(
+                name=name,
+                kind=ct.kind,
+                target=tname,
+                precision=ct.precision,
+                scale=ct.scale,
+                size=ct.size,
+                zerofill=ct.zerofill,
+            )
         )
         if "on update" in str(extra or "").lower():
             on_update.append(name)

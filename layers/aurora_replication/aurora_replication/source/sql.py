@@ -298,7 +298,7 @@ def _select_expr(c: Column) -> str:
 
 def _length_guard(c: Column) -> str | None:
     """A condition true when the column's value is longer than Snowflake holds (None: it never is)."""
-    limit = typemap.value_limit(c.kind, c.snowflake_type)
+    limit = typemap.value_limit(c)
     if limit is None or c.source_expr:
         return None
     q = mysql_ident(c.name)

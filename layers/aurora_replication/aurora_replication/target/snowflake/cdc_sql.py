@@ -28,6 +28,7 @@ from aurora_replication.target.snowflake.sql import (
     stage_location,
     staging_type,
 )
+from aurora_replication.target.snowflake.types import column_type
 
 OP_COLUMN = "_ASR_OP"
 POS_COLUMN = "_ASR_POS"
@@ -92,7 +93,7 @@ def _key_columns(plan: TablePlan) -> list[Column]:
 
 
 def create_tombstone_table(plan: TablePlan) -> str:
-    cols = ", ".join(f"{q(c.target)} {c.snowflake_type}" for c in _key_columns(plan))
+    cols = ", ".join(f"{q(c.target)} {column_type(c)}" for c in _key_columns(plan))
     return (
         f"CREATE TABLE IF NOT EXISTS {q(tombstone_table_name(plan))} "
         f"({cols}, {q(POS_COLUMN)} VARCHAR, {q(DELETED_COLUMN)} TIMESTAMP_NTZ)"

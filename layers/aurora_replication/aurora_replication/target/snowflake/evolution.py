@@ -15,6 +15,7 @@ from typing import Any
 
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.target.snowflake.types import column_type
 
 # Snowflake's information_schema data_type for each type family we create
 _FAMILY = {
@@ -62,14 +63,17 @@ class SchemaChange:
     conflicts: list[str] = field(default_factory=list)
     # (MySQL column, the Snowflake type it has there) of each conflict: a type that cannot change in place
     conflicting: list[tuple[str, str]] = field(default_factory=list)
+    # the warehouse's type of each planned column (by MySQL name): what the records and notes name
+    types: dict[str, str] = field(default_factory=dict)
 
     def describe(self, table: str) -> list[str]:
         notes = [
-            f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {c.snowflake_type}"
+            f"table {table!r}: column {c.name!r} added in MySQL; adding {c.target!r} {self.types.get(c.name, '')}"
             for c in self.add
         ]
         notes += [
-            f"table {table!r}: column {c.name!r} widened from {old} to {c.snowflake_type}" for c, old in self.widen
+            f"table {table!r}: column {c.name!r} widened from {old} to {self.types.get(c.name, '')}"
+            for c, old in self.widen
         ]
         notes += [
             f"table {table!r}: column {name!r} no longer exists in MySQL; kept in Snowflake, NULL for new rows"
@@ -106,22 +110,22 @@ def family(snowflake_type: str) -> str:
 def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange:
     """Compare the plan with the target's ``(name, data_type, precision, scale)`` rows."""
     existing = {str(r[0]): r for r in target_columns}
-    change = SchemaChange()
+    change = SchemaChange(types={c.name: column_type(c) for c in plan.columns})
     for c in plan.columns:
         row = existing.get(c.target)
         if row is None:
             change.add.append(c)
             continue
         data_type = str(row[1]).upper()
-        want = family(c.snowflake_type)
+        want = family(column_type(c))
         if data_type != want:
             change.conflicts.append(
                 f"column {c.name!r} is {data_type} in Snowflake but MySQL now has a type that maps to "
-                f"{c.snowflake_type}; this cannot be changed in place: copy the table in full (mode 'full')"
+                f"{column_type(c)}; this cannot be changed in place: copy the table in full (mode 'full')"
             )
             change.conflicting.append((c.name, data_type))
             continue
-        m = _NUMBER.fullmatch(c.snowflake_type)
+        m = _NUMBER.fullmatch(column_type(c))
         if m and row[2] is not None:
             p, s = int(m.group(1)), int(m.group(2))
             p0, s0 = int(row[2]), int(row[3] or 0)
@@ -146,10 +150,8 @@ def diff(plan: TablePlan, target_columns: list[tuple[Any, ...]]) -> SchemaChange
 
 def alter_statements(plan: TablePlan, change: SchemaChange) -> list[str]:
     table = q(plan.target_table)
-    stmts = [f"ALTER TABLE {table} ADD COLUMN {q(c.target)} {c.snowflake_type}" for c in change.add]
-    stmts += [
-        f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {c.snowflake_type}" for c, _ in change.widen
-    ]
+    stmts = [f"ALTER TABLE {table} ADD COLUMN {q(c.target)} {column_type(c)}" for c in change.add]
+    stmts += [f"ALTER TABLE {table} ALTER COLUMN {q(c.target)} SET DATA TYPE {column_type(c)}" for c, _ in change.widen]
     # Snowflake: ALTER TABLE ... DROP [COLUMN] [IF EXISTS] <col> (docs/architecture.md, assumptions): IF EXISTS
     # makes a statement repeated after a crash a no-op
     stmts += [f"ALTER TABLE {table} DROP COLUMN IF EXISTS {q(name)}" for name in change.dropped_from_target]
@@ -199,7 +201,7 @@ def renamed_in_target(plan: TablePlan, existing: list[tuple[Any, ...]], change: 
     if mine != [old if c.target == new.target else c.target for c in plan.columns]:
         return None
     row = next(r for r in existing if str(r[0]) == old)
-    return (old, new.target) if str(row[1]).upper() == family(new.snowflake_type) else None
+    return (old, new.target) if str(row[1]).upper() == family(column_type(new)) else None
 
 
 def rename_statement(table: str, old: str, new: str) -> str:
@@ -354,7 +356,7 @@ def unrecorded_version(entry: Mapping[str, Any], new_target: str) -> bool:
 def add_version_statement(table: str, column: Column) -> str:
     """Snowflake's ``ALTER TABLE ... ADD COLUMN IF NOT EXISTS`` (docs/architecture.md, assumptions): the
     new version's column, NULL in every existing row until it is filled; a repeat is a no-op."""
-    return f"ALTER TABLE {q(table)} ADD COLUMN IF NOT EXISTS {q(column.target)} {column.snowflake_type}"
+    return f"ALTER TABLE {q(table)} ADD COLUMN IF NOT EXISTS {q(column.target)} {column_type(column)}"
 
 
 def compared_plan(plan: TablePlan, versions: dict[str, Any]) -> tuple[TablePlan, list[str]]:

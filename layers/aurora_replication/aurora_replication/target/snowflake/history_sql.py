@@ -46,6 +46,7 @@ from aurora_replication import typemap
 from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.target.snowflake.types import column_type
 
 VALID_FROM = "_ASR_VALID_FROM"
 VALID_TO = "_ASR_VALID_TO"
@@ -124,11 +125,11 @@ def _partition(plan: TablePlan, alias: str) -> str:
 def _typed(c: Column, ref: str) -> str:
     """A load table's value as the target's type (JSON text parsed, 'd': a duplicate key keeps its last value)."""
     value = f"PARSE_JSON({ref}, 'd')" if c.kind == typemap.JSON else ref
-    return f"CAST({value} AS {c.snowflake_type})"
+    return f"CAST({value} AS {column_type(c)})"
 
 
 def create_history_table(plan: TablePlan) -> str:
-    cols = [f"{q(c.target)} {c.snowflake_type}" for c in plan.columns]
+    cols = [f"{q(c.target)} {column_type(c)}" for c in plan.columns]
     cols += [f"{q(name)} {kind}" for name, kind in HISTORY_COLUMNS]
     return f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} ({', '.join(cols)})"
 

@@ -29,6 +29,7 @@ from aurora_replication.target.snowflake.sql import (
     not_in_keys,
     validated,
 )
+from aurora_replication.target.snowflake.types import column_type
 from aurora_replication.target.warehouse import Attempts
 
 SOURCE_DATABASE_COLUMN = "_ASR_SOURCE_DATABASE"
@@ -53,7 +54,7 @@ def _keys(plan: TablePlan) -> list[str]:
 
 def create_shared_table(plan: TablePlan) -> str:
     """The shared table: ``_ASR_SOURCE_DATABASE`` first, then the plan's columns."""
-    cols = ", ".join(f"{q(c.target)} {c.snowflake_type}" for c in plan.columns)
+    cols = ", ".join(f"{q(c.target)} {column_type(c)}" for c in plan.columns)
     return (
         f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} "
         f"({q(SOURCE_DATABASE_COLUMN)} {SOURCE_DATABASE_TYPE} NOT NULL, {cols})"

@@ -18,6 +18,7 @@ from aurora_replication.models import Column, TablePlan
 from aurora_replication.target.names import ATTEMPT_COLUMN as ATTEMPT_COLUMN
 from aurora_replication.target.names import CHUNK_COLUMN as CHUNK_COLUMN
 from aurora_replication.target.names import load_table_name as load_table_name
+from aurora_replication.target.snowflake.types import column_type
 from aurora_replication.target.warehouse import Attempts
 
 HASH_COLUMN = "_ASR_HASH"
@@ -66,7 +67,7 @@ def _lit(text: str) -> str:
 
 def staging_type(c: Column) -> str:
     """Staging tables hold JSON as text; PARSE_JSON turns it into VARIANT on the way to the target."""
-    return typemap.VARCHAR_MAX if c.kind == typemap.JSON else c.snowflake_type
+    return typemap.VARCHAR_MAX if c.kind == typemap.JSON else column_type(c)
 
 
 def create_schema(schema: str) -> str:
@@ -171,7 +172,7 @@ def create_load_table_of_values(plan: TablePlan, name: str, nrows: int) -> str:
 
 
 def create_target_table(plan: TablePlan) -> str:
-    cols = ", ".join(f"{q(c.target)} {c.snowflake_type}" for c in plan.columns)
+    cols = ", ".join(f"{q(c.target)} {column_type(c)}" for c in plan.columns)
     return f"CREATE TABLE IF NOT EXISTS {q(plan.target_table)} ({cols})"
 
 
@@ -260,7 +261,7 @@ def _typed(c: Column, alias: str = "") -> str:
 
 
 def _published_columns(plan: TablePlan) -> str:
-    return ", ".join(f"CAST({_typed(c)} AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+    return ", ".join(f"CAST({_typed(c)} AS {column_type(c)}) AS {q(c.target)}" for c in plan.columns)
 
 
 # the text of the error a guarded statement raises (``guard_rows``): what ``Target`` recognises it by
@@ -274,7 +275,7 @@ def guard_rows(plan: TablePlan, load_table: str, attempts: Attempts) -> str:
     count is always read and its condition always evaluated (its value depends on the data), and the
     text that is not a number makes the statement fail and roll back (Snowflake: "Numeric value '...' is
     not recognized"). Its columns are NULLs of the target's types, for a UNION ALL with the rows."""
-    nulls = ", ".join(f"CAST(NULL AS {c.snowflake_type}) AS {q(c.target)}" for c in plan.columns)
+    nulls = ", ".join(f"CAST(NULL AS {column_type(c)}) AS {q(c.target)}" for c in plan.columns)
     n = q(COUNT_COLUMN)
     return (
         f"SELECT {nulls} FROM (SELECT COUNT(*) AS {n} FROM {q(load_table)} WHERE {validated(load_table, attempts)}) "
@@ -420,7 +421,7 @@ def audit_differences(
     wm = plan.column(plan.watermark) if plan.watermark else None
     audited = f"{validated(load_table, attempts)} AND {q(CHUNK_COLUMN)} >= %s"
     if wm is not None and bounded:
-        audited += f" AND ({q(wm.target)} IS NULL OR {q(wm.target)} <= CAST(%s AS {wm.snowflake_type}))"
+        audited += f" AND ({q(wm.target)} IS NULL OR {q(wm.target)} <= CAST(%s AS {column_type(wm)}))"
     loaded = hashed_rows(load_table, checksum_columns, load_table=False, where=audited, extra_columns=tuple(keys))
     target = hashed_rows(
         plan.target_table, checksum_columns, load_table=False, where=order_safe_range, extra_columns=tuple(keys)
@@ -466,7 +467,7 @@ def canonical(c: Column, alias: str = "") -> str:
     if c.kind == typemap.FLOAT:
         return _float_canonical(ref)
     text = f"CAST({ref} AS VARCHAR)"
-    m = _NUMBER_TYPE.fullmatch(c.snowflake_type)
+    m = _NUMBER_TYPE.fullmatch(column_type(c))
     if c.kind == typemap.DECIMAL and m and m.group(1) == m.group(2):
         # NUMBER(p,p) has no integer digits: MySQL prints 0.5 as '0.5', and the leading zero is
         # put back wherever an engine leaves it out ('.5'), so only digits are compared
