@@ -43,9 +43,13 @@ MYSQL_TYPES = [
 ]
 
 
-def _column(data_type: str, column_type_text: str, **facts: int) -> Column:
-    ct = typemap.map_column("c", data_type, column_type_text, **facts)
-    return Column(name="c", kind=ct.kind, target="C", precision=ct.precision, scale=ct.scale, size=ct.size)
+def _column(data_type: str, column_type_text: str, name: str = "c", **facts: int) -> Column:
+    ct = typemap.map_column(name, data_type, column_type_text, **facts)
+    return Column(name=name, kind=ct.kind, target=name.upper(), precision=ct.precision, scale=ct.scale, size=ct.size)
+
+
+def _plan(mode: str, *columns: Column) -> TablePlan:
+    return TablePlan(table="t", target_table="T", mode=mode, key=["id"], columns=list(columns))
 
 
 @pytest.mark.parametrize(("types", "facts", "snowflake"), MYSQL_TYPES, ids=[t[0][1] for t in MYSQL_TYPES])
@@ -95,33 +99,21 @@ def test_a_plan_recorded_before_neutral_kinds_maps_to_exactly_the_type_it_named(
     assert [column_type(c) for c in plan.columns] == ["NUMBER(20,0)", "VARCHAR(134217728)", "TIMESTAMP_NTZ(3)"]
     assert typemap.value_limit(plan.columns[1]) == typemap.VARCHAR_MAX_BYTES
     assert typemap.staged_with_micros(plan.columns[2])
-    neutral = TablePlan(
-        table="t",
-        target_table="T",
-        mode="incremental",
-        key=["id"],
-        columns=[
-            _column("bigint", "bigint(20) unsigned").model_copy(update={"name": "id", "target": "ID"}),
-            _column("longtext", "longtext").model_copy(update={"name": "body", "target": "BODY"}),
-            _column("datetime", "datetime(3)", datetime_precision=3).model_copy(update={"name": "at", "target": "AT"}),
-        ],
+    neutral = _plan(
+        "incremental",
+        _column("bigint", "bigint(20) unsigned", "id"),
+        _column("longtext", "longtext", "body"),
+        _column("datetime", "datetime(3)", "at", datetime_precision=3),
     )
     assert snowflake_sql.create_target_table(plan) == snowflake_sql.create_target_table(neutral)
 
 
 def test_a_cast_names_the_warehouse_type_and_a_mask_is_text() -> None:
-    plan = TablePlan(
-        table="t",
-        target_table="T",
-        mode="full",
-        key=["id"],
-        columns=[
-            _column("int", "int(11)").model_copy(update={"name": "id", "target": "ID"}),
-            _column("decimal", "decimal(12,2)", numeric_precision=12, numeric_scale=2).model_copy(
-                update={"name": "amount", "target": "AMOUNT"}
-            ),
-            _column("longtext", "longtext").model_copy(update={"name": "email", "target": "EMAIL"}),
-        ],
+    plan = _plan(
+        "full",
+        _column("int", "int(11)", "id"),
+        _column("decimal", "decimal(12,2)", "amount", numeric_precision=12, numeric_scale=2),
+        _column("longtext", "longtext", "email"),
     )
     options = TableOptions(cast={"amount": "varchar"}, mask={"email": "sha256"})
     applied = transforms.apply_options(plan, options, "UPPER", transform_modules="")
