@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
+from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.pipeline import staging
+from aurora_replication.schema_changes import SchemaChange
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.target.names import load_table_name
@@ -95,3 +97,56 @@ def test_a_publish_guarded_by_a_wrong_count_leaves_the_target_as_it_was(env, war
     assert warehouse.row_count(plan.target_table) == 3
     warehouse.drop(load)
     assert not warehouse.exists(load)
+
+
+def _nothing(change: SchemaChange) -> bool:
+    """The target already is what the plan says: nothing to add, widen or drop, and no conflict."""
+    return not (change.add or change.widen or change.gone or change.conflicts or change.conflicting)
+
+
+def test_schema_evolution_through_the_interface(env, warehouse: Warehouse) -> None:
+    """The warehouse compares a plan with its table and follows it: a column added in MySQL is added, one
+    renamed is seen as a rename and renamed in place; the change it finds is the neutral ``SchemaChange``."""
+    plan, _ = _plan_and_rows(env)
+    warehouse.ensure_target_table(plan)
+    columns = warehouse.columns(plan.target_table)
+    assert warehouse.shape_mismatch(plan, columns) is None and not warehouse.is_history_table(columns)
+    assert _nothing(warehouse.schema_diff(plan, columns))
+    env.sql("ALTER TABLE contract ADD COLUMN note VARCHAR(10)")
+    wider = source_discover.discover_table(env.mysql, env.database, "contract")
+    change = warehouse.schema_diff(wider, columns)
+    assert [c.name for c in change.add] == ["note"] and not change.conflicts and not change.gone
+    warehouse.alter(warehouse.alter_statements(wider, change))
+    assert _nothing(warehouse.schema_diff(wider, warehouse.columns(plan.target_table)))
+    env.sql("ALTER TABLE contract RENAME COLUMN note TO remark")
+    renamed = source_discover.discover_table(env.mysql, env.database, "contract")
+    existing = warehouse.columns(plan.target_table)
+    swapped = warehouse.renamed_column(renamed, existing, warehouse.schema_diff(renamed, existing))
+    assert swapped == ("NOTE", "REMARK")
+    warehouse.alter([warehouse.rename_statement(plan.target_table, *swapped)])
+    assert _nothing(warehouse.schema_diff(renamed, warehouse.columns(plan.target_table)))
+    assert warehouse.widens_losslessly("int(11)", "bigint(20)") and not warehouse.widens_losslessly("int", "varchar(5)")
+
+
+def test_the_validated_rows_and_the_diagnosis_queries_read_what_was_loaded(env, warehouse: Warehouse) -> None:
+    plan, rows = _plan_and_rows(env)
+    load = load_table_name(plan, RUN)
+    warehouse.load_rows(plan, load, 0, "a1", rows)
+    warehouse.load_rows(plan, load, 0, "a2", rows[:1])  # another attempt: not validated
+    attempts = warehouse.record_attempts(plan, RUN, "t1", [(0, "a1")])
+    picked = warehouse.validated(load, attempts)
+    assert warehouse.checksum(plan, load, load_table=True, where=picked, params=attempts.params, json_text=True) == (
+        source_read.chunk_checksum(env.mysql, plan, None, None, None)
+    )
+    assert warehouse.own_rows(plan, "") == ""  # not a merged table: every row is the plan's
+    d = warehouse.diagnosis()
+    count = d.query(f"SELECT COUNT(*) FROM {q(load)} WHERE {d.chunk_filter()} AND {d.attempt_filter()}", [0, "a2"])
+    assert count == [(1,)]
+    assert warehouse.order_safe(plan)  # an INT key orders alike in both engines
+
+
+def test_schemas_are_made_once(env, warehouse: Warehouse) -> None:
+    warehouse.ensure_schemas(["CONTRACT_SCHEMA_A", "CONTRACT_SCHEMA_A"])
+    warehouse.ensure_schemas(["CONTRACT_SCHEMA_A"])  # there already: nothing to make
+    there = {str(r[0]) for r in warehouse.diagnosis().query("SELECT schema_name FROM information_schema.schemata")}
+    assert "CONTRACT_SCHEMA_A" in there

@@ -14,6 +14,7 @@ from aurora_replication.pipeline.modes.cdc import is_stale
 from aurora_replication.source.binlog import Position, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
 from aurora_replication.target.snowflake import cdc_sql
+from aurora_replication.target.snowflake.evolution import widens_losslessly
 
 
 def facts(kind: str, data_type: str, column_type: str = "", precision: int = 0, **kw) -> ColumnFacts:
@@ -112,16 +113,24 @@ def _cf(name, nullable=True, default=None, type_="int"):
 
 def test_schema_rules():
     stored = [_cf("id").signature(), _cf("a").signature()]
-    assert schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b")]) == []  # nullable, no default
-    assert "NOT NULL" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", nullable=False)])[0]
-    assert "default '5'" in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", default="5")])[0]
+    assert (
+        schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b")], widens=widens_losslessly) == []
+    )  # nullable, no default
+    assert (
+        "NOT NULL"
+        in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", nullable=False)], widens=widens_losslessly)[0]
+    )
+    assert (
+        "default '5'"
+        in schema_problems("t", stored, [_cf("id"), _cf("a"), _cf("b", default="5")], widens=widens_losslessly)[0]
+    )
     # same place, type, nullability and default: a rename candidate, which the window confirms (or stops)
-    assert schema_problems("t", stored, [_cf("id"), _cf("b")]) == []
+    assert schema_problems("t", stored, [_cf("id"), _cf("b")], widens=widens_losslessly) == []
     assert rename_candidate(stored, [_cf("id"), _cf("b")]) == ("a", "b")
-    assert "rename" in schema_problems("t", stored, [_cf("id"), _cf("b", type_="bigint")])[0]
+    assert "rename" in schema_problems("t", stored, [_cf("id"), _cf("b", type_="bigint")], widens=widens_losslessly)[0]
     assert rename_candidate(stored, [_cf("b"), _cf("id")]) is None  # another place
     assert rename_candidate(stored, [_cf("id"), _cf("b", nullable=False)]) is None
-    assert schema_problems("t", stored, [_cf("id")]) == []  # dropped: kept in the target
+    assert schema_problems("t", stored, [_cf("id")], widens=widens_losslessly) == []  # dropped: kept in the target
 
 
 def _plan() -> TablePlan:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from aurora_replication import typemap
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.pipeline import column_fill
+from aurora_replication.pipeline import column_versions
 from aurora_replication.pipeline.cdc_reader import schema_problems, to_fill
-from aurora_replication.pipeline.scheduler import _added_versions, _new_versions
+from aurora_replication.pipeline.planning import _added_versions, _new_versions
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.target.snowflake import evolution
+from aurora_replication.target.snowflake.evolution import widens_losslessly
 
 
 def _cf(name: str, nullable: bool = True, default: str | None = None, type_: str = "int(11)") -> ColumnFacts:
@@ -22,13 +23,15 @@ def test_cdc_fills_a_column_added_not_null_with_a_default_or_beside_a_drop_and_n
     assert to_fill(stored, plain) == []  # nullable, no default: NULL in MySQL as in the target
     now = [_cf("id"), _cf("a"), _cf("b", nullable=False), _cf("c", default="5")]
     assert [c.name for c in to_fill(stored, now)] == ["b", "c"]
-    assert len(schema_problems("t", stored, now)) == 2  # unfilled: each stops the table, as before
-    assert schema_problems("t", stored, now, filled=frozenset({"b", "c"})) == []
+    assert (
+        len(schema_problems("t", stored, now, widens=widens_losslessly)) == 2
+    )  # unfilled: each stops the table, as before
+    assert schema_problems("t", stored, now, filled=frozenset({"b", "c"}), widens=widens_losslessly) == []
     # a drop and an add of another type (no rename candidate): the added column is filled, nothing stops
     swapped = [_cf("id"), _cf("z", type_="varchar(20)")]
     assert [c.name for c in to_fill(stored, swapped)] == ["z"]
-    assert "dropped" in schema_problems("t", stored, swapped)[0]
-    assert schema_problems("t", stored, swapped, filled=frozenset({"z"})) == []
+    assert "dropped" in schema_problems("t", stored, swapped, widens=widens_losslessly)[0]
+    assert schema_problems("t", stored, swapped, filled=frozenset({"z"}), widens=widens_losslessly) == []
     # the same definition at the same place is a rename candidate: not filled (the window decides)
     renamed = [_cf("id"), _cf("b")]
     assert to_fill(stored, renamed) == []
@@ -53,12 +56,12 @@ def test_incremental_gives_a_non_key_conflict_a_version_and_fills_an_added_colum
     versions: dict = {}
     assert _new_versions(plan, change, versions, {"ID", "QTY"}) == ["qty"]
     assert versions["qty"]["target"] == "QTY__V2" and versions["qty"]["kept"] == ["QTY"]
-    mapped = column_fill.applied(plan, versions)
+    mapped = column_versions.applied(plan, versions)
     again = evolution.diff(mapped, TARGET)
     assert not again.conflicts and [c.target for c in again.add] == ["QTY__V2", "NOTE"]
     assert not again.kept_in_target  # the old column is kept, not taken for a drop
     assert _added_versions(mapped, again, versions) == ["note"]  # QTY__V2 is qty's version already
-    assert column_fill.filling(mapped, versions) == ["qty", "note"]
+    assert column_versions.filling(mapped, versions) == ["qty", "note"]
     # a key column's conflict, or a table whose columns may not be versioned: no version
     key_change = evolution.diff(_plan(), [("ID", "TEXT", None, None), ("QTY", "NUMBER", 12, 2)])
     assert _new_versions(_plan(), key_change, {}, {"ID", "QTY"}) == []

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-from aurora_replication import typemap
+from aurora_replication import schema_changes, typemap
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.pipeline.cdc_reader import apply_versions, fill_plan, schema_problems, type_changes
+from aurora_replication.pipeline.cdc_reader import schema_problems, type_changes
+from aurora_replication.pipeline.column_versions import applied as apply_versions
+from aurora_replication.pipeline.column_versions import fill_plan
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.target.snowflake import cdc_sql, evolution
+from aurora_replication.target.snowflake.evolution import widens_losslessly
 
 
 def test_the_version_name_is_the_next_free_one_in_the_columns_case():
-    assert evolution.version_name("QTY", {"ID", "QTY"}) == "QTY__V2"
-    assert evolution.version_name("QTY", {"ID", "QTY", "QTY__V2", "qty__v3"}) == "QTY__V4"  # taken in any case
-    assert evolution.version_name("QTY__V2", {"QTY", "QTY__V2"}) == "QTY__V3"  # a version's next version
-    assert evolution.version_name("qty", {"qty"}) == "qty__v2"  # identifier_case lower
-    assert evolution.version_name("A__VX", {"A__VX"}) == "A__VX__V2"  # not a version suffix
+    assert schema_changes.version_name("QTY", {"ID", "QTY"}) == "QTY__V2"
+    assert schema_changes.version_name("QTY", {"ID", "QTY", "QTY__V2", "qty__v3"}) == "QTY__V4"  # taken in any case
+    assert schema_changes.version_name("QTY__V2", {"QTY", "QTY__V2"}) == "QTY__V3"  # a version's next version
+    assert schema_changes.version_name("qty", {"qty"}) == "qty__v2"  # identifier_case lower
+    assert schema_changes.version_name("A__VX", {"A__VX"}) == "A__VX__V2"  # not a version suffix
 
 
 def _cf(name: str, type_: str) -> ColumnFacts:
@@ -26,9 +29,9 @@ def _cf(name: str, type_: str) -> ColumnFacts:
 def test_type_changes_name_what_is_not_a_lossless_widening_and_only_unversioned_ones_are_problems():
     stored = [_cf("id", "int(11)").signature(), _cf("q", "int(11)").signature(), _cf("w", "int(11)").signature()]
     now = [_cf("id", "int(11)"), _cf("q", "varchar(20)"), _cf("w", "bigint(20)")]
-    assert type_changes(stored, now) == [("q", "int(11)", "varchar(20)")]  # w widens losslessly
-    assert "column 'q' changed type" in schema_problems("t", stored, now)[0]
-    assert schema_problems("t", stored, now, frozenset({"q"})) == []
+    assert type_changes(stored, now, widens_losslessly) == [("q", "int(11)", "varchar(20)")]  # w widens losslessly
+    assert "column 'q' changed type" in schema_problems("t", stored, now, widens=widens_losslessly)[0]
+    assert schema_problems("t", stored, now, frozenset({"q"}), widens=widens_losslessly) == []
 
 
 def _plan() -> TablePlan:
@@ -56,9 +59,9 @@ def test_a_version_retargets_the_column_and_is_left_out_of_a_window_starting_bef
     change = evolution.diff(later, [("ID", "NUMBER", 10, 0), ("Q", "NUMBER", 10, 0), ("N", "TEXT", None, None)])
     assert [c.target for c in change.add] == ["Q__V2"] and change.gone == [] and change.conflicts == []
     # validate: the version compared once filled, left out (and named) while it fills
-    compared, filling = evolution.compared_plan(_plan(), versions)
+    compared, filling = schema_changes.compared_plan(_plan(), versions)
     assert [c.target for c in compared.columns] == ["ID", "N"] and filling == ["q"]
-    compared, filling = evolution.compared_plan(_plan(), {"q": {**versions["q"], "filled": True}})
+    compared, filling = schema_changes.compared_plan(_plan(), {"q": {**versions["q"], "filled": True}})
     assert [c.target for c in compared.columns] == ["ID", "Q__V2", "N"] and filling == []
 
 
@@ -83,8 +86,8 @@ def test_the_fill_reads_key_ordered_pages_and_updates_by_key():
 
 
 def test_the_record_says_what_changed_and_is_made_once():
-    record = evolution.version_record("q", "int(11)", "varchar(20)", "Q", "Q__V2", 7)
-    assert record["change"] == evolution.VERSION_ADDED and record["column"] == "Q__V2" and record["at"] == 7
+    record = schema_changes.version_record("q", "int(11)", "varchar(20)", "Q", "Q__V2", 7)
+    assert record["change"] == schema_changes.VERSION_ADDED and record["column"] == "Q__V2" and record["at"] == 7
     assert "'Q' is kept" in record["detail"] and record["new_type"] == "varchar(20)"
-    assert evolution.unrecorded_version({}, "Q__V2")
-    assert not evolution.unrecorded_version({"schema_changes": [record]}, "Q__V2")
+    assert schema_changes.unrecorded_version({}, "Q__V2")
+    assert not schema_changes.unrecorded_version({"schema_changes": [record]}, "Q__V2")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from aurora_replication import typemap
+from aurora_replication import schema_changes, typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.models import (
     MODE_RULES,
@@ -20,7 +20,6 @@ from aurora_replication.models import (
 from aurora_replication.pipeline import modes
 from aurora_replication.source.binlog import Position
 from aurora_replication.target.names import cdc_load_table_name, load_table_name
-from aurora_replication.target.snowflake import evolution
 
 
 def _plan(mode: str = "full", *, key: bool = True, watermark: bool = True, history: bool = False) -> TablePlan:
@@ -71,10 +70,10 @@ def test_each_question_has_the_answer_the_names_gave() -> None:
 
 
 def test_a_kept_column_is_logged_as_a_full_copy_leaves_it() -> None:
-    assert modes.get("full").kept_detail(_plan()) == evolution.KEPT_BY_COPY
-    assert modes.get("full").kept_detail(_plan(history=True)) == evolution.KEPT_DETAIL
+    assert modes.get("full").kept_detail(_plan()) == schema_changes.KEPT_BY_COPY
+    assert modes.get("full").kept_detail(_plan(history=True)) == schema_changes.KEPT_DETAIL
     for name in ("incremental", "reconcile", "cdc"):
-        assert modes.get(name).kept_detail(_plan(name)) == evolution.KEPT_DETAIL
+        assert modes.get(name).kept_detail(_plan(name)) == schema_changes.KEPT_DETAIL
 
 
 @pytest.mark.parametrize(

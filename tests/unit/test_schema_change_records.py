@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from aurora_replication import schema_changes
 from aurora_replication.target.snowflake import evolution
 
 
 def test_each_drop_is_recorded_once():
-    change = evolution.SchemaChange(kept_in_target=["LEGACY", "OLD"])
-    assert evolution.unrecorded_drops(change, {}) == ["LEGACY", "OLD"]
-    seen = {"schema_changes": [{"change": evolution.DROPPED, "column": "LEGACY", "run": "r1", "at": 1}]}
-    assert evolution.unrecorded_drops(change, seen) == ["OLD"]
-    [record] = evolution.drop_records(["OLD"], "r2", 123)
-    assert (record["change"], record["column"], record["run"], record["at"]) == (evolution.DROPPED, "OLD", "r2", 123)
+    change = schema_changes.SchemaChange(kept_in_target=["LEGACY", "OLD"])
+    assert schema_changes.unrecorded_drops(change, {}) == ["LEGACY", "OLD"]
+    seen = {"schema_changes": [{"change": schema_changes.DROPPED, "column": "LEGACY", "run": "r1", "at": 1}]}
+    assert schema_changes.unrecorded_drops(change, seen) == ["OLD"]
+    [record] = schema_changes.drop_records(["OLD"], "r2", 123)
+    assert (record["change"], record["column"], record["run"], record["at"]) == (
+        schema_changes.DROPPED,
+        "OLD",
+        "r2",
+        123,
+    )
     assert "NULL for rows written after the drop" in record["detail"]
 
 
@@ -106,7 +112,7 @@ def test_on_column_drop_is_validated_and_drops_only_columns_mysql_no_longer_has(
     change = evolution.diff(planned, target)
     assert change.dropped_from_target == ["LEGACY"] and change.kept_in_target == []
     assert evolution.alter_statements(planned, change) == ['ALTER TABLE "T" DROP COLUMN IF EXISTS "LEGACY"']
-    [record] = evolution.drop_records_of(change, {}, "r1", 5)
+    [record] = schema_changes.drop_records_of(change, {}, "r1", 5)
     assert record["column"] == "LEGACY" and "dropped from the target too" in record["detail"]
     # kept by default: the same columns, no statement
     kept = evolution.diff(
@@ -129,9 +135,9 @@ def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
         ColumnFacts("new", "text", "varchar", "varchar(9)", nullable=False),
     ]
     assert not_null_added(stored, now) == ["qty"]  # not a column that was NOT NULL, relaxed, or new
-    [record] = evolution.not_null_records(["QTY"], {}, 7)
-    assert (record["change"], record["column"], record["at"]) == (evolution.NOT_NULL, "QTY", 7)
-    assert evolution.not_null_records(["QTY"], {"schema_changes": [record]}, 8) == []
+    [record] = schema_changes.not_null_records(["QTY"], {}, 7)
+    assert (record["change"], record["column"], record["at"]) == (schema_changes.NOT_NULL, "QTY", 7)
+    assert schema_changes.not_null_records(["QTY"], {"schema_changes": [record]}, 8) == []
     plan = TablePlan(
         table="t",
         target_table="T",

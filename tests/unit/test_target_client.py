@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from aurora_replication.pipeline.scheduler import TargetColumns
+from aurora_replication.pipeline.planning import TargetColumns
 from aurora_replication.target.snowflake import client as target
 from aurora_replication.target.snowflake import sql as snowflake_sql
 

@@ -178,7 +178,7 @@ class CatalogNotes(Ledger):
             # (``pipeline/target_check.py``)
             fields.update(table_rows=int(summary["table_rows"]), table_rows_run=run_id, table_rows_at=keys.now())
         if status == "published" and summary.get("key_high") is not None:
-            # the largest key the run's planning read: a TRUNCATE makes the next one smaller (``scheduler._shrunk``)
+            # the largest key the run's planning read: a TRUNCATE makes the next one smaller (``planning._shrunk``)
             fields["key_high"] = str(summary["key_high"])
         if status == "published" and summary.get("not_null") is not None:
             fields["not_null"] = [str(x) for x in summary["not_null"]]  # MySQL's NOT NULL columns, then

@@ -13,7 +13,6 @@ from typing import Any
 
 from aurora_replication.errors import EndpointError
 from aurora_replication.services import Services
-from aurora_replication.target.snowflake import client as target
 
 
 def check_endpoints(services: Services) -> None:
@@ -21,7 +20,7 @@ def check_endpoints(services: Services) -> None:
     services.connections.mysql().close()
     sf = services.connections.snowflake()
     try:
-        target.check_session(sf, services.endpoints.snowflake_settings())
+        services.connections.warehouse(sf).check_session(services.endpoints.snowflake_settings())
     except EndpointError:
         raise
     except Exception as e:

@@ -18,8 +18,6 @@ source database was copied). ``database_mapping: merge`` is refused under cdc (`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -28,24 +26,11 @@ from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Scope
 from aurora_replication.models import RunRequest
-from aurora_replication.pipeline import cdc_reader, databases
+from aurora_replication.pipeline import cdc_reader, databases, planning
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
 
 logger = Logger(child=True)
-
-
-@dataclass(frozen=True)
-class Planner:
-    """What the scheduler hands in (this module sits below it): its table resolver and planner, its overwrite
-    guard, its target-columns reader (``scheduler.TargetColumns``, made per database once located) and what
-    makes the ``schema`` mapping's schemas."""
-
-    resolve_tables: cdc_reader.ResolveTables
-    plan_table: cdc_reader.PlanTable
-    guard: cdc_reader.Guard
-    target_columns: Callable[[Services], Any]
-    make_schemas: Callable[[Services, dict[str, Scope]], None]  # ``schema`` mapping: the schemas made
 
 
 def _where(request: RunRequest, scope: Scope) -> str | None:
@@ -54,7 +39,7 @@ def _where(request: RunRequest, scope: Scope) -> str | None:
     return scope.target_schema if request.database_mapping == "schema" else None
 
 
-def schedule(request: RunRequest, run_id: str, services: Services, planner: Planner) -> dict[str, Any]:
+def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, Any]:
     """Plan every database's tables (each in its scope, its connections located there), record each database's
     run, take leases and start initial copies, then read one binlog window for every table that streams and
     send each table's batches in its run. A database whose every table fails planning is answered failed; the
@@ -68,38 +53,37 @@ def schedule(request: RunRequest, run_id: str, services: Services, planner: Plan
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         chosen = databases.match_databases(request.databases, databases.list_databases(conn))
         scopes = {d: databases.scope_for(base, d, request.database_mapping) for d in chosen}
-        tables = {d: planner.resolve_tables(conn, services, d, request)[0] for d in chosen}
+        tables = {d: planning.resolve_tables(conn, services, d, request)[0] for d in chosen}
         files = binlog.binlog_files(conn)
     finally:
         conn.close()
     databases.target_names(scopes, tables)
     owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first
     for d in chosen:
-        planner.guard(services, scopes[d], tables[d], owners)
+        planning.not_another_databases(services, scopes[d], tables[d], owners)
     children = {d: databases.child_run_id(run_id, d) for d in chosen}
     taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
     if taken:
         raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
     services.state.note_several_databases()
     if request.database_mapping == "schema":
-        planner.make_schemas(services, scopes)
+        planning.make_schemas(services, scopes)
 
     requests = {d: request.model_copy(update={"databases": [d], "run_id": children[d]}) for d in chosen}
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
     planned: dict[str, cdc_reader.Planned] = {}
-    readers: dict[str, Any] = {}  # each database's target-columns reader, located there
+    readers: dict[str, planning.TargetColumns] = {}  # each database's target-columns reader, located there
     errors: list[str] = []
     try:
         for d in chosen:
             services.endpoints.locate(d, _where(request, scopes[d]))
             meter.set_run(children[d])
-            readers[d] = planner.target_columns(services)
+            readers[d] = planning.TargetColumns(services)
             source = services.connections.place("source", services.connections.mysql())
             try:
                 p = cdc_reader.plan_tables(
-                    source, services, d, requests[d], readers[d], planner.resolve_tables, planner.plan_table, files,
-                    scopes[d],
-                )  # fmt: skip
+                    source, services, d, requests[d], readers[d], files, scopes[d], guarded=False
+                )
             finally:
                 source.close()
             if not p.planned and p.failed and not p.stopped:

@@ -33,6 +33,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from aurora_replication import schema_changes as changelog
 from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
@@ -41,7 +42,7 @@ from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcItem,
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import audit, cdc_options, runs, staging, transforms
+from aurora_replication.pipeline import audit, cdc_options, column_versions, planning, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.services import Services
@@ -51,16 +52,10 @@ from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position, TableSpec
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 from aurora_replication.target.warehouse import Warehouse
 from aurora_replication.typemap import UnsupportedTypeError
 
 logger = Logger(child=True)
-
-ResolveTables = Callable[[Any, Services, str, RunRequest], tuple[list[str], dict[str, TableOptions]]]
-# the scheduler's overwrite guard (``scheduler._not_another_databases``): services, scope, tables, owners
-Guard = Callable[[Services, Scope, list[str], dict[tuple[str, str, str], dict[str, str]] | None], None]
-PlanTable = Callable[..., Any]  # scheduler.plan_table, handed in (the scheduler imports this module)
 
 
 class StopTableError(BadInputError):
@@ -218,14 +213,16 @@ def rename_candidate(
     return (gone[0], came[0]) if list(old[1:]) == list(new[1:]) else None
 
 
-def type_changes(stored: list[Any], now: list[ColumnFacts]) -> list[tuple[str, str, str]]:
+def type_changes(
+    stored: list[Any], now: list[ColumnFacts], widens: Callable[[str, str], bool]
+) -> list[tuple[str, str, str]]:
     """``(column, old COLUMN_TYPE, new COLUMN_TYPE)`` of each column whose type changed since the stored
-    position in a way that is not a lossless widening (``evolution.widens_losslessly``)."""
+    position in a way that is not a lossless widening (``widens``: ``Warehouse.widens_losslessly``)."""
     before = {str(s[0]): str(s[1]) for s in stored}
     return [
         (c.name, before[c.name], c.column_type)
         for c in now
-        if c.name in before and not evolution.widens_losslessly(before[c.name], c.column_type)
+        if c.name in before and not widens(before[c.name], c.column_type)
     ]
 
 
@@ -263,8 +260,11 @@ def schema_problems(
     versioned: frozenset[str] = frozenset(),
     filled: frozenset[str] = frozenset(),
     refuted: Collection[tuple[str, str]] = (),
+    *,
+    widens: Callable[[str, str], bool],
 ) -> list[str]:
-    """Changes of the source schema since the stored position that binlog changes cannot carry.
+    """Changes of the source schema since the stored position that binlog changes cannot carry (``widens``:
+    whether a type change is a lossless widening, ``Warehouse.widens_losslessly``).
 
     A column added since holds its default in every row that no event touched: only a nullable column
     without a default is NULL there (as the target's new column is). Columns dropped and added in one
@@ -284,7 +284,7 @@ def schema_problems(
             )
     for name, c in after.items():
         old = str(before[name][1]) if name in before else c.column_type
-        if name not in versioned and not evolution.widens_losslessly(old, c.column_type):
+        if name not in versioned and not widens(old, c.column_type):
             problems.append(
                 f"column {name!r} changed type from {old} to {c.column_type}, which is not a lossless widening: "
                 "the rows MySQL rewrote in the ALTER are not in the binlog"
@@ -316,9 +316,8 @@ def plan_cdc_table(
     database: str,
     table: str,
     request: RunRequest,
-    target_columns: Any,
+    target_columns: planning.TargetColumns,
     options: dict[str, TableOptions],
-    plan_table: PlanTable,
     files: list[tuple[str, int]],
     cdc: CdcState,
     scope: Scope,
@@ -360,7 +359,7 @@ def plan_cdc_table(
     # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
     without_copy = (state or {}).get("without_copy")
     drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
-    if status is None and plan.history and history_sql.is_history_table(target_columns(plan.target_table)):
+    if status is None and plan.history and target_columns.client().is_history_table(target_columns(plan.target_table)):
         raise BadInputError(
             f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
             "whose versions are ordered by run, not by binlog position; cdc cannot continue it: rename or drop "
@@ -391,7 +390,7 @@ def plan_cdc_table(
         )
     ):
         position = binlog.current_position(conn)  # before the copy is planned, so before any chunk reads
-        initial = plan_table(conn, services, database, table, full_request, target_columns, options, scope)
+        initial = planning.plan_table(conn, services, database, table, full_request, target_columns, options, scope)
         note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
         if drift is not None:
             note += f" (a new one: {drift.describe()})"
@@ -420,14 +419,18 @@ def plan_cdc_table(
         )
     stored = list(state.get("schema_columns") or [])
     refuted = refuted_renames(state)
-    retyped = type_changes(stored, [facts[n] for n in facts])
+    retyped = type_changes(stored, [facts[n] for n in facts], target_columns.client().widens_losslessly)
     # a non-key column's type change gets a new column version; a key column's stops the table
-    versionable = [r for r in retyped if r[0] not in plan.key and _planned(plan, r[0]) and versions_allowed(plan)]
+    versionable = [
+        r
+        for r in retyped
+        if r[0] not in plan.key and column_versions.planned(plan, r[0]) and column_versions.allowed(plan)
+    ]
     # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
     fillable = [
         c
         for c in to_fill(stored, [facts[n] for n in facts], refuted)
-        if c.name not in plan.key and _planned(plan, c.name) and versions_allowed(plan)
+        if c.name not in plan.key and column_versions.planned(plan, c.name) and column_versions.allowed(plan)
     ]
     problems = schema_problems(
         table,
@@ -436,6 +439,7 @@ def plan_cdc_table(
         frozenset(r[0] for r in versionable),
         frozenset(c.name for c in fillable),
         refuted,
+        widens=target_columns.client().widens_losslessly,
     )
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
@@ -447,27 +451,27 @@ def plan_cdc_table(
     versions = dict(state.get("column_versions") or {})
     created = new_versions(conn, plan, versionable, versions, {str(r[0]) for r in existing})
     created += added_versions(conn, plan, fillable, versions)
-    full_plan = apply_versions(plan, versions, None)
-    plan = apply_versions(plan, versions, position)
+    full_plan = column_versions.applied(plan, versions)
+    plan = column_versions.applied(plan, versions, position)
     if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
         options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
-    mismatch = history_sql.mode_mismatch(plan, existing) or merged_sql.shape_mismatch(plan, existing)
+    mismatch = target_columns.client().shape_mismatch(plan, existing)
     if mismatch:
         raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
     schema_changes: list[dict[str, Any]] = []
     if existing:
-        change = evolution.diff(plan, existing)
+        change = target_columns.client().schema_diff(plan, existing)
         if not problems:  # a type change named above already says what and why, with its fix
             problems += [f"table {table!r}: {c}" for c in change.conflicts]
-        alters = evolution.alter_statements(plan, change)
+        alters = target_columns.client().alter_statements(plan, change)
         notes = change.describe(table)
-        schema_changes = evolution.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
+        schema_changes = changelog.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
         planned = {c.name: c.target for c in plan.columns}
         tightened = [planned[n] for n in not_null_added(stored, [facts[n] for n in facts]) if n in planned]
-        schema_changes += evolution.not_null_records(tightened, target_columns.entry(table), int(time.time()))
+        schema_changes += changelog.not_null_records(tightened, target_columns.entry(table), int(time.time()))
         notes += [
             f"table {table!r}: column {name!r} is NOT NULL in MySQL now; the Snowflake column stays nullable, and the "
             "window's finalise checks that no live row holds NULL in it"
@@ -478,20 +482,20 @@ def plan_cdc_table(
             v = versions[name]
             column = full_plan.column(name)
             if column.target not in {c.target for c in plan.columns}:  # left out of this window: added here
-                alters.append(evolution.add_version_statement(plan.target_table, column))
+                alters.append(target_columns.client().add_version_statement(plan.target_table, column))
             if v.get("added"):  # a column added NOT NULL, with a default, or beside a drop
-                if evolution.unrecorded_addition(entry, column.target):
-                    schema_changes.append(evolution.added_fill_record(column.target, v["new_type"], int(time.time())))
+                if changelog.unrecorded_addition(entry, column.target):
+                    schema_changes.append(changelog.added_fill_record(column.target, v["new_type"], int(time.time())))
                 notes.append(
                     f"table {table!r}: column {name!r} was added ({v['new_type']}) where the binlog does not carry "
                     f"every row's value: {column.target!r} is added and filled from MySQL by key"
                 )
                 continue
             old_target = str(v["kept"][-1])
-            if evolution.unrecorded_version(entry, column.target):
+            if changelog.unrecorded_version(entry, column.target):
                 at = int(time.time())
                 schema_changes.append(
-                    evolution.version_record(name, v["old_type"], v["new_type"], old_target, column.target, at)
+                    changelog.version_record(name, v["old_type"], v["new_type"], old_target, column.target, at)
                 )
         notes += [
             f"table {table!r}: column {name!r} changed type from {v['old_type']} to {v['new_type']} (not a lossless "
@@ -513,7 +517,7 @@ def plan_cdc_table(
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
-    filling = [n for n, v in versions.items() if not v.get("filled") and _planned(full_plan, n)]
+    filling = [n for n, v in versions.items() if not v.get("filled") and column_versions.planned(full_plan, n)]
     audit_slice = (
         audit.plan_slice(conn, cdc_plan, target_columns.entry(table), s, s.audit_max_rows)
         if s.audit_period_seconds and not filling
@@ -548,19 +552,8 @@ def plan_cdc_table(
         rename=pending,
         versions=versions,
         versions_changed=bool(created),
-        fill=(filling[0], fill_plan(full_plan, filling[0])) if filling else None,
+        fill=(filling[0], column_versions.fill_plan(full_plan, filling[0])) if filling else None,
     )
-
-
-def versions_allowed(plan: TablePlan) -> bool:
-    """Whether a type change of the table's columns may give a new column version: not in history mode
-    (its versions would need the old column too), a merged table (other databases' rows share the column)
-    or a table with a Python transform (it writes the row, the column's type is its own)."""
-    return not plan.history and not plan.merged and not plan.transform
-
-
-def _planned(plan: TablePlan, name: str) -> bool:
-    return any(c.name == name for c in plan.columns)
 
 
 def new_versions(
@@ -584,7 +577,7 @@ def new_versions(
         old_target = str(v["target"]) if v else plan.column(name).target
         taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
         versions[name] = {
-            "target": evolution.version_name(old_target, taken),
+            "target": changelog.version_name(old_target, taken),
             "kept": [*(v["kept"] if v else []), old_target],
             "old_type": old,
             "new_type": new,
@@ -620,33 +613,6 @@ def added_versions(conn: Any, plan: TablePlan, columns: list[ColumnFacts], versi
     return created
 
 
-def apply_versions(plan: TablePlan, versions: dict[str, Any], position: Position | None) -> TablePlan:
-    """The plan with each versioned column mapped to its version's target and the older targets kept (not
-    taken for drops). With ``position`` (the window's start): a version still filling whose window starts
-    before ``after`` is left out of the window (its events may be of the old type), its target kept."""
-    if not versions:
-        return plan
-    kept = list(plan.kept_by_options)
-    columns = []
-    for c in plan.columns:
-        v = versions.get(c.name)
-        if v is None:
-            columns.append(c)
-            continue
-        kept += [str(k) for k in v["kept"]]
-        if position is not None and not v.get("filled") and position.key() < str(v["after"]):
-            kept.append(str(v["target"]))
-            continue
-        columns.append(c.model_copy(update={"target": str(v["target"])}))
-    return plan.model_copy(update={"columns": columns, "kept_by_options": list(dict.fromkeys(kept))})
-
-
-def fill_plan(plan: TablePlan, name: str) -> TablePlan:
-    """The plan of a column version's pages: the key columns, then the column (its version's target)."""
-    columns = [*(plan.column(k) for k in plan.key), plan.column(name)]
-    return plan.model_copy(update={"columns": columns, "notes": []})
-
-
 @dataclass
 class Planned:
     """One database's tables of a cdc request, planned (nothing written yet)."""
@@ -662,27 +628,25 @@ def plan_tables(
     services: Services,
     database: str,
     request: RunRequest,
-    target_columns: Any,
-    resolve_tables: ResolveTables,
-    plan_table: PlanTable,
+    target_columns: planning.TargetColumns,
     files: list[tuple[str, int]],
     scope: Scope,
-    guard: Guard | None = None,
+    guarded: bool = True,
 ) -> Planned:
     """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
-    table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guard``:
-    the scheduler's overwrite guard, asked before anything is planned (no table lands where another source
-    database was copied)."""
+    table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guarded``:
+    the overwrite guard is asked before anything is planned (no table lands where another source database
+    was copied); False where the caller asked it already (``cdc_databases``, for every database at once)."""
     cdc = CdcState(services.state)
-    names, options = resolve_tables(conn, services, database, request)
-    if guard is not None:
-        guard(services, scope, names, None)
+    names, options = planning.resolve_tables(conn, services, database, request)
+    if guarded:
+        planning.not_another_databases(services, scope, names)
     target_columns.expect(names, scope)
     out = Planned(names, [], {}, set())
     for t in names:
         meter.focus(t, "plan")
         try:
-            args = (request, target_columns, options, plan_table, files, cdc, scope)
+            args = (request, target_columns, options, files, cdc, scope)
             out.planned.append(plan_cdc_table(conn, services, database, t, *args))
         except StopTableError as e:
             cdc.stop(scope.key(t), e.reason)
@@ -694,14 +658,10 @@ def plan_tables(
 
 
 def schedule(
-    request: RunRequest,
-    run_id: str,
-    services: Services,
-    target_columns: Any,
-    resolve_tables: ResolveTables,
-    plan_table: PlanTable,
-    guard: Guard | None = None,
+    request: RunRequest, run_id: str, services: Services, target_columns: planning.TargetColumns
 ) -> dict[str, Any]:
+    """A cdc request of the source secret's database: plan its tables (``planning``, as every mode's), record
+    the run, take leases and start initial copies, then read one binlog window and send each table's batches."""
     conn = services.connections.mysql()
     try:
         scope = services.endpoints.scope()  # the run's, recorded with it
@@ -710,8 +670,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.endpoints.mysql_settings().dbname
         files = binlog.binlog_files(conn)
-        args = (request, target_columns, resolve_tables, plan_table, files, scope, guard)
-        p = plan_tables(conn, services, database, *args)
+        p = plan_tables(conn, services, database, request, target_columns, files, scope)
         if not p.planned and p.failed and not p.stopped:  # a stopped table is recorded as failed, in a run
             raise BadInputError("; ".join(p.failed.values()))
         stop_at = binlog.current_position(conn)
@@ -1172,7 +1131,7 @@ def _define_and_send(
     if truncated is not None:  # the finalise empties the target at that position, before the window commits
         emptied = [
             {
-                "change": evolution.TRUNCATED,
+                "change": changelog.TRUNCATED,
                 "column": "",
                 "at": int(time.time()),
                 "run": run_id,
@@ -1184,7 +1143,7 @@ def _define_and_send(
     for position, _ in window.history_truncated.get(p.label, []):  # history mode: the keys live then close
         emptied.append(
             {
-                "change": evolution.TRUNCATED,
+                "change": changelog.TRUNCATED,
                 "column": "",
                 "at": int(time.time()),
                 "run": run_id,
@@ -1250,12 +1209,12 @@ def _follow_rename(p: CdcTable, at: str, services: Services, run_id: str) -> lis
     try:
         names = {str(r[0]) for r in tgt.columns(p.plan.target_table)}
         if old_target in names and new_target not in names:
-            tgt.alter([evolution.rename_statement(p.plan.target_table, old_target, new_target)])
+            tgt.alter([tgt.rename_statement(p.plan.target_table, old_target, new_target)])
     finally:
         tgt.conn.close()
     columns = [c.model_copy(update={"target": new_target}) if c.name == new else c for c in p.plan.columns]
     p.plan = p.plan.model_copy(update={"columns": columns})
-    return [evolution.rename_record(old, new, old_target, new_target, at, int(time.time()), run_id)]
+    return [changelog.rename_record(old, new, old_target, new_target, at, int(time.time()), run_id)]
 
 
 def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:

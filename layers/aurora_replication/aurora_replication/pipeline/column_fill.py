@@ -19,46 +19,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.keys import TableKey
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, TablePlan
-from aurora_replication.pipeline import cdc_reader
+from aurora_replication.pipeline import cdc_reader, column_versions
 from aurora_replication.services import Services
 from aurora_replication.target.names import cdc_fill_table_name
 from aurora_replication.target.warehouse import Warehouse
 
-# the run's TABLE item: the table's versions as planned (JSON), the column this run fills, whether the run
-# created a version (written to the catalog once the run holds the table), whether its copy wrote every row
-VERSIONS_FIELD = "column_versions"
-FILL_FIELD = "fill_column"
-CREATED_FIELD = "column_versions_created"
-WHOLE_FIELD = "column_versions_whole"
 # the position the staged pages' rows carry (a binlog position's shape; only the key and the column are read)
 PAGE_TAG = "0000000000:000000000000:000000"
-
-
-def stored(entry: CatalogNote) -> dict[str, Any]:
-    """The table's column versions kept in its catalog ``entry`` (none: ``{}``)."""
-    raw: Any = entry.get(VERSIONS_FIELD)
-    if not raw:
-        return {}
-    return dict(json.loads(raw) if isinstance(raw, str) else raw)
-
-
-def allowed(plan: TablePlan) -> bool:
-    """Whether the table's columns may get versions (``cdc_reader.versions_allowed``)."""
-    return cdc_reader.versions_allowed(plan)
-
-
-def applied(plan: TablePlan, versions: dict[str, Any]) -> TablePlan:
-    """The plan with each versioned column written to its version's target, the older targets kept."""
-    return cdc_reader.apply_versions(plan, versions, None)
-
-
-def filling(plan: TablePlan, versions: dict[str, Any]) -> list[str]:
-    """The planned columns whose version is not filled yet."""
-    return [n for n, v in versions.items() if not v.get("filled") and any(c.name == n for c in plan.columns)]
 
 
 def advance(
@@ -68,20 +38,22 @@ def advance(
     (read from MySQL now, staged, ``UPDATE ... FROM`` by key), then the versions with the cursor moved
     written to the catalog item. A run whose copy wrote every row (a full copy) marks every version filled.
     Returns the run's table fields that say what happened."""
-    raw = state.get(VERSIONS_FIELD)
+    raw = state.get(column_versions.VERSIONS_FIELD)
     if not raw:
         return {}
     versions = dict(json.loads(str(raw)))
     result: dict[str, Any] = {}
-    if state.get(WHOLE_FIELD):
+    if state.get(column_versions.WHOLE_FIELD):
         for v in versions.values():
             v["filled"], v["cursor"] = True, None
-    name = str(state.get(FILL_FIELD) or "")
-    if not state.get(WHOLE_FIELD) and not (name and name in versions and not versions[name].get("filled")):
+    name = str(state.get(column_versions.FILL_FIELD) or "")
+    if not state.get(column_versions.WHOLE_FIELD) and not (
+        name and name in versions and not versions[name].get("filled")
+    ):
         return {}  # every version filled already: nothing moves
     if name and name in versions and not versions[name].get("filled"):
         v = versions[name]
-        page_plan = cdc_reader.fill_plan(plan, name)
+        page_plan = column_versions.fill_plan(plan, name)
         fields = cdc_reader.stage_pages(run_id, plan.table, name, page_plan, v.get("cursor"), PAGE_TAG, services)
         batch = ChangeBatch.model_validate(fields["fill_batch"])
         load = cdc_fill_table_name(page_plan, run_id)

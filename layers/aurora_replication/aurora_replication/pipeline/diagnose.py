@@ -31,8 +31,6 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
-from aurora_replication.target.snowflake import sql as target_sql
-from aurora_replication.target.snowflake.client import execute, own_rows
 from aurora_replication.target.warehouse import Warehouse
 
 SHOWN_CHARS = 200  # values longer than this are shown cut, with their length
@@ -111,11 +109,11 @@ def _selection(
     mysql_where, mysql_params = source_sql.chunk_predicate(plan, lower, upper, window)
     sf_params: list[object]
     if chunk is not None:  # a load table: the chunk's rows, whatever the key's order
-        sf_where, sf_params = target_sql.chunk_filter(), [chunk]
+        sf_where, sf_params = target.diagnosis().chunk_filter(), [chunk]
     elif lower is None and upper is None:
         sf_where, sf_params = "", []
-    elif target_sql.order_safe(plan):
-        sf_where, sf_params = target_sql.target_range(plan, lower, upper)
+    elif target.order_safe(plan):
+        sf_where, sf_params = target.diagnosis().key_range(plan, lower, upper)
     else:
         raise BadInputError(
             f"table {plan.table!r}: its key does not order alike in MySQL and Snowflake, so a key range cannot be "
@@ -125,7 +123,7 @@ def _selection(
         sf_where = f"({sf_where}) AND ({target_where})" if sf_where else target_where
         sf_params += target_params
     if chunk is None and plan.merged:  # a merged target: the plan's database's rows only
-        sf_where = own_rows(plan, sf_where)
+        sf_where = target.own_rows(plan, sf_where)
     load_table = chunk is not None
     text = load_table if json_text is None else json_text
     return _Side(mysql_where, list(mysql_params), sf_where, list(sf_params), load_table, target_table, text)
@@ -139,7 +137,7 @@ def _mysql(conn: Any, side: _Side, statement: str, params: Sequence[object]) -> 
 def _snowflake(target: Warehouse, side: _Side, statement: str, params: Sequence[object]) -> list[tuple[Any, ...]]:
     side.queries += 1
     all_params = [*side.sf_params, *params]
-    return execute(target.conn, statement, all_params or None)
+    return target.diagnosis().query(statement, all_params or None)
 
 
 def _buckets(
@@ -147,7 +145,7 @@ def _buckets(
 ) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:
     statement = source_sql.bucket_checksums_query(plan, side.mysql_where, depth, len(parents), side.json_text)
     src = {str(b): checksums.fold_sums(n, total) for b, n, total in _mysql(conn, side, statement, parents)}
-    statement = target_sql.bucket_checksums_query(
+    statement = target.diagnosis().bucket_checksums_query(
         plan, side.table, side.columns, side.load_table, side.sf_where, depth, len(parents)
     )
     tgt = {str(b): checksums.fold_sums(n, total) for b, n, total in _snowflake(target, side, statement, parents)}
@@ -176,7 +174,7 @@ def name_differences(
     ``target_table`` is the Snowflake table compared: the target, or a load table when ``chunk``
     names the chunk whose rows it holds (one attempt per chunk, as validation counts them; the
     chunk selects the rows, so any key works). Against the target a range needs a key that orders
-    alike in both engines (``target.sql.order_safe``); with no bounds the whole table is compared,
+    alike in both engines (``Warehouse.order_safe``); with no bounds the whole table is compared,
     whatever its key. ``target_where`` adds a Snowflake condition (e.g. one attempt of a chunk) with
     its ``target_params``; ``window`` is an incremental chunk's watermark window, which selects its
     rows in MySQL as the chunk read them.
@@ -207,7 +205,7 @@ def _name_rows(
     src: dict[str, list[tuple[str, dict[str, str]]]] = {}
     for key_md5, row_md5, *key in _mysql(conn, side, statement, buckets):
         src.setdefault(str(key_md5), []).append((str(row_md5), dict(zip(plan.key, map(str, key), strict=True))))
-    statement = target_sql.row_hashes_query(
+    statement = target.diagnosis().row_hashes_query(
         plan, side.table, side.columns, side.load_table, side.sf_where, depth, len(buckets)
     )
     tgt: dict[str, list[tuple[str, dict[str, str]]]] = {}
@@ -243,7 +241,9 @@ def _name_columns(
     keys = list(rows)
     statement = source_sql.canonical_values_query(plan, columns, side.mysql_where, len(keys))
     src = {str(r[0]): r[1:] for r in _mysql(conn, side, statement, keys)}
-    statement = target_sql.canonical_values_query(plan, side.table, columns, side.load_table, side.sf_where, len(keys))
+    statement = target.diagnosis().canonical_values_query(
+        plan, side.table, columns, side.load_table, side.sf_where, len(keys)
+    )
     tgt = {str(r[0]): r[1:] for r in _snowflake(target, side, statement, keys)}
     found = []
     for k in keys:
@@ -370,7 +370,7 @@ def json_differences(
     found: list[Difference] = []
     try:
         cur.execute(
-            target_sql.json_values_query(plan, target_table, columns, side.load_table, side.sf_where),
+            target.diagnosis().json_values_query(plan, target_table, columns, side.load_table, side.sf_where),
             side.sf_params or None,
         )
         for a, b in _merged(mine, iter(cur)):
@@ -410,7 +410,7 @@ def name_chunk_differences(
     written since can show up too. Never raises: naming is a report, and the failure it explains
     must still be recorded."""
     out: list[str] = []
-    attempt_filter = target_sql.attempt_filter()
+    attempt_filter = target.diagnosis().attempt_filter()
     for i, (lower, upper), attempt in list(chunks)[:5]:
         try:
             found = name_differences(

@@ -3,17 +3,17 @@
 Validation reads neither MySQL nor the load table: it compares two columns of the run's ledger (one
 small item per chunk). Each chunk's entry holds the attempt it validated, the count and checksum its
 worker computed in the snapshot it read the rows from, and the count and checksum Snowflake computed of
-exactly that attempt's rows right after they loaded (``Target.attempt_sums``): so writes to MySQL
-after a chunk's snapshot are lag (the next run carries them), never a mismatch, and no statement of
-validation grows with the table. The commit's statements that do grow with it (the publish, a MERGE
-and its check, reconcile's delete) run asynchronously (``target/long_statements.py``): a statement
-still running when the invocation may wait no longer is polled by this finalise message sent again,
-delayed (ASYNC_POLL_SECONDS), until it ends; its query id is in the ledger, so nothing starts it twice. A
-mismatch is a real error: the chunk is copied again (``HEAL_ATTEMPTS`` rounds), then the table
-fails, naming the chunks and their key ranges, and the rows and columns that differ
-(``diagnose``): the one time a finaliser reads MySQL, bounded to a few failing chunks' own key
-ranges. Once every chunk matches, the mode commits exactly those pairs (a late duplicate that loads
-a new attempt afterwards changes nothing), and the watermark advances.
+exactly that attempt's rows right after they loaded (``Target.attempt_sums``): so writes to MySQL after
+a chunk's snapshot are lag (the next run carries them), never a mismatch, and no statement of validation
+grows with the table. The commit's statements that do grow with it (the publish, a MERGE and its check,
+reconcile's delete) run asynchronously (``Warehouse.record_long_statements``; Snowflake's in
+``target/snowflake/long_statements.py``): a statement still running when the invocation may wait no
+longer is polled by this finalise message sent again, delayed (ASYNC_POLL_SECONDS), until it ends; its
+query id is in the ledger, so nothing starts it twice. A mismatch is a real error: the chunk is copied
+again (``HEAL_ATTEMPTS`` rounds), then the table fails, naming the chunks and their key ranges, and the
+rows and columns that differ (``diagnose``): the one time a finaliser reads MySQL, bounded to a few
+failing chunks' own key ranges. Once every chunk matches, the mode commits exactly those pairs (a late
+duplicate that loads a new attempt afterwards changes nothing), and the watermark advances.
 
 Only the run that holds the table's lease publishes, heals or records an outcome: the finaliser
 renews the lease first (``StateStore.hold_lease``), and a run whose lease another run has taken since
@@ -32,26 +32,25 @@ from typing import Any, Literal
 
 from aws_lambda_powertools import Logger, Tracer
 
-from aurora_replication import checksums
+from aurora_replication import checksums, schema_changes
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.chunks import ChunkItem
 from aurora_replication.ledger.keys import Bounds, TableKey, run_order
 from aurora_replication.ledger.runs import TableItem, table_is_final
 from aurora_replication.ledger.status import SUPERSEDED, is_final
 from aurora_replication.models import ChunkMessage, TablePlan
-from aurora_replication.pipeline import column_fill, diagnose, modes, runs
+from aurora_replication.pipeline import column_fill, column_versions, diagnose, modes, runs
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.target.names import load_table_name
-from aurora_replication.target.snowflake import evolution, long_statements
-from aurora_replication.target.snowflake.long_statements import (
-    LongStatements,
+from aurora_replication.target.warehouse import (
     Pending,
     StatementInterrupted,
+    StatementRecord,
     StatementTimedOut,
+    Warehouse,
 )
-from aurora_replication.target.warehouse import Warehouse
 
 logger = Logger(child=True)
 tracer = Tracer()
@@ -61,7 +60,7 @@ Sums = tuple[int, str]
 WAITING = "waiting"
 # a finalise whose long statement still runs in Snowflake: its message comes back, delayed (same idempotency key)
 POLLING = "polling"
-# a long statement's record in the TABLE item: this prefix and its name (``long_statements.Record``)
+# a long statement's record in the TABLE item: this prefix and its name (``warehouse.StatementRecord``)
 LONG_PREFIX = "long_"
 
 
@@ -299,7 +298,7 @@ def finalise(msg: ChunkMessage, services: Services, recorded: dict[int, ChunkIte
                 # asynchronous one costs two session settings, its records in the ledger and its polls
                 until = time.monotonic() + min(s.async_inline_wait_seconds, max(0.0, services.deadline.seconds_left()))
                 ledger = TableLedger(services, msg.run_id, plan.table)
-                tgt.long = LongStatements(sf, ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
+                tgt.record_long_statements(ledger, heal_round, s.snowflake_async_timeout_seconds, lambda: until)
             try:
                 with step(mode.commit_step):
                     result.update(mode.commit(commit))
@@ -341,7 +340,7 @@ def finalise(msg: ChunkMessage, services: Services, recorded: dict[int, ChunkIte
                         "run; the next run starts from the older one (rows are read again, none is missed)"
                     )
                     logger.error(result["watermark"], extra={"run_id": msg.run_id, "table": plan.table})
-                if state.get(column_fill.VERSIONS_FIELD):  # a column version's next pages, after the run's rows
+                if state.get(column_versions.VERSIONS_FIELD):  # a column version's next pages, after the run's rows
                     result.update(_fill(msg, services, key, state, tgt))
                 services.state.set_table_status(msg.run_id, plan.table, "published", finished_at=time.time(), **result)
                 tgt.drop(load_table)  # a failed table keeps its load table for inspection
@@ -359,12 +358,12 @@ def finalise(msg: ChunkMessage, services: Services, recorded: dict[int, ChunkIte
     return {"status": status, **result}
 
 
-def _running(state: TableItem, heal_round: int) -> tuple[str, long_statements.Record] | None:
+def _running(state: TableItem, heal_round: int) -> tuple[str, StatementRecord] | None:
     """The table's long statement of this round that was started and has not been seen to end, if any."""
     for attribute, value in state.items():
         if not attribute.startswith(LONG_PREFIX) or not isinstance(value, str):
             continue
-        record = long_statements.Record.parse(value)
+        record = StatementRecord.parse(value)
         if record is not None and record.round == heal_round and record.query_id and record.rows is None:
             return attribute[len(LONG_PREFIX) :], record
     return None
@@ -384,7 +383,7 @@ def _poll_running(
     assert record.query_id is not None
     with services.connections.target() as sf:
         try:
-            running = sf.is_still_running(long_statements.status(sf, record.query_id))
+            running = services.connections.warehouse(sf).still_running(record.query_id)
         except Exception:  # noqa: BLE001 - it failed: the whole finaliser classifies the failure
             return None
     if not running:
@@ -502,15 +501,15 @@ def _fill(msg: ChunkMessage, services: Services, key: TableKey, state: TableItem
 
 
 def _record_drops(msg: ChunkMessage, services: Services, key: TableKey, result: dict[str, Any]) -> None:
-    """A commit that kept target columns MySQL no longer has (``evolution.DROPPED_FIELD``): each drop is
+    """A commit that kept target columns MySQL no longer has (``schema_changes.DROPPED_FIELD``): each drop is
     recorded once, as cdc and incremental planning record it (what, when, which run), unless an earlier
     run did. One catalog read, only when such a column exists."""
-    change = evolution.SchemaChange.of_gone(result.pop(evolution.DROPPED_FIELD, None) or {})
+    change = schema_changes.SchemaChange.of_gone(result.pop(schema_changes.DROPPED_FIELD, None) or {})
     if not change.gone:
         return
     entry = services.state.catalog_entries([key]).get(key.table, {})
     detail = modes.get(msg.plan.mode).kept_detail(msg.plan)
-    records = evolution.drop_records_of(change, entry, "", int(time.time()), detail)
+    records = schema_changes.drop_records_of(change, entry, "", int(time.time()), detail)
     followed = runs.record_schema_changes(services, msg.run_id, key, records)
     if followed:
         result["schema_changes"] = followed

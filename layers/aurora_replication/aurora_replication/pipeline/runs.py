@@ -79,7 +79,7 @@ def end_superseded(services: Services, run_id: str, key: TableKey) -> dict[str, 
 def record_schema_changes(
     services: Services, run_id: str, key: TableKey, records: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """Schema changes a run follows without stopping the table (``target.evolution.drop_records``, whose
+    """Schema changes a run follows without stopping the table (``schema_changes.drop_records``, whose
     ``run`` is stamped here): appended to the table's catalog item, logged, counted in the
     ``SchemaChanges`` metric. Returns them, for the run's TABLE item."""
     stamped = [{**r, "run": run_id} for r in records]

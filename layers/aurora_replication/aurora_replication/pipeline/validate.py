@@ -8,17 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from aurora_replication import checksums, typemap
+from aurora_replication import checksums, schema_changes, typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import Bounds, Scope
 from aurora_replication.models import TablePlan
-from aurora_replication.pipeline import column_fill, databases, diagnose, transforms
+from aurora_replication.pipeline import column_versions, databases, diagnose, transforms
 from aurora_replication.services import Services
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
-from aurora_replication.target.snowflake import evolution, history_sql, sql
-from aurora_replication.target.snowflake.client import own_rows
+from aurora_replication.target.names import current_view_name
 from aurora_replication.target.warehouse import Warehouse
 
 
@@ -46,7 +45,7 @@ def _differences(
     ranges: list[str] = []
     try:
         if not same:
-            if sql.order_safe(plan):  # the ranges first (one cheap pass), then the rows in a few of them
+            if tgt.order_safe(plan):  # the ranges first (one cheap pass), then the rows in a few of them
                 bounds = _differing_bounds(mysql, tgt, plan, chunk_rows, limit)
                 ranges = [_range_text(lo, hi) for lo, hi in bounds]
                 for lo, hi in bounds[:3]:
@@ -114,21 +113,21 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
             # a cdc table's column versions (a type change, docs/cdc.md#schema-changes): the version compared
             # once filled, a version still filling not compared
             key = (scope or services.endpoints.scope()).key(table)
-            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_fill.stored(
+            versions = (CdcState(services.state).get(key) or {}).get("column_versions") or column_versions.stored(
                 services.state.catalog_entries([key]).get(table, {})
             )
-            plan, filling = evolution.compared_plan(plan, versions)
+            plan, filling = schema_changes.compared_plan(plan, versions)
             stored = plan.target_table  # the table itself (a history table's view is not listed as one everywhere)
-            if plan.history or history_sql.is_history_table(tgt.columns(stored)):
+            if plan.history or tgt.is_history_table(tgt.columns(stored)):
                 # history mode: the source against the current versions (``<target>_CURRENT``), not every version
-                plan = plan.model_copy(update={"target_table": history_sql.current_view_name(plan)})
+                plan = plan.model_copy(update={"target_table": current_view_name(plan)})
             row: dict[str, Any] = {"table": table, "target": plan.target_table}
             src_count, src_sum = source_read.table_checksum(mysql, plan)
             row.update(source_rows=src_count, source_checksum=src_sum)
             if not tgt.exists(stored):
                 row.update(target_rows="-", target_checksum="-", result="missing in Snowflake")
             else:
-                tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table, where=own_rows(plan, ""))
+                tgt_count, tgt_sum = tgt.checksum(plan, plan.target_table, where=tgt.own_rows(plan, ""))
                 same = (src_count, src_sum) == (tgt_count, tgt_sum)
                 found, ranges = _differences(mysql, tgt, plan, same, s.default_chunk_rows)
                 result = "ok" if same else ("count differs" if src_count != tgt_count else "checksum differs")

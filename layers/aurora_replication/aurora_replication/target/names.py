@@ -1,5 +1,6 @@
-"""The project's names in the warehouse, whatever the warehouse: each run's load table of a table, and
-the columns every loaded row carries. A warehouse's own modules build their statements on these."""
+"""The project's names in the warehouse, whatever the warehouse: each run's load table of a table, the
+columns every loaded row carries, and a history table's current-state view. A warehouse's own modules
+build their statements on these."""
 
 from __future__ import annotations
 
@@ -26,3 +27,8 @@ def cdc_load_table_name(plan: TablePlan, run_id: str) -> str:
 def cdc_fill_table_name(plan: TablePlan, run_id: str) -> str:
     """The run's load table of a cdc table's column version pages (key columns and the column)."""
     return bounded_name(f"_ASR_FILL_{run_id}_{plan.target_table}")
+
+
+def current_view_name(plan: TablePlan) -> str:
+    """A history table's current-state view (its keys' current versions): ``<target>_CURRENT``."""
+    return bounded_name(f"{plan.target_table}_CURRENT")

@@ -9,16 +9,28 @@ Snowflake's to it; docs/code-map.md, "add a warehouse"). Names and shapes follow
 conventions, not Snowflake's: load tables are per run and table, every loaded row carries its chunk and
 attempt ids, and ``Attempts`` is the warehouse's own handle on the (chunk, attempt) pairs a finaliser
 validated, given back to it unread.
+
+Nothing outside the warehouse's folder imports from it (``tests/unit/test_architecture.py``): what the
+pipeline needs of its SQL, its type comparison or its session is a method here (schema evolution's diff
+and statements, the target's shape, the condition on a plan's own rows, the schemas, the session check,
+the long statements) or, for ``pipeline/diagnose.py``'s queries, ``Diagnosis``. A statement a method
+returns as text (``alter_statements``, ``rename_statement``, ``validated``, ``Diagnosis``'s queries) is
+given back to the same warehouse to run, never read. The types of the long statements (``Pending``,
+``StatementRecord``...) are declared here, the runner that records them in the ledger in the folder.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.schema_changes import SchemaChange
+from aurora_replication.secrets import SnowflakeSettings
 
 
 class HistoryBroken(RuntimeError):
@@ -36,6 +48,106 @@ class Attempts:
     table: str | None = None  # the attempts table the pairs were written to (None: bound inline)
 
 
+# statements that grow with the table, run asynchronously and recorded in the run's ledger (the finaliser's
+# ``Warehouse.record_long_statements``; Snowflake's runner: ``target/snowflake/long_statements.py``)
+
+
+class Pending(Exception):  # noqa: N818 - not an error: the statement goes on, and is polled later
+    """The statement ``name`` still runs in the warehouse; the finaliser comes back for it later."""
+
+    def __init__(self, name: str, query_id: str, started_at: float) -> None:
+        super().__init__(f"the {name} statement (query {query_id}) is still running")
+        self.name = name
+        self.query_id = query_id
+        self.started_at = started_at
+
+
+class StatementTimedOut(RuntimeError):
+    """A long statement reached its time limit and the warehouse cancelled it."""
+
+
+class StatementInterrupted(RuntimeError):
+    """A long statement was cancelled or aborted more often than it is started again."""
+
+
+class StatementLedger(Protocol):
+    """Where a table's long statements are recorded: one text value per statement name."""
+
+    def read(self, name: str) -> str | None: ...
+
+    def swap(self, name: str, new: str, old: str | None) -> bool:
+        """Write ``new`` only while the value is ``old`` (None: absent); whether it was written."""
+        ...
+
+
+@dataclass
+class StatementRecord:
+    """One long statement of one finaliser round: its query (None: to be started), when it started, how
+    often it was started again, and its rows once it ended."""
+
+    round: int
+    query_id: str | None
+    started_at: float
+    restarts: int = 0
+    rows: list[list[Any]] | None = None
+    ended_at: float | None = None  # when a finaliser first saw it ended (its rows read)
+
+    def text(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), default=_plain)
+
+    @classmethod
+    def parse(cls, text: str | None) -> StatementRecord | None:
+        if not text:
+            return None
+        return cls(**json.loads(text))
+
+
+def _plain(value: Any) -> str:
+    """Rows' values that JSON has no type for (Snowflake's NUMBER comes back as Decimal) as text."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
+class Diagnosis(Protocol):
+    """The warehouse's side of naming a mismatch (``pipeline/diagnose.py``): its own queries of a table's rows by
+    key-MD5 bucket, each as text with ``%s`` placeholders (bind ``where``'s params first, then the query's own),
+    run by ``query``. The canonical texts and hashes equal MySQL's for equal values (``checksums.py``)."""
+
+    def chunk_filter(self) -> str:
+        """A load table's rows of one chunk (param: the chunk id)."""
+        ...
+
+    def attempt_filter(self) -> str:
+        """A load table's rows of one attempt (param: the attempt id)."""
+        ...
+
+    def key_range(
+        self, plan: TablePlan, lower: Sequence[object] | None, upper: Sequence[object] | None
+    ) -> tuple[str, list[object]]:
+        """``lower < key <= upper`` on the target's key columns (only for ``Warehouse.order_safe`` plans)."""
+        ...
+
+    def bucket_checksums_query(
+        self, plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str, depth: int, parents: int
+    ) -> str: ...
+
+    def row_hashes_query(
+        self, plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str, depth: int, buckets: int
+    ) -> str: ...
+
+    def canonical_values_query(
+        self, plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str, nkeys: int
+    ) -> str: ...
+
+    def json_values_query(
+        self, plan: TablePlan, table: str, columns: list[Column], load_table: bool, where: str
+    ) -> str:
+        """Key MD5, the key's values and each JSON column as JSON text, in key-MD5 order (read with the
+        warehouse's connection's cursor: it streams)."""
+        ...
+
+    def query(self, statement: str, params: Sequence[object] | None = None) -> list[tuple[Any, ...]]: ...
+
+
 @runtime_checkable
 class Warehouse(Protocol):
     """The target warehouse of one unit of work, on one connection."""
@@ -45,7 +157,7 @@ class Warehouse(Protocol):
 
     def run_long(self, name: str, statement: str, params: Sequence[object] = (), rows: bool = True) -> list[list[Any]]:
         """A statement that grows with the table: asynchronous and recorded under ``name`` when the finaliser set
-        ``long`` (``long_statements.Pending`` while it runs on), else synchronous. ``rows=False``: its answer is not
+        ``long`` (``Pending`` while it runs on), else synchronous. ``rows=False``: its answer is not
         used (nor read, when it ran asynchronously)."""
         ...
 
@@ -181,7 +293,8 @@ class Warehouse(Protocol):
         ...
 
     def alter(self, statements: Sequence[str]) -> None:
-        """Schema evolution: the ``ALTER TABLE`` statements of ``evolution.alter_statements``, in order."""
+        """Schema evolution: the statements of ``alter_statements`` (or ``rename_statement``,
+        ``add_version_statement``), in order."""
         ...
 
     def close(self) -> None: ...
@@ -275,3 +388,84 @@ class Warehouse(Protocol):
         ...
 
     def current_rows(self, plan: TablePlan) -> int: ...
+
+    # ---- schema evolution: the warehouse compares the plan with its table and changes it (``schema_changes``
+    # holds what a change is and what is recorded of it) ----
+
+    def schema_diff(self, plan: TablePlan, columns: list[tuple[Any, ...]]) -> SchemaChange:
+        """Compare the plan with the target's ``columns`` rows (``columns()``): what to add, widen, keep or drop,
+        and the conflicts (a type that cannot change in place)."""
+        ...
+
+    def alter_statements(self, plan: TablePlan, change: SchemaChange) -> list[str]:
+        """The statements that make the target follow ``change``, for ``alter``."""
+        ...
+
+    def renamed_column(
+        self, plan: TablePlan, columns: list[tuple[Any, ...]], change: SchemaChange
+    ) -> tuple[str, str] | None:
+        """``(old, new)`` target names when the target's columns are the plan's but for one, at the same place and
+        of the same type, whose name differs (a rename, or a drop and an add in its place)."""
+        ...
+
+    def rename_statement(self, table: str, old: str, new: str) -> str:
+        """The statement renaming a target column, its values kept, for ``alter``."""
+        ...
+
+    def add_version_statement(self, table: str, column: Column) -> str:
+        """The statement adding a column version's target column (NULL in every row; a repeat is a no-op)."""
+        ...
+
+    def widens_losslessly(self, old: str, new: str) -> bool:
+        """Whether MySQL's ``COLUMN_TYPE`` ``old`` changing to ``new`` keeps every value as it was, in MySQL and in
+        the warehouse's column (which evolution widens where needed)."""
+        ...
+
+    def shape_mismatch(self, plan: TablePlan, columns: Sequence[Sequence[object]]) -> str | None:
+        """Why ``plan`` cannot write into an existing target with ``columns`` (None: it can): history versions
+        against plain rows, or a merged database's rows against a whole copy, either way round."""
+        ...
+
+    def is_history_table(self, columns: Sequence[Sequence[object]]) -> bool:
+        """Whether a target's ``(name, ...)`` column rows are a history table's."""
+        ...
+
+    # ---- reading the target's rows of a plan ----
+
+    def order_safe(self, plan: TablePlan) -> bool:
+        """Whether a key range means the same rows in the warehouse as in MySQL."""
+        ...
+
+    def own_rows(self, plan: TablePlan, where: str) -> str:
+        """``where`` on the target, kept to the plan's database's rows when the target is merged."""
+        ...
+
+    def validated(self, load_table: str, attempts: Attempts) -> str:
+        """The condition picking the load table's rows of exactly the validated attempts (bind ``attempts.params``)."""
+        ...
+
+    def diagnosis(self) -> Diagnosis:
+        """The queries that name which rows and columns differ (``pipeline/diagnose.py``)."""
+        ...
+
+    # ---- the session, the schemas and the long statements ----
+
+    def check_session(self, settings: SnowflakeSettings) -> None:
+        """The session uses the database, schema and warehouse the settings name; ``EndpointError`` otherwise."""
+        ...
+
+    def ensure_schemas(self, schemas: Sequence[str]) -> None:
+        """Each schema (one per source database, ``database_mapping: schema``) made where it does not exist yet."""
+        ...
+
+    def record_long_statements(
+        self, ledger: StatementLedger, heal_round: int, timeout_seconds: int, wait_until: Callable[[], float]
+    ) -> None:
+        """From now on ``run_long`` runs asynchronously, each statement recorded in ``ledger`` for the finaliser's
+        round ``heal_round`` (``Pending`` while it runs past ``wait_until``; ``StatementTimedOut`` past
+        ``timeout_seconds``; ``StatementInterrupted`` when cancelled too often)."""
+        ...
+
+    def still_running(self, query_id: str) -> bool:
+        """Whether a long statement (``StatementRecord.query_id``) still runs; raises its error if it failed."""
+        ...

@@ -26,13 +26,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from aurora_replication import schema_changes
 from aurora_replication.config import Settings
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import MODE_RULES, ChunkMessage, ModeRules, TablePlan
 from aurora_replication.services import Services
-from aurora_replication.target.snowflake import evolution
-from aurora_replication.target.snowflake.sql import validated
 from aurora_replication.target.warehouse import Attempts, HistoryBroken, Warehouse
 
 Window = tuple[str | None, str | None]
@@ -65,7 +64,7 @@ class Commit:
     # ``expected`` without the JSON columns (the validated units' Snowflake checksums without them, from the
     # ledger): what a target that holds JSON as VARIANT is compared with; None: ``expected`` itself
     expected_no_json: tuple[int, str] | None = None
-    # history mode (``target/history_sql.py``): the new versions' position (the cdc initial copy's start
+    # history mode (``target/snowflake/history_sql.py``): the new versions' position (the cdc initial copy's start
     # position, else the run id) and time (the oldest snapshot of the run's chunks, as text)
     history_pos: str = ""
     history_at: str = ""
@@ -134,7 +133,7 @@ class SyncMode(RequestedMode):
 
     def kept_detail(self, plan: TablePlan) -> str:
         """How the schema log describes a column MySQL dropped that a commit of this mode kept in the target."""
-        return evolution.KEPT_DETAIL
+        return schema_changes.KEPT_DETAIL
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
         """A unit or finalise message of a mode that ``applies_units``."""
@@ -203,7 +202,7 @@ def check_not_null(c: Commit) -> None:
 
 
 def history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
-    """The commit of a copy (full, cdc initial copy, incremental) in history mode (``target/history_sql.py``):
+    """The commit of a copy (full, cdc initial copy, incremental) in history mode (``target/snowflake/history_sql.py``):
     the validated rows that differ from their key's current version become new versions, the versions
     they replace are closed; a copy of the whole table (``whole_table``) also closes the keys the source
     no longer has with a delete marker. Then the current-state view, and the history's invariants over
@@ -216,14 +215,14 @@ def history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
 
 def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
     existing = c.target.ensure_history_table(c.plan)
-    change = evolution.diff(c.plan, existing)
+    change = c.target.schema_diff(c.plan, existing)
     if change.conflicts:
         raise CommitMismatch(
             f"table {c.plan.table!r}: " + "; ".join(change.conflicts) + " (a history table keeps its versions: "
             "rename the history table in Snowflake to start a new one, or keep the column's old type)"
         )
-    c.target.alter(evolution.alter_statements(c.plan, change))
-    rows = validated(c.load_table, c.attempts)
+    c.target.alter(c.target.alter_statements(c.plan, change))
+    rows = c.target.validated(c.load_table, c.attempts)
     c.target.history_snapshot(c.plan, c.load_table, rows, c.attempts.params, c.history_at, c.history_pos)
     if whole_table:
         c.target.history_close_absent(c.plan, c.load_table, rows, c.attempts.params, c.history_at, c.history_pos)
@@ -249,5 +248,5 @@ def _history_commit(c: Commit, whole_table: bool) -> dict[str, Any]:
         # what the table holds, every version: the count the next run's whole-target check compares
         "table_rows": c.target.row_count(c.plan.target_table),
         **({"schema_notes": change.describe(c.plan.target_table)} if change.describe(c.plan.target_table) else {}),
-        **({evolution.DROPPED_FIELD: change.gone_fields()} if change.gone else {}),
+        **({schema_changes.DROPPED_FIELD: change.gone_fields()} if change.gone else {}),
     }

@@ -4,7 +4,7 @@ Commit: the target's rows are replaced by the validated attempts with ``INSERT O
 transaction, so readers see the old rows or the new ones, a failure leaves the old ones, and the
 table object survives with its grants, comment, clustering key, tags, masking and row-access
 policies, streams and time travel. A missing target is created first (from the plan); columns
-added in MySQL are added and widened numbers widened first (``target/evolution.py``); a column
+added in MySQL are added and widened numbers widened first (``Warehouse.schema_diff``); a column
 dropped in MySQL stays, NULL in every row. Only a type Snowflake cannot change in place (text
 becoming a number, another DECIMAL scale) makes the commit recreate the table
 (``CREATE OR REPLACE ... COPY GRANTS``: grants kept, the rest not), and the run's summary says so.
@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from aurora_replication import schema_changes
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import TablePlan
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
-from aurora_replication.target.snowflake import evolution, history_sql, merged_sql
 
 
 class Full(SyncMode):
@@ -34,20 +34,20 @@ class Full(SyncMode):
 
     def kept_detail(self, plan: TablePlan) -> str:
         # a copy writes every row again: a kept column is NULL in all of them (a history table keeps its versions)
-        return evolution.KEPT_DETAIL if plan.history else evolution.KEPT_BY_COPY
+        return schema_changes.KEPT_DETAIL if plan.history else schema_changes.KEPT_BY_COPY
 
     def commit(self, c: Commit) -> dict[str, Any]:
         if c.plan.history:
             return history_commit(c, whole_table=True)
         existing = c.target.columns(c.plan.target_table)
-        mismatch = history_sql.mode_mismatch(c.plan, existing) or merged_sql.shape_mismatch(c.plan, existing)
+        mismatch = c.target.shape_mismatch(c.plan, existing)
         if mismatch:  # an overwrite would drop every version, or other databases' rows
             raise CommitMismatch(mismatch)
         if not existing:
             c.target.ensure_target_table(c.plan)
-            change = evolution.SchemaChange()
+            change = schema_changes.SchemaChange()
         else:
-            change = evolution.diff(c.plan, existing)
+            change = c.target.schema_diff(c.plan, existing)
         result: dict[str, Any] = {}
         if change.conflicts and c.plan.merged:  # recreating the shared table would drop the other databases' rows
             raise CommitMismatch(
@@ -63,8 +63,8 @@ class Full(SyncMode):
                 "policies and streams not): " + "; ".join(change.conflicts)
             )
         else:
-            c.target.alter(evolution.alter_statements(c.plan, change))  # DDL: before the transaction
-            if c.plan.merged:  # the database's rows only, in one MERGE (``merged_sql.replace_database_rows``)
+            c.target.alter(c.target.alter_statements(c.plan, change))  # DDL: before the transaction
+            if c.plan.merged:  # the database's rows only, in one MERGE (``Warehouse.replace_database_rows``)
                 dropped = change.kept_in_target  # NULL in the database's rows, as an overwrite leaves them
                 c.target.replace_database_rows(c.plan, c.load_table, c.attempts, c.loaded_rows, dropped)
                 result["publish"] = f"rows of database {c.plan.source_database!r} replaced in the merged table"
@@ -81,8 +81,8 @@ class Full(SyncMode):
             notes = change.describe(c.plan.target_table)
             if notes:
                 result["schema_notes"] = notes
-            if change.gone:  # recorded by the finaliser, once per column (``evolution.unrecorded_drops``)
-                result[evolution.DROPPED_FIELD] = change.gone_fields()
+            if change.gone:  # recorded by the finaliser, once per column (``schema_changes.unrecorded_drops``)
+                result[schema_changes.DROPPED_FIELD] = change.gone_fields()
         c.fault("published", c.message)
         result["table_rows"] = c.loaded_rows  # what overwrite and publish counted in the target
         return result

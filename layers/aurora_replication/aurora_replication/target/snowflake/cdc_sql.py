@@ -215,7 +215,7 @@ def prune_tombstones(plan: TablePlan) -> str:
 
 
 def fill_version(plan: TablePlan, load_table: str, column: Column) -> str:
-    """Fill a column version (``target.snowflake.evolution.VERSION_ADDED``) from one page read from MySQL:
+    """Fill a column version (``schema_changes.VERSION_ADDED``) from one page read from MySQL:
     ``plan`` holds the key columns and ``column``, loaded into ``load_table`` (params: the page's chunk
     id). Snowflake's ``UPDATE <t> SET ... FROM <source> WHERE <join>`` (docs/architecture.md, assumptions):
     each target row whose key the page holds gets the page's value; a row the page lacks is left alone

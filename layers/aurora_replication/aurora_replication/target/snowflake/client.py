@@ -19,11 +19,13 @@ from aurora_replication.cost import meter
 from aurora_replication.errors import EndpointError, network_cause
 from aurora_replication.identifiers import snowflake_ident
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.schema_changes import SchemaChange
 from aurora_replication.secrets import SnowflakeSettings
-from aurora_replication.target.snowflake import cdc_sql, history_sql, merged_sql, sql
+from aurora_replication.target.snowflake import cdc_sql, evolution, history_sql, long_statements, merged_sql, sql
+from aurora_replication.target.snowflake.diagnosis import Diagnosis
 from aurora_replication.target.snowflake.long_statements import LongStatements, Pending
 from aurora_replication.target.snowflake.statements import bindable, execute
-from aurora_replication.target.warehouse import Attempts, HistoryBroken
+from aurora_replication.target.warehouse import Attempts, HistoryBroken, StatementLedger
 
 __all__ = ["Target", "bindable", "connect", "execute"]
 
@@ -247,7 +249,7 @@ class Target:
 
     def run_long(self, name: str, statement: str, params: Sequence[object] = (), rows: bool = True) -> list[list[Any]]:
         """A statement that grows with the table: asynchronous and recorded under ``name`` when the
-        finaliser set ``long`` (``long_statements.Pending`` while it runs on), else synchronous.
+        finaliser set ``long`` (``warehouse.Pending`` while it runs on), else synchronous.
         ``rows=False``: its answer is not used (nor read, when it ran asynchronously)."""
         if self.long is not None:
             return self.long.run(name, statement, params, rows)
@@ -664,3 +666,64 @@ class Target:
 
     def current_rows(self, plan: TablePlan) -> int:
         return int(self.run_long("history_current", history_sql.current_rows(plan))[0][0])
+
+    # ---- schema evolution (``target/snowflake/evolution.py``; the change and its records: ``schema_changes``) ----
+
+    def schema_diff(self, plan: TablePlan, columns: list[tuple[Any, ...]]) -> SchemaChange:
+        return evolution.diff(plan, columns)
+
+    def alter_statements(self, plan: TablePlan, change: SchemaChange) -> list[str]:
+        return evolution.alter_statements(plan, change)
+
+    def renamed_column(
+        self, plan: TablePlan, columns: list[tuple[Any, ...]], change: SchemaChange
+    ) -> tuple[str, str] | None:
+        return evolution.renamed_in_target(plan, columns, change)
+
+    def rename_statement(self, table: str, old: str, new: str) -> str:
+        return evolution.rename_statement(table, old, new)
+
+    def add_version_statement(self, table: str, column: Column) -> str:
+        return evolution.add_version_statement(table, column)
+
+    def widens_losslessly(self, old: str, new: str) -> bool:
+        return evolution.widens_losslessly(old, new)
+
+    def shape_mismatch(self, plan: TablePlan, columns: Sequence[Sequence[object]]) -> str | None:
+        """History mode's (``history_sql.mode_mismatch``), then a merged table's (``merged_sql.shape_mismatch``)."""
+        return history_sql.mode_mismatch(plan, columns) or merged_sql.shape_mismatch(plan, columns)
+
+    def is_history_table(self, columns: Sequence[Sequence[object]]) -> bool:
+        return history_sql.is_history_table(columns)
+
+    # ---- reading the target's rows of a plan ----
+
+    def order_safe(self, plan: TablePlan) -> bool:
+        return sql.order_safe(plan)
+
+    def own_rows(self, plan: TablePlan, where: str) -> str:
+        return own_rows(plan, where)
+
+    def validated(self, load_table: str, attempts: Attempts) -> str:
+        return sql.validated(load_table, attempts)
+
+    def diagnosis(self) -> Diagnosis:
+        return Diagnosis(self.conn)
+
+    # ---- the session, the schemas and the long statements ----
+
+    def check_session(self, settings: SnowflakeSettings) -> None:
+        check_session(self.conn, settings)
+
+    def ensure_schemas(self, schemas: Sequence[str]) -> None:
+        there = {str(r[0]) for r in execute(self.conn, sql.schema_names())}
+        for schema in dict.fromkeys(s for s in schemas if s not in there):
+            execute(self.conn, sql.create_schema(schema))
+
+    def record_long_statements(
+        self, ledger: StatementLedger, heal_round: int, timeout_seconds: int, wait_until: Callable[[], float]
+    ) -> None:
+        self.long = LongStatements(self.conn, ledger, heal_round, timeout_seconds, wait_until)
+
+    def still_running(self, query_id: str) -> bool:
+        return bool(self.conn.is_still_running(long_statements.status(self.conn, query_id)))

@@ -43,9 +43,9 @@ from collections.abc import Sequence
 from typing import Literal
 
 from aurora_replication import typemap
-from aurora_replication.identifiers import bounded_name
 from aurora_replication.identifiers import snowflake_ident as q
 from aurora_replication.models import Column, TablePlan
+from aurora_replication.target.names import current_view_name
 from aurora_replication.target.snowflake.types import column_type
 
 VALID_FROM = "_ASR_VALID_FROM"
@@ -101,10 +101,6 @@ def mode_mismatch(plan: TablePlan, columns: Sequence[Sequence[object]]) -> str |
         f'{IS_CURRENT}), but history mode is off for it: set "history": true in its table options (or name '
         "it in HISTORY_TABLES), or rename the history table in Snowflake to copy the table as plain rows"
     )
-
-
-def current_view_name(plan: TablePlan) -> str:
-    return bounded_name(f"{plan.target_table}_CURRENT")
 
 
 def _keys(plan: TablePlan) -> list[Column]:

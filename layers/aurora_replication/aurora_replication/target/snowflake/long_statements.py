@@ -24,12 +24,9 @@ How a statement ends, and what follows:
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import snowflake.connector.errors as sf_errors
 from snowflake.connector import SnowflakeConnection
@@ -38,67 +35,17 @@ from snowflake.connector.constants import QueryStatus
 from aurora_replication.cost import meter
 from aurora_replication.target.snowflake import tagging
 from aurora_replication.target.snowflake.statements import bindable, execute
+from aurora_replication.target.warehouse import Pending, StatementInterrupted, StatementTimedOut
+from aurora_replication.target.warehouse import StatementLedger as Ledger
+from aurora_replication.target.warehouse import StatementRecord as Record
+
+__all__ = ["Ledger", "LongStatements", "Pending", "Record", "StatementInterrupted", "StatementTimedOut"]
 
 TIMEOUT_CODE = 630  # "Statement reached its statement or warehouse timeout of N second(s) and was canceled."
 CANCELED_CODE = 604  # "SQL execution canceled"
 # statuses after which starting the statement again may succeed (Snowflake's side stopped it)
 INTERRUPTED = (QueryStatus.ABORTED, QueryStatus.ABORTING, QueryStatus.FAILED_WITH_INCIDENT, QueryStatus.DISCONNECTED)
 POLL_SECONDS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)  # the waits between two looks at a statement's status
-
-
-class Pending(Exception):  # noqa: N818 - not an error: the statement goes on, and is polled later
-    """The statement ``name`` still runs in Snowflake; the finaliser comes back for it later."""
-
-    def __init__(self, name: str, query_id: str, started_at: float) -> None:
-        super().__init__(f"the {name} statement (query {query_id}) is still running")
-        self.name = name
-        self.query_id = query_id
-        self.started_at = started_at
-
-
-class StatementTimedOut(RuntimeError):
-    """A long statement reached its time limit and Snowflake cancelled it."""
-
-
-class StatementInterrupted(RuntimeError):
-    """A long statement was cancelled or aborted more often than it is started again."""
-
-
-class Ledger(Protocol):
-    """Where a table's long statements are recorded: one text value per statement name."""
-
-    def read(self, name: str) -> str | None: ...
-
-    def swap(self, name: str, new: str, old: str | None) -> bool:
-        """Write ``new`` only while the value is ``old`` (None: absent); whether it was written."""
-        ...
-
-
-@dataclass
-class Record:
-    """One long statement of one finaliser round: its query (None: to be started), when it started, how
-    often it was started again, and its rows once it ended."""
-
-    round: int
-    query_id: str | None
-    started_at: float
-    restarts: int = 0
-    rows: list[list[Any]] | None = None
-    ended_at: float | None = None  # when a finaliser first saw it ended (its rows read)
-
-    def text(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"), default=_plain)
-
-    @classmethod
-    def parse(cls, text: str | None) -> Record | None:
-        if not text:
-            return None
-        return cls(**json.loads(text))
-
-
-def _plain(value: Any) -> str:
-    """Rows' values that JSON has no type for (Snowflake's NUMBER comes back as Decimal) as text."""
-    return str(value) if isinstance(value, Decimal) else repr(value)
 
 
 def start(conn: SnowflakeConnection, statement: str, params: Sequence[object], timeout_seconds: int) -> str:

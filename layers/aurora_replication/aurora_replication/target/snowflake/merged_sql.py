@@ -97,7 +97,7 @@ def replace_database_rows(
     database's rows whose key the load lacks are part of the source, marked 'D', and deleted when matched;
     the load's rows, marked 'U', update or insert. A load table that no longer holds exactly the validated
     rows fails the statement (``guard_rows``) and leaves every row as it was. ``dropped``: the shared
-    table's columns MySQL no longer has (``evolution.SchemaChange.kept_in_target``), set NULL in the
+    table's columns MySQL no longer has (``schema_changes.SchemaChange.kept_in_target``), set NULL in the
     database's updated rows as ``sql.overwrite`` sets them NULL in every row."""
     keys = _keys(plan)
     db = _database(database)
