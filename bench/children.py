@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
+from aurora_replication.ledger.runs import TableItem
 from bench import servers
 from bench.settings import BENCH, ROOT, TABLE
 from bench.usage import cpu_seconds, mariadb_pid, maxrss_mb, process_cpu
@@ -165,5 +166,5 @@ def _all_tables(states: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def copied_rows(table_state: dict[str, Any]) -> int:
+def copied_rows(table_state: TableItem) -> int:
     return int(table_state.get("rows_copied") or 0)

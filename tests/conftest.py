@@ -121,9 +121,36 @@ class Env:
         )
 
     def close(self) -> None:
+        undeclared = self.undeclared_ledger_fields() if self.stack is not None else {}
         if self.stack is not None:
             self.stack.stop()
         self.mysql.close()
+        if undeclared:
+            pytest.fail(
+                "the ledger wrote attributes its record types do not declare (item: attributes): "
+                f"{undeclared}; declare each on its type (ledger/records.py says which module holds it)"
+            )
+
+    def undeclared_ledger_fields(self) -> dict[str, list[str]]:
+        """Each item of the stack's state table holding attributes its record type does not declare
+        (``ledger/records.py``): every integration test checks what its run wrote against the types."""
+        from aurora_replication.ledger.records import undeclared
+
+        stack = self.stack
+        if stack is None or getattr(stack, "server", None) is None or not getattr(stack, "table_name", None):
+            return {}  # not started, or stopped by the test
+        table = stack.session.resource("dynamodb").Table(stack.table_name)
+        found: dict[str, list[str]] = {}
+        kwargs: dict[str, Any] = {}
+        while True:
+            page = table.scan(**kwargs)
+            for item in page["Items"]:
+                extra = undeclared(item)
+                if extra:
+                    found[f"{item['pk']} / {item['sk']}"] = sorted(extra)
+            if "LastEvaluatedKey" not in page:
+                return found
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 @pytest.fixture

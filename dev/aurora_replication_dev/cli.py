@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, NoReturn, get_args
 
 from aurora_replication.errors import BadInputError, EndpointError
-from aurora_replication.ledger.status import is_terminal
+from aurora_replication.ledger.runs import RunItem, table_is_terminal
 from aurora_replication_dev.local.home_lock import HomeInUseError
 
 DEFAULT_HOME = Path(os.environ.get("REPLICATE_HOME", ".local"))
@@ -52,12 +52,12 @@ class Progress:
         self.stream = stream
         self.last = ""
 
-    def __call__(self, run: dict[str, Any]) -> None:
+    def __call__(self, run: RunItem) -> None:
         states = run.get("table_states", {}).values()
         total = sum(int(t.get("chunk_count", 0)) for t in states)
         done = sum(min(int(t.get("done_count", 0)), int(t.get("chunk_count", 0))) for t in states)
         rows = sum(int(t.get("rows_copied", 0)) for t in states)
-        finished = sum(1 for t in states if is_terminal(t.get("status")))
+        finished = sum(1 for t in states if table_is_terminal(t))
         width = 30
         filled = int(width * done / total) if total else width
         bar = f"[{'#' * filled}{'.' * (width - filled)}]"
@@ -296,7 +296,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_cost(run_id: str, run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def print_cost(run_id: str, run: RunItem, figures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Each table's estimated cost in the run, by service; returns what it printed."""
     from aurora_replication.cost import estimate as cost
 

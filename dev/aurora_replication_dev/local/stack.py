@@ -27,6 +27,7 @@ import boto3
 
 from aurora_replication.cost import ledger as cost_ledger
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.runs import RunItem, every_table_published
 from aurora_replication.ledger.status import is_terminal
 from aurora_replication_dev.local import containers, home_lock, interrupts
 from aurora_replication_dev.local.containers import HANDLER_MODULE, REGION, LocalContext
@@ -109,7 +110,7 @@ def parse_target_url(url: str) -> dict[str, Any]:
 @dataclass
 class RunOutcome:
     run_id: str
-    run: dict[str, Any]
+    run: RunItem
     seconds: float
     dlq_messages: int
     # what each table's work cost in the run, as measured (cost/ledger.py; cost/estimate.py prices it)
@@ -123,8 +124,7 @@ class RunOutcome:
     def ok(self) -> bool:
         if self.runs and not all(r is self or r.ok for r in self.runs.values()):
             return False
-        states = self.run.get("table_states", {})
-        return bool(states) and all(t.get("status") == "published" for t in states.values()) and not self.dlq_messages
+        return every_table_published(self.run) and not self.dlq_messages
 
 
 CREDENTIAL_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
@@ -837,7 +837,7 @@ class LocalStack:
         self,
         request: dict[str, Any],
         workers: int = 2,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[RunItem], None] | None = None,
         idle_timeout: float = 20.0,
         fault: Callable[[str, Any], None] | None = None,
         timeout: float = 6 * 3600,
@@ -897,7 +897,7 @@ class LocalStack:
         self,
         run_id: str,
         workers: int = 2,
-        progress: Callable[[dict[str, Any]], None] | None = None,
+        progress: Callable[[RunItem], None] | None = None,
         idle_timeout: float = 20.0,
         fault: Callable[[str, Any], None] | None = None,
         started: float | None = None,

@@ -12,6 +12,7 @@ the pipeline, which records the changes, use it.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,7 +102,7 @@ class SchemaChange:
         )
 
 
-def unrecorded_drops(change: SchemaChange, entry: dict[str, Any]) -> list[str]:
+def unrecorded_drops(change: SchemaChange, entry: Mapping[str, Any]) -> list[str]:
     """The target columns MySQL no longer has (kept, or dropped by option) that the table's catalog
     ``entry`` has not recorded yet: each drop is recorded once, by the run that first saw it."""
     seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == DROPPED}
@@ -112,7 +113,7 @@ DROPPED_DETAIL = 'dropped in MySQL; dropped from the target too ("on_column_drop
 
 
 def drop_records_of(
-    change: SchemaChange, entry: dict[str, Any], run_id: str, at: int, kept: str = KEPT_DETAIL
+    change: SchemaChange, entry: Mapping[str, Any], run_id: str, at: int, kept: str = KEPT_DETAIL
 ) -> list[dict[str, Any]]:
     """The records of ``change``'s drops not recorded yet: ``kept`` is the detail of a column kept."""
     names = unrecorded_drops(change, entry)
@@ -122,7 +123,7 @@ def drop_records_of(
     ]
 
 
-def not_null_records(columns: list[str], entry: dict[str, Any], at: int) -> list[dict[str, Any]]:
+def not_null_records(columns: list[str], entry: Mapping[str, Any], at: int) -> list[dict[str, Any]]:
     """What is recorded of columns MySQL declares NOT NULL now (they were nullable where the position
     started), each once per column (``entry``: the table's catalog item)."""
     seen = {str(r.get("column")) for r in entry.get("schema_changes") or [] if r.get("change") == NOT_NULL}
@@ -212,14 +213,14 @@ def added_fill_record(column: str, definition: str, at: int) -> dict[str, Any]:
     }
 
 
-def unrecorded_addition(entry: dict[str, Any], column: str) -> bool:
+def unrecorded_addition(entry: Mapping[str, Any], column: str) -> bool:
     """Whether the table's catalog ``entry`` has not recorded ``column`` added and filled yet."""
     return not any(
         r.get("change") == ADDED_FILLED and r.get("column") == column for r in entry.get("schema_changes") or []
     )
 
 
-def unrecorded_version(entry: dict[str, Any], new_target: str) -> bool:
+def unrecorded_version(entry: Mapping[str, Any], new_target: str) -> bool:
     """Whether the table's catalog ``entry`` has not recorded the version ``new_target`` yet."""
     return not any(
         r.get("change") == VERSION_ADDED and r.get("column") == new_target for r in entry.get("schema_changes") or []

@@ -8,7 +8,7 @@ import boto3
 
 from aurora_replication.cost.meter import MeteredTable
 from aurora_replication.ledger import keys
-from aurora_replication.ledger.items import if_condition_holds
+from aurora_replication.ledger.items import StoredItem, Values, if_condition_holds
 from aurora_replication.ledger.keys import RUN_RETENTION_SECONDS, run_table_key
 
 
@@ -28,9 +28,9 @@ class Ledger:
         """The ``expiration`` (epoch seconds) of a run's item written now."""
         return keys.now() + self.run_retention_seconds
 
-    def _query_all(self, **kwargs: Any) -> list[dict[str, Any]]:
+    def _query_all(self, **kwargs: Any) -> list[StoredItem]:
         """Every item of a (consistent) query, across pages."""
-        items: list[dict[str, Any]] = []
+        items: list[StoredItem] = []
         while True:
             resp = self.table.query(ConsistentRead=True, **kwargs)
             items.extend(resp["Items"])
@@ -39,7 +39,7 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def _update_if(
-        self, run_id: str, table: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
+        self, run_id: str, table: str, update: str, condition: str, names: dict[str, str], values: Values
     ) -> bool:
         """A conditional update of a run's table item; False when the condition does not hold."""
         return (

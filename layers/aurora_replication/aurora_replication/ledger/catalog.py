@@ -4,13 +4,21 @@ freshness, watermark, schema changes), what the health check and ``replicate sta
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
-from aurora_replication.ledger.items import catalog_prefix, forward_condition, if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import (
+    Values,
+    catalog_prefix,
+    forward_condition,
+    if_condition_holds,
+    plain,
+    set_fields,
+)
 from aurora_replication.ledger.keys import (
     CATALOG_PK,
     EXPIRATION,
@@ -20,6 +28,69 @@ from aurora_replication.ledger.keys import (
     TableKey,
     run_table_key,
 )
+from aurora_replication.ledger.runs import Number, RunItem, TableItem
+
+
+class SchemaChange(TypedDict, total=False):
+    """A schema change a run followed (``target.evolution``'s record), in the catalog's ``schema_changes``."""
+
+    change: str
+    column: str
+    run: str
+    at: Number
+    detail: str
+
+
+class CatalogNote(TypedDict, total=False):
+    """A table's CATALOG item (``CATALOG`` / ``TABLE#<key>``): the operator's view of the table (the health
+    check, ``replicate status``). Every field is optional: notes are upserted one by one."""
+
+    pk: str
+    sk: str
+    table: str
+    scope: dict[str, str]
+    target_table: str | None
+    expiration: int  # left by an older version; the next note removes it
+    # the run in progress (``note_table_started``)
+    run_id: str
+    started_at: int
+    # the committed watermark (``note_watermark``)
+    watermark: str
+    watermark_run: str
+    watermark_at: int
+    watermark_run_started_at: Number
+    # the last finished run (``note_table_finished``)
+    last_run: str
+    last_status: str
+    last_at: int
+    last_run_started_at: Number
+    source_rows: int
+    target_rows: int
+    validation: str
+    reason: str
+    table_rows: int
+    table_rows_run: str
+    table_rows_at: int
+    key_high: str
+    not_null: list[str]
+    differences: list[str]
+    verified_at: Number
+    verified_run: str
+    # freshness (``note_fresh``, ``note_table_finished``)
+    source_as_of: Number
+    fresh_run: str
+    # the rolling audit (``advance_audit``)
+    audit_at: int
+    audit_run: str
+    audit_rows: int
+    audit_cycle_at: Number
+    audit_cursor: str
+    schema_changes: list[SchemaChange]
+    column_versions: str  # JSON text (``set_column_versions``)
+    # read, not stored (``StateStore.catalog``): the table's run in progress, and the source database of a
+    # scope of a request naming several databases
+    current: TableItem
+    source_database: str
 
 
 class CatalogNotes(Ledger):
@@ -29,14 +100,12 @@ class CatalogNotes(Ledger):
         """A request naming several databases is being run: the health check lists their tables too."""
         self.table.put_item(Item={"pk": CATALOG_PK, "sk": SEVERAL_DATABASES, "at": keys.now()})
 
-    def _note(
-        self, key: TableKey, fields: dict[str, Any], condition: str = "", values: dict[str, Any] | None = None
-    ) -> bool:
+    def _note(self, key: TableKey, fields: dict[str, Any], condition: str = "", values: Values | None = None) -> bool:
         """Upsert the table's catalog item; False when ``condition`` does not hold. The catalog never
         expires (an ``expiration`` left by an older version is removed): a table whose runs stopped must
         stay in the health check, growing stale, rather than drop out of it."""
         names = {"#table": "table", "#exp": EXPIRATION}
-        vals: dict[str, Any] = {":table": key.table, **(values or {})}
+        vals: Values = {":table": key.table, **(values or {})}
         sets = ["#table = :table"]
         if key.scope is not None:
             fields = {"scope": key.scope.to_item(), "target_table": key.target_table, **fields}
@@ -58,7 +127,7 @@ class CatalogNotes(Ledger):
         """A run took the table's lease: it is the table's run in progress until it finishes."""
         self._note(key, {"run_id": run_id, "started_at": int(at if at is not None else keys.now())})
 
-    def note_schema_changes(self, key: TableKey, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def note_schema_changes[R: Mapping[str, Any]](self, key: TableKey, records: list[R]) -> list[R]:
         """Schema changes a run followed without stopping the table (``target.evolution``), appended to
         the table's catalog item: what, when, which run (``replicate status`` shows them). A record the
         item already holds (the same change of the same column by the same run: a planning step retried)
@@ -67,7 +136,7 @@ class CatalogNotes(Ledger):
             Key={"pk": CATALOG_PK, "sk": key.catalog_sk}, ConsistentRead=True, ProjectionExpression="schema_changes"
         ).get("Item", {})
 
-        def same(r: dict[str, Any]) -> tuple[str, str, str]:
+        def same(r: Mapping[str, Any]) -> tuple[str, str, str]:
             return str(r.get("change")), str(r.get("column")), str(r.get("run"))
 
         held = {same(r) for r in item.get("schema_changes") or []}
@@ -91,7 +160,7 @@ class CatalogNotes(Ledger):
         fields = {"watermark": value, "watermark_run": held.run_id, "watermark_at": keys.now()}
         self._note(held.key, {**fields, "watermark_run_started_at": held.order}, *forward_condition("watermark", held))
 
-    def note_table_finished(self, held: Held, summary: dict[str, Any]) -> None:
+    def note_table_finished(self, held: Held, summary: Mapping[str, Any]) -> None:
         """The table's run finished (published or failed). A published (validated) run moves the
         table's freshness to the oldest source state it copied: ``summary['source_as_of']`` when the
         finaliser knows it, else the moment the table's run started (after planning, before any chunk
@@ -136,10 +205,10 @@ class CatalogNotes(Ledger):
                 return
         self._note(key, fields, order, values)
 
-    def catalog_entries(self, keys: list[TableKey]) -> dict[str, dict[str, Any]]:
+    def catalog_entries(self, keys: list[TableKey]) -> dict[str, CatalogNote]:
         """The catalog items of ``keys`` that exist, by table name: one BatchGetItem per hundred tables
         (strongly consistent: a run reads what the previous run wrote)."""
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, CatalogNote] = {}
         name = self.table.name
         unique = list({k.catalog_sk: k for k in keys}.values())
         for i in range(0, len(unique), 100):
@@ -169,7 +238,7 @@ class CatalogNotes(Ledger):
         once and never backwards; False when it had moved."""
         if cursor_from is None:
             condition = "attribute_not_exists(audit_cursor)"
-            values: dict[str, Any] = {}
+            values: Values = {}
         else:
             condition = "audit_cursor = :from"
             values = {":from": cursor_from}
@@ -182,7 +251,7 @@ class CatalogNotes(Ledger):
         else:
             fields["audit_cursor"] = cursor_to
         names = {"#table": "table"}
-        vals: dict[str, Any] = {":table": key.table, **values}
+        vals: Values = {":table": key.table, **values}
         sets = ["#table = :table"]
         set_fields(fields, names, vals, sets)
         update = "SET " + ", ".join(sets)
@@ -253,9 +322,9 @@ class CatalogNotes(Ledger):
         """When the table's part of a run started (``started_at``, else the table's or the run's
         ``created_at``): every chunk of it read its snapshot later."""
         where = run_table_key(run_id, table)  # the run's TABLE item (``runs``)
-        item: dict[str, Any] = plain(self.table.get_item(Key=where, ConsistentRead=True).get("Item") or {})
+        item: TableItem = plain(self.table.get_item(Key=where, ConsistentRead=True).get("Item") or {})
         for key in ("started_at", "created_at"):
             if item.get(key) is not None:
                 return float(item[key])
-        run: dict[str, Any] = plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
+        run: RunItem = plain(self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}).get("Item") or {})
         return float(run["created_at"]) if run.get("created_at") is not None else None

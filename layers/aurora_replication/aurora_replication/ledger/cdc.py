@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
-from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import Values, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import Held, Scope, TableKey, run_table_key
+from aurora_replication.ledger.runs import Number
 from aurora_replication.ledger.store import StateStore
 
 SNAPSHOT = "snapshot"
@@ -34,12 +36,43 @@ STREAMING = "streaming"
 STOPPED = "stopped"
 
 
-def _key(position: dict[str, Any]) -> str:
+class StoredPosition(TypedDict, total=False):
+    """A binlog position as stored (``source.binlog.Position.to_dict``)."""
+
+    file: str
+    pos: int
+    gtid: str
+
+
+class CdcItem(TypedDict, total=False):
+    """A table's CDC item (``TABLE#<key>`` / ``CDC``), as ``CdcState.get`` gives it (``schema_columns`` and
+    ``column_versions``, stored as JSON text, decoded)."""
+
+    pk: str
+    sk: str
+    status: str  # SNAPSHOT, STREAMING or STOPPED
+    snapshot_run: str
+    without_copy: str
+    binlog_pos: StoredPosition
+    position_key: str
+    position_at: int
+    caught_up_at: Number
+    newest_event_at: int
+    committed_by: str
+    schema_columns: list[Any]
+    column_versions: dict[str, Any]
+    refuted_renames: list[list[str]]
+    reason: str
+    updated_at: int
+    table: str  # not stored: the reader names the state's table (``pipeline/cdc_reader.py``)
+
+
+def _key(position: Mapping[str, Any]) -> str:
     from_file = str(position["file"]).rsplit(".", 1)[-1]
     return f"{int(from_file):010d}:{int(position['pos']):012d}:000000"
 
 
-def position_key(position: dict[str, Any]) -> str:
+def position_key(position: Mapping[str, Any]) -> str:
     """The sortable text of a stored position (``source.binlog.Position.key``)."""
     return _key(position)
 
@@ -49,18 +82,19 @@ class CdcState:
         self.store = store
         self.table = store.table
 
-    def get(self, key: TableKey) -> dict[str, Any] | None:
+    def get(self, key: TableKey) -> CdcItem | None:
         item = self.table.get_item(Key=key.item("CDC"), ConsistentRead=True).get("Item")
         if not item:
             return None
-        out: dict[str, Any] = plain(item)
-        if isinstance(out.get("schema_columns"), str):
-            out["schema_columns"] = json.loads(out["schema_columns"])
-        if isinstance(out.get("column_versions"), str):
-            out["column_versions"] = json.loads(out["column_versions"])
+        out: CdcItem = plain(item)
+        columns, versions = out.get("schema_columns"), out.get("column_versions")
+        if isinstance(columns, str):  # stored as JSON text
+            out["schema_columns"] = json.loads(columns)
+        if isinstance(versions, str):
+            out["column_versions"] = json.loads(versions)
         return out
 
-    def all(self, scope: Scope) -> dict[str, dict[str, Any]]:
+    def all(self, scope: Scope) -> dict[str, CdcItem]:
         """The cdc state of every table of ``scope`` that has one: the catalog names the tables (one query,
         no scan: every cdc run takes a lease, which catalogues its table), then one read each. With them,
         the tables that requests naming several databases stream into the same target database (the
@@ -72,7 +106,7 @@ class CdcState:
                 found[f"{other.source_database}.{item['table']}"] = self.get(other.key(str(item["table"])))
         return {name: item for name, item in found.items() if item is not None}
 
-    def start_snapshot(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:
+    def start_snapshot(self, held: Held, position: Mapping[str, Any], columns: list[Any]) -> bool:
         """Record the position before the initial copy (replacing whatever was there), by the run holding
         the table's lease; False (nothing written) when it no longer does."""
         if self.store.still_held(held) is None:
@@ -93,7 +127,7 @@ class CdcState:
         )
         return True
 
-    def start_streaming(self, held: Held, position: dict[str, Any], columns: list[Any]) -> bool:
+    def start_streaming(self, held: Held, position: Mapping[str, Any], columns: list[Any]) -> bool:
         """start_position now: record the position as streaming at once, without an initial copy
         (``without_copy``: the run; the whole-target check leaves such a table's row count alone), by the
         run holding the table's lease; False (nothing written) when it no longer does."""
@@ -127,8 +161,8 @@ class CdcState:
     def advance(
         self,
         held: Held,
-        expected: dict[str, Any],
-        new: dict[str, Any],
+        expected: Mapping[str, Any],
+        new: Mapping[str, Any],
         caught_up_at: float,
         newest_event_at: int | None,
     ) -> bool:
@@ -138,7 +172,7 @@ class CdcState:
         if self.store.still_held(held) is None:
             return False
         key, run_id = held.key, held.run_id
-        values: dict[str, Any] = {
+        values: Values = {
             ":pos": new,
             ":key": _key(new),
             ":expected": _key(expected),
@@ -197,7 +231,7 @@ class CdcState:
     def define_window(self, run_id: str, table: str, **fields: Any) -> bool:
         """Record a run's window (its end and batches) once: the first reader to define it wins."""
         names = {"#to": "cdc_to"}
-        values: dict[str, Any] = {}
+        values: Values = {}
         sets: list[str] = []
         set_fields(fields, names, values, sets)
         return (
@@ -212,7 +246,7 @@ class CdcState:
             is not None
         )
 
-    def _update(self, key: TableKey, update: str, condition: str, values: dict[str, Any]) -> bool:
+    def _update(self, key: TableKey, update: str, condition: str, values: Values) -> bool:
         return (
             if_condition_holds(
                 self.table.update_item,

@@ -4,12 +4,13 @@ checksums), the key ranges in pages (BOUNDS), and each attempt's timeline for th
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.base import Ledger
-from aurora_replication.ledger.items import if_condition_holds, plain, set_fields
+from aurora_replication.ledger.items import StoredItem, Values, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import (
     BOUNDS_PAGE,
     BOUNDS_PAGE_BYTES,
@@ -18,7 +19,68 @@ from aurora_replication.ledger.keys import (
     Bounds,
     run_table_key,
 )
-from aurora_replication.ledger.status import SUPERSEDED
+from aurora_replication.ledger.status import not_final_condition
+
+
+class ChunkInfo(TypedDict, total=False):
+    """What a worker records of a chunk it copied (``keys.CHUNK_FIELDS``; ``mark_chunk_done`` keeps
+    these only)."""
+
+    attempt: int
+    rows: int
+    bytes: int
+    seconds: float
+    source_rows: int
+    source_checksum: Any
+    snapshot_at: float
+    source_position: Any
+    target_rows: int
+    target_checksum: Any
+    target_checksum_no_json: Any
+
+
+class ChunkItem(ChunkInfo, total=False):
+    """A CHUNK item (``RUN#<run>`` / ``CHUNK#<table>#<id>``), as ``get_chunks`` gives it."""
+
+    pk: str
+    sk: str
+    table: str
+    chunk: int
+    round: int  # the heal round the chunk was copied in
+    need_round: int  # the heal round a heal asked it to be copied in
+    done_at: int
+    expiration: int
+
+
+def chunk_is_done(chunk: ChunkItem | None, heal_round: int) -> bool:
+    """The chunk has a completed copy in the round it is due: copied, and not asked again by a heal of a
+    round up to ``heal_round`` (the table's). A ``need_round`` above the table's round belongs to a heal
+    whose finaliser died before moving the round on: it does not count until a finaliser of the round
+    reopens the chunk again."""
+    if chunk is None:
+        return False
+    return int(chunk.get("round", -1)) >= min(int(chunk.get("need_round", 0)), heal_round)
+
+
+class AttemptItem(TypedDict, total=False):
+    """An ATTEMPT item (``RUN#<run>`` / ``ATTEMPT#<table>#<chunk>#<attempt>``): one attempt of a chunk or of
+    a table's finalise, for the run report (``pipeline/timeline.py`` writes it, ``ops/report.py`` reads it)."""
+
+    pk: str
+    sk: str
+    table: str
+    expiration: int
+    chunk: int | str  # a chunk id, or "final" (the table's finalise)
+    attempt: str
+    kind: str
+    round: int
+    worker: str
+    start: float
+    seconds: float
+    steps: str  # JSON text: each step's offset and duration
+    status: str
+    error: str
+    rows: int | None  # None: not written (``record_attempts`` leaves out what is None)
 
 
 class Chunks(Ledger):
@@ -28,7 +90,7 @@ class Chunks(Ledger):
         return {"pk": f"RUN#{run_id}", "sk": f"CHUNK#{table}#{chunk_id:06d}"}
 
     def mark_chunk_done(
-        self, run_id: str, table: str, chunk_id: int, round: int, info: dict[str, Any]
+        self, run_id: str, table: str, chunk_id: int, round: int, info: Mapping[str, Any]
     ) -> tuple[bool, int]:
         """Record a copied chunk and count it for the fan-in; returns (recorded, done_count).
 
@@ -40,7 +102,7 @@ class Chunks(Ledger):
            CHUNK item before it trusts the count.
         Returns done_count -1 when the table has moved to another heal round (a stale message)."""
         names = {"#rd": "round", "#exp": EXPIRATION}
-        values: dict[str, Any] = {":r": round, ":now": keys.now(), ":exp": self._expires()}
+        values: Values = {":r": round, ":now": keys.now(), ":exp": self._expires()}
         sets = ["#rd = :r", "done_at = :now", "#exp = :exp"]
         set_fields({k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}, names, values, sets)
         values[":table"] = table
@@ -77,7 +139,7 @@ class Chunks(Ledger):
             return recorded, -1
         return recorded, int(str(counted["Attributes"]["done_count"]))
 
-    def get_chunks(self, run_id: str, table: str, count: int | None = None) -> dict[int, dict[str, Any]]:
+    def get_chunks(self, run_id: str, table: str, count: int | None = None) -> dict[int, ChunkItem]:
         """Every CHUNK item of the table in the run, by chunk id (one paged query; a table of ``count``
         1, one consistent read of its item)."""
         if count == 1:
@@ -88,7 +150,7 @@ class Chunks(Ledger):
             KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
             ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":prefix": prefix},
         )
-        out: dict[int, dict[str, Any]] = {}
+        out: dict[int, ChunkItem] = {}
         for item in items:
             rest = str(item["sk"])[len(prefix) :]
             if rest.isdigit():  # not a table whose name continues with '#...'
@@ -96,16 +158,9 @@ class Chunks(Ledger):
         return out
 
     @staticmethod
-    def outstanding(chunks: dict[int, dict[str, Any]], count: int, heal_round: int) -> list[int]:
-        """Chunk ids without a completed copy in the round they are due: never copied, or not since a
-        heal of a round up to ``heal_round`` (the table's) asked for a re-copy. A ``need_round`` above
-        the table's round belongs to a heal whose finaliser died before moving the round on: it does
-        not count until a finaliser of the round reopens the chunk again."""
-        return [
-            i
-            for i in range(count)
-            if i not in chunks or int(chunks[i].get("round", -1)) < min(int(chunks[i].get("need_round", 0)), heal_round)
-        ]
+    def outstanding(chunks: dict[int, ChunkItem], count: int, heal_round: int) -> list[int]:
+        """Chunk ids without a completed copy in the round they are due (``chunk_is_done``)."""
+        return [i for i in range(count) if not chunk_is_done(chunks.get(i), heal_round)]
 
     def mark_dead_lettered(self, run_id: str, table: str, chunk_id: int, error: str) -> None:
         """The chunk failed its last receive and is going to the DLQ: the table is reported failed
@@ -124,7 +179,7 @@ class Chunks(Ledger):
             for item in self._bounds_pages(run_id, table, bounds):
                 batch.put_item(Item=item)
 
-    def _bounds_pages(self, run_id: str, table: str, bounds: list[Bounds]) -> list[dict[str, Any]]:
+    def _bounds_pages(self, run_id: str, table: str, bounds: list[Bounds]) -> list[StoredItem]:
         pages: list[tuple[int, list[str]]] = []
         size = 0
         for i, b in enumerate(bounds):
@@ -180,7 +235,13 @@ class Chunks(Ledger):
         return bounds
 
     def reopen_chunks(
-        self, run_id: str, table: str, chunk_ids: list[int], expected_round: int, chunk_count: int, **fields: Any
+        self,
+        run_id: str,
+        table: str,
+        chunk_ids: list[int],
+        expected_round: int,
+        chunk_count: int,
+        **fields: Any,
     ) -> bool:
         """Ask for ``chunk_ids`` to be copied again in the next heal round. First each CHUNK item gets
         ``need_round`` (idempotent), then the TABLE item moves to the next round with its count reset
@@ -198,14 +259,11 @@ class Chunks(Ledger):
                 ExpressionAttributeValues={":n": nxt, ":exp": self._expires()},
             )
         names = {"#s": "status"}
-        values: dict[str, Any] = {
+        values: Values = {
             ":expected": expected_round,
             ":next": nxt,
             ":done": chunk_count - len(set(chunk_ids)),
             ":now": keys.now(),
-            ":pub": "published",
-            ":failed": "failed",
-            ":sup": SUPERSEDED,
         }
         sets = ["heal_round = :next", "done_count = :done", "progress_at = :now"]
         set_fields(fields, names, values, sets)
@@ -213,13 +271,13 @@ class Chunks(Ledger):
             run_id,
             table,
             "SET " + ", ".join(sets),
-            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup) AND "
+            f"attribute_exists(pk) AND {not_final_condition(values)} AND "
             "(attribute_not_exists(heal_round) OR heal_round = :expected)",
             names,
             values,
         )
 
-    def record_attempts(self, run_id: str, table: str, attempts: list[dict[str, Any]]) -> None:
+    def record_attempts(self, run_id: str, table: str, attempts: list[AttemptItem]) -> None:
         """Attempts of a chunk or of a table's finalise (``attempt['chunk']``, ``attempt['attempt']``),
         those of one invocation (a chunk and the finalise it ran) in one request."""
         items = []
@@ -243,7 +301,7 @@ class Chunks(Ledger):
             for item in items:
                 batch.put_item(Item=item)
 
-    def get_attempts(self, run_id: str) -> list[dict[str, Any]]:
+    def get_attempts(self, run_id: str) -> list[AttemptItem]:
         """Every recorded attempt of the run's chunks and finalise steps."""
         items = self._query_all(
             KeyConditionExpression="pk = :pk AND begins_with(sk, :c)",

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from aurora_replication.ledger.keys import Held, Scope
+
+# DynamoDB's ExpressionAttributeValues of a request (``:name`` -> value)
+Values = dict[str, Any]
+# an item as DynamoDB stores it (numbers as Decimal, JSON fields as text), before it is read as its record's
+# type (``runs.TableItem``, ...) or as it is written
+StoredItem = dict[str, Any]
 
 # forward only: no item written by a run that started later, nor by another run that started at the same time
 FORWARD = "attribute_not_exists(#order) OR #order < :order OR (#order = :order AND #writer = :run)"
@@ -29,30 +35,14 @@ def plain(v: Any) -> Any:
     return v
 
 
-def decoded(item: dict[str, Any], field: str) -> dict[str, Any]:
+def decoded(item: Mapping[str, Any], field: str) -> Any:
     """An item as the code uses it: plain values, and ``field`` (a TABLE item's plan, the RUN item's
     tables), stored as JSON text, as the value it encodes (an item written by an earlier version holds
     it as a map or a list; either reads the same)."""
-    out: dict[str, Any] = plain(item)
+    out = plain(dict(item))
     if isinstance(out.get(field), str):
         out[field] = json.loads(out[field])
     return out
-
-
-def table_item(item: dict[str, Any]) -> dict[str, Any]:
-    return decoded(item, "plan")
-
-
-def run_item(item: dict[str, Any]) -> dict[str, Any]:
-    return decoded(item, "tables")
-
-
-def table_count(run: dict[str, Any]) -> int:
-    """How many tables a run lists, from its RUN item (``table_count``; a RUN item of an earlier version:
-    the length of its list)."""
-    if run.get("table_count") is not None:
-        return int(run["table_count"])
-    return len(run.get("tables") or [])
 
 
 def leased_text(table: str, holder: str, until: int) -> str:
@@ -63,7 +53,7 @@ def leased_text(table: str, holder: str, until: int) -> str:
     )
 
 
-def forward_condition(field: str, held: Held) -> tuple[str, dict[str, Any]]:
+def forward_condition(field: str, held: Held) -> tuple[str, Values]:
     """The condition (and its values) that a catalog note of ``field`` (``watermark``, ``last_run``) moves
     forward only: the run that wrote it last (``watermark_run``, ``last_run``) did not start after ``held``'s."""
     writer = "watermark_run" if field == "watermark" else "last_run"
@@ -87,7 +77,7 @@ def if_condition_holds[T](write: Callable[..., T], **kwargs: Any) -> T | None:
         return None
 
 
-def set_fields(fields: dict[str, Any], names: dict[str, str], values: dict[str, Any], sets: list[str]) -> None:
+def set_fields(fields: Mapping[str, object], names: dict[str, str], values: Values, sets: list[str]) -> None:
     """Add ``SET #fN = :fN`` clauses for arbitrary attribute names (floats as Decimal, as boto3 needs)."""
     for i, (k, v) in enumerate(fields.items()):
         names[f"#f{i}"] = k

@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -255,7 +256,7 @@ class TableKey:
         return f"table {self.table!r} ({self.scope.describe()}.{self.target_table})"
 
     @classmethod
-    def of_run_table(cls, item: dict[str, Any], table: str | None = None) -> TableKey:
+    def of_run_table(cls, item: Mapping[str, Any], table: str | None = None) -> TableKey:
         """The key of a run's table: from the scope its TABLE item records (``table``: its name, when the
         item is not at hand whole); a run recorded before state was scoped keeps the unscoped key."""
         return cls(str(table if table is not None else item["table"]), Scope.from_item(item.get("scope")))
@@ -275,7 +276,7 @@ class Held:
     seconds: int
 
 
-def run_order(item: dict[str, Any]) -> Decimal:
+def run_order(item: Mapping[str, Any]) -> Decimal:
     """A run's order on a table, from its TABLE item: when it started on the table (``started_at``, taken
     after the lease: a run that takes the lease after another has a later one), else when it was recorded."""
     value = item.get("started_at") or item.get("created_at") or 0

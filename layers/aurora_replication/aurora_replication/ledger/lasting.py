@@ -3,21 +3,50 @@ only forward (a run that started earlier never overwrites what a later one wrote
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypedDict
 
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.items import FORWARD, if_condition_holds, plain
 from aurora_replication.ledger.keys import Held, TableKey
-from aurora_replication.ledger.leases import Leases
+from aurora_replication.ledger.leases import LeaseItem, Leases
+from aurora_replication.ledger.runs import Number, TableOutcome
+
+
+class WatermarkItem(TypedDict, total=False):
+    """A table's WATERMARK item (``TABLE#<key>`` / ``WATERMARK``): the committed watermark, and the run
+    that committed it (``run_started_at``: its order, what forward-only writes compare)."""
+
+    pk: str
+    sk: str
+    value: str
+    updated_at: int
+    run_id: str
+    run_started_at: Number
+
+
+class LastRunItem(TableOutcome, total=False):
+    """A table's LAST_RUN item (``TABLE#<key>`` / ``LAST_RUN``): its latest finished run's outcome (the
+    finaliser's summary: status, validation, ``source_as_of``, ...), when, and which run."""
+
+    pk: str
+    sk: str
+    status: str
+    at: int
+    run_id: str
+    run_started_at: Number
+
+
+# a table's lasting items, each with its ``sk`` (``last_writes``)
+LastingItem = LeaseItem | WatermarkItem | LastRunItem
 
 
 class TableState(Leases):
     """A table's lasting state: its WATERMARK and LAST_RUN, written only by the run holding the lease and."""
 
     # ---- watermarks ------------------------------------------------------------------------
-    def get_watermark_item(self, key: TableKey) -> dict[str, Any] | None:
+    def get_watermark_item(self, key: TableKey) -> WatermarkItem | None:
         """The table's WATERMARK item (value, run_id, updated_at), if any."""
         item = self.table.get_item(Key=key.item("WATERMARK"), ConsistentRead=True).get("Item")
         return plain(item) if item else None
@@ -34,7 +63,7 @@ class TableState(Leases):
             held, "WATERMARK", {"value": value, "updated_at": keys.now()}, lambda: self.note_watermark(held, value)
         )
 
-    def set_last_run(self, held: Held, summary: dict[str, Any]) -> bool:
+    def set_last_run(self, held: Held, summary: Mapping[str, Any]) -> bool:
         """The table's latest finished run; ``summary`` carries its status, validation and
         ``source_as_of`` (epoch seconds: the oldest chunk snapshot the target is known to reflect).
         Written, as the watermark, only while ``held`` and only forward; False when refused."""
@@ -58,7 +87,7 @@ class TableState(Leases):
         then()  # catalog (operator's view)
         return True
 
-    def last_writes(self, key: TableKey) -> list[dict[str, Any]]:
+    def last_writes(self, key: TableKey) -> list[LastingItem]:
         """The table's LEASE, WATERMARK and LAST_RUN items (those there are), each with ``sk``: what a
         resume compares its run with."""
         found = []

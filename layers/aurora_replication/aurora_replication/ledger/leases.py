@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TypedDict
 
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.catalog import CatalogNotes
-from aurora_replication.ledger.items import if_condition_holds, leased_text
+from aurora_replication.ledger.items import if_condition_holds, leased_text, plain
 from aurora_replication.ledger.keys import Held, TableKey
+
+
+class LeaseItem(TypedDict, total=False):
+    """A table's LEASE item (``TABLE#<key>`` / ``LEASE``): the run holding it, until when, and when it
+    released it (a released lease still blocks new runs until ``expires_at``: the minimum interval)."""
+
+    pk: str
+    sk: str
+    run_id: str
+    expires_at: int
+    released_at: int
 
 
 class Leases(CatalogNotes):
@@ -28,7 +39,7 @@ class Leases(CatalogNotes):
         ):
             self.note_table_started(key, run_id, now)  # catalog (operator's view)
             return True, ""
-        item: dict[str, Any] = dict(self.table.get_item(Key=key.item("LEASE")).get("Item", {}))
+        item: LeaseItem = plain(self.table.get_item(Key=key.item("LEASE")).get("Item", {}))
         return False, leased_text(key.table, str(item.get("run_id", "?")), int(item.get("expires_at", 0)))
 
     def _unscoped_holder(self, key: TableKey, run_id: str, now: int) -> str:

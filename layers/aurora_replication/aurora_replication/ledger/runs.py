@@ -6,16 +6,208 @@ from __future__ import annotations
 import json
 import random
 import time
-from typing import Any
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any, TypedDict, Unpack
 
 from botocore.exceptions import ClientError
 
 from aurora_replication.cost import meter
 from aurora_replication.ledger import keys
 from aurora_replication.ledger.chunks import Chunks
-from aurora_replication.ledger.items import if_condition_holds, plain, run_item, set_fields, table_count, table_item
+from aurora_replication.ledger.items import StoredItem, Values, decoded, if_condition_holds, plain, set_fields
 from aurora_replication.ledger.keys import COUNT_ATTEMPTS, EXPIRATION, NAMES_PAGE, Bounds, Scope, run_table_key
-from aurora_replication.ledger.status import SUPERSEDED, is_terminal
+from aurora_replication.ledger.status import PUBLISHED, is_final, is_terminal, not_final_condition, run_outcome
+
+# Numbers read back from DynamoDB are ints or floats (``items.plain``); written ones may be Decimals.
+Number = int | float | Decimal
+
+
+class TableOutcome(TypedDict, total=False):
+    """What a table's finalise (or a planner that declines or fails it) records of its outcome: in the
+    run's TABLE item and, with its status, in the table's LAST_RUN item (``lasting.LastRunItem``)."""
+
+    mode: str
+    reason: str
+    validation: str
+    compared: str
+    source_rows: int
+    target_rows: int
+    source_checksum: Any
+    target_checksum: Any
+    differing_chunks: list[Any]
+    differences: list[str]
+    last_mismatch: str
+    rows_copied: int
+    table_rows: int
+    finalise_seconds: Number
+    snapshot_spread_seconds: Number
+    current_rows: int
+    merged_rows: int
+    statement_seconds: dict[str, str]
+    source_as_of: Number
+    verified_at: Number
+    key_high: str
+    not_null: list[str]
+    watermark: str
+    publish: str
+    schema_notes: list[str]
+    schema_changes: list[dict[str, Any]]
+    columns_dropped_in_source: list[str]
+    column_version: str
+    fill_column: str
+    audit: str
+    audit_rows: int
+    audit_differences: int  # rows the audit found missing or different (the first count wins)
+    position: str  # a cdc window's end (file:pos)
+    changes: int
+    upserts: int
+    deletes: int
+    truncated_at: str
+    # mode reconcile (``pipeline/modes/reconcile.py``)
+    reconciled_rows: int
+    reconcile_action: str
+    keys_missing_in_target: int
+
+
+class TableFields(TableOutcome, total=False):
+    """The fields of a run's TABLE item its writers give (``record_table``, ``set_table_status``,
+    ``reopen_chunks``, ``CdcState.define_window``): planning's, then the outcome's. Every field a writer
+    gives is declared here: ``tests/unit/test_ledger_types.py`` fails on one that is not."""
+
+    plan: dict[str, Any]  # stored as JSON text; read back as the dict (``items.table_item``)
+    chunk_count: int
+    # a table declined because a stalled run of it was resumed instead (``pipeline/resume.auto_resume``)
+    resumed_run: str
+    resumed: bool
+    window_from: Any
+    window_to: Any
+    plan_seconds: str
+    notes: list[str]
+    started_at: Number
+    finished_at: Number
+    drift: str
+    history_pos: str
+    # the rolling audit's slice (``pipeline/audit.py``)
+    audit_from: int
+    audit_cursor_from: str | None
+    audit_cursor_to: str | None
+    audit_planned_rows: int
+    audit_cycle_at: str
+    # column versions (``pipeline/column_fill.py``)
+    column_versions: str
+    column_versions_created: bool
+    column_versions_whole: bool
+    not_null_check: list[str]
+    # a cdc run's window (``ledger/cdc.py``, ``pipeline/cdc_reader.py``)
+    cdc_from: dict[str, Any] | None
+    cdc_to: dict[str, Any] | None
+    batches: list[dict[str, Any]]
+    window_read_at: Number
+    window_events: int
+    truncate_at: str  # a TRUNCATE in the window: the position the rows older changes wrote go before
+    history_truncations: list[list[Any]]
+    audit_batch: dict[str, Any]  # the rolling audit's batch of the window (``cdc_reader.stage_audit``)
+    # a column version's pages of the window (``cdc_reader.stage_fill``)
+    fill_batch: dict[str, Any]
+    fill_plan: str
+    fill_cursor: str
+    fill_done: bool
+    schema_columns: str  # JSON text: the schema a window's end is valid for
+    window_stopped_by: str
+    newest_event_at: int
+
+
+class NewTable(TableFields, total=False):
+    """A TABLE item's fields as ``record_table`` and ``record_tables`` take them: with its first status."""
+
+    status: str
+
+
+class TableItem(NewTable, total=False):
+    """A run's TABLE item (``RUN#<run>`` / ``TABLE#<table>``), as ``get_table`` and ``get_run`` give it:
+    empty when the run has no such table. Besides these, ``long_<name>`` text attributes hold a long
+    statement's record (``pipeline/finalise.py``, ``swap_table_text``)."""
+
+    pk: str
+    sk: str
+    table: str
+    scope: dict[str, str]
+    created_at: int
+    updated_at: int
+    progress_at: int
+    expiration: int
+    heal_round: int
+    done_count: int
+    dead_lettered: set[str]
+    last_error: str
+    auto_resumed_at: int
+
+
+class RunItem(TypedDict, total=False):
+    """The RUN item (``RUN#<run>`` / ``RUN``), as ``run_item`` gives it (empty: no such run); ``get_run``
+    adds ``finished_count`` and ``table_states``."""
+
+    pk: str
+    sk: str
+    mode: str
+    scope: dict[str, str]
+    table_count: int
+    request: dict[str, Any]
+    request_tables: str
+    created_at: int
+    status: str
+    expiration: int
+    planned: int
+    planner_until: int
+    finished_at: int
+    # a RUN item of an earlier version: the list of tables, and those counted finished (a string set)
+    tables: list[str]
+    finished_tables: set[str]
+    # read, not stored: ``get_run``
+    finished_count: int
+    table_states: dict[str, TableItem]
+
+
+def table_item(item: Mapping[str, Any]) -> TableItem:
+    """A TABLE item as stored, as the code uses it (its ``plan`` decoded)."""
+    out: TableItem = decoded(item, "plan")
+    return out
+
+
+def run_item(item: Mapping[str, Any]) -> RunItem:
+    """The RUN item as stored, as the code uses it (the list of ``tables`` of an earlier version decoded)."""
+    out: RunItem = decoded(item, "tables")
+    return out
+
+
+def table_is_final(item: TableItem) -> bool:
+    """The table's status is final in the run (published, failed, superseded): no later write changes it."""
+    return is_final(item.get("status"))
+
+
+def table_is_terminal(item: TableItem) -> bool:
+    """The run is done with the table (a final status, or declined)."""
+    return is_terminal(item.get("status"))
+
+
+def still_running(item: TableItem | RunItem) -> bool:
+    """The table (or the run) is still running."""
+    return item.get("status") == "running"
+
+
+def every_table_published(run: RunItem) -> bool:
+    """The run has tables and published each of them (what the run report and the local stack call ok)."""
+    states = run.get("table_states", {})
+    return bool(states) and all(t.get("status") == PUBLISHED for t in states.values())
+
+
+def table_count(run: RunItem) -> int:
+    """How many tables a run lists, from its RUN item (``table_count``; a RUN item of an earlier version:
+    the length of its list)."""
+    if run.get("table_count") is not None:
+        return int(run["table_count"])
+    return len(run.get("tables") or [])
 
 
 class Runs(Chunks):
@@ -60,7 +252,7 @@ class Runs(Chunks):
             }
         )
 
-    def run_tables(self, run_id: str, run: dict[str, Any] | None = None) -> list[str]:
+    def run_tables(self, run_id: str, run: RunItem | None = None) -> list[str]:
         """The run's tables in order: its NAMES pages (one query; a RUN item of an earlier version: its list).
         ``run``: the RUN item when it is at hand."""
         run = self.run_item(run_id) if run is None else run
@@ -76,7 +268,7 @@ class Runs(Chunks):
         return names
 
     @staticmethod
-    def run_request(run: dict[str, Any], tables: list[str]) -> dict[str, Any]:
+    def run_request(run: RunItem, tables: list[str]) -> dict[str, Any]:
         """The request a run was recorded with, its list of tables put back (``create_run`` keeps it out of
         the RUN item when it is the run's list, ``tables``)."""
         request = dict(run.get("request") or {})
@@ -85,13 +277,15 @@ class Runs(Chunks):
         return request
 
     def record_table(self, run_id: str, table: str, scope: Scope | None = None, **fields: Any) -> None:
-        """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``)."""
+        """A table of the run, with the run's ``scope`` (where its table-level state is: ``TableKey``).
+        ``fields``: a ``NewTable``'s (not checked by mypy here: callers spread optional fields; every name
+        a call site gives is checked against ``NewTable`` by ``tests/unit/test_ledger_types.py``)."""
         self.table.put_item(Item=self._table_record(run_id, table, fields, scope))
         if is_terminal(fields.get("status")):  # failed or declined before any chunk: finished already
             self.count_finished(run_id, table)
 
     def record_tables(
-        self, run_id: str, tables: list[tuple[str, dict[str, Any], list[Bounds]]], scope: Scope | None = None
+        self, run_id: str, tables: list[tuple[str, Mapping[str, Any], list[Bounds]]], scope: Scope | None = None
     ) -> None:
         """Several running tables at once (none finished: ``record_table`` counts those), each
         ``(table, fields, bounds)``: their TABLE items (as
@@ -105,10 +299,11 @@ class Runs(Chunks):
                     batch.put_item(Item=item)
 
     def _table_record(
-        self, run_id: str, table: str, fields: dict[str, Any], scope: Scope | None = None
-    ) -> dict[str, Any]:
+        self, run_id: str, table: str, fields: Mapping[str, Any], scope: Scope | None = None
+    ) -> StoredItem:
+        """The TABLE item as stored (its plan as JSON text)."""
         now = keys.now()
-        item = {**run_table_key(run_id, table), "table": table, "created_at": now, **fields}
+        item: StoredItem = {**run_table_key(run_id, table), "table": table, "created_at": now, **fields}
         if scope is not None:
             item["scope"] = scope.to_item()
         if isinstance(item.get("plan"), dict):
@@ -134,7 +329,7 @@ class Runs(Chunks):
     def swap_table_text(self, run_id: str, table: str, name: str, new: str, old: str | None) -> bool:
         """Set the TABLE item's text attribute ``name`` to ``new`` only while it holds ``old`` (None: while it
         is absent): one writer wins (a long statement's record, ``target/long_statements.py``)."""
-        values: dict[str, Any] = {":new": new}
+        values: Values = {":new": new}
         condition = "attribute_exists(pk) AND attribute_not_exists(#n)"
         if old is not None:
             condition = "attribute_exists(pk) AND #n = :old"
@@ -162,33 +357,21 @@ class Runs(Chunks):
             ExpressionAttributeValues={":now": keys.now()},
         )
 
-    def get_table(self, run_id: str, table: str) -> dict[str, Any]:
+    def get_table(self, run_id: str, table: str) -> TableItem:
         item = self.table.get_item(Key=run_table_key(run_id, table), ConsistentRead=True)
         return table_item(item.get("Item", {}))
 
-    def set_table_status(self, run_id: str, table: str, status: str, **fields: Any) -> bool:
+    def set_table_status(self, run_id: str, table: str, status: str, **fields: Unpack[TableFields]) -> bool:
         """Set the table's status; a table already published, failed or superseded keeps its status
         (returns False)."""
         names = {"#s": "status", "#t": "updated_at"}
-        values: dict[str, Any] = {
-            ":s": status,
-            ":t": keys.now(),
-            ":pub": "published",
-            ":failed": "failed",
-            ":sup": SUPERSEDED,
-        }
+        values: Values = {":s": status, ":t": keys.now()}
         sets = ["#s = :s", "#t = :t"]
         set_fields(fields, names, values, sets)
-        return self._update_if(
-            run_id,
-            table,
-            "SET " + ", ".join(sets),
-            "attribute_exists(pk) AND NOT #s IN (:pub, :failed, :sup)",
-            names,
-            values,
-        )
+        condition = "attribute_exists(pk) AND " + not_final_condition(values)
+        return self._update_if(run_id, table, "SET " + ", ".join(sets), condition, names, values)
 
-    def get_run(self, run_id: str) -> dict[str, Any]:
+    def get_run(self, run_id: str) -> RunItem:
         """The RUN item with its TABLE items (``table_states``) and its TALLY's ``finished_count``: one query.
         "RUN", "TABLE#..." and "TALLY" sort after "ATTEMPT#", "BOUNDS#", "CHUNK#", "FINISHED#" and "NAMES#":
         the chunk ranges and the list of names are not read here."""
@@ -196,16 +379,16 @@ class Runs(Chunks):
             KeyConditionExpression="pk = :pk AND sk >= :run",
             ExpressionAttributeValues={":pk": f"RUN#{run_id}", ":run": "RUN"},
         )
-        run: dict[str, Any] = {}
-        tables: dict[str, dict[str, Any]] = {}
-        tally: dict[str, Any] = {}
+        run: RunItem = {}
+        tables: dict[str, TableItem] = {}
+        tally: StoredItem = {}
         for item in items:
             if item["sk"] == "RUN":
                 run = run_item(item)
             elif item["sk"] == "TALLY":
                 tally = plain(item)
             elif str(item["sk"]).startswith("TABLE#"):
-                tables[item["table"]] = table_item(item)
+                tables[str(item["table"])] = table_item(item)
         if run and tally:
             run["finished_count"] = int(tally.get("finished_count", 0))
         elif run:
@@ -214,7 +397,7 @@ class Runs(Chunks):
         return run
 
     # ---- planning in steps (the scheduler's budget: pipeline/scheduler.py) ---------------------
-    def run_item(self, run_id: str) -> dict[str, Any]:
+    def run_item(self, run_id: str) -> RunItem:
         """The RUN item alone (its request, table count, scope, and how far planning got), not its tables."""
         item = self.table.get_item(Key={"pk": f"RUN#{run_id}", "sk": "RUN"}, ConsistentRead=True).get("Item")
         return run_item(item) if item else {}
@@ -238,7 +421,7 @@ class Runs(Chunks):
         """The run's first ``upto`` tables are planned and recorded (forward only); ``release``: the planner
         stops, and its claim with it."""
         sets = "SET planned = :n" + (", planner_until = :zero" if release else "")
-        values: dict[str, Any] = {":n": upto, **({":zero": 0} if release else {})}
+        values: Values = {":n": upto, **({":zero": 0} if release else {})}
         if (
             not if_condition_holds(
                 self.table.update_item,
@@ -375,8 +558,7 @@ class Runs(Chunks):
             return False
         if len(states) < self.counted(run_id)[1]:
             return False  # tables the run lists are not recorded yet (a planner continues the run)
-        # declined and superseded: another run carries the table
-        status = "succeeded" if all(s in ("published", "declined", SUPERSEDED) for s in states.values()) else "failed"
+        status = run_outcome(list(states.values()))
         self.table.update_item(
             Key={"pk": f"RUN#{run_id}", "sk": "RUN"},
             UpdateExpression="SET #s = :s, finished_at = :t",

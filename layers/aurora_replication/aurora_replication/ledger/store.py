@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.items import catalog_prefix, plain
 from aurora_replication.ledger.keys import CATALOG_PK, SEVERAL_DATABASES, Scope
 from aurora_replication.ledger.lasting import TableState
@@ -13,7 +12,7 @@ from aurora_replication.ledger.runs import Runs
 class StateStore(Runs, TableState):
     """``StateStore``: every record of the ledger over one DynamoDB table, and the views that join them."""
 
-    def catalog(self, scope: Scope) -> list[dict[str, Any]]:
+    def catalog(self, scope: Scope) -> list[CatalogNote]:
         """Every catalogued table of ``scope`` (one query of its part of the CATALOG partition), each
         with ``current``: the ledger item of its run in progress (empty when its latest run has finished);
         and those that runs of a request naming several databases (``Scope.mapping``) copied into the same
@@ -25,7 +24,7 @@ class StateStore(Runs, TableState):
             KeyConditionExpression="pk = :pk AND begins_with(sk, :t)",
             ExpressionAttributeValues={":pk": CATALOG_PK, ":t": "TABLE#" if several else own},
         )
-        items = []
+        items: list[CatalogNote] = []
         for i in map(plain, found):
             other = Scope.from_item(i.get("scope"))
             if str(i["sk"]).startswith(own):

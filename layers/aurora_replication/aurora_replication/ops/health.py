@@ -23,6 +23,8 @@ from typing import Any
 
 from aurora_replication.cost import estimate as cost
 from aurora_replication.errors import BadInputError, EndpointError
+from aurora_replication.ledger.catalog import CatalogNote
+from aurora_replication.ledger.runs import still_running
 from aurora_replication.models import shown
 from aurora_replication.ops.redrive import peek
 from aurora_replication.pipeline import modes
@@ -140,7 +142,7 @@ def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
+def _table_view(item: CatalogNote, now: float) -> dict[str, Any]:
     """One table of the report. ``lag_seconds`` is freshness: now minus ``source_as_of``, the newest
     state of the source the target is known to reflect (the snapshot of its last validated run)."""
     t: dict[str, Any] = {
@@ -179,7 +181,7 @@ def _table_view(item: dict[str, Any], now: float) -> dict[str, Any]:
     if item.get("audit_cursor") is not None:
         t["audit_cursor"] = item["audit_cursor"]  # the rolling audit's next slice starts after this key
     current = item.get("current") or {}
-    if current.get("status") == "running":
+    if still_running(current):
         t["running_run"] = item.get("run_id")
     return {k: v for k, v in t.items() if v is not None}
 
@@ -221,7 +223,7 @@ def _tables(services: Services, stall_seconds: int) -> dict[str, Any]:
         name = f"{item['source_database']}.{item['table']}" if item.get("source_database") else str(item["table"])
         tables[name] = _table_view(item, now)
         current = item.get("current") or {}
-        if current.get("status") != "running":
+        if not still_running(current):
             continue
         run_id = str(item["run_id"])
         if current.get("dead_lettered"):

@@ -17,7 +17,9 @@ from typing import Any
 
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import ledger as cost_ledger
+from aurora_replication.ledger.chunks import AttemptItem
 from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.runs import RunItem, every_table_published
 from aurora_replication.ledger.store import StateStore
 
 STEPS = ["extract", "stage", "copy", "merge", "reconcile", "validate", "publish"]
@@ -46,7 +48,7 @@ def build(state: StateStore, run_id: str) -> str:
     return render(run_id, run, state.get_attempts(run_id), costs(run, cost_ledger.get_figures(state.table, run_id)))
 
 
-def costs(run: dict[str, Any], figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def costs(run: RunItem, figures: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Each table's estimated cost (cost/estimate.py) at the prices the environment names."""
     return cost.run_costs(run, figures, cost.Prices.from_environ(os.environ))
 
@@ -66,14 +68,14 @@ def _cost_rows(costs: dict[str, dict[str, Any]]) -> str:
     return "".join(rows)
 
 
-def _steps(attempt: dict[str, Any]) -> list[tuple[str, float, float]]:
+def _steps(attempt: AttemptItem) -> list[tuple[str, float, float]]:
     try:
         return [(str(s), float(o), float(d)) for s, o, d in json.loads(str(attempt.get("steps") or "[]"))]
     except (ValueError, TypeError):
         return []
 
 
-def _scope_line(run: dict[str, Any]) -> str:
+def _scope_line(run: RunItem) -> str:
     """Where the run's tables come from and go to (its ``scope``): the source database, target schema and
     any table-name prefix; what tells the runs of a request naming several databases apart."""
     scope = Scope.from_item(run.get("scope"))
@@ -113,11 +115,11 @@ def _count(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else escape(str(value or "-"))
 
 
-def _chunk_label(a: dict[str, Any]) -> str:
+def _chunk_label(a: AttemptItem) -> str:
     return f"{a.get('table')} {'finalise' if a.get('chunk') == 'final' else '#' + str(a.get('chunk'))}"
 
 
-def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
+def _table_rows(run: RunItem, attempts: list[AttemptItem]) -> str:
     rows = []
     for name, t in sorted(run.get("table_states", {}).items()):
         copied = int(t.get("rows_copied") or 0)
@@ -157,7 +159,7 @@ def _table_rows(run: dict[str, Any], attempts: list[dict[str, Any]]) -> str:
     return "\n".join(rows)
 
 
-def _timeline(attempts: list[dict[str, Any]], run: dict[str, Any]) -> str:
+def _timeline(attempts: list[AttemptItem], run: RunItem) -> str:
     if not attempts:
         return '<p class="empty">No chunk attempts were recorded for this run.</p>'
     t0 = min(float(a["start"]) for a in attempts)
@@ -201,7 +203,7 @@ def _timeline(attempts: list[dict[str, Any]], run: dict[str, Any]) -> str:
         ]
         tip += [f"{s}: {_fmt_seconds(d)}" for s, _, d in steps]
         if a.get("rows") is not None:
-            tip.append(f"rows: {int(a['rows']):,}")
+            tip.append(f"rows: {int(a.get('rows') or 0):,}")
         if a.get("error"):
             tip.append(str(a["error"]))
         if tries[key] > 1:
@@ -230,7 +232,7 @@ def _timeline(attempts: list[dict[str, Any]], run: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _where_time_went(attempts: list[dict[str, Any]]) -> str:
+def _where_time_went(attempts: list[AttemptItem]) -> str:
     totals: dict[str, float] = {}
     for a in attempts:
         steps = _steps(a)
@@ -256,7 +258,7 @@ def _where_time_went(attempts: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def _attempt_rows(attempts: list[dict[str, Any]]) -> str:
+def _attempt_rows(attempts: list[AttemptItem]) -> str:
     rows = []
     for a in sorted(attempts, key=lambda a: (str(a.get("table")), str(a.get("chunk")).zfill(9), float(a["start"]))):
         steps = ", ".join(f"{s} {_fmt_seconds(d)}" for s, _, d in _steps(a))
@@ -265,7 +267,7 @@ def _attempt_rows(attempts: list[dict[str, Any]]) -> str:
             f"<td>{escape(str(a.get('worker')))}</td><td>{_when(a['start'])}</td>"
             f"<td class=num>{_fmt_seconds(float(a.get('seconds') or 0))}</td>"
             f'<td class="{"bad" if a.get("status") == "failed" else "ok"}">{escape(str(a.get("status")))}</td>'
-            f"<td class=num>{'' if a.get('rows') is None else f'{int(a["rows"]):,}'}</td>"
+            f"<td class=num>{'' if a.get('rows') is None else f'{int(a.get("rows") or 0):,}'}</td>"
             f"<td>{escape(steps)}</td><td class=notes>{escape(str(a.get('error') or ''))}</td></tr>"
         )
     return "\n".join(rows)
@@ -309,10 +311,10 @@ SCRIPT = """
 
 
 def render(
-    run_id: str, run: dict[str, Any], attempts: list[dict[str, Any]], costs: dict[str, dict[str, Any]] | None = None
+    run_id: str, run: RunItem, attempts: list[AttemptItem], costs: dict[str, dict[str, Any]] | None = None
 ) -> str:
     states = run.get("table_states", {})
-    ok = bool(states) and all(t.get("status") == "published" for t in states.values())
+    ok = every_table_published(run)
     rows = sum(int(t.get("rows_copied") or 0) for t in states.values())
     started = run.get("created_at")
     finished = run.get("finished_at")

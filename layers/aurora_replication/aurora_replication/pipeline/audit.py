@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aurora_replication.config import Settings
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.keys import Bounds
 from aurora_replication.models import TablePlan
 from aurora_replication.source import bounds as source_bounds
@@ -77,7 +78,7 @@ def due_rows(table_rows: int, elapsed: float, period: int, min_rows: int, max_ro
     return min(rows, max_rows)
 
 
-def last_audit(entry: dict[str, Any]) -> float | None:
+def last_audit(entry: CatalogNote) -> float | None:
     """When the table was last audited or verified whole (epoch seconds), from its catalog item."""
     for key in ("audit_at", "verified_at", "table_rows_at"):
         if entry.get(key) is not None:
@@ -86,7 +87,7 @@ def last_audit(entry: dict[str, Any]) -> float | None:
 
 
 def plan_slice(
-    conn: Any, plan: TablePlan, entry: dict[str, Any], settings: Settings, chunk_rows: int, now: float | None = None
+    conn: Any, plan: TablePlan, entry: CatalogNote, settings: Settings, chunk_rows: int, now: float | None = None
 ) -> AuditSlice | None:
     """The slice this run audits, or None (no key, no ledger count, the audit off, or not due)."""
     now = time.time() if now is None else now

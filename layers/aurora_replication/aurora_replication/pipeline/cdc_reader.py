@@ -38,8 +38,9 @@ from aurora_replication import typemap
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
-from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcState
+from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcItem, CdcState
 from aurora_replication.ledger.keys import Scope, TableKey
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
 from aurora_replication.pipeline import audit, cdc_options, column_versions, planning, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
@@ -247,7 +248,7 @@ def to_fill(stored: list[Any], now: list[ColumnFacts], refuted: Collection[tuple
     return [c for c in added if dropped or not c.nullable or c.default is not None]
 
 
-def refuted_renames(state: dict[str, Any] | None) -> set[tuple[str, str]]:
+def refuted_renames(state: CdcItem | None) -> set[tuple[str, str]]:
     """The rename candidates of a table's cdc state that a window refuted (``CdcState.refute_rename``)."""
     return {(str(p[0]), str(p[1])) for p in (state or {}).get("refuted_renames") or []}
 
@@ -302,7 +303,7 @@ def not_null_added(stored: list[Any], now: list[ColumnFacts]) -> list[str]:
     return [c.name for c in now if before.get(c.name) is True and not c.nullable]
 
 
-def _snapshot_state(services: Services, state: dict[str, Any]) -> str:
+def _snapshot_state(services: Services, state: CdcItem) -> str:
     """The status of the run that took the table's initial copy."""
     run = str(state.get("snapshot_run", ""))
     table_state = services.state.get_table(run, str(state.get("table"))) if run else {}
@@ -1296,7 +1297,7 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     }
 
 
-def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services) -> dict[str, Any]:
+def resume_table(run_id: str, table: str, t: TableItem, services: Services) -> dict[str, Any]:
     """A stalled cdc table: its window read again when the reader died before defining it (from the
     same stored position), else its missing batches sent again."""
     cdc = CdcState(services.state)
@@ -1317,7 +1318,7 @@ def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services)
                 conn.close()
         finally:
             services.endpoints.locate(None, None)  # read_and_send locates each table again
-        position = Position.from_dict(t["cdc_from"])
+        position = Position.from_dict(t.get("cdc_from") or {})
         if state.get("position_key") != position.key():
             raise BadInputError(
                 f"run {run_id!r} table {table!r}: the stored position moved on since this run started; "

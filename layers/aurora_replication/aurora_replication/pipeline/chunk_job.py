@@ -29,8 +29,9 @@ from typing import Any
 from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.chunks import ChunkItem
 from aurora_replication.ledger.keys import CHUNK_FIELDS, TableKey, run_order
-from aurora_replication.ledger.status import is_final
+from aurora_replication.ledger.runs import TableItem, table_is_final
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline import extract, extract_parts, modes, staging, timeline
 from aurora_replication.pipeline import finalise as finaliser
@@ -54,7 +55,7 @@ def new_attempt_id() -> str:
     return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
 
 
-def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: Services) -> None:
+def renew_lease(run_id: str, table: str, table_state: TableItem, services: Services) -> None:
     """The run made progress on the table: its lease is renewed (``StateStore.renew_lease``: conditional on
     the run holding it, at most every quarter of LEASE_SECONDS from one container), so a long run keeps its
     table and a run that stops making progress loses it LEASE_SECONDS after its last progress. A run that
@@ -68,10 +69,11 @@ def renew_lease(run_id: str, table: str, table_state: dict[str, Any], services: 
         )
 
 
-def _entry(table: str, info: dict[str, Any]) -> dict[str, Any]:
+def _entry(table: str, info: dict[str, Any]) -> ChunkItem:
     """A chunk's ledger entry as ``StateStore.mark_chunk_done`` wrote it in round 0 (what the finaliser reads)."""
     fields = {k: v for k, v in info.items() if k in CHUNK_FIELDS and v is not None}
-    return {"table": table, "chunk": 0, "round": 0, **fields}
+    entry: ChunkItem = {"table": table, "chunk": 0, "round": 0, **fields}  # type: ignore[typeddict-item]
+    return entry
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class Loaded:
     position: str | None
 
 
-def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None = None) -> dict[str, Any]:
+def copy_chunk(msg: ChunkMessage, services: Services, table_state: TableItem | None = None) -> dict[str, Any]:
     """The chunk's job: extract, stage and load it as a new attempt, have Snowflake count and checksum
     what that attempt loaded, record both sides in the chunk's ledger entry, and go on to the table's
     finalise when the chunk completed it. ``table_state``: the TABLE item as read in this invocation a
@@ -125,14 +127,14 @@ def copy_chunk(msg: ChunkMessage, services: Services, table_state: dict[str, Any
     return result
 
 
-def _live_table(msg: ChunkMessage, services: Services, table_state: dict[str, Any] | None) -> dict[str, Any] | None:
+def _live_table(msg: ChunkMessage, services: Services, table_state: TableItem | None) -> TableItem | None:
     """The run's TABLE item, or None when the table is finalised already (the chunk is ignored)."""
     table = msg.plan.table
     if table_state is None:
         table_state = services.state.get_table(msg.run_id, table)
     if not table_state:
         raise BadInputError(f"run {msg.run_id} has no record of table {table!r}; the message is stale or forged")
-    if is_final(table_state.get("status")):
+    if table_is_final(table_state):
         logger.info("table already finalised; chunk ignored", extra={"run_id": msg.run_id, "table": table})
         # the finaliser in this chunk's invocation may have died after the status: count the table
         services.state.finish_run_if_complete(msg.run_id, table)

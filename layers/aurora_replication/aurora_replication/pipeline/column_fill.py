@@ -20,6 +20,7 @@ import json
 from typing import Any
 
 from aurora_replication.ledger.keys import TableKey
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, TablePlan
 from aurora_replication.pipeline import cdc_reader, column_versions
 from aurora_replication.services import Services
@@ -31,7 +32,7 @@ PAGE_TAG = "0000000000:000000000000:000000"
 
 
 def advance(
-    run_id: str, services: Services, key: TableKey, state: dict[str, Any], plan: TablePlan, tgt: Warehouse
+    run_id: str, services: Services, key: TableKey, state: TableItem, plan: TablePlan, tgt: Warehouse
 ) -> dict[str, Any]:
     """After a published run's rows are in the target: the fill's next pages of the column this run fills
     (read from MySQL now, staged, ``UPDATE ... FROM`` by key), then the versions with the cursor moved

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.models import TablePlan
 from aurora_replication.source.binlog import Position
 
@@ -22,9 +23,9 @@ CREATED_FIELD = "column_versions_created"
 WHOLE_FIELD = "column_versions_whole"
 
 
-def stored(entry: dict[str, Any]) -> dict[str, Any]:
+def stored(entry: CatalogNote) -> dict[str, Any]:
     """The table's column versions kept in its catalog ``entry`` (none: ``{}``)."""
-    raw = entry.get(VERSIONS_FIELD)
+    raw: Any = entry.get(VERSIONS_FIELD)
     if not raw:
         return {}
     return dict(json.loads(raw) if isinstance(raw, str) else raw)

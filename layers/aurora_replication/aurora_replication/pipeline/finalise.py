@@ -34,7 +34,9 @@ from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication import checksums, schema_changes
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.chunks import ChunkItem
 from aurora_replication.ledger.keys import Bounds, TableKey, run_order
+from aurora_replication.ledger.runs import TableItem, table_is_final
 from aurora_replication.ledger.status import SUPERSEDED, is_final
 from aurora_replication.models import ChunkMessage, TablePlan
 from aurora_replication.pipeline import column_fill, column_versions, diagnose, modes, runs
@@ -86,7 +88,7 @@ class Decision:
     chunks: list[int] = field(default_factory=list)
 
 
-def ledger_sums(chunks: dict[int, dict[str, Any]], count: int) -> tuple[dict[int, Sums], dict[int, Sums], list[int]]:
+def ledger_sums(chunks: dict[int, ChunkItem], count: int) -> tuple[dict[int, Sums], dict[int, Sums], list[int]]:
     """Each chunk's rows in Snowflake as its ledger entry records them (Snowflake's count and checksum of
     the attempt the entry names, computed right after it loaded), with and without its JSON columns; and
     the chunks whose entry has none (recorded by a worker of an earlier version: counted from the load
@@ -105,13 +107,13 @@ def ledger_sums(chunks: dict[int, dict[str, Any]], count: int) -> tuple[dict[int
     return loaded, no_json, missing
 
 
-def snapshot_sums(chunks: dict[int, dict[str, Any]], count: int) -> list[Sums]:
+def snapshot_sums(chunks: dict[int, ChunkItem], count: int) -> list[Sums]:
     """Each chunk's (rows, checksum) as its worker read them in its snapshot."""
     rows = [chunks[i] for i in range(count)]
     return [(int(c.get("source_rows", 0)), str(c.get("source_checksum", EMPTY[1]))) for c in rows]
 
 
-def differing_chunks(chunks: dict[int, dict[str, Any]], loaded: dict[int, Sums], count: int) -> list[int]:
+def differing_chunks(chunks: dict[int, ChunkItem], loaded: dict[int, Sums], count: int) -> list[int]:
     """Chunks whose rows in the load table (the attempt the ledger names) differ from the count and
     checksum of the snapshot they were read in."""
     return [i for i, expected in enumerate(snapshot_sums(chunks, count)) if loaded.get(i, EMPTY) != expected]
@@ -127,13 +129,13 @@ def decide(differing: list[int], heal_round: int, heal_attempts: int) -> Decisio
     return Decision("fail", sorted(differing))
 
 
-def source_as_of(chunks: dict[int, dict[str, Any]]) -> float | None:
+def source_as_of(chunks: dict[int, ChunkItem]) -> float | None:
     """The oldest snapshot among the chunks: the source state the target is known to reflect."""
     times = [float(c["snapshot_at"]) for c in chunks.values() if c.get("snapshot_at") is not None]
     return min(times) if times else None
 
 
-def _history_at(chunks: dict[int, dict[str, Any]]) -> str:
+def _history_at(chunks: dict[int, ChunkItem]) -> str:
     """History mode: the time a copy's new versions start, the oldest snapshot of its chunks (UTC text)."""
     as_of = source_as_of(chunks)
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(as_of if as_of is not None else time.time()))
@@ -150,7 +152,7 @@ def describe_range(bounds: list[Bounds], chunk: int) -> str:
 
 
 def _mismatch(
-    chunks: dict[int, dict[str, Any]], loaded: dict[int, Sums], bounds: list[Bounds], ids: list[int]
+    chunks: dict[int, ChunkItem], loaded: dict[int, Sums], bounds: list[Bounds], ids: list[int]
 ) -> list[dict[str, Any]]:
     return [
         {
@@ -165,7 +167,7 @@ def _mismatch(
 
 
 def _summary(
-    chunks: dict[int, dict[str, Any]], loaded: dict[int, Sums], count: int, differing: list[int], compared: bool
+    chunks: dict[int, ChunkItem], loaded: dict[int, Sums], count: int, differing: list[int], compared: bool
 ) -> dict[str, Any]:
     source_rows, source_sum = checksums.add_checksums(snapshot_sums(chunks, count))
     target_rows, target_sum = checksums.add_checksums(list(loaded.values()))
@@ -193,9 +195,7 @@ def _summary(
     return out
 
 
-def finalise(
-    msg: ChunkMessage, services: Services, recorded: dict[int, dict[str, Any]] | None = None
-) -> dict[str, Any]:
+def finalise(msg: ChunkMessage, services: Services, recorded: dict[int, ChunkItem] | None = None) -> dict[str, Any]:
     """Validate the table's chunks and publish, heal or fail it. The TABLE item is read here, fresh,
     even when the invocation read it a moment ago: a duplicate finaliser must see a table another one
     has just published. ``recorded``: the ledger entry of a table's one chunk, as the chunk's worker
@@ -209,7 +209,7 @@ def finalise(
     if not state:
         raise BadInputError(f"run {msg.run_id} has no record of table {plan.table!r}")
     key = TableKey.of_run_table(state, plan.table)  # the scope the run was planned in
-    if is_final(state.get("status")):
+    if table_is_final(state):
         # a finaliser that died after the status did not count the table, nor mark the run
         _finish_repeat(msg, services, key, state)
         return {"status": state["status"], "repeat": True}
@@ -358,7 +358,7 @@ def finalise(
     return {"status": status, **result}
 
 
-def _running(state: dict[str, Any], heal_round: int) -> tuple[str, StatementRecord] | None:
+def _running(state: TableItem, heal_round: int) -> tuple[str, StatementRecord] | None:
     """The table's long statement of this round that was started and has not been seen to end, if any."""
     for attribute, value in state.items():
         if not attribute.startswith(LONG_PREFIX) or not isinstance(value, str):
@@ -370,7 +370,7 @@ def _running(state: dict[str, Any], heal_round: int) -> tuple[str, StatementReco
 
 
 def _poll_running(
-    msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any], heal_round: int
+    msg: ChunkMessage, services: Services, key: TableKey, state: TableItem, heal_round: int
 ) -> dict[str, Any] | None:
     """A finalise message that comes back while its table's long statement still runs: one look at the
     statement's status, the lease renewed and the table's progress noted (it is not stalled), and the
@@ -438,7 +438,7 @@ LAST_RUN_FIELDS = (
 )
 
 
-def _finish_repeat(msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any]) -> None:
+def _finish_repeat(msg: ChunkMessage, services: Services, key: TableKey, state: TableItem) -> None:
     """A finaliser of a table whose status is final already. If the run still holds the lease unreleased
     (a finaliser died between the status and the release), the last run is written and the lease released
     now, instead of the table staying blocked until the lease expires; then the run is counted."""
@@ -446,7 +446,7 @@ def _finish_repeat(msg: ChunkMessage, services: Services, key: TableKey, state: 
     if state.get("status") != SUPERSEDED:
         held = services.state.hold_lease(key, msg.run_id, s.lease_seconds, run_order(state))
         if held is not None:
-            summary = {k: state[k] for k in LAST_RUN_FIELDS if state.get(k) is not None}
+            summary = {k: v for k, v in state.items() if k in LAST_RUN_FIELDS and v is not None}
             services.state.set_last_run(held, {"status": state["status"], **summary})
             services.state.release_lease(key, msg.run_id, s.min_interval_seconds)
     services.state.finish_run_if_complete(msg.run_id, msg.plan.table)
@@ -456,8 +456,8 @@ def _note_audit(
     msg: ChunkMessage,
     services: Services,
     key: TableKey,
-    state: dict[str, Any],
-    chunks: dict[int, dict[str, Any]],
+    state: TableItem,
+    chunks: dict[int, ChunkItem],
     result: dict[str, Any],
 ) -> None:
     """The rolling audit's slice of a published run (``pipeline/audit.py``): what it found, said loudly
@@ -488,9 +488,7 @@ def _note_audit(
         logger.info("the audit cursor had moved already (a repeat finaliser)", extra={"run_id": msg.run_id})
 
 
-def _fill(
-    msg: ChunkMessage, services: Services, key: TableKey, state: dict[str, Any], tgt: Warehouse
-) -> dict[str, Any]:
+def _fill(msg: ChunkMessage, services: Services, key: TableKey, state: TableItem, tgt: Warehouse) -> dict[str, Any]:
     """A column version's pages (``column_fill.advance``) once the run's rows are in the target. A failure is
     said, not raised: the run's rows are committed, the cursor has not moved, the next run reads the pages
     again."""
@@ -540,7 +538,7 @@ def _fail(
     services: Services,
     bounds: list[Bounds],
     ids: list[int],
-    chunks: dict[int, dict[str, Any]],
+    chunks: dict[int, ChunkItem],
     loaded: dict[int, Sums],
     heal_round: int,
     result: dict[str, Any],
@@ -574,8 +572,8 @@ def _name_differences(
     load_table: str,
     bounds: list[Bounds],
     ids: list[int],
-    chunks: dict[int, dict[str, Any]],
-    state: dict[str, Any],
+    chunks: dict[int, ChunkItem],
+    state: TableItem,
 ) -> list[str]:
     """The rows and columns that differ in the failing chunks (``diagnose.name_chunk_differences``):
     each chunk's validated attempt in the load table against MySQL's rows of that chunk's key range
@@ -599,10 +597,10 @@ def _name_differences(
 def _heal(
     msg: ChunkMessage,
     services: Services,
-    state: dict[str, Any],
+    state: TableItem,
     bounds: list[Bounds],
     ids: list[int],
-    chunks: dict[int, dict[str, Any]],
+    chunks: dict[int, ChunkItem],
     loaded: dict[int, Sums],
     heal_round: int,
     result: dict[str, Any],

@@ -21,6 +21,7 @@ from aurora_replication import schema_changes as changelog
 from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.models import (
@@ -84,7 +85,7 @@ class TargetColumns:
     def drift(self, table: str) -> Drift | None:
         return self.facts.drift(table) if self.facts is not None else None
 
-    def entry(self, table: str) -> dict[str, Any]:
+    def entry(self, table: str) -> CatalogNote:
         return self.facts.entry(table) if self.facts is not None else {}
 
     def __call__(self, target_table: str) -> list[tuple[Any, ...]]:
@@ -317,7 +318,7 @@ def _added_versions(plan: TablePlan, change: changelog.SchemaChange, versions: d
 
 
 def _addition_records(
-    table: str, versions: dict[str, Any], added: list[str], entry: dict[str, Any], notes: list[str]
+    table: str, versions: dict[str, Any], added: list[str], entry: CatalogNote, notes: list[str]
 ) -> list[dict[str, Any]]:
     """The notes and records (once) of the columns added since the last run, filled from MySQL."""
     records = []
@@ -337,7 +338,7 @@ def _version_records(
     plan: TablePlan,
     versions: dict[str, Any],
     created: list[str],
-    entry: dict[str, Any],
+    entry: CatalogNote,
     notes: list[str],
 ) -> list[dict[str, Any]]:
     """The notes and records (once) of the column versions planning just created."""
@@ -368,7 +369,7 @@ def _high_key_column(plan: TablePlan) -> str | None:
     return first.name if first.kind == typemap.INTEGER else None
 
 
-def _not_null_added(plan: TablePlan, entry: dict[str, Any]) -> list[str]:
+def _not_null_added(plan: TablePlan, entry: CatalogNote) -> list[str]:
     """Target names of the columns MySQL declares NOT NULL now that were nullable when the last published
     run planned (its catalog ``entry``; none recorded: nothing to compare)."""
     before = entry.get("not_null")
@@ -378,7 +379,7 @@ def _not_null_added(plan: TablePlan, entry: dict[str, Any]) -> list[str]:
     return [c.target for c in plan.columns if c.name in plan.not_null and c.name not in was]
 
 
-def _shrunk(table: str, entry: dict[str, Any], key_high: str | None) -> str | None:
+def _shrunk(table: str, entry: CatalogNote, key_high: str | None) -> str | None:
     """Why the table's rows cannot be followed incrementally any more, when its largest key fell since the
     last published run read it (``key_high`` in its catalog ``entry``; None or "" now: the table is empty):
     a TRUNCATE, or its newest rows deleted. Neither changes a watermark, so an incremental run would merge
@@ -400,7 +401,7 @@ def _with_audit(
     conn: Any,
     plan: TablePlan,
     bounds: list[tuple[list[str] | None, list[str] | None]],
-    entry: dict[str, Any],
+    entry: CatalogNote,
     s: Any,
     chunk_rows: int,
     notes: list[str],

@@ -25,6 +25,7 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import TableKey, run_order
+from aurora_replication.ledger.runs import TableItem, still_running
 from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
 from aurora_replication.pipeline import cdc_reader, modes
@@ -44,7 +45,7 @@ def auto_resume(key: TableKey, services: Services) -> dict[str, Any] | None:
     if holder is None:
         return None
     t = services.state.get_table(holder, table)
-    if t.get("status") != "running" or _owns_flow(t):  # cdc: its own windows (cdc_reader)
+    if not still_running(t) or _owns_flow(t):  # cdc: its own windows (cdc_reader)
         return None
     idle = time.time() - float(t.get("progress_at") or t.get("created_at") or time.time())
     stall = services.settings.stall_seconds
@@ -72,7 +73,7 @@ def auto_resume(key: TableKey, services: Services) -> dict[str, Any] | None:
     return {"resumed_run": holder, "resumed": True, "reason": reason, **result}
 
 
-def _owns_flow(t: dict[str, Any]) -> bool:
+def _owns_flow(t: TableItem) -> bool:
     """Whether the run's table is in a mode that resumes its own work (``SyncMode.owns_flow``); a TABLE item
     without a mode (none of the modes) is not."""
     name = t.get("mode")
@@ -121,7 +122,7 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
         raise BadInputError(f"run {run_id!r} does not exist; `replicate status` lists recent runs")
     summary: dict[str, Any] = {"run_id": run_id, "resumed": True, "tables": {}}
     for table, t in sorted(run.get("table_states", {}).items()):
-        if t.get("status") != "running":
+        if not still_running(t):
             summary["tables"][table] = {"status": t.get("status"), "sent": 0}
             continue
         plan = TablePlan.model_validate(t["plan"])
@@ -141,7 +142,7 @@ def resume(run_id: str, services: Services) -> dict[str, Any]:
     return summary
 
 
-def _superseded(run_id: str, table: str, t: dict[str, Any], services: Services) -> str:
+def _superseded(run_id: str, table: str, t: TableItem, services: Services) -> str:
     """The one-line refusal when a newer run superseded ``run_id`` on the table (read only), else ''."""
     newer = superseded_by(services.state, TableKey.of_run_table(t, table), run_id, run_order(t))
     return "" if newer is None else _refused(table, run_id, newer)
@@ -153,7 +154,7 @@ def _refused(table: str, run_id: str, newer: str) -> str:
     return reason
 
 
-def _take_back(run_id: str, table: str, t: dict[str, Any], services: Services) -> str:
+def _take_back(run_id: str, table: str, t: TableItem, services: Services) -> str:
     """Renew the run's lease on the table before its work is sent again; '' when done, else the one-line
     refusal (a newer run superseded it). Nothing is written when it is refused."""
     refused = _superseded(run_id, table, t, services)
@@ -165,7 +166,7 @@ def _take_back(run_id: str, table: str, t: dict[str, Any], services: Services) -
     return ""
 
 
-def resume_table(run_id: str, table: str, t: dict[str, Any], services: Services) -> dict[str, Any]:
+def resume_table(run_id: str, table: str, t: TableItem, services: Services) -> dict[str, Any]:
     """Send again what one running table of a run misses: its chunks without a completed copy in the
     round they are due, or its finalise step; the lease is renewed for the run. Refused (``refused``:
     the reason; nothing sent or written) when a newer run has superseded it."""

@@ -11,7 +11,8 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Scope, TableKey
-from aurora_replication.ledger.status import SUPERSEDED, is_final
+from aurora_replication.ledger.runs import table_is_final
+from aurora_replication.ledger.status import SUPERSEDED
 from aurora_replication.models import RunRequest
 from aurora_replication.services import Services
 
@@ -65,7 +66,7 @@ def end_superseded(services: Services, run_id: str, key: TableKey) -> dict[str, 
     the lease), that outcome stands and is reported as a repeat."""
     table = key.table
     now = services.state.get_table(run_id, table)
-    if is_final(now.get("status")):
+    if table_is_final(now):
         services.state.finish_run_if_complete(run_id, table)
         return {"status": now["status"], "repeat": True}
     reason = superseded_reason(table, run_id, services.state.lease_holder(key))

@@ -18,8 +18,8 @@ from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
-from aurora_replication.ledger.items import table_count
 from aurora_replication.ledger.keys import Scope
+from aurora_replication.ledger.runs import still_running, table_count
 from aurora_replication.models import (
     ChunkRef,
     RunRequest,
@@ -433,7 +433,7 @@ def continue_planning(message: Any, services: Services) -> dict[str, Any]:
     run_id = message.run_id
     meter.set_run(run_id)
     run = services.state.run_item(run_id)
-    if run.get("status") != "running":
+    if not still_running(run):
         return {"kind": "plan", "status": "nothing to plan", "run_id": run_id}
     start = int(run.get("planned", 0))
     if start >= table_count(run):

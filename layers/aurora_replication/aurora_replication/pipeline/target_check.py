@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.ledger.keys import Scope
 
 
@@ -41,7 +42,7 @@ class Drift:
         )
 
 
-def compare(table: str, target_table: str, entry: dict[str, Any] | None, found: int | None) -> Drift | None:
+def compare(table: str, target_table: str, entry: CatalogNote | None, found: int | None) -> Drift | None:
     """The drift of one table from its catalog ``entry`` and the rows ``found`` in its target (None:
     missing). No ledger count (never published, or published by a version that did not note it):
     nothing to compare, no drift."""
@@ -66,7 +67,7 @@ class TargetFacts:
         self.target = target  # a callable returning the run's ``target.client.Target`` (opened lazily)
         self.names = names
         self.scope = scope
-        self.entries: dict[str, dict[str, Any]] = {}
+        self.entries: dict[str, CatalogNote] = {}
         self.rows: dict[str, int | None] = {}
         self.read: set[str] = set()
 
@@ -90,7 +91,7 @@ class TargetFacts:
         for t in counted:
             self.rows[t] = counts.get(targets[t])
 
-    def entry(self, table: str) -> dict[str, Any]:
+    def entry(self, table: str) -> CatalogNote:
         """The table's catalog item (empty: never catalogued)."""
         if table not in self.read:
             self._read_from(table)

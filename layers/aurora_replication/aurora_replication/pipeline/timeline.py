@@ -22,6 +22,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from aurora_replication.ledger.chunks import AttemptItem
 from aurora_replication.models import ChunkMessage
 from aurora_replication.services import Services
 
@@ -36,7 +37,7 @@ class Attempt:
     steps: list[tuple[str, float, float]] = field(default_factory=list)  # (step, offset s, seconds)
     # attempts that ran inside this one (a chunk's inline finalise: the same run and table), written
     # with it in one request
-    inner: list[dict[str, Any]] = field(default_factory=list)
+    inner: list[AttemptItem] = field(default_factory=list)
 
 
 _current: ContextVar[Attempt | None] = ContextVar("timeline_attempt", default=None)
@@ -80,12 +81,12 @@ def timed(
 
 
 def _record(
-    services: Services, msg: ChunkMessage, attempt: Attempt, outcome: dict[str, Any], outer: Attempt | None
+    services: Services, msg: ChunkMessage, attempt: Attempt, outcome: AttemptItem, outer: Attempt | None
 ) -> None:
     """Write the attempt (with those that ran inside it); one inside another waits for the outer one's
     end, so a chunk and its inline finalise are one request."""
     seconds = time.perf_counter() - attempt.t0
-    item = {
+    item: AttemptItem = {
         "chunk": msg.chunk_id if msg.kind == "chunk" else "final",
         "attempt": f"{time.time_ns():020d}-{secrets.token_hex(2)}",
         "kind": msg.kind,

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Bounds
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChunkMessage, ChunkRef, describe_validation_error, parse_chunk_message
 from aurora_replication.pipeline import chunk_job, modes, scheduler, timeline
 from aurora_replication.pipeline import finalise as finaliser
@@ -38,7 +39,9 @@ def parse_message(body: str | dict[str, Any]) -> ChunkMessage | ChunkRef:
 _PLANS: dict[tuple[str, str], dict[str, Any]] = {}
 
 
-def hydrate(message: ChunkMessage | ChunkRef, services: Services, read: dict[str, Any] | None = None) -> ChunkMessage:
+def hydrate(
+    message: ChunkMessage | ChunkRef, services: Services, read: dict[str, TableItem] | None = None
+) -> ChunkMessage:
     """The whole message of a reference: the table's plan from the run's ledger (read once per
     container) and, for a chunk, its key range from the page of bounds that holds it. ``read``, when
     given, receives the TABLE item if it was read here (``read['table']``): the chunk or the finaliser
@@ -130,7 +133,7 @@ def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, A
     services.endpoints.locate(None, None)  # nothing of an earlier message's place carries over
     if received.kind == "plan":  # the run's tables the scheduler left: planned here, within this budget
         return scheduler.continue_planning(received, services)
-    read: dict[str, Any] = {}
+    read: dict[str, TableItem] = {}
     message = services.connections.with_retries(lambda: hydrate(received, services, read), "read the plan")
     # a run of one of several databases reads and writes where its plan says (pipeline/databases.py)
     services.endpoints.locate(message.plan.source_database, message.plan.target_schema)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -132,7 +132,7 @@ class Position:
         return {"file": self.file, "pos": self.pos, "gtid": self.gtid}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Position:
+    def from_dict(cls, d: Mapping[str, Any]) -> Position:
         return cls(str(d["file"]), int(d["pos"]), str(d.get("gtid") or ""))
 
     def __str__(self) -> str:

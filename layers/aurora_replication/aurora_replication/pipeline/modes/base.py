@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 from aurora_replication import schema_changes
 from aurora_replication.config import Settings
 from aurora_replication.identifiers import snowflake_ident as q
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import MODE_RULES, ChunkMessage, ModeRules, TablePlan
 from aurora_replication.services import Services
 from aurora_replication.target.warehouse import Attempts, HistoryBroken, Warehouse
@@ -177,7 +178,7 @@ class SyncMode(RequestedMode):
         run checks the target against, ``pipeline/target_check.py``)."""
         raise NotImplementedError
 
-    def watermark(self, table_state: dict[str, Any]) -> str | None:
+    def watermark(self, table_state: TableItem) -> str | None:
         """The watermark committed once the run is published (None: leave it as it is)."""
         return None
 

@@ -27,9 +27,9 @@ from aws_lambda_powertools import Logger, Tracer
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import snowflake_ident as q
-from aurora_replication.ledger.cdc import CdcState
+from aurora_replication.ledger.cdc import CdcItem, CdcState
 from aurora_replication.ledger.keys import TableKey, run_order
-from aurora_replication.ledger.status import is_final
+from aurora_replication.ledger.runs import TableItem, table_is_final
 from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
 from aurora_replication.pipeline.modes import cdc_health
@@ -67,14 +67,14 @@ def handle(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     return finalise(msg, services) if msg.kind == "finalise" else apply_batch(msg, services)
 
 
-def _table_state(msg: ChunkMessage, services: Services) -> dict[str, Any]:
+def _table_state(msg: ChunkMessage, services: Services) -> TableItem:
     t = services.state.get_table(msg.run_id, msg.plan.table)
     if not t:
         raise BadInputError(f"run {msg.run_id} has no record of table {msg.plan.table!r}; the message is stale")
     return t
 
 
-def is_stale(state: dict[str, Any] | None, end: str) -> bool:
+def is_stale(state: CdcItem | None, end: str) -> bool:
     """Whether the table's stored position is already at or past ``end`` (its window is committed)."""
     return bool(state) and str((state or {}).get("position_key", "")) >= end
 
@@ -84,7 +84,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, batch, s = msg.plan, msg.batch, services.settings
     assert batch is not None
     t = _table_state(msg, services)
-    if is_final(t.get("status")):
+    if table_is_final(t):
         return {"rows": 0, "skipped": True}
     if is_stale(CdcState(services.state).get(TableKey.of_run_table(t, plan.table)), batch.end):
         logger.info("batch of a committed window; skipped", extra={"run_id": msg.run_id, "table": plan.table})
@@ -135,7 +135,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     return {"rows": batch.rows, "done": done, "of": count}
 
 
-def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> dict[str, Any]:
+def _apply_audit(msg: ChunkMessage, services: Services, t: TableItem) -> dict[str, Any]:
     """The rolling audit's batch of the window (``cdc_reader.stage_audit``), applied once every change of
     the window is: the rows the target does not hold as the source's snapshot has them are counted (once:
     a repeated finaliser keeps the first count), then the batch is merged as any batch is, under the
@@ -179,7 +179,7 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> di
     return audited
 
 
-def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> None:
+def _apply_fill(msg: ChunkMessage, services: Services, t: TableItem) -> None:
     """A column version's pages of the window (``cdc_reader.stage_fill``), read from MySQL after the window's
     end, written into the target's rows by key once every change of the window is applied. A repeat (a
     finaliser run again) writes the same values: no later window is applied before this one commits."""
@@ -194,7 +194,7 @@ def _apply_fill(msg: ChunkMessage, services: Services, t: dict[str, Any]) -> Non
     services.hooks.fault("cdc_fill_applied", msg)
 
 
-def _advance_fill(services: Services, key: TableKey, t: dict[str, Any]) -> dict[str, Any]:
+def _advance_fill(services: Services, key: TableKey, t: TableItem) -> dict[str, Any]:
     """Once the window is committed: the version's cursor past the pages applied, or the version filled."""
     cdc = CdcState(services.state)
     versions = dict((cdc.get(key) or {}).get("column_versions") or {})
@@ -210,9 +210,7 @@ def _advance_fill(services: Services, key: TableKey, t: dict[str, Any]) -> dict[
     return {"column_version": f"{v['target']}: {rows:,} rows filled this window; {state}"}
 
 
-def _advance_audit(
-    msg: ChunkMessage, services: Services, key: TableKey, t: dict[str, Any], audited: dict[str, Any]
-) -> None:
+def _advance_audit(msg: ChunkMessage, services: Services, key: TableKey, t: TableItem, audited: dict[str, Any]) -> None:
     """The table's audit cursor past the slice, once the window is committed (a repeat moves it at most once)."""
     services.state.advance_audit(
         key,
@@ -275,7 +273,7 @@ def _check_history(msg: ChunkMessage, services: Services, tgt: Warehouse, load: 
 
 
 def _check_not_null(
-    msg: ChunkMessage, services: Services, t: dict[str, Any], key: TableKey, held: Any
+    msg: ChunkMessage, services: Services, t: TableItem, key: TableKey, held: Any
 ) -> dict[str, Any] | None:
     """Columns MySQL declares NOT NULL since the window's start, once the window (its ALTER included) is
     applied: a live target row still holding NULL in one is a row MySQL rewrote in the ALTER (a session
@@ -307,7 +305,7 @@ def _check_not_null(
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
-    if is_final(t.get("status")):
+    if table_is_final(t):
         return {"status": t["status"], "repeat": True}
     count = int(t.get("chunk_count", 0))
     applied = services.state.get_chunks(msg.run_id, plan.table)
@@ -349,7 +347,8 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
             return stopped
     caught_up_at = float(t.get("window_read_at") or time.time())
     newest = int(t.get("newest_event_at") or 0) or None
-    committed = cdc.advance(held, t["cdc_from"], t["cdc_to"], caught_up_at, newest)
+    window_from, window_to = t.get("cdc_from") or {}, t.get("cdc_to") or {}  # both there: checked above
+    committed = cdc.advance(held, window_from, window_to, caught_up_at, newest)
     services.hooks.fault("committed", msg)
     result: dict[str, Any] = {
         "changes": sum(int(c.get("rows") or 0) for c in applied.values()),
@@ -357,7 +356,7 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         "deletes": int(t.get("deletes", 0)),
         **({"truncated_at": str(t["truncate_at"])} if t.get("truncate_at") else {}),
         **({"truncated_at": str(t["history_truncations"][-1][0])} if t.get("history_truncations") else {}),
-        "position": f"{t['cdc_to'].get('file')}:{t['cdc_to'].get('pos')}",
+        "position": f"{window_to.get('file')}:{window_to.get('pos')}",
         "validation": "not compared (cdc window; `replicate validate` compares)",
         **audited,
     }

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication import schema_changes
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import TablePlan
 from aurora_replication.pipeline.modes.base import Commit, CommitMismatch, SyncMode, history_commit
 
@@ -86,7 +87,7 @@ class Full(SyncMode):
         result["table_rows"] = c.loaded_rows  # what overwrite and publish counted in the target
         return result
 
-    def watermark(self, table_state: dict[str, Any]) -> str | None:
+    def watermark(self, table_state: TableItem) -> str | None:
         if not table_state.get("plan", {}).get("watermark"):
             return None
         value = table_state.get("window_to")

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from aurora_replication import checksums
+from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChunkMessage
 from aurora_replication.pipeline.modes.base import (
     Commit,
@@ -78,6 +79,6 @@ class Incremental(SyncMode):
             )
         return {"merged_rows": merged[0], **audited}
 
-    def watermark(self, table_state: dict[str, Any]) -> str | None:
+    def watermark(self, table_state: TableItem) -> str | None:
         value = table_state.get("window_to")
         return None if value is None else str(value)
