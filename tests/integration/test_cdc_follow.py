@@ -58,7 +58,9 @@ def test_one_invocation_follows_a_writer_seconds_behind_and_exactly(env):
     assert writer.error is None, writer.error
     assert outcome.ok, outcome.run["table_states"]
     windows = answers[0]["windows"]
-    assert len(windows) >= 3, windows  # windows back to back inside the one invocation
+    # windows back to back inside the one invocation (two at least: on a loaded machine one window can outlast the
+    # writer's seconds, so how many more is the machine's pace, not the behaviour)
+    assert len(windows) >= 2, windows
     assert len({w[0] for w in windows}) == len(windows)  # each a run of its own
     # the writer stopped well before the follow ended: the last windows read nothing new, then none was read
     assert sum(t[2] for t in writer.ticks) > SECONDS * 10 * 40 * 0.8
