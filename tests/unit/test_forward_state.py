@@ -7,10 +7,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-from state_table import STATE_TABLE
+from state_table import moto_store
 
 from aurora_replication.ledger import keys as state_keys
 from aurora_replication.ledger.cdc import CdcState
@@ -39,10 +37,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 @pytest.fixture
 def store() -> Any:
-    with mock_aws():
-        resource = boto3.resource("dynamodb", region_name="us-east-1")
-        resource.create_table(**STATE_TABLE)
-        yield StateStore("state", resource)
+    with moto_store() as s:
+        yield s
 
 
 def _item(store: StateStore, sk: str) -> dict[str, Any] | None:

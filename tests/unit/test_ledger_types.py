@@ -15,10 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
-from state_table import STATE_TABLE
+from state_table import moto_store
 
 from aurora_replication.ledger import status
 from aurora_replication.ledger.catalog import CatalogNote
@@ -49,10 +47,8 @@ RUN = "20261206T000000Z-aaaaaa"
 
 @pytest.fixture
 def store() -> Any:
-    with mock_aws():
-        resource = boto3.resource("dynamodb", region_name="us-east-1")
-        resource.create_table(**STATE_TABLE)
-        yield StateStore("state", resource)
+    with moto_store() as s:
+        yield s
 
 
 def _write_every_record(store: StateStore) -> None:
