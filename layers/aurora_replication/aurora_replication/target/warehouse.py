@@ -30,7 +30,6 @@ from typing import Any, Protocol, runtime_checkable
 
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.schema_changes import SchemaChange
-from aurora_replication.secrets import SnowflakeSettings
 
 
 class HistoryBroken(RuntimeError):
@@ -450,8 +449,10 @@ class Warehouse(Protocol):
 
     # ---- the session, the schemas and the long statements ----
 
-    def check_session(self, settings: SnowflakeSettings) -> None:
-        """The session uses the database, schema and warehouse the settings name; ``EndpointError`` otherwise."""
+    def check_session(self, settings: Any) -> None:
+        """The session uses what the target secret's ``settings`` name (the warehouse's own settings type, read by
+        the wiring: Snowflake's ``secrets.SnowflakeSettings``, its database, schema and warehouse);
+        ``EndpointError`` otherwise."""
         ...
 
     def ensure_schemas(self, schemas: Sequence[str]) -> None:
