@@ -712,7 +712,8 @@ class Target:
 
     # ---- the session, the schemas and the long statements ----
 
-    def check_session(self, settings: SnowflakeSettings) -> None:
+    def check_session(self, settings: Any) -> None:
+        # the interface's neutral parameter: the target secret's settings, here Snowflake's (``SnowflakeSettings``)
         check_session(self.conn, settings)
 
     def ensure_schemas(self, schemas: Sequence[str]) -> None:
