@@ -419,18 +419,13 @@ def plan_cdc_table(
         )
     stored = list(state.get("schema_columns") or [])
     refuted = refuted_renames(state)
-    retyped = type_changes(stored, [facts[n] for n in facts], target_columns.client().widens_losslessly)
+    warehouse = target_columns.client()  # the target the table is planned against (opened once, here at latest)
+    retyped = type_changes(stored, [facts[n] for n in facts], warehouse.widens_losslessly)
     # a non-key column's type change gets a new column version; a key column's stops the table
-    versionable = [
-        r
-        for r in retyped
-        if r[0] not in plan.key and column_versions.planned(plan, r[0]) and column_versions.allowed(plan)
-    ]
+    versionable = [r for r in retyped if column_versions.may_version(plan, r[0])]
     # a column added NOT NULL, with a default, or beside a drop: added to the target and filled from MySQL
     fillable = [
-        c
-        for c in to_fill(stored, [facts[n] for n in facts], refuted)
-        if c.name not in plan.key and column_versions.planned(plan, c.name) and column_versions.allowed(plan)
+        c for c in to_fill(stored, [facts[n] for n in facts], refuted) if column_versions.may_version(plan, c.name)
     ]
     problems = schema_problems(
         table,
@@ -439,7 +434,7 @@ def plan_cdc_table(
         frozenset(r[0] for r in versionable),
         frozenset(c.name for c in fillable),
         refuted,
-        widens=target_columns.client().widens_losslessly,
+        widens=warehouse.widens_losslessly,
     )
     if unsupported:
         problems.append(f"table {table!r}: columns {unsupported} have types that cannot be replicated")
@@ -456,17 +451,17 @@ def plan_cdc_table(
     if versions:  # the plan maps a versioned column to its new target (or leaves it out of this window)
         options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)
     # a merged table (database_mapping: merge) holds other databases' rows: cdc of one would replace them
-    mismatch = target_columns.client().shape_mismatch(plan, existing)
+    mismatch = warehouse.shape_mismatch(plan, existing)
     if mismatch:
         raise BadInputError(mismatch)
     alters: list[str] = []
     notes: list[str] = []
     schema_changes: list[dict[str, Any]] = []
     if existing:
-        change = target_columns.client().schema_diff(plan, existing)
+        change = warehouse.schema_diff(plan, existing)
         if not problems:  # a type change named above already says what and why, with its fix
             problems += [f"table {table!r}: {c}" for c in change.conflicts]
-        alters = target_columns.client().alter_statements(plan, change)
+        alters = warehouse.alter_statements(plan, change)
         notes = change.describe(table)
         schema_changes = changelog.drop_records_of(change, target_columns.entry(table), "", int(time.time()))
         planned = {c.name: c.target for c in plan.columns}
@@ -482,7 +477,7 @@ def plan_cdc_table(
             v = versions[name]
             column = full_plan.column(name)
             if column.target not in {c.target for c in plan.columns}:  # left out of this window: added here
-                alters.append(target_columns.client().add_version_statement(plan.target_table, column))
+                alters.append(warehouse.add_version_statement(plan.target_table, column))
             if v.get("added"):  # a column added NOT NULL, with a default, or beside a drop
                 if changelog.unrecorded_addition(entry, column.target):
                     schema_changes.append(changelog.added_fill_record(column.target, v["new_type"], int(time.time())))
@@ -517,7 +512,7 @@ def plan_cdc_table(
     cdc_plan = plan.model_copy(update={"mode": "cdc", "notes": notes, "zero_dates": s.zero_date_policy})
     # the rolling audit's slice, read in one snapshot by the reader (``stage_audit``): one range, at most
     # AUDIT_MAX_ROWS rows
-    filling = [n for n, v in versions.items() if not v.get("filled") and column_versions.planned(full_plan, n)]
+    filling = column_versions.filling(full_plan, versions)
     audit_slice = (
         audit.plan_slice(conn, cdc_plan, target_columns.entry(table), s, s.audit_max_rows)
         if s.audit_period_seconds and not filling

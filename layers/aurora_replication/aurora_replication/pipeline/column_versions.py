@@ -48,6 +48,11 @@ def planned(plan: TablePlan, name: str) -> bool:
     return any(c.name == name for c in plan.columns)
 
 
+def may_version(plan: TablePlan, name: str) -> bool:
+    """Whether MySQL column ``name`` may get a version: a planned non-key column of a table that allows them."""
+    return name not in plan.key and planned(plan, name) and allowed(plan)
+
+
 def applied(plan: TablePlan, versions: dict[str, Any], position: Position | None = None) -> TablePlan:
     """The plan with each versioned column mapped to its version's target and the older targets kept (not
     taken for drops). With ``position`` (the window's start): a version still filling whose window starts
