@@ -24,7 +24,7 @@ import pymysql
 
 from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
-from aurora_replication.source import binlog_decode
+from aurora_replication.source import binlog_decode, binlog_rows
 from aurora_replication.source.binlog_values import ColumnFacts, Converter, UnrepresentableValueError, converter
 from aurora_replication.source.read import query
 
@@ -303,6 +303,8 @@ class Window:
     # per table: the latest change of each key in the window (history mode: every change, keyed with its position)
     changes: dict[str, dict[tuple[str | None, ...], RowChange]] = field(default_factory=dict)
     events: int = 0
+    # row events whose images went through the library (a column ``source.binlog_rows`` does not read)
+    library_events: int = 0
     bytes: int = 0
     reached_end: bool = False
     newest_event_at: int | None = None
@@ -394,12 +396,15 @@ def read_window(
     server_id: int,
     max_seconds: float,
     max_bytes: int,
+    text_rows: bool = True,
 ) -> Window:
     """The committed row changes of ``specs``' tables after each table's start, up to ``stop_at``
     (the server's end when the window began), within the time and byte budget. ``specs`` is keyed by a
     label (the table's name for the source secret's database), which the window's fields are keyed by;
     each spec's ``where`` is the (database, table) it follows, so one read serves the tables of several
-    databases (the binlog is the server's, not a database's)."""
+    databases (the binlog is the server's, not a database's). ``text_rows``: row images read straight to
+    text where ``source.binlog_rows`` reads every column of the table (False: always through the library;
+    the tests compare the two)."""
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
 
@@ -443,7 +448,12 @@ def read_window(
                     window.stopped_by = "schema change"
                     break
                 try:
-                    changes = list(_changes(event, here, converters[label], key_index[label], spec))
+                    reader = _text_reader(event, names, spec) if text_rows else None
+                    if reader is not None:
+                        changes = list(_text_changes(event, here, reader))
+                    else:
+                        window.library_events += 1
+                        changes = list(_changes(event, here, converters[label], key_index[label], spec))
                 except UnrepresentableValueError as e:
                     window.unreadable.setdefault(label, f"table {shown[label]!r}: {e}")
                     continue
@@ -577,6 +587,44 @@ def _changes(
             yield RowChange("D", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
         else:
             yield RowChange("U", pos, _image(columns, row["values"], row.get("none_sources") or {}), at)
+
+
+# MySQL's PARTIAL_UPDATE_ROWS_EVENT (binlog_row_value_options=PARTIAL_JSON): its after image is not whole
+_PARTIAL_UPDATE_ROWS = 39
+
+
+def _text_reader(event: Any, names: list[str], spec: TableSpec) -> binlog_rows.TableReader | None:
+    """The event's rows read straight to text (``source.binlog_rows``), or None: the library reads them."""
+    if event.event_type == _PARTIAL_UPDATE_ROWS or not getattr(event, "complete", True):
+        return None
+    if not binlog_rows.whole_images(event):
+        return None
+    named = [spec.renames.get(n, n) for n in names] if spec.renames else names
+    return binlog_rows.table_reader(event, named, spec.columns, spec.key)
+
+
+def _text_changes(event: Any, here: Position, reader: binlog_rows.TableReader) -> Iterator[RowChange]:
+    """``_changes`` of an event whose images ``reader`` reads: the same changes, the same text."""
+    from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent
+
+    at = int(event.timestamp) if getattr(event, "timestamp", None) is not None else None
+    update, op = isinstance(event, UpdateRowsEvent), "D" if isinstance(event, DeleteRowsEvent) else "U"
+    buf = binlog_rows.event_body(event)
+    o, end, i = 0, len(buf), 0
+    values = reader.spec_values
+    while o < end:
+        pos = here.key(i)
+        if update:
+            start = o
+            old_key, o = reader.key_of(buf, o)
+            after, o = reader.image(buf, o)
+            if old_key != [after[k] for k in reader.key]:  # the key changed: the old key is deleted
+                yield RowChange("D", pos, values(reader.image(buf, start)[0]), at)
+            yield RowChange("U", pos, values(after), at)
+        else:
+            image, o = reader.image(buf, o)
+            yield RowChange(op, pos, values(image), at)
+        i += 1
 
 
 def _renamed(spec: TableSpec, values: dict[str, Any]) -> dict[str, Any]:
