@@ -11,7 +11,8 @@ from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import settle as metering
 from aurora_replication.models import parse_scheduler_event
 from aurora_replication.ops import preflight
-from aurora_replication.pipeline import cdc_follow, scheduler
+from aurora_replication.pipeline import scheduler
+from aurora_replication.pipeline.modes.cdc import follow as cdc_follow
 from aurora_replication.services import Services
 
 logger = Logger()

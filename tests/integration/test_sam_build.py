@@ -46,6 +46,8 @@ def test_the_built_layer_holds_only_what_lambda_runs(build: Path):
     """The local stack, the emulator's launcher and the CLI stay out of what Lambda loads."""
     python = build / "ReplicationLayer" / "python"
     assert (python / "aurora_replication" / "pipeline" / "worker.py").exists()
+    cdc = python / "aurora_replication" / "pipeline" / "modes" / "cdc"  # a package inside a package
+    assert {p.name for p in cdc.glob("*.py")} >= {"__init__.py", "mode.py", "reader.py", "follow.py", "health.py"}
     assert not (python / "aurora_replication" / "local").exists()
     assert not (python / "aurora_replication" / "cli.py").exists()
     assert not (python / "aurora_replication_dev").exists()

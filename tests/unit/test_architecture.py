@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "cost.ledger": 4,
     "services": 5,
     "pipeline": 6,
+    "pipeline.modes.cdc": 6,  # change data capture, one package: its mode and every part of its flow
     "cost.settle": 6,
     "ops": 7,
     "cost.estimate": 7,
@@ -74,12 +75,31 @@ def graph() -> dict[str, set[str]]:
 
 
 def box(module: str) -> str:
-    """The module's entry in LAYERS: its subpackage, or the module itself where its subpackage spans
-    layers (``cost``: what the work costs, counted at the bottom and priced at the top)."""
-    parts = module.split(".")
-    if len(parts) > 2 and ".".join(parts[1:3]) in LAYERS:
-        return ".".join(parts[1:3])
-    return parts[1] if len(parts) > 1 else ""
+    """The module's entry in LAYERS: the longest one that names it or a package holding it. That is its
+    subpackage; or the module itself where its subpackage spans layers (``cost``: what the work costs,
+    counted at the bottom and priced at the top); or a package of its own inside one (``pipeline.modes.cdc``)."""
+    parts = module.split(".")[1:]
+    for n in range(len(parts), 1, -1):
+        if ".".join(parts[:n]) in LAYERS:
+            return ".".join(parts[:n])
+    return parts[0] if parts else ""
+
+
+CDC_HOME = "aurora_replication.pipeline.modes.cdc"
+
+
+def test_the_cdc_modules_are_one_package() -> None:
+    """Change data capture is one package, ``pipeline/modes/cdc/``, as the other modes are one module each of
+    ``pipeline/modes/``: its mode, reader, several databases, follow loop, options and health check, one unit
+    in LAYERS; no module of the pipeline outside it is named for cdc. (Below the pipeline, the binlog is the
+    source's, ``source/binlog*.py``, and the stored position the ledger's, ``ledger/cdc.py``.)"""
+    g = graph()
+    inside = {m for m in g if m.startswith(CDC_HOME)}
+    parts = {"mode", "reader", "databases", "follow", "options", "health"}
+    assert {f"{CDC_HOME}.{p}" for p in parts} <= inside, sorted(inside)
+    assert {box(m) for m in inside} == {"pipeline.modes.cdc"}
+    outside = sorted(m for m in g if m.startswith("aurora_replication.pipeline.") and "cdc" in m and m not in inside)
+    assert not outside, f"cdc modules outside pipeline/modes/cdc/: {outside}"
 
 
 def test_every_module_has_a_layer() -> None:

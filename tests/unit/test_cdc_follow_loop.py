@@ -1,4 +1,4 @@
-"""The follow loop of a cdc request with ``follow_seconds`` (``pipeline/cdc_follow.py``), with the scheduler,
+"""The follow loop of a cdc request with ``follow_seconds`` (``pipeline/modes/cdc/follow.py``), with the scheduler,
 the ledger and the binlog's end played by fakes: when a next window is read, and when following ends."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from aurora_replication.pipeline import cdc_follow
+from aurora_replication.pipeline.modes.cdc import follow as cdc_follow
 
 
 class Fake:

@@ -1,11 +1,11 @@
-"""The pure parts of applying a cdc table's options to row images (``pipeline/cdc_options.py``)."""
+"""The pure parts of applying a cdc table's options to row images (``pipeline/modes/cdc/options.py``)."""
 
 from __future__ import annotations
 
 import hashlib
 
-from aurora_replication.pipeline import cdc_options
-from aurora_replication.pipeline.cdc_options import WhereColumn
+from aurora_replication.pipeline.modes.cdc import options as cdc_options
+from aurora_replication.pipeline.modes.cdc.options import WhereColumn
 
 
 def _col(name: str, data_type: str, column_type: str, **kw: object) -> WhereColumn:

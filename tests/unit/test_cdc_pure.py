@@ -9,8 +9,8 @@ import pytest
 
 from aurora_replication import typemap
 from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
-from aurora_replication.pipeline.cdc_reader import batch_path, rename_candidate, schema_problems
-from aurora_replication.pipeline.modes.cdc import is_stale
+from aurora_replication.pipeline.modes.cdc.mode import is_stale
+from aurora_replication.pipeline.modes.cdc.reader import batch_path, rename_candidate, schema_problems
 from aurora_replication.source.binlog import Position, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
 from aurora_replication.target.snowflake import cdc_sql
@@ -196,7 +196,7 @@ def test_cdc_is_a_sync_mode_that_applies_its_own_units():
 
 def test_a_change_with_a_zero_date_in_its_key_is_refused():
     from aurora_replication.errors import BadInputError
-    from aurora_replication.pipeline.cdc_reader import zero_date_keys
+    from aurora_replication.pipeline.modes.cdc.reader import zero_date_keys
     from aurora_replication.source.binlog import RowChange
 
     plan = TablePlan(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aurora_replication import typemap
 from aurora_replication.models import Column, TablePlan
 from aurora_replication.pipeline import column_versions
-from aurora_replication.pipeline.cdc_reader import schema_problems, to_fill
+from aurora_replication.pipeline.modes.cdc.reader import schema_problems, to_fill
 from aurora_replication.pipeline.planning import _added_versions, _new_versions
 from aurora_replication.source.binlog_values import ColumnFacts
 from aurora_replication.target.snowflake import evolution

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aurora_replication import schema_changes, typemap
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.pipeline.cdc_reader import schema_problems, type_changes
 from aurora_replication.pipeline.column_versions import applied as apply_versions
 from aurora_replication.pipeline.column_versions import fill_plan
+from aurora_replication.pipeline.modes.cdc.reader import schema_problems, type_changes
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.binlog import Position
 from aurora_replication.source.binlog_values import ColumnFacts

@@ -123,7 +123,7 @@ def test_on_column_drop_is_validated_and_drops_only_columns_mysql_no_longer_has(
 
 def test_not_null_added_is_found_recorded_once_and_checked_on_live_rows_only():
     from aurora_replication.models import Column, TablePlan
-    from aurora_replication.pipeline.cdc_reader import not_null_added
+    from aurora_replication.pipeline.modes.cdc.reader import not_null_added
     from aurora_replication.source.binlog_values import ColumnFacts
     from aurora_replication.target.snowflake import cdc_sql
 

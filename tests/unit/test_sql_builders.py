@@ -508,7 +508,7 @@ def test_zerofill_numbers_are_read_and_compared_as_numbers_not_mysqls_padded_tex
 @pytest.mark.parametrize("name", ["顧客", "café_crème", "naïve table", "ÄÖÜ", "😀", "orders", "a-b", "a_b"])
 def test_stage_paths_are_ascii_and_deterministic_for_any_table_name(name):
     from aurora_replication.models import ChangeBatch
-    from aurora_replication.pipeline.cdc_reader import batch_path
+    from aurora_replication.pipeline.modes.cdc.reader import batch_path
 
     component = staging.stage_path_component(name)
     assert component == staging.stage_path_component(name) and component.isascii()

@@ -132,7 +132,7 @@ def test_target_fact_and_audit_statements():
 
 
 def test_a_cdc_audit_row_sorts_after_every_change_before_the_stop_and_before_every_change_at_it():
-    from aurora_replication.pipeline.cdc_reader import audit_position
+    from aurora_replication.pipeline.modes.cdc.reader import audit_position
     from aurora_replication.source.binlog import Position
 
     stop = Position("mysql-bin.000007", 4_096)

@@ -128,7 +128,7 @@ class Settings(BaseModel):
     cdc_fill_rows: int = Field(default=1_000_000, alias="CDC_FILL_ROWS", ge=1, le=1_000_000_000)
     cdc_fill_seconds: float = Field(default=60.0, alias="CDC_FILL_SECONDS", gt=0, le=600)
     cdc_server_id: int = Field(default=4_236_001, alias="CDC_SERVER_ID", ge=1, le=4_294_967_295)
-    # a cdc request with follow_seconds (pipeline/cdc_follow.py): the time a window's apply is given before
+    # a cdc request with follow_seconds (pipeline/modes/cdc/follow.py): the time a window's apply is given before
     # the invocation ends (a next window starts only with CDC_MAX_SECONDS plus this left), and the pause
     # between two looks at a binlog that has not moved
     cdc_follow_apply_seconds: float = Field(default=30.0, alias="CDC_FOLLOW_APPLY_SECONDS", ge=0, le=840)

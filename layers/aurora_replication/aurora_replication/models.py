@@ -184,7 +184,7 @@ class RunRequest(_Strict):
     # copy after recording the position; "now", streaming from the server's position now, no copy
     start_position: Literal["snapshot", "now"] = "snapshot"
     # cdc mode: read windows back to back for about this many seconds of the invocation, each once the
-    # last one's run has ended (``pipeline/cdc_follow.py``); 0: one window
+    # last one's run has ended (``pipeline/modes/cdc/follow.py``); 0: one window
     follow_seconds: int = Field(default=0, ge=0, le=840)
     # several source databases of the server (names, or patterns with ``*`` and ``?``): one run of the
     # request's tables per database (``pipeline/databases.py``); None: the source secret's database

@@ -201,7 +201,7 @@ def version_record(
 
 def added_fill_record(column: str, definition: str, at: int) -> dict[str, Any]:
     """What is recorded, once, of a cdc column added NOT NULL, with a default or beside a drop, filled from
-    MySQL (``pipeline/cdc_reader.py``, ``to_fill``)."""
+    MySQL (``pipeline/modes/cdc/reader.py``, ``to_fill``)."""
     return {
         "change": ADDED_FILLED,
         "column": column,

@@ -64,7 +64,7 @@ class CdcItem(TypedDict, total=False):
     refuted_renames: list[list[str]]
     reason: str
     updated_at: int
-    table: str  # not stored: the reader names the state's table (``pipeline/cdc_reader.py``)
+    table: str  # not stored: the reader names the state's table (``pipeline/modes/cdc/reader.py``)
 
 
 def _key(position: Mapping[str, Any]) -> str:
@@ -200,7 +200,7 @@ class CdcState:
         )
 
     def set_versions(self, key: TableKey, versions: dict[str, Any]) -> None:
-        """The table's column versions (``pipeline/cdc_reader.py``, docs/cdc.md#schema-changes): per MySQL
+        """The table's column versions (``pipeline/modes/cdc/reader.py``, docs/cdc.md#schema-changes): per MySQL
         column, its target column now, the ones kept, and how far its fill got. Written by the run holding
         the table's lease (a new version when it is planned, the fill's cursor when a window commits); a
         new initial copy (``start_snapshot``) replaces the item, and with it the versions."""
@@ -221,7 +221,7 @@ class CdcState:
     def refute_rename(self, key: TableKey, old: str, new: str) -> None:
         """A rename candidate (``old`` went, ``new`` came at its place) whose window read to the server's
         end without the statement that renames it: from now on the pair is a drop and an add (the added
-        column filled from MySQL), not a rename (``cdc_reader.rename_candidate``)."""
+        column filled from MySQL), not a rename (``modes/cdc/reader.py``, ``rename_candidate``)."""
         self.table.update_item(
             Key=key.item("CDC"),
             UpdateExpression="SET refuted_renames = list_append(if_not_exists(refuted_renames, :none), :pair)",

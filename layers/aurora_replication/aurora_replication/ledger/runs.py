@@ -99,7 +99,7 @@ class TableFields(TableOutcome, total=False):
     column_versions_created: bool
     column_versions_whole: bool
     not_null_check: list[str]
-    # a cdc run's window (``ledger/cdc.py``, ``pipeline/cdc_reader.py``)
+    # a cdc run's window (``ledger/cdc.py``, ``pipeline/modes/cdc/reader.py``)
     cdc_from: dict[str, Any] | None
     cdc_to: dict[str, Any] | None
     batches: list[dict[str, Any]]
@@ -107,8 +107,8 @@ class TableFields(TableOutcome, total=False):
     window_events: int
     truncate_at: str  # a TRUNCATE in the window: the position the rows older changes wrote go before
     history_truncations: list[list[Any]]
-    audit_batch: dict[str, Any]  # the rolling audit's batch of the window (``cdc_reader.stage_audit``)
-    # a column version's pages of the window (``cdc_reader.stage_fill``)
+    audit_batch: dict[str, Any]  # the rolling audit's batch of the window (``modes/cdc/reader.py``, ``stage_audit``)
+    # a column version's pages of the window (``modes/cdc/reader.py``, ``stage_fill``)
     fill_batch: dict[str, Any]
     fill_plan: str
     fill_cursor: str

@@ -291,7 +291,7 @@ def report(services: Services, timeout: float = 10.0, stall_seconds: int | None 
         "dead_letter_queue": lambda: _dlq(services),
         "replication": lambda: _tables(services, stall_seconds),
     }
-    for mode in modes.MODES.values():  # a mode's own check, named after it (cdc: pipeline/modes/cdc_health.py)
+    for mode in modes.MODES.values():  # a mode's own check, named after it (cdc: pipeline/modes/cdc/health.py)
         check = mode.health_check()
         if check is not None:
             checks[mode.name] = functools.partial(check, services)

@@ -13,7 +13,7 @@ run turns its report into gauges that the template's alarms and dashboard read:
 - ``NothingChangedRuns`` (dimension ``table``): 1 for a table whose last incremental or cdc run
   moved no rows but cost something (docs/cost.md): a table whose schedule could be longer;
 - ``CdcLagSeconds`` (dimension ``table``) and ``MaxCdcLagSeconds``: for tables replicated by cdc, the
-  seconds since the point up to which every binlog change is applied (``pipeline/modes/cdc_health.py``).
+  seconds since the point up to which every binlog change is applied (``pipeline/modes/cdc/health.py``).
 
 Every metric also carries Powertools' ``service`` dimension (``POWERTOOLS_SERVICE_NAME``) and goes
 to the namespace ``POWERTOOLS_METRICS_NAMESPACE``. A gauge whose source check failed without data
@@ -66,7 +66,7 @@ def _stalled(checks: Mapping[str, Any]) -> float | None:
 
 
 def _cdc_lags(checks: Mapping[str, Any]) -> list[Gauge]:
-    """``CdcLagSeconds`` per table and ``MaxCdcLagSeconds`` from the ``cdc`` check (pipeline/modes/cdc_health.py)."""
+    """``CdcLagSeconds`` per table and ``MaxCdcLagSeconds`` from the ``cdc`` check (pipeline/modes/cdc/health.py)."""
     cdc = checks.get("cdc")
     tables = cdc.get("tables") if isinstance(cdc, Mapping) else None
     out = []

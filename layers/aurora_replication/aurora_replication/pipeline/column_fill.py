@@ -2,7 +2,7 @@
 
 A non-key column whose type changed in MySQL in a way Snowflake cannot make in place (another type, a
 DECIMAL's scale) gets a new target column ``<COL>__V<n>`` of the new type, as cdc gives it
-(``pipeline/cdc_reader.py``), instead of failing the table or copying it in full. The versions live in the
+(``pipeline/modes/cdc/reader.py``), instead of failing the table or copying it in full. The versions live in the
 table's catalog item (``column_versions``: per MySQL column its target now, the kept ones, the old and new
 type, the fill's cursor, whether it is filled), so that every later run maps the column to its version.
 
@@ -22,7 +22,8 @@ from typing import Any
 from aurora_replication.ledger.keys import TableKey
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, TablePlan
-from aurora_replication.pipeline import cdc_reader, column_versions
+from aurora_replication.pipeline import column_versions
+from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.services import Services
 from aurora_replication.target.names import cdc_fill_table_name
 from aurora_replication.target.warehouse import Warehouse

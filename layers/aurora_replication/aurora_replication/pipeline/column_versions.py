@@ -1,7 +1,7 @@
 """A table's column versions (docs/cdc.md and docs/run-requests.md, "schema changes"): which tables may have
 them, the plan with them applied, and the plan of a version's fill pages. A non-key column whose type changed
 in a way the warehouse cannot make in place gets a new target column ``<COL>__V<n>``; cdc keeps the versions in
-the table's cdc state (``pipeline/cdc_reader.py``), incremental and ``auto`` in its catalog item
+the table's cdc state (``pipeline/modes/cdc/reader.py``), incremental and ``auto`` in its catalog item
 (``pipeline/column_fill.py``, whose finaliser fills them). Planning (``pipeline/planning.py``), cdc's reader and
 the fill read them here, below all three.
 """

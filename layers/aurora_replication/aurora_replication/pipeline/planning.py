@@ -4,7 +4,7 @@ schema evolution's statements, column versions to fill, the audit slice) and the
 before anything is written (another database's table, a merged table, a history table cdc keeps).
 
 The scheduler (``pipeline/scheduler.py``) plans a run's tables with it and records and sends them; cdc's planning
-(``pipeline/cdc_reader.py``, ``pipeline/cdc_databases.py``) plans its tables with the same functions, imported
+(``pipeline/modes/cdc/reader.py``, ``databases.py``) plans its tables with the same functions, imported
 from here (this module sits below both).
 """
 
@@ -274,7 +274,7 @@ def _new_versions(
 ) -> list[str]:
     """Give each non-key column that ``change`` finds in conflict (a type Snowflake cannot change in place)
     a new version in ``versions`` (``plan``: mapped by the versions already there); the columns given one.
-    None for a history-mode, merged or transformed table (``cdc_reader.versions_allowed``), nor for a key
+    None for a history-mode, merged or transformed table (``modes/cdc/reader.py``'s ``versions_allowed``), nor for a key
     column: those conflicts stay, and fail the table or copy it in full as before."""
     if not column_versions.allowed(plan):
         return []

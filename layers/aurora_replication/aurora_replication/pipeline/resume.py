@@ -28,8 +28,9 @@ from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.runs import TableItem, still_running
 from aurora_replication.ledger.store import StateStore
 from aurora_replication.models import RUN_ID_PATTERN, ChunkMessage, TablePlan
-from aurora_replication.pipeline import cdc_reader, modes
+from aurora_replication.pipeline import modes
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.services import Services
 
 logger = Logger(child=True)

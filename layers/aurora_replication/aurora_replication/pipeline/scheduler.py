@@ -29,8 +29,6 @@ from aurora_replication.models import (
     parse_scheduler_event,
 )
 from aurora_replication.pipeline import (
-    cdc_databases,
-    cdc_reader,
     column_versions,
     databases,
     modes,
@@ -40,6 +38,8 @@ from aurora_replication.pipeline import (
     transforms,
 )
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.pipeline.modes.cdc import databases as cdc_databases
+from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.pipeline.planning import (
     PlannedTable,
     TargetColumns,
@@ -200,7 +200,7 @@ def schedule(event: Any, services: Services) -> dict[str, Any]:
     meter.set_run(run_id)  # the run's cost figures and query tags name it from here on
     target_columns = TargetColumns(services)
     try:
-        if modes.requested(request.mode).owns_flow:  # change data capture has its own flow (pipeline/cdc_reader.py)
+        if modes.requested(request.mode).owns_flow:  # change data capture has its own flow (modes/cdc/reader.py)
             if request.databases is not None:  # several source databases: one binlog window serves them all
                 return cdc_databases.schedule(request, run_id, services)
             return cdc_reader.schedule(request, run_id, services, target_columns)

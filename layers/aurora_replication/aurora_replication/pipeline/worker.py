@@ -138,7 +138,7 @@ def handle(received: ChunkMessage | ChunkRef, services: Services) -> dict[str, A
     # a run of one of several databases reads and writes where its plan says (pipeline/databases.py)
     services.endpoints.locate(message.plan.source_database, message.plan.target_schema)
     mode = modes.get(message.plan.mode)
-    if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc.py)
+    if mode.applies_units:  # cdc: a batch of binlog changes, or its window's commit (pipeline/modes/cdc/mode.py)
         return services.connections.with_retries(lambda: mode.handle(message, services), mode.name)
     # each attempt (in-place retries too) is recorded with its worker and steps for the run report
     if message.kind == "finalise":  # the finaliser reads the TABLE item itself, fresh, when it starts

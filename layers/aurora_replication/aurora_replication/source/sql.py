@@ -361,7 +361,7 @@ def chunk_query(
 
 def page_query(plan: TablePlan, after: list[Any] | None, rows: int) -> tuple[str, list[object]]:
     """The next ``rows`` rows of ``plan``'s columns after the key ``after`` (None: from the start), in key
-    order: one page of a key-ordered walk (a column version's fill, ``pipeline/cdc_reader.py``)."""
+    order: one page of a key-ordered walk (a column version's fill, ``pipeline/modes/cdc/reader.py``)."""
     query, params = chunk_query(plan, after, None, None)
     return f"{query} ORDER BY {_key_order(plan.key)} LIMIT %s", [*params, int(rows)]
 

@@ -1,4 +1,4 @@
-"""The sync modes, one module each (``full``, ``incremental``, ``reconcile``, ``cdc``), behind one
+"""The sync modes, one module each (``full``, ``incremental``, ``reconcile``; ``cdc`` a package, ``cdc/``), behind one
 interface (``base.SyncMode``); ``get`` finds a table's mode by its name, ``requested`` a run request's (``auto``
 too, ``auto.py``); ``choose`` resolves a requested mode for one table."""
 

@@ -83,7 +83,7 @@ class RequestedMode:
     fallback: ClassVar[str | None] = None
     # True: the request needs the table's target to exist already (reconcile removes rows from it)
     needs_target: ClassVar[bool] = False
-    # True: the mode plans, sends and resumes its own runs (cdc: ``pipeline/cdc_reader.py``, a window of the
+    # True: the mode plans, sends and resumes its own runs (cdc: ``pipeline/modes/cdc/reader.py``, a window of the
     # binlog), not the scheduler's chunks of key ranges nor ``resume.resume_table``
     owns_flow: ClassVar[bool] = False
 

@@ -13,11 +13,11 @@ the earliest stored position to the server's end. Each table's changes of the wi
 change per key) are written as batch files with deterministic names (table, window start and end,
 batch number), PUT to the Snowflake stage, recorded in the run ledger (``ledger.cdc.define_window``,
 the commit point of the window's definition) and sent through the chunk queue, one message per
-batch. Workers apply them (``pipeline/modes/cdc.py``); the finaliser advances the position.
+batch. Workers apply them (``modes/cdc/mode.py``); the finaliser advances the position.
 
 A table without a key cannot have its changes matched to rows: it is refused, with what to add.
 A table's options (exclude, rename, mask, cast, ``where``, a Python transform) are applied to each
-change's row image as the copy path applies them to rows (``pipeline/cdc_options.py``); one cdc
+change's row image as the copy path applies them to rows (``modes/cdc/options.py``); one cdc
 cannot apply exactly is refused when the run is planned.
 """
 
@@ -42,9 +42,10 @@ from aurora_replication.ledger.cdc import SNAPSHOT, STOPPED, STREAMING, CdcItem,
 from aurora_replication.ledger.keys import Scope, TableKey
 from aurora_replication.ledger.runs import TableItem
 from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, TableOptions, TablePlan
-from aurora_replication.pipeline import audit, cdc_options, column_versions, planning, runs, staging, transforms
+from aurora_replication.pipeline import audit, column_versions, planning, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.pipeline.modes.cdc import options as cdc_options
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
 from aurora_replication.source import discover as source_discover
@@ -95,10 +96,10 @@ class CdcTable:
     # names and (old, new) target names; the window renames it once it holds the statement
     rename: tuple[str, str, str, str] | None = None
     # target columns MySQL declares NOT NULL since the stored position: the window's finalise checks that
-    # no live target row holds NULL in them (``modes/cdc.py``)
+    # no live target row holds NULL in them (``modes/cdc/mode.py``)
     not_null_check: list[str] = field(default_factory=list)
     # the run the table is part of: "" the reader's own; one of several databases' run otherwise
-    # (``pipeline/cdc_databases.py``: one window read for the tables of every database of the request)
+    # (``modes/cdc/databases.py``: one window read for the tables of every database of the request)
     run_id: str = ""
     # the table's column versions (``ledger.cdc.CdcState.set_versions``), written when ``versions_changed``;
     # ``fill``: the MySQL column whose version this window fills, and the plan of its page (key + column)
@@ -331,7 +332,7 @@ def plan_cdc_table(
     )
     if (
         services.endpoints.source_database is not None
-    ):  # one of several databases (pipeline/cdc_databases.py), as plan_table
+    ):  # one of several databases (modes/cdc/databases.py), as plan_table
         where = {
             "source_database": services.endpoints.source_database,
             "target_schema": services.endpoints.target_schema,
@@ -631,7 +632,7 @@ def plan_tables(
     """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
     table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guarded``:
     the overwrite guard is asked before anything is planned (no table lands where another source database
-    was copied); False where the caller asked it already (``cdc_databases``, for every database at once)."""
+    was copied); False where the caller asked it already (``databases.py``, for every database at once)."""
     cdc = CdcState(services.state)
     names, options = planning.resolve_tables(conn, services, database, request)
     if guarded:
@@ -847,7 +848,7 @@ def audit_position(stop_at: Position) -> str:
 def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services) -> dict[str, Any]:
     """The rolling audit of a cdc table (``pipeline/audit.py``): the slice's rows, read in one consistent
     snapshot taken after ``stop_at`` was read, staged as a batch of upserts at ``audit_position``. The
-    window's finalise applies it once every change of the window is (``modes/cdc.py``): the target's
+    window's finalise applies it once every change of the window is (``modes/cdc/mode.py``): the target's
     rows that differ are counted, then the batch is merged as any batch is, under the position guard.
     Returns the fields of the run's TABLE item that describe it (none when the slice could not be read:
     the window goes on without it)."""
@@ -904,7 +905,7 @@ def stage_fill(run_id: str, p: CdcTable, end: str, services: Services) -> dict[s
     """A column version's next pages (``p.fill``), read from MySQL in key order from the cursor in the table's
     cdc state, after the window's end was read: at most CDC_FILL_ROWS rows or CDC_FILL_SECONDS (whole pages of
     CDC_FILL_PAGE_ROWS), streamed into one staged file. Returns the fields of the run's TABLE item the
-    window's finalise fills from (``modes/cdc.py``) and the cursor it stores once the window commits."""
+    window's finalise fills from (``modes/cdc/mode.py``) and the cursor it stores once the window commits."""
     assert p.fill is not None
     name, plan = p.fill
     fields = stage_pages(run_id, p.table, name, plan, p.versions[name].get("cursor"), end, services)

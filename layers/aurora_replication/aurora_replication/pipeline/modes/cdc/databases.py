@@ -5,7 +5,7 @@ As a full or incremental request of several databases (``pipeline/databases.py``
 per database (``child_run_id``), each in the scope its database maps to, so that every table's position,
 phase, lease, initial copy, window, target table, catalog entry and report is per source database and
 table. What differs is the binlog: it is the server's, not a database's, so the tables of every database
-that stream this request are read in **one** window (``cdc_reader.read_window``: one pass over the binlog
+that stream this request are read in **one** window (``reader.read_window``: one pass over the binlog
 from the earliest stored position of them all, each row event matched to its (database, table)), and each
 table's changes are then staged, defined and sent in its own database's run. One read per request, not one
 per database: a server-wide binlog read N times for N databases would cost N times the reader's time and
@@ -26,7 +26,8 @@ from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.keys import Scope
 from aurora_replication.models import RunRequest
-from aurora_replication.pipeline import cdc_reader, databases, planning
+from aurora_replication.pipeline import databases, planning
+from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
 

@@ -1,7 +1,7 @@
 """Change data capture (mode ``cdc``): the worker's side, apply a batch of changes, then commit its window.
 
 The scheduler's side, reading one bounded binlog window and staging its batches, is
-``pipeline/cdc_reader.py`` (as planning the chunks of the other modes is ``pipeline/scheduler.py``).
+``modes/cdc/reader.py`` (as planning the chunks of the other modes is ``pipeline/scheduler.py``).
 A cdc unit is a batch of binlog changes, not a key range read in a snapshot: it is applied to the
 target as it arrives (there is no load-then-validate step), so ``Cdc`` answers the mode interface
 with its own ``handle`` and commits the window (the binlog position) in ``finalise``.
@@ -32,8 +32,8 @@ from aurora_replication.ledger.keys import TableKey, run_order
 from aurora_replication.ledger.runs import TableItem, table_is_final
 from aurora_replication.models import ChangeBatch, ChunkMessage, TablePlan
 from aurora_replication.pipeline import runs
-from aurora_replication.pipeline.modes import cdc_health
 from aurora_replication.pipeline.modes.base import Commit, SyncMode
+from aurora_replication.pipeline.modes.cdc import health as cdc_health
 from aurora_replication.pipeline.steps import Steps
 from aurora_replication.services import Services
 from aurora_replication.target.names import CHUNK_COLUMN, cdc_fill_table_name, cdc_load_table_name
@@ -41,7 +41,7 @@ from aurora_replication.target.warehouse import HistoryBroken, Warehouse
 
 logger = Logger(child=True)
 tracer = Tracer()
-FILL_CHUNK = 0  # a column version page's chunk id in its load table (``cdc_reader.FILL_CHUNK``)
+FILL_CHUNK = 0  # a column version page's chunk id in its load table (``reader.FILL_CHUNK``)
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
 # tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
 TOMBSTONE_SECONDS = 3600
@@ -50,7 +50,7 @@ TOMBSTONE_SECONDS = 3600
 class Cdc(SyncMode):
     commit_step = "merge"
     name = "cdc"
-    owns_flow = True  # planned and resumed by ``pipeline/cdc_reader.py``
+    owns_flow = True  # planned and resumed by ``modes/cdc/reader.py``
     idle_when_unchanged = True
 
     def handle(self, message: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -60,7 +60,7 @@ class Cdc(SyncMode):
         return cdc_health.check  # lag, stopped tables, positions purged or near the binlog retention
 
     def commit(self, c: Commit) -> dict[str, Any]:
-        raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc.py finalise)")
+        raise NotImplementedError("a cdc window is committed by its finalise step (modes/cdc/mode.py finalise)")
 
 
 def handle(msg: ChunkMessage, services: Services) -> dict[str, Any]:
@@ -136,13 +136,13 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
 
 
 def _apply_audit(msg: ChunkMessage, services: Services, t: TableItem) -> dict[str, Any]:
-    """The rolling audit's batch of the window (``cdc_reader.stage_audit``), applied once every change of
+    """The rolling audit's batch of the window (``reader.stage_audit``), applied once every change of
     the window is: the rows the target does not hold as the source's snapshot has them are counted (once:
     a repeated finaliser keeps the first count), then the batch is merged as any batch is, under the
     position guard (a change newer than the snapshot keeps its row)."""
     plan, s = msg.plan, services.settings
     batch = ChangeBatch.model_validate(t["audit_batch"])
-    chunk = int(t["audit_from"])  # the batch's chunk id in the load table (cdc_reader.AUDIT_CHUNK)
+    chunk = int(t["audit_from"])  # the batch's chunk id in the load table (reader.AUDIT_CHUNK)
     with services.connections.target() as sf:
         tgt = services.connections.warehouse(sf)
         load = cdc_load_table_name(plan, msg.run_id)
@@ -180,7 +180,7 @@ def _apply_audit(msg: ChunkMessage, services: Services, t: TableItem) -> dict[st
 
 
 def _apply_fill(msg: ChunkMessage, services: Services, t: TableItem) -> None:
-    """A column version's pages of the window (``cdc_reader.stage_fill``), read from MySQL after the window's
+    """A column version's pages of the window (``reader.stage_fill``), read from MySQL after the window's
     end, written into the target's rows by key once every change of the window is applied. A repeat (a
     finaliser run again) writes the same values: no later window is applied before this one commits."""
     plan = TablePlan.model_validate_json(str(t["fill_plan"]))
