@@ -270,7 +270,7 @@ class TableSpec:
     key: list[str]
     # columns older events may still carry (dropped in MySQL since): their values are ignored
     dropped: frozenset[str] = frozenset()
-    # columns the table's options exclude (``pipeline/cdc_options.py``): their values are ignored
+    # columns the table's options exclude (``pipeline/modes/cdc/options.py``): their values are ignored
     excluded: frozenset[str] = frozenset()
     # history mode: every change of the window is kept, not only the latest of each key
     history: bool = False
@@ -279,7 +279,7 @@ class TableSpec:
     renames: dict[str, str] = field(default_factory=dict)
     # the table in the binlog: its database (None: the source secret's) and name (None: the spec's key in
     # ``read_window``'s ``specs``). A window of several databases' tables (a cdc request naming several,
-    # ``pipeline/cdc_databases.py``) keys each spec by a label of its own and names its table here
+    # ``pipeline/modes/cdc/databases.py``) keys each spec by a label of its own and names its table here
     database: str | None = None
     table: str | None = None
 
