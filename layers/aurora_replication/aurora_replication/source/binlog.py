@@ -612,8 +612,9 @@ def _text_changes(event: Any, here: Position, reader: binlog_rows.TableReader) -
     buf = binlog_rows.event_body(event)
     o, end, i = 0, len(buf), 0
     values = reader.spec_values
+    event_key = here.key()[:-6]  # the row's index follows (``Position.key``)
     while o < end:
-        pos = here.key(i)
+        pos = f"{event_key}{i:06d}"
         if update:
             start = o
             old_key, o = reader.key_of(buf, o)

@@ -82,7 +82,17 @@ class NotReadHere(Exception):
 
 
 def _fixed(size: int) -> Skipper:
-    return lambda buf, o: o + size
+    def skip(buf: bytes, o: int) -> int:
+        return o + size
+
+    skip.width = size  # type: ignore[attr-defined]  # read by ``_steps``: a fixed width is summed, not called
+    return skip
+
+
+def width_of(skipper: Skipper) -> int | None:
+    """The width of a fixed-width column's skipper (None: variable width)."""
+    width = getattr(skipper, "width", None)
+    return int(width) if width is not None else None
 
 
 def _prefixed(size: int) -> Skipper:
@@ -370,6 +380,13 @@ def column_reader(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
     raise NotReadHere(f"column type {kind}")
 
 
+# NULL patterns a table's reader keeps steps for (``TableReader.steps``); past them, column by column
+_STEP_PATTERNS = 64
+# one step over an image for its key: fixed bytes to step over, then a key column's reader, or a variable-width
+# column's skipper, or whether a NULL key column comes here
+Step = tuple[int, "Reader | None", "Skipper | None", bool]
+
+
 @dataclass(frozen=True)
 class TableReader:
     """A table map's columns read to text, and where each of the spec's columns is among them."""
@@ -381,6 +398,11 @@ class TableReader:
     order: list[int | None]
     # the event's indexes of the spec's key columns, in the spec's column order
     key: list[int]
+    # per NULL pattern of an image (its null bitmap), how it is stepped over for its key: (fixed bytes to
+    # step, then a variable-width column's skipper or a key column's reader), made by ``_steps`` when met
+    steps: dict[int, list[Step]]
+    # where each key column (in ``key``'s order) is among the key values ``steps`` reads (in the image's order)
+    key_order: list[int]
 
     def image(self, buf: bytes, o: int) -> tuple[list[str | None], int]:
         """One whole row image as text in the event's column order, and the offset after it."""
@@ -388,6 +410,11 @@ class TableReader:
         o += self.null_bytes
         out: list[str | None] = []
         append = out.append
+        if not nulls:  # the common image: no NULL to look for
+            for read in self.readers:
+                value, o = read(buf, o)
+                append(value)
+            return out, o
         for i, read in enumerate(self.readers):
             if nulls >> i & 1:
                 append(None)
@@ -400,6 +427,24 @@ class TableReader:
         """The key columns' text of one row image (the others stepped over), and the offset after it."""
         nulls = int.from_bytes(buf[o : o + self.null_bytes], "little")
         o += self.null_bytes
+        steps = self.steps.get(nulls)
+        if steps is None:
+            if len(self.steps) >= _STEP_PATTERNS:  # a table whose images hold many NULL patterns: no more kept
+                return self._key_column_by_column(buf, o, nulls)
+            steps = self.steps[nulls] = _steps(self.readers, self.skippers, self.key, nulls)
+        key: list[str | None] = []
+        for width, read, skip, null_key in steps:
+            o += width
+            if read is not None:
+                value, o = read(buf, o)
+                key.append(value)
+            elif skip is not None:
+                o = skip(buf, o)
+            elif null_key:
+                key.append(None)
+        return [key[k] for k in self.key_order], o
+
+    def _key_column_by_column(self, buf: bytes, o: int, nulls: int) -> tuple[list[str | None], int]:
         wanted = self.key
         values: dict[int, str | None] = {}
         for i, skip in enumerate(self.skippers):
@@ -450,13 +495,37 @@ def _build(event: Any, names: list[str], facts: list[ColumnFacts], key: list[str
     key_set = set(key)
     if not all(k in index for k in key_set):
         return None
+    key_index = [index[f.name] for f in facts if f.name in key_set]
     return TableReader(
         readers=readers,
         skippers=skippers,
         null_bytes=(len(readers) + 7) // 8,
         order=[index.get(f.name) for f in facts],
-        key=[index[f.name] for f in facts if f.name in key_set],
+        key=key_index,
+        steps={},
+        key_order=[sorted(key_index).index(k) for k in key_index],
     )
+
+
+def _steps(readers: list[Reader], skippers: list[Skipper], key: list[int], nulls: int) -> list[Step]:
+    """``TableReader.steps`` of one NULL pattern: the fixed-width columns between two variable-width or key
+    columns summed into one step (a NULL column has no bytes); the key columns in the image's order."""
+    steps: list[Step] = []
+    fixed = 0
+    for i, (read, skip) in enumerate(zip(readers, skippers, strict=True)):
+        null = bool(nulls >> i & 1)
+        if i in key:
+            steps.append((fixed, None, None, True) if null else (fixed, read, None, False))
+            fixed = 0
+        elif null:
+            continue
+        elif (width := width_of(skip)) is not None:
+            fixed += width
+        else:
+            steps.append((fixed, None, skip, False))
+            fixed = 0
+    steps.append((fixed, None, None, False))
+    return steps
 
 
 def _stepped_over(column: Any) -> tuple[str, str]:
