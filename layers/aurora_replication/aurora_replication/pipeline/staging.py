@@ -98,6 +98,19 @@ def encoders(plan: TablePlan) -> list[Encoder]:
     return encs
 
 
+def plain_encoders(plan: TablePlan) -> list[Encoder | None]:
+    """``encoders`` with None where a column's text is staged as it is (``fields`` passes it on)."""
+    return [None if e is _raw else e for e in encoders(plan)]
+
+
+def fields(encs: list[Encoder | None], values: Sequence[Any]) -> list[str]:
+    """One row's staged fields (``encs``: ``plain_encoders``): plain text passes as it is, the rest is encoded."""
+    return [
+        NULL if v is None else (v if e is None and type(v) is str else e(v) if e else _raw(v))
+        for e, v in zip(encs, values, strict=True)
+    ]
+
+
 class ValueTooLargeError(BadInputError):
     """A value longer than Snowflake can hold (``typemap.value_limit``)."""
 
@@ -193,19 +206,11 @@ def write_csv_gz(
 ) -> StagedFile:
     # the hot loop: values arrive as text from the unconverted cursor, so plain columns pass as
     # they are and only text, JSON and date columns go through an encoder
-    encs: list[Encoder | None] = [None if e is _raw else e for e in encoders(plan)]
+    encs = plain_encoders(plan)
     checks = size_checks(plan)
     if checks:
         rows = _checked(plan, checks, rows)
-    lines = (
-        ",".join(
-            [
-                NULL if v is None else (v if e is None and type(v) is str else e(v) if e else _raw(v))
-                for e, v in zip(encs, row, strict=True)
-            ]
-        )
-        for row in rows
-    )
+    lines = (",".join(fields(encs, row)) for row in rows)
     return _write_gz(path, lines, chunk_id, attempt)
 
 

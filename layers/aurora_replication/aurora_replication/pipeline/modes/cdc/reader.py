@@ -860,7 +860,7 @@ def stage_audit(run_id: str, p: CdcTable, stop_at: Position, services: Services)
     path = f"cdc/{staging.stage_path_component(p.table)}/audit-{run_id}"
     file = "audit-00000.csv.gz"
     local = os.path.join(s.work_dir, "aurora-replication", path, file)
-    encs = staging.encoders(p.plan)
+    encs = staging.plain_encoders(p.plan)
     checks = staging.size_checks(p.plan)
     try:
         conn = services.connections.place("source", services.connections.mysql())  # the table's database (``locate``)
@@ -953,7 +953,8 @@ def stage_pages(
     try:
         conn = services.connections.place("source", services.connections.mysql())  # the table's database (``locate``)
         try:
-            staged = staging.write_lines_gz(local, _lines(staging.encoders(plan), pages(conn)), FILL_CHUNK, "fill")
+            lines = _lines(staging.plain_encoders(plan), pages(conn))
+            staged = staging.write_lines_gz(local, lines, FILL_CHUNK, "fill")
         finally:
             conn.close()
         _put(services, local, path)
@@ -1235,7 +1236,7 @@ def _stage_batches(
 ) -> list[ChangeBatch]:
     s = services.settings
     path = batch_path(p.table, start, end, p.plan.source_database)
-    encs = staging.encoders(p.plan)
+    encs = staging.plain_encoders(p.plan)
     checks = staging.size_checks(p.plan)
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
         for change in changes:
@@ -1258,10 +1259,10 @@ def _stage_batches(
     return batches
 
 
-def _lines(encs: list[staging.Encoder], changes: Iterable[binlog.RowChange]) -> Iterator[tuple[str]]:
+def _lines(encs: list[staging.Encoder | None], changes: Iterable[binlog.RowChange]) -> Iterator[tuple[str]]:
     """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
     for c in changes:
-        fields = [staging.NULL if v is None else e(v) for e, v in zip(encs, c.values, strict=True)]
+        fields = staging.fields(encs, c.values)
         yield (",".join([*fields, c.op, c.pos, staging.NULL if c.at is None else str(c.at)]),)
 
 
