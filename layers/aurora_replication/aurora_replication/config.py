@@ -128,6 +128,11 @@ class Settings(BaseModel):
     cdc_fill_rows: int = Field(default=1_000_000, alias="CDC_FILL_ROWS", ge=1, le=1_000_000_000)
     cdc_fill_seconds: float = Field(default=60.0, alias="CDC_FILL_SECONDS", gt=0, le=600)
     cdc_server_id: int = Field(default=4_236_001, alias="CDC_SERVER_ID", ge=1, le=4_294_967_295)
+    # a window decoded by up to CDC_DECODE_PROCESSES processes (source/binlog_parallel.py): transaction-aligned
+    # segments of at least CDC_DECODE_MIN_BYTES, segment k read as server id CDC_SERVER_ID + k; 1: one reader.
+    # Worth it only with more than one vCPU (SchedulerMemorySize above 3,538 MB gives two), docs/cdc.md
+    cdc_decode_processes: int = Field(default=1, alias="CDC_DECODE_PROCESSES", ge=1, le=6)
+    cdc_decode_min_bytes: int = Field(default=8 * 1024 * 1024, alias="CDC_DECODE_MIN_BYTES", ge=1)
     # a cdc request with follow_seconds (pipeline/modes/cdc/follow.py): the time a window's apply is given before
     # the invocation ends (a next window starts only with CDC_MAX_SECONDS plus this left), and the pause
     # between two looks at a binlog that has not moved

@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
-
-from aws_lambda_powertools.utilities import parameters
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aurora_replication.errors import BadInputError
+
+if TYPE_CHECKING:  # Powertools (and boto3 under it) is imported where a secret is read: the settings classes
+    # alone are light (the binlog's decoding processes unpickle them, ``source/binlog_parallel.py``)
+    from aws_lambda_powertools.utilities import parameters
 
 # the source secret's fields that may come from the environment instead, and where
 SOURCE_FALLBACKS = {"host": "SOURCE_HOST", "port": "SOURCE_PORT", "dbname": "SOURCE_DBNAME"}
@@ -135,6 +137,8 @@ def read_secret(
     Powertools' process-wide default provider)."""
     # AWSCURRENT is Secrets Manager's default; said explicitly because moto (5.2) keeps serving the
     # version a secret was created with after a rotation moved AWSCURRENT with UpdateSecretVersionStage
+    from aws_lambda_powertools.utilities import parameters
+
     options: dict[str, Any] = {"max_age": max_age, "force_fetch": force, "VersionStage": "AWSCURRENT"}
     if provider is not None:
         value = provider.get(arn, transform="json", **options)

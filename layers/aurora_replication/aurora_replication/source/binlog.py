@@ -324,9 +324,20 @@ class Window:
     schema_moved: list[str] = field(default_factory=list)
     ddl: list[str] = field(default_factory=list)
     stopped_by: str = "end"
+    # the processes that decoded the window (``source/binlog_parallel.py``): each a segment of it
+    segments: int = 1
 
 
-def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: list[str], schemas: list[str]) -> Any:
+def open_stream(
+    settings: MySQLSettings,
+    start: Position,
+    server_id: int,
+    tables: list[str],
+    schemas: list[str],
+    events: list[Any] | None = None,
+) -> Any:
+    """A non-blocking binlog stream from ``start`` of ``tables`` in ``schemas`` (``events``: the event types
+    returned; None: the row events, statements, commits and rotations ``read_window`` reads)."""
     from pymysqlreplication import BinLogStreamReader
     from pymysqlreplication.event import QueryEvent, RotateEvent, XidEvent
     from pymysqlreplication.row_event import DeleteRowsEvent, UpdateRowsEvent, WriteRowsEvent
@@ -361,7 +372,7 @@ def _stream(settings: MySQLSettings, start: Position, server_id: int, tables: li
         blocking=False,
         only_schemas=schemas,
         only_tables=tables,
-        only_events=[WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, RotateEvent],
+        only_events=events or [WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent, QueryEvent, XidEvent, RotateEvent],
         enable_logging=False,
     )
 
@@ -423,7 +434,7 @@ def read_window(
     pending: list[tuple[str, RowChange]] = []
     pending_at: int | None = None
     schemas = sorted({w[0] for w in where.values()})
-    stream = _stream(settings, start, server_id, sorted({w[1] for w in where.values()}), schemas)
+    stream = open_stream(settings, start, server_id, sorted({w[1] for w in where.values()}), schemas)
     try:
         for event in _events(stream):
             window.events += 1

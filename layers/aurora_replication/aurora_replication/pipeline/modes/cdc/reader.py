@@ -47,7 +47,7 @@ from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.modes.cdc import options as cdc_options
 from aurora_replication.services import Services
-from aurora_replication.source import binlog
+from aurora_replication.source import binlog, binlog_parallel
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
 from aurora_replication.source import sql as source_sql
@@ -998,8 +998,15 @@ def read_and_send(
     specs = {p.label: p.spec for p in tables if p.spec is not None}
     started = time.time()
     try:
-        window = binlog.read_window(
-            services.endpoints.mysql_settings(), specs, stop_at, s.cdc_server_id, s.cdc_max_seconds, s.cdc_max_bytes
+        window = binlog_parallel.read_window(
+            services.endpoints.mysql_settings(),
+            specs,
+            stop_at,
+            s.cdc_server_id,
+            s.cdc_max_seconds,
+            s.cdc_max_bytes,
+            s.cdc_decode_processes,
+            s.cdc_decode_min_bytes,
         )
     except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
         reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
@@ -1021,6 +1028,7 @@ def read_and_send(
             "bytes": window.bytes,
             "stopped_by": window.stopped_by,
             "ddl": window.ddl[:10],
+            "segments": window.segments,
         },
     )
     summary: dict[str, Any] = {}
