@@ -8,6 +8,7 @@ from compare import assert_same
 # tiny pages and a small budget per window, so that 301 rows fill over three windows
 STACK_ENV = {
     "AUDIT_PERIOD_SECONDS": "1",
+    "AUDIT_MIN_ROWS": "1",  # every run audits a slice at least, however soon after the last audit it starts
     "POWERTOOLS_METRICS_DISABLED": "false",
     "CDC_FILL_PAGE_ROWS": "50",
     "CDC_FILL_ROWS": "120",
