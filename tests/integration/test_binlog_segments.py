@@ -41,17 +41,17 @@ def _burst(env) -> None:
         "INSERT INTO orders SELECT seq, CONCAT('o', seq), seq * 1.25, '2024-01-01' + INTERVAL seq SECOND "
         "FROM seq_1_to_3000",
         "INSERT INTO notes SELECT seq, REPEAT('n', seq % 50) FROM seq_1_to_500",
-        "UPDATE orders SET total = total + 1 WHERE id % 3 = 0",
+        "UPDATE orders SET total = total + 1 WHERE id % 3 = 0 AND id <= 3000",
         "UPDATE orders SET id = id + 100000 WHERE id BETWEEN 10 AND 20",
-        "DELETE FROM orders WHERE id % 7 = 0",
+        "DELETE FROM orders WHERE id % 7 = 0 AND id <= 3000",
         "TRUNCATE TABLE notes",
         "INSERT INTO notes SELECT seq, CONCAT('after ', seq) FROM seq_1_to_300",
-        "UPDATE orders SET name = NULL WHERE id % 5 = 0",
+        "UPDATE orders SET name = NULL WHERE id % 5 = 0 AND id <= 3000",
     )
     with env.mysql.cursor() as cur:
         cur.execute("BEGIN")
         cur.execute("UPDATE notes SET body = 'in one transaction' WHERE k <= 100")
-        cur.execute("DELETE FROM orders WHERE id > 2900")
+        cur.execute("DELETE FROM orders WHERE id BETWEEN 2901 AND 3000")
         cur.execute("COMMIT")
 
 
@@ -164,6 +164,10 @@ def test_cdc_runs_with_decoding_processes_land_equal_to_mysql(env):
     run = stack.run({"tables": "orders,notes", "mode": "cdc"}, workers=2, timeout=180)
     states = run.run["table_states"]
     assert run.ok and states["orders"]["mode"] == "cdc" and states["orders"]["deletes"] > 0, states
+    # the batch's MERGE was bounded by its own keys: 1 (inserted) to 100020 (a key changed to it); the rows
+    # 200001-200100 beyond them, untouched, and every row inside, compare equal below
+    assert [(b["key_low"], b["key_high"]) for b in states["orders"]["batches"]] == [(1, 100020)], states["orders"]
+    assert [(b["key_low"], b["key_high"]) for b in states["notes"]["batches"]] == [(1, 300)], states["notes"]
     assert assert_same(env, "orders") > 2000 and assert_same(env, "notes") == 300
     with stack.log_path.open() as log:
         log.seek(logged)

@@ -220,3 +220,33 @@ def test_text_that_is_not_utf8_fails_loudly_on_the_fast_path_too():
 
     with pytest.raises(UnrepresentableValueError, match="column 'c'"):
         converter(facts(typemap.TEXT, "varchar"))(b"\xff\xfe")
+
+
+def test_a_batch_of_a_table_with_one_integer_key_bounds_its_merge_by_its_own_keys():
+    """The batch's smallest and largest key bound the MERGE's target (Snowflake prunes the micro-partitions
+    outside them); every row of the batch is inside, so the statement matches what it would unbounded."""
+    from aurora_replication.pipeline.modes.cdc.reader import key_bounds
+    from aurora_replication.source.binlog import RowChange
+
+    plan = _plan()
+    changes = [RowChange("U", "p1", ["17", "{}"]), RowChange("D", "p2", ["-4", None]), RowChange("U", "p3", ["9", "1"])]
+    assert key_bounds(plan, changes) == (-4, 17)
+    assert key_bounds(plan, []) == (None, None)
+    bounded = cdc_sql.merge_changes(plan, "_ASR_CDC_r_T", "delete", bounded=True)
+    unbounded = cdc_sql.merge_changes(plan, "_ASR_CDC_r_T", "delete")
+    assert bounded == unbounded.replace(
+        'ON t."ID" = s."ID" ', 'ON t."ID" = s."ID" AND t."ID" BETWEEN %s AND %s '
+    )  # in the ON clause: after the source's chunk-id parameter
+    assert bounded.index("BETWEEN %s AND %s") > bounded.index('"_ASR_CHUNK" = %s')
+    # only a table whose one key column is an integer loaded as a number
+    text_key = plan.model_copy(update={"columns": [Column(name="id", kind="text", target="ID"), plan.columns[1]]})
+    cast_key = plan.model_copy(
+        update={"columns": [Column(name="id", kind="integer", target="ID", warehouse_type="VARCHAR"), plan.columns[1]]}
+    )
+    two_keys = plan.model_copy(update={"key": ["id", "doc"]})
+    for other in (text_key, cast_key, two_keys):
+        assert cdc_sql.range_key(other) is None
+        with pytest.raises(ValueError, match="cannot be bounded"):
+            cdc_sql.merge_changes(other, "_ASR_CDC_r_T", "delete", bounded=True)
+    assert key_bounds(text_key, changes) == (None, None) and key_bounds(two_keys, changes) == (None, None)
+    assert key_bounds(plan, [RowChange("U", "p", ["x1", None])]) == (None, None)  # not an integer's text

@@ -433,6 +433,13 @@ class ChangeBatch(_Strict):
     path: str = Field(pattern=r"^[A-Za-z0-9_/-]{1,400}$")  # stage path, below the stage
     file: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,100}$")
     rows: int = Field(ge=0)
+    # a table with one integer key: the batch's smallest and largest key, which its MERGE is bounded by
+    # (``target/snowflake/cdc_sql.merge_changes``); None: not bounded (another key, or a batch written earlier)
+    key_low: int | None = None
+    key_high: int | None = None
+
+    def key_range(self) -> tuple[int, int] | None:
+        return (self.key_low, self.key_high) if self.key_low is not None and self.key_high is not None else None
 
 
 class _ChunkAddress(_Strict):

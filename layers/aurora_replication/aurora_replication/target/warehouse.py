@@ -329,7 +329,12 @@ class Warehouse(Protocol):
 
     def merge_tombstones(self, plan: TablePlan, load_table: str, chunk_id: int) -> None: ...
 
-    def merge_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> None: ...
+    def merge_changes(
+        self, plan: TablePlan, load_table: str, chunk_id: int, action: str, key_range: tuple[int, int] | None = None
+    ) -> None:
+        """MERGE a cdc batch; ``key_range``: the batch's smallest and largest key (a table with one integer
+        key), which the statement may use to read only that part of a large target."""
+        ...
 
     def truncate_before(self, plan: TablePlan, action: str, position: str) -> None:
         """Empty the target as a ``TRUNCATE`` at ``position`` did (``cdc_sql.truncate_before``)."""

@@ -125,10 +125,29 @@ def merge_tombstones(plan: TablePlan, load_table: str) -> str:
     )
 
 
-def merge_changes(plan: TablePlan, load_table: str, action: str) -> str:
+def range_key(plan: TablePlan) -> Column | None:
+    """The key column a batch's MERGE may bound by the batch's own smallest and largest key: the table's one
+    key column, an integer loaded as a number (no cast, no mask). None: the MERGE is not bounded."""
+    keys = _key_columns(plan)
+    if len(keys) != 1:
+        return None
+    key = keys[0]
+    if key.kind != typemap.INTEGER or key.warehouse_type or key.source_expr:
+        return None
+    return key
+
+
+def merge_changes(plan: TablePlan, load_table: str, action: str, bounded: bool = False) -> str:
     """MERGE one batch into the target, each change only where it is newer than the row; params: the
-    batch's chunk id. ``action`` is RECONCILE_ACTION: ``delete`` removes deleted rows (an upsert older
-    than the key's tombstone is left out), ``mark`` keeps them with ``_ASR_DELETED_AT`` set."""
+    batch's chunk id (then, ``bounded``, the batch's smallest and largest key). ``action`` is RECONCILE_ACTION:
+    ``delete`` removes deleted rows (an upsert older than the key's tombstone is left out), ``mark`` keeps them
+    with ``_ASR_DELETED_AT`` set.
+
+    ``bounded`` (``range_key``'s table only): the target's key is also held between the batch's smallest and
+    largest key. Every row of the batch is inside those bounds, so the statement matches exactly what it
+    matches without them; the bounds are constants Snowflake compares with each micro-partition's range of
+    the key (its metadata), so a target whose rows arrived in key order is read only where the batch's keys
+    are, not whole (docs/architecture.md, assumptions)."""
     pos, op, deleted = q(POS_COLUMN), q(OP_COLUMN), q(DELETED_COLUMN)
     select = ", ".join(
         [
@@ -150,7 +169,13 @@ def merge_changes(plan: TablePlan, load_table: str, action: str) -> str:
     assign = [f"t.{q(c.target)} = s.{q(c.target)}" for c in plan.columns if c.target not in keys]
     all_cols = [q(c.target) for c in plan.columns]
     values = [f"s.{c}" for c in all_cols]
-    sql = f"MERGE INTO {q(plan.target_table)} t USING ({source}) s ON {_match('t', 's', plan)} "
+    on = _match("t", "s", plan)
+    key = range_key(plan) if bounded else None
+    if bounded and key is None:
+        raise ValueError(f"table {plan.table!r}: its key is not one integer column; its MERGE cannot be bounded")
+    if key is not None:
+        on += f" AND t.{q(key.target)} BETWEEN %s AND %s"
+    sql = f"MERGE INTO {q(plan.target_table)} t USING ({source}) s ON {on} "
     if action == "delete":
         sql += f"WHEN MATCHED AND s.{op} = '{DELETE}' AND {newer} THEN DELETE "
         upsert = ", ".join([*assign, f"t.{pos} = s.{pos}"])

@@ -587,8 +587,11 @@ class Target:
     def merge_tombstones(self, plan: TablePlan, load_table: str, chunk_id: int) -> None:
         execute(self.conn, cdc_sql.merge_tombstones(plan, load_table), [chunk_id])
 
-    def merge_changes(self, plan: TablePlan, load_table: str, chunk_id: int, action: str) -> None:
-        execute(self.conn, cdc_sql.merge_changes(plan, load_table, action), [chunk_id])
+    def merge_changes(
+        self, plan: TablePlan, load_table: str, chunk_id: int, action: str, key_range: tuple[int, int] | None = None
+    ) -> None:
+        bounds = list(key_range) if key_range is not None and cdc_sql.range_key(plan) is not None else []
+        execute(self.conn, cdc_sql.merge_changes(plan, load_table, action, bool(bounds)), [chunk_id, *bounds])
 
     def truncate_before(self, plan: TablePlan, action: str, position: str) -> None:
         """Empty the target as a ``TRUNCATE`` at ``position`` did (``cdc_sql.truncate_before``)."""

@@ -111,7 +111,7 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
                 if s.reconcile_action == "delete":
                     tgt.merge_tombstones(plan, load, msg.chunk_id)
                     services.hooks.fault("tombstoned", msg)
-                tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action)
+                tgt.merge_changes(plan, load, msg.chunk_id, s.reconcile_action, batch.key_range())
         services.hooks.fault("merged", msg)
     seconds = time.perf_counter() - started
     for name, lap in step.laps.items():

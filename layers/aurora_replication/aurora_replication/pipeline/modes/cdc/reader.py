@@ -1261,10 +1261,26 @@ def _stage_batches(
             sf.put(local, path)
         finally:
             os.remove(local)
-        batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=staged.rows)
+        low, high = key_bounds(p.plan, part)
+        batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=staged.rows, key_low=low, key_high=high)
         services.hooks.fault("cdc_batch_staged", batch)
         batches.append(batch)
     return batches
+
+
+def key_bounds(plan: TablePlan, changes: list[binlog.RowChange]) -> tuple[int | None, int | None]:
+    """The smallest and largest key of a batch whose table has one integer key (the warehouse may bound the
+    batch's MERGE by them); (None, None) for any other key, or a key value that is not an integer's text."""
+    if len(plan.key) != 1 or not changes:
+        return None, None
+    at = next((i for i, c in enumerate(plan.columns) if c.name == plan.key[0]), None)
+    if at is None or plan.columns[at].kind != typemap.INTEGER:
+        return None, None
+    try:
+        keys = [int(str(c.values[at])) for c in changes]
+    except (TypeError, ValueError):
+        return None, None
+    return min(keys), max(keys)
 
 
 def _lines(encs: list[staging.Encoder | None], changes: Iterable[binlog.RowChange]) -> Iterator[tuple[str]]:
