@@ -477,6 +477,31 @@ def not_another_databases(
     databases.not_another_databases(services.state, scope, names, owners)
 
 
+def claim_databases(
+    services: Services,
+    run_id: str,
+    request: RunRequest,
+    scopes: dict[str, Scope],
+    tables: dict[str, list[str]],
+    owners: dict[tuple[str, str, str], dict[str, str]],
+) -> dict[str, str]:
+    """Before a run of several databases (any mode) records anything: the target names are distinct, no table
+    lands where another database was copied, and no database's run exists yet; then the stack is noted as
+    holding several databases and, with the ``schema`` mapping, each database's schema is made. Returns each
+    database's run id (``scopes``' order)."""
+    databases.target_names(scopes, tables)
+    for d in scopes:
+        databases.not_another_databases(services.state, scopes[d], tables[d], owners)
+    children = {d: databases.child_run_id(run_id, d) for d in scopes}
+    taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
+    if taken:
+        raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
+    services.state.note_several_databases()
+    if request.database_mapping == "schema":
+        make_schemas(services, scopes)
+    return children
+
+
 def make_schemas(services: Services, scopes: dict[str, Scope]) -> None:
     """``schema`` mapping: each database's Snowflake schema, made where it does not exist yet."""
     sf = services.connections.snowflake()

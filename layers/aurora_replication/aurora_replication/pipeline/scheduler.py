@@ -43,7 +43,7 @@ from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.pipeline.planning import (
     PlannedTable,
     TargetColumns,
-    make_schemas,
+    claim_databases,
     plan_table,
     resolve_tables,
 )
@@ -247,16 +247,7 @@ def _schedule_databases(request: RunRequest, run_id: str, services: Services) ->
             databases.shapes_agree(databases.table_shapes(conn, compared, every), every)
     finally:
         conn.close()
-    databases.target_names(scopes, tables)
-    for d in chosen:
-        databases.not_another_databases(services.state, scopes[d], tables[d], owners)
-    children = {d: databases.child_run_id(run_id, d) for d in chosen}
-    taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
-    if taken:
-        raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
-    services.state.note_several_databases()
-    if request.database_mapping == "schema":
-        make_schemas(services, scopes)
+    children = claim_databases(services, run_id, request, scopes, tables, owners)
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
     errors: list[str] = []
     try:

@@ -58,17 +58,8 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
         files = binlog.binlog_files(conn)
     finally:
         conn.close()
-    databases.target_names(scopes, tables)
     owners = services.state.target_owner_mappings(always=True)  # the stack's own tables too, before the first
-    for d in chosen:
-        planning.not_another_databases(services, scopes[d], tables[d], owners)
-    children = {d: databases.child_run_id(run_id, d) for d in chosen}
-    taken = [c for c in children.values() if services.state.get_run(c).get("sk")]
-    if taken:
-        raise BadInputError(f"run(s) {', '.join(taken)} already exist; omit run_id to get a new one, or choose another")
-    services.state.note_several_databases()
-    if request.database_mapping == "schema":
-        planning.make_schemas(services, scopes)
+    children = planning.claim_databases(services, run_id, request, scopes, tables, owners)
 
     requests = {d: request.model_copy(update={"databases": [d], "run_id": children[d]}) for d in chosen}
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
