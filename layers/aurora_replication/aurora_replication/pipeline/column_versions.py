@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from aurora_replication import schema_changes as changelog
 from aurora_replication.ledger.catalog import CatalogNote
 from aurora_replication.models import TablePlan
 from aurora_replication.source.binlog import Position
@@ -21,6 +22,47 @@ VERSIONS_FIELD = "column_versions"
 FILL_FIELD = "fill_column"
 CREATED_FIELD = "column_versions_created"
 WHOLE_FIELD = "column_versions_whole"
+
+
+def retyped(
+    versions: dict[str, Any],
+    name: str,
+    old_target: str,
+    taken: set[str],
+    old_type: str,
+    new_type: str,
+    after: str | None = None,
+) -> None:
+    """Give column ``name`` (now written to ``old_target``) a new version in ``versions`` for a type change
+    the warehouse cannot make in place: a target column named apart from every name in ``taken`` and the
+    versions' kept ones, the older targets kept. ``after`` (cdc): the binlog position past which its values
+    are of the new type."""
+    v = versions.get(name)
+    taken = taken | {str(k) for w in versions.values() for k in w["kept"]}
+    versions[name] = {
+        "target": changelog.version_name(old_target, taken),
+        "kept": [*(v["kept"] if v else []), old_target],
+        "old_type": old_type,
+        "new_type": new_type,
+        **({"after": after} if after is not None else {}),
+        "cursor": None,
+        "filled": False,
+    }
+
+
+def added(versions: dict[str, Any], name: str, target: str, new_type: str, after: str | None = None) -> None:
+    """Give column ``name``, added in MySQL since the last run, a version of its own name (``target``) in
+    ``versions``, filled from MySQL; ``after`` as for ``retyped``."""
+    versions[name] = {
+        "target": target,
+        "kept": [],
+        "added": True,
+        "old_type": "",
+        "new_type": new_type,
+        **({"after": after} if after is not None else {}),
+        "cursor": None,
+        "filled": False,
+    }
 
 
 def stored(entry: CatalogNote) -> dict[str, Any]:

@@ -282,17 +282,8 @@ def _new_versions(
     for name, old_type in change.conflicting:
         if name in plan.key:
             continue
-        column = plan.column(name)
-        v = versions.get(name)
-        taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
-        versions[name] = {
-            "target": changelog.version_name(column.target, taken),
-            "kept": [*(v["kept"] if v else []), column.target],
-            "old_type": old_type,
-            "new_type": change.types[name],
-            "cursor": None,
-            "filled": False,
-        }
+        taken = existing | {c.target for c in plan.columns}
+        column_versions.retyped(versions, name, plan.column(name).target, taken, old_type, change.types[name])
         created.append(name)
     return created
 
@@ -304,15 +295,7 @@ def _added_versions(plan: TablePlan, change: changelog.SchemaChange, versions: d
     for c in change.add:
         if c.name in versions or c.name in plan.key:
             continue
-        versions[c.name] = {
-            "target": c.target,
-            "kept": [],
-            "added": True,
-            "old_type": "",
-            "new_type": change.types[c.name],
-            "cursor": None,
-            "filled": False,
-        }
+        column_versions.added(versions, c.name, c.target, change.types[c.name])
         created.append(c.name)
     return created
 

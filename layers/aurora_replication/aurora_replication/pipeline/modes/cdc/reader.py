@@ -571,16 +571,9 @@ def new_versions(
         if v is not None and v.get("new_type") == new:
             continue
         old_target = str(v["target"]) if v else plan.column(name).target
-        taken = existing | {c.target for c in plan.columns} | {str(k) for w in versions.values() for k in w["kept"]}
-        versions[name] = {
-            "target": changelog.version_name(old_target, taken),
-            "kept": [*(v["kept"] if v else []), old_target],
-            "old_type": old,
-            "new_type": new,
-            "after": binlog.current_position(conn).key(),
-            "cursor": None,
-            "filled": False,
-        }
+        taken = existing | {c.target for c in plan.columns}
+        after = binlog.current_position(conn).key()
+        column_versions.retyped(versions, name, old_target, taken, old, new, after)
         created.append(name)
     return created
 
@@ -593,18 +586,10 @@ def added_versions(conn: Any, plan: TablePlan, columns: list[ColumnFacts], versi
     for c in columns:
         if c.name in versions:
             continue
-        versions[c.name] = {
-            "target": plan.column(c.name).target,
-            "kept": [],
-            "added": True,
-            "old_type": "",
-            "new_type": c.column_type
-            + (" NOT NULL" if not c.nullable else "")
-            + (f" DEFAULT {c.default}" if c.default is not None else ""),
-            "after": binlog.current_position(conn).key(),
-            "cursor": None,
-            "filled": False,
-        }
+        new_type = c.column_type + (" NOT NULL" if not c.nullable else "")
+        new_type += f" DEFAULT {c.default}" if c.default is not None else ""
+        after = binlog.current_position(conn).key()
+        column_versions.added(versions, c.name, plan.column(c.name).target, new_type, after)
         created.append(c.name)
     return created
 
