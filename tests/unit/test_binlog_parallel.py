@@ -75,9 +75,10 @@ def test_a_table_broken_or_unreadable_in_a_segment_takes_no_later_change_and_kee
     first = window(4, 100, **{field: {"t": "first reason"}})
     second = window(100, 200, **{field: {"t": "second reason"}})
     second.changes["t"] = dict([change("1", 150)])
-    merged = merge([first, second])
+    third = window(200, 300, truncated={"t": at(250).key()}, history_truncated={"t": [(at(260).key(), 3)]})
+    merged = merge([first, second, third])
     assert getattr(merged, field) == {"t": "first reason"}
-    assert merged.changes["t"] == {}
+    assert merged.changes["t"] == {} and merged.truncated == {} and merged.history_truncated == {}
 
 
 def test_history_truncates_and_renames_carry_over_in_binlog_order():

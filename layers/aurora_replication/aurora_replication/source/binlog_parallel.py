@@ -123,17 +123,20 @@ def merge(windows: list[Window]) -> Window:
         merged.bytes += w.bytes
         merged.ddl.extend(w.ddl)
         for label, changes in w.changes.items():
+            if label in merged.broken or label in merged.unreadable:
+                continue  # stopped in an earlier segment: one reader takes nothing of it after that
             if label in w.truncated:  # emptied in this segment: what came before it is gone
                 merged.changes[label] = dict(changes)
                 merged.truncated[label] = w.truncated[label]
-            elif label not in merged.broken and label not in merged.unreadable:
+            else:
                 merged.changes.setdefault(label, {}).update(changes)
+        for label, at in w.history_truncated.items():
+            if label not in merged.broken and label not in merged.unreadable:
+                merged.history_truncated.setdefault(label, []).extend(at)
         for label, reason in w.broken.items():
             merged.broken.setdefault(label, reason)
         for label, reason in w.unreadable.items():
             merged.unreadable.setdefault(label, reason)
-        for label, at in w.history_truncated.items():
-            merged.history_truncated.setdefault(label, []).extend(at)
         merged.renamed.update(w.renamed)
         if w.newest_event_at is not None:
             merged.newest_event_at = max(merged.newest_event_at or 0, w.newest_event_at)
