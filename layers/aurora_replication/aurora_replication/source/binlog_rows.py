@@ -38,6 +38,7 @@ from aurora_replication.source.binlog_values import (
     ColumnFacts,
     UnrepresentableValueError,
     decode_text,
+    to_text,
     zero_datetime_text,
 )
 
@@ -250,8 +251,6 @@ def _timestamp2(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
 
 
 def _time2(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
-    from aurora_replication.source.binlog_values import to_text
-
     fsp = int(column.fsp)
     size = 3 + binlog_decode.fraction_bytes(fsp)
 
