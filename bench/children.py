@@ -90,6 +90,7 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
             server = spec.get("mariadb_pid")
             server_before = process_cpu(server) if server else 0.0
             started = time.perf_counter()
+            started_wall = time.time()
             # a step's own settings (EXTRACT_PROCESSES): its worker containers start with them
             with mock.patch.dict(os.environ, step.get("env", {})):
                 outcome = stack.run(
@@ -123,6 +124,12 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                     # local driver's polling at either end
                     "table_seconds": float(table_state.get("finished_at") or 0)
                     - float(table_state.get("started_at") or 0),
+                    # from the scheduler's invocation to the table's commit (its rows visible in Snowflake):
+                    # the run as its user sees it, without the local driver's teardown after it (stopping the
+                    # worker processes, reading the outcome); None when the table has no finish time
+                    "visible_seconds": float(table_state["finished_at"]) - started_wall
+                    if table_state.get("finished_at")
+                    else None,
                     # the finaliser's invocation that validated and committed the table (ledger + load table)
                     "finalise_seconds": float(table_state.get("finalise_seconds") or 0),
                     "table_state": {k: v for k, v in table_state.items() if k != "plan"},

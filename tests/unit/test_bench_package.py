@@ -44,3 +44,19 @@ def test_the_documented_commands_are_accepted(bench: ModuleType) -> None:
         parser.parse_args(shlex.split(args.strip('"')))
     known = {o for action in parser._actions for o in action.option_strings}
     assert options <= known, f"documented but not an option: {sorted(options - known)}"
+
+
+def test_the_cdc_targets_are_of_the_run_until_its_changes_are_visible(bench: ModuleType) -> None:
+    """The burst's rate and catch-up ratio are of the scheduler's invocation to the table's commit (its
+    changes visible), not of the local run whole with its teardown; a step without a finish time falls back."""
+    from bench.cdc import cdc_targets
+
+    step = {"ok": True, "rows": 100_000, "seconds": 10.0, "visible_seconds": 4.0, "write_seconds": 2.0}
+    cdc = {"available": True, "changes": [100_000], "cdc": {"100000": step}}
+    values = {name.split(" ")[1]: value for name, value, _test, _unit in cdc_targets(cdc)}
+    assert values == {"catch-up": 2.0, "run": 25_000.0}
+    cdc["cdc"]["100000"] = {**step, "visible_seconds": None}
+    values = {name.split(" ")[1]: value for name, value, _test, _unit in cdc_targets(cdc)}
+    assert values == {"catch-up": 5.0, "run": 10_000.0}
+    cdc["cdc"]["100000"] = {**step, "rows": 99_999}  # not every change applied: nothing to measure
+    assert [value for _n, value, _t, _u in cdc_targets(cdc)] == [None, None]

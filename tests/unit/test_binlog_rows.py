@@ -337,6 +337,7 @@ def test_every_column_kind_reads_to_the_librarys_text_and_to_the_value_stored(ro
     assert end == len(image)
     expected = [None if v is None else v[1] for v in row]
     assert reader.spec_values(values) == expected
+    assert reader.row(image, 0) == (expected, len(image))  # the generated row function, NULLs or not
     assert library_text(image) == expected
     # the key alone, the other columns stepped over by their lengths
     key, key_end = reader.key_of(image, 0)
@@ -396,6 +397,7 @@ def test_a_column_the_spec_does_not_carry_is_stepped_over_and_the_key_must_be_in
     image = b"\x00" + (7).to_bytes(4, "little", signed=True) + prefixed(b"old", 1)
     values, end = reader.image(image, 0)
     assert end == len(image) and reader.spec_values(values) == ["7", None]
+    assert reader.row(image, 0) == (["7", None], len(image))  # the column the spec does not carry stepped over
     assert binlog_rows.table_reader(event, ["id", "gone"], kept, ["new"]) is None
 
 
@@ -415,9 +417,40 @@ def test_an_image_without_nulls_reads_the_same_and_its_key_in_the_specs_order(ro
     expected = [v[1] for v in row]
     values, end = reader.image(image, 0)
     assert end == len(image) and reader.spec_values(values) == expected[::-1]
+    assert reader.row(image, 0) == (expected[::-1], len(image))
+    assert [reader.row(image, 0)[0][k] for k in reader.spec_key] == [values[k] for k in reader.key]
     names = [f.name for f in spec]
     key, key_end = reader.key_of(image, 0)
     by_name = dict(zip([f.name for _, f in COLUMNS], expected, strict=True))
     assert key_end == len(image)
     assert key == [by_name[n] for n in names if n in ("i", "d7_0", "vc")]
     assert library_text(image) == expected
+
+
+def test_a_packed_column_the_spec_does_not_carry_is_stepped_over_between_packed_ones():
+    """The row function reads consecutive integers by one unpack; one the spec does not carry is not spelled."""
+    cols = [
+        c(name="id", type=3, unsigned=False),
+        c(name="gone", type=8, unsigned=True),
+        c(name="x", type=2, unsigned=False),
+        c(name="f", type=5, unsigned=False),
+    ]
+    event = SimpleNamespace(columns=cols, table_id=4, table_map={4: SimpleNamespace(columns=cols)})
+    kept = [
+        facts("x", typemap.INTEGER, "smallint"),
+        facts("id", typemap.INTEGER, "int"),
+        facts("f", typemap.FLOAT, "double"),
+    ]
+    reader = binlog_rows.table_reader(event, ["id", "gone", "x", "f"], kept, ["id"])
+    assert reader is not None
+    image = (
+        b"\x00"
+        + (-7).to_bytes(4, "little", signed=True)
+        + (2**64 - 1).to_bytes(8, "little")
+        + (-300).to_bytes(2, "little", signed=True)
+        + struct.pack("<d", 0.1)
+    )
+    assert reader.row(image, 0) == (["-300", "-7", "0.1"], len(image))
+    with_null = b"\x02" + (-7).to_bytes(4, "little", signed=True) + (5).to_bytes(2, "little") + struct.pack("<d", 2.5)
+    assert reader.row(with_null, 0) == (["5", "-7", "2.5"], len(with_null))
+    assert reader.spec_key == [1]

@@ -431,7 +431,7 @@ def read_window(
     shown = {t: f"{w[0]}.{w[1]}" if specs[t].database else w[1] for t, w in where.items()}
     key_index = {t: [i for i, c in enumerate(s.columns) if c.name in s.key] for t, s in specs.items()}
     converters = {t: [(c.name, converter(c)) for c in s.columns] for t, s in specs.items()}
-    pending: list[tuple[str, RowChange]] = []
+    pending: list[tuple[str, list[RowChange]]] = []  # each row event's changes of the open transaction
     pending_at: int | None = None
     schemas = sorted({w[0] for w in where.values()})
     stream = open_stream(settings, start, server_id, sorted({w[1] for w in where.values()}), schemas)
@@ -468,7 +468,7 @@ def read_window(
                 except UnrepresentableValueError as e:
                     window.unreadable.setdefault(label, f"table {shown[label]!r}: {e}")
                     continue
-                pending.extend((label, change) for change in changes)
+                pending.append((label, changes))
                 pending_at = int(event.timestamp)
                 continue
             boundary = isinstance(event, XidEvent)
@@ -519,13 +519,20 @@ def read_window(
                             window.broken.setdefault(label, statement[:300])
             if not boundary:
                 continue
-            for label, change in pending:
+            for label, changes in pending:
                 if label in window.broken or label in window.unreadable:
                     continue
-                key = tuple(change.values[i] for i in key_index[label])
+                keyed, at_key = window.changes[label], key_index[label]
                 if specs[label].history:  # every version: one entry per change (its position is unique)
-                    key = (*key, change.pos)
-                window.changes[label][key] = change
+                    for change in changes:
+                        keyed[(*(change.values[i] for i in at_key), change.pos)] = change
+                elif len(at_key) == 1:
+                    k = at_key[0]
+                    for change in changes:
+                        keyed[(change.values[k],)] = change
+                else:
+                    for change in changes:
+                        keyed[tuple([change.values[i] for i in at_key])] = change
             for label in truncating:  # after the changes committed before it: they are all emptied
                 if label not in window.broken and label not in window.unreadable:
                     window.changes[label] = {}
@@ -622,20 +629,20 @@ def _text_changes(event: Any, here: Position, reader: binlog_rows.TableReader) -
     update, op = isinstance(event, UpdateRowsEvent), "D" if isinstance(event, DeleteRowsEvent) else "U"
     buf = binlog_rows.event_body(event)
     o, end, i = 0, len(buf), 0
-    values = reader.spec_values
+    row, key_of, spec_key = reader.row, reader.key_of, reader.spec_key
     event_key = here.key()[:-6]  # the row's index follows (``Position.key``)
     while o < end:
         pos = f"{event_key}{i:06d}"
         if update:
             start = o
-            old_key, o = reader.key_of(buf, o)
-            after, o = reader.image(buf, o)
-            if old_key != [after[k] for k in reader.key]:  # the key changed: the old key is deleted
-                yield RowChange("D", pos, values(reader.image(buf, start)[0]), at)
-            yield RowChange("U", pos, values(after), at)
+            old_key, o = key_of(buf, o)
+            after, o = row(buf, o)
+            if old_key != [after[k] for k in spec_key]:  # the key changed: the old key is deleted
+                yield RowChange("D", pos, row(buf, start)[0], at)
+            yield RowChange("U", pos, after, at)
         else:
-            image, o = reader.image(buf, o)
-            yield RowChange(op, pos, values(image), at)
+            image, o = row(buf, o)
+            yield RowChange(op, pos, image, at)
         i += 1
 
 

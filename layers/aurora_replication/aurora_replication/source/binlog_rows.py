@@ -116,6 +116,7 @@ def _integer(column: Any) -> tuple[Reader, Skipper]:
     def integer(buf: bytes, o: int) -> tuple[str | None, int]:
         return str(unpack(buf, o)[0]), o + size
 
+    integer.packed = (code.upper() if unsigned else code, "str")  # type: ignore[attr-defined]  # ``_row_code``
     return integer, _fixed(size)
 
 
@@ -126,6 +127,7 @@ def _floating(column: Any) -> tuple[Reader, Skipper]:
     def floating(buf: bytes, o: int) -> tuple[str | None, int]:
         return repr(unpack(buf, o)[0]), o + size
 
+    floating.packed = ("f" if size == 4 else "d", "repr")  # type: ignore[attr-defined]  # ``_row_code``
     return floating, _fixed(size)
 
 
@@ -237,12 +239,19 @@ def _timestamp2(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
     precision = facts.datetime_precision
     zero = zero_datetime_text(precision)
 
+    last: list[Any] = [b"", ""]  # the seconds' bytes last spelled, and their text: a bulk statement's rows share them
+
     def timestamp2(buf: bytes, o: int) -> tuple[str | None, int]:
-        seconds = int.from_bytes(buf[o : o + 4], "big")
+        stored = buf[o : o + 4]
         micros = int.from_bytes(buf[o + 4 : o + 4 + n], "big", signed=True) * unit if n else 0
-        if not seconds and micros <= 0:
-            return zero, o + size  # the zero TIMESTAMP (stored as 0 seconds)
-        text = (_EPOCH + dt.timedelta(seconds=seconds)).isoformat(" ", "seconds")
+        if stored == last[0]:
+            text: str = last[1]
+        else:
+            seconds = int.from_bytes(stored, "big")
+            if not seconds and micros <= 0:
+                return zero, o + size  # the zero TIMESTAMP (stored as 0 seconds)
+            text = (_EPOCH + dt.timedelta(seconds=seconds)).isoformat(" ", "seconds")
+            last[0], last[1] = stored, text
         if precision:
             text += "." + f"{max(micros, 0):06d}"[:precision]
         return text, o + size
@@ -402,6 +411,10 @@ class TableReader:
     steps: dict[int, list[Step]]
     # where each key column (in ``key``'s order) is among the key values ``steps`` reads (in the image's order)
     key_order: list[int]
+    # one whole row image as text in the spec's column order, and the offset after it (``_row_function``)
+    row: Callable[[bytes, int], tuple[list[str | None], int]]
+    # where each key column (in ``key``'s order) is among the spec's columns (``row``'s values)
+    spec_key: list[int]
 
     def image(self, buf: bytes, o: int) -> tuple[list[str | None], int]:
         """One whole row image as text in the event's column order, and the offset after it."""
@@ -495,15 +508,98 @@ def _build(event: Any, names: list[str], facts: list[ColumnFacts], key: list[str
     if not all(k in index for k in key_set):
         return None
     key_index = [index[f.name] for f in facts if f.name in key_set]
-    return TableReader(
+    order = [index.get(f.name) for f in facts]
+    null_bytes = (len(readers) + 7) // 8
+    table = TableReader(
         readers=readers,
         skippers=skippers,
-        null_bytes=(len(readers) + 7) // 8,
-        order=[index.get(f.name) for f in facts],
+        null_bytes=null_bytes,
+        order=order,
         key=key_index,
         steps={},
         key_order=[sorted(key_index).index(k) for k in key_index],
+        row=lambda buf, o: ([], o),  # replaced just below: the function needs the reader
+        spec_key=[order.index(k) for k in key_index],
     )
+    object.__setattr__(table, "row", _row_reader(table))
+    return table
+
+
+# NULL patterns a table's row function is written for (``_row_reader``); past them, column by column
+_ROW_PATTERNS = 64
+# at most this many columns in one written function (a wider table is read column by column)
+_ROW_CODE_COLUMNS = 400
+
+RowFunction = Callable[[bytes, int], "tuple[list[str | None], int]"]
+
+
+def _row_reader(reader: TableReader) -> RowFunction:
+    """``TableReader.row``: for each NULL pattern of the table's images (up to ``_ROW_PATTERNS``), one
+    function written for it when first met (``_row_code``); an image then costs what its values cost."""
+    null_bytes = reader.null_bytes
+    patterns: dict[bytes, RowFunction] = {}
+
+    def whole(buf: bytes, o: int) -> tuple[list[str | None], int]:
+        values, o = reader.image(buf, o)
+        return reader.spec_values(values), o
+
+    def row(buf: bytes, o: int) -> tuple[list[str | None], int]:
+        nulls = buf[o : o + null_bytes]
+        read = patterns.get(nulls)
+        if read is None:
+            if len(patterns) >= _ROW_PATTERNS or len(reader.readers) > _ROW_CODE_COLUMNS:
+                return whole(buf, o)
+            read = patterns[nulls] = _row_code(reader, int.from_bytes(nulls, "little"))
+        return read(buf, o + null_bytes)
+
+    return row
+
+
+def _row_code(reader: TableReader, nulls: int) -> RowFunction:
+    """One NULL pattern's row function, written out: the columns' reads in a row (no loop, no list in the
+    event's order mapped to the spec's); a NULL column is None and has no bytes; consecutive integer and
+    floating-point columns are read by one ``struct`` unpack; a column the spec does not carry is stepped
+    over, not spelled. Its argument is the offset after the image's null bitmap."""
+    wanted = {j for j in reader.order if j is not None}
+    names: dict[str, Any] = {}
+    lines = ["def row(buf, o):"]
+    run: list[tuple[int, str, str]] = []  # (column, struct code, spelling) of a run of packed columns
+
+    def flush() -> None:
+        if not run:
+            return
+        unpack = struct.Struct("<" + "".join(code for _, code, _ in run))
+        names[f"_p{run[0][0]}"] = unpack.unpack_from
+        lines.append(f"    {', '.join(f'_r{i}' for i, _, _ in run)}, = _p{run[0][0]}(buf, o)")
+        lines.extend(f"    v{i} = {spell}(_r{i})" for i, _, spell in run if i in wanted)
+        lines.append(f"    o += {unpack.size}")
+        run.clear()
+
+    for i, (read, skip) in enumerate(zip(reader.readers, reader.skippers, strict=True)):
+        if nulls >> i & 1:
+            if i in wanted:
+                lines.append(f"    v{i} = None")
+            continue
+        packed = getattr(read, "packed", None)
+        if packed is not None:
+            run.append((i, packed[0], packed[1]))
+            continue
+        flush()
+        if i in wanted:
+            names[f"_c{i}"] = read
+            lines.append(f"    v{i}, o = _c{i}(buf, o)")
+        elif (width := width_of(skip)) is not None:
+            lines.append(f"    o += {width}")
+        else:
+            names[f"_s{i}"] = skip
+            lines.append(f"    o = _s{i}(buf, o)")
+    flush()
+    lines.append("    return [" + ", ".join("None" if j is None else f"v{j}" for j in reader.order) + "], o")
+    namespace: dict[str, Any] = {"str": str, "repr": repr, **names}
+    # the code is made here from column indexes and struct codes alone: no text of the table's is in it
+    exec(compile("\n".join(lines) + "\n", "<binlog_rows.row>", "exec"), namespace)  # noqa: S102
+    function: RowFunction = namespace["row"]
+    return function
 
 
 def _steps(readers: list[Reader], skippers: list[Skipper], key: list[int], nulls: int) -> list[Step]:
