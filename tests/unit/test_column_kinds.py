@@ -120,3 +120,21 @@ def test_a_cast_names_the_warehouse_type_and_a_mask_is_text() -> None:
     amount, email = applied.column("amount"), applied.column("email")
     assert (column_type(amount), amount.checksum) == ("VARCHAR", False)
     assert (email.kind, column_type(email), typemap.value_limit(email)) == ("text", "VARCHAR", None)
+
+
+@pytest.mark.parametrize(
+    ("value", "staged"),
+    [
+        ("2024-01-02 03:04:05", "2024-01-02 03:04:05.000000"),
+        ("2024-01-02 03:04:05.1", "2024-01-02 03:04:05.100000"),
+        ("2024-01-02 03:04:05.12345", "2024-01-02 03:04:05.123450"),
+        ("2024-01-02 03:04:05.123456", "2024-01-02 03:04:05.123456"),
+        (b"2024-01-02 03:04:05.000001", "2024-01-02 03:04:05.000001"),
+        ("0000-00-00 00:00:00.000000", ""),
+        ("2024-00-10 00:00:00", ""),
+        ("2024-05-00 00:00:00.123456", ""),
+    ],
+)
+def test_a_datetime_is_staged_with_six_fractional_digits_and_a_zero_date_as_null(value, staged) -> None:
+    assert staging._timestamp(value) == staged
+    assert staging._date(value) == ("" if not staged else value if isinstance(value, str) else value.decode())

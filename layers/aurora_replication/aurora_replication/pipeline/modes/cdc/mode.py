@@ -127,7 +127,15 @@ def apply_batch(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         logger.warning("the run no longer holds the table's lease", extra={"run_id": msg.run_id, "table": plan.table})
     logger.info(
         "cdc batch applied",
-        extra={"run_id": msg.run_id, "table": plan.table, "batch": msg.chunk_id, "changes": batch.rows, "done": done},
+        extra={
+            "run_id": msg.run_id,
+            "table": plan.table,
+            "batch": msg.chunk_id,
+            "changes": batch.rows,
+            "done": done,
+            "seconds": round(seconds, 3),
+            "steps": {name: round(lap, 3) for name, lap in step.laps.items()},  # copy, merge
+        },
     )
     if done >= count:
         final = ChunkMessage(kind="finalise", run_id=msg.run_id, chunk_id=0, chunk_count=count, plan=plan)

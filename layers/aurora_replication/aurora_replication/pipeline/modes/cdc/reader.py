@@ -1014,6 +1014,7 @@ def read_and_send(
             "stopped_by": window.stopped_by,
             "ddl": window.ddl[:10],
             "segments": window.segments,
+            "seconds": round(time.time() - started, 3),
         },
     )
     summary: dict[str, Any] = {}
@@ -1113,7 +1114,18 @@ def _define_and_send(
     # an empty window that leaves its position where it is
     window_end = window.end if window.end.key() >= p.position.key() else p.position
     start, end = p.position.key(), window_end.key()
+    staging_started = time.perf_counter()
     batches = _stage_batches(p, changes, start, end, services, sf)
+    logger.info(
+        "cdc window staged",
+        extra={
+            "run_id": run_id,
+            "table": p.table,
+            "changes": len(changes),
+            "batches": len(batches),
+            "seconds": round(time.perf_counter() - staging_started, 3),
+        },
+    )
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
     truncated = window.truncated.get(p.label)
     emptied: list[dict[str, Any]] = []
