@@ -4,6 +4,7 @@ import functools
 import os
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer, single_metric
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from aurora_replication import retry
 from aurora_replication.config import load_settings
 from aurora_replication.cost import estimate as cost
 from aurora_replication.cost import meter
@@ -55,7 +57,16 @@ settings = load_settings()
 services = Services.from_settings(settings, metric=put_metric)
 prices = cost.Prices.from_settings(settings)
 idempotency = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=24 * 3600)
-persistence = DynamoDBPersistenceLayer(table_name=settings.state_table, key_attr="pk", sort_key_attr="sk")
+# a plain client of boto3's default session, which the state store's resource is of: DynamoDB's service
+# model is then loaded and parsed once per cold start, not again for a session of Powertools' own. Not the
+# resource's own client (``meta.client``): the resource's handlers on it would serialize Powertools'
+# attribute values a second time
+persistence = DynamoDBPersistenceLayer(
+    table_name=settings.state_table,
+    key_attr="pk",
+    sort_key_attr="sk",
+    boto3_client=boto3.client("dynamodb", config=retry.boto_config(settings.retry_attempts)),
+)
 
 
 @idempotent_function(data_keyword_argument="work", config=idempotency, persistence_store=persistence)

@@ -138,3 +138,41 @@ def test_a_cast_names_the_warehouse_type_and_a_mask_is_text() -> None:
 def test_a_datetime_is_staged_with_six_fractional_digits_and_a_zero_date_as_null(value, staged) -> None:
     assert staging._timestamp(value) == staged
     assert staging._date(value) == ("" if not staged else value if isinstance(value, str) else value.decode())
+
+
+def test_the_written_line_function_stages_what_the_fields_do() -> None:
+    """``staging.line_writer`` (one function written per table) against ``fields`` joined, value by value:
+    NULL, empty text, quotes, bytes, numbers as objects, zero dates."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    encs = [None, staging._text, staging._date, staging._timestamp, staging._hex, None, staging._raw]
+    texts = st.one_of(st.none(), st.text(max_size=8), st.binary(max_size=6))
+    dates = st.sampled_from([None, "2024-01-02", "0000-00-00", "2024-00-01", b"2023-12-31"])
+    stamps = st.sampled_from([None, "2024-01-02 03:04:05", "2024-01-02 03:04:05.123456", "0000-00-00 00:00:00"])
+    plain = st.one_of(st.none(), st.integers().map(str), st.integers(), st.floats(allow_nan=False), st.just(""))
+    hexes = st.one_of(st.none(), st.sampled_from(["", "00FF", b"ABCD"]))
+    line = staging.line_writer(encs)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.tuples(
+            plain, texts.filter(lambda v: not isinstance(v, bytes) or _utf8(v)), dates, stamps, hexes, plain, plain
+        )
+    )
+    def check(values) -> None:
+        assert line(values) == ",".join(staging.fields(encs, values))
+
+    check()
+    assert staging.line_writer([None])(["7"]) == "7"
+    assert staging.line_writer([])([]) == ""
+    with pytest.raises(ValueError):
+        line(["1", "2"])  # a row of another width fails, as ``fields`` does
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True

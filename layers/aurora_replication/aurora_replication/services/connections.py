@@ -3,8 +3,10 @@ hand works, and kept warm between messages."""
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +121,11 @@ class Connections:
         settings = self.endpoints.snowflake_settings
         return self._connect(lambda: target.connect_with_rotation(settings, timeout), "Snowflake", "target")
 
+    def snowflake_early(self) -> Opening:
+        """A Snowflake connection opened in the background (``Opening``): its login overlaps what the
+        caller does meanwhile (a binlog window's read), and ``take`` hands it over when it is needed."""
+        return Opening(self.snowflake)
+
     def _connect(self, connect: Callable[[], Any], engine: str, side: str) -> Any:
         """A new connection, with retries; a failure the operator can act on is described as such."""
         try:
@@ -198,3 +205,32 @@ class Connections:
             warm = self.warm.pop(side, None)
             if warm is not None:
                 _close_quietly(warm.conn)
+
+
+class Opening:
+    """A connection being opened on a thread of its own (a Snowflake login is network round trips, so it
+    goes on while this thread works). ``take`` waits for it and hands it over, raising what opening it
+    raised; ``close`` closes one not taken (after waiting for it). The thread runs in a copy of the
+    caller's context, so what is metered there counts in the caller's unit of work."""
+
+    def __init__(self, connect: Callable[[], Any]) -> None:
+        pool = ThreadPoolExecutor(1, thread_name_prefix="connect")
+        self._future: Future[Any] | None = pool.submit(contextvars.copy_context().run, connect)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def take(self) -> Any:
+        """The connection (once; None after that)."""
+        future, self._future = self._future, None
+        return None if future is None else future.result()
+
+    def close(self) -> None:
+        """Close the connection if it was not taken, now or (still opening: nothing waits for it, its
+        retries included) once it is open; a failure to open it is nobody's concern then."""
+        future, self._future = self._future, None
+        if future is not None:
+            future.add_done_callback(_close_opened)
+
+
+def _close_opened(future: Future[Any]) -> None:
+    if future.exception() is None:
+        future.result().close()

@@ -288,7 +288,7 @@ class TableSpec:
         return (self.database or default_database, self.table or label)
 
 
-@dataclass
+@dataclass(slots=True)
 class RowChange:
     op: str  # "U" (insert or update: the row as it is after) or "D" (delete: the row as it was)
     pos: str  # Position.key of the event, with the row's index in it

@@ -202,31 +202,23 @@ def _date(column: Any) -> tuple[Reader, Skipper]:
     return date, _fixed(3)
 
 
-def _fraction(fsp: int, precision: int) -> Callable[[bytes, int], str]:
-    """The fractional seconds of a TIME2/DATETIME2/TIMESTAMP2 as MySQL prints them at ``precision``."""
-    n = binlog_decode.fraction_bytes(fsp)
-    unit = (10_000, 100, 1)[n - 1] if n else 0
-    if not precision:
-        return lambda buf, o: ""
-
-    def fraction(buf: bytes, o: int) -> str:
-        micros = int.from_bytes(buf[o : o + n], "big", signed=True) * unit if n else 0
-        return "." + f"{micros:06d}"[:precision]
-
-    return fraction
-
-
 def _datetime2(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
     fsp = int(column.fsp)
-    size = 5 + binlog_decode.fraction_bytes(fsp)
-    fraction = _fraction(fsp, facts.datetime_precision)
+    n = binlog_decode.fraction_bytes(fsp)
+    size = 5 + n
+    precision = facts.datetime_precision
+    unit = (10_000, 100, 1)[n - 1] if n else 0
+    offset = binlog_decode.DATETIMEF_INT_OFS
 
     def datetime2(buf: bytes, o: int) -> tuple[str | None, int]:
-        intpart = int.from_bytes(buf[o : o + 5], "big") - binlog_decode.DATETIMEF_INT_OFS
+        intpart = int.from_bytes(buf[o : o + 5], "big") - offset
         ymd, hms = intpart >> 17, intpart & 0x1FFFF
         ym = ymd >> 5
         text = f"{ym // 13:04d}-{ym % 13:02d}-{ymd & 0x1F:02d} {hms >> 12:02d}:{(hms >> 6) & 0x3F:02d}:{hms & 0x3F:02d}"
-        return text + fraction(buf, o + 5), o + size
+        if precision:  # the fractional seconds as MySQL prints them at the column's precision
+            micros = int.from_bytes(buf[o + 5 : o + size], "big", signed=True) * unit if n else 0
+            text += "." + f"{micros:06d}"[:precision]
+        return text, o + size
 
     return datetime2, _fixed(size)
 
@@ -406,9 +398,10 @@ class TableReader:
     order: list[int | None]
     # the event's indexes of the spec's key columns, in the spec's column order
     key: list[int]
-    # per NULL pattern of an image (its null bitmap), how it is stepped over for its key: (fixed bytes to
-    # step, then a variable-width column's skipper or a key column's reader), made by ``_steps`` when met
-    steps: dict[int, list[Step]]
+    # per NULL pattern of an image (its null bitmap), the function that steps over it for its key (``_key_code``
+    # of ``_steps``: fixed bytes to step, then a variable-width column's skipper or a key column's reader), made
+    # when the pattern is first met
+    steps: dict[int, Callable[[bytes, int], tuple[list[str | None], int]]]
     # where each key column (in ``key``'s order) is among the key values ``steps`` reads (in the image's order)
     key_order: list[int]
     # one whole row image as text in the spec's column order, and the offset after it (``_row_function``)
@@ -439,22 +432,13 @@ class TableReader:
         """The key columns' text of one row image (the others stepped over), and the offset after it."""
         nulls = int.from_bytes(buf[o : o + self.null_bytes], "little")
         o += self.null_bytes
-        steps = self.steps.get(nulls)
-        if steps is None:
+        read = self.steps.get(nulls)
+        if read is None:
             if len(self.steps) >= _STEP_PATTERNS:  # a table whose images hold many NULL patterns: no more kept
                 return self._key_column_by_column(buf, o, nulls)
-            steps = self.steps[nulls] = _steps(self.readers, self.skippers, self.key, nulls)
-        key: list[str | None] = []
-        for width, read, skip, null_key in steps:
-            o += width
-            if read is not None:
-                value, o = read(buf, o)
-                key.append(value)
-            elif skip is not None:
-                o = skip(buf, o)
-            elif null_key:
-                key.append(None)
-        return [key[k] for k in self.key_order], o
+            steps = _steps(self.readers, self.skippers, self.key, nulls)
+            read = self.steps[nulls] = _key_code(steps, self.key_order)
+        return read(buf, o)
 
     def _key_column_by_column(self, buf: bytes, o: int, nulls: int) -> tuple[list[str | None], int]:
         wanted = self.key
@@ -621,6 +605,31 @@ def _steps(readers: list[Reader], skippers: list[Skipper], key: list[int], nulls
             fixed = 0
     steps.append((fixed, None, None, False))
     return steps
+
+
+def _key_code(steps: list[Step], key_order: list[int]) -> Callable[[bytes, int], tuple[list[str | None], int]]:
+    """One NULL pattern's key reader, written out from its ``steps``: the fixed widths summed in, each key
+    column read and each variable-width column stepped over in a row; the key in ``key_order``. Its
+    argument is the offset after the image's null bitmap. The code is made from indexes and widths alone."""
+    names: dict[str, Any] = {}
+    lines = ["def key(buf, o):"]
+    found: list[str] = []
+    for n, (width, read, skip, null_key) in enumerate(steps):
+        if width:
+            lines.append(f"    o += {width}")
+        if read is not None:
+            names[f"_r{n}"] = read
+            lines.append(f"    k{n}, o = _r{n}(buf, o)")
+            found.append(f"k{n}")
+        elif skip is not None:
+            names[f"_s{n}"] = skip
+            lines.append(f"    o = _s{n}(buf, o)")
+        elif null_key:
+            found.append("None")
+    lines.append("    return [" + ", ".join(found[k] for k in key_order) + "], o")
+    exec(compile("\n".join(lines) + "\n", "<binlog_rows.key>", "exec"), names)  # noqa: S102
+    function: Callable[[bytes, int], tuple[list[str | None], int]] = names["key"]
+    return function
 
 
 def _stepped_over(column: Any) -> tuple[str, str]:

@@ -982,6 +982,8 @@ def read_and_send(
     tables = [p for p in tables if p.spec is not None]
     specs = {p.label: p.spec for p in tables if p.spec is not None}
     started = time.time()
+    # the connection the window's batches are PUT on, opened while the window is read (a login is round trips)
+    early = services.connections.snowflake_early() if tables else None
     try:
         window = binlog_parallel.read_window(
             services.endpoints.mysql_settings(),
@@ -994,6 +996,8 @@ def read_and_send(
             s.cdc_decode_min_bytes,
         )
     except Exception as e:  # nothing was defined: the tables fail now, and the next run reads again
+        if early is not None:
+            early.close()
         reason = f"reading the binlog failed: {type(e).__name__}: {e}"[:1000]
         for p in tables:
             services.state.set_table_status(p.run(run_id), p.table, "failed", reason=reason)
@@ -1062,7 +1066,8 @@ def read_and_send(
             changes.sort(key=lambda c: c.pos)
             sf = targets.get(p.plan.target_schema)
             if sf is None and changes:
-                placed = services.connections.place("target", services.connections.snowflake())
+                opened = early.take() if early is not None else None
+                placed = services.connections.place("target", opened or services.connections.snowflake())
                 sf = targets[p.plan.target_schema] = services.connections.warehouse(placed)
             try:
                 if p.options is not None and p.options.needed and changes:
@@ -1086,6 +1091,8 @@ def read_and_send(
                 summary[label] = {"status": "failed", "reason": reason}
     finally:
         services.endpoints.locate(None, None)
+        if early is not None:  # no table of the window had changes to stage: not used
+            early.close()
         for target in targets.values():
             target.conn.close()
         for mysql in sources.values():
@@ -1282,9 +1289,9 @@ def key_bounds(plan: TablePlan, changes: list[binlog.RowChange]) -> tuple[int | 
 
 def _lines(encs: list[staging.Encoder | None], changes: Iterable[binlog.RowChange]) -> Iterator[tuple[str]]:
     """Each change as a staging-file line (values, then op and position; the writer adds the rest)."""
+    line = staging.line_writer(encs)
     for c in changes:
-        fields = staging.fields(encs, c.values)
-        yield (",".join([*fields, c.op, c.pos, staging.NULL if c.at is None else str(c.at)]),)
+        yield (f"{line(c.values)},{c.op},{c.pos},{staging.NULL if c.at is None else c.at}",)
 
 
 def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
