@@ -454,3 +454,48 @@ def test_a_packed_column_the_spec_does_not_carry_is_stepped_over_between_packed_
     with_null = b"\x02" + (-7).to_bytes(4, "little", signed=True) + (5).to_bytes(2, "little") + struct.pack("<d", 2.5)
     assert reader.row(with_null, 0) == (["5", "-7", "2.5"], len(with_null))
     assert reader.spec_key == [1]
+
+
+@seed(20261209)
+@settings(max_examples=40, deadline=None)
+@given(st.lists(_row(), min_size=4, max_size=8))
+def test_past_the_kept_null_patterns_images_read_column_by_column_the_same(rows):
+    """One reader over many images: its first NULL patterns get written functions, the rest are read
+    column by column (``_ROW_PATTERNS``, ``_STEP_PATTERNS`` set low here); either way the same values."""
+    original = binlog_rows._ROW_PATTERNS, binlog_rows._STEP_PATTERNS
+    binlog_rows._ROW_PATTERNS, binlog_rows._STEP_PATTERNS = 2, 2
+    try:
+        reader = text_reader()
+        for row in rows:
+            image = image_bytes(row)
+            expected = [None if v is None else v[1] for v in row]
+            assert reader.row(image, 0) == (expected, len(image))
+            key, end = reader.key_of(image, 0)
+            assert (key, end) == ([expected[[f.name for _, f in COLUMNS].index("i")]], len(image))
+        assert len(reader.steps) <= 2
+    finally:
+        binlog_rows._ROW_PATTERNS, binlog_rows._STEP_PATTERNS = original
+
+
+def test_a_timestamp_read_twice_in_a_row_is_spelled_the_same_and_the_zero_timestamp_stays_zero():
+    """The TIMESTAMP reader keeps the last seconds it spelled (a bulk statement's rows share them)."""
+    column = c(name="t", type=17, unsigned=False, fsp=6)
+    f = facts("t", typemap.DATETIME, "timestamp", "timestamp(6)", datetime_precision=6)
+    read, _ = binlog_rows.column_reader(column, f)
+    at = (1_700_000_000).to_bytes(4, "big")
+    first = read(at + (5).to_bytes(3, "big"), 0)
+    second = read(at + (123456).to_bytes(3, "big"), 0)
+    assert first == ("2023-11-14 22:13:20.000005", 7)
+    assert second == ("2023-11-14 22:13:20.123456", 7)
+    assert read(bytes(7), 0)[0] == "0000-00-00 00:00:00.000000"
+    assert read(at + bytes(3), 0)[0] == "2023-11-14 22:13:20.000000"
+
+
+def test_the_epochs_fraction_then_the_zero_timestamp_are_told_apart():
+    """0 seconds with a fraction is 1970-01-01 00:00:00.f; 0 seconds without one is the zero TIMESTAMP,
+    even right after the first (the reader's kept seconds never hold 0)."""
+    column = c(name="t", type=17, unsigned=False, fsp=6)
+    f = facts("t", typemap.DATETIME, "timestamp", "timestamp(6)", datetime_precision=6)
+    read, _ = binlog_rows.column_reader(column, f)
+    assert read(bytes(4) + (5).to_bytes(3, "big"), 0)[0] == "1970-01-01 00:00:00.000005"
+    assert read(bytes(7), 0)[0] == "0000-00-00 00:00:00.000000"

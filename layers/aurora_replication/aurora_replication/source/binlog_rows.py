@@ -236,14 +236,15 @@ def _timestamp2(column: Any, facts: ColumnFacts) -> tuple[Reader, Skipper]:
     def timestamp2(buf: bytes, o: int) -> tuple[str | None, int]:
         stored = buf[o : o + 4]
         micros = int.from_bytes(buf[o + 4 : o + 4 + n], "big", signed=True) * unit if n else 0
-        if stored == last[0]:
+        if stored == last[0]:  # never 0 seconds: whether that is the zero TIMESTAMP depends on the fraction
             text: str = last[1]
         else:
             seconds = int.from_bytes(stored, "big")
             if not seconds and micros <= 0:
                 return zero, o + size  # the zero TIMESTAMP (stored as 0 seconds)
             text = (_EPOCH + dt.timedelta(seconds=seconds)).isoformat(" ", "seconds")
-            last[0], last[1] = stored, text
+            if seconds:
+                last[0], last[1] = stored, text
         if precision:
             text += "." + f"{max(micros, 0):06d}"[:precision]
         return text, o + size
