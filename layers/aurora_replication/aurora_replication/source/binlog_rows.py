@@ -16,6 +16,12 @@ An update's before image is read for its key alone (its other columns are steppe
 lengths); the whole before image is read as text only when the key changed, since the old key is then
 deleted with that image.
 
+The readers are the definition; what runs per row is faster still: for each NULL pattern a table's images
+show (up to 64), one function is written from them when the pattern is first met (``_row_code``: the
+columns' reads one after another, consecutive integers and floats by one ``struct`` unpack, the values
+straight in the spec's order; ``_key_code``: an update's key). The code is made from column indexes,
+widths and struct codes only; the tests hold it to the readers column by column.
+
 What is read here: integers of every width, FLOAT, DOUBLE, DECIMAL, YEAR, BIT, DATE, DATETIME(0..6),
 TIMESTAMP(0..6), TIME(0..6), CHAR/VARCHAR/TEXT and their binary kinds (text decoded by the column's
 character set), ENUM and SET (member names from the table map, as the library reads them), and MariaDB's
@@ -405,7 +411,7 @@ class TableReader:
     steps: dict[int, Callable[[bytes, int], tuple[list[str | None], int]]]
     # where each key column (in ``key``'s order) is among the key values ``steps`` reads (in the image's order)
     key_order: list[int]
-    # one whole row image as text in the spec's column order, and the offset after it (``_row_function``)
+    # one whole row image as text in the spec's column order, and the offset after it (``_row_reader``)
     row: Callable[[bytes, int], tuple[list[str | None], int]]
     # where each key column (in ``key``'s order) is among the spec's columns (``row``'s values)
     spec_key: list[int]
