@@ -19,7 +19,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import MAX_IDENTIFIER_LENGTH, target_name
 from aurora_replication.ledger.keys import Scope
 from aurora_replication.models import RUN_ID_PATTERN
-from aurora_replication.source.read import query
+from aurora_replication.source.statements import query
 
 # the server's own schemas: never replicated, never matched by a pattern
 SYSTEM_DATABASES = frozenset({"information_schema", "mysql", "performance_schema", "sys"})

@@ -26,7 +26,7 @@ from aurora_replication.errors import BadInputError
 from aurora_replication.secrets import MySQLSettings
 from aurora_replication.source import binlog_decode, binlog_rows
 from aurora_replication.source.binlog_values import ColumnFacts, Converter, UnrepresentableValueError, converter
-from aurora_replication.source.read import query
+from aurora_replication.source.statements import query
 
 _DDL = re.compile(r"^\s*(ALTER|CREATE|DROP|RENAME|TRUNCATE)\s+(ONLINE\s+|IGNORE\s+|TEMPORARY\s+)*TABLE\b", re.I)
 # statements after which rows of the table can no longer be matched to the target's: a new copy is needed

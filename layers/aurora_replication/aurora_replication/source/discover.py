@@ -11,8 +11,8 @@ from aurora_replication import typemap
 from aurora_replication.errors import BadInputError
 from aurora_replication.identifiers import target_name
 from aurora_replication.models import Column, TablePlan
-from aurora_replication.source.read import query
 from aurora_replication.source.sql import mysql_ident
+from aurora_replication.source.statements import query
 
 WATERMARK_NAMES = ("updated_at", "modified_at", "last_modified", "last_updated", "update_time", "updated", "modified")
 

@@ -17,15 +17,10 @@ from aurora_replication.keyset import range_predicate
 from aurora_replication.models import TablePlan
 from aurora_replication.source import bounds, sql
 from aurora_replication.source.sql import mysql_ident
+from aurora_replication.source.statements import query as query  # source_read.query, as before
 
 FETCH_BATCH = 5000
 Row = tuple[Any, ...]
-
-
-def query(conn: pymysql.Connection[Any], statement: str, params: Sequence[object] = ()) -> list[Row]:
-    with conn.cursor() as cur:
-        cur.execute(statement, tuple(params))
-        return list(cur.fetchall())
 
 
 def is_empty(conn: pymysql.Connection[Any], table: str) -> bool:

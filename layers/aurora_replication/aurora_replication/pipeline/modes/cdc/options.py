@@ -45,7 +45,7 @@ from aurora_replication.models import TablePlan
 from aurora_replication.pipeline import transforms
 from aurora_replication.source.binlog import RowChange
 from aurora_replication.source.binlog_values import ColumnFacts
-from aurora_replication.source.read import query
+from aurora_replication.source.statements import query
 
 # rows of row images one where query evaluates (the statement stays far below max_allowed_packet)
 WHERE_BATCH = 500
