@@ -37,7 +37,7 @@ Encoder = Callable[[Any], str]
 
 
 def _text(v: Any) -> str:
-    text: str = v if type(v) is str else bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else v
+    text: str = bytes(v).decode("utf-8") if isinstance(v, (bytes, bytearray)) else v
     return '"' + text.replace('"', '""') + '"'
 
 
@@ -51,9 +51,8 @@ def _raw(v: Any) -> str:
 
 
 def _date(v: Any) -> str:
-    s = v if type(v) is str else _raw(v)
-    # typemap.is_zero_date, written out: this runs for every date of every staged row
-    return NULL if s[:4] == "0000" or s[5:7] == "00" or s[8:10] == "00" else s
+    s = _raw(v)
+    return NULL if typemap.is_zero_date(s) else s
 
 
 class ZeroDateError(BadInputError):
@@ -117,7 +116,9 @@ def fields(encs: list[Encoder | None], values: Sequence[Any]) -> list[str]:
 def line_writer(encs: list[Encoder | None]) -> Callable[[Sequence[Any]], str]:
     """One row's staged line (its ``fields`` joined by commas) by one function written for the columns'
     encoders: no loop and no list per row. The code is made from column indexes alone."""
-    names: dict[str, Any] = {"_raw": _raw, "str": str}
+    if not encs:
+        return lambda values: ""
+    names: dict[str, Any] = {"_raw": _raw}
     parts = []
     for i, e in enumerate(encs):
         if e is None:  # plain text passes as it is (``fields``)
@@ -125,8 +126,6 @@ def line_writer(encs: list[Encoder | None]) -> Callable[[Sequence[Any]], str]:
         else:
             names[f"_e{i}"] = e
             parts.append(f"{{'' if v{i} is None else _e{i}(v{i})}}")
-    if not encs:
-        return lambda values: ""
     unpack = ", ".join(f"v{i}" for i in range(len(encs)))
     code = f'def line(values):\n    {unpack}, = values\n    return f"{",".join(parts)}"\n'
     exec(compile(code, "<staging.line>", "exec"), names)  # noqa: S102 - made from column indexes

@@ -210,7 +210,7 @@ class Connections:
 class Opening:
     """A connection being opened on a thread of its own (a Snowflake login is network round trips, so it
     goes on while this thread works). ``take`` waits for it and hands it over, raising what opening it
-    raised; ``close`` closes one not taken (after waiting for it). The thread runs in a copy of the
+    raised; ``close`` closes one not taken (once it is open, without waiting for it). The thread runs in a copy of the
     caller's context, so what is metered there counts in the caller's unit of work."""
 
     def __init__(self, connect: Callable[[], Any]) -> None:

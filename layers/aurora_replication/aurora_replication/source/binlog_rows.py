@@ -36,6 +36,7 @@ import datetime as dt
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from aurora_replication import typemap
@@ -52,6 +53,8 @@ from aurora_replication.source.binlog_values import (
 Reader = Callable[[bytes, int], "tuple[str | None, int]"]
 # one column stepped over: the offset after it
 Skipper = Callable[[bytes, int], int]
+# one whole row image (or an update's key): its values' text, and the offset after it
+RowFunction = Callable[[bytes, int], "tuple[list[str | None], int]"]
 
 # MySQL's enum_field_types, as pymysqlreplication's column.type gives them
 TINY, SHORT, LONG, FLOAT, DOUBLE, TIMESTAMP, LONGLONG, INT24, DATE, TIME, DATETIME, YEAR = (
@@ -408,13 +411,19 @@ class TableReader:
     # per NULL pattern of an image (its null bitmap), the function that steps over it for its key (``_key_code``
     # of ``_steps``: fixed bytes to step, then a variable-width column's skipper or a key column's reader), made
     # when the pattern is first met
-    steps: dict[int, Callable[[bytes, int], tuple[list[str | None], int]]]
+    steps: dict[int, RowFunction]
     # where each key column (in ``key``'s order) is among the key values ``steps`` reads (in the image's order)
     key_order: list[int]
-    # one whole row image as text in the spec's column order, and the offset after it (``_row_reader``)
-    row: Callable[[bytes, int], tuple[list[str | None], int]]
-    # where each key column (in ``key``'s order) is among the spec's columns (``row``'s values)
-    spec_key: list[int]
+
+    @cached_property
+    def row(self) -> RowFunction:
+        """One whole row image as text in the spec's column order, and the offset after it (``_row_reader``)."""
+        return _row_reader(self)
+
+    @cached_property
+    def spec_key(self) -> list[int]:
+        """Where each key column (in ``key``'s order) is among the spec's columns (``row``'s values)."""
+        return [self.order.index(k) for k in self.key]
 
     def image(self, buf: bytes, o: int) -> tuple[list[str | None], int]:
         """One whole row image as text in the event's column order, and the offset after it."""
@@ -499,29 +508,21 @@ def _build(event: Any, names: list[str], facts: list[ColumnFacts], key: list[str
     if not all(k in index for k in key_set):
         return None
     key_index = [index[f.name] for f in facts if f.name in key_set]
-    order = [index.get(f.name) for f in facts]
-    null_bytes = (len(readers) + 7) // 8
-    table = TableReader(
+    return TableReader(
         readers=readers,
         skippers=skippers,
-        null_bytes=null_bytes,
-        order=order,
+        null_bytes=(len(readers) + 7) // 8,
+        order=[index.get(f.name) for f in facts],
         key=key_index,
         steps={},
         key_order=[sorted(key_index).index(k) for k in key_index],
-        row=lambda buf, o: ([], o),  # replaced just below: the function needs the reader
-        spec_key=[order.index(k) for k in key_index],
     )
-    object.__setattr__(table, "row", _row_reader(table))
-    return table
 
 
 # NULL patterns a table's row function is written for (``_row_reader``); past them, column by column
 _ROW_PATTERNS = 64
 # at most this many columns in one written function (a wider table is read column by column)
 _ROW_CODE_COLUMNS = 400
-
-RowFunction = Callable[[bytes, int], "tuple[list[str | None], int]"]
 
 
 def _row_reader(reader: TableReader) -> RowFunction:
@@ -586,11 +587,7 @@ def _row_code(reader: TableReader, nulls: int) -> RowFunction:
             lines.append(f"    o = _s{i}(buf, o)")
     flush()
     lines.append("    return [" + ", ".join("None" if j is None else f"v{j}" for j in reader.order) + "], o")
-    namespace: dict[str, Any] = {"str": str, "repr": repr, **names}
-    # the code is made here from column indexes and struct codes alone: no text of the table's is in it
-    exec(compile("\n".join(lines) + "\n", "<binlog_rows.row>", "exec"), namespace)  # noqa: S102
-    function: RowFunction = namespace["row"]
-    return function
+    return _written(lines, {"str": str, "repr": repr, **names})
 
 
 def _steps(readers: list[Reader], skippers: list[Skipper], key: list[int], nulls: int) -> list[Step]:
@@ -614,7 +611,7 @@ def _steps(readers: list[Reader], skippers: list[Skipper], key: list[int], nulls
     return steps
 
 
-def _key_code(steps: list[Step], key_order: list[int]) -> Callable[[bytes, int], tuple[list[str | None], int]]:
+def _key_code(steps: list[Step], key_order: list[int]) -> RowFunction:
     """One NULL pattern's key reader, written out from its ``steps``: the fixed widths summed in, each key
     column read and each variable-width column stepped over in a row; the key in ``key_order``. Its
     argument is the offset after the image's null bitmap. The code is made from indexes and widths alone."""
@@ -634,8 +631,14 @@ def _key_code(steps: list[Step], key_order: list[int]) -> Callable[[bytes, int],
         elif null_key:
             found.append("None")
     lines.append("    return [" + ", ".join(found[k] for k in key_order) + "], o")
-    exec(compile("\n".join(lines) + "\n", "<binlog_rows.key>", "exec"), names)  # noqa: S102
-    function: Callable[[bytes, int], tuple[list[str | None], int]] = names["key"]
+    return _written(lines, names)
+
+
+def _written(lines: list[str], names: dict[str, Any]) -> RowFunction:
+    """The function whose code is ``lines`` (one ``def``), with ``names`` as its globals. The code is made
+    here from column indexes, widths and struct codes alone: no text of the table's is in it."""
+    exec(compile("\n".join(lines) + "\n", "<binlog_rows>", "exec"), names)  # noqa: S102
+    function: RowFunction = names[lines[0][4 : lines[0].index("(")]]
     return function
 
 
