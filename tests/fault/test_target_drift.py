@@ -7,10 +7,10 @@ ends with the target equal to the source value by value, or with the loud failur
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
+from audit_clock import await_audit_period
 from aurora_replication.errors import BadInputError
 from aurora_replication.ledger.store import StateStore
 from aurora_replication_dev import cli
@@ -56,12 +56,7 @@ def _catalog(env, stack, table: str = "acct") -> dict:
 
 
 def _period_passed(env, stack, seconds: float = 1.0, table: str = "acct") -> None:
-    """Await the moment the table's last audit (or verification) is ``seconds`` old: the next run's
-    slice is then due in full (``audit.due_rows``)."""
-    entry = _catalog(env, stack, table)
-    last = max(float(entry.get(k) or 0) for k in ("audit_at", "verified_at", "table_rows_at"))
-    while time.time() < last + seconds + 1.0:  # audit_at is in whole seconds
-        time.sleep(0.05)
+    await_audit_period(env, stack, table, seconds)
 
 
 # no slice of the rolling audit in these runs (a day's period, a large minimum): the count alone decides

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from audit_clock import await_audit_period
+
 HISTORY = {"items": {"history": True}}
 
 
@@ -154,6 +156,7 @@ def test_incremental_history_over_three_runs(env):
     first = stack.run(request, workers=2, timeout=180)
     assert first.ok, first.run["table_states"]
     env.sql("UPDATE items SET name = 'two+' WHERE id = 2", "INSERT INTO items (id, name) VALUES (3, 'three')")
+    await_audit_period(env, stack, "items")
     second = stack.run(request, workers=2, timeout=180)
     assert second.ok, second.run["table_states"]
     assert second.run["table_states"]["items"]["mode"] == "incremental"
@@ -204,12 +207,14 @@ def test_the_rolling_audit_compares_current_versions_and_corrects_with_a_version
     stack = env.start_stack({"AUDIT_PERIOD_SECONDS": "1"})  # every run audits the whole table
     assert _cdc(stack).ok
     env.sql("UPDATE items SET name = 'two+' WHERE id = 2")
+    await_audit_period(env, stack, "items")
     second = _cdc(stack)
     t = second.run["table_states"]["items"]
     assert second.ok and t["audit_rows"] == 3 and t["audit_differences"] == 0, t  # closed versions are not drift
     # a current version edited in place behind the pipeline's back (the count stays)
     cur = env.snowflake().cursor()
     cur.execute('UPDATE "ITEMS" SET "NAME" = \'edited\' WHERE "ID" = 3 AND "_ASR_IS_CURRENT"')
+    await_audit_period(env, stack, "items")
     third = _cdc(stack)
     t = third.run["table_states"]["items"]
     assert third.ok and t["audit_differences"] == 1, t
