@@ -88,18 +88,21 @@ def test_a_few_validated_pairs_need_no_attempts_table_and_many_are_written_to_it
     ]
 
 
-def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it():
-    opened: list[RecordingConnection] = []
+def test_the_schedulers_target_columns_borrow_one_connection_lazily_and_give_it_back():
+    from aurora_replication.services.connections import Lent
 
-    def snowflake() -> RecordingConnection:
+    opened: list[RecordingConnection] = []
+    given_back: list[tuple[Lent, bool]] = []
+
+    def lend_target() -> Lent:
         opened.append(RecordingConnection({snowflake_sql.target_columns(): COLUMNS}))
-        return opened[-1]
+        return Lent(opened[-1], "target", warm=True)
 
     services = SimpleNamespace(
         settings=SimpleNamespace(stage_name="STAGE"),
         connections=SimpleNamespace(
-            snowflake=snowflake,
-            place=lambda side, conn: conn,
+            lend_target=lend_target,
+            give_back=lambda lent, failed: given_back.append((lent, failed)),
             warehouse=lambda conn: target.Target(conn, "STAGE"),
         ),
     )
@@ -112,7 +115,9 @@ def test_the_schedulers_target_columns_open_one_connection_lazily_and_close_it()
     assert len(opened) == 1
     assert [p for _, p in opened[0].statements] == [("ORDERS",), ("CUSTOMERS",), None]
     columns.close()
-    assert opened[0].closed
+    assert [(lent.conn, failed) for lent, failed in given_back] == [(opened[0], False)]
+    columns.close()  # once
+    assert len(given_back) == 1
 
 
 def test_close_without_a_look_up_opens_nothing():

@@ -240,3 +240,105 @@ def test_the_stage_is_created_once_per_container():
     for _ in range(3):
         target.Target(conn, "STAGE", ready).ensure_stage()
     assert [s for s, _ in conn.statements] == [snowflake_sql.create_stage("STAGE")]
+
+
+# ---- the scheduler's session: the preflight's login kept for planning, window after window ----------------
+
+
+class Session(RecordingConnection):
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+class CheckedWarehouse:
+    """The warehouse on a connection, with the preflight's session check (``fails``: it raises)."""
+
+    fails = False
+
+    def __init__(self, conn: Any, shared_ddl: bool = False) -> None:
+        self.conn = conn
+
+    def check_session(self, settings: Any) -> None:
+        if self.fails:
+            raise RuntimeError("the session has no current warehouse")
+
+
+@pytest.fixture
+def sessions(world, monkeypatch: pytest.MonkeyPatch) -> tuple[Services, list[Session], Clock]:
+    services, _, clock, _ = world
+    opened: list[Session] = []
+
+    def snowflake() -> Session:
+        opened.append(Session())
+        return opened[-1]
+
+    monkeypatch.setattr(services.connections, "snowflake", snowflake)
+    monkeypatch.setattr(services.connections, "warehouse", CheckedWarehouse)
+    monkeypatch.setattr(services.endpoints, "snowflake_settings", lambda: None)
+    monkeypatch.setattr(CheckedWarehouse, "fails", False)
+    return services, opened, clock
+
+
+def _planned_in(services: Services) -> Any:
+    """The connection one run's planning reads the target's columns on."""
+    from aurora_replication.pipeline import planning
+
+    columns = planning.TargetColumns(services)
+    try:
+        return columns.client().conn
+    finally:
+        columns.close()
+
+
+def test_the_preflights_session_is_kept_and_planning_goes_on_in_it_window_after_window(sessions):
+    from aurora_replication.ops import preflight
+
+    services, opened, clock = sessions
+    preflight.check_endpoints(services)
+    for _ in range(3):  # the run's planning, then two windows a following invocation reads
+        assert _planned_in(services) is opened[0]
+        clock.now += 1
+    assert len(opened) == 1 and not opened[0].closed
+    # the next invocation's preflight logs in again (it checks who the secret says we are): its session is kept
+    clock.now += services_mod.PING_AFTER_SECONDS + 1
+    preflight.check_endpoints(services)
+    assert len(opened) == 2 and opened[0].closed
+    assert _planned_in(services) is opened[1]
+    assert opened[1].statements == []  # handed out at once after its check, without a ping
+
+
+def test_planning_that_raises_closes_the_session_and_the_next_planning_logs_in_again(sessions):
+    from aurora_replication.pipeline import planning
+
+    services, opened, _ = sessions
+    columns = planning.TargetColumns(services)
+    with pytest.raises(RuntimeError):
+        try:
+            columns.client()
+            raise RuntimeError("a statement failed half way: the session's state is unknown")
+        finally:
+            columns.close()
+    assert opened[0].closed and "target" not in services.connections.warm
+    assert _planned_in(services) is opened[1] and not opened[1].closed
+
+
+def test_two_databases_planned_at_once_get_the_session_and_one_of_their_own(sessions):
+    from aurora_replication.pipeline import planning
+
+    services, opened, _ = sessions
+    first, second = planning.TargetColumns(services), planning.TargetColumns(services)
+    assert first.client().conn is opened[0] and second.client().conn is opened[1]
+    second.close()
+    first.close()
+    assert opened[1].closed and not opened[0].closed
+    assert _planned_in(services) is opened[0]
+
+
+def test_a_session_the_preflight_refuses_is_closed_and_not_kept(sessions):
+    from aurora_replication.ops import preflight
+
+    services, opened, _ = sessions
+    CheckedWarehouse.fails = True
+    with pytest.raises(RuntimeError, match="no current warehouse"):
+        preflight.check_endpoints(services)
+    assert opened[0].closed and "target" not in services.connections.warm

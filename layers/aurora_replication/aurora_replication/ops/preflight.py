@@ -16,20 +16,26 @@ from aurora_replication.services import Services
 
 
 def check_endpoints(services: Services) -> None:
-    """Connect to MySQL, then log in to Snowflake and check the session's database, schema and warehouse."""
+    """Connect to MySQL, then log in to Snowflake and check the session's database, schema and warehouse. The
+    session, once checked, is kept as the container's warm one (``Connections.adopt_target``): the run's
+    planning goes on in it instead of logging in again."""
     services.connections.mysql().close()
     sf = services.connections.snowflake()
     try:
         services.connections.warehouse(sf).check_session(services.endpoints.snowflake_settings())
     except EndpointError:
+        sf.close()
         raise
     except Exception as e:
+        sf.close()
         described = services.endpoints.endpoint_error(e, "target")
         if described is e:
             raise
         raise described from e
-    finally:
+    except BaseException:
         sf.close()
+        raise
+    services.connections.adopt_target(sf)
 
 
 @contextlib.contextmanager

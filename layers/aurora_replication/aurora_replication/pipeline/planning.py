@@ -11,6 +11,7 @@ from here (this module sits below both).
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from aurora_replication.pipeline import (
 )
 from aurora_replication.pipeline.target_check import Drift, TargetFacts
 from aurora_replication.services import Services
+from aurora_replication.services.connections import Lent
 from aurora_replication.source import bounds as source_bounds
 from aurora_replication.source import discover as source_discover
 from aurora_replication.source import read as source_read
@@ -69,12 +71,14 @@ class TargetColumns:
         self.services = services
         self.target: Warehouse | None = None
         self.facts: TargetFacts | None = None
+        self.lent: Lent | None = None
 
     def client(self) -> Warehouse:
         if self.target is None:
             connections = self.services.connections
-            conn = connections.place("target", connections.snowflake())  # the run's schema (``locate``)
-            self.target = connections.warehouse(conn)
+            # the container's warm session (the preflight's, or an earlier run's), in the run's schema (``locate``)
+            self.lent = connections.lend_target()
+            self.target = connections.warehouse(self.lent.conn)
         return self.target
 
     def expect(self, names: list[str], scope: Scope) -> None:
@@ -96,8 +100,11 @@ class TargetColumns:
             self.client().alter(statements)
 
     def close(self) -> None:
-        if self.target is not None:
-            self.target.close()
+        """Give the session back (``Connections.give_back``); closed instead when an exception is on its way
+        out (``close`` is called in a ``finally``): a session in an unknown state is not reused."""
+        lent, self.lent, self.target = self.lent, None, None
+        if lent is not None:
+            self.services.connections.give_back(lent, failed=sys.exc_info()[0] is not None)
 
 
 @tracer.capture_method(capture_response=False)  # the X-Ray subsegment `## plan_table`, per table

@@ -163,16 +163,43 @@ class Connections:
 
     @contextmanager
     def _warm_connection(self, side: str, connect: Callable[[], Any], ping: Callable[[Any], None]) -> Iterator[Any]:
+        lent = self._lend(side, connect, ping)
+        try:
+            yield lent.conn
+        except BaseException:
+            self.give_back(lent, failed=True)
+            raise
+        self.give_back(lent, failed=False)
+
+    def lend_target(self) -> Lent:
+        """The container's warm Snowflake connection (``target``), for use beyond one block: ``give_back``
+        returns it. Planning holds it for a run's planning (``pipeline.planning.TargetColumns``), so a
+        scheduler container logs in once, not once per run or per followed cdc window."""
+        return self._lend("target", self.snowflake, _ping_snowflake)
+
+    def adopt_target(self, conn: Any) -> None:
+        """Keep ``conn``, a Snowflake connection just opened and checked (the preflight's), as the container's
+        warm one, at the place its secret names; the one held before is closed. While the warm one is lent,
+        ``conn`` is closed instead."""
+        warm = self.warm.get("target")
+        if warm is not None and warm.busy:
+            _close_quietly(conn)
+            return
+        self.drop_connections("target")
+        now = time.monotonic()
+        self.warm["target"] = _Warm(conn, now, now)
+
+    def _lend(self, side: str, connect: Callable[[], Any], ping: Callable[[Any], None]) -> Lent:
         now = time.monotonic()
         warm = self.warm.get(side)
         if warm is not None and warm.busy:  # used re-entrantly: this use gets a connection of its own
             conn = connect()
             try:
                 self._place(side, conn, None)
-                yield conn
-            finally:
+            except BaseException:
                 _close_quietly(conn)
-            return
+                raise
+            return Lent(conn, side, warm=False)
         if warm is not None and now - warm.opened > MAX_AGE_SECONDS:
             self.drop_connections(side)
             warm = None
@@ -191,12 +218,23 @@ class Connections:
         warm.busy = True
         try:
             warm.place = self._place(side, warm.conn, warm.place)
-            yield warm.conn
         except BaseException:
             warm.busy = False
             self.drop_connections(side)
             raise
+        return Lent(warm.conn, side, warm=True)
+
+    def give_back(self, lent: Lent, failed: bool) -> None:
+        """Return a lent connection: the warm one stays for the next use unless its use ``failed`` (then it
+        is closed: a session in an unknown state is not handed out again); one of its own is closed."""
+        warm = self.warm.get(lent.side)
+        if not lent.warm or warm is None or warm.conn is not lent.conn:
+            _close_quietly(lent.conn)
+            return
         warm.busy = False
+        if failed:
+            self.drop_connections(lent.side)
+            return
         warm.used = time.monotonic()
 
     def drop_connections(self, *sides: str) -> None:
@@ -205,6 +243,16 @@ class Connections:
             warm = self.warm.pop(side, None)
             if warm is not None:
                 _close_quietly(warm.conn)
+
+
+@dataclass
+class Lent:
+    """A connection ``Connections.lend_target`` handed out: the container's warm one (``warm``), or, while
+    that one is in use, one of its own, closed when it is given back."""
+
+    conn: Any
+    side: str
+    warm: bool
 
 
 class Opening:
