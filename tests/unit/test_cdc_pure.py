@@ -10,8 +10,8 @@ import pytest
 from aurora_replication import typemap
 from aurora_replication.models import ChangeBatch, ChunkMessage, Column, TablePlan
 from aurora_replication.pipeline.modes.cdc.mode import is_stale
-from aurora_replication.pipeline.modes.cdc.reader import batch_path, rename_candidate, schema_problems
-from aurora_replication.source.binlog import Position, missing_grants
+from aurora_replication.pipeline.modes.cdc.reader import batch_file, rename_candidate, schema_problems, window_path
+from aurora_replication.source.binlog import Position, Window, missing_grants
 from aurora_replication.source.binlog_values import ColumnFacts, converter, to_text
 from aurora_replication.target.snowflake import cdc_sql
 from aurora_replication.target.snowflake.evolution import widens_losslessly
@@ -160,9 +160,17 @@ def test_merge_applies_only_newer_changes_and_respects_tombstones():
 
 def test_batch_names_are_deterministic_and_messages_carry_them():
     start, end = Position("b.000001", 4).key(), Position("b.000002", 900).key()
-    path = batch_path("orders", start, end)
-    assert path == batch_path("orders", start, end) and ":" not in path
-    batch = ChangeBatch(start=start, end=end, path=path, file="batch-00000.csv.gz", rows=3)
+    window = Window(start=Position("b.000001", 4), end=Position("b.000002", 900))
+    path = window_path("r", window)
+    assert path == window_path("r", window) and ":" not in path
+    assert window_path("r2", window) != path and window_path("r", window, "db") != path
+    file = batch_file("orders", start, end, 0)
+    assert file == batch_file("orders", start, end, 0) and ":" not in file
+    # unique among the tables of one path: by table, by the table's own start and end, by index
+    later = Position("b.000001", 5).key()
+    assert len({file, batch_file("orders", later, end, 0), batch_file("orders", start, end, 1)}) == 3
+    assert batch_file("orders", start, end, 0) != batch_file("orders2", start, end, 0)
+    batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=3)
     msg = ChunkMessage(run_id="r", chunk_id=0, chunk_count=1, plan=_plan(), batch=batch)
     assert ChunkMessage.model_validate_json(msg.model_dump_json()) == msg
     with pytest.raises(ValueError):

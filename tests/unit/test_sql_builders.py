@@ -508,13 +508,17 @@ def test_zerofill_numbers_are_read_and_compared_as_numbers_not_mysqls_padded_tex
 @pytest.mark.parametrize("name", ["顧客", "café_crème", "naïve table", "ÄÖÜ", "😀", "orders", "a-b", "a_b"])
 def test_stage_paths_are_ascii_and_deterministic_for_any_table_name(name):
     from aurora_replication.models import ChangeBatch
-    from aurora_replication.pipeline.modes.cdc.reader import batch_path
+    from aurora_replication.pipeline.modes.cdc.reader import batch_file, window_path
+    from aurora_replication.source.binlog import Position, Window
 
     component = staging.stage_path_component(name)
     assert component == staging.stage_path_component(name) and component.isascii()
     snowflake_sql.stage_location("STAGE", f"{component}/run/0", "data-1.csv.gz")  # accepted as safe
     start, end = "0000000001:000000000004:000000", "0000000002:000000000900:000000"
-    ChangeBatch(start=start, end=end, path=batch_path(name, start, end), file="batch-00000.csv.gz", rows=1)
+    window = Window(start=Position("b.000001", 4), end=Position("b.000002", 900))
+    path = window_path(name, window, name)  # the run id and the database spelled as a table name is
+    ChangeBatch(start=start, end=end, path=path, file=batch_file(name, start, end, 99_999), rows=1)
+    ChangeBatch(start=start, end=end, path=path, file=batch_file(name * 20, start, end, 0), rows=1)  # the longest
     assert staging.stage_path_component("a-b") != staging.stage_path_component("a_b")  # same safe part, own hash
     assert staging.stage_path_component("orders") == "orders_96584038"  # a plain name keeps its path
 

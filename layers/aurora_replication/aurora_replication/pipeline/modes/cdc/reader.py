@@ -23,9 +23,12 @@ cannot apply exactly is refused when the run is planned.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import time
+import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -810,11 +813,20 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
-def batch_path(table: str, start: str, end: str, database: str | None = None) -> str:
-    """The stage path of a table's batches of one window: deterministic from table, start and end (and the
-    source database of a table of one of several databases: two may have tables of one name in one schema)."""
-    where = f"db-{staging.stage_path_component(database)}/" if database is not None else ""
-    return f"cdc/{where}{staging.stage_path_component(table)}/{start.replace(':', '_')}-{end.replace(':', '_')}"
+def window_path(run_id: str, window: binlog.Window, database: str | None = None) -> str:
+    """The stage path of a window's batches (every table's of the window read, one PUT for them all):
+    deterministic from the run and the window's start and end (and the source database of a table of one of
+    several databases: two may have tables of one name in one schema)."""
+    where = f"/db-{staging.stage_path_component(database)}" if database is not None else ""
+    span = f"{window.start.key().replace(':', '_')}-{window.end.key().replace(':', '_')}"
+    return f"cdc/{staging.stage_path_component(run_id)}/{span}{where}"
+
+
+def batch_file(table: str, start: str, end: str, index: int) -> str:
+    """A table's batch file of a window: deterministic from the table, its own start and end in the window (a
+    digest: the path holds the window's) and the batch's index; unique among the tables of one path."""
+    span = hashlib.sha1(f"{start}-{end}".encode(), usedforsecurity=False).hexdigest()[:12]
+    return f"{staging.stage_path_component(table)}.{span}.{index:05d}.csv.gz"
 
 
 # the rolling audit's batch: its rows' chunk id in the run's load table (a window's batches are 0, 1, ...)
@@ -1022,6 +1034,8 @@ def read_and_send(
         },
     )
     summary: dict[str, Any] = {}
+    pending: list[StagedTable] = []  # the tables whose batches are staged locally, to PUT and define
+    local_root = os.path.join(s.work_dir, "aurora-replication", "cdc-window", uuid.uuid4().hex)
     targets: dict[str | None, Warehouse] = {}  # one warehouse connection per target schema (``Services.locate``)
     sources: dict[str | None, Any] = {}  # one MySQL connection per source database
     try:
@@ -1078,19 +1092,28 @@ def read_and_send(
                         )
                     changes = p.options.apply(mysql, changes)  # where, mask, transform: as the copy path
                 audited = (audits or {}).get(label, {})
-                summary[label] = _define_and_send(rid, p, changes, window, read_at, services, cdc, sf, audited)
+                pending.append(_stage_table(rid, p, changes, window, services, sf, audited, local_root))
             except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
-                reason = (
-                    f"table {p.table!r}: its changes of this window could not be staged or sent: "
-                    f"{type(e).__name__}: {e}; its position stays where it was, so the next cdc run reads "
-                    "these changes again"
-                )[:2000]
-                logger.exception("cdc window of a table failed", extra={"run_id": rid, "table": p.table})
-                services.state.set_table_status(rid, p.table, "failed", reason=reason)
-                services.state.release_lease(p.key, rid, 0)
-                summary[label] = {"status": "failed", "reason": reason}
+                summary[label] = _fail_table(rid, p, e, services)
+        # the window's batch files, uploaded by one PUT per stage path (the connector uploads them in parallel)
+        for failed in _put_window(run_id, pending, services):
+            summary[failed.p.label] = failed.failure
+        for staged in pending:
+            if staged.failure is not None:
+                continue
+            p = staged.p
+            meter.set_run(staged.run_id)
+            meter.focus(p.table, "read")
+            locate(services, p.plan)
+            try:
+                for batch in staged.batches:
+                    services.hooks.fault("cdc_batch_staged", batch)
+                summary[p.label] = _define_and_send(staged, window, read_at, services, cdc)
+            except Exception as e:  # noqa: BLE001 - this table fails; the run's other tables go on
+                summary[p.label] = _fail_table(staged.run_id, p, e, services)
     finally:
         services.endpoints.locate(None, None)
+        shutil.rmtree(local_root, ignore_errors=True)
         if early is not None:  # no table of the window had changes to stage: not used
             early.close()
         for target in targets.values():
@@ -1100,19 +1123,47 @@ def read_and_send(
     return summary
 
 
-def _define_and_send(
+@dataclass
+class StagedTable:
+    """One table's changes of a window, staged as local files under ``local`` (one PUT per stage path
+    uploads every table's files of it), to be defined in its ledger and sent."""
+
+    run_id: str
+    p: CdcTable
+    changes: list[binlog.RowChange]
+    batches: list[ChangeBatch]
+    window_end: Position
+    renamed: list[dict[str, Any]]
+    audited: dict[str, Any]
+    sf: Warehouse | None
+    local: str  # the directory of the stage path's files (``batch.path``)
+    failure: dict[str, Any] | None = None
+
+
+def _fail_table(run_id: str, p: CdcTable, e: BaseException, services: Services) -> dict[str, Any]:
+    """The table fails this window: its lease released, its position where it was."""
+    reason = (
+        f"table {p.table!r}: its changes of this window could not be staged or sent: "
+        f"{type(e).__name__}: {e}; its position stays where it was, so the next cdc run reads "
+        "these changes again"
+    )[:2000]
+    logger.exception("cdc window of a table failed", extra={"run_id": run_id, "table": p.table})
+    services.state.set_table_status(run_id, p.table, "failed", reason=reason)
+    services.state.release_lease(p.key, run_id, 0)
+    return {"status": "failed", "reason": reason}
+
+
+def _stage_table(
     run_id: str,
     p: CdcTable,
     changes: list[binlog.RowChange],
     window: binlog.Window,
-    read_at: float,
     services: Services,
-    cdc: CdcState,
     sf: Warehouse | None,
-    audited: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Stage one table's changes of the window, define the window in its ledger (with the rolling audit's
-    batch, ``audited``), send its batches."""
+    audited: dict[str, Any],
+    local_root: str,
+) -> StagedTable:
+    """Follow the window's rename of the table's column (if it holds one) and write its batch files."""
     assert p.position is not None
     renamed: list[dict[str, Any]] = []
     if p.rename is not None and p.label in window.renamed:  # the statement is in the window: rename the target
@@ -1122,7 +1173,9 @@ def _define_and_send(
     window_end = window.end if window.end.key() >= p.position.key() else p.position
     start, end = p.position.key(), window_end.key()
     staging_started = time.perf_counter()
-    batches = _stage_batches(p, changes, start, end, services, sf)
+    path = window_path(run_id, window, p.plan.source_database)
+    local = os.path.join(local_root, path)
+    batches = _stage_batches(p, changes, start, end, services, path, local)
     logger.info(
         "cdc window staged",
         extra={
@@ -1133,6 +1186,53 @@ def _define_and_send(
             "seconds": round(time.perf_counter() - staging_started, 3),
         },
     )
+    return StagedTable(run_id, p, changes, batches, window_end, renamed, audited, sf, local)
+
+
+def _put_window(run_id: str, pending: list[StagedTable], services: Services) -> list[StagedTable]:
+    """PUT each stage path's files (every table of the window with batches there) in one statement; the
+    tables of a path whose PUT failed fail (returned, with ``failure`` set)."""
+    groups: dict[tuple[int, str], list[StagedTable]] = {}
+    for staged in pending:
+        if staged.batches:
+            assert staged.sf is not None
+            groups.setdefault((id(staged.sf), staged.local), []).append(staged)
+    failed: list[StagedTable] = []
+    for (_, local), tables in groups.items():
+        sf, path = tables[0].sf, tables[0].batches[0].path
+        assert sf is not None
+        meter.focus(None, "read")  # one statement for several tables: shared among the invocation's tables
+        put_started = time.perf_counter()
+        try:
+            services.hooks.fault("cdc_window_uploading", path)
+            sf.put(os.path.join(local, "*"), path)
+        except Exception as e:  # noqa: BLE001 - these tables fail; the window's others go on
+            for staged in tables:
+                staged.failure = _fail_table(staged.run_id, staged.p, e, services)
+                failed.append(staged)
+            continue
+        logger.info(
+            "cdc window uploaded",
+            extra={
+                "run_id": run_id,
+                "path": path,
+                "tables": len(tables),
+                "files": sum(len(t.batches) for t in tables),
+                "seconds": round(time.perf_counter() - put_started, 3),
+            },
+        )
+    return failed
+
+
+def _define_and_send(
+    staged: StagedTable, window: binlog.Window, read_at: float, services: Services, cdc: CdcState
+) -> dict[str, Any]:
+    """Define one table's staged window in its ledger (with the rolling audit's batch, ``audited``), send
+    its batches."""
+    run_id, p, changes, batches, window_end = staged.run_id, staged.p, staged.changes, staged.batches, staged.window_end
+    renamed, audited = staged.renamed, staged.audited
+    assert p.position is not None
+    end = window_end.key()
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
     truncated = window.truncated.get(p.label)
     emptied: list[dict[str, Any]] = []
@@ -1244,10 +1344,11 @@ def zero_date_keys(plan: TablePlan, changes: list[binlog.RowChange]) -> None:
 
 
 def _stage_batches(
-    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, sf: Warehouse | None
+    p: CdcTable, changes: list[binlog.RowChange], start: str, end: str, services: Services, path: str, local: str
 ) -> list[ChangeBatch]:
+    """Write the table's changes as batch files into ``local`` (the stage path's directory), named
+    ``batch_file``; the window's PUT uploads them."""
     s = services.settings
-    path = batch_path(p.table, start, end, p.plan.source_database)
     encs = staging.plain_encoders(p.plan)
     checks = staging.size_checks(p.plan)
     if checks:  # a value longer than Snowflake holds fails the window, naming table, row key and column
@@ -1257,17 +1358,10 @@ def _stage_batches(
     batches = []
     for i in range(0, len(changes), s.cdc_batch_rows):
         part = changes[i : i + s.cdc_batch_rows]
-        file = f"batch-{i // s.cdc_batch_rows:05d}.csv.gz"
-        local = os.path.join(s.work_dir, "aurora-replication", path, file)
-        staged = staging.write_lines_gz(local, _lines(encs, part), i // s.cdc_batch_rows, "cdc")
-        try:
-            assert sf is not None
-            sf.put(local, path)
-        finally:
-            os.remove(local)
+        file = batch_file(p.table, start, end, i // s.cdc_batch_rows)
+        staged = staging.write_lines_gz(os.path.join(local, file), _lines(encs, part), i // s.cdc_batch_rows, "cdc")
         low, high = key_bounds(p.plan, part)
         batch = ChangeBatch(start=start, end=end, path=path, file=file, rows=staged.rows, key_low=low, key_high=high)
-        services.hooks.fault("cdc_batch_staged", batch)
         batches.append(batch)
     return batches
 
