@@ -34,5 +34,5 @@ Where each part lives:
   memory of processes; ``children`` a stack run in a child process of its own;
 * one module per measure: ``baselines`` (the ceiling and dlt), ``copies`` (full and incremental runs, memory),
   ``finaliser``, ``read_cpu`` (the source's and the worker's CPU), ``small_tables``, ``planning``, ``cdc``
-  and ``cdc_sustained``, ``phases`` (``--profile``).
+  with ``cdc_sustained`` and ``cdc_tables`` (a window of many changed tables), ``phases`` (``--profile``).
 """

@@ -10,6 +10,7 @@ from typing import Any
 
 from bench import orders, servers
 from bench.cdc_sustained import measure_cdc_sustained
+from bench.cdc_tables import measure_cdc_tables, report_cdc_tables
 from bench.children import run_child, stack_spec
 from bench.orders import change_n_sql
 from bench.output import fmt, log, print_targets, rate, write_results
@@ -189,6 +190,7 @@ def report_cdc(cdc: dict[str, Any]) -> None:
                 f"{reader['seconds'] / library['seconds']:.2f} x its time; the changes "
                 + ("equal" if library["equal"] else "DIFFER")
             )
+        report_cdc_tables(cdc.get("tables") or {}, cdc["cdc"].get(str(min(cdc["changes"]))))
         prof = reader.get("profile")
         sustained = cdc.get("sustained")
         if sustained:
@@ -339,7 +341,9 @@ def measure_cdc(db: Any, sf: Any, rows: int, profile_dir: str | None = None) -> 
     out["cdc_two_processes"] = {step["name"]: step for step in run_child(spec, "cdc, two processes")["steps"]}
     out["ok"] = all(step["ok"] for mode in ("cdc", "incremental", "cdc_two_processes") for step in out[mode].values())
     out["reader"] = measure_cdc_reader(db, rows, profile_dir)
+    out["tables"] = measure_cdc_tables(db, sf)
     out["sustained"] = measure_cdc_sustained(db, sf, rows, SUSTAINED_RATE, SUSTAINED_SECONDS)
     out["following"] = measure_cdc_sustained(db, sf, rows, SUSTAINED_RATE, SUSTAINED_SECONDS, follow=True)
+    out["ok"] = out["ok"] and out["tables"]["ok"]
     out["ok"] = out["ok"] and all(out[k]["ok"] and out[k]["exact"] for k in ("sustained", "following"))
     return out

@@ -81,11 +81,24 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
     stack = fresh_stack(spec)
     rss_started = maxrss_mb()
     steps = []
+    scheduler_seconds: list[float] = []  # each scheduler invocation's time, of the step in hand
+    invoke = stack.invoke
+
+    def timed(function: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return invoke(function, *args, **kwargs)
+        finally:
+            if function == "SchedulerFunction":
+                scheduler_seconds.append(time.perf_counter() - started)
+
+    stack.invoke = timed
     try:
         for step in spec["steps"]:
             written = time.perf_counter()
             changed = execute_source(spec["source"], step.get("before_sql", []))
             write_seconds = time.perf_counter() - written
+            scheduler_seconds.clear()
             cpu_before = cpu_seconds()
             server = spec.get("mariadb_pid")
             server_before = process_cpu(server) if server else 0.0
@@ -112,6 +125,8 @@ def child_stack(spec: dict[str, Any]) -> dict[str, Any]:
                     # the statements that wrote the step's changes (autocommit: each its own transaction)
                     "write_seconds": write_seconds,
                     "seconds": seconds,
+                    # the scheduler's invocation (planning, and a cdc run's window read, staged and sent)
+                    "scheduler_seconds": sum(scheduler_seconds),
                     # CPU of the process running the stack (handlers, moto, boto3): on a shared machine
                     # it says more than the wall time about what the run itself costs
                     "cpu_seconds": cpu,

@@ -60,3 +60,23 @@ def test_the_cdc_targets_are_of_the_run_until_its_changes_are_visible(bench: Mod
     assert values == {"catch-up": 5.0, "run": 10_000.0}
     cdc["cdc"]["100000"] = {**step, "rows": 99_999}  # not every change applied: nothing to measure
     assert [value for _n, value, _t, _u in cdc_targets(cdc)] == [None, None]
+
+
+def test_the_window_of_many_tables_is_reported_per_table_and_against_one_table(bench: ModuleType, capsys) -> None:
+    from bench.cdc_tables import report_cdc_tables
+
+    many = {
+        "tables": 60,
+        "changes": 600,
+        "scheduler_seconds": 6.0,
+        "visible_seconds": 30.0,
+        "ok": True,
+        "published": 60,
+    }
+    report_cdc_tables(many, {"scheduler_seconds": 1.5})
+    line = capsys.readouterr().out
+    assert "60 changed tables (600 changes)" in line and "100 ms a table" in line, line
+    assert "4.0 x a window of one table's 1.50 s" in line and "every table published" in line, line
+    report_cdc_tables({**many, "ok": False, "published": 59}, None)
+    line = capsys.readouterr().out
+    assert "NOT ALL PUBLISHED (59)" in line and " x a window" not in line, line

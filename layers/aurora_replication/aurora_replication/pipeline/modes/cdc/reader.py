@@ -1292,9 +1292,11 @@ def _define_and_send(
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
-    else:  # recorded once, by the reader that defined the window
-        runs.record_schema_changes(services, run_id, p.key, [*renamed, *emptied])
-    return send_window(run_id, p.table, services)
+        return send_window(run_id, p.table, services)
+    runs.record_schema_changes(services, run_id, p.key, [*renamed, *emptied])  # once, by the reader that defined it
+    # just defined here: no batch of it can be applied yet, so every one is sent, without reading the ledger back
+    every = range(len(batches))
+    return _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
 
 
 def _put(services: Services, local: str, path: str) -> None:
@@ -1395,11 +1397,25 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
     plan = TablePlan.model_validate(t["plan"])
     # read back from the ledger, whose numbers are Decimal: not input, so not validated strictly
     batches = [ChangeBatch.model_validate(b, strict=False) for b in t.get("batches", [])]
-    missing = set(services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0))
+    missing = services.state.outstanding(services.state.get_chunks(run_id, table), len(batches), 0)
+    return _send(run_id, plan, batches, missing, t.get("cdc_from"), t.get("cdc_to"), services)
+
+
+def _send(
+    run_id: str,
+    plan: TablePlan,
+    batches: list[ChangeBatch],
+    missing: Collection[int],
+    cdc_from: Any,
+    cdc_to: Any,
+    services: Services,
+) -> dict[str, Any]:
+    """Send the window's batches numbered ``missing`` (its finalise step when none is), and answer for the table."""
+    wanted = set(missing)
     messages = [
         ChunkMessage(kind="chunk", run_id=run_id, chunk_id=i, chunk_count=len(batches), plan=plan, batch=b, round=0)
         for i, b in enumerate(batches)
-        if i in missing
+        if i in wanted
     ]
     if not messages:
         messages = [finalise_message(run_id, plan, len(batches))]
@@ -1411,8 +1427,8 @@ def send_window(run_id: str, table: str, services: Services) -> dict[str, Any]:
         "mode": "cdc",
         "chunks": len(batches),
         "changes": sum(b.rows for b in batches),
-        "from": t.get("cdc_from"),
-        "to": t.get("cdc_to"),
+        "from": cdc_from,
+        "to": cdc_to,
     }
 
 
