@@ -24,6 +24,7 @@ def build_tables(db: Any, tables: int) -> None:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{DATABASE}`")
             cur.execute(f"CREATE DATABASE `{DATABASE}` CHARACTER SET utf8mb4")
+            cur.execute(f"USE `{DATABASE}`")  # where seq_1_to_N is
             for i in range(tables):
                 name = f"`{DATABASE}`.`t{i:03d}`"
                 cur.execute(f"CREATE TABLE {name} (id INT PRIMARY KEY, v VARCHAR(20), n INT)")
