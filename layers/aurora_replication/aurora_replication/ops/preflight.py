@@ -23,17 +23,12 @@ def check_endpoints(services: Services) -> None:
     sf = services.connections.snowflake()
     try:
         services.connections.warehouse(sf).check_session(services.endpoints.snowflake_settings())
-    except EndpointError:
-        sf.close()
-        raise
-    except Exception as e:
-        sf.close()
-        described = services.endpoints.endpoint_error(e, "target")
-        if described is e:
-            raise
-        raise described from e
-    except BaseException:
-        sf.close()
+    except BaseException as e:
+        sf.close()  # a session that failed its check is not kept
+        if isinstance(e, Exception) and not isinstance(e, EndpointError):
+            described = services.endpoints.endpoint_error(e, "target")
+            if described is not e:
+                raise described from e
         raise
     services.connections.adopt_target(sf)
 

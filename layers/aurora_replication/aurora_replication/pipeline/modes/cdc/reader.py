@@ -1192,13 +1192,12 @@ def _stage_table(
 def _put_window(run_id: str, pending: list[StagedTable], services: Services) -> list[StagedTable]:
     """PUT each stage path's files (every table of the window with batches there) in one statement; the
     tables of a path whose PUT failed fail (returned, with ``failure`` set)."""
-    groups: dict[tuple[int, str], list[StagedTable]] = {}
+    groups: dict[str, list[StagedTable]] = {}  # by stage path (its database's): one target schema, one connection
     for staged in pending:
         if staged.batches:
-            assert staged.sf is not None
-            groups.setdefault((id(staged.sf), staged.local), []).append(staged)
+            groups.setdefault(staged.local, []).append(staged)
     failed: list[StagedTable] = []
-    for (_, local), tables in groups.items():
+    for local, tables in groups.items():
         sf, path = tables[0].sf, tables[0].batches[0].path
         assert sf is not None
         meter.focus(None, "read")  # one statement for several tables: shared among the invocation's tables
@@ -1230,7 +1229,6 @@ def _define_and_send(
     """Define one table's staged window in its ledger (with the rolling audit's batch, ``audited``), send
     its batches."""
     run_id, p, changes, batches, window_end = staged.run_id, staged.p, staged.changes, staged.batches, staged.window_end
-    renamed, audited = staged.renamed, staged.audited
     assert p.position is not None
     end = window_end.key()
     counts = {"upserts": sum(c.op == "U" for c in changes), "deletes": sum(c.op == "D" for c in changes)}
@@ -1262,9 +1260,9 @@ def _define_and_send(
         )
     if window.history_truncated.get(p.label):
         fields["history_truncations"] = [list(t) for t in window.history_truncated[p.label]]
-    if emptied or renamed:
-        fields["schema_changes"] = [*p.schema_changes, *renamed, *emptied]
-    if renamed:  # the window's batches are merged into the column's new name
+    if emptied or staged.renamed:
+        fields["schema_changes"] = [*p.schema_changes, *staged.renamed, *emptied]
+    if staged.renamed:  # the window's batches are merged into the column's new name
         fields["plan"] = p.plan.model_dump(mode="json")
     if p.fill is not None and window_end.key() >= str(p.versions[p.fill[0]]["after"]):
         # every event of the old type is in this window or an earlier one: the pages read now (after the
@@ -1288,12 +1286,13 @@ def _define_and_send(
         window_stopped_by=window.stopped_by,
         **counts,
         **fields,
-        **(audited or {}),
+        **staged.audited,
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
         return send_window(run_id, p.table, services)
-    runs.record_schema_changes(services, run_id, p.key, [*renamed, *emptied])  # once, by the reader that defined it
+    # recorded once, by the reader that defined the window
+    runs.record_schema_changes(services, run_id, p.key, [*staged.renamed, *emptied])
     # just defined here: no batch of it can be applied yet, so every one is sent, without reading the ledger back
     every = range(len(batches))
     return _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
