@@ -9,6 +9,9 @@ Items:
                       ``schema_columns`` (the schema the position is valid for), ``caught_up_at`` (the time up
                       to which every change is applied), ``newest_event_at`` (the newest applied event),
                       ``column_versions`` (columns given a new version by a type change, and their fill)
+  CDC#<scope> / ROTATION  the table a scope's next cdc window starts with (``first``): the first one the last
+                      window deferred because the scheduler's time ran short (``pipeline/modes/cdc/budget.py``);
+                      no item when the last window reached every table
   RUN#<run> / TABLE#<t>  (the run ledger's table item) gains, for a window of changes: ``cdc_from``,
                       ``cdc_to`` (position dicts), ``batches`` (one per chunk id), ``window_read_at``
 
@@ -67,6 +70,10 @@ class CdcItem(TypedDict, total=False):
     table: str  # not stored: the reader names the state's table (``pipeline/modes/cdc/reader.py``)
 
 
+def _rotation_key(scope: Scope) -> dict[str, str]:
+    return {"pk": f"CDC#{scope.text}#{scope.table_prefix}", "sk": "ROTATION"}
+
+
 def _key(position: Mapping[str, Any]) -> str:
     from_file = str(position["file"]).rsplit(".", 1)[-1]
     return f"{int(from_file):010d}:{int(position['pos']):012d}:000000"
@@ -105,6 +112,21 @@ class CdcState:
             if item.get("source_database") and other is not None:
                 found[f"{other.source_database}.{item['table']}"] = self.get(other.key(str(item["table"])))
         return {name: item for name, item in found.items() if item is not None}
+
+    def rotation(self, scope: Scope) -> str | None:
+        """The table ``scope``'s next window starts with (the first one the last window deferred), or None."""
+        item = self.table.get_item(Key=_rotation_key(scope), ConsistentRead=True).get("Item")
+        return str(item["first"]) if item and item.get("first") else None
+
+    def set_rotation(self, scope: Scope, first: str | None, was: str | None) -> None:
+        """Start ``scope``'s next window with ``first`` (None: in the request's order); nothing is written
+        when it is ``was`` already (the point read at the window's start)."""
+        if first == was:
+            return
+        if first is None:
+            self.table.delete_item(Key=_rotation_key(scope))
+        else:
+            self.table.put_item(Item={**_rotation_key(scope), "first": first, "updated_at": int(time.time())})
 
     def start_snapshot(self, held: Held, position: Mapping[str, Any], columns: list[Any]) -> bool:
         """Record the position before the initial copy (replacing whatever was there), by the run holding

@@ -29,6 +29,8 @@ items, 80 BOUNDS pages and one TABLE item with counters):
   TABLE#<key> / WATERMARK        last committed watermark and the run that committed it
   TABLE#<key> / LAST_RUN         the latest finished run of the table (for the health check), with
                                  source_as_of: the oldest chunk snapshot of that run
+  CDC#<scope> / ROTATION         the table a scope's next cdc window starts with: the first one the last window
+                                 deferred for want of the scheduler's time (``ledger/cdc.py``)
 
 Operator's view (health check and run report; see the section at the end of the class):
   CATALOG     / TABLE#<key>      one item per replicated table: its latest run, last finished run, freshness

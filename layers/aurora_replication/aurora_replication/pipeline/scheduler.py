@@ -372,7 +372,8 @@ def _plan(p: Planning, start: int) -> None:
             p.summary = runs.open_run(services, p.run_id, p.request, p.names, p.failed, p.scope)
             _claim(p, i)
             claimed = True
-        if _lease(planned, p.run_id, services, p.summary, p.target_columns, p.scope, _planning_seconds(services)):
+        seconds = planning.lease_seconds_while_planning(services)
+        if _lease(planned, p.run_id, services, p.summary, p.target_columns, p.scope, seconds):
             p.group.append(planned)
         elif not p.group:
             p.done = i + 1
@@ -384,13 +385,6 @@ def _plan(p: Planning, start: int) -> None:
     p.done = len(p.names)
     if p.summary is not None:
         services.state.note_planned(p.run_id, p.done, release=True)
-
-
-def _planning_seconds(services: Services) -> int:
-    """How long a table's lease lasts while it is planned: until the invocation's deadline (and a
-    minute), never LEASE_SECONDS before its records and messages are written."""
-    left = services.deadline.seconds_left() + services.settings.deadline_margin_seconds
-    return int(min(services.settings.lease_seconds, max(60.0, left + 60.0)))
 
 
 def _claim(p: Planning, start: int) -> None:

@@ -4,6 +4,7 @@
 - ``reader.py``: the scheduler's side: positions, initial copies, schema checks, one binlog window read,
   its batches staged and sent; resuming a cdc table.
 - ``databases.py``: one request over several source databases, read in one window.
+- ``budget.py``: a window inside the scheduler's invocation: the tables it has no time for wait for the next.
 - ``follow.py``: a request that follows the binlog, windows back to back within one invocation.
 - ``options.py``: a table's per-table options applied to binlog row images.
 - ``health.py``: cdc's check in the health report.

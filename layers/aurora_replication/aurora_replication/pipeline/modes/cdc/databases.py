@@ -24,9 +24,11 @@ from aws_lambda_powertools import Logger
 
 from aurora_replication.cost import meter
 from aurora_replication.errors import BadInputError
+from aurora_replication.ledger.cdc import CdcState
 from aurora_replication.ledger.keys import Scope
 from aurora_replication.models import RunRequest
 from aurora_replication.pipeline import databases, planning
+from aurora_replication.pipeline.modes.cdc import budget as cdc_budget
 from aurora_replication.pipeline.modes.cdc import reader as cdc_reader
 from aurora_replication.services import Services
 from aurora_replication.source import binlog
@@ -62,6 +64,10 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
     children = planning.claim_databases(services, run_id, request, scopes, tables, owners)
 
     requests = {d: request.model_copy(update={"databases": [d], "run_id": children[d]}) for d in chosen}
+    # the invocation's time, shared by the databases: one whose tables the last window deferred goes first
+    budget = cdc_budget.WindowBudget(services.deadline)
+    cdc = CdcState(services.state)
+    chosen = sorted(chosen, key=lambda d: cdc.rotation(scopes[d]) is None)
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
     planned: dict[str, cdc_reader.Planned] = {}
     readers: dict[str, planning.TargetColumns] = {}  # each database's target-columns reader, located there
@@ -74,7 +80,7 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
             source = services.connections.place("source", services.connections.mysql())
             try:
                 p = cdc_reader.plan_tables(
-                    source, services, d, requests[d], readers[d], files, scopes[d], guarded=False
+                    source, services, d, requests[d], readers[d], files, scopes[d], guarded=False, budget=budget
                 )
             finally:
                 source.close()
@@ -83,8 +89,12 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
                 errors.append(f"database {d!r}: {error}")
                 summary["runs"][d] = {"run_id": children[d], "status": "failed", "error": error}
                 continue
+            if not p.recorded:  # the time went to the databases before it: no run of it in this window
+                cdc_reader.note_deferred(services, p, scopes[d], {})
+                summary["runs"][d] = {"status": cdc_budget.DEFERRED, "reason": cdc_budget.DEFERRED_REASON}
+                continue
             planned[d] = p
-        if not planned:
+        if not planned and errors:
             raise BadInputError("; ".join(errors))
         conn = services.connections.mysql()
         try:
@@ -101,7 +111,7 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
             streaming.extend(started)
         services.endpoints.locate(None, None)
         if streaming:
-            answers = cdc_reader.read_window(run_id, streaming, stop_at, services)
+            answers = cdc_reader.read_window(run_id, streaming, stop_at, services, budget)
             for t in streaming:
                 summary["runs"][t.plan.source_database]["tables"][t.table] = answers[t.label]
     finally:
@@ -109,6 +119,7 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
         for reader in readers.values():
             reader.close()
     meter.focus(None)
-    for d in planned:
+    for d, p in planned.items():
+        cdc_reader.note_deferred(services, p, scopes[d], summary["runs"][d]["tables"])
         services.state.finish_run_if_complete(children[d])
     return summary

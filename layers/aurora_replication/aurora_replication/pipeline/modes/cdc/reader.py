@@ -48,6 +48,7 @@ from aurora_replication.models import ChangeBatch, ChunkMessage, RunRequest, Tab
 from aurora_replication.pipeline import audit, column_versions, planning, runs, staging, transforms
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
+from aurora_replication.pipeline.modes.cdc import budget as cdc_budget
 from aurora_replication.pipeline.modes.cdc import options as cdc_options
 from aurora_replication.services import Services
 from aurora_replication.source import binlog, binlog_parallel
@@ -599,12 +600,23 @@ def added_versions(conn: Any, plan: TablePlan, columns: list[ColumnFacts], versi
 
 @dataclass
 class Planned:
-    """One database's tables of a cdc request, planned (nothing written yet)."""
+    """One database's tables of a cdc request, planned (nothing written yet); ``deferred``: the tables the
+    invocation's time did not reach (``budget.py``), ``order`` the order they were planned in (the request's,
+    rotated to start at the first table the last window deferred, ``rotation``)."""
 
     names: list[str]
     planned: list[CdcTable]
     failed: dict[str, str]
     stopped: set[str]
+    deferred: list[str] = field(default_factory=list)
+    order: list[str] = field(default_factory=list)
+    rotation: str | None = None
+
+    @property
+    def recorded(self) -> list[str]:
+        """The tables of this window's run: every one named but those deferred, in the request's order."""
+        later = set(self.deferred)
+        return [t for t in self.names if t not in later]
 
 
 def plan_tables(
@@ -616,18 +628,31 @@ def plan_tables(
     files: list[tuple[str, int]],
     scope: Scope,
     guarded: bool = True,
+    budget: cdc_budget.WindowBudget | None = None,
 ) -> Planned:
     """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
     table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guarded``:
     the overwrite guard is asked before anything is planned (no table lands where another source database
-    was copied); False where the caller asked it already (``databases.py``, for every database at once)."""
+    was copied); False where the caller asked it already (``databases.py``, for every database at once).
+    Within ``budget``: the tables it has no time for are ``deferred`` (``budget.py``)."""
     cdc = CdcState(services.state)
     names, options = planning.resolve_tables(conn, services, database, request)
     if guarded:
         planning.not_another_databases(services, scope, names)
     target_columns.expect(names, scope)
-    out = Planned(names, [], {}, set())
-    for t in names:
+    rotation = cdc.rotation(scope)
+    order = cdc_budget.rotate(names, rotation)
+    out = Planned(names, [], {}, set(), order=order, rotation=rotation)
+    for i, t in enumerate(order):
+        if budget is not None and not budget.may_plan():
+            out.deferred = order[i:]
+            logger.info(
+                "cdc window: the scheduler's time for planning is spent; the other tables wait for the next window",
+                extra={"planned": i, "of": len(order), "deferred": len(out.deferred), "next_first": order[i]},
+            )
+            break
+        if budget is not None:
+            budget.planned += 1
         meter.focus(t, "plan")
         try:
             args = (request, target_columns, options, files, cdc, scope)
@@ -645,7 +670,9 @@ def schedule(
     request: RunRequest, run_id: str, services: Services, target_columns: planning.TargetColumns
 ) -> dict[str, Any]:
     """A cdc request of the source secret's database: plan its tables (``planning``, as every mode's), record
-    the run, take leases and start initial copies, then read one binlog window and send each table's batches."""
+    the run, take leases and start initial copies, then read one binlog window and send each table's batches;
+    all within the invocation's time (``budget.py``: the tables it has no time for wait for the next window)."""
+    budget = cdc_budget.WindowBudget(services.deadline)
     conn = services.connections.mysql()
     try:
         scope = services.endpoints.scope()  # the run's, recorded with it
@@ -654,7 +681,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.endpoints.mysql_settings().dbname
         files = binlog.binlog_files(conn)
-        p = plan_tables(conn, services, database, request, target_columns, files, scope)
+        p = plan_tables(conn, services, database, request, target_columns, files, scope, budget=budget)
         if not p.planned and p.failed and not p.stopped:  # a stopped table is recorded as failed, in a run
             raise BadInputError("; ".join(p.failed.values()))
         stop_at = binlog.current_position(conn)
@@ -663,10 +690,18 @@ def schedule(
 
     summary, streaming = open_tables(run_id, request, p, scope, services, target_columns)
     if streaming:
-        summary["tables"].update(read_window(run_id, streaming, stop_at, services))
+        summary["tables"].update(read_window(run_id, streaming, stop_at, services, budget))
     meter.focus(None)
+    note_deferred(services, p, scope, summary["tables"])
     services.state.finish_run_if_complete(run_id)
     return summary
+
+
+def note_deferred(services: Services, p: Planned, scope: Scope, answers: dict[str, Any]) -> None:
+    """Keep where ``scope``'s next window starts: its first table this one deferred (at planning, or at
+    sending: ``answers`` by table name), so every table is reached within a few windows (``budget.py``)."""
+    deferred = set(p.deferred) | {t for t, a in answers.items() if a.get("status") == cdc_budget.DEFERRED}
+    CdcState(services.state).set_rotation(scope, cdc_budget.first_deferred(p.order, deferred), p.rotation)
 
 
 def open_tables(
@@ -674,9 +709,10 @@ def open_tables(
 ) -> tuple[dict[str, Any], list[CdcTable]]:
     """Record the run of ``p``'s tables, take each one's lease and start its initial copy (or its streaming
     without one); the tables that stream this run's window, returned, are recorded ``running``."""
-    s = services.settings
     cdc = CdcState(services.state)
-    summary = runs.open_run(services, run_id, request, p.names, p.failed, scope, mode="cdc")
+    summary = runs.open_run(services, run_id, request, p.recorded, p.failed, scope, mode="cdc")
+    if p.deferred:
+        summary["deferred"] = {"tables": len(p.deferred), "first": p.deferred[0], "reason": cdc_budget.DEFERRED_REASON}
     streaming: list[CdcTable] = []
     for t in p.planned:
         meter.focus(t.table, "plan")
@@ -686,7 +722,9 @@ def open_tables(
             services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][t.table] = {"status": "declined", "reason": reason}
             continue
-        ok, reason = services.state.acquire_lease(t.key, run_id, s.lease_seconds)
+        # for the invocation's own time: made LEASE_SECONDS long once the table's copy or window is sent, so a
+        # scheduler killed before leaves it leased no longer than its deadline and a minute
+        ok, reason = services.state.acquire_lease(t.key, run_id, planning.lease_seconds_while_planning(services))
         if not ok:
             services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][t.table] = {"status": "declined", "reason": reason}
@@ -723,9 +761,16 @@ def open_tables(
     return summary, streaming
 
 
-def read_window(run_id: str, streaming: list[CdcTable], stop_at: Position, services: Services) -> dict[str, Any]:
+def read_window(
+    run_id: str,
+    streaming: list[CdcTable],
+    stop_at: Position,
+    services: Services,
+    budget: cdc_budget.WindowBudget | None = None,
+) -> dict[str, Any]:
     """The rolling audits' slices, then one binlog window for every streaming table (of one run, or of the
-    runs of several databases: each table's ``run_id``), staged and sent; each table's answer by label."""
+    runs of several databases: each table's ``run_id``), staged and sent within ``budget``; each table's
+    answer by label."""
     audits = {}
     try:
         for p in streaming:
@@ -734,7 +779,7 @@ def read_window(run_id: str, streaming: list[CdcTable], stop_at: Position, servi
                 audits[p.label] = stage_audit(p.run(run_id), p, stop_at, services)
     finally:
         services.endpoints.locate(None, None)
-    return read_and_send(run_id, streaming, stop_at, services, CdcState(services.state), audits)
+    return read_and_send(run_id, streaming, stop_at, services, CdcState(services.state), audits, budget)
 
 
 def _start_streaming(run_id: str, p: CdcTable, services: Services, cdc: CdcState, scope: Scope) -> dict[str, Any]:
@@ -810,6 +855,8 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
     services.queue.send([m.body() for m in messages])
+    if p.position is None:  # a keyed table's lease was made LEASE_SECONDS long with its position, above
+        _hold(p.key, run_id, services)
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -986,11 +1033,14 @@ def read_and_send(
     services: Services,
     cdc: CdcState,
     audits: dict[str, dict[str, Any]] | None = None,
+    budget: cdc_budget.WindowBudget | None = None,
 ) -> dict[str, Any]:
     """Read one bounded window for ``tables``, stage each table's batches, define the window, send. A table
     of one of several databases (its ``run_id`` and plan's place) is staged, defined and sent in its run,
-    where it lands; one read serves them all. The answer is keyed by each table's ``label``."""
+    where it lands; one read serves them all. The answer is keyed by each table's ``label``. Within
+    ``budget``: the read's time is bounded by it, and a table there is no time left for is deferred."""
     s = services.settings
+    budget = budget or cdc_budget.WindowBudget(services.deadline)
     tables = [p for p in tables if p.spec is not None]
     specs = {p.label: p.spec for p in tables if p.spec is not None}
     started = time.time()
@@ -1002,7 +1052,7 @@ def read_and_send(
             specs,
             stop_at,
             s.cdc_server_id,
-            s.cdc_max_seconds,
+            budget.read_seconds(s.cdc_max_seconds),
             s.cdc_max_bytes,
             s.cdc_decode_processes,
             s.cdc_decode_min_bytes,
@@ -1043,6 +1093,9 @@ def read_and_send(
             rid, label = p.run(run_id), p.label
             meter.set_run(rid)
             meter.focus(p.table, "read")
+            if not budget.may_send():
+                summary[label] = _defer_table(rid, p, services)
+                continue
             locate(services, p.plan)
             if label in window.broken:
                 reason = (
@@ -1104,6 +1157,9 @@ def read_and_send(
             p = staged.p
             meter.set_run(staged.run_id)
             meter.focus(p.table, "read")
+            if not budget.may_send():  # its files are staged, not defined: the next window reads them again
+                summary[p.label] = _defer_table(staged.run_id, p, services)
+                continue
             locate(services, p.plan)
             try:
                 for batch in staged.batches:
@@ -1138,6 +1194,14 @@ class StagedTable:
     sf: Warehouse | None
     local: str  # the directory of the stage path's files (``batch.path``)
     failure: dict[str, Any] | None = None
+
+
+def _defer_table(run_id: str, p: CdcTable, services: Services) -> dict[str, Any]:
+    """No time is left in the invocation for the table's window: its lease released, its position where it
+    was, its status in the run ``declined`` with the reason; the next window starts with it."""
+    services.state.set_table_status(run_id, p.table, "declined", reason=cdc_budget.DEFERRED_REASON)
+    services.state.release_lease(p.key, run_id, 0)
+    return {"status": cdc_budget.DEFERRED, "reason": cdc_budget.DEFERRED_REASON}
 
 
 def _fail_table(run_id: str, p: CdcTable, e: BaseException, services: Services) -> dict[str, Any]:
@@ -1290,12 +1354,22 @@ def _define_and_send(
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
-        return send_window(run_id, p.table, services)
+        sent = send_window(run_id, p.table, services)
+        _hold(p.key, run_id, services)
+        return sent
     # recorded once, by the reader that defined the window
     runs.record_schema_changes(services, run_id, p.key, [*staged.renamed, *emptied])
     # just defined here: no batch of it can be applied yet, so every one is sent, without reading the ledger back
     every = range(len(batches))
-    return _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
+    sent = _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
+    _hold(p.key, run_id, services)
+    return sent
+
+
+def _hold(key: TableKey, run_id: str, services: Services) -> None:
+    """The table's copy or window is sent: its lease, taken for the scheduler's own time, is made
+    LEASE_SECONDS long (its workers renew it as they go; its finaliser releases it)."""
+    services.state.hold_lease(key, run_id, services.settings.lease_seconds, Decimal(0))
 
 
 def _put(services: Services, local: str, path: str) -> None:
