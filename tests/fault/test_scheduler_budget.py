@@ -43,11 +43,12 @@ def slow_planning(monkeypatch, seconds: float, kill_at: str | None = None) -> li
 def test_a_scheduler_out_of_budget_leaves_the_rest_to_a_worker(env, monkeypatch):
     make_tables(env)
     slow_planning(monkeypatch, 0.3)
-    # a 3 s scheduler that stops 1 s before its deadline plans about six of the twelve tables
-    stack = env.start_stack({"DEADLINE_MARGIN_SECONDS": "1"}, parameters={"SchedulerTimeout": "3"})
+    # a 4 s scheduler that stops 2 s before its deadline plans about six of the twelve tables (the margin
+    # covers what follows the last table planned on a loaded machine: its records and messages written)
+    stack = env.start_stack({"DEADLINE_MARGIN_SECONDS": "2"}, parameters={"SchedulerTimeout": "4"})
     started = time.monotonic()
     summary = stack.invoke("SchedulerFunction", {"tables": ",".join(TABLES), "mode": "full"})
-    assert time.monotonic() - started < 3, "the scheduler ran past its budget"
+    assert time.monotonic() - started < 4, "the scheduler ran past its budget"
     assert summary["continued"].startswith("tables ") and len(summary["tables"]) < len(TABLES)
     outcome = stack.drain(summary["run_id"], workers=2, timeout=120)
     assert outcome.ok, outcome.run["table_states"]

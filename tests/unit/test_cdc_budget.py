@@ -47,3 +47,17 @@ def test_the_read_leaves_time_to_send_and_sending_stops_at_the_deadline():
     assert b.read_seconds(120) == 1.0 and b.may_send()
     deadline.at = time.monotonic() + 0.5  # past the deadline less its margin
     assert not b.may_send()
+
+
+def test_a_lease_lasts_the_invocation_and_a_workers_timeout_never_past_lease_seconds():
+    from types import SimpleNamespace
+
+    settings = SimpleNamespace(lease_seconds=7200, deadline_margin_seconds=30, worker_timeout_seconds=900)
+    deadline = Deadline(margin_seconds=30, at=time.monotonic() + 300)
+    services = SimpleNamespace(settings=settings, deadline=deadline)
+    assert 1195 <= budget.lease_seconds(services) <= 1200  # 300 s left, and 900 s for a worker to take it
+    services.deadline = Deadline(margin_seconds=30)  # no deadline (the CLI): LEASE_SECONDS
+    assert budget.lease_seconds(services) == 7200
+    settings.lease_seconds = 600
+    services.deadline = deadline
+    assert budget.lease_seconds(services) == 600

@@ -19,8 +19,12 @@ time (its deadline less ``DEADLINE_MARGIN_SECONDS``) is shared out:
 The next window starts at the first deferred table (``rotate``; the point is kept per scope in the
 ledger, ``CdcState.rotation``), so the tables at the end of a long list are not deferred window after
 window: every table is reached within a few windows. Leases are taken for the invocation's own time and
-made ``LEASE_SECONDS`` long once a table's window or copy is sent (as the other modes' planner does), so
-a scheduler killed anyway leaves no table leased for longer than its deadline and a minute.
+renewed to ``LEASE_SECONDS`` by the workers that apply its window or copy (each batch, chunk and finaliser
+renews it), so a scheduler killed anyway leaves no table leased for longer than its deadline and a worker's
+timeout (``lease_seconds``), not the two hours of ``LEASE_SECONDS``. Should a table's messages wait in the
+queue longer than that, another run may take it: the old run's batches then apply nothing new (the MERGE
+keeps the newer position of a row) and its finaliser finds the run superseded, so nothing is lost or
+applied twice.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aurora_replication.services import Services
 from aurora_replication.services.deadline import Deadline
 
 # the share of the invocation's time planning (and opening) may take; the read and the sending the rest
@@ -73,6 +78,14 @@ class WindowBudget:
     def may_send(self) -> bool:
         """Whether a table's window may still be staged, defined and sent in this invocation."""
         return self.deadline.seconds_left() > 0
+
+
+def lease_seconds(services: Services) -> int:
+    """How long a cdc table's lease is taken for: the invocation's time left and a worker's timeout (its
+    messages are taken and the lease renewed by then), at most LEASE_SECONDS, at least a minute."""
+    s = services.settings
+    left = services.deadline.seconds_left() + s.deadline_margin_seconds + s.worker_timeout_seconds
+    return int(min(s.lease_seconds, max(60.0, left)))
 
 
 def rotate(names: Sequence[str], first: str | None) -> list[str]:

@@ -640,7 +640,7 @@ def plan_tables(
     if guarded:
         planning.not_another_databases(services, scope, names)
     target_columns.expect(names, scope)
-    rotation = cdc.rotation(scope)
+    rotation = cdc.rotation(scope) if budget is not None and len(names) > 1 else None  # one table: no turn
     order = cdc_budget.rotate(names, rotation)
     out = Planned(names, [], {}, set(), order=order, rotation=rotation)
     for i, t in enumerate(order):
@@ -700,6 +700,8 @@ def schedule(
 def note_deferred(services: Services, p: Planned, scope: Scope, answers: dict[str, Any]) -> None:
     """Keep where ``scope``'s next window starts: its first table this one deferred (at planning, or at
     sending: ``answers`` by table name), so every table is reached within a few windows (``budget.py``)."""
+    if len(p.order) < 2:  # one table: nothing to take turns with
+        return
     deferred = set(p.deferred) | {t for t, a in answers.items() if a.get("status") == cdc_budget.DEFERRED}
     CdcState(services.state).set_rotation(scope, cdc_budget.first_deferred(p.order, deferred), p.rotation)
 
@@ -722,9 +724,9 @@ def open_tables(
             services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][t.table] = {"status": "declined", "reason": reason}
             continue
-        # for the invocation's own time: made LEASE_SECONDS long once the table's copy or window is sent, so a
-        # scheduler killed before leaves it leased no longer than its deadline and a minute
-        ok, reason = services.state.acquire_lease(t.key, run_id, planning.lease_seconds_while_planning(services))
+        # for the invocation's own time and a worker's: its workers make it LEASE_SECONDS long as they apply
+        # it, so a scheduler killed before leaves it leased no longer than that (``budget.lease_seconds``)
+        ok, reason = services.state.acquire_lease(t.key, run_id, cdc_budget.lease_seconds(services))
         if not ok:
             services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][t.table] = {"status": "declined", "reason": reason}
@@ -855,8 +857,6 @@ def _send_initial_copy(run_id: str, p: CdcTable, services: Services, cdc: CdcSta
     services.state.save_bounds(run_id, p.table, initial.bounds)
     messages = chunk_messages(run_id, initial.plan, initial.bounds, None) or [finalise_message(run_id, initial.plan, 0)]
     services.queue.send([m.body() for m in messages])
-    if p.position is None:  # a keyed table's lease was made LEASE_SECONDS long with its position, above
-        _hold(p.key, run_id, services)
     return {"status": "running", "mode": "full", "chunks": chunk_count, "notes": p.notes}
 
 
@@ -1354,22 +1354,12 @@ def _define_and_send(
     )
     if not defined:  # another reader of this run defined it first: send what it defined
         logger.info("window already defined", extra={"run_id": run_id, "table": p.table})
-        sent = send_window(run_id, p.table, services)
-        _hold(p.key, run_id, services)
-        return sent
+        return send_window(run_id, p.table, services)
     # recorded once, by the reader that defined the window
     runs.record_schema_changes(services, run_id, p.key, [*staged.renamed, *emptied])
     # just defined here: no batch of it can be applied yet, so every one is sent, without reading the ledger back
     every = range(len(batches))
-    sent = _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
-    _hold(p.key, run_id, services)
-    return sent
-
-
-def _hold(key: TableKey, run_id: str, services: Services) -> None:
-    """The table's copy or window is sent: its lease, taken for the scheduler's own time, is made
-    LEASE_SECONDS long (its workers renew it as they go; its finaliser releases it)."""
-    services.state.hold_lease(key, run_id, services.settings.lease_seconds, Decimal(0))
+    return _send(run_id, p.plan, batches, every, p.position.to_dict(), window_end.to_dict(), services)
 
 
 def _put(services: Services, local: str, path: str) -> None:
