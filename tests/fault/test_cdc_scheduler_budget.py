@@ -184,7 +184,8 @@ def test_a_scheduler_killed_mid_window_leaves_no_table_leased_past_its_deadline(
     for t in tables:  # leased for the invocation's time and a worker's timeout, not LEASE_SECONDS (two hours)
         lease = state.table.get_item(Key=env.key(t).item("LEASE"))["Item"]
         assert lease["run_id"] == "killed" and int(lease["expires_at"]) <= killed_at + 20 + 900 + 1, lease
-    # the next window, once those leases have ended, applies the changes (the killed run's are its to end)
+    assert state.run_status("killed") == "running"
+    # the next window, once those leases have ended, applies the changes and ends the killed run's tables
     for t in tables:
         state.table.update_item(
             Key=env.key(t).item("LEASE"),
@@ -195,3 +196,5 @@ def test_a_scheduler_killed_mid_window_leaves_no_table_leased_past_its_deadline(
     assert after.ok and set(after.run["table_states"]) == set(tables), after.run["table_states"]
     for t in tables:
         assert_same(env, t)
+        assert state.get_table("killed", t)["status"] == "superseded"
+    assert state.run_status("killed") == "succeeded"  # ended: nothing of it waits, another run carried it

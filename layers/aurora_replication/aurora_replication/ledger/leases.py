@@ -27,20 +27,31 @@ class Leases(CatalogNotes):
 
     # ---- leases ----------------------------------------------------------------------------
     def acquire_lease(self, key: TableKey, run_id: str, seconds: int) -> tuple[bool, str]:
+        ok, reason, _lapsed = self.take_lease(key, run_id, seconds)
+        return ok, reason
+
+    def take_lease(self, key: TableKey, run_id: str, seconds: int) -> tuple[bool, str, str | None]:
+        """Take the table's lease for ``seconds`` (``acquire_lease``); also the run whose lease had **lapsed**
+        (ended without being released: that run stopped with the table unfinished, its scheduler killed
+        say), told by the same write (its old item), or None."""
         now = keys.now()
         held = self._unscoped_holder(key, run_id, now)
         if held:
-            return False, held
-        if if_condition_holds(
+            return False, held, None
+        taken = if_condition_holds(
             self.table.put_item,  # the whole item: a released lease taken again is no longer released
             Item={**key.item("LEASE"), "run_id": run_id, "expires_at": now + seconds},
             ConditionExpression="attribute_not_exists(pk) OR expires_at < :now OR run_id = :run",
             ExpressionAttributeValues={":now": now, ":run": run_id},
-        ):
+            ReturnValues="ALL_OLD",
+        )
+        if taken is not None:
             self.note_table_started(key, run_id, now)  # catalog (operator's view)
-            return True, ""
+            old: LeaseItem = plain(taken.get("Attributes") or {})
+            before = str(old.get("run_id") or "")
+            return True, "", before if before and before != run_id and not old.get("released_at") else None
         item: LeaseItem = plain(self.table.get_item(Key=key.item("LEASE")).get("Item", {}))
-        return False, leased_text(key.table, str(item.get("run_id", "?")), int(item.get("expires_at", 0)))
+        return False, leased_text(key.table, str(item.get("run_id", "?")), int(item.get("expires_at", 0))), None
 
     def _unscoped_holder(self, key: TableKey, run_id: str, now: int) -> str:
         """Why the table is not free under its unscoped key (a run recorded before state was scoped, still

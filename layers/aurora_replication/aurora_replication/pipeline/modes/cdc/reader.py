@@ -726,11 +726,13 @@ def open_tables(
             continue
         # for the invocation's own time and a worker's: its workers make it LEASE_SECONDS long as they apply
         # it, so a scheduler killed before leaves it leased no longer than that (``budget.lease_seconds``)
-        ok, reason = services.state.acquire_lease(t.key, run_id, cdc_budget.lease_seconds(services))
+        ok, reason, lapsed = services.state.take_lease(t.key, run_id, cdc_budget.lease_seconds(services))
         if not ok:
             services.state.record_table(run_id, t.table, scope, status="declined", reason=reason, chunk_count=0)
             summary["tables"][t.table] = {"status": "declined", "reason": reason}
             continue
+        if lapsed is not None:  # a run that stopped with the table (its scheduler killed): it ends, this one carries it
+            runs.end_superseded(services, lapsed, t.key)
         for note in t.notes:
             logger.info(note, extra={"run_id": run_id, "table": t.table})
         if t.initial is not None:
