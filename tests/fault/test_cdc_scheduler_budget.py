@@ -18,12 +18,21 @@ TABLES = [f"q{i:02d}" for i in range(9)]
 TIMEOUT = 7  # the scheduler's; less the 2 s margin, 5 s: planning may take a fifth of it
 
 
-def _make_tables(env) -> None:
-    for t in TABLES:
+def _make_tables(env, tables: list[str] = TABLES) -> None:
+    for t in tables:
         env.sql(
             f"CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20))",
             f"INSERT INTO {t} SELECT seq, CONCAT('{t}-', seq) FROM seq_1_to_4",
         )
+
+
+def _streaming(env, tables: list[str]) -> tuple[object, dict]:
+    """``tables`` made, their initial copy taken; the stack and the cdc request of them."""
+    _make_tables(env, tables)
+    stack = env.start_stack({"DEADLINE_MARGIN_SECONDS": "1"})
+    request = {"tables": ",".join(tables), "mode": "cdc"}
+    assert stack.run(request, workers=2, timeout=180).ok
+    return stack, request
 
 
 def _change(env) -> None:
@@ -119,14 +128,7 @@ def test_a_window_out_of_time_before_its_tables_are_sent_defers_them_with_their_
     from aurora_replication_dev.local.stack import LocalContext
 
     tables = TABLES[:3]
-    for t in tables:
-        env.sql(
-            f"CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20))",
-            f"INSERT INTO {t} SELECT seq, CONCAT('{t}-', seq) FROM seq_1_to_4",
-        )
-    stack = env.start_stack({"DEADLINE_MARGIN_SECONDS": "1"})
-    request = {"tables": ",".join(tables), "mode": "cdc"}
-    assert stack.run(request, workers=2, timeout=180).ok
+    stack, request = _streaming(env, tables)
     state = StateStore(stack.table_name, stack.session.resource("dynamodb"))
     cdc = CdcState(state)
     positions = {t: (cdc.get(env.key(t)) or {}).get("position_key") for t in tables}
@@ -161,14 +163,7 @@ def test_a_scheduler_killed_mid_window_leaves_no_table_leased_past_its_deadline(
     from aurora_replication_dev.local.stack import LocalContext
 
     tables = TABLES[:3]
-    for t in tables:
-        env.sql(
-            f"CREATE TABLE {t} (id INT PRIMARY KEY, v VARCHAR(20))",
-            f"INSERT INTO {t} SELECT seq, CONCAT('{t}-', seq) FROM seq_1_to_4",
-        )
-    stack = env.start_stack({"DEADLINE_MARGIN_SECONDS": "1"})
-    request = {"tables": ",".join(tables), "mode": "cdc"}
-    assert stack.run(request, workers=2, timeout=180).ok
+    stack, request = _streaming(env, tables)
     env.sql(*(f"UPDATE {t} SET v = 'changed' WHERE id = 1" for t in tables))
     scheduler = stack.load_module("SchedulerFunction")
 
