@@ -455,11 +455,12 @@ def _bounds(
     return source_read.chunk_bounds(conn, plan.table, plan.key, chunk_rows)
 
 
-def lease_seconds_while_planning(services: Services) -> int:
-    """How long a table's lease lasts while it is planned: until the invocation's deadline (and a
-    minute), never LEASE_SECONDS before its records and messages are written."""
+def lease_seconds_while_planning(services: Services, after: float = 60.0) -> int:
+    """How long a table's lease lasts while it is planned: until the invocation's deadline and ``after``
+    seconds more (a minute; cdc: a worker's timeout, ``modes/cdc/budget.py``), never LEASE_SECONDS before
+    its records and messages are written, never less than a minute."""
     left = services.deadline.seconds_left() + services.settings.deadline_margin_seconds
-    return int(min(services.settings.lease_seconds, max(60.0, left + 60.0)))
+    return int(min(services.settings.lease_seconds, max(60.0, left + after)))
 
 
 def not_another_databases(

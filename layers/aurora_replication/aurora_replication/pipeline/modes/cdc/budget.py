@@ -34,6 +34,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from aurora_replication.pipeline import planning
 from aurora_replication.services import Services
 from aurora_replication.services.deadline import Deadline
 
@@ -55,7 +56,7 @@ class WindowBudget:
 
     deadline: Deadline
     started: float = field(default_factory=time.monotonic)
-    total: float = 0.0  # the time left at the start (infinite without a deadline: the CLI, a test)
+    total: float = field(init=False)  # the time left at the start (infinite without a deadline: the CLI, a test)
     planned: int = 0
 
     def __post_init__(self) -> None:
@@ -83,9 +84,14 @@ class WindowBudget:
 def lease_seconds(services: Services) -> int:
     """How long a cdc table's lease is taken for: the invocation's time left and a worker's timeout (its
     messages are taken and the lease renewed by then), at most LEASE_SECONDS, at least a minute."""
-    s = services.settings
-    left = services.deadline.seconds_left() + s.deadline_margin_seconds + s.worker_timeout_seconds
-    return int(min(s.lease_seconds, max(60.0, left)))
+    return planning.lease_seconds_while_planning(services, after=services.settings.worker_timeout_seconds)
+
+
+class Unread:
+    """A scope's rotation point not read yet (``reader.plan_tables`` reads it)."""
+
+
+UNREAD = Unread()
 
 
 def rotate(names: Sequence[str], first: str | None) -> list[str]:

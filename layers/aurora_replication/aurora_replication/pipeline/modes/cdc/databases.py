@@ -67,7 +67,8 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
     # the invocation's time, shared by the databases: one whose tables the last window deferred goes first
     budget = cdc_budget.WindowBudget(services.deadline)
     cdc = CdcState(services.state)
-    chosen = sorted(chosen, key=lambda d: cdc.rotation(scopes[d]) is None)
+    rotations = {d: cdc.rotation(scopes[d]) for d in chosen}
+    chosen = sorted(chosen, key=lambda d: rotations[d] is None)
     summary: dict[str, Any] = {"run_id": run_id, "runs": {}}
     planned: dict[str, cdc_reader.Planned] = {}
     readers: dict[str, planning.TargetColumns] = {}  # each database's target-columns reader, located there
@@ -79,9 +80,8 @@ def schedule(request: RunRequest, run_id: str, services: Services) -> dict[str, 
             readers[d] = planning.TargetColumns(services)
             source = services.connections.place("source", services.connections.mysql())
             try:
-                p = cdc_reader.plan_tables(
-                    source, services, d, requests[d], readers[d], files, scopes[d], guarded=False, budget=budget
-                )
+                args = (source, services, d, requests[d], readers[d], files, scopes[d], budget)
+                p = cdc_reader.plan_tables(*args, guarded=False, rotation=rotations[d])
             finally:
                 source.close()
             if not p.planned and p.failed and not p.stopped:

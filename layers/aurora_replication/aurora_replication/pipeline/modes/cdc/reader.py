@@ -627,32 +627,34 @@ def plan_tables(
     target_columns: planning.TargetColumns,
     files: list[tuple[str, int]],
     scope: Scope,
+    budget: cdc_budget.WindowBudget,
     guarded: bool = True,
-    budget: cdc_budget.WindowBudget | None = None,
+    rotation: str | None | cdc_budget.Unread = cdc_budget.UNREAD,
 ) -> Planned:
     """Plan ``database``'s tables of the request: each one's initial copy or window (``plan_cdc_table``); a
     table that fails planning is named in ``failed`` (stopped: its cdc state says so already). ``guarded``:
     the overwrite guard is asked before anything is planned (no table lands where another source database
     was copied); False where the caller asked it already (``databases.py``, for every database at once).
-    Within ``budget``: the tables it has no time for are ``deferred`` (``budget.py``)."""
+    Within ``budget``: the tables it has no time for are ``deferred`` (``budget.py``); the first table the last
+    window deferred (``rotation``) is read here unless the caller read it."""
     cdc = CdcState(services.state)
     names, options = planning.resolve_tables(conn, services, database, request)
     if guarded:
         planning.not_another_databases(services, scope, names)
     target_columns.expect(names, scope)
-    rotation = cdc.rotation(scope) if budget is not None and len(names) > 1 else None  # one table: no turn
+    if isinstance(rotation, cdc_budget.Unread):
+        rotation = cdc.rotation(scope) if len(names) > 1 else None  # one table: nothing to take turns with
     order = cdc_budget.rotate(names, rotation)
     out = Planned(names, [], {}, set(), order=order, rotation=rotation)
     for i, t in enumerate(order):
-        if budget is not None and not budget.may_plan():
+        if not budget.may_plan():
             out.deferred = order[i:]
             logger.info(
                 "cdc window: the scheduler's time for planning is spent; the other tables wait for the next window",
                 extra={"planned": i, "of": len(order), "deferred": len(out.deferred), "next_first": order[i]},
             )
             break
-        if budget is not None:
-            budget.planned += 1
+        budget.planned += 1
         meter.focus(t, "plan")
         try:
             args = (request, target_columns, options, files, cdc, scope)
@@ -681,7 +683,7 @@ def schedule(
             raise binlog.BinlogUnavailableError("cdc mode cannot read the binlog: " + "; ".join(problems))
         database = services.endpoints.mysql_settings().dbname
         files = binlog.binlog_files(conn)
-        p = plan_tables(conn, services, database, request, target_columns, files, scope, budget=budget)
+        p = plan_tables(conn, services, database, request, target_columns, files, scope, budget)
         if not p.planned and p.failed and not p.stopped:  # a stopped table is recorded as failed, in a run
             raise BadInputError("; ".join(p.failed.values()))
         stop_at = binlog.current_position(conn)
@@ -770,7 +772,7 @@ def read_window(
     streaming: list[CdcTable],
     stop_at: Position,
     services: Services,
-    budget: cdc_budget.WindowBudget | None = None,
+    budget: cdc_budget.WindowBudget,
 ) -> dict[str, Any]:
     """The rolling audits' slices, then one binlog window for every streaming table (of one run, or of the
     runs of several databases: each table's ``run_id``), staged and sent within ``budget``; each table's
