@@ -45,6 +45,7 @@ FILL_CHUNK = 0  # a column version page's chunk id in its load table (``reader.F
 # tombstones older than this are pruned: longer than any worker lives (15 minutes), so no batch that a
 # tombstone must hold back is still being applied (a committed window's batches are skipped as stale)
 TOMBSTONE_SECONDS = 3600
+QUIET_WINDOW = "not compared (cdc window without changes: no Snowflake statement; `replicate validate` compares)"
 
 
 class Cdc(SyncMode):
@@ -310,6 +311,26 @@ def _check_not_null(
     return {"status": "failed", "reason": reason}
 
 
+def touched_target(t: TableItem, plan: TablePlan) -> bool:
+    """Whether the window wrote anything in Snowflake for the table: a batch applied, a TRUNCATE, a
+    column version's pages, an audit slice, or a history table (checked each window). A window with
+    none of them (a table that did not change, the usual case across thousands of tables) created no
+    load or fill table, left no new tombstone and did not change the target's row count, so its
+    finalise runs no Snowflake statement: no login, and no warehouse time for the tombstone prune,
+    which waits for the table's next window with changes (an old tombstone only holds back upserts
+    older than itself, so keeping it longer changes no row). The target's count noted by the last
+    commit stands for the next run's drift check (``pipeline/target_check.py``), which then also sees
+    rows changed behind the pipeline's back during this window."""
+    return bool(
+        int(t.get("chunk_count", 0))
+        or plan.history
+        or t.get("truncate_at")
+        or t.get("fill_batch")
+        or t.get("audit_batch")
+        or t.get("not_null_check")
+    )
+
+
 def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
     plan, s = msg.plan, services.settings
     t = _table_state(msg, services)
@@ -375,15 +396,18 @@ def finalise(msg: ChunkMessage, services: Services) -> dict[str, Any]:
         )
         services.state.set_table_status(msg.run_id, plan.table, "failed", reason=reason, **result)
     else:
-        with services.connections.target() as sf:
-            tgt = services.connections.warehouse(sf)
-            load = cdc_load_table_name(plan, msg.run_id)
-            if s.reconcile_action == "delete" and not plan.history:
-                tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
-            tgt.drop(load)
-            tgt.drop(cdc_fill_table_name(plan, msg.run_id))
-            # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
-            result["table_rows"] = tgt.row_count(plan.target_table)
+        if touched_target(t, plan):
+            with services.connections.target() as sf:
+                tgt = services.connections.warehouse(sf)
+                load = cdc_load_table_name(plan, msg.run_id)
+                if s.reconcile_action == "delete" and not plan.history:
+                    tgt.prune_tombstones(plan, TOMBSTONE_SECONDS)
+                tgt.drop(load)
+                tgt.drop(cdc_fill_table_name(plan, msg.run_id))
+                # what the target holds now: the next run checks it against this (``pipeline/target_check.py``)
+                result["table_rows"] = tgt.row_count(plan.target_table)
+        else:  # a quiet window: the target is as the last commit left it (its count, noted then, stands)
+            result["validation"] = QUIET_WINDOW
         if t.get("schema_columns"):  # the schema the new position is valid for (a change since is the next
             # run's to compare: a type changed, a column dropped, whose older events are now all applied)
             cdc.set_columns(key, json.loads(str(t["schema_columns"])))
