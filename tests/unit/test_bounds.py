@@ -7,6 +7,7 @@ import unicodedata
 import pytest
 
 from aurora_replication.keyset import compare_predicate
+from aurora_replication.models import Column, TablePlan
 from aurora_replication.source import bounds
 from aurora_replication.source import sql as source_sql
 from aurora_replication.source.sql import mysql_ident
@@ -211,3 +212,20 @@ def test_key_form_sends_binary_keys_as_hex_and_compares_them_as_bytes():
     assert statement == "SELECT HEX(`id`) FROM `t` WHERE `id` IN (UNHEX(%s), UNHEX(%s)) ORDER BY `id`"
     statement, _ = source_sql.bound_probe_query("t", ["id"], ["AB"], 9, None, form)
     assert statement == "SELECT HEX(`id`) FROM `t` WHERE ((`id` > UNHEX(%s))) ORDER BY `id` LIMIT 1 OFFSET 9"
+
+
+def test_key_form_sends_bit_keys_as_numbers_and_compares_them_as_numbers():
+    """MySQL sends a BIT value as raw bytes (BIT(64) 23989979 is b'\\x00\\x00\\x00\\x00\\x01n\\x0e\\xdb', not
+    text): a BIT key is read as its number and compared as one, as a plan's key form and the planner's say."""
+    form = source_sql.KeyForm(bits=frozenset({"b"}))
+    statement, params = source_sql.bound_probe_query("t", ["b"], ["23989979"], 1, None, form)
+    assert statement == "SELECT (`b` + 0) FROM `t` WHERE ((`b` > CAST(%s AS UNSIGNED))) ORDER BY `b` LIMIT 1 OFFSET 1"
+    assert params == ["23989979"]
+    plan = TablePlan(
+        table="t",
+        target_table="T",
+        columns=[Column(name="b", kind="bit", target="B"), Column(name="v", kind="text", target="V")],
+        key=["b"],
+        mode="full",
+    )
+    assert source_sql.key_form(plan) == form

@@ -522,8 +522,16 @@ def resolve_tables(
     else:
         unknown = [t for t in request.tables if t not in available]
         if unknown:
+            # a view, a sequence or a system-versioned table exists, but is not a base table: say so
+            kinds = source_discover.table_types(conn, database, unknown)
+            other = "".join(
+                f"; {t!r} is a {kind.lower()} table, which is not replicated (only base tables are)"
+                if kind.upper() == "SYSTEM VERSIONED"
+                else f"; {t!r} is a {kind.lower()}, which is not replicated (only base tables are)"
+                for t, kind in kinds.items()
+            )
             raise BadInputError(
-                f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}; "
+                f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}{other}; "
                 f"available: {', '.join(available[:20]) or '(none)'}"
             )
         names = request.tables

@@ -56,6 +56,21 @@ _CODECS = {
     "utf32": "utf-32-be",
     "latin2": "iso8859-2",
     "ascii": "ascii",
+    # MySQL's euckr holds the CP949 (Unified Hangul Code) extension: 갂, 똠 and 8,800 other syllables
+    # that Python's euc_kr refuses; cp949 reads every two-byte sequence as MySQL does
+    "euckr": "cp949",
+}
+# Where MySQL's table of a character set maps a byte sequence to another character than Python's codec
+# of the same name does (every single byte and two-byte sequence compared with CONVERT(... USING
+# utf8mb4), tests/integration/test_binlog_charsets.py): the Python character, then MySQL's. Without
+# these the binlog path would spell such a value differently from the copy path, silently.
+_MYSQL_CHARACTERS = {
+    "greek": str.maketrans({"\u2018": "\u02bd", "\u2019": "\u02bc"}),  # 0xA1, 0xA2: ʽ ʼ, not ‘ ’
+    "hebrew": str.maketrans({"\u00af": "\u203e"}),  # 0xAF: ‾ (overline), not ¯ (macron)
+    "cp866": str.maketrans({"\u2116": "\u207f", "\u00a4": "\u00b2"}),  # 0xFC, 0xFD: ⁿ ², not № ¤
+    "koi8u": str.maketrans({"\u2219": "\u2022"}),  # 0x95: • (bullet), not ∙
+    "sjis": str.maketrans({"\uff3c": "\\"}),  # 0x815F: \ (MySQL's sjis), not ＼ (fullwidth)
+    "ujis": str.maketrans({"\uff3c": "\\"}),  # 0xA1C0: \, not ＼
 }
 
 
@@ -72,12 +87,14 @@ def decode_text(facts: ColumnFacts, raw: bytes) -> str:
         known = charset_by_name(charset)
         codec = known.encoding if known else charset
     try:
-        return raw.decode(codec)
+        text = raw.decode(codec)
     except (LookupError, UnicodeDecodeError) as e:
         raise UnrepresentableValueError(
             f"column {facts.name!r}: a value in character set {charset!r} cannot be decoded here ({e}); convert "
             "the column to utf8mb4, or replicate the table with mode 'incremental' or 'full'"
         ) from None
+    differs = _MYSQL_CHARACTERS.get(charset)
+    return text.translate(differs) if differs else text
 
 
 def _set_members(column_type: str) -> list[str]:

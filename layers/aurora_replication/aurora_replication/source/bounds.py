@@ -20,7 +20,8 @@ How (docs/architecture.md, "Planning chunk bounds", says why and what it costs):
   comparison, whatever the collation: the ranges partition the key space exactly however good
   or bad the candidates are, and the candidates decide only the balance;
 * binary key values travel as hexadecimal text and are compared as bytes (``UNHEX(%s)``), FLOAT
-  and DOUBLE ones as the exact text of the stored value (``source.sql.KeyForm``);
+  and DOUBLE ones as the exact text of the stored value, BIT ones as their number
+  (``source.sql.KeyForm``);
 * a composite key is cut on its leading column, and on the next one only where the first and
   the last key of a range share the leading value (one value holding more than a chunk);
 * estimates are calibrated against the table's row estimate (InnoDB doubles estimates of
@@ -497,6 +498,7 @@ class _Planner:
         self.form = sql.KeyForm(
             binary=frozenset(k for k, t in types.items() if t in BINARY_TYPES),
             floats=frozenset(k for k, t in types.items() if t in FLOAT_TYPES),
+            bits=frozenset(k for k, t in types.items() if t == "bit"),
         )
 
     def domain(self, data_type: str, charset: Any, collation: Any) -> Domain | None:

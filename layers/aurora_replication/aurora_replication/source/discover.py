@@ -27,6 +27,21 @@ def list_tables(conn: pymysql.Connection[Any], database: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def table_types(conn: pymysql.Connection[Any], database: str, tables: list[str]) -> dict[str, str]:
+    """The ``information_schema.TABLES.TABLE_TYPE`` of those of ``tables`` that exist but are not base
+    tables (``VIEW``, ``SEQUENCE``, MariaDB's ``SYSTEM VERSIONED``), which ``list_tables`` leaves out."""
+    if not tables:
+        return {}
+    rows = query(
+        conn,
+        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+        "AND TABLE_TYPE <> 'BASE TABLE'",
+        [database],
+    )
+    wanted = set(tables)
+    return {str(name): str(kind) for name, kind in rows if name in wanted}
+
+
 def _json_checked_columns(conn: pymysql.Connection[Any], database: str, table: str) -> set[str]:
     """MariaDB stores JSON as LONGTEXT with a json_valid(`col`) check constraint."""
     try:

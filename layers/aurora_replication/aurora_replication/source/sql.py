@@ -32,10 +32,14 @@ class KeyForm:
     a binary column's as hexadecimal, selected with ``HEX()`` and compared as bytes through
     ``UNHEX(%s)`` (the bound is a parameter, never pasted); a FLOAT or DOUBLE column's as the
     shortest text of its value as a double (``col + 0e0``), which names the stored value exactly
-    (MySQL prints a FLOAT with 6 digits); every other column as MySQL's own text of it."""
+    (MySQL prints a FLOAT with 6 digits); a BIT column's as its number (``col + 0``: MySQL sends a BIT
+    value as raw bytes, which are not text), compared as that number (``CAST(%s AS UNSIGNED)``; a
+    BIT compared with a string would be compared as a binary string); every other column as
+    MySQL's own text of it."""
 
     binary: frozenset[str] = frozenset()
     floats: frozenset[str] = frozenset()
+    bits: frozenset[str] = frozenset()
 
     def select(self, column: str) -> str:
         q = mysql_ident(column)
@@ -43,10 +47,16 @@ class KeyForm:
             return f"HEX({q})"
         if column in self.floats:
             return f"({q} + 0e0)"
+        if column in self.bits:
+            return f"({q} + 0)"
         return q
 
     def placeholder(self, column: str) -> str:
-        return "UNHEX(%s)" if column in self.binary else "%s"
+        if column in self.binary:
+            return "UNHEX(%s)"
+        if column in self.bits:
+            return "CAST(%s AS UNSIGNED)"
+        return "%s"
 
 
 PLAIN = KeyForm()
@@ -58,6 +68,7 @@ def key_form(plan: TablePlan) -> KeyForm:
     return KeyForm(
         binary=frozenset(k for k, kind in kinds.items() if kind == typemap.BINARY),
         floats=frozenset(k for k, kind in kinds.items() if kind == typemap.FLOAT),
+        bits=frozenset(k for k, kind in kinds.items() if kind == typemap.BIT),
     )
 
 

@@ -350,6 +350,14 @@ def plan_cdc_table(
             "with mode 'full'"
         )
     facts = binlog.column_facts(conn, database, table)
+    compressed = [c.name for c in facts.values() if typemap.is_compressed(c.column_type)]
+    if compressed:  # excluded or not: the binlog reader must parse every column of the table's row events
+        raise BadInputError(
+            f"table {table!r}: column(s) {', '.join(repr(c) for c in compressed)} are MariaDB COMPRESSED "
+            "columns, whose binlog row events the binlog reader cannot parse, so cdc cannot replicate the table "
+            "(excluding the columns does not help); replicate it with mode 'full' or 'incremental', or remove "
+            "the compression (ALTER TABLE ... MODIFY the column without COMPRESSED)"
+        )
     options_ = image_options(conn, database, plan, facts, s.transform_modules, salt)  # refused before anything starts
     unsupported = [c.name for c in facts.values() if c.kind == "unsupported" and c.name not in plan.key]
     state = cdc.get(key)
