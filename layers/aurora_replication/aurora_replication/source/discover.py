@@ -27,6 +27,38 @@ def list_tables(conn: pymysql.Connection[Any], database: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+def not_base_tables(conn: pymysql.Connection[Any], database: str, names: list[str]) -> BadInputError:
+    """The refusal of ``names``, none of them a base table of ``database``: a view (or a sequence, or any
+    other object that is not a base table) is said to be one, with what to do instead, since "unknown
+    table" of a view the user can see in ``SHOW TABLES`` sends them looking for a typo."""
+    found = {
+        name: kind
+        for name, kind in query(
+            conn,
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE <> 'BASE TABLE'",
+            [database],
+        )
+        if name in names
+    }
+    unknown = [n for n in names if n not in found]
+    views = [n for n in names if str(found.get(n, "")).upper() == "VIEW"]
+    others = [n for n in names if n in found and n not in views]
+    parts = []
+    if unknown:
+        parts.append(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
+    if views:
+        parts.append(
+            f"{', '.join(repr(t) for t in views)} in database {database!r} "
+            f"{'is a view' if len(views) == 1 else 'are views'}, and views are not copied (only base tables are, "
+            "which is what '*' takes): copy the tables the view reads (SHOW CREATE VIEW names them) and define the "
+            "view over their copies in Snowflake"
+        )
+    for t in others:
+        parts.append(f"{t!r} in database {database!r} is a {found[t]!r} object, not a 'BASE TABLE', and is not copied")
+    return BadInputError("; ".join(parts))
+
+
 def _json_checked_columns(conn: pymysql.Connection[Any], database: str, table: str) -> set[str]:
     """MariaDB stores JSON as LONGTEXT with a json_valid(`col`) check constraint."""
     try:
