@@ -169,7 +169,8 @@ def test_a_table_that_is_not_a_base_table_is_named_as_such(env):
         "CREATE VIEW plain_view AS SELECT id FROM plain",
     )
     stack = env.start_stack()
-    with pytest.raises(Exception, match="'versioned' is a system versioned table, which is not replicated") as e:
+    with pytest.raises(Exception, match="'versioned' in database '[^']+' is a system-versioned table") as e:
         stack.invoke("SchedulerFunction", {"tables": "plain,versioned,plain_view,nope", "mode": "full"})
-    assert "'plain_view' is a view, which is not replicated" in str(e.value)
-    assert "unknown table(s) 'versioned', 'plain_view', 'nope'" in str(e.value)
+    assert "which is not replicated (only base tables are)" in str(e.value)
+    assert "'plain_view' in database" in str(e.value) and "is a view, and views are not copied" in str(e.value)
+    assert f"unknown table(s) 'nope' in database '{env.database}'" in str(e.value)

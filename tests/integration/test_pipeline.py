@@ -8,6 +8,7 @@ import re
 import boto3
 import pytest
 
+from aurora_replication.errors import BadInputError
 from compare import assert_same
 
 SCHEMA = [
@@ -182,6 +183,38 @@ def test_unknown_table_is_rejected_and_nothing_is_written(env):
     items = boto3.client("dynamodb").scan(TableName=stack.table_name)["Items"]
     assert [i for i in items if not i["pk"]["S"].startswith("idempotency#")] == []
     assert stack.queue_depth(stack.queue_url) == (0, 0)
+
+
+def test_a_view_named_as_a_table_is_refused_as_a_view_with_the_fix(env):
+    """A view is not copied ('*' leaves it out): naming one is refused saying it is a view and what to do,
+    not as an "unknown table" the user can see in SHOW TABLES; an unknown name beside it is still named."""
+    from aurora_replication.config import load_settings
+    from aurora_replication.pipeline import validate
+    from aurora_replication.services import Services
+
+    seed(env)
+    env.sql("CREATE VIEW big_orders AS SELECT id, total FROM orders WHERE total > 100")
+    stack = env.start_stack()
+    view = f"'big_orders' in database '{env.database}' is a view, and views are not copied"
+    for request_, prefix in (
+        ({"tables": "orders,big_orders", "mode": "full"}, ""),
+        (
+            {"tables": "orders", "mode": "full", "table_options": {"big_orders": {"exclude": ["total"]}}},
+            "table_options name ",
+        ),
+    ):
+        with pytest.raises(BadInputError) as refused:
+            stack.invoke("SchedulerFunction", request_)
+        assert str(refused.value).startswith(prefix + view), refused.value
+        assert "SHOW CREATE VIEW" in str(refused.value)
+    with pytest.raises(BadInputError) as refused:
+        stack.invoke("SchedulerFunction", {"tables": "nope,big_orders", "mode": "full"})
+    assert str(refused.value).startswith(f"unknown table(s) 'nope' in database '{env.database}'; {view}"), refused.value
+    load_settings.cache_clear()
+    with pytest.raises(BadInputError, match="^" + re.escape(view)):
+        validate.validate_tables(Services.from_settings(load_settings()), ["big_orders"])
+    items = boto3.client("dynamodb").scan(TableName=stack.table_name)["Items"]
+    assert [i for i in items if not i["pk"]["S"].startswith("idempotency#")] == []
 
 
 @pytest.mark.parametrize(

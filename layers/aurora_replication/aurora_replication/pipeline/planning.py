@@ -522,18 +522,8 @@ def resolve_tables(
     else:
         unknown = [t for t in request.tables if t not in available]
         if unknown:
-            # a view, a sequence or a system-versioned table exists, but is not a base table: say so
-            kinds = source_discover.table_types(conn, database, unknown)
-            other = "".join(
-                f"; {t!r} is a {kind.lower()} table, which is not replicated (only base tables are)"
-                if kind.upper() == "SYSTEM VERSIONED"
-                else f"; {t!r} is a {kind.lower()}, which is not replicated (only base tables are)"
-                for t, kind in kinds.items()
-            )
-            raise BadInputError(
-                f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}{other}; "
-                f"available: {', '.join(available[:20]) or '(none)'}"
-            )
+            refused = source_discover.not_base_tables(conn, database, unknown)
+            raise BadInputError(f"{refused}; available: {', '.join(available[:20]) or '(none)'}")
         names = request.tables
     seen: dict[str, str] = {}
     for t in names:
@@ -550,9 +540,7 @@ def resolve_tables(
     )
     strangers = [t for t in options if t not in available]
     if strangers:
-        raise BadInputError(
-            f"table_options name unknown table(s) {', '.join(repr(t) for t in strangers)} in database {database!r}"
-        )
+        raise BadInputError(f"table_options name {source_discover.not_base_tables(conn, database, strangers)}")
     return names, options
 
 

@@ -96,7 +96,7 @@ def validate_tables(services: Services, tables: list[str], scope: Scope | None =
         names = available if tables == ["*"] else tables
         unknown = [t for t in names if t not in available]
         if unknown:
-            raise BadInputError(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
+            raise source_discover.not_base_tables(mysql, database, unknown)
         options = transforms.with_history_tables(
             transforms.options_from_file(s.table_options_file), s.history_tables, s.column_drop_tables
         )

@@ -27,19 +27,38 @@ def list_tables(conn: pymysql.Connection[Any], database: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def table_types(conn: pymysql.Connection[Any], database: str, tables: list[str]) -> dict[str, str]:
-    """The ``information_schema.TABLES.TABLE_TYPE`` of those of ``tables`` that exist but are not base
-    tables (``VIEW``, ``SEQUENCE``, MariaDB's ``SYSTEM VERSIONED``), which ``list_tables`` leaves out."""
-    if not tables:
-        return {}
-    rows = query(
-        conn,
-        "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
-        "AND TABLE_TYPE <> 'BASE TABLE'",
-        [database],
-    )
-    wanted = set(tables)
-    return {str(name): str(kind) for name, kind in rows if name in wanted}
+def not_base_tables(conn: pymysql.Connection[Any], database: str, names: list[str]) -> BadInputError:
+    """The refusal of ``names``, none of them a base table of ``database``: a view (or a sequence, or any
+    other object that is not a base table) is said to be one, with what to do instead, since "unknown
+    table" of a view the user can see in ``SHOW TABLES`` sends them looking for a typo."""
+    found = {
+        name: kind
+        for name, kind in query(
+            conn,
+            "SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s "
+            "AND TABLE_TYPE <> 'BASE TABLE'",
+            [database],
+        )
+        if name in names
+    }
+    unknown = [n for n in names if n not in found]
+    views = [n for n in names if str(found.get(n, "")).upper() == "VIEW"]
+    others = [n for n in names if n in found and n not in views]
+    parts = []
+    if unknown:
+        parts.append(f"unknown table(s) {', '.join(repr(t) for t in unknown)} in database {database!r}")
+    if views:
+        parts.append(
+            f"{', '.join(repr(t) for t in views)} in database {database!r} "
+            f"{'is a view' if len(views) == 1 else 'are views'}, and views are not copied (only base tables are, "
+            "which is what '*' takes): copy the tables the view reads (SHOW CREATE VIEW names them) and define the "
+            "view over their copies in Snowflake"
+        )
+    for t in others:
+        kind = str(found[t]).upper()
+        what = "system-versioned table (WITH SYSTEM VERSIONING)" if kind == "SYSTEM VERSIONED" else kind.lower()
+        parts.append(f"{t!r} in database {database!r} is a {what}, which is not replicated (only base tables are)")
+    return BadInputError("; ".join(parts))
 
 
 def _json_checked_columns(conn: pymysql.Connection[Any], database: str, table: str) -> set[str]:
