@@ -4,6 +4,7 @@ with decoding processes lands equal to MySQL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -91,6 +92,41 @@ def test_a_window_read_in_segments_is_the_window_one_reader_reads(env):
         binlog_parallel.read_window(settings, late, stop, SERVER_ID, 60, 1 << 40, 3, min_bytes=1),
         binlog.read_window(settings, late, stop, SERVER_ID, 60, 1 << 40),
     )
+
+
+def test_a_watched_tables_deletes_key_changes_and_updates_are_noted_alike_by_one_reader_and_by_segments(env):
+    """A parent of a cascading foreign key (``TableSpec.watch_from``: ``pipeline/modes/cdc/cascades.py``): the
+    last delete, key change and update, from the watch's start on, before the table's own start too (not
+    decoded there: an update counts as a key change)."""
+    _tables(env)
+    start = _position(env)
+    _burst(env)
+    stop = _position(env)
+    settings, specs = _settings(env), _specs(env, start)
+    commits = binlog_parallel.commits(settings, specs, stop, SERVER_ID, 1 << 40)
+    watched = {label: dataclasses.replace(spec, watch_from=start) for label, spec in specs.items()}
+    one = binlog.read_window(settings, watched, stop, SERVER_ID, 60, 1 << 40)
+    # the closing transaction updates notes, then deletes orders; before it, orders' updates, its key change
+    assert one.updated["orders"] < one.updated["notes"] < one.deleted["orders"] < commits[-1][0].key()
+    assert one.rekeyed["orders"] < one.deleted["orders"] and "notes" not in one.deleted  # a TRUNCATE: no rows
+    assert "notes" not in one.rekeyed  # its updates keep their keys
+    unwatched = binlog.read_window(settings, specs, stop, SERVER_ID, 60, 1 << 40)
+    assert not unwatched.deleted and not unwatched.rekeyed and not unwatched.updated
+    # notes joined later: before its start its rows are not decoded, so its update there may have changed a key
+    late = dict(watched)
+    late["notes"] = dataclasses.replace(watched["notes"], start=stop)
+    early = binlog.read_window(settings, late, stop, SERVER_ID, 60, 1 << 40)
+    assert early.rekeyed["notes"] == early.updated["notes"] == one.updated["notes"]
+    for processes in (2, 3):
+        for chosen, window in ((watched, one), (late, early)):
+            several = binlog_parallel.read_window(
+                settings, chosen, stop, SERVER_ID, 60, 1 << 40, processes, min_bytes=1
+            )
+            assert (several.deleted, several.rekeyed, several.updated) == (
+                window.deleted,
+                window.rekeyed,
+                window.updated,
+            )
 
 
 def test_a_window_ending_with_a_statement_not_a_commit_is_read_to_its_end(env):

@@ -66,6 +66,7 @@ class CdcItem(TypedDict, total=False):
     column_versions: dict[str, Any]
     refuted_renames: list[list[str]]
     reason: str
+    recopy: str  # a foreign key's cascade changed its rows outside the binlog: the next run copies it again
     updated_at: int
     table: str  # not stored: the reader names the state's table (``pipeline/modes/cdc/reader.py``)
 
@@ -238,6 +239,16 @@ class CdcState:
             UpdateExpression="SET #s = :s, reason = :r, updated_at = :now",
             ExpressionAttributeNames={"#s": "status"},
             ExpressionAttributeValues={":s": STOPPED, ":r": reason[:1000], ":now": int(time.time())},
+        )
+
+    def require_copy(self, key: TableKey, reason: str) -> None:
+        """The table's target cannot be brought up to date from the binlog (a foreign key's cascade changed
+        its rows: ``pipeline/modes/cdc/cascades.py``): its next run copies it again. A new initial copy
+        (``start_snapshot``) replaces the item, and with it this mark."""
+        self.table.update_item(
+            Key=key.item("CDC"),
+            UpdateExpression="SET recopy = :r, updated_at = :now",
+            ExpressionAttributeValues={":r": reason[:1000], ":now": int(time.time())},
         )
 
     def refute_rename(self, key: TableKey, old: str, new: str) -> None:

@@ -282,6 +282,10 @@ class TableSpec:
     # ``pipeline/modes/cdc/databases.py``) keys each spec by a label of its own and names its table here
     database: str | None = None
     table: str | None = None
+    # a parent of a foreign key that changes another table's rows inside MySQL (ON DELETE / ON UPDATE
+    # CASCADE, SET NULL, SET DEFAULT: ``pipeline/modes/cdc/cascades.py``): its row removals and updates are
+    # noted in the window (``Window.deleted``, ``rekeyed``, ``updated``) from this position on, before ``start`` too
+    watch_from: Position | None = None
 
     def where(self, label: str, default_database: str) -> tuple[str, str]:
         """The (database, table) the spec follows in the binlog."""
@@ -326,6 +330,12 @@ class Window:
     stopped_by: str = "end"
     # the processes that decoded the window (``source/binlog_parallel.py``): each a segment of it
     segments: int = 1
+    # watched tables (``TableSpec.watch_from``): the position key of the last row event that deleted rows,
+    # that changed a row's key, and that updated rows; before the table's start, where its rows are not
+    # decoded, every update counts as a key change (it may have been one)
+    deleted: dict[str, str] = field(default_factory=dict)
+    rekeyed: dict[str, str] = field(default_factory=dict)
+    updated: dict[str, str] = field(default_factory=dict)
 
 
 def open_stream(
@@ -445,7 +455,12 @@ def read_window(
             if isinstance(event, (WriteRowsEvent, UpdateRowsEvent, DeleteRowsEvent)):
                 label = labels.get((str(event.schema), str(event.table)))
                 spec = specs.get(label) if label is not None else None
-                if label is None or spec is None or here.key() <= spec.start.key():
+                if label is None or spec is None:
+                    continue
+                if here.key() <= spec.start.key():
+                    if spec.watch_from is not None and here.key() > spec.watch_from.key():
+                        update = isinstance(event, UpdateRowsEvent)  # not decoded: its key may have changed
+                        _watch(window, label, here.key(), isinstance(event, DeleteRowsEvent), update, update)
                     continue
                 names = [str(c.name) for c in event.columns]
                 if any(n.startswith("UNKNOWN_COL") for n in names):
@@ -468,6 +483,10 @@ def read_window(
                 except UnrepresentableValueError as e:
                     window.unreadable.setdefault(label, f"table {shown[label]!r}: {e}")
                     continue
+                if spec.watch_from is not None:
+                    update = isinstance(event, UpdateRowsEvent)
+                    rekeyed = update and any(c.op == "D" for c in changes)  # an update's delete: its old key
+                    _watch(window, label, here.key(), isinstance(event, DeleteRowsEvent), rekeyed, update)
                 pending.append((label, changes))
                 pending_at = int(event.timestamp)
                 continue
@@ -562,6 +581,13 @@ def read_window(
     if window.reached_end:
         window.end = Position(window.end.file, window.end.pos, stop_at.gtid if window.end == stop_at else "")
     return window
+
+
+def _watch(window: Window, label: str, at: str, deleted: bool, rekeyed: bool, updated: bool) -> None:
+    """Note a watched table's row event at position key ``at``: it deleted rows, changed a key, updated rows."""
+    for noted, happened in ((window.deleted, deleted), (window.rekeyed, rekeyed), (window.updated, updated)):
+        if happened:
+            noted[label] = at
 
 
 def _events(stream: Any) -> Iterator[Any]:

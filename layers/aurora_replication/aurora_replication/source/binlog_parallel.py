@@ -138,6 +138,9 @@ def merge(windows: list[Window]) -> Window:
         for label, reason in w.unreadable.items():
             merged.unreadable.setdefault(label, reason)
         merged.renamed.update(w.renamed)
+        for noted, seen in ((merged.deleted, w.deleted), (merged.rekeyed, w.rekeyed), (merged.updated, w.updated)):
+            for label, last in seen.items():  # the last one: a later segment's is later in the binlog
+                noted[label] = max(noted.get(label, last), last)
         if w.newest_event_at is not None:
             merged.newest_event_at = max(merged.newest_event_at or 0, w.newest_event_at)
         merged.end, merged.reached_end, merged.stopped_by = w.end, w.reached_end, w.stopped_by

@@ -49,6 +49,7 @@ from aurora_replication.pipeline import audit, column_versions, planning, runs, 
 from aurora_replication.pipeline.audit import AuditSlice
 from aurora_replication.pipeline.chunks import chunk_messages, finalise_message
 from aurora_replication.pipeline.modes.cdc import budget as cdc_budget
+from aurora_replication.pipeline.modes.cdc import cascades as cdc_cascades
 from aurora_replication.pipeline.modes.cdc import options as cdc_options
 from aurora_replication.services import Services
 from aurora_replication.source import binlog, binlog_parallel
@@ -110,6 +111,8 @@ class CdcTable:
     versions: dict[str, Any] = field(default_factory=dict)
     versions_changed: bool = False
     fill: tuple[str, TablePlan] | None = None
+    # its foreign keys whose action changes its rows inside MySQL (``cascades.py``): its parents are watched
+    cascades: list[cdc_cascades.Cascade] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -326,7 +329,12 @@ def plan_cdc_table(
     files: list[tuple[str, int]],
     cdc: CdcState,
     scope: Scope,
+    cascades: dict[str, list[cdc_cascades.Cascade]] | None = None,
 ) -> CdcTable:
+    """One table of a cdc request: its initial copy, its start without one, or its window's spec, with what
+    the window must do first (schema changes, column versions, a rename, the audit's slice). ``cascades``:
+    the database's foreign keys that cascade, by child (``cascades.cascades_in``; read for the table alone
+    where not given)."""
     s = services.settings
     key = scope.key(table)
     plan = source_discover.discover_table(conn, database, table, identifier_case=s.identifier_case)
@@ -372,6 +380,8 @@ def plan_cdc_table(
     # streams without one (start_position now) holds whatever its owner's backfill wrote: not compared
     without_copy = (state or {}).get("without_copy")
     drift = target_columns.drift(table) if status == STREAMING and not without_copy else None
+    # a window saw a parent's cascade change its rows where the binlog does not show it (``cascades.py``)
+    recopy = (state or {}).get("recopy") if status == STREAMING else None
     if status is None and plan.history and target_columns.client().is_history_table(target_columns(plan.target_table)):
         raise BadInputError(
             f"table {table!r}: its history table {plan.target_table!r} was written by full or incremental runs, "
@@ -391,6 +401,7 @@ def plan_cdc_table(
     if (
         request.resnapshots(table)
         or drift is not None
+        or recopy
         or status is None
         or (
             status == SNAPSHOT
@@ -407,6 +418,8 @@ def plan_cdc_table(
         note = f"table {table!r}: cdc initial copy; changes are applied from binlog position {position}"
         if drift is not None:
             note += f" (a new one: {drift.describe()})"
+        elif recopy:
+            note += " (a new one: a foreign key's cascade changed its rows where the binlog does not show it)"
         return CdcTable(
             table,
             initial.plan,
@@ -558,6 +571,7 @@ def plan_cdc_table(
         schema_changes=schema_changes,
         not_null_check=tightened if not plan.transform else [],  # a transform may write NULL itself
         rename=pending,
+        cascades=(cdc_cascades.cascades_in(conn, database, table) if cascades is None else cascades).get(table, []),
         versions=versions,
         versions_changed=bool(created),
         fill=(filling[0], column_versions.fill_plan(full_plan, filling[0])) if filling else None,
@@ -654,6 +668,7 @@ def plan_tables(
         rotation = cdc.rotation(scope) if len(names) > 1 else None  # one table: nothing to take turns with
     order = cdc_budget.rotate(names, rotation)
     out = Planned(names, [], {}, set(), order=order, rotation=rotation)
+    cascades = cdc_cascades.cascades_in(conn, database) if names else {}
     for i, t in enumerate(order):
         if not budget.may_plan():
             out.deferred = order[i:]
@@ -665,7 +680,7 @@ def plan_tables(
         budget.planned += 1
         meter.focus(t, "plan")
         try:
-            args = (request, target_columns, options, files, cdc, scope)
+            args = (request, target_columns, options, files, cdc, scope, cascades)
             out.planned.append(plan_cdc_table(conn, services, database, t, *args))
         except StopTableError as e:
             cdc.stop(scope.key(t), e.reason)
@@ -1055,6 +1070,8 @@ def read_and_send(
     budget = budget or cdc_budget.WindowBudget(services.deadline)
     tables = [p for p in tables if p.spec is not None]
     specs = {p.label: p.spec for p in tables if p.spec is not None}
+    children = {c.label: c for c in _cascading(tables, services.endpoints.mysql_settings().dbname)}
+    specs, unread = cdc_cascades.watch(specs, list(children.values()))
     started = time.time()
     # the connection the window's batches are PUT on, opened while the window is read (a login is round trips)
     early = services.connections.snowflake_early() if tables else None
@@ -1118,6 +1135,17 @@ def read_and_send(
                 services.state.set_table_status(rid, p.table, "failed", reason=reason)
                 services.state.release_lease(p.key, rid, 0)
                 summary[label] = {"status": "failed", "reason": reason}
+                continue
+            cascaded = unread.get(label) or (
+                cdc_cascades.changed_by_cascade(children[label], specs, window) if label in children else None
+            )
+            if cascaded is not None:
+                if label not in unread:  # its rows changed outside the binlog: copied again by its next run
+                    cdc.require_copy(p.key, cascaded)
+                logger.warning(cascaded, extra={"run_id": rid, "table": p.table})
+                services.state.set_table_status(rid, p.table, "declined", reason=cascaded)
+                services.state.release_lease(p.key, rid, 0)
+                summary[label] = {"status": "declined", "reason": cascaded}
                 continue
             if p.rename is not None and label not in window.renamed and window.reached_end:
                 # no statement renamed it: a drop and an add. The window was read for a rename (the column's
@@ -1189,6 +1217,26 @@ def read_and_send(
         for mysql in sources.values():
             mysql.close()
     return summary
+
+
+def _cascading(tables: list[CdcTable], default_database: str) -> list[cdc_cascades.Child]:
+    """The window's tables with foreign keys that cascade (``cascades.py``), each parent by its label in the
+    window: its name, or its database and name for a table of one of several databases; a parent in
+    another database than a table of the source secret's is no label of the window."""
+    out = []
+    for p in tables:
+        if not p.cascades or p.spec is None:
+            continue
+        database = p.plan.source_database or default_database
+        parents = []
+        for c in p.cascades:
+            if p.plan.source_database is not None:
+                parent = json.dumps([c.parent_database, c.parent])
+            else:
+                parent = c.parent if c.parent_database == database else json.dumps([c.parent_database, c.parent])
+            parents.append((c, parent))
+        out.append(cdc_cascades.Child(p.label, p.table, p.spec.start, parents))
+    return out
 
 
 @dataclass
@@ -1523,6 +1571,7 @@ def resume_table(run_id: str, table: str, t: TableItem, services: Services) -> d
                 facts = binlog.column_facts(conn, database, table)
                 salt = services.endpoints.mysql_settings().mask_salt
                 options_ = image_options(conn, database, plan, facts, services.settings.transform_modules, salt)
+                cascades = cdc_cascades.cascades_in(conn, database, table).get(table, [])
                 stop_at = binlog.current_position(conn)
             finally:
                 conn.close()
@@ -1552,6 +1601,7 @@ def resume_table(run_id: str, table: str, t: TableItem, services: Services) -> d
                 pending = (renaming[0], renaming[1], old_target, new_target)
         spec = _spec(position, plan, options_, facts, stored, renames)
         resumed = CdcTable(table, plan, key, position=position, spec=spec, options=options_, rename=pending)
+        resumed.cascades = cascades
         result: dict[str, Any] = read_and_send(run_id, [resumed], stop_at, services, cdc)[resumed.label]
         return result
     return send_window(run_id, table, services)
