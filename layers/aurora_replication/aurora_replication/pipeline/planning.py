@@ -10,6 +10,7 @@ from here (this module sits below both).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
 import time
@@ -163,6 +164,8 @@ def plan_table(
     requested = modes.requested(request.mode)
     if high_key and stored is not None and requested.may_read_window:
         shrunk = _shrunk(table, target_columns.entry(table), key_high)
+    if shrunk is None and stored is not None and requested.may_read_window:
+        shrunk = _watermark_fell(plan, stored, hi)
     mode, why = modes.choose(
         request.mode,
         table,
@@ -384,6 +387,56 @@ def _shrunk(table: str, entry: CatalogNote, key_high: str | None) -> str | None:
         f"its largest key in MySQL fell from {before} (read by run {entry.get('last_run', '?')}) to {now}: the "
         "table was truncated or its newest rows deleted, which no watermark shows, so the target holds rows "
         "MySQL no longer has"
+    )
+
+
+def _watermark_value(kind: str, text: str) -> Any:
+    """A watermark's text as a value of its column's ``kind`` that orders as MySQL does; ValueError when
+    the text is not one (a zero date, or a watermark stored from another column)."""
+    if kind == typemap.INTEGER:
+        return int(text)
+    if kind == typemap.DATE:
+        return dt.date.fromisoformat(text[:10]) if len(text) == 10 else dt.datetime.fromisoformat(text).date()
+    return dt.datetime.fromisoformat(text)
+
+
+def _watermark_fell(plan: TablePlan, stored: str, hi: str | None) -> str | None:
+    """Why the table's rows cannot be followed incrementally any more, when its largest watermark now
+    (``hi``, read while planning) is below the watermark the last published run committed (``stored``, its
+    largest then), or the table holds no watermark at all: the rows that held the newest watermarks were
+    deleted (a TRUNCATE, the table dropped and created again with older rows, a table renamed away and
+    another given its name), or their watermark was set back. No window above ``stored`` reads any of it,
+    so an incremental run would report OK over a target that still holds what MySQL no longer has. A stored
+    value that is not a value of the column (the watermark column changed since) says the same: the window
+    it would open is not this column's."""
+    assert plan.watermark is not None
+    kind = plan.column(plan.watermark).kind
+    if kind != typemap.INTEGER and typemap.is_zero_date(stored):
+        return None  # every watermark was a zero date: nothing to compare with
+    if hi is None:
+        return (
+            f"its watermark column {plan.watermark!r} holds no value in MySQL now, where the last published run "
+            f"read {stored!r}: the table was emptied or its rows replaced, which no watermark shows, so the "
+            "target holds rows MySQL no longer has"
+        )
+    try:
+        before = _watermark_value(kind, stored)
+    except ValueError:
+        return (
+            f"the stored watermark {stored!r} is not a value of its watermark column {plan.watermark!r} "
+            "(the watermark column changed since the last published run), so no window from it is this column's"
+        )
+    try:
+        now = _watermark_value(kind, hi)
+    except ValueError:
+        return None  # a zero date as the largest value: nothing to compare it with
+    if now >= before:
+        return None
+    return (
+        f"its largest watermark {plan.watermark!r} in MySQL fell from {stored} (committed by the last "
+        f"published run) to {hi}: the rows with the newest watermarks were deleted or their watermark set "
+        "back (the table truncated, or dropped or renamed and created again with older rows), which no window "
+        "above the stored watermark reads, so the target holds rows MySQL no longer has"
     )
 
 

@@ -90,7 +90,8 @@ class RequestedMode:
     @property
     def may_read_window(self) -> bool:
         """Whether a table of the request may be copied as a window of the rows changed since its watermark
-        (then its largest key is compared with the last run's, where a TRUNCATE shows as a fall)."""
+        (then its largest key and largest watermark are compared with the last run's, where a TRUNCATE, or the
+        table replaced by one with older rows, shows as a fall)."""
         return False
 
     @property
