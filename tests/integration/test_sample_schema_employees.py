@@ -18,6 +18,7 @@ import pytest
 
 from aurora_replication.errors import BadInputError
 from compare import assert_same
+from sql_script import statements
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "employees"
 TABLES = ["departments", "dept_emp", "dept_manager", "employees", "salaries", "titles"]
@@ -46,19 +47,6 @@ CHANGES = [
     "INSERT INTO salaries VALUES (500000, 61000, '2003-01-01', '9999-01-01')",
     "UPDATE employees SET gender = 'F', last_name = 'Facello-Simmel' WHERE emp_no = 10001",  # the ENUM
 ]
-
-
-def statements(text: str) -> list[str]:
-    """The statements of a fixture file: no DELIMITER, each ends a line with ``;``."""
-    out, buf = [], []
-    for line in text.splitlines():
-        if not buf and (not line.strip() or line.lstrip().startswith("--")):
-            continue
-        buf.append(line)
-        if line.rstrip().endswith(";"):
-            out.append("\n".join(buf).rstrip()[:-1])
-            buf = []
-    return out
 
 
 def load_employees(env) -> None:

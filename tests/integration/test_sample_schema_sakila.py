@@ -9,13 +9,13 @@ compared with MySQL value by value after each run.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from aurora_replication.errors import BadInputError
 from compare import assert_same
+from sql_script import statements
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sakila"
 TABLES = [
@@ -79,26 +79,6 @@ CHANGES = [
     "UPDATE country SET country = 'Türkiye' WHERE country = 'Turkey'",
     "UPDATE inventory SET store_id = 2 WHERE inventory_id = 1",
 ]
-
-
-def statements(text: str) -> list[str]:
-    """The statements of a script with DELIMITER lines, as the mysql client splits them."""
-    out: list[str] = []
-    buf: list[str] = []
-    delimiter = ";"
-    for line in text.splitlines():
-        s = line.strip()
-        if not buf and (not s or s.startswith("--")):
-            continue
-        m = re.match(r"(?i)^DELIMITER\s+(\S+)$", s)
-        if m and not buf:
-            delimiter = m.group(1)
-            continue
-        buf.append(line)
-        if s.endswith(delimiter):
-            out.append("\n".join(buf).rstrip()[: -len(delimiter)])
-            buf = []
-    return out
 
 
 def load_sakila(env) -> None:
