@@ -6,6 +6,7 @@ the reason and the fix (``incremental``)."""
 from __future__ import annotations
 
 import pytest
+from test_target_drift import _snowflake
 
 from aurora_replication.errors import BadInputError
 from compare import assert_same
@@ -25,16 +26,6 @@ def _seed(env, name: str = "n", start: str = "2024-01-01", version: int = 0) -> 
         f"INSERT INTO acct (id, balance, name, version, updated_at) SELECT seq, seq * 1.5, CONCAT('{name}', seq), "
         f"{version} + seq, '{start}' + INTERVAL seq SECOND FROM seq_1_to_{ROWS}",
     )
-
-
-def _sf(env, *statements: str) -> None:
-    sf = env.snowflake()
-    try:
-        cur = sf.cursor()
-        for s in statements:
-            cur.execute(s)
-    finally:
-        sf.close()
 
 
 def _run(stack, mode: str = "auto", **extra):
@@ -110,7 +101,7 @@ def test_a_target_column_dropped_in_snowflake_is_added_again_and_filled(env):
     _seed(env)
     stack = env.start_stack(NO_AUDIT)
     assert _run(stack, "full").ok
-    _sf(env, 'ALTER TABLE "ACCT" DROP COLUMN "NAME"')
+    _snowflake(env, 'ALTER TABLE "ACCT" DROP COLUMN "NAME"')
     env.sql("UPDATE acct SET balance = 0 WHERE id = 5")
     outcome = _run(stack)
     t = outcome.run["table_states"]["acct"]

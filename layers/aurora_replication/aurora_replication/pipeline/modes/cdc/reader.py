@@ -118,12 +118,15 @@ class CdcTable:
     def label(self) -> str:
         """The table's key in the window (``binlog.read_window``): its name, or its database and name when it
         is one of several databases' (two databases may have tables of one name)."""
-        if self.plan.source_database is None:
-            return self.table
-        return json.dumps([self.plan.source_database, self.table])
+        return window_label(self.plan.source_database, self.table)
 
     def run(self, default: str) -> str:
         return self.run_id or default
+
+
+def window_label(database: str | None, table: str) -> str:
+    """A table's key in the window: its name (None: the source secret's database), else its database and name."""
+    return table if database is None else json.dumps([database, table])
 
 
 def locate(services: Services, plan: TablePlan) -> None:
@@ -1230,11 +1233,8 @@ def _cascading(tables: list[CdcTable], default_database: str) -> list[cdc_cascad
         database = p.plan.source_database or default_database
         parents = []
         for c in p.cascades:
-            if p.plan.source_database is not None:
-                parent = json.dumps([c.parent_database, c.parent])
-            else:
-                parent = c.parent if c.parent_database == database else json.dumps([c.parent_database, c.parent])
-            parents.append((c, parent))
+            same = p.plan.source_database is None and c.parent_database == database
+            parents.append((c, window_label(None if same else c.parent_database, c.parent)))
         out.append(cdc_cascades.Child(p.label, p.table, p.spec.start, parents))
     return out
 
